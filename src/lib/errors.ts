@@ -1,0 +1,34 @@
+/**
+ * Every failure a user can hit is an MtuneError: one line that names the problem and the
+ * fix, and an exit code from the documented table below (README.md, "Exit codes").
+ */
+export const ExitCode = {
+  ok: 0,
+  failure: 1, // unexpected; a bug or an unclassified error
+  usage: 2, // bad input: malformed URL, bad size, existing destination without --force
+  remote: 3, // the server said no: 404/410/auth, retries exhausted without progress
+  integrity: 4, // digest mismatch, or the file kept changing on the server
+  localDisk: 5, // not enough space, disk full, destination not writable
+  interrupted: 130, // Ctrl-C (SIGINT); SIGTERM exits 143
+} as const
+
+export type ExitCodeValue = (typeof ExitCode)[keyof typeof ExitCode]
+
+export class MtuneError extends Error {
+  readonly exitCode: number
+  readonly code: string
+
+  constructor(code: string, message: string, exitCode: number, options?: {cause?: unknown}) {
+    super(message, options)
+    this.name = 'MtuneError'
+    this.code = code
+    this.exitCode = exitCode
+  }
+}
+
+export const usageError = (code: string, message: string) => new MtuneError(code, message, ExitCode.usage)
+
+export function errorMessage(error: unknown): string {
+  if (error instanceof Error) return error.message
+  return String(error)
+}

@@ -1,0 +1,77 @@
+/** Facts about HTTP range responses (RFC 9110 §14), kept free of I/O so they are easy to test. */
+
+export interface ContentRange {
+  start: number
+  /** Inclusive, as on the wire. */
+  end: number
+  /** Undefined when the server sent `*`. */
+  total?: number
+}
+
+export function parseContentRange(header: string | undefined): ContentRange | undefined {
+  if (!header) return undefined
+  const match = /^\s*bytes\s+(\d+)-(\d+)\/(\d+|\*)\s*$/i.exec(header)
+  if (!match) return undefined
+  const start = Number(match[1])
+  const end = Number(match[2])
+  if (end < start) return undefined
+  return {start, end, total: match[3] === '*' ? undefined : Number(match[3])}
+}
+
+/** Total size from `Content-Range: bytes *\/len`, sent with 416. */
+export function unsatisfiedLength(header: string | undefined): number | undefined {
+  const match = header ? /^\s*bytes\s+\*\/(\d+)\s*$/i.exec(header) : null
+  return match ? Number(match[1]) : undefined
+}
+
+export function rangeHeader(start: number, endExclusive?: number): string {
+  return endExclusive === undefined ? `bytes=${start}-` : `bytes=${start}-${endExclusive - 1}`
+}
+
+export const isWeakEtag = (etag: string | undefined): boolean => Boolean(etag && /^W\//.test(etag))
+
+/**
+ * The validator for If-Range: a strong ETag, else Last-Modified. Weak ETags must not be used
+ * (RFC 9110 §13.1.5); without either, a changed file can only be caught by its size.
+ */
+export function ifRangeValidator(identity: {etag?: string; lastModified?: string}): string | undefined {
+  if (identity.etag && !isWeakEtag(identity.etag)) return identity.etag
+  return identity.lastModified
+}
+
+/** The file name a server suggests, from Content-Disposition (filename* wins over filename). */
+export function dispositionFilename(header: string | undefined): string | undefined {
+  if (!header) return undefined
+  const star = /filename\*\s*=\s*([^']*)'[^']*'([^;]+)/i.exec(header)
+  if (star) {
+    try {
+      return decodeURIComponent(star[2].trim().replace(/^"|"$/g, ''))
+    } catch {
+      // fall through to the plain parameter
+    }
+  }
+  const plain = /filename\s*=\s*("((?:[^"\\]|\\.)*)"|[^;]+)/i.exec(header)
+  if (!plain) return undefined
+  return (plain[2] !== undefined ? plain[2].replace(/\\(.)/g, '$1') : plain[1]).trim()
+}
+
+/** The last path segment of a URL, decoded: the name `curl -O` would use. */
+export function urlFilename(url: URL): string | undefined {
+  const last = url.pathname.split('/').filter(Boolean).pop()
+  if (!last) return undefined
+  try {
+    return decodeURIComponent(last)
+  } catch {
+    return last
+  }
+}
+
+/** A server-suggested name made safe to create in a directory, or undefined if nothing is left. */
+export function safeFilename(name: string | undefined): string | undefined {
+  if (!name) return undefined
+  const base = name.split(/[/\\]/).pop() ?? ''
+  // eslint-disable-next-line no-control-regex
+  const cleaned = base.replace(/[\u0000-\u001f\u007f]/g, '').trim()
+  if (!cleaned || cleaned === '.' || cleaned === '..' || Buffer.byteLength(cleaned) > 255) return undefined
+  return cleaned
+}

@@ -1,0 +1,71 @@
+import {request, type Dispatcher} from 'undici'
+import {dispositionFilename, parseContentRange, unsatisfiedLength} from './http-range.js'
+import {TransferError, classifyStatus, describeStatus, parseRetryAfter} from './retry-policy.js'
+import {USER_AGENT, flattenHeaders, get, type Response} from './request.js'
+
+export interface RemoteFile {
+  /** The URL as given. */
+  url: string
+  /** Where it lives after redirects; later ranged requests go straight there. */
+  finalUrl: string
+  size?: number
+  etag?: string
+  lastModified?: string
+  /** The server honoured our Range request with a 206. */
+  ranges: boolean
+  filename?: string
+}
+
+export interface Probe {
+  file: RemoteFile
+  /** The body of the probe request, from byte 0: the first connection keeps reading it. */
+  response?: Response
+}
+
+/**
+ * Learns size, validators and range support from a first ranged GET (`bytes=0-`), whose body
+ * is not wasted: the caller continues reading it as the first segment. HEAD is only asked when
+ * the ranged answer does not tell the total size.
+ */
+export async function probe(dispatcher: Dispatcher, url: string, headers: Record<string, string>, signal?: AbortSignal): Promise<Probe> {
+  const response = await get(dispatcher, url, {...headers, range: 'bytes=0-', 'accept-encoding': 'identity'}, signal)
+  const h = response.headers
+  const base = {url, finalUrl: response.url, etag: h.etag, lastModified: h['last-modified'], filename: dispositionFilename(h['content-disposition'])}
+
+  if (response.status === 206) {
+    const range = parseContentRange(h['content-range'])
+    if (!range || range.start !== 0) {
+      await response.body.dump().catch(() => {})
+      throw new TransferError('bad-response', `the server answered a range request with a bad Content-Range (${h['content-range'] ?? 'none'})`)
+    }
+    const size = range.total ?? (await headSize(dispatcher, response.url, headers, signal))
+    return {file: {...base, size, ranges: size !== undefined}, response}
+  }
+  if (response.status === 200) {
+    const length = h['content-length'] && !h['content-encoding'] ? Number(h['content-length']) : undefined
+    return {file: {...base, size: length, ranges: false}, response}
+  }
+  if (response.status === 416) {
+    // Only an empty file makes `bytes=0-` unsatisfiable.
+    await response.body.dump().catch(() => {})
+    const size = unsatisfiedLength(h['content-range'])
+    if (size === 0) return {file: {...base, size: 0, ranges: true}}
+  } else {
+    await response.body.dump().catch(() => {})
+  }
+  throw new TransferError(classifyStatus(response.status), `${describeStatus(response.status)} from ${new URL(response.url).host}`, {
+    status: response.status,
+    retryAfterMs: parseRetryAfter(h['retry-after']),
+  })
+}
+
+async function headSize(dispatcher: Dispatcher, url: string, headers: Record<string, string>, signal?: AbortSignal): Promise<number | undefined> {
+  try {
+    const res = await request(url, {method: 'HEAD', headers: {'user-agent': USER_AGENT, ...headers}, dispatcher, signal})
+    await res.body.dump().catch(() => {})
+    const length = flattenHeaders(res.headers)['content-length']
+    return res.statusCode === 200 && length ? Number(length) : undefined
+  } catch {
+    return undefined
+  }
+}

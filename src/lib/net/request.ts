@@ -1,0 +1,77 @@
+import {request, type Dispatcher} from 'undici'
+import {TransferError, classifyNetworkError} from './retry-policy.js'
+
+export const USER_AGENT = 'mtune/0.1 (+https://github.com/mtune)'
+
+export type Headers = Record<string, string>
+
+export interface Response {
+  status: number
+  headers: Record<string, string | undefined>
+  body: Dispatcher.ResponseData['body']
+  /** The URL that answered, after redirects. */
+  url: string
+}
+
+const REDIRECTS = new Set([301, 302, 303, 307, 308])
+const MAX_REDIRECTS = 10
+
+/**
+ * A GET that follows redirects under mtune's policy: credentials never follow a redirect to
+ * another origin, and https never drops to http.
+ */
+export async function get(
+  dispatcher: Dispatcher,
+  url: string,
+  headers: Headers,
+  signal?: AbortSignal,
+): Promise<Response> {
+  let current = new URL(url)
+  let sent = {...headers}
+  for (let hop = 0; ; hop++) {
+    let res: Dispatcher.ResponseData
+    try {
+      res = await request(current, {method: 'GET', headers: {'user-agent': USER_AGENT, ...sent}, signal, dispatcher})
+    } catch (error) {
+      if (signal?.aborted) throw error
+      throw classifyNetworkError(error)
+    }
+    const flat = flattenHeaders(res.headers)
+    const location = flat.location
+    if (!REDIRECTS.has(res.statusCode) || !location) {
+      return {status: res.statusCode, headers: flat, body: res.body, url: current.href}
+    }
+    await res.body.dump().catch(() => {})
+    if (hop >= MAX_REDIRECTS) throw new TransferError('fatal', `too many redirects (more than ${MAX_REDIRECTS}) from ${url}`)
+    const next = new URL(location, current)
+    if (current.protocol === 'https:' && next.protocol !== 'https:') {
+      throw new TransferError('fatal', `refusing redirect from https to ${next.protocol.replace(':', '')} (${redact(next)})`)
+    }
+    if (next.origin !== current.origin) sent = withoutCredentials(sent)
+    current = next
+  }
+}
+
+function withoutCredentials(headers: Headers): Headers {
+  const out: Headers = {}
+  for (const [name, value] of Object.entries(headers)) {
+    if (!['authorization', 'cookie', 'proxy-authorization'].includes(name.toLowerCase())) out[name] = value
+  }
+  return out
+}
+
+export function flattenHeaders(headers: Record<string, string | string[] | undefined>): Record<string, string | undefined> {
+  const out: Record<string, string | undefined> = {}
+  for (const [name, value] of Object.entries(headers)) out[name.toLowerCase()] = Array.isArray(value) ? value.join(', ') : value
+  return out
+}
+
+/** A URL fit for messages: no user info, no query (signed URLs carry secrets there). */
+export function redact(url: URL | string): string {
+  const u = new URL(String(url))
+  u.username = ''
+  u.password = ''
+  const query = u.search ? '?…' : ''
+  u.search = ''
+  return u.href + query
+}

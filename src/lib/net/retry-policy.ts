@@ -1,0 +1,109 @@
+/**
+ * What to do after a failed request. Transient failures are retried for as long as the
+ * download as a whole makes progress; fatal ones stop at once; throttling also tells the
+ * connection controller to back off.
+ */
+export type FailureKind =
+  | 'transient' // reset, truncated body, timeout, 5xx: try again after a backoff
+  | 'throttle' // 429/503: try again later, with fewer connections
+  | 'fatal' // 404, 410, auth: no point in asking again
+  | 'changed' // the file is not the one we started with
+  | 'bad-response' // e.g. a Content-Range that does not match the range asked for
+
+export class TransferError extends Error {
+  constructor(
+    readonly kind: FailureKind,
+    message: string,
+    readonly details: {status?: number; retryAfterMs?: number; cause?: unknown} = {},
+  ) {
+    super(message, {cause: details.cause})
+    this.name = 'TransferError'
+  }
+
+  get status(): number | undefined {
+    return this.details.status
+  }
+
+  get retryAfterMs(): number | undefined {
+    return this.details.retryAfterMs
+  }
+}
+
+export function classifyStatus(status: number): FailureKind {
+  if (status === 429 || status === 503) return 'throttle'
+  if (status === 408 || status >= 500) return 'transient'
+  return 'fatal'
+}
+
+export function describeStatus(status: number): string {
+  const names: Record<number, string> = {
+    401: 'authentication required (401): give a token or check the one given',
+    403: 'access denied (403): check the token, or that the link has not expired',
+    404: 'not found (404): check the URL',
+    410: 'gone (410): the file was removed from the server',
+    416: 'range not satisfiable (416): the file on the server is smaller than before',
+    429: 'rate limited (429)',
+    503: 'service unavailable (503)',
+  }
+  return names[status] ?? `HTTP ${status}`
+}
+
+/** Retry-After as a delay in ms: delta-seconds or an HTTP date (RFC 9110 §10.2.3). */
+export function parseRetryAfter(value: string | undefined, now = Date.now()): number | undefined {
+  if (!value) return undefined
+  const trimmed = value.trim()
+  if (/^\d+$/.test(trimmed)) return Number(trimmed) * 1000
+  const date = Date.parse(trimmed)
+  if (Number.isNaN(date)) return undefined
+  return Math.max(0, date - now)
+}
+
+export interface BackoffOptions {
+  baseMs: number
+  capMs: number
+}
+
+export const defaultBackoff: BackoffOptions = {baseMs: 250, capMs: 30_000}
+
+/**
+ * Exponential backoff with "equal jitter": half the step is fixed, half random, so that many
+ * connections failing together do not come back together. A server's Retry-After wins when longer.
+ */
+export function backoffDelay(attempt: number, random: () => number, options = defaultBackoff, retryAfterMs?: number): number {
+  const step = Math.min(options.capMs, options.baseMs * 2 ** Math.max(0, attempt - 1))
+  const delay = step / 2 + random() * (step / 2)
+  return retryAfterMs === undefined ? delay : Math.max(delay, retryAfterMs)
+}
+
+const TRANSIENT_CODES = new Set([
+  'ECONNRESET',
+  'ECONNREFUSED',
+  'EPIPE',
+  'ETIMEDOUT',
+  'EAI_AGAIN',
+  'ENETUNREACH',
+  'EHOSTUNREACH',
+  'UND_ERR_SOCKET',
+  'UND_ERR_CONNECT_TIMEOUT',
+  'UND_ERR_HEADERS_TIMEOUT',
+  'UND_ERR_BODY_TIMEOUT',
+  'UND_ERR_CLOSED',
+  'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH',
+  'UND_ERR_RES_CONTENT_LENGTH_MISMATCH',
+])
+
+/** Network-level errors (no HTTP status) as a TransferError. */
+export function classifyNetworkError(error: unknown): TransferError {
+  if (error instanceof TransferError) return error
+  const code = (error as {code?: string})?.code
+  const message = (error as Error)?.message ?? String(error)
+  if (code === 'ENOTFOUND') return new TransferError('fatal', `host not found: ${message}`, {cause: error})
+  if (code && /^ERR_TLS|CERT|SSL/.test(code)) {
+    return new TransferError('fatal', `TLS verification failed (${code}): the server's certificate is not trusted`, {cause: error})
+  }
+  if (code === 'UND_ERR_BODY_TIMEOUT' || code === 'UND_ERR_HEADERS_TIMEOUT') {
+    return new TransferError('transient', 'stalled: no data within the stall timeout', {cause: error})
+  }
+  if (code && TRANSIENT_CODES.has(code)) return new TransferError('transient', `${code}: ${message}`, {cause: error})
+  return new TransferError('transient', message, {cause: error})
+}

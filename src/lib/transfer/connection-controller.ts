@@ -1,0 +1,66 @@
+/**
+ * How many connections to run. Grows while total throughput grows (a server that caps each
+ * connection is served best by many), stops at the plateau, halves on 429/503 and waits before
+ * growing again. Pure: the engine feeds it samples and asks for the target.
+ */
+export interface ControllerOptions {
+  initial: number
+  max: number
+  /** Time for new connections to reach speed before their effect is judged. */
+  settleMs?: number
+  /** How long to hold off growing after the server said "too many". */
+  throttleHoldMs?: number
+}
+
+export class ConnectionController {
+  target: number
+  private readonly max: number
+  private readonly settleMs: number
+  private readonly throttleHoldMs: number
+  private changedAt = 0
+  private before?: number
+  private holdUntil = 0
+  private plateauAt?: number
+
+  constructor(options: ControllerOptions, now: number) {
+    this.max = Math.max(1, options.max)
+    this.target = Math.min(this.max, Math.max(1, options.initial))
+    this.settleMs = options.settleMs ?? 600
+    this.throttleHoldMs = options.throttleHoldMs ?? 30_000
+    this.changedAt = now
+  }
+
+  /**
+   * @param throughput bytes/s over the last settle window
+   * @param room whether more connections would have anything to fetch
+   */
+  sample(now: number, throughput: number, room: boolean): number {
+    if (now - this.changedAt < this.settleMs || now < this.holdUntil || throughput <= 0) return this.target
+    if (this.plateauAt !== undefined && now - this.plateauAt < 20_000) return this.target
+    if (this.before !== undefined && throughput < this.before * 1.05) {
+      // The last step bought nothing: the path, not the connection count, is the limit now.
+      this.plateauAt = now
+      this.before = undefined
+      return this.target
+    }
+    if (!room || this.target >= this.max) return this.target
+    const gain = this.before === undefined ? 2 : throughput / this.before
+    // Double while scaling is near-linear, then creep.
+    const step = gain >= 1.5 ? this.target : Math.max(2, Math.ceil(this.target / 4))
+    this.before = throughput
+    this.plateauAt = undefined
+    this.target = Math.min(this.max, this.target + step)
+    this.changedAt = now
+    return this.target
+  }
+
+  /** 429/503: halve, and do not grow again for a while. */
+  throttled(now: number, running: number): number {
+    if (now < this.holdUntil && this.target <= Math.max(1, Math.floor(running / 2))) return this.target
+    this.target = Math.max(1, Math.floor(Math.min(this.target, running) / 2))
+    this.holdUntil = now + this.throttleHoldMs
+    this.before = undefined
+    this.changedAt = now
+    return this.target
+  }
+}

@@ -1,0 +1,168 @@
+import {request, type Dispatcher} from 'undici'
+import {parseContentRange, rangeHeader} from '../net/http-range.js'
+import {USER_AGENT, flattenHeaders, type Response} from '../net/request.js'
+import {TransferError, classifyNetworkError, classifyStatus, describeStatus, parseRetryAfter} from '../net/retry-policy.js'
+import type {Journal} from './journal.js'
+import {Meter} from './meter.js'
+import type {PartFile} from './part-file.js'
+import type {Segment, SegmentManager} from './segment-manager.js'
+import {validatorOf, type Source} from './source-pool.js'
+import type {TokenBucket} from './token-bucket.js'
+
+/** Coalesce small network reads into fewer, larger positional writes. */
+const FLUSH_BYTES = 256 * 1024
+
+export interface ConnectionContext {
+  dispatcher: Dispatcher
+  headers: Record<string, string>
+  /** Undefined while the size is unknown (single stream). */
+  size?: number
+  part: PartFile
+  journal: Journal
+  segments: SegmentManager
+  limiter?: TokenBucket
+  /** Bytes that reached the part file. */
+  onWritten(bytes: number): void
+  /** Bytes that came off the network, wanted or not. */
+  onReceived(bytes: number): void
+}
+
+export type StopReason = 'replaced' | 'stopped'
+
+/** One HTTP request fetching one segment from one source. */
+export class Connection {
+  readonly meter = new Meter(5_000)
+  readonly abort = new AbortController()
+  readonly startedAt = performance.now()
+  firstByteAt?: number
+  stopReason?: StopReason
+
+  constructor(readonly segment: Segment, readonly source: Source) {}
+
+  stop(reason: StopReason): void {
+    this.stopReason ??= reason
+    this.abort.abort(new Error(reason))
+  }
+
+  /**
+   * Fetch the segment, writing as data arrives, until its end (which may shrink while we run,
+   * when another connection steals half of it). `adopted` is the probe's response, whose body
+   * starts at byte 0.
+   */
+  async run(ctx: ConnectionContext, adopted?: Response): Promise<void> {
+    const seg = this.segment
+    const requestedEnd = seg.end
+    const body = adopted ? adopted.body : await this.open(ctx, requestedEnd)
+    let chunks: Buffer[] = []
+    let buffered = 0
+
+    const flush = async () => {
+      const writable = Math.min(buffered, seg.end - seg.pos)
+      if (writable > 0) {
+        const data = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, buffered)
+        seg.inflight = writable
+        try {
+          await ctx.part.write(data, writable, seg.pos)
+        } finally {
+          seg.inflight = 0
+        }
+        ctx.journal.recordWritten(seg.pos, seg.pos + writable)
+        ctx.segments.advance(seg, writable)
+        ctx.onWritten(writable)
+      }
+      chunks = []
+      buffered = 0
+    }
+
+    try {
+      for await (const chunk of body as AsyncIterable<Buffer>) {
+        this.firstByteAt ??= performance.now()
+        this.meter.add(chunk.length)
+        ctx.onReceived(chunk.length)
+        if (ctx.limiter) await ctx.limiter.take(chunk.length, this.abort.signal)
+        chunks.push(chunk)
+        buffered += chunk.length
+        if (buffered >= FLUSH_BYTES || seg.pos + buffered >= seg.end) await flush()
+        if (seg.pos >= seg.end) break
+      }
+      await flush()
+    } catch (error) {
+      // Keep what arrived intact before reporting the failure: it will not be fetched again.
+      await flush().catch(() => {})
+      if (this.stopReason) return
+      throw isDiskError(error) ? error : classifyNetworkError(error)
+    } finally {
+      body.destroy()
+    }
+    if (this.stopReason) return
+    if (ctx.size === undefined && seg.end === Number.MAX_SAFE_INTEGER) {
+      // Unknown size: the stream's end is the file's end.
+      seg.end = seg.pos
+      return
+    }
+    if (seg.pos < seg.end) {
+      throw new TransferError('transient', `connection closed early: got ${seg.pos - seg.start} of ${requestedEnd - seg.start} bytes`)
+    }
+  }
+
+  private async open(ctx: ConnectionContext, requestedEnd: number): Promise<Response['body']> {
+    const seg = this.segment
+    const validator = validatorOf(this.source)
+    const headers: Record<string, string> = {
+      'user-agent': USER_AGENT,
+      ...ctx.headers,
+      'accept-encoding': 'identity',
+      range: rangeHeader(seg.pos, requestedEnd),
+    }
+    if (validator) headers['if-range'] = validator
+    let res: Dispatcher.ResponseData
+    try {
+      res = await request(this.source.target, {method: 'GET', headers, dispatcher: ctx.dispatcher, signal: this.abort.signal})
+    } catch (error) {
+      if (this.stopReason) throw new StoppedError()
+      throw classifyNetworkError(error)
+    }
+    const h = flattenHeaders(res.headers)
+    const reject = async (error: TransferError) => {
+      await res.body.dump().catch(() => {})
+      return error
+    }
+    if (res.statusCode === 206) {
+      const range = parseContentRange(h['content-range'])
+      if (!range || range.start !== seg.pos || range.end !== requestedEnd - 1 || (range.total !== undefined && range.total !== ctx.size)) {
+        throw await reject(
+          new TransferError('bad-response', `Content-Range ${h['content-range'] ?? '(none)'} does not match the range asked for (bytes ${seg.pos}-${requestedEnd - 1}/${ctx.size})`),
+        )
+      }
+      if (this.source.etag && h.etag && h.etag !== this.source.etag) {
+        throw await reject(new TransferError('changed', `its ETag changed (${this.source.etag} -> ${h.etag})`))
+      }
+      return res.body
+    }
+    if (res.statusCode === 200) {
+      throw await reject(
+        validator
+          ? new TransferError('changed', 'the server sent the whole file to an If-Range request, so the file has changed')
+          : new TransferError('bad-response', 'the server ignored the Range header (200 instead of 206)'),
+      )
+    }
+    if (res.statusCode === 416) throw await reject(new TransferError('changed', 'the requested range no longer exists (416)', {status: 416}))
+    throw await reject(
+      new TransferError(classifyStatus(res.statusCode), `${describeStatus(res.statusCode)} from ${new URL(this.source.target).host}`, {
+        status: res.statusCode,
+        retryAfterMs: parseRetryAfter(h['retry-after']),
+      }),
+    )
+  }
+}
+
+export class StoppedError extends Error {
+  constructor() {
+    super('stopped')
+  }
+}
+
+export function isDiskError(error: unknown): boolean {
+  const code = (error as {code?: string})?.code
+  return code === 'ENOSPC' || code === 'EDQUOT' || code === 'EIO' || code === 'EROFS' || code === 'EFBIG'
+}

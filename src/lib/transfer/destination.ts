@@ -1,0 +1,78 @@
+import {createHash} from 'node:crypto'
+import {createReadStream} from 'node:fs'
+import {access, constants, stat, statfs} from 'node:fs/promises'
+import {dirname, join, resolve} from 'node:path'
+import {ExitCode, MtuneError} from '../errors.js'
+import {safeFilename, urlFilename} from '../net/http-range.js'
+import {formatBytes} from '../units.js'
+
+export interface Destination {
+  path: string
+  /** The temporary file, renamed to `path` only when complete and verified. */
+  partPath: string
+  journalPath: string
+}
+
+export const destinationFor = (path: string): Destination => ({path, partPath: `${path}.part`, journalPath: `${path}.part.journal`})
+
+/**
+ * -o may name a file or an existing directory; in a directory (or with no -o) the name comes
+ * from Content-Disposition, else from the URL.
+ */
+export async function resolveDestination(output: string | undefined, suggested: string | undefined, url: string): Promise<Destination> {
+  const target = resolve(output ?? '.')
+  const info = await stat(target).catch(() => undefined)
+  if (info?.isDirectory() || (output ?? '').endsWith('/')) {
+    const name = safeFilename(suggested) ?? safeFilename(urlFilename(new URL(url)))
+    if (!name) throw new MtuneError('no-filename', `cannot tell a file name from ${url}: give one with -o PATH`, ExitCode.usage)
+    return destinationFor(join(target, name))
+  }
+  return destinationFor(target)
+}
+
+/** The destination when -o names a file (not a directory): known before asking the server. */
+export async function fileDestination(output: string | undefined): Promise<Destination | undefined> {
+  if (!output || output.endsWith('/')) return undefined
+  const target = resolve(output)
+  const info = await stat(target).catch(() => undefined)
+  return info?.isDirectory() ? undefined : destinationFor(target)
+}
+
+export async function ensureWritableDirectory(dest: Destination): Promise<void> {
+  const dir = dirname(dest.path)
+  const info = await stat(dir).catch(() => undefined)
+  if (!info?.isDirectory()) {
+    throw new MtuneError('no-directory', `cannot write ${dest.path}: directory ${dir} does not exist; create it or choose another -o`, ExitCode.localDisk)
+  }
+  try {
+    await access(dir, constants.W_OK)
+  } catch {
+    throw new MtuneError('not-writable', `cannot write to ${dir}: permission denied; choose another -o or fix the directory's permissions`, ExitCode.localDisk)
+  }
+}
+
+export async function fileExists(path: string): Promise<boolean> {
+  return (await stat(path).catch(() => undefined))?.isFile() ?? false
+}
+
+export async function sha256File(path: string): Promise<string> {
+  const hash = createHash('sha256')
+  for await (const chunk of createReadStream(path, {highWaterMark: 4 * 1024 * 1024})) hash.update(chunk as Buffer)
+  return hash.digest('hex')
+}
+
+/** Refuse to start a pull that cannot fit: the bytes still missing against what statfs says is free. */
+export async function checkFreeSpace(dest: Destination, needed: number): Promise<void> {
+  const fs = await statfs(dirname(dest.path)).catch(() => undefined)
+  if (!fs) return
+  const free = fs.bavail * fs.bsize
+  // Keep a little headroom: the journal, and a filesystem that is 100% full helps nobody.
+  const headroom = 16 * 1024 * 1024
+  if (needed + headroom > free) {
+    throw new MtuneError(
+      'no-space',
+      `not enough space in ${dirname(dest.path)}: ${formatBytes(needed)} still needed, ${formatBytes(free)} free; free some space or choose another -o`,
+      ExitCode.localDisk,
+    )
+  }
+}

@@ -1,0 +1,690 @@
+import {rename, rm, stat} from 'node:fs/promises'
+import {setTimeout as sleep} from 'node:timers/promises'
+import type {Dispatcher} from 'undici'
+import {ExitCode, MtuneError, errorMessage} from '../errors.js'
+import {createDispatcher} from '../net/dispatcher.js'
+import {probe, type Probe} from '../net/probe.js'
+import {get, redact, type Response} from '../net/request.js'
+import {TransferError, backoffDelay, classifyNetworkError} from '../net/retry-policy.js'
+import {formatBytes} from '../units.js'
+import {ConnectionController} from './connection-controller.js'
+import {Connection, isDiskError, type ConnectionContext} from './connection.js'
+import {
+  checkFreeSpace,
+  ensureWritableDirectory,
+  fileDestination,
+  fileExists,
+  resolveDestination,
+  sha256File,
+  type Destination,
+} from './destination.js'
+import {Journal, currentBootId} from './journal.js'
+import {Meter} from './meter.js'
+import {checkMirror} from './mirror-check.js'
+import {openPartFile, type OpenPartFile, type PartFile} from './part-file.js'
+import {PrefixHasher} from './prefix-hasher.js'
+import {SegmentManager, remaining, type Segment} from './segment-manager.js'
+import {SourcePool, newSource, type Source} from './source-pool.js'
+import {TokenBucket} from './token-bucket.js'
+import {parseTarget, parseSha256} from './validate.js'
+
+export interface PullOptions {
+  url: string
+  mirrors?: string[]
+  /** A file, or an existing directory. */
+  output?: string
+  /** Connections to start with. */
+  connections?: number
+  maxConnections?: number
+  /** Smallest piece a range is split into. */
+  chunkSize?: number
+  sha256?: string
+  /** Bytes per second for the whole pull. */
+  limitRate?: number
+  force?: boolean
+  stallTimeoutMs?: number
+  /** Failed attempts in a row, with no byte of progress, before giving up. */
+  maxRetries?: number
+  headers?: Record<string, string>
+  signal?: AbortSignal
+  openPartFile?: OpenPartFile
+  random?: () => number
+}
+
+export interface Progress {
+  size?: number
+  done: number
+  rate: number
+  etaSeconds?: number
+  connections: number
+  elapsedMs: number
+}
+
+export interface PullEvents {
+  info?(message: string): void
+  warn?(message: string): void
+  progress?(progress: Progress): void
+}
+
+export interface PullResult {
+  url: string
+  path: string
+  size: number
+  sha256: string
+  /** The digest was checked against an expected one. */
+  verified: boolean
+  alreadyComplete: boolean
+  seconds: number
+  averageRate: number
+  /** Most connections open at once. */
+  connections: number
+  retries: number
+  /** Bytes received from the network, including any that were thrown away. */
+  bytesFetched: number
+  /** Bytes that were already on disk from an earlier, interrupted run. */
+  resumedBytes: number
+  mirrors: Array<{url: string; used: boolean; dropped?: string}>
+}
+
+/** The whole file must be fetched again: it changed on the server, or a stream without ranges broke. */
+class StartOver extends Error {
+  constructor(message: string, readonly changed: boolean) {
+    super(message)
+  }
+}
+class FileChanged extends StartOver {
+  constructor(message: string) {
+    super(message, true)
+  }
+}
+
+const DEFAULTS = {connections: 16, maxConnections: 64, chunkSize: 1024 * 1024, stallTimeoutMs: 30_000, maxRetries: 10}
+const TICK_MS = 200
+const CHECKPOINT_MS = 2_000
+const MAX_RESTARTS = 3
+
+export async function pull(options: PullOptions, events: PullEvents = {}): Promise<PullResult> {
+  const url = parseTarget(options.url, 'URL')
+  const mirrors = (options.mirrors ?? []).map((m) => parseTarget(m, '--mirror URL'))
+  const expected = options.sha256 === undefined ? undefined : parseSha256(options.sha256)
+  const dispatcher = createDispatcher({stallTimeoutMs: options.stallTimeoutMs ?? DEFAULTS.stallTimeoutMs})
+  const started = performance.now()
+  try {
+    const early = await fileDestination(options.output)
+    if (early) {
+      const done = await alreadyThere(early, expected, options.force, url, started)
+      if (done) return done
+    }
+    for (let restart = 0; ; restart++) {
+      const probed = await probeWithRetries(dispatcher, url, options, events)
+      const dest = early ?? (await resolveDestination(options.output, probed.file.filename, probed.file.finalUrl))
+      if (!early) {
+        const done = await alreadyThere(dest, expected, options.force, url, started)
+        if (done) {
+          await probed.response?.body.dump().catch(() => {})
+          return done
+        }
+      }
+      await ensureWritableDirectory(dest)
+      try {
+        return await new Transfer(options, events, dispatcher, dest, probed, expected, mirrors, started).run()
+      } catch (error) {
+        if (!(error instanceof StartOver)) throw error
+        if (error.changed && restart >= MAX_RESTARTS) {
+          throw new MtuneError('file-changing', `the file kept changing on the server (${error.message}); try again later`, ExitCode.integrity)
+        }
+        if (!error.changed && restart >= (options.maxRetries ?? DEFAULTS.maxRetries)) {
+          throw new MtuneError('retries', `giving up: ${error.message}`, ExitCode.remote)
+        }
+        events.warn?.(error.changed ? `the file changed on the server (${error.message}): starting over` : `${error.message}: starting over`)
+        if (!error.changed) await sleep(backoffDelay(restart + 1, options.random ?? Math.random))
+        await rm(dest.partPath, {force: true})
+        await rm(dest.journalPath, {force: true})
+      }
+    }
+  } finally {
+    await dispatcher.destroy().catch(() => {})
+  }
+}
+
+/** An existing destination: done if it has the expected digest, refused without --force. */
+async function alreadyThere(
+  dest: Destination,
+  expected: string | undefined,
+  force: boolean | undefined,
+  url: string,
+  started: number,
+): Promise<PullResult | undefined> {
+  if (!(await fileExists(dest.path))) return undefined
+  if (expected) {
+    const digest = await sha256File(dest.path)
+    if (digest === expected) {
+      const {size} = await stat(dest.path)
+      const seconds = (performance.now() - started) / 1000
+      return {
+        url: redact(url),
+        path: dest.path,
+        size,
+        sha256: digest,
+        verified: true,
+        alreadyComplete: true,
+        seconds,
+        averageRate: 0,
+        connections: 0,
+        retries: 0,
+        bytesFetched: 0,
+        resumedBytes: size,
+        mirrors: [],
+      }
+    }
+    if (!force) {
+      throw new MtuneError('exists', `${dest.path} already exists with a different sha256; use --force to replace it`, ExitCode.usage)
+    }
+  }
+  if (!force) throw new MtuneError('exists', `${dest.path} already exists; use --force to replace it, or -o to choose another path`, ExitCode.usage)
+  return undefined
+}
+
+async function probeWithRetries(dispatcher: Dispatcher, url: string, options: PullOptions, events: PullEvents): Promise<Probe> {
+  const random = options.random ?? Math.random
+  const maxRetries = options.maxRetries ?? DEFAULTS.maxRetries
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await probe(dispatcher, url, options.headers ?? {}, options.signal)
+    } catch (error) {
+      if (options.signal?.aborted) throw interrupted()
+      const e = classifyNetworkError(error)
+      if (e.kind === 'fatal' || e.kind === 'bad-response' || attempt > maxRetries) {
+        throw new MtuneError('remote', `cannot download ${redact(url)}: ${e.message}`, ExitCode.remote, {cause: error})
+      }
+      const delay = backoffDelay(attempt, random, undefined, e.retryAfterMs)
+      events.warn?.(`${e.message}; retrying in ${(delay / 1000).toFixed(1)}s`)
+      await sleep(delay, undefined, {signal: options.signal}).catch(() => {
+        throw interrupted()
+      })
+    }
+  }
+}
+
+const interrupted = () => new MtuneError('interrupted', 'interrupted: run the same command again to resume', ExitCode.interrupted)
+
+/** One attempt at one version of the file: resume state, connections, monitor, verification. */
+class Transfer {
+  private readonly sources = new SourcePool()
+  private readonly primary: Source
+  private readonly segments: SegmentManager
+  private readonly controller: ConnectionController
+  private readonly connections = new Set<Connection>()
+  private readonly received = new Meter()
+  private readonly written = new Meter()
+  private readonly ranged: boolean
+  private readonly size?: number
+  private readonly minSplit: number
+  private readonly maxRetries: number
+  private readonly random: () => number
+  private journal!: Journal
+  private part?: PartFile
+  private hasher?: PrefixHasher
+  private ctx!: ConnectionContext
+  private running = 0
+  private peak = 0
+  private retries = 0
+  private failuresSinceProgress = 0
+  private resumedBytes = 0
+  private stopping = false
+  private failure?: unknown
+  private settle!: {resolve: () => void; reject: (e: unknown) => void}
+  private checkpointing = false
+  private lastCheckpoint = performance.now()
+  private readonly mirrorReport: PullResult['mirrors'] = []
+
+  constructor(
+    private readonly options: PullOptions,
+    private readonly events: PullEvents,
+    private readonly dispatcher: Dispatcher,
+    private readonly dest: Destination,
+    private readonly probed: Probe,
+    private readonly expected: string | undefined,
+    private readonly mirrors: string[],
+    private readonly started: number,
+  ) {
+    const file = probed.file
+    const now = performance.now()
+    this.size = file.size
+    this.ranged = file.ranges && file.size !== undefined
+    this.minSplit = Math.max(64 * 1024, options.chunkSize ?? DEFAULTS.chunkSize)
+    this.maxRetries = options.maxRetries ?? DEFAULTS.maxRetries
+    this.random = options.random ?? Math.random
+    this.primary = newSource(file.url, file.finalUrl, {etag: file.etag, lastModified: file.lastModified}, true, now)
+    this.sources.add(this.primary)
+    const initial = options.connections ?? DEFAULTS.connections
+    const max = Math.max(initial, options.maxConnections ?? Math.max(DEFAULTS.maxConnections, initial))
+    this.controller = new ConnectionController({initial: this.ranged ? initial : 1, max: this.ranged ? max : 1}, now)
+    this.segments = new SegmentManager([], this.minSplit)
+  }
+
+  async run(): Promise<PullResult> {
+    const {file} = this.probed
+    const identity = {url: redact(file.url), size: file.size, etag: file.etag, lastModified: file.lastModified, sha256: this.expected, ranges: this.ranged}
+    let loaded = Journal.open(this.dest.journalPath, identity, currentBootId())
+    if (loaded.discarded) this.events.warn?.(`discarding the partial download: ${loaded.discarded}; starting over`)
+    let fresh = loaded.written.total === 0
+    if (!fresh && !(await fileExists(this.dest.partPath))) {
+      this.events.warn?.('the partial file is gone: starting over')
+      loaded.journal.remove()
+      loaded = Journal.open(this.dest.journalPath, identity, currentBootId())
+      fresh = true
+    }
+    this.journal = loaded.journal
+    this.resumedBytes = loaded.written.total
+    const size = this.size
+    try {
+      if (!this.ranged) {
+        this.events.info?.(
+          `${file.size === undefined ? 'the server gives no size' : 'the server does not support ranges'}: downloading over one connection; an interrupted pull starts over`,
+        )
+      }
+      if (!fresh && size !== undefined) {
+        this.events.info?.(`resuming: ${formatBytes(this.resumedBytes)} of ${formatBytes(size)} already on disk`)
+      }
+      if (size !== undefined) await checkFreeSpace(this.dest, size - this.resumedBytes)
+      this.part = await (this.options.openPartFile ?? openPartFile)(this.dest.partPath, size, fresh)
+      this.hasher = new PrefixHasher(this.dest.partPath)
+      const missing = size === undefined ? [{start: 0, end: Number.MAX_SAFE_INTEGER}] : loaded.written.missing(size)
+      this.segments.reset(missing)
+      if (this.ranged) this.segments.spread(this.controller.target)
+      this.ctx = {
+        dispatcher: this.dispatcher,
+        headers: this.options.headers ?? {},
+        size,
+        part: this.part,
+        journal: this.journal,
+        segments: this.segments,
+        limiter: this.options.limitRate ? new TokenBucket(this.options.limitRate) : undefined,
+        onWritten: (bytes) => {
+          this.written.add(bytes)
+          this.failuresSinceProgress = 0
+        },
+        onReceived: (bytes) => this.received.add(bytes),
+      }
+      await this.download()
+      return await this.finish()
+    } finally {
+      await this.shutdown()
+    }
+  }
+
+  private async download(): Promise<void> {
+    const settled = new Promise<void>((resolve, reject) => (this.settle = {resolve, reject}))
+    const onAbort = () => this.fail(interrupted())
+    this.options.signal?.addEventListener('abort', onAbort, {once: true})
+    if (this.options.signal?.aborted) onAbort()
+    const timer = setInterval(() => this.tick(), TICK_MS)
+    try {
+      this.startMirrors()
+      // The probe's body already streams from byte 0: the first connection keeps reading it.
+      const first = this.segments.hasPending ? this.segments.acquire() : undefined
+      if (first && first.start === 0 && this.probed.response) this.spawn(first, this.probed.response)
+      else {
+        if (first) this.segments.release(first)
+        await this.probed.response?.body.dump().catch(() => {})
+      }
+      this.fillSlots()
+      this.checkDone()
+      await settled
+    } finally {
+      clearInterval(timer)
+      this.options.signal?.removeEventListener('abort', onAbort)
+    }
+  }
+
+  private tick(): void {
+    const now = performance.now()
+    this.received.sample(now)
+    this.written.sample(now)
+    for (const c of this.connections) c.meter.sample(now)
+    this.hasher?.extend(this.journal.writtenRanges.prefixEnd)
+    this.emitProgress(now)
+    if (this.stopping) return
+    if (this.ranged) {
+      const room = this.segments.hasPending || this.segments.largestAvailable >= this.minSplit
+      this.controller.sample(now, this.received.rate(now, 600), room)
+      this.replaceStragglers(now)
+    }
+    this.fillSlots()
+    this.checkDone()
+    if (now - this.lastCheckpoint >= CHECKPOINT_MS) void this.checkpoint()
+  }
+
+  private emitProgress(now: number): void {
+    const rate = this.written.rate(now, 3_000)
+    const done = this.journal.writtenRanges.total
+    const left = this.size === undefined ? undefined : this.size - done
+    this.events.progress?.({
+      size: this.size,
+      done,
+      rate,
+      etaSeconds: left !== undefined && rate > 0 ? left / rate : undefined,
+      connections: this.connections.size,
+      elapsedMs: now - this.started,
+    })
+  }
+
+  private async checkpoint(): Promise<void> {
+    if (this.checkpointing || !this.part) return
+    this.checkpointing = true
+    this.lastCheckpoint = performance.now()
+    const part = this.part
+    try {
+      await this.journal.checkpoint(() => part.datasync())
+    } catch (error) {
+      if (isDiskError(error)) this.fail(diskFull(error, this.dest, this.journal.writtenRanges.total, this.size))
+    } finally {
+      this.checkpointing = false
+    }
+  }
+
+  /** Start connections up to the target while there is work for them. */
+  private fillSlots(): void {
+    while (!this.stopping && this.running < this.controller.target) {
+      const segment = this.segments.acquire() ?? this.takeOverStraggler(performance.now(), true)
+      if (!segment) return
+      this.spawn(segment)
+    }
+  }
+
+  private spawn(segment: Segment, adopted?: Response): void {
+    this.running++
+    this.peak = Math.max(this.peak, this.running)
+    void this.slot(segment, adopted)
+      .catch((error) => this.fail(error))
+      .finally(() => {
+        this.running--
+        this.checkDone()
+      })
+  }
+
+  /** One connection slot: fetch segments until there is nothing left or too many slots run. */
+  private async slot(initial: Segment, adopted?: Response): Promise<void> {
+    let segment: Segment | undefined = initial
+    let attempt = 0
+    while (!this.stopping) {
+      segment ??= this.running > this.controller.target ? undefined : this.segments.acquire()
+      if (!segment) return
+      const source = adopted ? this.primary : await this.pickSource()
+      if (!source) {
+        this.segments.release(segment)
+        return
+      }
+      const connection = new Connection(segment, source)
+      const before = segment.pos
+      let delay = 0
+      this.connections.add(connection)
+      source.active++
+      try {
+        await connection.run(this.ctx, adopted)
+      } catch (error) {
+        if (!connection.stopReason && !this.stopping) delay = await this.onFailure(error, source, ++attempt)
+      } finally {
+        adopted = undefined
+        this.connections.delete(connection)
+        source.active--
+        this.noteRate(connection)
+        this.segments.release(segment)
+      }
+      if (segment.pos > before) attempt = 0
+      segment = undefined
+      if (delay > 0) await sleep(delay)
+    }
+  }
+
+  private noteRate(connection: Connection): void {
+    if (connection.firstByteAt === undefined) return
+    const seconds = (performance.now() - connection.firstByteAt) / 1000
+    if (seconds >= 0.3) this.sources.noteRate(connection.source, connection.meter.total / seconds)
+  }
+
+  private async pickSource(): Promise<Source | undefined> {
+    for (;;) {
+      if (this.stopping) return undefined
+      const now = performance.now()
+      const source = this.sources.pick(now)
+      if (source) return source
+      const next = this.sources.nextAvailableAt()
+      if (next === undefined) return undefined
+      await sleep(Math.max(50, next - now))
+    }
+  }
+
+  /** What a failure means: a delay before the next attempt, or the end of the pull. */
+  private async onFailure(error: unknown, source: Source, attempt: number): Promise<number> {
+    if (isDiskError(error)) {
+      this.fail(diskFull(error, this.dest, this.journal.writtenRanges.total, this.size))
+      return 0
+    }
+    const e = error instanceof TransferError ? error : classifyNetworkError(error)
+    const now = performance.now()
+    this.retries++
+    if (!this.ranged && e.kind !== 'fatal') {
+      this.fail(new StartOver(`the download broke (${e.message}) and the server cannot continue it`, false))
+      return 0
+    }
+    const others = this.sources.alive.length > 1
+    const where = source.primary ? '' : ` (mirror ${redact(source.url)})`
+    switch (e.kind) {
+      case 'changed':
+        if (source.primary) this.fail(new FileChanged(e.message))
+        else this.dropSource(source, `its file changed: ${e.message}`)
+        return 0
+      case 'fatal':
+        if (e.status && [401, 403, 404, 410].includes(e.status) && source.target !== source.url && now - source.resolvedAt > 5_000) {
+          // Signed CDN links expire mid-download: ask the original URL where the file is now.
+          if (await this.resolveAgain(source)) return 0
+        }
+        if (others) this.dropSource(source, e.message)
+        else this.fail(new MtuneError('remote', `cannot download ${redact(source.url)}: ${e.message}`, ExitCode.remote, {cause: e}))
+        return 0
+      case 'bad-response':
+        if (others || !source.primary) {
+          this.dropSource(source, e.message)
+          return 0
+        }
+        break
+      case 'throttle': {
+        const target = this.controller.throttled(now, this.running)
+        const wait = e.retryAfterMs ?? backoffDelay(attempt, this.random)
+        source.cooldownUntil = Math.max(source.cooldownUntil, now + wait)
+        this.events.warn?.(`${e.message}${where}: waiting ${(wait / 1000).toFixed(1)}s, then ${target} connection(s)`)
+        break
+      }
+      default:
+        break
+    }
+    this.failuresSinceProgress++
+    if (this.failuresSinceProgress > this.maxRetries + this.controller.target) {
+      this.fail(
+        new MtuneError(
+          'retries',
+          `giving up after ${this.failuresSinceProgress} failed attempts in a row with no progress; last error: ${e.message}${where}. Run the same command again to resume`,
+          ExitCode.remote,
+          {cause: e},
+        ),
+      )
+      return 0
+    }
+    return backoffDelay(attempt, this.random, undefined, e.retryAfterMs)
+  }
+
+  private async resolveAgain(source: Source): Promise<boolean> {
+    source.resolvedAt = performance.now()
+    try {
+      const res = await get(this.dispatcher, source.url, {...(this.options.headers ?? {}), range: 'bytes=0-0'})
+      await res.body.dump().catch(() => {})
+      if (res.status !== 206 && res.status !== 200) return false
+      if (source.etag && res.headers.etag && res.headers.etag !== source.etag) {
+        this.fail(new FileChanged(`its ETag changed (${source.etag} -> ${res.headers.etag})`))
+        return true
+      }
+      this.events.info?.(`the link to ${redact(source.url)} expired: resolved it again, continuing the missing ranges`)
+      source.target = res.url
+      return true
+    } catch {
+      return false
+    }
+  }
+
+  private dropSource(source: Source, why: string): void {
+    if (!source.alive) return
+    this.sources.drop(source, why)
+    this.events.warn?.(`dropping ${source.primary ? 'source' : 'mirror'} ${redact(source.url)}: ${why}`)
+    if (this.sources.alive.length === 0) {
+      this.fail(new MtuneError('remote', `no source left to download from; last: ${why}`, ExitCode.remote))
+    }
+  }
+
+  private startMirrors(): void {
+    if (this.mirrors.length === 0) return
+    if (!this.ranged || !this.size) {
+      this.events.warn?.('mirrors are only used when the server supports ranges; ignoring --mirror')
+      return
+    }
+    for (const url of this.mirrors) {
+      void checkMirror(this.dispatcher, url, this.primary, this.size, this.options.headers ?? {}).then(({source, rejected}) => {
+        if (this.stopping) return
+        if (source) {
+          this.sources.add(source)
+          this.events.info?.(`mirror ${redact(url)} serves the same file: using it`)
+          this.fillSlots()
+        } else {
+          this.mirrorReport.push({url: redact(url), used: false, dropped: rejected})
+          this.events.warn?.(`not using mirror ${redact(url)}: ${rejected}`)
+        }
+      })
+    }
+  }
+
+  /**
+   * A connection far below its peers' median for a few seconds gets a fresh connection for
+   * the rest of its range. At the very end (`endgame`), an idle slot may take over any
+   * connection that would finish much later than a fresh one.
+   */
+  private takeOverStraggler(now: number, endgame: boolean): Segment | undefined {
+    const rates = [...this.connections]
+      .filter((c) => c.firstByteAt !== undefined && now - c.firstByteAt >= 1_000 && !c.stopReason)
+      .map((c) => c.meter.rate(now, 2_000))
+      .sort((a, b) => a - b)
+    if (rates.length === 0) return undefined
+    const median = rates[Math.floor(rates.length / 2)]
+    if (median <= 0) return undefined
+    for (const c of this.connections) {
+      if (c.stopReason || c.firstByteAt === undefined) continue
+      const age = now - c.firstByteAt
+      const rate = c.meter.rate(now, 2_000)
+      const left = remaining(c.segment)
+      if (left < 64 * 1024) continue
+      const slow = age >= 3_000 && rates.length >= 3 && rate < median / 4
+      const late = endgame && age >= 700 && left / Math.max(rate, 1) > 2 * (0.5 + left / median)
+      if (!slow && !late) continue
+      const segment = this.segments.takeOver(c.segment)
+      if (!segment) continue
+      c.stop('replaced')
+      return segment
+    }
+    return undefined
+  }
+
+  private replaceStragglers(now: number): void {
+    for (let i = 0; i < 4; i++) {
+      const segment = this.takeOverStraggler(now, false)
+      if (!segment) return
+      this.spawn(segment)
+    }
+  }
+
+  private checkDone(): void {
+    if (this.stopping || this.running > 0) return
+    if (this.segments.done) {
+      this.settle.resolve()
+      return
+    }
+    if (this.sources.alive.length === 0) this.fail(new MtuneError('remote', 'no source left to download from', ExitCode.remote))
+  }
+
+  private fail(error: unknown): void {
+    if (this.stopping) return
+    this.stopping = true
+    this.failure = error
+    for (const c of this.connections) c.stop('stopped')
+    this.settle?.reject(error)
+  }
+
+  private async finish(): Promise<PullResult> {
+    this.stopping = true
+    const part = this.part!
+    const size = this.journal.writtenRanges.total
+    if (this.size !== undefined && size !== this.size) throw new Error(`internal: ${size} of ${this.size} bytes written`)
+    await part.datasync()
+    const digest = await this.hasher!.finish(size)
+    if (this.expected && digest !== this.expected) {
+      await part.close()
+      this.part = undefined
+      this.journal.remove()
+      await rm(this.dest.partPath, {force: true})
+      throw new MtuneError(
+        'digest-mismatch',
+        `sha256 mismatch for ${this.dest.path}: expected ${this.expected}, got ${digest}; the file was removed`,
+        ExitCode.integrity,
+      )
+    }
+    await part.close()
+    this.part = undefined
+    await rename(this.dest.partPath, this.dest.path)
+    this.journal.remove()
+    const seconds = (performance.now() - this.started) / 1000
+    const fetchedNow = this.received.total
+    this.emitProgress(performance.now())
+    for (const s of this.sources.sources) {
+      if (!s.primary) this.mirrorReport.push({url: redact(s.url), used: s.rate !== undefined, dropped: s.droppedWhy})
+    }
+    return {
+      url: redact(this.probed.file.url),
+      path: this.dest.path,
+      size,
+      sha256: digest,
+      verified: Boolean(this.expected),
+      alreadyComplete: false,
+      seconds,
+      averageRate: seconds > 0 ? (size - this.resumedBytes) / seconds : 0,
+      connections: this.peak,
+      retries: this.retries,
+      bytesFetched: fetchedNow,
+      resumedBytes: this.resumedBytes,
+      mirrors: this.mirrorReport,
+    }
+  }
+
+  /** Whatever happened: connections stopped, what is on disk recorded, files closed. */
+  private async shutdown(): Promise<void> {
+    this.stopping = true
+    for (const c of this.connections) c.stop('stopped')
+    for (let i = 0; this.running > 0 && i < 100; i++) await sleep(20)
+    this.hasher?.close()
+    if (this.part) {
+      const part = this.part
+      await this.journal.checkpoint(() => part.datasync()).catch(() => {})
+      await part.close().catch(() => {})
+    }
+    this.journal.close()
+    void this.failure
+  }
+}
+
+function diskFull(error: unknown, dest: Destination, onDisk: number, size?: number): MtuneError {
+  const code = (error as {code?: string}).code
+  const kept = size ? ` (${formatBytes(onDisk)} of ${formatBytes(size)} are kept)` : ''
+  if (code === 'ENOSPC' || code === 'EDQUOT') {
+    return new MtuneError('disk-full', `disk full while writing ${dest.partPath}${kept}: free some space and run the same command again to resume`, ExitCode.localDisk, {cause: error})
+  }
+  return new MtuneError('disk-error', `cannot write ${dest.partPath}: ${errorMessage(error)}${kept}`, ExitCode.localDisk, {cause: error})
+}
+

@@ -1,0 +1,40 @@
+import {Worker} from 'node:worker_threads'
+
+/**
+ * sha256 of the part file, computed while downloading over the contiguous prefix already on
+ * disk (re-read from the page cache by a worker thread). On resume the prefix from the earlier
+ * run is hashed first, since a hash state cannot be saved.
+ */
+export class PrefixHasher {
+  private readonly worker: Worker
+  private sent = 0
+  private result?: Promise<string>
+
+  constructor(path: string) {
+    this.worker = new Worker(new URL('./hash-worker.js', import.meta.url), {workerData: {path}})
+    this.worker.unref()
+  }
+
+  /** The bytes [0, upTo) are on disk. */
+  extend(upTo: number): void {
+    if (upTo <= this.sent || this.result) return
+    this.sent = upTo
+    this.worker.postMessage({upTo})
+  }
+
+  finish(size: number): Promise<string> {
+    this.result ??= new Promise<string>((resolve, reject) => {
+      this.worker.on('message', (m: {digest?: string; error?: string}) => {
+        if (m.error) reject(new Error(`hashing failed: ${m.error}`))
+        else if (m.digest) resolve(m.digest)
+      })
+      this.worker.on('error', reject)
+      this.worker.postMessage({upTo: size, finish: true})
+    }).finally(() => void this.worker.terminate())
+    return this.result
+  }
+
+  close(): void {
+    void this.worker.terminate()
+  }
+}

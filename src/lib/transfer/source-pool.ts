@@ -1,0 +1,75 @@
+import {ifRangeValidator} from '../net/http-range.js'
+
+/** One URL that serves the file: the one given, or a --mirror. */
+export interface Source {
+  readonly url: string
+  /** Where requests go: the URL after redirects. */
+  target: string
+  etag?: string
+  lastModified?: string
+  readonly primary: boolean
+  alive: boolean
+  active: number
+  /** Per-connection throughput, smoothed; undefined until measured. */
+  rate?: number
+  cooldownUntil: number
+  resolvedAt: number
+  droppedWhy?: string
+}
+
+export function newSource(url: string, target: string, validators: {etag?: string; lastModified?: string}, primary: boolean, now: number): Source {
+  return {url, target, ...validators, primary, alive: true, active: 0, cooldownUntil: 0, resolvedAt: now}
+}
+
+export const validatorOf = (source: Source) => ifRangeValidator(source)
+
+/**
+ * Chooses the source for each new request: unmeasured sources first (so each gets tried), then
+ * the one whose connections run fastest. As a source fills up its per-connection rate falls and
+ * the next requests go elsewhere, which spreads connections by what each mirror can give.
+ */
+export class SourcePool {
+  readonly sources: Source[] = []
+
+  add(source: Source): void {
+    this.sources.push(source)
+  }
+
+  pick(now: number): Source | undefined {
+    let best: Source | undefined
+    for (const s of this.sources) {
+      if (!s.alive || s.cooldownUntil > now) continue
+      if (!best || better(s, best)) best = s
+    }
+    return best
+  }
+
+  /** When the earliest source in cooldown becomes usable again; undefined if none is alive. */
+  nextAvailableAt(): number | undefined {
+    const alive = this.sources.filter((s) => s.alive)
+    if (alive.length === 0) return undefined
+    return Math.min(...alive.map((s) => s.cooldownUntil))
+  }
+
+  noteRate(source: Source, perConnection: number): void {
+    source.rate = source.rate === undefined ? perConnection : source.rate * 0.7 + perConnection * 0.3
+  }
+
+  drop(source: Source, why: string): void {
+    source.alive = false
+    source.droppedWhy = why
+  }
+
+  get alive(): Source[] {
+    return this.sources.filter((s) => s.alive)
+  }
+}
+
+function better(a: Source, b: Source): boolean {
+  const ra = a.rate ?? Number.POSITIVE_INFINITY
+  const rb = b.rate ?? Number.POSITIVE_INFINITY
+  // An unmeasured source is tried by one connection at a time, not swamped.
+  if (ra === Number.POSITIVE_INFINITY && a.active > 0) return rb === Number.POSITIVE_INFINITY ? a.active < b.active : false
+  if (ra !== rb) return ra > rb
+  return a.active < b.active
+}

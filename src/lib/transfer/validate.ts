@@ -1,0 +1,26 @@
+import {usageError} from '../errors.js'
+
+/** A download URL: absolute, http or https. */
+export function parseTarget(input: string, what: string): string {
+  let url: URL
+  try {
+    url = new URL(input)
+  } catch {
+    throw usageError('bad-url', `invalid ${what} "${input}": give an absolute URL such as https://host/path/model.gguf`)
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    const scheme = url.protocol.replace(/:$/, '')
+    throw usageError('bad-scheme', `unsupported scheme "${scheme}" in ${what} "${input}": use http:// or https://`)
+  }
+  if (!url.hostname) throw usageError('bad-url', `invalid ${what} "${input}": it has no host`)
+  return url.href
+}
+
+/** A sha256 given by the user: 64 hex digits, optionally prefixed `sha256:`. */
+export function parseSha256(input: string): string {
+  const hex = input.trim().replace(/^sha256:/i, '').toLowerCase()
+  if (!/^[0-9a-f]{64}$/.test(hex)) {
+    throw usageError('bad-digest', `invalid sha256 "${input}": expected 64 hexadecimal characters`)
+  }
+  return hex
+}

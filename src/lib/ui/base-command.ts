@@ -1,0 +1,33 @@
+import {Command, Errors, Flags} from '@oclif/core'
+import {ExitCode, MtuneError} from '../errors.js'
+import './colors.js'
+
+/**
+ * Every mtune command fails the same way: one line naming the problem and the fix, the
+ * documented exit code, and a stack trace only with --debug.
+ */
+export abstract class MtuneCommand extends Command {
+  static override baseFlags = {
+    debug: Flags.boolean({description: 'Print stack traces and request details when something fails.', helpGroup: 'GLOBAL'}),
+  }
+
+  protected get debugEnabled(): boolean {
+    return this.argv.includes('--debug')
+  }
+
+  protected override async catch(err: Error & {exitCode?: number; oclif?: {exit?: number}}): Promise<unknown> {
+    if (this.debugEnabled && err.stack) this.logToStderr(err.stack)
+    if (err instanceof MtuneError) {
+      if (this.jsonEnabled()) {
+        process.exitCode = err.exitCode
+        this.logJson({error: {code: err.code, message: err.message, exitCode: err.exitCode}})
+        return
+      }
+      throw new Errors.CLIError(err.message, {exit: err.exitCode})
+    }
+    // oclif's own errors (unknown flag, missing argument) already read well and exit 2.
+    if (err instanceof Errors.CLIError || err.oclif?.exit !== undefined) return super.catch(err)
+    const hint = this.debugEnabled ? '' : ' (run again with --debug for details)'
+    throw new Errors.CLIError(`unexpected error: ${err.message}${hint}`, {exit: ExitCode.failure})
+  }
+}

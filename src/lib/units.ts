@@ -1,0 +1,50 @@
+import {usageError} from './errors.js'
+
+const PREFIXES = ['', 'k', 'm', 'g', 't']
+
+/**
+ * Sizes follow curl/aria2 habits: `512K`, `64M`, `2G`, `1.5GiB`, `100MB` are binary multiples
+ * (people who type 64M for a chunk mean MiB). Bits (`100Mbit`, `100Mb`, lower-case b) are
+ * decimal, as link speeds are.
+ */
+export function parseSize(input: string, what = 'size'): number {
+  const match = /^\s*(\d+(?:\.\d+)?)\s*([kmgtKMGT]?)(i?B|ib|bits?|b)?\s*$/.exec(input)
+  if (!match) {
+    throw usageError('bad-size', `invalid ${what} "${input}": use a number with an optional unit, e.g. 512K, 64M, 2G or 100Mbit`)
+  }
+  const number = Number(match[1])
+  const power = PREFIXES.indexOf(match[2].toLowerCase())
+  const unit = match[3] ?? ''
+  const bits = unit === 'b' || unit.startsWith('bit')
+  const bytes = bits ? (number * 1000 ** power) / 8 : number * 1024 ** power
+  if (!Number.isSafeInteger(Math.floor(bytes))) throw usageError('bad-size', `invalid ${what} "${input}": too large`)
+  return Math.floor(bytes)
+}
+
+/** A rate in bytes per second; a trailing `/s` or `ps` is allowed (`10M/s`, `100Mbps`). */
+export function parseRate(input: string, what = 'rate'): number {
+  return parseSize(input.trim().replace(/(\/s|ps)$/, ''), what)
+}
+
+export function formatBytes(bytes: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB']
+  let value = bytes
+  let index = 0
+  while (Math.abs(value) >= 1024 && index < units.length - 1) {
+    value /= 1024
+    index++
+  }
+  return index === 0 ? `${value} B` : `${value.toFixed(value >= 100 ? 0 : 1)} ${units[index]}`
+}
+
+export function formatRate(bytesPerSecond: number): string {
+  return `${formatBytes(Math.round(bytesPerSecond))}/s`
+}
+
+export function formatDuration(seconds: number): string {
+  if (!Number.isFinite(seconds) || seconds < 0) return '--'
+  const s = Math.round(seconds)
+  if (s < 60) return `${s}s`
+  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`
+  return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`
+}

@@ -1,0 +1,259 @@
+import {createCipheriv, createHash} from 'node:crypto'
+import {once} from 'node:events'
+import {createServer, type IncomingMessage, type Server, type ServerResponse} from 'node:http'
+import type {AddressInfo, Socket} from 'node:net'
+import {setTimeout as sleep} from 'node:timers/promises'
+
+/** Deterministic bytes for a seed: AES-CTR over zeros, fast enough for multi-GiB test files. */
+export function makeContent(size: number, seed = 1): Buffer {
+  const key = createHash('sha256').update(`mtune-test-${seed}`).digest().subarray(0, 16)
+  const cipher = createCipheriv('aes-128-ctr', key, Buffer.alloc(16))
+  return cipher.update(Buffer.alloc(size))
+}
+
+export const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex')
+
+export type Fault =
+  | {status: number; retryAfter?: string}
+  | {reset: number} // destroy the socket after this many body bytes
+  | {truncate: number} // end the response cleanly, short of what was promised
+  | {stall: number} // stop sending after this many bytes and keep the socket open
+  | {badContentRange: true} // 206 with a Content-Range that is not the one asked for
+  | {ignoreRange: true} // answer this request with a 200 and the whole file
+
+export interface RequestInfo {
+  index: number
+  connection: number
+  method: string
+  path: string
+  range?: string
+  ifRange?: string
+  authorization?: string
+}
+
+export interface MirrorOptions {
+  content: Buffer
+  /** Served from this request index on (counting GETs of the file, from 0) with a new ETag. */
+  changeAfter?: {requests: number; content: Buffer}
+  perConnectionRate?: number
+  linkRate?: number
+  firstByteDelayMs?: number
+  /** Every `every`-th connection (1st, 1+every-th, ...) is held to `rate` bytes/s. */
+  slowConnections?: {every: number; rate: number; offset?: number}
+  ignoreRange?: boolean
+  etag?: boolean
+  lastModified?: boolean
+  contentDisposition?: string
+  /** The file is served at /file/NAME; `/redirect/...` sends a 302 there. */
+  name?: string
+  fault?: (request: RequestInfo) => Fault | undefined
+}
+
+class Bucket {
+  private tokens: number
+  private last = performance.now()
+  private chain: Promise<void> = Promise.resolve()
+
+  constructor(private readonly rate: number, private readonly burst = Math.max(16 * 1024, rate / 20)) {
+    this.tokens = this.burst
+  }
+
+  /** Serialised so that concurrent takers share the rate fairly, in order. */
+  take(bytes: number): Promise<void> {
+    const run = this.chain.then(async () => {
+      for (;;) {
+        const now = performance.now()
+        this.tokens = Math.min(this.burst, this.tokens + ((now - this.last) * this.rate) / 1000)
+        this.last = now
+        if (this.tokens >= bytes || this.tokens >= this.burst) {
+          this.tokens -= bytes
+          return
+        }
+        await sleep(Math.max(1, ((bytes - this.tokens) * 1000) / this.rate))
+      }
+    })
+    this.chain = run
+    return run
+  }
+}
+
+export interface MirrorServer {
+  url: string
+  /** The same file behind a 302. */
+  redirectUrl: string
+  origin: string
+  requests: RequestInfo[]
+  /** Body bytes written to sockets, over all requests. */
+  bytesSent: number
+  connections: number
+  setOptions(patch: Partial<MirrorOptions>): void
+  close(): Promise<void>
+}
+
+export async function startMirror(initial: MirrorOptions): Promise<MirrorServer> {
+  let options = {etag: true, lastModified: true, name: 'model.bin', ...initial}
+  const link = () => (options.linkRate ? linkBucket ?? (linkBucket = new Bucket(options.linkRate)) : undefined)
+  let linkBucket: Bucket | undefined
+  const sockets = new Map<Socket, {index: number; bucket?: Bucket}>()
+  let fileRequests = 0
+  const state = {requests: [] as RequestInfo[], bytesSent: 0, connections: 0}
+
+  const server: Server = createServer((req, res) => {
+    void handle(req, res).catch(() => res.destroy())
+  })
+  server.keepAliveTimeout = 60_000
+  server.on('connection', (socket) => {
+    const index = state.connections++
+    const slow = options.slowConnections
+    const rate = slow && (index + (slow.offset ?? 0)) % slow.every === 0 ? slow.rate : options.perConnectionRate
+    sockets.set(socket, {index, bucket: rate ? new Bucket(rate) : undefined})
+    socket.on('close', () => sockets.delete(socket))
+  })
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const path = new URL(req.url ?? '/', 'http://x').pathname
+    const conn = sockets.get(req.socket)
+    if (path.startsWith('/redirect/')) {
+      res.writeHead(302, {location: `/file/${path.slice('/redirect/'.length)}`}).end()
+      return
+    }
+    if (!path.startsWith('/file/')) {
+      res.writeHead(404).end('not found')
+      return
+    }
+    const info: RequestInfo = {
+      index: state.requests.length,
+      connection: conn?.index ?? -1,
+      method: req.method ?? 'GET',
+      path,
+      range: req.headers.range,
+      ifRange: req.headers['if-range'] as string | undefined,
+      authorization: req.headers.authorization,
+    }
+    state.requests.push(info)
+    const version = options.changeAfter && fileRequests >= options.changeAfter.requests ? 1 : 0
+    if (req.method === 'GET') fileRequests++
+    const content = version === 1 ? options.changeAfter!.content : options.content
+    const etag = `"v${version}-${content.length}"`
+    const lastModified = new Date(Date.UTC(2026, 0, 1 + version)).toUTCString()
+    const fault = options.fault?.(info)
+
+    if (options.firstByteDelayMs) await sleep(options.firstByteDelayMs)
+    if (fault && 'status' in fault) {
+      res.writeHead(fault.status, fault.retryAfter ? {'retry-after': fault.retryAfter} : {}).end(`status ${fault.status}`)
+      return
+    }
+    const headers: Record<string, string> = {'content-type': 'application/octet-stream'}
+    if (options.etag) headers.etag = etag
+    if (options.lastModified) headers['last-modified'] = lastModified
+    if (options.contentDisposition) headers['content-disposition'] = options.contentDisposition
+
+    const total = content.length
+    let start = 0
+    let end = total - 1
+    let partial = false
+    const ignore = options.ignoreRange || (fault !== undefined && 'ignoreRange' in fault)
+    const ifRangeOk = !info.ifRange || info.ifRange === etag || info.ifRange === lastModified
+    if (info.range && !ignore && ifRangeOk) {
+      headers['accept-ranges'] = 'bytes'
+      const m = /^bytes=(\d*)-(\d*)$/.exec(info.range)
+      if (m) {
+        if (m[1] === '') {
+          start = Math.max(0, total - Number(m[2]))
+        } else {
+          start = Number(m[1])
+          if (m[2] !== '') end = Math.min(total - 1, Number(m[2]))
+        }
+        if (start >= total || start > end) {
+          res.writeHead(416, {...headers, 'content-range': `bytes */${total}`}).end()
+          return
+        }
+        partial = true
+      }
+    }
+    if (partial) {
+      const shown = fault && 'badContentRange' in fault ? `bytes ${start + 1}-${end}/${total}` : `bytes ${start}-${end}/${total}`
+      headers['content-range'] = shown
+    }
+    headers['content-length'] = String(end - start + 1)
+    res.writeHead(partial ? 206 : 200, headers)
+    if (req.method === 'HEAD') {
+      res.end()
+      return
+    }
+    await send(res, content, start, end + 1, conn?.bucket, fault)
+  }
+
+  async function send(res: ServerResponse, content: Buffer, start: number, end: number, bucket: Bucket | undefined, fault?: Fault) {
+    const limit =
+      fault && 'reset' in fault ? fault.reset : fault && 'truncate' in fault ? fault.truncate : fault && 'stall' in fault ? fault.stall : Infinity
+    let pos = start
+    let sent = 0
+    while (pos < end && !res.destroyed) {
+      let n = Math.min(64 * 1024, end - pos, limit - sent)
+      if (n <= 0) break
+      const rate = Math.min(bucketRate(bucket), options.linkRate ?? Infinity)
+      if (rate !== Infinity) n = Math.max(1024, Math.min(n, Math.floor(rate / 50)))
+      if (bucket) await bucket.take(n)
+      const shared = link()
+      if (shared) await shared.take(n)
+      if (res.destroyed) break
+      const ok = res.write(content.subarray(pos, pos + n))
+      state.bytesSent += n
+      pos += n
+      sent += n
+      if (!ok) await drained(res)
+    }
+    if (pos >= end) {
+      res.end()
+      return
+    }
+    if (fault && 'reset' in fault) res.socket?.resetAndDestroy()
+    else if (fault && 'truncate' in fault) res.socket?.end()
+    else if (fault && 'stall' in fault) await once(res, 'close')
+  }
+
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  const {port} = server.address() as AddressInfo
+  const origin = `http://127.0.0.1:${port}`
+  return {
+    url: `${origin}/file/${options.name}`,
+    redirectUrl: `${origin}/redirect/${options.name}`,
+    origin,
+    get requests() {
+      return state.requests
+    },
+    get bytesSent() {
+      return state.bytesSent
+    },
+    get connections() {
+      return state.connections
+    },
+    setOptions(patch) {
+      options = {...options, ...patch}
+      if (patch.linkRate !== undefined) linkBucket = undefined
+    },
+    async close() {
+      server.closeAllConnections()
+      server.close()
+      await once(server, 'close').catch(() => {})
+    },
+  }
+}
+
+function drained(res: ServerResponse): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      res.off('drain', done)
+      res.off('close', done)
+      resolve()
+    }
+    res.on('drain', done)
+    res.on('close', done)
+  })
+}
+
+function bucketRate(bucket: Bucket | undefined): number {
+  return bucket ? (bucket as unknown as {rate: number}).rate : Infinity
+}
