@@ -77,7 +77,12 @@ Exit codes: 0 done, 2 bad input, 3 the server refused or kept failing, 4 digest 
           maxRetries: flags.retries,
           signal: abort.signal,
         },
-        reporter,
+        {
+          info: (m) => reporter.info(m),
+          warn: (m) => reporter.warn(m),
+          progress: (p) => reporter.progress(p),
+          debug: flags.debug ? (m) => reporter.info(m) : undefined,
+        },
       )
       reporter.stop()
       if (!json && !flags.quiet) this.log(describe(result))

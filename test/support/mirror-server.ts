@@ -8,10 +8,18 @@ import {setTimeout as sleep} from 'node:timers/promises'
 export function makeContent(size: number, seed = 1): Buffer {
   const key = createHash('sha256').update(`mtune-test-${seed}`).digest().subarray(0, 16)
   const cipher = createCipheriv('aes-128-ctr', key, Buffer.alloc(16))
-  return cipher.update(Buffer.alloc(size))
+  const out = Buffer.allocUnsafe(size)
+  // OpenSSL takes at most 2 GiB per call.
+  const step = 256 * 1024 * 1024
+  for (let at = 0; at < size; at += step) cipher.update(Buffer.alloc(Math.min(step, size - at))).copy(out, at)
+  return out
 }
 
-export const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex')
+export function sha256(data: Buffer): string {
+  const hash = createHash('sha256')
+  for (let at = 0; at < data.length; at += 256 * 1024 * 1024) hash.update(data.subarray(at, at + 256 * 1024 * 1024))
+  return hash.digest('hex')
+}
 
 export type Fault =
   | {status: number; retryAfter?: string}
@@ -115,6 +123,10 @@ export async function startMirror(initial: MirrorOptions): Promise<MirrorServer>
     const conn = sockets.get(req.socket)
     if (path.startsWith('/redirect/')) {
       res.writeHead(302, {location: `/file/${path.slice('/redirect/'.length)}`}).end()
+      return
+    }
+    if (path === '/stats') {
+      res.writeHead(200, {'content-type': 'application/json'}).end(JSON.stringify({bytesSent: state.bytesSent, requests: state.requests.length, connections: state.connections}))
       return
     }
     if (!path.startsWith('/file/')) {

@@ -18,38 +18,47 @@ export interface RemoteFile {
 
 export interface Probe {
   file: RemoteFile
-  /** The body of the probe request, from byte 0: the first connection keeps reading it. */
+  /** The body of the probe request: the first connection keeps reading it. */
   response?: Response
+  /** Where that body starts in the file. */
+  start: number
 }
 
 /**
- * Learns size, validators and range support from a first ranged GET (`bytes=0-`), whose body
- * is not wasted: the caller continues reading it as the first segment. HEAD is only asked when
- * the ranged answer does not tell the total size.
+ * Learns size, validators and range support from a first ranged GET, whose body is not
+ * wasted: the caller continues reading it as the first segment. `start` is the first byte a
+ * resumed download still needs. HEAD is only asked when the ranged answer gives no total size.
  */
-export async function probe(dispatcher: Dispatcher, url: string, headers: Record<string, string>, signal?: AbortSignal): Promise<Probe> {
-  const response = await get(dispatcher, url, {...headers, range: 'bytes=0-', 'accept-encoding': 'identity'}, signal)
+export async function probe(
+  dispatcher: Dispatcher,
+  url: string,
+  headers: Record<string, string>,
+  signal?: AbortSignal,
+  start = 0,
+): Promise<Probe> {
+  const response = await get(dispatcher, url, {...headers, range: `bytes=${start}-`, 'accept-encoding': 'identity'}, signal)
   const h = response.headers
   const base = {url, finalUrl: response.url, etag: h.etag, lastModified: h['last-modified'], filename: dispositionFilename(h['content-disposition'])}
 
   if (response.status === 206) {
     const range = parseContentRange(h['content-range'])
-    if (!range || range.start !== 0) {
+    if (!range || range.start !== start) {
       await response.body.dump().catch(() => {})
       throw new TransferError('bad-response', `the server answered a range request with a bad Content-Range (${h['content-range'] ?? 'none'})`)
     }
     const size = range.total ?? (await headSize(dispatcher, response.url, headers, signal))
-    return {file: {...base, size, ranges: size !== undefined}, response}
+    return {file: {...base, size, ranges: size !== undefined}, response, start}
   }
   if (response.status === 200) {
     const length = h['content-length'] && !h['content-encoding'] ? Number(h['content-length']) : undefined
-    return {file: {...base, size: length, ranges: false}, response}
+    return {file: {...base, size: length, ranges: false}, response, start: 0}
   }
   if (response.status === 416) {
-    // Only an empty file makes `bytes=0-` unsatisfiable.
     await response.body.dump().catch(() => {})
     const size = unsatisfiedLength(h['content-range'])
-    if (size === 0) return {file: {...base, size: 0, ranges: true}}
+    // An empty file, or a resumed one that is shorter now (the journal will notice).
+    if (size === 0 || (size !== undefined && start > 0)) return {file: {...base, size, ranges: true}, start}
+    if (start > 0) return probe(dispatcher, url, headers, signal, 0)
   } else {
     await response.body.dump().catch(() => {})
   }

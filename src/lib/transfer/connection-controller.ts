@@ -25,7 +25,7 @@ export class ConnectionController {
   constructor(options: ControllerOptions, now: number) {
     this.max = Math.max(1, options.max)
     this.target = Math.min(this.max, Math.max(1, options.initial))
-    this.settleMs = options.settleMs ?? 600
+    this.settleMs = options.settleMs ?? 400
     this.throttleHoldMs = options.throttleHoldMs ?? 30_000
     this.changedAt = now
   }
@@ -46,7 +46,7 @@ export class ConnectionController {
     if (!room || this.target >= this.max) return this.target
     const gain = this.before === undefined ? 2 : throughput / this.before
     // Double while scaling is near-linear, then creep.
-    const step = gain >= 1.5 ? this.target : Math.max(2, Math.ceil(this.target / 4))
+    const step = gain >= 1.8 ? this.target : Math.max(2, Math.ceil(this.target / 4))
     this.before = throughput
     this.plateauAt = undefined
     this.target = Math.min(this.max, this.target + step)

@@ -9,8 +9,11 @@ import type {Segment, SegmentManager} from './segment-manager.js'
 import {validatorOf, type Source} from './source-pool.js'
 import type {TokenBucket} from './token-bucket.js'
 
-/** Coalesce small network reads into fewer, larger positional writes. */
-const FLUSH_BYTES = 256 * 1024
+/**
+ * Coalesce network reads into fewer positional writes; small, because what is buffered here
+ * when the process is killed is fetched again.
+ */
+const FLUSH_BYTES = 128 * 1024
 
 export interface ConnectionContext {
   dispatcher: Dispatcher
@@ -21,6 +24,8 @@ export interface ConnectionContext {
   journal: Journal
   segments: SegmentManager
   limiter?: TokenBucket
+  /** How much one request should ask for. */
+  requestBytes(): number
   /** Bytes that reached the part file. */
   onWritten(bytes: number): void
   /** Bytes that came off the network, wanted or not. */
@@ -45,24 +50,35 @@ export class Connection {
   }
 
   /**
-   * Fetch the segment, writing as data arrives, until its end (which may shrink while we run,
-   * when another connection steals half of it). `adopted` is the probe's response, whose body
-   * starts at byte 0.
+   * Fetch the segment with one or more requests of at most `requestBytes` over the same
+   * keep-alive connection, writing as data arrives, until its end (which may shrink while we
+   * run, when another connection steals part of it). `adopted` is the probe's response, whose
+   * body starts at byte 0.
    */
   async run(ctx: ConnectionContext, adopted?: Response): Promise<void> {
     const seg = this.segment
-    const requestedEnd = seg.end
-    const body = adopted ? adopted.body : await this.open(ctx, requestedEnd)
+    let first = adopted
+    while (seg.pos < seg.end && !this.stopReason) {
+      const requestEnd = first ? Math.max(seg.end, ctx.size ?? seg.end) : Math.min(seg.end, seg.pos + Math.max(1, ctx.requestBytes()))
+      seg.requestEnd = requestEnd
+      const body = first ? first.body : await this.open(ctx, requestEnd)
+      first = undefined
+      await this.stream(ctx, body, requestEnd)
+    }
+  }
+
+  private async stream(ctx: ConnectionContext, body: Response['body'], requestEnd: number): Promise<void> {
+    const seg = this.segment
+    const from = seg.pos
     let chunks: Buffer[] = []
     let buffered = 0
 
     const flush = async () => {
       const writable = Math.min(buffered, seg.end - seg.pos)
       if (writable > 0) {
-        const data = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, buffered)
         seg.inflight = writable
         try {
-          await ctx.part.write(data, writable, seg.pos)
+          await ctx.part.write(chunks, writable, seg.pos)
         } finally {
           seg.inflight = 0
         }
@@ -74,6 +90,7 @@ export class Connection {
       buffered = 0
     }
 
+    const wanted = () => Math.min(seg.end, requestEnd)
     try {
       for await (const chunk of body as AsyncIterable<Buffer>) {
         this.firstByteAt ??= performance.now()
@@ -82,8 +99,8 @@ export class Connection {
         if (ctx.limiter) await ctx.limiter.take(chunk.length, this.abort.signal)
         chunks.push(chunk)
         buffered += chunk.length
-        if (buffered >= FLUSH_BYTES || seg.pos + buffered >= seg.end) await flush()
-        if (seg.pos >= seg.end) break
+        if (buffered >= FLUSH_BYTES || seg.pos + buffered >= wanted()) await flush()
+        if (seg.pos >= wanted()) break
       }
       await flush()
     } catch (error) {
@@ -92,7 +109,8 @@ export class Connection {
       if (this.stopReason) return
       throw isDiskError(error) ? error : classifyNetworkError(error)
     } finally {
-      body.destroy()
+      // A request cut short (the segment shrank) cannot be reused; a finished one can.
+      if (seg.pos < requestEnd) body.destroy()
     }
     if (this.stopReason) return
     if (ctx.size === undefined && seg.end === Number.MAX_SAFE_INTEGER) {
@@ -100,8 +118,8 @@ export class Connection {
       seg.end = seg.pos
       return
     }
-    if (seg.pos < seg.end) {
-      throw new TransferError('transient', `connection closed early: got ${seg.pos - seg.start} of ${requestedEnd - seg.start} bytes`)
+    if (seg.pos < wanted()) {
+      throw new TransferError('transient', `connection closed early: got ${seg.pos - from} of ${wanted() - from} bytes`)
     }
   }
 

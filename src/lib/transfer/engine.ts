@@ -64,6 +64,8 @@ export interface PullEvents {
   info?(message: string): void
   warn?(message: string): void
   progress?(progress: Progress): void
+  /** Scheduling details for --debug. */
+  debug?(message: string): void
 }
 
 export interface PullResult {
@@ -100,7 +102,7 @@ class FileChanged extends StartOver {
 
 const DEFAULTS = {connections: 16, maxConnections: 64, chunkSize: 1024 * 1024, stallTimeoutMs: 30_000, maxRetries: 10}
 const TICK_MS = 200
-const CHECKPOINT_MS = 2_000
+const CHECKPOINT_MS = 1_000
 const MAX_RESTARTS = 3
 
 export async function pull(options: PullOptions, events: PullEvents = {}): Promise<PullResult> {
@@ -116,7 +118,9 @@ export async function pull(options: PullOptions, events: PullEvents = {}): Promi
       if (done) return done
     }
     for (let restart = 0; ; restart++) {
-      const probed = await probeWithRetries(dispatcher, url, options, events)
+      const guess = early ?? (await resolveDestination(options.output, undefined, url).catch(() => undefined))
+      const start = guess && restart === 0 ? Journal.resumeOffset(guess.journalPath, currentBootId()) : 0
+      const probed = await probeWithRetries(dispatcher, url, options, events, start)
       const dest = early ?? (await resolveDestination(options.output, probed.file.filename, probed.file.finalUrl))
       if (!early) {
         const done = await alreadyThere(dest, expected, options.force, url, started)
@@ -185,12 +189,12 @@ async function alreadyThere(
   return undefined
 }
 
-async function probeWithRetries(dispatcher: Dispatcher, url: string, options: PullOptions, events: PullEvents): Promise<Probe> {
+async function probeWithRetries(dispatcher: Dispatcher, url: string, options: PullOptions, events: PullEvents, start: number): Promise<Probe> {
   const random = options.random ?? Math.random
   const maxRetries = options.maxRetries ?? DEFAULTS.maxRetries
   for (let attempt = 1; ; attempt++) {
     try {
-      return await probe(dispatcher, url, options.headers ?? {}, options.signal)
+      return await probe(dispatcher, url, options.headers ?? {}, options.signal, start)
     } catch (error) {
       if (options.signal?.aborted) throw interrupted()
       const e = classifyNetworkError(error)
@@ -237,6 +241,7 @@ class Transfer {
   private checkpointing = false
   private lastCheckpoint = performance.now()
   private readonly mirrorReport: PullResult['mirrors'] = []
+  private finishedRates: Array<{at: number; rate: number}> = []
 
   constructor(
     private readonly options: PullOptions,
@@ -292,7 +297,7 @@ class Transfer {
       this.hasher = new PrefixHasher(this.dest.partPath)
       const missing = size === undefined ? [{start: 0, end: Number.MAX_SAFE_INTEGER}] : loaded.written.missing(size)
       this.segments.reset(missing)
-      if (this.ranged) this.segments.spread(this.controller.target)
+      this.segments.pieceSize = this.requestBytes()
       this.ctx = {
         dispatcher: this.dispatcher,
         headers: this.options.headers ?? {},
@@ -306,6 +311,7 @@ class Transfer {
           this.failuresSinceProgress = 0
         },
         onReceived: (bytes) => this.received.add(bytes),
+        requestBytes: () => this.requestBytes(),
       }
       await this.download()
       return await this.finish()
@@ -322,9 +328,9 @@ class Transfer {
     const timer = setInterval(() => this.tick(), TICK_MS)
     try {
       this.startMirrors()
-      // The probe's body already streams from byte 0: the first connection keeps reading it.
+      // The probe's body is already streaming: the first connection keeps reading it.
       const first = this.segments.hasPending ? this.segments.acquire() : undefined
-      if (first && first.start === 0 && this.probed.response) this.spawn(first, this.probed.response)
+      if (first && first.start === this.probed.start && this.probed.response) this.spawn(first, this.probed.response)
       else {
         if (first) this.segments.release(first)
         await this.probed.response?.body.dump().catch(() => {})
@@ -348,8 +354,11 @@ class Transfer {
     if (this.stopping) return
     if (this.ranged) {
       const room = this.segments.hasPending || this.segments.largestAvailable >= this.minSplit
-      this.controller.sample(now, this.received.rate(now, 600), room)
+      const before = this.controller.target
+      const target = this.controller.sample(now, this.received.rate(now, 400), room)
+      if (target !== before) this.debug(`connections ${before} -> ${target} at ${Math.round(this.received.rate(now, 400) / 1048576)} MiB/s`)
       this.replaceStragglers(now)
+      this.segments.pieceSize = this.requestBytes()
     }
     this.fillSlots()
     this.checkDone()
@@ -418,6 +427,7 @@ class Transfer {
       }
       const connection = new Connection(segment, source)
       const before = segment.pos
+      this.debug(`conn seg#${segment.id} ${segment.pos}-${segment.end} on ${source.primary ? 'primary' : source.url}`)
       let delay = 0
       this.connections.add(connection)
       source.active++
@@ -426,6 +436,7 @@ class Transfer {
       } catch (error) {
         if (!connection.stopReason && !this.stopping) delay = await this.onFailure(error, source, ++attempt)
       } finally {
+        this.debug(`end seg#${segment.id} at ${segment.pos}/${segment.end}${connection.stopReason ? ` (${connection.stopReason})` : ''}`)
         adopted = undefined
         this.connections.delete(connection)
         source.active--
@@ -440,8 +451,36 @@ class Transfer {
 
   private noteRate(connection: Connection): void {
     if (connection.firstByteAt === undefined) return
-    const seconds = (performance.now() - connection.firstByteAt) / 1000
-    if (seconds >= 0.3) this.sources.noteRate(connection.source, connection.meter.total / seconds)
+    const now = performance.now()
+    const seconds = (now - connection.firstByteAt) / 1000
+    if (seconds < 0.3) return
+    const rate = connection.meter.total / seconds
+    this.sources.noteRate(connection.source, rate)
+    if (!connection.stopReason) this.finishedRates.push({at: now, rate})
+  }
+
+  /**
+   * Requests long enough that the time to first byte is a small cost (about 3 s of a typical
+   * connection's transfer), short enough that a connection rarely has to abort one.
+   */
+  private requestBytes(): number {
+    const typical = this.typicalRate(performance.now()) ?? 4 * 1024 * 1024
+    return Math.round(Math.min(64 * 1024 * 1024, Math.max(2 * this.minSplit, typical * 3)))
+  }
+
+  /**
+   * What a healthy connection achieves: the median over running connections and those that
+   * finished lately. Near the end only stragglers are left running, so they alone cannot say.
+   */
+  private typicalRate(now: number): number | undefined {
+    this.finishedRates = this.finishedRates.filter((r) => now - r.at < 10_000)
+    const rates = [...this.connections]
+      .filter((c) => c.firstByteAt !== undefined && now - c.firstByteAt >= 1_000 && !c.stopReason)
+      .map((c) => c.meter.rate(now, 2_000))
+      .concat(this.finishedRates.map((r) => r.rate))
+      .sort((a, b) => a - b)
+    if (rates.length < 3) return undefined
+    return rates[Math.floor(rates.length / 2)]
   }
 
   private async pickSource(): Promise<Source | undefined> {
@@ -569,24 +608,21 @@ class Transfer {
    * connection that would finish much later than a fresh one.
    */
   private takeOverStraggler(now: number, endgame: boolean): Segment | undefined {
-    const rates = [...this.connections]
-      .filter((c) => c.firstByteAt !== undefined && now - c.firstByteAt >= 1_000 && !c.stopReason)
-      .map((c) => c.meter.rate(now, 2_000))
-      .sort((a, b) => a - b)
-    if (rates.length === 0) return undefined
-    const median = rates[Math.floor(rates.length / 2)]
-    if (median <= 0) return undefined
+    const median = this.typicalRate(now)
+    if (!median) return undefined
     for (const c of this.connections) {
       if (c.stopReason || c.firstByteAt === undefined) continue
       const age = now - c.firstByteAt
       const rate = c.meter.rate(now, 2_000)
       const left = remaining(c.segment)
       if (left < 64 * 1024) continue
-      const slow = age >= 3_000 && rates.length >= 3 && rate < median / 4
+      // Far below for a second, or clearly below for two: either way a fresh connection wins.
+      const slow = (age >= 1_000 && rate < median / 8) || (age >= 2_000 && rate < median / 4)
       const late = endgame && age >= 700 && left / Math.max(rate, 1) > 2 * (0.5 + left / median)
       if (!slow && !late) continue
       const segment = this.segments.takeOver(c.segment)
       if (!segment) continue
+      this.debug(`replacing seg#${c.segment.id} (${slow ? 'slow' : 'late'}: ${Math.round(rate / 1024)} KiB/s vs median ${Math.round(median / 1024)} KiB/s, ${left} bytes left)`)
       c.stop('replaced')
       return segment
     }
@@ -599,6 +635,10 @@ class Transfer {
       if (!segment) return
       this.spawn(segment)
     }
+  }
+
+  private debug(message: string): void {
+    this.events.debug?.(`${((performance.now() - this.started) / 1000).toFixed(2)}s ${message}`)
   }
 
   private checkDone(): void {
@@ -623,8 +663,12 @@ class Transfer {
     const part = this.part!
     const size = this.journal.writtenRanges.total
     if (this.size !== undefined && size !== this.size) throw new Error(`internal: ${size} of ${this.size} bytes written`)
-    await part.datasync()
-    const digest = await this.hasher!.finish(size)
+    // The flush makes the renamed file survive a power loss; it runs while the hash finishes.
+    const [, digest] = await Promise.all([
+      part.datasync().then(() => this.debug('flushed')),
+      this.hasher!.finish(size).then((d) => (this.debug('hashed'), d)),
+    ])
+    this.debug('flushed and hashed')
     if (this.expected && digest !== this.expected) {
       await part.close()
       this.part = undefined

@@ -8,7 +8,7 @@ import {parentPort, workerData} from 'node:worker_threads'
  */
 const {path} = workerData as {path: string}
 const hash = createHash('sha256')
-const buffer = Buffer.allocUnsafe(4 * 1024 * 1024)
+const buffer = Buffer.allocUnsafe(1024 * 1024)
 const fd = openSync(path, 'r')
 let hashed = 0
 let target = 0

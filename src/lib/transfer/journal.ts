@@ -67,6 +67,19 @@ export class Journal {
     return {journal: new Journal(path, header, new RangeSet(), new RangeSet()), written: new RangeSet(), discarded}
   }
 
+  /**
+   * The first byte a resumed download still needs, read before the server is asked, so the
+   * first request can start there.
+   */
+  static resumeOffset(path: string, bootId: string | undefined): number {
+    if (!existsSync(path)) return 0
+    const parsed = parse(readFileSync(path, 'utf8'))
+    if (!parsed || !parsed.header.ranges || parsed.header.size === undefined) return 0
+    const trusted = bootId && parsed.header.bootId === bootId ? parsed.written : parsed.durable
+    const first = trusted.missing(parsed.header.size)[0]
+    return first ? first.start : 0
+  }
+
   /** Called right after bytes [start, end) reached the part file. */
   recordWritten(start: number, end: number): void {
     this.written.add(start, end)

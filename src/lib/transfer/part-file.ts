@@ -2,7 +2,8 @@ import {open, type FileHandle} from 'node:fs/promises'
 
 /** Where downloaded bytes go; an interface so tests can make the disk fail (ENOSPC). */
 export interface PartFile {
-  write(buffer: Buffer, length: number, position: number): Promise<void>
+  /** Write `length` bytes from the start of `buffers` at `position`. */
+  write(buffers: Buffer[], length: number, position: number): Promise<void>
   datasync(): Promise<void>
   close(): Promise<void>
 }
@@ -15,14 +16,30 @@ export const openPartFile: OpenPartFile = async (path, size, fresh) => {
   // Sparse until written; the free-space check has been done before.
   if (fresh && size !== undefined) await handle.truncate(size)
   return {
-    async write(buffer, length, position) {
+    async write(buffers, length, position) {
+      // writev: network chunks go to disk as they came, without being copied together first.
+      let pending = slice(buffers, 0, length)
       let done = 0
       while (done < length) {
-        const {bytesWritten} = await handle.write(buffer, done, length - done, position + done)
+        const {bytesWritten} = await handle.writev(pending, position + done)
         done += bytesWritten
+        if (done < length) pending = slice(buffers, done, length)
       }
     },
     datasync: () => handle.datasync(),
     close: () => handle.close(),
   }
+}
+
+/** The bytes [from, to) of a list of buffers, as views. */
+function slice(buffers: Buffer[], from: number, to: number): Buffer[] {
+  const out: Buffer[] = []
+  let offset = 0
+  for (const b of buffers) {
+    const start = Math.max(from, offset)
+    const end = Math.min(to, offset + b.length)
+    if (end > start) out.push(b.subarray(start - offset, end - offset))
+    offset += b.length
+  }
+  return out
 }

@@ -11,7 +11,11 @@ export class PrefixHasher {
   private result?: Promise<string>
 
   constructor(path: string) {
-    this.worker = new Worker(new URL('./hash-worker.js', import.meta.url), {workerData: {path}})
+    this.worker = new Worker(new URL('./hash-worker.js', import.meta.url), {
+      workerData: {path},
+      // It only reads and hashes: a small heap keeps the pull's memory low.
+      resourceLimits: {maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 16},
+    })
     this.worker.unref()
   }
 

@@ -9,6 +9,8 @@ export interface Segment {
   end: number
   /** Bytes being written right now from `pos` on: not to be given to another connection. */
   inflight: number
+  /** End of the HTTP request in flight; cutting the segment before it means aborting it. */
+  requestEnd: number
 }
 
 /**
@@ -33,30 +35,22 @@ export class SegmentManager {
   }
 
   /**
-   * Cut the pending pieces so that `connections` connections can start at once; ranges already
-   * on disk stay untouched.
+   * How much of the file one connection takes at a time. Pieces are handed out in file order,
+   * so every connection works near the front: the contiguous prefix (and its hash) keeps up
+   * with the download, and a resumed file has few holes.
    */
-  spread(connections: number): void {
-    const total = this.pending.reduce((sum, r) => sum + r.end - r.start, 0)
-    const target = Math.max(this.minSplit, Math.ceil(total / Math.max(1, connections)))
-    const pieces: ByteRange[] = []
-    for (const r of this.pending) {
-      for (let start = r.start; start < r.end; start += target) {
-        const end = Math.min(r.end, start + target)
-        // Merge a small tail into the previous piece rather than leave a runt.
-        if (end - start < this.minSplit && pieces.length > 0 && pieces[pieces.length - 1].end === start) {
-          pieces[pieces.length - 1].end = end
-        } else pieces.push({start, end})
-      }
-    }
-    this.pending = pieces
-  }
+  pieceSize = 16 * 1024 * 1024
 
-  /** The next range for an idle connection: a pending piece, else half of the largest active one. */
+  /** The next range for an idle connection: the next piece in order, else half of the largest active one. */
   acquire(): Segment | undefined {
-    const piece = this.pending.shift()
-    if (piece) return this.open(piece.start, piece.end)
-    return this.steal()
+    const first = this.pending[0]
+    if (!first) return this.steal()
+    const start = first.start
+    let end = Math.min(first.end, start + Math.max(this.minSplit, this.pieceSize))
+    if (first.end - end < this.minSplit) end = first.end
+    if (end === first.end) this.pending.shift()
+    else first.start = end
+    return this.open(start, end)
   }
 
   private steal(): Segment | undefined {
@@ -66,7 +60,14 @@ export class SegmentManager {
     }
     if (!victim || remaining(victim) < 2 * this.minSplit) return undefined
     const from = victim.pos + victim.inflight
-    const mid = from + Math.ceil((victim.end - from) / 2)
+    let mid = from + Math.ceil((victim.end - from) / 2)
+    // Prefer to take only what the victim has not asked for yet, so that its request ends
+    // normally and its keep-alive connection lives on; but not when that would leave the
+    // victim with most of the work, which would make it the straggler at the end.
+    // Near the end an even split matters more than the connection.
+    const upTo = from + Math.ceil(((victim.end - from) * 3) / 4)
+    const plenty = victim.end - from >= 16 * this.minSplit
+    if (plenty && victim.requestEnd > mid && victim.requestEnd <= upTo && victim.end - victim.requestEnd >= this.minSplit) mid = victim.requestEnd
     const end = victim.end
     victim.end = mid
     return this.open(mid, end)
@@ -85,7 +86,7 @@ export class SegmentManager {
   }
 
   private open(start: number, end: number): Segment {
-    const segment: Segment = {id: this.nextId++, start, pos: start, end, inflight: 0}
+    const segment: Segment = {id: this.nextId++, start, pos: start, end, inflight: 0, requestEnd: start}
     this.active.set(segment.id, segment)
     return segment
   }

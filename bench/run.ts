@@ -1,0 +1,191 @@
+import {spawn, spawnSync, type ChildProcess} from 'node:child_process'
+import {mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
+import {cpus, tmpdir} from 'node:os'
+import {dirname, join} from 'node:path'
+import {createInterface} from 'node:readline'
+import {fileURLToPath} from 'node:url'
+import {makeContent, sha256} from '../test/support/mirror-server.js'
+
+/**
+ * `npm run bench`: the pull scenarios of issue 2, mtune side by side with aria2c (when it is
+ * installed), against the test mirror running in its own process. Medians of a few runs, all
+ * measured in this one run; the table goes to docs/BENCHMARKS.md.
+ */
+const MiB = 1024 * 1024
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
+const bin = join(root, 'bin', 'run.js')
+const runs = Number(process.env.BENCH_RUNS ?? 3)
+
+interface MirrorConfig {
+  sizeMiB: number
+  perConnectionRate?: number
+  linkRate?: number
+  firstByteDelayMs?: number
+  slowConnections?: {every: number; rate: number}
+}
+
+interface Scenario {
+  id: string
+  title: string
+  mirror: MirrorConfig
+  target: string
+  kills?: number
+  verify?: boolean
+}
+
+const scenarios: Scenario[] = [
+  {
+    id: 'capped',
+    title: '512 MiB; each connection 8 MiB/s, link 160 MiB/s, 80 ms to first byte',
+    mirror: {sizeMiB: 512, perConnectionRate: 8 * MiB, linkRate: 160 * MiB, firstByteDelayMs: 80},
+    target: 'mtune >= 150 MiB/s',
+  },
+  {
+    id: 'stragglers',
+    title: 'as above, but every 5th connection stuck at 300 KiB/s',
+    mirror: {sizeMiB: 512, perConnectionRate: 8 * MiB, linkRate: 160 * MiB, firstByteDelayMs: 80, slowConnections: {every: 5, rate: 300 * 1024}},
+    target: 'mtune >= 140 MiB/s',
+  },
+  {
+    id: 'kills',
+    title: '512 MiB; link 64 MiB/s; SIGKILL 1.5 s into each of 4 runs, then a final run',
+    mirror: {sizeMiB: 512, linkRate: 64 * MiB},
+    kills: 4,
+    target: 'mtune fetches <= 1.05 x the file',
+  },
+  {
+    id: 'big',
+    title: '2 GiB, loopback without caps, sha256 verified by both',
+    mirror: {sizeMiB: 2048},
+    verify: true,
+    target: 'mtune peak RSS <= 150 MB; CPU s/GiB <= aria2c --checksum',
+  },
+]
+
+interface Measure {
+  seconds: number
+  cpu: number
+  rssMB: number
+  fetched: number
+  ok: boolean
+}
+
+type Tool = 'mtune' | 'aria2c'
+
+async function startMirror(config: MirrorConfig): Promise<{url: string; origin: string; child: ChildProcess}> {
+  const child = spawn(process.execPath, [join(root, 'dist', 'bench', 'mirror-process.js'), JSON.stringify(config)], {stdio: ['ignore', 'pipe', 'inherit']})
+  const line = await new Promise<string>((resolve, reject) => {
+    createInterface({input: child.stdout!}).once('line', resolve)
+    child.once('exit', (code) => reject(new Error(`mirror exited with ${code}`)))
+  })
+  return {...(JSON.parse(line) as {url: string; origin: string}), child}
+}
+
+async function stats(origin: string): Promise<{bytesSent: number}> {
+  const res = await fetch(`${origin}/stats`)
+  return (await res.json()) as {bytesSent: number}
+}
+
+function command(tool: Tool, url: string, dir: string, digest?: string): string[] {
+  if (tool === 'mtune') {
+    return [process.execPath, bin, 'pull', url, '-o', join(dir, 'model.bin'), '--quiet', ...(digest ? ['--sha256', digest] : [])]
+  }
+  return [
+    'aria2c', '-x16', '-s16', '-k1M', '--file-allocation=none', '--allow-overwrite=true', '--console-log-level=error',
+    '--summary-interval=0', '-q', '-d', dir, '-o', 'model.bin', ...(digest ? [`--checksum=sha-256=${digest}`] : []), url,
+  ]
+}
+
+/** Wall time, CPU seconds and peak RSS of one command, from GNU time. */
+function timed(argv: string[]): Promise<{seconds: number; cpu: number; rssMB: number; code: number}> {
+  const out = join(tmpdir(), `mtune-bench-time-${process.pid}`)
+  return new Promise((resolve) => {
+    const child = spawn('/usr/bin/time', ['-o', out, '-f', '%e %U %S %M', ...argv], {stdio: 'ignore'})
+    child.once('exit', (code) => {
+      const [e, u, s, m] = readFileSync(out, 'utf8').trim().split('\n').pop()!.split(' ').map(Number)
+      resolve({seconds: e, cpu: u + s, rssMB: (m * 1024) / 1e6, code: code ?? 1})
+    })
+  })
+}
+
+async function once(tool: Tool, scenario: Scenario, expected: string): Promise<Measure> {
+  const mirror = await startMirror(scenario.mirror)
+  const dir = mkdtempSync(join(tmpdir(), 'mtune-bench-'))
+  try {
+    const argv = command(tool, mirror.url, dir, scenario.verify ? expected : undefined)
+    for (let k = 0; k < (scenario.kills ?? 0); k++) {
+      const child = spawn(argv[0], argv.slice(1), {stdio: 'ignore'})
+      await new Promise((r) => setTimeout(r, 1500))
+      child.kill('SIGKILL')
+      await new Promise((r) => child.once('exit', r))
+    }
+    const t = await timed(argv)
+    const got = t.code === 0 ? sha256File(join(dir, 'model.bin')) : ''
+    const size = scenario.mirror.sizeMiB * MiB
+    return {...t, fetched: (await stats(mirror.origin)).bytesSent / size, ok: got === expected}
+  } finally {
+    mirror.child.kill('SIGTERM')
+    rmSync(dir, {recursive: true, force: true})
+  }
+}
+
+function sha256File(path: string): string {
+  const r = spawnSync('sha256sum', [path], {encoding: 'utf8'})
+  return r.stdout.split(' ')[0]
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
+
+async function main(): Promise<void> {
+  const aria2 = spawnSync('aria2c', ['--version'], {encoding: 'utf8'})
+  const tools: Tool[] = aria2.status === 0 ? ['mtune', 'aria2c'] : ['mtune']
+  if (tools.length === 1) console.log('aria2c is not installed (apt-get install -y aria2): measuring mtune alone')
+  const rows: string[] = []
+  const only = process.env.BENCH_ONLY?.split(',')
+  for (const scenario of scenarios.filter((s) => !only || only.includes(s.id))) {
+    const expected = sha256(makeContent(scenario.mirror.sizeMiB * MiB, 1))
+    const results: Partial<Record<Tool, Measure[]>> = {}
+    for (let i = 0; i < runs; i++) {
+      // Alternate the tools so that both see the same noise.
+      for (const tool of tools) {
+        const m = await once(tool, scenario, expected)
+        ;(results[tool] ??= []).push(m)
+        console.log(`${scenario.id} ${tool} run ${i + 1}: ${m.ok ? 'ok' : 'FAILED'} ${((scenario.mirror.sizeMiB / m.seconds) || 0).toFixed(1)} MiB/s, cpu ${m.cpu.toFixed(2)} s, rss ${m.rssMB.toFixed(0)} MB, fetched ${m.fetched.toFixed(3)}x`)
+      }
+    }
+    for (const tool of tools) {
+      const ms = results[tool]!
+      const rate = median(ms.map((m) => scenario.mirror.sizeMiB / m.seconds))
+      const gib = scenario.mirror.sizeMiB / 1024
+      rows.push(
+        `| ${scenario.id} | ${tool} | ${rate.toFixed(1)} | ${median(ms.map((m) => m.cpu / gib)).toFixed(2)} | ${median(ms.map((m) => m.rssMB)).toFixed(0)} | ${median(ms.map((m) => m.fetched)).toFixed(3)} | ${ms.filter((m) => m.ok).length}/${ms.length} |`,
+      )
+    }
+  }
+  const doc = `# Benchmarks
+
+Produced by \`npm run bench\` (bench/run.ts) on ${new Date().toISOString().slice(0, 10)}: ${cpus().length} cores, Node ${process.version}${
+    tools.includes('aria2c') ? `, ${aria2.stdout.split('\n')[0]}` : ', aria2c not installed'
+  }. The test mirror (test/support/mirror-server.ts) runs in its own process on 127.0.0.1; each
+figure is the median of ${runs} runs per tool, the tools alternating, all measured in this one run.
+The machines are shared and noisy: compare the tools within a row group, not across runs.
+
+aria2c runs as \`aria2c -x16 -s16 -k1M --file-allocation=none\` (plus \`--checksum=sha-256=…\` where
+verified); mtune runs as \`mtune pull URL -o FILE --quiet\` with its defaults (plus \`--sha256\`), and
+always computes sha256. "fetched" is the bytes the mirror sent over all runs of the scenario,
+divided by the file size. CPU and peak RSS come from GNU time, for the downloader's process alone.
+
+| scenario | description | target |
+|---|---|---|
+${scenarios.map((s) => `| ${s.id} | ${s.title} | ${s.target} |`).join('\n')}
+
+| scenario | tool | MiB/s | CPU s per GiB | peak RSS MB | fetched / size | intact |
+|---|---|---|---|---|---|---|
+${rows.join('\n')}
+`
+  if (process.env.BENCH_ONLY) console.log(doc)
+  else writeFileSync(join(root, 'docs', 'BENCHMARKS.md'), doc)
+  console.log(rows.join('\n'))
+}
+
+await main()
