@@ -20,8 +20,9 @@ export interface Probe {
   file: RemoteFile
   /** The body of the probe request: the first connection keeps reading it. */
   response?: Response
-  /** Where that body starts in the file. */
+  /** Where that body starts in the file, and where it ends (exclusive). */
   start: number
+  end?: number
 }
 
 /**
@@ -35,30 +36,34 @@ export async function probe(
   headers: Record<string, string>,
   signal?: AbortSignal,
   start = 0,
+  length?: number,
 ): Promise<Probe> {
-  const response = await get(dispatcher, url, {...headers, range: `bytes=${start}-`, 'accept-encoding': 'identity'}, signal)
+  // Bounded, so that a server pushing fast does not fill socket buffers with bytes the first
+  // piece does not need.
+  const range = length ? `bytes=${start}-${start + length - 1}` : `bytes=${start}-`
+  const response = await get(dispatcher, url, {...headers, range, 'accept-encoding': 'identity'}, signal)
   const h = response.headers
   const base = {url, finalUrl: response.url, etag: h.etag, lastModified: h['last-modified'], filename: dispositionFilename(h['content-disposition'])}
 
   if (response.status === 206) {
-    const range = parseContentRange(h['content-range'])
-    if (!range || range.start !== start) {
+    const got = parseContentRange(h['content-range'])
+    if (!got || got.start !== start || (length !== undefined && got.end > start + length - 1)) {
       await response.body.dump().catch(() => {})
       throw new TransferError('bad-response', `the server answered a range request with a bad Content-Range (${h['content-range'] ?? 'none'})`)
     }
-    const size = range.total ?? (await headSize(dispatcher, response.url, headers, signal))
-    return {file: {...base, size, ranges: size !== undefined}, response, start}
+    const size = got.total ?? (await headSize(dispatcher, response.url, headers, signal))
+    return {file: {...base, size, ranges: size !== undefined}, response, start, end: got.end + 1}
   }
   if (response.status === 200) {
-    const length = h['content-length'] && !h['content-encoding'] ? Number(h['content-length']) : undefined
-    return {file: {...base, size: length, ranges: false}, response, start: 0}
+    const size = h['content-length'] && !h['content-encoding'] ? Number(h['content-length']) : undefined
+    return {file: {...base, size, ranges: false}, response, start: 0, end: size}
   }
   if (response.status === 416) {
     await response.body.dump().catch(() => {})
     const size = unsatisfiedLength(h['content-range'])
     // An empty file, or a resumed one that is shorter now (the journal will notice).
     if (size === 0 || (size !== undefined && start > 0)) return {file: {...base, size, ranges: true}, start}
-    if (start > 0) return probe(dispatcher, url, headers, signal, 0)
+    if (start > 0) return probe(dispatcher, url, headers, signal, 0, length)
   } else {
     await response.body.dump().catch(() => {})
   }

@@ -55,13 +55,13 @@ export class Connection {
    * run, when another connection steals part of it). `adopted` is the probe's response, whose
    * body starts at byte 0.
    */
-  async run(ctx: ConnectionContext, adopted?: Response): Promise<void> {
+  async run(ctx: ConnectionContext, adopted?: {response: Response; end?: number}): Promise<void> {
     const seg = this.segment
     let first = adopted
     while (seg.pos < seg.end && !this.stopReason) {
-      const requestEnd = first ? Math.max(seg.end, ctx.size ?? seg.end) : Math.min(seg.end, seg.pos + Math.max(1, ctx.requestBytes()))
+      const requestEnd = first ? (first.end ?? seg.end) : Math.min(seg.end, seg.pos + Math.max(1, ctx.requestBytes()))
       seg.requestEnd = requestEnd
-      const body = first ? first.body : await this.open(ctx, requestEnd)
+      const body = first ? first.response.body : await this.open(ctx, requestEnd)
       first = undefined
       await this.stream(ctx, body, requestEnd)
     }
@@ -84,6 +84,7 @@ export class Connection {
         }
         ctx.journal.recordWritten(seg.pos, seg.pos + writable)
         ctx.segments.advance(seg, writable)
+        this.source.bytes += writable
         ctx.onWritten(writable)
       }
       chunks = []

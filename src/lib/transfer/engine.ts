@@ -85,8 +85,11 @@ export interface PullResult {
   bytesFetched: number
   /** Bytes that were already on disk from an earlier, interrupted run. */
   resumedBytes: number
-  mirrors: Array<{url: string; used: boolean; dropped?: string}>
+  mirrors: Array<{url: string; used: boolean; bytes: number; dropped?: string}>
 }
+
+/** The probe's response, read on by the first connection. */
+type Adopted = {response: Response; end?: number}
 
 /** The whole file must be fetched again: it changed on the server, or a stream without ranges broke. */
 class StartOver extends Error {
@@ -104,6 +107,8 @@ const DEFAULTS = {connections: 16, maxConnections: 64, chunkSize: 1024 * 1024, s
 const TICK_MS = 200
 const CHECKPOINT_MS = 1_000
 const MAX_RESTARTS = 3
+/** What the probe request asks for; its body becomes the first piece. */
+const FIRST_PIECE = 4 * 1024 * 1024
 
 export async function pull(options: PullOptions, events: PullEvents = {}): Promise<PullResult> {
   const url = parseTarget(options.url, 'URL')
@@ -119,8 +124,10 @@ export async function pull(options: PullOptions, events: PullEvents = {}): Promi
     }
     for (let restart = 0; ; restart++) {
       const guess = early ?? (await resolveDestination(options.output, undefined, url).catch(() => undefined))
-      const start = guess && restart === 0 ? Journal.resumeOffset(guess.journalPath, currentBootId()) : 0
-      const probed = await probeWithRetries(dispatcher, url, options, events, start)
+      const hole = guess && restart === 0 ? Journal.firstMissing(guess.journalPath, currentBootId()) : undefined
+      const start = hole?.start ?? 0
+      const length = Math.min(FIRST_PIECE, hole ? hole.end - hole.start : FIRST_PIECE)
+      const probed = await probeWithRetries(dispatcher, url, options, events, start, length)
       const dest = early ?? (await resolveDestination(options.output, probed.file.filename, probed.file.finalUrl))
       if (!early) {
         const done = await alreadyThere(dest, expected, options.force, url, started)
@@ -189,12 +196,19 @@ async function alreadyThere(
   return undefined
 }
 
-async function probeWithRetries(dispatcher: Dispatcher, url: string, options: PullOptions, events: PullEvents, start: number): Promise<Probe> {
+async function probeWithRetries(
+  dispatcher: Dispatcher,
+  url: string,
+  options: PullOptions,
+  events: PullEvents,
+  start: number,
+  length: number,
+): Promise<Probe> {
   const random = options.random ?? Math.random
   const maxRetries = options.maxRetries ?? DEFAULTS.maxRetries
   for (let attempt = 1; ; attempt++) {
     try {
-      return await probe(dispatcher, url, options.headers ?? {}, options.signal, start)
+      return await probe(dispatcher, url, options.headers ?? {}, options.signal, start, length)
     } catch (error) {
       if (options.signal?.aborted) throw interrupted()
       const e = classifyNetworkError(error)
@@ -292,12 +306,20 @@ class Transfer {
       if (!fresh && size !== undefined) {
         this.events.info?.(`resuming: ${formatBytes(this.resumedBytes)} of ${formatBytes(size)} already on disk`)
       }
-      if (size !== undefined) await checkFreeSpace(this.dest, size - this.resumedBytes)
-      this.part = await (this.options.openPartFile ?? openPartFile)(this.dest.partPath, size, fresh)
+      if (size !== undefined) {
+        await checkFreeSpace(this.dest, size - this.resumedBytes).catch((error) => {
+          if (fresh) this.journal.remove()
+          throw error
+        })
+      }
+      this.part = await (this.options.openPartFile ?? openPartFile)(this.dest.partPath, size, fresh).catch((error) => {
+        throw new MtuneError('not-writable', `cannot create ${this.dest.partPath}: ${errorMessage(error)}`, ExitCode.localDisk, {cause: error})
+      })
       this.hasher = new PrefixHasher(this.dest.partPath)
       const missing = size === undefined ? [{start: 0, end: Number.MAX_SAFE_INTEGER}] : loaded.written.missing(size)
       this.segments.reset(missing)
-      this.segments.pieceSize = this.requestBytes()
+      this.segments.worthCutting = (victim) => this.worthCutting(victim)
+      this.sizePieces()
       this.ctx = {
         dispatcher: this.dispatcher,
         headers: this.options.headers ?? {},
@@ -329,8 +351,9 @@ class Transfer {
     try {
       this.startMirrors()
       // The probe's body is already streaming: the first connection keeps reading it.
-      const first = this.segments.hasPending ? this.segments.acquire() : undefined
-      if (first && first.start === this.probed.start && this.probed.response) this.spawn(first, this.probed.response)
+      const {response, start, end} = this.probed
+      const first = this.segments.hasPending ? this.segments.acquireAt(start, end) : undefined
+      if (first && response) this.spawn(first, {response, end})
       else {
         if (first) this.segments.release(first)
         await this.probed.response?.body.dump().catch(() => {})
@@ -358,7 +381,7 @@ class Transfer {
       const target = this.controller.sample(now, this.received.rate(now, 400), room)
       if (target !== before) this.debug(`connections ${before} -> ${target} at ${Math.round(this.received.rate(now, 400) / 1048576)} MiB/s`)
       this.replaceStragglers(now)
-      this.segments.pieceSize = this.requestBytes()
+      this.sizePieces()
     }
     this.fillSlots()
     this.checkDone()
@@ -402,7 +425,7 @@ class Transfer {
     }
   }
 
-  private spawn(segment: Segment, adopted?: Response): void {
+  private spawn(segment: Segment, adopted?: Adopted): void {
     this.running++
     this.peak = Math.max(this.peak, this.running)
     void this.slot(segment, adopted)
@@ -414,7 +437,7 @@ class Transfer {
   }
 
   /** One connection slot: fetch segments until there is nothing left or too many slots run. */
-  private async slot(initial: Segment, adopted?: Response): Promise<void> {
+  private async slot(initial: Segment, adopted?: Adopted): Promise<void> {
     let segment: Segment | undefined = initial
     let attempt = 0
     while (!this.stopping) {
@@ -457,6 +480,29 @@ class Transfer {
     const rate = connection.meter.total / seconds
     this.sources.noteRate(connection.source, rate)
     if (!connection.stopReason) this.finishedRates.push({at: now, rate})
+  }
+
+  /**
+   * Cutting into a running request aborts it and wastes what is in flight; it pays only when
+   * the victim still needs a while (several times a request's first-byte time) to finish.
+   */
+  private worthCutting(victim: Segment): boolean {
+    const now = performance.now()
+    const c = [...this.connections].find((x) => x.segment === victim)
+    if (!c || c.firstByteAt === undefined) return false
+    const rate = Math.max(1, c.meter.rate(now, 1_000) || c.meter.total / Math.max(0.001, (now - c.firstByteAt) / 1000))
+    const firstByte = (c.firstByteAt - c.startedAt) / 1000
+    return (victim.requestEnd - victim.pos) / rate > Math.max(0.3, 4 * firstByte)
+  }
+
+  /** Without ranges the file is one piece; with them, never so big that a connection idles. */
+  private sizePieces(): void {
+    if (!this.ranged) {
+      this.segments.pieceSize = Number.MAX_SAFE_INTEGER
+      return
+    }
+    const share = Math.ceil(this.segments.pendingBytes / Math.max(1, this.controller.target))
+    this.segments.pieceSize = Math.max(this.minSplit, Math.min(this.requestBytes(), share))
   }
 
   /**
@@ -595,7 +641,7 @@ class Transfer {
           this.events.info?.(`mirror ${redact(url)} serves the same file: using it`)
           this.fillSlots()
         } else {
-          this.mirrorReport.push({url: redact(url), used: false, dropped: rejected})
+          this.mirrorReport.push({url: redact(url), used: false, bytes: 0, dropped: rejected})
           this.events.warn?.(`not using mirror ${redact(url)}: ${rejected}`)
         }
       })
@@ -688,7 +734,7 @@ class Transfer {
     const fetchedNow = this.received.total
     this.emitProgress(performance.now())
     for (const s of this.sources.sources) {
-      if (!s.primary) this.mirrorReport.push({url: redact(s.url), used: s.rate !== undefined, dropped: s.droppedWhy})
+      if (!s.primary) this.mirrorReport.push({url: redact(s.url), used: s.bytes > 0, bytes: s.bytes, dropped: s.droppedWhy})
     }
     return {
       url: redact(this.probed.file.url),

@@ -68,16 +68,15 @@ export class Journal {
   }
 
   /**
-   * The first byte a resumed download still needs, read before the server is asked, so the
-   * first request can start there.
+   * The first range a resumed download still needs, read before the server is asked, so that
+   * the first request asks for exactly that.
    */
-  static resumeOffset(path: string, bootId: string | undefined): number {
-    if (!existsSync(path)) return 0
+  static firstMissing(path: string, bootId: string | undefined): ByteRange | undefined {
+    if (!existsSync(path)) return undefined
     const parsed = parse(readFileSync(path, 'utf8'))
-    if (!parsed || !parsed.header.ranges || parsed.header.size === undefined) return 0
+    if (!parsed || !parsed.header.ranges || parsed.header.size === undefined) return undefined
     const trusted = bootId && parsed.header.bootId === bootId ? parsed.written : parsed.durable
-    const first = trusted.missing(parsed.header.size)[0]
-    return first ? first.start : 0
+    return trusted.missing(parsed.header.size)[0]
   }
 
   /** Called right after bytes [start, end) reached the part file. */

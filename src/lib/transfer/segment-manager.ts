@@ -53,24 +53,46 @@ export class SegmentManager {
     return this.open(start, end)
   }
 
+  /**
+   * The piece that starts at `start` and ends at or before `end`, when the first pending range
+   * starts there: the probe already asked for it.
+   */
+  acquireAt(start: number, end = Number.MAX_SAFE_INTEGER): Segment | undefined {
+    const first = this.pending[0]
+    if (!first || first.start !== start) return undefined
+    const stop = Math.min(end, first.end)
+    if (stop === first.end) this.pending.shift()
+    else first.start = stop
+    return this.open(start, stop)
+  }
+
+  /**
+   * Whether cutting into a victim's request in flight (which aborts it, and wastes what is in
+   * flight) saves time. Set by the engine, which knows the connections' rates.
+   */
+  worthCutting: (victim: Segment) => boolean = () => true
+
   private steal(): Segment | undefined {
-    let victim: Segment | undefined
-    for (const s of this.active.values()) {
-      if (!victim || remaining(s) > remaining(victim)) victim = s
+    const candidates = [...this.active.values()].filter((s) => remaining(s) >= 2 * this.minSplit).sort((a, b) => remaining(b) - remaining(a))
+    for (const victim of candidates) {
+      const from = victim.pos + victim.inflight
+      let mid = from + Math.ceil((victim.end - from) / 2)
+      // Prefer to take only what the victim has not asked for yet, so that its request ends
+      // normally and its keep-alive connection lives on; but not when that would leave the
+      // victim with most of the work, which would make it the straggler at the end. Near the
+      // end an even split matters more than the connection.
+      const upTo = from + Math.ceil(((victim.end - from) * 3) / 4)
+      const plenty = victim.end - from >= 16 * this.minSplit
+      if (plenty && victim.requestEnd > mid && victim.requestEnd <= upTo && victim.end - victim.requestEnd >= this.minSplit) mid = victim.requestEnd
+      if (mid < victim.requestEnd && !this.worthCutting(victim)) {
+        if (victim.end - victim.requestEnd < this.minSplit) continue
+        mid = victim.requestEnd
+      }
+      const end = victim.end
+      victim.end = mid
+      return this.open(mid, end)
     }
-    if (!victim || remaining(victim) < 2 * this.minSplit) return undefined
-    const from = victim.pos + victim.inflight
-    let mid = from + Math.ceil((victim.end - from) / 2)
-    // Prefer to take only what the victim has not asked for yet, so that its request ends
-    // normally and its keep-alive connection lives on; but not when that would leave the
-    // victim with most of the work, which would make it the straggler at the end.
-    // Near the end an even split matters more than the connection.
-    const upTo = from + Math.ceil(((victim.end - from) * 3) / 4)
-    const plenty = victim.end - from >= 16 * this.minSplit
-    if (plenty && victim.requestEnd > mid && victim.requestEnd <= upTo && victim.end - victim.requestEnd >= this.minSplit) mid = victim.requestEnd
-    const end = victim.end
-    victim.end = mid
-    return this.open(mid, end)
+    return undefined
   }
 
   /**

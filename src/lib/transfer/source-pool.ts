@@ -14,11 +14,13 @@ export interface Source {
   rate?: number
   cooldownUntil: number
   resolvedAt: number
+  /** Bytes of the file this source delivered. */
+  bytes: number
   droppedWhy?: string
 }
 
 export function newSource(url: string, target: string, validators: {etag?: string; lastModified?: string}, primary: boolean, now: number): Source {
-  return {url, target, ...validators, primary, alive: true, active: 0, cooldownUntil: 0, resolvedAt: now}
+  return {url, target, ...validators, primary, alive: true, active: 0, cooldownUntil: 0, resolvedAt: now, bytes: 0}
 }
 
 export const validatorOf = (source: Source) => ifRangeValidator(source)

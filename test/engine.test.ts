@@ -1,0 +1,276 @@
+import assert from 'node:assert/strict'
+import {existsSync, mkdtempSync, readFileSync, writeFileSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
+import {after, describe, it} from 'node:test'
+import {MtuneError} from '../src/lib/errors.js'
+import {pull, type PullOptions} from '../src/lib/transfer/engine.js'
+import {openPartFile, type OpenPartFile} from '../src/lib/transfer/part-file.js'
+import {makeContent, sha256, startMirror, type MirrorServer, type MirrorOptions} from './support/mirror-server.js'
+
+const MiB = 1024 * 1024
+const content = makeContent(16 * MiB, 7)
+const digest = sha256(content)
+const servers: MirrorServer[] = []
+after(async () => Promise.all(servers.map((s) => s.close())))
+
+async function mirror(options: Partial<MirrorOptions> = {}): Promise<MirrorServer> {
+  const server = await startMirror({content, ...options})
+  servers.push(server)
+  return server
+}
+
+const dir = () => mkdtempSync(join(tmpdir(), 'mtune-engine-'))
+
+async function run(options: PullOptions) {
+  const messages: string[] = []
+  const result = await pull(
+    {connections: 4, chunkSize: 256 * 1024, stallTimeoutMs: 5_000, random: () => 0.5, ...options},
+    {info: (m) => messages.push(m), warn: (m) => messages.push(m)},
+  )
+  return {result, messages}
+}
+
+async function rejects(promise: Promise<unknown>, exitCode: number, pattern: RegExp): Promise<MtuneError> {
+  try {
+    await promise
+  } catch (error) {
+    assert.ok(error instanceof MtuneError, `expected an MtuneError, got ${String(error)}`)
+    assert.equal(error.exitCode, exitCode, error.message)
+    assert.match(error.message, pattern)
+    assert.doesNotMatch(error.message, /\n/, 'one line')
+    return error
+  }
+  assert.fail('expected the pull to fail')
+}
+
+describe('pull engine', () => {
+  it('downloads over several connections into place and reports the sha256', async () => {
+    const m = await mirror()
+    const out = dir()
+    const {result} = await run({url: m.url, output: out})
+    assert.equal(result.path, join(out, 'model.bin'))
+    assert.equal(result.sha256, digest)
+    assert.equal(result.size, content.length)
+    assert.ok(readFileSync(result.path).equals(content))
+    assert.ok(!existsSync(`${result.path}.part`) && !existsSync(`${result.path}.part.journal`), 'no leftovers')
+    assert.ok(result.connections > 1)
+    assert.ok(m.requests.every((r) => r.range), 'every request is ranged')
+    assert.ok(m.bytesSent <= content.length * 1.05, `fetched ${m.bytesSent}`)
+  })
+
+  it('verifies an expected sha256 and names the file by Content-Disposition in a directory', async () => {
+    const m = await mirror({contentDisposition: 'attachment; filename="weights.safetensors"'})
+    const out = dir()
+    const {result} = await run({url: m.url, output: out, sha256: `sha256:${digest.toUpperCase()}`})
+    assert.equal(result.path, join(out, 'weights.safetensors'))
+    assert.equal(result.verified, true)
+  })
+
+  it('grows the connection count while a per-connection cap limits throughput', async () => {
+    const m = await mirror({perConnectionRate: 2 * MiB})
+    const {result} = await run({url: m.url, output: dir(), connections: 2, maxConnections: 12})
+    assert.equal(result.sha256, digest)
+    assert.ok(result.connections > 2, `grew beyond the initial 2 (peak ${result.connections})`)
+    assert.ok(result.connections <= 12)
+  })
+
+  it('honours a link cap, a first-byte delay and --limit-rate', async () => {
+    const m = await mirror({linkRate: 32 * MiB, firstByteDelayMs: 80})
+    const started = performance.now()
+    const {result} = await run({url: m.url, output: dir(), limitRate: 16 * MiB})
+    assert.equal(result.sha256, digest)
+    // 16 MiB at 16 MiB/s with a 1/4 s burst cannot take less than ~0.75 s.
+    assert.ok(performance.now() - started >= 700, 'the rate limit held')
+  })
+
+  it('follows a redirect once, then asks the final URL directly', async () => {
+    const m = await mirror()
+    const {result} = await run({url: m.redirectUrl, output: join(dir(), 'x.bin')})
+    assert.equal(result.sha256, digest)
+    assert.ok(m.requests.every((r) => r.path === '/file/model.bin'))
+  })
+
+  for (const [name, fault] of [
+    ['reset', {reset: 300 * 1024}],
+    ['truncated body', {truncate: 300 * 1024}],
+  ] as const) {
+    it(`retries a ${name} and keeps what arrived`, async () => {
+      const m = await mirror({fault: (r) => (r.index === 1 || r.index === 3 ? fault : undefined)})
+      const {result} = await run({url: m.url, output: dir()})
+      assert.equal(result.sha256, digest)
+      assert.ok(result.retries >= 2, `retries ${result.retries}`)
+      assert.ok(m.bytesSent <= content.length * 1.1, `re-fetched little: ${m.bytesSent}`)
+    })
+  }
+
+  it('retries a stalled connection after the stall timeout', async () => {
+    const m = await mirror({fault: (r) => (r.index === 1 ? {stall: 100 * 1024} : undefined)})
+    const {result} = await run({url: m.url, output: dir(), stallTimeoutMs: 500})
+    assert.equal(result.sha256, digest)
+    assert.ok(result.retries >= 1)
+  })
+
+  it('waits as Retry-After says on 429 and 503, with fewer connections', async () => {
+    const m = await mirror({
+      fault: (r) => (r.index >= 1 && r.index <= 3 ? {status: r.index === 2 ? 503 : 429, retryAfter: '1'} : undefined),
+    })
+    const started = performance.now()
+    const {result, messages} = await run({url: m.url, output: dir()})
+    assert.equal(result.sha256, digest)
+    assert.ok(performance.now() - started >= 900, 'waited for Retry-After')
+    assert.ok(messages.some((x) => /rate limited \(429\).*waiting 1\.0s/.test(x)), messages.join('\n'))
+  })
+
+  it('gives up on a server that keeps failing, without progress, with a clear error', async () => {
+    const m = await mirror({fault: (r) => (r.index >= 1 ? {status: 500} : undefined)})
+    await rejects(run({url: m.url, output: dir(), maxRetries: 3, connections: 2}), 3, /giving up after \d+ failed attempts.*HTTP 500.*resume/)
+  })
+
+  it('stops at once on 404, 410 and auth failures', async () => {
+    for (const status of [404, 410, 401]) {
+      const m = await mirror({fault: () => ({status})})
+      await rejects(run({url: m.url, output: dir()}), 3, new RegExp(`\\(${status}\\)`))
+      assert.equal(m.requests.length, 1, `no retry after ${status}`)
+    }
+  })
+
+  it('falls back to one stream, and says so, when the server ignores Range', async () => {
+    const m = await mirror({ignoreRange: true})
+    const {result, messages} = await run({url: m.url, output: dir()})
+    assert.equal(result.sha256, digest)
+    assert.equal(result.connections, 1)
+    assert.equal(m.requests.length, 1)
+    assert.ok(messages.some((x) => /does not support ranges: downloading over one connection/.test(x)))
+  })
+
+  it('starts over, and never stitches versions, when the file changes mid-download', async () => {
+    const changed = makeContent(16 * MiB, 8)
+    const m = await mirror({changeAfter: {requests: 3, content: changed}, perConnectionRate: 8 * MiB})
+    const {result, messages} = await run({url: m.url, output: dir()})
+    assert.equal(result.sha256, sha256(changed))
+    assert.ok(messages.some((x) => /the file changed on the server/.test(x)), messages.join('\n'))
+    assert.ok(m.requests.filter((r) => r.ifRange).length >= 2, 'segment requests carry If-Range')
+  })
+
+  it('rejects a response whose Content-Range is not the range asked for', async () => {
+    const m = await mirror({fault: (r) => (r.index === 2 ? {badContentRange: true} : undefined)})
+    const {result} = await run({url: m.url, output: dir()})
+    assert.equal(result.sha256, digest, 'nothing was written at the wrong offset')
+    assert.ok(result.retries >= 1)
+  })
+
+  it('uses a good mirror beside the primary and drops one that serves other bytes', async () => {
+    const primary = await mirror({perConnectionRate: 4 * MiB})
+    const good = await mirror({perConnectionRate: 4 * MiB})
+    const bad = await mirror({content: makeContent(16 * MiB, 99)})
+    const missing = await mirror({fault: () => ({status: 404})})
+    const {result, messages} = await run({url: primary.url, mirrors: [good.url, bad.url, missing.url], output: dir()})
+    assert.equal(result.sha256, digest)
+    assert.ok(good.requests.length > 1, 'the good mirror served ranges')
+    assert.ok(messages.some((x) => x.includes(`not using mirror ${bad.url}: it serves different bytes`)), messages.join('\n'))
+    assert.ok(messages.some((x) => x.includes(`not using mirror ${missing.url}`)))
+    assert.deepEqual(
+      result.mirrors.map((x) => [x.url, x.used]).sort(),
+      [
+        [bad.url, false],
+        [good.url, true],
+        [missing.url, false],
+      ].sort(),
+    )
+  })
+
+  it('fails on a digest mismatch and leaves nothing under the destination name', async () => {
+    const m = await mirror()
+    const out = join(dir(), 'model.bin')
+    await rejects(run({url: m.url, output: out, sha256: 'a'.repeat(64)}), 4, /sha256 mismatch.*expected a{64}, got [0-9a-f]{64}/)
+    assert.ok(!existsSync(out) && !existsSync(`${out}.part`) && !existsSync(`${out}.part.journal`))
+  })
+
+  it('says a destination with the expected digest is complete, without downloading', async () => {
+    const m = await mirror()
+    const out = join(dir(), 'model.bin')
+    writeFileSync(out, content)
+    const {result} = await run({url: m.url, output: out, sha256: digest})
+    assert.equal(result.alreadyComplete, true)
+    assert.equal(m.requests.length, 0)
+  })
+
+  it('refuses to overwrite without --force, and replaces with it', async () => {
+    const m = await mirror()
+    const out = join(dir(), 'model.bin')
+    writeFileSync(out, 'old')
+    await rejects(run({url: m.url, output: out}), 2, /already exists; use --force/)
+    const {result} = await run({url: m.url, output: out, force: true})
+    assert.equal(result.sha256, digest)
+  })
+
+  it('refuses to start when the file cannot fit, before writing anything', async () => {
+    const out = join(dir(), 'model.bin')
+    const fake = await fakeSizeServer(100 * 1024 ** 4)
+    await rejects(run({url: fake, output: out}), 5, /not enough space in .*: 100 TiB still needed, .* free; free some space or choose another -o/)
+    assert.ok(!existsSync(`${out}.part`) && !existsSync(`${out}.part.journal`))
+  })
+
+  it('stops cleanly on ENOSPC, keeps what is on disk, and a second run resumes', async () => {
+    const m = await mirror()
+    const out = join(dir(), 'model.bin')
+    let written = 0
+    const fullAfter8MiB: OpenPartFile = async (path, size, fresh) => {
+      const part = await openPartFile(path, size, fresh)
+      return {
+        ...part,
+        async write(buffers, length, position) {
+          if (written + length > 8 * MiB) throw Object.assign(new Error('ENOSPC: no space left on device'), {code: 'ENOSPC'})
+          written += length
+          await part.write(buffers, length, position)
+        },
+      }
+    }
+    await rejects(run({url: m.url, output: out, openPartFile: fullAfter8MiB}), 5, /disk full while writing .*model\.bin\.part.*run the same command again to resume/)
+    assert.ok(existsSync(`${out}.part`) && existsSync(`${out}.part.journal`), 'partial file and journal are kept')
+    const before = m.bytesSent
+    const {result} = await run({url: m.url, output: out})
+    assert.equal(result.sha256, digest)
+    assert.ok(result.resumedBytes >= 7 * MiB, `resumed from ${result.resumedBytes}`)
+    assert.ok(m.bytesSent - before <= content.length - result.resumedBytes + MiB, 'the second run fetched only what was missing')
+  })
+
+  it('is interrupted cleanly by its abort signal and resumes where it stopped', async () => {
+    const m = await mirror({linkRate: 8 * MiB})
+    const out = join(dir(), 'model.bin')
+    const abort = new AbortController()
+    const pulling = run({url: m.url, output: out, signal: abort.signal})
+    while (m.bytesSent < 6 * MiB) await new Promise((r) => setTimeout(r, 20))
+    abort.abort()
+    await rejects(pulling, 130, /interrupted: run the same command again to resume/)
+    m.setOptions({linkRate: undefined})
+    const {result, messages} = await run({url: m.url, output: out})
+    assert.equal(result.sha256, digest)
+    assert.ok(result.resumedBytes >= 5 * MiB)
+    assert.ok(messages.some((x) => /^resuming: /.test(x)))
+    assert.ok(m.bytesSent <= content.length * 1.1, `fetched ${m.bytesSent} in all`)
+  })
+
+  it('rejects bad input before any request', async () => {
+    await rejects(pull({url: 'not a url'}), 2, /invalid URL "not a url"/)
+    await rejects(pull({url: 'ftp://host/file'}), 2, /unsupported scheme "ftp"/)
+    await rejects(pull({url: 'http://127.0.0.1:9/x', sha256: 'xyz'}), 2, /invalid sha256 "xyz": expected 64 hexadecimal/)
+    await rejects(pull({url: 'http://127.0.0.1:9/x', mirrors: ['file:///etc/passwd']}), 2, /unsupported scheme "file" in --mirror URL/)
+  })
+})
+
+/** A server that claims a file of `size` bytes and serves nothing: enough for the free-space check. */
+async function fakeSizeServer(size: number): Promise<string> {
+  const {createServer} = await import('node:http')
+  const server = createServer((req, res) => {
+    const [, from, to] = /bytes=(\d+)-(\d*)/.exec(req.headers.range ?? '') ?? ['', '0', '']
+    const end = to ? Number(to) : size - 1
+    res.writeHead(206, {'content-range': `bytes ${from}-${end}/${size}`, 'content-length': String(end - Number(from) + 1)})
+    res.end()
+  })
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+  servers.push({close: async () => void server.close(), closeAllConnections: () => server.closeAllConnections()} as unknown as MirrorServer)
+  const {port} = server.address() as {port: number}
+  return `http://127.0.0.1:${port}/huge.bin`
+}

@@ -1,0 +1,93 @@
+import assert from 'node:assert/strict'
+import {describe, it} from 'node:test'
+import {dispositionFilename, ifRangeValidator, parseContentRange, safeFilename, unsatisfiedLength} from '../src/lib/net/http-range.js'
+import {TransferError, backoffDelay, classifyNetworkError, classifyStatus, parseRetryAfter} from '../src/lib/net/retry-policy.js'
+import {ConnectionController} from '../src/lib/transfer/connection-controller.js'
+
+describe('HTTP range facts', () => {
+  it('parses Content-Range and the 416 form', () => {
+    assert.deepEqual(parseContentRange('bytes 0-99/1000'), {start: 0, end: 99, total: 1000})
+    assert.deepEqual(parseContentRange('bytes 5-9/*'), {start: 5, end: 9, total: undefined})
+    assert.equal(parseContentRange('bytes 9-5/10'), undefined)
+    assert.equal(parseContentRange('items 0-1/2'), undefined)
+    assert.equal(unsatisfiedLength('bytes */1234'), 1234)
+  })
+
+  it('never uses a weak ETag for If-Range', () => {
+    assert.equal(ifRangeValidator({etag: '"abc"', lastModified: 'x'}), '"abc"')
+    assert.equal(ifRangeValidator({etag: 'W/"abc"', lastModified: 'Tue, 01 Jan 2026 00:00:00 GMT'}), 'Tue, 01 Jan 2026 00:00:00 GMT')
+    assert.equal(ifRangeValidator({etag: 'W/"abc"'}), undefined)
+  })
+
+  it('takes file names from Content-Disposition and makes them safe', () => {
+    assert.equal(dispositionFilename('attachment; filename="model.gguf"'), 'model.gguf')
+    assert.equal(dispositionFilename("attachment; filename*=UTF-8''mod%C3%A8le.bin; filename=\"x.bin\""), 'modèle.bin')
+    assert.equal(safeFilename('../../etc/passwd'), 'passwd')
+    assert.equal(safeFilename('..'), undefined)
+    assert.equal(safeFilename('a\\b\u0000c'), 'bc')
+    assert.equal(safeFilename('x'.repeat(300)), undefined)
+  })
+})
+
+describe('retry policy', () => {
+  it('classifies statuses', () => {
+    assert.equal(classifyStatus(429), 'throttle')
+    assert.equal(classifyStatus(503), 'throttle')
+    assert.equal(classifyStatus(500), 'transient')
+    assert.equal(classifyStatus(502), 'transient')
+    assert.equal(classifyStatus(404), 'fatal')
+    assert.equal(classifyStatus(410), 'fatal')
+    assert.equal(classifyStatus(401), 'fatal')
+  })
+
+  it('classifies network errors: resets are transient, unknown hosts fatal', () => {
+    assert.equal(classifyNetworkError(Object.assign(new Error('x'), {code: 'ECONNRESET'})).kind, 'transient')
+    assert.equal(classifyNetworkError(Object.assign(new Error('x'), {code: 'UND_ERR_BODY_TIMEOUT'})).kind, 'transient')
+    assert.equal(classifyNetworkError(Object.assign(new Error('x'), {code: 'ENOTFOUND'})).kind, 'fatal')
+    const e = new TransferError('changed', 'x')
+    assert.equal(classifyNetworkError(e), e)
+  })
+
+  it('reads Retry-After as seconds or as a date', () => {
+    assert.equal(parseRetryAfter('3'), 3000)
+    const now = Date.parse('2026-01-01T00:00:00Z')
+    assert.equal(parseRetryAfter('Thu, 01 Jan 2026 00:00:10 GMT', now), 10_000)
+    assert.equal(parseRetryAfter('soon'), undefined)
+  })
+
+  it('backs off exponentially with bounded jitter, and never sooner than Retry-After', () => {
+    const low = () => 0
+    const high = () => 1
+    assert.equal(backoffDelay(1, low), 125)
+    assert.equal(backoffDelay(1, high), 250)
+    assert.equal(backoffDelay(3, high), 1000)
+    assert.equal(backoffDelay(30, high), 30_000, 'capped')
+    assert.equal(backoffDelay(1, low, undefined, 5000), 5000)
+  })
+})
+
+describe('ConnectionController', () => {
+  it('grows while throughput grows, then holds at the plateau', () => {
+    const c = new ConnectionController({initial: 4, max: 64, settleMs: 100}, 0)
+    assert.equal(c.sample(50, 40, true), 4, 'waits for the settle time')
+    assert.equal(c.sample(100, 40, true), 8, 'first step doubles')
+    assert.equal(c.sample(200, 80, true), 16, 'linear gain: double again')
+    assert.equal(c.sample(300, 100, true), 20, 'sub-linear gain: creep')
+    assert.equal(c.sample(400, 101, true), 20, 'no gain: plateau')
+    assert.equal(c.sample(500, 200, true), 20, 'holds for a while after a plateau')
+  })
+
+  it('halves on throttling and does not grow again for the hold time', () => {
+    const c = new ConnectionController({initial: 16, max: 64, settleMs: 100, throttleHoldMs: 1000}, 0)
+    assert.equal(c.throttled(10, 16), 8)
+    assert.equal(c.sample(500, 100, true), 8)
+    assert.equal(c.sample(1200, 100, true), 16)
+  })
+
+  it('never exceeds the maximum nor grows without room', () => {
+    const c = new ConnectionController({initial: 4, max: 6, settleMs: 0}, 0)
+    assert.equal(c.sample(1, 10, true), 6)
+    const d = new ConnectionController({initial: 4, max: 64, settleMs: 0}, 0)
+    assert.equal(d.sample(1, 10, false), 4)
+  })
+})

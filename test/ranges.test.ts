@@ -1,0 +1,108 @@
+import assert from 'node:assert/strict'
+import {describe, it} from 'node:test'
+import {RangeSet} from '../src/lib/transfer/range-set.js'
+import {SegmentManager, remaining} from '../src/lib/transfer/segment-manager.js'
+
+const MiB = 1024 * 1024
+
+describe('RangeSet', () => {
+  it('merges overlapping and adjacent ranges and reports gaps', () => {
+    const set = new RangeSet()
+    set.add(10, 20)
+    set.add(30, 40)
+    set.add(20, 25)
+    set.add(35, 50)
+    assert.deepEqual(set.toArray(), [
+      {start: 10, end: 25},
+      {start: 30, end: 50},
+    ])
+    assert.equal(set.total, 35)
+    assert.equal(set.prefixEnd, 0)
+    assert.deepEqual(set.missing(60), [
+      {start: 0, end: 10},
+      {start: 25, end: 30},
+      {start: 50, end: 60},
+    ])
+    set.add(0, 30)
+    assert.equal(set.prefixEnd, 50)
+    assert.equal(set.coveredFrom(40), 10)
+    assert.deepEqual(set.missing(50), [])
+  })
+})
+
+describe('SegmentManager', () => {
+  it('hands out pieces in file order, skipping what is on disk', () => {
+    const m = new SegmentManager(
+      [
+        {start: 0, end: 10 * MiB},
+        {start: 20 * MiB, end: 30 * MiB},
+      ],
+      MiB,
+    )
+    m.pieceSize = 4 * MiB
+    const got = []
+    for (let s = m.acquire(); s; s = m.acquire()) {
+      got.push([s.start / MiB, s.end / MiB])
+      if (got.length > 10) break
+    }
+    // 10 MiB in 4 MiB pieces leaves a 2 MiB runt, which stays a piece of its own (>= 1 MiB).
+    assert.deepEqual(got.slice(0, 6), [
+      [0, 4],
+      [4, 8],
+      [8, 10],
+      [20, 24],
+      [24, 28],
+      [28, 30],
+    ])
+  })
+
+  it('steals the second half of the largest active range once nothing is pending', () => {
+    const m = new SegmentManager([{start: 0, end: 64 * MiB}], MiB)
+    m.pieceSize = 32 * MiB
+    const a = m.acquire()!
+    const b = m.acquire()!
+    m.advance(a, 30 * MiB)
+    const c = m.acquire()!
+    // b has 32 MiB left, a only 2: b is split in the middle.
+    assert.equal(c.start, 48 * MiB)
+    assert.equal(c.end, 64 * MiB)
+    assert.equal(b.end, 48 * MiB)
+    assert.equal(m.advance(b, 20 * MiB), 16 * MiB, 'b may only write up to its new end')
+  })
+
+  it('does not take bytes that are being written, nor split below twice the minimum', () => {
+    const m = new SegmentManager([{start: 0, end: 3 * MiB}], MiB)
+    const a = m.acquire()!
+    a.inflight = 2 * MiB
+    assert.equal(remaining(a), MiB)
+    assert.equal(m.acquire(), undefined, '1 MiB left is below 2 x minSplit')
+  })
+
+  it('prefers to take what the victim has not requested yet while plenty is left', () => {
+    const m = new SegmentManager([{start: 0, end: 100 * MiB}], MiB)
+    m.pieceSize = 100 * MiB
+    const a = m.acquire()!
+    a.requestEnd = 60 * MiB
+    const b = m.acquire()!
+    assert.equal(b.start, 60 * MiB, 'cut at the end of the request in flight, not at 50 MiB')
+    assert.equal(a.end, 60 * MiB)
+  })
+
+  it('gives a straggler\'s remaining range to a fresh segment, and returns failures to pending', () => {
+    const m = new SegmentManager([{start: 0, end: 8 * MiB}], MiB)
+    m.pieceSize = 8 * MiB
+    const a = m.acquire()!
+    m.advance(a, 3 * MiB)
+    const b = m.takeOver(a)!
+    assert.deepEqual([b.start, b.end], [3 * MiB, 8 * MiB])
+    assert.equal(a.end, 3 * MiB)
+    m.release(a)
+    m.advance(b, MiB)
+    m.release(b)
+    const again = m.acquire()!
+    assert.deepEqual([again.start, again.end], [4 * MiB, 8 * MiB])
+    m.advance(again, 4 * MiB)
+    m.release(again)
+    assert.ok(m.done)
+  })
+})

@@ -1,0 +1,54 @@
+import assert from 'node:assert/strict'
+import {describe, it} from 'node:test'
+import {MtuneError} from '../src/lib/errors.js'
+import {formatBytes, formatDuration, parseRate, parseSize} from '../src/lib/units.js'
+
+describe('parseSize', () => {
+  it('reads binary multiples the way aria2 and curl users type them', () => {
+    assert.equal(parseSize('512K'), 512 * 1024)
+    assert.equal(parseSize('64M'), 64 * 1024 ** 2)
+    assert.equal(parseSize('2G'), 2 * 1024 ** 3)
+    assert.equal(parseSize('1.5GiB'), 1.5 * 1024 ** 3)
+    assert.equal(parseSize('100MB'), 100 * 1024 ** 2)
+    assert.equal(parseSize('4096'), 4096)
+    assert.equal(parseSize(' 8m '), 8 * 1024 ** 2)
+  })
+
+  it('reads bits as decimal link speeds', () => {
+    assert.equal(parseSize('100Mbit'), 12_500_000)
+    assert.equal(parseSize('1Gbit'), 125_000_000)
+    assert.equal(parseSize('100Mb'), 12_500_000)
+  })
+
+  it('rejects what is not a size with a usage error that shows an example', () => {
+    for (const bad of ['', 'abc', '-1M', '10Q', '1..5M', 'M']) {
+      assert.throws(() => parseSize(bad, '--chunk-size'), (e: unknown) => {
+        assert.ok(e instanceof MtuneError)
+        assert.equal(e.exitCode, 2)
+        assert.match(e.message, /--chunk-size/)
+        assert.match(e.message, /e\.g\. 512K/)
+        return true
+      })
+    }
+  })
+})
+
+describe('parseRate', () => {
+  it('accepts /s and ps suffixes', () => {
+    assert.equal(parseRate('10M/s'), 10 * 1024 ** 2)
+    assert.equal(parseRate('100Mbps'), 12_500_000)
+    assert.equal(parseRate('400Mbit'), 50_000_000)
+  })
+})
+
+describe('formatting', () => {
+  it('formats sizes and durations for people', () => {
+    assert.equal(formatBytes(512), '512 B')
+    assert.equal(formatBytes(1536), '1.5 KiB')
+    assert.equal(formatBytes(512 * 1024 ** 2), '512 MiB')
+    assert.equal(formatDuration(59), '59s')
+    assert.equal(formatDuration(125), '2m05s')
+    assert.equal(formatDuration(7300), '2h01m')
+    assert.equal(formatDuration(Number.NaN), '--')
+  })
+})
