@@ -104,6 +104,9 @@ export function classifyNetworkError(error: unknown): TransferError {
   if (code === 'UND_ERR_BODY_TIMEOUT' || code === 'UND_ERR_HEADERS_TIMEOUT') {
     return new TransferError('transient', 'stalled: no data within the stall timeout', {cause: error})
   }
-  if (code && TRANSIENT_CODES.has(code)) return new TransferError('transient', `${code}: ${message}`, {cause: error})
+  if (code === 'ECONNREFUSED') return new TransferError('transient', `connection refused (${message.replace(/^.*ECONNREFUSED\s*/, '')})`, {cause: error})
+  if (code && TRANSIENT_CODES.has(code)) {
+    return new TransferError('transient', message.includes(code) ? message : `${code}: ${message}`, {cause: error})
+  }
   return new TransferError('transient', message, {cause: error})
 }

@@ -122,8 +122,10 @@ export async function pull(options: PullOptions, events: PullEvents = {}): Promi
       const done = await alreadyThere(early, expected, options.force, url, started)
       if (done) return done
     }
+    const guess = early ?? (await resolveDestination(options.output, undefined, url).catch(() => undefined))
+    // Where the file goes is checked before the network is asked anything.
+    if (guess) await ensureWritableDirectory(guess)
     for (let restart = 0; ; restart++) {
-      const guess = early ?? (await resolveDestination(options.output, undefined, url).catch(() => undefined))
       const hole = guess && restart === 0 ? Journal.firstMissing(guess.journalPath, currentBootId()) : undefined
       const start = hole?.start ?? 0
       const length = Math.min(FIRST_PIECE, hole ? hole.end - hole.start : FIRST_PIECE)
@@ -212,7 +214,10 @@ async function probeWithRetries(
     } catch (error) {
       if (options.signal?.aborted) throw interrupted()
       const e = classifyNetworkError(error)
-      if (e.kind === 'fatal' || e.kind === 'bad-response' || attempt > maxRetries) {
+      // Refused or unreachable before any byte was ever fetched is more likely a wrong URL
+      // than a hiccup: a few tries, not the full patience kept for a download under way.
+      const limit = e.status === undefined ? Math.min(maxRetries, 3) : maxRetries
+      if (e.kind === 'fatal' || e.kind === 'bad-response' || attempt > limit) {
         throw new MtuneError('remote', `cannot download ${redact(url)}: ${e.message}`, ExitCode.remote, {cause: error})
       }
       const delay = backoffDelay(attempt, random, undefined, e.retryAfterMs)

@@ -1,6 +1,6 @@
 import {Command, Errors, Flags} from '@oclif/core'
 import {ExitCode, MtuneError} from '../errors.js'
-import './colors.js'
+import {chalk} from './colors.js'
 
 /**
  * Every mtune command fails the same way: one line naming the problem and the fix, the
@@ -23,11 +23,14 @@ export abstract class MtuneCommand extends Command {
         this.logJson({error: {code: err.code, message: err.message, exitCode: err.exitCode}})
         return
       }
-      throw new Errors.CLIError(err.message, {exit: err.exitCode})
+      // Our own line, not oclif's: its pretty-printer wraps at 80 columns.
+      process.stderr.write(`${chalk.red('Error:')} ${err.message}\n`)
+      this.exit(err.exitCode)
     }
     // oclif's own errors (unknown flag, missing argument) already read well and exit 2.
     if (err instanceof Errors.CLIError || err.oclif?.exit !== undefined) return super.catch(err)
     const hint = this.debugEnabled ? '' : ' (run again with --debug for details)'
-    throw new Errors.CLIError(`unexpected error: ${err.message}${hint}`, {exit: ExitCode.failure})
+    process.stderr.write(`${chalk.red('Error:')} unexpected error: ${err.message}${hint}\n`)
+    this.exit(ExitCode.failure)
   }
 }

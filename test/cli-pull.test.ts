@@ -1,0 +1,207 @@
+import assert from 'node:assert/strict'
+import {existsSync, mkdtempSync, readFileSync, writeFileSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
+import {after, describe, it} from 'node:test'
+import {hasStack, runCli, startCli} from './support/cli.js'
+import {makeContent, sha256, startMirror, type MirrorOptions, type MirrorServer} from './support/mirror-server.js'
+
+const MiB = 1024 * 1024
+const content = makeContent(32 * MiB, 11)
+const digest = sha256(content)
+const servers: MirrorServer[] = []
+after(async () => Promise.all(servers.map((s) => s.close())))
+
+async function mirror(options: Partial<MirrorOptions> = {}): Promise<MirrorServer> {
+  const server = await startMirror({content, ...options})
+  servers.push(server)
+  return server
+}
+
+const dir = () => mkdtempSync(join(tmpdir(), 'mtune-cli-'))
+
+async function until(condition: () => boolean, what: string, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((r) => setTimeout(r, 20))
+  }
+}
+
+describe('mtune pull (CLI)', () => {
+  it('--json prints one summary document and nothing else', async () => {
+    const m = await mirror()
+    const out = join(dir(), 'model.bin')
+    const r = await runCli(['pull', m.url, '-o', out, '--json'])
+    assert.equal(r.code, 0, r.stderr)
+    assert.equal(r.stderr, '')
+    const summary = JSON.parse(r.stdout)
+    for (const key of ['url', 'path', 'size', 'sha256', 'seconds', 'averageRate', 'connections', 'retries', 'bytesFetched']) {
+      assert.ok(key in summary, `summary has ${key}`)
+    }
+    assert.equal(summary.path, out)
+    assert.equal(summary.size, content.length)
+    assert.equal(summary.sha256, digest)
+    assert.ok(summary.bytesFetched >= content.length)
+  })
+
+  it('prints plain progress lines when piped, and the sha256 at the end', async () => {
+    const m = await mirror({linkRate: 24 * MiB})
+    const r = await runCli(['pull', m.url, '-o', join(dir(), 'model.bin')])
+    assert.equal(r.code, 0, r.stderr)
+    assert.match(r.stderr, /^progress \d+\.\d% [\d.]+ [KM]iB\/32\.0 MiB [\d.]+ [KMG]?i?B\/s eta \S+ connections \d+$/m)
+    assert.doesNotMatch(r.stderr + r.stdout, /\x1b\[/, 'no colour or cursor codes in a pipe')
+    assert.match(r.stdout, new RegExp(`sha256 ${digest}`))
+  })
+
+  it('honours NO_COLOR even when colour is forced', async () => {
+    const m = await mirror()
+    const r = await runCli(['pull', m.url, '-o', join(dir(), 'model.bin')], {FORCE_COLOR: '3', NO_COLOR: '1'})
+    assert.equal(r.code, 0)
+    assert.doesNotMatch(r.stdout + r.stderr, /\x1b\[/)
+  })
+
+  it('resumes after SIGKILL with the right sha256 and little re-fetched', async () => {
+    const m = await mirror({linkRate: 16 * MiB})
+    const out = join(dir(), 'model.bin')
+    const first = startCli(['pull', m.url, '-o', out, '--quiet'])
+    await until(() => m.bytesSent >= 12 * MiB, '12 MiB to be sent')
+    first.child.kill('SIGKILL')
+    const killed = await first.done
+    assert.equal(killed.signal, 'SIGKILL')
+    assert.ok(existsSync(`${out}.part`) && existsSync(`${out}.part.journal`), 'part file and journal survive')
+    assert.ok(!existsSync(out))
+    m.setOptions({linkRate: undefined})
+    const again = await runCli(['pull', m.url, '-o', out, '--json'])
+    assert.equal(again.code, 0, again.stderr)
+    const summary = JSON.parse(again.stdout)
+    assert.equal(summary.sha256, digest)
+    assert.ok(summary.resumedBytes >= 8 * MiB, `resumed from ${summary.resumedBytes}`)
+    assert.equal(sha256(readFileSync(out)), digest)
+    // What the server sent in both runs: the file plus what was in flight at the kill.
+    assert.ok(m.bytesSent <= content.length * 1.1, `fetched ${(m.bytesSent / content.length).toFixed(3)} x the file`)
+  })
+
+  it('stops on Ctrl-C with exit 130 and a line saying the same command resumes', async () => {
+    const m = await mirror({linkRate: 16 * MiB})
+    const out = join(dir(), 'model.bin')
+    const run = startCli(['pull', m.url, '-o', out])
+    await until(() => m.bytesSent >= 4 * MiB, '4 MiB to be sent')
+    run.child.kill('SIGINT')
+    const r = await run.done
+    assert.equal(r.code, 130)
+    assert.match(r.stderr, /^Error: interrupted: run the same command again to resume$/m)
+    assert.ok(!hasStack(r.stderr))
+    m.setOptions({linkRate: undefined})
+    const again = await runCli(['pull', m.url, '-o', out])
+    assert.equal(again.code, 0, again.stderr)
+    assert.match(again.stderr, /resuming: [\d.]+ MiB of 32\.0 MiB already on disk/)
+    assert.equal(sha256(readFileSync(out)), digest)
+  })
+
+  it('says an existing file with the expected digest is complete, and exits 0', async () => {
+    const m = await mirror()
+    const out = join(dir(), 'model.bin')
+    writeFileSync(out, content)
+    const r = await runCli(['pull', m.url, '-o', out, '--sha256', digest])
+    assert.equal(r.code, 0)
+    assert.match(r.stdout, /is already complete/)
+  })
+
+  describe('bad input: one line, a documented exit code, no stack trace', () => {
+    const cases: Array<[string, () => Promise<string[]>, number, RegExp]> = [
+      ['a malformed URL', async () => ['pull', 'not a url'], 2, /invalid URL "not a url"/],
+      ['an unsupported scheme', async () => ['pull', 'ftp://example.com/x.bin'], 2, /unsupported scheme "ftp".*use http:\/\/ or https:\/\//],
+      ['a bad size', async () => ['pull', 'http://127.0.0.1:9/x', '--chunk-size', '12Q'], 2, /invalid --chunk-size "12Q"/],
+      ['a bad rate', async () => ['pull', 'http://127.0.0.1:9/x', '--limit-rate', 'fast'], 2, /invalid --limit-rate "fast"/],
+      ['a bad digest', async () => ['pull', 'http://127.0.0.1:9/x', '--sha256', 'abc'], 2, /invalid sha256 "abc"/],
+      ['a missing directory', async () => ['pull', 'http://127.0.0.1:9/x', '-o', '/nonexistent-mtune/x.bin'], 5, /directory \/nonexistent-mtune does not exist/],
+      [
+        'a destination under a file',
+        async () => {
+          const file = join(dir(), 'file')
+          writeFileSync(file, 'x')
+          return ['pull', 'http://127.0.0.1:9/x', '-o', join(file, 'x.bin')]
+        },
+        5,
+        /cannot write .*: directory .*file does not exist/,
+      ],
+      [
+        'an existing file without --force',
+        async () => {
+          const m = await mirror()
+          const out = join(dir(), 'model.bin')
+          writeFileSync(out, 'old')
+          return ['pull', m.url, '-o', out]
+        },
+        2,
+        /already exists; use --force to replace it/,
+      ],
+      ['a missing file (404)', async () => ['pull', (await mirror({fault: () => ({status: 404})})).url, '-o', join(dir(), 'x')], 3, /not found \(404\)/],
+      [
+        'a digest mismatch',
+        async () => ['pull', (await mirror()).url, '-o', join(dir(), 'x.bin'), '--sha256', '0'.repeat(64)],
+        4,
+        /sha256 mismatch/,
+      ],
+    ]
+    for (const [name, args, code, message] of cases) {
+      it(name, async () => {
+        const r = await runCli(await args())
+        assert.equal(r.code, code, r.stderr)
+        const errors = r.stderr.split('\n').filter((l) => l.startsWith('Error:'))
+        assert.equal(errors.length, 1, r.stderr)
+        assert.match(errors[0], message)
+        assert.ok(!hasStack(r.stderr), r.stderr)
+      })
+    }
+
+    it('a flag out of range is refused by the parser with exit 2', async () => {
+      const r = await runCli(['pull', 'http://127.0.0.1:9/x', '-c', '0'])
+      assert.equal(r.code, 2)
+      assert.match(r.stderr, /greater than or equal to 1/)
+    })
+
+    it('--debug adds the stack trace', async () => {
+      const r = await runCli(['pull', 'not a url', '--debug'])
+      assert.equal(r.code, 2)
+      assert.ok(hasStack(r.stderr), r.stderr)
+    })
+
+    it('--json reports the error as JSON with the same exit code', async () => {
+      const r = await runCli(['pull', 'ftp://x/y', '--json'])
+      assert.equal(r.code, 2)
+      assert.deepEqual(JSON.parse(r.stdout).error.code, 'bad-scheme')
+    })
+  })
+
+  it('leaves the destination untouched by a failed pull', async () => {
+    const m = await mirror()
+    const out = join(dir(), 'model.bin')
+    const r = await runCli(['pull', m.url, '-o', out, '--sha256', '1'.repeat(64)])
+    assert.equal(r.code, 4)
+    assert.ok(!existsSync(out))
+  })
+})
+
+describe('mtune pull through a proxy', () => {
+  it('uses HTTP_PROXY, and goes direct for hosts in NO_PROXY', async () => {
+    const {startConnectProxy} = await import('./support/connect-proxy.js')
+    const proxy = await startConnectProxy()
+    const m = await mirror()
+    // The mirror by name, so that NO_PROXY can name it.
+    const url = m.url.replace('127.0.0.1', 'localhost')
+    try {
+      const via = await runCli(['pull', url, '-o', join(dir(), 'model.bin'), '--json'], {HTTP_PROXY: proxy.url, NO_PROXY: ''})
+      assert.equal(via.code, 0, via.stderr)
+      assert.equal(JSON.parse(via.stdout).sha256, digest)
+      assert.ok(proxy.tunnels.length >= 1 && proxy.tunnels.every((t) => t.startsWith('localhost:')), proxy.tunnels.join())
+      const before = proxy.tunnels.length
+      const direct = await runCli(['pull', url, '-o', join(dir(), 'model.bin'), '--json'], {HTTP_PROXY: proxy.url, NO_PROXY: 'localhost'})
+      assert.equal(direct.code, 0, direct.stderr)
+      assert.equal(proxy.tunnels.length, before, 'NO_PROXY host bypassed the proxy')
+    } finally {
+      await proxy.close()
+    }
+  })
+})

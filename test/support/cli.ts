@@ -1,0 +1,31 @@
+import {spawn, type ChildProcess} from 'node:child_process'
+import {dirname, join} from 'node:path'
+import {fileURLToPath} from 'node:url'
+
+/** The built CLI, run the way a user runs it. */
+export const BIN = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'bin', 'run.js')
+
+export interface CliResult {
+  code: number | null
+  signal: NodeJS.Signals | null
+  stdout: string
+  stderr: string
+}
+
+export function startCli(args: string[], env: Record<string, string> = {}): {child: ChildProcess; done: Promise<CliResult>} {
+  const child = spawn(process.execPath, [BIN, ...args], {
+    env: {...process.env, NO_COLOR: '1', MTUNE_PROGRESS_INTERVAL_MS: '200', ...env},
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  let stdout = ''
+  let stderr = ''
+  child.stdout!.on('data', (d) => (stdout += d))
+  child.stderr!.on('data', (d) => (stderr += d))
+  const done = new Promise<CliResult>((resolve) => child.on('close', (code, signal) => resolve({code, signal, stdout, stderr})))
+  return {child, done}
+}
+
+export const runCli = (args: string[], env?: Record<string, string>) => startCli(args, env).done
+
+/** No stack trace: no "    at fn (file.js:1:2)" lines. */
+export const hasStack = (text: string) => /^\s+at .+:\d+:\d+\)?$/m.test(text)
