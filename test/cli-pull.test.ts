@@ -3,7 +3,7 @@ import {existsSync, mkdtempSync, readFileSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {after, describe, it} from 'node:test'
-import {hasStack, runCli, startCli} from './support/cli.js'
+import {BIN, hasStack, runCli, startCli} from './support/cli.js'
 import {makeContent, sha256, startMirror, type MirrorOptions, type MirrorServer} from './support/mirror-server.js'
 
 const MiB = 1024 * 1024
@@ -203,5 +203,25 @@ describe('mtune pull through a proxy', () => {
     } finally {
       await proxy.close()
     }
+  })
+})
+
+describe('mtune pull over TLS', () => {
+  const fixtures = join(BIN, '..', '..', 'test', 'fixtures', 'tls')
+  const tls = {key: readFileSync(join(fixtures, 'key.pem')), cert: readFileSync(join(fixtures, 'cert.pem'))}
+
+  it('refuses a certificate it cannot verify, at once and in one line', async () => {
+    const m = await mirror({tls})
+    const r = await runCli(['pull', m.url, '-o', join(dir(), 'model.bin')])
+    assert.equal(r.code, 3, r.stderr)
+    assert.match(r.stderr, /^Error: cannot download https:.*TLS verification failed/m)
+    assert.equal(m.requests.length, 0, 'not a byte requested over an unverified connection')
+  })
+
+  it('downloads over https from a server whose CA is trusted', async () => {
+    const m = await mirror({tls})
+    const r = await runCli(['pull', m.url, '-o', join(dir(), 'model.bin'), '--json'], {NODE_EXTRA_CA_CERTS: join(fixtures, 'cert.pem')})
+    assert.equal(r.code, 0, r.stderr)
+    assert.equal(JSON.parse(r.stdout).sha256, digest)
   })
 })

@@ -144,6 +144,14 @@ describe('pull engine', () => {
     assert.ok(messages.some((x) => /does not support ranges: downloading over one connection/.test(x)))
   })
 
+  it('streams a file of unknown size over one connection', async () => {
+    const m = await mirror({noLength: true, etag: false, lastModified: false})
+    const {result, messages} = await run({url: m.url, output: dir()})
+    assert.equal(result.sha256, digest)
+    assert.equal(result.size, content.length)
+    assert.ok(messages.some((x) => /the server gives no size: downloading over one connection/.test(x)), messages.join('\n'))
+  })
+
   it('starts over, and never stitches versions, when the file changes mid-download', async () => {
     const changed = makeContent(16 * MiB, 8)
     const m = await mirror({changeAfter: {requests: 3, content: changed}, perConnectionRate: 8 * MiB})

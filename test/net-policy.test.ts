@@ -67,14 +67,14 @@ describe('retry policy', () => {
 })
 
 describe('ConnectionController', () => {
-  it('grows while throughput grows, then holds at the plateau', () => {
+  it('grows while throughput grows, then steps back to the plateau and holds', () => {
     const c = new ConnectionController({initial: 4, max: 64, settleMs: 100}, 0)
     assert.equal(c.sample(50, 40, true), 4, 'waits for the settle time')
     assert.equal(c.sample(100, 40, true), 8, 'first step doubles')
     assert.equal(c.sample(200, 80, true), 16, 'linear gain: double again')
     assert.equal(c.sample(300, 100, true), 20, 'sub-linear gain: creep')
-    assert.equal(c.sample(400, 101, true), 20, 'no gain: plateau')
-    assert.equal(c.sample(500, 200, true), 20, 'holds for a while after a plateau')
+    assert.equal(c.sample(400, 101, true), 16, 'no gain: back to the count before the useless step')
+    assert.equal(c.sample(600, 200, true), 16, 'holds for a while after a plateau')
   })
 
   it('halves on throttling and does not grow again for the hold time', () => {

@@ -1,6 +1,7 @@
 import {createCipheriv, createHash} from 'node:crypto'
 import {once} from 'node:events'
 import {createServer, type IncomingMessage, type Server, type ServerResponse} from 'node:http'
+import {createServer as createTlsServer} from 'node:https'
 import type {AddressInfo, Socket} from 'node:net'
 import {setTimeout as sleep} from 'node:timers/promises'
 
@@ -49,12 +50,16 @@ export interface MirrorOptions {
   /** Every `every`-th connection (1st, 1+every-th, ...) is held to `rate` bytes/s. */
   slowConnections?: {every: number; rate: number; offset?: number}
   ignoreRange?: boolean
+  /** No Content-Length and no range support: a chunked stream of unknown size. */
+  noLength?: boolean
   etag?: boolean
   lastModified?: boolean
   contentDisposition?: string
   /** The file is served at /file/NAME; `/redirect/...` sends a 302 there. */
   name?: string
   fault?: (request: RequestInfo) => Fault | undefined
+  /** Serve https with this key and certificate. */
+  tls?: {key: Buffer; cert: Buffer}
 }
 
 class Bucket {
@@ -106,11 +111,12 @@ export async function startMirror(initial: MirrorOptions): Promise<MirrorServer>
   let fileRequests = 0
   const state = {requests: [] as RequestInfo[], bytesSent: 0, connections: 0}
 
-  const server: Server = createServer((req, res) => {
+  const listener = (req: IncomingMessage, res: ServerResponse) => {
     void handle(req, res).catch(() => res.destroy())
-  })
+  }
+  const server: Server = options.tls ? createTlsServer(options.tls, listener) : createServer(listener)
   server.keepAliveTimeout = 60_000
-  server.on('connection', (socket) => {
+  server.on(options.tls ? 'secureConnection' : 'connection', (socket: Socket) => {
     const index = state.connections++
     const slow = options.slowConnections
     const rate = slow && (index + (slow.offset ?? 0)) % slow.every === 0 ? slow.rate : options.perConnectionRate
@@ -164,7 +170,7 @@ export async function startMirror(initial: MirrorOptions): Promise<MirrorServer>
     let start = 0
     let end = total - 1
     let partial = false
-    const ignore = options.ignoreRange || (fault !== undefined && 'ignoreRange' in fault)
+    const ignore = options.ignoreRange || options.noLength || (fault !== undefined && 'ignoreRange' in fault)
     const ifRangeOk = !info.ifRange || info.ifRange === etag || info.ifRange === lastModified
     if (info.range && !ignore && ifRangeOk) {
       headers['accept-ranges'] = 'bytes'
@@ -187,7 +193,7 @@ export async function startMirror(initial: MirrorOptions): Promise<MirrorServer>
       const shown = fault && 'badContentRange' in fault ? `bytes ${start + 1}-${end}/${total}` : `bytes ${start}-${end}/${total}`
       headers['content-range'] = shown
     }
-    headers['content-length'] = String(end - start + 1)
+    if (!options.noLength) headers['content-length'] = String(end - start + 1)
     res.writeHead(partial ? 206 : 200, headers)
     if (req.method === 'HEAD') {
       res.end()
@@ -228,7 +234,7 @@ export async function startMirror(initial: MirrorOptions): Promise<MirrorServer>
   server.listen(0, '127.0.0.1')
   await once(server, 'listening')
   const {port} = server.address() as AddressInfo
-  const origin = `http://127.0.0.1:${port}`
+  const origin = `${options.tls ? 'https' : 'http'}://127.0.0.1:${port}`
   return {
     url: `${origin}/file/${options.name}`,
     redirectUrl: `${origin}/redirect/${options.name}`,

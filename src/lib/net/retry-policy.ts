@@ -98,7 +98,7 @@ export function classifyNetworkError(error: unknown): TransferError {
   const code = (error as {code?: string})?.code
   const message = (error as Error)?.message ?? String(error)
   if (code === 'ENOTFOUND') return new TransferError('fatal', `host not found: ${message}`, {cause: error})
-  if (code && /^ERR_TLS|CERT|SSL/.test(code)) {
+  if (code && /^ERR_TLS|CERT|SSL|^UNABLE_TO_|SIGNATURE/.test(code)) {
     return new TransferError('fatal', `TLS verification failed (${code}): the server's certificate is not trusted`, {cause: error})
   }
   if (code === 'UND_ERR_BODY_TIMEOUT' || code === 'UND_ERR_HEADERS_TIMEOUT') {

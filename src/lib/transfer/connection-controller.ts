@@ -19,6 +19,7 @@ export class ConnectionController {
   private readonly throttleHoldMs: number
   private changedAt = 0
   private before?: number
+  private previous?: number
   private holdUntil = 0
   private plateauAt?: number
 
@@ -38,9 +39,12 @@ export class ConnectionController {
     if (now - this.changedAt < this.settleMs || now < this.holdUntil || throughput <= 0) return this.target
     if (this.plateauAt !== undefined && now - this.plateauAt < 20_000) return this.target
     if (this.before !== undefined && throughput < this.before * 1.05) {
-      // The last step bought nothing: the path, not the connection count, is the limit now.
+      // The last step bought nothing: the path, not the connection count, is the limit. Go
+      // back to where it was; the extra connections only cost the server.
       this.plateauAt = now
       this.before = undefined
+      if (this.previous !== undefined) this.target = this.previous
+      this.changedAt = now
       return this.target
     }
     if (!room || this.target >= this.max) return this.target
@@ -49,6 +53,7 @@ export class ConnectionController {
     const step = gain >= 1.8 ? this.target : Math.max(2, Math.ceil(this.target / 4))
     this.before = throughput
     this.plateauAt = undefined
+    this.previous = this.target
     this.target = Math.min(this.max, this.target + step)
     this.changedAt = now
     return this.target
@@ -60,6 +65,7 @@ export class ConnectionController {
     this.target = Math.max(1, Math.floor(Math.min(this.target, running) / 2))
     this.holdUntil = now + this.throttleHoldMs
     this.before = undefined
+    this.previous = undefined
     this.changedAt = now
     return this.target
   }

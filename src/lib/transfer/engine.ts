@@ -255,7 +255,6 @@ class Transfer {
   private failuresSinceProgress = 0
   private resumedBytes = 0
   private stopping = false
-  private failure?: unknown
   private settle!: {resolve: () => void; reject: (e: unknown) => void}
   private checkpointing = false
   private lastCheckpoint = performance.now()
@@ -704,7 +703,6 @@ class Transfer {
   private fail(error: unknown): void {
     if (this.stopping) return
     this.stopping = true
-    this.failure = error
     for (const c of this.connections) c.stop('stopped')
     this.settle?.reject(error)
   }
@@ -770,7 +768,6 @@ class Transfer {
       await part.close().catch(() => {})
     }
     this.journal.close()
-    void this.failure
   }
 }
 

@@ -24,12 +24,12 @@ export function createReporter(mode: ProgressMode, stream: NodeJS.WriteStream = 
   return {progress() {}, info() {}, warn() {}, stop() {}}
 }
 
-function summary(p: Progress): {percent: string; done: string; rate: string; eta: string} {
+function summary(p: Progress): {percent: string; done: string; rate: string; left: string} {
   return {
     percent: p.size ? `${((p.done / p.size) * 100).toFixed(1)}%` : '',
     done: p.size === undefined ? formatBytes(p.done) : `${formatBytes(p.done)}/${formatBytes(p.size)}`,
     rate: formatRate(p.rate),
-    eta: p.etaSeconds === undefined ? '--' : formatDuration(p.etaSeconds),
+    left: p.etaSeconds === undefined ? '--' : formatDuration(p.etaSeconds),
   }
 }
 
@@ -41,7 +41,7 @@ class BarReporter implements Reporter {
     this.multi = new cliProgress.MultiBar(
       {
         stream,
-        format: `{bar} {percent} {done}  {rate}  ETA {eta}  ${chalk.dim('{connections} conn')}`,
+        format: `{bar} {percent} {done}  {rate}  ETA {left}  ${chalk.dim('{connections} conn')}`,
         barsize: 24,
         hideCursor: true,
         clearOnComplete: false,
@@ -86,7 +86,7 @@ class LineReporter implements Reporter {
     if (now - this.last < this.intervalMs) return
     this.last = now
     const s = summary(p)
-    this.stream.write(`progress ${s.percent ? s.percent + ' ' : ''}${s.done} ${s.rate} eta ${s.eta} connections ${p.connections}\n`)
+    this.stream.write(`progress ${s.percent ? s.percent + ' ' : ''}${s.done} ${s.rate} eta ${s.left} connections ${p.connections}\n`)
   }
 
   info(message: string): void {
