@@ -29,8 +29,18 @@ interface Scenario {
   title: string
   mirror: MirrorConfig
   target: string
+  /** Whether the medians meet the target. */
+  met: (mtune: Summary, aria2c?: Summary) => boolean
   kills?: number
   verify?: boolean
+}
+
+interface Summary {
+  wall: number
+  transfer: number
+  cpuPerGiB: number
+  rssMB: number
+  fetched: number
 }
 
 const scenarios: Scenario[] = [
@@ -39,12 +49,14 @@ const scenarios: Scenario[] = [
     title: '512 MiB; each connection 8 MiB/s, link 160 MiB/s, 80 ms to first byte',
     mirror: {sizeMiB: 512, perConnectionRate: 8 * MiB, linkRate: 160 * MiB, firstByteDelayMs: 80},
     target: 'mtune >= 150 MiB/s',
+    met: (m) => m.transfer >= 150,
   },
   {
     id: 'stragglers',
     title: 'as above, but every 5th connection stuck at 300 KiB/s',
     mirror: {sizeMiB: 512, perConnectionRate: 8 * MiB, linkRate: 160 * MiB, firstByteDelayMs: 80, slowConnections: {every: 5, rate: 300 * 1024}},
     target: 'mtune >= 140 MiB/s',
+    met: (m) => m.transfer >= 140,
   },
   {
     id: 'kills',
@@ -52,6 +64,7 @@ const scenarios: Scenario[] = [
     mirror: {sizeMiB: 512, linkRate: 64 * MiB},
     kills: 4,
     target: 'mtune fetches <= 1.05 x the file',
+    met: (m) => m.fetched <= 1.05,
   },
   {
     id: 'big',
@@ -59,6 +72,7 @@ const scenarios: Scenario[] = [
     mirror: {sizeMiB: 2048},
     verify: true,
     target: 'mtune peak RSS <= 150 MB; CPU s/GiB <= aria2c --checksum',
+    met: (m, a) => m.rssMB <= 150 && (!a || m.cpuPerGiB <= a.cpuPerGiB),
   },
 ]
 
@@ -153,6 +167,7 @@ async function main(): Promise<void> {
   const tools: Tool[] = aria2.status === 0 ? ['mtune', 'aria2c'] : ['mtune']
   if (tools.length === 1) console.log('aria2c is not installed (apt-get install -y aria2): measuring mtune alone')
   const rows: string[] = []
+  const verdicts: string[] = []
   const only = process.env.BENCH_ONLY?.split(',')
   for (const scenario of scenarios.filter((s) => !only || only.includes(s.id))) {
     const expected = sha256(makeContent(scenario.mirror.sizeMiB * MiB, 1))
@@ -165,15 +180,23 @@ async function main(): Promise<void> {
         console.log(`${scenario.id} ${tool} run ${i + 1}: ${m.ok ? 'ok' : 'FAILED'} ${((scenario.mirror.sizeMiB / m.seconds) || 0).toFixed(1)} MiB/s wall, ${((scenario.mirror.sizeMiB / m.transfer) || 0).toFixed(1)} transfer, cpu ${m.cpu.toFixed(2)} s, rss ${m.rssMB.toFixed(0)} MB, fetched ${m.fetched.toFixed(3)}x`)
       }
     }
+    const summaries: Partial<Record<Tool, Summary>> = {}
     for (const tool of tools) {
       const ms = results[tool]!
-      const rate = median(ms.map((m) => scenario.mirror.sizeMiB / m.seconds))
-      const transfer = median(ms.map((m) => scenario.mirror.sizeMiB / m.transfer))
       const gib = scenario.mirror.sizeMiB / 1024
+      const sum: Summary = {
+        wall: median(ms.map((m) => scenario.mirror.sizeMiB / m.seconds)),
+        transfer: median(ms.map((m) => scenario.mirror.sizeMiB / m.transfer)),
+        cpuPerGiB: median(ms.map((m) => m.cpu / gib)),
+        rssMB: median(ms.map((m) => m.rssMB)),
+        fetched: median(ms.map((m) => m.fetched)),
+      }
+      summaries[tool] = sum
       rows.push(
-        `| ${scenario.id} | ${tool} | ${rate.toFixed(1)} | ${transfer.toFixed(1)} | ${median(ms.map((m) => m.cpu / gib)).toFixed(2)} | ${median(ms.map((m) => m.rssMB)).toFixed(0)} | ${median(ms.map((m) => m.fetched)).toFixed(3)} | ${ms.filter((m) => m.ok).length}/${ms.length} |`,
+        `| ${scenario.id} | ${tool} | ${sum.wall.toFixed(1)} | ${sum.transfer.toFixed(1)} | ${sum.cpuPerGiB.toFixed(2)} | ${sum.rssMB.toFixed(0)} | ${sum.fetched.toFixed(3)} | ${ms.filter((m) => m.ok).length}/${ms.length} |`,
       )
     }
+    verdicts.push(`| ${scenario.id} | ${scenario.target} | ${scenario.met(summaries.mtune!, summaries.aria2c) ? 'met' : '**not met**'} |`)
   }
   const doc = `# Benchmarks
 
@@ -190,9 +213,19 @@ always computes sha256. "wall" counts from process start to exit, so it includes
 itself (for aria2c, wall time). "fetched" is the bytes the mirror sent over all runs of the scenario,
 divided by the file size. CPU and peak RSS come from GNU time, for the downloader's process alone.
 
-| scenario | description | target |
+| scenario | description |
+|---|---|
+${scenarios.map((s) => `| ${s.id} | ${s.title} |`).join('\n')}
+
+| scenario | target | this run |
 |---|---|---|
-${scenarios.map((s) => `| ${s.id} | ${s.title} | ${s.target} |`).join('\n')}
+${verdicts.join('\n')}
+
+How to read it: the mirror, mtune (main thread and hash worker) and the kernel's loopback all
+share 2 cores here, so CPU-bound figures (the 2 GiB run, and the hash finishing after the last
+byte) are pessimistic for mtune, which uses a second thread for sha256. aria2c's CPU excludes
+sha256 except in the \`big\` scenario. A target this run did not meet stays marked so until a
+run meets it.
 
 | scenario | tool | MiB/s (wall) | MiB/s (transfer) | CPU s per GiB | peak RSS MB | fetched / size | intact |
 |---|---|---|---|---|---|---|---|
@@ -201,6 +234,7 @@ ${rows.join('\n')}
   if (process.env.BENCH_ONLY) console.log(doc)
   else writeFileSync(join(root, 'docs', 'BENCHMARKS.md'), doc)
   console.log(rows.join('\n'))
+  console.log(verdicts.join('\n'))
 }
 
 await main()
