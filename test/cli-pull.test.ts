@@ -110,8 +110,9 @@ describe('mtune pull (CLI)', () => {
 
   describe('bad input: one line, a documented exit code, no stack trace', () => {
     const cases: Array<[string, () => Promise<string[]>, number, RegExp]> = [
-      ['a malformed URL', async () => ['pull', 'not a url'], 2, /invalid URL "not a url"/],
-      ['an unsupported scheme', async () => ['pull', 'ftp://example.com/x.bin'], 2, /unsupported scheme "ftp".*use http:\/\/ or https:\/\//],
+      ['a malformed source', async () => ['pull', 'not a url'], 2, /invalid source "not a url": give a URL \(https:\/\/\.\.\.\), hf:\/\/ORG\/NAME/],
+      ['an unsupported scheme', async () => ['pull', 'ftp://example.com/x.bin'], 2, /unsupported scheme "ftp".*use https:\/\/, hf:\/\/, ollama:\/\/ or modelscope:\/\//],
+      ['a URL-only flag with a model source', async () => ['pull', 'hf://acme/x', '-o', '/tmp/x'], 2, /--output applies to URLs only/],
       ['a bad size', async () => ['pull', 'http://127.0.0.1:9/x', '--chunk-size', '12Q'], 2, /invalid --chunk-size "12Q"/],
       ['a bad rate', async () => ['pull', 'http://127.0.0.1:9/x', '--limit-rate', 'fast'], 2, /invalid --limit-rate "fast"/],
       ['a bad digest', async () => ['pull', 'http://127.0.0.1:9/x', '--sha256', 'abc'], 2, /invalid sha256 "abc"/],

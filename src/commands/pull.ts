@@ -1,58 +1,133 @@
 import {Args, Flags} from '@oclif/core'
 import {ExitCode, MtuneError} from '../lib/errors.js'
-import {pull, type PullResult} from '../lib/transfer/engine.js'
+import {createDispatcher} from '../lib/net/dispatcher.js'
+import {parseSource} from '../lib/sources/reference.js'
+import {resolvePlan} from '../lib/sources/resolve.js'
+import {runPlan} from '../lib/sources/run-plan.js'
+import {pull, type PullEvents} from '../lib/transfer/engine.js'
 import {MtuneCommand} from '../lib/ui/base-command.js'
-import {mark} from '../lib/ui/colors.js'
-import {createReporter, progressMode} from '../lib/ui/progress.js'
-import {formatBytes, formatDuration, formatRate, parseRate, parseSize} from '../lib/units.js'
+import {createReporter, progressMode, type Reporter} from '../lib/ui/progress.js'
+import {describeFiles, describePlan, describeResult, planJson} from '../lib/ui/pull-output.js'
+import {mask} from '../lib/ui/secrets.js'
+import {parseRate, parseSize} from '../lib/units.js'
 
 export default class Pull extends MtuneCommand {
-  static override summary = 'Download a file fast, resumably and verified.'
-  static override description = `Downloads over many keep-alive connections with work stealing, replaces slow connections, \
-adapts the connection count to what the server allows, and resumes after any interruption (run the same command again). \
-The file is written to PATH.part and renamed into place only when complete and verified.
+  static override summary = 'Download a file or a model fast, resumably and verified.'
+  static override description = `SOURCE is an http(s) URL, hf://ORG/NAME[@REVISION] (hf://datasets/... for datasets), \
+ollama://[HOST/][NAMESPACE/]MODEL[:TAG] or modelscope://OWNER/NAME[@REVISION]. Models are written where their own tools \
+look: the Hugging Face cache (HF_HUB_CACHE, HF_HOME), the Ollama store (OLLAMA_MODELS), the ModelScope cache \
+(MODELSCOPE_CACHE), or a plain directory with --local-dir.
+
+Downloads run over many keep-alive connections with work stealing, replace slow connections, adapt the connection count, \
+and resume after any interruption (run the same command again). Every file is verified before it is put in place.
 
 Exit codes: 0 done, 2 bad input, 3 the server refused or kept failing, 4 digest mismatch, 5 disk (space, permissions), \
 130 interrupted (the same command resumes).`
 
   static override examples = [
     '<%= config.bin %> pull https://example.com/models/model.gguf -o /models/',
-    '<%= config.bin %> pull https://example.com/model.safetensors --sha256 9f86d08...  --mirror https://mirror.example.org/model.safetensors',
-    '<%= config.bin %> pull https://example.com/model.bin -c 8 --max-connections 8 --limit-rate 100Mbit',
+    '<%= config.bin %> pull hf://Qwen/Qwen2.5-7B-Instruct --include "*.safetensors" --include "*.json"',
+    '<%= config.bin %> pull ollama://llama3.2:3b',
+    '<%= config.bin %> pull modelscope://qwen/Qwen2.5-7B-Instruct --local-dir ./qwen',
+    '<%= config.bin %> pull https://example.com/model.bin --sha256 9f86d08... --mirror https://mirror.example.org/model.bin',
   ]
 
   static override enableJsonFlag = true
 
   static override args = {
-    url: Args.string({required: true, description: 'http:// or https:// URL of the file'}),
+    source: Args.string({required: true, description: 'http(s):// URL, hf://, ollama:// or modelscope:// reference'}),
   }
 
   static override flags = {
-    output: Flags.string({char: 'o', description: 'Destination file, or an existing directory (default: the current directory).'}),
+    output: Flags.string({char: 'o', description: 'URLs: destination file, or an existing directory (default: the current directory).'}),
+    'local-dir': Flags.string({description: 'hf:// and modelscope://: write a plain directory tree instead of the cache.'}),
+    include: Flags.string({multiple: true, description: 'hf:// and modelscope://: only files matching this glob (repeatable).'}),
+    exclude: Flags.string({multiple: true, description: 'hf:// and modelscope://: skip files matching this glob (repeatable).'}),
+    endpoint: Flags.string({description: 'hf:// and modelscope://: the hub endpoint or mirror (default: HF_ENDPOINT / MODELSCOPE_ENDPOINT).'}),
+    insecure: Flags.boolean({description: 'ollama://: talk plain http to the registry.'}),
+    'dry-run': Flags.boolean({description: 'Model sources: print the plan and write nothing.'}),
     connections: Flags.integer({char: 'c', min: 1, max: 256, description: 'Connections to start with; more are added while throughput grows. [default: 16]'}),
-    'max-connections': Flags.integer({min: 1, max: 256, description: 'Most connections to open at once. [default: 64]'}),
+    'max-connections': Flags.integer({min: 1, max: 256, description: 'Most connections open at once (for a model: over all its files). [default: 64]'}),
     'chunk-size': Flags.string({description: 'Smallest piece a range is split into, e.g. 1M, 4M. [default: 1M]'}),
-    sha256: Flags.string({description: 'Expected sha256 (64 hex digits); a mismatch is an error and the file is not kept.'}),
-    mirror: Flags.string({multiple: true, description: 'Another URL of the same file; used at the same time, dropped if it fails or differs.'}),
+    sha256: Flags.string({description: 'URLs: expected sha256 (64 hex digits); a mismatch is an error and the file is not kept.'}),
+    mirror: Flags.string({multiple: true, description: 'URLs: another URL of the same file; used at the same time, dropped if it fails or differs.'}),
     'limit-rate': Flags.string({description: 'Cap on the whole download, e.g. 50M (bytes/s) or 400Mbit.'}),
-    force: Flags.boolean({char: 'f', description: 'Replace an existing destination file.'}),
+    force: Flags.boolean({char: 'f', description: 'URLs: replace an existing destination file.'}),
     quiet: Flags.boolean({char: 'q', description: 'No progress and no messages; errors only.'}),
     'stall-timeout': Flags.integer({min: 1, default: 30, description: 'Seconds without a byte before a connection is retried.'}),
     retries: Flags.integer({min: 0, default: 10, description: 'Failed attempts in a row, with no progress in between, before giving up.'}),
   }
 
-  async run(): Promise<PullResult> {
+  async run(): Promise<unknown> {
     const {args, flags} = await this.parse(Pull)
     const json = this.jsonEnabled()
-    const options = {
-      chunkSize: flags['chunk-size'] ? parseSize(flags['chunk-size'], '--chunk-size') : undefined,
-      limitRate: flags['limit-rate'] ? parseRate(flags['limit-rate'], '--limit-rate') : undefined,
-    }
-    if (options.chunkSize !== undefined && options.chunkSize < 64 * 1024) {
+    const ref = parseSource(args.source, {insecure: flags.insecure})
+    const chunkSize = flags['chunk-size'] ? parseSize(flags['chunk-size'], '--chunk-size') : undefined
+    const limitRate = flags['limit-rate'] ? parseRate(flags['limit-rate'], '--limit-rate') : undefined
+    if (chunkSize !== undefined && chunkSize < 64 * 1024) {
       throw new MtuneError('bad-size', `--chunk-size ${flags['chunk-size']} is too small: use 64K or more`, ExitCode.usage)
     }
-    if (options.limitRate === 0) throw new MtuneError('bad-size', '--limit-rate must be more than 0', ExitCode.usage)
+    if (limitRate === 0) throw new MtuneError('bad-size', '--limit-rate must be more than 0', ExitCode.usage)
+    if (ref.kind !== 'url') {
+      for (const flag of ['output', 'sha256', 'mirror', 'force'] as const) {
+        if (flags[flag] !== undefined && flags[flag] !== false) {
+          throw new MtuneError('bad-flag', `--${flag} applies to URLs only; for ${ref.kind} sources use --local-dir${ref.kind === 'ollama' ? ' (hf, modelscope) or OLLAMA_MODELS' : ''}`, ExitCode.usage)
+        }
+      }
+    }
     const reporter = createReporter(json ? 'none' : progressMode(process.stderr, flags.quiet))
+    const events: PullEvents = {
+      info: (m) => reporter.info(mask(m)),
+      warn: (m) => reporter.warn(mask(m)),
+      progress: (p) => reporter.progress(p),
+      debug: flags.debug ? (m) => reporter.info(mask(m)) : undefined,
+    }
+    return this.withSignals(reporter, async (signal) => {
+      const common = {stallTimeoutMs: flags['stall-timeout'] * 1000, maxRetries: flags.retries, limitRate, signal}
+      if (ref.kind === 'url') {
+        const result = await pull(
+          {
+            url: ref.url,
+            mirrors: flags.mirror,
+            output: flags.output,
+            connections: flags.connections,
+            maxConnections: flags['max-connections'],
+            chunkSize,
+            sha256: flags.sha256,
+            force: flags.force,
+            ...common,
+          },
+          events,
+        )
+        reporter.stop()
+        if (!json && !flags.quiet) this.log(describeResult(result))
+        return result
+      }
+      const dispatcher = createDispatcher({stallTimeoutMs: common.stallTimeoutMs})
+      try {
+        const started = performance.now()
+        const plan = await resolvePlan(ref, {endpoint: flags.endpoint, include: flags.include, exclude: flags.exclude, localDir: flags['local-dir']}, {dispatcher, signal, warn: events.warn})
+        if (!json && !flags.quiet) {
+          reporter.info(describePlan(plan, flags['dry-run']))
+          for (const note of plan.notes) reporter.info(note)
+        }
+        if (flags['dry-run']) {
+          reporter.stop()
+          return {...planJson(plan), dryRun: true}
+        }
+        const files = await runPlan(plan, {dispatcher, maxConnections: flags['max-connections'], ...common}, events)
+        const seconds = (performance.now() - started) / 1000
+        reporter.stop()
+        if (!json && !flags.quiet) this.log(describeFiles(plan, files, seconds))
+        return {...planJson(plan), dryRun: false, seconds, results: files}
+      } finally {
+        await dispatcher.destroy().catch(() => {})
+      }
+    })
+  }
+
+  /** Ctrl-C and SIGTERM stop the pull cleanly (journals flushed) with 130 / 143. */
+  private async withSignals<T>(reporter: Reporter, body: (signal: AbortSignal) => Promise<T>): Promise<T> {
     const abort = new AbortController()
     let signalExit: number | undefined
     const onSignal = (signal: NodeJS.Signals) => {
@@ -62,35 +137,11 @@ Exit codes: 0 done, 2 bad input, 3 the server refused or kept failing, 4 digest 
     process.once('SIGINT', onSignal)
     process.once('SIGTERM', onSignal)
     try {
-      const result = await pull(
-        {
-          url: args.url,
-          mirrors: flags.mirror,
-          output: flags.output,
-          connections: flags.connections,
-          maxConnections: flags['max-connections'],
-          chunkSize: options.chunkSize,
-          sha256: flags.sha256,
-          limitRate: options.limitRate,
-          force: flags.force,
-          stallTimeoutMs: flags['stall-timeout'] * 1000,
-          maxRetries: flags.retries,
-          signal: abort.signal,
-        },
-        {
-          info: (m) => reporter.info(m),
-          warn: (m) => reporter.warn(m),
-          progress: (p) => reporter.progress(p),
-          debug: flags.debug ? (m) => reporter.info(m) : undefined,
-        },
-      )
-      reporter.stop()
-      if (!json && !flags.quiet) this.log(describe(result))
-      return result
+      return await body(abort.signal)
     } catch (error) {
       reporter.stop()
-      if (signalExit && error instanceof MtuneError && error.exitCode === ExitCode.interrupted) {
-        throw new MtuneError(error.code, error.message, signalExit)
+      if (signalExit && (abort.signal.aborted || (error instanceof MtuneError && error.exitCode === ExitCode.interrupted))) {
+        throw new MtuneError('interrupted', 'interrupted: run the same command again to resume', signalExit)
       }
       throw error
     } finally {
@@ -98,14 +149,4 @@ Exit codes: 0 done, 2 bad input, 3 the server refused or kept failing, 4 digest 
       process.off('SIGTERM', onSignal)
     }
   }
-}
-
-function describe(r: PullResult): string {
-  if (r.alreadyComplete) return `${mark.ok()} ${r.path} is already complete (${formatBytes(r.size)}, sha256 verified)`
-  const lines = [
-    `${mark.ok()} ${r.path}  ${formatBytes(r.size)} in ${formatDuration(r.seconds)} (${formatRate(r.averageRate)}, up to ${r.connections} connections, ${r.retries} retries)`,
-    `  sha256 ${r.sha256}${r.verified ? ' (verified)' : ''}`,
-  ]
-  if (r.resumedBytes > 0) lines.push(`  resumed with ${formatBytes(r.resumedBytes)} already on disk`)
-  return lines.join('\n')
 }

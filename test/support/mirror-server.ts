@@ -60,6 +60,10 @@ export interface MirrorOptions {
   fault?: (request: RequestInfo) => Fault | undefined
   /** Serve https with this key and certificate. */
   tls?: {key: Buffer; cert: Buffer}
+  /** More files, served at /file/NAME beside the main one. */
+  files?: Map<string, Buffer>
+  /** A status to refuse the request with (a CDN checking signatures), or undefined. */
+  authorize?: (req: IncomingMessage, name: string) => number | undefined
 }
 
 class Bucket {
@@ -149,9 +153,20 @@ export async function startMirror(initial: MirrorOptions): Promise<MirrorServer>
       authorization: req.headers.authorization,
     }
     state.requests.push(info)
+    const name = decodeURIComponent(path.slice('/file/'.length))
+    const refused = options.authorize?.(req, name)
+    if (refused) {
+      res.writeHead(refused).end(`refused (${refused})`)
+      return
+    }
+    const other = options.files?.get(name)
+    if (options.files && !other && name !== options.name) {
+      res.writeHead(404).end('no such file')
+      return
+    }
     const version = options.changeAfter && fileRequests >= options.changeAfter.requests ? 1 : 0
     if (req.method === 'GET') fileRequests++
-    const content = version === 1 ? options.changeAfter!.content : options.content
+    const content = other ?? (version === 1 ? options.changeAfter!.content : options.content)
     const etag = `"v${version}-${content.length}"`
     const lastModified = new Date(Date.UTC(2026, 0, 1 + version)).toUTCString()
     const fault = options.fault?.(info)

@@ -52,7 +52,15 @@ export async function get(
   }
 }
 
-function withoutCredentials(headers: Headers): Headers {
+/**
+ * Credentials go only to the origin they were given for: requests to any other origin (a CDN
+ * after a redirect, a mirror) carry none.
+ */
+export function headersFor(url: string, trustedOrigin: string, headers: Headers): Headers {
+  return new URL(url).origin === trustedOrigin ? headers : withoutCredentials(headers)
+}
+
+export function withoutCredentials(headers: Headers): Headers {
   const out: Headers = {}
   for (const [name, value] of Object.entries(headers)) {
     if (!['authorization', 'cookie', 'proxy-authorization'].includes(name.toLowerCase())) out[name] = value
@@ -74,4 +82,21 @@ export function redact(url: URL | string): string {
   const query = u.search ? '?…' : ''
   u.search = ''
   return u.href + query
+}
+
+/**
+ * When a signed URL stops working, from its query: `Expires=<epoch seconds>` (CloudFront,
+ * Hugging Face) or `X-Amz-Date` + `X-Amz-Expires` (S3 SigV4). Undefined when unsigned.
+ */
+export function signedUrlExpiry(url: string): number | undefined {
+  const q = new URL(url).searchParams
+  const expires = q.get('Expires') ?? q.get('expires')
+  if (expires && /^\d+$/.test(expires)) return Number(expires) * 1000
+  const date = q.get('X-Amz-Date')
+  const seconds = q.get('X-Amz-Expires')
+  const m = date && /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/.exec(date)
+  if (m && seconds && /^\d+$/.test(seconds)) {
+    return Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6])) + Number(seconds) * 1000
+  }
+  return undefined
 }

@@ -17,7 +17,6 @@ const FLUSH_BYTES = 128 * 1024
 
 export interface ConnectionContext {
   dispatcher: Dispatcher
-  headers: Record<string, string>
   /** Undefined while the size is unknown (single stream). */
   size?: number
   part: PartFile
@@ -129,7 +128,7 @@ export class Connection {
     const validator = validatorOf(this.source)
     const headers: Record<string, string> = {
       'user-agent': USER_AGENT,
-      ...ctx.headers,
+      ...this.source.headers,
       'accept-encoding': 'identity',
       range: rangeHeader(seg.pos, requestedEnd),
     }

@@ -4,7 +4,7 @@ import type {Dispatcher} from 'undici'
 import {ExitCode, MtuneError, errorMessage} from '../errors.js'
 import {createDispatcher} from '../net/dispatcher.js'
 import {probe, type Probe} from '../net/probe.js'
-import {get, redact, type Response} from '../net/request.js'
+import {get, headersFor, redact, signedUrlExpiry, type Response} from '../net/request.js'
 import {TransferError, backoffDelay, classifyNetworkError} from '../net/retry-policy.js'
 import {formatBytes} from '../units.js'
 import {ConnectionController} from './connection-controller.js'
@@ -24,7 +24,8 @@ import {checkMirror} from './mirror-check.js'
 import {openPartFile, type OpenPartFile, type PartFile} from './part-file.js'
 import {PrefixHasher} from './prefix-hasher.js'
 import {SegmentManager, remaining, type Segment} from './segment-manager.js'
-import {SourcePool, newSource, type Source} from './source-pool.js'
+import type {ConnectionBudget} from './connection-budget.js'
+import {SourcePool, newSource, renewalTime, type Source} from './source-pool.js'
 import {TokenBucket} from './token-bucket.js'
 import {parseTarget, parseSha256} from './validate.js'
 
@@ -45,7 +46,16 @@ export interface PullOptions {
   stallTimeoutMs?: number
   /** Failed attempts in a row, with no byte of progress, before giving up. */
   maxRetries?: number
+  /** Sent to the URL's own origin only (a token, say); never to a CDN or a mirror. */
   headers?: Record<string, string>
+  /** Where partial data lives; default: beside the destination, as DEST.part. */
+  partPath?: string
+  /** A further check of the complete part file before it is renamed into place. */
+  verify?: (partPath: string, sha256: string) => Promise<void>
+  /** Connections shared with other pulls running at the same time. */
+  budget?: ConnectionBudget
+  /** A dispatcher shared with other pulls (keep-alive connections to the same hosts). */
+  dispatcher?: Dispatcher
   signal?: AbortSignal
   openPartFile?: OpenPartFile
   random?: () => number
@@ -114,15 +124,18 @@ export async function pull(options: PullOptions, events: PullEvents = {}): Promi
   const url = parseTarget(options.url, 'URL')
   const mirrors = (options.mirrors ?? []).map((m) => parseTarget(m, '--mirror URL'))
   const expected = options.sha256 === undefined ? undefined : parseSha256(options.sha256)
-  const dispatcher = createDispatcher({stallTimeoutMs: options.stallTimeoutMs ?? DEFAULTS.stallTimeoutMs})
+  const dispatcher = options.dispatcher ?? createDispatcher({stallTimeoutMs: options.stallTimeoutMs ?? DEFAULTS.stallTimeoutMs})
   const started = performance.now()
+  const place = (dest: Destination): Destination =>
+    options.partPath ? {...dest, partPath: options.partPath, journalPath: `${options.partPath}.journal`} : dest
   try {
-    const early = await fileDestination(options.output)
+    const fileDest = await fileDestination(options.output)
+    const early = fileDest && place(fileDest)
     if (early) {
       const done = await alreadyThere(early, expected, options.force, url, started)
       if (done) return done
     }
-    const guess = early ?? (await resolveDestination(options.output, undefined, url).catch(() => undefined))
+    const guess = early ?? (await resolveDestination(options.output, undefined, url).then(place).catch(() => undefined))
     // Where the file goes is checked before the network is asked anything.
     if (guess) await ensureWritableDirectory(guess)
     for (let restart = 0; ; restart++) {
@@ -130,7 +143,7 @@ export async function pull(options: PullOptions, events: PullEvents = {}): Promi
       const start = hole?.start ?? 0
       const length = Math.min(FIRST_PIECE, hole ? hole.end - hole.start : FIRST_PIECE)
       const probed = await probeWithRetries(dispatcher, url, options, events, start, length)
-      const dest = early ?? (await resolveDestination(options.output, probed.file.filename, probed.file.finalUrl))
+      const dest = early ?? place(await resolveDestination(options.output, probed.file.filename, probed.file.finalUrl))
       if (!early) {
         const done = await alreadyThere(dest, expected, options.force, url, started)
         if (done) {
@@ -156,7 +169,7 @@ export async function pull(options: PullOptions, events: PullEvents = {}): Promi
       }
     }
   } finally {
-    await dispatcher.destroy().catch(() => {})
+    if (!options.dispatcher) await dispatcher.destroy().catch(() => {})
   }
 }
 
@@ -260,6 +273,7 @@ class Transfer {
   private lastCheckpoint = performance.now()
   private readonly mirrorReport: PullResult['mirrors'] = []
   private finishedRates: Array<{at: number; rate: number}> = []
+  private readonly trustedOrigin: string
 
   constructor(
     private readonly options: PullOptions,
@@ -278,7 +292,10 @@ class Transfer {
     this.minSplit = Math.max(64 * 1024, options.chunkSize ?? DEFAULTS.chunkSize)
     this.maxRetries = options.maxRetries ?? DEFAULTS.maxRetries
     this.random = options.random ?? Math.random
-    this.primary = newSource(file.url, file.finalUrl, {etag: file.etag, lastModified: file.lastModified}, true, now)
+    this.trustedOrigin = new URL(file.url).origin
+    const headers = headersFor(file.finalUrl, this.trustedOrigin, options.headers ?? {})
+    this.primary = newSource(file.url, file.finalUrl, {etag: file.etag, lastModified: file.lastModified}, true, now, headers)
+    this.primary.renewAt = renewalTime(signedUrlExpiry(file.finalUrl))
     this.sources.add(this.primary)
     const initial = options.connections ?? DEFAULTS.connections
     const max = Math.max(initial, options.maxConnections ?? Math.max(DEFAULTS.maxConnections, initial))
@@ -302,7 +319,8 @@ class Transfer {
     this.resumedBytes = loaded.written.total
     const size = this.size
     try {
-      if (!this.ranged) {
+      // Small files (a config.json) often come without ranges; that is worth saying only for big ones.
+      if (!this.ranged && (size === undefined || size >= 8 * 1024 * 1024)) {
         this.events.info?.(
           `${file.size === undefined ? 'the server gives no size' : 'the server does not support ranges'}: downloading over one connection; an interrupted pull starts over`,
         )
@@ -326,7 +344,6 @@ class Transfer {
       this.sizePieces()
       this.ctx = {
         dispatcher: this.dispatcher,
-        headers: this.options.headers ?? {},
         size,
         part: this.part,
         journal: this.journal,
@@ -423,19 +440,26 @@ class Transfer {
   /** Start connections up to the target while there is work for them. */
   private fillSlots(): void {
     while (!this.stopping && this.running < this.controller.target) {
+      if (this.options.budget && !this.options.budget.tryAcquire(this.running === 0)) return
       const segment = this.segments.acquire() ?? this.takeOverStraggler(performance.now(), true)
-      if (!segment) return
-      this.spawn(segment)
+      if (!segment) {
+        this.options.budget?.release()
+        return
+      }
+      this.spawn(segment, undefined, true)
     }
   }
 
-  private spawn(segment: Segment, adopted?: Adopted): void {
+  /** `budgeted`: a connection from the shared budget was already taken for this slot. */
+  private spawn(segment: Segment, adopted?: Adopted, budgeted = false): void {
+    if (!budgeted && this.options.budget) this.options.budget.tryAcquire(true)
     this.running++
     this.peak = Math.max(this.peak, this.running)
     void this.slot(segment, adopted)
       .catch((error) => this.fail(error))
       .finally(() => {
         this.running--
+        this.options.budget?.release()
         this.checkDone()
       })
   }
@@ -538,6 +562,12 @@ class Transfer {
       if (this.stopping) return undefined
       const now = performance.now()
       const source = this.sources.pick(now)
+      // A signed link about to expire is renewed before a new request is started with it.
+      if (source?.renewAt !== undefined && Date.now() > source.renewAt && source.target !== source.url) {
+        const renewed = await this.resolveAgain(source, 'is about to expire')
+        if (!renewed || (source.renewAt !== undefined && Date.now() > source.renewAt)) source.renewAt = undefined
+        continue
+      }
       if (source) return source
       const next = this.sources.nextAvailableAt()
       if (next === undefined) return undefined
@@ -566,9 +596,16 @@ class Transfer {
         else this.dropSource(source, `its file changed: ${e.message}`)
         return 0
       case 'fatal':
-        if (e.status && [401, 403, 404, 410].includes(e.status) && source.target !== source.url && now - source.resolvedAt > 5_000) {
-          // Signed CDN links expire mid-download: ask the original URL where the file is now.
-          if (await this.resolveAgain(source)) return 0
+        // Signed CDN links expire mid-download: ask the original URL where the file is now,
+        // and go on (still counted as a failure, so a CDN that always refuses cannot loop).
+        if (
+          e.status &&
+          [401, 403, 404, 410].includes(e.status) &&
+          source.target !== source.url &&
+          now - source.resolvedAt > 1_000 &&
+          (await this.resolveAgain(source, `was refused (${e.status})`))
+        ) {
+          break
         }
         if (others) this.dropSource(source, e.message)
         else this.fail(new MtuneError('remote', `cannot download ${redact(source.url)}: ${e.message}`, ExitCode.remote, {cause: e}))
@@ -604,18 +641,27 @@ class Transfer {
     return backoffDelay(attempt, this.random, undefined, e.retryAfterMs)
   }
 
-  private async resolveAgain(source: Source): Promise<boolean> {
+  /** Ask the source's original URL where the file is now (a fresh signed link); shared. */
+  private resolveAgain(source: Source, why: string): Promise<boolean> {
+    source.resolving ??= this.resolveNow(source, why).finally(() => (source.resolving = undefined))
+    return source.resolving
+  }
+
+  private async resolveNow(source: Source, why: string): Promise<boolean> {
     source.resolvedAt = performance.now()
     try {
-      const res = await get(this.dispatcher, source.url, {...(this.options.headers ?? {}), range: 'bytes=0-0'})
+      const headers = headersFor(source.url, this.trustedOrigin, this.options.headers ?? {})
+      const res = await get(this.dispatcher, source.url, {...headers, range: 'bytes=0-0', 'accept-encoding': 'identity'})
       await res.body.dump().catch(() => {})
       if (res.status !== 206 && res.status !== 200) return false
       if (source.etag && res.headers.etag && res.headers.etag !== source.etag) {
         this.fail(new FileChanged(`its ETag changed (${source.etag} -> ${res.headers.etag})`))
         return true
       }
-      this.events.info?.(`the link to ${redact(source.url)} expired: resolved it again, continuing the missing ranges`)
+      this.events.info?.(`the link to ${redact(source.url)} ${why}: resolved it again, continuing the missing ranges`)
       source.target = res.url
+      source.headers = headersFor(res.url, this.trustedOrigin, this.options.headers ?? {})
+      source.renewAt = renewalTime(signedUrlExpiry(res.url))
       return true
     } catch {
       return false
@@ -638,7 +684,7 @@ class Transfer {
       return
     }
     for (const url of this.mirrors) {
-      void checkMirror(this.dispatcher, url, this.primary, this.size, this.options.headers ?? {}).then(({source, rejected}) => {
+      void checkMirror(this.dispatcher, url, this.primary, this.size, this.options.headers ?? {}, this.trustedOrigin).then(({source, rejected}) => {
         if (this.stopping) return
         if (source) {
           this.sources.add(source)
@@ -728,6 +774,15 @@ class Transfer {
         `sha256 mismatch for ${this.dest.path}: expected ${this.expected}, got ${digest}; the file was removed`,
         ExitCode.integrity,
       )
+    }
+    try {
+      await this.options.verify?.(this.dest.partPath, digest)
+    } catch (error) {
+      await part.close()
+      this.part = undefined
+      this.journal.remove()
+      await rm(this.dest.partPath, {force: true})
+      throw error
     }
     await part.close()
     this.part = undefined

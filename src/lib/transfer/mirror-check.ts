@@ -1,6 +1,6 @@
 import type {Dispatcher} from 'undici'
 import {parseContentRange, rangeHeader} from '../net/http-range.js'
-import {get} from '../net/request.js'
+import {get, headersFor} from '../net/request.js'
 import {errorMessage} from '../errors.js'
 import {newSource, type Source} from './source-pool.js'
 
@@ -23,20 +23,22 @@ export async function checkMirror(
   primary: Source,
   size: number,
   headers: Record<string, string>,
+  trustedOrigin: string,
   signal?: AbortSignal,
 ): Promise<{source?: Source; rejected?: string}> {
   const start = Math.max(0, Math.floor(size / 2) - SAMPLE / 2)
   const end = Math.min(size, start + SAMPLE)
   try {
     const [theirs, ours] = await Promise.all([
-      readRange(dispatcher, mirror, headers, start, end, signal),
-      readRange(dispatcher, primary.target, headers, start, end, signal),
+      readRange(dispatcher, mirror, headersFor(mirror, trustedOrigin, headers), start, end, signal),
+      readRange(dispatcher, primary.target, primary.headers, start, end, signal),
     ])
     if (theirs.res.status !== 206 || !theirs.range) return {rejected: `it does not serve byte ranges (HTTP ${theirs.res.status})`}
     if (theirs.range.total !== size) return {rejected: `it serves a file of ${theirs.range.total ?? 'unknown'} bytes, not ${size}`}
     if (ours.res.status === 206 && !theirs.body.equals(ours.body)) return {rejected: 'it serves different bytes'}
     const {etag, 'last-modified': lastModified} = theirs.res.headers
-    return {source: newSource(mirror, theirs.res.url, {etag, lastModified}, false, performance.now())}
+    const source = newSource(mirror, theirs.res.url, {etag, lastModified}, false, performance.now(), headersFor(theirs.res.url, trustedOrigin, headers))
+    return {source}
   } catch (error) {
     return {rejected: errorMessage(error)}
   }

@@ -17,10 +17,23 @@ export interface Source {
   /** Bytes of the file this source delivered. */
   bytes: number
   droppedWhy?: string
+  /** What requests to `target` carry: credentials only if it is the origin they were given for. */
+  headers: Record<string, string>
+  /** When to renew `target`, a signed URL, before it expires (epoch ms). */
+  renewAt?: number
+  /** A re-resolution under way, shared by the connections that need it. */
+  resolving?: Promise<boolean>
 }
 
-export function newSource(url: string, target: string, validators: {etag?: string; lastModified?: string}, primary: boolean, now: number): Source {
-  return {url, target, ...validators, primary, alive: true, active: 0, cooldownUntil: 0, resolvedAt: now, bytes: 0}
+export function newSource(
+  url: string,
+  target: string,
+  validators: {etag?: string; lastModified?: string},
+  primary: boolean,
+  now: number,
+  headers: Record<string, string> = {},
+): Source {
+  return {url, target, ...validators, primary, alive: true, active: 0, cooldownUntil: 0, resolvedAt: now, bytes: 0, headers}
 }
 
 export const validatorOf = (source: Source) => ifRangeValidator(source)
@@ -74,4 +87,10 @@ function better(a: Source, b: Source): boolean {
   if (ra === Number.POSITIVE_INFINITY && a.active > 0) return rb === Number.POSITIVE_INFINITY ? a.active < b.active : false
   if (ra !== rb) return ra > rb
   return a.active < b.active
+}
+
+/** Renew a signed URL a fifth of its lifetime, at most 10 s, before it expires. */
+export function renewalTime(expiresAt: number | undefined, now = Date.now()): number | undefined {
+  if (expiresAt === undefined) return undefined
+  return expiresAt - Math.min(10_000, Math.max(0, (expiresAt - now) / 5))
 }

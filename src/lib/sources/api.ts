@@ -1,0 +1,57 @@
+import {setTimeout as sleep} from 'node:timers/promises'
+import type {Dispatcher} from 'undici'
+import {ExitCode, MtuneError} from '../errors.js'
+import {get, redact} from '../net/request.js'
+import {parseRetryAfter} from '../net/retry-policy.js'
+
+export interface ApiContext {
+  dispatcher: Dispatcher
+  headers: Record<string, string>
+  signal?: AbortSignal
+  /** Told when mtune waits for a rate limit. */
+  warn?(message: string): void
+}
+
+export interface ApiAnswer {
+  status: number
+  headers: Record<string, string | undefined>
+  body: Buffer
+  url: string
+}
+
+/** Seconds to wait from `RateLimit: "...";r=0;t=<seconds>` (IETF draft, used by the Hub). */
+export function rateLimitReset(header: string | undefined): number | undefined {
+  const t = header ? /(?:^|[;,\s])t=(\d+)/.exec(header) : null
+  return t ? Number(t[1]) * 1000 : undefined
+}
+
+/**
+ * GET an API document. 429 and 5xx are waited out (Retry-After or RateLimit, said aloud),
+ * a few times; every other answer is returned for the caller to interpret.
+ */
+export async function apiGet(ctx: ApiContext, url: string, accept = 'application/json'): Promise<ApiAnswer> {
+  for (let attempt = 1; ; attempt++) {
+    let res
+    try {
+      res = await get(ctx.dispatcher, url, {...ctx.headers, accept, 'accept-encoding': 'identity'}, ctx.signal)
+    } catch (error) {
+      if (attempt >= 4) throw new MtuneError('remote', `cannot reach ${redact(url)}: ${(error as Error).message}`, ExitCode.remote, {cause: error})
+      await sleep(500 * 2 ** attempt, undefined, {signal: ctx.signal})
+      continue
+    }
+    const body = Buffer.from(await res.body.arrayBuffer())
+    const retryable = res.status === 429 || res.status === 408 || res.status >= 500
+    if (!retryable || attempt >= 5) return {status: res.status, headers: res.headers, body, url: res.url}
+    const wait = parseRetryAfter(res.headers['retry-after']) ?? rateLimitReset(res.headers.ratelimit) ?? 1000 * 2 ** attempt
+    ctx.warn?.(`${res.status === 429 ? 'rate limited' : `HTTP ${res.status}`} by ${new URL(url).host}: waiting ${(wait / 1000).toFixed(0)}s as it asked`)
+    await sleep(wait, undefined, {signal: ctx.signal})
+  }
+}
+
+export function parseJson<T>(answer: ApiAnswer, what: string): T {
+  try {
+    return JSON.parse(answer.body.toString('utf8')) as T
+  } catch {
+    throw new MtuneError('bad-answer', `${what}: the server sent something that is not JSON (HTTP ${answer.status})`, ExitCode.remote)
+  }
+}

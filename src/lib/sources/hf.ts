@@ -1,0 +1,150 @@
+import {lstat, mkdir, rename, symlink, unlink, writeFile} from 'node:fs/promises'
+import {dirname, join, relative} from 'node:path'
+import {homedir} from 'node:os'
+import {minimatch} from 'minimatch'
+import {ExitCode, MtuneError} from '../errors.js'
+import {apiGet, parseJson, type ApiAnswer, type ApiContext} from './api.js'
+import {fileMatches} from './file-check.js'
+import type {Plan, PlannedFile} from './plan.js'
+import {isHex, safeJoin, safeRelativePath} from './safe-names.js'
+import {hfHome} from './tokens.js'
+
+export interface HfOptions {
+  endpoint: string
+  token?: string
+  include?: string[]
+  exclude?: string[]
+  /** A plain tree instead of the cache. */
+  localDir?: string
+  env?: NodeJS.ProcessEnv
+}
+
+interface Sibling {
+  rfilename: string
+  size?: number
+  blobId?: string
+  lfs?: {sha256?: string; size?: number}
+}
+
+interface RepoInfo {
+  id?: string
+  sha?: string
+  gated?: boolean | string
+  siblings?: Sibling[]
+}
+
+export function hfCacheDir(env = process.env): string {
+  return env.HF_HUB_CACHE ?? (env.HF_HOME ? join(env.HF_HOME, 'hub') : join(hfHome(env) || join(homedir(), '.cache', 'huggingface'), 'hub'))
+}
+
+export function hfEndpoint(flag: string | undefined, env = process.env): string {
+  return (flag ?? env.HF_ENDPOINT ?? 'https://huggingface.co').replace(/\/+$/, '')
+}
+
+/** What the Hub's error answers mean, in words and with the fix (protocols.md: X-Error-Code). */
+export function hfError(answer: ApiAnswer, what: string, hasToken: boolean): MtuneError {
+  const code = answer.headers['x-error-code']
+  const serverSays = answer.headers['x-error-message']
+  const status = answer.status
+  let message: string
+  if (code === 'GatedRepo') {
+    message = hasToken
+      ? `${what} is gated and your token has no access yet: request access on the model's page, then try again`
+      : `${what} is gated: request access on the model's page and give a token (HF_TOKEN)`
+  } else if (code === 'RepoNotFound' || (status === 401 && !code && !hasToken)) {
+    message = hasToken ? `${what} not found, or your token cannot see it: check the name` : `${what} not found, or private: check the name, or give a token (HF_TOKEN)`
+  } else if (code === 'RevisionNotFound') {
+    message = `revision not found: ${what}; check the branch, tag or commit after @`
+  } else if (code === 'EntryNotFound') {
+    message = `file not found: ${what}`
+  } else if (status === 401 && hasToken) {
+    message = `the token was refused for ${what} (401${serverSays ? `: ${serverSays}` : ''}): check HF_TOKEN`
+  } else if (status === 429) {
+    message = `still rate limited by the Hub after waiting: try again later`
+  } else {
+    message = `${what}: HTTP ${status}${serverSays ? ` (${serverSays})` : ''}`
+  }
+  return new MtuneError(code ? `hf-${code}` : 'hf-error', message, ExitCode.remote)
+}
+
+const encodePath = (path: string) => path.split('/').map(encodeURIComponent).join('/')
+
+/** hf://ORG/NAME@REV: the repo's files at one commit, laid out as the official client lays them. */
+export async function resolveHf(
+  ref: {repoType: 'model' | 'dataset'; repo: string; revision: string},
+  options: HfOptions,
+  ctx: ApiContext,
+): Promise<Plan> {
+  const kind = ref.repoType === 'dataset' ? 'datasets' : 'models'
+  const what = `hf://${ref.repoType === 'dataset' ? 'datasets/' : ''}${ref.repo}@${ref.revision}`
+  const answer = await apiGet(ctx, `${options.endpoint}/api/${kind}/${ref.repo}/revision/${encodeURIComponent(ref.revision)}?blobs=true`)
+  if (answer.status !== 200) throw hfError(answer, what, Boolean(options.token))
+  const info = parseJson<RepoInfo>(answer, what)
+  if (!isHex(info.sha, 40)) throw new MtuneError('bad-answer', `${what}: the Hub gave no commit hash`, ExitCode.remote)
+  const commit = info.sha
+  const siblings = (info.siblings ?? []).filter((s) => selected(s.rfilename, options.include, options.exclude))
+
+  const repoDir = join(hfCacheDir(options.env), `${kind}--${ref.repo.replace('/', '--')}`)
+  const files: PlannedFile[] = []
+  for (const s of siblings) {
+    const name = safeRelativePath(s.rfilename)
+    const sha256 = s.lfs?.sha256
+    if (sha256 !== undefined && !isHex(sha256, 64)) {
+      throw new MtuneError('bad-digest', `refusing the sha256 ${JSON.stringify(sha256)} of ${name} from the server`, ExitCode.remote)
+    }
+    if (sha256 === undefined && !isHex(s.blobId, 40)) {
+      throw new MtuneError('bad-digest', `${what}: ${name} has neither a sha256 nor a git blob id`, ExitCode.remote)
+    }
+    const size = s.lfs?.size ?? s.size
+    const url = `${options.endpoint}/${kind === 'datasets' ? 'datasets/' : ''}${ref.repo}/resolve/${commit}/${encodePath(name)}`
+    const dest = options.localDir ? safeJoin(options.localDir, name) : join(repoDir, 'blobs', sha256 ?? s.blobId!)
+    const file: PlannedFile = {name, url, size, sha256, gitSha1: sha256 ? undefined : s.blobId, dest, present: false}
+    file.present = await fileMatches(file, Boolean(options.localDir))
+    files.push(file)
+  }
+
+  const layout = options.localDir ? 'directory' : 'hf-cache'
+  return {
+    source: what,
+    version: `commit ${commit.slice(0, 12)}`,
+    root: options.localDir ?? repoDir,
+    layout,
+    files,
+    headers: options.token ? {authorization: `Bearer ${options.token}`} : {},
+    notes: [],
+    finish: async () => {
+      if (options.localDir) return
+      await linkSnapshot(repoDir, commit, files)
+      if (ref.revision !== commit) {
+        // The commit, with no trailing newline: the official client reads it without strip().
+        const refPath = safeJoin(join(repoDir, 'refs'), ref.revision)
+        await mkdir(dirname(refPath), {recursive: true})
+        await writeFile(`${refPath}.tmp`, commit)
+        await rename(`${refPath}.tmp`, refPath)
+      }
+    },
+  }
+}
+
+/** snapshots/COMMIT/PATH -> ../../blobs/ETAG, relative, one more ../ per sub-folder. */
+async function linkSnapshot(repoDir: string, commit: string, files: PlannedFile[]): Promise<void> {
+  const snapshot = join(repoDir, 'snapshots', commit)
+  for (const f of files) {
+    const link = safeJoin(snapshot, f.name)
+    await mkdir(dirname(link), {recursive: true})
+    const target = relative(dirname(link), f.dest)
+    if (await lstat(link).catch(() => undefined)) await unlink(link)
+    await symlink(target, link)
+  }
+}
+
+/**
+ * --include/--exclude globs. Like the official client's fnmatch, a pattern without a slash
+ * matches the name in any folder.
+ */
+export function selected(name: string, include?: string[], exclude?: string[]): boolean {
+  const opts = {dot: true, matchBase: true}
+  if (include?.length && !include.some((p) => minimatch(name, p, opts))) return false
+  if (exclude?.some((p) => minimatch(name, p, opts))) return false
+  return true
+}

@@ -1,0 +1,93 @@
+import {chmod, mkdir, rename, stat, writeFile} from 'node:fs/promises'
+import {existsSync} from 'node:fs'
+import {homedir} from 'node:os'
+import {dirname, join} from 'node:path'
+import {ExitCode, MtuneError} from '../errors.js'
+import {apiGet, parseJson, type ApiContext} from './api.js'
+import {fileMatches} from './file-check.js'
+import type {Plan, PlannedFile} from './plan.js'
+import {parseSha256Digest} from './safe-names.js'
+
+const MANIFEST_TYPES = 'application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json'
+export const SYSTEM_STORE = '/usr/share/ollama/.ollama/models'
+
+interface Manifest {
+  schemaVersion?: number
+  config?: {digest?: string; size?: number; mediaType?: string}
+  layers?: Array<{digest?: string; size?: number; mediaType?: string}>
+}
+
+export function ollamaModelsDir(env = process.env): string {
+  return env.OLLAMA_MODELS ?? join(homedir(), '.ollama', 'models')
+}
+
+/**
+ * ollama://[HOST/][NS/]MODEL[:TAG]: the manifest's blobs into blobs/sha256-HEX, then the
+ * manifest bytes exactly as received. Partial blobs live outside blobs/, where `ollama serve`
+ * would delete them.
+ */
+export async function resolveOllama(
+  ref: {scheme: 'https' | 'http'; host: string; namespace: string; model: string; tag: string},
+  options: {modelsDir: string; systemStore?: string},
+  ctx: ApiContext,
+): Promise<Plan> {
+  const base = `${ref.scheme}://${ref.host}/v2/${ref.namespace}/${ref.model}`
+  const what = `ollama://${ref.host}/${ref.namespace}/${ref.model}:${ref.tag}`
+  const answer = await apiGet(ctx, `${base}/manifests/${ref.tag}`, MANIFEST_TYPES)
+  if (answer.status === 404) throw new MtuneError('not-found', `${what} not found: check the model name and tag`, ExitCode.remote)
+  if (answer.status === 401 || answer.status === 403) throw new MtuneError('denied', `${what}: access denied (${answer.status})`, ExitCode.remote)
+  if (answer.status !== 200) throw new MtuneError('remote', `${what}: HTTP ${answer.status} for the manifest`, ExitCode.remote)
+  const raw = answer.body
+  const manifest = parseJson<Manifest>(answer, what)
+  const layers = [...(manifest.config ? [manifest.config] : []), ...(manifest.layers ?? [])]
+  if (layers.length === 0) throw new MtuneError('bad-answer', `${what}: the manifest names no blobs`, ExitCode.remote)
+
+  const blobs = join(options.modelsDir, 'blobs')
+  const partial = join(options.modelsDir, '.mtune-partial')
+  const files: PlannedFile[] = []
+  const seen = new Set<string>()
+  for (const layer of layers) {
+    const hex = parseSha256Digest(layer.digest)
+    if (seen.has(hex)) continue
+    seen.add(hex)
+    if (layer.size !== undefined && (!Number.isSafeInteger(layer.size) || layer.size < 0)) {
+      throw new MtuneError('bad-answer', `${what}: blob ${layer.digest} has an invalid size`, ExitCode.remote)
+    }
+    const file: PlannedFile = {
+      name: `${layer.digest}${layer.mediaType ? ` (${layer.mediaType.replace('application/vnd.ollama.image.', '')})` : ''}`,
+      url: `${base}/blobs/${layer.digest}`,
+      size: layer.size,
+      sha256: hex,
+      dest: join(blobs, `sha256-${hex}`),
+      partPath: join(partial, `sha256-${hex}.part`),
+      present: false,
+    }
+    file.present = await fileMatches(file, false)
+    files.push(file)
+  }
+  const manifestPath = join(options.modelsDir, 'manifests', ref.host, ref.namespace, ref.model, ref.tag)
+  const notes: string[] = []
+  const system = options.systemStore ?? SYSTEM_STORE
+  if (existsSync(system) && system !== options.modelsDir) {
+    notes.push(`the system service (ollama.service, user ollama) reads ${system}; to pull there, run as that user with OLLAMA_MODELS=${system}`)
+  }
+  return {
+    source: what,
+    version: `manifest of ${raw.length} bytes`,
+    root: options.modelsDir,
+    layout: 'ollama',
+    files,
+    headers: {},
+    notes,
+    finish: async () => {
+      await mkdir(partial, {recursive: true})
+      for (const f of files) await chmod(f.dest, 0o644)
+      // Written last, so Ollama never sees a manifest whose blobs are not all in place.
+      await mkdir(dirname(manifestPath), {recursive: true})
+      const tmp = join(partial, `manifest-${process.pid}.tmp`)
+      await writeFile(tmp, raw, {mode: 0o644})
+      await rename(tmp, manifestPath)
+      await stat(manifestPath)
+    },
+  }
+}

@@ -1,0 +1,47 @@
+/** One file of a model: where it comes from, how it is verified, where it goes. */
+export interface PlannedFile {
+  /** The path inside the repository, as shown to the user. */
+  name: string
+  /** What to GET (the hub redirects large files to a CDN). */
+  url: string
+  size?: number
+  sha256?: string
+  /** Git blob sha1, for small Hugging Face files that have no sha256. */
+  gitSha1?: string
+  /** The final path, written only once the file is verified. */
+  dest: string
+  /** Where partial data lives, when not beside `dest`. */
+  partPath?: string
+  /** Already in place (content-addressed and of the right size): skipped. */
+  present: boolean
+}
+
+/** What a source reference resolved to: the files, and how to finish the layout after them. */
+export interface Plan {
+  source: string
+  /** e.g. "commit 1a2b3c4" or "manifest sha256:..." */
+  version?: string
+  /** Where the files go: a cache, a store or a plain directory. */
+  root: string
+  layout: 'hf-cache' | 'ollama' | 'modelscope-cache' | 'directory'
+  files: PlannedFile[]
+  /** Sent to the source's own host only. */
+  headers: Record<string, string>
+  /** Links, refs, manifests: written after every file is verified and in place. */
+  finish(): Promise<void>
+  notes: string[]
+}
+
+export function planTotals(plan: Plan): {files: number; bytes: number; presentFiles: number; presentBytes: number} {
+  let bytes = 0
+  let presentBytes = 0
+  let presentFiles = 0
+  for (const f of plan.files) {
+    bytes += f.size ?? 0
+    if (f.present) {
+      presentFiles++
+      presentBytes += f.size ?? 0
+    }
+  }
+  return {files: plan.files.length, bytes, presentFiles, presentBytes}
+}

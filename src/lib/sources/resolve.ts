@@ -1,0 +1,39 @@
+import type {ApiContext} from './api.js'
+import {hfEndpoint, resolveHf, selected} from './hf.js'
+import {modelscopeEndpoint, resolveModelscope} from './modelscope.js'
+import {ollamaModelsDir, resolveOllama} from './ollama.js'
+import type {Plan} from './plan.js'
+import type {SourceRef} from './reference.js'
+import {hfToken, modelscopeToken} from './tokens.js'
+
+export interface ResolveOptions {
+  endpoint?: string
+  include?: string[]
+  exclude?: string[]
+  localDir?: string
+  env?: NodeJS.ProcessEnv
+}
+
+/** A model source reference as a plan of files, with each ecosystem's defaults and tokens. */
+export async function resolvePlan(ref: Exclude<SourceRef, {kind: 'url'}>, options: ResolveOptions, ctx: Omit<ApiContext, 'headers'>): Promise<Plan> {
+  const env = options.env ?? process.env
+  switch (ref.kind) {
+    case 'hf': {
+      const token = hfToken(env)
+      const endpoint = hfEndpoint(options.endpoint, env)
+      return resolveHf(ref, {endpoint, token, include: options.include, exclude: options.exclude, localDir: options.localDir, env}, {...ctx, headers: token ? {authorization: `Bearer ${token}`} : {}})
+    }
+    case 'modelscope': {
+      const token = modelscopeToken(env)
+      const endpoint = (options.endpoint ?? modelscopeEndpoint(env)).replace(/\/+$/, '')
+      return resolveModelscope(
+        ref,
+        {endpoint, token, localDir: options.localDir, include: options.include, exclude: options.exclude, env},
+        {...ctx, headers: token ? {authorization: `Bearer ${token}`} : {}},
+        selected,
+      )
+    }
+    case 'ollama':
+      return resolveOllama(ref, {modelsDir: ollamaModelsDir(env)}, {...ctx, headers: {}})
+  }
+}

@@ -1,0 +1,154 @@
+import {mkdir} from 'node:fs/promises'
+import {dirname} from 'node:path'
+import type {Dispatcher} from 'undici'
+import {MtuneError, errorMessage} from '../errors.js'
+import {ConnectionBudget} from '../transfer/connection-budget.js'
+import {pull, type Progress, type PullEvents, type PullResult} from '../transfer/engine.js'
+import {verifierFor} from './file-check.js'
+import type {Plan, PlannedFile} from './plan.js'
+
+export interface RunOptions {
+  dispatcher: Dispatcher
+  /** Connections for the whole plan, shared by the files pulled at once. */
+  maxConnections?: number
+  /** Files pulled at once. */
+  parallelFiles?: number
+  stallTimeoutMs?: number
+  maxRetries?: number
+  limitRate?: number
+  signal?: AbortSignal
+}
+
+export interface FileResult {
+  name: string
+  path: string
+  size: number
+  sha256?: string
+  skipped: boolean
+  seconds?: number
+  bytesFetched?: number
+}
+
+/**
+ * Pull every missing file of a plan, several at once under one connection budget and one
+ * progress display; then let the plan finish its layout. An interrupted plan resumes file by
+ * file (present files are skipped) and within files (each file's journal).
+ */
+export async function runPlan(plan: Plan, options: RunOptions, events: PullEvents = {}): Promise<FileResult[]> {
+  const results: FileResult[] = plan.files
+    .filter((f) => f.present)
+    .map((f) => ({name: f.name, path: f.dest, size: f.size ?? 0, sha256: f.sha256, skipped: true}))
+  // Two names with the same content share one blob: fetch it once.
+  const byDest = new Map<string, PlannedFile>()
+  for (const f of plan.files) if (!f.present && !byDest.has(f.dest)) byDest.set(f.dest, f)
+  const queue = [...byDest.values()].sort((a, b) => (b.size ?? 0) - (a.size ?? 0))
+  const budget = new ConnectionBudget(options.maxConnections ?? 64)
+  const abort = new AbortController()
+  const onAbort = () => abort.abort()
+  options.signal?.addEventListener('abort', onAbort, {once: true})
+  const progress = new ProgressSum(queue, events)
+  let failure: unknown
+
+  const worker = async () => {
+    for (let file = queue.shift(); file && !failure; file = queue.shift()) {
+      try {
+        const r = await pullOne(file, plan, options, budget, abort.signal, progress, events)
+        results.push({name: file.name, path: file.dest, size: r.size, sha256: r.sha256, skipped: false, seconds: r.seconds, bytesFetched: r.bytesFetched})
+      } catch (error) {
+        failure ??= error
+        abort.abort()
+      }
+    }
+  }
+  try {
+    await Promise.all(Array.from({length: Math.max(1, options.parallelFiles ?? 4)}, worker))
+  } finally {
+    options.signal?.removeEventListener('abort', onAbort)
+    progress.stop()
+  }
+  if (failure) throw failure
+  await plan.finish()
+  return results
+}
+
+async function pullOne(
+  file: PlannedFile,
+  plan: Plan,
+  options: RunOptions,
+  budget: ConnectionBudget,
+  signal: AbortSignal,
+  progress: ProgressSum,
+  events: PullEvents,
+): Promise<PullResult> {
+  const verify = verifierFor(file)
+  await mkdir(dirname(file.dest), {recursive: true})
+  if (file.partPath) await mkdir(dirname(file.partPath), {recursive: true})
+  try {
+    return await pull(
+      {
+        url: file.url,
+        output: file.dest,
+        partPath: file.partPath,
+        sha256: file.sha256,
+        verify: verify && ((partPath) => verify(partPath)),
+        headers: plan.headers,
+        force: true,
+        budget,
+        dispatcher: options.dispatcher,
+        connections: Math.min(16, budget.max),
+        maxConnections: budget.max,
+        stallTimeoutMs: options.stallTimeoutMs,
+        maxRetries: options.maxRetries,
+        limitRate: options.limitRate,
+        signal,
+      },
+      {info: events.info, warn: (m) => events.warn?.(`${file.name}: ${m}`), debug: events.debug, progress: (p) => progress.update(file, p)},
+    )
+  } catch (error) {
+    if (error instanceof MtuneError && !error.message.startsWith(file.name)) {
+      throw new MtuneError(error.code, `${file.name}: ${error.message}`, error.exitCode, {cause: error})
+    }
+    throw error instanceof MtuneError ? error : new Error(`${file.name}: ${errorMessage(error)}`, {cause: error})
+  }
+}
+
+/** One progress line for the whole plan: the sum over its files. */
+class ProgressSum {
+  private readonly latest = new Map<PlannedFile, Progress>()
+  private readonly total: number
+  private readonly started = performance.now()
+  private timer?: NodeJS.Timeout
+
+  constructor(files: PlannedFile[], private readonly events: PullEvents) {
+    this.total = files.reduce((sum, f) => sum + (f.size ?? 0), 0)
+    if (events.progress) this.timer = setInterval(() => this.emit(), 200)
+  }
+
+  update(file: PlannedFile, p: Progress): void {
+    this.latest.set(file, p)
+  }
+
+  private emit(): void {
+    let done = 0
+    let rate = 0
+    let connections = 0
+    for (const p of this.latest.values()) {
+      done += p.done
+      rate += p.rate
+      connections += p.connections
+    }
+    this.events.progress?.({
+      size: this.total,
+      done,
+      rate,
+      etaSeconds: rate > 0 ? (this.total - done) / rate : undefined,
+      connections,
+      elapsedMs: performance.now() - this.started,
+    })
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer)
+    if (this.events.progress) this.emit()
+  }
+}

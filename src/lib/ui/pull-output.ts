@@ -1,0 +1,48 @@
+import type {FileResult} from '../sources/run-plan.js'
+import {planTotals, type Plan} from '../sources/plan.js'
+import type {PullResult} from '../transfer/engine.js'
+import {formatBytes, formatDuration, formatRate} from '../units.js'
+import {mark} from './colors.js'
+
+export function describeResult(r: PullResult): string {
+  if (r.alreadyComplete) return `${mark.ok()} ${r.path} is already complete (${formatBytes(r.size)}, sha256 verified)`
+  const lines = [
+    `${mark.ok()} ${r.path}  ${formatBytes(r.size)} in ${formatDuration(r.seconds)} (${formatRate(r.averageRate)}, up to ${r.connections} connections, ${r.retries} retries)`,
+    `  sha256 ${r.sha256}${r.verified ? ' (verified)' : ''}`,
+  ]
+  if (r.resumedBytes > 0) lines.push(`  resumed with ${formatBytes(r.resumedBytes)} already on disk`)
+  return lines.join('\n')
+}
+
+export function describePlan(plan: Plan, listFiles: boolean): string {
+  const t = planTotals(plan)
+  const lines = [
+    `${plan.source}${plan.version ? ` (${plan.version})` : ''}: ${t.files} file${t.files === 1 ? '' : 's'}, ${formatBytes(t.bytes)}` +
+      `${t.presentFiles ? `, ${t.presentFiles} already present (${formatBytes(t.presentBytes)})` : ''} -> ${plan.root}`,
+  ]
+  if (listFiles) {
+    for (const f of plan.files) lines.push(`  ${f.present ? 'present ' : 'to pull '} ${formatBytes(f.size ?? 0).padStart(10)}  ${f.name}`)
+  }
+  return lines.join('\n')
+}
+
+export function describeFiles(plan: Plan, results: FileResult[], seconds: number): string {
+  const pulled = results.filter((r) => !r.skipped)
+  const bytes = pulled.reduce((sum, r) => sum + r.size, 0)
+  return `${mark.ok()} ${plan.source}: ${pulled.length} pulled (${formatBytes(bytes)} in ${formatDuration(seconds)}), ${results.length - pulled.length} already present, all verified -> ${plan.root}`
+}
+
+/** The plan as JSON, stable and free of functions. */
+export function planJson(plan: Plan) {
+  const t = planTotals(plan)
+  return {
+    source: plan.source,
+    version: plan.version,
+    root: plan.root,
+    layout: plan.layout,
+    totalBytes: t.bytes,
+    presentBytes: t.presentBytes,
+    notes: plan.notes,
+    files: plan.files.map((f) => ({name: f.name, path: f.dest, size: f.size, sha256: f.sha256, gitSha1: f.gitSha1, present: f.present})),
+  }
+}

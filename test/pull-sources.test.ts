@@ -1,0 +1,225 @@
+import assert from 'node:assert/strict'
+import {createHash} from 'node:crypto'
+import {existsSync, lstatSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, statSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
+import {after, describe, it} from 'node:test'
+import {runCli, startCli} from './support/cli.js'
+import {gitSha1, startCdn, startFakeHf, startFakeModelscope, startFakeOllama, type FakeCdn, type HubRepo} from './support/fake-hubs.js'
+import {makeContent} from './support/mirror-server.js'
+
+const MiB = 1024 * 1024
+const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex')
+const closers: Array<() => Promise<void>> = []
+after(async () => Promise.all(closers.map((c) => c())))
+const dir = () => mkdtempSync(join(tmpdir(), 'mtune-src-'))
+
+const COMMIT = '0123456789abcdef0123456789abcdef01234567'
+const weights = makeContent(12 * MiB, 21)
+const shard = makeContent(3 * MiB, 22)
+const config = Buffer.from('{"model_type": "tiny"}\n')
+const tokenizer = Buffer.from('{"vocab": {}}\n')
+
+function repo(over: Partial<HubRepo> = {}): HubRepo {
+  return {
+    id: 'acme/tiny',
+    commit: COMMIT,
+    refs: {v1: COMMIT},
+    files: [
+      {path: 'model.safetensors', content: weights, lfs: true},
+      {path: 'sub/shard.bin', content: shard, lfs: true},
+      {path: 'config.json', content: config, lfs: false},
+      {path: 'tok/tokenizer.json', content: tokenizer, lfs: false},
+    ],
+    ...over,
+  }
+}
+
+async function hub(repos: HubRepo[], options: {token?: string; ttlMs?: number; rate?: number; hideExpiry?: boolean; rateLimitFirst?: number} = {}) {
+  const cdn = await startCdn({ttlMs: options.ttlMs, perConnectionRate: options.rate, hideExpiry: options.hideExpiry})
+  const hf = await startFakeHf(repos, {token: options.token, cdn, rateLimitFirst: options.rateLimitFirst})
+  closers.push(() => cdn.close(), () => hf.close())
+  const home = dir()
+  const env = {HF_ENDPOINT: hf.origin, HF_HOME: home, HF_HUB_CACHE: join(home, 'hub'), HF_TOKEN: options.token ?? ''}
+  return {cdn, hf, env, cache: join(home, 'hub', 'models--acme--tiny')}
+}
+
+function checkSnapshot(cache: string): void {
+  const snapshot = join(cache, 'snapshots', COMMIT)
+  const expect: Array<[string, Buffer, string]> = [
+    ['model.safetensors', weights, `../../blobs/${sha256(weights)}`],
+    ['sub/shard.bin', shard, `../../../blobs/${sha256(shard)}`],
+    ['config.json', config, `../../blobs/${gitSha1(config)}`],
+    ['tok/tokenizer.json', tokenizer, `../../../blobs/${gitSha1(tokenizer)}`],
+  ]
+  for (const [name, content, target] of expect) {
+    const link = join(snapshot, name)
+    assert.ok(lstatSync(link).isSymbolicLink(), `${name} is a symlink`)
+    assert.equal(readlinkSync(link), target, `${name} points relatively into blobs/`)
+    assert.ok(readFileSync(link).equals(content), `${name} has the right bytes`)
+  }
+  assert.ok(readdirSync(join(cache, 'blobs')).every((b) => /^[0-9a-f]{40}([0-9a-f]{24})?$/.test(b)), 'only verified blobs, no partial files')
+}
+
+describe('mtune pull hf://', () => {
+  it('pulls a repo into the Hugging Face cache as the official client lays it out', async () => {
+    const {cdn, hf, env, cache} = await hub([repo({private: true})], {token: 'hf_secret_token'})
+    const r = await runCli(['pull', 'hf://acme/tiny', '--json'], env)
+    assert.equal(r.code, 0, r.stderr)
+    checkSnapshot(cache)
+    assert.equal(readFileSync(join(cache, 'refs', 'main'), 'utf8'), COMMIT, 'refs/main holds the commit with no newline')
+    const out = JSON.parse(r.stdout)
+    assert.equal(out.layout, 'hf-cache')
+    assert.equal(out.results.length, 4)
+    assert.equal(cdn.authSeen, 0, 'the token never reached the CDN')
+    assert.ok(hf.requests.every((q) => q.authorization === 'Bearer hf_secret_token'), 'the hub got the token on every request')
+    assert.doesNotMatch(r.stdout + r.stderr, /hf_secret_token/)
+  })
+
+  it('skips what is present, and --include/--exclude choose files', async () => {
+    const {env, cache, cdn} = await hub([repo()])
+    const first = await runCli(['pull', 'hf://acme/tiny@v1', '--include', '*.json', '--exclude', 'tok/*'], env)
+    assert.equal(first.code, 0, first.stderr)
+    assert.deepEqual(readdirSync(join(cache, 'snapshots', COMMIT)), ['config.json'])
+    assert.equal(readFileSync(join(cache, 'refs', 'v1'), 'utf8'), COMMIT)
+    const sent = cdn.mirror.bytesSent
+    const again = await runCli(['pull', 'hf://acme/tiny', '--json'], env)
+    assert.equal(again.code, 0, again.stderr)
+    const out = JSON.parse(again.stdout)
+    assert.equal(out.results.filter((x: {skipped: boolean}) => x.skipped).length, 1, 'config.json was already there')
+    assert.equal(cdn.mirror.bytesSent - sent, weights.length + shard.length, 'only the missing LFS files came from the CDN')
+    checkSnapshot(cache)
+  })
+
+  it('writes a plain tree with --local-dir', async () => {
+    const {env} = await hub([repo()])
+    const local = join(dir(), 'tiny')
+    const r = await runCli(['pull', 'hf://acme/tiny', '--local-dir', local], env)
+    assert.equal(r.code, 0, r.stderr)
+    assert.ok(readFileSync(join(local, 'sub', 'shard.bin')).equals(shard))
+    assert.ok(statSync(join(local, 'config.json')).isFile())
+  })
+
+  it('--dry-run prints the plan and writes nothing', async () => {
+    const {env, cache} = await hub([repo()])
+    const r = await runCli(['pull', 'hf://acme/tiny', '--dry-run'], env)
+    assert.equal(r.code, 0, r.stderr)
+    assert.match(r.stderr, /hf:\/\/acme\/tiny@main \(commit 0123456789ab\): 4 files, 15\.0 MiB/)
+    assert.match(r.stderr, /to pull .*model\.safetensors/)
+    assert.ok(!existsSync(cache))
+  })
+
+  it('says what is wrong: gated, missing, bad token, missing revision', async () => {
+    const {env} = await hub([repo({gated: true}), repo({id: 'acme/open'})], {token: 'good'})
+    const cases: Array<[string[], Record<string, string>, RegExp]> = [
+      [['pull', 'hf://acme/tiny'], {HF_TOKEN: ''}, /is gated: request access on the model's page and give a token \(HF_TOKEN\)/],
+      [['pull', 'hf://acme/none'], {HF_TOKEN: ''}, /not found, or private: check the name, or give a token/],
+      [['pull', 'hf://acme/open'], {HF_TOKEN: 'wrong-token'}, /the token was refused .*check HF_TOKEN/],
+      [['pull', 'hf://acme/open@nope'], {}, /revision not found/],
+    ]
+    for (const [args, extra, message] of cases) {
+      const r = await runCli(args, {...env, ...extra})
+      assert.equal(r.code, 3, r.stderr)
+      assert.match(r.stderr, message)
+      assert.doesNotMatch(r.stderr, /wrong-token/, 'the token is never printed')
+    }
+  })
+
+  it('waits out a rate limit and says so', async () => {
+    const {env} = await hub([repo()], {rateLimitFirst: 1})
+    const r = await runCli(['pull', 'hf://acme/tiny', '--include', 'config.json'], env)
+    assert.equal(r.code, 0, r.stderr)
+    assert.match(r.stderr, /rate limited by 127\.0\.0\.1:\d+: waiting 1s as it asked/)
+  })
+
+  for (const hideExpiry of [false, true]) {
+    it(`renews a signed CDN URL that expires mid-file (${hideExpiry ? 'refused with 403' : 'before its stated expiry'})`, async () => {
+      const {env, cache, cdn} = await hub([repo()], {ttlMs: 1500, rate: 2 * MiB, hideExpiry})
+      const r = await runCli(['pull', 'hf://acme/tiny', '--include', 'model.safetensors', '-c', '2', '--max-connections', '2'], env)
+      assert.equal(r.code, 0, r.stderr)
+      assert.match(r.stderr, hideExpiry ? /was refused \(403\): resolved it again/ : /is about to expire: resolved it again/)
+      assert.ok(readFileSync(join(cache, 'snapshots', COMMIT, 'model.safetensors')).equals(weights))
+      assert.ok(cdn.mirror.bytesSent <= weights.length * 1.1, 'only missing ranges were fetched after renewal')
+    })
+  }
+
+  it('refuses a hostile listing and writes nothing outside the cache', async () => {
+    const base = dir()
+    for (const name of ['../../escape.txt', '/etc/evil', 'a\\b.txt']) {
+      const {env} = await hub([repo({extraNames: [name]})])
+      const r = await runCli(['pull', 'hf://acme/tiny'], {...env, HF_HOME: join(base, 'home'), HF_HUB_CACHE: join(base, 'home', 'hub')})
+      assert.equal(r.code, 3, r.stderr)
+      assert.match(r.stderr, /refusing the file name/)
+    }
+    assert.ok(!existsSync(join(base, 'escape.txt')) && !existsSync(join(base, 'home', 'escape.txt')))
+  })
+
+  it('resumes an interrupted multi-file pull file by file and within files', async () => {
+    const {env, cache, cdn} = await hub([repo()], {rate: 4 * MiB})
+    const first = startCli(['pull', 'hf://acme/tiny', '-c', '2', '--max-connections', '4'], env)
+    const deadline = Date.now() + 30_000
+    while (cdn.mirror.bytesSent < 6 * MiB && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20))
+    first.child.kill('SIGKILL')
+    await first.done
+    const again = await runCli(['pull', 'hf://acme/tiny', '--json'], env)
+    assert.equal(again.code, 0, again.stderr)
+    checkSnapshot(cache)
+    assert.ok(cdn.mirror.bytesSent <= (weights.length + shard.length) * 1.15, `fetched ${cdn.mirror.bytesSent} in all`)
+  })
+})
+
+describe('mtune pull ollama://', () => {
+  it('writes blobs and then the manifest bytes exactly as received', async () => {
+    const cdn: FakeCdn = await startCdn()
+    const cfg = Buffer.from('{"model_format":"gguf"}')
+    const model = makeContent(6 * MiB, 31)
+    const params = Buffer.from('{"temperature":0.7}')
+    const reg = await startFakeOllama([{namespace: 'library', model: 'tiny', tag: 'q4', blobs: [cfg, model, params]}], cdn)
+    closers.push(() => cdn.close(), () => reg.close())
+    const models = dir()
+    const host = new URL(reg.origin).host
+    const r = await runCli(['pull', `ollama://${host}/library/tiny:q4`, '--insecure', '--json'], {OLLAMA_MODELS: models})
+    assert.equal(r.code, 0, r.stderr)
+    for (const b of [cfg, model, params]) {
+      const blob = join(models, 'blobs', `sha256-${sha256(b)}`)
+      assert.ok(readFileSync(blob).equals(b))
+      assert.equal(statSync(blob).mode & 0o777, 0o644)
+    }
+    const manifest = readFileSync(join(models, 'manifests', host, 'library', 'tiny', 'q4'))
+    const served = await (await fetch(`${reg.origin}/v2/library/tiny/manifests/q4`)).arrayBuffer()
+    assert.ok(manifest.equals(Buffer.from(served)), 'manifest bytes as received')
+    assert.deepEqual(readdirSync(join(models, 'blobs')).sort(), [cfg, model, params].map((b) => `sha256-${sha256(b)}`).sort(), 'no partial files in blobs/')
+    assert.equal(cdn.authSeen, 0)
+  })
+
+  it('refuses a digest that is not sha256:<64 hex>, before writing anything', async () => {
+    const cdn = await startCdn()
+    const bad = JSON.stringify({schemaVersion: 2, config: {digest: 'sha256:../../etc', size: 1}, layers: []})
+    const reg = await startFakeOllama([{namespace: 'library', model: 'bad', tag: 'latest', blobs: [Buffer.from('x')], manifest: bad}], cdn)
+    closers.push(() => cdn.close(), () => reg.close())
+    const models = dir()
+    const r = await runCli(['pull', `ollama://${new URL(reg.origin).host}/library/bad`, '--insecure'], {OLLAMA_MODELS: models})
+    assert.equal(r.code, 3)
+    assert.match(r.stderr, /refusing the digest "sha256:\.\.\/\.\.\/etc"/)
+    assert.ok(!existsSync(join(models, 'manifests')))
+  })
+})
+
+describe('mtune pull modelscope://', () => {
+  it('pulls into the ModelScope cache layout, verified by sha256', async () => {
+    const cdn = await startCdn()
+    const files = [
+      {path: 'model.safetensors', content: makeContent(5 * MiB, 41)},
+      {path: 'sub/config.json', content: Buffer.from('{}')},
+    ]
+    const ms = await startFakeModelscope([{id: 'owner/tiny', revision: 'master', files}], cdn)
+    closers.push(() => cdn.close(), () => ms.close())
+    const cacheDir = dir()
+    const r = await runCli(['pull', 'modelscope://owner/tiny'], {MODELSCOPE_ENDPOINT: ms.origin, MODELSCOPE_CACHE: cacheDir})
+    assert.equal(r.code, 0, r.stderr)
+    for (const f of files) assert.ok(readFileSync(join(cacheDir, 'models', 'owner--tiny', 'snapshots', 'master', f.path)).equals(f.content))
+    const missing = await runCli(['pull', 'modelscope://owner/none'], {MODELSCOPE_ENDPOINT: ms.origin, MODELSCOPE_CACHE: cacheDir})
+    assert.equal(missing.code, 3)
+    assert.match(missing.stderr, /not found/)
+  })
+})

@@ -1,0 +1,78 @@
+import assert from 'node:assert/strict'
+import {describe, it} from 'node:test'
+import {MtuneError} from '../src/lib/errors.js'
+import {headersFor, signedUrlExpiry} from '../src/lib/net/request.js'
+import {selected} from '../src/lib/sources/hf.js'
+import {parseSource} from '../src/lib/sources/reference.js'
+import {parseSha256Digest, safeJoin, safeRelativePath} from '../src/lib/sources/safe-names.js'
+import {renewalTime} from '../src/lib/transfer/source-pool.js'
+
+describe('source references', () => {
+  it('parses hf://, datasets and revisions with slashes', () => {
+    assert.deepEqual(parseSource('hf://Qwen/Qwen2.5-7B'), {kind: 'hf', repoType: 'model', repo: 'Qwen/Qwen2.5-7B', revision: 'main'})
+    assert.deepEqual(parseSource('hf://datasets/org/set@refs/pr/1'), {kind: 'hf', repoType: 'dataset', repo: 'org/set', revision: 'refs/pr/1'})
+    assert.deepEqual(parseSource('hf://gpt2@v1.0'), {kind: 'hf', repoType: 'model', repo: 'gpt2', revision: 'v1.0'})
+  })
+
+  it("parses ollama:// with Ollama's defaults and its tag rule", () => {
+    assert.deepEqual(parseSource('ollama://llama3.2'), {kind: 'ollama', scheme: 'https', host: 'registry.ollama.ai', namespace: 'library', model: 'llama3.2', tag: 'latest'})
+    assert.deepEqual(parseSource('ollama://user/model:q4'), {kind: 'ollama', scheme: 'https', host: 'registry.ollama.ai', namespace: 'user', model: 'model', tag: 'q4'})
+    assert.deepEqual(parseSource('ollama://localhost:5000/ns/m', {insecure: true}), {kind: 'ollama', scheme: 'http', host: 'localhost:5000', namespace: 'ns', model: 'm', tag: 'latest'})
+  })
+
+  it('parses modelscope:// with master as the default revision, and keeps URLs as they are', () => {
+    assert.deepEqual(parseSource('modelscope://qwen/Qwen2.5'), {kind: 'modelscope', repo: 'qwen/Qwen2.5', revision: 'master'})
+    assert.deepEqual(parseSource('https://h/x.bin'), {kind: 'url', url: 'https://h/x.bin'})
+  })
+
+  it('rejects malformed references with a usage error', () => {
+    for (const bad of ['hf://', 'hf://a/b/c', 'hf://../x', 'ollama://a/b/c/d', 'ollama://m:', 'modelscope://single', 's3://bucket/x', 'model.bin']) {
+      assert.throws(() => parseSource(bad), (e: unknown) => e instanceof MtuneError && e.exitCode === 2, bad)
+    }
+  })
+})
+
+describe('names and digests from servers', () => {
+  it('accepts plain relative paths', () => {
+    assert.equal(safeRelativePath('sub/dir/model.safetensors'), 'sub/dir/model.safetensors')
+    assert.equal(safeJoin('/cache/x', 'a/b.json'), '/cache/x/a/b.json')
+  })
+
+  it('refuses absolute paths, .., backslashes, NUL and over-long names', () => {
+    for (const bad of ['/etc/passwd', '../x', 'a/../../x', 'a\\b', 'a\u0000b', 'a//b', './a', `${'x'.repeat(256)}`, '']) {
+      assert.throws(() => safeRelativePath(bad), (e: unknown) => e instanceof MtuneError && /refusing the file name/.test(e.message), JSON.stringify(bad))
+    }
+  })
+
+  it('takes only sha256:<64 hex> digests', () => {
+    assert.equal(parseSha256Digest(`sha256:${'a'.repeat(64)}`), 'a'.repeat(64))
+    for (const bad of ['sha256:xyz', `sha512:${'a'.repeat(64)}`, `sha256:${'A'.repeat(64)}`, `sha256:${'a'.repeat(64)}/../x`, 42]) {
+      assert.throws(() => parseSha256Digest(bad), MtuneError)
+    }
+  })
+
+  it('matches --include/--exclude like the official client', () => {
+    assert.ok(selected('sub/model.safetensors', ['*.safetensors']))
+    assert.ok(!selected('model.bin', ['*.safetensors']))
+    assert.ok(!selected('onnx/model.onnx', undefined, ['onnx/*']))
+    assert.ok(selected('config.json'))
+  })
+})
+
+describe('credentials and signed URLs', () => {
+  it('sends credentials to their own origin only', () => {
+    const h = {authorization: 'Bearer t', 'user-agent': 'x'}
+    assert.deepEqual(headersFor('https://hub.example/a', 'https://hub.example', h), h)
+    assert.deepEqual(headersFor('https://cdn.example/a', 'https://hub.example', h), {'user-agent': 'x'})
+    assert.deepEqual(headersFor('http://hub.example/a', 'https://hub.example', h), {'user-agent': 'x'}, 'another scheme is another origin')
+    assert.deepEqual(headersFor('https://hub.example:8443/a', 'https://hub.example', h), {'user-agent': 'x'}, 'another port too')
+  })
+
+  it('reads the expiry of CloudFront and S3 signed URLs, and renews before it', () => {
+    assert.equal(signedUrlExpiry('https://cdn/x?Expires=1700000000&Signature=s'), 1_700_000_000_000)
+    assert.equal(signedUrlExpiry('https://s3/x?X-Amz-Date=20260101T000000Z&X-Amz-Expires=3600'), Date.UTC(2026, 0, 1, 1))
+    assert.equal(signedUrlExpiry('https://cdn/x'), undefined)
+    assert.equal(renewalTime(100_000, 0), 90_000, 'at most 10 s early')
+    assert.equal(renewalTime(2_000, 0), 1_600, 'a fifth of a short lifetime')
+  })
+})

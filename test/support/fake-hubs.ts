@@ -1,0 +1,252 @@
+import {createHash, createHmac} from 'node:crypto'
+import {once} from 'node:events'
+import {createServer, type IncomingMessage, type ServerResponse} from 'node:http'
+import type {AddressInfo} from 'node:net'
+import {startMirror, type MirrorServer} from './mirror-server.js'
+
+const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex')
+export const gitSha1 = (b: Buffer) => createHash('sha1').update(`blob ${b.length}\0`).update(b).digest('hex')
+
+/**
+ * A CDN as the hubs use: files by digest at signed URLs that expire, and that refuse any
+ * request carrying an Authorization header (tokens must never reach it).
+ */
+export interface FakeCdn {
+  mirror: MirrorServer
+  /** A signed URL for a file, valid for `ttlMs`. */
+  sign(name: string): string
+  add(name: string, content: Buffer): void
+  /** Requests that carried an Authorization header (must stay 0). */
+  authSeen: number
+  /** Requests refused because their signature had expired. */
+  expiredRefusals: number
+  ttlMs: number
+  close(): Promise<void>
+}
+
+export async function startCdn(options: {ttlMs?: number; perConnectionRate?: number; hideExpiry?: boolean} = {}): Promise<FakeCdn> {
+  const key = 'cdn-secret'
+  const files = new Map<string, Buffer>()
+  const expiries = new Map<string, number>()
+  const state = {authSeen: 0, expiredRefusals: 0}
+  const mirror = await startMirror({
+    content: Buffer.alloc(0),
+    name: '__none__',
+    files,
+    perConnectionRate: options.perConnectionRate,
+    authorize(req, name) {
+      if (req.headers.authorization) {
+        state.authSeen++
+        return 403
+      }
+      const q = new URL(req.url ?? '/', 'http://x').searchParams
+      const token = q.get('Signature') ?? ''
+      const expires = options.hideExpiry ? expiries.get(token) : Number(q.get('Expires'))
+      if (!expires || createHmac('sha256', key).update(`${name}:${expires}`).digest('hex') !== token) return 403
+      if (Date.now() > expires * 1000) {
+        state.expiredRefusals++
+        return 403
+      }
+      return undefined
+    },
+  })
+  const ttlMs = options.ttlMs ?? 60_000
+  return {
+    mirror,
+    ttlMs,
+    sign(name) {
+      // Expires in epoch seconds, as CloudFront-style signed URLs carry it; unless hidden.
+      const expires = Math.ceil((Date.now() + ttlMs) / 1000)
+      const signature = createHmac('sha256', key).update(`${name}:${expires}`).digest('hex')
+      expiries.set(signature, expires)
+      const visible = options.hideExpiry ? '' : `Expires=${expires}&`
+      return `${mirror.origin}/file/${encodeURIComponent(name)}?${visible}Signature=${signature}`
+    },
+    add: (name, content) => void files.set(name, content),
+    get authSeen() {
+      return state.authSeen
+    },
+    get expiredRefusals() {
+      return state.expiredRefusals
+    },
+    close: () => mirror.close(),
+  }
+}
+
+interface Server {
+  origin: string
+  requests: Array<{method: string; path: string; authorization?: string}>
+  close(): Promise<void>
+}
+
+async function serve(handler: (req: IncomingMessage, res: ServerResponse, url: URL) => void | Promise<void>): Promise<Server> {
+  const requests: Server['requests'] = []
+  const server = createServer((req, res) => {
+    const url = new URL(req.url ?? '/', 'http://x')
+    requests.push({method: req.method ?? 'GET', path: url.pathname + url.search, authorization: req.headers.authorization})
+    void Promise.resolve(handler(req, res, url)).catch((e) => res.writeHead(500).end(String(e)))
+  })
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  const {port} = server.address() as AddressInfo
+  return {
+    origin: `http://127.0.0.1:${port}`,
+    requests,
+    async close() {
+      server.closeAllConnections()
+      server.close()
+    },
+  }
+}
+
+export interface HubFile {
+  path: string
+  content: Buffer
+  /** LFS files are served from the CDN and listed with a sha256. */
+  lfs: boolean
+}
+
+export interface HubRepo {
+  id: string
+  type?: 'model' | 'dataset'
+  commit: string
+  /** Branch or tag names and the commit each points to (main -> commit by default). */
+  refs?: Record<string, string>
+  files: HubFile[]
+  gated?: boolean
+  private?: boolean
+  /** Names listed by the API without any file behind them: hostile listings. */
+  extraNames?: string[]
+}
+
+/** A fake Hugging Face Hub: /api/.../revision/REV?blobs=true and /resolve/ with CDN redirects. */
+export async function startFakeHf(repos: HubRepo[], options: {token?: string; cdn: FakeCdn; rateLimitFirst?: number}) {
+  let limited = options.rateLimitFirst ?? 0
+  for (const repo of repos) for (const f of repo.files) if (f.lfs) options.cdn.add(sha256(f.content), f.content)
+
+  const denied = (req: IncomingMessage, repo: HubRepo | undefined, res: ServerResponse): boolean => {
+    const auth = req.headers.authorization
+    const good = options.token !== undefined && auth === `Bearer ${options.token}`
+    if (auth && !good) {
+      res.writeHead(401, {'x-error-message': 'Invalid credentials in Authorization header'}).end()
+      return true
+    }
+    if (!repo || (repo.private && !good)) {
+      res.writeHead(401, {'x-error-code': 'RepoNotFound', 'x-error-message': 'Repository not found'}).end()
+      return true
+    }
+    if (repo.gated && !good) {
+      res.writeHead(401, {'x-error-code': 'GatedRepo', 'x-error-message': 'Access to this model is restricted'}).end()
+      return true
+    }
+    return false
+  }
+  const find = (type: string, id: string) => repos.find((r) => (r.type ?? 'model') === type && r.id === id)
+  const commitOf = (repo: HubRepo, rev: string) => (rev === repo.commit ? rev : {main: repo.commit, ...repo.refs}[rev])
+
+  return serve((req, res, url) => {
+    const api = /^\/api\/(models|datasets)\/(.+)\/revision\/([^/]+)$/.exec(url.pathname)
+    if (api) {
+      if (limited > 0) {
+        limited--
+        res.writeHead(429, {'retry-after': '1'}).end()
+        return
+      }
+      const repo = find(api[1] === 'datasets' ? 'dataset' : 'model', api[2])
+      if (denied(req, repo, res)) return
+      const commit = commitOf(repo!, decodeURIComponent(api[3]))
+      if (!commit) {
+        res.writeHead(404, {'x-error-code': 'RevisionNotFound', 'x-error-message': 'Invalid rev id'}).end()
+        return
+      }
+      const siblings = repo!.files.map((f) => ({
+        rfilename: f.path,
+        size: f.content.length,
+        blobId: gitSha1(f.content),
+        ...(f.lfs ? {lfs: {sha256: sha256(f.content), size: f.content.length, pointerSize: 134}} : {}),
+      }))
+      for (const name of repo!.extraNames ?? []) siblings.push({rfilename: name, size: 1, blobId: 'a'.repeat(40)})
+      res.writeHead(200, {'content-type': 'application/json'}).end(JSON.stringify({id: repo!.id, sha: commit, siblings}))
+      return
+    }
+    const resolve = /^\/(datasets\/)?(.+?)\/resolve\/([0-9a-f]{40})\/(.+)$/.exec(url.pathname)
+    if (resolve) {
+      const repo = find(resolve[1] ? 'dataset' : 'model', resolve[2])
+      if (denied(req, repo, res)) return
+      const path = resolve[4].split('/').map(decodeURIComponent).join('/')
+      const file = repo!.files.find((f) => f.path === path)
+      if (!file) {
+        res.writeHead(404, {'x-error-code': 'EntryNotFound'}).end()
+        return
+      }
+      const headers = {'x-repo-commit': resolve[3], etag: `"${file.lfs ? sha256(file.content) : gitSha1(file.content)}"`}
+      if (file.lfs) {
+        res.writeHead(302, {...headers, location: options.cdn.sign(sha256(file.content)), 'x-linked-etag': `"${sha256(file.content)}"`, 'x-linked-size': String(file.content.length)}).end()
+      } else {
+        res.writeHead(200, {...headers, 'content-length': String(file.content.length)}).end(file.content)
+      }
+      return
+    }
+    res.writeHead(404).end()
+  })
+}
+
+/** A fake Ollama registry: manifests, and blobs answered with 307 to the CDN. */
+export async function startFakeOllama(models: Array<{namespace: string; model: string; tag: string; blobs: Buffer[]; manifest?: string}>, cdn: FakeCdn) {
+  const manifests = new Map<string, string>()
+  for (const m of models) {
+    for (const b of m.blobs) cdn.add(sha256(b), b)
+    const [config, ...layers] = m.blobs
+    // Odd spacing on purpose: the store must keep the bytes exactly as received.
+    const manifest =
+      m.manifest ??
+      JSON.stringify(
+        {
+          schemaVersion: 2,
+          mediaType: 'application/vnd.docker.distribution.manifest.v2+json',
+          config: {mediaType: 'application/vnd.docker.container.image.v1+json', digest: `sha256:${sha256(config)}`, size: config.length},
+          layers: layers.map((l, i) => ({mediaType: i === 0 ? 'application/vnd.ollama.image.model' : 'application/vnd.ollama.image.params', digest: `sha256:${sha256(l)}`, size: l.length})),
+        },
+        null,
+        3,
+      )
+    manifests.set(`/v2/${m.namespace}/${m.model}/manifests/${m.tag}`, manifest)
+  }
+  return serve((req, res, url) => {
+    const manifest = manifests.get(url.pathname)
+    if (manifest !== undefined) {
+      res.writeHead(200, {'content-type': 'application/vnd.docker.distribution.manifest.v2+json'}).end(manifest)
+      return
+    }
+    const blob = /^\/v2\/[^/]+\/[^/]+\/blobs\/sha256:([0-9a-f]{64})$/.exec(url.pathname)
+    if (blob) {
+      res.writeHead(307, {location: cdn.sign(blob[1])}).end()
+      return
+    }
+    res.writeHead(404, {'content-type': 'application/json'}).end('{"errors":[{"code":"MANIFEST_UNKNOWN"}]}')
+  })
+}
+
+/** A fake ModelScope: the recursive file list, and files answered with 302 to the CDN. */
+export async function startFakeModelscope(repos: Array<{id: string; revision: string; files: Array<{path: string; content: Buffer}>}>, cdn: FakeCdn) {
+  for (const r of repos) for (const f of r.files) cdn.add(sha256(f.content), f.content)
+  return serve((req, res, url) => {
+    const list = /^\/api\/v1\/models\/(.+)\/repo\/files$/.exec(url.pathname)
+    const repo = repos.find((r) => r.id === (list?.[1] ?? /^\/api\/v1\/models\/(.+)\/repo$/.exec(url.pathname)?.[1]))
+    if (!repo || url.searchParams.get('Revision') !== repo.revision) {
+      res.writeHead(404).end('{"Code":10010101,"Message":"not found"}')
+      return
+    }
+    if (list) {
+      const files = repo.files.map((f) => ({Name: f.path.split('/').pop(), Path: f.path, Type: 'blob', Size: f.content.length, Sha256: sha256(f.content), Revision: repo.revision}))
+      res.writeHead(200, {'content-type': 'application/json'}).end(JSON.stringify({Code: 200, Data: {Files: [...files, {Name: 'sub', Path: 'sub', Type: 'tree'}]}}))
+      return
+    }
+    const file = repo.files.find((f) => f.path === url.searchParams.get('FilePath'))
+    if (!file) {
+      res.writeHead(404).end()
+      return
+    }
+    res.writeHead(302, {location: cdn.sign(sha256(file.content))}).end()
+  })
+}
