@@ -4,19 +4,12 @@ import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {after, describe, it} from 'node:test'
 import {BIN, hasStack, runCli, startCli} from './support/cli.js'
-import {makeContent, sha256, startMirror, type MirrorOptions, type MirrorServer} from './support/mirror-server.js'
+import {makeContent, mirrors, sha256} from './support/mirror-server.js'
 
 const MiB = 1024 * 1024
 const content = makeContent(32 * MiB, 11)
 const digest = sha256(content)
-const servers: MirrorServer[] = []
-after(async () => Promise.all(servers.map((s) => s.close())))
-
-async function mirror(options: Partial<MirrorOptions> = {}): Promise<MirrorServer> {
-  const server = await startMirror({content, ...options})
-  servers.push(server)
-  return server
-}
+const mirror = mirrors(content, after)
 
 const dir = () => mkdtempSync(join(tmpdir(), 'mtune-cli-'))
 

@@ -6,19 +6,12 @@ import {after, describe, it} from 'node:test'
 import {MtuneError} from '../src/lib/errors.js'
 import {pull, type PullOptions} from '../src/lib/transfer/engine.js'
 import {openPartFile, type OpenPartFile} from '../src/lib/transfer/part-file.js'
-import {makeContent, sha256, startMirror, type MirrorServer, type MirrorOptions} from './support/mirror-server.js'
+import {makeContent, mirrors, sha256} from './support/mirror-server.js'
 
 const MiB = 1024 * 1024
 const content = makeContent(16 * MiB, 7)
 const digest = sha256(content)
-const servers: MirrorServer[] = []
-after(async () => Promise.all(servers.map((s) => s.close())))
-
-async function mirror(options: Partial<MirrorOptions> = {}): Promise<MirrorServer> {
-  const server = await startMirror({content, ...options})
-  servers.push(server)
-  return server
-}
+const mirror = mirrors(content, after)
 
 const dir = () => mkdtempSync(join(tmpdir(), 'mtune-engine-'))
 
@@ -278,7 +271,10 @@ async function fakeSizeServer(size: number): Promise<string> {
     res.end()
   })
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
-  servers.push({close: async () => void server.close(), closeAllConnections: () => server.closeAllConnections()} as unknown as MirrorServer)
+  after(() => {
+    server.closeAllConnections()
+    server.close()
+  })
   const {port} = server.address() as {port: number}
   return `http://127.0.0.1:${port}/huge.bin`
 }

@@ -290,3 +290,17 @@ function drained(res: ServerResponse): Promise<void> {
 function bucketRate(bucket: Bucket | undefined): number {
   return bucket ? (bucket as unknown as {rate: number}).rate : Infinity
 }
+
+/**
+ * Mirrors of one file for a test file, closed when it ends: `const mirror = mirrors(content)`,
+ * then `await mirror({perConnectionRate: ...})`.
+ */
+export function mirrors(content: Buffer, register: (close: () => Promise<unknown>) => void) {
+  const servers: MirrorServer[] = []
+  register(() => Promise.all(servers.map((s) => s.close())))
+  return async (options: Partial<MirrorOptions> = {}): Promise<MirrorServer> => {
+    const server = await startMirror({content, ...options})
+    servers.push(server)
+    return server
+  }
+}
