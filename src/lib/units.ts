@@ -1,6 +1,6 @@
 import {usageError} from './errors.js'
 
-const PREFIXES = ['', 'k', 'm', 'g', 't']
+const PREFIXES = ['', 'k', 'm', 'g', 't', 'p']
 
 /**
  * Sizes follow curl/aria2 habits: `512K`, `64M`, `2G`, `1.5GiB`, `100MB` are binary multiples
@@ -8,9 +8,9 @@ const PREFIXES = ['', 'k', 'm', 'g', 't']
  * decimal, as link speeds are.
  */
 export function parseSize(input: string, what = 'size'): number {
-  const match = /^\s*(\d+(?:\.\d+)?)\s*([kmgtKMGT]?)(i?B|ib|bits?|b)?\s*$/.exec(input)
+  const match = /^\s*(\d+(?:\.\d+)?)\s*([kmgtpKMGTP]?)(i?B|ib|bits?|b)?\s*$/.exec(input)
   if (!match) {
-    throw usageError('bad-size', `invalid ${what} "${input}": use a number with an optional unit, e.g. 512K, 64M, 2G or 100Mbit`)
+    throw usageError('bad-size', `invalid ${what} "${input}": use a number with an optional unit, e.g. 512K, 64M, 2G, 1T or 100Mbit`)
   }
   const number = Number(match[1])
   const power = PREFIXES.indexOf(match[2].toLowerCase())
@@ -47,4 +47,12 @@ export function formatDuration(seconds: number): string {
   if (s < 60) return `${s}s`
   if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`
   return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`
+}
+
+/** Link speeds as people quote them: 10 Gbit/s, 500 Mbit/s. */
+export function formatBitRate(bytesPerSecond: number): string {
+  const bits = bytesPerSecond * 8
+  if (bits >= 1e9) return `${+(bits / 1e9).toFixed(1)} Gbit/s`
+  if (bits >= 1e6) return `${+(bits / 1e6).toFixed(1)} Mbit/s`
+  return `${+(bits / 1e3).toFixed(1)} kbit/s`
 }

@@ -1,0 +1,86 @@
+import {Args, Flags} from '@oclif/core'
+import {usageError} from '../lib/errors.js'
+import {modelSize} from '../lib/doctor/model-size.js'
+import {GROUPS, type Group} from '../lib/doctor/finding.js'
+import {decide, gatherFacts, tally} from '../lib/doctor/run.js'
+import {systemReader} from '../lib/system/reader.js'
+import {MtuneCommand} from '../lib/ui/base-command.js'
+import {renderFindings, summaryLine} from '../lib/ui/doctor-output.js'
+import {mark} from '../lib/ui/colors.js'
+import {parseRate, parseSize} from '../lib/units.js'
+
+export default class Doctor extends MtuneCommand {
+  static override summary = 'Check that this machine is ready for a model: disk, RAM, GPU memory, network stack, disk I/O.'
+  static override description = `One line per check with a mark, and a fix for every problem. CHECK selects groups: \
+${GROUPS.join(' ')} (default: all).
+
+Exit codes: 0 when nothing fails (warnings do not fail), 1 when a check fails, 2 on bad input.`
+
+  static override examples = [
+    '<%= config.bin %> doctor --size 70G --path /models',
+    '<%= config.bin %> doctor --model hf://Qwen/Qwen2.5-72B-Instruct',
+    '<%= config.bin %> doctor network --bandwidth 10Gbit --rtt 80',
+    '<%= config.bin %> doctor --json > inventory.json',
+  ]
+
+  static override enableJsonFlag = true
+  static override strict = false
+
+  static override args = {
+    check: Args.string({description: `groups to check: ${GROUPS.join(', ')}`, required: false}),
+  }
+
+  static override flags = {
+    size: Flags.string({description: 'The model size, e.g. 70G.', exclusive: ['model']}),
+    model: Flags.string({description: 'A URL or hf://, ollama://, modelscope:// source whose size is looked up.'}),
+    endpoint: Flags.string({description: 'With --model: the hub endpoint (default: HF_ENDPOINT / MODELSCOPE_ENDPOINT).'}),
+    path: Flags.string({description: 'Where the model will be written (default: where mtune pull would write it).'}),
+    rtt: Flags.string({description: 'Round-trip time to the mirror in ms, for the TCP buffer check.'}),
+    bandwidth: Flags.string({description: 'Bandwidth to the mirror, e.g. 10Gbit or 500M (bytes/s).'}),
+    verbose: Flags.boolean({char: 'v', description: 'Show every measured value and every fix.'}),
+  }
+
+  async run(): Promise<unknown> {
+    const {argv, flags} = await this.parse(Doctor)
+    const groups = (argv as string[]).map((g) => g.toLowerCase())
+    for (const g of groups) {
+      if (!GROUPS.includes(g as Group)) throw usageError('bad-check', `unknown check "${g}": choose from ${GROUPS.join(', ')}`)
+    }
+    const rttMs = flags.rtt === undefined ? undefined : Number(flags.rtt)
+    if (rttMs !== undefined && !(rttMs > 0 && rttMs < 100_000)) throw usageError('bad-rtt', `invalid --rtt "${flags.rtt}": give milliseconds, e.g. 80`)
+    const bandwidthBps = flags.bandwidth ? parseRate(flags.bandwidth, '--bandwidth') : undefined
+    if (bandwidthBps === 0) throw usageError('bad-rate', '--bandwidth must be more than 0')
+    let size = flags.size ? parseSize(flags.size, '--size') : undefined
+    let missing: number | undefined
+    let path = flags.path
+    let note: string | undefined
+    if (flags.model) {
+      const m = await modelSize(flags.model, {endpoint: flags.endpoint})
+      size = m.size
+      missing = m.missing
+      path ??= m.path
+      note = m.note
+    }
+    path ??= process.cwd()
+    const chosen = (groups.length ? groups : GROUPS) as Group[]
+    const facts = await gatherFacts(systemReader(), {path, size, missing, rttMs, bandwidthBps, groups: chosen})
+    const findings = decide(facts, chosen, missing)
+    const counts = tally(findings)
+    process.exitCode = counts.fail > 0 ? 1 : 0
+    if (!this.jsonEnabled()) {
+      if (note) this.log(`${mark.info()} ${flags.model}: ${note}; the size-based checks are skipped`)
+      this.log(renderFindings(findings, flags.verbose))
+      this.log('')
+      this.log(summaryLine(counts))
+    }
+    return {
+      version: 1,
+      path: facts.disk.path,
+      model: flags.model ? {source: flags.model, size: size ?? null, missing: missing ?? null, note: note ?? null} : null,
+      size: size ?? null,
+      link: facts.link,
+      summary: counts,
+      findings,
+    }
+  }
+}

@@ -1,0 +1,314 @@
+import {bdpBytes, type LinkEstimate} from '../bench/link.js'
+import type {BlockFacts, DiskFacts, EnvFacts, GpuFacts, MemoryFacts, NetworkFacts} from '../system/facts.js'
+import {formatBitRate, formatBytes, formatRate} from '../units.js'
+import {bytes, finding, type Finding, type Value} from './finding.js'
+
+/** Everything the checks decide from: gathered first, then judged by pure functions. */
+export interface DoctorFacts {
+  /** Bytes of the model, when known. */
+  size?: number
+  disk: DiskFacts
+  block: BlockFacts
+  memory: MemoryFacts
+  gpus: GpuFacts
+  network: NetworkFacts
+  env: EnvFacts
+  link: LinkEstimate
+}
+
+const GiB = 1024 ** 3
+const pct = (part: number, whole: number) => `${Math.round((part / whole) * 100)}%`
+
+// ---------------------------------------------------------------- disk
+
+/** Room to spare beyond the model: filesystems slow down and fail near full. */
+export const headroom = (size: number) => Math.max(GiB, Math.ceil(size * 0.05))
+
+const NETWORK_FS = /^(nfs4?|cifs|smb3|ceph|glusterfs|9p|virtiofs|fuse\.(sshfs|s3fs|gcsfuse|rclone|juicefs))$/
+
+export function diskChecks(f: DoctorFacts): Finding[] {
+  const out: Finding[] = []
+  const {disk, size} = f
+  const where = disk.directory
+  if (disk.freeBytes === undefined) out.push(finding('disk', 'space', 'unknown', 'Free space', `cannot statfs ${where}`))
+  else if (size === undefined) {
+    out.push(finding('disk', 'space', 'info', 'Free space', `${formatBytes(disk.freeBytes)} free on ${where} (model size unknown)`, {free: bytes(disk.freeBytes), total: bytes(disk.totalBytes)}))
+  } else {
+    const spare = headroom(size)
+    const values = {free: bytes(disk.freeBytes), total: bytes(disk.totalBytes), needed: bytes(size), headroom: bytes(spare)}
+    const summary = `${formatBytes(disk.freeBytes)} free on ${where}, model needs ${formatBytes(size)}`
+    if (disk.freeBytes < size) {
+      out.push(finding('disk', 'space', 'fail', 'Free space', `${summary}: ${formatBytes(size - disk.freeBytes)} short`, values, {fix: `free ${formatBytes(size + spare - disk.freeBytes)} on that filesystem, or pull elsewhere (--path for doctor; -o, --local-dir or the cache variables for pull)`}))
+    } else if (disk.freeBytes < size + spare) {
+      out.push(finding('disk', 'space', 'warn', 'Free space', `${summary}: less than ${formatBytes(spare)} would be left`, values, {fix: `free about ${formatBytes(size + spare - disk.freeBytes)} more: filesystems slow down and fail when nearly full`}))
+    } else out.push(finding('disk', 'space', 'pass', 'Free space', `${summary} (pulls write in place: no temporary copy)`, values))
+  }
+
+  const fsType = disk.mount?.fsType
+  if (!fsType) out.push(finding('disk', 'filesystem', 'unknown', 'Filesystem', 'unknown (no /proc/self/mountinfo)'))
+  else {
+    const values = {type: {value: fsType}, mountPoint: {value: disk.mount!.mountPoint}, source: {value: disk.mount!.source}}
+    const summary = `${fsType} on ${disk.mount!.mountPoint}`
+    if (NETWORK_FS.test(fsType)) {
+      out.push(finding('disk', 'filesystem', 'warn', 'Filesystem', `${summary}: a network filesystem`, values, {fix: 'pull to a local disk (NVMe if you have one) and load from there; network filesystems are slow and fragile for multi-GB writes and mmap'}))
+    } else if (fsType === 'overlay') {
+      out.push(finding('disk', 'filesystem', 'warn', 'Filesystem', `${summary}: a container's overlay`, values, {fix: 'mount a volume for models (docker run -v /models:/models): data in the overlay disappears with the container and writes are slower'}))
+    } else if (fsType === 'tmpfs' || fsType === 'ramfs') {
+      out.push(finding('disk', 'filesystem', 'warn', 'Filesystem', `${summary}: held in RAM`, values, {fix: 'pull to a disk: a model on tmpfs occupies memory, and again when it is loaded'}))
+    } else out.push(finding('disk', 'filesystem', 'pass', 'Filesystem', summary, values))
+  }
+
+  out.push(
+    disk.writable
+      ? finding('disk', 'writable', 'pass', 'Writable', `${where} is writable`)
+      : finding('disk', 'writable', 'fail', 'Writable', `${where} is not writable by this user`, {}, {fix: `choose a directory you can write (--path), or fix its owner: sudo chown -R $USER ${where}`}),
+  )
+
+  if (disk.inodesTotal === undefined) out.push(finding('disk', 'inodes', 'unknown', 'Free inodes', 'unknown'))
+  else if (disk.inodesTotal === 0) out.push(finding('disk', 'inodes', 'info', 'Free inodes', 'not limited on this filesystem'))
+  else {
+    const values = {free: {value: disk.inodesFree ?? null, unit: 'inodes'}, total: {value: disk.inodesTotal, unit: 'inodes'}}
+    const free = disk.inodesFree ?? 0
+    if (free === 0) out.push(finding('disk', 'inodes', 'fail', 'Free inodes', 'none left: no file can be created', values, {fix: 'delete small files (caches, logs) on that filesystem'}))
+    else if (free < 10_000) out.push(finding('disk', 'inodes', 'warn', 'Free inodes', `only ${free} left`, values, {fix: 'delete small files on that filesystem; a model repo needs a few dozen'}))
+    else out.push(finding('disk', 'inodes', 'pass', 'Free inodes', `${free.toLocaleString('en')} free`, values))
+  }
+  return out
+}
+
+// ---------------------------------------------------------------- memory
+
+export function memoryChecks(f: DoctorFacts): Finding[] {
+  const {memory: m, size} = f
+  const out: Finding[] = []
+  if (m.totalBytes === undefined) out.push(finding('memory', 'ram', 'unknown', 'RAM', 'unknown (no /proc/meminfo)'))
+  else {
+    const values = {total: bytes(m.totalBytes), available: bytes(m.availableBytes), model: bytes(size)}
+    const summary = `${formatBytes(m.totalBytes)} total, ${formatBytes(m.availableBytes ?? 0)} available`
+    const mmap = "load it memory-mapped (Ollama's use_mmap, the default; llama.cpp without --no-mmap; safetensors are mmapped by default)"
+    if (size === undefined) out.push(finding('memory', 'ram', 'info', 'RAM', `${summary} (model size unknown)`, values))
+    else if (size > m.totalBytes) {
+      out.push(finding('memory', 'ram', 'warn', 'RAM', `${summary}: the model (${formatBytes(size)}) is larger than RAM`, values, {fix: `${mmap}; pages will be read from disk as needed, so keep it on fast storage`}))
+    } else if (size > m.totalBytes / 2) {
+      out.push(finding('memory', 'ram', 'warn', 'RAM', `${summary}: the model (${formatBytes(size)}) is more than half of RAM`, values, {fix: `${mmap}: loaders that copy it into allocated memory fail with "unable to allocate CPU buffer"`}))
+    } else out.push(finding('memory', 'ram', 'pass', 'RAM', `${summary}, model ${formatBytes(size)}`, values))
+  }
+  if (m.swapTotalBytes !== undefined) {
+    const values = {total: bytes(m.swapTotalBytes), free: bytes(m.swapFreeBytes)}
+    out.push(finding('memory', 'swap', 'info', 'Swap', m.swapTotalBytes === 0 ? 'none' : `${formatBytes(m.swapTotalBytes)}, ${formatBytes(m.swapFreeBytes ?? 0)} free`, values))
+  }
+  return out
+}
+
+// ---------------------------------------------------------------- GPU
+
+export function gpuChecks(f: DoctorFacts): Finding[] {
+  const {gpus, size} = f
+  if (gpus.gpus.length === 0) {
+    return [finding('gpu', 'devices', 'info', 'GPUs', `none found (${gpus.notes.join('; ') || 'no driver'}): inference would run on the CPU`)]
+  }
+  const out = gpus.gpus.map((g) =>
+    finding(
+      'gpu',
+      `${g.vendor}${g.index}`,
+      'info',
+      `GPU ${g.index}`,
+      `${g.name}, ${formatBytes(g.memoryTotalBytes)}${g.memoryFreeBytes !== undefined ? ` (${formatBytes(g.memoryFreeBytes)} free)` : ''}${g.driver ? `, driver ${g.driver}` : ''}`,
+      {total: bytes(g.memoryTotalBytes), free: bytes(g.memoryFreeBytes), driver: {value: g.driver ?? null}, name: {value: g.name}},
+    ),
+  )
+  const total = gpus.gpus.reduce((s, g) => s + g.memoryTotalBytes, 0)
+  const free = gpus.gpus.reduce((s, g) => s + (g.memoryFreeBytes ?? g.memoryTotalBytes), 0)
+  const values = {total: bytes(total), free: bytes(free), model: bytes(size)}
+  const summary = `${formatBytes(total)} of VRAM on ${gpus.gpus.length} GPU${gpus.gpus.length > 1 ? 's' : ''}`
+  if (size === undefined) out.push(finding('gpu', 'vram', 'info', 'VRAM', `${summary} (model size unknown)`, values))
+  else if (size > total) {
+    const off = size - total
+    out.push(
+      finding('gpu', 'vram', 'warn', 'VRAM', `${summary}: the model (${formatBytes(size)}) does not fit; about ${pct(off, size)} of its layers would run on the CPU`, values, {
+        fix: 'use a smaller quantization or more GPUs; with offloading (llama.cpp -ngl, Ollama num_gpu) expect CPU speed for the offloaded part',
+      }),
+    )
+  } else if (size > free) {
+    out.push(finding('gpu', 'vram', 'warn', 'VRAM', `${summary}: the model (${formatBytes(size)}) fits, but only ${formatBytes(free)} is free now`, values, {fix: 'stop what holds GPU memory (nvidia-smi lists the processes)'}))
+  } else out.push(finding('gpu', 'vram', 'pass', 'VRAM', `${summary}, model ${formatBytes(size)} fits (plus room for the KV cache: ${formatBytes(free - size)})`, values))
+  return out
+}
+
+// ---------------------------------------------------------------- network
+
+export function networkChecks(f: DoctorFacts): Finding[] {
+  const n = f.network
+  const out: Finding[] = []
+  const bbrThere = n.availableCongestion?.includes('bbr') || n.bbrModule
+  if (!n.congestionControl) out.push(finding('network', 'congestion', 'unknown', 'Congestion control', 'unknown (cannot read /proc/sys/net/ipv4)'))
+  else {
+    const values = {inUse: {value: n.congestionControl}, available: {value: (n.availableCongestion ?? []).join(' ')}}
+    if (n.congestionControl === 'bbr') out.push(finding('network', 'congestion', 'pass', 'Congestion control', 'bbr', values))
+    else if (bbrThere) {
+      out.push(
+        finding('network', 'congestion', 'warn', 'Congestion control', `${n.congestionControl}; bbr is available`, values, {
+          fix: 'sudo mtune tune --apply (or: sudo sysctl -w net.ipv4.tcp_congestion_control=bbr); BBR helps most on long or lossy paths',
+        }),
+      )
+    } else out.push(finding('network', 'congestion', 'info', 'Congestion control', `${n.congestionControl}; bbr is not available in this kernel`, values))
+  }
+
+  if (n.defaultQdisc) {
+    const values = {defaultQdisc: {value: n.defaultQdisc}}
+    if (n.defaultQdisc === 'fq') out.push(finding('network', 'qdisc', 'pass', 'Default qdisc', 'fq', values))
+    else {
+      const dev = n.iface?.name ?? 'IFACE'
+      out.push(finding('network', 'qdisc', 'warn', 'Default qdisc', `${n.defaultQdisc} (fq paces BBR best)`, values, {fix: `sudo mtune tune --apply (or: sudo sysctl -w net.core.default_qdisc=fq && sudo tc qdisc replace dev ${dev} root fq)`}))
+    }
+  } else out.push(finding('network', 'qdisc', 'unknown', 'Default qdisc', 'unknown'))
+
+  out.push(bufferCheck(f))
+
+  if (n.windowScaling === undefined) out.push(finding('network', 'window_scaling', 'unknown', 'Window scaling', 'unknown'))
+  else if (n.windowScaling === 1) out.push(finding('network', 'window_scaling', 'pass', 'Window scaling', 'on'))
+  else {
+    out.push(finding('network', 'window_scaling', 'fail', 'Window scaling', 'off: every connection is held to a 64 KiB window', {windowScaling: {value: n.windowScaling}}, {fix: 'sudo sysctl -w net.ipv4.tcp_window_scaling=1'}))
+  }
+
+  if (n.slowStartAfterIdle === undefined) out.push(finding('network', 'slow_start_after_idle', 'unknown', 'Slow start after idle', 'unknown'))
+  else if (n.slowStartAfterIdle === 0) out.push(finding('network', 'slow_start_after_idle', 'pass', 'Slow start after idle', 'off'))
+  else {
+    out.push(
+      finding('network', 'slow_start_after_idle', 'warn', 'Slow start after idle', 'on: a connection that pauses starts over from a small window', {value: {value: n.slowStartAfterIdle}}, {
+        fix: 'sudo mtune tune --apply (or: sudo sysctl -w net.ipv4.tcp_slow_start_after_idle=0)',
+      }),
+    )
+  }
+
+  if (n.iface) {
+    const i = n.iface
+    out.push(
+      finding('network', 'interface', 'info', 'Interface', `${i.name}${i.speedMbps ? `, ${i.speedMbps >= 1000 ? `${i.speedMbps / 1000} Gbit/s` : `${i.speedMbps} Mbit/s`}` : ', speed unknown'}${i.mtu ? `, MTU ${i.mtu}` : ''}`, {
+        name: {value: i.name},
+        speed: {value: i.speedMbps ?? null, unit: 'Mbit/s'},
+        mtu: {value: i.mtu ?? null, unit: 'bytes'},
+      }),
+    )
+  } else out.push(finding('network', 'interface', 'unknown', 'Interface', 'no default route found'))
+  return out
+}
+
+/** rmem_max and tcp_rmem's maximum against twice the bandwidth-delay product (fasterdata). */
+function bufferCheck(f: DoctorFacts): Finding {
+  const n = f.network
+  const {bandwidthBps, rttMs, source} = f.link
+  if (n.rmemMax === undefined || !n.tcpRmem) return finding('network', 'buffers', 'unknown', 'TCP buffers', 'unknown (cannot read net.core.rmem_max / net.ipv4.tcp_rmem)')
+  const have = `rmem_max ${formatBytes(n.rmemMax)}, tcp_rmem max ${formatBytes(n.tcpRmem[2])}`
+  const values: Record<string, Value> = {
+    rmemMax: bytes(n.rmemMax),
+    tcpRmemMax: bytes(n.tcpRmem[2]),
+    wmemMax: bytes(n.wmemMax),
+    tcpWmemMax: bytes(n.tcpWmem?.[2]),
+    linkSource: {value: source},
+  }
+  if (!bandwidthBps || !rttMs) {
+    return finding('network', 'buffers', 'info', 'TCP buffers', `${have}; bandwidth and RTT unknown`, values, {fix: 'give --bandwidth and --rtt, or run mtune bench, to check them against the path'})
+  }
+  const bdp = bdpBytes(bandwidthBps, rttMs)
+  const need = 2 * bdp
+  values.bandwidth = {value: bandwidthBps, unit: 'bytes/s'}
+  values.rtt = {value: rttMs, unit: 'ms'}
+  values.bdp = bytes(bdp)
+  values.recommended = bytes(need)
+  const path = `${formatBitRate(bandwidthBps)} x ${rttMs} ms = ${formatBytes(bdp)} BDP (${source === 'bench' ? 'from the last mtune bench' : source === 'flags' ? 'from --bandwidth/--rtt' : 'interface speed, 50 ms assumed'})`
+  const low = Math.min(n.rmemMax, n.tcpRmem[2])
+  if (low >= need) return finding('network', 'buffers', 'pass', 'TCP buffers', `${have} >= 2 x BDP; ${path}`, values)
+  return finding('network', 'buffers', 'warn', 'TCP buffers', `${have} < ${formatBytes(need)} (2 x BDP); ${path}`, values, {
+    fix: `sudo mtune tune --apply${source === 'flags' ? ` --bandwidth ${Math.round((bandwidthBps * 8) / 1e6)}Mbit --rtt ${rttMs}` : ''} (raises net.core.rmem_max and net.ipv4.tcp_rmem to ${need} bytes)`,
+    details: [`one connection can carry at most window / RTT = ${formatRate((low * 1000) / rttMs)} on this path`],
+  })
+}
+
+// ---------------------------------------------------------------- disk I/O
+
+export const RECOMMENDED_SCHEDULER: Record<string, string[]> = {nvme: ['none'], ssd: ['mq-deadline'], hdd: ['mq-deadline'], virtual: ['none', 'mq-deadline'], unknown: ['none', 'mq-deadline']}
+export const RECOMMENDED_READ_AHEAD_KB = 4096
+
+export function ioChecks(f: DoctorFacts): Finding[] {
+  const b = f.block
+  if (b.none) return [finding('io', 'device', 'info', 'Block device', `none: ${b.none}; nothing to tune here`)]
+  if (b.disks.length === 0) return [finding('io', 'device', 'unknown', 'Block device', `unknown (${b.chain.join(' -> ')})`)]
+  const out: Finding[] = []
+  for (const d of b.disks) {
+    const chain = b.chain.length > 1 ? ` (${b.chain.join(' -> ')})` : ''
+    const want = RECOMMENDED_SCHEDULER[d.type]
+    const values = {device: {value: d.name}, type: {value: d.type}, scheduler: {value: d.scheduler ?? null}, recommended: {value: want.join(' or ')}}
+    if (!d.scheduler) out.push(finding('io', `${d.name}.scheduler`, 'unknown', `${d.name} scheduler`, `${d.type}${chain}; scheduler unknown`, values))
+    else if (want.includes(d.scheduler)) out.push(finding('io', `${d.name}.scheduler`, 'pass', `${d.name} scheduler`, `${d.type}${chain}, ${d.scheduler}`, values))
+    else {
+      const target = want.find((w) => d.schedulers?.includes(w)) ?? want[0]
+      out.push(
+        finding('io', `${d.name}.scheduler`, 'warn', `${d.name} scheduler`, `${d.type}${chain}, ${d.scheduler}; ${want.join(' or ')} is recommended for ${d.type === 'nvme' ? 'NVMe' : d.type.toUpperCase()}`, values, {
+          fix: `sudo mtune tune --apply (or: echo ${target} | sudo tee /sys/block/${d.name}/queue/scheduler)`,
+        }),
+      )
+    }
+    const ra = d.readAheadKb
+    const raValues = {readAhead: {value: ra ?? null, unit: 'KiB'}, recommended: {value: RECOMMENDED_READ_AHEAD_KB, unit: 'KiB'}}
+    if (ra === undefined) out.push(finding('io', `${d.name}.read_ahead`, 'unknown', `${d.name} read-ahead`, 'unknown', raValues))
+    else if (ra >= RECOMMENDED_READ_AHEAD_KB) out.push(finding('io', `${d.name}.read_ahead`, 'pass', `${d.name} read-ahead`, `${ra} KiB`, raValues))
+    else {
+      out.push(
+        finding('io', `${d.name}.read_ahead`, 'warn', `${d.name} read-ahead`, `${ra} KiB; >= ${RECOMMENDED_READ_AHEAD_KB} KiB reads a model in faster`, raValues, {
+          fix: `sudo mtune tune --apply (or: echo ${RECOMMENDED_READ_AHEAD_KB} | sudo tee /sys/block/${d.name}/queue/read_ahead_kb)`,
+        }),
+      )
+    }
+  }
+  return out
+}
+
+// ---------------------------------------------------------------- environment
+
+/** A proxy URL fit to print: no password. */
+const hideCredentials = (value: string) => value.replace(/\/\/([^:@/]+):[^@/]*@/, '//$1:***@')
+
+export function envChecks(f: DoctorFacts): Finding[] {
+  const e = f.env
+  const out: Finding[] = []
+  const p = e.proxies
+  const names = Object.keys(p).filter((k) => !/no_proxy/i.test(k))
+  if (names.length === 0) out.push(finding('env', 'proxy', 'pass', 'Proxy', 'none set: direct connections'))
+  else {
+    const values = Object.fromEntries(Object.entries(p).map(([k, v]) => [k, {value: hideCredentials(v)}]))
+    const shown = names.map((k) => `${k}=${hideCredentials(p[k])}`).join(', ')
+    const pairs = [
+      ['HTTPS_PROXY', 'https_proxy'],
+      ['HTTP_PROXY', 'http_proxy'],
+      ['NO_PROXY', 'no_proxy'],
+    ]
+    const clash = pairs.find(([a, b]) => p[a] !== undefined && p[b] !== undefined && p[a] !== p[b])
+    const noProxy = p.NO_PROXY ?? p.no_proxy
+    if (clash) {
+      out.push(finding('env', 'proxy', 'warn', 'Proxy', `${clash[0]} and ${clash[1]} differ`, values, {fix: `set both to the same value (tools disagree on which one they read)`}))
+    } else if (!noProxy || !/(localhost|127\.0\.0\.1)/.test(noProxy)) {
+      out.push(finding('env', 'proxy', 'warn', 'Proxy', `${shown}; NO_PROXY ${noProxy ? 'lacks localhost' : 'is not set'}`, values, {fix: 'export NO_PROXY=localhost,127.0.0.1,<your internal mirrors>: local and internal traffic should not go through the proxy'}))
+    } else out.push(finding('env', 'proxy', 'pass', 'Proxy', `${shown}; NO_PROXY=${noProxy}`, values))
+  }
+
+  const hf = e.hf
+  const shownHf = Object.entries(hf).map(([k, v]) => `${k}=${k === 'HF_TOKEN' ? '(set)' : v}`)
+  if (hf.HF_HUB_OFFLINE === '1') out.push(finding('env', 'huggingface', 'warn', 'Hugging Face', `HF_HUB_OFFLINE=1: Hugging Face tools will not download`, {}, {fix: 'unset HF_HUB_OFFLINE to pull (mtune pull ignores it)'}))
+  else out.push(finding('env', 'huggingface', 'info', 'Hugging Face', shownHf.length ? shownHf.join(', ') : 'defaults (huggingface.co, ~/.cache/huggingface)'))
+
+  const o = e.ollamaModels
+  if (o) {
+    const values = {path: {value: o.path}, exists: {value: o.exists}, writableByService: {value: o.writableByService ?? null}}
+    if (!o.exists) out.push(finding('env', 'ollama', 'warn', 'Ollama store', `OLLAMA_MODELS=${o.path} does not exist`, values, {fix: `mkdir -p ${o.path}${o.serviceUser ? ` && sudo chown ollama:ollama ${o.path}` : ''}`}))
+    else if (o.writableByService === false) {
+      out.push(finding('env', 'ollama', 'warn', 'Ollama store', `OLLAMA_MODELS=${o.path} is not writable by the ollama service user`, values, {fix: `sudo chown -R ollama:ollama ${o.path}`}))
+    } else out.push(finding('env', 'ollama', 'pass', 'Ollama store', `OLLAMA_MODELS=${o.path}${o.writableByUs ? '' : ' (read-only for you)'}`, values))
+  }
+
+  if (e.openFilesSoft === undefined) out.push(finding('env', 'open_files', 'unknown', 'Open files limit', 'unknown'))
+  else if (e.openFilesSoft < 1024) {
+    out.push(finding('env', 'open_files', 'warn', 'Open files limit', `${e.openFilesSoft}`, {limit: {value: e.openFilesSoft}}, {fix: 'ulimit -n 65536 (or LimitNOFILE= in the service unit)'}))
+  } else out.push(finding('env', 'open_files', 'pass', 'Open files limit', Number.isFinite(e.openFilesSoft) ? `${e.openFilesSoft}` : 'unlimited', {limit: {value: Number.isFinite(e.openFilesSoft) ? e.openFilesSoft : null}}))
+  return out
+}

@@ -1,0 +1,37 @@
+import {errorMessage} from '../errors.js'
+import {createDispatcher} from '../net/dispatcher.js'
+import {probe} from '../net/probe.js'
+import {planTotals} from '../sources/plan.js'
+import {parseSource} from '../sources/reference.js'
+import {resolvePlan} from '../sources/resolve.js'
+
+export interface ModelSize {
+  size?: number
+  /** Bytes not yet on disk (a partly pulled model needs less space). */
+  missing?: number
+  /** Where `mtune pull` would write it. */
+  path?: string
+  /** Why the size is unknown. */
+  note?: string
+}
+
+/** The total size of a URL or model source, asked of the network; unknown (with the reason) when it cannot be. */
+export async function modelSize(source: string, options: {endpoint?: string; timeoutMs?: number} = {}): Promise<ModelSize> {
+  const ref = parseSource(source)
+  const dispatcher = createDispatcher({stallTimeoutMs: options.timeoutMs ?? 10_000})
+  const signal = AbortSignal.timeout(options.timeoutMs ?? 10_000)
+  try {
+    if (ref.kind === 'url') {
+      const p = await probe(dispatcher, ref.url, {}, signal, 0, 1)
+      await p.response?.body.dump().catch(() => {})
+      return p.file.size === undefined ? {note: 'the server does not say the size'} : {size: p.file.size, missing: p.file.size}
+    }
+    const plan = await resolvePlan(ref, {endpoint: options.endpoint}, {dispatcher, signal})
+    const t = planTotals(plan)
+    return {size: t.bytes, missing: t.bytes - t.presentBytes, path: plan.root}
+  } catch (error) {
+    return {note: `size unknown (${errorMessage(error)})`}
+  } finally {
+    await dispatcher.destroy().catch(() => {})
+  }
+}

@@ -1,0 +1,62 @@
+import {lastBench, type LinkEstimate} from '../bench/link.js'
+import {readBlock, readDisk, readEnv, readGpus, readMemory, readNetwork, type GpuFacts} from '../system/facts.js'
+import type {SystemReader} from '../system/reader.js'
+import {diskChecks, envChecks, gpuChecks, ioChecks, memoryChecks, networkChecks, type DoctorFacts} from './checks.js'
+import {GROUPS, type Finding, type Group, type Status} from './finding.js'
+
+export interface DoctorOptions {
+  path: string
+  /** The model's size, for RAM and VRAM. */
+  size?: number
+  /** What is still to be downloaded, for disk space (default: size). */
+  missing?: number
+  rttMs?: number
+  bandwidthBps?: number
+  groups?: Group[]
+}
+
+/** Bandwidth and RTT: given, else from the last bench, else the interface speed with 50 ms assumed. */
+export function estimateLink(options: DoctorOptions, env: NodeJS.ProcessEnv, ifaceMbps?: number): LinkEstimate {
+  if (options.bandwidthBps && options.rttMs) return {bandwidthBps: options.bandwidthBps, rttMs: options.rttMs, source: 'flags'}
+  const bench = lastBench(env)
+  if (bench) return {...bench, source: 'bench'}
+  if (ifaceMbps) return {bandwidthBps: (ifaceMbps * 1e6) / 8, rttMs: options.rttMs ?? 50, source: 'interface'}
+  return {source: 'unknown'}
+}
+
+/** Read what the chosen checks need; the reading is the only I/O doctor does. */
+export async function gatherFacts(r: SystemReader, options: DoctorOptions): Promise<DoctorFacts> {
+  const groups = new Set(options.groups ?? GROUPS)
+  const disk = readDisk(r, options.path)
+  const network = readNetwork(r)
+  const gpus: GpuFacts = groups.has('gpu') ? await readGpus(r) : {gpus: [], notes: []}
+  return {
+    size: options.size,
+    disk,
+    block: groups.has('io') ? readBlock(r, disk.mount) : {chain: [], disks: []},
+    memory: readMemory(r),
+    gpus,
+    network,
+    env: readEnv(r),
+    link: estimateLink(options, r.env, network.iface?.speedMbps),
+  }
+}
+
+/** The verdicts: pure, from facts alone. */
+export function decide(facts: DoctorFacts, groups: Group[] = GROUPS, missing?: number): Finding[] {
+  const checks: Record<Group, (f: DoctorFacts) => Finding[]> = {
+    disk: (f) => diskChecks({...f, size: missing ?? f.size}),
+    memory: memoryChecks,
+    gpu: gpuChecks,
+    network: networkChecks,
+    io: ioChecks,
+    env: envChecks,
+  }
+  return GROUPS.filter((g) => groups.includes(g)).flatMap((g) => checks[g](facts))
+}
+
+export function tally(findings: Finding[]): Record<Status, number> {
+  const counts: Record<Status, number> = {pass: 0, warn: 0, fail: 0, info: 0, unknown: 0}
+  for (const f of findings) counts[f.status]++
+  return counts
+}

@@ -1,0 +1,193 @@
+import assert from 'node:assert/strict'
+import {readFileSync, statfsSync} from 'node:fs'
+import {describe, it} from 'node:test'
+import {headroom, type DoctorFacts} from '../src/lib/doctor/checks.js'
+import type {Finding} from '../src/lib/doctor/finding.js'
+import {decide, gatherFacts} from '../src/lib/doctor/run.js'
+import {readBlock, readDisk, readGpus} from '../src/lib/system/facts.js'
+import {systemReader, type SystemReader} from '../src/lib/system/reader.js'
+import {runCli} from './support/cli.js'
+import {container, fakeNvidiaSmi, hddBox, lvmOnPartition, nvmeGpuServer} from './support/system-fixtures.js'
+
+const GiB = 1024 ** 3
+const noCommands: SystemReader['run'] = async () => undefined
+const reader = (root: string, freeBytes = 2000 * GiB, env: NodeJS.ProcessEnv = {}) =>
+  systemReader({root, env, run: noCommands, statfs: () => ({bavail: freeBytes / 4096, bsize: 4096, blocks: (4000 * GiB) / 4096, files: 1e7, ffree: 9e6})})
+
+const byId = (findings: Finding[], id: string) => {
+  const f = findings.find((x) => x.id === id)
+  assert.ok(f, `finding ${id} (have ${findings.map((x) => x.id).join(', ')})`)
+  return f
+}
+
+describe('doctor on fixture machines', () => {
+  it('an NVMe GPU server with BBR passes the network and I/O checks', async () => {
+    const r = reader(nvmeGpuServer())
+    const facts = await gatherFacts(r, {path: '/models/llama', size: 140 * GiB, bandwidthBps: 1.25e9, rttMs: 100})
+    const findings = decide(facts)
+    assert.equal(facts.disk.mount?.fsType, 'xfs')
+    assert.deepEqual(facts.block.chain, ['nvme0n1p1', 'nvme0n1'])
+    for (const id of ['network.congestion', 'network.qdisc', 'network.buffers', 'network.window_scaling', 'network.slow_start_after_idle', 'io.nvme0n1.scheduler', 'io.nvme0n1.read_ahead', 'disk.space', 'disk.filesystem', 'memory.ram']) {
+      assert.equal(byId(findings, id).status, 'pass', `${id}: ${byId(findings, id).summary}`)
+    }
+    assert.match(byId(findings, 'network.interface').summary, /eth0, 100 Gbit\/s, MTU 9000/)
+    assert.equal(byId(findings, 'env.open_files').status, 'pass')
+  })
+
+  it('an HDD box with distribution defaults gets a fix for each setting', async () => {
+    const r = reader(hddBox())
+    const facts = await gatherFacts(r, {path: '/srv/models', bandwidthBps: 1.25e8, rttMs: 50})
+    const findings = decide(facts)
+    const warn = (id: string, fix: RegExp) => {
+      const f = byId(findings, id)
+      assert.equal(f.status, 'warn', `${id}: ${f.summary}`)
+      assert.match(f.fix ?? '', fix)
+    }
+    warn('network.congestion', /tcp_congestion_control=bbr/)
+    warn('network.qdisc', /default_qdisc=fq.*tc qdisc replace dev enp3s0 root fq/)
+    warn('network.buffers', /raises net.core.rmem_max and net.ipv4.tcp_rmem to 12500000 bytes/)
+    assert.match(byId(findings, 'network.buffers').summary, /1 Gbit\/s x 50 ms = 5\.96 MiB BDP|1 Gbit\/s x 50 ms = 6\.0 MiB BDP/)
+    warn('network.slow_start_after_idle', /tcp_slow_start_after_idle=0/)
+    warn('io.sda.scheduler', /echo mq-deadline \| sudo tee \/sys\/block\/sda\/queue\/scheduler/)
+    warn('io.sda.read_ahead', /4096/)
+    warn('env.open_files', /ulimit -n/)
+    assert.equal(facts.block.disks[0].type, 'hdd')
+  })
+
+  it('a container with most of /sys missing reports unknowns, never crashes', async () => {
+    const r = reader(container())
+    const facts = await gatherFacts(r, {path: '/models', size: 10 * GiB})
+    const findings = decide(facts)
+    assert.equal(byId(findings, 'network.congestion').status, 'unknown')
+    assert.equal(byId(findings, 'network.buffers').status, 'unknown')
+    assert.match(byId(findings, 'io.device').summary, /none: overlay filesystem/)
+    assert.equal(byId(findings, 'disk.filesystem').status, 'warn')
+    assert.match(byId(findings, 'disk.filesystem').fix!, /mount a volume/)
+    assert.equal(byId(findings, 'memory.ram').status, 'pass')
+    assert.ok(findings.every((f) => f.summary.length > 0))
+  })
+
+  it('follows LVM on a partition down to the disk', () => {
+    const r = reader(lvmOnPartition())
+    const disk = readDisk(r, '/data/models')
+    assert.equal(disk.mount?.majorMinor, '253:0')
+    const block = readBlock(r, disk.mount)
+    assert.deepEqual(block.chain, ['dm-0', 'sdb2', 'sdb'])
+    assert.equal(block.disks.length, 1)
+    assert.equal(block.disks[0].name, 'sdb')
+    assert.equal(block.disks[0].type, 'ssd')
+    const findings = decide({...baseFacts(), block}, ['io'])
+    assert.equal(byId(findings, 'io.sdb.scheduler').status, 'warn', 'SATA SSD: mq-deadline recommended over none')
+  })
+})
+
+/** Facts with nothing to complain about, for checks judged one at a time. */
+function baseFacts(over: Partial<DoctorFacts> = {}): DoctorFacts {
+  return {
+    size: undefined,
+    disk: {path: '/m', directory: '/m', freeBytes: 1000 * GiB, totalBytes: 2000 * GiB, inodesFree: 1e6, inodesTotal: 2e6, writable: true, mount: {mountPoint: '/', fsType: 'ext4', source: '/dev/x', majorMinor: '8:1'}},
+    block: {chain: [], disks: []},
+    memory: {totalBytes: 64 * GiB, availableBytes: 60 * GiB, swapTotalBytes: 0, swapFreeBytes: 0},
+    gpus: {gpus: [], notes: []},
+    network: {},
+    env: {proxies: {}, hf: {}},
+    link: {source: 'unknown'},
+    ...over,
+  }
+}
+
+describe('size-based checks at their boundaries', () => {
+  const size = 100 * GiB
+  const space = (free: number) => byId(decide(baseFacts({size, disk: {...baseFacts().disk, freeBytes: free}}), ['disk']), 'disk.space')
+
+  it('disk: short fails, tight warns, room passes', () => {
+    assert.equal(space(size - 1).status, 'fail')
+    assert.equal(space(size).status, 'warn')
+    assert.equal(space(size + headroom(size) - 1).status, 'warn')
+    assert.equal(space(size + headroom(size)).status, 'pass')
+    assert.equal(headroom(size), 5 * GiB, '5% of the model')
+    assert.equal(headroom(GiB), GiB, 'at least 1 GiB')
+  })
+
+  it('RAM: up to half passes, more advises mmap, beyond RAM says so', () => {
+    const ram = (model: number) => byId(decide(baseFacts({size: model}), ['memory']), 'memory.ram')
+    assert.equal(ram(32 * GiB).status, 'pass')
+    assert.equal(ram(32 * GiB + 1).status, 'warn')
+    assert.match(ram(32 * GiB + 1).fix!, /memory-mapped/)
+    assert.match(ram(64 * GiB + 1).summary, /larger than RAM/)
+  })
+
+  it('VRAM: fits, fits only in total, or says how much is offloaded', () => {
+    const gpus = {gpus: [0, 1].map((i) => ({vendor: 'nvidia' as const, index: i, name: 'H100', memoryTotalBytes: 80 * GiB, memoryFreeBytes: 70 * GiB, driver: '550'})), notes: []}
+    const vram = (model: number) => byId(decide(baseFacts({size: model, gpus}), ['gpu']), 'gpu.vram')
+    assert.equal(vram(140 * GiB).status, 'pass')
+    assert.match(vram(140 * GiB + 1).summary, /fits, but only 140 GiB is free now/)
+    assert.match(vram(200 * GiB).summary, /does not fit; about 20% of its layers would run on the CPU/)
+  })
+
+  it('no GPU driver is information, not a failure', () => {
+    const f = decide(baseFacts({size: GiB, gpus: {gpus: [], notes: ['nvidia-smi not found']}}), ['gpu'])
+    assert.deepEqual(f.map((x) => x.status), ['info'])
+  })
+})
+
+describe('GPU facts from nvidia-smi', () => {
+  it('parses a multi-GPU answer', async () => {
+    const csv = ['0, NVIDIA H100 80GB HBM3, 81559, 80000, 550.54.15', '1, NVIDIA H100 80GB HBM3, 81559, 1024, 550.54.15'].join('\n')
+    const r = systemReader({root: container(), run: async (cmd) => (cmd === 'nvidia-smi' ? {stdout: csv, exitCode: 0} : undefined)})
+    const facts = await readGpus(r)
+    assert.equal(facts.gpus.length, 2)
+    assert.deepEqual(facts.gpus[1], {vendor: 'nvidia', index: 1, name: 'NVIDIA H100 80GB HBM3', memoryTotalBytes: 81559 * 1024 * 1024, memoryFreeBytes: 1024 * 1024 * 1024, driver: '550.54.15'})
+  })
+})
+
+describe('mtune doctor (CLI)', () => {
+  it('reads a fake nvidia-smi on PATH and prints one line per GPU', async () => {
+    const bin = fakeNvidiaSmi(['0, NVIDIA A100-SXM4-80GB, 81920, 81000, 535.104.05', '1, NVIDIA A100-SXM4-80GB, 81920, 81000, 535.104.05', '2, NVIDIA A100-SXM4-80GB, 81920, 81000, 535.104.05', '3, NVIDIA A100-SXM4-80GB, 81920, 500, 535.104.05'].join('\n'))
+    const r = await runCli(['doctor', 'gpu', '--size', '200G'], {PATH: `${bin}:${process.env.PATH}`})
+    assert.equal(r.code, 0, r.stderr)
+    assert.equal((r.stdout.match(/\[•\] GPU \d: NVIDIA A100-SXM4-80GB, 80\.0 GiB/g) ?? []).length, 4)
+    assert.match(r.stdout, /VRAM: 320 GiB of VRAM on 4 GPUs, model 200 GiB fits/)
+  })
+
+  it('--json gives a stable document, and exit 1 only when a check fails', async () => {
+    const ok = await runCli(['doctor', 'memory', 'env', '--json'])
+    assert.equal(ok.code, 0, ok.stderr)
+    const doc = JSON.parse(ok.stdout)
+    assert.deepEqual(Object.keys(doc).sort(), ['findings', 'link', 'model', 'path', 'size', 'summary', 'version'])
+    assert.deepEqual(Object.keys(doc.summary).sort(), ['fail', 'info', 'pass', 'unknown', 'warn'])
+    for (const f of doc.findings) {
+      assert.match(f.id, /^(memory|env)\.[a-z_.0-9]+$/)
+      assert.ok(['pass', 'warn', 'fail', 'info', 'unknown'].includes(f.status))
+      assert.equal(typeof f.title, 'string')
+      assert.equal(typeof f.summary, 'string')
+      for (const v of Object.values(f.values) as Array<{value: unknown}>) assert.ok('value' in v)
+    }
+    const fail = await runCli(['doctor', 'disk', '--size', '5P', '--json'])
+    assert.equal(fail.code, 1)
+    assert.equal(JSON.parse(fail.stdout).findings.find((f: Finding) => f.id === 'disk.space').status, 'fail')
+  })
+
+  it('refuses bad input with exit 2', async () => {
+    for (const args of [['doctor', 'bogus'], ['doctor', '--rtt', 'fast'], ['doctor', '--size', '12Q'], ['doctor', '--size', '1G', '--model', 'hf://a/b']]) {
+      const r = await runCli(args)
+      assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`)
+    }
+  })
+
+  it('on this machine, reports memory and disk as /proc/meminfo and statfs say, quickly', async () => {
+    const started = performance.now()
+    const r = await runCli(['doctor', 'disk', 'memory', '--path', '/tmp', '--json'])
+    const seconds = (performance.now() - started) / 1000
+    assert.equal(r.code, 0, r.stderr)
+    const doc = JSON.parse(r.stdout)
+    const total = Number(/^MemTotal:\s+(\d+) kB/m.exec(readFileSync('/proc/meminfo', 'utf8'))![1]) * 1024
+    assert.equal(doc.findings.find((f: Finding) => f.id === 'memory.ram').values.total.value, total)
+    const fs = statfsSync('/tmp')
+    const free = fs.bavail * fs.bsize
+    const reported = doc.findings.find((f: Finding) => f.id === 'disk.space').values.free.value
+    // Other tests write files meanwhile: allow some drift.
+    assert.ok(Math.abs(reported - free) < 2 * GiB, `reported ${reported}, statfs ${free}`)
+    assert.ok(seconds < 10, `took ${seconds.toFixed(1)} s`)
+  })
+})
