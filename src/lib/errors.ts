@@ -9,6 +9,7 @@ export const ExitCode = {
   remote: 3, // the server said no: 404/410/auth, retries exhausted without progress
   integrity: 4, // digest mismatch, or the file kept changing on the server
   localDisk: 5, // not enough space, disk full, destination not writable
+  permission: 6, // needs root (tune --apply, --persist, --rollback)
   interrupted: 130, // Ctrl-C (SIGINT); SIGTERM exits 143
 } as const
 

@@ -66,6 +66,7 @@ export function nvmeGpuServer(): string {
     {
       '/sys/dev/block/259:1': '../../devices/pci0000:00/0000:00:01.0/nvme/nvme0/nvme0n1/nvme0n1p1',
       '/sys/dev/block/259:2': '../../devices/pci0000:00/0000:00:01.0/nvme/nvme0/nvme0n1/nvme0n1p2',
+      '/sys/block/nvme0n1': '../devices/pci0000:00/0000:00:01.0/nvme/nvme0/nvme0n1',
     },
   )
 }
@@ -97,7 +98,10 @@ export function hddBox(): string {
       [`${disk}/sda1/partition`]: '1\n',
       ...queue(disk, 'mq-deadline [bfq] none', 128, 1),
     },
-    {'/sys/dev/block/8:1': '../../devices/pci0000:00/0000:00:1f.2/ata1/host0/target0:0:0/0:0:0:0/block/sda/sda1'},
+    {
+      '/sys/dev/block/8:1': '../../devices/pci0000:00/0000:00:1f.2/ata1/host0/target0:0:0/0:0:0:0/block/sda/sda1',
+      '/sys/block/sda': '../devices/pci0000:00/0000:00:1f.2/ata1/host0/target0:0:0/0:0:0:0/block/sda',
+    },
   )
 }
 
@@ -127,6 +131,8 @@ export function lvmOnPartition(): string {
     {
       '/sys/dev/block/253:0': '../../devices/virtual/block/dm-0',
       '/sys/devices/virtual/block/dm-0/slaves/sdb2': '../../../../pci0000:00/0000:00:17.0/ata2/host1/target1:0:0/1:0:0:0/block/sdb/sdb2',
+      '/sys/block/sdb': '../devices/pci0000:00/0000:00:17.0/ata2/host1/target1:0:0/1:0:0:0/block/sdb',
+      '/sys/block/dm-0': '../devices/virtual/block/dm-0',
     },
   )
 }

@@ -1,0 +1,85 @@
+import {estimateLink} from '../doctor/run.js'
+import {ExitCode, MtuneError} from '../errors.js'
+import {readBlock, readDisk, readNetwork} from '../system/facts.js'
+import type {SystemReader} from '../system/reader.js'
+import {applyKnobs, loadState, persistFile, rollback, type KnobResult, type Writer} from './apply.js'
+import {SYSCTL_CONF, UDEV_RULES, sysctlConf, udevRules} from './persist.js'
+import {ASSUMED_RTT_MS, recommend, type Knob, type TuneFacts} from './recommend.js'
+
+export interface TuneOptions {
+  path: string
+  bandwidthBps?: number
+  rttMs?: number
+  only?: 'network' | 'io'
+  apply?: boolean
+  persist?: boolean
+  rollback?: boolean
+  /** The caller's uid: writing needs root. */
+  uid: number
+}
+
+export interface TuneReport {
+  mode: 'suggest' | 'apply' | 'rollback'
+  link: TuneFacts['link']
+  knobs: Knob[]
+  results: KnobResult[]
+  persisted: string[]
+  removed: string[]
+  nothingToRollBack?: boolean
+}
+
+export function gatherTuneFacts(r: SystemReader, options: Pick<TuneOptions, 'path' | 'bandwidthBps' | 'rttMs'>): TuneFacts {
+  const network = readNetwork(r)
+  const disk = readDisk(r, options.path)
+  const link = estimateLink({path: options.path, bandwidthBps: options.bandwidthBps, rttMs: options.rttMs ?? (options.bandwidthBps ? undefined : ASSUMED_RTT_MS)}, r.env, network.iface?.speedMbps)
+  return {network, block: readBlock(r, disk.mount), link}
+}
+
+/** The interface's live root qdisc, from `tc`: keep it if it is fq already, skip it without tc. */
+async function withQdisc(r: SystemReader, knobs: Knob[]): Promise<Knob[]> {
+  const out: Knob[] = []
+  for (const k of knobs) {
+    if (k.kind !== 'qdisc') {
+      out.push(k)
+      continue
+    }
+    const res = await r.run('tc', ['qdisc', 'show', 'dev', k.path, 'root'])
+    const current = res && res.exitCode === 0 ? /^qdisc (\S+)/m.exec(res.stdout)?.[1] : undefined
+    if (!res) out.push({...k, action: 'unavailable', reason: `${k.reason} (tc from iproute2 is not installed)`})
+    else out.push({...k, current, action: current === k.recommended ? 'keep' : 'change'})
+  }
+  return out
+}
+
+/** Suggest (default), apply (+ persist) or roll back; writes only as root and only on valid input. */
+export async function tune(r: SystemReader, w: Writer, options: TuneOptions): Promise<TuneReport> {
+  if ((options.apply || options.persist || options.rollback) && options.uid !== 0) {
+    const what = options.rollback ? '--rollback' : options.persist ? '--persist' : '--apply'
+    throw new MtuneError('not-root', `${what} changes kernel settings and needs root: run it with sudo (without ${what}, tune only suggests)`, ExitCode.permission)
+  }
+  if (options.rollback) {
+    const {results, removed, nothing} = await rollback(r, w)
+    return {mode: 'rollback', link: {source: 'unknown'}, knobs: [], results, persisted: [], removed, nothingToRollBack: nothing}
+  }
+  const facts = gatherTuneFacts(r, options)
+  const knobs = await withQdisc(r, recommend(facts, options.only))
+  if (!options.apply && !options.persist) return {mode: 'suggest', link: facts.link, knobs, results: [], persisted: [], removed: []}
+  const results = await applyKnobs(r, w, knobs)
+  const persisted: string[] = []
+  if (options.persist) {
+    // What was changed now or by an earlier --apply: the tuned state, not just today's delta.
+    const saved = loadState(r)?.originals ?? {}
+    const chosen = knobs.filter((k) => k.action === 'change' || k.id in saved)
+    const conf = sysctlConf(chosen)
+    if (conf) {
+      persistFile(r, SYSCTL_CONF, conf)
+      persisted.push(SYSCTL_CONF)
+    }
+    const rules = udevRules(chosen)
+    if (rules) {
+      persistFile(r, UDEV_RULES, rules)
+      persisted.push(UDEV_RULES)
+    }
+  }
+  return {mode: 'apply', link: facts.link, knobs, results, persisted, removed: []}
+}

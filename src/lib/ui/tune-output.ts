@@ -1,0 +1,41 @@
+import type {TuneReport} from '../tune/run.js'
+import {formatBitRate} from '../units.js'
+import {chalk, mark} from './colors.js'
+
+export function describeLink(link: TuneReport['link']): string {
+  if (!link.bandwidthBps || !link.rttMs) return 'bandwidth and RTT unknown: give --bandwidth and --rtt (or run mtune bench) to size TCP buffers'
+  const from = {flags: 'from --bandwidth/--rtt', bench: 'from the last mtune bench', interface: `interface speed; ${link.rttMs} ms RTT assumed`, unknown: 'unknown'}[link.source]
+  return `path: ${formatBitRate(link.bandwidthBps)} x ${link.rttMs} ms (${from})`
+}
+
+export function renderSuggestions(report: TuneReport, rerun: string): string {
+  const lines = [describeLink(report.link), '']
+  const width = Math.max(...report.knobs.map((k) => k.id.length), 10)
+  for (const k of report.knobs) {
+    const id = k.id.padEnd(width)
+    if (k.action === 'change') lines.push(`  ${mark.warn()} ${id}  ${k.current ?? '?'} -> ${chalk.bold(k.recommended)}  ${chalk.dim(k.reason)}`)
+    else if (k.action === 'keep') lines.push(`  ${mark.ok()} ${id}  ${k.current} ${chalk.dim('(already good)')}`)
+    else lines.push(`  ${chalk.dim('-')} ${id}  ${chalk.dim(`unavailable: ${k.reason}`)}`)
+  }
+  const commands = report.knobs.filter((k) => k.action === 'change').flatMap((k) => k.commands)
+  if (commands.length === 0) return [...lines, '', `${mark.ok()} Nothing to change.`].join('\n')
+  lines.push('', 'Commands an admin would run:')
+  for (const c of commands) lines.push(`  sudo ${c.startsWith('echo ') ? `sh -c '${c}'` : c}`)
+  lines.push('', `Apply them all (originals saved, undo with sudo mtune tune --rollback): sudo ${rerun} --apply`)
+  return lines.join('\n')
+}
+
+export function renderResults(report: TuneReport, statePath: string): string {
+  const lines: string[] = []
+  if (report.mode === 'rollback' && report.nothingToRollBack) return `${mark.ok()} Nothing to roll back: no saved originals at ${statePath}.`
+  for (const r of report.results) {
+    if (r.status === 'applied') lines.push(`  ${mark.ok()} ${r.id}: ${r.before ?? '?'} -> ${r.after}`)
+    else if (r.status === 'restored') lines.push(`  ${mark.ok()} ${r.id}: restored to ${r.after}`)
+    else if (r.status === 'unchanged') lines.push(`  ${chalk.dim('=')} ${r.id}: unchanged (${r.after ?? '?'})`)
+    else lines.push(`  ${mark.fail()} ${r.id}: ${r.error}`)
+  }
+  for (const p of report.persisted) lines.push(`  ${mark.ok()} wrote ${p}`)
+  for (const p of report.removed) lines.push(`  ${mark.ok()} removed ${p}`)
+  if (report.mode === 'apply') lines.push('', `Originals saved in ${statePath}; undo with: sudo mtune tune --rollback`)
+  return lines.join('\n')
+}
