@@ -1,0 +1,72 @@
+import {Flags} from '@oclif/core'
+import {ExitCode, usageError} from '../lib/errors.js'
+import {DEFAULT_CONNECTIONS, runBench} from '../lib/bench/run.js'
+import {expandMirrors} from '../lib/bench/targets.js'
+import {systemReader} from '../lib/system/reader.js'
+import {MtuneCommand} from '../lib/ui/base-command.js'
+import {renderBench} from '../lib/ui/bench-output.js'
+import {mark} from '../lib/ui/colors.js'
+import {parseSize} from '../lib/units.js'
+
+export default class Bench extends MtuneCommand {
+  static override summary = 'Measure mirrors, connection counts and chunk sizes, and recommend the fastest settings.'
+  static override description = `Probes every mirror (DNS, connect, TLS, first byte, one-stream throughput, a few times), then runs \
+connections x chunk size on the best mirror (or each, with --all), reading into memory only. Reports the smallest \
+connection count that reaches 95% of the best, the path's bandwidth-delay product against the host's TCP buffers, \
+and with --disk the disk's write speed. Results are saved for doctor, tune and pull --auto.
+
+A --mirror may be a model source: hf://ORG/NAME benchmarks the repo's largest file on the default endpoint, \
+HF_ENDPOINT and each --endpoint; ollama://MODEL its model blob.
+
+Exit codes: 0 measured, 2 bad input, 3 no mirror answered, 130 interrupted (what was measured is printed).`
+
+  static override examples = [
+    '<%= config.bin %> bench --mirror https://huggingface.co/org/model/resolve/main/model.safetensors --mirror https://hf-mirror.com/org/model/resolve/main/model.safetensors',
+    '<%= config.bin %> bench --mirror hf://Qwen/Qwen2.5-7B-Instruct --endpoint https://hf-mirror.com --disk /models',
+    '<%= config.bin %> bench --mirror https://mirror.example/model.gguf --connections 4,8,16 --chunk-size 4M,16M --duration 30',
+  ]
+
+  static override enableJsonFlag = true
+
+  static override flags = {
+    mirror: Flags.string({multiple: true, required: true, description: 'URL of the same large file on a mirror, or a model source (repeatable).'}),
+    endpoint: Flags.string({multiple: true, description: 'With an hf:// mirror: more endpoints to compare (repeatable).'}),
+    connections: Flags.string({description: `Connection counts to try. [default: ${DEFAULT_CONNECTIONS.join(',')}]`}),
+    'chunk-size': Flags.string({description: 'Chunk sizes to try. [default: 1M,4M,16M,64M]'}),
+    duration: Flags.integer({min: 1, max: 3600, default: 60, description: 'Time budget in seconds for the whole run.'}),
+    'max-bytes': Flags.string({default: '4G', description: 'Most bytes to download in all.'}),
+    all: Flags.boolean({description: 'Run the grid on every working mirror, not only the best.'}),
+    disk: Flags.string({description: 'Also measure sequential write speed of the disk holding this directory.'}),
+  }
+
+  async run(): Promise<unknown> {
+    const {flags} = await this.parse(Bench)
+    const list = (text: string | undefined, what: string, parse: (s: string) => number) =>
+      text === undefined ? undefined : text.split(',').map((s) => s.trim()).filter(Boolean).map((s) => {
+        const v = parse(s)
+        if (!(v > 0)) throw usageError('bad-list', `invalid ${what} "${s}" in "${text}": give a comma-separated list, e.g. ${what === '--connections' ? '1,4,16' : '1M,16M'}`)
+        return v
+      })
+    const connections = list(flags.connections, '--connections', (s) => (/^\d+$/.test(s) && Number(s) <= 256 ? Number(s) : Number.NaN))
+    const chunkSizes = list(flags['chunk-size'], '--chunk-size', (s) => parseSize(s, '--chunk-size'))
+    const maxBytes = parseSize(flags['max-bytes'], '--max-bytes')
+    if (maxBytes < 1024 * 1024) throw usageError('bad-size', `--max-bytes ${flags['max-bytes']} is too small: use 1M or more`)
+    const abort = new AbortController()
+    const onSignal = () => abort.abort()
+    process.once('SIGINT', onSignal)
+    try {
+      const mirrors = await expandMirrors(flags.mirror, flags.endpoint ?? [], abort.signal)
+      const json = this.jsonEnabled()
+      const report = await runBench(
+        {mirrors, connections, chunkSizes, budgetMs: flags.duration * 1000, maxBytes, all: flags.all, disk: flags.disk, signal: abort.signal, progress: json ? undefined : (m) => process.stderr.write(`${mark.info()} ${m}\n`)},
+        systemReader(),
+      )
+      if (!json) this.log(renderBench(report, Boolean(process.stdout.isTTY)))
+      if (report.interrupted) process.exitCode = ExitCode.interrupted
+      else if (report.mirrors.every((m) => !m.ok)) process.exitCode = ExitCode.remote
+      return report
+    } finally {
+      process.off('SIGINT', onSignal)
+    }
+  }
+}

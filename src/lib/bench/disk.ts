@@ -1,0 +1,24 @@
+import {open, rm} from 'node:fs/promises'
+import {join} from 'node:path'
+
+/** Sequential write throughput of the disk under `dir`, flushed to the device, then cleaned up. */
+export async function measureDiskWrite(dir: string, options: {bytes: number; timeMs: number; signal?: AbortSignal}): Promise<{bytes: number; seconds: number; throughputBps: number}> {
+  const path = join(dir, `.mtune-bench-${process.pid}.tmp`)
+  const block = Buffer.alloc(4 * 1024 * 1024, 0x5a)
+  const handle = await open(path, 'w')
+  const started = performance.now()
+  let written = 0
+  try {
+    while (written < options.bytes && performance.now() - started < options.timeMs && !options.signal?.aborted) {
+      const n = Math.min(block.length, options.bytes - written)
+      await handle.write(block, 0, n, written)
+      written += n
+    }
+    await handle.datasync()
+  } finally {
+    await handle.close()
+    await rm(path, {force: true})
+  }
+  const seconds = (performance.now() - started) / 1000
+  return {bytes: written, seconds, throughputBps: seconds > 0 ? written / seconds : 0}
+}

@@ -1,0 +1,95 @@
+import {Pool} from 'undici'
+import {USER_AGENT} from '../net/request.js'
+
+export interface Cell {
+  connections: number
+  chunkSize: number
+  bytes: number
+  seconds: number
+  throughputBps: number
+  requests: number
+  errors: number
+  /** The mirror answered 429/503: the cell stopped rather than hammer it. */
+  throttled: boolean
+}
+
+/** Bytes for the whole run, taken before each request so that the total can never be exceeded. */
+export class ByteBudget {
+  constructor(private left: number) {}
+
+  take(want: number): number {
+    const got = Math.max(0, Math.min(want, this.left))
+    this.left -= got
+    return got
+  }
+
+  get remaining(): number {
+    return this.left
+  }
+}
+
+/**
+ * `connections` keep-alive connections, each asking for `chunkSize` ranges one after another
+ * (at spread offsets), for at most `timeMs`: what a downloader with those settings would get.
+ * Everything read is counted and dropped; nothing is written.
+ */
+export async function runCell(
+  url: string,
+  size: number,
+  connections: number,
+  chunkSize: number,
+  options: {timeMs: number; budget: ByteBudget; signal?: AbortSignal},
+): Promise<Cell> {
+  const target = new URL(url)
+  const pool = new Pool(target.origin, {connections, pipelining: 1, connect: {rejectUnauthorized: true}})
+  // A plain controller and timer: on Node 20, AbortSignal.any() over AbortSignal.timeout() can
+  // lose the timeout to garbage collection, and the cell would never end.
+  const controller = new AbortController()
+  const stop = controller.signal
+  const timer = setTimeout(() => controller.abort(), Math.max(1, Math.round(options.timeMs)))
+  const onAbort = () => controller.abort()
+  options.signal?.addEventListener('abort', onAbort, {once: true})
+  const cell: Cell = {connections, chunkSize, bytes: 0, seconds: 0, throughputBps: 0, requests: 0, errors: 0, throttled: false}
+  const started = performance.now()
+  let next = 0
+  const worker = async () => {
+    while (!stop.aborted && !cell.throttled) {
+      const length = options.budget.take(Math.min(chunkSize, size))
+      if (length === 0) return
+      const start = next % Math.max(1, size - length + 1)
+      next += chunkSize * 7 + 4096
+      cell.requests++
+      try {
+        const res = await pool.request({
+          path: target.pathname + target.search,
+          method: 'GET',
+          headers: {'user-agent': USER_AGENT, range: `bytes=${start}-${start + length - 1}`, 'accept-encoding': 'identity'},
+          signal: stop,
+        })
+        if (res.statusCode === 429 || res.statusCode === 503) {
+          cell.throttled = true
+          await res.body.dump().catch(() => {})
+          return
+        }
+        if (res.statusCode !== 206) {
+          cell.errors++
+          await res.body.dump().catch(() => {})
+          continue
+        }
+        for await (const chunk of res.body) cell.bytes += (chunk as Buffer).length
+      } catch {
+        if (!stop.aborted) cell.errors++
+      }
+    }
+  }
+  try {
+    await Promise.all(Array.from({length: connections}, worker))
+  } finally {
+    clearTimeout(timer)
+    options.signal?.removeEventListener('abort', onAbort)
+    cell.seconds = (performance.now() - started) / 1000
+    cell.throughputBps = cell.seconds > 0 ? cell.bytes / cell.seconds : 0
+    await pool.destroy().catch(() => {})
+  }
+  return cell
+}

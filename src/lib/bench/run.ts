@@ -1,0 +1,157 @@
+import {mkdirSync, writeFileSync} from 'node:fs'
+import {dirname} from 'node:path'
+import {setTimeout as sleep} from 'node:timers/promises'
+import {readNetwork} from '../system/facts.js'
+import type {SystemReader} from '../system/reader.js'
+import {formatBytes, formatRate} from '../units.js'
+import {adviseGrid, bottleneck, bufferVerdict, rankMirrors, summarizeMirror, type BufferVerdict, type GridAdvice, type MirrorSummary} from './decide.js'
+import {measureDiskWrite} from './disk.js'
+import {ByteBudget, runCell, type Cell} from './grid.js'
+import {benchResultsPath} from './link.js'
+import {probeOnce, type ProbeSample} from './probe.js'
+
+export const DEFAULT_CONNECTIONS = [1, 2, 4, 8, 16, 32]
+export const DEFAULT_CHUNKS = [1, 4, 16, 64].map((m) => m * 1024 * 1024)
+
+export interface BenchOptions {
+  mirrors: string[]
+  connections?: number[]
+  chunkSizes?: number[]
+  budgetMs?: number
+  maxBytes?: number
+  /** Run the grid on every working mirror, not just the best. */
+  all?: boolean
+  disk?: string
+  probes?: number
+  signal?: AbortSignal
+  /** Save the results where doctor, tune and pull --auto find them (default true). */
+  save?: boolean
+  env?: NodeJS.ProcessEnv
+  progress?(message: string): void
+}
+
+export interface BenchReport {
+  version: 1
+  measuredAt: string
+  mirrors: MirrorSummary[]
+  grids: Array<{url: string; cells: Cell[]; advice?: GridAdvice}>
+  recommendation?: {mirror: string; connections: number; chunkSize: number; throughputBps: number; reason: string}
+  /** What doctor and tune size TCP buffers with. */
+  link?: {bandwidthBps: number; rttMs: number}
+  buffers?: BufferVerdict & {rmemMax?: number; tcpRmemMax?: number}
+  disk?: {path: string; throughputBps: number; bytes: number; bottleneck: 'network' | 'disk'}
+  budget: {ms: number; usedMs: number; maxBytes: number; usedBytes: number}
+  interrupted: boolean
+  savedTo?: string
+}
+
+/**
+ * Probe every mirror, run the connections x chunk-size grid on the best (or all), estimate the
+ * path's BDP against the host's buffers, optionally time the disk; all inside the time and
+ * byte budgets. A mirror that answers 429/503 is left alone, not hammered.
+ */
+export async function runBench(options: BenchOptions, r: SystemReader): Promise<BenchReport> {
+  const started = performance.now()
+  const budgetMs = options.budgetMs ?? 60_000
+  const maxBytes = options.maxBytes ?? 4 * 1024 ** 3
+  const budget = new ByteBudget(maxBytes)
+  const deadline = started + budgetMs
+  const left = () => deadline - performance.now()
+  const stopped = () => Boolean(options.signal?.aborted) || left() <= 0
+  const say = options.progress ?? (() => {})
+  const probes = options.probes ?? 3
+  const report: BenchReport = {
+    version: 1,
+    measuredAt: new Date().toISOString(),
+    mirrors: [],
+    grids: [],
+    budget: {ms: budgetMs, usedMs: 0, maxBytes, usedBytes: 0},
+    interrupted: false,
+  }
+
+  // Probes: a quarter of the budget at most, shared by every mirror and repeat.
+  const probeMs = Math.max(200, Math.min(1_000, (budgetMs * 0.25) / (probes * options.mirrors.length)))
+  const summaries = await Promise.all(
+    options.mirrors.map(async (url) => {
+      const samples: ProbeSample[] = []
+      for (let i = 0; i < probes && !stopped(); i++) {
+        // Reserved, not refunded: whatever the mirror sent for this range counts against --max-bytes.
+        const readBytes = budget.take(Math.max(64 * 1024, Math.min(4 * 1024 * 1024, Math.floor(maxBytes / (4 * probes * options.mirrors.length)))))
+        if (readBytes === 0) break
+        const s = await probeOnce(url, {readBytes, readMs: probeMs, timeoutMs: Math.max(1_000, Math.min(10_000, left())), signal: options.signal})
+        samples.push(s)
+        if (s.status === 429 || s.status === 503) {
+          const wait = s.retryAfterMs ?? 1_000
+          // Wait as told if the budget allows; otherwise leave the mirror alone.
+          if (wait > left() / 2) break
+          say(`${url}: rate limited, waiting ${(wait / 1000).toFixed(0)}s as it asked`)
+          await sleep(wait, undefined, {signal: options.signal}).catch(() => {})
+        } else if (s.error) break
+      }
+      return summarizeMirror(url, samples)
+    }),
+  )
+  report.mirrors = rankMirrors(summaries)
+  for (const m of report.mirrors) say(m.ok ? `${m.url}: ${formatRate(m.throughputBps?.median ?? 0)} on one stream, first byte ${Math.round(m.ttfbMs?.median ?? 0)} ms` : `${m.url}: ${m.reason}`)
+
+  const working = report.mirrors.filter((m) => m.ok && m.size)
+  const targets = options.all ? working : working.slice(0, 1)
+  const conns = options.connections ?? DEFAULT_CONNECTIONS
+  const chunks = options.chunkSizes ?? DEFAULT_CHUNKS
+  const diskReserve = options.disk ? Math.min(10_000, budgetMs * 0.15) : 0
+  let cellsLeft = targets.length * conns.length * chunks.length
+  for (const m of targets) {
+    const grid = {url: m.url, cells: [] as Cell[], advice: undefined as GridAdvice | undefined}
+    report.grids.push(grid)
+    for (const c of conns) {
+      for (const k of chunks) {
+        if (stopped() || budget.remaining === 0) break
+        const timeMs = Math.max(100, (left() - diskReserve) / cellsLeft)
+        cellsLeft--
+        const cell = await runCell(m.finalUrl ?? m.url, m.size!, c, k, {timeMs, budget, signal: options.signal})
+        grid.cells.push(cell)
+        say(`${c} x ${formatBytes(k)}: ${formatRate(cell.throughputBps)}${cell.throttled ? ' (rate limited: stopped)' : ''}`)
+        if (cell.throttled) break
+      }
+    }
+    grid.advice = adviseGrid(grid.cells, formatRate, formatBytes)
+  }
+
+  const withAdvice = report.grids.filter((g) => g.advice).sort((a, b) => b.advice!.throughputBps - a.advice!.throughputBps)
+  const bestGrid = withAdvice[0]
+  if (bestGrid) {
+    const a = bestGrid.advice!
+    report.recommendation = {mirror: bestGrid.url, connections: a.connections, chunkSize: a.chunkSize, throughputBps: a.throughputBps, reason: a.reason}
+  }
+  const lead = report.mirrors.find((m) => m.url === (bestGrid?.url ?? working[0]?.url))
+  const bandwidth = bestGrid?.advice?.best.throughputBps ?? lead?.throughputBps?.median
+  const rtt = lead?.connectMs?.median
+  if (bandwidth && rtt !== undefined) {
+    // The TCP handshake takes one round trip: its median is the RTT.
+    const rttMs = Math.max(0.01, Math.round(rtt * 100) / 100)
+    report.link = {bandwidthBps: bandwidth, rttMs}
+    const n = readNetwork(r)
+    report.buffers = {...bufferVerdict(bandwidth, rttMs, n.rmemMax, n.tcpRmem?.[2]), rmemMax: n.rmemMax, tcpRmemMax: n.tcpRmem?.[2]}
+  }
+
+  if (options.disk && !options.signal?.aborted) {
+    const bytes = Math.min(1024 ** 3, Math.max(64 * 1024 ** 2, maxBytes / 4))
+    const d = await measureDiskWrite(options.disk, {bytes, timeMs: Math.max(500, Math.min(diskReserve, left())), signal: options.signal})
+    report.disk = {path: options.disk, throughputBps: d.throughputBps, bytes: d.bytes, bottleneck: bottleneck(bandwidth ?? Infinity, d.throughputBps)}
+  }
+
+  report.interrupted = Boolean(options.signal?.aborted)
+  report.budget.usedMs = Math.round(performance.now() - started)
+  report.budget.usedBytes = maxBytes - budget.remaining
+  if (options.save !== false && report.mirrors.length > 0) {
+    const path = benchResultsPath(options.env)
+    try {
+      mkdirSync(dirname(path), {recursive: true})
+      writeFileSync(path, JSON.stringify(report, null, 2) + '\n')
+      report.savedTo = path
+    } catch {
+      // A read-only home is no reason to lose the measurements: they are printed anyway.
+    }
+  }
+  return report
+}

@@ -1,0 +1,120 @@
+import assert from 'node:assert/strict'
+import {mkdtempSync, readFileSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
+import {after, describe, it} from 'node:test'
+import {adviseGrid, bufferVerdict, rankMirrors, stat} from '../src/lib/bench/decide.js'
+import type {Cell} from '../src/lib/bench/grid.js'
+import {runBench} from '../src/lib/bench/run.js'
+import {systemReader} from '../src/lib/system/reader.js'
+import {runCli, startCli} from './support/cli.js'
+import {makeContent, mirrors} from './support/mirror-server.js'
+
+const MiB = 1024 * 1024
+const mirror = mirrors(makeContent(64 * MiB, 51), after)
+const r = systemReader()
+
+describe('bench decisions', () => {
+  const cell = (connections: number, chunkSize: number, throughputBps: number): Cell => ({connections, chunkSize, bytes: 1, seconds: 1, throughputBps, requests: 1, errors: 0, throttled: false})
+  const fmt = (n: number) => `${n}`
+
+  it('finds the knee: the fewest connections within 95% of the best', () => {
+    const cells = [cell(1, MiB, 10), cell(2, MiB, 19), cell(4, MiB, 38), cell(4, 4 * MiB, 39), cell(8, MiB, 40), cell(16, MiB, 40.5)]
+    const a = adviseGrid(cells, fmt, fmt)!
+    assert.equal(a.connections, 4)
+    assert.equal(a.chunkSize, 4 * MiB)
+    assert.match(a.reason, /^4 x 4194304 reach 39, 96% of the best \(40\.5 at 16 x 1048576\); 2 connections reach only 19$/)
+  })
+
+  it('ranks working mirrors by one-stream speed, then first byte; failures last', () => {
+    const m = (url: string, ok: boolean, t = 0, ttfb = 0) => ({url, ok, throughputBps: stat([t]), ttfbMs: stat([ttfb])})
+    const ranked = rankMirrors([m('dead', false), m('slow', true, 10, 5), m('fast', true, 100, 50), m('fast-near', true, 98, 10)])
+    assert.deepEqual(ranked.map((x) => x.url), ['fast-near', 'fast', 'slow', 'dead'])
+  })
+
+  it('says whether TCP buffers carry the path', () => {
+    const v = bufferVerdict(1.25e9, 100, 4 * MiB, 32 * MiB)
+    assert.equal(v.bdp, 125_000_000)
+    assert.equal(v.ok, false)
+    assert.ok(Math.abs(v.perStreamCapBps! - 41_943_040) < 1)
+    assert.equal(bufferVerdict(1.25e8, 10, 64 * MiB, 64 * MiB).ok, true)
+  })
+})
+
+describe('bench against test mirrors', () => {
+  it('ranks the faster mirror first and finds the knee where the caps put it', async () => {
+    const slow = await mirror({perConnectionRate: 1 * MiB, firstByteDelayMs: 100})
+    const fast = await mirror({perConnectionRate: 2 * MiB, linkRate: 8 * MiB})
+    const report = await runBench({mirrors: [slow.url, fast.url], connections: [1, 2, 4, 8], chunkSizes: [4 * MiB], budgetMs: 10_000, save: false}, r)
+    assert.deepEqual(report.mirrors.map((m) => m.url), [fast.url, slow.url])
+    assert.equal(report.recommendation?.mirror, fast.url)
+    assert.equal(report.recommendation?.connections, 4, report.recommendation?.reason)
+    assert.ok(report.link!.bandwidthBps > 6 * MiB)
+    assert.ok(report.link!.rttMs >= 0)
+  })
+
+  it('stays within its time and byte budgets', async () => {
+    const m = await mirror()
+    const started = performance.now()
+    const report = await runBench({mirrors: [m.url], budgetMs: 3_000, maxBytes: 24 * MiB, save: false}, r)
+    const seconds = (performance.now() - started) / 1000
+    assert.ok(seconds < 3 + 2, `took ${seconds.toFixed(1)} s of a 3 s budget`)
+    assert.ok(m.bytesSent <= 24 * MiB, `the mirror sent ${m.bytesSent} bytes of a ${24 * MiB} budget`)
+    assert.equal(report.budget.maxBytes, 24 * MiB)
+    assert.ok(report.budget.usedBytes <= 24 * MiB)
+  })
+
+  it('reports each failing mirror with its reason, and leaves a 429 mirror alone', async () => {
+    const ok = await mirror()
+    const missing = await mirror({fault: () => ({status: 404})})
+    const noRange = await mirror({ignoreRange: true})
+    const limited = await mirror({fault: () => ({status: 429, retryAfter: '120'})})
+    const report = await runBench({mirrors: [ok.url, missing.url, noRange.url, limited.url, 'http://127.0.0.1:9/x'], connections: [1], chunkSizes: [MiB], budgetMs: 4_000, save: false}, r)
+    const reason = (url: string) => report.mirrors.find((x) => x.url === url)!.reason
+    assert.equal(report.mirrors[0].url, ok.url)
+    assert.match(reason(missing.url)!, /HTTP 404/)
+    assert.match(reason(noRange.url)!, /no range support/)
+    assert.match(reason(limited.url)!, /rate limited/)
+    assert.match(reason('http://127.0.0.1:9/x')!, /connection refused/)
+    assert.ok(limited.requests.length <= 1, `a rate-limited mirror got ${limited.requests.length} requests`)
+  })
+})
+
+describe('mtune bench (CLI)', () => {
+  it('saves its results, which doctor then uses for the buffer check', async () => {
+    const m = await mirror({perConnectionRate: 4 * MiB})
+    const cache = mkdtempSync(join(tmpdir(), 'mtune-xdg-'))
+    const b = await runCli(['bench', '--mirror', m.url, '--connections', '1,2', '--chunk-size', '1M', '--duration', '3', '--json'], {XDG_CACHE_HOME: cache})
+    assert.equal(b.code, 0, b.stderr)
+    const report = JSON.parse(b.stdout)
+    assert.equal(report.savedTo, join(cache, 'mtune', 'bench.json'))
+    assert.deepEqual(JSON.parse(readFileSync(report.savedTo, 'utf8')).link, report.link)
+    const d = await runCli(['doctor', 'network', '--json'], {XDG_CACHE_HOME: cache})
+    assert.equal(JSON.parse(d.stdout).link.source, 'bench')
+  })
+
+  it('prints a table and a recommendation, and refuses bad lists', async () => {
+    const m = await mirror()
+    const b = await runCli(['bench', '--mirror', m.url, '--connections', '1,2', '--chunk-size', '1M,4M', '--duration', '3'], {XDG_CACHE_HOME: mkdtempSync(join(tmpdir(), 'x-'))})
+    assert.equal(b.code, 0, b.stderr)
+    assert.match(b.stdout, /Connections x chunk size on/)
+    assert.match(b.stdout, /Recommended: \d connections? x [\d.]+ MiB chunks/)
+    for (const bad of [['--connections', '1,x'], ['--chunk-size', '1Q'], ['--max-bytes', '10K']]) {
+      const e = await runCli(['bench', '--mirror', m.url, ...bad])
+      assert.equal(e.code, 2, `${bad.join(' ')}: ${e.stderr}`)
+    }
+  })
+
+  it('Ctrl-C prints what was measured so far', async () => {
+    const m = await mirror({perConnectionRate: 2 * MiB})
+    const run = startCli(['bench', '--mirror', m.url, '--duration', '120'], {XDG_CACHE_HOME: mkdtempSync(join(tmpdir(), 'x-'))})
+    const deadline = Date.now() + 30_000
+    // Three probes, then the grid's first requests: measuring is under way.
+    while (m.requests.length < 6 && Date.now() < deadline) await new Promise((res) => setTimeout(res, 50))
+    run.child.kill('SIGINT')
+    const out = await run.done
+    assert.equal(out.code, 130, out.stderr)
+    assert.match(out.stdout, /Interrupted: these are the measurements made so far/)
+    assert.match(out.stdout, /Mirrors/)
+  })
+})
