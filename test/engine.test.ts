@@ -85,8 +85,8 @@ describe('pull engine', () => {
   })
 
   for (const [name, fault] of [
-    ['reset', {reset: 300 * 1024}],
-    ['truncated body', {truncate: 300 * 1024}],
+    ['reset', {reset: 100 * 1024}],
+    ['truncated body', {truncate: 100 * 1024}],
   ] as const) {
     it(`retries a ${name} and keeps what arrived`, async () => {
       const m = await mirror({fault: (r) => (r.index === 1 || r.index === 3 ? fault : undefined)})

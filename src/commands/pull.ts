@@ -9,6 +9,12 @@ import {MtuneCommand} from '../lib/ui/base-command.js'
 import {createReporter, progressMode, type Reporter} from '../lib/ui/progress.js'
 import {describeFiles, describePlan, describeResult, planJson} from '../lib/ui/pull-output.js'
 import {mask} from '../lib/ui/secrets.js'
+import {pullAuto} from '../lib/auto/pull-auto.js'
+import {describeDecision} from '../lib/auto/decide.js'
+import {systemReader} from '../lib/system/reader.js'
+import {STATE_PATH} from '../lib/tune/apply.js'
+import {renderResults} from '../lib/ui/tune-output.js'
+import {mark} from '../lib/ui/colors.js'
 import {parseRate, parseSize} from '../lib/units.js'
 
 export default class Pull extends MtuneCommand {
@@ -43,12 +49,16 @@ Exit codes: 0 done, 2 bad input, 3 the server refused or kept failing, 4 digest 
     'local-dir': Flags.string({description: 'hf:// and modelscope://: write a plain directory tree instead of the cache.'}),
     include: Flags.string({multiple: true, description: 'hf:// and modelscope://: only files matching this glob (repeatable).'}),
     exclude: Flags.string({multiple: true, description: 'hf:// and modelscope://: skip files matching this glob (repeatable).'}),
-    endpoint: Flags.string({description: 'hf:// and modelscope://: the hub endpoint or mirror (default: HF_ENDPOINT / MODELSCOPE_ENDPOINT).'}),
+    endpoint: Flags.string({multiple: true, description: 'hf:// and modelscope://: the hub endpoint or mirror (default: HF_ENDPOINT / MODELSCOPE_ENDPOINT); with --auto, repeatable candidates.'}),
+    auto: Flags.boolean({description: 'Check the machine, measure the candidate mirrors, pick mirror, connections and chunk size, say why, then pull.'}),
+    budget: Flags.integer({min: 1, max: 600, default: 10, description: 'With --auto: seconds for measuring the candidates.'}),
+    tune: Flags.boolean({description: 'With --auto: apply the host tuning first (root; sudo mtune tune --rollback undoes it).'}),
+    'public-mirrors': Flags.boolean({default: true, allowNo: true, description: 'With --auto: also try well-known public mirrors (hf-mirror.com for hf://).'}),
     insecure: Flags.boolean({description: 'ollama://: talk plain http to the registry.'}),
-    'dry-run': Flags.boolean({description: 'Model sources: print the plan and write nothing.'}),
+    'dry-run': Flags.boolean({description: 'Print the plan (model sources) or the --auto decision, and write nothing.'}),
     connections: Flags.integer({char: 'c', min: 1, max: 256, description: 'Connections to start with; more are added while throughput grows. [default: 16]'}),
     'max-connections': Flags.integer({min: 1, max: 256, description: 'Most connections open at once (for a model: over all its files). [default: 64]'}),
-    'chunk-size': Flags.string({description: 'Smallest piece a range is split into, e.g. 1M, 4M. [default: 1M]'}),
+    'chunk-size': Flags.string({description: 'How much one request asks for, e.g. 4M or 16M, as mtune bench measures it. [default: adapted to ~3 s of a connection]'}),
     sha256: Flags.string({description: 'URLs: expected sha256 (64 hex digits); a mismatch is an error and the file is not kept.'}),
     mirror: Flags.string({multiple: true, description: 'URLs: another URL of the same file; used at the same time, dropped if it fails or differs.'}),
     'limit-rate': Flags.string({description: 'Cap on the whole download, e.g. 50M (bytes/s) or 400Mbit.'}),
@@ -69,11 +79,15 @@ Exit codes: 0 done, 2 bad input, 3 the server refused or kept failing, 4 digest 
     }
     if (limitRate === 0) throw new MtuneError('bad-size', '--limit-rate must be more than 0', ExitCode.usage)
     if (ref.kind !== 'url') {
-      for (const flag of ['output', 'sha256', 'mirror', 'force'] as const) {
+      for (const flag of ['output', 'sha256', 'force', ...(flags.auto ? [] : (['mirror'] as const))] as const) {
         if (flags[flag] !== undefined && flags[flag] !== false) {
           throw new MtuneError('bad-flag', `--${flag} applies to URLs only; for ${ref.kind} sources use --local-dir${ref.kind === 'ollama' ? ' (hf, modelscope) or OLLAMA_MODELS' : ''}`, ExitCode.usage)
         }
       }
+    }
+    if (!flags.auto) {
+      for (const flag of ['tune'] as const) if (flags[flag]) throw new MtuneError('bad-flag', `--${flag} needs --auto`, ExitCode.usage)
+      if ((flags.endpoint?.length ?? 0) > 1) throw new MtuneError('bad-flag', 'several --endpoint values need --auto (which measures them); give one', ExitCode.usage)
     }
     const reporter = createReporter(json ? 'none' : progressMode(process.stderr, flags.quiet))
     const events: PullEvents = {
@@ -83,6 +97,41 @@ Exit codes: 0 done, 2 bad input, 3 the server refused or kept failing, 4 digest 
       debug: flags.debug ? (m) => reporter.info(mask(m)) : undefined,
     }
     return this.withSignals(reporter, async (signal) => {
+      if (flags.auto) {
+        const auto = await pullAuto(
+          ref,
+          {
+            source: args.source,
+            mirrors: flags.mirror ?? [],
+            endpoints: flags.endpoint ?? [],
+            publicMirrors: flags['public-mirrors'],
+            budgetMs: flags.budget * 1000,
+            output: flags.output,
+            sha256: flags.sha256,
+            force: flags.force,
+            tune: flags.tune,
+            dryRun: flags['dry-run'],
+            maxConnections: flags['max-connections'],
+            stallTimeoutMs: flags['stall-timeout'] * 1000,
+            maxRetries: flags.retries,
+            limitRate,
+            signal,
+            uid: process.getuid?.() ?? 0,
+            onDecision: (d) => {
+              if (!json && !flags.quiet) for (const line of describeDecision(d)) reporter.info(line)
+            },
+            onTune: (t) => {
+              if (!json && !flags.quiet) reporter.info(renderResults(t, STATE_PATH))
+            },
+          },
+          systemReader(),
+          events,
+        )
+        reporter.stop()
+        if (!json && !flags.quiet && auto.result) this.log(describeResult(auto.result))
+        if (!json && !flags.quiet && auto.files) this.log(`${mark.ok()} ${args.source}: ${auto.files.filter((f) => !f.skipped).length} files pulled, ${auto.files.filter((f) => f.skipped).length} already present, all verified`)
+        return auto
+      }
       const common = {stallTimeoutMs: flags['stall-timeout'] * 1000, maxRetries: flags.retries, limitRate, signal}
       if (ref.kind === 'url') {
         const result = await pull(
@@ -106,7 +155,7 @@ Exit codes: 0 done, 2 bad input, 3 the server refused or kept failing, 4 digest 
       const dispatcher = createDispatcher({stallTimeoutMs: common.stallTimeoutMs})
       try {
         const started = performance.now()
-        const plan = await resolvePlan(ref, {endpoint: flags.endpoint, include: flags.include, exclude: flags.exclude, localDir: flags['local-dir']}, {dispatcher, signal, warn: events.warn})
+        const plan = await resolvePlan(ref, {endpoint: flags.endpoint?.[0], include: flags.include, exclude: flags.exclude, localDir: flags['local-dir']}, {dispatcher, signal, warn: events.warn})
         if (!json && !flags.quiet) {
           reporter.info(describePlan(plan, flags['dry-run']))
           for (const note of plan.notes) reporter.info(note)

@@ -104,6 +104,8 @@ export interface MirrorServer {
   bytesSent: number
   connections: number
   setOptions(patch: Partial<MirrorOptions>): void
+  /** Cut every open connection, as a mirror that dies does. */
+  dropConnections(): void
   close(): Promise<void>
 }
 
@@ -266,6 +268,9 @@ export async function startMirror(initial: MirrorOptions): Promise<MirrorServer>
     setOptions(patch) {
       options = {...options, ...patch}
       if (patch.linkRate !== undefined) linkBucket = undefined
+    },
+    dropConnections() {
+      for (const socket of sockets.keys()) socket.destroy()
     },
     async close() {
       server.closeAllConnections()

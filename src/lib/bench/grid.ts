@@ -1,3 +1,4 @@
+import {setMaxListeners} from 'node:events'
 import {Pool} from 'undici'
 import {USER_AGENT} from '../net/request.js'
 
@@ -46,6 +47,8 @@ export async function runCell(
   // lose the timeout to garbage collection, and the cell would never end.
   const controller = new AbortController()
   const stop = controller.signal
+  // Every connection of the cell listens to it.
+  setMaxListeners(0, stop)
   const timer = setTimeout(() => controller.abort(), Math.max(1, Math.round(options.timeMs)))
   const onAbort = () => controller.abort()
   options.signal?.addEventListener('abort', onAbort, {once: true})

@@ -17,6 +17,11 @@ export interface RunOptions {
   maxRetries?: number
   limitRate?: number
   signal?: AbortSignal
+  /** Connections each file starts with (default 16, within the budget). */
+  connections?: number
+  chunkSize?: number
+  /** Other URLs of the same file (the same repo on other endpoints): failover without refetching. */
+  mirrorsFor?: (file: PlannedFile) => string[]
 }
 
 export interface FileResult {
@@ -95,7 +100,9 @@ async function pullOne(
         force: true,
         budget,
         dispatcher: options.dispatcher,
-        connections: Math.min(16, budget.max),
+        connections: Math.min(options.connections ?? 16, budget.max),
+        chunkSize: options.chunkSize,
+        mirrors: options.mirrorsFor?.(file),
         maxConnections: budget.max,
         stallTimeoutMs: options.stallTimeoutMs,
         maxRetries: options.maxRetries,

@@ -84,6 +84,7 @@ export class Connection {
         ctx.journal.recordWritten(seg.pos, seg.pos + writable)
         ctx.segments.advance(seg, writable)
         this.source.bytes += writable
+        this.source.failures = 0
         ctx.onWritten(writable)
       }
       chunks = []

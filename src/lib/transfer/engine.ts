@@ -37,7 +37,10 @@ export interface PullOptions {
   /** Connections to start with. */
   connections?: number
   maxConnections?: number
-  /** Smallest piece a range is split into. */
+  /**
+   * How much one request asks for (what `mtune bench` calls the chunk size). Default: adapted
+   * to about 3 s of one connection's transfer. Ranges are never split below min(1 MiB, this).
+   */
   chunkSize?: number
   sha256?: string
   /** Bytes per second for the whole pull. */
@@ -117,6 +120,8 @@ const DEFAULTS = {connections: 16, maxConnections: 64, chunkSize: 1024 * 1024, s
 const TICK_MS = 200
 const CHECKPOINT_MS = 1_000
 const MAX_RESTARTS = 3
+/** Consecutive failures, with no byte in between, after which a source is dropped when others remain. */
+const SOURCE_FAILURE_LIMIT = 4
 /** What the probe request asks for; its body becomes the first piece. */
 const FIRST_PIECE = 4 * 1024 * 1024
 
@@ -289,7 +294,7 @@ class Transfer {
     const now = performance.now()
     this.size = file.size
     this.ranged = file.ranges && file.size !== undefined
-    this.minSplit = Math.max(64 * 1024, options.chunkSize ?? DEFAULTS.chunkSize)
+    this.minSplit = Math.max(64 * 1024, Math.min(DEFAULTS.chunkSize, options.chunkSize ?? DEFAULTS.chunkSize))
     this.maxRetries = options.maxRetries ?? DEFAULTS.maxRetries
     this.random = options.random ?? Math.random
     this.trustedOrigin = new URL(file.url).origin
@@ -538,6 +543,7 @@ class Transfer {
    * connection's transfer), short enough that a connection rarely has to abort one.
    */
   private requestBytes(): number {
+    if (this.options.chunkSize) return Math.max(this.minSplit, this.options.chunkSize)
     const typical = this.typicalRate(performance.now()) ?? 4 * 1024 * 1024
     return Math.round(Math.min(64 * 1024 * 1024, Math.max(2 * this.minSplit, typical * 3)))
   }
@@ -624,6 +630,16 @@ class Transfer {
         break
       }
       default:
+        // With other sources at hand, a failing one rests, and one that keeps failing is dropped:
+        // its connections move to the next best without losing a byte already written.
+        source.failures++
+        if (others) {
+          if (source.failures >= SOURCE_FAILURE_LIMIT) {
+            this.dropSource(source, `${source.failures} failures in a row (${e.message}): switching to the other sources`)
+            return 0
+          }
+          source.cooldownUntil = Math.max(source.cooldownUntil, now + backoffDelay(source.failures, this.random))
+        }
         break
     }
     this.failuresSinceProgress++

@@ -16,6 +16,8 @@ export interface Source {
   resolvedAt: number
   /** Bytes of the file this source delivered. */
   bytes: number
+  /** Failures in a row with no byte from it in between. */
+  failures: number
   droppedWhy?: string
   /** What requests to `target` carry: credentials only if it is the origin they were given for. */
   headers: Record<string, string>
@@ -33,7 +35,7 @@ export function newSource(
   now: number,
   headers: Record<string, string> = {},
 ): Source {
-  return {url, target, ...validators, primary, alive: true, active: 0, cooldownUntil: 0, resolvedAt: now, bytes: 0, headers}
+  return {url, target, ...validators, primary, alive: true, active: 0, cooldownUntil: 0, resolvedAt: now, bytes: 0, failures: 0, headers}
 }
 
 export const validatorOf = (source: Source) => ifRangeValidator(source)

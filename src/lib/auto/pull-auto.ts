@@ -1,0 +1,100 @@
+import {stat} from 'node:fs/promises'
+import {dirname, resolve} from 'node:path'
+import {createDispatcher} from '../net/dispatcher.js'
+import type {SourceRef} from '../sources/reference.js'
+import {runPlan, type FileResult} from '../sources/run-plan.js'
+import type {SystemReader} from '../system/reader.js'
+import {pull, type PullEvents, type PullResult} from '../transfer/engine.js'
+import {fileWriter} from '../tune/apply.js'
+import {tune, type TuneReport} from '../tune/run.js'
+import {findCandidates} from './candidates.js'
+import {decideAuto, type AutoDecision} from './decide.js'
+
+export interface AutoOptions {
+  source: string
+  mirrors: string[]
+  endpoints: string[]
+  publicMirrors: boolean
+  budgetMs: number
+  output?: string
+  sha256?: string
+  force?: boolean
+  tune?: boolean
+  dryRun?: boolean
+  maxConnections?: number
+  stallTimeoutMs: number
+  maxRetries: number
+  limitRate?: number
+  signal?: AbortSignal
+  uid: number
+  /** Shown before anything is downloaded. */
+  onDecision?(decision: AutoDecision): void
+  onTune?(report: TuneReport): void
+}
+
+export interface AutoResult {
+  decision: AutoDecision
+  dryRun: boolean
+  tuning?: TuneReport
+  result?: PullResult
+  files?: FileResult[]
+}
+
+/** Where a URL's file would go, for the preflight: -o's directory, or the current one. */
+async function outputDir(output: string | undefined): Promise<string> {
+  if (!output) return process.cwd()
+  const info = await stat(output).catch(() => undefined)
+  return info?.isDirectory() || output.endsWith('/') ? resolve(output) : dirname(resolve(output))
+}
+
+/** pull --auto: check the machine, measure the mirrors, decide, say why, (tune,) and pull. */
+export async function pullAuto(ref: SourceRef, options: AutoOptions, r: SystemReader, events: PullEvents): Promise<AutoResult> {
+  const dispatcher = createDispatcher({stallTimeoutMs: options.stallTimeoutMs})
+  try {
+    const candidates = await findCandidates(ref, {mirrors: options.mirrors, endpoints: options.endpoints, publicMirrors: options.publicMirrors, dispatcher, signal: options.signal})
+    const decision = await decideAuto(options.source, candidates, {path: await outputDir(options.output), budgetMs: options.budgetMs, signal: options.signal, progress: events.info}, r)
+    options.onDecision?.(decision)
+    if (options.dryRun) return {decision, dryRun: true}
+    let tuning: TuneReport | undefined
+    if (options.tune) {
+      tuning = await tune(r, fileWriter(r), {path: decision.path, apply: true, uid: options.uid})
+      options.onTune?.(tuning)
+    }
+    const common = {stallTimeoutMs: options.stallTimeoutMs, maxRetries: options.maxRetries, limitRate: options.limitRate, signal: options.signal}
+    if (ref.kind === 'url') {
+      const result = await pull(
+        {
+          url: decision.chosen.url,
+          mirrors: decision.fallbacks.map((f) => f.url),
+          output: options.output,
+          sha256: options.sha256,
+          force: options.force,
+          connections: decision.connections,
+          maxConnections: options.maxConnections,
+          chunkSize: decision.chunkSize,
+          ...common,
+        },
+        events,
+      )
+      return {decision, dryRun: false, tuning, result}
+    }
+    const chosen = candidates.find((c) => c.url === decision.chosen.url)!.plan!
+    const others = decision.fallbacks.map((f) => candidates.find((c) => c.url === f.url)?.plan).filter((p) => p !== undefined)
+    const files = await runPlan(
+      chosen,
+      {
+        dispatcher,
+        maxConnections: options.maxConnections,
+        connections: decision.connections,
+        chunkSize: decision.chunkSize,
+        // The same file on the other endpoints: used if faster, taken over if the chosen one fails.
+        mirrorsFor: (file) => others.map((p) => p.files.find((f) => f.name === file.name)?.url).filter((u): u is string => Boolean(u)),
+        ...common,
+      },
+      events,
+    )
+    return {decision, dryRun: false, tuning, files}
+  } finally {
+    await dispatcher.destroy().catch(() => {})
+  }
+}

@@ -1,0 +1,110 @@
+import assert from 'node:assert/strict'
+import {existsSync, mkdtempSync, readFileSync, readdirSync} from 'node:fs'
+import {createServer} from 'node:http'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
+import {after, describe, it} from 'node:test'
+import {runCli, startCli} from './support/cli.js'
+import {makeContent, mirrors, sha256} from './support/mirror-server.js'
+
+const MiB = 1024 * 1024
+const content = makeContent(24 * MiB, 61)
+const digest = sha256(content)
+const mirror = mirrors(content, after)
+const dir = () => mkdtempSync(join(tmpdir(), 'mtune-auto-'))
+/** Each run its own cache, so that no test reuses another's bench results. */
+const env = () => ({XDG_CACHE_HOME: dir()})
+
+describe('mtune pull --auto', () => {
+  it('picks the faster mirror and the connection count its caps call for, then pulls', async () => {
+    const slow = await mirror({perConnectionRate: 1 * MiB, linkRate: 2 * MiB, firstByteDelayMs: 80})
+    const fast = await mirror({perConnectionRate: 2 * MiB, linkRate: 8 * MiB})
+    const out = dir()
+    const r = await runCli(['pull', '--auto', slow.url, '--mirror', fast.url, '--no-public-mirrors', '--budget', '5', '-o', out, '--json'], env())
+    assert.equal(r.code, 0, r.stderr)
+    const doc = JSON.parse(r.stdout)
+    assert.equal(doc.decision.chosen.url, fast.url)
+    assert.equal(doc.decision.connections, 4, doc.decision.reasons.connections)
+    assert.match(doc.decision.reasons.mirror, /fastest of 2 working candidates/)
+    assert.deepEqual(doc.decision.fallbacks.map((f: {url: string}) => f.url), [slow.url])
+    assert.equal(doc.result.sha256, digest)
+    assert.equal(sha256(readFileSync(join(out, 'model.bin'))), digest)
+  })
+
+  it('fails over to the next mirror when the chosen one dies, without refetching what is done', async () => {
+    // Link caps make the pull last long enough for the chosen mirror to die half-way.
+    const fast = await mirror({perConnectionRate: 2 * MiB, linkRate: 4 * MiB})
+    const slow = await mirror({perConnectionRate: 1 * MiB, linkRate: 3 * MiB, firstByteDelayMs: 50})
+    const run = startCli(['pull', '--auto', fast.url, '--mirror', slow.url, '--no-public-mirrors', '--budget', '3', '-o', dir()], env())
+    let stderr = ''
+    run.child.stderr!.on('data', (d) => (stderr += d))
+    const deadline = Date.now() + 60_000
+    while (!/Decision for/.test(stderr) && Date.now() < deadline) await new Promise((res) => setTimeout(res, 20))
+    const base = {fast: fast.bytesSent, slow: slow.bytesSent}
+    while (fast.bytesSent - base.fast < 6 * MiB && Date.now() < deadline) await new Promise((res) => setTimeout(res, 20))
+    fast.setOptions({fault: () => ({reset: 0})})
+    fast.dropConnections()
+    const r = await run.done
+    assert.equal(r.code, 0, r.stderr)
+    assert.match(r.stderr, /dropping source .*failures in a row.*switching to the other sources/)
+    const pulled = fast.bytesSent - base.fast + slow.bytesSent - base.slow
+    assert.ok(pulled <= content.length * 1.15, `fetched ${(pulled / content.length).toFixed(2)} x the file after the decision`)
+  })
+
+  it('stops before downloading when the preflight fails (too little space)', async () => {
+    const huge = 100 * 1024 ** 4
+    const requests: string[] = []
+    const server = createServer((req, res) => {
+      requests.push(req.headers.range ?? '')
+      const [, from, to] = /bytes=(\d+)-(\d*)/.exec(req.headers.range ?? '') ?? ['', '0', '']
+      const end = to ? Number(to) : huge - 1
+      res.writeHead(206, {'content-range': `bytes ${from}-${end}/${huge}`})
+      res.end(Buffer.alloc(Math.min(64 * 1024, end - Number(from) + 1)))
+    })
+    await new Promise<void>((res) => server.listen(0, '127.0.0.1', res))
+    after(() => server.close())
+    const out = dir()
+    const url = `http://127.0.0.1:${(server.address() as {port: number}).port}/huge.bin`
+    const r = await runCli(['pull', '--auto', url, '--no-public-mirrors', '--budget', '2', '-o', out], env())
+    assert.equal(r.code, 5, r.stderr)
+    assert.match(r.stderr, /^Error: preflight failed, nothing was downloaded: Free space: .* 100 TiB/m)
+    assert.match(r.stderr, /fix: free /)
+    assert.deepEqual(readdirSync(out), [], 'nothing written')
+  })
+
+  it('--dry-run stops after the decision; --json gives it as one document', async () => {
+    const m = await mirror()
+    const out = dir()
+    const r = await runCli(['pull', '--auto', m.url, '--no-public-mirrors', '--budget', '2', '-o', out, '--dry-run'], env())
+    assert.equal(r.code, 0, r.stderr)
+    assert.match(r.stderr, /Decision for .*\n.*mirror {7}http:\/\/127\.0\.0\.1/)
+    assert.match(r.stderr, /connections {2}\d+, chunks of/)
+    assert.match(r.stderr, /expected {5}24\.0 MiB to fetch, about \d+ s/)
+    assert.match(r.stderr, /host tuning/)
+    assert.ok(!existsSync(join(out, 'model.bin')) && readdirSync(out).length === 0)
+    const j = await runCli(['pull', '--auto', m.url, '--no-public-mirrors', '--budget', '2', '-o', out, '--dry-run', '--json'], env())
+    const doc = JSON.parse(j.stdout)
+    assert.equal(doc.dryRun, true)
+    for (const key of ['chosen', 'connections', 'chunkSize', 'reasons', 'preflight', 'tuning', 'candidates', 'bench']) assert.ok(key in doc.decision, key)
+  })
+
+  it('reuses a recent mtune bench of the same mirrors instead of measuring again', async () => {
+    const m = await mirror()
+    const cache = env()
+    const b = await runCli(['bench', '--mirror', m.url, '--connections', '1,2', '--chunk-size', '1M', '--duration', '2'], cache)
+    assert.equal(b.code, 0, b.stderr)
+    const before = m.requests.length
+    const r = await runCli(['pull', '--auto', m.url, '--no-public-mirrors', '-o', dir(), '--dry-run', '--json'], cache)
+    assert.equal(r.code, 0, r.stderr)
+    assert.equal(JSON.parse(r.stdout).decision.bench.reused, true)
+    assert.equal(m.requests.length, before, 'no request to measure again')
+  })
+
+  it('--tune and several --endpoint need --auto', async () => {
+    for (const args of [['--tune'], ['--endpoint', 'https://a', '--endpoint', 'https://b']]) {
+      const r = await runCli(['pull', 'hf://acme/x', ...args])
+      assert.equal(r.code, 2, r.stderr)
+      assert.match(r.stderr, /need.* --auto/)
+    }
+  })
+})
