@@ -1,10 +1,7 @@
 import {Flags} from '@oclif/core'
 import {ExitCode, usageError} from '../lib/errors.js'
-import {DEFAULT_CONNECTIONS, runBench} from '../lib/bench/run.js'
-import {expandMirrors} from '../lib/bench/targets.js'
-import {systemReader} from '../lib/system/reader.js'
+import {DEFAULT_CONNECTIONS} from '../lib/bench/defaults.js'
 import {MtuneCommand} from '../lib/ui/base-command.js'
-import {renderBench} from '../lib/ui/bench-output.js'
 import {mark} from '../lib/ui/colors.js'
 import {parseSize} from '../lib/units.js'
 
@@ -41,6 +38,13 @@ Exit codes: 0 measured, 2 bad input, 3 no mirror answered, 130 interrupted (what
 
   async run(): Promise<unknown> {
     const {flags} = await this.parse(Bench)
+    // Loaded here, not at the top: oclif imports every command to list them.
+    const [{runBench}, {expandMirrors}, {systemReader}, {renderBench}] = await Promise.all([
+      import('../lib/bench/run.js'),
+      import('../lib/bench/targets.js'),
+      import('../lib/system/reader.js'),
+      import('../lib/ui/bench-output.js'),
+    ])
     const list = (text: string | undefined, what: string, parse: (s: string) => number) =>
       text === undefined ? undefined : text.split(',').map((s) => s.trim()).filter(Boolean).map((s) => {
         const v = parse(s)

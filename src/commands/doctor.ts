@@ -1,11 +1,7 @@
 import {Args, Flags} from '@oclif/core'
 import {usageError} from '../lib/errors.js'
-import {modelSize} from '../lib/doctor/model-size.js'
 import {GROUPS, type Group} from '../lib/doctor/finding.js'
-import {decide, gatherFacts, tally} from '../lib/doctor/run.js'
-import {systemReader} from '../lib/system/reader.js'
 import {MtuneCommand} from '../lib/ui/base-command.js'
-import {renderFindings, summaryLine} from '../lib/ui/doctor-output.js'
 import {mark} from '../lib/ui/colors.js'
 import {parseRate, parseSize} from '../lib/units.js'
 
@@ -42,6 +38,13 @@ Exit codes: 0 when nothing fails (warnings do not fail), 1 when a check fails, 2
 
   async run(): Promise<unknown> {
     const {argv, flags} = await this.parse(Doctor)
+    // Loaded here, not at the top: oclif imports every command to list them.
+    const [{modelSize}, {decide, gatherFacts, tally}, {systemReader}, {renderFindings, summaryLine}] = await Promise.all([
+      import('../lib/doctor/model-size.js'),
+      import('../lib/doctor/run.js'),
+      import('../lib/system/reader.js'),
+      import('../lib/ui/doctor-output.js'),
+    ])
     const groups = (argv as string[]).map((g) => g.toLowerCase())
     for (const g of groups) {
       if (!GROUPS.includes(g as Group)) throw usageError('bad-check', `unknown check "${g}": choose from ${GROUPS.join(', ')}`)

@@ -1,21 +1,30 @@
 import {Args, Flags} from '@oclif/core'
 import {ExitCode, MtuneError} from '../lib/errors.js'
-import {createDispatcher} from '../lib/net/dispatcher.js'
 import {parseSource} from '../lib/sources/reference.js'
-import {resolvePlan} from '../lib/sources/resolve.js'
-import {runPlan} from '../lib/sources/run-plan.js'
-import {pull, type PullEvents} from '../lib/transfer/engine.js'
+import type {PullEvents} from '../lib/transfer/engine.js'
 import {MtuneCommand} from '../lib/ui/base-command.js'
-import {createReporter, progressMode, type Reporter} from '../lib/ui/progress.js'
-import {describeFiles, describePlan, describeResult, planJson} from '../lib/ui/pull-output.js'
-import {mask} from '../lib/ui/secrets.js'
-import {pullAuto} from '../lib/auto/pull-auto.js'
-import {describeDecision} from '../lib/auto/decide.js'
-import {systemReader} from '../lib/system/reader.js'
-import {STATE_PATH} from '../lib/tune/apply.js'
-import {renderResults} from '../lib/ui/tune-output.js'
 import {mark} from '../lib/ui/colors.js'
+import type {Reporter} from '../lib/ui/progress.js'
+import {mask} from '../lib/ui/secrets.js'
 import {parseRate, parseSize} from '../lib/units.js'
+
+// oclif imports every command to list them: the heavy parts load only when this one runs.
+const load = async () => {
+  const [dispatcher, resolve, runPlan, engine, progress, output, auto, decide, reader, apply, tuneOutput] = await Promise.all([
+    import('../lib/net/dispatcher.js'),
+    import('../lib/sources/resolve.js'),
+    import('../lib/sources/run-plan.js'),
+    import('../lib/transfer/engine.js'),
+    import('../lib/ui/progress.js'),
+    import('../lib/ui/pull-output.js'),
+    import('../lib/auto/pull-auto.js'),
+    import('../lib/auto/decide.js'),
+    import('../lib/system/reader.js'),
+    import('../lib/tune/apply.js'),
+    import('../lib/ui/tune-output.js'),
+  ])
+  return {...dispatcher, ...resolve, ...runPlan, ...engine, ...progress, ...output, ...auto, ...decide, ...reader, STATE_PATH: apply.STATE_PATH, ...tuneOutput}
+}
 
 export default class Pull extends MtuneCommand {
   static override summary = 'Download a file or a model fast, resumably and verified.'
@@ -89,6 +98,8 @@ Exit codes: 0 done, 2 bad input, 3 the server refused or kept failing, 4 digest 
       for (const flag of ['tune'] as const) if (flags[flag]) throw new MtuneError('bad-flag', `--${flag} needs --auto`, ExitCode.usage)
       if ((flags.endpoint?.length ?? 0) > 1) throw new MtuneError('bad-flag', 'several --endpoint values need --auto (which measures them); give one', ExitCode.usage)
     }
+    const {createReporter, progressMode, pull, pullAuto, describeDecision, systemReader, STATE_PATH, renderResults, describeResult, createDispatcher, resolvePlan, describePlan, planJson, runPlan, describeFiles} =
+      await load()
     const reporter = createReporter(json ? 'none' : progressMode(process.stderr, flags.quiet))
     const events: PullEvents = {
       info: (m) => reporter.info(mask(m)),

@@ -1,11 +1,8 @@
 import {Flags} from '@oclif/core'
 import {join} from 'node:path'
 import {usageError} from '../lib/errors.js'
-import {systemReader} from '../lib/system/reader.js'
-import {STATE_PATH, fileWriter} from '../lib/tune/apply.js'
-import {tune} from '../lib/tune/run.js'
+import {STATE_PATH} from '../lib/tune/apply.js'
 import {MtuneCommand} from '../lib/ui/base-command.js'
-import {renderResults, renderSuggestions} from '../lib/ui/tune-output.js'
 import {parseRate} from '../lib/units.js'
 
 export default class Tune extends MtuneCommand {
@@ -39,6 +36,13 @@ Exit codes: 0 done, 1 a setting could not be applied or restored (the others sti
 
   async run(): Promise<unknown> {
     const {flags} = await this.parse(Tune)
+    // Loaded here, not at the top: oclif imports every command to list them.
+    const [{systemReader}, {fileWriter}, {tune}, {renderResults, renderSuggestions}] = await Promise.all([
+      import('../lib/system/reader.js'),
+      import('../lib/tune/apply.js'),
+      import('../lib/tune/run.js'),
+      import('../lib/ui/tune-output.js'),
+    ])
     const rttMs = flags.rtt === undefined ? undefined : Number(flags.rtt)
     if (rttMs !== undefined && !(rttMs > 0 && rttMs <= 10_000)) throw usageError('bad-rtt', `invalid --rtt "${flags.rtt}": give milliseconds between 0 and 10000, e.g. 80`)
     const bandwidthBps = flags.bandwidth ? parseRate(flags.bandwidth, '--bandwidth') : undefined

@@ -10,8 +10,9 @@ import {ByteBudget, runCell, type Cell} from './grid.js'
 import {benchResultsPath} from './link.js'
 import {probeOnce, type ProbeSample} from './probe.js'
 
-export const DEFAULT_CONNECTIONS = [1, 2, 4, 8, 16, 32]
-export const DEFAULT_CHUNKS = [1, 4, 16, 64].map((m) => m * 1024 * 1024)
+import {DEFAULT_CHUNKS, DEFAULT_CONNECTIONS} from './defaults.js'
+
+export {DEFAULT_CHUNKS, DEFAULT_CONNECTIONS}
 
 export interface BenchOptions {
   mirrors: string[]

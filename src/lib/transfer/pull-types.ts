@@ -1,0 +1,78 @@
+import type {Dispatcher} from 'undici'
+import type {ConnectionBudget} from './connection-budget.js'
+import type {OpenPartFile} from './part-file.js'
+
+export interface PullOptions {
+  url: string
+  mirrors?: string[]
+  /** A file, or an existing directory. */
+  output?: string
+  /** Connections to start with. */
+  connections?: number
+  maxConnections?: number
+  /**
+   * How much one request asks for (what `mtune bench` calls the chunk size). Default: adapted
+   * to about 3 s of one connection's transfer. Ranges are never split below min(1 MiB, this).
+   */
+  chunkSize?: number
+  sha256?: string
+  /** Bytes per second for the whole pull. */
+  limitRate?: number
+  force?: boolean
+  stallTimeoutMs?: number
+  /** Failed attempts in a row, with no byte of progress, before giving up. */
+  maxRetries?: number
+  /** Sent to the URL's own origin only (a token, say); never to a CDN or a mirror. */
+  headers?: Record<string, string>
+  /** Where partial data lives; default: beside the destination, as DEST.part. */
+  partPath?: string
+  /** A further check of the complete part file before it is renamed into place. */
+  verify?: (partPath: string, sha256: string) => Promise<void>
+  /** Connections shared with other pulls running at the same time. */
+  budget?: ConnectionBudget
+  /** A dispatcher shared with other pulls (keep-alive connections to the same hosts). */
+  dispatcher?: Dispatcher
+  signal?: AbortSignal
+  openPartFile?: OpenPartFile
+  random?: () => number
+}
+
+export interface Progress {
+  size?: number
+  done: number
+  rate: number
+  etaSeconds?: number
+  connections: number
+  elapsedMs: number
+}
+
+export interface PullEvents {
+  info?(message: string): void
+  warn?(message: string): void
+  progress?(progress: Progress): void
+  /** Scheduling details for --debug. */
+  debug?(message: string): void
+}
+
+export interface PullResult {
+  url: string
+  path: string
+  size: number
+  sha256: string
+  /** The digest was checked against an expected one. */
+  verified: boolean
+  alreadyComplete: boolean
+  seconds: number
+  averageRate: number
+  /** Most connections open at once. */
+  connections: number
+  retries: number
+  /** Bytes received from the network, including any that were thrown away. */
+  bytesFetched: number
+  /** Bytes that were already on disk from an earlier, interrupted run. */
+  resumedBytes: number
+  mirrors: Array<{url: string; used: boolean; bytes: number; dropped?: string}>
+}
+
+
+export const DEFAULTS = {connections: 16, maxConnections: 64, chunkSize: 1024 * 1024, stallTimeoutMs: 30_000, maxRetries: 10}

@@ -1,0 +1,646 @@
+import {rename, rm} from 'node:fs/promises'
+import {setTimeout as sleep} from 'node:timers/promises'
+import type {Dispatcher} from 'undici'
+import {ExitCode, MtuneError, errorMessage} from '../errors.js'
+import type {Probe} from '../net/probe.js'
+import {get, headersFor, redact, signedUrlExpiry, type Response} from '../net/request.js'
+import {TransferError, backoffDelay, classifyNetworkError} from '../net/retry-policy.js'
+import {formatBytes} from '../units.js'
+import {ConnectionController} from './connection-controller.js'
+import {Connection, isDiskError, type ConnectionContext} from './connection.js'
+import {checkFreeSpace, fileExists, type Destination} from './destination.js'
+import {Journal, currentBootId} from './journal.js'
+import {Meter} from './meter.js'
+import {checkMirror} from './mirror-check.js'
+import {openPartFile, type PartFile} from './part-file.js'
+import {PrefixHasher} from './prefix-hasher.js'
+import {SegmentManager, remaining, type Segment} from './segment-manager.js'
+import {SourcePool, newSource, renewalTime, type Source} from './source-pool.js'
+import {TokenBucket} from './token-bucket.js'
+import {DEFAULTS, type PullEvents, type PullOptions, type PullResult} from './pull-types.js'
+
+/** The probe's response, read on by the first connection. */
+export type Adopted = {response: Response; end?: number}
+
+/** The whole file must be fetched again: it changed on the server, or a stream without ranges broke. */
+export class StartOver extends Error {
+  constructor(message: string, readonly changed: boolean) {
+    super(message)
+  }
+}
+export class FileChanged extends StartOver {
+  constructor(message: string) {
+    super(message, true)
+  }
+}
+
+
+const TICK_MS = 200
+const CHECKPOINT_MS = 1_000
+/** Consecutive failures, with no byte in between, after which a source is dropped when others remain. */
+const SOURCE_FAILURE_LIMIT = 4
+
+export const interrupted = () => new MtuneError('interrupted', 'interrupted: run the same command again to resume', ExitCode.interrupted)
+
+/** One attempt at one version of the file: resume state, connections, monitor, verification. */
+export class Transfer {
+  private readonly sources = new SourcePool()
+  private readonly primary: Source
+  private readonly segments: SegmentManager
+  private readonly controller: ConnectionController
+  private readonly connections = new Set<Connection>()
+  private readonly received = new Meter()
+  private readonly written = new Meter()
+  private readonly ranged: boolean
+  private readonly size?: number
+  private readonly minSplit: number
+  private readonly maxRetries: number
+  private readonly random: () => number
+  private journal!: Journal
+  private part?: PartFile
+  private hasher?: PrefixHasher
+  private ctx!: ConnectionContext
+  private running = 0
+  private peak = 0
+  private retries = 0
+  private failuresSinceProgress = 0
+  private resumedBytes = 0
+  private stopping = false
+  private settle!: {resolve: () => void; reject: (e: unknown) => void}
+  private checkpointing = false
+  private lastCheckpoint = performance.now()
+  private readonly mirrorReport: PullResult['mirrors'] = []
+  private finishedRates: Array<{at: number; rate: number}> = []
+  private readonly trustedOrigin: string
+
+  constructor(
+    private readonly options: PullOptions,
+    private readonly events: PullEvents,
+    private readonly dispatcher: Dispatcher,
+    private readonly dest: Destination,
+    private readonly probed: Probe,
+    private readonly expected: string | undefined,
+    private readonly mirrors: string[],
+    private readonly started: number,
+  ) {
+    const file = probed.file
+    const now = performance.now()
+    this.size = file.size
+    this.ranged = file.ranges && file.size !== undefined
+    this.minSplit = Math.max(64 * 1024, Math.min(DEFAULTS.chunkSize, options.chunkSize ?? DEFAULTS.chunkSize))
+    this.maxRetries = options.maxRetries ?? DEFAULTS.maxRetries
+    this.random = options.random ?? Math.random
+    this.trustedOrigin = new URL(file.url).origin
+    const headers = headersFor(file.finalUrl, this.trustedOrigin, options.headers ?? {})
+    this.primary = newSource(file.url, file.finalUrl, {etag: file.etag, lastModified: file.lastModified}, true, now, headers)
+    this.primary.renewAt = renewalTime(signedUrlExpiry(file.finalUrl))
+    this.sources.add(this.primary)
+    const initial = options.connections ?? DEFAULTS.connections
+    const max = Math.max(initial, options.maxConnections ?? Math.max(DEFAULTS.maxConnections, initial))
+    this.controller = new ConnectionController({initial: this.ranged ? initial : 1, max: this.ranged ? max : 1}, now)
+    this.segments = new SegmentManager([], this.minSplit)
+  }
+
+  async run(): Promise<PullResult> {
+    const {file} = this.probed
+    const identity = {url: redact(file.url), size: file.size, etag: file.etag, lastModified: file.lastModified, sha256: this.expected, ranges: this.ranged}
+    let loaded = Journal.open(this.dest.journalPath, identity, currentBootId())
+    if (loaded.discarded) this.events.warn?.(`discarding the partial download: ${loaded.discarded}; starting over`)
+    let fresh = loaded.written.total === 0
+    if (!fresh && !(await fileExists(this.dest.partPath))) {
+      this.events.warn?.('the partial file is gone: starting over')
+      loaded.journal.remove()
+      loaded = Journal.open(this.dest.journalPath, identity, currentBootId())
+      fresh = true
+    }
+    this.journal = loaded.journal
+    this.resumedBytes = loaded.written.total
+    const size = this.size
+    try {
+      // Small files (a config.json) often come without ranges; that is worth saying only for big ones.
+      if (!this.ranged && (size === undefined || size >= 8 * 1024 * 1024)) {
+        this.events.info?.(
+          `${file.size === undefined ? 'the server gives no size' : 'the server does not support ranges'}: downloading over one connection; an interrupted pull starts over`,
+        )
+      }
+      if (!fresh && size !== undefined) {
+        this.events.info?.(`resuming: ${formatBytes(this.resumedBytes)} of ${formatBytes(size)} already on disk`)
+      }
+      if (size !== undefined) {
+        await checkFreeSpace(this.dest, size - this.resumedBytes).catch((error) => {
+          if (fresh) this.journal.remove()
+          throw error
+        })
+      }
+      this.part = await (this.options.openPartFile ?? openPartFile)(this.dest.partPath, size, fresh).catch((error) => {
+        throw new MtuneError('not-writable', `cannot create ${this.dest.partPath}: ${errorMessage(error)}`, ExitCode.localDisk, {cause: error})
+      })
+      this.hasher = new PrefixHasher(this.dest.partPath)
+      const missing = size === undefined ? [{start: 0, end: Number.MAX_SAFE_INTEGER}] : loaded.written.missing(size)
+      this.segments.reset(missing)
+      this.segments.worthCutting = (victim) => this.worthCutting(victim)
+      this.sizePieces()
+      this.ctx = {
+        dispatcher: this.dispatcher,
+        size,
+        part: this.part,
+        journal: this.journal,
+        segments: this.segments,
+        limiter: this.options.limitRate ? new TokenBucket(this.options.limitRate) : undefined,
+        onWritten: (bytes) => {
+          this.written.add(bytes)
+          this.failuresSinceProgress = 0
+        },
+        onReceived: (bytes) => this.received.add(bytes),
+        requestBytes: () => this.requestBytes(),
+      }
+      await this.download()
+      return await this.finish()
+    } finally {
+      await this.shutdown()
+    }
+  }
+
+  private async download(): Promise<void> {
+    const settled = new Promise<void>((resolve, reject) => (this.settle = {resolve, reject}))
+    const onAbort = () => this.fail(interrupted())
+    this.options.signal?.addEventListener('abort', onAbort, {once: true})
+    if (this.options.signal?.aborted) onAbort()
+    const timer = setInterval(() => this.tick(), TICK_MS)
+    try {
+      this.startMirrors()
+      // The probe's body is already streaming: the first connection keeps reading it.
+      const {response, start, end} = this.probed
+      const first = this.segments.hasPending ? this.segments.acquireAt(start, end) : undefined
+      if (first && response) this.spawn(first, {response, end})
+      else {
+        if (first) this.segments.release(first)
+        await this.probed.response?.body.dump().catch(() => {})
+      }
+      this.fillSlots()
+      this.checkDone()
+      await settled
+    } finally {
+      clearInterval(timer)
+      this.options.signal?.removeEventListener('abort', onAbort)
+    }
+  }
+
+  private tick(): void {
+    const now = performance.now()
+    this.received.sample(now)
+    this.written.sample(now)
+    for (const c of this.connections) c.meter.sample(now)
+    this.hasher?.extend(this.journal.writtenRanges.prefixEnd)
+    this.emitProgress(now)
+    if (this.stopping) return
+    if (this.ranged) {
+      const room = this.segments.hasPending || this.segments.largestAvailable >= this.minSplit
+      const before = this.controller.target
+      const target = this.controller.sample(now, this.received.rate(now, 400), room)
+      if (target !== before) this.debug(`connections ${before} -> ${target} at ${Math.round(this.received.rate(now, 400) / 1048576)} MiB/s`)
+      this.replaceStragglers(now)
+      this.sizePieces()
+    }
+    this.fillSlots()
+    this.checkDone()
+    if (now - this.lastCheckpoint >= CHECKPOINT_MS) void this.checkpoint()
+  }
+
+  private emitProgress(now: number): void {
+    const rate = this.written.rate(now, 3_000)
+    const done = this.journal.writtenRanges.total
+    const left = this.size === undefined ? undefined : this.size - done
+    this.events.progress?.({
+      size: this.size,
+      done,
+      rate,
+      etaSeconds: left !== undefined && rate > 0 ? left / rate : undefined,
+      connections: this.connections.size,
+      elapsedMs: now - this.started,
+    })
+  }
+
+  private async checkpoint(): Promise<void> {
+    if (this.checkpointing || !this.part) return
+    this.checkpointing = true
+    this.lastCheckpoint = performance.now()
+    const part = this.part
+    try {
+      await this.journal.checkpoint(() => part.datasync())
+    } catch (error) {
+      if (isDiskError(error)) this.fail(diskFull(error, this.dest, this.journal.writtenRanges.total, this.size))
+    } finally {
+      this.checkpointing = false
+    }
+  }
+
+  /** Start connections up to the target while there is work for them. */
+  private fillSlots(): void {
+    while (!this.stopping && this.running < this.controller.target) {
+      if (this.options.budget && !this.options.budget.tryAcquire(this.running === 0)) return
+      const segment = this.segments.acquire() ?? this.takeOverStraggler(performance.now(), true)
+      if (!segment) {
+        this.options.budget?.release()
+        return
+      }
+      this.spawn(segment, undefined, true)
+    }
+  }
+
+  /** `budgeted`: a connection from the shared budget was already taken for this slot. */
+  private spawn(segment: Segment, adopted?: Adopted, budgeted = false): void {
+    if (!budgeted && this.options.budget) this.options.budget.tryAcquire(true)
+    this.running++
+    this.peak = Math.max(this.peak, this.running)
+    void this.slot(segment, adopted)
+      .catch((error) => this.fail(error))
+      .finally(() => {
+        this.running--
+        this.options.budget?.release()
+        this.checkDone()
+      })
+  }
+
+  /** One connection slot: fetch segments until there is nothing left or too many slots run. */
+  private async slot(initial: Segment, adopted?: Adopted): Promise<void> {
+    let segment: Segment | undefined = initial
+    let attempt = 0
+    while (!this.stopping) {
+      segment ??= this.running > this.controller.target ? undefined : this.segments.acquire()
+      if (!segment) return
+      const source = adopted ? this.primary : await this.pickSource()
+      if (!source) {
+        this.segments.release(segment)
+        return
+      }
+      const connection = new Connection(segment, source)
+      const before = segment.pos
+      this.debug(`conn seg#${segment.id} ${segment.pos}-${segment.end} on ${source.primary ? 'primary' : source.url}`)
+      let delay = 0
+      this.connections.add(connection)
+      source.active++
+      try {
+        await connection.run(this.ctx, adopted)
+      } catch (error) {
+        if (!connection.stopReason && !this.stopping) delay = await this.onFailure(error, source, ++attempt)
+      } finally {
+        this.debug(`end seg#${segment.id} at ${segment.pos}/${segment.end}${connection.stopReason ? ` (${connection.stopReason})` : ''}`)
+        adopted = undefined
+        this.connections.delete(connection)
+        source.active--
+        this.noteRate(connection)
+        this.segments.release(segment)
+      }
+      if (segment.pos > before) attempt = 0
+      segment = undefined
+      if (delay > 0) await sleep(delay)
+    }
+  }
+
+  private noteRate(connection: Connection): void {
+    if (connection.firstByteAt === undefined) return
+    const now = performance.now()
+    const seconds = (now - connection.firstByteAt) / 1000
+    if (seconds < 0.3) return
+    const rate = connection.meter.total / seconds
+    this.sources.noteRate(connection.source, rate)
+    if (!connection.stopReason) this.finishedRates.push({at: now, rate})
+  }
+
+  /**
+   * Cutting into a running request aborts it and wastes what is in flight; it pays only when
+   * the victim still needs a while (several times a request's first-byte time) to finish.
+   */
+  private worthCutting(victim: Segment): boolean {
+    const now = performance.now()
+    const c = [...this.connections].find((x) => x.segment === victim)
+    if (!c || c.firstByteAt === undefined) return false
+    const rate = Math.max(1, c.meter.rate(now, 1_000) || c.meter.total / Math.max(0.001, (now - c.firstByteAt) / 1000))
+    const firstByte = (c.firstByteAt - c.startedAt) / 1000
+    return (victim.requestEnd - victim.pos) / rate > Math.max(0.3, 4 * firstByte)
+  }
+
+  /** Without ranges the file is one piece; with them, never so big that a connection idles. */
+  private sizePieces(): void {
+    if (!this.ranged) {
+      this.segments.pieceSize = Number.MAX_SAFE_INTEGER
+      return
+    }
+    const share = Math.ceil(this.segments.pendingBytes / Math.max(1, this.controller.target))
+    this.segments.pieceSize = Math.max(this.minSplit, Math.min(this.requestBytes(), share))
+  }
+
+  /**
+   * Requests long enough that the time to first byte is a small cost (about 3 s of a typical
+   * connection's transfer), short enough that a connection rarely has to abort one.
+   */
+  private requestBytes(): number {
+    if (this.options.chunkSize) return Math.max(this.minSplit, this.options.chunkSize)
+    const typical = this.typicalRate(performance.now()) ?? 4 * 1024 * 1024
+    return Math.round(Math.min(64 * 1024 * 1024, Math.max(2 * this.minSplit, typical * 3)))
+  }
+
+  /**
+   * What a healthy connection achieves: the median over running connections and those that
+   * finished lately. Near the end only stragglers are left running, so they alone cannot say.
+   */
+  private typicalRate(now: number): number | undefined {
+    this.finishedRates = this.finishedRates.filter((r) => now - r.at < 10_000)
+    const rates = [...this.connections]
+      .filter((c) => c.firstByteAt !== undefined && now - c.firstByteAt >= 1_000 && !c.stopReason)
+      .map((c) => c.meter.rate(now, 2_000))
+      .concat(this.finishedRates.map((r) => r.rate))
+      .sort((a, b) => a - b)
+    if (rates.length < 3) return undefined
+    return rates[Math.floor(rates.length / 2)]
+  }
+
+  private async pickSource(): Promise<Source | undefined> {
+    for (;;) {
+      if (this.stopping) return undefined
+      const now = performance.now()
+      const source = this.sources.pick(now)
+      // A signed link about to expire is renewed before a new request is started with it.
+      if (source?.renewAt !== undefined && Date.now() > source.renewAt && source.target !== source.url) {
+        const renewed = await this.resolveAgain(source, 'is about to expire')
+        if (!renewed || (source.renewAt !== undefined && Date.now() > source.renewAt)) source.renewAt = undefined
+        continue
+      }
+      if (source) return source
+      const next = this.sources.nextAvailableAt()
+      if (next === undefined) return undefined
+      await sleep(Math.max(50, next - now))
+    }
+  }
+
+  /** What a failure means: a delay before the next attempt, or the end of the pull. */
+  private async onFailure(error: unknown, source: Source, attempt: number): Promise<number> {
+    if (isDiskError(error)) {
+      this.fail(diskFull(error, this.dest, this.journal.writtenRanges.total, this.size))
+      return 0
+    }
+    const e = error instanceof TransferError ? error : classifyNetworkError(error)
+    const now = performance.now()
+    this.retries++
+    if (!this.ranged && e.kind !== 'fatal') {
+      this.fail(new StartOver(`the download broke (${e.message}) and the server cannot continue it`, false))
+      return 0
+    }
+    const others = this.sources.alive.length > 1
+    const where = source.primary ? '' : ` (mirror ${redact(source.url)})`
+    switch (e.kind) {
+      case 'changed':
+        if (source.primary) this.fail(new FileChanged(e.message))
+        else this.dropSource(source, `its file changed: ${e.message}`)
+        return 0
+      case 'fatal':
+        // Signed CDN links expire mid-download: ask the original URL where the file is now,
+        // and go on (still counted as a failure, so a CDN that always refuses cannot loop).
+        if (
+          e.status &&
+          [401, 403, 404, 410].includes(e.status) &&
+          source.target !== source.url &&
+          now - source.resolvedAt > 1_000 &&
+          (await this.resolveAgain(source, `was refused (${e.status})`))
+        ) {
+          break
+        }
+        if (others) this.dropSource(source, e.message)
+        else this.fail(new MtuneError('remote', `cannot download ${redact(source.url)}: ${e.message}`, ExitCode.remote, {cause: e}))
+        return 0
+      case 'bad-response':
+        if (others || !source.primary) {
+          this.dropSource(source, e.message)
+          return 0
+        }
+        break
+      case 'throttle': {
+        const target = this.controller.throttled(now, this.running)
+        const wait = e.retryAfterMs ?? backoffDelay(attempt, this.random)
+        source.cooldownUntil = Math.max(source.cooldownUntil, now + wait)
+        this.events.warn?.(`${e.message}${where}: waiting ${(wait / 1000).toFixed(1)}s, then ${target} connection(s)`)
+        break
+      }
+      default:
+        // With other sources at hand, a failing one rests, and one that keeps failing is dropped:
+        // its connections move to the next best without losing a byte already written.
+        source.failures++
+        if (others) {
+          if (source.failures >= SOURCE_FAILURE_LIMIT) {
+            this.dropSource(source, `${source.failures} failures in a row (${e.message}): switching to the other sources`)
+            return 0
+          }
+          source.cooldownUntil = Math.max(source.cooldownUntil, now + backoffDelay(source.failures, this.random))
+        }
+        break
+    }
+    this.failuresSinceProgress++
+    if (this.failuresSinceProgress > this.maxRetries + this.controller.target) {
+      this.fail(
+        new MtuneError(
+          'retries',
+          `giving up after ${this.failuresSinceProgress} failed attempts in a row with no progress; last error: ${e.message}${where}. Run the same command again to resume`,
+          ExitCode.remote,
+          {cause: e},
+        ),
+      )
+      return 0
+    }
+    return backoffDelay(attempt, this.random, undefined, e.retryAfterMs)
+  }
+
+  /** Ask the source's original URL where the file is now (a fresh signed link); shared. */
+  private resolveAgain(source: Source, why: string): Promise<boolean> {
+    source.resolving ??= this.resolveNow(source, why).finally(() => (source.resolving = undefined))
+    return source.resolving
+  }
+
+  private async resolveNow(source: Source, why: string): Promise<boolean> {
+    source.resolvedAt = performance.now()
+    try {
+      const headers = headersFor(source.url, this.trustedOrigin, this.options.headers ?? {})
+      const res = await get(this.dispatcher, source.url, {...headers, range: 'bytes=0-0', 'accept-encoding': 'identity'})
+      await res.body.dump().catch(() => {})
+      if (res.status !== 206 && res.status !== 200) return false
+      if (source.etag && res.headers.etag && res.headers.etag !== source.etag) {
+        this.fail(new FileChanged(`its ETag changed (${source.etag} -> ${res.headers.etag})`))
+        return true
+      }
+      this.events.info?.(`the link to ${redact(source.url)} ${why}: resolved it again, continuing the missing ranges`)
+      source.target = res.url
+      source.headers = headersFor(res.url, this.trustedOrigin, this.options.headers ?? {})
+      source.renewAt = renewalTime(signedUrlExpiry(res.url))
+      return true
+    } catch {
+      return false
+    }
+  }
+
+  private dropSource(source: Source, why: string): void {
+    if (!source.alive) return
+    this.sources.drop(source, why)
+    this.events.warn?.(`dropping ${source.primary ? 'source' : 'mirror'} ${redact(source.url)}: ${why}`)
+    if (this.sources.alive.length === 0) {
+      this.fail(new MtuneError('remote', `no source left to download from; last: ${why}`, ExitCode.remote))
+    }
+  }
+
+  private startMirrors(): void {
+    if (this.mirrors.length === 0) return
+    if (!this.ranged || !this.size) {
+      this.events.warn?.('mirrors are only used when the server supports ranges; ignoring --mirror')
+      return
+    }
+    for (const url of this.mirrors) {
+      void checkMirror(this.dispatcher, url, this.primary, this.size, this.options.headers ?? {}, this.trustedOrigin).then(({source, rejected}) => {
+        if (this.stopping) return
+        if (source) {
+          this.sources.add(source)
+          this.events.info?.(`mirror ${redact(url)} serves the same file: using it`)
+          this.fillSlots()
+        } else {
+          this.mirrorReport.push({url: redact(url), used: false, bytes: 0, dropped: rejected})
+          this.events.warn?.(`not using mirror ${redact(url)}: ${rejected}`)
+        }
+      })
+    }
+  }
+
+  /**
+   * A connection far below its peers' median for a few seconds gets a fresh connection for
+   * the rest of its range. At the very end (`endgame`), an idle slot may take over any
+   * connection that would finish much later than a fresh one.
+   */
+  private takeOverStraggler(now: number, endgame: boolean): Segment | undefined {
+    const median = this.typicalRate(now)
+    if (!median) return undefined
+    for (const c of this.connections) {
+      if (c.stopReason || c.firstByteAt === undefined) continue
+      const age = now - c.firstByteAt
+      const rate = c.meter.rate(now, 2_000)
+      const left = remaining(c.segment)
+      if (left < 64 * 1024) continue
+      // Far below for a second, or clearly below for two: either way a fresh connection wins.
+      const slow = (age >= 1_000 && rate < median / 8) || (age >= 2_000 && rate < median / 4)
+      const late = endgame && age >= 700 && left / Math.max(rate, 1) > 2 * (0.5 + left / median)
+      if (!slow && !late) continue
+      const segment = this.segments.takeOver(c.segment)
+      if (!segment) continue
+      this.debug(`replacing seg#${c.segment.id} (${slow ? 'slow' : 'late'}: ${Math.round(rate / 1024)} KiB/s vs median ${Math.round(median / 1024)} KiB/s, ${left} bytes left)`)
+      c.stop('replaced')
+      return segment
+    }
+    return undefined
+  }
+
+  private replaceStragglers(now: number): void {
+    for (let i = 0; i < 4; i++) {
+      const segment = this.takeOverStraggler(now, false)
+      if (!segment) return
+      this.spawn(segment)
+    }
+  }
+
+  private debug(message: string): void {
+    this.events.debug?.(`${((performance.now() - this.started) / 1000).toFixed(2)}s ${message}`)
+  }
+
+  private checkDone(): void {
+    if (this.stopping || this.running > 0) return
+    if (this.segments.done) {
+      this.settle.resolve()
+      return
+    }
+    if (this.sources.alive.length === 0) this.fail(new MtuneError('remote', 'no source left to download from', ExitCode.remote))
+  }
+
+  private fail(error: unknown): void {
+    if (this.stopping) return
+    this.stopping = true
+    for (const c of this.connections) c.stop('stopped')
+    this.settle?.reject(error)
+  }
+
+  private async finish(): Promise<PullResult> {
+    this.stopping = true
+    const part = this.part!
+    const size = this.journal.writtenRanges.total
+    if (this.size !== undefined && size !== this.size) throw new Error(`internal: ${size} of ${this.size} bytes written`)
+    // The flush makes the renamed file survive a power loss; it runs while the hash finishes.
+    const [, digest] = await Promise.all([
+      part.datasync().then(() => this.debug('flushed')),
+      this.hasher!.finish(size).then((d) => (this.debug('hashed'), d)),
+    ])
+    this.debug('flushed and hashed')
+    if (this.expected && digest !== this.expected) {
+      await part.close()
+      this.part = undefined
+      this.journal.remove()
+      await rm(this.dest.partPath, {force: true})
+      throw new MtuneError(
+        'digest-mismatch',
+        `sha256 mismatch for ${this.dest.path}: expected ${this.expected}, got ${digest}; the file was removed`,
+        ExitCode.integrity,
+      )
+    }
+    try {
+      await this.options.verify?.(this.dest.partPath, digest)
+    } catch (error) {
+      await part.close()
+      this.part = undefined
+      this.journal.remove()
+      await rm(this.dest.partPath, {force: true})
+      throw error
+    }
+    await part.close()
+    this.part = undefined
+    await rename(this.dest.partPath, this.dest.path)
+    this.journal.remove()
+    const seconds = (performance.now() - this.started) / 1000
+    const fetchedNow = this.received.total
+    this.emitProgress(performance.now())
+    for (const s of this.sources.sources) {
+      if (!s.primary) this.mirrorReport.push({url: redact(s.url), used: s.bytes > 0, bytes: s.bytes, dropped: s.droppedWhy})
+    }
+    return {
+      url: redact(this.probed.file.url),
+      path: this.dest.path,
+      size,
+      sha256: digest,
+      verified: Boolean(this.expected),
+      alreadyComplete: false,
+      seconds,
+      averageRate: seconds > 0 ? (size - this.resumedBytes) / seconds : 0,
+      connections: this.peak,
+      retries: this.retries,
+      bytesFetched: fetchedNow,
+      resumedBytes: this.resumedBytes,
+      mirrors: this.mirrorReport,
+    }
+  }
+
+  /** Whatever happened: connections stopped, what is on disk recorded, files closed. */
+  private async shutdown(): Promise<void> {
+    this.stopping = true
+    for (const c of this.connections) c.stop('stopped')
+    for (let i = 0; this.running > 0 && i < 100; i++) await sleep(20)
+    this.hasher?.close()
+    if (this.part) {
+      const part = this.part
+      await this.journal.checkpoint(() => part.datasync()).catch(() => {})
+      await part.close().catch(() => {})
+    }
+    this.journal.close()
+  }
+}
+
+function diskFull(error: unknown, dest: Destination, onDisk: number, size?: number): MtuneError {
+  const code = (error as {code?: string}).code
+  const kept = size ? ` (${formatBytes(onDisk)} of ${formatBytes(size)} are kept)` : ''
+  if (code === 'ENOSPC' || code === 'EDQUOT') {
+    return new MtuneError('disk-full', `disk full while writing ${dest.partPath}${kept}: free some space and run the same command again to resume`, ExitCode.localDisk, {cause: error})
+  }
+  return new MtuneError('disk-error', `cannot write ${dest.partPath}: ${errorMessage(error)}${kept}`, ExitCode.localDisk, {cause: error})
+}
+
