@@ -8,22 +8,24 @@ import type {Reporter} from '../lib/ui/progress.js'
 import {mask} from '../lib/ui/secrets.js'
 import {parseRate, parseSize} from '../lib/units.js'
 
-// oclif imports every command to list them: the heavy parts load only when this one runs.
-const load = async () => {
-  const [dispatcher, resolve, runPlan, engine, progress, output, auto, decide, reader, apply, tuneOutput] = await Promise.all([
-    import('../lib/net/dispatcher.js'),
-    import('../lib/sources/resolve.js'),
-    import('../lib/sources/run-plan.js'),
-    import('../lib/transfer/engine.js'),
-    import('../lib/ui/progress.js'),
-    import('../lib/ui/pull-output.js'),
+// oclif imports every command to list them: each part loads only when this pull needs it.
+const loadCore = async () => {
+  const [engine, progress, output] = await Promise.all([import('../lib/transfer/engine.js'), import('../lib/ui/progress.js'), import('../lib/ui/pull-output.js')])
+  return {...engine, ...progress, ...output}
+}
+const loadSources = async () => {
+  const [dispatcher, resolve, runPlan] = await Promise.all([import('../lib/net/dispatcher.js'), import('../lib/sources/resolve.js'), import('../lib/sources/run-plan.js')])
+  return {...dispatcher, ...resolve, ...runPlan}
+}
+const loadAuto = async () => {
+  const [auto, decide, reader, apply, tuneOutput] = await Promise.all([
     import('../lib/auto/pull-auto.js'),
     import('../lib/auto/decide.js'),
     import('../lib/system/reader.js'),
     import('../lib/tune/apply.js'),
     import('../lib/ui/tune-output.js'),
   ])
-  return {...dispatcher, ...resolve, ...runPlan, ...engine, ...progress, ...output, ...auto, ...decide, ...reader, STATE_PATH: apply.STATE_PATH, ...tuneOutput}
+  return {...auto, ...decide, ...reader, STATE_PATH: apply.STATE_PATH, ...tuneOutput}
 }
 
 export default class Pull extends MtuneCommand {
@@ -98,8 +100,7 @@ Exit codes: 0 done, 2 bad input, 3 the server refused or kept failing, 4 digest 
       for (const flag of ['tune'] as const) if (flags[flag]) throw new MtuneError('bad-flag', `--${flag} needs --auto`, ExitCode.usage)
       if ((flags.endpoint?.length ?? 0) > 1) throw new MtuneError('bad-flag', 'several --endpoint values need --auto (which measures them); give one', ExitCode.usage)
     }
-    const {createReporter, progressMode, pull, pullAuto, describeDecision, systemReader, STATE_PATH, renderResults, describeResult, createDispatcher, resolvePlan, describePlan, planJson, runPlan, describeFiles} =
-      await load()
+    const {createReporter, progressMode, pull, describeResult, describePlan, planJson, describeFiles} = await loadCore()
     const reporter = createReporter(json ? 'none' : progressMode(process.stderr, flags.quiet))
     const events: PullEvents = {
       info: (m) => reporter.info(mask(m)),
@@ -109,6 +110,7 @@ Exit codes: 0 done, 2 bad input, 3 the server refused or kept failing, 4 digest 
     }
     return this.withSignals(reporter, async (signal) => {
       if (flags.auto) {
+        const {pullAuto, describeDecision, systemReader, STATE_PATH, renderResults} = await loadAuto()
         const auto = await pullAuto(
           ref,
           {
@@ -163,6 +165,7 @@ Exit codes: 0 done, 2 bad input, 3 the server refused or kept failing, 4 digest 
         if (!json && !flags.quiet) this.log(describeResult(result))
         return result
       }
+      const {createDispatcher, resolvePlan, runPlan} = await loadSources()
       const dispatcher = createDispatcher({stallTimeoutMs: common.stallTimeoutMs})
       try {
         const started = performance.now()
