@@ -219,3 +219,29 @@ describe('mtune pull over TLS', () => {
     assert.equal(JSON.parse(r.stdout).sha256, digest)
   })
 })
+
+describe('mtune pull on a terminal', () => {
+  it('draws a live bar with bytes, percentage, rate, ETA and connections', async () => {
+    const m = await mirror({linkRate: 12 * MiB})
+    const out = join(dir(), 'model.bin')
+    // script(1) gives the CLI a pseudo-terminal, as a person's shell would.
+    // Asynchronously: the mirror serving it runs in this process.
+    const {spawn} = await import('node:child_process')
+    const child = spawn('script', ['-qec', `${process.execPath} ${BIN} pull ${m.url} -o ${out}`, '/dev/null'], {
+      env: {...process.env, NO_COLOR: '1', TERM: 'xterm'},
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    let screen = ''
+    child.stdout!.on('data', (d) => (screen += d))
+    const code = await new Promise((res) => child.on('close', res))
+    assert.equal(code, 0, screen)
+    const frames = screen.split(/\r|\n/).filter((l) => l.includes(' conn'))
+    assert.ok(frames.length >= 2, `several frames of the bar (got ${frames.length})`)
+    assert.ok(
+      frames.some((f) => /[█░]+ \d+\.\d% [\d.]+ (KiB|MiB)\/32\.0 MiB {2}[\d.]+ (B|KiB|MiB)\/s {2}ETA (\d+s|--) {2}\d+ conn/.test(f)),
+      frames.slice(0, 3).join('\n'),
+    )
+    assert.doesNotMatch(screen, /^progress /m, 'no plain progress lines on a terminal')
+    assert.equal(sha256(readFileSync(out)), digest)
+  })
+})

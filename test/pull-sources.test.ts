@@ -91,6 +91,25 @@ describe('mtune pull hf://', () => {
     checkSnapshot(cache)
   })
 
+  it('pulls a dataset into datasets--ORG--NAME', async () => {
+    const {env} = await hub([repo({id: 'acme/set', type: 'dataset'})])
+    const r = await runCli(['pull', 'hf://datasets/acme/set', '--include', '*.json'], env)
+    assert.equal(r.code, 0, r.stderr)
+    const snapshot = join(env.HF_HUB_CACHE, 'datasets--acme--set', 'snapshots', COMMIT)
+    assert.ok(readFileSync(join(snapshot, 'config.json')).equals(config))
+  })
+
+  it('lets doctor --model look up the size and the place the pull would use', async () => {
+    const {env, cache} = await hub([repo()])
+    const r = await runCli(['doctor', 'disk', 'memory', '--model', 'hf://acme/tiny', '--json'], env)
+    assert.ok(r.code === 0 || r.code === 1, r.stderr)
+    const doc = JSON.parse(r.stdout)
+    assert.equal(doc.model.size, weights.length + shard.length + config.length + tokenizer.length)
+    assert.equal(doc.path, cache)
+    const offline = await runCli(['doctor', 'disk', '--model', 'hf://acme/tiny', '--json'], {...env, HF_ENDPOINT: 'http://127.0.0.1:9'})
+    assert.match(JSON.parse(offline.stdout).model.note, /size unknown/)
+  })
+
   it('writes a plain tree with --local-dir', async () => {
     const {env} = await hub([repo()])
     const local = join(dir(), 'tiny')
