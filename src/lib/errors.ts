@@ -13,8 +13,6 @@ export const ExitCode = {
   interrupted: 130, // Ctrl-C (SIGINT); SIGTERM exits 143
 } as const
 
-export type ExitCodeValue = (typeof ExitCode)[keyof typeof ExitCode]
-
 export class MtuneError extends Error {
   readonly exitCode: number
   readonly code: string

@@ -69,16 +69,3 @@ function parseOllama(rest: string, input: string, insecure = false): SourceRef {
   }
   return {kind: 'ollama', scheme: insecure ? 'http' : 'https', host, namespace, model, tag}
 }
-
-export function describeSource(ref: SourceRef): string {
-  switch (ref.kind) {
-    case 'url':
-      return ref.url
-    case 'hf':
-      return `hf://${ref.repoType === 'dataset' ? 'datasets/' : ''}${ref.repo}@${ref.revision}`
-    case 'modelscope':
-      return `modelscope://${ref.repo}@${ref.revision}`
-    case 'ollama':
-      return `ollama://${ref.host}/${ref.namespace}/${ref.model}:${ref.tag}`
-  }
-}

@@ -27,8 +27,4 @@ export class Meter {
     return elapsed > 0 ? ((this.total - from.total) * 1000) / elapsed : 0
   }
 
-  /** How long samples cover. */
-  span(now: number): number {
-    return this.samples.length > 0 ? now - this.samples[0].t : 0
-  }
 }

@@ -46,12 +46,6 @@ export class RangeSet {
     return first && first.start === 0 ? first.end : 0
   }
 
-  /** How many bytes from `offset` on are already covered, contiguously. */
-  coveredFrom(offset: number): number {
-    for (const r of this.ranges) if (r.start <= offset && offset < r.end) return r.end - offset
-    return 0
-  }
-
   /** The gaps in [0, size). */
   missing(size: number): ByteRange[] {
     const gaps: ByteRange[] = []

@@ -129,10 +129,6 @@ export class SegmentManager {
     }
   }
 
-  get activeSegments(): Segment[] {
-    return [...this.active.values()]
-  }
-
   /** True when every byte has been handed out and no connection is still working. */
   get done(): boolean {
     return this.pending.length === 0 && this.active.size === 0
