@@ -77,6 +77,13 @@ describe('tune recommendations', () => {
     assert.deepEqual(recommend(facts(Gbit, 20), 'io').map((x) => x.id), ['sda.scheduler', 'sda.read_ahead_kb'])
   })
 
+  it('does not recommend fq where the kernel has no sch_fq', () => {
+    const f = facts(Gbit, 20)
+    const k = recommend({...f, network: {...f.network, fqModule: false}})
+    assert.equal(knob(k, 'net.core.default_qdisc').action, 'unavailable')
+    assert.ok(!k.some((x) => x.kind === 'qdisc'), 'nor a tc command for the interface')
+  })
+
   it('never lowers a value that is already higher', () => {
     const f = gatherTuneFacts(systemReader({root: nvmeGpuServer(), env: {}}), {path: '/models', bandwidthBps: 10 * Gbit, rttMs: 100})
     const k = recommend(f)
@@ -131,6 +138,9 @@ describe('tune --apply, --persist, --rollback', () => {
     assert.deepEqual(failed.map((x) => x.id), ['net.core.rmem_max'])
     assert.match(failed[0].error!, /not writable here \(EROFS/)
     assert.equal(report.results.find((x) => x.id === 'net.core.wmem_max')!.status, 'applied')
+    const saved = loadState(systemReader({root}))!.originals
+    assert.ok(!('net.core.rmem_max' in saved), 'a write that failed leaves nothing to roll back')
+    assert.ok('net.core.wmem_max' in saved)
   })
 
   it('refuses to write without root, and writes nothing', async () => {

@@ -82,6 +82,7 @@ export function hddBox(): string {
       '/proc/net/route': route('enp3s0'),
       '/proc/sys/kernel/osrelease': '5.15.0-100-generic\n',
       '/lib/modules/5.15.0-100-generic/kernel/net/ipv4/tcp_bbr.ko': 'module',
+      '/lib/modules/5.15.0-100-generic/kernel/net/sched/sch_fq.ko': 'module',
       ...sysctl({
         'net.ipv4.tcp_congestion_control': 'cubic',
         'net.ipv4.tcp_available_congestion_control': 'reno cubic',

@@ -144,7 +144,8 @@ export async function runBench(options: BenchOptions, r: SystemReader): Promise<
   report.interrupted = Boolean(options.signal?.aborted)
   report.budget.usedMs = Math.round(performance.now() - started)
   report.budget.usedBytes = maxBytes - budget.remaining
-  if (options.save !== false && report.mirrors.length > 0) {
+  // A run where no mirror answered must not replace the last useful results.
+  if (options.save !== false && report.mirrors.some((m) => m.ok)) {
     const path = benchResultsPath(options.env)
     try {
       mkdirSync(dirname(path), {recursive: true})

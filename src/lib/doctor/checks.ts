@@ -157,6 +157,7 @@ export function networkChecks(f: DoctorFacts): Finding[] {
   if (n.defaultQdisc) {
     const values = {defaultQdisc: {value: n.defaultQdisc}}
     if (n.defaultQdisc === 'fq') out.push(finding('network', 'qdisc', 'pass', 'Default qdisc', 'fq', values))
+    else if (n.fqModule === false) out.push(finding('network', 'qdisc', 'info', 'Default qdisc', `${n.defaultQdisc}; fq is not available in this kernel (no sch_fq module)`, values))
     else {
       const dev = n.iface?.name ?? 'IFACE'
       out.push(finding('network', 'qdisc', 'warn', 'Default qdisc', `${n.defaultQdisc} (fq paces BBR best)`, values, {fix: `sudo mtune tune --apply (or: sudo sysctl -w net.core.default_qdisc=fq && sudo tc qdisc replace dev ${dev} root fq)`}))

@@ -193,6 +193,8 @@ export interface NetworkFacts {
   availableCongestion?: string[]
   /** tcp_bbr exists as a module (or built in) for the running kernel. */
   bbrModule?: boolean
+  /** sch_fq exists likewise; undefined when the kernel's modules cannot be seen. */
+  fqModule?: boolean
   defaultQdisc?: string
   rmemMax?: number
   wmemMax?: number
@@ -209,19 +211,23 @@ export function readNetwork(r: SystemReader): NetworkFacts {
   const sys = (key: string) => r.read(`/proc/sys/${key.replace(/\./g, '/')}`)?.trim()
   const triple = (key: string) => sys(key)?.split(/\s+/).map(Number)
   const release = r.read('/proc/sys/kernel/osrelease')?.trim()
-  let bbrModule: boolean | undefined
-  if (release) {
+  const moduleThere = (dirInTree: string, name: string): boolean | undefined => {
+    if (!release) return undefined
     const dir = `/lib/modules/${release}`
-    bbrModule =
-      Boolean(r.list(`${dir}/kernel/net/ipv4`)?.some((f) => f.startsWith('tcp_bbr.ko'))) ||
-      Boolean(r.read(`${dir}/modules.builtin`)?.includes('tcp_bbr.ko')) ||
-      Boolean(r.read('/proc/modules')?.split('\n').some((l) => l.startsWith('tcp_bbr ')))
-    if (!r.exists(dir) && !r.read('/proc/modules')) bbrModule = undefined
+    if (!r.exists(dir) && !r.read('/proc/modules')) return undefined
+    return (
+      Boolean(r.list(`${dir}/kernel/${dirInTree}`)?.some((f) => f.startsWith(`${name}.ko`))) ||
+      Boolean(r.read(`${dir}/modules.builtin`)?.includes(`${name}.ko`)) ||
+      Boolean(r.read('/proc/modules')?.split('\n').some((l) => l.startsWith(`${name} `)))
+    )
   }
+  const bbrModule = moduleThere('net/ipv4', 'tcp_bbr')
+  const fqModule = moduleThere('net/sched', 'sch_fq')
   return {
     congestionControl: sys('net.ipv4.tcp_congestion_control'),
     availableCongestion: sys('net.ipv4.tcp_available_congestion_control')?.split(/\s+/),
     bbrModule,
+    fqModule,
     defaultQdisc: sys('net.core.default_qdisc'),
     rmemMax: num(sys('net.core.rmem_max')),
     wmemMax: num(sys('net.core.wmem_max')),

@@ -4,6 +4,7 @@ import {execa} from 'execa'
 
 export interface CommandResult {
   stdout: string
+  stderr?: string
   exitCode: number
 }
 
@@ -56,7 +57,7 @@ export function systemReader(options: {root?: string; env?: NodeJS.ProcessEnv; r
         try {
           const r = await execa(command, args, {timeout: timeoutMs, reject: false, stdin: 'ignore', env: options.env})
           if (r.failed && r.exitCode === undefined) return undefined
-          return {stdout: r.stdout, exitCode: r.exitCode ?? 1}
+          return {stdout: String(r.stdout ?? ''), stderr: String(r.stderr ?? ''), exitCode: r.exitCode ?? 1}
         } catch {
           return undefined
         }

@@ -10,7 +10,7 @@ import type {Knob} from './recommend.js'
  */
 export interface Writer {
   write(path: string, value: string): void
-  run(command: string, args: string[]): Promise<{exitCode: number; stdout: string} | undefined>
+  run(command: string, args: string[]): Promise<{exitCode: number; stdout: string; stderr?: string} | undefined>
 }
 
 export function fileWriter(r: SystemReader): Writer {
@@ -75,6 +75,7 @@ const why = (error: unknown) => {
   const code = (error as {code?: string}).code
   if (code === 'EACCES' || code === 'EROFS' || code === 'EPERM') return `not writable here (${code}: read-only in a container, or not root)`
   if (code === 'EINVAL') return 'the kernel refused the value (EINVAL)'
+  if (code === 'ENOENT') return 'not available in this kernel (ENOENT: a module such as sch_fq or tcp_bbr is missing)'
   return errorMessage(error)
 }
 
@@ -82,11 +83,15 @@ const why = (error: unknown) => {
 export async function applyKnobs(r: SystemReader, w: Writer, knobs: Knob[]): Promise<KnobResult[]> {
   const state: TuneState = loadState(r) ?? {version: 1, savedAt: new Date().toISOString(), originals: {}, persisted: {}}
   const changes = knobs.filter((k) => k.action === 'change')
+  const savedNow = new Set<string>()
   for (const k of changes) {
     // Applying twice must not save tuned values as the originals.
     if (state.originals[k.id]) continue
     const raw = k.kind === 'qdisc' ? await readQdisc(w, k.path) : r.read(k.path)
-    if (raw !== undefined) state.originals[k.id] = {kind: k.kind, path: k.path, value: k.kind === 'sysfs' ? normalise(k, raw)! : raw}
+    if (raw !== undefined) {
+      state.originals[k.id] = {kind: k.kind, path: k.path, value: k.kind === 'sysfs' ? normalise(k, raw)! : raw}
+      savedNow.add(k.id)
+    }
   }
   saveState(r, state)
 
@@ -100,7 +105,7 @@ export async function applyKnobs(r: SystemReader, w: Writer, knobs: Knob[]): Pro
       if (k.kind === 'qdisc') {
         const before = await readQdisc(w, k.path)
         const res = await w.run('tc', ['qdisc', 'replace', 'dev', k.path, 'root', k.recommended])
-        if (!res || res.exitCode !== 0) throw new Error(res ? `tc failed: ${res.stdout.trim()}` : 'tc not found (iproute2)')
+        if (!res || res.exitCode !== 0) throw new Error(res ? `tc failed: ${(res.stderr || res.stdout).trim() || `exit ${res.exitCode}`}` : 'tc not found (iproute2)')
         const after = await readQdisc(w, k.path)
         results.push({id: k.id, status: after === k.recommended ? 'applied' : 'failed', before, after, ...(after === k.recommended ? {} : {error: `tc shows ${after}`})})
         continue
@@ -112,6 +117,13 @@ export async function applyKnobs(r: SystemReader, w: Writer, knobs: Knob[]): Pro
     } catch (error) {
       results.push({id: k.id, status: 'failed', before: k.current, error: why(error)})
     }
+  }
+  // A write that failed changed nothing: rolling it back would only disturb the system.
+  const unchanged = results.filter((x) => x.status === 'failed' && savedNow.has(x.id))
+  if (unchanged.length > 0) {
+    for (const x of unchanged) delete state.originals[x.id]
+    if (Object.keys(state.originals).length === 0 && Object.keys(state.persisted).length === 0) rmSync(join(r.root, STATE_PATH), {force: true})
+    else saveState(r, state)
   }
   return results
 }

@@ -87,7 +87,9 @@ function networkKnobs(f: TuneFacts): Knob[] {
       knobs.push({...sysctl('net.ipv4.tcp_congestion_control', n.congestionControl, 'bbr', 'BBR is not available in this kernel (no tcp_bbr module)', false), action: 'unavailable'})
     }
   }
-  if (n.defaultQdisc !== undefined) {
+  if (n.defaultQdisc !== undefined && n.fqModule === false && n.defaultQdisc !== 'fq') {
+    knobs.push({...sysctl('net.core.default_qdisc', n.defaultQdisc, 'fq', 'fq is not available in this kernel (no sch_fq module)', false), action: 'unavailable'})
+  } else if (n.defaultQdisc !== undefined) {
     knobs.push(sysctl('net.core.default_qdisc', n.defaultQdisc, 'fq', 'fq paces BBR in the qdisc, cheaply; fasterdata prefers it to fq_codel for bulk TCP', n.defaultQdisc === 'fq'))
     if (n.iface) {
       knobs.push({
