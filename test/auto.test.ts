@@ -108,3 +108,35 @@ describe('mtune pull --auto', () => {
     }
   })
 })
+
+describe('mtune pull --auto hf://', () => {
+  it('picks the faster of two endpoints and lays the repo out in the cache', async () => {
+    const {startCdn, startFakeHf} = await import('./support/fake-hubs.js')
+    const weights = makeContent(8 * MiB, 71)
+    const files = [
+      {path: 'model.safetensors', content: weights, lfs: true},
+      {path: 'config.json', content: Buffer.from('{}'), lfs: false},
+    ]
+    const commit = 'abcdefabcdefabcdefabcdefabcdefabcdefabcd'
+    const slowCdn = await startCdn({perConnectionRate: 1 * MiB})
+    const fastCdn = await startCdn({perConnectionRate: 4 * MiB})
+    const slowHub = await startFakeHf([{id: 'acme/tiny', commit, files}], {cdn: slowCdn})
+    const fastHub = await startFakeHf([{id: 'acme/tiny', commit, files}], {cdn: fastCdn})
+    after(() => Promise.all([slowCdn, fastCdn, slowHub, fastHub].map((s) => s.close())))
+    const home = dir()
+    const r = await runCli(['pull', '--auto', 'hf://acme/tiny', '--endpoint', fastHub.origin, '--no-public-mirrors', '--budget', '3', '--json'], {
+      ...env(),
+      HF_ENDPOINT: slowHub.origin,
+      HF_HOME: home,
+      HF_HUB_CACHE: join(home, 'hub'),
+      HF_TOKEN: '',
+    })
+    assert.equal(r.code, 0, r.stderr)
+    const doc = JSON.parse(r.stdout)
+    assert.equal(doc.decision.chosen.label, fastHub.origin)
+    assert.equal(doc.plan.layout, 'hf-cache')
+    assert.equal(doc.files.length, 2)
+    const snapshot = join(home, 'hub', 'models--acme--tiny', 'snapshots', commit)
+    assert.ok(readFileSync(join(snapshot, 'model.safetensors')).equals(weights))
+  })
+})

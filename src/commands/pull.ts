@@ -3,7 +3,6 @@ import {ExitCode, MtuneError} from '../lib/errors.js'
 import {parseSource} from '../lib/sources/reference.js'
 import type {PullEvents} from '../lib/transfer/engine.js'
 import {MtuneCommand} from '../lib/ui/base-command.js'
-import {mark} from '../lib/ui/colors.js'
 import type {Reporter} from '../lib/ui/progress.js'
 import {mask} from '../lib/ui/secrets.js'
 import {parseRate, parseSize} from '../lib/units.js'
@@ -142,8 +141,8 @@ Exit codes: 0 done, 2 bad input, 3 the server refused or kept failing, 4 digest 
         )
         reporter.stop()
         if (!json && !flags.quiet && auto.result) this.log(describeResult(auto.result))
-        if (!json && !flags.quiet && auto.files) this.log(`${mark.ok()} ${args.source}: ${auto.files.filter((f) => !f.skipped).length} files pulled, ${auto.files.filter((f) => f.skipped).length} already present, all verified`)
-        return auto
+        if (!json && !flags.quiet && auto.files && auto.plan) this.log(describeFiles(auto.plan, auto.files, auto.seconds ?? 0))
+        return {...auto, plan: auto.plan && planJson(auto.plan)}
       }
       const common = {stallTimeoutMs: flags['stall-timeout'] * 1000, maxRetries: flags.retries, limitRate, signal}
       if (ref.kind === 'url') {

@@ -87,9 +87,10 @@ export async function decideAuto(
   if (failure) throw failure
 
   const byUrl = new Map(bench.mirrors.map((m) => [m.url, m]))
+  const measured = (c: Candidate) => (c.url ? byUrl.get(c.url) : undefined)
   const rec = bench.recommendation
   const ranked = working
-    .map((c) => ({c, m: byUrl.get(c.url!)}))
+    .map((c) => ({c, m: measured(c)}))
     .filter((x) => x.m?.ok)
     .sort((a, b) => (a.c.url === rec?.mirror ? -1 : b.c.url === rec?.mirror ? 1 : (b.m!.throughputBps?.median ?? 0) - (a.m!.throughputBps?.median ?? 0)))
   if (ranked.length === 0) {
@@ -101,11 +102,11 @@ export async function decideAuto(
   const chunkSize = gridded?.chunkSize ?? 4 * 1024 * 1024
   const expected = gridded?.throughputBps ?? chosen.m!.throughputBps?.median
   const others = ranked.slice(1)
-  const failed = candidates.filter((c) => !c.ok || !byUrl.get(c.url ?? '')?.ok)
+  const failed = candidates.filter((c) => !c.ok || !measured(c)?.ok)
   const mirrorWhy =
     `${ranked.length > 1 ? `fastest of ${ranked.length} working candidates` : 'the only working candidate'}: ${formatRate(expected ?? 0)} with ${connections} connections` +
     (others.length ? `; next ${others[0].c.label} at ${formatRate(others[0].m!.throughputBps?.median ?? 0)} on one stream` : '') +
-    (failed.length ? `; not used: ${failed.map((c) => `${c.label} (${c.reason ?? byUrl.get(c.url ?? '')?.reason ?? 'failed'})`).join(', ')}` : '')
+    (failed.length ? `; not used: ${failed.map((c) => `${c.label} (${c.reason ?? measured(c)?.reason ?? 'failed'})`).join(', ')}` : '')
 
   const link = bench.link
   const tuneFacts = gatherTuneFacts(r, {path: dirname(path), bandwidthBps: link?.bandwidthBps, rttMs: link?.rttMs})
@@ -113,7 +114,10 @@ export async function decideAuto(
   const bandwidthFlag = link ? ` --bandwidth ${Math.max(1, Math.round((link.bandwidthBps * 8) / 1e6))}Mbit --rtt ${link.rttMs}` : ''
   return {
     source,
-    candidates: candidates.map((c) => ({label: c.label, url: c.url, ok: c.ok && Boolean(byUrl.get(c.url ?? '')?.ok), reason: c.reason ?? byUrl.get(c.url ?? '')?.reason, throughputBps: byUrl.get(c.url ?? '')?.throughputBps?.median, ttfbMs: byUrl.get(c.url ?? '')?.ttfbMs?.median})),
+    candidates: candidates.map((c) => {
+      const m = measured(c)
+      return {label: c.label, url: c.url, ok: c.ok && Boolean(m?.ok), reason: c.reason ?? m?.reason, throughputBps: m?.throughputBps?.median, ttfbMs: m?.ttfbMs?.median}
+    }),
     chosen: {label: chosen.c.label, url: chosen.c.url!},
     fallbacks: others.map((o) => ({label: o.c.label, url: o.c.url!})),
     connections,

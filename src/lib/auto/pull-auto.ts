@@ -1,6 +1,7 @@
 import {stat} from 'node:fs/promises'
 import {dirname, resolve} from 'node:path'
 import {createDispatcher} from '../net/dispatcher.js'
+import type {Plan} from '../sources/plan.js'
 import type {SourceRef} from '../sources/reference.js'
 import {runPlan, type FileResult} from '../sources/run-plan.js'
 import type {SystemReader} from '../system/reader.js'
@@ -38,6 +39,9 @@ export interface AutoResult {
   tuning?: TuneReport
   result?: PullResult
   files?: FileResult[]
+  /** For model sources: the plan pulled, and how long it took. */
+  plan?: Plan
+  seconds?: number
 }
 
 /** Where a URL's file would go, for the preflight: -o's directory, or the current one. */
@@ -78,6 +82,7 @@ export async function pullAuto(ref: SourceRef, options: AutoOptions, r: SystemRe
       )
       return {decision, dryRun: false, tuning, result}
     }
+    const started = performance.now()
     const chosen = candidates.find((c) => c.url === decision.chosen.url)!.plan!
     const others = decision.fallbacks.map((f) => candidates.find((c) => c.url === f.url)?.plan).filter((p) => p !== undefined)
     const files = await runPlan(
@@ -93,7 +98,7 @@ export async function pullAuto(ref: SourceRef, options: AutoOptions, r: SystemRe
       },
       events,
     )
-    return {decision, dryRun: false, tuning, files}
+    return {decision, dryRun: false, tuning, files, plan: chosen, seconds: (performance.now() - started) / 1000}
   } finally {
     await dispatcher.destroy().catch(() => {})
   }

@@ -36,20 +36,19 @@ interface Head {
 export async function probeOnce(url: string, options: {readBytes: number; readMs: number; timeoutMs: number; signal?: AbortSignal}): Promise<ProbeSample> {
   let current = new URL(url)
   for (let hop = 0; hop < 6; hop++) {
-    const sample = await probeHop(current, options)
-    if (sample.status && [301, 302, 303, 307, 308].includes(sample.status) && sample.location) {
-      current = new URL(sample.location, current)
+    const {sample, location} = await probeHop(current, options)
+    if (sample.status && [301, 302, 303, 307, 308].includes(sample.status) && location) {
+      current = new URL(location, current)
       continue
     }
-    const {location: _location, ...rest} = sample
-    void _location
-    return rest
+    return sample
   }
   return {bytes: 0, finalUrl: current.href, error: {stage: 'http', message: 'too many redirects'}}
 }
 
-async function probeHop(url: URL, options: {readBytes: number; readMs: number; timeoutMs: number; signal?: AbortSignal}): Promise<ProbeSample & {location?: string}> {
-  const sample: ProbeSample & {location?: string} = {bytes: 0, finalUrl: url.href}
+async function probeHop(url: URL, options: {readBytes: number; readMs: number; timeoutMs: number; signal?: AbortSignal}): Promise<{sample: ProbeSample; location?: string}> {
+  const sample: ProbeSample = {bytes: 0, finalUrl: url.href}
+  let location: string | undefined
   const https = url.protocol === 'https:'
   const port = Number(url.port || (https ? 443 : 80))
   const t0 = performance.now()
@@ -59,7 +58,7 @@ async function probeHop(url: URL, options: {readBytes: number; readMs: number; t
     sample.dnsMs = performance.now() - t0
   } catch (error) {
     sample.error = {stage: 'dns', message: `DNS lookup of ${url.hostname} failed (${(error as {code?: string}).code ?? 'error'})`}
-    return sample
+    return {sample, location}
   }
   let socket: Socket | undefined
   const deadline = setTimeout(() => socket?.destroy(Object.assign(new Error('timed out'), {code: 'ETIMEDOUT'})), options.timeoutMs)
@@ -88,7 +87,7 @@ async function probeHop(url: URL, options: {readBytes: number; readMs: number; t
     const result = await readResponse(socket, options.readBytes, options.readMs, () => (sample.ttfbMs ??= performance.now() - t3))
     sample.status = result.head.status
     const h = result.head.headers
-    sample.location = h.location
+    location = h.location
     if (result.head.status === 429 || result.head.status === 503) {
       sample.retryAfterMs = /^\d+$/.test(h['retry-after'] ?? '') ? Number(h['retry-after']) * 1000 : undefined
       sample.error = {stage: 'http', message: `HTTP ${result.head.status} (rate limited)`}
@@ -103,14 +102,14 @@ async function probeHop(url: URL, options: {readBytes: number; readMs: number; t
       sample.bytes = result.bytes
       sample.throughputBps = result.seconds > 0 ? result.bytes / result.seconds : undefined
     }
-    return sample
+    return {sample, location}
   } catch (error) {
     const code = (error as {code?: string}).code
     if (code === 'ETIMEDOUT') sample.error = {stage: 'timeout', message: `no answer within ${options.timeoutMs} ms (${stage})`}
     else if (stage === 'connect') sample.error = {stage, message: code === 'ECONNREFUSED' ? `connection refused (${url.host})` : `cannot connect (${code ?? (error as Error).message})`}
     else if (stage === 'tls') sample.error = {stage, message: `TLS failed: ${code ?? (error as Error).message}`}
     else sample.error = {stage, message: (error as Error).message}
-    return sample
+    return {sample, location}
   } finally {
     clearTimeout(deadline)
     options.signal?.removeEventListener('abort', onAbort)

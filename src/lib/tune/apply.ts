@@ -65,10 +65,12 @@ export function normalise(knob: Pick<Knob, 'kind' | 'path'>, raw: string | undef
   return text.split(/\s+/).join(' ')
 }
 
+/** The root qdisc's kind from `tc qdisc show dev IFACE root`. */
+export const parseQdisc = (stdout: string): string | undefined => /^qdisc (\S+)/m.exec(stdout)?.[1]
+
 async function readQdisc(w: Writer, iface: string): Promise<string | undefined> {
   const r = await w.run('tc', ['qdisc', 'show', 'dev', iface, 'root'])
-  if (!r || r.exitCode !== 0) return undefined
-  return /^qdisc (\S+)/m.exec(r.stdout)?.[1]
+  return r && r.exitCode === 0 ? parseQdisc(r.stdout) : undefined
 }
 
 const why = (error: unknown) => {

@@ -2,7 +2,7 @@ import {estimateLink} from '../doctor/run.js'
 import {ExitCode, MtuneError} from '../errors.js'
 import {readBlock, readDisk, readNetwork} from '../system/facts.js'
 import type {SystemReader} from '../system/reader.js'
-import {applyKnobs, loadState, persistFile, rollback, type KnobResult, type Writer} from './apply.js'
+import {applyKnobs, loadState, parseQdisc, persistFile, rollback, type KnobResult, type Writer} from './apply.js'
 import {SYSCTL_CONF, UDEV_RULES, sysctlConf, udevRules} from './persist.js'
 import {ASSUMED_RTT_MS, recommend, type Knob, type TuneFacts} from './recommend.js'
 
@@ -44,7 +44,7 @@ async function withQdisc(r: SystemReader, knobs: Knob[]): Promise<Knob[]> {
       continue
     }
     const res = await r.run('tc', ['qdisc', 'show', 'dev', k.path, 'root'])
-    const current = res && res.exitCode === 0 ? /^qdisc (\S+)/m.exec(res.stdout)?.[1] : undefined
+    const current = res && res.exitCode === 0 ? parseQdisc(res.stdout) : undefined
     if (!res) out.push({...k, action: 'unavailable', reason: `${k.reason} (tc from iproute2 is not installed)`})
     else out.push({...k, current, action: current === k.recommended ? 'keep' : 'change'})
   }
