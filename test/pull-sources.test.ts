@@ -156,8 +156,10 @@ describe('mtune pull hf://', () => {
 
   for (const hideExpiry of [false, true]) {
     it(`renews a signed CDN URL that expires mid-file (${hideExpiry ? 'refused with 403' : 'before its stated expiry'})`, async () => {
-      const {env, cache, cdn} = await hub([repo()], {ttlMs: 1500, rate: 2 * MiB, hideExpiry})
-      const r = await runCli(['pull', 'hf://acme/tiny', '--include', 'model.safetensors', '-c', '2', '--max-connections', '2'], env)
+      // 1 MiB requests at 1 MiB/s per connection: requests keep starting for ~6 s, well after
+      // the link expires (1.5 to 2.5 s), so the renewal is certain to be needed.
+      const {env, cache, cdn} = await hub([repo()], {ttlMs: 1500, rate: 1 * MiB, hideExpiry})
+      const r = await runCli(['pull', 'hf://acme/tiny', '--include', 'model.safetensors', '-c', '2', '--max-connections', '2', '--chunk-size', '1M'], env)
       assert.equal(r.code, 0, r.stderr)
       assert.match(r.stderr, hideExpiry ? /was refused \(403\): resolved it again/ : /is about to expire: resolved it again/)
       assert.ok(readFileSync(join(cache, 'snapshots', COMMIT, 'model.safetensors')).equals(weights))
