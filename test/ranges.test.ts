@@ -104,4 +104,21 @@ describe('SegmentManager', () => {
     m.release(again)
     assert.ok(m.done)
   })
+
+  it('hands a straggler\'s range out a piece at a time, the rest first in line for idle connections', () => {
+    const m = new SegmentManager([{start: 0, end: 32 * MiB}], MiB)
+    m.pieceSize = 16 * MiB
+    const slow = m.acquire()!
+    const next = m.acquire()!
+    m.advance(slow, MiB)
+    m.pieceSize = 4 * MiB
+    const fresh = m.takeOver(slow)!
+    assert.deepEqual([fresh.start, fresh.end], [MiB, 5 * MiB])
+    const helper = m.acquire()!
+    assert.deepEqual([helper.start, helper.end], [5 * MiB, 9 * MiB], 'the hole near the front comes before anything else')
+    assert.equal(next.start, 16 * MiB)
+    m.pieceSize = 6.5 * MiB
+    const tail = m.acquire()!
+    assert.deepEqual([tail.start, tail.end], [9 * MiB, 16 * MiB], 'a remainder under the minimum is not left behind')
+  })
 })

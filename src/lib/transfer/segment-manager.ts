@@ -97,14 +97,23 @@ export class SegmentManager {
 
   /**
    * Give a straggler's remaining range to a fresh connection: the old segment ends where it is.
-   * Returns undefined when nothing worth moving is left.
+   * The fresh one takes a piece; the rest goes back to the pending pieces, which come first
+   * since they are nearer the front, so that several connections fill the hole the straggler
+   * left (and the hash of the prefix, waiting on it, moves on). Returns undefined when nothing
+   * worth moving is left.
    */
   takeOver(segment: Segment): Segment | undefined {
     if (!this.active.has(segment.id) || remaining(segment) <= 0) return undefined
     const from = segment.pos + segment.inflight
     const end = segment.end
     segment.end = from
-    return this.open(from, end)
+    let stop = Math.min(end, from + Math.max(this.minSplit, this.pieceSize))
+    if (end - stop < this.minSplit) stop = end
+    if (stop < end) {
+      this.pending.push({start: stop, end})
+      this.pending.sort((a, b) => a.start - b.start)
+    }
+    return this.open(from, stop)
   }
 
   private open(start: number, end: number): Segment {

@@ -35,7 +35,7 @@ export class FileChanged extends StartOver {
 }
 
 
-const TICK_MS = 200
+const TICK_MS = 100
 const CHECKPOINT_MS = 1_000
 /** Consecutive failures, with no byte in between, after which a source is dropped when others remain. */
 const SOURCE_FAILURE_LIMIT = 4
@@ -71,6 +71,8 @@ export class Transfer {
   private lastCheckpoint = performance.now()
   private readonly mirrorReport: PullResult['mirrors'] = []
   private finishedRates: Array<{at: number; rate: number}> = []
+  private transferStarted = performance.now()
+  private allFlowing?: {at: number; bytes: number}
   private readonly trustedOrigin: string
 
   constructor(
@@ -97,7 +99,7 @@ export class Transfer {
     this.sources.add(this.primary)
     const initial = options.connections ?? DEFAULTS.connections
     const max = Math.max(initial, options.maxConnections ?? Math.max(DEFAULTS.maxConnections, initial))
-    this.controller = new ConnectionController({initial: this.ranged ? initial : 1, max: this.ranged ? max : 1}, now)
+    this.controller = new ConnectionController({initial: this.ranged ? initial : 1, max: this.ranged ? max : 1, initialSettleMs: 0}, now)
     this.segments = new SegmentManager([], this.minSplit)
   }
 
@@ -166,6 +168,7 @@ export class Transfer {
     const onAbort = () => this.fail(interrupted())
     this.options.signal?.addEventListener('abort', onAbort, {once: true})
     if (this.options.signal?.aborted) onAbort()
+    this.transferStarted = performance.now()
     const timer = setInterval(() => this.tick(), TICK_MS)
     try {
       this.startMirrors()
@@ -197,14 +200,32 @@ export class Transfer {
     if (this.ranged) {
       const room = this.segments.hasPending || this.segments.largestAvailable >= this.minSplit
       const before = this.controller.target
-      const target = this.controller.sample(now, this.received.rate(now, 400), room)
-      if (target !== before) this.debug(`connections ${before} -> ${target} at ${Math.round(this.received.rate(now, 400) / 1048576)} MiB/s`)
+      const throughput = this.throughput(now)
+      const target = this.controller.sample(now, throughput, room)
+      if (target !== before) this.debug(`connections ${before} -> ${target} at ${Math.round(throughput / 1048576)} MiB/s`)
       this.replaceStragglers(now)
       this.sizePieces()
     }
     this.fillSlots()
     this.checkDone()
     if (now - this.lastCheckpoint >= CHECKPOINT_MS) void this.checkpoint()
+  }
+
+  /**
+   * Throughput for the connection controller. Before its first step: the link's rate since
+   * every initial connection was flowing. A window that includes their time to first byte would
+   * understate it, and waiting for that window to pass would leave a link whose server caps
+   * each connection half used for longer. 0 until that is known.
+   */
+  private throughput(now: number): number {
+    if (this.controller.stepped || now - this.transferStarted >= 1_000) return this.received.rate(now, 400)
+    if (!this.allFlowing) {
+      const flowing = [...this.connections].filter((c) => c.firstByteAt !== undefined && !c.stopReason)
+      if (flowing.length >= this.controller.target) this.allFlowing = {at: now, bytes: this.received.total}
+      return 0
+    }
+    const elapsed = now - this.allFlowing.at
+    return elapsed >= 90 ? ((this.received.total - this.allFlowing.bytes) * 1000) / elapsed : 0
   }
 
   private emitProgress(now: number): void {
@@ -267,7 +288,8 @@ export class Transfer {
     let segment: Segment | undefined = initial
     let attempt = 0
     while (!this.stopping) {
-      segment ??= this.running > this.controller.target ? undefined : this.segments.acquire()
+      // Nothing left to hand out: a straggler's range, fetched afresh, may still end sooner.
+      segment ??= this.running > this.controller.target ? undefined : (this.segments.acquire() ?? this.takeOverStraggler(performance.now(), true))
       if (!segment) return
       const source = adopted ? this.primary : await this.pickSource()
       if (!source) {
@@ -348,8 +370,8 @@ export class Transfer {
   private typicalRate(now: number): number | undefined {
     this.finishedRates = this.finishedRates.filter((r) => now - r.at < 10_000)
     const rates = [...this.connections]
-      .filter((c) => c.firstByteAt !== undefined && now - c.firstByteAt >= 1_000 && !c.stopReason)
-      .map((c) => c.meter.rate(now, 2_000))
+      .filter((c) => c.firstByteAt !== undefined && now - c.firstByteAt >= 500 && !c.stopReason)
+      .map((c) => recentRate(c, now))
       .concat(this.finishedRates.map((r) => r.rate))
       .sort((a, b) => a - b)
     if (rates.length < 3) return undefined
@@ -518,11 +540,14 @@ export class Transfer {
     for (const c of this.connections) {
       if (c.stopReason || c.firstByteAt === undefined) continue
       const age = now - c.firstByteAt
-      const rate = c.meter.rate(now, 2_000)
+      const rate = recentRate(c, now)
       const left = remaining(c.segment)
       if (left < 64 * 1024) continue
-      // Far below for a second, or clearly below for two: either way a fresh connection wins.
-      const slow = (age >= 1_000 && rate < median / 8) || (age >= 2_000 && rate < median / 4)
+      // Far below for a while, or clearly below for two seconds: either way a fresh connection
+      // wins. "A while" scales with the time to first byte, which a connection still in TCP
+      // slow start on a long path needs several of.
+      const judgeAfter = Math.min(1_000, Math.max(300, 4 * (c.firstByteAt - c.startedAt)))
+      const slow = (age >= judgeAfter && rate < median / 8) || (age >= 2_000 && rate < median / 4)
       const late = endgame && age >= 700 && left / Math.max(rate, 1) > 2 * (0.5 + left / median)
       if (!slow && !late) continue
       const segment = this.segments.takeOver(c.segment)
@@ -644,3 +669,8 @@ function diskFull(error: unknown, dest: Destination, onDisk: number, size?: numb
   return new MtuneError('disk-error', `cannot write ${dest.partPath}: ${errorMessage(error)}${kept}`, ExitCode.localDisk, {cause: error})
 }
 
+/** A connection's rate over the last two seconds, or since its first byte if younger. */
+function recentRate(c: Connection, now: number): number {
+  const age = now - (c.firstByteAt ?? now)
+  return age < 2_000 ? (c.meter.total * 1000) / Math.max(1, age) : c.meter.rate(now, 2_000)
+}
