@@ -1,6 +1,7 @@
-import {request, type Dispatcher} from 'undici'
+import type {Dispatcher} from 'undici'
+import {fromReadable, streamRequest, type ChunkStream, type StreamedResponse} from '../net/chunk-stream.js'
 import {parseContentRange, rangeHeader} from '../net/http-range.js'
-import {USER_AGENT, flattenHeaders, type Response} from '../net/request.js'
+import {USER_AGENT, type Response} from '../net/request.js'
 import {TransferError, classifyNetworkError, classifyStatus, describeStatus, parseRetryAfter} from '../net/retry-policy.js'
 import type {Journal} from './journal.js'
 import {Meter} from './meter.js'
@@ -60,13 +61,13 @@ export class Connection {
     while (seg.pos < seg.end && !this.stopReason) {
       const requestEnd = first ? (first.end ?? seg.end) : Math.min(seg.end, seg.pos + Math.max(1, ctx.requestBytes()))
       seg.requestEnd = requestEnd
-      const body = first ? first.response.body : await this.open(ctx, requestEnd)
+      const body = first ? fromReadable(first.response.body) : await this.open(ctx, requestEnd)
       first = undefined
       await this.stream(ctx, body, requestEnd)
     }
   }
 
-  private async stream(ctx: ConnectionContext, body: Response['body'], requestEnd: number): Promise<void> {
+  private async stream(ctx: ConnectionContext, body: ChunkStream, requestEnd: number): Promise<void> {
     const seg = this.segment
     const from = seg.pos
     let chunks: Buffer[] = []
@@ -93,13 +94,15 @@ export class Connection {
 
     const wanted = () => Math.min(seg.end, requestEnd)
     try {
-      for await (const chunk of body as AsyncIterable<Buffer>) {
+      for await (const batch of body) {
+        let bytes = 0
+        for (const chunk of batch) bytes += chunk.length
         this.firstByteAt ??= performance.now()
-        this.meter.add(chunk.length)
-        ctx.onReceived(chunk.length)
-        if (ctx.limiter) await ctx.limiter.take(chunk.length, this.abort.signal)
-        chunks.push(chunk)
-        buffered += chunk.length
+        this.meter.add(bytes)
+        ctx.onReceived(bytes)
+        if (ctx.limiter) await ctx.limiter.take(bytes, this.abort.signal)
+        for (const chunk of batch) chunks.push(chunk)
+        buffered += bytes
         if (buffered >= FLUSH_BYTES || seg.pos + buffered >= wanted()) await flush()
         if (seg.pos >= wanted()) break
       }
@@ -124,7 +127,7 @@ export class Connection {
     }
   }
 
-  private async open(ctx: ConnectionContext, requestedEnd: number): Promise<Response['body']> {
+  private async open(ctx: ConnectionContext, requestedEnd: number): Promise<ChunkStream> {
     const seg = this.segment
     const validator = validatorOf(this.source)
     const headers: Record<string, string> = {
@@ -134,14 +137,15 @@ export class Connection {
       range: rangeHeader(seg.pos, requestedEnd),
     }
     if (validator) headers['if-range'] = validator
-    let res: Dispatcher.ResponseData
+    let res: StreamedResponse
     try {
-      res = await request(this.source.target, {method: 'GET', headers, dispatcher: ctx.dispatcher, signal: this.abort.signal})
+      const url = new URL(this.source.target)
+      res = await streamRequest(ctx.dispatcher, {origin: url.origin, path: url.pathname + url.search, method: 'GET', headers}, this.abort.signal)
     } catch (error) {
       if (this.stopReason) throw new StoppedError()
       throw classifyNetworkError(error)
     }
-    const h = flattenHeaders(res.headers)
+    const h = res.headers
     const reject = async (error: TransferError) => {
       await res.body.dump().catch(() => {})
       return error

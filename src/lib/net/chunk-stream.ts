@@ -1,0 +1,165 @@
+import type {Dispatcher} from 'undici'
+import {flattenHeaders} from './request.js'
+
+/**
+ * A response body as batches of chunks: everything that arrived since the consumer last asked,
+ * as the parser's own buffers. It skips a Readable stream between undici and the disk, whose
+ * reads concatenate (copy) what queued up; at loopback speeds that copy and its garbage cost a
+ * good part of the CPU time and memory of a pull.
+ */
+export interface ChunkStream extends AsyncIterable<Buffer[]> {
+  /** Stop receiving; the connection is closed unless the body had ended. */
+  destroy(): void
+  /** Read the (small, error) body to its end so that the connection can be reused. */
+  dump(): Promise<void>
+}
+
+export interface StreamedResponse {
+  statusCode: number
+  headers: Record<string, string | undefined>
+  body: ChunkStream
+}
+
+/** Past this much unread, the socket is paused: the disk sets the pace, not memory. */
+const HIGH_WATER = 128 * 1024
+/** An error body longer than this is not worth reading to keep the connection. */
+const DUMP_LIMIT = 256 * 1024
+
+class Batches implements ChunkStream {
+  private queue: Buffer[] = []
+  private queued = 0
+  private ended = false
+  private error?: Error
+  private waiter?: {resolve: (r: IteratorResult<Buffer[]>) => void; reject: (e: Error) => void}
+  private controller?: Dispatcher.DispatchController
+  private discarded = 0
+  private dumping?: {resolve: () => void}
+
+  attach(controller: Dispatcher.DispatchController): void {
+    this.controller = controller
+  }
+
+  push(chunk: Buffer): void {
+    if (this.dumping) {
+      this.discarded += chunk.length
+      if (this.discarded > DUMP_LIMIT) this.destroy()
+      return
+    }
+    if (this.waiter) {
+      const {resolve} = this.waiter
+      this.waiter = undefined
+      resolve({value: [chunk], done: false})
+      return
+    }
+    this.queue.push(chunk)
+    this.queued += chunk.length
+    if (this.queued >= HIGH_WATER) this.controller?.pause()
+  }
+
+  end(error?: Error): void {
+    if (this.ended) return
+    this.ended = true
+    this.error = error
+    this.dumping?.resolve()
+    if (!this.waiter || this.queue.length > 0) return
+    const {resolve, reject} = this.waiter
+    this.waiter = undefined
+    if (error) reject(error)
+    else resolve({value: undefined, done: true})
+  }
+
+  private next(): Promise<IteratorResult<Buffer[]>> {
+    if (this.queue.length > 0) {
+      const batch = this.queue
+      this.queue = []
+      this.queued = 0
+      if (this.controller?.paused && !this.ended) this.controller.resume()
+      return Promise.resolve({value: batch, done: false})
+    }
+    if (this.error) return Promise.reject(this.error)
+    if (this.ended) return Promise.resolve({value: undefined, done: true})
+    return new Promise((resolve, reject) => (this.waiter = {resolve, reject}))
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<Buffer[]> {
+    return {
+      next: () => this.next(),
+      return: async () => {
+        this.destroy()
+        return {value: undefined, done: true}
+      },
+    }
+  }
+
+  destroy(): void {
+    if (!this.ended) this.controller?.abort(new Error('body not wanted'))
+    this.end()
+    this.queue = []
+  }
+
+  dump(): Promise<void> {
+    this.queue = []
+    if (this.ended) return Promise.resolve()
+    if (this.controller?.paused) this.controller.resume()
+    return new Promise((resolve) => (this.dumping = {resolve}))
+  }
+}
+
+/**
+ * GET (or any request) through `dispatcher` with undici's handler interface; resolves with the
+ * status and headers, the body following as a ChunkStream. Rejects like undici's request().
+ */
+export function streamRequest(dispatcher: Dispatcher, options: Dispatcher.DispatchOptions, signal?: AbortSignal): Promise<StreamedResponse> {
+  return new Promise((resolve, reject) => {
+    const body = new Batches()
+    let started = false
+    let controller: Dispatcher.DispatchController | undefined
+    const onAbort = () => controller?.abort(signal?.reason instanceof Error ? signal.reason : new Error('aborted'))
+    const cleanup = () => signal?.removeEventListener('abort', onAbort)
+    if (signal?.aborted) {
+      reject(signal.reason instanceof Error ? signal.reason : new Error('aborted'))
+      return
+    }
+    signal?.addEventListener('abort', onAbort, {once: true})
+    const handler: Dispatcher.DispatchHandler = {
+      onRequestStart(c) {
+        controller = c
+        body.attach(c)
+        if (signal?.aborted) onAbort()
+      },
+      onResponseStart(_c, statusCode, headers) {
+        started = true
+        resolve({statusCode, headers: flattenHeaders(headers as Record<string, string | string[] | undefined>), body})
+      },
+      onResponseData(_c, chunk) {
+        body.push(chunk)
+      },
+      onResponseEnd() {
+        cleanup()
+        body.end()
+      },
+      onResponseError(_c, error) {
+        cleanup()
+        if (started) body.end(error)
+        else reject(error)
+      },
+    }
+    try {
+      dispatcher.dispatch(options, handler)
+    } catch (error) {
+      cleanup()
+      reject(error)
+    }
+  })
+}
+
+/** A Readable body (the probe's, from request()) as batches, for code written for ChunkStream. */
+export function fromReadable(readable: Dispatcher.ResponseData['body']): ChunkStream {
+  return {
+    async *[Symbol.asyncIterator]() {
+      for await (const chunk of readable) yield [chunk as Buffer]
+    },
+    destroy: () => void readable.destroy(),
+    dump: () => readable.dump().catch(() => {}),
+  }
+}
