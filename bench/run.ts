@@ -103,7 +103,8 @@ async function stats(origin: string): Promise<{bytesSent: number}> {
 
 function command(tool: Tool, url: string, dir: string, digest?: string): string[] {
   if (tool === 'mtune') {
-    return [process.execPath, bin, 'pull', url, '-o', join(dir, 'model.bin'), '--json', ...(digest ? ['--sha256', digest] : [])]
+    // As users run it: the executable, whose first line passes Node its flags.
+    return [bin, 'pull', url, '-o', join(dir, 'model.bin'), '--json', ...(digest ? ['--sha256', digest] : [])]
   }
   return [
     'aria2c', '-x16', '-s16', '-k1M', '--file-allocation=none', '--allow-overwrite=true', '--console-log-level=error',

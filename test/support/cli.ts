@@ -13,7 +13,8 @@ export interface CliResult {
 }
 
 export function startCli(args: string[], env: Record<string, string> = {}): {child: ChildProcess; done: Promise<CliResult>} {
-  const child = spawn(process.execPath, [BIN, ...args], {
+  // The executable itself, so that its first line (sh handing Node its flags) is tested too.
+  const child = spawn(BIN, args, {
     env: {...process.env, NO_COLOR: '1', MTUNE_PROGRESS_INTERVAL_MS: '200', ...env},
     stdio: ['ignore', 'pipe', 'pipe'],
   })
