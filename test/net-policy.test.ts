@@ -77,14 +77,6 @@ describe('ConnectionController', () => {
     assert.equal(c.sample(600, 200, true), 16, 'holds for a while after a plateau')
   })
 
-  it('takes its first step as soon as the caller has a clean measure, when told it will give one', () => {
-    const c = new ConnectionController({initial: 16, max: 64, settleMs: 400, initialSettleMs: 0}, 0)
-    assert.equal(c.sample(100, 0, true), 16, 'nothing measured yet')
-    assert.equal(c.sample(200, 128, true), 32)
-    assert.equal(c.sample(300, 160, true), 32, 'later steps wait the settle time')
-    assert.equal(c.sample(600, 160, true), 40)
-  })
-
   it('halves on throttling and does not grow again for the hold time', () => {
     const c = new ConnectionController({initial: 16, max: 64, settleMs: 100, throttleHoldMs: 1000}, 0)
     assert.equal(c.throttled(10, 16), 8)

@@ -105,6 +105,20 @@ describe('SegmentManager', () => {
     assert.ok(m.done)
   })
 
+  it('hands out smaller pieces near the end when the engine lowers the smallest piece', () => {
+    const KiB = 1024
+    const total = 1792 * KiB + 100 * KiB
+    const m = new SegmentManager([{start: 0, end: total}], MiB)
+    m.pieceSize = 0
+    const whole = m.acquire()!
+    assert.deepEqual([whole.start, whole.end], [0, total], 'normally never below the minimum split')
+    const n = new SegmentManager([{start: 0, end: total}], MiB)
+    n.smallestPiece = n.pieceSize = 256 * KiB
+    const sizes: number[] = []
+    for (let p = n.acquire(); p; p = n.acquire()) sizes.push((p.end - p.start) / KiB)
+    assert.deepEqual(sizes, [256, 256, 256, 256, 256, 256, 356], 'a remainder under the smallest piece joins the last one')
+  })
+
   it('hands a straggler\'s range out a piece at a time, the rest first in line for idle connections', () => {
     const m = new SegmentManager([{start: 0, end: 32 * MiB}], MiB)
     m.pieceSize = 16 * MiB

@@ -8,11 +8,7 @@ export interface ControllerOptions {
   max: number
   /** Time for new connections to reach speed before their effect is judged. */
   settleMs?: number
-  /**
-   * The same for the initial connections, when the caller's samples already leave out their
-   * time to first byte (default: settleMs).
-   */
-  initialSettleMs?: number
+
   /** How long to hold off growing after the server said "too many". */
   throttleHoldMs?: number
 }
@@ -27,15 +23,11 @@ export class ConnectionController {
   private previous?: number
   private holdUntil = 0
   private plateauAt?: number
-  /** Whether it has changed the count yet, by growing or on throttling. */
-  stepped = false
-  private readonly initialSettleMs: number
 
   constructor(options: ControllerOptions, now: number) {
     this.max = Math.max(1, options.max)
     this.target = Math.min(this.max, Math.max(1, options.initial))
     this.settleMs = options.settleMs ?? 400
-    this.initialSettleMs = options.initialSettleMs ?? this.settleMs
     this.throttleHoldMs = options.throttleHoldMs ?? 30_000
     this.changedAt = now
   }
@@ -45,8 +37,7 @@ export class ConnectionController {
    * @param room whether more connections would have anything to fetch
    */
   sample(now: number, throughput: number, room: boolean): number {
-    const settle = this.stepped ? this.settleMs : this.initialSettleMs
-    if (now - this.changedAt < settle || now < this.holdUntil || throughput <= 0) return this.target
+    if (now - this.changedAt < this.settleMs || now < this.holdUntil || throughput <= 0) return this.target
     if (this.plateauAt !== undefined && now - this.plateauAt < 20_000) return this.target
     if (this.before !== undefined && throughput < this.before * 1.05) {
       // The last step bought nothing: the path, not the connection count, is the limit. Go
@@ -64,7 +55,6 @@ export class ConnectionController {
     this.before = throughput
     this.plateauAt = undefined
     this.previous = this.target
-    this.stepped = true
     this.target = Math.min(this.max, this.target + step)
     this.changedAt = now
     return this.target
@@ -75,7 +65,6 @@ export class ConnectionController {
     if (now < this.holdUntil && this.target <= Math.max(1, Math.floor(running / 2))) return this.target
     this.target = Math.max(1, Math.floor(Math.min(this.target, running) / 2))
     this.holdUntil = now + this.throttleHoldMs
-    this.stepped = true
     this.before = undefined
     this.previous = undefined
     this.changedAt = now

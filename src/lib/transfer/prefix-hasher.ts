@@ -19,9 +19,12 @@ export class PrefixHasher {
     this.worker.unref()
   }
 
-  /** The bytes [0, upTo) are on disk. */
-  extend(upTo: number): void {
-    if (upTo <= this.sent || this.result) return
+  /**
+   * The bytes [0, upTo) are on disk. `step`: tell the worker only once this much more is,
+   * so that calling after every write costs little.
+   */
+  extend(upTo: number, step = 0): void {
+    if (upTo <= this.sent + step || this.result) return
     this.sent = upTo
     this.worker.postMessage({upTo})
   }

@@ -26,6 +26,7 @@ export class SegmentManager {
 
   /** @param missing ranges not yet on disk; @param minSplit never split below twice this. */
   constructor(missing: ByteRange[], private readonly minSplit: number) {
+    this.smallestPiece = minSplit
     this.reset(missing)
   }
 
@@ -41,13 +42,20 @@ export class SegmentManager {
    */
   pieceSize = 16 * 1024 * 1024
 
+  /**
+   * The smallest piece handed out: the minimum split, except near the end, where the engine
+   * lowers it so that the last pieces, each paying a first-byte delay of its own, end together
+   * instead of leaving the link idle behind the one that got the last big piece.
+   */
+  smallestPiece: number
+
   /** The next range for an idle connection: the next piece in order, else half of the largest active one. */
   acquire(): Segment | undefined {
     const first = this.pending[0]
     if (!first) return this.steal()
     const start = first.start
-    let end = Math.min(first.end, start + Math.max(this.minSplit, this.pieceSize))
-    if (first.end - end < this.minSplit) end = first.end
+    let end = Math.min(first.end, start + Math.max(this.smallestPiece, this.pieceSize))
+    if (first.end - end < this.smallestPiece) end = first.end
     if (end === first.end) this.pending.shift()
     else first.start = end
     return this.open(start, end)
@@ -107,8 +115,8 @@ export class SegmentManager {
     const from = segment.pos + segment.inflight
     const end = segment.end
     segment.end = from
-    let stop = Math.min(end, from + Math.max(this.minSplit, this.pieceSize))
-    if (end - stop < this.minSplit) stop = end
+    let stop = Math.min(end, from + Math.max(this.smallestPiece, this.pieceSize))
+    if (end - stop < this.smallestPiece) stop = end
     if (stop < end) {
       this.pending.push({start: stop, end})
       this.pending.sort((a, b) => a.start - b.start)

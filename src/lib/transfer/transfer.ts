@@ -36,6 +36,7 @@ export class FileChanged extends StartOver {
 
 
 const TICK_MS = 100
+const HASH_STEP = 8 * 1024 * 1024
 const CHECKPOINT_MS = 1_000
 /** Consecutive failures, with no byte in between, after which a source is dropped when others remain. */
 const SOURCE_FAILURE_LIMIT = 4
@@ -71,8 +72,6 @@ export class Transfer {
   private lastCheckpoint = performance.now()
   private readonly mirrorReport: PullResult['mirrors'] = []
   private finishedRates: Array<{at: number; rate: number}> = []
-  private transferStarted = performance.now()
-  private allFlowing?: {at: number; bytes: number}
   private readonly trustedOrigin: string
 
   constructor(
@@ -99,7 +98,7 @@ export class Transfer {
     this.sources.add(this.primary)
     const initial = options.connections ?? DEFAULTS.connections
     const max = Math.max(initial, options.maxConnections ?? Math.max(DEFAULTS.maxConnections, initial))
-    this.controller = new ConnectionController({initial: this.ranged ? initial : 1, max: this.ranged ? max : 1, initialSettleMs: 0}, now)
+    this.controller = new ConnectionController({initial: this.ranged ? initial : 1, max: this.ranged ? max : 1}, now)
     this.segments = new SegmentManager([], this.minSplit)
   }
 
@@ -152,6 +151,8 @@ export class Transfer {
         onWritten: (bytes) => {
           this.written.add(bytes)
           this.failuresSinceProgress = 0
+          // Between ticks too: the less is left to hash after the last byte, the sooner the digest.
+          this.hasher?.extend(this.journal.writtenRanges.prefixEnd, HASH_STEP)
         },
         onReceived: (bytes) => this.received.add(bytes),
         requestBytes: () => this.requestBytes(),
@@ -168,7 +169,6 @@ export class Transfer {
     const onAbort = () => this.fail(interrupted())
     this.options.signal?.addEventListener('abort', onAbort, {once: true})
     if (this.options.signal?.aborted) onAbort()
-    this.transferStarted = performance.now()
     const timer = setInterval(() => this.tick(), TICK_MS)
     try {
       this.startMirrors()
@@ -200,7 +200,7 @@ export class Transfer {
     if (this.ranged) {
       const room = this.segments.hasPending || this.segments.largestAvailable >= this.minSplit
       const before = this.controller.target
-      const throughput = this.throughput(now)
+      const throughput = this.received.rate(now, 400)
       const target = this.controller.sample(now, throughput, room)
       if (target !== before) this.debug(`connections ${before} -> ${target} at ${Math.round(throughput / 1048576)} MiB/s`)
       this.replaceStragglers(now)
@@ -209,23 +209,6 @@ export class Transfer {
     this.fillSlots()
     this.checkDone()
     if (now - this.lastCheckpoint >= CHECKPOINT_MS) void this.checkpoint()
-  }
-
-  /**
-   * Throughput for the connection controller. Before its first step: the link's rate since
-   * every initial connection was flowing. A window that includes their time to first byte would
-   * understate it, and waiting for that window to pass would leave a link whose server caps
-   * each connection half used for longer. 0 until that is known.
-   */
-  private throughput(now: number): number {
-    if (this.controller.stepped || now - this.transferStarted >= 1_000) return this.received.rate(now, 400)
-    if (!this.allFlowing) {
-      const flowing = [...this.connections].filter((c) => c.firstByteAt !== undefined && !c.stopReason)
-      if (flowing.length >= this.controller.target) this.allFlowing = {at: now, bytes: this.received.total}
-      return 0
-    }
-    const elapsed = now - this.allFlowing.at
-    return elapsed >= 90 ? ((this.received.total - this.allFlowing.bytes) * 1000) / elapsed : 0
   }
 
   private emitProgress(now: number): void {
@@ -349,8 +332,12 @@ export class Transfer {
       this.segments.pieceSize = Number.MAX_SAFE_INTEGER
       return
     }
-    const share = Math.ceil(this.segments.pendingBytes / Math.max(1, this.controller.target))
-    this.segments.pieceSize = Math.max(this.minSplit, Math.min(this.requestBytes(), share))
+    const target = Math.max(1, this.controller.target)
+    const pending = this.segments.pendingBytes
+    // The last minimum-size piece or so for each connection: smaller pieces from here on.
+    const endgame = pending < target * this.minSplit
+    this.segments.smallestPiece = endgame ? Math.max(64 * 1024, Math.floor(this.minSplit / 4)) : this.minSplit
+    this.segments.pieceSize = Math.max(this.segments.smallestPiece, Math.min(this.requestBytes(), Math.ceil(pending / target)))
   }
 
   /**
@@ -546,9 +533,13 @@ export class Transfer {
       // Far below for a while, or clearly below for two seconds: either way a fresh connection
       // wins. "A while" scales with the time to first byte, which a connection still in TCP
       // slow start on a long path needs several of.
-      const judgeAfter = Math.min(1_000, Math.max(300, 4 * (c.firstByteAt - c.startedAt)))
+      const firstByteMs = c.firstByteAt - c.startedAt
+      const judgeAfter = Math.min(1_000, Math.max(300, 4 * firstByteMs))
       const slow = (age >= judgeAfter && rate < median / 8) || (age >= 2_000 && rate < median / 4)
-      const late = endgame && age >= 700 && left / Math.max(rate, 1) > 2 * (0.5 + left / median)
+      // At the end, with a slot idle: a connection that would finish well after a fresh one
+      // (a first byte, then the rest at the median rate) hands its range over.
+      const fresh = Math.max(0.1, firstByteMs / 1000) + left / median
+      const late = endgame && age >= Math.max(150, 2 * firstByteMs) && left / Math.max(rate, 1) > 2 * fresh
       if (!slow && !late) continue
       const segment = this.segments.takeOver(c.segment)
       if (!segment) continue
