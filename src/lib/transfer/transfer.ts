@@ -69,6 +69,7 @@ export class Transfer {
   private stopping = false
   private settle!: {resolve: () => void; reject: (e: unknown) => void}
   private checkpointing = false
+  private preflushed = false
   private lastCheckpoint = performance.now()
   private readonly mirrorReport: PullResult['mirrors'] = []
   private finishedRates: Array<{at: number; rate: number}> = []
@@ -209,6 +210,12 @@ export class Transfer {
     this.fillSlots()
     this.checkDone()
     if (now - this.lastCheckpoint >= CHECKPOINT_MS) void this.checkpoint()
+    else if (!this.preflushed && this.ranged && !this.segments.hasPending && this.part) {
+      // Everything is handed out: write back what is on disk so far while the last bytes come,
+      // so that the flush after the last one has little left to do.
+      this.preflushed = true
+      void this.part.datasync().catch(() => {})
+    }
   }
 
   private emitProgress(now: number): void {
