@@ -8,7 +8,6 @@ export interface ControllerOptions {
   max: number
   /** Time for new connections to reach speed before their effect is judged. */
   settleMs?: number
-
   /** How long to hold off growing after the server said "too many". */
   throttleHoldMs?: number
 }

@@ -54,8 +54,7 @@ export class SegmentManager {
     const first = this.pending[0]
     if (!first) return this.steal()
     const start = first.start
-    let end = Math.min(first.end, start + Math.max(this.smallestPiece, this.pieceSize))
-    if (first.end - end < this.smallestPiece) end = first.end
+    const end = this.pieceEnd(start, first.end)
     if (end === first.end) this.pending.shift()
     else first.start = end
     return this.open(start, end)
@@ -115,13 +114,20 @@ export class SegmentManager {
     const from = segment.pos + segment.inflight
     const end = segment.end
     segment.end = from
-    let stop = Math.min(end, from + Math.max(this.smallestPiece, this.pieceSize))
-    if (end - stop < this.smallestPiece) stop = end
-    if (stop < end) {
-      this.pending.push({start: stop, end})
-      this.pending.sort((a, b) => a.start - b.start)
-    }
+    const stop = this.pieceEnd(from, end)
+    if (stop < end) this.putBack({start: stop, end})
     return this.open(from, stop)
+  }
+
+  /** Where a piece starting at `start` ends within a range ending at `end`; no sliver is left. */
+  private pieceEnd(start: number, end: number): number {
+    const stop = Math.min(end, start + Math.max(this.smallestPiece, this.pieceSize))
+    return end - stop < this.smallestPiece ? end : stop
+  }
+
+  private putBack(range: ByteRange): void {
+    this.pending.push(range)
+    this.pending.sort((a, b) => a.start - b.start)
   }
 
   private open(start: number, end: number): Segment {
@@ -140,10 +146,7 @@ export class SegmentManager {
   /** The connection stopped (done or failed): what it did not fetch goes back to pending. */
   release(segment: Segment): void {
     if (!this.active.delete(segment.id)) return
-    if (segment.pos < segment.end) {
-      this.pending.push({start: segment.pos, end: segment.end})
-      this.pending.sort((a, b) => a.start - b.start)
-    }
+    if (segment.pos < segment.end) this.putBack({start: segment.pos, end: segment.end})
   }
 
   /** True when every byte has been handed out and no connection is still working. */
