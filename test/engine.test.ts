@@ -213,6 +213,16 @@ describe('pull engine', () => {
     assert.ok(!existsSync(`${out}.part`) && !existsSync(`${out}.part.journal`))
   })
 
+  it('fails cleanly when the part file cannot be created, with requests already under way', async () => {
+    const m = await mirror()
+    const out = join(dir(), 'model.bin')
+    const refused: OpenPartFile = async () => {
+      throw Object.assign(new Error('EACCES: permission denied'), {code: 'EACCES'})
+    }
+    await rejects(run({url: m.url, output: out, openPartFile: refused}), 5, /cannot create .*model\.bin\.part: EACCES/)
+    assert.ok(!existsSync(`${out}.part.journal`), 'no journal is left for a file that never existed')
+  })
+
   it('stops cleanly on ENOSPC, keeps what is on disk, and a second run resumes', async () => {
     const m = await mirror()
     const out = join(dir(), 'model.bin')

@@ -47,10 +47,20 @@ export class Journal {
     this.written = written
     this.durable = durable
     this.fd = -1
-    this.rewrite()
   }
 
+  /** Load, and write the journal out at once. */
   static open(path: string, identity: FileIdentity, bootId: string | undefined): Loaded {
+    const loaded = Journal.load(path, identity, bootId)
+    loaded.journal.begin()
+    return loaded
+  }
+
+  /**
+   * What is on disk for this file, without writing anything yet: a pull sends its requests
+   * first and calls `begin` while they are on their way, since the write waits on fsync.
+   */
+  static load(path: string, identity: FileIdentity, bootId: string | undefined): Loaded {
     const header: Header = {v: 1, ...identity, bootId}
     let discarded: string | undefined
     if (existsSync(path)) {
@@ -77,6 +87,11 @@ export class Journal {
     if (!parsed || !parsed.header.ranges || parsed.header.size === undefined) return undefined
     const trusted = bootId && parsed.header.bootId === bootId ? parsed.written : parsed.durable
     return trusted.missing(parsed.header.size)[0]
+  }
+
+  /** Write the journal out (replacing one that was discarded); before any `recordWritten`. */
+  begin(): void {
+    if (this.fd < 0) this.rewrite()
   }
 
   /** Called right after bytes [start, end) reached the part file. */

@@ -31,6 +31,15 @@ export const openPartFile: OpenPartFile = async (path, size, fresh) => {
   }
 }
 
+/** A part file still being opened: writes wait for it, so that requests need not. */
+export function whenOpen(opening: Promise<PartFile>): PartFile {
+  return {
+    write: async (buffers, length, position) => (await opening).write(buffers, length, position),
+    datasync: async () => (await opening).datasync(),
+    close: async () => (await opening).close(),
+  }
+}
+
 /** The bytes [from, to) of a list of buffers, as views. */
 function slice(buffers: Buffer[], from: number, to: number): Buffer[] {
   const out: Buffer[] = []

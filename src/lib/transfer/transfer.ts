@@ -12,7 +12,7 @@ import {checkFreeSpace, fileExists, type Destination} from './destination.js'
 import {Journal, currentBootId} from './journal.js'
 import {Meter} from './meter.js'
 import {checkMirror} from './mirror-check.js'
-import {openPartFile, type PartFile} from './part-file.js'
+import {openPartFile, whenOpen, type PartFile} from './part-file.js'
 import {PrefixHasher} from './prefix-hasher.js'
 import {SegmentManager, remaining, type Segment} from './segment-manager.js'
 import {SourcePool, newSource, renewalTime, type Source} from './source-pool.js'
@@ -59,6 +59,8 @@ export class Transfer {
   private readonly random: () => number
   private journal!: Journal
   private part?: PartFile
+  /** Settles once the part file is open, or could not be. */
+  private opening?: Promise<unknown>
   private hasher?: PrefixHasher
   private ctx!: ConnectionContext
   private running = 0
@@ -106,13 +108,13 @@ export class Transfer {
   async run(): Promise<PullResult> {
     const {file} = this.probed
     const identity = {url: redact(file.url), size: file.size, etag: file.etag, lastModified: file.lastModified, sha256: this.expected, ranges: this.ranged}
-    let loaded = Journal.open(this.dest.journalPath, identity, currentBootId())
+    let loaded = Journal.load(this.dest.journalPath, identity, currentBootId())
     if (loaded.discarded) this.events.warn?.(`discarding the partial download: ${loaded.discarded}; starting over`)
     let fresh = loaded.written.total === 0
     if (!fresh && !(await fileExists(this.dest.partPath))) {
       this.events.warn?.('the partial file is gone: starting over')
       loaded.journal.remove()
-      loaded = Journal.open(this.dest.journalPath, identity, currentBootId())
+      loaded = Journal.load(this.dest.journalPath, identity, currentBootId())
       fresh = true
     }
     this.journal = loaded.journal
@@ -134,10 +136,8 @@ export class Transfer {
           throw error
         })
       }
-      this.part = await (this.options.openPartFile ?? openPartFile)(this.dest.partPath, size, fresh).catch((error) => {
-        throw new MtuneError('not-writable', `cannot create ${this.dest.partPath}: ${errorMessage(error)}`, ExitCode.localDisk, {cause: error})
-      })
-      this.hasher = new PrefixHasher(this.dest.partPath)
+      const opening = this.openPart(fresh)
+      this.opening = opening.catch(() => undefined)
       const missing = size === undefined ? [{start: 0, end: Number.MAX_SAFE_INTEGER}] : loaded.written.missing(size)
       this.segments.reset(missing)
       this.segments.worthCutting = (victim) => this.worthCutting(victim)
@@ -145,7 +145,7 @@ export class Transfer {
       this.ctx = {
         dispatcher: this.dispatcher,
         size,
-        part: this.part,
+        part: whenOpen(opening),
         journal: this.journal,
         segments: this.segments,
         limiter: this.options.limitRate ? new TokenBucket(this.options.limitRate) : undefined,
@@ -158,14 +158,32 @@ export class Transfer {
         onReceived: (bytes) => this.received.add(bytes),
         requestBytes: () => this.requestBytes(),
       }
-      await this.download()
+      await this.download(opening)
       return await this.finish()
     } finally {
       await this.shutdown()
     }
   }
 
-  private async download(): Promise<void> {
+  /**
+   * Journal, part file and hasher, made ready while the first requests wait for their first
+   * byte: the requests go out without waiting on the disk, and their writes wait for it.
+   */
+  private async openPart(fresh: boolean): Promise<PartFile> {
+    // One turn of the event loop first, so that the requests just started reach their sockets
+    // before the journal's fsync holds the thread.
+    await new Promise((resolve) => setImmediate(resolve))
+    this.journal.begin()
+    const part = await (this.options.openPartFile ?? openPartFile)(this.dest.partPath, this.size, fresh).catch((error) => {
+      if (fresh) this.journal.remove()
+      throw new MtuneError('not-writable', `cannot create ${this.dest.partPath}: ${errorMessage(error)}`, ExitCode.localDisk, {cause: error})
+    })
+    this.part = part
+    this.hasher = new PrefixHasher(this.dest.partPath)
+    return part
+  }
+
+  private async download(opening: Promise<PartFile>): Promise<void> {
     const settled = new Promise<void>((resolve, reject) => (this.settle = {resolve, reject}))
     const onAbort = () => this.fail(interrupted())
     this.options.signal?.addEventListener('abort', onAbort, {once: true})
@@ -182,6 +200,7 @@ export class Transfer {
         await this.probed.response?.body.dump().catch(() => {})
       }
       this.fillSlots()
+      await opening.catch((error) => this.fail(error))
       this.checkDone()
       await settled
     } finally {
@@ -648,6 +667,7 @@ export class Transfer {
     this.stopping = true
     for (const c of this.connections) c.stop('stopped')
     for (let i = 0; this.running > 0 && i < 100; i++) await sleep(20)
+    await this.opening
     this.hasher?.close()
     if (this.part) {
       const part = this.part
