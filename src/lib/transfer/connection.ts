@@ -41,6 +41,8 @@ export class Connection {
   readonly startedAt = performance.now()
   firstByteAt?: number
   stopReason?: StopReason
+  /** Where the last request went: a signed link may be renewed while it runs. */
+  target?: string
 
   constructor(readonly segment: Segment, readonly source: Source) {}
 
@@ -139,7 +141,8 @@ export class Connection {
     if (validator) headers['if-range'] = validator
     let res: StreamedResponse
     try {
-      const url = new URL(this.source.target)
+      this.target = this.source.target
+      const url = new URL(this.target)
       res = await streamRequest(ctx.dispatcher, {origin: url.origin, path: url.pathname + url.search, method: 'GET', headers}, this.abort.signal)
     } catch (error) {
       if (this.stopReason) throw new StoppedError()

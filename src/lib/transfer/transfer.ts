@@ -314,7 +314,7 @@ export class Transfer {
       try {
         await connection.run(this.ctx, adopted)
       } catch (error) {
-        if (!connection.stopReason && !this.stopping) delay = await this.onFailure(error, source, ++attempt)
+        if (!connection.stopReason && !this.stopping) delay = await this.onFailure(error, source, ++attempt, connection.target)
       } finally {
         this.debug(`end seg#${segment.id} at ${segment.pos}/${segment.end}${connection.stopReason ? ` (${connection.stopReason})` : ''}`)
         adopted = undefined
@@ -410,7 +410,7 @@ export class Transfer {
   }
 
   /** What a failure means: a delay before the next attempt, or the end of the pull. */
-  private async onFailure(error: unknown, source: Source, attempt: number): Promise<number> {
+  private async onFailure(error: unknown, source: Source, attempt: number, usedTarget?: string): Promise<number> {
     if (isDiskError(error)) {
       this.fail(diskFull(error, this.dest, this.journal.writtenRanges.total, this.size))
       return 0
@@ -432,14 +432,12 @@ export class Transfer {
       case 'fatal':
         // Signed CDN links expire mid-download: ask the original URL where the file is now,
         // and go on (still counted as a failure, so a CDN that always refuses cannot loop).
-        if (
-          e.status &&
-          [401, 403, 404, 410].includes(e.status) &&
-          source.target !== source.url &&
-          now - source.resolvedAt > 1_000 &&
-          (await this.resolveAgain(source, `was refused (${e.status})`))
-        ) {
-          break
+        // A request sent with a link that another connection has renewed since, or is renewing
+        // now, just retries.
+        if (e.status && [401, 403, 404, 410].includes(e.status) && source.target !== source.url) {
+          if (usedTarget !== undefined && usedTarget !== source.target) break
+          if (source.resolving && (await source.resolving)) break
+          if (now - source.resolvedAt > 1_000 && (await this.resolveAgain(source, `was refused (${e.status})`))) break
         }
         if (others) this.dropSource(source, e.message)
         else this.fail(new MtuneError('remote', `cannot download ${redact(source.url)}: ${e.message}`, ExitCode.remote, {cause: e}))
