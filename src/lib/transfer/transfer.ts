@@ -37,6 +37,8 @@ export class FileChanged extends StartOver {
 
 const TICK_MS = 100
 const HASH_STEP = 8 * 1024 * 1024
+/** Pieces are sized to end together once less than this many minimum pieces per connection is pending. */
+const FINAL_PHASE = 1.5
 const CHECKPOINT_MS = 1_000
 /** Consecutive failures, with no byte in between, after which a source is dropped when others remain. */
 const SOURCE_FAILURE_LIMIT = 4
@@ -269,7 +271,7 @@ export class Transfer {
   private fillSlots(): void {
     while (!this.stopping && this.running < this.controller.target) {
       if (this.options.budget && !this.options.budget.tryAcquire(this.running === 0)) return
-      const segment = this.segments.acquire() ?? this.takeOverStraggler(performance.now(), true)
+      const segment = this.acquire()
       if (!segment) {
         this.options.budget?.release()
         return
@@ -292,13 +294,19 @@ export class Transfer {
       })
   }
 
+  /** The next piece, sized now; else a straggler's range, fetched afresh, may still end sooner. */
+  private acquire(): Segment | undefined {
+    if (this.segments.hasPending) this.sizePieces()
+    return this.segments.acquire() ?? this.takeOverStraggler(performance.now(), true)
+  }
+
   /** One connection slot: fetch segments until there is nothing left or too many slots run. */
   private async slot(initial: Segment, adopted?: Adopted): Promise<void> {
     let segment: Segment | undefined = initial
     let attempt = 0
     while (!this.stopping) {
       // Nothing left to hand out: a straggler's range, fetched afresh, may still end sooner.
-      segment ??= this.running > this.controller.target ? undefined : (this.segments.acquire() ?? this.takeOverStraggler(performance.now(), true))
+      segment ??= this.running > this.controller.target ? undefined : this.acquire()
       if (!segment) return
       const source = adopted ? this.primary : await this.pickSource()
       if (!source) {
@@ -363,7 +371,30 @@ export class Transfer {
     // The last minimum-size piece or so for each connection: smaller pieces from here on.
     const endgame = pending < target * this.minSplit
     this.segments.smallestPiece = endgame ? Math.max(64 * 1024, Math.floor(this.minSplit / 4)) : this.minSplit
-    this.segments.pieceSize = Math.max(this.segments.smallestPiece, Math.min(this.requestBytes(), Math.ceil(pending / target)))
+    this.segments.pieceSize = Math.max(this.segments.smallestPiece, Math.min(this.requestBytes(), this.share(pending, target)))
+  }
+
+  /**
+   * What one piece should be. Far from the end, a share of what is pending (so pieces shrink as
+   * the end nears). Near it, the share that makes the asking connection end when the others do:
+   * the pending bytes fill up the connections that have least left, like water, and one that
+   * is still busy past that level gets none. Plain shares would count those busy connections
+   * too, and leave pieces over that start, first byte and all, just as the others end.
+   */
+  private share(pending: number, target: number): number {
+    if (pending >= FINAL_PHASE * target * this.minSplit) return Math.ceil(pending / target)
+    const held = [...this.connections].filter((c) => !c.stopReason).map((c) => remaining(c.segment))
+    // The asking connection has nothing left; nor has a slot about to be filled.
+    while (held.length < target - 1) held.push(0)
+    held.push(0)
+    held.sort((a, b) => a - b)
+    let sum = pending
+    for (let k = 0; k < held.length; k++) {
+      sum += held[k]
+      const level = sum / (k + 1)
+      if (k + 1 === held.length || level <= held[k + 1]) return Math.ceil(level)
+    }
+    return Math.ceil(pending / target)
   }
 
   /**
