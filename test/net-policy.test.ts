@@ -77,6 +77,14 @@ describe('ConnectionController', () => {
     assert.equal(c.sample(600, 200, true), 16, 'holds for a while after a plateau')
   })
 
+  it('takes the first step on a baseline without the settle wait, and judges it like any other', () => {
+    const c = new ConnectionController({initial: 4, max: 64, settleMs: 100}, 0)
+    assert.equal(c.first(10, 40, true), 8, 'no settle wait for the first step')
+    assert.equal(c.first(20, 40, true), 8, 'only the first step is early')
+    assert.equal(c.sample(60, 80, true), 8, 'the step settles like any other')
+    assert.equal(c.sample(110, 41, true), 4, 'no gain over the baseline: back to where it was')
+  })
+
   it('halves on throttling and does not grow again for the hold time', () => {
     const c = new ConnectionController({initial: 16, max: 64, settleMs: 100, throttleHoldMs: 1000}, 0)
     assert.equal(c.throttled(10, 16), 8)

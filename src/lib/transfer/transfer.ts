@@ -223,8 +223,13 @@ export class Transfer {
       const room = this.segments.hasPending || this.segments.largestAvailable >= this.minSplit
       const before = this.controller.target
       const throughput = this.received.rate(now, 400)
-      const target = this.controller.sample(now, throughput, room)
-      if (target !== before) this.debug(`connections ${before} -> ${target} at ${Math.round(throughput / 1048576)} MiB/s`)
+      // Once the first connections are all receiving, and past any first burst, a tick's
+      // worth of data is the baseline the first step is judged by.
+      const last = this.running >= before ? lastFirstByte(this.connections) : undefined
+      const early = last !== undefined && now - last >= 1.5 * TICK_MS
+      const target = early ? this.controller.first(now, this.received.rate(now, TICK_MS), room) : before
+      if (target === before) this.controller.sample(now, throughput, room)
+      if (this.controller.target !== before) this.debug(`connections ${before} -> ${this.controller.target} at ${Math.round(throughput / 1048576)} MiB/s`)
       this.replaceStragglers(now)
       this.sizePieces()
     }
@@ -714,6 +719,16 @@ function diskFull(error: unknown, dest: Destination, onDisk: number, size?: numb
     return new MtuneError('disk-full', `disk full while writing ${dest.partPath}${kept}: free some space and run the same command again to resume`, ExitCode.localDisk, {cause: error})
   }
   return new MtuneError('disk-error', `cannot write ${dest.partPath}: ${errorMessage(error)}${kept}`, ExitCode.localDisk, {cause: error})
+}
+
+/** When the last of these connections got its first byte; undefined while one still waits. */
+function lastFirstByte(connections: Set<Connection>): number | undefined {
+  let last = 0
+  for (const c of connections) {
+    if (c.firstByteAt === undefined) return undefined
+    last = Math.max(last, c.firstByteAt)
+  }
+  return connections.size > 0 ? last : undefined
 }
 
 /** A connection's rate over the last two seconds, or since its first byte if younger. */
