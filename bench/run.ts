@@ -231,8 +231,9 @@ run meets it.
 The capped scenario leaves little room: the first request's answer takes the 80 ms first-byte
 delay (plus about 15 ms of set-up), the other connections then wait their own 80 ms, and 512 MiB
 at the 160 MiB/s link take 3.2 s, so even a perfect run (using the mirror's 8 MiB burst) reports
-about 151 MiB/s. What mtune loses beyond that is mostly the last tenth of a second, when the last
-1 MiB pieces, each paying its own first-byte delay, leave the link partly idle.
+about 151.5 MiB/s. What mtune loses beyond that is mostly the ramp: 16 connections capped at
+8 MiB/s fill only 128 of the 160 MiB/s until the first step to 32, about 0.4 s in. Its margin
+over the target is small (runs of 150.1 to 150.7 MiB/s).
 
 | scenario | tool | MiB/s (wall) | MiB/s (transfer) | CPU s per GiB | peak RSS MB | fetched / size | intact |
 |---|---|---|---|---|---|---|---|
