@@ -154,6 +154,21 @@ describe('pull engine', () => {
     assert.ok(m.requests.filter((r) => r.ifRange).length >= 2, 'segment requests carry If-Range')
   })
 
+  it('starts over cleanly when the file changes while the part file is still being opened', async () => {
+    const changed = makeContent(16 * MiB, 9)
+    const m = await mirror({changeAfter: {requests: 2, content: changed}})
+    let slow = true
+    const slowDisk: OpenPartFile = async (path, size, fresh) => {
+      // The first attempt's disk answers late: the changed file is seen before the part file is open.
+      if (slow) await new Promise((r) => setTimeout(r, 1_000))
+      slow = false
+      return openPartFile(path, size, fresh)
+    }
+    const {result, messages} = await run({url: m.url, output: dir(), openPartFile: slowDisk})
+    assert.equal(result.sha256, sha256(changed))
+    assert.ok(messages.some((x) => /the file changed on the server/.test(x)), messages.join('\n'))
+  })
+
   it('rejects a response whose Content-Range is not the range asked for', async () => {
     const m = await mirror({fault: (r) => (r.index === 2 ? {badContentRange: true} : undefined)})
     const {result} = await run({url: m.url, output: dir()})

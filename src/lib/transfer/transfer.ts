@@ -187,6 +187,8 @@ export class Transfer {
 
   private async download(opening: Promise<PartFile>): Promise<void> {
     const settled = new Promise<void>((resolve, reject) => (this.settle = {resolve, reject}))
+    // It may fail while the part file is still opening, before anyone awaits it.
+    settled.catch(() => {})
     const onAbort = () => this.fail(interrupted())
     this.options.signal?.addEventListener('abort', onAbort, {once: true})
     if (this.options.signal?.aborted) onAbort()
@@ -227,8 +229,8 @@ export class Transfer {
       // worth of data is the baseline the first step is judged by.
       const last = this.running >= before ? lastFirstByte(this.connections) : undefined
       const early = last !== undefined && now - last >= 1.5 * TICK_MS
-      const target = early ? this.controller.first(now, this.received.rate(now, TICK_MS), room) : before
-      if (target === before) this.controller.sample(now, throughput, room)
+      if (early) this.controller.first(now, this.received.rate(now, TICK_MS), room)
+      if (this.controller.target === before) this.controller.sample(now, throughput, room)
       if (this.controller.target !== before) this.debug(`connections ${before} -> ${this.controller.target} at ${Math.round(throughput / 1048576)} MiB/s`)
       this.replaceStragglers(now)
       this.sizePieces()
