@@ -233,7 +233,7 @@ delay (plus about 15 ms of set-up), the other connections then wait their own 80
 at the 160 MiB/s link take 3.2 s, so even a perfect run (using the mirror's 8 MiB burst) reports
 about 151.5 MiB/s. What mtune loses beyond that is mostly the ramp: 16 connections capped at
 8 MiB/s fill only 128 of the 160 MiB/s until the first step to 32, about 0.4 s in. Its margin
-over the target is small (runs of 150.1 to 150.7 MiB/s).
+over the target is small (single runs from 149.7 to 150.7 MiB/s).
 
 | scenario | tool | MiB/s (wall) | MiB/s (transfer) | CPU s per GiB | peak RSS MB | fetched / size | intact |
 |---|---|---|---|---|---|---|---|
