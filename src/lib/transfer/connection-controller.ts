@@ -22,7 +22,7 @@ export class ConnectionController {
   private previous?: number
   private holdUntil = 0
   private plateauAt?: number
-  private stepped = false
+  private steps = 0
 
   constructor(options: ControllerOptions, now: number) {
     this.max = Math.max(1, options.max)
@@ -36,8 +36,28 @@ export class ConnectionController {
    * @param throughput bytes/s over the last settle window
    * @param room whether more connections would have anything to fetch
    */
-  sample(now: number, throughput: number, room: boolean, early = false): number {
-    if ((!early && now - this.changedAt < this.settleMs) || now < this.holdUntil || throughput <= 0) return this.target
+  sample(now: number, throughput: number, room: boolean): number {
+    if (now - this.changedAt < this.settleMs) return this.target
+    return this.judge(now, throughput, room)
+  }
+
+  /**
+   * The first step needs nothing to compare with, only a baseline to judge it by later: it is
+   * taken as soon as the first connections have run a little (`baseline` measured after their
+   * first bytes, so that a server's initial burst does not inflate it) instead of waiting out
+   * the settle time.
+   */
+  first(now: number, baseline: number, room: boolean): number {
+    return this.stepped ? this.target : this.judge(now, baseline, room)
+  }
+
+  /** Whether any step has been taken yet. */
+  get stepped(): boolean {
+    return this.steps > 0
+  }
+
+  private judge(now: number, throughput: number, room: boolean): number {
+    if (now < this.holdUntil || throughput <= 0) return this.target
     if (this.plateauAt !== undefined && now - this.plateauAt < 20_000) return this.target
     if (this.before !== undefined && throughput < this.before * 1.05) {
       // The last step bought nothing: the path, not the connection count, is the limit. Go
@@ -53,23 +73,12 @@ export class ConnectionController {
     // Double while scaling is near-linear, then creep.
     const step = gain >= 1.8 ? this.target : Math.max(2, Math.ceil(this.target / 4))
     this.before = throughput
-    this.stepped = true
+    this.steps++
     this.plateauAt = undefined
     this.previous = this.target
     this.target = Math.min(this.max, this.target + step)
     this.changedAt = now
     return this.target
-  }
-
-  /**
-   * The first step needs nothing to compare with, only a baseline to judge it by later: it is
-   * taken as soon as the first connections have run a little (`baseline` measured after their
-   * first bytes, so that a server's initial burst does not inflate it) instead of waiting out
-   * the settle time.
-   */
-  first(now: number, baseline: number, room: boolean): number {
-    if (this.stepped || now < this.holdUntil || baseline <= 0) return this.target
-    return this.sample(now, baseline, room, true)
   }
 
   /** 429/503: halve, and do not grow again for a while. */

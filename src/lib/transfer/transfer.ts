@@ -227,9 +227,8 @@ export class Transfer {
       const throughput = this.received.rate(now, 400)
       // Once the first connections are all receiving, and past any first burst, a tick's
       // worth of data is the baseline the first step is judged by.
-      const last = this.running >= before ? lastFirstByte(this.connections) : undefined
-      const early = last !== undefined && now - last >= 1.5 * TICK_MS
-      if (early) this.controller.first(now, this.received.rate(now, TICK_MS), room)
+      const last = !this.controller.stepped && this.running >= before ? lastFirstByte(this.connections) : undefined
+      if (last !== undefined && now - last >= 1.5 * TICK_MS) this.controller.first(now, this.received.rate(now, TICK_MS), room)
       if (this.controller.target === before) this.controller.sample(now, throughput, room)
       if (this.controller.target !== before) this.debug(`connections ${before} -> ${this.controller.target} at ${Math.round(throughput / 1048576)} MiB/s`)
       this.replaceStragglers(now)
