@@ -33,6 +33,8 @@ interface Scenario {
   met: (mtune: Summary, aria2c?: Summary) => boolean
   kills?: number
   verify?: boolean
+  /** At least this many runs: a comparison decided by noise needs more than three. */
+  minRuns?: number
 }
 
 interface Summary {
@@ -71,6 +73,8 @@ const scenarios: Scenario[] = [
     title: '2 GiB, loopback without caps, sha256 verified by both',
     mirror: {sizeMiB: 2048},
     verify: true,
+    // Its CPU time is mostly the kernel's, which swings by a factor of two from run to run here.
+    minRuns: 5,
     target: 'mtune peak RSS <= 150 MB; CPU s/GiB <= aria2c --checksum',
     met: (m, a) => m.rssMB <= 150 && (!a || m.cpuPerGiB <= a.cpuPerGiB),
   },
@@ -161,6 +165,8 @@ function sha256File(path: string): string {
   return r.stdout.split(' ')[0]
 }
 
+const runsOf = (scenario: Scenario) => Math.max(runs, scenario.minRuns ?? 0)
+
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
 
 async function main(): Promise<void> {
@@ -173,7 +179,7 @@ async function main(): Promise<void> {
   for (const scenario of scenarios.filter((s) => !only || only.includes(s.id))) {
     const expected = sha256(makeContent(scenario.mirror.sizeMiB * MiB, 1))
     const results: Partial<Record<Tool, Measure[]>> = {}
-    for (let i = 0; i < runs; i++) {
+    for (let i = 0; i < runsOf(scenario); i++) {
       // Alternate the tools so that both see the same noise.
       for (const tool of tools) {
         const m = await once(tool, scenario, expected)
@@ -199,12 +205,14 @@ async function main(): Promise<void> {
     }
     verdicts.push(`| ${scenario.id} | ${scenario.target} | ${scenario.met(summaries.mtune!, summaries.aria2c) ? 'met' : '**not met**'} |`)
   }
+  const more = scenarios.filter((s) => runsOf(s) > runs).map((s) => `${runsOf(s)} for ${s.id}`).join(', ')
   const doc = `# Benchmarks
 
 Produced by \`npm run bench\` (bench/run.ts) on ${new Date().toISOString().slice(0, 10)}: ${cpus().length} cores, Node ${process.version}${
     tools.includes('aria2c') ? `, ${aria2.stdout.split('\n')[0]}` : ', aria2c not installed'
   }. The test mirror (test/support/mirror-server.ts) runs in its own process on 127.0.0.1; each
-figure is the median of ${runs} runs per tool, the tools alternating, all measured in this one run.
+figure is the median of ${runs} runs per tool${more ? ` (${more})` : ''}, the tools alternating, all
+measured in this one run.
 The machines are shared and noisy: compare the tools within a row group, not across runs.
 
 aria2c runs as \`aria2c -x16 -s16 -k1M --file-allocation=none\` (plus \`--checksum=sha-256=…\` where
@@ -227,6 +235,14 @@ share 2 cores here, so CPU-bound figures (the 2 GiB run, and the hash finishing 
 byte) are pessimistic for mtune, which uses a second thread for sha256. aria2c's CPU excludes
 sha256 except in the \`big\` scenario. A target this run did not meet stays marked so until a
 run meets it.
+
+The 2 GiB CPU comparison is mostly kernel time, and the kernel's share swings by a factor of two
+between identical runs here: the same 2 GiB of buffered writes, with the mirror busy beside them,
+cost 0.4 s of system time in one run and 3.2 s in the next. In profiles both tools spend about
+1.3 s per 2 GiB on sha256; mtune's user time is about 3 s (sha256, Node's event loop, GC, the
+HTTP parser) against aria2c's 2 s. aria2c also calls posix_fadvise(DONTNEED) as it goes, which
+keeps its page cache small but makes it start the disk writes itself; Node has no fadvise, so
+mtune leaves that to the kernel. Hence five runs each for that row.
 
 The capped scenario leaves little room: the first request's answer takes the 80 ms first-byte
 delay (plus about 15 ms of set-up), the other connections then wait their own 80 ms, and 512 MiB
