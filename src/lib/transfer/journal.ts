@@ -49,13 +49,6 @@ export class Journal {
     this.fd = -1
   }
 
-  /** Load, and write the journal out at once. */
-  static open(path: string, identity: FileIdentity, bootId: string | undefined): Loaded {
-    const loaded = Journal.load(path, identity, bootId)
-    loaded.journal.begin()
-    return loaded
-  }
-
   /**
    * What is on disk for this file, without writing anything yet: a pull sends its requests
    * first and calls `begin` while they are on their way, since the write waits on fsync.
