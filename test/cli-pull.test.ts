@@ -156,6 +156,24 @@ describe('mtune pull (CLI)', () => {
       assert.match(r.stderr, /greater than or equal to 1/)
     })
 
+    it("the parser's errors are one line too, pointing at --help, and JSON with --json", async () => {
+      const cases: [string[], RegExp][] = [
+        [['pull'], /^Error: missing SOURCE \(.*\); see mtune pull --help$/],
+        [['pull', 'http://127.0.0.1:9/x', '--no-such-flag'], /^Error: Nonexistent flag: --no-such-flag; see mtune pull --help$/],
+        [['pull', 'http://127.0.0.1:9/x', '-c', '0'], /^Error: Parsing --connections: Expected an integer .*; see mtune pull --help$/],
+        [['pull', 'http://127.0.0.1:9/x', '--chunk-size'], /^Error: Flag --chunk-size expects a value; see mtune pull --help$/],
+      ]
+      for (const [argv, line] of cases) {
+        const r = await runCli(argv)
+        assert.equal(r.code, 2, argv.join(' '))
+        assert.match(r.stderr.trim(), line)
+        assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr)
+      }
+      const json = await runCli(['pull', 'http://127.0.0.1:9/x', '-c', '0', '--json'])
+      assert.equal(json.code, 2)
+      assert.equal(JSON.parse(json.stdout).error.exitCode, 2)
+    })
+
     it('--debug adds the stack trace', async () => {
       const r = await runCli(['pull', 'not a url', '--debug'])
       assert.equal(r.code, 2)
