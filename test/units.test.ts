@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import {describe, it} from 'node:test'
 import {MtuneError} from '../src/lib/errors.js'
-import {formatBytes, formatDuration, parseRate, parseSize} from '../src/lib/units.js'
+import {formatBytes, formatDuration, formatElapsed, parseRate, parseSize} from '../src/lib/units.js'
 
 describe('parseSize', () => {
   it('reads binary multiples the way aria2 and curl users type them', () => {
@@ -46,6 +46,9 @@ describe('formatting', () => {
     assert.equal(formatBytes(512), '512 B')
     assert.equal(formatBytes(1536), '1.5 KiB')
     assert.equal(formatBytes(512 * 1024 ** 2), '512 MiB')
+    assert.equal(formatElapsed(0.42), '0.4s')
+    assert.equal(formatElapsed(9.5), '9.5s')
+    assert.equal(formatElapsed(59), '59s')
     assert.equal(formatDuration(59), '59s')
     assert.equal(formatDuration(125), '2m05s')
     assert.equal(formatDuration(7300), '2h01m')

@@ -49,6 +49,11 @@ export function formatDuration(seconds: number): string {
   return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`
 }
 
+/** How long something took: tenths under ten seconds, since a pull of 0.4 s did not take "0s". */
+export function formatElapsed(seconds: number): string {
+  return seconds >= 0 && seconds < 9.95 ? `${seconds.toFixed(1)}s` : formatDuration(seconds)
+}
+
 /** Link speeds as people quote them: 10 Gbit/s, 500 Mbit/s. */
 export function formatBitRate(bytesPerSecond: number): string {
   const bits = bytesPerSecond * 8

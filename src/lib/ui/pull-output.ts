@@ -1,18 +1,20 @@
 import type {FileResult} from '../sources/run-plan.js'
 import {planTotals, type Plan} from '../sources/plan.js'
 import type {PullResult} from '../transfer/engine.js'
-import {formatBytes, formatDuration, formatRate} from '../units.js'
+import {formatBytes, formatElapsed, formatRate} from '../units.js'
 import {mark} from './colors.js'
 
 export function describeResult(r: PullResult): string {
   if (r.alreadyComplete) return `${mark.ok()} ${r.path} is already complete (${formatBytes(r.size)}, sha256 verified)`
   const lines = [
-    `${mark.ok()} ${r.path}  ${formatBytes(r.size)} in ${formatDuration(r.seconds)} (${formatRate(r.averageRate)}, up to ${r.connections} connections, ${r.retries} retries)`,
+    `${mark.ok()} ${r.path}  ${formatBytes(r.size)} in ${formatElapsed(r.seconds)} (${formatRate(r.averageRate)}, up to ${plural(r.connections, 'connection')}, ${r.retries} ${r.retries === 1 ? 'retry' : 'retries'})`,
     `  sha256 ${r.sha256}${r.verified ? ' (verified)' : ''}`,
   ]
   if (r.resumedBytes > 0) lines.push(`  resumed with ${formatBytes(r.resumedBytes)} already on disk`)
   return lines.join('\n')
 }
+
+const plural = (n: number, noun: string) => `${n} ${noun}${n === 1 ? '' : 's'}`
 
 export function describePlan(plan: Plan, listFiles: boolean): string {
   const t = planTotals(plan)
@@ -29,7 +31,7 @@ export function describePlan(plan: Plan, listFiles: boolean): string {
 export function describeFiles(plan: Plan, results: FileResult[], seconds: number): string {
   const pulled = results.filter((r) => !r.skipped)
   const bytes = pulled.reduce((sum, r) => sum + r.size, 0)
-  return `${mark.ok()} ${plan.source}: ${pulled.length} pulled (${formatBytes(bytes)} in ${formatDuration(seconds)}), ${results.length - pulled.length} already present, all verified -> ${plan.root}`
+  return `${mark.ok()} ${plan.source}: ${pulled.length} pulled (${formatBytes(bytes)} in ${formatElapsed(seconds)}), ${results.length - pulled.length} already present, all verified -> ${plan.root}`
 }
 
 /** The plan as JSON, stable and free of functions. */
