@@ -115,6 +115,16 @@ describe('pull engine', () => {
     assert.ok(messages.some((x) => /rate limited \(429\).*waiting 1\.0s/.test(x)), messages.join('\n'))
   })
 
+  it('holds at the connections a server lets through when it resets the ones beyond its limit', async () => {
+    // 4 connections at 4 MiB/s: the pull takes a couple of seconds, in which a client that kept
+    // opening connections beyond the limit would have dozens reset.
+    const m = await mirror({maxConnections: 4, perConnectionRate: 4 * MiB})
+    const {result, messages} = await run({url: m.url, output: dir(), connections: 16})
+    assert.equal(result.sha256, digest)
+    assert.ok(messages.some((x) => /the server refuses connections beyond 4: holding at 4 connection/.test(x)), messages.join('\n'))
+    assert.ok(m.refused <= 16, `${m.refused} connections reset`)
+  })
+
   it('gives up on a server that keeps failing, without progress, with a clear error', async () => {
     const m = await mirror({fault: (r) => (r.index >= 1 ? {status: 500} : undefined)})
     await rejects(run({url: m.url, output: dir(), maxRetries: 3, connections: 2}), 3, /giving up after \d+ failed attempts.*HTTP 500.*resume/)

@@ -92,6 +92,14 @@ describe('ConnectionController', () => {
     assert.equal(c.sample(1200, 100, true), 16)
   })
 
+  it('holds at the connections that work when the server refuses more, then probes again', () => {
+    const c = new ConnectionController({initial: 16, max: 64, settleMs: 100, throttleHoldMs: 1000}, 0)
+    assert.equal(c.refused(10, 4), 4)
+    assert.equal(c.refused(20, 6), 4, 'never raised by a refusal')
+    assert.equal(c.sample(500, 100, true), 4)
+    assert.equal(c.sample(1200, 100, true), 8)
+  })
+
   it('never exceeds the maximum nor grows without room', () => {
     const c = new ConnectionController({initial: 4, max: 6, settleMs: 0}, 0)
     assert.equal(c.sample(1, 10, true), 6)

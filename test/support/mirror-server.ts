@@ -62,6 +62,8 @@ export interface MirrorOptions {
   tls?: {key: Buffer; cert: Buffer}
   /** More files, served at /file/NAME beside the main one. */
   files?: Map<string, Buffer>
+  /** A limit per client, as nginx's limit_conn: connections beyond it are reset at once. */
+  maxConnections?: number
   /** A status to refuse the request with (a CDN checking signatures), or undefined. */
   authorize?: (req: IncomingMessage, name: string) => number | undefined
 }
@@ -103,6 +105,8 @@ export interface MirrorServer {
   /** Body bytes written to sockets, over all requests. */
   bytesSent: number
   connections: number
+  /** Connections reset for going over maxConnections. */
+  refused: number
   setOptions(patch: Partial<MirrorOptions>): void
   /** Cut every open connection, as a mirror that dies does. */
   dropConnections(): void
@@ -115,7 +119,7 @@ export async function startMirror(initial: MirrorOptions): Promise<MirrorServer>
   let linkBucket: Bucket | undefined
   const sockets = new Map<Socket, {index: number; bucket?: Bucket}>()
   let fileRequests = 0
-  const state = {requests: [] as RequestInfo[], bytesSent: 0, connections: 0}
+  const state = {requests: [] as RequestInfo[], bytesSent: 0, connections: 0, refused: 0}
 
   const listener = (req: IncomingMessage, res: ServerResponse) => {
     void handle(req, res).catch(() => res.destroy())
@@ -123,6 +127,11 @@ export async function startMirror(initial: MirrorOptions): Promise<MirrorServer>
   const server: Server = options.tls ? createTlsServer(options.tls, listener) : createServer(listener)
   server.keepAliveTimeout = 60_000
   server.on(options.tls ? 'secureConnection' : 'connection', (socket: Socket) => {
+    if (options.maxConnections !== undefined && sockets.size >= options.maxConnections) {
+      state.refused++
+      socket.resetAndDestroy()
+      return
+    }
     const index = state.connections++
     const slow = options.slowConnections
     const rate = slow && (index + (slow.offset ?? 0)) % slow.every === 0 ? slow.rate : options.perConnectionRate
@@ -264,6 +273,9 @@ export async function startMirror(initial: MirrorOptions): Promise<MirrorServer>
     },
     get connections() {
       return state.connections
+    },
+    get refused() {
+      return state.refused
     },
     setOptions(patch) {
       options = {...options, ...patch}

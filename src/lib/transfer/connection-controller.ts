@@ -1,7 +1,7 @@
 /**
  * How many connections to run. Grows while total throughput grows (a server that caps each
- * connection is served best by many), stops at the plateau, halves on 429/503 and waits before
- * growing again. Pure: the engine feeds it samples and asks for the target.
+ * connection is served best by many), stops at the plateau, halves on 429/503 (and holds at
+ * what works when the server refuses more) and waits before growing again. Pure: the engine feeds it samples and asks for the target.
  */
 export interface ControllerOptions {
   initial: number
@@ -77,6 +77,21 @@ export class ConnectionController {
     this.plateauAt = undefined
     this.previous = this.target
     this.target = Math.min(this.max, this.target + step)
+    this.changedAt = now
+    return this.target
+  }
+
+  /**
+   * The server refuses (resets, closes) connections beyond those it is serving: a limit per
+   * client. Hold at the ones that work, and do not grow again for a while.
+   */
+  refused(now: number, working: number): number {
+    const cap = Math.max(1, working)
+    if (this.target <= cap) return this.target
+    this.target = cap
+    this.holdUntil = now + this.throttleHoldMs
+    this.before = undefined
+    this.previous = undefined
     this.changedAt = now
     return this.target
   }

@@ -7,6 +7,7 @@ import {get, headersFor, redact, signedUrlExpiry, type Response} from '../net/re
 import {TransferError, backoffDelay, classifyNetworkError} from '../net/retry-policy.js'
 import {formatBytes} from '../units.js'
 import {ConnectionController} from './connection-controller.js'
+import {RefusalWatch} from './refusal-watch.js'
 import {Connection, isDiskError, type ConnectionContext} from './connection.js'
 import {checkFreeSpace, fileExists, type Destination} from './destination.js'
 import {Journal, currentBootId} from './journal.js'
@@ -69,6 +70,7 @@ export class Transfer {
   private peak = 0
   private retries = 0
   private failuresSinceProgress = 0
+  private readonly refusals = new Map<Source, RefusalWatch>()
   private resumedBytes = 0
   private stopping = false
   private settle!: {resolve: () => void; reject: (e: unknown) => void}
@@ -227,6 +229,7 @@ export class Transfer {
       const throughput = this.received.rate(now, 400)
       // Once the first connections are all receiving, and past any first burst, a tick's
       // worth of data is the baseline the first step is judged by.
+      this.holdAtServerLimit(now)
       const last = !this.controller.stepped && this.running >= before ? lastFirstByte(this.connections) : undefined
       if (last !== undefined && now - last >= 1.5 * TICK_MS) this.controller.first(now, this.received.rate(now, TICK_MS), room)
       if (this.controller.target === before) this.controller.sample(now, throughput, room)
@@ -328,7 +331,9 @@ export class Transfer {
       try {
         await connection.run(this.ctx, adopted)
       } catch (error) {
-        if (!connection.stopReason && !this.stopping) delay = await this.onFailure(error, source, ++attempt, connection.target)
+        if (!connection.stopReason && !this.stopping) {
+          delay = await this.onFailure(error, source, ++attempt, connection.target, connection.firstByteAt === undefined)
+        }
       } finally {
         this.debug(`end seg#${segment.id} at ${segment.pos}/${segment.end}${connection.stopReason ? ` (${connection.stopReason})` : ''}`)
         adopted = undefined
@@ -447,7 +452,7 @@ export class Transfer {
   }
 
   /** What a failure means: a delay before the next attempt, or the end of the pull. */
-  private async onFailure(error: unknown, source: Source, attempt: number, usedTarget?: string): Promise<number> {
+  private async onFailure(error: unknown, source: Source, attempt: number, usedTarget?: string, beforeFirstByte = false): Promise<number> {
     if (isDiskError(error)) {
       this.fail(diskFull(error, this.dest, this.journal.writtenRanges.total, this.size))
       return 0
@@ -493,6 +498,10 @@ export class Transfer {
         break
       }
       default:
+        if (beforeFirstByte && e.status === undefined) {
+          if (!this.refusals.has(source)) this.refusals.set(source, new RefusalWatch())
+          this.refusals.get(source)!.note(now)
+        }
         // With other sources at hand, a failing one rests, and one that keeps failing is dropped:
         // its connections move to the next best without losing a byte already written.
         source.failures++
@@ -518,6 +527,28 @@ export class Transfer {
       return 0
     }
     return backoffDelay(attempt, this.random, undefined, e.retryAfterMs)
+  }
+
+  /**
+   * Connections refused before their first byte, in a burst, while the same server let others
+   * through: it limits connections per client. Hold at those let through (streaming, or started
+   * before the refusals and still waiting for their first byte). A server that lets none through
+   * is down, not limiting, and is left to the retries.
+   */
+  private holdAtServerLimit(now: number): void {
+    for (const [source, watch] of this.refusals) {
+      const lastRefusal = watch.burst(now)
+      if (lastRefusal === undefined || !source.alive) continue
+      const served = [...this.connections].filter((c) => !c.stopReason && (c.firstByteAt !== undefined || c.startedAt <= lastRefusal))
+      const here = served.filter((c) => c.source === source).length
+      if (here === 0) continue
+      const before = this.controller.target
+      const target = this.controller.refused(now, served.length)
+      if (target < before) {
+        const where = source.primary ? 'the server' : `mirror ${redact(source.url)}`
+        this.events.warn?.(`${where} refuses connections beyond ${here}: holding at ${target} connection(s)`)
+      }
+    }
   }
 
   /** Ask the source's original URL where the file is now (a fresh signed link); shared. */
