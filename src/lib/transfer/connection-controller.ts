@@ -1,7 +1,8 @@
 /**
  * How many connections to run. Grows while total throughput grows (a server that caps each
  * connection is served best by many), stops at the plateau, halves on 429/503 (and holds at
- * what works when the server refuses more) and waits before growing again. Pure: the engine feeds it samples and asks for the target.
+ * what works when the server refuses more) and waits before growing again. Pure: the engine
+ * feeds it samples and asks for the target.
  */
 export interface ControllerOptions {
   initial: number

@@ -227,9 +227,9 @@ export class Transfer {
       const room = this.segments.hasPending || this.segments.largestAvailable >= this.minSplit
       const before = this.controller.target
       const throughput = this.received.rate(now, 400)
+      this.holdAtServerLimit(now)
       // Once the first connections are all receiving, and past any first burst, a tick's
       // worth of data is the baseline the first step is judged by.
-      this.holdAtServerLimit(now)
       const last = !this.controller.stepped && this.running >= before ? lastFirstByte(this.connections) : undefined
       if (last !== undefined && now - last >= 1.5 * TICK_MS) this.controller.first(now, this.received.rate(now, TICK_MS), room)
       if (this.controller.target === before) this.controller.sample(now, throughput, room)
@@ -499,8 +499,9 @@ export class Transfer {
       }
       default:
         if (beforeFirstByte && e.status === undefined) {
-          if (!this.refusals.has(source)) this.refusals.set(source, new RefusalWatch())
-          this.refusals.get(source)!.note(now)
+          const watch = this.refusals.get(source) ?? new RefusalWatch()
+          this.refusals.set(source, watch)
+          watch.note(now)
         }
         // With other sources at hand, a failing one rests, and one that keeps failing is dropped:
         // its connections move to the next best without losing a byte already written.

@@ -50,7 +50,7 @@ function isParseError(err: Error & {oclif?: {exit?: number}}): boolean {
 }
 
 /** One line from the parser's error: what it says, without its headings, notes and pointers to help. */
-export function parseErrorLine(err: ParseError, id: string | undefined): string {
+function parseErrorLine(err: ParseError, id: string | undefined): string {
   const help = `see mtune${id ? ` ${id}` : ''} --help`
   const missing = err.args?.filter((a) => a.name)
   if (err.constructor.name === 'RequiredArgsError' && missing?.length) {
