@@ -44,7 +44,11 @@ export class Connection {
   /** Where the last request went: a signed link may be renewed while it runs. */
   target?: string
 
-  constructor(readonly segment: Segment, readonly source: Source) {}
+  /**
+   * @param followsServed the slot's previous request was served to its end: this one most
+   *   likely goes over the same keep-alive connection, which the server has already let in.
+   */
+  constructor(readonly segment: Segment, readonly source: Source, readonly followsServed = false) {}
 
   stop(reason: StopReason): void {
     this.stopReason ??= reason

@@ -71,6 +71,7 @@ export class Transfer {
   private retries = 0
   private failuresSinceProgress = 0
   private readonly refusals = new Map<Source, RefusalWatch>()
+  private throttleSaid?: {target: number; at: number}
   private resumedBytes = 0
   private stopping = false
   private settle!: {resolve: () => void; reject: (e: unknown) => void}
@@ -313,6 +314,7 @@ export class Transfer {
   private async slot(initial: Segment, adopted?: Adopted): Promise<void> {
     let segment: Segment | undefined = initial
     let attempt = 0
+    let served = false
     while (!this.stopping) {
       // Nothing left to hand out: a straggler's range, fetched afresh, may still end sooner.
       segment ??= this.running > this.controller.target ? undefined : this.acquire()
@@ -322,7 +324,7 @@ export class Transfer {
         this.segments.release(segment)
         return
       }
-      const connection = new Connection(segment, source)
+      const connection = new Connection(segment, source, served)
       const before = segment.pos
       this.debug(`conn seg#${segment.id} ${segment.pos}-${segment.end} on ${source.primary ? 'primary' : source.url}`)
       let delay = 0
@@ -330,7 +332,9 @@ export class Transfer {
       source.active++
       try {
         await connection.run(this.ctx, adopted)
+        served = segment.pos > before
       } catch (error) {
+        served = false
         if (!connection.stopReason && !this.stopping) {
           delay = await this.onFailure(error, source, ++attempt, connection.target, connection.firstByteAt === undefined)
         }
@@ -464,6 +468,13 @@ export class Transfer {
       this.fail(new StartOver(`the download broke (${e.message}) and the server cannot continue it`, false))
       return 0
     }
+    // Reset or closed before the first byte: maybe a limit on connections per client, which
+    // the next tick looks into.
+    if (beforeFirstByte && e.kind === 'transient' && e.status === undefined) {
+      const watch = this.refusals.get(source) ?? new RefusalWatch()
+      this.refusals.set(source, watch)
+      watch.note(now)
+    }
     const others = this.sources.alive.length > 1
     const where = source.primary ? '' : ` (mirror ${redact(source.url)})`
     switch (e.kind) {
@@ -494,15 +505,15 @@ export class Transfer {
         const target = this.controller.throttled(now, this.running)
         const wait = e.retryAfterMs ?? backoffDelay(attempt, this.random)
         source.cooldownUntil = Math.max(source.cooldownUntil, now + wait)
-        this.events.warn?.(`${e.message}${where}: waiting ${(wait / 1000).toFixed(1)}s, then ${target} connection(s)`)
+        // A burst of refusals is one event: say it again only when something new is to be said.
+        const said = this.throttleSaid
+        if (!said || said.target !== target || now - said.at > 5_000) {
+          this.throttleSaid = {target, at: now}
+          this.events.warn?.(`${e.message}${where}: waiting ${(wait / 1000).toFixed(1)}s, then ${target} connection(s)`)
+        }
         break
       }
       default:
-        if (beforeFirstByte && e.status === undefined) {
-          const watch = this.refusals.get(source) ?? new RefusalWatch()
-          this.refusals.set(source, watch)
-          watch.note(now)
-        }
         // With other sources at hand, a failing one rests, and one that keeps failing is dropped:
         // its connections move to the next best without losing a byte already written.
         source.failures++
@@ -516,7 +527,9 @@ export class Transfer {
         break
     }
     this.failuresSinceProgress++
-    if (this.failuresSinceProgress > this.maxRetries + this.controller.target) {
+    // Allow for one round of every running connection failing at once, as when a server turns
+    // away the first connections: a count lowered by that same round must not end the pull.
+    if (this.failuresSinceProgress > this.maxRetries + Math.max(this.controller.target, this.running)) {
       this.fail(
         new MtuneError(
           'retries',
@@ -532,15 +545,18 @@ export class Transfer {
 
   /**
    * Connections refused before their first byte, in a burst, while the same server let others
-   * through: it limits connections per client. Hold at those let through (streaming, or started
-   * before the refusals and still waiting for their first byte). A server that lets none through
+   * through: it limits connections per client. Hold at those let through (streaming, following
+   * a request served to its end, or started before the refusals and still waiting for their
+   * first byte). A server that lets none through
    * is down, not limiting, and is left to the retries.
    */
   private holdAtServerLimit(now: number): void {
     for (const [source, watch] of this.refusals) {
       const lastRefusal = watch.burst(now)
       if (lastRefusal === undefined || !source.alive) continue
-      const served = [...this.connections].filter((c) => !c.stopReason && (c.firstByteAt !== undefined || c.startedAt <= lastRefusal))
+      const served = [...this.connections].filter(
+        (c) => !c.stopReason && (c.firstByteAt !== undefined || c.followsServed || c.startedAt <= lastRefusal),
+      )
       const here = served.filter((c) => c.source === source).length
       if (here === 0) continue
       const before = this.controller.target
