@@ -547,8 +547,8 @@ export class Transfer {
    * Connections refused before their first byte, in a burst, while the same server let others
    * through: it limits connections per client. Hold at those let through (streaming, following
    * a request served to its end, or started before the refusals and still waiting for their
-   * first byte). A server that lets none through
-   * is down, not limiting, and is left to the retries.
+   * first byte). A server that lets none through is down, not limiting, and is left to the
+   * retries.
    */
   private holdAtServerLimit(now: number): void {
     for (const [source, watch] of this.refusals) {

@@ -19,7 +19,7 @@ const plural = (n: number, noun: string) => `${n} ${noun}${n === 1 ? '' : 's'}`
 export function describePlan(plan: Plan, listFiles: boolean): string {
   const t = planTotals(plan)
   const lines = [
-    `${plan.source}${plan.version ? ` (${plan.version})` : ''}: ${t.files} file${t.files === 1 ? '' : 's'}, ${formatBytes(t.bytes)}` +
+    `${plan.source}${plan.version ? ` (${plan.version})` : ''}: ${plural(t.files, 'file')}, ${formatBytes(t.bytes)}` +
       `${t.presentFiles ? `, ${t.presentFiles} already present (${formatBytes(t.presentBytes)})` : ''} -> ${plan.root}`,
   ]
   if (listFiles) {
