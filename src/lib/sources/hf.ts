@@ -1,4 +1,4 @@
-import {lstat, mkdir, rename, symlink, unlink, writeFile} from 'node:fs/promises'
+import {mkdir, rename, rm, symlink, writeFile} from 'node:fs/promises'
 import {dirname, join, relative} from 'node:path'
 import {homedir} from 'node:os'
 import {minimatch} from 'minimatch'
@@ -119,8 +119,9 @@ export async function resolveHf(
         // The commit, with no trailing newline: the official client reads it without strip().
         const refPath = safeJoin(join(repoDir, 'refs'), ref.revision)
         await mkdir(dirname(refPath), {recursive: true})
-        await writeFile(`${refPath}.tmp`, commit)
-        await rename(`${refPath}.tmp`, refPath)
+        const staged = `${refPath}.${process.pid}.tmp`
+        await writeFile(staged, commit)
+        await rename(staged, refPath)
       }
     },
   }
@@ -132,9 +133,12 @@ async function linkSnapshot(repoDir: string, commit: string, files: PlannedFile[
   for (const f of files) {
     const link = safeJoin(snapshot, f.name)
     await mkdir(dirname(link), {recursive: true})
-    const target = relative(dirname(link), f.dest)
-    if (await lstat(link).catch(() => undefined)) await unlink(link)
-    await symlink(target, link)
+    // Made beside it and renamed over it: another pull of the model, finishing at the same
+    // time, never finds the link missing or in its way.
+    const staged = `${link}.${process.pid}.tmp`
+    await rm(staged, {force: true})
+    await symlink(relative(dirname(link), f.dest), staged)
+    await rename(staged, link)
   }
 }
 
