@@ -63,10 +63,12 @@ describe('mtune pull (CLI)', () => {
     const killed = await first.done
     assert.equal(killed.signal, 'SIGKILL')
     assert.ok(existsSync(`${out}.part`) && existsSync(`${out}.part.journal`), 'part file and journal survive')
+    assert.ok(existsSync(`${out}.part.lock`), 'and so does the lock of the killed pull')
     assert.ok(!existsSync(out))
     m.setOptions({linkRate: undefined})
     const again = await runCli(['pull', m.url, '-o', out, '--json'])
     assert.equal(again.code, 0, again.stderr)
+    assert.ok(!existsSync(`${out}.part.lock`), "the dead pull's lock was taken over and released")
     const summary = JSON.parse(again.stdout)
     assert.equal(summary.sha256, digest)
     assert.ok(summary.resumedBytes >= 8 * MiB, `resumed from ${summary.resumedBytes}`)
@@ -90,6 +92,22 @@ describe('mtune pull (CLI)', () => {
     assert.equal(again.code, 0, again.stderr)
     assert.match(again.stderr, /resuming: [\d.]+ MiB of 32\.0 MiB already on disk/)
     assert.equal(sha256(readFileSync(out)), digest)
+  })
+
+  it('a second pull to the same file waits for the first, then finds it complete', async () => {
+    const m = await mirror({linkRate: 16 * MiB})
+    const out = join(dir(), 'model.bin')
+    const first = startCli(['pull', m.url, '-o', out, '--quiet'])
+    await until(() => m.bytesSent >= 4 * MiB, '4 MiB to be sent')
+    const second = startCli(['pull', m.url, '-o', out, '--sha256', digest])
+    const [a, b] = await Promise.all([first.done, second.done])
+    assert.equal(a.code, 0, a.stderr)
+    assert.equal(b.code, 0, b.stderr)
+    assert.match(b.stderr, new RegExp(`waiting for another mtune \\(pid ${first.child.pid}\\) that is pulling to ${out}`))
+    assert.match(b.stdout, /is already complete/)
+    assert.equal(sha256(readFileSync(out)), digest)
+    assert.ok(m.bytesSent <= content.length * 1.1, `fetched ${(m.bytesSent / content.length).toFixed(3)} x the file: once`)
+    for (const left of ['.part', '.part.journal', '.part.lock']) assert.ok(!existsSync(out + left), `no ${left} left`)
   })
 
   it('says an existing file with the expected digest is complete, and exits 0', async () => {

@@ -76,6 +76,18 @@ describe('mtune pull hf://', () => {
     assert.doesNotMatch(r.stdout + r.stderr, /hf_secret_token/)
   })
 
+  it('two pulls of one model into one cache at once (the ranks of a job) both succeed, each blob fetched once', async () => {
+    const {env, cache, cdn} = await hub([repo()], {rate: 4 * MiB})
+    const [a, b] = await Promise.all([runCli(['pull', 'hf://acme/tiny', '--json'], env), runCli(['pull', 'hf://acme/tiny', '--json'], env)])
+    assert.equal(a.code, 0, a.stderr)
+    assert.equal(b.code, 0, b.stderr)
+    checkSnapshot(cache)
+    assert.equal(readFileSync(join(cache, 'refs', 'main'), 'utf8'), COMMIT)
+    const total = weights.length + shard.length + config.length + tokenizer.length
+    // Twice the model would be 2x; what was cut in flight stays well below that.
+    assert.ok(cdn.mirror.bytesSent < 1.5 * total, `the CDN sent ${(cdn.mirror.bytesSent / total).toFixed(2)} x the model`)
+  })
+
   it('skips what is present, and --include/--exclude choose files', async () => {
     const {env, cache, cdn, hf} = await hub([repo()])
     const first = await runCli(['pull', 'hf://acme/tiny@v1', '--include', '*.json', '--exclude', 'tok/*'], env)

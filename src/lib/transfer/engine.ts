@@ -1,13 +1,15 @@
 import {rm, stat} from 'node:fs/promises'
+import {hostname} from 'node:os'
 import {setTimeout as sleep} from 'node:timers/promises'
 import type {Dispatcher} from 'undici'
-import {ExitCode, MtuneError} from '../errors.js'
+import {ExitCode, MtuneError, errorMessage} from '../errors.js'
 import {createDispatcher} from '../net/dispatcher.js'
 import {probe, type Probe} from '../net/probe.js'
 import {redact} from '../net/request.js'
 import {backoffDelay, classifyNetworkError} from '../net/retry-policy.js'
 import {ensureWritableDirectory, fileDestination, fileExists, resolveDestination, sha256File, type Destination} from './destination.js'
 import {Journal, currentBootId} from './journal.js'
+import {PullLock} from './pull-lock.js'
 import {parseSha256, parseTarget} from './validate.js'
 import {DEFAULTS, type PullEvents, type PullOptions, type PullResult} from './pull-types.js'
 import {StartOver, Transfer, interrupted} from './transfer.js'
@@ -26,10 +28,19 @@ export async function pull(options: PullOptions, events: PullEvents = {}): Promi
   const started = performance.now()
   const place = (dest: Destination): Destination =>
     options.partPath ? {...dest, partPath: options.partPath, journalPath: `${options.partPath}.journal`} : dest
+  let lock: PullLock | undefined
+  // Held from before the destination is looked at until it is in place: a second pull of the
+  // same file waits, then finds it complete.
+  const claim = async (dest: Destination) => {
+    if (lock?.partPath === dest.partPath) return
+    lock?.release()
+    lock = await lockFor(dest, options.signal, events)
+  }
   try {
     const fileDest = await fileDestination(options.output)
     const early = fileDest && place(fileDest)
     if (early) {
+      await claim(early)
       const done = await alreadyThere(early, expected, options.force, url, started)
       if (done) return done
     }
@@ -43,6 +54,7 @@ export async function pull(options: PullOptions, events: PullEvents = {}): Promi
       const probed = await probeWithRetries(dispatcher, url, options, events, start, length)
       const dest = early ?? place(await resolveDestination(options.output, probed.file.filename, probed.file.finalUrl))
       if (!early) {
+        await claim(dest)
         const done = await alreadyThere(dest, expected, options.force, url, started)
         if (done) {
           await probed.response?.body.dump().catch(() => {})
@@ -67,7 +79,29 @@ export async function pull(options: PullOptions, events: PullEvents = {}): Promi
       }
     }
   } finally {
+    lock?.release()
     if (!options.dispatcher) await dispatcher.destroy().catch(() => {})
+  }
+}
+
+/**
+ * Undefined where no lock file can be made (a read-only or missing directory, a full disk):
+ * nothing can be written there either, which the checks that follow report in their words.
+ */
+async function lockFor(dest: Destination, signal: AbortSignal | undefined, events: PullEvents): Promise<PullLock | undefined> {
+  try {
+    return await PullLock.acquire(dest.partPath, {
+      bootId: currentBootId(),
+      signal,
+      onWait: (holder) =>
+        events.info?.(
+          `waiting for another mtune${holder ? ` (pid ${holder.pid}${holder.host === hostname() ? '' : ` on ${holder.host}`})` : ''} that is pulling to ${dest.path}`,
+        ),
+    })
+  } catch (error) {
+    if (signal?.aborted) throw interrupted()
+    events.debug?.(`no lock for ${dest.partPath}: ${errorMessage(error)}`)
+    return undefined
   }
 }
 

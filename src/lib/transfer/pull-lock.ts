@@ -1,0 +1,161 @@
+import {randomUUID} from 'node:crypto'
+import {linkSync, readFileSync, renameSync, rmSync, statSync, utimesSync, writeFileSync} from 'node:fs'
+import {hostname} from 'node:os'
+import {setTimeout as sleep} from 'node:timers/promises'
+import {errorMessage} from '../errors.js'
+
+/**
+ * One pull at a time per part file, across processes: two pulls of the same file (a command
+ * run twice, the ranks of one training job pulling the same model into one cache) would
+ * otherwise write the same part file and journal at once, and the first to finish would
+ * rename it from under the other. The second one waits, as cargo does for its package cache,
+ * and then finds the file complete.
+ *
+ * `PART.lock` names its holder. It is written under a unique name and hard-linked into place,
+ * so it is never seen half-written. A holder that is gone (a process of this host that no
+ * longer runs, or one from before a reboot) loses it at once, so a pull killed with SIGKILL
+ * resumes without waiting; a holder on another host (a shared filesystem) loses it when it
+ * has not refreshed the lock for STALE_MS.
+ */
+const REFRESH_MS = 5_000
+const STALE_MS = 30_000
+const POLL_MS = 250
+
+export interface LockHolder {
+  pid: number
+  host: string
+  bootId?: string
+  token: string
+}
+
+export interface LockOptions {
+  bootId?: string
+  signal?: AbortSignal
+  /** Called once when another pull holds the lock and this one starts waiting. */
+  onWait?: (holder: LockHolder | undefined) => void
+  /** Whether a process of this host runs; replaceable in tests. */
+  alive?: (pid: number) => boolean
+}
+
+export class PullLock {
+  private readonly refresh: NodeJS.Timeout
+
+  private constructor(readonly partPath: string, private readonly path: string, private readonly token: string) {
+    this.refresh = setInterval(() => {
+      const now = new Date()
+      try {
+        utimesSync(this.path, now, now)
+      } catch {
+        // Gone or taken over: nothing to refresh; release() checks the token before removing.
+      }
+    }, REFRESH_MS)
+    this.refresh.unref()
+  }
+
+  /** Waits until no other pull holds the lock of `partPath`, then holds it. */
+  static async acquire(partPath: string, options: LockOptions = {}): Promise<PullLock> {
+    const path = `${partPath}.lock`
+    const me: LockHolder = {pid: process.pid, host: hostname(), bootId: options.bootId, token: randomUUID()}
+    let waiting = false
+    for (;;) {
+      if (create(path, me)) return new PullLock(partPath, path, me.token)
+      const seen = inspect(path)
+      if (seen && isStale(seen, me, options.alive ?? isAlive)) {
+        takeOver(path, seen.ino)
+        continue
+      }
+      if (!waiting) {
+        waiting = true
+        options.onWait?.(seen?.holder)
+      }
+      await sleep(POLL_MS, undefined, {signal: options.signal})
+    }
+  }
+
+  release(): void {
+    clearInterval(this.refresh)
+    if (inspect(this.path)?.holder?.token === this.token) rmSync(this.path, {force: true})
+  }
+}
+
+/** Creates the lock unless one exists. */
+function create(path: string, me: LockHolder): boolean {
+  const staged = `${path}.${me.token}`
+  writeFileSync(staged, JSON.stringify(me))
+  try {
+    linkSync(staged, path)
+    return true
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false
+    // A filesystem without hard links: an exclusive create, briefly empty (see isStale).
+    try {
+      writeFileSync(path, JSON.stringify(me), {flag: 'wx'})
+      return true
+    } catch (again) {
+      if ((again as NodeJS.ErrnoException).code === 'EEXIST') return false
+      throw new Error(`cannot create the lock ${path}: ${errorMessage(again)}`, {cause: again})
+    }
+  } finally {
+    rmSync(staged, {force: true})
+  }
+}
+
+interface Seen {
+  ino: number
+  mtimeMs: number
+  holder?: LockHolder
+}
+
+function inspect(path: string): Seen | undefined {
+  try {
+    const info = statSync(path)
+    let holder: LockHolder | undefined
+    try {
+      const parsed = JSON.parse(readFileSync(path, 'utf8')) as Partial<LockHolder>
+      if (typeof parsed.pid === 'number' && typeof parsed.host === 'string' && typeof parsed.token === 'string') holder = parsed as LockHolder
+    } catch {
+      // Being written by an exclusive create, or damaged: judged by its age alone.
+    }
+    return {ino: info.ino, mtimeMs: info.mtimeMs, holder}
+  } catch {
+    return undefined
+  }
+}
+
+function isStale(seen: Seen, me: LockHolder, alive: (pid: number) => boolean): boolean {
+  if (Date.now() - seen.mtimeMs > STALE_MS) return true
+  const holder = seen.holder
+  if (!holder || holder.host !== me.host) return false
+  if (holder.bootId && me.bootId && holder.bootId !== me.bootId) return true
+  return !alive(holder.pid)
+}
+
+/**
+ * Removes a stale lock, unless another process took it over since it was judged: the lock is
+ * moved aside, and put back if it is not the one judged stale.
+ */
+function takeOver(path: string, ino: number): void {
+  const aside = `${path}.${randomUUID()}.stale`
+  try {
+    renameSync(path, aside)
+  } catch {
+    return
+  }
+  try {
+    if (statSync(aside).ino !== ino) linkSync(aside, path)
+  } catch {
+    // A third process created a lock in between: it holds it, and the one moved aside (a
+    // window of microseconds) is lost.
+  } finally {
+    rmSync(aside, {force: true})
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM'
+  }
+}

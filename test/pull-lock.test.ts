@@ -1,0 +1,72 @@
+import assert from 'node:assert/strict'
+import {existsSync, mkdtempSync, readFileSync, utimesSync, writeFileSync} from 'node:fs'
+import {hostname, tmpdir} from 'node:os'
+import {join} from 'node:path'
+import {describe, it} from 'node:test'
+import {PullLock, type LockHolder} from '../src/lib/transfer/pull-lock.js'
+
+const part = () => join(mkdtempSync(join(tmpdir(), 'mtune-lock-')), 'model.bin.part')
+const holder = (over: Partial<LockHolder> = {}): LockHolder => ({pid: 4242, host: hostname(), bootId: 'boot-a', token: 'theirs', ...over})
+const plant = (partPath: string, h: LockHolder) => writeFileSync(`${partPath}.lock`, JSON.stringify(h))
+
+describe('PullLock', () => {
+  it('makes a second pull of the same file wait until the first releases it', async () => {
+    const path = part()
+    const first = await PullLock.acquire(path, {bootId: 'boot-a'})
+    let waitedFor: LockHolder | undefined
+    let said!: () => void
+    const waiting = new Promise<void>((resolve) => (said = resolve))
+    const second = PullLock.acquire(path, {
+      bootId: 'boot-a',
+      onWait: (h) => {
+        waitedFor = h
+        said()
+      },
+    })
+    await waiting
+    assert.equal(waitedFor?.pid, process.pid, 'the waiter is told who holds the file')
+    first.release()
+    const held = await second
+    assert.equal(JSON.parse(readFileSync(`${path}.lock`, 'utf8')).pid, process.pid)
+    held.release()
+    assert.ok(!existsSync(`${path}.lock`), 'released: no lock file left')
+  })
+
+  it('takes over at once from a holder of this host that no longer runs, or ran before a reboot', async () => {
+    for (const [why, h, alive] of [
+      ['dead pid', holder(), false],
+      ['another boot', holder({bootId: 'boot-b'}), true],
+    ] as const) {
+      const path = part()
+      plant(path, h)
+      const lock = await PullLock.acquire(path, {bootId: 'boot-a', alive: () => alive, onWait: () => assert.fail(`waited on a ${why}`)})
+      assert.notEqual(JSON.parse(readFileSync(`${path}.lock`, 'utf8')).token, 'theirs', why)
+      lock.release()
+    }
+  })
+
+  it('waits for a live holder, and for one on another host until it stops refreshing the lock', async () => {
+    for (const h of [holder(), holder({host: 'other-node', pid: process.pid})]) {
+      const path = part()
+      plant(path, h)
+      const abort = new AbortController()
+      const attempt = PullLock.acquire(path, {bootId: 'boot-a', alive: () => true, signal: abort.signal, onWait: () => abort.abort()})
+      await assert.rejects(attempt, {name: 'AbortError'})
+      assert.equal(JSON.parse(readFileSync(`${path}.lock`, 'utf8')).token, 'theirs', 'the holder keeps it')
+    }
+    const path = part()
+    plant(path, holder({host: 'other-node'}))
+    const old = new Date(Date.now() - 60_000)
+    utimesSync(`${path}.lock`, old, old)
+    const lock = await PullLock.acquire(path, {bootId: 'boot-a', alive: () => true, onWait: () => assert.fail('waited on a lock not refreshed for a minute')})
+    lock.release()
+  })
+
+  it('never removes a lock that another pull took over in the meantime', async () => {
+    const path = part()
+    const lock = await PullLock.acquire(path, {bootId: 'boot-a'})
+    plant(path, holder({token: 'successor'}))
+    lock.release()
+    assert.equal(JSON.parse(readFileSync(`${path}.lock`, 'utf8')).token, 'successor')
+  })
+})
