@@ -166,6 +166,17 @@ describe('pull engine', () => {
     assert.ok(m.requests.filter((r) => r.ifRange).length >= 2, 'segment requests carry If-Range')
   })
 
+  it('retries, keeping every byte, when a server ignores Range now and then but the file is the same', async () => {
+    // Every 4th request gets a 200 with the whole file and the same ETag: an edge that ignored
+    // the range, not a new version (RFC 9110 13.1.5).
+    const m = await mirror({fault: (r) => (r.index > 0 && r.index % 4 === 0 ? {ignoreRange: true} : undefined)})
+    const {result, messages} = await run({url: m.url, output: dir()})
+    assert.equal(result.sha256, digest)
+    assert.ok(result.retries >= 1, 'the ignored ranges were retried')
+    assert.ok(!messages.some((x) => /changed|starting over/.test(x)), messages.join('\n'))
+    assert.equal(m.requests.filter((r) => r.range === 'bytes=0-4194303').length, 1, 'never started over')
+  })
+
   it('starts over cleanly when the file changes while the part file is still being opened', async () => {
     const changed = makeContent(16 * MiB, 9)
     const m = await mirror({changeAfter: {requests: 2, content: changed}})

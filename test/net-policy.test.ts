@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import {describe, it} from 'node:test'
-import {dispositionFilename, ifRangeValidator, parseContentRange, safeFilename, unsatisfiedLength} from '../src/lib/net/http-range.js'
+import {dispositionFilename, ifRangeValidator, parseContentRange, safeFilename, sameVersion, unsatisfiedLength} from '../src/lib/net/http-range.js'
 import {TransferError, backoffDelay, classifyNetworkError, classifyStatus, parseRetryAfter} from '../src/lib/net/retry-policy.js'
 import {ConnectionController} from '../src/lib/transfer/connection-controller.js'
 
@@ -17,6 +17,15 @@ describe('HTTP range facts', () => {
     assert.equal(ifRangeValidator({etag: '"abc"', lastModified: 'x'}), '"abc"')
     assert.equal(ifRangeValidator({etag: 'W/"abc"', lastModified: 'Tue, 01 Jan 2026 00:00:00 GMT'}), 'Tue, 01 Jan 2026 00:00:00 GMT')
     assert.equal(ifRangeValidator({etag: 'W/"abc"'}), undefined)
+  })
+
+  it('tells a 200 to If-Range that ignored the range from a new version of the file', () => {
+    const lm = 'Thu, 01 Jan 2026 00:00:00 GMT'
+    assert.equal(sameVersion({etag: '"a"', lastModified: lm}, {etag: '"a"'}), true)
+    assert.equal(sameVersion({etag: '"a"', lastModified: lm}, {etag: '"b"', lastModified: lm}), false, 'the strong ETag decides')
+    assert.equal(sameVersion({etag: 'W/"a"', lastModified: lm}, {etag: 'W/"a"', lastModified: lm}), true, 'a weak ETag was not what was sent: Last-Modified decides')
+    assert.equal(sameVersion({lastModified: lm}, {lastModified: 'Fri, 02 Jan 2026 00:00:00 GMT'}), false)
+    assert.equal(sameVersion({etag: '"a"'}, {}), undefined, 'nothing to compare with')
   })
 
   it('takes file names from Content-Disposition and makes them safe', () => {

@@ -39,6 +39,18 @@ export function ifRangeValidator(identity: {etag?: string; lastModified?: string
   return identity.lastModified
 }
 
+/**
+ * Whether a full (200) answer to an If-Range request is the same version of the file: then
+ * the server ignored the Range header (some CDN edges do, now and then), and the file did not
+ * change. Compared by strong ETag, else by Last-Modified; undefined when the answer carries
+ * neither of the validators that were sent.
+ */
+export function sameVersion(sent: {etag?: string; lastModified?: string}, got: {etag?: string; lastModified?: string}): boolean | undefined {
+  if (sent.etag && !isWeakEtag(sent.etag) && got.etag) return got.etag === sent.etag
+  if (sent.lastModified && got.lastModified) return got.lastModified === sent.lastModified
+  return undefined
+}
+
 /** The file name a server suggests, from Content-Disposition (filename* wins over filename). */
 export function dispositionFilename(header: string | undefined): string | undefined {
   if (!header) return undefined

@@ -1,6 +1,6 @@
 import type {Dispatcher} from 'undici'
 import {fromReadable, streamRequest, type ChunkStream, type StreamedResponse} from '../net/chunk-stream.js'
-import {parseContentRange, rangeHeader} from '../net/http-range.js'
+import {parseContentRange, rangeHeader, sameVersion} from '../net/http-range.js'
 import {USER_AGENT, type Response} from '../net/request.js'
 import {TransferError, classifyNetworkError, classifyStatus, describeStatus, parseRetryAfter} from '../net/retry-policy.js'
 import type {Journal} from './journal.js'
@@ -170,10 +170,12 @@ export class Connection {
       return res.body
     }
     if (res.statusCode === 200) {
+      if (!validator) throw await reject(new TransferError('bad-response', 'the server ignored the Range header (200 instead of 206)'))
+      const same = sameVersion(this.source, {etag: h.etag, lastModified: h['last-modified']})
       throw await reject(
-        validator
-          ? new TransferError('changed', 'the server sent the whole file to an If-Range request, so the file has changed')
-          : new TransferError('bad-response', 'the server ignored the Range header (200 instead of 206)'),
+        same
+          ? new TransferError('transient', 'the server ignored the Range header this time (200 with the same version of the file)', {status: 200})
+          : new TransferError('changed', 'the server sent the whole file to an If-Range request, so the file has changed'),
       )
     }
     if (res.statusCode === 416) throw await reject(new TransferError('changed', 'the requested range no longer exists (416)', {status: 416}))
