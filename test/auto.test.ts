@@ -31,6 +31,24 @@ describe('mtune pull --auto', () => {
     assert.equal(sha256(readFileSync(join(out, 'model.bin'))), digest)
   })
 
+  it('decides on and pulls from mirrors that want the credentials in their URLs, showing none', async () => {
+    const basic = (pair: string) => `Basic ${Buffer.from(pair).toString('base64')}`
+    const a = await mirror({perConnectionRate: 2 * MiB, authorize: (req) => (req.headers.authorization === basic('a:pw-one') ? undefined : 401)})
+    const b = await mirror({perConnectionRate: 1 * MiB, authorize: (req) => (req.headers.authorization === basic('b:pw-two') ? undefined : 401)})
+    const out = dir()
+    const args = [a.url.replace('http://', 'http://a:pw-one@'), '--mirror', b.url.replace('http://', 'http://b:pw-two@'), '--no-public-mirrors', '--budget', '3', '-o', out]
+    const r = await runCli(['pull', '--auto', ...args, '--json'], env())
+    assert.equal(r.code, 0, r.stderr)
+    const doc = JSON.parse(r.stdout)
+    assert.deepEqual([doc.decision.chosen.url, ...doc.decision.fallbacks.map((f: {url: string}) => f.url)].sort(), [a.url, b.url].sort())
+    assert.equal(doc.result.sha256, digest)
+    assert.doesNotMatch(r.stdout + r.stderr, /pw-one|pw-two/)
+    const text = await runCli(['pull', '--auto', ...args, '--dry-run'], env())
+    assert.equal(text.code, 0, text.stderr)
+    assert.match(text.stderr, /Decision for http:\/\/127\.0\.0\.1:\d+\/file\/model\.bin:/)
+    assert.doesNotMatch(text.stdout + text.stderr, /pw-one|pw-two/)
+  })
+
   it('fails over to the next mirror when the chosen one dies, without refetching what is done', async () => {
     // Link caps make the pull last long enough for the chosen mirror to die half-way.
     const fast = await mirror({perConnectionRate: 2 * MiB, linkRate: 4 * MiB})

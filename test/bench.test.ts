@@ -93,6 +93,21 @@ describe('mtune bench (CLI)', () => {
     assert.equal(JSON.parse(d.stdout).link.source, 'bench')
   })
 
+  it('measures a mirror that wants the credentials written in its URL, and never shows or saves them', async () => {
+    const basic = `Basic ${Buffer.from('ops:s3cret-pw').toString('base64')}`
+    const m = await mirror({authorize: (req) => (req.headers.authorization === basic ? undefined : 401)})
+    const cache = mkdtempSync(join(tmpdir(), 'mtune-xdg-'))
+    const withCredentials = m.url.replace('http://', 'http://ops:s3cret-pw@')
+    for (const json of [true, false]) {
+      const b = await runCli(['bench', '--mirror', withCredentials, '--connections', '1,2', '--chunk-size', '1M', '--duration', '3', ...(json ? ['--json'] : [])], {XDG_CACHE_HOME: cache})
+      assert.equal(b.code, 0, b.stderr)
+      assert.doesNotMatch(b.stdout + b.stderr, /s3cret/)
+      if (json) assert.deepEqual(JSON.parse(b.stdout).mirrors.map((x: {url: string; ok: boolean}) => [x.url, x.ok]), [[m.url, true]])
+    }
+    assert.doesNotMatch(readFileSync(join(cache, 'mtune', 'bench.json'), 'utf8'), /s3cret/)
+    assert.ok(m.requests.length > 3 && m.requests.every((q) => q.authorization === basic))
+  })
+
   it('prints a table and a recommendation, and refuses bad lists', async () => {
     const m = await mirror()
     const b = await runCli(['bench', '--mirror', m.url, '--connections', '1,2', '--chunk-size', '1M,4M', '--duration', '3'], {XDG_CACHE_HOME: mkdtempSync(join(tmpdir(), 'x-'))})

@@ -219,6 +219,22 @@ describe('pull engine', () => {
     )
   })
 
+  it('sends credentials written in a URL as Basic auth to that URL alone, and never shows them', async () => {
+    const basic = (pair: string) => `Basic ${Buffer.from(pair).toString('base64')}`
+    const only = (expected: string) => ({authorize: (req: {headers: {authorization?: string}}) => (req.headers.authorization === expected ? undefined : 401)})
+    const primary = await mirror({perConnectionRate: 4 * MiB, ...only(basic('ops:s3cr@t'))})
+    const other = await mirror({perConnectionRate: 4 * MiB, ...only(basic('mirror-user:m1rr0r'))})
+    // Through a redirect, as private registries often answer.
+    const url = primary.redirectUrl.replace('http://', 'http://ops:s3cr%40t@')
+    const mirrorUrl = other.url.replace('http://', 'http://mirror-user:m1rr0r@')
+    const {result, messages} = await run({url, mirrors: [mirrorUrl], output: join(dir(), 'model.bin')})
+    assert.equal(result.sha256, digest)
+    assert.ok(primary.requests.length > 1 && primary.requests.every((r) => r.authorization === basic('ops:s3cr@t')), 'every request to the primary had its credentials')
+    assert.ok(other.requests.every((r) => r.authorization === basic('mirror-user:m1rr0r')), "the mirror got its own, never the primary's")
+    assert.deepEqual(result.mirrors.map((x) => [x.url, x.dropped]), [[other.url, undefined]], 'the mirror was accepted, and is shown without its credentials')
+    assert.doesNotMatch(JSON.stringify(result) + messages.join('\n'), /s3cr|m1rr0r/)
+  })
+
   it('fails on a digest mismatch and leaves nothing under the destination name', async () => {
     const m = await mirror()
     const out = join(dir(), 'model.bin')

@@ -1,10 +1,11 @@
 import {Args, Flags} from '@oclif/core'
 import {ExitCode, MtuneError} from '../lib/errors.js'
+import {shownUrl} from '../lib/net/url-credentials.js'
 import {parseSource} from '../lib/sources/reference.js'
 import type {PullEvents} from '../lib/transfer/engine.js'
 import {MtuneCommand} from '../lib/ui/base-command.js'
 import type {Reporter} from '../lib/ui/progress.js'
-import {mask} from '../lib/ui/secrets.js'
+import {mask, registerUrlSecrets} from '../lib/ui/secrets.js'
 import {parseRate, parseSize} from '../lib/units.js'
 
 // oclif imports every command to list them: each part loads only when this pull needs it.
@@ -82,6 +83,7 @@ Exit codes: 0 done, 2 bad input, 3 the server refused or kept failing, 4 digest 
     const {args, flags} = await this.parse(Pull)
     const json = this.jsonEnabled()
     const ref = parseSource(args.source, {insecure: flags.insecure})
+    for (const url of [args.source, ...(flags.mirror ?? []), ...(flags.endpoint ?? [])]) registerUrlSecrets(url)
     const chunkSize = flags['chunk-size'] ? parseSize(flags['chunk-size'], '--chunk-size') : undefined
     const limitRate = flags['limit-rate'] ? parseRate(flags['limit-rate'], '--limit-rate') : undefined
     if (chunkSize !== undefined && chunkSize < 64 * 1024) {
@@ -113,7 +115,7 @@ Exit codes: 0 done, 2 bad input, 3 the server refused or kept failing, 4 digest 
         const auto = await pullAuto(
           ref,
           {
-            source: args.source,
+            source: ref.kind === 'url' ? shownUrl(ref.url) : args.source,
             mirrors: flags.mirror ?? [],
             endpoints: flags.endpoint ?? [],
             publicMirrors: flags['public-mirrors'],

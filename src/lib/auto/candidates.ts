@@ -1,5 +1,6 @@
 import type {Dispatcher} from 'undici'
 import {errorMessage} from '../errors.js'
+import {shownUrl} from '../net/url-credentials.js'
 import {hfEndpoint} from '../sources/hf.js'
 import {modelscopeEndpoint} from '../sources/modelscope.js'
 import type {Plan} from '../sources/plan.js'
@@ -35,7 +36,7 @@ export async function findCandidates(
   options: {mirrors: string[]; endpoints: string[]; publicMirrors: boolean; env?: NodeJS.ProcessEnv; dispatcher: Dispatcher; signal?: AbortSignal; timeoutMs?: number},
 ): Promise<Candidate[]> {
   const env = options.env ?? process.env
-  if (ref.kind === 'url') return [ref.url, ...options.mirrors].map((url) => ({label: url, url, ok: true}))
+  if (ref.kind === 'url') return [ref.url, ...options.mirrors].map((url) => ({label: shownUrl(url), url, ok: true}))
   const extra = [...options.endpoints, ...options.mirrors]
   const endpoints =
     ref.kind === 'hf'

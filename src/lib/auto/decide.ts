@@ -5,6 +5,7 @@ import {runBench, type BenchReport} from '../bench/run.js'
 import {decide, gatherFacts} from '../doctor/run.js'
 import type {Finding} from '../doctor/finding.js'
 import {ExitCode, MtuneError} from '../errors.js'
+import {shownUrl} from '../net/url-credentials.js'
 import {planTotals, type Plan} from '../sources/plan.js'
 import type {SystemReader} from '../system/reader.js'
 import {recommend} from '../tune/recommend.js'
@@ -39,7 +40,7 @@ export function recentBench(candidates: Candidate[], env: NodeJS.ProcessEnv, now
     const saved = JSON.parse(readFileSync(benchResultsPath(env), 'utf8')) as BenchReport
     if (!saved.recommendation || now - Date.parse(saved.measuredAt) > RECENT_MS) return undefined
     const measured = new Set(saved.mirrors.map((m) => m.url))
-    const wanted = candidates.filter((c) => c.ok && c.url).map((c) => c.url!)
+    const wanted = candidates.filter((c) => c.ok && c.url).map((c) => shownUrl(c.url!))
     return wanted.length > 0 && wanted.every((u) => measured.has(u)) ? saved : undefined
   } catch {
     return undefined
@@ -86,18 +87,20 @@ export async function decideAuto(
   const failure = preflightFailure(preflight)
   if (failure) throw failure
 
+  // Bench names each mirror as shown (without credentials); the candidate keeps the URL to use.
+  const shown = (c: Candidate) => (c.url ? shownUrl(c.url) : undefined)
   const byUrl = new Map(bench.mirrors.map((m) => [m.url, m]))
-  const measured = (c: Candidate) => (c.url ? byUrl.get(c.url) : undefined)
+  const measured = (c: Candidate) => byUrl.get(shown(c) ?? '')
   const rec = bench.recommendation
   const ranked = working
     .map((c) => ({c, m: measured(c)}))
     .filter((x) => x.m?.ok)
-    .sort((a, b) => (a.c.url === rec?.mirror ? -1 : b.c.url === rec?.mirror ? 1 : (b.m!.throughputBps?.median ?? 0) - (a.m!.throughputBps?.median ?? 0)))
+    .sort((a, b) => (shown(a.c) === rec?.mirror ? -1 : shown(b.c) === rec?.mirror ? 1 : (b.m!.throughputBps?.median ?? 0) - (a.m!.throughputBps?.median ?? 0)))
   if (ranked.length === 0) {
     throw new MtuneError('no-candidate', `no mirror of ${source} served a ranged request: ${bench.mirrors.map((m) => `${m.url}: ${m.reason ?? 'ok'}`).join('; ')}`, ExitCode.remote)
   }
   const chosen = ranked[0]
-  const gridded = rec && rec.mirror === chosen.c.url ? rec : undefined
+  const gridded = rec && rec.mirror === shown(chosen.c) ? rec : undefined
   const connections = gridded?.connections ?? 16
   const chunkSize = gridded?.chunkSize ?? 4 * 1024 * 1024
   const expected = gridded?.throughputBps ?? chosen.m!.throughputBps?.median
@@ -116,10 +119,10 @@ export async function decideAuto(
     source,
     candidates: candidates.map((c) => {
       const m = measured(c)
-      return {label: c.label, url: c.url, ok: c.ok && Boolean(m?.ok), reason: c.reason ?? m?.reason, throughputBps: m?.throughputBps?.median, ttfbMs: m?.ttfbMs?.median}
+      return {label: c.label, url: shown(c), ok: c.ok && Boolean(m?.ok), reason: c.reason ?? m?.reason, throughputBps: m?.throughputBps?.median, ttfbMs: m?.ttfbMs?.median}
     }),
-    chosen: {label: chosen.c.label, url: chosen.c.url!},
-    fallbacks: others.map((o) => ({label: o.c.label, url: o.c.url!})),
+    chosen: {label: chosen.c.label, url: shown(chosen.c)!},
+    fallbacks: others.map((o) => ({label: o.c.label, url: shown(o.c)!})),
     connections,
     chunkSize,
     expectedThroughputBps: expected,

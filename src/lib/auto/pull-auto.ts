@@ -1,6 +1,7 @@
 import {stat} from 'node:fs/promises'
 import {dirname, resolve} from 'node:path'
 import {createDispatcher} from '../net/dispatcher.js'
+import {shownUrl} from '../net/url-credentials.js'
 import type {Plan} from '../sources/plan.js'
 import type {SourceRef} from '../sources/reference.js'
 import {runPlan, type FileResult} from '../sources/run-plan.js'
@@ -64,12 +65,14 @@ export async function pullAuto(ref: SourceRef, options: AutoOptions, r: SystemRe
       tuning = await tune(r, fileWriter(r), {path: decision.path, apply: true, uid: options.uid})
       options.onTune?.(tuning)
     }
+    // The decision names mirrors as shown; the candidates keep the URLs to use (credentials and all).
+    const candidateFor = (url: string) => candidates.find((c) => c.url !== undefined && shownUrl(c.url) === url)!
     const common = {stallTimeoutMs: options.stallTimeoutMs, maxRetries: options.maxRetries, limitRate: options.limitRate, signal: options.signal}
     if (ref.kind === 'url') {
       const result = await pull(
         {
-          url: decision.chosen.url,
-          mirrors: decision.fallbacks.map((f) => f.url),
+          url: candidateFor(decision.chosen.url).url!,
+          mirrors: decision.fallbacks.map((f) => candidateFor(f.url).url!),
           output: options.output,
           sha256: options.sha256,
           force: options.force,
@@ -83,8 +86,8 @@ export async function pullAuto(ref: SourceRef, options: AutoOptions, r: SystemRe
       return {decision, dryRun: false, tuning, result}
     }
     const started = performance.now()
-    const chosen = candidates.find((c) => c.url === decision.chosen.url)!.plan!
-    const others = decision.fallbacks.map((f) => candidates.find((c) => c.url === f.url)?.plan).filter((p) => p !== undefined)
+    const chosen = candidateFor(decision.chosen.url).plan!
+    const others = decision.fallbacks.map((f) => candidateFor(f.url).plan).filter((p) => p !== undefined)
     const files = await runPlan(
       chosen,
       {

@@ -1,6 +1,7 @@
 import {setMaxListeners} from 'node:events'
 import {Pool} from 'undici'
 import {USER_AGENT} from '../net/request.js'
+import {withUserinfo} from '../net/url-credentials.js'
 
 export interface Cell {
   connections: number
@@ -66,7 +67,7 @@ export async function runCell(
         const res = await pool.request({
           path: target.pathname + target.search,
           method: 'GET',
-          headers: {'user-agent': USER_AGENT, range: `bytes=${start}-${start + length - 1}`, 'accept-encoding': 'identity'},
+          headers: withUserinfo(target, {'user-agent': USER_AGENT, range: `bytes=${start}-${start + length - 1}`, 'accept-encoding': 'identity'}),
           signal: stop,
         })
         if (res.statusCode === 429 || res.statusCode === 503) {

@@ -2,6 +2,7 @@ import {lookup} from 'node:dns/promises'
 import {connect as netConnect, type Socket} from 'node:net'
 import {connect as tlsConnect} from 'node:tls'
 import {USER_AGENT} from '../net/request.js'
+import {nextHop, withUserinfo} from '../net/url-credentials.js'
 import {parseContentRange} from '../net/http-range.js'
 
 export type ProbeStage = 'dns' | 'connect' | 'tls' | 'http' | 'range' | 'timeout'
@@ -38,7 +39,7 @@ export async function probeOnce(url: string, options: {readBytes: number; readMs
   for (let hop = 0; hop < 6; hop++) {
     const {sample, location} = await probeHop(current, options)
     if (sample.status && [301, 302, 303, 307, 308].includes(sample.status) && location) {
-      current = new URL(location, current)
+      current = nextHop(current, location)
       continue
     }
     return sample
@@ -80,8 +81,9 @@ async function probeHop(url: URL, options: {readBytes: number; readMs: number; t
     }
     stage = 'http'
     const end = options.readBytes - 1
+    const auth = withUserinfo(url, {}).authorization
     socket.write(
-      `GET ${url.pathname}${url.search} HTTP/1.1\r\nHost: ${url.host}\r\nUser-Agent: ${USER_AGENT}\r\nRange: bytes=0-${end}\r\nAccept-Encoding: identity\r\nConnection: close\r\n\r\n`,
+      `GET ${url.pathname}${url.search} HTTP/1.1\r\nHost: ${url.host}\r\nUser-Agent: ${USER_AGENT}\r\n${auth ? `Authorization: ${auth}\r\n` : ''}Range: bytes=0-${end}\r\nAccept-Encoding: identity\r\nConnection: close\r\n\r\n`,
     )
     const t3 = performance.now()
     const result = await readResponse(socket, options.readBytes, options.readMs, () => (sample.ttfbMs ??= performance.now() - t3))

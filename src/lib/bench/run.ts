@@ -8,6 +8,7 @@ import {adviseGrid, bottleneck, bufferVerdict, rankMirrors, summarizeMirror, typ
 import {measureDiskWrite} from './disk.js'
 import {ByteBudget, runCell, type Cell} from './grid.js'
 import {benchResultsPath} from './link.js'
+import {shownUrl} from '../net/url-credentials.js'
 import {probeOnce, type ProbeSample} from './probe.js'
 
 import {DEFAULT_CHUNKS, DEFAULT_CONNECTIONS} from './defaults.js'
@@ -72,6 +73,8 @@ export async function runBench(options: BenchOptions, r: SystemReader): Promise<
 
   // Probes: a quarter of the budget at most, shared by every mirror and repeat.
   const probeMs = Math.max(200, Math.min(1_000, (budgetMs * 0.25) / (probes * options.mirrors.length)))
+  // What is reported and saved names mirrors without credentials; requests use them as given.
+  const finalUrls = new Map<string, string>()
   const summaries = await Promise.all(
     options.mirrors.map(async (url) => {
       const samples: ProbeSample[] = []
@@ -85,11 +88,12 @@ export async function runBench(options: BenchOptions, r: SystemReader): Promise<
           const wait = s.retryAfterMs ?? 1_000
           // Wait as told if the budget allows; otherwise leave the mirror alone.
           if (wait > left() / 2) break
-          say(`${url}: rate limited, waiting ${(wait / 1000).toFixed(0)}s as it asked`)
+          say(`${shownUrl(url)}: rate limited, waiting ${(wait / 1000).toFixed(0)}s as it asked`)
           await sleep(wait, undefined, {signal: options.signal}).catch(() => {})
         } else if (s.error) break
       }
-      return summarizeMirror(url, samples)
+      finalUrls.set(shownUrl(url), samples.find((s) => !s.error)?.finalUrl ?? url)
+      return summarizeMirror(shownUrl(url), samples.map((s) => ({...s, finalUrl: shownUrl(s.finalUrl)})))
     }),
   )
   report.mirrors = rankMirrors(summaries)
@@ -109,7 +113,7 @@ export async function runBench(options: BenchOptions, r: SystemReader): Promise<
         if (stopped() || budget.remaining === 0) break
         const timeMs = Math.max(100, (left() - diskReserve) / cellsLeft)
         cellsLeft--
-        const cell = await runCell(m.finalUrl ?? m.url, m.size!, c, k, {timeMs, budget, signal: options.signal})
+        const cell = await runCell(finalUrls.get(m.url)!, m.size!, c, k, {timeMs, budget, signal: options.signal})
         grid.cells.push(cell)
         say(`${c} x ${formatBytes(k)}: ${formatRate(cell.throughputBps)}${cell.throttled ? ' (rate limited: stopped)' : ''}`)
         if (cell.throttled) break

@@ -2,6 +2,7 @@ import {request, type Dispatcher} from 'undici'
 import {dispositionFilename, parseContentRange, unsatisfiedLength} from './http-range.js'
 import {TransferError, classifyStatus, describeStatus, parseRetryAfter} from './retry-policy.js'
 import {USER_AGENT, flattenHeaders, get, type Response} from './request.js'
+import {withUserinfo, withoutUserinfo} from './url-credentials.js'
 
 export interface RemoteFile {
   /** The URL as given. */
@@ -75,7 +76,8 @@ export async function probe(
 
 async function headSize(dispatcher: Dispatcher, url: string, headers: Record<string, string>, signal?: AbortSignal): Promise<number | undefined> {
   try {
-    const res = await request(url, {method: 'HEAD', headers: {'user-agent': USER_AGENT, ...headers}, dispatcher, signal})
+    const target = new URL(url)
+    const res = await request(withoutUserinfo(target), {method: 'HEAD', headers: {'user-agent': USER_AGENT, ...withUserinfo(target, headers)}, dispatcher, signal})
     await res.body.dump().catch(() => {})
     const length = flattenHeaders(res.headers)['content-length']
     return res.statusCode === 200 && length ? Number(length) : undefined

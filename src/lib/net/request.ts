@@ -1,5 +1,6 @@
 import {request, type Dispatcher} from 'undici'
 import {TransferError, classifyNetworkError} from './retry-policy.js'
+import {nextHop, withUserinfo, withoutUserinfo} from './url-credentials.js'
 
 export const USER_AGENT = 'mtune/0.1 (+https://github.com/mtune)'
 
@@ -31,7 +32,7 @@ export async function get(
   for (let hop = 0; ; hop++) {
     let res: Dispatcher.ResponseData
     try {
-      res = await request(current, {method: 'GET', headers: {'user-agent': USER_AGENT, ...sent}, signal, dispatcher})
+      res = await request(withoutUserinfo(current), {method: 'GET', headers: {'user-agent': USER_AGENT, ...withUserinfo(current, sent)}, signal, dispatcher})
     } catch (error) {
       if (signal?.aborted) throw error
       throw classifyNetworkError(error)
@@ -42,8 +43,8 @@ export async function get(
       return {status: res.statusCode, headers: flat, body: res.body, url: current.href}
     }
     await res.body.dump().catch(() => {})
-    if (hop >= MAX_REDIRECTS) throw new TransferError('fatal', `too many redirects (more than ${MAX_REDIRECTS}) from ${url}`)
-    const next = new URL(location, current)
+    if (hop >= MAX_REDIRECTS) throw new TransferError('fatal', `too many redirects (more than ${MAX_REDIRECTS}) from ${redact(url)}`)
+    const next = nextHop(current, location)
     if (current.protocol === 'https:' && next.protocol !== 'https:') {
       throw new TransferError('fatal', `refusing redirect from https to ${next.protocol.replace(':', '')} (${redact(next)})`)
     }

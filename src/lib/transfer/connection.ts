@@ -2,6 +2,7 @@ import type {Dispatcher} from 'undici'
 import {fromReadable, streamRequest, type ChunkStream, type StreamedResponse} from '../net/chunk-stream.js'
 import {parseContentRange, rangeHeader, sameVersion} from '../net/http-range.js'
 import {USER_AGENT, type Response} from '../net/request.js'
+import {withUserinfo} from '../net/url-credentials.js'
 import {TransferError, classifyNetworkError, classifyStatus, describeStatus, parseRetryAfter} from '../net/retry-policy.js'
 import type {Journal} from './journal.js'
 import {Meter} from './meter.js'
@@ -147,7 +148,7 @@ export class Connection {
     try {
       this.target = this.source.target
       const url = new URL(this.target)
-      res = await streamRequest(ctx.dispatcher, {origin: url.origin, path: url.pathname + url.search, method: 'GET', headers}, this.abort.signal)
+      res = await streamRequest(ctx.dispatcher, {origin: url.origin, path: url.pathname + url.search, method: 'GET', headers: withUserinfo(url, headers)}, this.abort.signal)
     } catch (error) {
       if (this.stopReason) throw new StoppedError()
       throw classifyNetworkError(error)

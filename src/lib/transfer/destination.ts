@@ -4,6 +4,7 @@ import {access, constants, stat, statfs} from 'node:fs/promises'
 import {dirname, join, resolve} from 'node:path'
 import {ExitCode, MtuneError} from '../errors.js'
 import {safeFilename, urlFilename} from '../net/http-range.js'
+import {redact} from '../net/request.js'
 import {formatBytes} from '../units.js'
 
 export interface Destination {
@@ -24,7 +25,7 @@ export async function resolveDestination(output: string | undefined, suggested: 
   const info = await stat(target).catch(() => undefined)
   if (info?.isDirectory() || (output ?? '').endsWith('/')) {
     const name = safeFilename(suggested) ?? safeFilename(urlFilename(new URL(url)))
-    if (!name) throw new MtuneError('no-filename', `cannot tell a file name from ${url}: give one with -o PATH`, ExitCode.usage)
+    if (!name) throw new MtuneError('no-filename', `cannot tell a file name from ${redact(url)}: give one with -o PATH`, ExitCode.usage)
     return destinationFor(join(target, name))
   }
   return destinationFor(target)

@@ -326,7 +326,7 @@ export class Transfer {
       }
       const connection = new Connection(segment, source, served)
       const before = segment.pos
-      this.debug(`conn seg#${segment.id} ${segment.pos}-${segment.end} on ${source.primary ? 'primary' : source.url}`)
+      this.debug(`conn seg#${segment.id} ${segment.pos}-${segment.end} on ${source.primary ? 'primary' : redact(source.url)}`)
       let delay = 0
       this.connections.add(connection)
       source.active++
