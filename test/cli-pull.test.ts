@@ -127,6 +127,7 @@ describe('mtune pull (CLI)', () => {
       ['a bad size', async () => ['pull', 'http://127.0.0.1:9/x', '--chunk-size', '12Q'], 2, /invalid --chunk-size "12Q"/],
       ['a bad rate', async () => ['pull', 'http://127.0.0.1:9/x', '--limit-rate', 'fast'], 2, /invalid --limit-rate "fast"/],
       ['a bad digest', async () => ['pull', 'http://127.0.0.1:9/x', '--sha256', 'abc'], 2, /invalid sha256 "abc"/],
+      ['standard output as the destination', async () => ['pull', 'http://127.0.0.1:9/x', '-o', '-'], 2, /-o - \(standard output\) is not supported.*give a file or directory path/],
       ['a missing directory', async () => ['pull', 'http://127.0.0.1:9/x', '-o', '/nonexistent-mtune/x.bin'], 5, /directory \/nonexistent-mtune does not exist/],
       [
         'a destination under a file',

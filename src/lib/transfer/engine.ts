@@ -10,7 +10,7 @@ import {backoffDelay, classifyNetworkError} from '../net/retry-policy.js'
 import {ensureWritableDirectory, fileDestination, fileExists, resolveDestination, sha256File, type Destination} from './destination.js'
 import {Journal, currentBootId} from './journal.js'
 import {PullLock} from './pull-lock.js'
-import {parseSha256, parseTarget} from './validate.js'
+import {parseOutput, parseSha256, parseTarget} from './validate.js'
 import {DEFAULTS, type PullEvents, type PullOptions, type PullResult} from './pull-types.js'
 import {StartOver, Transfer, interrupted} from './transfer.js'
 
@@ -24,6 +24,7 @@ export async function pull(options: PullOptions, events: PullEvents = {}): Promi
   const url = parseTarget(options.url, 'URL')
   const mirrors = (options.mirrors ?? []).map((m) => parseTarget(m, '--mirror URL'))
   const expected = options.sha256 === undefined ? undefined : parseSha256(options.sha256)
+  parseOutput(options.output)
   const dispatcher = options.dispatcher ?? createDispatcher({stallTimeoutMs: options.stallTimeoutMs ?? DEFAULTS.stallTimeoutMs})
   const started = performance.now()
   const place = (dest: Destination): Destination =>

@@ -16,6 +16,14 @@ export function parseTarget(input: string, what: string): string {
   return url.href
 }
 
+/** -o: a path. Standard output cannot be one: pieces arrive out of order, and a pull resumes from its file. */
+export function parseOutput(output: string | undefined): string | undefined {
+  if (output === '-') {
+    throw usageError('bad-output', '-o - (standard output) is not supported: pieces arrive out of order and an interrupted pull resumes from its file; give a file or directory path')
+  }
+  return output
+}
+
 /** A sha256 given by the user: 64 hex digits, optionally prefixed `sha256:`. */
 export function parseSha256(input: string): string {
   const hex = input.trim().replace(/^sha256:/i, '').toLowerCase()
