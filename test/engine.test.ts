@@ -267,6 +267,38 @@ describe('pull engine', () => {
     assert.ok(!existsSync(`${out}.part`) && !existsSync(`${out}.part.journal`))
   })
 
+  it('never stitches two versions, even when the server sends no ETag or Last-Modified', async () => {
+    const m = await mirror({etag: false, lastModified: false})
+    const out = join(dir(), 'model.bin')
+    let written = 0
+    const fullAfter8MiB: OpenPartFile = async (path, size, fresh) => {
+      const part = await openPartFile(path, size, fresh)
+      return {
+        ...part,
+        async write(buffers, length, position) {
+          if (written + length > 8 * MiB) throw Object.assign(new Error('ENOSPC: no space left on device'), {code: 'ENOSPC'})
+          written += length
+          await part.write(buffers, length, position)
+        },
+      }
+    }
+    await rejects(run({url: m.url, output: out, openPartFile: fullAfter8MiB}), 5, /disk full/)
+    // Replaced on the server, same size, nothing to tell it by but the bytes.
+    const changed = makeContent(content.length, 12)
+    m.setOptions({content: changed})
+    const {result, messages} = await run({url: m.url, output: out})
+    assert.equal(result.sha256, sha256(changed))
+    assert.ok(messages.some((x) => /the bytes kept from the last run .* are not the server's now.*starting over/.test(x)), messages.join('\n'))
+    // And a resume of the same file is still a resume.
+    const same = await mirror({etag: false, lastModified: false})
+    const again = join(dir(), 'model.bin')
+    written = 0
+    await rejects(run({url: same.url, output: again, openPartFile: fullAfter8MiB}), 5, /disk full/)
+    const resumed = await run({url: same.url, output: again})
+    assert.equal(resumed.result.sha256, digest)
+    assert.ok(resumed.result.resumedBytes >= 7 * MiB, `resumed from ${resumed.result.resumedBytes}`)
+  })
+
   it('fails cleanly when the part file cannot be created, with requests already under way', async () => {
     const m = await mirror()
     const out = join(dir(), 'model.bin')

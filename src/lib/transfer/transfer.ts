@@ -15,6 +15,8 @@ import {Meter} from './meter.js'
 import {checkMirror} from './mirror-check.js'
 import {openPartFile, whenOpen, type PartFile} from './part-file.js'
 import {PrefixHasher} from './prefix-hasher.js'
+import {keptBytesDiffer} from './resume-check.js'
+import type {RangeSet} from './range-set.js'
 import {SegmentManager, remaining, type Segment} from './segment-manager.js'
 import {SourcePool, newSource, renewalTime, type Source} from './source-pool.js'
 import {TokenBucket} from './token-bucket.js'
@@ -81,6 +83,9 @@ export class Transfer {
   private readonly mirrorReport: PullResult['mirrors'] = []
   private finishedRates: Array<{at: number; rate: number}> = []
   private readonly trustedOrigin: string
+  /** On resume: how the kept bytes differ from the server's, once known (undefined: they do not). */
+  private keptCheck?: Promise<string | undefined>
+  private readonly checking = new AbortController()
 
   constructor(
     private readonly options: PullOptions,
@@ -142,6 +147,7 @@ export class Transfer {
         })
       }
       const opening = this.openPart(fresh)
+      if (!fresh && this.ranged) this.checkKept(loaded.written)
       this.opening = opening.catch(() => undefined)
       const missing = size === undefined ? [{start: 0, end: Number.MAX_SAFE_INTEGER}] : loaded.written.missing(size)
       this.segments.reset(missing)
@@ -186,6 +192,12 @@ export class Transfer {
     this.part = part
     this.hasher = new PrefixHasher(this.dest.partPath)
     return part
+  }
+
+  /** Beside the transfer, so that it costs no time: a difference stops the pull, which starts over. */
+  private checkKept(kept: RangeSet): void {
+    this.keptCheck = keptBytesDiffer(this.dispatcher, this.primary.target, this.primary.headers, this.dest.partPath, kept, this.checking.signal)
+    void this.keptCheck.then((why) => why && this.fail(new FileChanged(why)))
   }
 
   private async download(opening: Promise<PartFile>): Promise<void> {
@@ -692,6 +704,9 @@ export class Transfer {
     const part = this.part!
     const size = this.journal.writtenRanges.total
     if (this.size !== undefined && size !== this.size) throw new Error(`internal: ${size} of ${this.size} bytes written`)
+    // A short remainder can be done before the check is: nothing is put in place unchecked.
+    const differs = await this.keptCheck
+    if (differs) throw new FileChanged(differs)
     // The flush makes the renamed file survive a power loss; it runs while the hash finishes.
     const [, digest] = await Promise.all([
       part.datasync().then(() => this.debug('flushed')),
@@ -748,6 +763,7 @@ export class Transfer {
   /** Whatever happened: connections stopped, what is on disk recorded, files closed. */
   private async shutdown(): Promise<void> {
     this.stopping = true
+    this.checking.abort()
     for (const c of this.connections) c.stop('stopped')
     for (let i = 0; this.running > 0 && i < 100; i++) await sleep(20)
     await this.opening

@@ -1,0 +1,49 @@
+import {open} from 'node:fs/promises'
+import type {Dispatcher} from 'undici'
+import {parseContentRange, rangeHeader} from '../net/http-range.js'
+import {get} from '../net/request.js'
+import type {RangeSet} from './range-set.js'
+
+const SAMPLE = 64 * 1024
+
+/**
+ * Whether the bytes an earlier run kept are still the server's: a sample of them is fetched
+ * again and compared with the part file. ETag and Last-Modified catch a changed file, but a
+ * server may send neither, or keep them for new content; either way two versions must never
+ * be stitched together. Resolves with how they differ, or undefined when they match or the
+ * sample could not be had (the transfer's own checks still apply).
+ */
+export async function keptBytesDiffer(
+  dispatcher: Dispatcher,
+  url: string,
+  headers: Record<string, string>,
+  partPath: string,
+  kept: RangeSet,
+  signal: AbortSignal,
+): Promise<string | undefined> {
+  // The end of the largest range kept: the last bytes the earlier run wrote there.
+  const largest = kept.toArray().sort((a, b) => b.end - b.start - (a.end - a.start))[0]
+  if (!largest) return undefined
+  const start = Math.max(largest.start, largest.end - SAMPLE)
+  const length = largest.end - start
+  try {
+    const res = await get(dispatcher, url, {...headers, range: rangeHeader(start, largest.end), 'accept-encoding': 'identity'}, signal)
+    const range = parseContentRange(res.headers['content-range'])
+    if (res.status !== 206 || range?.start !== start || range.end !== largest.end - 1) {
+      await res.body.dump().catch(() => {})
+      return undefined
+    }
+    const theirs = Buffer.from(await res.body.arrayBuffer())
+    const ours = Buffer.alloc(length)
+    const file = await open(partPath, 'r')
+    try {
+      await file.read(ours, 0, length, start)
+    } finally {
+      await file.close()
+    }
+    if (theirs.length !== length || theirs.equals(ours)) return undefined
+    return `the bytes kept from the last run (at ${start}) are not the server's now, though its ETag/Last-Modified did not show the change`
+  } catch {
+    return undefined
+  }
+}
