@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import {describe, it} from 'node:test'
 import {dispositionFilename, ifRangeValidator, parseContentRange, safeFilename, sameVersion, unsatisfiedLength} from '../src/lib/net/http-range.js'
-import {TransferError, backoffDelay, classifyNetworkError, classifyStatus, parseRetryAfter} from '../src/lib/net/retry-policy.js'
+import {TransferError, backoffDelay, classifyNetworkError, classifyStatus, onUsedSocket, parseRetryAfter} from '../src/lib/net/retry-policy.js'
 import {ConnectionController} from '../src/lib/transfer/connection-controller.js'
 
 describe('HTTP range facts', () => {
@@ -72,6 +72,15 @@ describe('retry policy', () => {
     assert.equal(backoffDelay(3, high), 1000)
     assert.equal(backoffDelay(30, high), 30_000, 'capped')
     assert.equal(backoffDelay(1, low, undefined, 5000), 5000)
+  })
+})
+
+describe('refusals and kept-alive sockets', () => {
+  it('tells a kept-alive socket the server closed from a fresh one it turned away', () => {
+    const closed = (bytesRead: number) => Object.assign(new Error('other side closed'), {code: 'UND_ERR_SOCKET', socket: {bytesRead, bytesWritten: 200}})
+    assert.equal(onUsedSocket(classifyNetworkError(closed(155_288))), true, 'it had read a response before: idle close, not a refusal')
+    assert.equal(onUsedSocket(closed(0)), false)
+    assert.equal(onUsedSocket(Object.assign(new Error('read ECONNRESET'), {code: 'ECONNRESET'})), false, 'no socket facts: may be a refusal')
   })
 })
 

@@ -110,3 +110,14 @@ export function classifyNetworkError(error: unknown): TransferError {
   }
   return new TransferError('transient', message, {cause: error})
 }
+
+/**
+ * Whether a connection that failed had read from its server before: a kept-alive socket that
+ * the server closed while idle, just as a request went out on it (servers and load balancers
+ * close idle connections all the time). undici says so in its SocketError. A fresh one that
+ * read nothing may have been turned away by a limit on connections per client.
+ */
+export function onUsedSocket(error: unknown): boolean {
+  const cause = error instanceof TransferError ? error.details.cause : error
+  return ((cause as {socket?: {bytesRead?: number}})?.socket?.bytesRead ?? 0) > 0
+}

@@ -4,7 +4,7 @@ import type {Dispatcher} from 'undici'
 import {ExitCode, MtuneError, errorMessage} from '../errors.js'
 import type {Probe} from '../net/probe.js'
 import {get, headersFor, redact, signedUrlExpiry, type Response} from '../net/request.js'
-import {TransferError, backoffDelay, classifyNetworkError} from '../net/retry-policy.js'
+import {TransferError, backoffDelay, classifyNetworkError, onUsedSocket} from '../net/retry-policy.js'
 import {formatBytes} from '../units.js'
 import {ConnectionController} from './connection-controller.js'
 import {RefusalWatch} from './refusal-watch.js'
@@ -348,7 +348,9 @@ export class Transfer {
       } catch (error) {
         served = false
         if (!connection.stopReason && !this.stopping) {
-          delay = await this.onFailure(error, source, ++attempt, connection.target, connection.firstByteAt === undefined)
+          // Cut before its first byte on a fresh socket: perhaps a server's limit per client.
+          const refused = connection.firstByteAt === undefined && !onUsedSocket(error)
+          delay = await this.onFailure(error, source, ++attempt, connection.target, refused)
         }
       } finally {
         this.debug(`end seg#${segment.id} at ${segment.pos}/${segment.end}${connection.stopReason ? ` (${connection.stopReason})` : ''}`)
@@ -468,7 +470,7 @@ export class Transfer {
   }
 
   /** What a failure means: a delay before the next attempt, or the end of the pull. */
-  private async onFailure(error: unknown, source: Source, attempt: number, usedTarget?: string, beforeFirstByte = false): Promise<number> {
+  private async onFailure(error: unknown, source: Source, attempt: number, usedTarget?: string, maybeRefused = false): Promise<number> {
     if (isDiskError(error)) {
       this.fail(diskFull(error, this.dest, this.journal.writtenRanges.total, this.size))
       return 0
@@ -480,9 +482,8 @@ export class Transfer {
       this.fail(new StartOver(`the download broke (${e.message}) and the server cannot continue it`, false))
       return 0
     }
-    // Reset or closed before the first byte: maybe a limit on connections per client, which
-    // the next tick looks into.
-    if (beforeFirstByte && e.kind === 'transient' && e.status === undefined) {
+    // Maybe a limit on connections per client, which the next tick looks into.
+    if (maybeRefused && e.kind === 'transient' && e.status === undefined) {
       const watch = this.refusals.get(source) ?? new RefusalWatch()
       this.refusals.set(source, watch)
       watch.note(now)
