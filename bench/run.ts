@@ -249,9 +249,12 @@ delay (plus about 15 ms of set-up), the other connections then wait their own 80
 at the 160 MiB/s link take 3.2 s, so even a perfect run (using the mirror's 8 MiB burst) reports
 about 151.5 MiB/s. What mtune loses beyond that is mostly the ramp: 16 connections capped at
 8 MiB/s fill only 128 of the 160 MiB/s until the first step to 32, about 0.4 s in. Its margin
-over the target is small: single runs on a quiet machine give 149.7 to 150.9 MiB/s, and a run
-that meets a burst of load from elsewhere on the machine (its CPU time doubles) can lose
-several MiB/s.
+over the target is small, and the machine decides it: quiet single runs gave 149.7 to 150.9
+MiB/s on one machine and 148.0 to 150.7 on another, and a run that meets load from elsewhere
+on the machine (its CPU time doubles) loses several MiB/s. Taking the first step earlier,
+measuring its baseline while the added connections wait for their first byte, was tried: on 2
+shared cores the arrivals of the first 200 ms are too bursty to judge by, and a misjudged step
+(back to 16 connections) costs far more than the early one gains.
 
 | scenario | tool | MiB/s (wall) | MiB/s (transfer) | CPU s per GiB | peak RSS MB | fetched / size | intact |
 |---|---|---|---|---|---|---|---|
