@@ -235,6 +235,25 @@ describe('mtune pull through a proxy', () => {
       await proxy.close()
     }
   })
+
+  it('authenticates to a proxy with the credentials in its URL, and says so plainly when they are refused', async () => {
+    const {startConnectProxy} = await import('./support/connect-proxy.js')
+    const proxy = await startConnectProxy('ops:pr0xy-pw')
+    const m = await mirror()
+    const url = m.url.replace('127.0.0.1', 'localhost')
+    try {
+      const ok = await runCli(['pull', url, '-o', join(dir(), 'model.bin'), '--json'], {HTTP_PROXY: proxy.url.replace('http://', 'http://ops:pr0xy-pw@'), NO_PROXY: ''})
+      assert.equal(ok.code, 0, ok.stderr)
+      assert.ok(proxy.tunnels.length >= 1)
+      const bad = await runCli(['pull', url, '-o', join(dir(), 'model.bin'), '--debug'], {HTTP_PROXY: proxy.url.replace('http://', 'http://ops:wrong-pw@'), NO_PROXY: ''})
+      assert.equal(bad.code, 3, bad.stderr)
+      assert.match(bad.stderr, /^Error: cannot download .*: the proxy wants credentials, or refused the ones given \(407\): put them in HTTPS_PROXY\/HTTP_PROXY/m)
+      assert.equal(proxy.refused, 1, 'a refusal by the proxy is not retried')
+      assert.doesNotMatch(bad.stdout + bad.stderr, /wrong-pw/, 'not even --debug shows the password')
+    } finally {
+      await proxy.close()
+    }
+  })
 })
 
 describe('mtune pull over TLS', () => {

@@ -3,7 +3,7 @@ import {ExitCode, usageError} from '../lib/errors.js'
 import {DEFAULT_CONNECTIONS} from '../lib/bench/defaults.js'
 import {MtuneCommand} from '../lib/ui/base-command.js'
 import {mark} from '../lib/ui/colors.js'
-import {registerUrlSecrets} from '../lib/ui/secrets.js'
+import {proxyUrls, registerUrlSecrets} from '../lib/ui/secrets.js'
 import {parseSize} from '../lib/units.js'
 
 export default class Bench extends MtuneCommand {
@@ -39,7 +39,7 @@ Exit codes: 0 measured, 2 bad input, 3 no mirror answered, 130 interrupted (what
 
   async run(): Promise<unknown> {
     const {flags} = await this.parse(Bench)
-    for (const url of [...flags.mirror, ...(flags.endpoint ?? [])]) registerUrlSecrets(url)
+    for (const url of [...flags.mirror, ...(flags.endpoint ?? []), ...proxyUrls()]) registerUrlSecrets(url)
     // Loaded here, not at the top: oclif imports every command to list them.
     const [{runBench}, {expandMirrors}, {systemReader}, {renderBench}] = await Promise.all([
       import('../lib/bench/run.js'),

@@ -5,7 +5,7 @@ import {parseSource} from '../lib/sources/reference.js'
 import type {PullEvents} from '../lib/transfer/engine.js'
 import {MtuneCommand} from '../lib/ui/base-command.js'
 import type {Reporter} from '../lib/ui/progress.js'
-import {mask, registerUrlSecrets} from '../lib/ui/secrets.js'
+import {mask, proxyUrls, registerUrlSecrets} from '../lib/ui/secrets.js'
 import {parseRate, parseSize} from '../lib/units.js'
 
 // oclif imports every command to list them: each part loads only when this pull needs it.
@@ -83,7 +83,7 @@ Exit codes: 0 done, 2 bad input, 3 the server refused or kept failing, 4 digest 
     const {args, flags} = await this.parse(Pull)
     const json = this.jsonEnabled()
     const ref = parseSource(args.source, {insecure: flags.insecure})
-    for (const url of [args.source, ...(flags.mirror ?? []), ...(flags.endpoint ?? [])]) registerUrlSecrets(url)
+    for (const url of [args.source, ...(flags.mirror ?? []), ...(flags.endpoint ?? []), ...proxyUrls()]) registerUrlSecrets(url)
     const chunkSize = flags['chunk-size'] ? parseSize(flags['chunk-size'], '--chunk-size') : undefined
     const limitRate = flags['limit-rate'] ? parseRate(flags['limit-rate'], '--limit-rate') : undefined
     if (chunkSize !== undefined && chunkSize < 64 * 1024) {

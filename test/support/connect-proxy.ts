@@ -2,12 +2,22 @@ import {once} from 'node:events'
 import {createServer, type IncomingMessage} from 'node:http'
 import {connect, type AddressInfo, type Socket} from 'node:net'
 
-/** A forward proxy that tunnels CONNECT requests, as corporate proxies do; it counts them. */
-export async function startConnectProxy(): Promise<{url: string; tunnels: string[]; close(): Promise<void>}> {
+/**
+ * A forward proxy that tunnels CONNECT requests, as corporate proxies do; it counts them. With
+ * `credentials` ("user:password") it answers 407 to a tunnel request without them.
+ */
+export async function startConnectProxy(credentials?: string): Promise<{url: string; tunnels: string[]; refused: number; close(): Promise<void>}> {
   const tunnels: string[] = []
+  const state = {refused: 0}
+  const wanted = credentials && `Basic ${Buffer.from(credentials).toString('base64')}`
   const sockets = new Set<Socket>()
   const server = createServer((_req, res) => res.writeHead(405).end('CONNECT only'))
   server.on('connect', (req: IncomingMessage, client: Socket, head: Buffer) => {
+    if (wanted && req.headers['proxy-authorization'] !== wanted) {
+      state.refused++
+      client.end('HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic\r\n\r\n')
+      return
+    }
     tunnels.push(req.url ?? '')
     const [host, port] = (req.url ?? '').split(':')
     const upstream = connect(Number(port), host, () => {
@@ -31,6 +41,9 @@ export async function startConnectProxy(): Promise<{url: string; tunnels: string
   return {
     url: `http://127.0.0.1:${port}`,
     tunnels,
+    get refused() {
+      return state.refused
+    },
     async close() {
       for (const s of sockets) s.destroy()
       server.close()

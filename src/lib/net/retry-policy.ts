@@ -98,6 +98,8 @@ export function classifyNetworkError(error: unknown): TransferError {
   const code = (error as {code?: string})?.code
   const message = (error as Error)?.message ?? String(error)
   if (code === 'ENOTFOUND') return new TransferError('fatal', `host not found: ${message}`, {cause: error})
+  const proxy = /^Proxy response \((\d{3})\)/.exec(message)
+  if (proxy) return proxyRefusal(Number(proxy[1]), error)
   if (code && /^ERR_TLS|CERT|SSL|^UNABLE_TO_|SIGNATURE/.test(code)) {
     return new TransferError('fatal', `TLS verification failed (${code}): the server's certificate is not trusted`, {cause: error})
   }
@@ -109,6 +111,18 @@ export function classifyNetworkError(error: unknown): TransferError {
     return new TransferError('transient', message.includes(code) ? message : `${code}: ${message}`, {cause: error})
   }
   return new TransferError('transient', message, {cause: error})
+}
+
+/**
+ * The proxy (HTTPS_PROXY/HTTP_PROXY) answered the tunnel request with something else than 200,
+ * which undici reports only as text. Its own refusals are fatal: retrying changes nothing.
+ */
+function proxyRefusal(status: number, cause: unknown): TransferError {
+  if (status === 407) {
+    return new TransferError('fatal', 'the proxy wants credentials, or refused the ones given (407): put them in HTTPS_PROXY/HTTP_PROXY as http://USER:PASSWORD@host:port', {cause})
+  }
+  if (status >= 500) return new TransferError('transient', `the proxy could not reach the server (${status})`, {cause})
+  return new TransferError('fatal', `the proxy refused the connection (${status}): check HTTPS_PROXY/HTTP_PROXY and NO_PROXY`, {cause})
 }
 
 /**
