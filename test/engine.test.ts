@@ -24,6 +24,22 @@ async function run(options: PullOptions) {
   return {result, messages}
 }
 
+/** A part file on a disk that fills up (ENOSPC) once `limit` bytes are written to it. */
+function diskFullAfter(limit: number): OpenPartFile {
+  let written = 0
+  return async (path, size, fresh) => {
+    const part = await openPartFile(path, size, fresh)
+    return {
+      ...part,
+      async write(buffers, length, position) {
+        if (written + length > limit) throw Object.assign(new Error('ENOSPC: no space left on device'), {code: 'ENOSPC'})
+        written += length
+        await part.write(buffers, length, position)
+      },
+    }
+  }
+}
+
 async function rejects(promise: Promise<unknown>, exitCode: number, pattern: RegExp): Promise<MtuneError> {
   try {
     await promise
@@ -270,19 +286,7 @@ describe('pull engine', () => {
   it('never stitches two versions, even when the server sends no ETag or Last-Modified', async () => {
     const m = await mirror({etag: false, lastModified: false})
     const out = join(dir(), 'model.bin')
-    let written = 0
-    const fullAfter8MiB: OpenPartFile = async (path, size, fresh) => {
-      const part = await openPartFile(path, size, fresh)
-      return {
-        ...part,
-        async write(buffers, length, position) {
-          if (written + length > 8 * MiB) throw Object.assign(new Error('ENOSPC: no space left on device'), {code: 'ENOSPC'})
-          written += length
-          await part.write(buffers, length, position)
-        },
-      }
-    }
-    await rejects(run({url: m.url, output: out, openPartFile: fullAfter8MiB}), 5, /disk full/)
+    await rejects(run({url: m.url, output: out, openPartFile: diskFullAfter(8 * MiB)}), 5, /disk full/)
     // Replaced on the server, same size, nothing to tell it by but the bytes.
     const changed = makeContent(content.length, 12)
     m.setOptions({content: changed})
@@ -292,8 +296,7 @@ describe('pull engine', () => {
     // And a resume of the same file is still a resume.
     const same = await mirror({etag: false, lastModified: false})
     const again = join(dir(), 'model.bin')
-    written = 0
-    await rejects(run({url: same.url, output: again, openPartFile: fullAfter8MiB}), 5, /disk full/)
+    await rejects(run({url: same.url, output: again, openPartFile: diskFullAfter(8 * MiB)}), 5, /disk full/)
     const resumed = await run({url: same.url, output: again})
     assert.equal(resumed.result.sha256, digest)
     assert.ok(resumed.result.resumedBytes >= 7 * MiB, `resumed from ${resumed.result.resumedBytes}`)
@@ -312,19 +315,7 @@ describe('pull engine', () => {
   it('stops cleanly on ENOSPC, keeps what is on disk, and a second run resumes', async () => {
     const m = await mirror()
     const out = join(dir(), 'model.bin')
-    let written = 0
-    const fullAfter8MiB: OpenPartFile = async (path, size, fresh) => {
-      const part = await openPartFile(path, size, fresh)
-      return {
-        ...part,
-        async write(buffers, length, position) {
-          if (written + length > 8 * MiB) throw Object.assign(new Error('ENOSPC: no space left on device'), {code: 'ENOSPC'})
-          written += length
-          await part.write(buffers, length, position)
-        },
-      }
-    }
-    await rejects(run({url: m.url, output: out, openPartFile: fullAfter8MiB}), 5, /disk full while writing .*model\.bin\.part.*run the same command again to resume/)
+    await rejects(run({url: m.url, output: out, openPartFile: diskFullAfter(8 * MiB)}), 5, /disk full while writing .*model\.bin\.part.*run the same command again to resume/)
     assert.ok(existsSync(`${out}.part`) && existsSync(`${out}.part.journal`), 'partial file and journal are kept')
     const before = m.bytesSent
     const {result} = await run({url: m.url, output: out})
