@@ -6,7 +6,7 @@ import {describe, it} from 'node:test'
 import {PullLock, type LockHolder} from '../src/lib/transfer/pull-lock.js'
 
 const part = () => join(mkdtempSync(join(tmpdir(), 'mtune-lock-')), 'model.bin.part')
-const holder = (over: Partial<LockHolder> = {}): LockHolder => ({pid: 4242, host: hostname(), bootId: 'boot-a', token: 'theirs', ...over})
+const holder = (over: Partial<LockHolder> = {}): LockHolder => ({pid: 4242, host: hostname(), bootId: 'boot-a', pidns: 'pid:[1]', token: 'theirs', ...over})
 const plant = (partPath: string, h: LockHolder) => writeFileSync(`${partPath}.lock`, JSON.stringify(h))
 
 describe('PullLock', () => {
@@ -39,18 +39,24 @@ describe('PullLock', () => {
     ] as const) {
       const path = part()
       plant(path, h)
-      const lock = await PullLock.acquire(path, {bootId: 'boot-a', alive: () => alive, onWait: () => assert.fail(`waited on a ${why}`)})
+      const lock = await PullLock.acquire(path, {bootId: 'boot-a', pidns: 'pid:[1]', alive: () => alive, onWait: () => assert.fail(`waited on a ${why}`)})
       assert.notEqual(JSON.parse(readFileSync(`${path}.lock`, 'utf8')).token, 'theirs', why)
       lock.release()
     }
   })
 
-  it('waits for a live holder, and for one on another host until it stops refreshing the lock', async () => {
-    for (const h of [holder(), holder({host: 'other-node', pid: process.pid})]) {
+  it('waits for a live holder, and for one whose pid it cannot look up until it stops refreshing the lock', async () => {
+    const cases: Array<[LockHolder, boolean]> = [
+      [holder(), true],
+      [holder({host: 'other-node', pid: process.pid}), false],
+      // Another container with host networking: our host name and boot, its own pids.
+      [holder({pidns: 'pid:[2]'}), false],
+    ]
+    for (const [h, alive] of cases) {
       const path = part()
       plant(path, h)
       const abort = new AbortController()
-      const attempt = PullLock.acquire(path, {bootId: 'boot-a', alive: () => true, signal: abort.signal, onWait: () => abort.abort()})
+      const attempt = PullLock.acquire(path, {bootId: 'boot-a', pidns: 'pid:[1]', alive: () => alive, signal: abort.signal, onWait: () => abort.abort()})
       await assert.rejects(attempt, {name: 'AbortError'})
       assert.equal(JSON.parse(readFileSync(`${path}.lock`, 'utf8')).token, 'theirs', 'the holder keeps it')
     }

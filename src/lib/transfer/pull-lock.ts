@@ -1,5 +1,5 @@
 import {randomUUID} from 'node:crypto'
-import {linkSync, readFileSync, renameSync, rmSync, statSync, utimesSync, writeFileSync} from 'node:fs'
+import {linkSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, utimesSync, writeFileSync} from 'node:fs'
 import {hostname} from 'node:os'
 import {setTimeout as sleep} from 'node:timers/promises'
 import {errorMessage} from '../errors.js'
@@ -14,8 +14,9 @@ import {errorMessage} from '../errors.js'
  * `PART.lock` names its holder. It is written under a unique name and hard-linked into place,
  * so it is never seen half-written. A holder that is gone (a process of this host that no
  * longer runs, or one from before a reboot) loses it at once, so a pull killed with SIGKILL
- * resumes without waiting; a holder on another host (a shared filesystem) loses it when it
- * has not refreshed the lock for STALE_MS.
+ * resumes without waiting. A holder whose pid cannot be looked up from here (another host on a
+ * shared filesystem, or another container of this host: host networking gives it our host
+ * name, not our pids) loses it when it has not refreshed the lock for STALE_MS.
  */
 const REFRESH_MS = 5_000
 const STALE_MS = 30_000
@@ -25,6 +26,8 @@ export interface LockHolder {
   pid: number
   host: string
   bootId?: string
+  /** The pid namespace the pid belongs to (Linux). */
+  pidns?: string
   token: string
 }
 
@@ -35,6 +38,8 @@ export interface LockOptions {
   onWait?: (holder: LockHolder | undefined) => void
   /** Whether a process of this host runs; replaceable in tests. */
   alive?: (pid: number) => boolean
+  /** This process's pid namespace; replaceable in tests. */
+  pidns?: string
 }
 
 export class PullLock {
@@ -55,7 +60,7 @@ export class PullLock {
   /** Waits until no other pull holds the lock of `partPath`, then holds it. */
   static async acquire(partPath: string, options: LockOptions = {}): Promise<PullLock> {
     const path = `${partPath}.lock`
-    const me: LockHolder = {pid: process.pid, host: hostname(), bootId: options.bootId, token: randomUUID()}
+    const me: LockHolder = {pid: process.pid, host: hostname(), bootId: options.bootId, pidns: options.pidns ?? ownPidNamespace(), token: randomUUID()}
     let waiting = false
     for (;;) {
       if (create(path, me)) return new PullLock(partPath, path, me.token)
@@ -127,7 +132,16 @@ function isStale(seen: Seen, me: LockHolder, alive: (pid: number) => boolean): b
   const holder = seen.holder
   if (!holder || holder.host !== me.host) return false
   if (holder.bootId && me.bootId && holder.bootId !== me.bootId) return true
+  if (holder.pidns !== me.pidns) return false
   return !alive(holder.pid)
+}
+
+function ownPidNamespace(): string | undefined {
+  try {
+    return readlinkSync('/proc/self/ns/pid')
+  } catch {
+    return undefined
+  }
 }
 
 /**
