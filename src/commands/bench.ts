@@ -1,9 +1,10 @@
 import {Flags} from '@oclif/core'
 import {ExitCode, usageError} from '../lib/errors.js'
 import {DEFAULT_CONNECTIONS} from '../lib/bench/defaults.js'
+import {proxyUrls} from '../lib/net/proxy-env.js'
 import {MtuneCommand} from '../lib/ui/base-command.js'
 import {mark} from '../lib/ui/colors.js'
-import {proxyUrls, registerUrlSecrets} from '../lib/ui/secrets.js'
+import {registerUrlSecrets} from '../lib/ui/secrets.js'
 import {parseSize} from '../lib/units.js'
 
 export default class Bench extends MtuneCommand {

@@ -1,11 +1,12 @@
 import {Args, Flags} from '@oclif/core'
 import {ExitCode, MtuneError} from '../lib/errors.js'
+import {proxyUrls} from '../lib/net/proxy-env.js'
 import {shownUrl} from '../lib/net/url-credentials.js'
 import {parseSource} from '../lib/sources/reference.js'
 import type {PullEvents} from '../lib/transfer/engine.js'
 import {MtuneCommand} from '../lib/ui/base-command.js'
 import type {Reporter} from '../lib/ui/progress.js'
-import {mask, proxyUrls, registerUrlSecrets} from '../lib/ui/secrets.js'
+import {mask, registerUrlSecrets} from '../lib/ui/secrets.js'
 import {parseRate, parseSize} from '../lib/units.js'
 
 // oclif imports every command to list them: each part loads only when this pull needs it.

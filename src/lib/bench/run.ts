@@ -1,6 +1,7 @@
 import {mkdirSync, writeFileSync} from 'node:fs'
 import {dirname} from 'node:path'
 import {setTimeout as sleep} from 'node:timers/promises'
+import {shownUrl} from '../net/url-credentials.js'
 import {readNetwork} from '../system/facts.js'
 import type {SystemReader} from '../system/reader.js'
 import {formatBytes, formatRate} from '../units.js'
@@ -8,7 +9,6 @@ import {adviseGrid, bottleneck, bufferVerdict, rankMirrors, summarizeMirror, typ
 import {measureDiskWrite} from './disk.js'
 import {ByteBudget, runCell, type Cell} from './grid.js'
 import {benchResultsPath} from './link.js'
-import {shownUrl} from '../net/url-credentials.js'
 import {probeOnce, type ProbeSample} from './probe.js'
 
 import {DEFAULT_CHUNKS, DEFAULT_CONNECTIONS} from './defaults.js'
@@ -77,6 +77,7 @@ export async function runBench(options: BenchOptions, r: SystemReader): Promise<
   const finalUrls = new Map<string, string>()
   const summaries = await Promise.all(
     options.mirrors.map(async (url) => {
+      const shown = shownUrl(url)
       const samples: ProbeSample[] = []
       for (let i = 0; i < probes && !stopped(); i++) {
         // Reserved, not refunded: whatever the mirror sent for this range counts against --max-bytes.
@@ -88,12 +89,12 @@ export async function runBench(options: BenchOptions, r: SystemReader): Promise<
           const wait = s.retryAfterMs ?? 1_000
           // Wait as told if the budget allows; otherwise leave the mirror alone.
           if (wait > left() / 2) break
-          say(`${shownUrl(url)}: rate limited, waiting ${(wait / 1000).toFixed(0)}s as it asked`)
+          say(`${shown}: rate limited, waiting ${(wait / 1000).toFixed(0)}s as it asked`)
           await sleep(wait, undefined, {signal: options.signal}).catch(() => {})
         } else if (s.error) break
       }
-      finalUrls.set(shownUrl(url), samples.find((s) => !s.error)?.finalUrl ?? url)
-      return summarizeMirror(shownUrl(url), samples.map((s) => ({...s, finalUrl: shownUrl(s.finalUrl)})))
+      finalUrls.set(shown, samples.find((s) => !s.error)?.finalUrl ?? url)
+      return summarizeMirror(shown, samples.map((s) => ({...s, finalUrl: shownUrl(s.finalUrl)})))
     }),
   )
   report.mirrors = rankMirrors(summaries)

@@ -1,13 +1,10 @@
 import {Agent, EnvHttpProxyAgent, type Dispatcher} from 'undici'
+import {proxyUrls} from './proxy-env.js'
 
 export interface DispatcherOptions {
   /** No byte (headers or body) for this long means the connection is stalled. */
   stallTimeoutMs: number
   connectTimeoutMs?: number
-}
-
-function proxyConfigured(): boolean {
-  return ['HTTPS_PROXY', 'https_proxy', 'HTTP_PROXY', 'http_proxy'].some((name) => process.env[name])
 }
 
 /**
@@ -23,5 +20,5 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
     bodyTimeout: options.stallTimeoutMs,
     connect: {timeout: options.connectTimeoutMs ?? Math.min(options.stallTimeoutMs, 30_000), rejectUnauthorized: true},
   }
-  return proxyConfigured() ? new EnvHttpProxyAgent(agentOptions) : new Agent(agentOptions)
+  return proxyUrls().length > 0 ? new EnvHttpProxyAgent(agentOptions) : new Agent(agentOptions)
 }

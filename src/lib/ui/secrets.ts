@@ -15,11 +15,6 @@ export function registerUrlSecrets(url: string): void {
   }
 }
 
-/** The proxies from the environment, whose URLs may carry credentials too. */
-export function proxyUrls(env = process.env): string[] {
-  return ['HTTPS_PROXY', 'https_proxy', 'HTTP_PROXY', 'http_proxy'].map((name) => env[name]).filter((v): v is string => Boolean(v))
-}
-
 export function mask(text: string): string {
   let out = text
   for (const s of secrets) out = out.split(s).join(`${s.slice(0, 3)}***`)
