@@ -1,17 +1,25 @@
 import type {Dispatcher} from 'undici'
 import {flattenHeaders} from './request.js'
+import {SLAB_BYTES, giveSlabs, takeSlab} from './slab-pool.js'
 
 /**
- * A response body as batches of chunks: everything that arrived since the consumer last asked,
- * as the parser's own buffers. It skips a Readable stream between undici and the disk, whose
- * reads concatenate (copy) what queued up; at loopback speeds that copy and its garbage cost a
- * good part of the CPU time and memory of a pull.
+ * A response body as batches of chunks: everything that arrived since the consumer last asked.
+ * It skips a Readable stream between undici and the disk, whose reads concatenate what queued
+ * up and whose buffers live as long as the disk makes them wait. Instead each chunk is copied
+ * once, as it arrives, into pooled slabs (see slab-pool.ts).
+ *
+ * The chunks handed out are views of those slabs: they stay valid until the consumer says it
+ * holds none of them (recycle) or is finished with the body (release).
  */
 export interface ChunkStream extends AsyncIterable<Buffer[]> {
   /** Stop receiving; the connection is closed unless the body had ended. */
   destroy(): void
   /** Read the (small, error) body to its end so that the connection can be reused. */
   dump(): Promise<void>
+  /** The consumer holds none of the chunks it was given (they are written): reuse their memory. */
+  recycle(): void
+  /** The consumer is done with this body and holds none of its chunks. */
+  release(): void
 }
 
 export interface StreamedResponse {
@@ -34,6 +42,13 @@ class Batches implements ChunkStream {
   private controller?: Dispatcher.DispatchController
   private discarded = 0
   private dumping?: {resolve: () => void}
+  /** The slab being filled; its bytes before `used` are queued or handed out. */
+  private slab?: Buffer
+  private used = 0
+  /** Full slabs with bytes still queued. */
+  private queuedSlabs: Buffer[] = []
+  /** Full slabs whose bytes have all been handed out. */
+  private lentSlabs: Buffer[] = []
 
   attach(controller: Dispatcher.DispatchController): void {
     this.controller = controller
@@ -45,15 +60,49 @@ class Batches implements ChunkStream {
       if (this.discarded > DUMP_LIMIT) this.destroy()
       return
     }
+    const views = this.copy(chunk)
     if (this.waiter) {
       const {resolve} = this.waiter
       this.waiter = undefined
-      resolve({value: [chunk], done: false})
+      this.lentSlabs.push(...this.queuedSlabs)
+      this.queuedSlabs = []
+      resolve({value: views, done: false})
       return
     }
-    this.queue.push(chunk)
+    for (const view of views) this.queue.push(view)
     this.queued += chunk.length
     if (this.queued >= HIGH_WATER) this.controller?.pause()
+  }
+
+  /** The chunk, copied into slabs, as views of them. */
+  private copy(chunk: Buffer): Buffer[] {
+    const views: Buffer[] = []
+    for (let at = 0; at < chunk.length; ) {
+      if (!this.slab || this.used === SLAB_BYTES) {
+        if (this.slab) this.queuedSlabs.push(this.slab)
+        this.slab = takeSlab()
+        this.used = 0
+      }
+      const n = chunk.copy(this.slab, this.used, at)
+      views.push(this.slab.subarray(this.used, this.used + n))
+      this.used += n
+      at += n
+    }
+    return views
+  }
+
+  recycle(): void {
+    giveSlabs(this.lentSlabs)
+    this.lentSlabs = []
+  }
+
+  release(): void {
+    this.queue = []
+    this.queued = 0
+    giveSlabs([...this.lentSlabs, ...this.queuedSlabs, ...(this.slab ? [this.slab] : [])])
+    this.lentSlabs = []
+    this.queuedSlabs = []
+    this.slab = undefined
   }
 
   end(error?: Error): void {
@@ -73,6 +122,8 @@ class Batches implements ChunkStream {
       const batch = this.queue
       this.queue = []
       this.queued = 0
+      this.lentSlabs.push(...this.queuedSlabs)
+      this.queuedSlabs = []
       if (this.controller?.paused && !this.ended) this.controller.resume()
       return Promise.resolve({value: batch, done: false})
     }
@@ -99,6 +150,7 @@ class Batches implements ChunkStream {
 
   dump(): Promise<void> {
     this.queue = []
+    this.queued = 0
     if (this.ended) return Promise.resolve()
     if (this.controller?.paused) this.controller.resume()
     return new Promise((resolve) => (this.dumping = {resolve}))
@@ -161,5 +213,8 @@ export function fromReadable(readable: Dispatcher.ResponseData['body']): ChunkSt
     },
     destroy: () => void readable.destroy(),
     dump: () => readable.dump().catch(() => {}),
+    // Its chunks are the Readable's own.
+    recycle: () => {},
+    release: () => {},
   }
 }

@@ -97,6 +97,8 @@ export class Connection {
       }
       chunks = []
       buffered = 0
+      // Written (or not wanted): their slabs can take the next bytes.
+      body.recycle()
     }
 
     const wanted = () => Math.min(seg.end, requestEnd)
@@ -122,6 +124,8 @@ export class Connection {
     } finally {
       // A request cut short (the segment shrank) cannot be reused; a finished one can.
       if (seg.pos < requestEnd) body.destroy()
+      // Every write above was awaited: nothing reads from the body's slabs any more.
+      body.release()
     }
     if (this.stopReason) return
     if (ctx.size === undefined && seg.end === Number.MAX_SAFE_INTEGER) {
