@@ -3,6 +3,7 @@ import {describe, it} from 'node:test'
 import {dispositionFilename, ifRangeValidator, parseContentRange, safeFilename, sameVersion, unsatisfiedLength} from '../src/lib/net/http-range.js'
 import {TransferError, backoffDelay, classifyNetworkError, classifyStatus, onUsedSocket, parseRetryAfter} from '../src/lib/net/retry-policy.js'
 import {ConnectionController} from '../src/lib/transfer/connection-controller.js'
+import {FirstStep} from '../src/lib/transfer/first-step.js'
 
 describe('HTTP range facts', () => {
   it('parses Content-Range and the 416 form', () => {
@@ -95,12 +96,29 @@ describe('ConnectionController', () => {
     assert.equal(c.sample(600, 200, true), 16, 'holds for a while after a plateau')
   })
 
-  it('takes the first step on a baseline without the settle wait, and judges it like any other', () => {
+  it('takes the first step without the settle wait, and judges it by the baseline reported after', () => {
     const c = new ConnectionController({initial: 4, max: 64, settleMs: 100}, 0)
-    assert.equal(c.first(10, 40, true), 8, 'no settle wait for the first step')
-    assert.equal(c.first(20, 40, true), 8, 'only the first step is early')
+    assert.equal(c.stepFirst(10, true), 8, 'no settle wait for the first step')
+    assert.equal(c.stepFirst(20, true), 8, 'only the first step is early')
+    c.baseline(40)
     assert.equal(c.sample(60, 80, true), 8, 'the step settles like any other')
     assert.equal(c.sample(110, 41, true), 4, 'no gain over the baseline: back to where it was')
+  })
+
+  it('leaves a first step without a fair baseline unjudged, and judges the next one', () => {
+    const c = new ConnectionController({initial: 16, max: 64, settleMs: 100}, 0)
+    assert.equal(c.stepFirst(10, true), 32)
+    c.baseline(undefined)
+    assert.equal(c.sample(110, 100, true), 40, 'not undone, not doubled: a small step on')
+    assert.equal(c.sample(210, 101, true), 32, 'that one bought nothing: back to 32, not 16')
+  })
+
+  it('forgets the first step\'s baseline when the server sets the count', () => {
+    const c = new ConnectionController({initial: 16, max: 64, settleMs: 100, throttleHoldMs: 1000}, 0)
+    c.stepFirst(10, true)
+    assert.equal(c.throttled(20, 32), 16)
+    c.baseline(1000)
+    assert.equal(c.sample(1100, 100, true), 32, 'grows again after the hold, not judged against the stale baseline')
   })
 
   it('halves on throttling and does not grow again for the hold time', () => {
@@ -123,5 +141,55 @@ describe('ConnectionController', () => {
     assert.equal(c.sample(1, 10, true), 6)
     const d = new ConnectionController({initial: 4, max: 64, settleMs: 0}, 0)
     assert.equal(d.sample(1, 10, false), 4)
+  })
+})
+
+describe('FirstStep', () => {
+  const timing = {delayMs: 50, minWindowMs: 60, maxWindowMs: 150}
+  const conns = (n: number, firstByteAt?: number) => Array.from({length: n}, () => ({startedAt: 0, firstByteAt}))
+
+  it('steps once the first connections are all receiving, and measures them while the added ones wait', () => {
+    const controller = new ConnectionController({initial: 4, max: 64, settleMs: 400}, 0)
+    const step = new FirstStep(controller, timing)
+    const running = conns(4)
+    assert.deepEqual(step.update(100, running, 0, true), {kind: 'idle'}, 'not before every first byte is in')
+    running.forEach((c, i) => (c.firstByteAt = 180 + i))
+    assert.deepEqual(step.update(200, running, 1_000, true), {kind: 'wait', at: 233}, 'past the first burst')
+    assert.deepEqual(step.update(233, running, 2_000, true), {kind: 'stepped', from: 4, to: 8})
+    const added = Array.from({length: 4}, () => ({startedAt: 233, firstByteAt: undefined as number | undefined}))
+    const all = [...running, ...added]
+    assert.deepEqual(step.update(300, all, 3_000, true), {kind: 'wait', at: 383})
+    added[0].firstByteAt = 313
+    // 8 MB in the 80 ms before the first added connection answered: 100 MB/s.
+    assert.deepEqual(step.update(313, all, 2_000 + 8_000_000, true), {kind: 'measured', baseline: 100_000_000, windowMs: 80})
+    assert.equal(controller.sample(700, 150_000_000, true), 10, 'judged by that baseline: a gain, so on')
+  })
+
+  it('gives no baseline when the added connections answer much sooner than the first ones did', () => {
+    const controller = new ConnectionController({initial: 2, max: 64, settleMs: 400}, 0)
+    const step = new FirstStep(controller, timing)
+    const running = conns(2, 80)
+    assert.equal(step.update(130, running, 0, true).kind, 'stepped')
+    const all = [...running, {startedAt: 130, firstByteAt: 132}]
+    assert.deepEqual(step.update(132, all, 100, true), {kind: 'measured', baseline: undefined, windowMs: 2})
+    assert.equal(controller.sample(600, 1_000, true), 6, 'the step stands, and growth goes on in small steps')
+  })
+
+  it('stops measuring after the longest window, and takes no step without room', () => {
+    const controller = new ConnectionController({initial: 2, max: 64, settleMs: 400}, 0)
+    const step = new FirstStep(controller, timing)
+    assert.equal(step.update(130, conns(2, 80), 0, true).kind, 'stepped')
+    assert.deepEqual(step.update(280, conns(2, 80), 15_000_000, true), {kind: 'measured', baseline: 100_000_000, windowMs: 150})
+    const full = new FirstStep(new ConnectionController({initial: 2, max: 64}, 0), timing)
+    assert.deepEqual(full.update(130, conns(2, 80), 0, false), {kind: 'idle'})
+  })
+
+  it('on a server that answers at once, measures the baseline first and steps after', () => {
+    const controller = new ConnectionController({initial: 4, max: 64, settleMs: 400}, 0)
+    const step = new FirstStep(controller, timing)
+    const running = conns(4, 2)
+    assert.deepEqual(step.update(52, running, 0, true), {kind: 'wait', at: 152}, 'no step yet: measuring')
+    assert.deepEqual(step.update(152, running, 10_000_000, true), {kind: 'stepped', from: 4, to: 8, baseline: 100_000_000})
+    assert.equal(controller.sample(560, 100_000_000, true), 4, 'judged by that baseline: no gain, back to 4')
   })
 })

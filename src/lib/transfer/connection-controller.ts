@@ -24,6 +24,8 @@ export class ConnectionController {
   private holdUntil = 0
   private plateauAt?: number
   private steps = 0
+  private awaitingBaseline = false
+  private unjudged = false
 
   constructor(options: ControllerOptions, now: number) {
     this.max = Math.max(1, options.max)
@@ -43,13 +45,33 @@ export class ConnectionController {
   }
 
   /**
-   * The first step needs nothing to compare with, only a baseline to judge it by later: it is
-   * taken as soon as the first connections have run a little (`baseline` measured after their
-   * first bytes, so that a server's initial burst does not inflate it) instead of waiting out
-   * the settle time.
+   * The first step needs nothing to compare with, only a baseline to judge it by later, so it
+   * is taken early, without the settle wait: the engine measures the baseline on the first
+   * connections while the added ones still wait for their first byte (see first-step.ts), and
+   * reports it with `baseline`.
    */
-  first(now: number, baseline: number, room: boolean): number {
-    return this.stepped ? this.target : this.judge(now, baseline, room)
+  stepFirst(now: number, room: boolean): number {
+    if (this.stepped || !room || this.target >= this.max) return this.target
+    this.steps++
+    this.previous = this.target
+    this.before = undefined
+    this.awaitingBaseline = true
+    this.target = Math.min(this.max, this.target * 2)
+    this.changedAt = now
+    return this.target
+  }
+
+  /**
+   * The first step's baseline, in bytes/s; undefined when it could not be measured fairly
+   * (the added connections answered too soon). Then the step is not judged, since judging it
+   * against a guess could undo a step that helped: growth goes on from there, each later step
+   * judged as usual.
+   */
+  baseline(rate: number | undefined): void {
+    if (!this.awaitingBaseline) return
+    this.awaitingBaseline = false
+    if (rate !== undefined && rate > 0) this.before = rate
+    else this.unjudged = true
   }
 
   /** Whether any step has been taken yet. */
@@ -59,6 +81,19 @@ export class ConnectionController {
 
   private judge(now: number, throughput: number, room: boolean): number {
     if (now < this.holdUntil || throughput <= 0) return this.target
+    if (this.awaitingBaseline || this.unjudged) {
+      // The first step cannot be judged: judge the next one against where it led.
+      this.awaitingBaseline = false
+      this.unjudged = false
+      this.before = undefined
+      if (!room || this.target >= this.max) return this.target
+      this.before = throughput
+      this.steps++
+      this.previous = this.target
+      this.target = Math.min(this.max, this.target + Math.max(2, Math.ceil(this.target / 4)))
+      this.changedAt = now
+      return this.target
+    }
     if (this.plateauAt !== undefined && now - this.plateauAt < 20_000) return this.target
     if (this.before !== undefined && throughput < this.before * 1.05) {
       // The last step bought nothing: the path, not the connection count, is the limit. Go
@@ -91,6 +126,7 @@ export class ConnectionController {
     if (this.target <= cap) return this.target
     this.target = cap
     this.holdUntil = now + this.throttleHoldMs
+    this.forgetFirstStep()
     this.before = undefined
     this.previous = undefined
     this.changedAt = now
@@ -102,9 +138,16 @@ export class ConnectionController {
     if (now < this.holdUntil && this.target <= Math.max(1, Math.floor(running / 2))) return this.target
     this.target = Math.max(1, Math.floor(Math.min(this.target, running) / 2))
     this.holdUntil = now + this.throttleHoldMs
+    this.forgetFirstStep()
     this.before = undefined
     this.previous = undefined
     this.changedAt = now
     return this.target
+  }
+
+  /** The server set the count: a baseline measured before says nothing about it. */
+  private forgetFirstStep(): void {
+    this.awaitingBaseline = false
+    this.unjudged = false
   }
 }

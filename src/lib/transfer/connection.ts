@@ -31,6 +31,8 @@ export interface ConnectionContext {
   onWritten(bytes: number): void
   /** Bytes that came off the network, wanted or not. */
   onReceived(bytes: number): void
+  /** This connection's first byte is here; called before its bytes are counted. */
+  onFirstByte?(connection: Connection): void
 }
 
 export type StopReason = 'replaced' | 'stopped'
@@ -106,7 +108,10 @@ export class Connection {
       for await (const batch of body) {
         let bytes = 0
         for (const chunk of batch) bytes += chunk.length
-        this.firstByteAt ??= performance.now()
+        if (this.firstByteAt === undefined) {
+          this.firstByteAt = performance.now()
+          ctx.onFirstByte?.(this)
+        }
         this.meter.add(bytes)
         ctx.onReceived(bytes)
         if (ctx.limiter) await ctx.limiter.take(bytes, this.abort.signal)

@@ -7,6 +7,7 @@ import {get, headersFor, redact, signedUrlExpiry, type Response} from '../net/re
 import {TransferError, backoffDelay, classifyNetworkError, onUsedSocket} from '../net/retry-policy.js'
 import {formatBytes} from '../units.js'
 import {ConnectionController} from './connection-controller.js'
+import {FirstStep} from './first-step.js'
 import {RefusalWatch} from './refusal-watch.js'
 import {Connection, isDiskError, type ConnectionContext} from './connection.js'
 import {checkFreeSpace, fileExists, type Destination} from './destination.js'
@@ -54,6 +55,8 @@ export class Transfer {
   private readonly primary: Source
   private readonly segments: SegmentManager
   private readonly controller: ConnectionController
+  private readonly firstStep: FirstStep
+  private firstStepWake?: {at: number; timer: NodeJS.Timeout}
   private readonly connections = new Set<Connection>()
   private readonly received = new Meter()
   private readonly written = new Meter()
@@ -112,6 +115,7 @@ export class Transfer {
     const initial = options.connections ?? DEFAULTS.connections
     const max = Math.max(initial, options.maxConnections ?? Math.max(DEFAULTS.maxConnections, initial))
     this.controller = new ConnectionController({initial: this.ranged ? initial : 1, max: this.ranged ? max : 1}, now)
+    this.firstStep = new FirstStep(this.controller)
     this.segments = new SegmentManager([], this.minSplit)
   }
 
@@ -167,6 +171,7 @@ export class Transfer {
           this.hasher?.extend(this.journal.writtenRanges.prefixEnd, HASH_STEP)
         },
         onReceived: (bytes) => this.received.add(bytes),
+        onFirstByte: () => this.takeFirstStep(performance.now()),
         requestBytes: () => this.requestBytes(),
       }
       await this.download(opening)
@@ -238,13 +243,10 @@ export class Transfer {
     if (this.stopping) return
     if (this.ranged) {
       const room = this.segments.hasPending || this.segments.largestAvailable >= this.minSplit
+      this.takeFirstStep(now)
       const before = this.controller.target
       const throughput = this.received.rate(now, 400)
       this.holdAtServerLimit(now)
-      // Once the first connections are all receiving, and past any first burst, a tick's
-      // worth of data is the baseline the first step is judged by.
-      const last = !this.controller.stepped && this.running >= before ? lastFirstByte(this.connections) : undefined
-      if (last !== undefined && now - last >= 1.5 * TICK_MS) this.controller.first(now, this.received.rate(now, TICK_MS), room)
       if (this.controller.target === before) this.controller.sample(now, throughput, room)
       if (this.controller.target !== before) this.debug(`connections ${before} -> ${this.controller.target} at ${Math.round(throughput / 1048576)} MiB/s`)
       this.replaceStragglers(now)
@@ -258,6 +260,29 @@ export class Transfer {
       // so that the flush after the last one has little left to do.
       this.preflushed = true
       void this.part.datasync().catch(() => {})
+    }
+  }
+
+  /** The first step up, as soon as it can be taken and judged (first-step.ts). */
+  private takeFirstStep(now: number): void {
+    if (!this.ranged || this.stopping) return
+    const room = this.segments.hasPending || this.segments.largestAvailable >= this.minSplit
+    const update = this.firstStep.update(now, this.connections, this.received.total, room)
+    if (update.kind === 'stepped') {
+      const how = update.baseline === undefined ? 'measuring the baseline while they connect' : `over a baseline of ${Math.round(update.baseline / 1048576)} MiB/s`
+      this.debug(`connections ${update.from} -> ${update.to}, ${how}`)
+      this.fillSlots()
+    } else if (update.kind === 'measured') {
+      const rate = update.baseline === undefined ? 'none (they answered too soon)' : `${Math.round(update.baseline / 1048576)} MiB/s`
+      this.debug(`first step's baseline over ${Math.round(update.windowMs)} ms: ${rate}`)
+    } else if (update.kind === 'wait' && !(this.firstStepWake && this.firstStepWake.at <= update.at)) {
+      if (this.firstStepWake) clearTimeout(this.firstStepWake.timer)
+      // A timer, not the next tick: each tick of delay is a tick at the lower connection count.
+      const timer = setTimeout(() => {
+        this.firstStepWake = undefined
+        this.takeFirstStep(performance.now())
+      }, Math.max(1, Math.ceil(update.at - now)))
+      this.firstStepWake = {at: update.at, timer}
     }
   }
 
@@ -764,6 +789,7 @@ export class Transfer {
   /** Whatever happened: connections stopped, what is on disk recorded, files closed. */
   private async shutdown(): Promise<void> {
     this.stopping = true
+    if (this.firstStepWake) clearTimeout(this.firstStepWake.timer)
     this.checking.abort()
     for (const c of this.connections) c.stop('stopped')
     for (let i = 0; this.running > 0 && i < 100; i++) await sleep(20)
@@ -785,16 +811,6 @@ function diskFull(error: unknown, dest: Destination, onDisk: number, size?: numb
     return new MtuneError('disk-full', `disk full while writing ${dest.partPath}${kept}: free some space and run the same command again to resume`, ExitCode.localDisk, {cause: error})
   }
   return new MtuneError('disk-error', `cannot write ${dest.partPath}: ${errorMessage(error)}${kept}`, ExitCode.localDisk, {cause: error})
-}
-
-/** When the last of these connections got its first byte; undefined while one still waits. */
-function lastFirstByte(connections: Set<Connection>): number | undefined {
-  let last = 0
-  for (const c of connections) {
-    if (c.firstByteAt === undefined) return undefined
-    last = Math.max(last, c.firstByteAt)
-  }
-  return connections.size > 0 ? last : undefined
 }
 
 /** A connection's rate over the last two seconds, or since its first byte if younger. */
