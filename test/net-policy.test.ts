@@ -113,6 +113,14 @@ describe('ConnectionController', () => {
     assert.equal(c.sample(210, 101, true), 32, 'that one bought nothing: back to 32, not 16')
   })
 
+  it('takes no early first step while the server\'s "too many" holds', () => {
+    const c = new ConnectionController({initial: 16, max: 64, settleMs: 100, throttleHoldMs: 1000}, 0)
+    assert.equal(c.throttled(10, 16), 8)
+    assert.equal(c.stepFirst(20, true), 8)
+    assert.equal(c.refused(30, 6), 6)
+    assert.equal(c.stepFirst(40, true), 6)
+  })
+
   it('forgets the first step\'s baseline when the server sets the count', () => {
     const c = new ConnectionController({initial: 16, max: 64, settleMs: 100, throttleHoldMs: 1000}, 0)
     c.stepFirst(10, true)

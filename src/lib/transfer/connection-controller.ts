@@ -51,7 +51,7 @@ export class ConnectionController {
    * reports it with `baseline`.
    */
   stepFirst(now: number, room: boolean): number {
-    if (this.stepped || !room || this.target >= this.max) return this.target
+    if (this.stepped || now < this.holdUntil || !room || this.target >= this.max) return this.target
     this.steps++
     this.previous = this.target
     this.before = undefined
