@@ -105,9 +105,11 @@ export class ConnectionController {
       return this.target
     }
     if (!room || this.target >= this.max) return this.target
-    const gain = this.before === undefined ? 2 : throughput / this.before
-    // Double while scaling is near-linear, then creep.
-    const step = gain >= 1.8 ? this.target : Math.max(2, Math.ceil(this.target / 4))
+    // The first step doubles; later ones add a quarter. A later doubling was judged by a gain
+    // that a path still warming up (TCP slow start, a cold server) inflates: it overshot, to
+    // 64 connections that bought nothing over 32 but memory and the server's patience, and
+    // held them until a sample happened to fall below.
+    const step = this.steps === 0 ? this.target : Math.max(2, Math.ceil(this.target / 4))
     this.before = throughput
     this.steps++
     this.plateauAt = undefined
