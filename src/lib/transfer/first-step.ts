@@ -66,7 +66,7 @@ export class FirstStep {
   private waiting(now: number, running: Started[], received: number, room: boolean): FirstStepUpdate {
     const from = this.controller.target
     if (this.controller.stepped) {
-      // The server's answers (429, refusals) set the count first.
+      // Some first connections were so slow to answer that the settle-time judgement stepped first.
       this.phase = 'done'
       return {kind: 'idle'}
     }
