@@ -245,16 +245,21 @@ keeps its page cache small but makes it start the disk writes itself; Node has n
 mtune leaves that to the kernel. Hence five runs each for that row.
 
 The capped scenario leaves little room: the first request's answer takes the 80 ms first-byte
-delay (plus about 15 ms of set-up), the other connections then wait their own 80 ms, and 512 MiB
+delay (plus about 25 ms of set-up), the other connections then wait their own 80 ms, and 512 MiB
 at the 160 MiB/s link take 3.2 s, so even a perfect run (using the mirror's 8 MiB burst) reports
-about 151.5 MiB/s. What mtune loses beyond that is mostly the ramp: 16 connections capped at
-8 MiB/s fill only 128 of the 160 MiB/s until the first step to 32, about 0.4 s in. Its margin
-over the target is small, and the machine decides it: quiet single runs gave 149.7 to 150.9
-MiB/s on one machine and 148.0 to 150.7 on another, and a run that meets load from elsewhere
-on the machine (its CPU time doubles) loses several MiB/s. Taking the first step earlier,
-measuring its baseline while the added connections wait for their first byte, was tried: on 2
-shared cores the arrivals of the first 200 ms are too bursty to judge by, and a misjudged step
-(back to 16 connections) costs far more than the early one gains.
+about 152 MiB/s. What mtune loses beyond that is the ramp: 16 connections capped at 8 MiB/s fill
+only 128 of the 160 MiB/s until the step to 32 has its first bytes. That step comes 50 ms after
+the first 16 are all receiving (about 0.28 s in), and the baseline it is judged by is their rate
+while the added 16 wait for their first byte: 126 to 129 MiB/s in single runs, against a true
+128. An earlier try that measured from the first bytes on was inflated by their burst (168 to
+191), and a misjudged step (back to 16) costs far more than an early one gains. Single runs on a
+quiet machine gave 150.2 to 151.0 MiB/s; a run that meets load from elsewhere loses several.
+
+Peak RSS: every socket read is a fresh buffer, and one kept while the disk catches up outlives
+young collections and waits for a full one. So bodies are copied into reused 64 KiB slabs as
+they arrive, and undici's WebAssembly parser stays on V8's baseline compiler (optimising it, a
+few hundred ms in, was the pull's peak). What is left grows with the connection count, about
+0.7 MB each: the 2 GiB pull peaked at 112 MB with 32 connections and 136 MB with 64.
 
 | scenario | tool | MiB/s (wall) | MiB/s (transfer) | CPU s per GiB | peak RSS MB | fetched / size | intact |
 |---|---|---|---|---|---|---|---|
