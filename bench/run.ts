@@ -259,7 +259,9 @@ Peak RSS: every socket read is a fresh buffer, and one kept while the disk catch
 young collections and waits for a full one. So bodies are copied into reused 64 KiB slabs as
 they arrive, and undici's WebAssembly parser stays on V8's baseline compiler (optimising it, a
 few hundred ms in, was the pull's peak). What is left grows with the connection count, about
-0.7 MB each: the 2 GiB pull peaked at 112 MB with 32 connections and 136 MB with 64.
+0.7 MB each: the 2 GiB pull peaked at 112 MB with 32 connections and 136 MB with 64 (it
+settles at 32 to 50 here). A single run on a loaded machine can still peak near 160 MB, when
+V8's collections fall behind.
 
 | scenario | tool | MiB/s (wall) | MiB/s (transfer) | CPU s per GiB | peak RSS MB | fetched / size | intact |
 |---|---|---|---|---|---|---|---|
