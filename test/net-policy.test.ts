@@ -4,6 +4,7 @@ import {dispositionFilename, ifRangeValidator, parseContentRange, safeFilename, 
 import {TransferError, backoffDelay, classifyNetworkError, classifyStatus, onUsedSocket, parseRetryAfter} from '../src/lib/net/retry-policy.js'
 import {ConnectionController} from '../src/lib/transfer/connection-controller.js'
 import {FirstStep} from '../src/lib/transfer/first-step.js'
+import {StepEffect} from '../src/lib/transfer/step-effect.js'
 
 describe('HTTP range facts', () => {
   it('parses Content-Range and the 416 form', () => {
@@ -199,5 +200,23 @@ describe('FirstStep', () => {
     assert.deepEqual(step.update(52, running, 0, true), {kind: 'wait', at: 152}, 'no step yet: measuring')
     assert.deepEqual(step.update(152, running, 10_000_000, true), {kind: 'stepped', from: 4, to: 8, baseline: 100_000_000})
     assert.equal(controller.sample(560, 100_000_000, true), 4, 'judged by that baseline: no gain, back to 4')
+  })
+})
+
+describe('StepEffect', () => {
+  it('judges a change only once most of the target count has received for a whole window', () => {
+    const e = new StepEffect()
+    assert.equal(e.ready(500, 100, 32, 16, 400), false, 'the added connections are still silent')
+    assert.equal(e.ready(900, 100, 32, 29, 400), false, 'receiving now: the window starts here')
+    assert.equal(e.ready(1200, 100, 32, 32, 400), false)
+    assert.equal(e.ready(1300, 100, 32, 32, 400), true)
+  })
+
+  it('starts over at each change, and judges anyway when connections never answer', () => {
+    const e = new StepEffect()
+    assert.equal(e.ready(500, 0, 16, 16, 400), false)
+    assert.equal(e.ready(1000, 0, 16, 16, 400), true)
+    assert.equal(e.ready(1100, 1050, 20, 16, 400), false, 'a new change: its own effect is awaited')
+    assert.equal(e.ready(11_050, 1050, 20, 16, 400), true, 'never reached: the stall timeout handles those')
   })
 })

@@ -74,6 +74,11 @@ export class ConnectionController {
     else this.unjudged = true
   }
 
+  /** When the count last changed (or the controller started). */
+  get lastChange(): number {
+    return this.changedAt
+  }
+
   /** Whether any step has been taken yet. */
   get stepped(): boolean {
     return this.steps > 0

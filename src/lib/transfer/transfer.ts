@@ -8,6 +8,7 @@ import {TransferError, backoffDelay, classifyNetworkError, onUsedSocket} from '.
 import {formatBytes} from '../units.js'
 import {ConnectionController} from './connection-controller.js'
 import {FirstStep} from './first-step.js'
+import {StepEffect} from './step-effect.js'
 import {RefusalWatch} from './refusal-watch.js'
 import {Connection, isDiskError, type ConnectionContext} from './connection.js'
 import {checkFreeSpace, fileExists, type Destination} from './destination.js'
@@ -40,6 +41,8 @@ export class FileChanged extends StartOver {
 
 
 const TICK_MS = 100
+/** Throughput over this window judges a change of the connection count. */
+const JUDGE_WINDOW_MS = 400
 const HASH_STEP = 8 * 1024 * 1024
 /** Pieces are sized to end together once less than this many minimum pieces per connection is pending. */
 const FINAL_PHASE = 1.5
@@ -56,6 +59,7 @@ export class Transfer {
   private readonly segments: SegmentManager
   private readonly controller: ConnectionController
   private readonly firstStep: FirstStep
+  private readonly stepEffect = new StepEffect()
   private firstStepWake?: {at: number; timer: NodeJS.Timeout}
   private readonly connections = new Set<Connection>()
   private readonly received = new Meter()
@@ -245,9 +249,11 @@ export class Transfer {
       const room = this.segments.hasPending || this.segments.largestAvailable >= this.minSplit
       this.takeFirstStep(now)
       const before = this.controller.target
-      const throughput = this.received.rate(now, 400)
+      const throughput = this.received.rate(now, JUDGE_WINDOW_MS)
       this.holdAtServerLimit(now)
-      if (this.controller.target === before) this.controller.sample(now, throughput, room)
+      if (this.controller.target === before && this.stepEffect.ready(now, this.controller.lastChange, before, this.receiving(), JUDGE_WINDOW_MS)) {
+        this.controller.sample(now, throughput, room)
+      }
       if (this.controller.target !== before) this.debug(`connections ${before} -> ${this.controller.target} at ${Math.round(throughput / 1048576)} MiB/s`)
       this.replaceStragglers(now)
       this.sizePieces()
@@ -261,6 +267,13 @@ export class Transfer {
       this.preflushed = true
       void this.part.datasync().catch(() => {})
     }
+  }
+
+  /** Running connections that have had their first byte. */
+  private receiving(): number {
+    let n = 0
+    for (const c of this.connections) if (!c.stopReason && c.firstByteAt !== undefined) n++
+    return n
   }
 
   /** The first step up, as soon as it can be taken and judged (first-step.ts). */
