@@ -5,6 +5,7 @@ import {TransferError, backoffDelay, classifyNetworkError, classifyStatus, onUse
 import {ConnectionController} from '../src/lib/transfer/connection-controller.js'
 import {FirstStep} from '../src/lib/transfer/first-step.js'
 import {StepEffect} from '../src/lib/transfer/step-effect.js'
+import {LoopLoad} from '../src/lib/transfer/loop-load.js'
 
 describe('HTTP range facts', () => {
   it('parses Content-Range and the 416 form', () => {
@@ -218,5 +219,21 @@ describe('StepEffect', () => {
     assert.equal(e.ready(1000, 0, 16, 16, 400), true)
     assert.equal(e.ready(1100, 1050, 20, 16, 400), false, 'a new change: its own effect is awaited')
     assert.equal(e.ready(11_050, 1050, 20, 16, 400), true, 'never reached: the stall timeout handles those')
+  })
+})
+
+describe('LoopLoad', () => {
+  it('tells a saturated event loop from an idle one', async () => {
+    const load = new LoopLoad()
+    load.sample(performance.now())
+    const spinUntil = performance.now() + 80
+    while (performance.now() < spinUntil) {
+      // busy: this is what a loop that cannot keep up with the network looks like
+    }
+    load.sample(performance.now())
+    assert.ok(load.over(performance.now(), 400) > 0.8, 'busy')
+    await new Promise((r) => setTimeout(r, 400))
+    load.sample(performance.now())
+    assert.ok(load.over(performance.now(), 300) < 0.5, 'idle')
   })
 })

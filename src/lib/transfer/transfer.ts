@@ -9,6 +9,7 @@ import {formatBytes} from '../units.js'
 import {ConnectionController} from './connection-controller.js'
 import {FirstStep} from './first-step.js'
 import {StepEffect} from './step-effect.js'
+import {LoopLoad} from './loop-load.js'
 import {RefusalWatch} from './refusal-watch.js'
 import {Connection, isDiskError, type ConnectionContext} from './connection.js'
 import {checkFreeSpace, fileExists, type Destination} from './destination.js'
@@ -43,6 +44,8 @@ export class FileChanged extends StartOver {
 const TICK_MS = 100
 /** Throughput over this window judges a change of the connection count. */
 const JUDGE_WINDOW_MS = 400
+/** Event-loop utilization past which mtune, not the path, is the limit: no more connections. */
+const LOOP_SATURATED = 0.9
 const HASH_STEP = 8 * 1024 * 1024
 /** Pieces are sized to end together once less than this many minimum pieces per connection is pending. */
 const FINAL_PHASE = 1.5
@@ -60,6 +63,7 @@ export class Transfer {
   private readonly controller: ConnectionController
   private readonly firstStep: FirstStep
   private readonly stepEffect = new StepEffect()
+  private readonly loopLoad = new LoopLoad()
   private firstStepWake?: {at: number; timer: NodeJS.Timeout}
   private readonly connections = new Set<Connection>()
   private readonly received = new Meter()
@@ -241,6 +245,7 @@ export class Transfer {
     const now = performance.now()
     this.received.sample(now)
     this.written.sample(now)
+    this.loopLoad.sample(now)
     for (const c of this.connections) c.meter.sample(now)
     this.hasher?.extend(this.journal.writtenRanges.prefixEnd)
     this.emitProgress(now)
@@ -252,7 +257,9 @@ export class Transfer {
       const throughput = this.received.rate(now, JUDGE_WINDOW_MS)
       this.holdAtServerLimit(now)
       if (this.controller.target === before && this.stepEffect.ready(now, this.controller.lastChange, before, this.receiving(), JUDGE_WINDOW_MS)) {
-        this.controller.sample(now, throughput, room)
+        // A step already taken is still judged (and undone if it bought nothing); only growth waits.
+        const saturated = this.loopLoad.over(now, JUDGE_WINDOW_MS) >= LOOP_SATURATED
+        this.controller.sample(now, throughput, room && !saturated)
       }
       if (this.controller.target !== before) this.debug(`connections ${before} -> ${this.controller.target} at ${Math.round(throughput / 1048576)} MiB/s`)
       this.replaceStragglers(now)
