@@ -259,9 +259,10 @@ Peak RSS: every socket read is a fresh buffer, and one kept while the disk catch
 young collections and waits for a full one. So bodies are copied into reused 64 KiB slabs as
 they arrive, and undici's WebAssembly parser stays on V8's baseline compiler (optimising it, a
 few hundred ms in, was the pull's peak). What is left grows with the connection count, about
-0.7 MB each: the 2 GiB pull peaked at 112 MB with 32 connections and 136 MB with 64 (it
-settles at 32 to 50 here). A single run on a loaded machine can still peak near 160 MB, when
-V8's collections fall behind.
+0.7 MB each: the 2 GiB pull peaked at 112 MB with 32 connections and 136 MB with 64. Here
+it stays at 32 to 40: its event loop is 95-100% busy, so mtune, not the mirror, sets the pace,
+and the count does not grow while that lasts. (Before that rule, noise passed for gains, a run
+in four crept to 63 connections and peaked at 158 MB.)
 
 | scenario | tool | MiB/s (wall) | MiB/s (transfer) | CPU s per GiB | peak RSS MB | fetched / size | intact |
 |---|---|---|---|---|---|---|---|
