@@ -235,6 +235,15 @@ describe('pull engine', () => {
     )
   })
 
+  it('drops a mirror that ignores Range without reading the whole file from it', async () => {
+    const primary = await mirror()
+    const whole = await mirror({ignoreRange: true})
+    const {result, messages} = await run({url: primary.url, mirrors: [whole.url], output: dir()})
+    assert.equal(result.sha256, digest)
+    assert.ok(messages.some((x) => x.includes(`not using mirror ${whole.url}: it does not serve byte ranges`)), messages.join('\n'))
+    assert.ok(whole.bytesSent < content.length / 2, `${whole.bytesSent} of ${content.length} bytes sent by the mirror that ignores Range`)
+  })
+
   it('sends credentials written in a URL as Basic auth to that URL alone, and never shows them', async () => {
     const basic = (pair: string) => `Basic ${Buffer.from(pair).toString('base64')}`
     const only = (expected: string) => ({authorize: (req: {headers: {authorization?: string}}) => (req.headers.authorization === expected ? undefined : 401)})

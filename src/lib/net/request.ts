@@ -1,4 +1,5 @@
 import {request, type Dispatcher} from 'undici'
+import {parseContentRange, rangeHeader, type ContentRange} from './http-range.js'
 import {TransferError, classifyNetworkError} from './retry-policy.js'
 import {nextHop, withUserinfo, withoutUserinfo} from './url-credentials.js'
 
@@ -51,6 +52,28 @@ export async function get(
     if (next.origin !== current.origin) sent = withoutCredentials(sent)
     current = next
   }
+}
+
+/**
+ * The bytes [start, end) of a file, for a sample to compare (mirror and resume checks). The body
+ * is read only when the answer is exactly that range: anything else (a 200 may be the whole
+ * file) is left unread.
+ */
+export async function getRange(
+  dispatcher: Dispatcher,
+  url: string,
+  headers: Headers,
+  start: number,
+  end: number,
+  signal?: AbortSignal,
+): Promise<{res: Response; range?: ContentRange; body?: Buffer}> {
+  const res = await get(dispatcher, url, {...headers, range: rangeHeader(start, end), 'accept-encoding': 'identity'}, signal)
+  const range = parseContentRange(res.headers['content-range'])
+  if (res.status !== 206 || range?.start !== start || range.end !== end - 1) {
+    await res.body.dump().catch(() => {})
+    return {res, range}
+  }
+  return {res, range, body: Buffer.from(await res.body.arrayBuffer())}
 }
 
 /**

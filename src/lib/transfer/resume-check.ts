@@ -1,7 +1,6 @@
 import {open} from 'node:fs/promises'
 import type {Dispatcher} from 'undici'
-import {parseContentRange, rangeHeader} from '../net/http-range.js'
-import {get} from '../net/request.js'
+import {getRange} from '../net/request.js'
 import type {RangeSet} from './range-set.js'
 
 const SAMPLE = 64 * 1024
@@ -27,13 +26,8 @@ export async function keptBytesDiffer(
   const start = Math.max(largest.start, largest.end - SAMPLE)
   const length = largest.end - start
   try {
-    const res = await get(dispatcher, url, {...headers, range: rangeHeader(start, largest.end), 'accept-encoding': 'identity'}, signal)
-    const range = parseContentRange(res.headers['content-range'])
-    if (res.status !== 206 || range?.start !== start || range.end !== largest.end - 1) {
-      await res.body.dump().catch(() => {})
-      return undefined
-    }
-    const theirs = Buffer.from(await res.body.arrayBuffer())
+    const {body: theirs} = await getRange(dispatcher, url, headers, start, largest.end, signal)
+    if (!theirs) return undefined
     const ours = Buffer.alloc(length)
     const file = await open(partPath, 'r')
     try {
