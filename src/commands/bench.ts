@@ -62,8 +62,8 @@ Exit codes: 0 measured, 2 bad input, 3 no mirror answered, 130 interrupted (what
     const onSignal = () => abort.abort()
     process.once('SIGINT', onSignal)
     try {
-      const mirrors = await expandMirrors(flags.mirror, flags.endpoint ?? [], abort.signal)
       const json = this.jsonEnabled()
+      const mirrors = await expandMirrors(flags.mirror, flags.endpoint ?? [], abort.signal, process.env, json ? undefined : (m) => process.stderr.write(`${mark.warn()} ${m}\n`))
       const report = await runBench(
         {mirrors, connections, chunkSizes, budgetMs: flags.duration * 1000, maxBytes, all: flags.all, disk: flags.disk, signal: abort.signal, progress: json ? undefined : (m) => process.stderr.write(`${mark.info()} ${m}\n`)},
         systemReader(),

@@ -1,7 +1,7 @@
 import {Args, Flags} from '@oclif/core'
 import {ExitCode, MtuneError} from '../lib/errors.js'
 import {proxyUrls} from '../lib/net/proxy-env.js'
-import {shownUrl} from '../lib/net/url-credentials.js'
+import {shownUrl} from '../lib/net/credentials.js'
 import {parseSource} from '../lib/sources/reference.js'
 import type {PullEvents} from '../lib/transfer/engine.js'
 import {MtuneCommand} from '../lib/ui/base-command.js'

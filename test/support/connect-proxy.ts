@@ -6,8 +6,10 @@ import {connect, type AddressInfo, type Socket} from 'node:net'
  * A forward proxy that tunnels CONNECT requests, as corporate proxies do; it counts them. With
  * `credentials` ("user:password") it answers 407 to a tunnel request without them.
  */
-export async function startConnectProxy(credentials?: string): Promise<{url: string; tunnels: string[]; refused: number; close(): Promise<void>}> {
+export async function startConnectProxy(credentials?: string): Promise<{url: string; tunnels: string[]; refused: number; upstreamPorts: Set<number>; close(): Promise<void>}> {
   const tunnels: string[] = []
+  // The local ports of the proxy's connections to servers: a server seeing one of these was reached through the proxy.
+  const upstreamPorts = new Set<number>()
   const state = {refused: 0}
   const wanted = credentials && `Basic ${Buffer.from(credentials).toString('base64')}`
   const sockets = new Set<Socket>()
@@ -21,6 +23,7 @@ export async function startConnectProxy(credentials?: string): Promise<{url: str
     tunnels.push(req.url ?? '')
     const [host, port] = (req.url ?? '').split(':')
     const upstream = connect(Number(port), host, () => {
+      if (upstream.localPort) upstreamPorts.add(upstream.localPort)
       client.write('HTTP/1.1 200 Connection Established\r\n\r\n')
       upstream.write(head)
       upstream.pipe(client)
@@ -41,6 +44,7 @@ export async function startConnectProxy(credentials?: string): Promise<{url: str
   return {
     url: `http://127.0.0.1:${port}`,
     tunnels,
+    upstreamPorts,
     get refused() {
       return state.refused
     },

@@ -31,6 +31,8 @@ export type Fault =
   | {ignoreRange: true} // answer this request with a 200 and the whole file
 
 export interface RequestInfo {
+  /** The client's port: behind a proxy, the proxy's upstream socket. */
+  remotePort?: number
   index: number
   connection: number
   method: string
@@ -162,6 +164,7 @@ export async function startMirror(initial: MirrorOptions): Promise<MirrorServer>
       range: req.headers.range,
       ifRange: req.headers['if-range'] as string | undefined,
       authorization: req.headers.authorization,
+      remotePort: req.socket.remotePort,
     }
     state.requests.push(info)
     const name = decodeURIComponent(path.slice('/file/'.length))

@@ -1,16 +1,28 @@
 import type {Dispatcher} from 'undici'
 import {errorMessage} from '../errors.js'
-import {shownUrl} from '../net/url-credentials.js'
+import {shownUrl} from '../net/credentials.js'
 import {hfEndpoint} from '../sources/hf.js'
 import {modelscopeEndpoint} from '../sources/modelscope.js'
 import type {Plan} from '../sources/plan.js'
 import type {SourceRef} from '../sources/reference.js'
 import {resolvePlan} from '../sources/resolve.js'
+import {hfToken, modelscopeToken} from '../sources/tokens.js'
 
 /** Well-known public mirrors, tried unless --no-public-mirrors. */
-export const PUBLIC_MIRRORS: Record<string, string[]> = {
+export const PUBLIC_MIRRORS: Record<'hf' | 'modelscope', string[]> = {
   hf: ['https://hf-mirror.com'],
   modelscope: ['https://www.modelscope.ai'],
+}
+
+/**
+ * The public mirrors for a hub: MTUNE_HF_PUBLIC_MIRRORS / MTUNE_MODELSCOPE_PUBLIC_MIRRORS
+ * (comma-separated; empty for none) replace the built-in list, for a site that runs its own
+ * public-facing mirror, an air-gapped network, or a test.
+ */
+export function publicMirrors(kind: 'hf' | 'modelscope', env = process.env): string[] {
+  const given = env[kind === 'hf' ? 'MTUNE_HF_PUBLIC_MIRRORS' : 'MTUNE_MODELSCOPE_PUBLIC_MIRRORS']
+  if (given === undefined) return PUBLIC_MIRRORS[kind]
+  return given.split(',').map((s) => s.trim()).filter(Boolean)
 }
 
 export interface Candidate {
@@ -22,6 +34,14 @@ export interface Candidate {
   ok: boolean
   reason?: string
   plan?: Plan
+  /**
+   * The user's hub token was sent to it: only endpoints the user chose get it (the default hub,
+   * HF_ENDPOINT / MODELSCOPE_ENDPOINT, each --endpoint and --mirror); public mirrors that mtune
+   * adds by itself are asked anonymously.
+   */
+  token: boolean
+  /** Credentials for `url`, granted to its origin only (the hub token, when it was given one). */
+  headers?: Record<string, string>
 }
 
 const unique = (xs: Array<string | undefined>) => [...new Set(xs.filter((x): x is string => Boolean(x)).map((x) => x.replace(/\/+$/, '')))]
@@ -29,35 +49,39 @@ const unique = (xs: Array<string | undefined>) => [...new Set(xs.filter((x): x i
 /**
  * Where this source could come from: the source's default, HF_ENDPOINT / MODELSCOPE_ENDPOINT,
  * each --endpoint and --mirror, and the public mirrors; each resolved (within a time limit) so
- * that those that fail are known before anything is measured.
+ * that those that fail are known before anything is measured. The public mirrors are resolved
+ * without the token: a gated or private repo then does not list them, which is right, since
+ * the user never chose to trust them.
  */
 export async function findCandidates(
   ref: SourceRef,
   options: {mirrors: string[]; endpoints: string[]; publicMirrors: boolean; env?: NodeJS.ProcessEnv; dispatcher: Dispatcher; signal?: AbortSignal; timeoutMs?: number},
 ): Promise<Candidate[]> {
   const env = options.env ?? process.env
-  if (ref.kind === 'url') return [ref.url, ...options.mirrors].map((url) => ({label: shownUrl(url), url, ok: true}))
+  // URL credentials are the URL's own (credentials.ts): each URL carries its own to its origin.
+  if (ref.kind === 'url') return [ref.url, ...options.mirrors].map((url) => ({label: shownUrl(url), url, ok: true, token: false}))
   const extra = [...options.endpoints, ...options.mirrors]
-  const endpoints =
-    ref.kind === 'hf'
-      ? unique(['https://huggingface.co', hfEndpoint(undefined, env), ...extra, ...(options.publicMirrors ? PUBLIC_MIRRORS.hf : [])])
-      : ref.kind === 'modelscope'
-        ? unique([modelscopeEndpoint(env), ...extra, ...(options.publicMirrors ? PUBLIC_MIRRORS.modelscope : [])])
-        : [undefined]
+  const chosen =
+    ref.kind === 'hf' ? unique(['https://huggingface.co', hfEndpoint(undefined, env), ...extra]) : ref.kind === 'modelscope' ? unique([modelscopeEndpoint(env), ...extra]) : []
+  const added = ref.kind === 'ollama' || !options.publicMirrors ? [] : unique(publicMirrors(ref.kind, env)).filter((e) => !chosen.includes(e))
+  const endpoints: Array<{endpoint?: string; anonymous: boolean}> =
+    ref.kind === 'ollama' ? [{anonymous: false}] : [...chosen.map((endpoint) => ({endpoint, anonymous: false})), ...added.map((endpoint) => ({endpoint, anonymous: true}))]
   return Promise.all(
-    endpoints.map(async (endpoint): Promise<Candidate> => {
+    endpoints.map(async ({endpoint, anonymous}): Promise<Candidate> => {
       const controller = new AbortController()
       const timer = setTimeout(() => controller.abort(), options.timeoutMs ?? 8_000)
       const onAbort = () => controller.abort()
       options.signal?.addEventListener('abort', onAbort, {once: true})
       const label = endpoint ?? `${ref.kind === 'ollama' ? `${ref.host}` : ''}`
       try {
-        const plan = await resolvePlan(ref, {endpoint}, {dispatcher: options.dispatcher, signal: controller.signal})
+        const plan = await resolvePlan(ref, {endpoint, anonymous, env}, {dispatcher: options.dispatcher, signal: controller.signal})
+        const token = Boolean(plan.headers.authorization)
         const largest = [...plan.files].sort((a, b) => (b.size ?? 0) - (a.size ?? 0))[0]
-        if (!largest) return {label, endpoint, ok: false, reason: 'no files'}
-        return {label, endpoint, url: largest.url, ok: true, plan}
+        if (!largest) return {label, endpoint, ok: false, reason: 'no files', token}
+        return {label, endpoint, url: largest.url, ok: true, plan, token, headers: plan.headers}
       } catch (error) {
-        return {label, endpoint, ok: false, reason: controller.signal.aborted && !options.signal?.aborted ? 'no answer in time' : errorMessage(error)}
+        const token = !anonymous && ref.kind !== 'ollama' && Boolean(ref.kind === 'hf' ? hfToken(env) : modelscopeToken(env))
+        return {label, endpoint, ok: false, reason: controller.signal.aborted && !options.signal?.aborted ? 'no answer in time' : errorMessage(error), token}
       } finally {
         clearTimeout(timer)
         options.signal?.removeEventListener('abort', onAbort)

@@ -5,7 +5,7 @@ import {runBench, type BenchReport} from '../bench/run.js'
 import {decide, gatherFacts} from '../doctor/run.js'
 import type {Finding} from '../doctor/finding.js'
 import {ExitCode, MtuneError} from '../errors.js'
-import {shownUrl} from '../net/url-credentials.js'
+import {shownUrl} from '../net/credentials.js'
 import {planTotals, type Plan} from '../sources/plan.js'
 import type {SystemReader} from '../system/reader.js'
 import {recommend} from '../tune/recommend.js'
@@ -15,7 +15,8 @@ import type {Candidate} from './candidates.js'
 
 export interface AutoDecision {
   source: string
-  candidates: Array<{label: string; url?: string; ok: boolean; reason?: string; throughputBps?: number; ttfbMs?: number}>
+  /** `token`: the user's hub token was sent to this candidate (never to public mirrors mtune added). */
+  candidates: Array<{label: string; url?: string; ok: boolean; reason?: string; throughputBps?: number; ttfbMs?: number; token: boolean}>
   chosen: {label: string; url: string}
   /** The other working candidates, in order: failover targets during the pull. */
   fallbacks: Array<{label: string; url: string}>
@@ -75,7 +76,7 @@ export async function decideAuto(
   if (!bench) {
     options.progress?.(`measuring ${working.length} candidate${working.length > 1 ? 's' : ''} for about ${Math.round(options.budgetMs / 1000)} s`)
     bench = await runBench(
-      {mirrors: working.map((c) => c.url!), connections: [2, 4, 8, 16, 32], chunkSizes: [16 * 1024 * 1024], budgetMs: options.budgetMs, maxBytes: 1024 ** 3, signal: options.signal, env},
+      {mirrors: working.map((c) => ({url: c.url!, headers: c.headers})), connections: [2, 4, 8, 16, 32], chunkSizes: [16 * 1024 * 1024], budgetMs: options.budgetMs, maxBytes: 1024 ** 3, signal: options.signal, env},
       r,
     )
   } else options.progress?.(`using the mtune bench results of ${bench.measuredAt} for these mirrors`)
@@ -119,7 +120,7 @@ export async function decideAuto(
     source,
     candidates: candidates.map((c) => {
       const m = measured(c)
-      return {label: c.label, url: shown(c), ok: c.ok && Boolean(m?.ok), reason: c.reason ?? m?.reason, throughputBps: m?.throughputBps?.median, ttfbMs: m?.ttfbMs?.median}
+      return {label: c.label, url: shown(c), ok: c.ok && Boolean(m?.ok), reason: c.reason ?? m?.reason, throughputBps: m?.throughputBps?.median, ttfbMs: m?.ttfbMs?.median, token: c.token}
     }),
     chosen: {label: chosen.c.label, url: shown(chosen.c)!},
     fallbacks: others.map((o) => ({label: o.c.label, url: shown(o.c)!})),
@@ -152,6 +153,11 @@ export function describeDecision(d: AutoDecision): string[] {
     lines.push(
       `  expected     ${formatBytes(d.missingBytes)} to fetch${d.expectedSeconds !== undefined ? `, about ${Math.ceil(d.expectedSeconds)} s at ${formatRate(d.expectedThroughputBps ?? 0)} (${formatBitRate(d.expectedThroughputBps ?? 0)})` : ''}`,
     )
+  }
+  const withToken = d.candidates.filter((c) => c.token)
+  if (withToken.length > 0) {
+    const without = d.candidates.filter((c) => !c.token)
+    lines.push(`  token        sent to ${withToken.map((c) => c.label).join(', ')}${without.length ? `; not to ${without.map((c) => c.label).join(', ')} (not chosen by you: asked anonymously)` : ''}`)
   }
   if (d.fallbacks.length) lines.push(`  failover     ${d.fallbacks.map((f) => f.label).join(', ')} (used at the same time if faster, taken over if ${d.chosen.label} fails)`)
   const warned = d.preflight.filter((f) => f.status === 'warn')

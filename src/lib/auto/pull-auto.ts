@@ -1,7 +1,7 @@
 import {stat} from 'node:fs/promises'
 import {dirname, resolve} from 'node:path'
 import {createDispatcher} from '../net/dispatcher.js'
-import {shownUrl} from '../net/url-credentials.js'
+import {shownUrl} from '../net/credentials.js'
 import type {Plan} from '../sources/plan.js'
 import type {SourceRef} from '../sources/reference.js'
 import {runPlan, type FileResult} from '../sources/run-plan.js'

@@ -28,6 +28,9 @@ export interface MirrorSummary {
   ttfbMs?: Stat
   throughputBps?: Stat
   throttled?: boolean
+  /** Reached through this proxy (HTTPS_PROXY/HTTP_PROXY): the tunnel and TLS are timed together. */
+  proxy?: string
+  tunnelMs?: Stat
 }
 
 export function summarizeMirror(url: string, samples: ProbeSample[]): MirrorSummary {
@@ -46,6 +49,7 @@ export function summarizeMirror(url: string, samples: ProbeSample[]): MirrorSumm
     tlsMs: stat(good.map((s) => s.tlsMs)),
     ttfbMs: stat(good.map((s) => s.ttfbMs)),
     throughputBps: stat(good.map((s) => s.throughputBps)),
+    ...(good[0].proxy !== undefined || good.some((s) => s.tunnelMs !== undefined) ? {proxy: good.find((s) => s.proxy)?.proxy, tunnelMs: stat(good.map((s) => s.tunnelMs))} : {}),
   }
 }
 

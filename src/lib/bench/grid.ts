@@ -1,7 +1,7 @@
 import {setMaxListeners} from 'node:events'
-import {Pool} from 'undici'
 import {USER_AGENT} from '../net/request.js'
-import {withUserinfo} from '../net/url-credentials.js'
+import {createDispatcher} from '../net/dispatcher.js'
+import {headersFor, withUserinfo, withoutUserinfo} from '../net/credentials.js'
 
 export interface Cell {
   connections: number
@@ -33,17 +33,19 @@ export class ByteBudget {
 /**
  * `connections` keep-alive connections, each asking for `chunkSize` ranges one after another
  * (at spread offsets), for at most `timeMs`: what a downloader with those settings would get.
- * Everything read is counted and dropped; nothing is written.
+ * Everything read is counted and dropped; nothing is written. Through the pull's dispatcher
+ * (proxies included); `headers` were granted to `grantedOrigin` and go nowhere else.
  */
 export async function runCell(
   url: string,
   size: number,
   connections: number,
   chunkSize: number,
-  options: {timeMs: number; budget: ByteBudget; signal?: AbortSignal},
+  options: {timeMs: number; budget: ByteBudget; signal?: AbortSignal; headers?: Record<string, string>; grantedOrigin?: string},
 ): Promise<Cell> {
   const target = new URL(url)
-  const pool = new Pool(target.origin, {connections, pipelining: 1, connect: {rejectUnauthorized: true}})
+  const granted = headersFor(target, options.grantedOrigin ?? target.origin, options.headers ?? {})
+  const pool = createDispatcher({stallTimeoutMs: 15_000, connections})
   // A plain controller and timer: on Node 20, AbortSignal.any() over AbortSignal.timeout() can
   // lose the timeout to garbage collection, and the cell would never end.
   const controller = new AbortController()
@@ -65,9 +67,10 @@ export async function runCell(
       cell.requests++
       try {
         const res = await pool.request({
+          origin: withoutUserinfo(target).origin,
           path: target.pathname + target.search,
           method: 'GET',
-          headers: withUserinfo(target, {'user-agent': USER_AGENT, range: `bytes=${start}-${start + length - 1}`, 'accept-encoding': 'identity'}),
+          headers: withUserinfo(target, {...granted, 'user-agent': USER_AGENT, range: `bytes=${start}-${start + length - 1}`, 'accept-encoding': 'identity'}),
           signal: stop,
         })
         if (res.statusCode === 429 || res.statusCode === 503) {

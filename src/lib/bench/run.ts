@@ -1,7 +1,7 @@
 import {mkdirSync, writeFileSync} from 'node:fs'
 import {dirname} from 'node:path'
 import {setTimeout as sleep} from 'node:timers/promises'
-import {shownUrl} from '../net/url-credentials.js'
+import {shownUrl} from '../net/credentials.js'
 import {readNetwork} from '../system/facts.js'
 import type {SystemReader} from '../system/reader.js'
 import {formatBytes, formatRate} from '../units.js'
@@ -9,14 +9,15 @@ import {adviseGrid, bottleneck, bufferVerdict, rankMirrors, summarizeMirror, typ
 import {measureDiskWrite} from './disk.js'
 import {ByteBudget, runCell, type Cell} from './grid.js'
 import {benchResultsPath} from './link.js'
-import {probeOnce, type ProbeSample} from './probe.js'
+import {probeOnce, type BenchTarget, type ProbeSample} from './probe.js'
 
 import {DEFAULT_CHUNKS, DEFAULT_CONNECTIONS} from './defaults.js'
 
 export {DEFAULT_CHUNKS, DEFAULT_CONNECTIONS}
 
 export interface BenchOptions {
-  mirrors: string[]
+  /** URLs, or URLs with the credentials granted to their origin (a hub token for a gated repo). */
+  mirrors: Array<string | BenchTarget>
   connections?: number[]
   chunkSizes?: number[]
   budgetMs?: number
@@ -75,15 +76,19 @@ export async function runBench(options: BenchOptions, r: SystemReader): Promise<
   const probeMs = Math.max(200, Math.min(1_000, (budgetMs * 0.25) / (probes * options.mirrors.length)))
   // What is reported and saved names mirrors without credentials; requests use them as given.
   const finalUrls = new Map<string, string>()
+  const targets = new Map<string, BenchTarget>()
   const summaries = await Promise.all(
-    options.mirrors.map(async (url) => {
+    options.mirrors.map(async (mirror) => {
+      const target = typeof mirror === 'string' ? {url: mirror} : mirror
+      const url = target.url
       const shown = shownUrl(url)
+      targets.set(shown, target)
       const samples: ProbeSample[] = []
       for (let i = 0; i < probes && !stopped(); i++) {
         // Reserved, not refunded: whatever the mirror sent for this range counts against --max-bytes.
         const readBytes = budget.take(Math.max(64 * 1024, Math.min(4 * 1024 * 1024, Math.floor(maxBytes / (4 * probes * options.mirrors.length)))))
         if (readBytes === 0) break
-        const s = await probeOnce(url, {readBytes, readMs: probeMs, timeoutMs: Math.max(1_000, Math.min(10_000, left())), signal: options.signal})
+        const s = await probeOnce(target, {readBytes, readMs: probeMs, timeoutMs: Math.max(1_000, Math.min(10_000, left())), signal: options.signal})
         samples.push(s)
         if (s.status === 429 || s.status === 503) {
           const wait = s.retryAfterMs ?? 1_000
@@ -101,12 +106,12 @@ export async function runBench(options: BenchOptions, r: SystemReader): Promise<
   for (const m of report.mirrors) say(m.ok ? `${m.url}: ${formatRate(m.throughputBps?.median ?? 0)} on one stream, first byte ${Math.round(m.ttfbMs?.median ?? 0)} ms` : `${m.url}: ${m.reason}`)
 
   const working = report.mirrors.filter((m) => m.ok && m.size)
-  const targets = options.all ? working : working.slice(0, 1)
+  const gridded = options.all ? working : working.slice(0, 1)
   const conns = options.connections ?? DEFAULT_CONNECTIONS
   const chunks = options.chunkSizes ?? DEFAULT_CHUNKS
   const diskReserve = options.disk ? Math.min(10_000, budgetMs * 0.15) : 0
-  let cellsLeft = targets.length * conns.length * chunks.length
-  for (const m of targets) {
+  let cellsLeft = gridded.length * conns.length * chunks.length
+  for (const m of gridded) {
     const grid = {url: m.url, cells: [] as Cell[], advice: undefined as GridAdvice | undefined}
     report.grids.push(grid)
     for (const c of conns) {
@@ -114,7 +119,8 @@ export async function runBench(options: BenchOptions, r: SystemReader): Promise<
         if (stopped() || budget.remaining === 0) break
         const timeMs = Math.max(100, (left() - diskReserve) / cellsLeft)
         cellsLeft--
-        const cell = await runCell(finalUrls.get(m.url)!, m.size!, c, k, {timeMs, budget, signal: options.signal})
+        const target = targets.get(m.url)!
+        const cell = await runCell(finalUrls.get(m.url)!, m.size!, c, k, {timeMs, budget, signal: options.signal, headers: target.headers, grantedOrigin: new URL(target.url).origin})
         grid.cells.push(cell)
         say(`${c} x ${formatBytes(k)}: ${formatRate(cell.throughputBps)}${cell.throttled ? ' (rate limited: stopped)' : ''}`)
         if (cell.throttled) break

@@ -1,33 +1,48 @@
 import {createDispatcher} from '../net/dispatcher.js'
-import {usageError} from '../errors.js'
+import {errorMessage, usageError} from '../errors.js'
 import {parseSource} from '../sources/reference.js'
 import {resolvePlan} from '../sources/resolve.js'
 import {hfEndpoint} from '../sources/hf.js'
+import type {BenchTarget} from './probe.js'
 
 /**
  * --mirror values as URLs of one file: URLs as given; hf://ORG/NAME as its largest file on
  * each endpoint (the default, HF_ENDPOINT, each --endpoint); ollama:// as its model blob.
+ * A model source's file carries the hub's token, granted to the hub alone, as a pull of it
+ * would: a gated or private repo is measured too, and its CDN never sees the token.
  */
-export async function expandMirrors(mirrors: string[], endpoints: string[], signal?: AbortSignal, env = process.env): Promise<string[]> {
-  const out: string[] = []
+export async function expandMirrors(mirrors: string[], endpoints: string[], signal?: AbortSignal, env = process.env, warn?: (message: string) => void): Promise<BenchTarget[]> {
+  const out: BenchTarget[] = []
   const dispatcher = createDispatcher({stallTimeoutMs: 15_000})
   try {
     for (const m of mirrors) {
       const ref = parseSource(m)
       if (ref.kind === 'url') {
-        out.push(ref.url)
+        out.push({url: ref.url})
         continue
       }
       const eps = ref.kind === 'hf' ? [...new Set(['https://huggingface.co', hfEndpoint(undefined, env), ...endpoints.map((e) => e.replace(/\/+$/, ''))])] : [undefined]
+      // An endpoint that cannot list the repo (unreachable from here, say) is left out with a
+      // warning; the source fails only when none can.
+      let firstError: unknown
+      let found = 0
       for (const endpoint of eps) {
-        const plan = await resolvePlan(ref, {endpoint}, {dispatcher, signal})
-        const largest = [...plan.files].sort((a, b) => (b.size ?? 0) - (a.size ?? 0))[0]
-        if (!largest) throw usageError('empty-source', `${m} has no files to benchmark`)
-        out.push(largest.url)
+        try {
+          const plan = await resolvePlan(ref, {endpoint, env}, {dispatcher, signal})
+          const largest = [...plan.files].sort((a, b) => (b.size ?? 0) - (a.size ?? 0))[0]
+          if (!largest) throw usageError('empty-source', `${m} has no files to benchmark`)
+          out.push({url: largest.url, headers: plan.headers})
+          found++
+        } catch (error) {
+          if (signal?.aborted) throw error
+          firstError ??= error
+          if (endpoint) warn?.(`${endpoint}: ${errorMessage(error)}; not measured`)
+        }
       }
+      if (found === 0) throw firstError
     }
   } finally {
     await dispatcher.destroy().catch(() => {})
   }
-  return [...new Set(out)]
+  return out.filter((t, i) => out.findIndex((o) => o.url === t.url) === i)
 }

@@ -1,8 +1,8 @@
-import {request, type Dispatcher} from 'undici'
+import type {Dispatcher} from 'undici'
 import {dispositionFilename, parseContentRange, unsatisfiedLength} from './http-range.js'
 import {TransferError, classifyStatus, describeStatus, parseRetryAfter} from './retry-policy.js'
-import {USER_AGENT, flattenHeaders, get, type Response} from './request.js'
-import {withUserinfo, withoutUserinfo} from './url-credentials.js'
+import {get, type Response} from './request.js'
+import {headersFor} from './credentials.js'
 
 export interface RemoteFile {
   /** The URL as given. */
@@ -52,7 +52,7 @@ export async function probe(
       await response.body.dump().catch(() => {})
       throw new TransferError('bad-response', `the server answered a range request with a bad Content-Range (${h['content-range'] ?? 'none'})`)
     }
-    const size = got.total ?? (await headSize(dispatcher, response.url, headers, signal))
+    const size = got.total ?? (await headSize(dispatcher, response.url, new URL(url).origin, headers, signal))
     return {file: {...base, size, ranges: size !== undefined}, response, start, end: got.end + 1}
   }
   if (response.status === 200) {
@@ -74,13 +74,16 @@ export async function probe(
   })
 }
 
-async function headSize(dispatcher: Dispatcher, url: string, headers: Record<string, string>, signal?: AbortSignal): Promise<number | undefined> {
+/**
+ * The size from a HEAD, when a 206 did not say. `url` is where the GET ended up, maybe another
+ * origin than the one `headers` were granted to: they are sent only where `get` allows.
+ */
+async function headSize(dispatcher: Dispatcher, url: string, grantedOrigin: string, headers: Record<string, string>, signal?: AbortSignal): Promise<number | undefined> {
   try {
-    const target = new URL(url)
-    const res = await request(withoutUserinfo(target), {method: 'HEAD', headers: {'user-agent': USER_AGENT, ...withUserinfo(target, headers)}, dispatcher, signal})
+    const res = await get(dispatcher, url, headersFor(url, grantedOrigin, headers), signal, {method: 'HEAD'})
     await res.body.dump().catch(() => {})
-    const length = flattenHeaders(res.headers)['content-length']
-    return res.statusCode === 200 && length ? Number(length) : undefined
+    const length = res.headers['content-length']
+    return res.status === 200 && length ? Number(length) : undefined
   } catch {
     return undefined
   }

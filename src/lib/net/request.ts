@@ -1,7 +1,7 @@
 import {request, type Dispatcher} from 'undici'
 import {parseContentRange, rangeHeader, type ContentRange} from './http-range.js'
 import {TransferError, classifyNetworkError} from './retry-policy.js'
-import {nextHop, withUserinfo, withoutUserinfo} from './url-credentials.js'
+import {nextHop, withUserinfo, withoutCredentials, withoutUserinfo} from './credentials.js'
 
 export const USER_AGENT = 'mtune/0.1 (+https://github.com/mtune)'
 
@@ -19,21 +19,27 @@ const REDIRECTS = new Set([301, 302, 303, 307, 308])
 const MAX_REDIRECTS = 10
 
 /**
- * A GET that follows redirects under mtune's policy: credentials never follow a redirect to
- * another origin, and https never drops to http.
+ * A GET (or HEAD) that follows redirects under mtune's policy (credentials.ts): credentials
+ * never follow a redirect to another origin, and https never drops to http. Every request that
+ * may be redirected goes through here; ranged requests to a final URL do not redirect.
+ *
+ * Why not undici's redirect interceptor: it does strip credentials across origins, but it neither
+ * refuses https -> http nor lets the caller see each hop's Location, and the pull needs the final
+ * URL (to send its ranged requests straight to the CDN) and the signed link's expiry in it.
  */
 export async function get(
   dispatcher: Dispatcher,
   url: string,
   headers: Headers,
   signal?: AbortSignal,
+  options: {method?: 'GET' | 'HEAD'} = {},
 ): Promise<Response> {
   let current = new URL(url)
   let sent = {...headers}
   for (let hop = 0; ; hop++) {
     let res: Dispatcher.ResponseData
     try {
-      res = await request(withoutUserinfo(current), {method: 'GET', headers: {'user-agent': USER_AGENT, ...withUserinfo(current, sent)}, signal, dispatcher})
+      res = await request(withoutUserinfo(current), {method: options.method ?? 'GET', headers: {'user-agent': USER_AGENT, ...withUserinfo(current, sent)}, signal, dispatcher})
     } catch (error) {
       if (signal?.aborted) throw error
       throw classifyNetworkError(error)
@@ -74,22 +80,6 @@ export async function getRange(
     return {res, range}
   }
   return {res, range, body: Buffer.from(await res.body.arrayBuffer())}
-}
-
-/**
- * Credentials go only to the origin they were given for: requests to any other origin (a CDN
- * after a redirect, a mirror) carry none.
- */
-export function headersFor(url: string, trustedOrigin: string, headers: Headers): Headers {
-  return new URL(url).origin === trustedOrigin ? headers : withoutCredentials(headers)
-}
-
-export function withoutCredentials(headers: Headers): Headers {
-  const out: Headers = {}
-  for (const [name, value] of Object.entries(headers)) {
-    if (!['authorization', 'cookie', 'proxy-authorization'].includes(name.toLowerCase())) out[name] = value
-  }
-  return out
 }
 
 export function flattenHeaders(headers: Record<string, string | string[] | undefined>): Record<string, string | undefined> {

@@ -12,6 +12,11 @@ export interface ResolveOptions {
   exclude?: string[]
   localDir?: string
   env?: NodeJS.ProcessEnv
+  /**
+   * Ask without the user's token: for endpoints the user did not choose (the public mirrors
+   * pull --auto adds), which must never receive it.
+   */
+  anonymous?: boolean
 }
 
 /** A model source reference as a plan of files, with each ecosystem's defaults and tokens. */
@@ -19,12 +24,12 @@ export async function resolvePlan(ref: Exclude<SourceRef, {kind: 'url'}>, option
   const env = options.env ?? process.env
   switch (ref.kind) {
     case 'hf': {
-      const token = hfToken(env)
+      const token = options.anonymous ? undefined : hfToken(env)
       const endpoint = hfEndpoint(options.endpoint, env)
       return resolveHf(ref, {endpoint, token, include: options.include, exclude: options.exclude, localDir: options.localDir, env}, {...ctx, headers: token ? {authorization: `Bearer ${token}`} : {}})
     }
     case 'modelscope': {
-      const token = modelscopeToken(env)
+      const token = options.anonymous ? undefined : modelscopeToken(env)
       const endpoint = (options.endpoint ?? modelscopeEndpoint(env)).replace(/\/+$/, '')
       return resolveModelscope(
         ref,

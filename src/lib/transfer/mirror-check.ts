@@ -1,5 +1,6 @@
 import type {Dispatcher} from 'undici'
-import {getRange, headersFor} from '../net/request.js'
+import {headersFor} from '../net/credentials.js'
+import {getRange} from '../net/request.js'
 import {errorMessage} from '../errors.js'
 import {newSource, type Source} from './source-pool.js'
 

@@ -1,8 +1,28 @@
 /**
- * Credentials written into a URL (https://user:token@host/...), as curl, wget and aria2c take
- * them. Requests carry them as Basic authentication; what is shown or saved never does.
+ * Where credentials go: the one place that decides, used by every request path (pull, model
+ * sources, probes, bench, --auto). Three kinds exist:
+ * - headers the caller grants to one origin (a hub token): `headersFor` sends them to that origin
+ *   only, and `get()` (request.ts) drops them on any redirect that leaves it;
+ * - credentials written into a URL (https://user:token@host/...), as curl, wget and aria2c take
+ *   them: sent as Basic authentication to that URL's origin only, never shown or saved;
+ * - a proxy's own, in HTTPS_PROXY/HTTP_PROXY, which undici's proxy agent sends to the proxy only.
+ * Which endpoints are granted a hub token at all is decided by `tokenGrant` in sources/tokens.ts.
  */
 type Headers = Record<string, string>
+
+/** Headers that carry credentials: never sent to an origin they were not granted to. */
+const CREDENTIAL_HEADERS = new Set(['authorization', 'cookie', 'proxy-authorization'])
+
+/** The headers a request to `url` may carry: all of them for the granted origin, none of the credentials elsewhere. */
+export function headersFor(url: string | URL, grantedOrigin: string, headers: Headers): Headers {
+  return new URL(url).origin === grantedOrigin ? headers : withoutCredentials(headers)
+}
+
+export function withoutCredentials(headers: Headers): Headers {
+  const out: Headers = {}
+  for (const [name, value] of Object.entries(headers)) if (!CREDENTIAL_HEADERS.has(name.toLowerCase())) out[name] = value
+  return out
+}
 
 /**
  * Basic authentication for requests to a URL with credentials, unless an Authorization header

@@ -1,0 +1,52 @@
+import {spawn, spawnSync} from 'node:child_process'
+import {once} from 'node:events'
+import {mkdtempSync, readFileSync, writeFileSync} from 'node:fs'
+import {createServer, connect, type AddressInfo} from 'node:net'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
+
+/** Debian's tinyproxy, when installed (.ci/run installs it): a real forward proxy for the proxy tests. */
+export const TINYPROXY = ['/usr/bin/tinyproxy', '/usr/sbin/tinyproxy'].find((p) => spawnSync(p, ['-v']).status === 0)
+
+async function freePort(): Promise<number> {
+  const s = createServer().listen(0, '127.0.0.1')
+  await once(s, 'listening')
+  const {port} = s.address() as AddressInfo
+  s.close()
+  return port
+}
+
+/**
+ * tinyproxy on a loopback port, in the foreground, logging every request it handles (CONNECT
+ * lines name the server tunnelled to). No ConnectPort line: tunnels to any port are allowed.
+ */
+export async function startTinyproxy(): Promise<{url: string; log(): string; close(): Promise<void>}> {
+  if (!TINYPROXY) throw new Error('tinyproxy is not installed: apt-get install -y tinyproxy')
+  const dir = mkdtempSync(join(tmpdir(), 'mtune-tinyproxy-'))
+  const port = await freePort()
+  const logFile = join(dir, 'tinyproxy.log')
+  const user = process.getuid?.() === 0 ? 'User nobody\nGroup nogroup\n' : ''
+  writeFileSync(join(dir, 'tinyproxy.conf'), `${user}Port ${port}\nListen 127.0.0.1\nTimeout 60\nLogFile "${logFile}"\nLogLevel Connect\nMaxClients 200\nAllow 127.0.0.1\n`)
+  writeFileSync(logFile, '')
+  spawnSync('chmod', ['-R', 'a+rwX', dir])
+  const child = spawn(TINYPROXY, ['-d', '-c', join(dir, 'tinyproxy.conf')], {stdio: 'ignore'})
+  // Ready once it accepts connections.
+  const deadline = Date.now() + 10_000
+  for (;;) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = connect(port, '127.0.0.1', () => (s.destroy(), resolve(true)))
+      s.on('error', () => resolve(false))
+    })
+    if (ok) break
+    if (Date.now() > deadline || child.exitCode !== null) throw new Error(`tinyproxy did not start (see ${logFile})`)
+    await new Promise((r) => setTimeout(r, 50))
+  }
+  return {
+    url: `http://127.0.0.1:${port}`,
+    log: () => readFileSync(logFile, 'utf8'),
+    async close() {
+      child.kill('SIGTERM')
+      if (child.exitCode === null) await once(child, 'exit')
+    },
+  }
+}

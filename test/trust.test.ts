@@ -1,0 +1,173 @@
+import assert from 'node:assert/strict'
+import {once} from 'node:events'
+import {mkdtempSync} from 'node:fs'
+import {createServer, type IncomingMessage} from 'node:http'
+import type {AddressInfo} from 'node:net'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
+import {after, describe, it} from 'node:test'
+import {createDispatcher} from '../src/lib/net/dispatcher.js'
+import {probe} from '../src/lib/net/probe.js'
+import {runCli} from './support/cli.js'
+import {startConnectProxy} from './support/connect-proxy.js'
+import {startCdn, startFakeHf, type HubRepo} from './support/fake-hubs.js'
+import {makeContent, mirrors, type MirrorServer} from './support/mirror-server.js'
+import {TINYPROXY, startTinyproxy} from './support/tinyproxy.js'
+
+const MiB = 1024 * 1024
+const closers: Array<() => Promise<void>> = []
+after(async () => Promise.all(closers.map((c) => c())))
+const dir = (what = 'trust') => mkdtempSync(join(tmpdir(), `mtune-${what}-`))
+const content = makeContent(8 * MiB, 71)
+const mirror = mirrors(content, after)
+const COMMIT = 'fedcba9876543210fedcba9876543210fedcba98'
+
+const repo = (over: Partial<HubRepo> = {}): HubRepo => ({
+  id: 'acme/secret',
+  commit: COMMIT,
+  files: [
+    {path: 'model.safetensors', content: makeContent(6 * MiB, 72), lfs: true},
+    {path: 'config.json', content: Buffer.from('{"a": 1}\n'), lfs: false},
+  ],
+  ...over,
+})
+
+/** A hub with its CDN, and a stand-in for a public mirror (hf-mirror.com) serving the same repos. */
+async function hubAndPublicMirror(repos: HubRepo[]) {
+  const cdn = await startCdn()
+  const hub = await startFakeHf(repos, {token: 'hf_user_token', cdn})
+  const publicCdn = await startCdn()
+  // It knows no token: anything the user's token opens is refused to it, as to any stranger.
+  const standIn = await startFakeHf(repos, {cdn: publicCdn})
+  closers.push(() => hub.close(), () => cdn.close(), () => standIn.close(), () => publicCdn.close())
+  const home = dir('hf')
+  const env = {HF_ENDPOINT: hub.origin, HF_HOME: home, HF_HUB_CACHE: join(home, 'hub'), HF_TOKEN: 'hf_user_token', MTUNE_HF_PUBLIC_MIRRORS: standIn.origin, XDG_CACHE_HOME: dir('xdg')}
+  return {cdn, hub, publicCdn, standIn, env}
+}
+
+describe('credentials go only where the user sent them', () => {
+  it('pull --auto asks the public mirrors it adds anonymously, and says which candidates got the token', async () => {
+    const {hub, standIn, cdn, publicCdn, env} = await hubAndPublicMirror([repo()])
+    const r = await runCli(['pull', '--auto', 'hf://acme/secret', '--budget', '2', '--json'], env)
+    assert.equal(r.code, 0, r.stderr)
+    const doc = JSON.parse(r.stdout)
+    const byLabel = (label: string) => doc.decision.candidates.find((c: {label: string}) => c.label === label)
+    assert.equal(byLabel(hub.origin).token, true)
+    assert.equal(byLabel(standIn.origin).token, false)
+    assert.equal(byLabel(standIn.origin).ok, true, 'a public repo is still a candidate there')
+    assert.ok(standIn.requests.length > 0, 'the public mirror was asked')
+    assert.deepEqual(standIn.requests.filter((q) => q.authorization), [], 'the public mirror never saw an Authorization header')
+    assert.ok(hub.requests.some((q) => q.authorization === 'Bearer hf_user_token'), 'the hub the user chose did get the token')
+    assert.equal(cdn.authSeen + publicCdn.authSeen, 0, 'no CDN saw a token')
+
+    const text = await runCli(['pull', '--auto', 'hf://acme/secret', '--budget', '2', '--dry-run'], env)
+    assert.equal(text.code, 0, text.stderr)
+    assert.match(text.stderr, new RegExp(`token +sent to .*${hub.origin}.*; not to .*${standIn.origin} \\(not chosen by you: asked anonymously\\)`))
+    assert.doesNotMatch(text.stdout + text.stderr, /hf_user_token/)
+  })
+
+  it('a gated repo is simply not listed by a public mirror asked without the token; the pull uses the hub', async () => {
+    const {hub, standIn, cdn, publicCdn, env} = await hubAndPublicMirror([repo({gated: true})])
+    const r = await runCli(['pull', '--auto', 'hf://acme/secret', '--budget', '2', '--json'], env)
+    assert.equal(r.code, 0, r.stderr)
+    const doc = JSON.parse(r.stdout)
+    const stand = doc.decision.candidates.find((c: {label: string}) => c.label === standIn.origin)
+    assert.equal(stand.ok, false)
+    assert.match(stand.reason, /gated/)
+    assert.equal(doc.decision.chosen.label, hub.origin)
+    assert.deepEqual(standIn.requests.filter((q) => q.authorization), [])
+    assert.ok(doc.files.length === 2 && doc.files.every((f: {sha256?: string; skipped: boolean}) => !f.skipped), 'both files pulled')
+    assert.equal(cdn.authSeen + publicCdn.authSeen, 0)
+    assert.ok(hub.requests.some((q) => q.authorization === 'Bearer hf_user_token'))
+  })
+
+  it('the size look-up (HEAD) after a redirect to another origin carries no token', async () => {
+    const seen: Array<{method?: string; authorization?: string}> = []
+    // A CDN whose 206 gives no total ("*"), so that the probe asks HEAD for the size.
+    const cdn = createServer((req: IncomingMessage, res) => {
+      seen.push({method: req.method, authorization: req.headers.authorization})
+      if (req.method === 'HEAD') res.writeHead(200, {'content-length': '1000'}).end()
+      else res.writeHead(206, {'content-range': 'bytes 0-9/*', 'content-length': '10'}).end('0123456789')
+    }).listen(0, '127.0.0.1')
+    await once(cdn, 'listening')
+    const cdnOrigin = `http://127.0.0.1:${(cdn.address() as AddressInfo).port}`
+    const hub = createServer((req, res) => res.writeHead(302, {location: `${cdnOrigin}/blob?sig=1`}).end()).listen(0, '127.0.0.1')
+    await once(hub, 'listening')
+    closers.push(async () => void (cdn.close(), hub.close()))
+    const dispatcher = createDispatcher({stallTimeoutMs: 5_000})
+    try {
+      const p = await probe(dispatcher, `http://127.0.0.1:${(hub.address() as AddressInfo).port}/resolve/x`, {authorization: 'Bearer secret'}, undefined, 0, 10)
+      await p.response?.body.dump()
+      assert.equal(p.file.size, 1000, 'the size came from the HEAD')
+      assert.deepEqual(
+        seen.map((s) => s.method),
+        ['GET', 'HEAD'],
+      )
+      assert.deepEqual(seen.filter((s) => s.authorization), [], 'the CDN never saw the token, on GET or HEAD')
+    } finally {
+      await dispatcher.destroy()
+    }
+  })
+
+  it('bench of a gated hf:// repo sends the token to the hub as a pull does, never to the CDN', async () => {
+    const {hub, cdn, env} = await hubAndPublicMirror([repo({gated: true})])
+    const r = await runCli(['bench', '--mirror', 'hf://acme/secret', '--connections', '1,2', '--chunk-size', '1M', '--duration', '3', '--json'], env)
+    assert.equal(r.code, 0, r.stderr)
+    const report = JSON.parse(r.stdout)
+    const measured = report.mirrors.find((m: {url: string}) => m.url.startsWith(hub.origin))
+    assert.ok(measured?.ok, JSON.stringify(report.mirrors))
+    assert.ok(report.grids[0].cells.some((c: {bytes: number}) => c.bytes > 0), 'the grid measured the CDN')
+    assert.equal(cdn.authSeen, 0)
+    assert.ok(hub.requests.some((q) => q.authorization === 'Bearer hf_user_token'))
+  })
+})
+
+/** Every request a mirror served came through the proxy: its client port is one of the proxy's upstream sockets. */
+function allThrough(m: MirrorServer, upstreamPorts: Set<number>): void {
+  assert.ok(m.requests.length > 0)
+  const direct = m.requests.filter((q) => !upstreamPorts.has(q.remotePort ?? -1))
+  assert.deepEqual(direct, [], `${direct.length} of ${m.requests.length} requests bypassed the proxy`)
+}
+
+describe('bench and pull --auto behind a proxy', () => {
+  const proxyEnv = (url: string) => ({HTTP_PROXY: url, HTTPS_PROXY: '', http_proxy: '', https_proxy: '', NO_PROXY: '', no_proxy: '', XDG_CACHE_HOME: dir('xdg')})
+
+  it('bench measures through HTTP_PROXY, and names the proxy hop as such', async () => {
+    const m = await mirror({perConnectionRate: 4 * MiB})
+    const proxy = await startConnectProxy()
+    closers.push(() => proxy.close())
+    const r = await runCli(['bench', '--mirror', m.url, '--connections', '1,2', '--chunk-size', '1M', '--duration', '3', '--json'], proxyEnv(proxy.url))
+    assert.equal(r.code, 0, r.stderr)
+    const report = JSON.parse(r.stdout)
+    assert.equal(report.mirrors[0].ok, true, report.mirrors[0].reason)
+    assert.equal(report.mirrors[0].proxy, new URL(proxy.url).host)
+    assert.ok(report.mirrors[0].tunnelMs.median >= 0)
+    assert.ok(report.grids[0].cells.length > 0)
+    allThrough(m, proxy.upstreamPorts)
+    const table = await runCli(['bench', '--mirror', m.url, '--connections', '1', '--chunk-size', '1M', '--duration', '2'], proxyEnv(proxy.url))
+    assert.equal(table.code, 0, table.stderr)
+    assert.match(table.stdout, new RegExp(`via proxy ${new URL(proxy.url).host}`))
+  })
+
+  it('pull --auto measures and pulls through the proxy', async () => {
+    const m = await mirror({perConnectionRate: 4 * MiB})
+    const proxy = await startConnectProxy()
+    closers.push(() => proxy.close())
+    const r = await runCli(['pull', '--auto', m.url, '--no-public-mirrors', '--budget', '2', '-o', dir(), '--json'], proxyEnv(proxy.url))
+    assert.equal(r.code, 0, r.stderr)
+    assert.equal(JSON.parse(r.stdout).result.size, content.length)
+    allThrough(m, proxy.upstreamPorts)
+  })
+
+  it('bench works through a real proxy (Debian tinyproxy)', {skip: TINYPROXY ? false : 'tinyproxy is not installed: apt-get install -y tinyproxy (.ci/run does)'}, async () => {
+    const m = await mirror({perConnectionRate: 4 * MiB})
+    const proxy = await startTinyproxy()
+    closers.push(() => proxy.close())
+    const r = await runCli(['bench', '--mirror', m.url, '--connections', '1,2', '--chunk-size', '1M', '--duration', '3', '--json'], proxyEnv(proxy.url))
+    assert.equal(r.code, 0, r.stderr)
+    const report = JSON.parse(r.stdout)
+    assert.equal(report.mirrors[0].ok, true, report.mirrors[0].reason)
+    assert.equal(report.mirrors[0].proxy, new URL(proxy.url).host)
+    assert.match(proxy.log(), new RegExp(`CONNECT.*127\\.0\\.0\\.1:${new URL(m.url).port}`), 'tinyproxy tunnelled to the mirror')
+  })
+})
