@@ -8,13 +8,17 @@ import {STATE_PATH, loadState} from '../src/lib/tune/apply.js'
 import {SYSCTL_CONF, UDEV_RULES} from '../src/lib/tune/persist.js'
 import {MAX_BUFFER, MIN_BUFFER, recommend, type Knob} from '../src/lib/tune/recommend.js'
 import {gatherTuneFacts, tune, type TuneOptions} from '../src/lib/tune/run.js'
+import {gzipSync} from 'node:zlib'
+import {writeFileAtomic} from '../src/lib/fs-atomic.js'
+import {parseQdiscTree} from '../src/lib/tune/qdisc.js'
+import {parseBandwidth, parseDurationMs, parseRtt} from '../src/lib/units.js'
 import {runCli} from './support/cli.js'
 import {fakeKernel} from './support/fake-kernel.js'
 import {hddBox, nvmeGpuServer} from './support/system-fixtures.js'
 
 const Gbit = 1.25e8
 
-function setup(root: string, options: {readOnly?: string[]} = {}) {
+function setup(root: string, options: Parameters<typeof fakeKernel>[1] = {}) {
   const kernel = fakeKernel(root, options)
   const r = systemReader({root, env: {}, run: async (cmd, args) => kernel.run(cmd, args)})
   const run = (o: Partial<TuneOptions>) => tune(r, kernel, {path: '/srv/models', uid: 0, ...o})
@@ -191,6 +195,122 @@ describe('mtune tune (CLI)', () => {
     for (const args of [['--rtt', '0'], ['--rtt', 'fast'], ['--rtt', '20000'], ['--bandwidth', '0'], ['--bandwidth', 'lots'], ['--only', 'cpu'], ['--rollback', '--apply']]) {
       const r = await runCli(['tune', ...args, '--apply'].filter((x, i, a) => !(x === '--apply' && a.indexOf('--apply') !== i)))
       assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`)
+    }
+  })
+})
+
+describe('tune on server NICs and kernels without fq', () => {
+  it('reads a multi-queue NIC as mq with one child per queue', () => {
+    const t = parseQdiscTree('qdisc mq 0: root\nqdisc fq_codel 0: parent :2 limit 10240p\nqdisc fq_codel 0: parent :1 limit 10240p\nqdisc fq 0: parent :a limit 10000p\n')
+    assert.deepEqual(t, {root: 'mq', children: [{parent: ':1', kind: 'fq_codel'}, {parent: ':2', kind: 'fq_codel'}, {parent: ':a', kind: 'fq'}]})
+    assert.deepEqual(parseQdiscTree('qdisc pfifo_fast 0: dev eth0 root refcnt 2 bands 3\n'), {root: 'pfifo_fast', children: []})
+  })
+
+  it('keeps mq at the root of a multi-queue NIC and gives each queue fq; rollback restores root and children exactly', async () => {
+    const root = hddBox()
+    const {kernel, run} = setup(root, {queues: 8, childQdisc: 'fq_codel'})
+    const plan = await run({bandwidthBps: 10 * Gbit, rttMs: 50})
+    const q = knob(plan.knobs, 'enp3s0.qdisc')
+    assert.equal(q.current, 'mq, 8 queues: fq_codel')
+    assert.equal(q.recommended, 'mq, 8 queues: fq')
+    assert.ok(!q.commands.some((c) => / root fq\b/.test(c)), `never one fq for the whole NIC: ${q.commands.join('; ')}`)
+    assert.match(q.reason, /multi-queue/)
+
+    const applied = await run({apply: true, bandwidthBps: 10 * Gbit, rttMs: 50})
+    assert.equal(applied.results.find((x) => x.id === 'enp3s0.qdisc')?.status, 'applied')
+    assert.equal(kernel.qdisc, 'mq')
+    assert.deepEqual(kernel.children, Array(8).fill('fq'))
+    assert.ok(!kernel.tcCalls.some((a) => a.includes('root') && a.at(-1) === 'fq'), 'mq was never replaced by a single fq')
+
+    const back = await run({rollback: true})
+    const restored = back.results.find((x) => x.id === 'enp3s0.qdisc')
+    assert.equal(restored?.status, 'restored', JSON.stringify(restored))
+    assert.equal(kernel.qdisc, 'mq')
+    assert.deepEqual(kernel.children, Array(8).fill('fq_codel'))
+  })
+
+  it('a multi-queue NIC whose queues already run fq is already good', async () => {
+    const {run} = setup(hddBox(), {queues: 4, childQdisc: 'fq'})
+    const plan = await run({bandwidthBps: Gbit, rttMs: 20})
+    assert.equal(knob(plan.knobs, 'enp3s0.qdisc').action, 'keep')
+  })
+
+  it('rollback reports a qdisc that does not read back as saved, instead of "restored"', async () => {
+    const root = hddBox()
+    const {kernel, r} = setup(root, {queues: 4})
+    await tune(r, kernel, {path: '/srv/models', uid: 0, apply: true, bandwidthBps: Gbit, rttMs: 20})
+    // A tc that accepts the per-queue commands but changes nothing (as a driver that re-creates its queues might).
+    const stubborn = {...kernel, run: async (c: string, a: string[]) => (a[1] === 'replace' && a[4] === 'parent' ? {exitCode: 0, stdout: ''} : kernel.run(c, a))}
+    const back = await tune(r, stubborn, {path: '/srv/models', uid: 0, rollback: true})
+    const q = back.results.find((x) => x.id === 'enp3s0.qdisc')
+    assert.equal(q?.status, 'failed')
+    assert.match(q!.error!, /wanted mq, 4 queues: fq_codel, tc shows mq, 4 queues: fq/)
+    assert.ok(loadState(r)?.originals['enp3s0.qdisc'], 'the original is kept for another try')
+  })
+
+  it('a kernel built without sch_fq (its /proc/config.gz says so): fq is unavailable in the plan, nothing tried', async () => {
+    const root = hddBox()
+    writeFileSync(join(root, 'proc/config.gz'), gzipSync('# CONFIG_MODULES is not set\nCONFIG_TCP_CONG_BBR=y\n# CONFIG_NET_SCH_FQ is not set\n'))
+    const {kernel, run} = setup(root, {fq: false})
+    const plan = await run({bandwidthBps: Gbit, rttMs: 20})
+    assert.equal(knob(plan.knobs, 'net.core.default_qdisc').action, 'unavailable')
+    assert.ok(!plan.knobs.some((k) => k.kind === 'qdisc'))
+    const applied = await run({apply: true, bandwidthBps: Gbit, rttMs: 20})
+    assert.equal(applied.results.find((x) => x.id === 'net.core.default_qdisc')?.status, 'unavailable')
+    assert.ok(!applied.results.some((x) => x.status === 'failed'), JSON.stringify(applied.results.filter((x) => x.status === 'failed')))
+    assert.deepEqual(kernel.tcCalls, [])
+  })
+
+  it('once writing default_qdisc=fq shows fq missing, the interface step is skipped, and nothing counts as failed', async () => {
+    const {kernel, run} = setup(hddBox(), {fq: false})
+    const applied = await run({apply: true, bandwidthBps: Gbit, rttMs: 20})
+    const status = (id: string) => applied.results.find((x) => x.id === id)
+    assert.equal(status('net.core.default_qdisc')?.status, 'unavailable')
+    assert.equal(status('enp3s0.qdisc')?.status, 'unavailable')
+    assert.match(status('enp3s0.qdisc')!.error!, /skipped: fq is not available/)
+    assert.deepEqual(kernel.tcCalls, [], 'tc was not tried')
+    assert.ok(!applied.results.some((x) => x.status === 'failed'))
+    assert.equal(status('net.core.rmem_max')?.status, 'applied', 'the rest still applied')
+  })
+
+  it('writes its state and persisted files atomically, leaving no temporary file', async () => {
+    const root = hddBox()
+    const {run} = setup(root)
+    await run({persist: true, bandwidthBps: Gbit, rttMs: 20})
+    for (const dir of ['var/lib/mtune', 'etc/sysctl.d', 'etc/udev/rules.d']) {
+      assert.deepEqual(readdirSync(join(root, dir)).filter((f) => f.includes('.tmp')), [], dir)
+    }
+    const path = join(root, 'atomic.txt')
+    writeFileAtomic(path, 'one\n')
+    writeFileAtomic(path, 'two\n', 0o600)
+    assert.equal(readFileSync(path, 'utf8'), 'two\n')
+    assert.equal(statSync(path).mode & 0o777, 0o600)
+    assert.equal(statSync(join(root, STATE_PATH)).mode & 0o077, 0, 'the state file is not readable by others')
+  })
+})
+
+describe('--rtt and --bandwidth as people type them', () => {
+  it('parses durations and rates', () => {
+    assert.equal(parseDurationMs('100ms'), 100)
+    assert.equal(parseDurationMs('0.1s'), 100)
+    assert.equal(parseDurationMs('100'), 100)
+    assert.equal(parseDurationMs('100 ms'), 100)
+    assert.equal(parseDurationMs('250us'), 0.25)
+    assert.equal(parseRtt('1.5sec'), 1500)
+    assert.throws(() => parseRtt('20s'), /between 0 and 10 s/)
+    assert.throws(() => parseRtt('fast'), /invalid --rtt "fast"/)
+    assert.equal(parseBandwidth('10Gbit'), 1.25e9)
+    assert.equal(parseBandwidth('400Mbps'), 5e7)
+    assert.equal(parseBandwidth('10Gbit/s'), 1.25e9)
+    assert.ok(Math.abs(parseBandwidth('1.25GB/s') - 1.25 * 1024 ** 3) < 1)
+  })
+
+  it('tune and doctor take them on the command line', async () => {
+    for (const cmd of [['tune', '--bandwidth', '1.25GB/s', '--rtt', '0.1s', '--json'], ['doctor', 'network', '--bandwidth', '10Gbit', '--rtt', '100ms', '--json']]) {
+      const r = await runCli(cmd)
+      assert.ok(r.code === 0 || (cmd[0] === 'doctor' && r.code === 1), `${cmd.join(' ')}: ${r.code} ${r.stderr}`)
+      const doc = JSON.parse(r.stdout)
+      assert.equal((doc.link ?? {}).rttMs, 100, `${cmd[0]}: ${JSON.stringify(doc.link)}`)
     }
   })
 })

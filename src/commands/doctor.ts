@@ -3,7 +3,7 @@ import {usageError} from '../lib/errors.js'
 import {GROUPS, type Group} from '../lib/doctor/finding.js'
 import {MtuneCommand} from '../lib/ui/base-command.js'
 import {mark} from '../lib/ui/colors.js'
-import {parseRate, parseSize} from '../lib/units.js'
+import {parseBandwidth, parseRtt, parseSize} from '../lib/units.js'
 
 export default class Doctor extends MtuneCommand {
   static override summary = 'Check that this machine is ready for a model: disk, RAM, GPU memory, network stack, disk I/O.'
@@ -31,8 +31,8 @@ Exit codes: 0 when nothing fails (warnings do not fail), 1 when a check fails, 2
     model: Flags.string({description: 'A URL or hf://, ollama://, modelscope:// source whose size is looked up.'}),
     endpoint: Flags.string({description: 'With --model: the hub endpoint (default: HF_ENDPOINT / MODELSCOPE_ENDPOINT).'}),
     path: Flags.string({description: 'Where the model will be written (default: where mtune pull would write it).'}),
-    rtt: Flags.string({description: 'Round-trip time to the mirror in ms, for the TCP buffer check.'}),
-    bandwidth: Flags.string({description: 'Bandwidth to the mirror, e.g. 10Gbit or 500M (bytes/s).'}),
+    rtt: Flags.string({description: 'Round-trip time to the mirror, for the TCP buffer check: 80 (ms), 80ms or 0.08s.'}),
+    bandwidth: Flags.string({description: 'Bandwidth to the mirror, e.g. 10Gbit, 400Mbps or 1.25GB/s.'}),
     verbose: Flags.boolean({char: 'v', description: 'Show every measured value and every fix.'}),
   }
 
@@ -49,9 +49,8 @@ Exit codes: 0 when nothing fails (warnings do not fail), 1 when a check fails, 2
     for (const g of groups) {
       if (!GROUPS.includes(g as Group)) throw usageError('bad-check', `unknown check "${g}": choose from ${GROUPS.join(', ')}`)
     }
-    const rttMs = flags.rtt === undefined ? undefined : Number(flags.rtt)
-    if (rttMs !== undefined && !(rttMs > 0 && rttMs < 100_000)) throw usageError('bad-rtt', `invalid --rtt "${flags.rtt}": give milliseconds, e.g. 80`)
-    const bandwidthBps = flags.bandwidth ? parseRate(flags.bandwidth, '--bandwidth') : undefined
+    const rttMs = flags.rtt === undefined ? undefined : parseRtt(flags.rtt)
+    const bandwidthBps = flags.bandwidth === undefined ? undefined : parseBandwidth(flags.bandwidth)
     if (bandwidthBps === 0) throw usageError('bad-rate', '--bandwidth must be more than 0')
     let size = flags.size ? parseSize(flags.size, '--size') : undefined
     let missing: number | undefined

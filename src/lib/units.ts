@@ -26,6 +26,34 @@ export function parseRate(input: string, what = 'rate'): number {
   return parseSize(input.trim().replace(/(\/s|ps)$/, ''), what)
 }
 
+/**
+ * A duration in milliseconds, as people type a round-trip time: `100ms`, `0.1s`, `100 ms`,
+ * `1.5sec`, `250us`; a bare number is milliseconds (`ping` prints them).
+ */
+export function parseDurationMs(input: string, what = 'duration'): number {
+  const match = /^\s*(\d+(?:\.\d+)?|\.\d+)\s*(ms|msecs?|milliseconds?|s|secs?|seconds?|us|µs|microseconds?)?\s*$/i.exec(input)
+  if (!match) throw usageError('bad-duration', `invalid ${what} "${input}": use milliseconds or a unit, e.g. 80, 80ms or 0.08s`)
+  const n = Number(match[1])
+  const unit = (match[2] ?? 'ms').toLowerCase()
+  if (unit.startsWith('ms') || unit.startsWith('milli')) return n
+  if (unit === 'us' || unit === 'µs' || unit.startsWith('micro')) return n / 1000
+  return n * 1000
+}
+
+/** --rtt on every command that takes it: a round trip between 1 µs and 10 s. */
+export function parseRtt(input: string): number {
+  const ms = parseDurationMs(input, '--rtt')
+  if (!(ms > 0 && ms <= 10_000)) throw usageError('bad-rtt', `invalid --rtt "${input}": give a round-trip time between 0 and 10 s, e.g. 80, 80ms or 0.08s`)
+  return ms
+}
+
+/** --bandwidth on every command that takes it: `10Gbit`, `400Mbps`, `1.25GB/s`, `100M`. */
+export function parseBandwidth(input: string): number {
+  const bps = parseRate(input, '--bandwidth')
+  if (!(bps > 0 && bps <= 1.25e12)) throw usageError('bad-rate', `invalid --bandwidth "${input}": give a rate between 1bit and 10Tbit, e.g. 10Gbit or 1.25GB/s`)
+  return bps
+}
+
 export function formatBytes(bytes: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB']
   let value = bytes

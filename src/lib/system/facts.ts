@@ -1,3 +1,4 @@
+import {gunzipSync} from 'node:zlib'
 import {statSync} from 'node:fs'
 import {dirname, resolve} from 'node:path'
 import type {SystemReader} from './reader.js'
@@ -221,8 +222,18 @@ export function readNetwork(r: SystemReader): NetworkFacts {
       Boolean(r.read('/proc/modules')?.split('\n').some((l) => l.startsWith(`${name} `)))
     )
   }
-  const bbrModule = moduleThere('net/ipv4', 'tcp_bbr')
-  const fqModule = moduleThere('net/sched', 'sch_fq')
+  // The kernel's build configuration, where it is published, is the last word: a feature that is
+  // "not set" cannot be loaded (as on kernels built without sch_fq, or without module support).
+  const config = kernelConfig(r, release)
+  const built = (option: string, dirInTree: string, name: string): boolean | undefined => {
+    const v = config?.get(option)
+    if (config && v === undefined) return false
+    if (v === 'y') return true
+    if (v === 'm' && config?.get('CONFIG_MODULES') !== 'y') return false
+    return moduleThere(dirInTree, name) ?? (v === 'm' ? true : undefined)
+  }
+  const bbrModule = built('CONFIG_TCP_CONG_BBR', 'net/ipv4', 'tcp_bbr')
+  const fqModule = built('CONFIG_NET_SCH_FQ', 'net/sched', 'sch_fq')
   return {
     congestionControl: sys('net.ipv4.tcp_congestion_control'),
     availableCongestion: sys('net.ipv4.tcp_available_congestion_control')?.split(/\s+/),
@@ -239,6 +250,23 @@ export function readNetwork(r: SystemReader): NetworkFacts {
     netdevMaxBacklog: num(sys('net.core.netdev_max_backlog')),
     iface: defaultInterface(r),
   }
+}
+
+/** CONFIG_X -> y/m from /boot/config-RELEASE or /proc/config.gz; undefined where neither is readable. */
+export function kernelConfig(r: SystemReader, release: string | undefined): Map<string, string> | undefined {
+  let text = release ? r.read(`/boot/config-${release}`) : undefined
+  if (text === undefined) {
+    const gz = r.readBytes('/proc/config.gz')
+    try {
+      text = gz ? gunzipSync(gz).toString('utf8') : undefined
+    } catch {
+      text = undefined
+    }
+  }
+  if (text === undefined || !/^CONFIG_/m.test(text)) return undefined
+  const out = new Map<string, string>()
+  for (const m of text.matchAll(/^(CONFIG_\w+)=(\S+)$/gm)) out.set(m[1], m[2])
+  return out
 }
 
 /** The interface of the default route, from /proc/net/route. */

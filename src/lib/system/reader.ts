@@ -16,6 +16,8 @@ export interface CommandResult {
 export interface SystemReader {
   root: string
   read(path: string): string | undefined
+  /** The bytes of a file (a gzipped /proc/config.gz, say). */
+  readBytes(path: string): Buffer | undefined
   list(path: string): string[] | undefined
   exists(path: string): boolean
   /** The path a sysfs link resolves to, relative to the root. */
@@ -42,6 +44,7 @@ export function systemReader(options: {root?: string; env?: NodeJS.ProcessEnv; r
     root,
     env: options.env ?? process.env,
     read: (path) => quiet(() => readFileSync(at(path), 'utf8')),
+    readBytes: (path) => quiet(() => readFileSync(at(path))),
     list: (path) => quiet(() => readdirSync(at(path))),
     exists: (path) => existsSync(at(path)),
     readLink: (path) => quiet(() => readlinkSync(at(path))),

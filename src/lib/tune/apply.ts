@@ -1,8 +1,10 @@
-import {existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync} from 'node:fs'
-import {dirname, join} from 'node:path'
+import {existsSync, readFileSync, writeFileSync} from 'node:fs'
+import {join} from 'node:path'
+import {removeFileDurably, writeFileAtomic} from '../fs-atomic.js'
 import {ExitCode, MtuneError, errorMessage} from '../errors.js'
 import type {SystemReader} from '../system/reader.js'
 import type {Knob} from './recommend.js'
+import {describeTree, deserialiseTree, sameTree, serialiseTree, setTree} from './qdisc.js'
 
 /**
  * How values reach the system: files under /proc/sys and /sys (below the reader's root), and
@@ -42,16 +44,15 @@ export function loadState(r: SystemReader): TuneState | undefined {
   }
 }
 
+/** Atomically: a crash while saving must never lose the originals saved before. */
 export function saveState(r: SystemReader, state: TuneState): void {
-  const path = join(r.root, STATE_PATH)
-  mkdirSync(dirname(path), {recursive: true})
-  writeFileSync(`${path}.tmp`, JSON.stringify(state, null, 2) + '\n')
-  renameSync(`${path}.tmp`, path)
+  writeFileAtomic(join(r.root, STATE_PATH), JSON.stringify(state, null, 2) + '\n', 0o600)
 }
 
 export interface KnobResult {
   id: string
-  status: 'applied' | 'unchanged' | 'failed' | 'restored'
+  /** unavailable: this kernel cannot have it (say, no sch_fq): not attempted, or refused as missing. */
+  status: 'applied' | 'unchanged' | 'failed' | 'restored' | 'unavailable'
   before?: string
   after?: string
   error?: string
@@ -65,14 +66,6 @@ export function normalise(knob: Pick<Knob, 'kind' | 'path'>, raw: string | undef
   return text.split(/\s+/).join(' ')
 }
 
-/** The root qdisc's kind from `tc qdisc show dev IFACE root`. */
-export const parseQdisc = (stdout: string): string | undefined => /^qdisc (\S+)/m.exec(stdout)?.[1]
-
-async function readQdisc(w: Writer, iface: string): Promise<string | undefined> {
-  const r = await w.run('tc', ['qdisc', 'show', 'dev', iface, 'root'])
-  return r && r.exitCode === 0 ? parseQdisc(r.stdout) : undefined
-}
-
 const why = (error: unknown) => {
   const code = (error as {code?: string}).code
   if (code === 'EACCES' || code === 'EROFS' || code === 'EPERM') return `not writable here (${code}: read-only in a container, or not root)`
@@ -81,7 +74,17 @@ const why = (error: unknown) => {
   return errorMessage(error)
 }
 
-/** tuned's order: save every original first, then apply, then read back each value. */
+/** A write the kernel refused because it lacks the feature (a qdisc or congestion control it cannot load). */
+const missingFeature = (error: unknown) => (error as {code?: string}).code === 'ENOENT'
+
+/** sch_fq is what default_qdisc=fq and every fq qdisc need: once a write shows it missing, neither is tried again. */
+const needsFq = (k: Knob) => k.kind === 'qdisc' || (k.id === 'net.core.default_qdisc' && k.recommended === 'fq')
+
+/**
+ * tuned's order: save every original first, then apply, then read back each value. A setting
+ * this kernel cannot have is reported as unavailable, not failed; a write that should have
+ * worked and did not is failed.
+ */
 export async function applyKnobs(r: SystemReader, w: Writer, knobs: Knob[]): Promise<KnobResult[]> {
   const state: TuneState = loadState(r) ?? {version: 1, savedAt: new Date().toISOString(), originals: {}, persisted: {}}
   const changes = knobs.filter((k) => k.action === 'change')
@@ -89,7 +92,7 @@ export async function applyKnobs(r: SystemReader, w: Writer, knobs: Knob[]): Pro
   for (const k of changes) {
     // Applying twice must not save tuned values as the originals.
     if (state.originals[k.id]) continue
-    const raw = k.kind === 'qdisc' ? await readQdisc(w, k.path) : r.read(k.path)
+    const raw = k.kind === 'qdisc' ? k.qdisc && serialiseTree(k.qdisc.now) : r.read(k.path)
     if (raw !== undefined) {
       state.originals[k.id] = {kind: k.kind, path: k.path, value: k.kind === 'sysfs' ? normalise(k, raw)! : raw}
       savedNow.add(k.id)
@@ -98,18 +101,22 @@ export async function applyKnobs(r: SystemReader, w: Writer, knobs: Knob[]): Pro
   saveState(r, state)
 
   const results: KnobResult[] = []
+  let fqMissing = false
   for (const k of knobs) {
     if (k.action !== 'change') {
-      results.push({id: k.id, status: k.action === 'keep' ? 'unchanged' : 'failed', before: k.current, after: k.current, ...(k.action === 'unavailable' ? {error: 'not available on this system'} : {})})
+      results.push({id: k.id, status: k.action === 'keep' ? 'unchanged' : 'unavailable', before: k.current, after: k.current, ...(k.action === 'unavailable' ? {error: k.reason} : {})})
+      continue
+    }
+    if (fqMissing && needsFq(k)) {
+      results.push({id: k.id, status: 'unavailable', before: k.current, after: k.current, error: 'skipped: fq is not available in this kernel (no sch_fq)'})
       continue
     }
     try {
       if (k.kind === 'qdisc') {
-        const before = await readQdisc(w, k.path)
-        const res = await w.run('tc', ['qdisc', 'replace', 'dev', k.path, 'root', k.recommended])
-        if (!res || res.exitCode !== 0) throw new Error(res ? `tc failed: ${(res.stderr || res.stdout).trim() || `exit ${res.exitCode}`}` : 'tc not found (iproute2)')
-        const after = await readQdisc(w, k.path)
-        results.push({id: k.id, status: after === k.recommended ? 'applied' : 'failed', before, after, ...(after === k.recommended ? {} : {error: `tc shows ${after}`})})
+        if (!k.qdisc) throw new Error('the interface\'s qdiscs could not be read')
+        const after = await setTree(w.run, k.path, k.qdisc.want)
+        const ok = sameTree(after, k.qdisc.want)
+        results.push({id: k.id, status: ok ? 'applied' : 'failed', before: k.current, after: after && describeTree(after), ...(ok ? {} : {error: `tc shows ${after ? describeTree(after) : 'nothing'}`})})
         continue
       }
       w.write(k.path, k.recommended)
@@ -117,38 +124,48 @@ export async function applyKnobs(r: SystemReader, w: Writer, knobs: Knob[]): Pro
       const ok = after === normalise(k, k.recommended)
       results.push({id: k.id, status: ok ? 'applied' : 'failed', before: k.current, after, ...(ok ? {} : {error: `wrote "${k.recommended}", reads back "${after}"`})})
     } catch (error) {
-      results.push({id: k.id, status: 'failed', before: k.current, error: why(error)})
+      if (missingFeature(error)) {
+        fqMissing ||= needsFq(k)
+        results.push({id: k.id, status: 'unavailable', before: k.current, after: k.current, error: needsFq(k) ? 'fq is not available in this kernel (no sch_fq)' : why(error)})
+      } else results.push({id: k.id, status: 'failed', before: k.current, error: why(error)})
     }
   }
   // A write that failed changed nothing: rolling it back would only disturb the system.
-  const unchanged = results.filter((x) => x.status === 'failed' && savedNow.has(x.id))
+  const unchanged = results.filter((x) => (x.status === 'failed' || x.status === 'unavailable') && savedNow.has(x.id))
   if (unchanged.length > 0) {
     for (const x of unchanged) delete state.originals[x.id]
-    if (Object.keys(state.originals).length === 0 && Object.keys(state.persisted).length === 0) rmSync(join(r.root, STATE_PATH), {force: true})
+    if (Object.keys(state.originals).length === 0 && Object.keys(state.persisted).length === 0) removeFileDurably(join(r.root, STATE_PATH))
     else saveState(r, state)
   }
   return results
 }
 
-/** Put back every saved original and remove what --persist wrote; a second run finds nothing to do. */
+/**
+ * Put back every saved original and remove what --persist wrote, reading each back: a value
+ * that does not read back as saved is reported as failed, not "restored", and stays in the state
+ * for another try. A second run finds nothing to do.
+ */
 export async function rollback(r: SystemReader, w: Writer): Promise<{results: KnobResult[]; removed: string[]; nothing: boolean}> {
   const state = loadState(r)
   if (!state) return {results: [], removed: [], nothing: true}
   const results: KnobResult[] = []
-  for (const [id, o] of Object.entries(state.originals)) {
+  // Sysctls first: a qdisc re-created afterwards then gets the original default_qdisc.
+  const entries = Object.entries(state.originals).sort(([, a], [, b]) => Number(a.kind === 'qdisc') - Number(b.kind === 'qdisc'))
+  for (const [id, o] of entries) {
     try {
       if (o.kind === 'qdisc') {
-        // Deleting the root qdisc lets the kernel create the default one again (restored above it).
-        const res = await w.run('tc', ['qdisc', 'del', 'dev', o.path, 'root'])
-        if (!res) throw new Error('tc not found (iproute2)')
-        results.push({id, status: 'restored', after: (await readQdisc(w, o.path)) ?? o.value})
+        const want = deserialiseTree(o.value)
+        const after = await setTree(w.run, o.path, want)
+        const ok = sameTree(after, want)
+        results.push({id, status: ok ? 'restored' : 'failed', after: after && describeTree(after), ...(ok ? {} : {error: `wanted ${describeTree(want)}, tc shows ${after ? describeTree(after) : 'nothing'}`})})
+        if (ok) delete state.originals[id]
       } else {
         w.write(o.path, o.value)
         const after = normalise(o, r.read(o.path))
         const ok = after === normalise(o, o.value)
         results.push({id, status: ok ? 'restored' : 'failed', after, ...(ok ? {} : {error: `reads back "${after}"`})})
+        if (ok) delete state.originals[id]
       }
-      delete state.originals[id]
     } catch (error) {
       results.push({id, status: 'failed', error: why(error)})
     }
@@ -156,22 +173,21 @@ export async function rollback(r: SystemReader, w: Writer): Promise<{results: Kn
   const removed: string[] = []
   for (const [path, before] of Object.entries(state.persisted)) {
     const full = join(r.root, path)
-    if (before === null) rmSync(full, {force: true})
-    else writeFileSync(full, before)
+    if (before === null) removeFileDurably(full)
+    else writeFileAtomic(full, before)
     removed.push(path)
   }
   state.persisted = {}
-  if (Object.keys(state.originals).length === 0) rmSync(join(r.root, STATE_PATH), {force: true})
+  if (Object.keys(state.originals).length === 0) removeFileDurably(join(r.root, STATE_PATH))
   else saveState(r, state)
   return {results, removed, nothing: false}
 }
 
-/** Record, then write, a file that --persist owns. */
+/** Record, then write (atomically), a file that --persist owns. */
 export function persistFile(r: SystemReader, path: string, content: string): void {
   const state = loadState(r) ?? {version: 1 as const, savedAt: new Date().toISOString(), originals: {}, persisted: {}}
   const full = join(r.root, path)
   if (!(path in state.persisted)) state.persisted[path] = existsSync(full) ? readFileSync(full, 'utf8') : null
   saveState(r, state)
-  mkdirSync(dirname(full), {recursive: true})
-  writeFileSync(full, content)
+  writeFileAtomic(full, content)
 }

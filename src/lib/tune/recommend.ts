@@ -2,6 +2,7 @@ import {bdpBytes, type LinkEstimate} from '../bench/link.js'
 import {RECOMMENDED_READ_AHEAD_KB, RECOMMENDED_SCHEDULER} from '../doctor/checks.js'
 import type {BlockFacts, NetworkFacts} from '../system/facts.js'
 import {formatBitRate, formatBytes} from '../units.js'
+import type {QdiscTree} from './qdisc.js'
 
 /**
  * One tunable, tuned-style: where it lives, what it is, what it should be and why, and the
@@ -19,6 +20,8 @@ export interface Knob {
   commands: string[]
   /** Written to /etc/sysctl.d or a udev rule by --persist. */
   persist?: {sysctl?: string; udev?: {device: string; attr: string}}
+  /** For an interface's qdisc: the tree `tc` shows now and the one to make (qdisc.ts). */
+  qdisc?: {now: QdiscTree; want: QdiscTree}
 }
 
 /** Caps from fasterdata: a buffer beyond 2 GiB - 1 is refused by the kernel. */

@@ -2,7 +2,8 @@ import {estimateLink} from '../doctor/run.js'
 import {ExitCode, MtuneError} from '../errors.js'
 import {readBlock, readDisk, readNetwork} from '../system/facts.js'
 import type {SystemReader} from '../system/reader.js'
-import {applyKnobs, loadState, parseQdisc, persistFile, rollback, type KnobResult, type Writer} from './apply.js'
+import {applyKnobs, loadState, persistFile, rollback, type KnobResult, type Writer} from './apply.js'
+import {commandsFor, describeTree, fqTree, isMultiQueue, pacedByFq, readTree} from './qdisc.js'
 import {SYSCTL_CONF, UDEV_RULES, sysctlConf, udevRules} from './persist.js'
 import {ASSUMED_RTT_MS, recommend, type Knob, type TuneFacts} from './recommend.js'
 
@@ -35,7 +36,10 @@ export function gatherTuneFacts(r: SystemReader, options: Pick<TuneOptions, 'pat
   return {network, block: readBlock(r, disk.mount), link}
 }
 
-/** The interface's live root qdisc, from `tc`: keep it if it is fq already, skip it without tc. */
+/**
+ * The interface's live qdiscs, from `tc`: fq at the root of a single-queue device, or on every
+ * queue of a multi-queue one (whose `mq` root stays); kept when already so, skipped without tc.
+ */
 async function withQdisc(r: SystemReader, knobs: Knob[]): Promise<Knob[]> {
   const out: Knob[] = []
   for (const k of knobs) {
@@ -43,10 +47,17 @@ async function withQdisc(r: SystemReader, knobs: Knob[]): Promise<Knob[]> {
       out.push(k)
       continue
     }
-    const res = await r.run('tc', ['qdisc', 'show', 'dev', k.path, 'root'])
-    const current = res && res.exitCode === 0 ? parseQdisc(res.stdout) : undefined
-    if (!res) out.push({...k, action: 'unavailable', reason: `${k.reason} (tc from iproute2 is not installed)`})
-    else out.push({...k, current, action: current === k.recommended ? 'keep' : 'change'})
+    const now = await readTree((c, a) => r.run(c, a), k.path)
+    if (!now) {
+      const there = await r.run('tc', ['-V'])
+      out.push({...k, action: 'unavailable', reason: `${k.reason} (${there ? 'tc cannot read its qdiscs here' : 'tc from iproute2 is not installed'})`})
+      continue
+    }
+    const want = fqTree(now)
+    const reason = isMultiQueue(now)
+      ? `a multi-queue NIC keeps mq at the root (one fq for all ${now.children.length} queues would funnel every CPU through one lock): each queue gets fq; default_qdisc covers queues created later`
+      : k.reason
+    out.push({...k, current: describeTree(now), recommended: describeTree(want), action: pacedByFq(now) ? 'keep' : 'change', reason, commands: commandsFor(k.path, now, want), qdisc: {now, want}})
   }
   return out
 }

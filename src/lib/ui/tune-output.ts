@@ -32,7 +32,12 @@ export function renderResults(report: TuneReport, statePath: string): string {
     if (r.status === 'applied') lines.push(`  ${mark.ok()} ${r.id}: ${r.before ?? '?'} -> ${r.after}`)
     else if (r.status === 'restored') lines.push(`  ${mark.ok()} ${r.id}: restored to ${r.after}`)
     else if (r.status === 'unchanged') lines.push(`  ${chalk.dim('=')} ${r.id}: unchanged (${r.after ?? '?'})`)
+    else if (r.status === 'unavailable') lines.push(`  ${chalk.dim('-')} ${r.id}: unavailable here, not changed (${r.error ?? 'not in this kernel'})`)
     else lines.push(`  ${mark.fail()} ${r.id}: ${r.error}`)
+  }
+  const unavailable = report.results.filter((r) => r.status === 'unavailable')
+  if (report.mode === 'apply' && unavailable.length > 0 && !report.results.some((r) => r.status === 'failed')) {
+    lines.push('', `${mark.ok()} Everything this system can have was applied; ${unavailable.length} setting${unavailable.length > 1 ? 's are' : ' is'} unavailable here (${unavailable.map((r) => r.id).join(', ')}).`)
   }
   for (const p of report.persisted) lines.push(`  ${mark.ok()} wrote ${p}`)
   for (const p of report.removed) lines.push(`  ${mark.ok()} removed ${p}`)
