@@ -374,3 +374,35 @@ async function fakeSizeServer(size: number): Promise<string> {
   const {port} = server.address() as {port: number}
   return `http://127.0.0.1:${port}/huge.bin`
 }
+
+describe('the engine refuses what it did not ask for, and never waits past Ctrl-C', () => {
+  it('refuses a body that runs past its Content-Range, writing nothing beyond the range', async () => {
+    // The first ranged requests after the probe come back as chunked 206s with 64 KiB too many.
+    const m = await mirror({fault: (q) => (q.index >= 1 && q.index <= 4 && q.range ? {overrun: 64 * 1024} : undefined)})
+    const out = join(dir(), 'model.bin')
+    // One connection: its segment is the whole file, so each request ends before the segment does.
+    const {result} = await run({url: m.url, output: out, connections: 1, maxConnections: 1})
+    assert.equal(result.sha256, digest)
+    assert.ok(readFileSync(out).equals(content), 'not one overrun byte was written into the file')
+    assert.ok(result.retries >= 1, 'the overrunning answers were refused and retried')
+  })
+
+  it('waits a capped time for a long Retry-After, and Ctrl-C ends the wait at once', async () => {
+    // Every request but the probe is told to come back in an hour.
+    const m = await mirror({fault: (q) => (q.index >= 1 ? {status: 503, retryAfter: '3600'} : undefined)})
+    const controller = new AbortController()
+    const messages: string[] = []
+    const pulling = pull(
+      {url: m.url, output: join(dir(), 'model.bin'), connections: 2, chunkSize: 256 * 1024, stallTimeoutMs: 5_000, random: () => 0.5, signal: controller.signal},
+      {warn: (msg) => messages.push(msg), info: () => {}},
+    )
+    pulling.catch(() => {})
+    const deadline = Date.now() + 20_000
+    while (!messages.some((x) => /waiting/.test(x)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20))
+    assert.match(messages.find((x) => /waiting/.test(x)) ?? '', /waiting 300s \(the server asked for 3600s; mtune waits at most 300s at a time, then asks again\)/)
+    const stoppedAt = Date.now()
+    controller.abort()
+    await assert.rejects(pulling, (e: MtuneError) => e.exitCode === 130)
+    assert.ok(Date.now() - stoppedAt < 5_000, `Ctrl-C took ${Date.now() - stoppedAt} ms to end the wait`)
+  })
+})

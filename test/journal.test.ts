@@ -3,13 +3,15 @@ import {appendFileSync, mkdtempSync, readFileSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {describe, it} from 'node:test'
-import {Journal, type FileIdentity, type Loaded} from '../src/lib/transfer/journal.js'
+import {open as openFile, rename, rm} from 'node:fs/promises'
+import {PrefixHasher} from '../src/lib/transfer/prefix-hasher.js'
+import {Journal, type FileIdentity, type JournalIo, type Loaded} from '../src/lib/transfer/journal.js'
 
 const identity: FileIdentity = {url: 'http://h/f', size: 1000, etag: '"e1"', lastModified: 'Thu, 01 Jan 2026 00:00:00 GMT', ranges: true}
 /** As a pull does it: load, then begin before the first write. */
-function open(path: string, id: FileIdentity, bootId: string): Loaded {
-  const loaded = Journal.load(path, id, bootId)
-  loaded.journal.begin()
+async function open(path: string, id: FileIdentity, bootId: string, io?: JournalIo): Promise<Loaded> {
+  const loaded = Journal.load(path, id, bootId, io)
+  await loaded.journal.begin()
   return loaded
 }
 const fresh = () => join(mkdtempSync(join(tmpdir(), 'mtune-journal-')), 'f.part.journal')
@@ -17,12 +19,13 @@ const fresh = () => join(mkdtempSync(join(tmpdir(), 'mtune-journal-')), 'f.part.
 describe('Journal', () => {
   it('after SIGKILL (same boot) trusts every range written, synced or not', async () => {
     const path = fresh()
-    const {journal} = open(path, identity, 'boot-a')
+    const {journal} = await open(path, identity, 'boot-a')
     journal.recordWritten(0, 100)
     await journal.checkpoint(async () => {})
     journal.recordWritten(500, 600)
-    // No close, no checkpoint: the process died here.
-    const again = open(path, identity, 'boot-a')
+    // The append reached the kernel (page cache); no close, no checkpoint: the process died here.
+    await journal.flushed()
+    const again = await open(path, identity, 'boot-a')
     assert.equal(again.discarded, undefined)
     assert.deepEqual(again.written.toArray(), [
       {start: 0, end: 100},
@@ -33,17 +36,18 @@ describe('Journal', () => {
 
   it('after a power loss (new boot) trusts only what a checkpoint made durable', async () => {
     const path = fresh()
-    const {journal} = open(path, identity, 'boot-a')
+    const {journal} = await open(path, identity, 'boot-a')
     journal.recordWritten(0, 100)
     await journal.checkpoint(async () => {})
     journal.recordWritten(100, 900)
-    const after = open(path, identity, 'boot-b')
+    await journal.flushed()
+    const after = await open(path, identity, 'boot-b')
     assert.deepEqual(after.written.toArray(), [{start: 0, end: 100}])
   })
 
   it('syncs the data before it calls ranges durable', async () => {
     const path = fresh()
-    const {journal} = open(path, identity, 'boot-a')
+    const {journal} = await open(path, identity, 'boot-a')
     journal.recordWritten(0, 10)
     const order: string[] = []
     await journal.checkpoint(async () => {
@@ -55,31 +59,109 @@ describe('Journal', () => {
     assert.deepEqual(order, ['datasync', 'done'])
   })
 
-  it('ignores a torn last line and ranges beyond the file', () => {
+  it('ignores a torn last line and ranges beyond the file', async () => {
     const path = fresh()
-    const {journal} = open(path, identity, 'boot-a')
+    const {journal} = await open(path, identity, 'boot-a')
     journal.recordWritten(0, 50)
-    journal.close()
+    await journal.close()
     appendFileSync(path, 'W 50 2000\nW 60 7')
-    const again = open(path, identity, 'boot-a')
+    const again = await open(path, identity, 'boot-a')
     assert.deepEqual(again.written.toArray(), [{start: 0, end: 50}])
   })
 
-  it('throws the partial download away when the file changed, and says why', () => {
+  it('throws the partial download away when the file changed, and says why', async () => {
     const path = fresh()
-    open(path, identity, 'boot-a').journal.recordWritten(0, 100)
-    const changed = open(path, {...identity, etag: '"e2"'}, 'boot-a')
+    const first = (await open(path, identity, 'boot-a')).journal
+    first.recordWritten(0, 100)
+    await first.close()
+    const changed = await open(path, {...identity, etag: '"e2"'}, 'boot-a')
     assert.match(changed.discarded!, /ETag changed \("e1" -> "e2"\)/)
     assert.equal(changed.written.total, 0)
-    const resized = open(path, {...identity, size: 2000}, 'boot-a')
+    const resized = await open(path, {...identity, size: 2000}, 'boot-a')
     assert.match(resized.discarded!, /size changed/)
   })
 
-  it('treats an unreadable journal as no journal', () => {
+  it('treats an unreadable journal as no journal', async () => {
     const path = fresh()
     writeFileSync(path, 'garbage')
     assert.equal(Journal.firstMissing(path, 'boot-a'), undefined)
-    const loaded = open(path, identity, 'boot-a')
+    const loaded = await open(path, identity, 'boot-a')
     assert.match(loaded.discarded!, /unreadable/)
+  })
+
+  it('checkpoints off the event loop: while an fsync hangs, the loop turns and writes are still recorded', async () => {
+    const path = fresh()
+    // A disk whose fsync of the journal takes as long as the test says.
+    let release!: () => void
+    const gate = new Promise<void>((resolve) => (release = resolve))
+    let syncing = 0
+    const io: JournalIo = {
+      open: async (p, flags) => {
+        const h = await openFile(p, flags)
+        return {write: h.write.bind(h), close: h.close.bind(h), sync: async () => (syncing++, await gate, h.sync())} as never
+      },
+      rename,
+      rm: (p) => rm(p, {force: true}),
+      syncDirectory: async () => {},
+    }
+    const loaded = Journal.load(path, identity, 'boot-a', io)
+    const begun = loaded.journal.begin()
+    loaded.journal.recordWritten(0, 100)
+    // The loop keeps turning until the journal reaches its fsync, and then while it hangs there.
+    const deadline = Date.now() + 10_000
+    while (syncing === 0 && Date.now() < deadline) await new Promise((resolve) => setImmediate(resolve))
+    assert.equal(syncing, 1, 'the journal is waiting on its fsync')
+    let turns = 0
+    for (let i = 0; i < 50; i++) await new Promise((resolve) => setImmediate(() => resolve(turns++)))
+    assert.equal(turns, 50, 'the event loop kept turning while the fsync hung')
+    loaded.journal.recordWritten(100, 200)
+    release()
+    await begun
+    const checkpoint = loaded.journal.checkpoint(async () => {})
+    await checkpoint
+    await loaded.journal.flushed()
+    assert.match(readFileSync(path, 'utf8'), /^D 0 200$/m, 'both writes durable after the checkpoint')
+    await loaded.journal.close()
+  })
+
+  it('reports a journal append that failed on the next record or checkpoint', async () => {
+    const path = fresh()
+    const io: JournalIo = {
+      open: async (p, flags) => {
+        const h = await openFile(p, flags)
+        const full = Object.assign(new Error('ENOSPC: no space left on device, write'), {code: 'ENOSPC'})
+        return {write: flags === 'a' ? async () => Promise.reject(full) : h.write.bind(h), close: h.close.bind(h), sync: h.sync.bind(h)} as never
+      },
+      rename,
+      rm: (p) => rm(p, {force: true}),
+      syncDirectory: async () => {},
+    }
+    const {journal} = await open(path, identity, 'boot-a', io)
+    journal.recordWritten(0, 10)
+    await assert.rejects(journal.flushed(), /ENOSPC/)
+    assert.throws(() => journal.recordWritten(10, 20), /ENOSPC/)
+    await assert.rejects(journal.checkpoint(async () => {}), /ENOSPC/)
+    await journal.remove()
+  })
+})
+
+describe('PrefixHasher', () => {
+  it('fails with a clear message when the worker cannot start, instead of never settling', async () => {
+    const failures: Error[] = []
+    const hasher = new PrefixHasher(join(mkdtempSync(join(tmpdir(), 'mtune-hash-')), 'missing.part'), (e) => failures.push(e))
+    await assert.rejects(hasher.finish(10), /hashing failed: .*ENOENT/)
+    assert.equal(failures.length, 1)
+  })
+
+  it('keeps an error the worker reports before finish, and finish rejects with it', async () => {
+    const path = join(mkdtempSync(join(tmpdir(), 'mtune-hash-')), 'short.part')
+    writeFileSync(path, Buffer.alloc(10))
+    let told!: (e: Error) => void
+    const failed = new Promise<Error>((resolve) => (told = resolve))
+    const hasher = new PrefixHasher(path, (e) => told(e))
+    // The pull believes 100 bytes are on disk; the file has 10.
+    hasher.extend(100)
+    assert.match((await failed).message, /part file ended at 10 bytes, expected 100/)
+    await assert.rejects(hasher.finish(100), /part file ended at 10 bytes/)
   })
 })

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import {describe, it} from 'node:test'
 import {dispositionFilename, ifRangeValidator, parseContentRange, safeFilename, sameVersion, unsatisfiedLength} from '../src/lib/net/http-range.js'
-import {TransferError, backoffDelay, classifyNetworkError, classifyStatus, onUsedSocket, parseRetryAfter} from '../src/lib/net/retry-policy.js'
+import {MAX_SERVER_WAIT_MS, TransferError, backoffDelay, cappedWait, classifyNetworkError, classifyStatus, onUsedSocket, parseRetryAfter} from '../src/lib/net/retry-policy.js'
 import {ConnectionController} from '../src/lib/transfer/connection-controller.js'
 import {FirstStep} from '../src/lib/transfer/first-step.js'
 import {StepEffect} from '../src/lib/transfer/step-effect.js'
@@ -235,5 +235,15 @@ describe('LoopLoad', () => {
     await new Promise((r) => setTimeout(r, 400))
     load.sample(performance.now())
     assert.ok(load.over(performance.now(), 300) < 0.5, 'idle')
+  })
+})
+
+describe('server-asked waits', () => {
+  it('caps Retry-After and RateLimit waits at five minutes, and says so', () => {
+    assert.deepEqual(cappedWait(2_000), {ms: 2_000, words: '2.0s'})
+    const long = cappedWait(3_600_000)
+    assert.equal(long.ms, MAX_SERVER_WAIT_MS)
+    assert.equal(long.words, '300s (the server asked for 3600s; mtune waits at most 300s at a time, then asks again)')
+    assert.equal(backoffDelay(1, () => 0.5, undefined, 3_600_000), MAX_SERVER_WAIT_MS)
   })
 })

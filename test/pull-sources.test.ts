@@ -168,7 +168,7 @@ describe('mtune pull hf://', () => {
     const {env} = await hub([repo()], {rateLimitFirst: 1})
     const r = await runCli(['pull', 'hf://acme/tiny', '--include', 'config.json'], env)
     assert.equal(r.code, 0, r.stderr)
-    assert.match(r.stderr, /rate limited by 127\.0\.0\.1:\d+: waiting 1s as it asked/)
+    assert.match(r.stderr, /rate limited by 127\.0\.0\.1:\d+: waiting 1\.0s as it asked/)
   })
 
   for (const hideExpiry of [false, true]) {

@@ -1,4 +1,5 @@
 import {closeSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeSync} from 'node:fs'
+import {open, rename, rm} from 'node:fs/promises'
 import {dirname} from 'node:path'
 
 /**
@@ -40,4 +41,40 @@ export function syncDirectory(dir: string): void {
   } finally {
     if (fd !== undefined) closeSync(fd)
   }
+}
+
+/** fsync a directory without blocking the event loop (the thread pool does it). */
+export async function fsyncDirectory(dir: string): Promise<void> {
+  try {
+    const handle = await open(dir, 'r')
+    try {
+      await handle.sync()
+    } finally {
+      await handle.close()
+    }
+  } catch {
+    // As above: not every filesystem allows it.
+  }
+}
+
+/**
+ * writeFileAtomic without blocking the event loop, for what a pull puts in place last (a
+ * manifest, a ref): the temporary file (beside the target unless `tmp` names one on the same
+ * filesystem, where the target's directory is scanned by another tool) is written and fsynced,
+ * renamed over the target, and the directory fsynced.
+ */
+export async function writeFileDurably(path: string, content: string | Buffer, options: {mode?: number; tmp?: string} = {}): Promise<void> {
+  const tmp = options.tmp ?? `${path}.${process.pid}.tmp`
+  const handle = await open(tmp, 'w', options.mode ?? 0o644)
+  try {
+    await handle.writeFile(content)
+    await handle.sync()
+  } catch (error) {
+    await handle.close()
+    await rm(tmp, {force: true})
+    throw error
+  }
+  await handle.close()
+  await rename(tmp, path)
+  await fsyncDirectory(dirname(path))
 }

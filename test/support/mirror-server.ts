@@ -29,6 +29,7 @@ export type Fault =
   | {stall: number} // stop sending after this many bytes and keep the socket open
   | {badContentRange: true} // 206 with a Content-Range that is not the one asked for
   | {ignoreRange: true} // answer this request with a 200 and the whole file
+  | {overrun: number} // a chunked 206 (no Content-Length) that sends this many bytes past its range
 
 export interface RequestInfo {
   /** The client's port: behind a proxy, the proxy's upstream socket. */
@@ -222,7 +223,7 @@ export async function startMirror(initial: MirrorOptions): Promise<MirrorServer>
       const shown = fault && 'badContentRange' in fault ? `bytes ${start + 1}-${end}/${total}` : `bytes ${start}-${end}/${total}`
       headers['content-range'] = shown
     }
-    if (!options.noLength) headers['content-length'] = String(end - start + 1)
+    if (!options.noLength && !(fault && 'overrun' in fault)) headers['content-length'] = String(end - start + 1)
     res.writeHead(partial ? 206 : 200, headers)
     if (req.method === 'HEAD') {
       res.end()
@@ -245,7 +246,9 @@ export async function startMirror(initial: MirrorOptions): Promise<MirrorServer>
       const shared = link()
       if (shared) await shared.take(n)
       if (res.destroyed) break
-      const ok = res.write(content.subarray(pos, pos + n))
+      // An overrun goes out in the same chunk as the range's last bytes, as a buggy edge sends it.
+      const last = pos + n >= end && fault && 'overrun' in fault
+      const ok = res.write(last ? Buffer.concat([content.subarray(pos, pos + n), Buffer.alloc(fault.overrun, 0xee)]) : content.subarray(pos, pos + n))
       state.bytesSent += n
       pos += n
       sent += n

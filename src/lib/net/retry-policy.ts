@@ -58,6 +58,19 @@ export function parseRetryAfter(value: string | undefined, now = Date.now()): nu
   return Math.max(0, date - now)
 }
 
+/**
+ * The longest a server's Retry-After (or RateLimit reset) is obeyed in one go: a CDN asking for
+ * an hour is asked again after this, rather than leaving a pull silent for an hour.
+ */
+export const MAX_SERVER_WAIT_MS = 5 * 60_000
+
+/** A server-asked wait, capped, and the words that say so when the cap applied. */
+export function cappedWait(askedMs: number): {ms: number; words: string} {
+  const ms = Math.min(askedMs, MAX_SERVER_WAIT_MS)
+  const s = (x: number) => (x < 10_000 ? `${(x / 1000).toFixed(1)}s` : `${Math.round(x / 1000)}s`)
+  return {ms, words: ms < askedMs ? `${s(ms)} (the server asked for ${s(askedMs)}; mtune waits at most ${s(MAX_SERVER_WAIT_MS)} at a time, then asks again)` : s(ms)}
+}
+
 export interface BackoffOptions {
   baseMs: number
   capMs: number
@@ -72,7 +85,7 @@ export const defaultBackoff: BackoffOptions = {baseMs: 250, capMs: 30_000}
 export function backoffDelay(attempt: number, random: () => number, options = defaultBackoff, retryAfterMs?: number): number {
   const step = Math.min(options.capMs, options.baseMs * 2 ** Math.max(0, attempt - 1))
   const delay = step / 2 + random() * (step / 2)
-  return retryAfterMs === undefined ? delay : Math.max(delay, retryAfterMs)
+  return retryAfterMs === undefined ? delay : Math.max(delay, cappedWait(retryAfterMs).ms)
 }
 
 const TRANSIENT_CODES = new Set([

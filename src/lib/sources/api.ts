@@ -2,7 +2,7 @@ import {setTimeout as sleep} from 'node:timers/promises'
 import type {Dispatcher} from 'undici'
 import {ExitCode, MtuneError} from '../errors.js'
 import {get, redact} from '../net/request.js'
-import {parseRetryAfter} from '../net/retry-policy.js'
+import {cappedWait, parseRetryAfter} from '../net/retry-policy.js'
 
 export interface ApiContext {
   dispatcher: Dispatcher
@@ -42,9 +42,10 @@ export async function apiGet(ctx: ApiContext, url: string, accept = 'application
     const body = Buffer.from(await res.body.arrayBuffer())
     const retryable = res.status === 429 || res.status === 408 || res.status >= 500
     if (!retryable || attempt >= 5) return {status: res.status, headers: res.headers, body, url: res.url}
-    const wait = parseRetryAfter(res.headers['retry-after']) ?? rateLimitReset(res.headers.ratelimit) ?? 1000 * 2 ** attempt
-    ctx.warn?.(`${res.status === 429 ? 'rate limited' : `HTTP ${res.status}`} by ${new URL(url).host}: waiting ${(wait / 1000).toFixed(0)}s as it asked`)
-    await sleep(wait, undefined, {signal: ctx.signal})
+    const asked = parseRetryAfter(res.headers['retry-after']) ?? rateLimitReset(res.headers.ratelimit)
+    const wait = cappedWait(asked ?? 1000 * 2 ** attempt)
+    ctx.warn?.(`${res.status === 429 ? 'rate limited' : `HTTP ${res.status}`} by ${new URL(url).host}: waiting ${wait.words}${asked === undefined ? '' : ' as it asked'}`)
+    await sleep(wait.ms, undefined, {signal: ctx.signal})
   }
 }
 

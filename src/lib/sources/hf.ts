@@ -1,8 +1,9 @@
-import {mkdir, rename, rm, symlink, writeFile} from 'node:fs/promises'
+import {mkdir, rename, rm, symlink} from 'node:fs/promises'
 import {dirname, join, relative} from 'node:path'
 import {homedir} from 'node:os'
 import {minimatch} from 'minimatch'
 import {ExitCode, MtuneError} from '../errors.js'
+import {fsyncDirectory, writeFileDurably} from '../fs-atomic.js'
 import {apiGet, parseJson, type ApiAnswer, type ApiContext} from './api.js'
 import {fileMatches} from './file-check.js'
 import type {Plan, PlannedFile} from './plan.js'
@@ -119,9 +120,7 @@ export async function resolveHf(
         // The commit, with no trailing newline: the official client reads it without strip().
         const refPath = safeJoin(join(repoDir, 'refs'), ref.revision)
         await mkdir(dirname(refPath), {recursive: true})
-        const staged = `${refPath}.${process.pid}.tmp`
-        await writeFile(staged, commit)
-        await rename(staged, refPath)
+        await writeFileDurably(refPath, commit)
       }
     },
   }
@@ -140,6 +139,9 @@ async function linkSnapshot(repoDir: string, commit: string, files: PlannedFile[
     await symlink(relative(dirname(link), f.dest), staged)
     await rename(staged, link)
   }
+  // The links (and the snapshot's own entry) survive a power loss, like the blobs they name.
+  const dirs = new Set([join(repoDir, 'snapshots'), ...files.map((f) => dirname(safeJoin(snapshot, f.name)))])
+  for (const dir of dirs) await fsyncDirectory(dir)
 }
 
 /**

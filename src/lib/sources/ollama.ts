@@ -1,7 +1,8 @@
-import {chmod, mkdir, rename, stat, writeFile} from 'node:fs/promises'
+import {chmod, mkdir, stat} from 'node:fs/promises'
 import {existsSync} from 'node:fs'
 import {homedir} from 'node:os'
 import {dirname, join} from 'node:path'
+import {fsyncDirectory, writeFileDurably} from '../fs-atomic.js'
 import {ExitCode, MtuneError} from '../errors.js'
 import {apiGet, parseJson, type ApiContext} from './api.js'
 import {fileMatches} from './file-check.js'
@@ -84,9 +85,10 @@ export async function resolveOllama(
       for (const f of files) await chmod(f.dest, 0o644)
       // Written last, so Ollama never sees a manifest whose blobs are not all in place.
       await mkdir(dirname(manifestPath), {recursive: true})
-      const tmp = join(partial, `manifest-${process.pid}.tmp`)
-      await writeFile(tmp, raw, {mode: 0o644})
-      await rename(tmp, manifestPath)
+      // The temporary file stays out of manifests/, which Ollama reads as tags; flushed before
+      // and after the rename, so that a power loss cannot leave a manifest naming lost blobs.
+      await fsyncDirectory(join(options.modelsDir, 'blobs'))
+      await writeFileDurably(manifestPath, raw, {mode: 0o644, tmp: join(partial, `manifest-${process.pid}.tmp`)})
       await stat(manifestPath)
     },
   }

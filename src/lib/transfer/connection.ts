@@ -117,6 +117,14 @@ export class Connection {
         if (ctx.limiter) await ctx.limiter.take(bytes, this.abort.signal)
         for (const chunk of batch) chunks.push(chunk)
         buffered += bytes
+        // A body longer than the range asked for (a chunked 206 that overruns its Content-Range):
+        // what lies within the range is kept, nothing past it is written, and the answer is refused.
+        const over = seg.pos + buffered - requestEnd
+        if (over > 0) {
+          buffered -= over
+          await flush()
+          throw new TransferError('bad-response', `the server sent more bytes than the range it answered (${over} past byte ${requestEnd}): refused`)
+        }
         if (buffered >= FLUSH_BYTES || seg.pos + buffered >= wanted()) await flush()
         if (seg.pos >= wanted()) break
       }

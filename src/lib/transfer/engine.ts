@@ -74,7 +74,11 @@ export async function pull(options: PullOptions, events: PullEvents = {}): Promi
           throw new MtuneError('retries', `giving up: ${error.message}`, ExitCode.remote)
         }
         events.warn?.(error.changed ? `the file changed on the server (${error.message}): starting over` : `${error.message}: starting over`)
-        if (!error.changed) await sleep(backoffDelay(restart + 1, options.random ?? Math.random))
+        if (!error.changed) {
+          await sleep(backoffDelay(restart + 1, options.random ?? Math.random), undefined, {signal: options.signal}).catch(() => {
+            throw interrupted()
+          })
+        }
         await rm(dest.partPath, {force: true})
         await rm(dest.journalPath, {force: true})
       }

@@ -1,4 +1,6 @@
-import {closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writeSync} from 'node:fs'
+import {existsSync, readFileSync} from 'node:fs'
+import {open, rename, rm, type FileHandle} from 'node:fs/promises'
+import {fsyncDirectory} from '../fs-atomic.js'
 import {dirname} from 'node:path'
 import {RangeSet, type ByteRange} from './range-set.js'
 
@@ -25,6 +27,21 @@ export interface Loaded {
   discarded?: string
 }
 
+/** The file operations the journal makes, all asynchronous (libuv's thread pool); tests slow them down. */
+export interface JournalIo {
+  open(path: string, flags: string): Promise<Pick<FileHandle, 'write' | 'sync' | 'close'>>
+  rename(from: string, to: string): Promise<void>
+  rm(path: string): Promise<void>
+  syncDirectory(dir: string): Promise<void>
+}
+
+const defaultIo: JournalIo = {
+  open: (path, flags) => open(path, flags),
+  rename,
+  rm: (path) => rm(path, {force: true}),
+  syncDirectory: fsyncDirectory,
+}
+
 /**
  * The resume journal: a header line (the file's identity) and one line per range written.
  *
@@ -32,28 +49,39 @@ export interface Loaded {
  * loses only the bytes in flight. Every checkpoint fdatasyncs the part file and rewrites the
  * journal with those ranges as `D a b` (durable). A `W` line is trusted only when the kernel has
  * not rebooted since it was written (same boot id): after a power loss, only `D` lines count.
+ *
+ * Nothing here blocks the event loop: appends and rewrites are asynchronous and run one after
+ * the other on one queue (the journal's only writer), so a slow disk delays the journal, never
+ * the connections. Appends waiting while one is in flight go out together in one write. A `W`
+ * line is still only ever recorded after its bytes were written, and a `D` line only after
+ * their datasync; an append that fails is reported by the next recordWritten or checkpoint.
  */
 export class Journal {
-  private fd: number
+  private handle?: Awaited<ReturnType<JournalIo['open']>>
   private durable: RangeSet
   private readonly written: RangeSet
+  /** Lines waiting for the queue's next append. */
+  private pending: string[] = []
+  private appendQueued = false
+  private tail: Promise<void> = Promise.resolve()
+  private error?: Error
 
   private constructor(
     readonly path: string,
     private readonly header: Header,
     written: RangeSet,
     durable: RangeSet,
+    private readonly io: JournalIo,
   ) {
     this.written = written
     this.durable = durable
-    this.fd = -1
   }
 
   /**
    * What is on disk for this file, without writing anything yet: a pull sends its requests
-   * first and calls `begin` while they are on their way, since the write waits on fsync.
+   * first and calls `begin` while they are on their way.
    */
-  static load(path: string, identity: FileIdentity, bootId: string | undefined): Loaded {
+  static load(path: string, identity: FileIdentity, bootId: string | undefined, io: JournalIo = defaultIo): Loaded {
     const header: Header = {v: 1, ...identity, bootId}
     let discarded: string | undefined
     if (existsSync(path)) {
@@ -62,12 +90,12 @@ export class Journal {
       if (!why && parsed) {
         const sameBoot = Boolean(bootId && parsed.header.bootId === bootId)
         const written = sameBoot ? parsed.written : parsed.durable.clone()
-        const journal = new Journal(path, header, written, parsed.durable.clone())
+        const journal = new Journal(path, header, written, parsed.durable.clone(), io)
         return {journal, written: written.clone()}
       }
       discarded = why
     }
-    return {journal: new Journal(path, header, new RangeSet(), new RangeSet()), written: new RangeSet(), discarded}
+    return {journal: new Journal(path, header, new RangeSet(), new RangeSet(), io), written: new RangeSet(), discarded}
   }
 
   /**
@@ -82,68 +110,93 @@ export class Journal {
     return trusted.missing(parsed.header.size)[0]
   }
 
-  /** Write the journal out (replacing one that was discarded); before any `recordWritten`. */
-  begin(): void {
-    if (this.fd < 0) this.rewrite()
+  /** Write the journal out (replacing one that was discarded); appends queued meanwhile follow it. */
+  async begin(): Promise<void> {
+    await this.enqueue(async () => {
+      if (!this.handle) await this.rewrite()
+    })
+    if (this.error) throw this.error
   }
 
   /** Called right after bytes [start, end) reached the part file. */
   recordWritten(start: number, end: number): void {
+    if (this.error) throw this.error
     this.written.add(start, end)
-    writeSync(this.fd, `W ${start} ${end}\n`)
+    this.pending.push(`W ${start} ${end}\n`)
+    if (this.appendQueued) return
+    this.appendQueued = true
+    void this.enqueue(async () => {
+      this.appendQueued = false
+      const lines = this.pending.join('')
+      this.pending = []
+      if (lines && this.handle) await this.handle.write(lines)
+    })
   }
 
   /** Make what is written durable: sync the data first, then the journal that names it. */
   async checkpoint(datasync: () => Promise<void>): Promise<void> {
     const snapshot = this.written.clone()
     await datasync()
-    this.durable = snapshot
-    this.rewrite()
+    await this.enqueue(async () => {
+      this.durable = snapshot
+      await this.rewrite()
+    })
+    if (this.error) throw this.error
+  }
+
+  /** Every line recorded so far has been handed to the kernel. */
+  async flushed(): Promise<void> {
+    await this.tail
+    if (this.error) throw this.error
   }
 
   get writtenRanges(): RangeSet {
     return this.written
   }
 
-  close(): void {
-    if (this.fd >= 0) closeSync(this.fd)
-    this.fd = -1
+  close(): Promise<void> {
+    return this.enqueue(async () => this.closeHandle(), true)
   }
 
-  remove(): void {
-    this.close()
-    rmSync(this.path, {force: true})
+  remove(): Promise<void> {
+    return this.enqueue(async () => {
+      await this.closeHandle()
+      await this.io.rm(this.path)
+    }, true)
   }
 
-  private rewrite(): void {
+  /** One operation at a time, in order; after a failure only closing and removing still run. */
+  private enqueue(op: () => Promise<void>, always = false): Promise<void> {
+    const run = this.tail.then(() => (this.error && !always ? undefined : op())).catch((error: Error) => void (this.error ??= error))
+    this.tail = run
+    return run
+  }
+
+  private async closeHandle(): Promise<void> {
+    const handle = this.handle
+    this.handle = undefined
+    this.pending = []
+    await handle?.close().catch(() => {})
+  }
+
+  private async rewrite(): Promise<void> {
     const lines = [JSON.stringify(this.header)]
     for (const r of this.durable.toArray()) lines.push(`D ${r.start} ${r.end}`)
     for (const r of this.written.toArray()) lines.push(`W ${r.start} ${r.end}`)
+    // The rewrite names every range recorded so far: lines still waiting are in it.
+    this.pending = []
     const tmp = `${this.path}.tmp`
-    const fd = openSync(tmp, 'w')
+    const handle = await this.io.open(tmp, 'w')
     try {
-      writeSync(fd, lines.join('\n') + '\n')
-      fsyncSync(fd)
+      await handle.write(lines.join('\n') + '\n')
+      await handle.sync()
     } finally {
-      closeSync(fd)
+      await handle.close()
     }
-    renameSync(tmp, this.path)
-    syncDirectory(dirname(this.path))
-    if (this.fd >= 0) closeSync(this.fd)
-    this.fd = openSync(this.path, 'a')
-  }
-}
-
-function syncDirectory(dir: string): void {
-  try {
-    const fd = openSync(dir, 'r')
-    try {
-      fsyncSync(fd)
-    } finally {
-      closeSync(fd)
-    }
-  } catch {
-    // Some filesystems refuse fsync on directories; the rename is still atomic.
+    await this.io.rename(tmp, this.path)
+    await this.io.syncDirectory(dirname(this.path))
+    await this.handle?.close().catch(() => {})
+    this.handle = await this.io.open(this.path, 'a')
   }
 }
 

@@ -1,11 +1,13 @@
 import {rename, rm} from 'node:fs/promises'
+import {dirname} from 'node:path'
+import {fsyncDirectory} from '../fs-atomic.js'
 import {setTimeout as sleep} from 'node:timers/promises'
 import type {Dispatcher} from 'undici'
 import {ExitCode, MtuneError, errorMessage} from '../errors.js'
 import type {Probe} from '../net/probe.js'
 import {headersFor} from '../net/credentials.js'
 import {get, redact, signedUrlExpiry, type Response} from '../net/request.js'
-import {TransferError, backoffDelay, classifyNetworkError, onUsedSocket} from '../net/retry-policy.js'
+import {TransferError, backoffDelay, cappedWait, classifyNetworkError, onUsedSocket} from '../net/retry-policy.js'
 import {formatBytes} from '../units.js'
 import {ConnectionController} from './connection-controller.js'
 import {FirstStep} from './first-step.js'
@@ -90,6 +92,8 @@ export class Transfer {
   private stopping = false
   private settle!: {resolve: () => void; reject: (e: unknown) => void}
   private checkpointing = false
+  /** Aborted when the transfer stops (done, failed, Ctrl-C): no backoff or cooldown wait outlives it. */
+  private readonly halt = new AbortController()
   private preflushed = false
   private lastCheckpoint = performance.now()
   private readonly mirrorReport: PullResult['mirrors'] = []
@@ -136,7 +140,7 @@ export class Transfer {
     let fresh = loaded.written.total === 0
     if (!fresh && !(await fileExists(this.dest.partPath))) {
       this.events.warn?.('the partial file is gone: starting over')
-      loaded.journal.remove()
+      await loaded.journal.remove()
       loaded = Journal.load(this.dest.journalPath, identity, currentBootId())
       fresh = true
     }
@@ -154,8 +158,8 @@ export class Transfer {
         this.events.info?.(`resuming: ${formatBytes(this.resumedBytes)} of ${formatBytes(size)} already on disk`)
       }
       if (size !== undefined) {
-        await checkFreeSpace(this.dest, size - this.resumedBytes).catch((error) => {
-          if (fresh) this.journal.remove()
+        await checkFreeSpace(this.dest, size - this.resumedBytes).catch(async (error) => {
+          if (fresh) await this.journal.remove()
           throw error
         })
       }
@@ -196,15 +200,21 @@ export class Transfer {
    */
   private async openPart(fresh: boolean): Promise<PartFile> {
     // One turn of the event loop first, so that the requests just started reach their sockets
-    // before the journal's fsync holds the thread.
+    // before the journal's and the part file's opening take thread-pool turns.
     await new Promise((resolve) => setImmediate(resolve))
-    this.journal.begin()
-    const part = await (this.options.openPartFile ?? openPartFile)(this.dest.partPath, this.size, fresh).catch((error) => {
-      if (fresh) this.journal.remove()
+    const begun = this.journal.begin()
+    const part = await (this.options.openPartFile ?? openPartFile)(this.dest.partPath, this.size, fresh).catch(async (error) => {
+      await begun.catch(() => {})
+      if (fresh) await this.journal.remove()
       throw new MtuneError('not-writable', `cannot create ${this.dest.partPath}: ${errorMessage(error)}`, ExitCode.localDisk, {cause: error})
     })
+    await begun.catch(async (error) => {
+      await part.close().catch(() => {})
+      throw new MtuneError('not-writable', `cannot write the resume journal ${this.dest.journalPath}: ${errorMessage(error)}`, ExitCode.localDisk, {cause: error})
+    })
     this.part = part
-    this.hasher = new PrefixHasher(this.dest.partPath)
+    // A hash that cannot be finished stops the pull now, not at the end; what is on disk is kept.
+    this.hasher = new PrefixHasher(this.dest.partPath, (e) => this.fail(new MtuneError('hash-failed', `${e.message}: the pull stopped; run the same command again to resume`, ExitCode.failure, {cause: e})))
     return part
   }
 
@@ -408,7 +418,7 @@ export class Transfer {
       }
       if (segment.pos > before) attempt = 0
       segment = undefined
-      if (delay > 0) await sleep(delay)
+      if (delay > 0) await this.pause(delay)
     }
   }
 
@@ -511,7 +521,7 @@ export class Transfer {
       if (source) return source
       const next = this.sources.nextAvailableAt()
       if (next === undefined) return undefined
-      await sleep(Math.max(50, next - now))
+      await this.pause(Math.max(50, next - now))
     }
   }
 
@@ -562,13 +572,14 @@ export class Transfer {
         break
       case 'throttle': {
         const target = this.controller.throttled(now, this.running)
-        const wait = e.retryAfterMs ?? backoffDelay(attempt, this.random)
+        const wait = e.retryAfterMs === undefined ? backoffDelay(attempt, this.random) : cappedWait(e.retryAfterMs).ms
         source.cooldownUntil = Math.max(source.cooldownUntil, now + wait)
         // A burst of refusals is one event: say it again only when something new is to be said.
         const said = this.throttleSaid
         if (!said || said.target !== target || now - said.at > 5_000) {
           this.throttleSaid = {target, at: now}
-          this.events.warn?.(`${e.message}${where}: waiting ${(wait / 1000).toFixed(1)}s, then ${target} connection(s)`)
+          const words = e.retryAfterMs === undefined ? `${(wait / 1000).toFixed(1)}s` : cappedWait(e.retryAfterMs).words
+          this.events.warn?.(`${e.message}${where}: waiting ${words}, then ${target} connection(s)`)
         }
         break
       }
@@ -739,9 +750,15 @@ export class Transfer {
     if (this.sources.alive.length === 0) this.fail(new MtuneError('remote', 'no source left to download from', ExitCode.remote))
   }
 
+  /** A wait that ends early, at once, when the transfer stops. */
+  private pause(ms: number): Promise<void> {
+    return sleep(ms, undefined, {signal: this.halt.signal}).catch(() => {})
+  }
+
   private fail(error: unknown): void {
     if (this.stopping) return
     this.stopping = true
+    this.halt.abort()
     for (const c of this.connections) c.stop('stopped')
     this.settle?.reject(error)
   }
@@ -763,7 +780,7 @@ export class Transfer {
     if (this.expected && digest !== this.expected) {
       await part.close()
       this.part = undefined
-      this.journal.remove()
+      await this.journal.remove()
       await rm(this.dest.partPath, {force: true})
       throw new MtuneError(
         'digest-mismatch',
@@ -776,14 +793,16 @@ export class Transfer {
     } catch (error) {
       await part.close()
       this.part = undefined
-      this.journal.remove()
+      await this.journal.remove()
       await rm(this.dest.partPath, {force: true})
       throw error
     }
     await part.close()
     this.part = undefined
     await rename(this.dest.partPath, this.dest.path)
-    this.journal.remove()
+    // The rename itself must survive a power loss: a finished file is never lost.
+    await fsyncDirectory(dirname(this.dest.path))
+    await this.journal.remove()
     const seconds = (performance.now() - this.started) / 1000
     const fetchedNow = this.received.total
     this.emitProgress(performance.now())
@@ -810,6 +829,7 @@ export class Transfer {
   /** Whatever happened: connections stopped, what is on disk recorded, files closed. */
   private async shutdown(): Promise<void> {
     this.stopping = true
+    this.halt.abort()
     if (this.firstStepWake) clearTimeout(this.firstStepWake.timer)
     this.checking.abort()
     for (const c of this.connections) c.stop('stopped')
@@ -821,7 +841,7 @@ export class Transfer {
       await this.journal.checkpoint(() => part.datasync()).catch(() => {})
       await part.close().catch(() => {})
     }
-    this.journal.close()
+    await this.journal.close()
   }
 }
 
