@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
-import {readFileSync, statfsSync} from 'node:fs'
+import {mkdirSync, readFileSync, statfsSync} from 'node:fs'
+import {join} from 'node:path'
 import {describe, it} from 'node:test'
 import {headroom, type DoctorFacts} from '../src/lib/doctor/checks.js'
 import type {Finding} from '../src/lib/doctor/finding.js'
@@ -45,6 +46,12 @@ describe('doctor on fixture machines', () => {
     }
     warn('network.congestion', /tcp_congestion_control=bbr/)
     warn('network.qdisc', /default_qdisc=fq.*tc qdisc replace dev enp3s0 root fq/)
+    // The same box with a multi-queue NIC: its fix keeps mq and gives each queue fq.
+    const multi = hddBox()
+    for (let q = 0; q < 8; q++) mkdirSync(join(multi, `sys/class/net/enp3s0/queues/tx-${q}`), {recursive: true})
+    const mq = byId(decide(await gatherFacts(reader(multi), {path: '/srv/models', bandwidthBps: 1.25e8, rttMs: 50})), 'network.qdisc')
+    assert.match(mq.fix ?? '', /for each of its 8 queues: sudo tc qdisc replace dev enp3s0 parent :N fq/)
+    assert.doesNotMatch(mq.fix ?? '', /root fq/)
     warn('network.buffers', /raises net.core.rmem_max and net.ipv4.tcp_rmem to 12500000 bytes/)
     assert.match(byId(findings, 'network.buffers').summary, /1 Gbit\/s x 50 ms = 5\.96 MiB BDP|1 Gbit\/s x 50 ms = 6\.0 MiB BDP/)
     warn('network.slow_start_after_idle', /tcp_slow_start_after_idle=0/)

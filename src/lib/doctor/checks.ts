@@ -160,7 +160,12 @@ export function networkChecks(f: DoctorFacts): Finding[] {
     else if (n.fqModule === false) out.push(finding('network', 'qdisc', 'info', 'Default qdisc', `${n.defaultQdisc}; fq is not available in this kernel (no sch_fq module)`, values))
     else {
       const dev = n.iface?.name ?? 'IFACE'
-      out.push(finding('network', 'qdisc', 'warn', 'Default qdisc', `${n.defaultQdisc} (fq paces BBR best)`, values, {fix: `sudo mtune tune --apply (or: sudo sysctl -w net.core.default_qdisc=fq && sudo tc qdisc replace dev ${dev} root fq)`}))
+      // A multi-queue NIC keeps its mq root: each queue gets fq, never one fq for all of them.
+      const byHand =
+        (n.iface?.txQueues ?? 1) > 1
+          ? `sudo sysctl -w net.core.default_qdisc=fq, then for each of its ${n.iface!.txQueues} queues: sudo tc qdisc replace dev ${dev} parent :N fq`
+          : `sudo sysctl -w net.core.default_qdisc=fq && sudo tc qdisc replace dev ${dev} root fq`
+      out.push(finding('network', 'qdisc', 'warn', 'Default qdisc', `${n.defaultQdisc} (fq paces BBR best)`, values, {fix: `sudo mtune tune --apply (or: ${byHand})`}))
     }
   } else out.push(finding('network', 'qdisc', 'unknown', 'Default qdisc', 'unknown'))
 

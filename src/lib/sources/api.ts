@@ -2,7 +2,7 @@ import {setTimeout as sleep} from 'node:timers/promises'
 import type {Dispatcher} from 'undici'
 import {ExitCode, MtuneError} from '../errors.js'
 import {get, redact} from '../net/request.js'
-import {cappedWait, parseRetryAfter} from '../net/retry-policy.js'
+import {backoffDelay, cappedWait, parseRetryAfter} from '../net/retry-policy.js'
 
 export interface ApiContext {
   dispatcher: Dispatcher
@@ -36,14 +36,15 @@ export async function apiGet(ctx: ApiContext, url: string, accept = 'application
       res = await get(ctx.dispatcher, url, {...ctx.headers, accept, 'accept-encoding': 'identity'}, ctx.signal)
     } catch (error) {
       if (attempt >= 4) throw new MtuneError('remote', `cannot reach ${redact(url)}: ${(error as Error).message}`, ExitCode.remote, {cause: error})
-      await sleep(500 * 2 ** attempt, undefined, {signal: ctx.signal})
+      await sleep(backoffDelay(attempt + 1, Math.random), undefined, {signal: ctx.signal})
       continue
     }
     const body = Buffer.from(await res.body.arrayBuffer())
     const retryable = res.status === 429 || res.status === 408 || res.status >= 500
     if (!retryable || attempt >= 5) return {status: res.status, headers: res.headers, body, url: res.url}
     const asked = parseRetryAfter(res.headers['retry-after']) ?? rateLimitReset(res.headers.ratelimit)
-    const wait = cappedWait(asked ?? 1000 * 2 ** attempt)
+    // The engine's schedule (retry-policy.ts), or what the server asked for, capped.
+    const wait = cappedWait(asked ?? backoffDelay(attempt + 1, Math.random))
     ctx.warn?.(`${res.status === 429 ? 'rate limited' : `HTTP ${res.status}`} by ${new URL(url).host}: waiting ${wait.words}${asked === undefined ? '' : ' as it asked'}`)
     await sleep(wait.ms, undefined, {signal: ctx.signal})
   }

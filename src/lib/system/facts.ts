@@ -205,7 +205,8 @@ export interface NetworkFacts {
   slowStartAfterIdle?: number
   mtuProbing?: number
   netdevMaxBacklog?: number
-  iface?: {name: string; speedMbps?: number; mtu?: number}
+  /** txQueues > 1: a multi-queue NIC (root qdisc mq, one child per queue). */
+  iface?: {name: string; speedMbps?: number; mtu?: number; txQueues?: number}
 }
 
 export function readNetwork(r: SystemReader): NetworkFacts {
@@ -276,7 +277,8 @@ function defaultInterface(r: SystemReader): NetworkFacts['iface'] {
   const name = line?.split(/\s+/)[0]
   if (!name) return undefined
   const speed = num(r.read(`/sys/class/net/${name}/speed`))
-  return {name, speedMbps: speed !== undefined && speed > 0 ? speed : undefined, mtu: num(r.read(`/sys/class/net/${name}/mtu`))}
+  const queues = r.list(`/sys/class/net/${name}/queues`)?.filter((q) => q.startsWith('tx-')).length
+  return {name, speedMbps: speed !== undefined && speed > 0 ? speed : undefined, mtu: num(r.read(`/sys/class/net/${name}/mtu`)), txQueues: queues || undefined}
 }
 
 // ---------------------------------------------------------------- GPUs

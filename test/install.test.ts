@@ -1,0 +1,28 @@
+import assert from 'node:assert/strict'
+import {execFile} from 'node:child_process'
+import {mkdtempSync, readdirSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
+import {promisify} from 'node:util'
+import {describe, it} from 'node:test'
+import {BIN} from './support/cli.js'
+
+const run = promisify(execFile)
+const repo = join(BIN, '..', '..')
+
+describe('installing mtune as docs/RUNBOOK.md says', () => {
+  it('npm pack, then npm install -g of the tarball into a prefix, gives a working mtune on PATH', async () => {
+    const work = mkdtempSync(join(tmpdir(), 'mtune-install-'))
+    // The build is already there (npm test builds first): packing must not rebuild it under the other tests.
+    await run('npm', ['pack', '--ignore-scripts', '--pack-destination', work], {cwd: repo})
+    const tarball = readdirSync(work).find((f) => /^mtune-.*\.tgz$/.test(f))
+    assert.ok(tarball, `npm pack made no tarball in ${work}`)
+    const prefix = join(work, 'prefix')
+    // Dependencies from npm's cache (filled by npm ci), so that no network is needed.
+    await run('npm', ['install', '-g', '--prefix', prefix, '--prefer-offline', '--no-audit', '--no-fund', join(work, tarball)], {cwd: work, timeout: 240_000})
+    const {stdout} = await run(join(prefix, 'bin', 'mtune'), ['--version'], {cwd: work})
+    assert.match(stdout, /^mtune\/\d+\.\d+\.\d+ /)
+    const help = await run(join(prefix, 'bin', 'mtune'), ['pull', '--help'], {cwd: work})
+    assert.match(help.stdout, /--sha256/)
+  })
+})
