@@ -1,7 +1,10 @@
 import {Args, Flags} from '@oclif/core'
+import {setMaxListeners} from 'node:events'
 import {ExitCode, MtuneError} from '../lib/errors.js'
 import {proxyUrls} from '../lib/net/proxy-env.js'
 import {shownUrl} from '../lib/net/credentials.js'
+import {cacheEndpoints, parseCacheUrl} from '../lib/sources/cache-endpoints.js'
+import type {Plan} from '../lib/sources/plan.js'
 import {parseSource} from '../lib/sources/reference.js'
 import type {PullEvents} from '../lib/transfer/engine.js'
 import {MtuneCommand} from '../lib/ui/base-command.js'
@@ -15,8 +18,13 @@ const loadCore = async () => {
   return {...engine, ...progress, ...output}
 }
 const loadSources = async () => {
-  const [dispatcher, resolve, runPlan] = await Promise.all([import('../lib/net/dispatcher.js'), import('../lib/sources/resolve.js'), import('../lib/sources/run-plan.js')])
-  return {...dispatcher, ...resolve, ...runPlan}
+  const [dispatcher, resolve, runPlan, throughCache] = await Promise.all([
+    import('../lib/net/dispatcher.js'),
+    import('../lib/sources/resolve.js'),
+    import('../lib/sources/run-plan.js'),
+    import('../lib/sources/through-cache.js'),
+  ])
+  return {...dispatcher, ...resolve, ...runPlan, ...throughCache}
 }
 const loadAuto = async () => {
   const [auto, decide, reader, apply, tuneOutput] = await Promise.all([
@@ -67,6 +75,7 @@ Exit codes: 0 done, 2 bad input, 3 the server refused or kept failing, 4 digest 
     tune: Flags.boolean({description: 'With --auto: apply the host tuning first (root; sudo mtune tune --rollback undoes it).'}),
     'public-mirrors': Flags.boolean({default: true, allowNo: true, description: 'With --auto: also try well-known public mirrors (hf-mirror.com for hf://).'}),
     insecure: Flags.boolean({description: 'ollama://: talk plain http to the registry.'}),
+    cache: Flags.string({env: 'MTUNE_CACHE', description: 'hf://, ollama://, modelscope://: an mtune cache (its URL, as mtune cache serve prints it) to pull through; the origin stays the fallback. Files land where they would without it.'}),
     'dry-run': Flags.boolean({description: 'Print the plan (model sources) or the --auto decision, and write nothing.'}),
     connections: Flags.integer({char: 'c', min: 1, max: 256, description: 'Connections to start with; more are added while throughput grows. [default: 16]'}),
     'max-connections': Flags.integer({min: 1, max: 256, description: 'Most connections open at once (for a model: over all its files). [default: 64]'}),
@@ -84,6 +93,8 @@ Exit codes: 0 done, 2 bad input, 3 the server refused or kept failing, 4 digest 
     const {args, flags} = await this.parse(Pull)
     const json = this.jsonEnabled()
     const ref = parseSource(args.source, {insecure: flags.insecure})
+    // A cache serves model sources; a plain URL is pulled as given (its cached form is the cache's --origin URL).
+    const cache = flags.cache && ref.kind !== 'url' ? parseCacheUrl(flags.cache) : undefined
     for (const url of [args.source, ...(flags.mirror ?? []), ...(flags.endpoint ?? []), ...proxyUrls()]) registerUrlSecrets(url)
     const chunkSize = flags['chunk-size'] ? parseSize(flags['chunk-size'], '--chunk-size') : undefined
     const limitRate = flags['limit-rate'] ? parseRate(flags['limit-rate'], '--limit-rate') : undefined
@@ -118,7 +129,8 @@ Exit codes: 0 done, 2 bad input, 3 the server refused or kept failing, 4 digest 
           {
             source: ref.kind === 'url' ? shownUrl(ref.url) : args.source,
             mirrors: flags.mirror ?? [],
-            endpoints: flags.endpoint ?? [],
+            // The cache is a candidate the user chose (its hub endpoint); it gets the token, passed on to the hub.
+            endpoints: [...(flags.endpoint ?? []), ...(cache && ref.kind !== 'ollama' ? [ref.kind === 'hf' ? cacheEndpoints(cache).hf : cacheEndpoints(cache).modelscope] : [])],
             publicMirrors: flags['public-mirrors'],
             budgetMs: flags.budget * 1000,
             output: flags.output,
@@ -167,24 +179,35 @@ Exit codes: 0 done, 2 bad input, 3 the server refused or kept failing, 4 digest 
         if (!json && !flags.quiet) this.log(describeResult(result))
         return result
       }
-      const {createDispatcher, resolvePlan, runPlan} = await loadSources()
+      const {createDispatcher, resolvePlan, runPlan, pullThroughCache} = await loadSources()
       const dispatcher = createDispatcher({stallTimeoutMs: common.stallTimeoutMs})
       try {
         const started = performance.now()
-        const plan = await resolvePlan(ref, {endpoint: flags.endpoint?.[0], include: flags.include, exclude: flags.exclude, localDir: flags['local-dir']}, {dispatcher, signal, warn: events.warn})
-        if (!json && !flags.quiet) {
+        const resolveOptions = {endpoint: flags.endpoint?.[0], include: flags.include, exclude: flags.exclude, localDir: flags['local-dir']}
+        const showPlan = (plan: Plan) => {
+          if (json || flags.quiet) return
           reporter.info(describePlan(plan, flags['dry-run']))
           for (const note of plan.notes) reporter.info(note)
         }
+        const runOptions = {dispatcher, maxConnections: flags['max-connections'], ...common}
+        if (cache && !flags['dry-run']) {
+          const {plan, files, via} = await pullThroughCache(ref, cache, resolveOptions, runOptions, events, showPlan)
+          const seconds = (performance.now() - started) / 1000
+          reporter.stop()
+          if (!json && !flags.quiet) this.log(describeFiles(plan, files, seconds))
+          return {...planJson(plan), dryRun: false, seconds, results: files, via}
+        }
+        const plan = await resolvePlan(ref, {...resolveOptions, cache}, {dispatcher, signal, warn: events.warn})
+        showPlan(plan)
         if (flags['dry-run']) {
           reporter.stop()
           return {...planJson(plan), dryRun: true}
         }
-        const files = await runPlan(plan, {dispatcher, maxConnections: flags['max-connections'], ...common}, events)
+        const files = await runPlan(plan, runOptions, events)
         const seconds = (performance.now() - started) / 1000
         reporter.stop()
         if (!json && !flags.quiet) this.log(describeFiles(plan, files, seconds))
-        return {...planJson(plan), dryRun: false, seconds, results: files}
+        return {...planJson(plan), dryRun: false, seconds, results: files, via: 'origin'}
       } finally {
         await dispatcher.destroy().catch(() => {})
       }
@@ -194,6 +217,8 @@ Exit codes: 0 done, 2 bad input, 3 the server refused or kept failing, 4 digest 
   /** Ctrl-C and SIGTERM stop the pull cleanly (journals flushed) with 130 / 143. */
   private async withSignals<T>(reporter: Reporter, body: (signal: AbortSignal) => Promise<T>): Promise<T> {
     const abort = new AbortController()
+    // Every file and connection of a pull listens to it (and a pull that falls back from a cache, twice).
+    setMaxListeners(0, abort.signal)
     let signalExit: number | undefined
     const onSignal = (signal: NodeJS.Signals) => {
       signalExit = signal === 'SIGTERM' ? 143 : ExitCode.interrupted

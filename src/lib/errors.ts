@@ -10,6 +10,7 @@ export const ExitCode = {
   integrity: 4, // digest mismatch, or the file kept changing on the server
   localDisk: 5, // not enough space, disk full, destination not writable
   permission: 6, // needs root (tune --apply, --persist, --rollback)
+  service: 7, // mtune cache: nginx is not installed, or would not start (port in use, configuration refused)
   interrupted: 130, // Ctrl-C (SIGINT); SIGTERM exits 143
 } as const
 

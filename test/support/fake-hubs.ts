@@ -117,6 +117,12 @@ export interface HubRepo {
   private?: boolean
   /** Names listed by the API without any file behind them: hostile listings. */
   extraNames?: string[]
+  /**
+   * LFS files are Xet-backed, as on the real Hub: /resolve/ answers carry X-Xet-Hash and the Xet
+   * Link relations, and a request that asks for Xet file info (Accept) gets it. The Xet endpoints
+   * (under /xet/ on the hub) only count what reaches them.
+   */
+  xet?: boolean
 }
 
 /** A fake Hugging Face Hub: /api/.../revision/REV?blobs=true and /resolve/ with CDN redirects. */
@@ -142,9 +148,11 @@ export async function startFakeHf(repos: HubRepo[], options: {token?: string; cd
     return false
   }
   const find = (type: string, id: string) => repos.find((r) => (r.type ?? 'model') === type && r.id === id)
+  const xetRequests: string[] = []
+  const origin = () => server.origin
   const commitOf = (repo: HubRepo, rev: string) => (rev === repo.commit ? rev : {main: repo.commit, ...repo.refs}[rev])
 
-  return serve((req, res, url) => {
+  const server = await serve((req, res, url) => {
     const api = /^\/api\/(models|datasets)\/(.+)\/revision\/([^/]+)$/.exec(url.pathname)
     if (api) {
       if (limited > 0) {
@@ -169,26 +177,54 @@ export async function startFakeHf(repos: HubRepo[], options: {token?: string; cd
       res.writeHead(200, {'content-type': 'application/json'}).end(JSON.stringify({id: repo!.id, sha: commit, siblings}))
       return
     }
-    const resolve = /^\/(datasets\/)?(.+?)\/resolve\/([0-9a-f]{40})\/(.+)$/.exec(url.pathname)
+    if (url.pathname.startsWith('/xet/')) {
+      xetRequests.push(url.pathname)
+      res.writeHead(500).end('a Xet endpoint: an HTTP cache must keep clients away from it')
+      return
+    }
+    // REV is a commit, or a branch or tag (then X-Repo-Commit says which commit it is).
+    const resolve = /^\/(datasets\/)?([^/]+\/[^/]+)\/resolve\/([^/]+)\/(.+)$/.exec(url.pathname)
     if (resolve) {
       const repo = find(resolve[1] ? 'dataset' : 'model', resolve[2])
       if (denied(req, repo, res)) return
+      const commit = commitOf(repo!, decodeURIComponent(resolve[3]))
+      if (!commit) {
+        res.writeHead(404, {'x-error-code': 'RevisionNotFound', 'x-error-message': 'Invalid rev id'}).end()
+        return
+      }
       const path = resolve[4].split('/').map(decodeURIComponent).join('/')
       const file = repo!.files.find((f) => f.path === path)
       if (!file) {
         res.writeHead(404, {'x-error-code': 'EntryNotFound'}).end()
         return
       }
-      const headers = {'x-repo-commit': resolve[3], etag: `"${file.lfs ? sha256(file.content) : gitSha1(file.content)}"`}
+      const headers: Record<string, string> = {'x-repo-commit': commit, etag: `"${file.lfs ? sha256(file.content) : gitSha1(file.content)}"`}
       if (file.lfs) {
-        res.writeHead(302, {...headers, location: options.cdn.sign(sha256(file.content)), 'x-linked-etag': `"${sha256(file.content)}"`, 'x-linked-size': String(file.content.length)}).end()
+        const linked = {'x-linked-etag': `"${sha256(file.content)}"`, 'x-linked-size': String(file.content.length)}
+        const xet = repo!.xet
+          ? {'x-xet-hash': sha256(file.content), link: `<${origin()}/xet/auth>; rel="xet-auth", <${origin()}/xet/reconstruction/${sha256(file.content)}>; rel="xet-reconstruction-info"`}
+          : {}
+        if (repo!.xet && /application\/vnd\.xet-fileinfo\+json/.test(req.headers.accept ?? '')) {
+          res.writeHead(200, {...headers, ...linked, ...xet, 'content-type': 'application/vnd.xet-fileinfo+json'}).end(JSON.stringify({hash: sha256(file.content), size: file.content.length}))
+          return
+        }
+        res.writeHead(302, {...headers, ...linked, ...xet, location: options.cdn.sign(sha256(file.content))}).end()
       } else {
-        res.writeHead(200, {...headers, 'content-length': String(file.content.length)}).end(file.content)
+        // Small files straight from the hub, ranges honoured (huggingface.js asks bytes=0-0 for the size).
+        const range = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? '')
+        const total = file.content.length
+        if (range && Number(range[1]) < total) {
+          const start = Number(range[1])
+          const end = Math.min(total - 1, range[2] === '' ? total - 1 : Number(range[2]))
+          res.writeHead(206, {...headers, 'content-range': `bytes ${start}-${end}/${total}`, 'content-length': String(end - start + 1), 'accept-ranges': 'bytes'}).end(file.content.subarray(start, end + 1))
+        } else res.writeHead(200, {...headers, 'content-length': String(total), 'accept-ranges': 'bytes'}).end(file.content)
       }
       return
     }
     res.writeHead(404).end()
   })
+  /** Requests that reached the Xet endpoints (must stay empty behind a cache). */
+  return Object.assign(server, {xetRequests})
 }
 
 /** A fake Ollama registry: manifests, and blobs answered with 307 to the CDN. */

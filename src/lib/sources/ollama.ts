@@ -29,10 +29,12 @@ export function ollamaModelsDir(env = process.env): string {
  */
 export async function resolveOllama(
   ref: {scheme: 'https' | 'http'; host: string; namespace: string; model: string; tag: string},
-  options: {modelsDir: string; systemStore?: string},
+  options: {modelsDir: string; systemStore?: string; via?: string},
   ctx: ApiContext,
 ): Promise<Plan> {
-  const base = `${ref.scheme}://${ref.host}/v2/${ref.namespace}/${ref.model}`
+  // Through a cache (`via`, an origin), the same paths are asked of it; the model keeps the
+  // registry's name, so that `ollama run` finds it as if pulled from the registry.
+  const base = `${options.via ?? `${ref.scheme}://${ref.host}`}/v2/${ref.namespace}/${ref.model}`
   const what = `ollama://${ref.host}/${ref.namespace}/${ref.model}:${ref.tag}`
   const answer = await apiGet(ctx, `${base}/manifests/${ref.tag}`, MANIFEST_TYPES)
   if (answer.status === 404) throw new MtuneError('not-found', `${what} not found: check the model name and tag`, ExitCode.remote)

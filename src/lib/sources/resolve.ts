@@ -1,4 +1,5 @@
 import type {ApiContext} from './api.js'
+import {cacheEndpoints} from './cache-endpoints.js'
 import {hfEndpoint, resolveHf, selected} from './hf.js'
 import {modelscopeEndpoint, resolveModelscope} from './modelscope.js'
 import {ollamaModelsDir, resolveOllama} from './ollama.js'
@@ -17,6 +18,8 @@ export interface ResolveOptions {
    * pull --auto adds), which must never receive it.
    */
   anonymous?: boolean
+  /** An mtune cache (its base URL): each hub's requests go through its endpoints. */
+  cache?: string
 }
 
 /** A model source reference as a plan of files, with each ecosystem's defaults and tokens. */
@@ -25,12 +28,12 @@ export async function resolvePlan(ref: Exclude<SourceRef, {kind: 'url'}>, option
   switch (ref.kind) {
     case 'hf': {
       const token = options.anonymous ? undefined : hfToken(env)
-      const endpoint = hfEndpoint(options.endpoint, env)
+      const endpoint = options.cache ? cacheEndpoints(options.cache).hf : hfEndpoint(options.endpoint, env)
       return resolveHf(ref, {endpoint, token, include: options.include, exclude: options.exclude, localDir: options.localDir, env}, {...ctx, headers: token ? {authorization: `Bearer ${token}`} : {}})
     }
     case 'modelscope': {
       const token = options.anonymous ? undefined : modelscopeToken(env)
-      const endpoint = (options.endpoint ?? modelscopeEndpoint(env)).replace(/\/+$/, '')
+      const endpoint = (options.cache ? cacheEndpoints(options.cache).modelscope : (options.endpoint ?? modelscopeEndpoint(env))).replace(/\/+$/, '')
       return resolveModelscope(
         ref,
         {endpoint, token, localDir: options.localDir, include: options.include, exclude: options.exclude, env},
@@ -39,6 +42,6 @@ export async function resolvePlan(ref: Exclude<SourceRef, {kind: 'url'}>, option
       )
     }
     case 'ollama':
-      return resolveOllama(ref, {modelsDir: ollamaModelsDir(env)}, {...ctx, headers: {}})
+      return resolveOllama(ref, {modelsDir: ollamaModelsDir(env), via: options.cache && cacheEndpoints(options.cache).ollama}, {...ctx, headers: {}})
   }
 }

@@ -1,3 +1,4 @@
+import {setMaxListeners} from 'node:events'
 import {rename, rm} from 'node:fs/promises'
 import {dirname} from 'node:path'
 import {fsyncDirectory} from '../fs-atomic.js'
@@ -121,6 +122,8 @@ export class Transfer {
     this.maxRetries = options.maxRetries ?? DEFAULTS.maxRetries
     this.random = options.random ?? Math.random
     this.trustedOrigin = new URL(file.url).origin
+    // Every waiting connection slot listens to it.
+    setMaxListeners(0, this.halt.signal)
     const headers = headersFor(file.finalUrl, this.trustedOrigin, options.headers ?? {})
     this.primary = newSource(file.url, file.finalUrl, {etag: file.etag, lastModified: file.lastModified}, true, now, headers)
     this.primary.renewAt = renewalTime(signedUrlExpiry(file.finalUrl))

@@ -51,7 +51,7 @@ function isParseError(err: Error & {oclif?: {exit?: number}}): boolean {
 
 /** One line from the parser's error: what it says, without its headings, notes and pointers to help. */
 function parseErrorLine(err: ParseError, id: string | undefined): string {
-  const help = `see mtune${id ? ` ${id}` : ''} --help`
+  const help = `see mtune${id ? ` ${id.replace(/:/g, ' ')}` : ''} --help`
   const missing = err.args?.filter((a) => a.name)
   if (err.constructor.name === 'RequiredArgsError' && missing?.length) {
     const names = missing.map((a) => `${a.name.toUpperCase()}${a.description ? ` (${a.description})` : ''}`).join(', ')

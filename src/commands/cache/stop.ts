@@ -1,0 +1,20 @@
+import {Flags} from '@oclif/core'
+import {MtuneCommand} from '../../lib/ui/base-command.js'
+
+export default class CacheStop extends MtuneCommand {
+  static override summary = 'Stop the cache (requests in flight finish first); harmless when it is not running.'
+  static override description = 'The cached files stay in --dir: serve again and they are served again.\n\nExit codes: 0 stopped or not running, 2 bad input.'
+  static override enableJsonFlag = true
+  static override flags = {
+    dir: Flags.string({required: true, description: 'The cache directory given to mtune cache serve.'}),
+  }
+
+  async run(): Promise<unknown> {
+    const {flags} = await this.parse(CacheStop)
+    const [{resolve}, {stopNginx}] = await Promise.all([import('node:path'), import('../../lib/cache/nginx.js')])
+    const dir = resolve(flags.dir)
+    const pid = await stopNginx(dir)
+    if (!this.jsonEnabled()) this.log(pid ? `✓ stopped the cache in ${dir} (nginx pid ${pid})` : `✓ no cache is running in ${dir}: nothing to stop`)
+    return {dir, stopped: Boolean(pid), pid: pid ?? null}
+  }
+}

@@ -1,0 +1,42 @@
+import {Flags} from '@oclif/core'
+import {resolve} from 'node:path'
+import {DEFAULT_LISTEN, DEFAULT_MAX_SIZE, DEFAULT_UPSTREAMS, parseListen, parseMaxSize, parseOrigin, parseUpstream, type CacheOptions} from './options.js'
+
+/** The flags `cache serve` and `cache config` share: what the cache is. */
+export const cacheFlags = {
+  dir: Flags.string({required: true, description: 'Where the cache lives: nginx configuration, pid, logs and the cached files.'}),
+  listen: Flags.string({default: DEFAULT_LISTEN, description: 'HOST:PORT to listen on. Loopback by default; give the rack-facing address (or 0.0.0.0:PORT) to serve other hosts.'}),
+  'hf-upstream': Flags.string({default: DEFAULT_UPSTREAMS.hf, description: 'The Hugging Face hub (or a mirror, or another mtune cache) behind this cache.'}),
+  'ollama-upstream': Flags.string({default: DEFAULT_UPSTREAMS.ollama, description: "Ollama's registry behind this cache."}),
+  'modelscope-upstream': Flags.string({default: DEFAULT_UPSTREAMS.modelscope, description: 'ModelScope behind this cache.'}),
+  origin: Flags.string({multiple: true, description: 'NAME=URL: a plain file mirror, served cached at /-/origin/NAME/ (repeatable).'}),
+  'max-size': Flags.string({default: DEFAULT_MAX_SIZE, description: 'Disk the cached files may take (nginx evicts the least recently used beyond it), e.g. 500G or 2T.'}),
+  'cdn-host': Flags.string({multiple: true, description: 'Another CDN domain the hubs redirect to, that this cache may fetch from (repeatable; the hubs\' known CDNs are built in).'}),
+}
+
+export interface CacheFlagValues {
+  dir: string
+  listen: string
+  'hf-upstream': string
+  'ollama-upstream': string
+  'modelscope-upstream': string
+  origin?: string[]
+  'max-size': string
+  'cdn-host'?: string[]
+}
+
+/** Flags to options; bad input is one line and exit 2, before anything is written. */
+export function optionsFromFlags(f: CacheFlagValues): Omit<CacheOptions, 'resolvers' | 'caFile' | 'user'> {
+  return {
+    dir: resolve(f.dir),
+    listen: parseListen(f.listen),
+    upstreams: {
+      hf: parseUpstream(f['hf-upstream'], '--hf-upstream'),
+      ollama: parseUpstream(f['ollama-upstream'], '--ollama-upstream'),
+      modelscope: parseUpstream(f['modelscope-upstream'], '--modelscope-upstream'),
+    },
+    origins: Object.fromEntries((f.origin ?? []).map(parseOrigin)),
+    maxSize: parseMaxSize(f['max-size']),
+    cdnHosts: (f['cdn-host'] ?? []).map((h) => h.trim().toLowerCase()).filter(Boolean),
+  }
+}

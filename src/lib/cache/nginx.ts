@@ -1,0 +1,237 @@
+import {spawn} from 'node:child_process'
+import {accessSync, chmodSync, chownSync, constants, existsSync, mkdirSync, readFileSync, statSync} from 'node:fs'
+import {createServer} from 'node:net'
+import {join} from 'node:path'
+import {ExitCode, MtuneError} from '../errors.js'
+import {writeFileAtomic} from '../fs-atomic.js'
+import type {CacheOptions} from './options.js'
+
+/** MTUNE_NGINX when set (an nginx elsewhere, or none: a test); else PATH, then where nginx usually is. */
+export function findNginx(env = process.env): string | undefined {
+  if (env.MTUNE_NGINX !== undefined) {
+    try {
+      accessSync(env.MTUNE_NGINX, constants.X_OK)
+      return env.MTUNE_NGINX
+    } catch {
+      return undefined
+    }
+  }
+  const dirs = [...(env.PATH ?? '').split(':').filter(Boolean), '/usr/sbin', '/usr/local/sbin', '/sbin']
+  for (const dir of dirs) {
+    const path = join(dir, 'nginx')
+    try {
+      accessSync(path, constants.X_OK)
+      return path
+    } catch {
+      // not here
+    }
+  }
+  return undefined
+}
+
+export function requireNginx(env = process.env): string {
+  const path = findNginx(env)
+  if (!path) {
+    throw new MtuneError('no-nginx', 'nginx is not installed: install it (Debian/Ubuntu: sudo apt-get install -y nginx, whose build has the slice module), then run this again', ExitCode.service)
+  }
+  return path
+}
+
+export const paths = (dir: string) => ({
+  conf: join(dir, 'nginx.conf'),
+  pid: join(dir, 'nginx.pid'),
+  state: join(dir, 'mtune-cache.json'),
+  accessLog: join(dir, 'logs', 'access.log'),
+  errorLog: join(dir, 'logs', 'error.log'),
+  cache: join(dir, 'cache'),
+})
+
+/** The arguments that make nginx use DIR for everything, its startup errors included. */
+export const nginxArgs = (dir: string) => ['-p', dir, '-c', paths(dir).conf, '-e', paths(dir).errorLog]
+
+/** DIR and the folders nginx writes to; as root, the workers' user owns what they write. */
+export function prepareDir(dir: string, workerUser?: {uid: number; gid: number}): void {
+  try {
+    mkdirSync(dir, {recursive: true})
+    accessSync(dir, constants.W_OK)
+    for (const sub of ['logs', 'cache', 'tmp/client', 'tmp/proxy', 'tmp/fastcgi', 'tmp/uwsgi', 'tmp/scgi']) mkdirSync(join(dir, sub), {recursive: true})
+  } catch (error) {
+    throw new MtuneError('dir-not-writable', `cannot use ${dir} for the cache (${(error as {code?: string}).code ?? (error as Error).message}): choose a --dir you can write to`, ExitCode.localDisk)
+  }
+  if (workerUser) {
+    for (const sub of ['cache', 'tmp', 'tmp/client', 'tmp/proxy', 'tmp/fastcgi', 'tmp/uwsgi', 'tmp/scgi']) chownSync(join(dir, sub), workerUser.uid, workerUser.gid)
+    // The workers must reach cache/ and tmp/ through DIR: traverse only, no listing.
+    const mode = statSync(dir).mode & 0o777
+    if ((mode & 0o001) === 0) chmodSync(dir, mode | 0o001)
+  }
+}
+
+/** Run as root, nginx's workers drop to an unprivileged user: www-data (Debian's), else nobody. */
+export function workerUser(passwd = readPasswd()): {name: string; uid: number; gid: number} | undefined {
+  if (process.getuid?.() !== 0) return undefined
+  for (const name of ['www-data', 'nginx', 'nobody']) {
+    const line = passwd.split('\n').find((l) => l.startsWith(`${name}:`))
+    const f = line?.split(':')
+    if (f && f.length > 3) return {name, uid: Number(f[2]), gid: Number(f[3])}
+  }
+  return undefined
+}
+
+function readPasswd(): string {
+  try {
+    return readFileSync('/etc/passwd', 'utf8')
+  } catch {
+    return ''
+  }
+}
+
+/** The cache's own record of how it was started: status and a second serve read it. */
+export interface CacheState {
+  version: 1
+  url: string
+  dir: string
+  listen: string
+  endpoints: {hf: string; modelscope: string; ollama: string; origins: Record<string, string>}
+  maxSize: number
+  startedAt: string
+}
+
+export function readState(dir: string): CacheState | undefined {
+  try {
+    const s = JSON.parse(readFileSync(paths(dir).state, 'utf8')) as CacheState
+    return s.version === 1 ? s : undefined
+  } catch {
+    return undefined
+  }
+}
+
+export const writeState = (dir: string, state: CacheState) => writeFileAtomic(paths(dir).state, JSON.stringify(state, null, 2) + '\n')
+
+/** The running nginx master of DIR, from its pid file: alive and an nginx. */
+export function runningPid(dir: string): number | undefined {
+  let pid: number
+  try {
+    pid = Number(readFileSync(paths(dir).pid, 'utf8').trim())
+  } catch {
+    return undefined
+  }
+  if (!Number.isInteger(pid) || pid <= 0) return undefined
+  try {
+    process.kill(pid, 0)
+  } catch (error) {
+    // EPERM: alive, someone else's (a cache started by root, looked at by a user).
+    if ((error as {code?: string}).code !== 'EPERM') return undefined
+  }
+  try {
+    const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8')
+    if (!cmdline.includes('nginx')) return undefined
+  } catch {
+    // No /proc (macOS): the pid file and a live process are all there is to go by.
+  }
+  return pid
+}
+
+/** Fails with the port's owner in words when HOST:PORT cannot be bound. */
+export async function checkPortFree(listen: CacheOptions['listen']): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    const server = createServer()
+    server.once('error', (error: NodeJS.ErrnoException) => {
+      const where = `${listen.host}:${listen.port}`
+      if (error.code === 'EADDRINUSE') reject(new MtuneError('port-in-use', `cannot listen on ${where}: the port is in use; choose another with --listen HOST:PORT`, ExitCode.service))
+      else if (error.code === 'EACCES') reject(new MtuneError('port-denied', `cannot listen on ${where}: ports below 1024 need root; choose a port of 1024 or more with --listen`, ExitCode.service))
+      else if (error.code === 'EADDRNOTAVAIL') reject(new MtuneError('bad-listen', `cannot listen on ${where}: this host has no such address; give one of its own with --listen`, ExitCode.usage))
+      else reject(new MtuneError('port-error', `cannot listen on ${where}: ${error.message}`, ExitCode.service))
+    })
+    server.listen(listen.port, listen.host, () => server.close(() => resolve()))
+  })
+}
+
+/** Run nginx with DIR's arguments; resolves with its exit code and what it printed. */
+export function runNginx(nginx: string, dir: string, extra: string[] = []): Promise<{code: number | null; output: string}> {
+  return new Promise((resolve, reject) => {
+    // Its output goes to a pipe only for short commands; the daemon's stdio is closed (detached
+    // master processes keep inherited pipes open, and the caller would wait for ever).
+    const child = spawn(nginx, [...nginxArgs(dir), ...extra], {stdio: ['ignore', 'pipe', 'pipe'], detached: false})
+    let output = ''
+    child.stdout!.on('data', (d) => (output += d))
+    child.stderr!.on('data', (d) => (output += d))
+    child.on('error', reject)
+    child.on('exit', (code) => {
+      child.stdout!.destroy()
+      child.stderr!.destroy()
+      resolve({code, output})
+    })
+  })
+}
+
+/** `nginx -t`: the configuration is refused with nginx's own words (its [emerg] line). */
+export async function testConfig(nginx: string, dir: string): Promise<void> {
+  const {code, output} = await runNginx(nginx, dir, ['-t', '-q'])
+  if (code === 0) return
+  const line = /\[emerg\][^\n]*/.exec(output)?.[0] ?? output.trim().split('\n').pop() ?? `exit ${code}`
+  throw new MtuneError('nginx-config', `nginx refused the configuration in ${paths(dir).conf}: ${line}`, ExitCode.service)
+}
+
+/** Start nginx as a daemon (its master forks and the command returns) and wait until it answers. */
+export async function startNginx(nginx: string, dir: string, localUrl: string, timeoutMs = 15_000): Promise<number> {
+  const {code, output} = await new Promise<{code: number | null; output: string}>((resolve, reject) => {
+    const child = spawn(nginx, nginxArgs(dir), {stdio: ['ignore', 'ignore', 'pipe']})
+    let text = ''
+    // The master keeps stderr open until it daemonizes; after the parent exits, stop listening.
+    child.stderr!.on('data', (d) => (text += d))
+    child.on('error', reject)
+    child.on('exit', (c) => {
+      child.stderr!.destroy()
+      resolve({code: c, output: text})
+    })
+  })
+  if (code !== 0) {
+    const line = /\[emerg\][^\n]*/.exec(output)?.[0] ?? (output.trim() || `exit ${code}`)
+    const inUse = /Address already in use/.test(line)
+    throw new MtuneError(inUse ? 'port-in-use' : 'nginx-start', inUse ? `nginx could not listen: the port is in use; choose another with --listen (${line})` : `nginx did not start: ${line} (see ${paths(dir).errorLog})`, ExitCode.service)
+  }
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const pid = runningPid(dir)
+    if (pid && (await answers(localUrl))) return pid
+    if (Date.now() > deadline) throw new MtuneError('nginx-start', `nginx started but does not answer at ${localUrl} (see ${paths(dir).errorLog})`, ExitCode.service)
+    await new Promise((r) => setTimeout(r, 50))
+  }
+}
+
+/** The cache's own page answers: it is up. */
+export async function answers(base: string, timeoutMs = 2_000): Promise<boolean> {
+  try {
+    const res = await fetch(`${base}/-/mtune`, {signal: AbortSignal.timeout(timeoutMs)})
+    await res.arrayBuffer()
+    return res.status === 200
+  } catch {
+    return false
+  }
+}
+
+/** Stop DIR's nginx: gracefully (QUIT: requests in flight finish), then TERM after a while. */
+export async function stopNginx(dir: string, graceMs = 10_000): Promise<number | undefined> {
+  const pid = runningPid(dir)
+  if (!pid) return undefined
+  const gone = async (ms: number) => {
+    const until = Date.now() + ms
+    while (Date.now() < until) {
+      try {
+        process.kill(pid, 0)
+      } catch {
+        return true
+      }
+      await new Promise((r) => setTimeout(r, 50))
+    }
+    return false
+  }
+  process.kill(pid, 'SIGQUIT')
+  if (!(await gone(graceMs))) {
+    process.kill(pid, 'SIGTERM')
+    await gone(5_000)
+  }
+  return pid
+}
+
+export const stateExists = (dir: string) => existsSync(paths(dir).state)

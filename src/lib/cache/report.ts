@@ -1,0 +1,33 @@
+import {resolve} from 'node:path'
+import {answers, paths, readState, runningPid, type CacheState} from './nginx.js'
+import {diskUsed, readTraffic, type Traffic} from './status.js'
+
+export interface CacheStatus extends Traffic {
+  dir: string
+  running: boolean
+  pid: number | null
+  /** It answers HTTP at its address (running but not answering is worth saying). */
+  answering: boolean
+  url: string | null
+  endpoints: CacheState['endpoints'] | null
+  disk: {usedBytes: number; maxBytes: number | null}
+}
+
+export async function cacheStatus(dirArg: string): Promise<CacheStatus> {
+  const dir = resolve(dirArg)
+  const state = readState(dir)
+  const pid = runningPid(dir) ?? null
+  const local = state ? `http://${state.listen.replace(/^(0\.0\.0\.0|\[?::\]?):/, '127.0.0.1:')}` : undefined
+  const answering = Boolean(pid && local && (await answers(local)))
+  const traffic = await readTraffic(paths(dir).accessLog)
+  return {
+    dir,
+    running: Boolean(pid),
+    pid,
+    answering,
+    url: state?.url ?? null,
+    endpoints: state?.endpoints ?? null,
+    disk: {usedBytes: diskUsed(paths(dir).cache), maxBytes: state?.maxSize ?? null},
+    ...traffic,
+  }
+}

@@ -1,0 +1,401 @@
+import assert from 'node:assert/strict'
+import {createHash} from 'node:crypto'
+import {once} from 'node:events'
+import {existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync} from 'node:fs'
+import {createServer, type AddressInfo} from 'node:net'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
+import {after, describe, it} from 'node:test'
+import {downloadFile} from '@huggingface/hub'
+import {nginxConfig} from '../src/lib/cache/config.js'
+import {findNginx} from '../src/lib/cache/nginx.js'
+import {addUp} from '../src/lib/cache/status.js'
+import {runCli, startCli} from './support/cli.js'
+import {startCdn, startFakeHf, startFakeOllama, type HubRepo} from './support/fake-hubs.js'
+import {makeContent} from './support/mirror-server.js'
+
+const MiB = 1024 * 1024
+const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex')
+const closers: Array<() => Promise<unknown>> = []
+after(async () => {
+  for (const c of closers.reverse()) await c().catch(() => {})
+})
+const dir = (what = 'cache') => mkdtempSync(join(tmpdir(), `mtune-${what}-`))
+const COMMIT = 'c0ffee0000000000000000000000000000c0ffee'
+const weights = makeContent(20 * MiB, 91)
+const config = Buffer.from('{"model_type": "cached"}\n')
+
+// Tests that need the real nginx say so when it is missing, instead of passing.
+const NGINX = findNginx()
+const needsNginx = NGINX ? {} : {skip: 'nginx is not installed: apt-get install -y nginx (.ci/run installs it)'}
+
+const repo = (over: Partial<HubRepo> = {}): HubRepo => ({
+  id: 'acme/cached',
+  commit: COMMIT,
+  files: [
+    {path: 'model.safetensors', content: weights, lfs: true},
+    {path: 'config.json', content: config, lfs: false},
+  ],
+  ...over,
+})
+
+async function freePort(): Promise<number> {
+  const s = createServer().listen(0, '127.0.0.1')
+  await once(s, 'listening')
+  const {port} = s.address() as AddressInfo
+  await new Promise((r) => s.close(r))
+  return port
+}
+
+interface Served {
+  url: string
+  dir: string
+  pid: number
+  endpoints: {hf: string; modelscope: string; ollama: string; origins: Record<string, string>}
+}
+
+/** mtune cache serve on a free loopback port, stopped after the tests. */
+async function serve(args: string[] = []): Promise<Served> {
+  const d = dir('nginx')
+  const r = await runCli(['cache', 'serve', '--dir', d, '--listen', `127.0.0.1:${await freePort()}`, '--json', ...args])
+  assert.equal(r.code, 0, r.stderr + r.stdout)
+  closers.push(() => runCli(['cache', 'stop', '--dir', d]))
+  return JSON.parse(r.stdout) as Served
+}
+
+async function hubWithCdn(repos: HubRepo[], options: {ttlMs?: number; rate?: number; token?: string} = {}) {
+  const cdn = await startCdn({ttlMs: options.ttlMs, perConnectionRate: options.rate})
+  const hub = await startFakeHf(repos, {cdn, token: options.token})
+  closers.push(() => hub.close(), () => cdn.close())
+  return {cdn, hub}
+}
+
+/** A client machine's environment: its own HF cache, nothing inherited. */
+function client(extra: Record<string, string> = {}) {
+  const home = dir('client')
+  return {home, hub: join(home, 'hub'), env: {HF_HOME: home, HF_HUB_CACHE: join(home, 'hub'), HF_TOKEN: '', HF_ENDPOINT: 'http://127.0.0.1:9', XDG_CACHE_HOME: join(home, 'xdg'), ...extra}}
+}
+
+const blobOf = (hubDir: string, content: Buffer) => join(hubDir, 'models--acme--cached', 'blobs', sha256(content))
+const cdnBytes = (cdn: {mirror: {bytesSent: number}}) => cdn.mirror.bytesSent
+
+describe('mtune cache: the configuration', () => {
+  const options = {
+    dir: '/srv/cache',
+    listen: {host: '127.0.0.1', port: 8080},
+    upstreams: {hf: 'https://huggingface.co', ollama: 'https://registry.ollama.ai', modelscope: 'https://www.modelscope.cn'},
+    origins: {models: 'https://mirror.example.com/models'},
+    maxSize: 100 * 1024 ** 3,
+    resolvers: ['10.0.0.2', '[fd00::53]'],
+    cdnHosts: ['cdn.example.net'],
+    caFile: '/etc/ssl/certs/ca-certificates.crt',
+  }
+  const text = nginxConfig(options)
+  const block = (start: string) => {
+    const from = text.indexOf(start)
+    return text.slice(from, text.indexOf('\n    }', from))
+  }
+
+  it('slices only where it talks to a CDN (or a plain mirror), never where a hub redirects', () => {
+    assert.match(block('location ^~ /-/cdn/'), /slice 8m;/)
+    for (const hub of ['location ^~ /v2/', 'location ~ /resolve/', 'location / {', 'location ^~ /-/modelscope/']) {
+      assert.doesNotMatch(block(hub), /slice|proxy_cache mtune/, hub)
+      assert.match(block(hub), /error_page 302 = @redirect302/, hub)
+    }
+  })
+
+  it('keys CDN objects by host and path, without the signature; one fetch for concurrent misses; no credentials to the CDN', () => {
+    const cdn = block('location ^~ /-/cdn/')
+    assert.match(cdn, /proxy_cache_key \$mtune_cdn_key\$slice_range;/)
+    assert.match(text, /map \$request_uri \$mtune_cdn_key \{\n\s+"~\^\/-\/cdn\/https\?\/\(\?<mtune_kh>\[\^\/\?#\]\+\)\(\?<mtune_kp>\[\^\?#\]\*\)"/)
+    assert.match(cdn, /proxy_cache_lock on;/)
+    assert.match(cdn, /proxy_set_header Authorization "";/)
+    assert.match(cdn, /proxy_cache_valid 200 206 365d;/)
+  })
+
+  it('keeps clients off Xet, and resolves CDN host names itself with the system name servers', () => {
+    assert.match(block('location ~ /resolve/'), /proxy_hide_header X-Xet-Hash;[\s\S]*proxy_hide_header Link;/)
+    assert.match(text, /"~\*application\/vnd\\.xet-" "\*\/\*";/)
+    assert.match(text, /resolver 10\.0\.0\.2 \[fd00::53\] valid=300s;/)
+    assert.match(text, /max_size=102400m/)
+  })
+
+  it('fetches only from CDNs: the upstreams\' hosts, the hubs\' CDN domains and --cdn-host', () => {
+    assert.match(text, /"~\^huggingface\\\\\.co\$" 1;/)
+    assert.match(text, /"~\(\^\|\\\\\.\)hf\\\\\.co\$" 1;/)
+    assert.match(text, /"~\(\^\|\\\\\.\)cdn\\\\\.example\\\\\.net\$" 1;/)
+    assert.match(block('location ^~ /-/cdn/'), /if \(\$mtune_cdn_allowed = 0\) \{\n\s+return 403/)
+  })
+
+  it('adds up traffic from the access log: requests, slices hit and missed, bytes up and served', () => {
+    const t = addUp([
+      {u: '/-/mtune', len: '80', sent: '30'},
+      {u: '/acme/x/resolve/main/a', len: '300', sent: '138', up: '548', s: '302'},
+      {u: '/-/cdn/http/h/f', len: '0', sent: '8388900', up: '8388898', cache: 'MISS'},
+      {u: '/-/cdn/http/h/f', len: '322', sent: '16777216', up: '8388891', cache: 'MISS'},
+      {u: '/-/cdn/http/h/f', len: '0', sent: '8388900', cache: 'HIT'},
+      {u: '/-/cdn/http/h/f', len: '296', sent: '16777216', up: '', cache: 'HIT'},
+    ])
+    assert.deepEqual(t, {requests: 3, hits: 2, misses: 2, hitRatio: 0.5, bytesUpstream: 548 + 8388898 + 8388891, bytesServed: 138 + 16777216 * 2})
+  })
+})
+
+describe('mtune cache serve, status, stop (real nginx)', needsNginx, () => {
+  it('starts, says what clients use, reports status, refuses a second start, stops harmlessly twice', async () => {
+    const d = dir('nginx')
+    const port = await freePort()
+    const r = await runCli(['cache', 'serve', '--dir', d, '--listen', `127.0.0.1:${port}`, '--origin', 'models=http://127.0.0.1:9/files', '--max-size', '2G', '--json'])
+    assert.equal(r.code, 0, r.stderr)
+    closers.push(() => runCli(['cache', 'stop', '--dir', d]))
+    const doc = JSON.parse(r.stdout)
+    const url = `http://127.0.0.1:${port}`
+    assert.deepEqual(Object.keys(doc).sort(), ['dir', 'endpoints', 'pid', 'url'])
+    assert.deepEqual(doc, {url, dir: d, pid: doc.pid, endpoints: {hf: url, modelscope: `${url}/-/modelscope`, ollama: `127.0.0.1:${port}`, origins: {models: `${url}/-/origin/models`}}})
+    assert.ok(Number.isInteger(doc.pid) && doc.pid > 0)
+    for (const f of ['nginx.conf', 'nginx.pid', 'logs/access.log']) assert.ok(existsSync(join(d, f)), f)
+
+    const again = await runCli(['cache', 'serve', '--dir', d, '--listen', `127.0.0.1:${port}`])
+    assert.equal(again.code, 0, again.stderr)
+    assert.match(again.stdout, new RegExp(`already running \\(nginx pid ${doc.pid}\\)`))
+
+    const status = await runCli(['cache', 'status', '--dir', d, '--json'])
+    assert.equal(status.code, 0, status.stderr)
+    const s = JSON.parse(status.stdout)
+    assert.equal(s.running, true)
+    assert.equal(s.answering, true)
+    assert.equal(s.disk.maxBytes, 2 * 1024 ** 3)
+    assert.deepEqual(s.endpoints, doc.endpoints)
+
+    const stop = await runCli(['cache', 'stop', '--dir', d])
+    assert.equal(stop.code, 0, stop.stderr)
+    assert.match(stop.stdout, /stopped the cache/)
+    const twice = await runCli(['cache', 'stop', '--dir', d])
+    assert.equal(twice.code, 0)
+    assert.match(twice.stdout, /nothing to stop/)
+    const down = await runCli(['cache', 'status', '--dir', d])
+    assert.equal(down.code, 1)
+    assert.match(down.stdout, /not running/)
+  })
+
+  it('says what is wrong: bad upstream, port in use, unwritable dir, no nginx; and who can reach a non-loopback cache', async () => {
+    const cases: Array<[string[], Record<string, string>, number, RegExp]> = [
+      [['--hf-upstream', 'ftp://x'], {}, 2, /invalid --hf-upstream "ftp:\/\/x": only http:\/\/ and https:\/\/ upstreams/],
+      [['--hf-upstream', 'https://hub.example.com/some/path'], {}, 2, /give the origin only \(https:\/\/hub\.example\.com\)/],
+      [['--listen', 'nonsense'], {}, 2, /invalid --listen "nonsense"/],
+      [['--max-size', '10M'], {}, 2, /--max-size 10M is too small/],
+      [['--origin', 'no-equals-sign'], {}, 2, /invalid --origin "no-equals-sign": use NAME=URL/],
+      [[], {MTUNE_NGINX: '/nonexistent/nginx'}, 7, /nginx is not installed: install it \(Debian\/Ubuntu: sudo apt-get install -y nginx/],
+    ]
+    for (const [args, env, code, message] of cases) {
+      const listen = args.includes('--listen') ? [] : ['--listen', `127.0.0.1:${await freePort()}`]
+      const r = await runCli(['cache', 'serve', '--dir', dir('nginx'), ...listen, ...args], env)
+      assert.equal(r.code, code, `${args.join(' ')}: ${r.stderr}`)
+      assert.match(r.stderr, message)
+      assert.equal(r.stderr.trim().split('\n').length, 1, 'one line')
+    }
+    const busy = createServer().listen(0, '127.0.0.1')
+    await once(busy, 'listening')
+    closers.push(async () => busy.close())
+    const inUse = await runCli(['cache', 'serve', '--dir', dir('nginx'), '--listen', `127.0.0.1:${(busy.address() as AddressInfo).port}`])
+    assert.equal(inUse.code, 7)
+    assert.match(inUse.stderr, /the port is in use; choose another with --listen/)
+    const file = join(dir('nginx'), 'a-file')
+    writeFileSync(file, '')
+    const unwritable = await runCli(['cache', 'serve', '--dir', join(file, 'cache'), '--listen', `127.0.0.1:${await freePort()}`])
+    assert.equal(unwritable.code, 5)
+    assert.match(unwritable.stderr, /cannot use .* for the cache \(ENOTDIR\): choose a --dir you can write to/)
+
+    const d = dir('nginx')
+    const wide = await runCli(['cache', 'serve', '--dir', d, '--listen', `0.0.0.0:${await freePort()}`])
+    closers.push(() => runCli(['cache', 'stop', '--dir', d]))
+    assert.equal(wide.code, 0, wide.stderr)
+    assert.match(wide.stderr, /every host that can reach it can use this cache/)
+  })
+
+  it('prints its configuration and a systemd unit that runs it', async () => {
+    const d = dir('nginx')
+    const conf = await runCli(['cache', 'config', '--dir', d, '--listen', '127.0.0.1:8181'])
+    assert.equal(conf.code, 0, conf.stderr)
+    assert.match(conf.stdout, /listen 127\.0\.0\.1:8181;/)
+    assert.ok(!existsSync(join(d, 'nginx.conf')), 'printing writes nothing')
+    const unit = await runCli(['cache', 'config', '--dir', d, '--listen', '127.0.0.1:8181', '--systemd'])
+    assert.equal(unit.code, 0, unit.stderr)
+    assert.match(unit.stdout, /^\[Service\]$/m)
+    assert.match(unit.stdout, new RegExp(`ExecStartPre=.* cache config --dir ${d} --listen 127\\.0\\.0\\.1:8181 .*--write`))
+    assert.match(unit.stdout, new RegExp(`ExecStart=\\S*nginx -p ${d} -c ${d}/nginx\\.conf`))
+    const written = await runCli(['cache', 'config', '--dir', d, '--listen', '127.0.0.1:8181', '--write'])
+    assert.equal(written.code, 0, written.stderr)
+    assert.ok(existsSync(join(d, 'nginx.conf')))
+  })
+})
+
+describe('pulling through mtune cache (real nginx)', needsNginx, () => {
+  it('N servers pulling one model at once cost the CDN about one copy; later pulls are all hits; every copy verified', async () => {
+    const {cdn, hub} = await hubWithCdn([repo()])
+    const cache = await serve(['--hf-upstream', hub.origin])
+    const clients = Array.from({length: 4}, () => client({MTUNE_CACHE: cache.url}))
+    const runs = await Promise.all(clients.map((c) => runCli(['pull', 'hf://acme/cached', '--json'], c.env)))
+    for (const [i, r] of runs.entries()) {
+      assert.equal(r.code, 0, r.stderr)
+      assert.equal(JSON.parse(r.stdout).via, 'cache')
+      assert.ok(readFileSync(blobOf(clients[i].hub, weights)).equals(weights), `client ${i}`)
+      assert.equal(readFileSync(join(clients[i].hub, 'models--acme--cached', 'snapshots', COMMIT, 'config.json'), 'utf8'), config.toString())
+      assert.equal(readFileSync(join(clients[i].hub, 'models--acme--cached', 'refs', 'main'), 'utf8'), COMMIT)
+    }
+    const cold = cdnBytes(cdn)
+    assert.ok(cold >= weights.length && cold <= weights.length * 1.25, `the CDN sent ${(cold / weights.length).toFixed(2)} copies for 4 pulls`)
+    assert.equal(cdn.authSeen, 0)
+    const later = client({MTUNE_CACHE: cache.url})
+    const warm = await runCli(['pull', 'hf://acme/cached', '--json'], later.env)
+    assert.equal(warm.code, 0, warm.stderr)
+    assert.equal(cdnBytes(cdn), cold, 'a warm pull costs the CDN nothing')
+    const status = JSON.parse((await runCli(['cache', 'status', '--dir', cache.dir, '--json'])).stdout)
+    assert.ok(status.hits > 0 && status.bytesServed >= 5 * weights.length, JSON.stringify(status))
+    assert.ok(status.bytesUpstream < 1.3 * weights.length, JSON.stringify(status))
+  })
+
+  it('the Hugging Face JS client downloads through the cache as its hub, and nothing reaches Xet', async () => {
+    const {hub, cdn} = await hubWithCdn([repo({xet: true})])
+    const cache = await serve(['--hf-upstream', hub.origin])
+    for (const path of ['model.safetensors', 'config.json']) {
+      const blob = await downloadFile({repo: 'acme/cached', path, hubUrl: cache.url})
+      assert.ok(blob, path)
+      const bytes = Buffer.from(await blob.arrayBuffer())
+      assert.ok(bytes.equals(path === 'config.json' ? config : weights), path)
+    }
+    assert.deepEqual(hub.xetRequests, [], 'nothing went to the Xet endpoints')
+    assert.ok(cdnBytes(cdn) > 0, 'the weights came from the CDN through the cache')
+    const head = await fetch(`${cache.url}/acme/cached/resolve/main/model.safetensors`, {method: 'HEAD', redirect: 'manual'})
+    assert.equal(head.status, 302)
+    assert.equal(head.headers.get('x-repo-commit'), COMMIT)
+    assert.equal(head.headers.get('x-linked-size'), String(weights.length))
+    assert.equal(head.headers.get('x-linked-etag'), `"${sha256(weights)}"`)
+    assert.equal(head.headers.get('x-xet-hash'), null)
+    assert.equal(head.headers.get('link'), null)
+    assert.match(head.headers.get('location') ?? '', new RegExp(`^${cache.url}/-/cdn/http/127\\.0\\.0\\.1:\\d+/file/`), 'an absolute Location, back to the cache')
+  })
+
+  it('gated: refused without a token through a warm cache, served with one; the CDN never sees a token', async () => {
+    const {hub, cdn} = await hubWithCdn([repo({gated: true})], {token: 'hf_gated'})
+    const cache = await serve(['--hf-upstream', hub.origin])
+    const withToken = client({MTUNE_CACHE: cache.url, HF_TOKEN: 'hf_gated'})
+    const ok = await runCli(['pull', 'hf://acme/cached'], withToken.env)
+    assert.equal(ok.code, 0, ok.stderr)
+    const warm = cdnBytes(cdn)
+    const without = client({MTUNE_CACHE: cache.url})
+    const refused = await runCli(['pull', 'hf://acme/cached'], without.env)
+    assert.equal(refused.code, 3)
+    assert.match(refused.stderr, /is gated: request access on the model's page and give a token \(HF_TOKEN\)/)
+    assert.doesNotMatch(refused.stderr, /pulling from the origin/, 'the hub\'s verdict is not a cache failure')
+    const direct = await fetch(`${cache.url}/acme/cached/resolve/${COMMIT}/model.safetensors`, {redirect: 'manual'})
+    assert.equal(direct.status, 401, 'the resolve through a warm cache is refused without a token')
+    assert.equal(direct.headers.get('x-error-code'), 'GatedRepo')
+    assert.ok(!existsSync(blobOf(without.hub, weights)))
+    assert.equal(cdn.authSeen, 0)
+    assert.equal(cdnBytes(cdn), warm)
+    assert.ok(!readFileSync(join(cache.dir, 'logs', 'access.log'), 'utf8').includes('hf_gated'), 'the token is not logged')
+  })
+
+  it('a cached object keeps serving after its signed link expired', async () => {
+    const {hub, cdn} = await hubWithCdn([repo()], {ttlMs: 1_500})
+    const cache = await serve(['--hf-upstream', hub.origin])
+    const first = await fetch(`${cache.url}/acme/cached/resolve/${COMMIT}/model.safetensors`, {redirect: 'manual'})
+    const location = first.headers.get('location')!
+    const warmed = await fetch(location)
+    assert.ok(Buffer.from(await warmed.arrayBuffer()).equals(weights))
+    // Setup, not an assertion: wait until the link's own Expires has passed.
+    const expires = Number(new URL(location).searchParams.get('Expires')) * 1000
+    while (Date.now() <= expires + 200) await new Promise((r) => setTimeout(r, 100))
+    const sent = cdnBytes(cdn)
+    const late = await fetch(location, {headers: {range: 'bytes=1000-1999'}})
+    assert.equal(late.status, 206)
+    assert.ok(Buffer.from(await late.arrayBuffer()).equals(weights.subarray(1000, 2000)))
+    assert.equal(cdnBytes(cdn), sent, 'served from the cache, the CDN not asked')
+    assert.equal(cdn.expiredRefusals, 0)
+  })
+
+  it('a cold cache behind a CDN link that expires mid-pull: the pull renews it and finishes, verified', async () => {
+    const {hub, cdn} = await hubWithCdn([repo()], {ttlMs: 2_000, rate: 3 * MiB})
+    const cache = await serve(['--hf-upstream', hub.origin])
+    const c = client({MTUNE_CACHE: cache.url})
+    const r = await runCli(['pull', 'hf://acme/cached', '--json', '-c', '2', '--max-connections', '2'], c.env)
+    assert.equal(r.code, 0, r.stderr)
+    assert.ok(readFileSync(blobOf(c.hub, weights)).equals(weights))
+    assert.ok(hub.requests.filter((q) => q.path.includes('/resolve/') && q.path.includes('model.safetensors')).length >= 2, 'the link was renewed through the hub')
+    assert.equal(cdn.authSeen, 0)
+  })
+
+  it('chains: a rack cache behind a site cache behind the hub fetches once from the CDN', async () => {
+    const {hub, cdn} = await hubWithCdn([repo()])
+    const site = await serve(['--hf-upstream', hub.origin])
+    const rack = await serve(['--hf-upstream', site.url])
+    const a = client({MTUNE_CACHE: rack.url})
+    const r = await runCli(['pull', 'hf://acme/cached', '--json'], a.env)
+    assert.equal(r.code, 0, r.stderr)
+    assert.ok(readFileSync(blobOf(a.hub, weights)).equals(weights))
+    const once = cdnBytes(cdn)
+    assert.ok(once >= weights.length && once <= weights.length * 1.25, `${once}`)
+    // Another rack under the same site: the site cache serves it, the CDN is not asked again.
+    const rack2 = await serve(['--hf-upstream', site.url])
+    const b = client({MTUNE_CACHE: rack2.url})
+    assert.equal((await runCli(['pull', 'hf://acme/cached'], b.env)).code, 0)
+    assert.equal(cdnBytes(cdn), once)
+    const siteStatus = JSON.parse((await runCli(['cache', 'status', '--dir', site.dir, '--json'])).stdout)
+    assert.ok(siteStatus.hits > 0, JSON.stringify(siteStatus))
+  })
+
+  it('Ollama: blob answers carry a Location and honour Range; pull ollama:// --cache writes the registry\'s name', async () => {
+    const cdn = await startCdn()
+    const layer = makeContent(6 * MiB, 93)
+    const cfg = Buffer.from('{"model_format":"gguf"}')
+    const registry = await startFakeOllama([{namespace: 'library', model: 'tiny', tag: 'latest', blobs: [cfg, layer]}], cdn)
+    closers.push(() => registry.close(), () => cdn.close())
+    const cache = await serve(['--ollama-upstream', registry.origin])
+    const blobUrl = `${cache.url}/v2/library/tiny/blobs/sha256:${sha256(layer)}`
+    const redirect = await fetch(blobUrl, {redirect: 'manual'})
+    assert.equal(redirect.status, 307)
+    const location = redirect.headers.get('location')
+    assert.match(location ?? '', new RegExp(`^${cache.url}/-/cdn/`), 'ollama pull needs a Location')
+    const ranged = await fetch(location!, {headers: {range: 'bytes=100-199'}})
+    assert.equal(ranged.status, 206)
+    assert.ok(Buffer.from(await ranged.arrayBuffer()).equals(layer.subarray(100, 200)))
+
+    const models = dir('ollama')
+    const registryHost = new URL(registry.origin).host
+    const r = await runCli(['pull', `ollama://${registryHost}/library/tiny:latest`, '--insecure', '--cache', cache.url, '--json'], {OLLAMA_MODELS: models})
+    assert.equal(r.code, 0, r.stderr)
+    assert.equal(JSON.parse(r.stdout).via, 'cache')
+    assert.ok(existsSync(join(models, 'manifests', registryHost, 'library', 'tiny', 'latest')), 'named after the registry, not the cache')
+    assert.deepEqual(readdirSync(join(models, 'manifests')), [registryHost])
+    assert.ok(readFileSync(join(models, 'blobs', `sha256-${sha256(layer)}`)).equals(layer))
+  })
+
+  it('a dead cache: the pull falls back to the origin with one warning', async () => {
+    const {hub} = await hubWithCdn([repo()])
+    const c = client({HF_ENDPOINT: hub.origin, MTUNE_CACHE: `http://127.0.0.1:${await freePort()}`})
+    const r = await runCli(['pull', 'hf://acme/cached', '--json'], c.env)
+    assert.equal(r.code, 0, r.stderr)
+    assert.equal(JSON.parse(r.stdout).via, 'origin')
+    const text = await runCli(['pull', 'hf://acme/cached', '--include', 'config.json'], {...c.env, HF_HUB_CACHE: join(dir('client'), 'hub')})
+    assert.equal(text.code, 0, text.stderr)
+    assert.equal(text.stderr.match(/does not answer: pulling from the origin instead/g)?.length, 1, text.stderr)
+    assert.ok(readFileSync(blobOf(c.hub, weights)).equals(weights))
+  })
+
+  it('a cache that dies during the pull is left for the origin, keeping what is on disk', async () => {
+    const {hub} = await hubWithCdn([repo()], {rate: 2 * MiB})
+    const cache = await serve(['--hf-upstream', hub.origin])
+    const c = client({HF_ENDPOINT: hub.origin, MTUNE_CACHE: cache.url})
+    const run = startCli(['pull', 'hf://acme/cached', '--retries', '2', '--stall-timeout', '3'], c.env)
+    let stderr = ''
+    run.child.stderr!.on('data', (d) => (stderr += d))
+    const deadline = Date.now() + 30_000
+    while (!/progress|%/.test(stderr) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50))
+    assert.equal((await runCli(['cache', 'stop', '--dir', cache.dir])).code, 0)
+    const r = await run.done
+    assert.equal(r.code, 0, r.stderr)
+    assert.match(r.stderr, /failed during the pull .*: pulling from the origin instead/)
+    assert.doesNotMatch(r.stderr, /MaxListeners/)
+    assert.ok(readFileSync(blobOf(c.hub, weights)).equals(weights))
+  })
+})
