@@ -30,6 +30,7 @@ Exit codes: 0 measured, 2 bad input, 3 no mirror answered, 130 interrupted (what
   static override flags = {
     mirror: Flags.string({multiple: true, required: true, description: 'URL of the same large file on a mirror, or a model source (repeatable).'}),
     endpoint: Flags.string({multiple: true, description: 'With an hf:// mirror: more endpoints to compare (repeatable).'}),
+    cache: Flags.string({env: 'MTUNE_CACHE', description: 'With an hf:// mirror: an mtune cache to compare against the hubs (its URL).'}),
     connections: Flags.string({description: `Connection counts to try. [default: ${DEFAULT_CONNECTIONS.join(',')}]`}),
     'chunk-size': Flags.string({description: 'Chunk sizes to try. [default: 1M,4M,16M,64M]'}),
     duration: Flags.integer({min: 1, max: 3600, default: 60, description: 'Time budget in seconds for the whole run.'}),
@@ -63,7 +64,9 @@ Exit codes: 0 measured, 2 bad input, 3 no mirror answered, 130 interrupted (what
     process.once('SIGINT', onSignal)
     try {
       const json = this.jsonEnabled()
-      const mirrors = await expandMirrors(flags.mirror, flags.endpoint ?? [], abort.signal, process.env, json ? undefined : (m) => process.stderr.write(`${mark.warn()} ${m}\n`))
+      const {cacheEndpoints, parseCacheUrl} = await import('../lib/sources/cache-endpoints.js')
+      const cache = flags.cache ? [cacheEndpoints(parseCacheUrl(flags.cache)).hf] : []
+      const mirrors = await expandMirrors(flags.mirror, [...(flags.endpoint ?? []), ...cache], abort.signal, process.env, json ? undefined : (m) => process.stderr.write(`${mark.warn()} ${m}\n`))
       const report = await runBench(
         {mirrors, connections, chunkSizes, budgetMs: flags.duration * 1000, maxBytes, all: flags.all, disk: flags.disk, signal: abort.signal, progress: json ? undefined : (m) => process.stderr.write(`${mark.info()} ${m}\n`)},
         systemReader(),

@@ -14,6 +14,18 @@ export interface DoctorFacts {
   network: NetworkFacts
   env: EnvFacts
   link: LinkEstimate
+  /** The cache or hub endpoint this machine is set to use (MTUNE_CACHE, else HF_ENDPOINT), as probed. */
+  cache?: CacheProbe
+}
+
+export interface CacheProbe {
+  url: string
+  from: 'MTUNE_CACHE' | 'HF_ENDPOINT'
+  /** It answered HTTP at all. */
+  answers: boolean
+  /** Its /-/mtune page says it is an mtune cache. */
+  mtune: boolean
+  ms?: number
 }
 
 const GiB = 1024 ** 3
@@ -312,9 +324,25 @@ export function envChecks(f: DoctorFacts): Finding[] {
     } else out.push(finding('env', 'ollama', 'pass', 'Ollama store', `OLLAMA_MODELS=${o.path}${o.writableByUs ? '' : ' (read-only for you)'}`, values))
   }
 
+  if (f.cache) out.push(cacheFinding(f.cache))
+
   if (e.openFilesSoft === undefined) out.push(finding('env', 'open_files', 'unknown', 'Open files limit', 'unknown'))
   else if (e.openFilesSoft < 1024) {
     out.push(finding('env', 'open_files', 'warn', 'Open files limit', `${e.openFilesSoft}`, {limit: {value: e.openFilesSoft}}, {fix: 'ulimit -n 65536 (or LimitNOFILE= in the service unit)'}))
   } else out.push(finding('env', 'open_files', 'pass', 'Open files limit', Number.isFinite(e.openFilesSoft) ? `${e.openFilesSoft}` : 'unlimited', {limit: {value: Number.isFinite(e.openFilesSoft) ? e.openFilesSoft : null}}))
   return out
+}
+
+/** MTUNE_CACHE (or an HF_ENDPOINT that is one): does the fleet cache this machine is pointed at answer? */
+function cacheFinding(c: CacheProbe): Finding {
+  const values = {url: {value: c.url}, answers: {value: c.answers}, mtuneCache: {value: c.mtune}, ms: {value: c.ms === undefined ? null : Math.round(c.ms), unit: 'ms'}}
+  const where = `${c.from}=${c.url}`
+  if (c.from === 'MTUNE_CACHE') {
+    if (c.mtune) return finding('env', 'cache', 'pass', 'Cache', `${where}: an mtune cache, answering in ${Math.round(c.ms ?? 0)} ms`, values)
+    if (c.answers) return finding('env', 'cache', 'warn', 'Cache', `${where} answers, but is not an mtune cache`, values, {fix: 'set MTUNE_CACHE to the URL mtune cache serve printed on the cache host'})
+    return finding('env', 'cache', 'warn', 'Cache', `${where} does not answer: pulls will fall back to the origin`, values, {fix: 'start it on the cache host (mtune cache serve --dir DIR --listen HOST:PORT), check the firewall, or unset MTUNE_CACHE'})
+  }
+  if (c.mtune) return finding('env', 'cache', 'pass', 'Cache', `${where}: an mtune cache, answering in ${Math.round(c.ms ?? 0)} ms (Hugging Face tools use it)`, values)
+  if (c.answers) return finding('env', 'cache', 'info', 'Cache', `${where}: a hub endpoint, answering; no mtune cache set (MTUNE_CACHE)`, values)
+  return finding('env', 'cache', 'warn', 'Cache', `${where} does not answer: Hugging Face tools cannot download`, values, {fix: 'start the cache or mirror it names, or unset HF_ENDPOINT'})
 }

@@ -1,7 +1,7 @@
 import {lastBench, type LinkEstimate} from '../bench/link.js'
 import {readBlock, readDisk, readEnv, readGpus, readMemory, readNetwork, type GpuFacts} from '../system/facts.js'
 import type {SystemReader} from '../system/reader.js'
-import {diskChecks, envChecks, gpuChecks, ioChecks, memoryChecks, networkChecks, type DoctorFacts} from './checks.js'
+import {diskChecks, envChecks, gpuChecks, ioChecks, memoryChecks, networkChecks, type CacheProbe, type DoctorFacts} from './checks.js'
 import {GROUPS, type Finding, type Group, type Status} from './finding.js'
 
 export interface DoctorOptions {
@@ -24,6 +24,28 @@ export function estimateLink(options: DoctorOptions, env: NodeJS.ProcessEnv, ifa
   return {source: 'unknown'}
 }
 
+/**
+ * The cache this machine is pointed at (MTUNE_CACHE, else HF_ENDPOINT): its /-/mtune page, through
+ * the pull's dispatcher (proxies as a pull sees them), within a second and a half.
+ */
+async function probeCache(env: NodeJS.ProcessEnv): Promise<CacheProbe | undefined> {
+  const from = env.MTUNE_CACHE ? 'MTUNE_CACHE' : env.HF_ENDPOINT ? 'HF_ENDPOINT' : undefined
+  if (!from) return undefined
+  const url = env[from]!.replace(/\/+$/, '')
+  const [{createDispatcher}, {get}] = await Promise.all([import('../net/dispatcher.js'), import('../net/request.js')])
+  const dispatcher = createDispatcher({stallTimeoutMs: 1_500})
+  const started = performance.now()
+  try {
+    const res = await get(dispatcher, `${url}/-/mtune`, {}, AbortSignal.timeout(1_500))
+    const body = Buffer.from(await res.body.arrayBuffer()).toString('utf8')
+    return {url, from, answers: true, mtune: res.status === 200 && body.includes('mtune cache'), ms: performance.now() - started}
+  } catch {
+    return {url, from, answers: false, mtune: false}
+  } finally {
+    await dispatcher.destroy().catch(() => {})
+  }
+}
+
 /** Read what the chosen checks need; the reading is the only I/O doctor does. */
 export async function gatherFacts(r: SystemReader, options: DoctorOptions): Promise<DoctorFacts> {
   const groups = new Set(options.groups ?? GROUPS)
@@ -39,6 +61,7 @@ export async function gatherFacts(r: SystemReader, options: DoctorOptions): Prom
     network,
     env: readEnv(r),
     link: estimateLink(options, r.env, network.iface?.speedMbps),
+    cache: groups.has('env') ? await probeCache(r.env) : undefined,
   }
 }
 
