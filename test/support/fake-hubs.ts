@@ -152,7 +152,33 @@ export async function startFakeHf(repos: HubRepo[], options: {token?: string; cd
   const origin = () => server.origin
   const commitOf = (repo: HubRepo, rev: string) => (rev === repo.commit ? rev : {main: repo.commit, ...repo.refs}[rev])
 
-  const server = await serve((req, res, url) => {
+  const server = await serve(async (req, res, url) => {
+    // What huggingface.js asks before downloading into the cache (downloadFileToCacheDir).
+    const pathsInfo = /^\/api\/(models|datasets)\/(.+)\/paths-info\/([^/]+)$/.exec(url.pathname)
+    if (pathsInfo && req.method === 'POST') {
+      let body = ''
+      for await (const chunk of req) body += chunk
+      const repo = find(pathsInfo[1] === 'datasets' ? 'dataset' : 'model', pathsInfo[2])
+      if (denied(req, repo, res)) return
+      const commit = commitOf(repo!, decodeURIComponent(pathsInfo[3]))
+      if (!commit) {
+        res.writeHead(404, {'x-error-code': 'RevisionNotFound'}).end()
+        return
+      }
+      const wanted = (JSON.parse(body || '{}') as {paths?: string[]}).paths ?? []
+      const entries = repo!.files
+        .filter((f) => wanted.includes(f.path))
+        .map((f) => ({
+          type: 'file',
+          path: f.path,
+          oid: gitSha1(f.content),
+          size: f.content.length,
+          ...(f.lfs ? {lfs: {oid: sha256(f.content), size: f.content.length, pointerSize: 134}} : {}),
+          lastCommit: {id: commit, title: 'upload', date: '2026-01-01T00:00:00.000Z'},
+        }))
+      res.writeHead(200, {'content-type': 'application/json'}).end(JSON.stringify(entries))
+      return
+    }
     const api = /^\/api\/(models|datasets)\/(.+)\/revision\/([^/]+)$/.exec(url.pathname)
     if (api) {
       if (limited > 0) {

@@ -45,6 +45,8 @@ export interface Progress {
   etaSeconds?: number
   connections: number
   elapsedMs: number
+  /** What `connections` counts, when not connections (verify: files being hashed). */
+  unit?: string
 }
 
 export interface PullEvents {

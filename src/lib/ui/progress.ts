@@ -41,7 +41,7 @@ class BarReporter implements Reporter {
     this.multi = new cliProgress.MultiBar(
       {
         stream,
-        format: `{bar} {percent} {done}  {rate}  ETA {left}  ${chalk.dim('{connections} conn')}`,
+        format: `{bar} {percent} {done}  {rate}  ETA {left}  ${chalk.dim('{connections}')}`,
         barsize: 24,
         hideCursor: true,
         clearOnComplete: false,
@@ -54,7 +54,7 @@ class BarReporter implements Reporter {
   }
 
   progress(p: Progress): void {
-    const payload = {...summary(p), connections: p.connections}
+    const payload = {...summary(p), connections: p.unit ? p.unit : `${p.connections} conn`}
     const total = p.size ?? Math.max(p.done, 1)
     if (!this.bar) this.bar = this.multi.create(total, p.done, payload)
     else {
@@ -86,7 +86,7 @@ class LineReporter implements Reporter {
     if (now - this.last < this.intervalMs) return
     this.last = now
     const s = summary(p)
-    this.stream.write(`progress ${s.percent ? s.percent + ' ' : ''}${s.done} ${s.rate} eta ${s.left} connections ${p.connections}\n`)
+    this.stream.write(`progress ${s.percent ? s.percent + ' ' : ''}${s.done} ${s.rate} eta ${s.left} ${p.unit ?? `connections ${p.connections}`}\n`)
   }
 
   info(message: string): void {

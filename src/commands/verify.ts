@@ -1,0 +1,96 @@
+import {Args, Flags} from '@oclif/core'
+import {setMaxListeners} from 'node:events'
+import {MtuneCommand} from '../lib/ui/base-command.js'
+import {ExitCode, MtuneError} from '../lib/errors.js'
+
+export default class Verify extends MtuneCommand {
+  static override summary = 'Is the model on disk exactly what was published? Say what is not, and --repair it.'
+  static override description = `SOURCE is hf://ORG/NAME[@REV] (hf://datasets/... too), ollama://MODEL[:TAG] or modelscope://OWNER/NAME[@REV], \
+found where mtune pull (and each ecosystem's own tools) put them; or a PATH, checked against --sha256 or the PATH.sha256 beside it. \
+Hugging Face: the snapshot's links and blobs (each blob's name is its digest) and, when the hub answers, its file list; \
+Ollama: the manifest and every blob it names; ModelScope: the hub's sha256s. Files are hashed on all cores.
+
+One line per problem (corrupt, truncated, missing, dangling link, leftover partial file), then a summary.
+--repair pulls exactly the bad or missing files again (resumed and verified), then checks them again.
+
+Exit codes: 0 intact (or repaired), 2 bad input, 3 the hub's listing was needed and did not come, 4 something is corrupt or missing.`
+
+  static override examples = [
+    '<%= config.bin %> verify hf://Qwen/Qwen2.5-7B-Instruct',
+    '<%= config.bin %> verify ollama://llama3.1:8b --repair',
+    '<%= config.bin %> verify /models/model.gguf --sha256 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08',
+  ]
+
+  static override enableJsonFlag = true
+  static override args = {
+    source: Args.string({required: true, description: 'hf://…, ollama://…, modelscope://…, or a file PATH'}),
+  }
+
+  static override flags = {
+    sha256: Flags.string({description: 'A PATH: its expected sha256 (default: PATH.sha256 beside it, in sha256sum format).'}),
+    revision: Flags.string({description: 'hf:// and modelscope://: the revision to check (branch, tag or commit), instead of @REV.'}),
+    'local-dir': Flags.string({description: 'hf:// and modelscope://: check a plain tree (as pull --local-dir writes it) against the hub\'s digests.'}),
+    endpoint: Flags.string({description: 'hf:// and modelscope://: the hub endpoint (default: HF_ENDPOINT / MODELSCOPE_ENDPOINT).'}),
+    offline: Flags.boolean({description: 'hf://: check against the disk alone (blob names are their digests), without asking the hub.'}),
+    repair: Flags.boolean({description: 'Pull exactly the bad or missing files again, then check them again.'}),
+    insecure: Flags.boolean({description: 'ollama://: talk plain http to the registry (with --repair).'}),
+    quiet: Flags.boolean({char: 'q', description: 'Only problems and errors.'}),
+    workers: Flags.integer({min: 1, max: 256, description: 'Files hashed at once. [default: the number of cores]'}),
+  }
+
+  async run(): Promise<unknown> {
+    const {args, flags} = await this.parse(Verify)
+    const [{parseSource}, {verify}, {createDispatcher}, {createReporter, progressMode}, {renderVerify}, {existsSync}] = await Promise.all([
+      import('../lib/sources/reference.js'),
+      import('../lib/verify/run.js'),
+      import('../lib/net/dispatcher.js'),
+      import('../lib/ui/progress.js'),
+      import('../lib/ui/verify-output.js'),
+      import('node:fs'),
+    ])
+    const isSource = /^[a-z][a-z0-9+.-]*:\/\//i.test(args.source)
+    const ref = isSource ? parseSource(args.source, {insecure: flags.insecure}) : undefined
+    if (!ref && !existsSync(args.source) && !existsSync(`${args.source}.sha256`)) {
+      throw new MtuneError('not-found', `${args.source}: no such file; give a PATH or a model source (hf://, ollama://, modelscope://)`, ExitCode.usage)
+    }
+    if (ref && flags.sha256) throw new MtuneError('bad-flag', '--sha256 applies to a file PATH; model sources carry their own digests', ExitCode.usage)
+    const json = this.jsonEnabled()
+    const reporter = createReporter(json ? 'none' : progressMode(process.stderr, flags.quiet))
+    const abort = new AbortController()
+    setMaxListeners(0, abort.signal)
+    const onSignal = () => abort.abort()
+    process.once('SIGINT', onSignal)
+    const dispatcher = createDispatcher({stallTimeoutMs: 30_000})
+    const started = performance.now()
+    try {
+      const report = await verify(args.source, ref, {
+        sha256: flags.sha256,
+        revision: flags.revision,
+        localDir: flags['local-dir'],
+        endpoint: flags.endpoint,
+        repair: flags.repair,
+        online: !flags.offline,
+        workers: flags.workers,
+        dispatcher,
+        signal: abort.signal,
+        events: {info: (m) => reporter.info(m), warn: (m) => reporter.warn(m), progress: (p) => reporter.progress(p)},
+        onProgress: (done, total) => {
+          const seconds = (performance.now() - started) / 1000
+          const rate = seconds > 0 ? done / seconds : 0
+          reporter.progress({size: total, done, rate, etaSeconds: rate > 0 ? (total - done) / rate : undefined, connections: flags.workers ?? 0, elapsedMs: seconds * 1000, unit: 'hashing'})
+        },
+      })
+      reporter.stop()
+      if (!json) this.log(renderVerify(report, flags.quiet))
+      if (!report.intact) process.exitCode = ExitCode.integrity
+      return report
+    } catch (error) {
+      reporter.stop()
+      if (abort.signal.aborted) throw new MtuneError('interrupted', 'interrupted: nothing was changed; run it again', ExitCode.interrupted)
+      throw error
+    } finally {
+      process.off('SIGINT', onSignal)
+      await dispatcher.destroy().catch(() => {})
+    }
+  }
+}

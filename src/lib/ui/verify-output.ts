@@ -1,0 +1,36 @@
+import type {VerifyReport} from '../verify/run.js'
+import {formatBytes, formatRate} from '../units.js'
+import {chalk, mark} from './colors.js'
+
+const WORDS: Record<string, string> = {
+  corrupt: 'corrupt',
+  truncated: 'truncated',
+  missing: 'missing',
+  dangling: 'dangling link',
+  incomplete: 'left over',
+  unreadable: 'unreadable',
+}
+
+/** One line per problem, then the summary; --quiet leaves only the problems. */
+export function renderVerify(r: VerifyReport, quiet = false): string {
+  const lines: string[] = []
+  for (const f of r.files) {
+    if (f.status === 'ok' || f.status === 'unchecked') continue
+    lines.push(`${mark.fail()} ${f.name}: ${WORDS[f.status] ?? f.status}${f.detail ? ` (${f.detail})` : ''}`)
+  }
+  for (const p of r.problems) lines.push(`${mark.fail()} ${p.name}: ${WORDS[p.kind] ?? p.kind} (${p.detail})`)
+  if (quiet) return lines.join('\n')
+  for (const n of r.notes) lines.push(`${mark.info()} ${n}`)
+  const s = r.summary
+  const against = {hub: "the hub's digests", disk: 'the digests in the blob names', manifest: 'the manifest\'s digests', sha256: 'the given sha256'}[r.against]
+  const rate = s.seconds > 0 && s.bytesHashed > 0 ? `, ${formatRate(s.bytesHashed / s.seconds)}` : ''
+  const counts = (['corrupt', 'truncated', 'missing', 'dangling', 'incomplete', 'unreadable'] as const).filter((k) => s[k] > 0).map((k) => `${s[k]} ${WORDS[k]}`)
+  if (r.repair) {
+    if (!r.repair.attempted) lines.push(`${mark.warn()} not repaired: ${r.repair.reason}`)
+    else lines.push(`${r.repair.intact ? mark.ok() : mark.fail()} repaired ${r.repair.files.length} file${r.repair.files.length === 1 ? '' : 's'}${r.repair.files.length ? `: ${r.repair.files.join(', ')}` : ' (links, refs and manifests written again)'}`)
+  }
+  const head = r.intact ? `${mark.ok()} ${chalk.bold('intact')}` : `${mark.fail()} ${chalk.bold('not intact')}: ${counts.join(', ')}`
+  lines.push(`${head}: ${s.ok} of ${s.files} file${s.files === 1 ? '' : 's'} checked against ${against}; ${formatBytes(s.bytesHashed)} hashed in ${s.seconds.toFixed(1)} s${rate}${s.unchecked ? `; ${s.unchecked} with nothing to check against` : ''}`)
+  if (!r.intact && !r.repair) lines.push(`  fix: mtune verify ${r.target} --repair${r.kind === 'file' ? ' (a plain file: pull it again with mtune pull URL --sha256 HEX)' : ''}`)
+  return lines.join('\n')
+}

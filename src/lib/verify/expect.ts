@@ -1,0 +1,197 @@
+import {existsSync, lstatSync, readFileSync, readdirSync, readlinkSync, statSync} from 'node:fs'
+import {basename, dirname, join, relative, resolve} from 'node:path'
+import {ExitCode, MtuneError, usageError} from '../errors.js'
+import {hfCacheDir} from '../sources/hf.js'
+import {modelscopeCacheDir} from '../sources/modelscope.js'
+import {ollamaModelsDir} from '../sources/ollama.js'
+import type {Plan} from '../sources/plan.js'
+import type {SourceRef} from '../sources/reference.js'
+
+/**
+ * What should be on disk, from the disk itself (blob names are digests; an Ollama manifest names
+ * its blobs) or from the hub's listing (a plan): every file with what it is checked against, and
+ * the problems seen without hashing anything (a link to nothing, a leftover partial file).
+ */
+export interface Expected {
+  /** As the user knows it: the path in the repo, or the digest and its kind. */
+  name: string
+  /** The file to check. */
+  path: string
+  size?: number
+  sha256?: string
+  gitSha1?: string
+  /** For the HF cache: the snapshot link that must point at `path`. */
+  link?: string
+}
+
+export type ProblemKind = 'corrupt' | 'truncated' | 'missing' | 'dangling' | 'incomplete' | 'unreadable'
+
+export interface Problem {
+  name: string
+  path: string
+  kind: ProblemKind
+  detail: string
+}
+
+export interface Expectations {
+  kind: 'hf' | 'ollama' | 'modelscope' | 'file'
+  /** What the files are checked against. */
+  against: 'hub' | 'disk' | 'manifest' | 'sha256'
+  root: string
+  files: Expected[]
+  /** Found without hashing. */
+  problems: Problem[]
+  notes: string[]
+}
+
+const HEX64 = /^[0-9a-f]{64}$/
+const HEX40 = /^[0-9a-f]{40}$/
+
+function isLink(path: string): boolean {
+  return lstatSync(path, {throwIfNoEntry: false})?.isSymbolicLink() ?? false
+}
+
+function walk(dir: string, out: string[] = []): string[] {
+  let names: string[]
+  try {
+    names = readdirSync(dir)
+  } catch {
+    return out
+  }
+  for (const name of names.sort()) {
+    const path = join(dir, name)
+    const info = lstatSync(path, {throwIfNoEntry: false})
+    if (info?.isDirectory()) walk(path, out)
+    else if (info) out.push(path)
+  }
+  return out
+}
+
+/** The HF cache folder of a repo: models--ORG--NAME or datasets--ORG--NAME. */
+export const hfRepoDir = (ref: {repoType: 'model' | 'dataset'; repo: string}, env = process.env) =>
+  join(hfCacheDir(env), `${ref.repoType === 'dataset' ? 'datasets' : 'models'}--${ref.repo.replace('/', '--')}`)
+
+/** The commit a revision names in the cache: itself, or what refs/REV holds. */
+export function cachedCommit(repoDir: string, revision: string): string | undefined {
+  if (HEX40.test(revision)) return revision
+  try {
+    const commit = readFileSync(join(repoDir, 'refs', revision), 'utf8').trim()
+    return HEX40.test(commit) ? commit : undefined
+  } catch {
+    return undefined
+  }
+}
+
+/** Leftovers in the HF cache: blobs still .incomplete (a download that was cut), refs to no snapshot. */
+function hfLeftovers(repoDir: string): Problem[] {
+  const problems: Problem[] = []
+  for (const path of walk(join(repoDir, 'blobs'))) {
+    if (path.endsWith('.incomplete')) problems.push({name: `blobs/${basename(path)}`, path, kind: 'incomplete', detail: 'a partial download left behind'})
+  }
+  for (const path of walk(join(repoDir, 'refs'))) {
+    const commit = readFileSync(path, 'utf8').trim()
+    const ref = relative(join(repoDir, 'refs'), path)
+    if (!HEX40.test(commit)) problems.push({name: `refs/${ref}`, path, kind: 'corrupt', detail: 'does not hold a commit hash'})
+    else if (!existsSync(join(repoDir, 'snapshots', commit))) problems.push({name: `refs/${ref}`, path, kind: 'dangling', detail: `points to snapshot ${commit.slice(0, 12)}, which is not in the cache`})
+  }
+  return problems
+}
+
+/**
+ * An HF repo checked against its own cache, offline: each snapshot link names its blob, and the
+ * blob's name is its digest (sha256 for LFS files, git blob sha1 for small ones).
+ */
+export function hfFromDisk(ref: {repoType: 'model' | 'dataset'; repo: string; revision: string}, env = process.env): Expectations {
+  const repoDir = hfRepoDir(ref, env)
+  if (!existsSync(repoDir)) throw new MtuneError('not-in-cache', `hf://${ref.repo} is not in the Hugging Face cache (${repoDir}): pull it first`, ExitCode.integrity)
+  const commit = cachedCommit(repoDir, ref.revision)
+  const out: Expectations = {kind: 'hf', against: 'disk', root: repoDir, files: [], problems: hfLeftovers(repoDir), notes: []}
+  if (!commit) {
+    out.problems.push({name: `refs/${ref.revision}`, path: join(repoDir, 'refs', ref.revision), kind: 'missing', detail: `revision ${ref.revision} was never pulled into this cache`})
+    return out
+  }
+  const snapshot = join(repoDir, 'snapshots', commit)
+  if (!existsSync(snapshot)) {
+    out.problems.push({name: `snapshots/${commit.slice(0, 12)}`, path: snapshot, kind: 'missing', detail: 'the snapshot is not in the cache'})
+    return out
+  }
+  for (const link of walk(snapshot)) {
+    const name = relative(snapshot, link)
+    if (!isLink(link)) {
+      // Copied rather than linked (filesystems without symlinks): no digest to check it against.
+      out.files.push({name, path: link})
+      continue
+    }
+    const target = resolve(dirname(link), readlinkSync(link))
+    const blob = basename(target)
+    const digest = HEX64.test(blob) ? {sha256: blob} : HEX40.test(blob) ? {gitSha1: blob} : {}
+    if (!existsSync(target)) {
+      out.problems.push({name, path: link, kind: 'dangling', detail: `links to blobs/${blob}, which is missing`})
+      continue
+    }
+    out.files.push({name, path: target, link, ...digest})
+  }
+  return out
+}
+
+/** A plan from the hub (files, sizes, digests) as what must be on disk. */
+export function fromPlan(plan: Plan, kind: Expectations['kind'], snapshot?: string): Expectations {
+  return {
+    kind,
+    against: 'hub',
+    root: plan.root,
+    files: plan.files.map((f) => ({name: f.name, path: f.dest, size: f.size, sha256: f.sha256, gitSha1: f.sha256 ? undefined : f.gitSha1, ...(snapshot ? {link: join(snapshot, f.name)} : {})})),
+    problems: [],
+    notes: plan.files.some((f) => !f.sha256 && !f.gitSha1) ? ['some files have no digest in the hub\'s listing: they are checked by size only'] : [],
+  }
+}
+
+/** An Ollama model: its manifest in OLLAMA_MODELS, and every blob it names against its digest. */
+export function ollamaFromDisk(ref: Extract<SourceRef, {kind: 'ollama'}>, env = process.env): Expectations {
+  const models = ollamaModelsDir(env)
+  const manifestPath = join(models, 'manifests', ref.host, ref.namespace, ref.model, ref.tag)
+  const out: Expectations = {kind: 'ollama', against: 'manifest', root: models, files: [], problems: [], notes: []}
+  for (const dir of [join(models, '.mtune-partial'), join(models, 'blobs')]) {
+    for (const path of walk(dir)) {
+      if (dir.endsWith('.mtune-partial') || /-partial(-\d+)?$/.test(path)) out.problems.push({name: relative(models, path), path, kind: 'incomplete', detail: 'a partial download left behind'})
+    }
+  }
+  let manifest: {config?: {digest?: string; size?: number}; layers?: Array<{digest?: string; size?: number; mediaType?: string}>}
+  try {
+    manifest = JSON.parse(readFileSync(manifestPath, 'utf8'))
+  } catch (error) {
+    const missing = (error as NodeJS.ErrnoException).code === 'ENOENT'
+    out.problems.push({name: `manifest ${ref.namespace}/${ref.model}:${ref.tag}`, path: manifestPath, kind: missing ? 'missing' : 'corrupt', detail: missing ? `not in ${join(models, 'manifests', ref.host)}` : 'not valid JSON'})
+    return out
+  }
+  for (const layer of [...(manifest.config ? [{...manifest.config, mediaType: 'config'}] : []), ...(manifest.layers ?? [])]) {
+    const hex = /^sha256:([0-9a-f]{64})$/.exec(layer.digest ?? '')?.[1]
+    if (!hex) {
+      out.problems.push({name: String(layer.digest), path: manifestPath, kind: 'corrupt', detail: 'the manifest names a blob that is not a sha256 digest'})
+      continue
+    }
+    if (out.files.some((f) => f.sha256 === hex)) continue
+    const kind = (layer.mediaType ?? '').replace('application/vnd.ollama.image.', '')
+    out.files.push({name: `sha256:${hex.slice(0, 12)}${kind ? ` (${kind})` : ''}`, path: join(models, 'blobs', `sha256-${hex}`), size: layer.size, sha256: hex})
+  }
+  return out
+}
+
+/** A plain file against --sha256, or the FILE.sha256 beside it (sha256sum's format). */
+export function plainFile(path: string, sha256?: string): Expectations {
+  const full = resolve(path)
+  let expected = sha256?.replace(/^sha256:/i, '').toLowerCase()
+  if (expected === undefined) {
+    const beside = `${full}.sha256`
+    const text = existsSync(beside) ? readFileSync(beside, 'utf8') : undefined
+    expected = text ? /^\s*\\?([0-9a-fA-F]{64})\b/.exec(text)?.[1]?.toLowerCase() : undefined
+    if (text !== undefined && !expected) throw usageError('bad-digest', `${beside} holds no sha256 (sha256sum's format: HEX  NAME): fix it or give --sha256 HEX`)
+  }
+  if (!expected) throw usageError('no-digest', `nothing to check ${path} against: give --sha256 HEX, or put ${basename(full)}.sha256 beside it (sha256sum ${basename(full)} > ${basename(full)}.sha256)`)
+  if (!HEX64.test(expected)) throw usageError('bad-digest', `invalid --sha256 "${sha256}": 64 hex digits expected`)
+  if (existsSync(full) && statSync(full).isDirectory()) throw usageError('is-directory', `${path} is a directory: give a file, or a model source (hf://, ollama://, modelscope://)`)
+  return {kind: 'file', against: 'sha256', root: dirname(full), files: [{name: basename(full), path: full, sha256: expected}], problems: [], notes: []}
+}
+
+/** The ModelScope cache folder of a revision (as pull writes it). */
+export const modelscopeSnapshot = (ref: {repo: string; revision: string}, env = process.env) => join(modelscopeCacheDir(env), 'models', ref.repo.replace('/', '--'), 'snapshots', ref.revision)

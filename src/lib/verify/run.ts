@@ -1,0 +1,137 @@
+import {lstatSync, readlinkSync, rmSync, statSync} from 'node:fs'
+import {dirname, resolve} from 'node:path'
+import type {Dispatcher} from 'undici'
+import {ExitCode, MtuneError, errorMessage} from '../errors.js'
+import type {Plan} from '../sources/plan.js'
+import type {SourceRef} from '../sources/reference.js'
+import {resolvePlan} from '../sources/resolve.js'
+import {runPlan} from '../sources/run-plan.js'
+import type {PullEvents} from '../transfer/engine.js'
+import {cachedCommit, fromPlan, hfFromDisk, hfRepoDir, modelscopeSnapshot, ollamaFromDisk, plainFile, type Expectations, type Problem} from './expect.js'
+import {hashFiles} from './hash-pool.js'
+import {algorithmFor, intact, judge, summarize, type FileVerdict, type Summary} from './judge.js'
+
+export interface VerifyOptions {
+  sha256?: string
+  revision?: string
+  localDir?: string
+  endpoint?: string
+  repair?: boolean
+  /** Ask the hub for its listing (default): without it, only what the disk itself says is checked. */
+  online?: boolean
+  dispatcher: Dispatcher
+  signal?: AbortSignal
+  events?: PullEvents
+  /** Bytes hashed so far, of how many. */
+  onProgress?(done: number, total: number): void
+  workers?: number
+}
+
+export interface VerifyReport {
+  target: string
+  kind: Expectations['kind']
+  against: Expectations['against']
+  root: string
+  files: FileVerdict[]
+  problems: Problem[]
+  summary: Summary
+  intact: boolean
+  notes: string[]
+  repair?: {attempted: boolean; files: string[]; intact: boolean; reason?: string}
+}
+
+/** The file's size and, for a snapshot link, where it points (null: no link). */
+function onDisk(path: string, link?: string): {size?: number; linkTarget?: string | null} {
+  const size = statSync(path, {throwIfNoEntry: false})?.size
+  if (!link) return {size}
+  const info = lstatSync(link, {throwIfNoEntry: false})
+  return {size, linkTarget: info?.isSymbolicLink() ? resolve(dirname(link), readlinkSync(link)) : info ? link : null}
+}
+
+/** Hash and judge every expected file. */
+async function check(exp: Expectations, options: VerifyOptions): Promise<{verdicts: FileVerdict[]; bytes: number}> {
+  const disks = exp.files.map((e) => onDisk(e.path, e.link))
+  const todo = exp.files.map((e, i) => ({e, i, algorithm: algorithmFor(e), disk: disks[i]})).filter((x) => x.algorithm && x.disk.size !== undefined && (x.e.size === undefined || x.e.size === x.disk.size))
+  const total = todo.reduce((sum, x) => sum + (x.disk.size ?? 0), 0)
+  let done = 0
+  const hashed = await hashFiles(
+    todo.map((x) => ({path: x.e.path, algorithm: x.algorithm!})),
+    {sizes: todo.map((x) => x.disk.size ?? 0), workers: options.workers, signal: options.signal, onBytes: (n) => options.onProgress?.((done += n), total)},
+  )
+  const byIndex = new Map(todo.map((x, k) => [x.i, hashed[k]]))
+  return {verdicts: exp.files.map((e, i) => judge(e, disks[i], byIndex.get(i))), bytes: done}
+}
+
+/** What is expected for a source: from the hub when it answers (and is asked), else from the disk. */
+async function expectations(target: string, ref: SourceRef, options: VerifyOptions): Promise<{exp: Expectations; plan?: Plan}> {
+  const ctx = {dispatcher: options.dispatcher, signal: options.signal, warn: options.events?.warn}
+  const online = options.online !== false
+  if (ref.kind === 'url') throw new MtuneError('bad-source', `mtune verify checks files on disk: give a PATH (with --sha256) or a model source, not the URL ${target}`, ExitCode.usage)
+  if (ref.kind === 'ollama') {
+    const exp = ollamaFromDisk(ref)
+    const plan = options.repair ? await resolvePlan(ref, {}, ctx) : undefined
+    return {exp, plan}
+  }
+  if (ref.kind === 'hf') {
+    const revision = options.revision ?? ref.revision
+    const r = {...ref, revision}
+    if (options.localDir) {
+      const plan = await resolvePlan(r, {endpoint: options.endpoint, localDir: options.localDir}, ctx)
+      return {exp: fromPlan(plan, 'hf'), plan}
+    }
+    const disk = hfFromDisk(r)
+    if (!online) return {exp: disk}
+    // The hub's listing of the commit this cache holds for the revision (or of the revision).
+    const commit = cachedCommit(hfRepoDir(r), revision) ?? revision
+    let plan: Plan
+    try {
+      plan = await resolvePlan({...r, revision: commit}, {endpoint: options.endpoint}, ctx)
+    } catch (error) {
+      if (error instanceof MtuneError && error.exitCode === ExitCode.interrupted) throw error
+      return {exp: {...disk, notes: [...disk.notes, `the hub did not answer (${errorMessage(error)}): checked against the disk alone (blob names are their digests); files the revision has that the cache lacks are not seen`]}}
+    }
+    const fromHub = fromPlan(plan, 'hf', `${hfRepoDir(r)}/snapshots/${commit}`)
+    // Blobs the hub lists, plus what the disk alone shows (a leftover, a ref to nothing).
+    return {exp: {...fromHub, problems: disk.problems.filter((p) => p.kind === 'incomplete' || p.name.startsWith('refs/')), root: disk.root}, plan}
+  }
+  // ModelScope publishes sha256s: without its listing there is nothing to check against.
+  let plan: Plan
+  try {
+    plan = await resolvePlan({...ref, revision: options.revision ?? ref.revision}, {endpoint: options.endpoint, localDir: options.localDir}, ctx)
+  } catch (error) {
+    if (error instanceof MtuneError && error.exitCode !== ExitCode.remote) throw error
+    throw new MtuneError('no-listing', `cannot check ${target}: ModelScope's file list (with the digests) did not come (${errorMessage(error)}); try again when it answers`, ExitCode.remote)
+  }
+  const exp = fromPlan(plan, 'modelscope')
+  if (!options.localDir) exp.root = modelscopeSnapshot({repo: ref.repo, revision: options.revision ?? ref.revision})
+  return {exp, plan}
+}
+
+/**
+ * Is the model (or file) on disk exactly what was published? Every file hashed on all cores;
+ * with --repair, exactly the bad or missing files pulled again (resumed and verified by the
+ * engine), then checked again.
+ */
+export async function verify(target: string, ref: SourceRef | undefined, options: VerifyOptions): Promise<VerifyReport> {
+  const started = performance.now()
+  const {exp, plan} = ref ? await expectations(target, ref, options) : {exp: plainFile(target, options.sha256), plan: undefined}
+  const {verdicts, bytes} = await check(exp, options)
+  const summary = summarize(verdicts, exp.problems, bytes, (performance.now() - started) / 1000)
+  const report: VerifyReport = {target, kind: exp.kind, against: exp.against, root: exp.root, files: verdicts, problems: exp.problems, summary, intact: intact(summary), notes: exp.notes}
+  if (!options.repair || report.intact) return report
+  if (!plan) {
+    report.repair = {attempted: false, files: [], intact: false, reason: ref ? 'the hub did not answer: nothing to fetch the files from' : 'a plain file has no source to fetch it from: pull it again with mtune pull URL --sha256 HEX'}
+    return report
+  }
+  const bad = new Set(verdicts.filter((v) => v.status !== 'ok' && v.status !== 'unchecked' && !v.linkOnly).map((v) => v.path))
+  for (const p of exp.problems) if (p.kind === 'incomplete') rmSync(p.path, {force: true})
+  // Corrupt files go; the plan fetches exactly the bad ones (and writes links and refs again).
+  for (const f of plan.files) {
+    f.present = !bad.has(f.dest)
+    if (!f.present) rmSync(f.dest, {force: true})
+  }
+  const names = plan.files.filter((f) => !f.present).map((f) => f.name)
+  await runPlan(plan, {dispatcher: options.dispatcher, signal: options.signal}, options.events ?? {})
+  const again = await verify(target, ref, {...options, repair: false})
+  return {...again, repair: {attempted: true, files: names, intact: again.intact}}
+}

@@ -1,0 +1,213 @@
+import assert from 'node:assert/strict'
+import {createHash} from 'node:crypto'
+import {existsSync, mkdtempSync, readFileSync, rmSync, truncateSync, unlinkSync, writeFileSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
+import {after, describe, it} from 'node:test'
+import {downloadFileToCacheDir} from '@huggingface/hub'
+import {judge} from '../src/lib/verify/judge.js'
+import {hashFiles} from '../src/lib/verify/hash-pool.js'
+import {runCli} from './support/cli.js'
+import {gitSha1, startCdn, startFakeHf, startFakeOllama, type HubRepo} from './support/fake-hubs.js'
+import {makeContent} from './support/mirror-server.js'
+
+const MiB = 1024 * 1024
+const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex')
+const closers: Array<() => Promise<unknown>> = []
+after(async () => {
+  for (const c of closers) await c().catch(() => {})
+})
+const dir = (what = 'verify') => mkdtempSync(join(tmpdir(), `mtune-${what}-`))
+const COMMIT = 'abcdef0123456789abcdef0123456789abcdef01'
+const weights = makeContent(12 * MiB, 31)
+const shard = makeContent(3 * MiB, 32)
+const config = Buffer.from('{"model_type": "verified"}\n')
+
+const repo = (): HubRepo => ({
+  id: 'acme/checked',
+  commit: COMMIT,
+  files: [
+    {path: 'model.safetensors', content: weights, lfs: true},
+    {path: 'sub/shard.bin', content: shard, lfs: true},
+    {path: 'config.json', content: config, lfs: false},
+  ],
+})
+
+async function pulledHub() {
+  const cdn = await startCdn()
+  const hub = await startFakeHf([repo()], {cdn})
+  closers.push(() => hub.close(), () => cdn.close())
+  const home = dir('hf')
+  const env = {HF_ENDPOINT: hub.origin, HF_HOME: home, HF_HUB_CACHE: join(home, 'hub'), HF_TOKEN: ''}
+  const r = await runCli(['pull', 'hf://acme/checked'], env)
+  assert.equal(r.code, 0, r.stderr)
+  const repoDir = join(home, 'hub', 'models--acme--checked')
+  return {cdn, hub, env, repoDir, blob: (b: Buffer) => join(repoDir, 'blobs', sha256(b)), link: (name: string) => join(repoDir, 'snapshots', COMMIT, name)}
+}
+
+const flipByte = (path: string, at: number) => {
+  const b = readFileSync(path)
+  b[at] ^= 0xff
+  writeFileSync(path, b)
+}
+
+describe('verify: judging one file', () => {
+  it('calls a short file truncated, a different one corrupt, a present one with a good digest ok', () => {
+    const e = {name: 'm', path: '/m', size: 10, sha256: 'a'.repeat(64)}
+    assert.equal(judge(e, {}).status, 'missing')
+    assert.equal(judge(e, {size: 4}).status, 'truncated')
+    assert.equal(judge(e, {size: 12}).status, 'corrupt')
+    assert.equal(judge(e, {size: 10}, {digest: 'b'.repeat(64)}).status, 'corrupt')
+    assert.equal(judge(e, {size: 10}, {digest: 'a'.repeat(64)}).status, 'ok')
+    const linkGone = judge({...e, link: '/snap/m'}, {size: 10, linkTarget: null}, {digest: 'a'.repeat(64)})
+    assert.deepEqual([linkGone.status, linkGone.linkOnly], ['missing', true], 'a good blob whose link is gone: only the link to write')
+    assert.equal(judge({name: 'x', path: '/x', size: 3}, {size: 3}).status, 'ok', 'size only, said so in detail')
+  })
+
+  it('hashes files on all cores as sha256 and as git blob sha1', async () => {
+    const d = dir()
+    const a = join(d, 'a')
+    const b = join(d, 'b')
+    writeFileSync(a, weights)
+    writeFileSync(b, config)
+    let seen = 0
+    const [ha, hb, hc] = await hashFiles(
+      [
+        {path: a, algorithm: 'sha256'},
+        {path: b, algorithm: 'git-sha1'},
+        {path: join(d, 'none'), algorithm: 'sha256'},
+      ],
+      {onBytes: (n) => (seen += n)},
+    )
+    assert.equal(ha.digest, sha256(weights))
+    assert.equal(hb.digest, gitSha1(config))
+    assert.equal(hc.error, 'ENOENT')
+    assert.equal(seen, weights.length + config.length)
+  })
+})
+
+describe('mtune verify hf://', () => {
+  it('an intact pull is intact, online and offline, with a stable --json document', async () => {
+    const {env} = await pulledHub()
+    const r = await runCli(['verify', 'hf://acme/checked', '--json'], env)
+    assert.equal(r.code, 0, r.stderr)
+    const doc = JSON.parse(r.stdout)
+    assert.deepEqual(Object.keys(doc).sort(), ['against', 'files', 'intact', 'kind', 'notes', 'problems', 'root', 'summary', 'target'])
+    assert.equal(doc.intact, true)
+    assert.equal(doc.against, 'hub')
+    assert.equal(doc.summary.ok, 3)
+    assert.equal(doc.summary.bytesHashed, weights.length + shard.length + config.length)
+    const offline = await runCli(['verify', 'hf://acme/checked', '--offline'], env)
+    assert.equal(offline.code, 0, offline.stderr)
+    assert.match(offline.stdout, /intact: 3 of 3 files checked against the digests in the blob names/)
+  })
+
+  it('names each problem, exits 4, and --repair pulls exactly the bad files again', async () => {
+    const {env, cdn, blob, link, repoDir} = await pulledHub()
+    flipByte(blob(weights), 5 * MiB)
+    truncateSync(blob(shard), 1000)
+    unlinkSync(link('config.json'))
+    writeFileSync(join(repoDir, 'blobs', `${'e'.repeat(64)}.incomplete`), 'partial')
+    const r = await runCli(['verify', 'hf://acme/checked'], env)
+    assert.equal(r.code, 4, r.stderr)
+    assert.match(r.stdout, /✗ model\.safetensors: corrupt \(sha256 [0-9a-f]{64} instead of [0-9a-f]{64}\)/)
+    assert.match(r.stdout, /✗ sub\/shard\.bin: truncated \(1000 of 3145728 bytes\)/)
+    assert.match(r.stdout, /✗ config\.json: missing \(the snapshot link config\.json is missing\)/)
+    assert.match(r.stdout, /✗ blobs\/e{64}\.incomplete: left over/)
+    assert.match(r.stdout, /not intact: 1 corrupt, 1 truncated, 1 missing, 1 left over/)
+    assert.match(r.stdout, /fix: mtune verify hf:\/\/acme\/checked --repair/)
+
+    const before = cdn.mirror.bytesSent
+    const fixed = await runCli(['verify', 'hf://acme/checked', '--repair', '--json'], env)
+    assert.equal(fixed.code, 0, fixed.stderr)
+    const doc = JSON.parse(fixed.stdout)
+    assert.equal(doc.intact, true)
+    assert.deepEqual(doc.repair.files.sort(), ['model.safetensors', 'sub/shard.bin'])
+    assert.equal(cdn.mirror.bytesSent - before, weights.length + shard.length, 'nothing else was fetched')
+    assert.ok(readFileSync(link('config.json')).equals(config), 'the link is back')
+    assert.ok(!existsSync(join(repoDir, 'blobs', `${'e'.repeat(64)}.incomplete`)))
+  })
+
+  it('offline, a blob missing behind its link is a dangling link; a ref to no snapshot is reported', async () => {
+    const {env, blob, repoDir} = await pulledHub()
+    rmSync(blob(shard))
+    writeFileSync(join(repoDir, 'refs', 'v2'), 'f'.repeat(40))
+    const r = await runCli(['verify', 'hf://acme/checked', '--offline'], {...env, HF_ENDPOINT: 'http://127.0.0.1:9'})
+    assert.equal(r.code, 4)
+    assert.match(r.stdout, /✗ sub\/shard\.bin: dangling link \(links to blobs\/[0-9a-f]{64}, which is missing\)/)
+    assert.match(r.stdout, /✗ refs\/v2: dangling link \(points to snapshot ffffffffffff/)
+    const unpulled = await runCli(['verify', 'hf://acme/never'], env)
+    assert.equal(unpulled.code, 4)
+    assert.match(unpulled.stderr, /hf:\/\/acme\/never is not in the Hugging Face cache/)
+  })
+
+  it('shares the cache with the official JS client both ways', async () => {
+    const cdn = await startCdn()
+    const hub = await startFakeHf([repo()], {cdn})
+    closers.push(() => hub.close(), () => cdn.close())
+    const home = dir('hf')
+    const cacheDir = join(home, 'hub')
+    const env = {HF_ENDPOINT: hub.origin, HF_HOME: home, HF_HUB_CACHE: cacheDir, HF_TOKEN: ''}
+    // The client starts the repo: one file, into the shared cache.
+    const started = await downloadFileToCacheDir({repo: 'acme/checked', path: 'config.json', revision: COMMIT, hubUrl: hub.origin, cacheDir})
+    assert.ok(readFileSync(started).equals(config))
+    // mtune completes it without fetching what the client has.
+    const configFetches = () => hub.requests.filter((q) => q.path.includes('/resolve/') && q.path.endsWith('/config.json')).length
+    const fetchedByClient = configFetches()
+    const r = await runCli(['pull', 'hf://acme/checked', '--json'], env)
+    assert.equal(r.code, 0, r.stderr)
+    assert.equal(configFetches(), fetchedByClient, 'config.json was not fetched again')
+    assert.equal(JSON.parse(r.stdout).results.find((f: {name: string}) => f.name === 'config.json').skipped, true)
+    // The client finds mtune's files offline: the snapshot path, without a request.
+    const count = hub.requests.length
+    const found = await downloadFileToCacheDir({repo: 'acme/checked', path: 'model.safetensors', revision: COMMIT, hubUrl: hub.origin, cacheDir})
+    assert.equal(found, join(cacheDir, 'models--acme--checked', 'snapshots', COMMIT, 'model.safetensors'))
+    assert.equal(hub.requests.length, count, 'no request')
+    assert.equal((await runCli(['verify', 'hf://acme/checked'], env)).code, 0)
+  })
+})
+
+describe('mtune verify ollama:// and files', () => {
+  it('checks every blob the manifest names, and repairs a corrupt one', async () => {
+    const cdn = await startCdn()
+    const layer = makeContent(5 * MiB, 33)
+    const cfg = Buffer.from('{"model_format":"gguf"}')
+    const registry = await startFakeOllama([{namespace: 'library', model: 'tiny', tag: 'latest', blobs: [cfg, layer]}], cdn)
+    closers.push(() => registry.close(), () => cdn.close())
+    const models = dir('ollama')
+    const source = `ollama://${new URL(registry.origin).host}/library/tiny:latest`
+    assert.equal((await runCli(['pull', source, '--insecure'], {OLLAMA_MODELS: models})).code, 0)
+    const ok = await runCli(['verify', source], {OLLAMA_MODELS: models})
+    assert.equal(ok.code, 0, ok.stderr)
+    assert.match(ok.stdout, /intact: 2 of 2 files checked against the manifest's digests/)
+    flipByte(join(models, 'blobs', `sha256-${sha256(layer)}`), 100)
+    writeFileSync(join(models, 'blobs', `sha256-${'1'.repeat(64)}-partial`), 'x')
+    const bad = await runCli(['verify', source], {OLLAMA_MODELS: models})
+    assert.equal(bad.code, 4)
+    assert.match(bad.stdout, /✗ sha256:[0-9a-f]{12} \(model\): corrupt/)
+    assert.match(bad.stdout, /left over/)
+    const fixed = await runCli(['verify', source, '--repair', '--insecure'], {OLLAMA_MODELS: models})
+    assert.equal(fixed.code, 0, fixed.stdout + fixed.stderr)
+    assert.ok(readFileSync(join(models, 'blobs', `sha256-${sha256(layer)}`)).equals(layer))
+    const missing = await runCli(['verify', `ollama://${new URL(registry.origin).host}/library/other:latest`], {OLLAMA_MODELS: models})
+    assert.equal(missing.code, 4)
+    assert.match(missing.stdout, /manifest library\/other:latest: missing/)
+  })
+
+  it('a plain file against --sha256 or the FILE.sha256 beside it', async () => {
+    const d = dir()
+    const file = join(d, 'model.gguf')
+    writeFileSync(file, shard)
+    assert.equal((await runCli(['verify', file, '--sha256', sha256(shard)])).code, 0)
+    const none = await runCli(['verify', file])
+    assert.equal(none.code, 2)
+    assert.match(none.stderr, /nothing to check .* against: give --sha256 HEX, or put model\.gguf\.sha256 beside it/)
+    writeFileSync(`${file}.sha256`, `${sha256(shard)}  model.gguf\n`)
+    assert.equal((await runCli(['verify', file])).code, 0)
+    flipByte(file, 7)
+    const bad = await runCli(['verify', file, '--json'])
+    assert.equal(bad.code, 4)
+    assert.equal(JSON.parse(bad.stdout).files[0].status, 'corrupt')
+    assert.equal((await runCli(['verify', join(d, 'nope.bin')])).code, 2)
+  })
+})
