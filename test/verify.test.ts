@@ -128,6 +128,22 @@ describe('mtune verify hf://', () => {
     assert.ok(!existsSync(join(repoDir, 'blobs', `${'e'.repeat(64)}.incomplete`)))
   })
 
+  it('pull of a complete model says so; pull --verify re-hashes it and pulls a bad file again', async () => {
+    const {env, cdn, blob} = await pulledHub()
+    const again = await runCli(['pull', 'hf://acme/checked'], env)
+    assert.equal(again.code, 0, again.stderr)
+    assert.match(again.stdout, /already complete, 3 files present \(found by size; --verify or mtune verify re-hashes them\)/)
+    flipByte(blob(shard), 10)
+    const before = cdn.mirror.bytesSent
+    const checked = await runCli(['pull', 'hf://acme/checked', '--verify'], env)
+    assert.equal(checked.code, 0, checked.stderr)
+    assert.match(checked.stderr, /sub\/shard\.bin is corrupt on disk .*: pulling it again/)
+    assert.equal(cdn.mirror.bytesSent - before, shard.length, 'only the bad file')
+    assert.ok(readFileSync(blob(shard)).equals(shard))
+    const clean = await runCli(['pull', 'hf://acme/checked', '--verify'], env)
+    assert.match(clean.stdout, /already complete, 3 files present and re-hashed: intact/)
+  })
+
   it('offline, a blob missing behind its link is a dangling link; a ref to no snapshot is reported', async () => {
     const {env, blob, repoDir} = await pulledHub()
     rmSync(blob(shard))

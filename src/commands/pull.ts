@@ -75,6 +75,7 @@ Exit codes: 0 done, 2 bad input, 3 the server refused or kept failing, 4 digest 
     tune: Flags.boolean({description: 'With --auto: apply the host tuning first (root; sudo mtune tune --rollback undoes it).'}),
     'public-mirrors': Flags.boolean({default: true, allowNo: true, description: 'With --auto: also try well-known public mirrors (hf-mirror.com for hf://).'}),
     insecure: Flags.boolean({description: 'ollama://: talk plain http to the registry.'}),
+    verify: Flags.boolean({description: 'hf://, ollama://, modelscope://: re-hash the files already present (found by size) and pull again any that are bad.'}),
     cache: Flags.string({env: 'MTUNE_CACHE', description: 'hf://, ollama://, modelscope://: an mtune cache (its URL, as mtune cache serve prints it) to pull through; the origin stays the fallback. Files land where they would without it.'}),
     'dry-run': Flags.boolean({description: 'Print the plan (model sources) or the --auto decision, and write nothing.'}),
     connections: Flags.integer({char: 'c', min: 1, max: 256, description: 'Connections to start with; more are added while throughput grows. [default: 16]'}),
@@ -190,7 +191,7 @@ Exit codes: 0 done, 2 bad input, 3 the server refused or kept failing, 4 digest 
           for (const note of plan.notes) reporter.info(note)
         }
         const runOptions = {dispatcher, maxConnections: flags['max-connections'], ...common}
-        if (cache && !flags['dry-run']) {
+        if (cache && !flags['dry-run'] && !flags.verify) {
           const {plan, files, via} = await pullThroughCache(ref, cache, resolveOptions, runOptions, events, showPlan)
           const seconds = (performance.now() - started) / 1000
           reporter.stop()
@@ -203,10 +204,16 @@ Exit codes: 0 done, 2 bad input, 3 the server refused or kept failing, 4 digest 
           reporter.stop()
           return {...planJson(plan), dryRun: true}
         }
+        if (flags.verify) {
+          const {recheckPresent} = await import('../lib/verify/run.js')
+          const {rehashed, bad} = await recheckPresent(plan, {signal})
+          for (const v of bad) events.warn?.(`${v.name} is ${v.status} on disk (${v.detail}): pulling it again`)
+          if (rehashed > 0) events.info?.(`re-hashed the ${rehashed} file${rehashed === 1 ? '' : 's'} already present: ${bad.length ? `${bad.length} bad` : 'all intact'}`)
+        }
         const files = await runPlan(plan, runOptions, events)
         const seconds = (performance.now() - started) / 1000
         reporter.stop()
-        if (!json && !flags.quiet) this.log(describeFiles(plan, files, seconds))
+        if (!json && !flags.quiet) this.log(describeFiles(plan, files, seconds, flags.verify))
         return {...planJson(plan), dryRun: false, seconds, results: files, via: 'origin'}
       } finally {
         await dispatcher.destroy().catch(() => {})

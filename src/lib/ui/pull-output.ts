@@ -28,10 +28,16 @@ export function describePlan(plan: Plan, listFiles: boolean): string {
   return lines.join('\n')
 }
 
-export function describeFiles(plan: Plan, results: FileResult[], seconds: number): string {
+/** `rehashed`: pull --verify hashed the files already present too. */
+export function describeFiles(plan: Plan, results: FileResult[], seconds: number, rehashed = false): string {
   const pulled = results.filter((r) => !r.skipped)
   const bytes = pulled.reduce((sum, r) => sum + r.size, 0)
-  return `${mark.ok()} ${plan.source}: ${pulled.length} pulled (${formatBytes(bytes)} in ${formatElapsed(seconds)}), ${results.length - pulled.length} already present, all verified -> ${plan.root}`
+  const present = results.length - pulled.length
+  if (pulled.length === 0) {
+    return `${mark.ok()} ${plan.source}: already complete, ${present} file${present === 1 ? '' : 's'} present${rehashed ? ' and re-hashed: intact' : ' (found by size; --verify or mtune verify re-hashes them)'} -> ${plan.root}`
+  }
+  const presentWords = present === 0 ? '' : `, ${present} already present${rehashed ? ' (re-hashed)' : ''}`
+  return `${mark.ok()} ${plan.source}: ${pulled.length} pulled (${formatBytes(bytes)} in ${formatElapsed(seconds)}), verified${presentWords} -> ${plan.root}`
 }
 
 /** The plan as JSON, stable and free of functions. */

@@ -135,3 +135,20 @@ export async function verify(target: string, ref: SourceRef | undefined, options
   const again = await verify(target, ref, {...options, repair: false})
   return {...again, repair: {attempted: true, files: names, intact: again.intact}}
 }
+
+/**
+ * pull --verify: the files a plan found present (by size) are hashed against their digests; a bad
+ * one is removed and marked missing, so that the pull fetches it again.
+ */
+export async function recheckPresent(plan: Plan, options: {workers?: number; signal?: AbortSignal}): Promise<{rehashed: number; bad: FileVerdict[]}> {
+  const present = plan.files.filter((f) => f.present)
+  const exp = fromPlan({...plan, files: present}, 'hf')
+  const {verdicts} = await check(exp, {dispatcher: undefined as never, ...options})
+  const bad = verdicts.filter((v) => v.status !== 'ok' && v.status !== 'unchecked')
+  for (const v of bad) {
+    rmSync(v.path, {force: true})
+    const f = plan.files.find((x) => x.dest === v.path)
+    if (f) f.present = false
+  }
+  return {rehashed: present.length, bad}
+}
