@@ -26,3 +26,23 @@ describe('installing mtune as docs/RUNBOOK.md says', () => {
     assert.match(help.stdout, /--sha256/)
   })
 })
+
+describe('mtune among the tools ops already use', () => {
+  it('says its version, and completes its commands in bash and zsh (oclif autocomplete)', async () => {
+    const {runCli} = await import('./support/cli.js')
+    const cache = mkdtempSync(join(tmpdir(), 'mtune-ac-'))
+    const version = await runCli(['--version'])
+    assert.match(version.stdout, /^mtune\/\d+\.\d+\.\d+ /)
+    for (const shell of ['bash', 'zsh']) {
+      const r = await runCli(['autocomplete', 'script', shell], {XDG_CACHE_HOME: cache})
+      assert.equal(r.code, 0, r.stderr)
+      assert.match(r.stdout, /MTUNE_AC_/)
+    }
+    const setup = await runCli(['autocomplete', 'bash'], {XDG_CACHE_HOME: cache})
+    assert.equal(setup.code, 0, setup.stderr)
+    // The completions it built name every command, the topic's too.
+    const {execFileSync} = await import('node:child_process')
+    const files = execFileSync('sh', ['-c', `cat $(find ${cache} -type f)`], {encoding: 'utf8'})
+    for (const command of ['pull', 'verify', 'doctor', 'bench', 'tune', 'cache']) assert.match(files, new RegExp(command))
+  })
+})
