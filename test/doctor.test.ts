@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
-import {mkdirSync, readFileSync, statfsSync} from 'node:fs'
+import {mkdirSync, mkdtempSync, readFileSync, statfsSync} from 'node:fs'
+import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {describe, it} from 'node:test'
 import {headroom, type DoctorFacts} from '../src/lib/doctor/checks.js'
@@ -7,13 +8,16 @@ import type {Finding} from '../src/lib/doctor/finding.js'
 import {decide, gatherFacts} from '../src/lib/doctor/run.js'
 import {readBlock, readDisk, readGpus} from '../src/lib/system/facts.js'
 import {systemReader, type SystemReader} from '../src/lib/system/reader.js'
+import type {SiFacts} from '../src/lib/system/si.js'
 import {runCli} from './support/cli.js'
 import {container, fakeNvidiaSmi, hddBox, lvmOnPartition, nvmeGpuServer} from './support/system-fixtures.js'
 
 const GiB = 1024 ** 3
 const noCommands: SystemReader['run'] = async () => undefined
-const reader = (root: string, freeBytes = 2000 * GiB, env: NodeJS.ProcessEnv = {}) =>
-  systemReader({root, env, run: noCommands, statfs: () => ({bavail: freeBytes / 4096, bsize: 4096, blocks: (4000 * GiB) / 4096, files: 1e7, ffree: 9e6})})
+/** systeminformation answers nothing unless a test gives its captured answers. */
+const noSi = {graphics: async () => undefined, mem: async () => undefined}
+const reader = (root: string, freeBytes = 2000 * GiB, env: NodeJS.ProcessEnv = {}, extra: {platform?: NodeJS.Platform; si?: typeof noSi | SiFacts} = {}) =>
+  systemReader({root, env, run: noCommands, si: noSi, ...extra, statfs: () => ({bavail: freeBytes / 4096, bsize: 4096, blocks: (4000 * GiB) / 4096, files: 1e7, ffree: 9e6})})
 
 const byId = (findings: Finding[], id: string) => {
   const f = findings.find((x) => x.id === id)
@@ -196,5 +200,46 @@ describe('mtune doctor (CLI)', () => {
     // Other tests write files meanwhile: allow some drift.
     assert.ok(Math.abs(reported - free) < 2 * GiB, `reported ${reported}, statfs ${free}`)
     assert.ok(seconds < 10, `took ${seconds.toFixed(1)} s`)
+  })
+})
+
+describe('doctor beyond NVIDIA and AMD, and on macOS (systeminformation)', () => {
+  // Captured from systeminformation 5 on real machines, trimmed to the fields doctor reads.
+  const intelLaptop: SiFacts = {
+    graphics: async () => [{vendor: 'Intel Corporation', model: 'UHD Graphics 620', vram: 256, vramDynamic: true}],
+    mem: async () => undefined,
+  }
+  const macM2: SiFacts = {
+    graphics: async () => [{vendor: 'Apple', model: 'Apple M2 Max', vram: null, vramDynamic: true}],
+    mem: async () => ({total: 64 * GiB, available: 40 * GiB, swaptotal: 2 * GiB, swapfree: 2 * GiB}),
+  }
+
+  it('reports an Intel GPU when neither nvidia-smi nor rocm-smi answers', async () => {
+    const facts = await gatherFacts(reader(hddBox(), undefined, {}, {si: intelLaptop}), {path: '/srv/models', size: 4 * GiB, groups: ['gpu']})
+    const gpu = decide(facts, ['gpu'])
+    assert.match(byId(gpu, 'gpu.intel0').summary, /UHD Graphics 620, 256 MiB of unified memory/)
+    assert.equal(byId(gpu, 'gpu.vram').status, 'warn', 'a 4 GiB model does not fit in 256 MiB')
+  })
+
+  it('on macOS: unified memory is what the model must fit in; Linux-only groups are not applicable', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'mtune-mac-'))
+    const facts = await gatherFacts(reader(root, 500 * GiB, {}, {platform: 'darwin', si: macM2}), {path: root, size: 40 * GiB})
+    const f = decide(facts)
+    assert.match(byId(f, 'gpu.apple0').summary, /Apple M2 Max, 64\.0 GiB of unified memory/)
+    assert.equal(byId(f, 'gpu.vram').status, 'pass', byId(f, 'gpu.vram').summary)
+    assert.match(byId(f, 'memory.ram').summary, /64\.0 GiB total, 40\.0 GiB available/)
+    assert.equal(byId(f, 'network.not_applicable').status, 'info')
+    assert.match(byId(f, 'network.not_applicable').summary, /not applicable on macOS/)
+    assert.match(byId(f, 'io.not_applicable').summary, /not applicable on macOS/)
+    assert.equal(byId(f, 'disk.space').status, 'pass')
+    assert.ok(!f.some((x) => x.status === 'unknown' && (x.group === 'network' || x.group === 'io')), 'not "unknown"')
+  })
+
+  it('stays under a second on Linux, systeminformation loaded only when needed', async () => {
+    const started = performance.now()
+    const r = await runCli(['doctor', '--json'])
+    assert.equal(typeof JSON.parse(r.stdout).summary, 'object')
+    // Generous: the whole process, Node's start included, on a busy 2-core machine.
+    assert.ok(performance.now() - started < 5_000)
   })
 })

@@ -16,6 +16,15 @@ export interface DoctorFacts {
   link: LinkEstimate
   /** The cache or hub endpoint this machine is set to use (MTUNE_CACHE, else HF_ENDPOINT), as probed. */
   cache?: CacheProbe
+  platform?: NodeJS.Platform
+}
+
+const OS_NAMES: Partial<Record<NodeJS.Platform, string>> = {darwin: 'macOS', win32: 'Windows', freebsd: 'FreeBSD'}
+
+/** A Linux-only group on another system: said once, as not applicable (not unknown). */
+export function notApplicable(group: 'network' | 'io', platform: NodeJS.Platform): Finding {
+  const what = group === 'network' ? 'TCP sysctls, qdiscs and BBR are Linux settings' : 'block schedulers and read-ahead are Linux settings'
+  return finding(group, 'not_applicable', 'info', group === 'network' ? 'Network stack' : 'Disk I/O', `not applicable on ${OS_NAMES[platform] ?? platform}: ${what}`)
 }
 
 export interface CacheProbe {
@@ -125,14 +134,15 @@ export function gpuChecks(f: DoctorFacts): Finding[] {
       `${g.vendor}${g.index}`,
       'info',
       `GPU ${g.index}`,
-      `${g.name}, ${formatBytes(g.memoryTotalBytes)}${g.memoryFreeBytes !== undefined ? ` (${formatBytes(g.memoryFreeBytes)} free)` : ''}${g.driver ? `, driver ${g.driver}` : ''}`,
-      {total: bytes(g.memoryTotalBytes), free: bytes(g.memoryFreeBytes), driver: {value: g.driver ?? null}, name: {value: g.name}},
+      `${g.name}, ${formatBytes(g.memoryTotalBytes)}${g.unified ? ' of unified memory (shared with the CPU)' : ''}${g.memoryFreeBytes !== undefined ? ` (${formatBytes(g.memoryFreeBytes)} free)` : ''}${g.driver ? `, driver ${g.driver}` : ''}`,
+      {total: bytes(g.memoryTotalBytes), free: bytes(g.memoryFreeBytes), driver: {value: g.driver ?? null}, name: {value: g.name}, unified: {value: Boolean(g.unified)}},
     ),
   )
   const total = gpus.gpus.reduce((s, g) => s + g.memoryTotalBytes, 0)
   const free = gpus.gpus.reduce((s, g) => s + (g.memoryFreeBytes ?? g.memoryTotalBytes), 0)
   const values = {total: bytes(total), free: bytes(free), model: bytes(size)}
-  const summary = `${formatBytes(total)} of VRAM on ${gpus.gpus.length} GPU${gpus.gpus.length > 1 ? 's' : ''}`
+  const unified = gpus.gpus.every((g) => g.unified)
+  const summary = `${formatBytes(total)} of ${unified ? 'unified memory' : 'VRAM'} on ${gpus.gpus.length} GPU${gpus.gpus.length > 1 ? 's' : ''}`
   if (size === undefined) out.push(finding('gpu', 'vram', 'info', 'VRAM', `${summary} (model size unknown)`, values))
   else if (size > total) {
     const off = size - total

@@ -1,7 +1,7 @@
 import {lastBench, type LinkEstimate} from '../bench/link.js'
-import {readBlock, readDisk, readEnv, readGpus, readMemory, readNetwork, type GpuFacts} from '../system/facts.js'
+import {readBlock, readDisk, readEnv, readGpus, readMemoryAnywhere, readNetwork, type GpuFacts} from '../system/facts.js'
 import type {SystemReader} from '../system/reader.js'
-import {diskChecks, envChecks, gpuChecks, ioChecks, memoryChecks, networkChecks, type CacheProbe, type DoctorFacts} from './checks.js'
+import {diskChecks, envChecks, gpuChecks, ioChecks, memoryChecks, networkChecks, notApplicable, type CacheProbe, type DoctorFacts} from './checks.js'
 import {GROUPS, type Finding, type Group, type Status} from './finding.js'
 
 export interface DoctorOptions {
@@ -56,7 +56,8 @@ export async function gatherFacts(r: SystemReader, options: DoctorOptions): Prom
     size: options.size,
     disk,
     block: groups.has('io') ? readBlock(r, disk.mount) : {chain: [], disks: []},
-    memory: readMemory(r),
+    memory: await readMemoryAnywhere(r),
+    platform: r.platform,
     gpus,
     network,
     env: readEnv(r),
@@ -71,8 +72,9 @@ export function decide(facts: DoctorFacts, groups: Group[] = GROUPS, missing?: n
     disk: (f) => diskChecks({...f, size: missing ?? f.size}),
     memory: memoryChecks,
     gpu: gpuChecks,
-    network: networkChecks,
-    io: ioChecks,
+    // Sysctls, qdiscs and block schedulers are Linux's: elsewhere they do not apply.
+    network: (f) => (f.platform && f.platform !== 'linux' ? [notApplicable('network', f.platform)] : networkChecks(f)),
+    io: (f) => (f.platform && f.platform !== 'linux' ? [notApplicable('io', f.platform)] : ioChecks(f)),
     env: envChecks,
   }
   return GROUPS.filter((g) => groups.includes(g)).flatMap((g) => checks[g](facts))

@@ -284,7 +284,9 @@ function defaultInterface(r: SystemReader): NetworkFacts['iface'] {
 // ---------------------------------------------------------------- GPUs
 
 export interface Gpu {
-  vendor: 'nvidia' | 'amd'
+  vendor: 'nvidia' | 'amd' | 'intel' | 'apple' | 'other'
+  /** Memory shared with the CPU (Apple silicon, integrated GPUs): the model must fit in RAM. */
+  unified?: boolean
   index: number
   name: string
   memoryTotalBytes: number
@@ -327,7 +329,35 @@ export async function readGpus(r: SystemReader): Promise<GpuFacts> {
       notes.push('rocm-smi gave an answer that is not JSON')
     }
   }
+  if (gpus.length === 0) gpus.push(...(await otherGpus(r)))
   return {gpus, notes}
+}
+
+/**
+ * Neither nvidia-smi nor rocm-smi answered: the graphics controllers systeminformation sees.
+ * Apple silicon's GPU uses the machine's unified memory, which is then what a model must fit in.
+ */
+async function otherGpus(r: SystemReader): Promise<Gpu[]> {
+  const controllers = (await r.si.graphics()) ?? []
+  const out: Gpu[] = []
+  for (const [index, c] of controllers.entries()) {
+    const v = (c.vendor ?? '').toLowerCase()
+    const vendor: Gpu['vendor'] = /apple/.test(v) ? 'apple' : /intel/.test(v) ? 'intel' : /nvidia/.test(v) ? 'nvidia' : /amd|advanced micro|ati\b/.test(v) ? 'amd' : 'other'
+    const unified = vendor === 'apple' || Boolean(c.vramDynamic)
+    let bytes = c.vram ? c.vram * MiB : undefined
+    if (vendor === 'apple') bytes = (await r.si.mem())?.total ?? bytes
+    if (!bytes) continue
+    out.push({vendor, index, name: c.model || c.vendor || 'GPU', memoryTotalBytes: bytes, unified})
+  }
+  return out
+}
+
+/** Memory where /proc/meminfo is not (macOS), from systeminformation. */
+export async function readMemoryAnywhere(r: SystemReader): Promise<MemoryFacts> {
+  const proc = readMemory(r)
+  if (proc.totalBytes !== undefined || r.platform === 'linux') return proc
+  const m = await r.si.mem()
+  return m ? {totalBytes: m.total, availableBytes: m.available, swapTotalBytes: m.swaptotal, swapFreeBytes: m.swapfree} : proc
 }
 
 // ---------------------------------------------------------------- environment

@@ -1,6 +1,7 @@
 import {accessSync, constants, readFileSync, readdirSync, readlinkSync, realpathSync, statSync, statfsSync, existsSync} from 'node:fs'
 import {join} from 'node:path'
 import {execa} from 'execa'
+import {systeminformation, type SiFacts} from './si.js'
 
 export interface CommandResult {
   stdout: string
@@ -28,9 +29,14 @@ export interface SystemReader {
   statfs(path: string): {bavail: number; bsize: number; blocks: number; files: number; ffree: number} | undefined
   writable(path: string): boolean
   env: NodeJS.ProcessEnv
+  /** The OS: Linux has /proc and /sys; elsewhere (macOS) systeminformation answers what it can. */
+  platform: NodeJS.Platform
+  si: SiFacts
 }
 
-export function systemReader(options: {root?: string; env?: NodeJS.ProcessEnv; run?: SystemReader['run']; statfs?: SystemReader['statfs']} = {}): SystemReader {
+export function systemReader(
+  options: {root?: string; env?: NodeJS.ProcessEnv; run?: SystemReader['run']; statfs?: SystemReader['statfs']; platform?: NodeJS.Platform; si?: SiFacts} = {},
+): SystemReader {
   const root = options.root ?? '/'
   const at = (path: string) => join(root, path)
   const quiet = <T>(fn: () => T): T | undefined => {
@@ -43,6 +49,8 @@ export function systemReader(options: {root?: string; env?: NodeJS.ProcessEnv; r
   return {
     root,
     env: options.env ?? process.env,
+    platform: options.platform ?? process.platform,
+    si: options.si ?? systeminformation,
     read: (path) => quiet(() => readFileSync(at(path), 'utf8')),
     readBytes: (path) => quiet(() => readFileSync(at(path))),
     list: (path) => quiet(() => readdirSync(at(path))),
