@@ -7,6 +7,7 @@ import {fileURLToPath} from 'node:url'
 import {makeContent, sha256} from '../test/support/mirror-server.js'
 import {fleet, fleetSection} from './fleet.js'
 import {verifyBench, verifySection} from './verify.js'
+import {fatpipe, fatpipeSection} from './fatpipe.js'
 
 /**
  * `npm run bench`: the pull scenarios of issue 2, mtune side by side with aria2c (when it is
@@ -210,6 +211,7 @@ async function main(): Promise<void> {
   // The fleet row: K pulls of one model through one cold cache, and straight from the CDN.
   const fleetResult = !only || only.includes('fleet') ? await fleet() : undefined
   if (fleetResult) console.log(`fleet: through the cache ${fleetResult.cached.cdnCopies.toFixed(2)} CDN copies in ${fleetResult.cached.seconds.toFixed(1)} s; direct ${fleetResult.direct.cdnCopies.toFixed(2)} copies in ${fleetResult.direct.seconds.toFixed(1)} s`)
+  const fatResult = !only || only.includes('fatpipe') ? await fatpipe(2048, runs) : undefined
   const verifyResult = !only || only.includes('verify') ? await verifyBench() : undefined
   if (verifyResult) console.log(`verify: 1 GiB ${verifyResult.single.mtune.toFixed(2)} s against sha256sum ${verifyResult.single.sha256sum.toFixed(2)} s; 8 shards ${verifyResult.shards.mtune.toFixed(2)} s against ${verifyResult.shards.sha256sum.toFixed(2)} s`)
   const more = scenarios.filter((s) => runsOf(s) > runs).map((s) => `${runsOf(s)} for ${s.id}`).join(', ')
@@ -274,7 +276,7 @@ in four crept to 63 connections and peaked at 158 MB.)
 | scenario | tool | MiB/s (wall) | MiB/s (transfer) | CPU s per GiB | peak RSS MB | fetched / size | intact |
 |---|---|---|---|---|---|---|---|
 ${rows.join('\n')}
-${fleetResult ? `\n${fleetSection(fleetResult)}` : ''}${verifyResult ? `\n${verifySection(verifyResult)}` : ''}`
+${fatResult ? `\n${fatpipeSection(fatResult)}` : ''}${fleetResult ? `\n${fleetSection(fleetResult)}` : ''}${verifyResult ? `\n${verifySection(verifyResult)}` : ''}`
   if (process.env.BENCH_ONLY) console.log(doc)
   else writeFileSync(join(root, 'docs', 'BENCHMARKS.md'), doc)
   console.log(rows.join('\n'))

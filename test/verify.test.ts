@@ -118,12 +118,16 @@ describe('mtune verify hf://', () => {
     assert.match(r.stdout, /fix: mtune verify hf:\/\/acme\/checked --repair/)
 
     const before = cdn.mirror.bytesSent
+    const firstRequest = cdn.mirror.requests.length
     const fixed = await runCli(['verify', 'hf://acme/checked', '--repair', '--json'], env)
     assert.equal(fixed.code, 0, fixed.stderr)
     const doc = JSON.parse(fixed.stdout)
     assert.equal(doc.intact, true)
     assert.deepEqual(doc.repair.files.sort(), ['model.safetensors', 'sub/shard.bin'])
-    assert.equal(cdn.mirror.bytesSent - before, weights.length + shard.length, 'nothing else was fetched')
+    const fetched = new Set(cdn.mirror.requests.slice(firstRequest).map((q) => q.path))
+    assert.deepEqual([...fetched].sort(), [`/file/${sha256(weights)}`, `/file/${sha256(shard)}`].sort(), 'nothing else was fetched')
+    // The engine may fetch a little twice (a slow connection's range handed to another): not a whole file.
+    assert.ok(cdn.mirror.bytesSent - before < 1.25 * (weights.length + shard.length))
     assert.ok(readFileSync(link('config.json')).equals(config), 'the link is back')
     assert.ok(!existsSync(join(repoDir, 'blobs', `${'e'.repeat(64)}.incomplete`)))
   })
@@ -138,7 +142,7 @@ describe('mtune verify hf://', () => {
     const checked = await runCli(['pull', 'hf://acme/checked', '--verify'], env)
     assert.equal(checked.code, 0, checked.stderr)
     assert.match(checked.stderr, /sub\/shard\.bin is corrupt on disk .*: pulling it again/)
-    assert.equal(cdn.mirror.bytesSent - before, shard.length, 'only the bad file')
+    assert.ok(cdn.mirror.bytesSent - before >= shard.length && cdn.mirror.bytesSent - before < 1.25 * shard.length, 'only the bad file')
     assert.ok(readFileSync(blob(shard)).equals(shard))
     const clean = await runCli(['pull', 'hf://acme/checked', '--verify'], env)
     assert.match(clean.stdout, /already complete, 3 files present and re-hashed: intact/)

@@ -1,0 +1,145 @@
+import {spawn, spawnSync} from 'node:child_process'
+import {chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
+import {createServer, type AddressInfo} from 'node:net'
+import {tmpdir} from 'node:os'
+import {dirname, join} from 'node:path'
+import {fileURLToPath} from 'node:url'
+import {findNginx} from '../src/lib/cache/nginx.js'
+import {makeContent, sha256} from '../test/support/mirror-server.js'
+
+/**
+ * The fat-pipe scenario: 2 GiB from a real nginx on loopback, over HTTP and over HTTPS (a
+ * certificate made for the run, trusted through NODE_EXTRA_CA_CERTS, --ca-certificate and
+ * --cacert), with no caps: the client's own cost per byte is the limit. mtune (sha256 always)
+ * against aria2c -x16 -s16 -k1M (no checksum) and curl (one stream).
+ */
+const MiB = 1024 * 1024
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
+const bin = join(root, 'bin', 'run.js')
+
+export type FatTool = 'mtune' | 'aria2c' | 'curl'
+export interface FatMeasure {
+  seconds: number
+  cpu: number
+  sys: number
+  rssMB: number
+  ok: boolean
+}
+export interface FatResult {
+  sizeMiB: number
+  runs: number
+  rows: Array<{scheme: 'http' | 'https'; tool: FatTool; measures: FatMeasure[]}>
+}
+
+async function freePort(): Promise<number> {
+  const s = createServer().listen(0, '127.0.0.1')
+  await new Promise((r) => s.once('listening', r))
+  const {port} = s.address() as AddressInfo
+  await new Promise((r) => s.close(r))
+  return port
+}
+
+function timed(argv: string[], env: Record<string, string>): Promise<{seconds: number; cpu: number; sys: number; rssMB: number; code: number}> {
+  const out = join(tmpdir(), `mtune-fat-time-${process.pid}`)
+  return new Promise((resolve) => {
+    const child = spawn('/usr/bin/time', ['-o', out, '-f', '%e %U %S %M', ...argv], {stdio: 'ignore', env: {...process.env, ...env}})
+    child.once('close', (code) => {
+      const [e, u, s, m] = readFileSync(out, 'utf8').trim().split('\n').pop()!.split(' ').map(Number)
+      resolve({seconds: e, cpu: u + s, sys: s, rssMB: (m * 1024) / 1e6, code: code ?? 1})
+    })
+  })
+}
+
+export async function fatpipe(sizeMiB = 2048, runs = 3): Promise<FatResult | undefined> {
+  const nginx = findNginx()
+  if (!nginx) {
+    console.log('nginx is not installed (apt-get install -y nginx): no fatpipe scenario')
+    return undefined
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'mtune-fatpipe-'))
+  chmodSync(dir, 0o755)
+  const content = makeContent(sizeMiB * MiB, 11)
+  const digest = sha256(content)
+  writeFileSync(join(dir, 'model.bin'), content)
+  const cert = join(dir, 'cert.pem')
+  const key = join(dir, 'key.pem')
+  const made = spawnSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], {stdio: 'ignore'})
+  if (made.status !== 0) throw new Error('openssl could not make a certificate')
+  const http = await freePort()
+  const https = await freePort()
+  const user = process.getuid?.() === 0 ? 'user www-data;\n' : ''
+  writeFileSync(
+    join(dir, 'nginx.conf'),
+    `${user}worker_processes 1;\npid ${dir}/nginx.pid;\nerror_log ${dir}/error.log warn;\nevents { worker_connections 1024; }\nhttp {\n  access_log off;\n  sendfile on;\n  tcp_nopush on;\n` +
+      `  client_body_temp_path ${dir}/t1; proxy_temp_path ${dir}/t2; fastcgi_temp_path ${dir}/t3; uwsgi_temp_path ${dir}/t4; scgi_temp_path ${dir}/t5;\n` +
+      `  server {\n    listen 127.0.0.1:${http};\n    listen 127.0.0.1:${https} ssl;\n    ssl_certificate ${cert};\n    ssl_certificate_key ${key};\n    root ${dir};\n  }\n}\n`,
+  )
+  chmodSync(key, 0o644)
+  const started = spawnSync(nginx, ['-p', dir, '-c', join(dir, 'nginx.conf'), '-e', join(dir, 'error.log')], {stdio: 'ignore'})
+  if (started.status !== 0) throw new Error(`nginx did not start (see ${dir}/error.log)`)
+  const tools: FatTool[] = ['mtune', ...(spawnSync('aria2c', ['--version']).status === 0 ? (['aria2c'] as const) : []), 'curl']
+  const result: FatResult = {sizeMiB, runs, rows: []}
+  try {
+    for (const scheme of ['http', 'https'] as const) {
+      const url = `${scheme}://127.0.0.1:${scheme === 'http' ? http : https}/model.bin`
+      const rows = tools.map((tool) => ({scheme, tool, measures: [] as FatMeasure[]}))
+      for (let i = 0; i < runs; i++) {
+        for (const row of rows) {
+          const out = mkdtempSync(join(tmpdir(), 'mtune-fat-out-'))
+          const file = join(out, 'model.bin')
+          const argv =
+            row.tool === 'mtune'
+              ? [bin, 'pull', url, '-o', file, '--json']
+              : row.tool === 'aria2c'
+                ? ['aria2c', '-x16', '-s16', '-k1M', '--file-allocation=none', '--allow-overwrite=true', '-q', `--ca-certificate=${cert}`, '-d', out, '-o', 'model.bin', url]
+                : ['curl', '-sS', '--cacert', cert, '-o', file, url]
+          const t = await timed(argv, {NODE_EXTRA_CA_CERTS: cert})
+          const ok = t.code === 0 && spawnSync('sha256sum', [file], {encoding: 'utf8'}).stdout.startsWith(digest)
+          row.measures.push({seconds: t.seconds, cpu: t.cpu, sys: t.sys, rssMB: t.rssMB, ok})
+          console.log(`fatpipe ${scheme} ${row.tool} run ${i + 1}: ${ok ? 'ok' : 'FAILED'} ${(sizeMiB / t.seconds).toFixed(0)} MiB/s, cpu ${t.cpu.toFixed(2)} s (sys ${t.sys.toFixed(2)}), rss ${t.rssMB.toFixed(0)} MB`)
+          rmSync(out, {recursive: true, force: true})
+        }
+      }
+      result.rows.push(...rows)
+    }
+  } finally {
+    spawnSync('sh', ['-c', `kill $(cat ${dir}/nginx.pid)`])
+    rmSync(dir, {recursive: true, force: true})
+  }
+  return result
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
+
+export function fatpipeSection(r: FatResult): string {
+  const gib = r.sizeMiB / 1024
+  const lines = r.rows.map((row) => {
+    const m = row.measures
+    const sys = m.map((x) => x.sys)
+    return `| ${row.scheme} | ${row.tool} | ${median(m.map((x) => x.seconds)).toFixed(2)} | ${(r.sizeMiB / median(m.map((x) => x.seconds))).toFixed(0)} | ${(median(m.map((x) => x.cpu)) / gib).toFixed(2)} | ${Math.min(...sys).toFixed(2)}-${Math.max(...sys).toFixed(2)} | ${median(m.map((x) => x.rssMB)).toFixed(0)} | ${m.filter((x) => x.ok).length}/${m.length} |`
+  })
+  const by = (scheme: string, tool: FatTool) => r.rows.find((x) => x.scheme === scheme && x.tool === tool)
+  const verdicts = (['http', 'https'] as const).map((scheme) => {
+    const m = by(scheme, 'mtune')
+    const a = by(scheme, 'aria2c')
+    if (!m || !a) return `| ${scheme} | aria2c not installed | |`
+    const wall = median(m.measures.map((x) => x.seconds)) / median(a.measures.map((x) => x.seconds))
+    const cpu = median(m.measures.map((x) => x.cpu)) / median(a.measures.map((x) => x.cpu))
+    return `| ${scheme} | wall ${wall.toFixed(2)}x aria2c (target <= 1), CPU ${cpu.toFixed(2)}x (target <= 1.5) | ${wall <= 1 && cpu <= 1.5 ? 'met' : '**not met**'} |`
+  })
+  return `## Fat pipe: ${r.sizeMiB / 1024} GiB from a real nginx on loopback, no caps
+
+nginx (sendfile, one worker) serves the file over HTTP and HTTPS (a certificate made for the run);
+mtune (\`pull URL -o FILE\`, sha256 always) against \`aria2c -x16 -s16 -k1M\` (no checksum) and
+curl (one stream). Medians of ${r.runs} runs, the tools alternating; CPU from GNU time, the client's
+process alone (mtune's hash worker included); "sys" is the range of system seconds over the runs.
+
+| scheme | tool | wall s | MiB/s | CPU s per GiB | sys s (min-max) | peak RSS MB | intact |
+|---|---|---|---|---|---|---|---|
+${lines.join('\n')}
+
+| scheme | mtune against aria2c | this run |
+|---|---|---|
+${verdicts.join('\n')}
+`
+}
