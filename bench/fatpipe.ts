@@ -1,5 +1,5 @@
 import {spawn, spawnSync} from 'node:child_process'
-import {chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
+import {chmodSync, closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync} from 'node:fs'
 import {createServer, type AddressInfo} from 'node:net'
 import {tmpdir} from 'node:os'
 import {dirname, join} from 'node:path'
@@ -60,7 +60,10 @@ export async function fatpipe(sizeMiB = 2048, runs = 3): Promise<FatResult | und
   chmodSync(dir, 0o755)
   const content = makeContent(sizeMiB * MiB, 11)
   const digest = sha256(content)
-  writeFileSync(join(dir, 'model.bin'), content)
+  // In pieces: one write call takes at most 2 GiB - 1.
+  const fd = openSync(join(dir, 'model.bin'), 'w')
+  for (let at = 0; at < content.length; at += 256 * MiB) writeSync(fd, content, at, Math.min(256 * MiB, content.length - at))
+  closeSync(fd)
   const cert = join(dir, 'cert.pem')
   const key = join(dir, 'key.pem')
   const made = spawnSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], {stdio: 'ignore'})
