@@ -1,10 +1,10 @@
 import {spawn, spawnSync} from 'node:child_process'
 import {chmodSync, closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync} from 'node:fs'
-import {createServer, type AddressInfo} from 'node:net'
 import {tmpdir} from 'node:os'
 import {dirname, join} from 'node:path'
 import {fileURLToPath} from 'node:url'
 import {findNginx} from '../src/lib/cache/nginx.js'
+import {freePort} from '../test/support/free-port.js'
 import {makeContent, sha256} from '../test/support/mirror-server.js'
 
 /**
@@ -29,14 +29,6 @@ export interface FatResult {
   sizeMiB: number
   runs: number
   rows: Array<{scheme: 'http' | 'https'; tool: FatTool; measures: FatMeasure[]}>
-}
-
-async function freePort(): Promise<number> {
-  const s = createServer().listen(0, '127.0.0.1')
-  await new Promise((r) => s.once('listening', r))
-  const {port} = s.address() as AddressInfo
-  await new Promise((r) => s.close(r))
-  return port
 }
 
 function timed(argv: string[], env: Record<string, string>): Promise<{seconds: number; cpu: number; sys: number; rssMB: number; code: number}> {

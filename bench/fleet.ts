@@ -1,12 +1,12 @@
 import {spawn} from 'node:child_process'
 import {createHash} from 'node:crypto'
 import {mkdtempSync, readFileSync, rmSync} from 'node:fs'
-import {createServer, type AddressInfo} from 'node:net'
 import {tmpdir} from 'node:os'
 import {dirname, join} from 'node:path'
 import {fileURLToPath} from 'node:url'
 import {findNginx} from '../src/lib/cache/nginx.js'
 import {startCdn, startFakeHf} from '../test/support/fake-hubs.js'
+import {freePort} from '../test/support/free-port.js'
 import {makeContent} from '../test/support/mirror-server.js'
 
 /**
@@ -33,14 +33,6 @@ function run(args: string[], env: Record<string, string>): Promise<number> {
     const child = spawn(bin, args, {stdio: 'ignore', env: {...process.env, ...env}})
     child.once('close', (code) => resolve(code ?? 1))
   })
-}
-
-async function freePort(): Promise<number> {
-  const s = createServer().listen(0, '127.0.0.1')
-  await new Promise((r) => s.once('listening', r))
-  const {port} = s.address() as AddressInfo
-  await new Promise((r) => s.close(r))
-  return port
 }
 
 export async function fleet(k = 4, sizeMiB = 256, perConnectionMiB = 16): Promise<FleetResult | undefined> {

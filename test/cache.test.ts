@@ -11,6 +11,7 @@ import {nginxConfig} from '../src/lib/cache/config.js'
 import {findNginx} from '../src/lib/cache/nginx.js'
 import {addUp} from '../src/lib/cache/status.js'
 import {runCli, startCli} from './support/cli.js'
+import {freePort} from './support/free-port.js'
 import {startCdn, startFakeHf, startFakeOllama, type HubRepo} from './support/fake-hubs.js'
 import {makeContent} from './support/mirror-server.js'
 
@@ -38,14 +39,6 @@ const repo = (over: Partial<HubRepo> = {}): HubRepo => ({
   ],
   ...over,
 })
-
-async function freePort(): Promise<number> {
-  const s = createServer().listen(0, '127.0.0.1')
-  await once(s, 'listening')
-  const {port} = s.address() as AddressInfo
-  await new Promise((r) => s.close(r))
-  return port
-}
 
 interface Served {
   url: string

@@ -132,17 +132,22 @@ function allThrough(m: MirrorServer, upstreamPorts: Set<number>): void {
 describe('bench and pull --auto behind a proxy', () => {
   const proxyEnv = (url: string) => ({HTTP_PROXY: url, HTTPS_PROXY: '', http_proxy: '', https_proxy: '', NO_PROXY: '', no_proxy: '', XDG_CACHE_HOME: dir('xdg')})
 
+  /** bench through a proxy: measured, and the proxy named as the hop. */
+  async function benchThrough(m: MirrorServer, proxyUrl: string) {
+    const r = await runCli(['bench', '--mirror', m.url, '--connections', '1,2', '--chunk-size', '1M', '--duration', '3', '--json'], proxyEnv(proxyUrl))
+    assert.equal(r.code, 0, r.stderr)
+    const report = JSON.parse(r.stdout)
+    assert.equal(report.mirrors[0].ok, true, report.mirrors[0].reason)
+    assert.equal(report.mirrors[0].proxy, new URL(proxyUrl).host)
+    assert.ok(report.mirrors[0].tunnelMs.median >= 0)
+    assert.ok(report.grids[0].cells.length > 0)
+  }
+
   it('bench measures through HTTP_PROXY, and names the proxy hop as such', async () => {
     const m = await mirror({perConnectionRate: 4 * MiB})
     const proxy = await startConnectProxy()
     closers.push(() => proxy.close())
-    const r = await runCli(['bench', '--mirror', m.url, '--connections', '1,2', '--chunk-size', '1M', '--duration', '3', '--json'], proxyEnv(proxy.url))
-    assert.equal(r.code, 0, r.stderr)
-    const report = JSON.parse(r.stdout)
-    assert.equal(report.mirrors[0].ok, true, report.mirrors[0].reason)
-    assert.equal(report.mirrors[0].proxy, new URL(proxy.url).host)
-    assert.ok(report.mirrors[0].tunnelMs.median >= 0)
-    assert.ok(report.grids[0].cells.length > 0)
+    await benchThrough(m, proxy.url)
     allThrough(m, proxy.upstreamPorts)
     const table = await runCli(['bench', '--mirror', m.url, '--connections', '1', '--chunk-size', '1M', '--duration', '2'], proxyEnv(proxy.url))
     assert.equal(table.code, 0, table.stderr)
@@ -163,11 +168,7 @@ describe('bench and pull --auto behind a proxy', () => {
     const m = await mirror({perConnectionRate: 4 * MiB})
     const proxy = await startTinyproxy()
     closers.push(() => proxy.close())
-    const r = await runCli(['bench', '--mirror', m.url, '--connections', '1,2', '--chunk-size', '1M', '--duration', '3', '--json'], proxyEnv(proxy.url))
-    assert.equal(r.code, 0, r.stderr)
-    const report = JSON.parse(r.stdout)
-    assert.equal(report.mirrors[0].ok, true, report.mirrors[0].reason)
-    assert.equal(report.mirrors[0].proxy, new URL(proxy.url).host)
+    await benchThrough(m, proxy.url)
     assert.match(proxy.log(), new RegExp(`CONNECT.*127\\.0\\.0\\.1:${new URL(m.url).port}`), 'tinyproxy tunnelled to the mirror')
   })
 })

@@ -1,20 +1,13 @@
 import {spawn, spawnSync} from 'node:child_process'
 import {once} from 'node:events'
+import {freePort} from './free-port.js'
 import {mkdtempSync, readFileSync, writeFileSync} from 'node:fs'
-import {createServer, connect, type AddressInfo} from 'node:net'
+import {connect} from 'node:net'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 
 /** Debian's tinyproxy, when installed (.ci/run installs it): a real forward proxy for the proxy tests. */
 export const TINYPROXY = ['/usr/bin/tinyproxy', '/usr/sbin/tinyproxy'].find((p) => spawnSync(p, ['-v']).status === 0)
-
-async function freePort(): Promise<number> {
-  const s = createServer().listen(0, '127.0.0.1')
-  await once(s, 'listening')
-  const {port} = s.address() as AddressInfo
-  s.close()
-  return port
-}
 
 /**
  * tinyproxy on a loopback port, in the foreground, logging every request it handles (CONNECT
