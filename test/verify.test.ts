@@ -8,7 +8,7 @@ import {downloadFileToCacheDir} from '@huggingface/hub'
 import {judge} from '../src/lib/verify/judge.js'
 import {hashFiles} from '../src/lib/verify/hash-pool.js'
 import {runCli} from './support/cli.js'
-import {gitSha1, startCdn, startFakeHf, startFakeOllama, type HubRepo} from './support/fake-hubs.js'
+import {gitSha1, startCdn, startFakeHf, startFakeModelscope, startFakeOllama, type HubRepo} from './support/fake-hubs.js'
 import {makeContent} from './support/mirror-server.js'
 
 const MiB = 1024 * 1024
@@ -212,6 +212,30 @@ describe('mtune verify ollama:// and files', () => {
     const missing = await runCli(['verify', `ollama://${new URL(registry.origin).host}/library/other:latest`], {OLLAMA_MODELS: models})
     assert.equal(missing.code, 4)
     assert.match(missing.stdout, /manifest library\/other:latest: missing/)
+  })
+
+  it('modelscope:// against the hub\'s sha256s; says so when the listing does not come', async () => {
+    const cdn = await startCdn()
+    const files = [
+      {path: 'model.bin', content: shard},
+      {path: 'configuration.json', content: config},
+    ]
+    const ms = await startFakeModelscope([{id: 'owner/tiny', revision: 'master', files}], cdn)
+    closers.push(() => ms.close(), () => cdn.close())
+    const env = {MODELSCOPE_ENDPOINT: ms.origin, MODELSCOPE_CACHE: dir('modelscope')}
+    assert.equal((await runCli(['pull', 'modelscope://owner/tiny'], env)).code, 0)
+    const ok = await runCli(['verify', 'modelscope://owner/tiny'], env)
+    assert.equal(ok.code, 0, ok.stdout + ok.stderr)
+    assert.match(ok.stdout, /intact: 2 of 2 files checked against the hub's digests/)
+    flipByte(join(env.MODELSCOPE_CACHE, 'models', 'owner--tiny', 'snapshots', 'master', 'model.bin'), 3)
+    const bad = await runCli(['verify', 'modelscope://owner/tiny', '--json'], env)
+    assert.equal(bad.code, 4)
+    assert.equal(JSON.parse(bad.stdout).files.find((f: {name: string}) => f.name === 'model.bin').status, 'corrupt')
+    const fixed = await runCli(['verify', 'modelscope://owner/tiny', '--repair'], env)
+    assert.equal(fixed.code, 0, fixed.stdout + fixed.stderr)
+    const offline = await runCli(['verify', 'modelscope://owner/tiny'], {...env, MODELSCOPE_ENDPOINT: 'http://127.0.0.1:9'})
+    assert.equal(offline.code, 3)
+    assert.match(offline.stderr, /ModelScope's file list \(with the digests\) did not come/)
   })
 
   it('a plain file against --sha256 or the FILE.sha256 beside it', async () => {
