@@ -3,6 +3,7 @@ import {describe, it} from 'node:test'
 import {dispositionFilename, ifRangeValidator, parseContentRange, safeFilename, sameVersion, unsatisfiedLength} from '../src/lib/net/http-range.js'
 import {MAX_SERVER_WAIT_MS, TransferError, backoffDelay, cappedWait, classifyNetworkError, classifyStatus, onUsedSocket, parseRetryAfter} from '../src/lib/net/retry-policy.js'
 import {ConnectionController} from '../src/lib/transfer/connection-controller.js'
+import {SOURCE_FAILURE_LIMIT, decideFailure, type FailureFacts} from '../src/lib/transfer/failure-policy.js'
 import {FirstStep} from '../src/lib/transfer/first-step.js'
 import {StepEffect} from '../src/lib/transfer/step-effect.js'
 import {LoopLoad} from '../src/lib/transfer/loop-load.js'
@@ -245,5 +246,33 @@ describe('server-asked waits', () => {
     assert.equal(long.ms, MAX_SERVER_WAIT_MS)
     assert.equal(long.words, '300s (the server asked for 3600s; mtune waits at most 300s at a time, then asks again)')
     assert.equal(backoffDelay(1, () => 0.5, undefined, 3_600_000), MAX_SERVER_WAIT_MS)
+  })
+})
+
+describe('failure policy (pure)', () => {
+  const base: FailureFacts = {kind: 'transient', message: 'reset', disk: false, ranged: true, primary: true, others: false, signed: false, staleLink: false, renewing: false, renewedJustNow: false, sourceFailures: 1}
+  it('ends the pull on a full disk, on a broken download that cannot resume, and on a changed file', () => {
+    assert.deepEqual(decideFailure({...base, disk: true}), {do: 'fail', why: 'disk'})
+    assert.deepEqual(decideFailure({...base, ranged: false}), {do: 'fail', why: 'not-resumable'})
+    assert.deepEqual(decideFailure({...base, kind: 'changed'}), {do: 'fail', why: 'changed'})
+    assert.deepEqual(decideFailure({...base, kind: 'changed', primary: false}), {do: 'drop', why: 'its file changed: reset'})
+  })
+
+  it('renews a refused signed link (joining a renewal under way), and retries a request sent with a stale one', () => {
+    const refused = {...base, kind: 'fatal' as const, status: 403, signed: true}
+    assert.deepEqual(decideFailure(refused), {do: 'renew', join: false, renew: true, otherwise: {do: 'fail', why: 'refused'}})
+    assert.deepEqual(decideFailure({...refused, renewing: true, renewedJustNow: true, others: true}), {do: 'renew', join: true, renew: false, otherwise: {do: 'drop', why: 'reset'}})
+    assert.deepEqual(decideFailure({...refused, staleLink: true}), {do: 'retry'})
+    assert.deepEqual(decideFailure({...refused, signed: false}), {do: 'fail', why: 'refused'})
+    assert.deepEqual(decideFailure({...refused, status: 500}), {do: 'fail', why: 'refused'})
+  })
+
+  it('throttles on 429/503; rests a failing source while others serve, and drops it after four in a row', () => {
+    assert.deepEqual(decideFailure({...base, kind: 'throttle'}), {do: 'throttle'})
+    assert.deepEqual(decideFailure({...base, others: true, sourceFailures: 3}), {do: 'rest'})
+    assert.equal(decideFailure({...base, others: true, sourceFailures: SOURCE_FAILURE_LIMIT}).do, 'drop')
+    assert.deepEqual(decideFailure(base), {do: 'retry'}, 'alone: retry, whatever the count')
+    assert.deepEqual(decideFailure({...base, kind: 'bad-response'}), {do: 'retry'})
+    assert.equal(decideFailure({...base, kind: 'bad-response', others: true}).do, 'drop')
   })
 })

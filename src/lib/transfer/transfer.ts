@@ -22,6 +22,7 @@ import {Meter} from './meter.js'
 import {checkMirror} from './mirror-check.js'
 import {openPartFile, whenOpen, type PartFile} from './part-file.js'
 import {PrefixHasher} from './prefix-hasher.js'
+import {decideFailure, type FailureAction} from './failure-policy.js'
 import {keptBytesDiffer} from './resume-check.js'
 import type {RangeSet} from './range-set.js'
 import {SegmentManager, remaining, type Segment} from './segment-manager.js'
@@ -54,8 +55,6 @@ const HASH_STEP = 8 * 1024 * 1024
 /** Pieces are sized to end together once less than this many minimum pieces per connection is pending. */
 const FINAL_PHASE = 1.5
 const CHECKPOINT_MS = 1_000
-/** Consecutive failures, with no byte in between, after which a source is dropped when others remain. */
-const SOURCE_FAILURE_LIMIT = 4
 
 export const interrupted = () => new MtuneError('interrupted', 'interrupted: run the same command again to resume', ExitCode.interrupted)
 
@@ -528,77 +527,39 @@ export class Transfer {
     }
   }
 
-  /** What a failure means: a delay before the next attempt, or the end of the pull. */
+  /**
+   * What a failure means, as failure-policy.ts decides it from the facts: the engine acts on
+   * the decision (fail, drop the source, renew a signed link, throttle, rest) and, unless the
+   * pull or the source ended, counts the failure and returns the delay before the next attempt.
+   */
   private async onFailure(error: unknown, source: Source, attempt: number, usedTarget?: string, maybeRefused = false): Promise<number> {
-    if (isDiskError(error)) {
-      this.fail(diskFull(error, this.dest, this.journal.writtenRanges.total, this.size))
-      return 0
-    }
+    const disk = isDiskError(error)
     const e = error instanceof TransferError ? error : classifyNetworkError(error)
     const now = performance.now()
-    this.retries++
-    if (!this.ranged && e.kind !== 'fatal') {
-      this.fail(new StartOver(`the download broke (${e.message}) and the server cannot continue it`, false))
-      return 0
-    }
+    if (!disk) this.retries++
     // Maybe a limit on connections per client, which the next tick looks into.
-    if (maybeRefused && e.kind === 'transient' && e.status === undefined) {
+    if (!disk && this.ranged && maybeRefused && e.kind === 'transient' && e.status === undefined) {
       const watch = this.refusals.get(source) ?? new RefusalWatch()
       this.refusals.set(source, watch)
       watch.note(now)
     }
-    const others = this.sources.alive.length > 1
+    if (!disk && e.kind === 'transient') source.failures++
     const where = source.primary ? '' : ` (mirror ${redact(source.url)})`
-    switch (e.kind) {
-      case 'changed':
-        if (source.primary) this.fail(new FileChanged(e.message))
-        else this.dropSource(source, `its file changed: ${e.message}`)
-        return 0
-      case 'fatal':
-        // Signed CDN links expire mid-download: ask the original URL where the file is now,
-        // and go on (still counted as a failure, so a CDN that always refuses cannot loop).
-        // A request sent with a link that another connection has renewed since, or is renewing
-        // now, just retries.
-        if (e.status && [401, 403, 404, 410].includes(e.status) && source.target !== source.url) {
-          if (usedTarget !== undefined && usedTarget !== source.target) break
-          if (source.resolving && (await source.resolving)) break
-          if (now - source.resolvedAt > 1_000 && (await this.resolveAgain(source, `was refused (${e.status})`))) break
-        }
-        if (others) this.dropSource(source, e.message)
-        else this.fail(new MtuneError('remote', `cannot download ${redact(source.url)}: ${e.message}`, ExitCode.remote, {cause: e}))
-        return 0
-      case 'bad-response':
-        if (others || !source.primary) {
-          this.dropSource(source, e.message)
-          return 0
-        }
-        break
-      case 'throttle': {
-        const target = this.controller.throttled(now, this.running)
-        const wait = e.retryAfterMs === undefined ? backoffDelay(attempt, this.random) : cappedWait(e.retryAfterMs).ms
-        source.cooldownUntil = Math.max(source.cooldownUntil, now + wait)
-        // A burst of refusals is one event: say it again only when something new is to be said.
-        const said = this.throttleSaid
-        if (!said || said.target !== target || now - said.at > 5_000) {
-          this.throttleSaid = {target, at: now}
-          const words = e.retryAfterMs === undefined ? `${(wait / 1000).toFixed(1)}s` : cappedWait(e.retryAfterMs).words
-          this.events.warn?.(`${e.message}${where}: waiting ${words}, then ${target} connection(s)`)
-        }
-        break
-      }
-      default:
-        // With other sources at hand, a failing one rests, and one that keeps failing is dropped:
-        // its connections move to the next best without losing a byte already written.
-        source.failures++
-        if (others) {
-          if (source.failures >= SOURCE_FAILURE_LIMIT) {
-            this.dropSource(source, `${source.failures} failures in a row (${e.message}): switching to the other sources`)
-            return 0
-          }
-          source.cooldownUntil = Math.max(source.cooldownUntil, now + backoffDelay(source.failures, this.random))
-        }
-        break
-    }
+    const decision = decideFailure({
+      kind: e.kind,
+      status: e.status,
+      message: e.message,
+      disk,
+      ranged: this.ranged,
+      primary: source.primary,
+      others: this.sources.alive.length > 1,
+      signed: source.target !== source.url,
+      staleLink: usedTarget !== undefined && usedTarget !== source.target,
+      renewing: Boolean(source.resolving),
+      renewedJustNow: now - source.resolvedAt <= 1_000,
+      sourceFailures: source.failures,
+    })
+    if (!(await this.act(decision, e, source, now, attempt, where))) return 0
     this.failuresSinceProgress++
     // Allow for one round of every running connection failing at once, as when a server turns
     // away the first connections: a count lowered by that same round must not end the pull.
@@ -614,6 +575,47 @@ export class Transfer {
       return 0
     }
     return backoffDelay(attempt, this.random, undefined, e.retryAfterMs)
+  }
+
+  /** Carry out a failure decision; true when the request is to be tried again (after a backoff). */
+  private async act(d: FailureAction, e: TransferError, source: Source, now: number, attempt: number, where: string): Promise<boolean> {
+    switch (d.do) {
+      case 'fail': {
+        const errors = {
+          disk: () => diskFull(e.details.cause ?? e, this.dest, this.journal.writtenRanges.total, this.size),
+          'not-resumable': () => new StartOver(`the download broke (${e.message}) and the server cannot continue it`, false),
+          changed: () => new FileChanged(e.message),
+          refused: () => new MtuneError('remote', `cannot download ${redact(source.url)}: ${e.message}`, ExitCode.remote, {cause: e}),
+        }
+        this.fail(errors[d.why]())
+        return false
+      }
+      case 'drop':
+        this.dropSource(source, d.why)
+        return false
+      case 'renew':
+        if (d.join && (await source.resolving)) return true
+        if (d.renew && (await this.resolveAgain(source, `was refused (${e.status})`))) return true
+        return this.act(d.otherwise, e, source, now, attempt, where)
+      case 'throttle': {
+        const target = this.controller.throttled(now, this.running)
+        const wait = e.retryAfterMs === undefined ? backoffDelay(attempt, this.random) : cappedWait(e.retryAfterMs).ms
+        source.cooldownUntil = Math.max(source.cooldownUntil, now + wait)
+        // A burst of refusals is one event: say it again only when something new is to be said.
+        const said = this.throttleSaid
+        if (!said || said.target !== target || now - said.at > 5_000) {
+          this.throttleSaid = {target, at: now}
+          const words = e.retryAfterMs === undefined ? `${(wait / 1000).toFixed(1)}s` : cappedWait(e.retryAfterMs).words
+          this.events.warn?.(`${e.message}${where}: waiting ${words}, then ${target} connection(s)`)
+        }
+        return true
+      }
+      case 'rest':
+        source.cooldownUntil = Math.max(source.cooldownUntil, now + backoffDelay(source.failures, this.random))
+        return true
+      case 'retry':
+        return true
+    }
   }
 
   /**
