@@ -5,8 +5,7 @@ import {hfEndpoint} from '../sources/hf.js'
 import {modelscopeEndpoint} from '../sources/modelscope.js'
 import type {Plan} from '../sources/plan.js'
 import type {SourceRef} from '../sources/reference.js'
-import {resolvePlan} from '../sources/resolve.js'
-import {hfToken, modelscopeToken} from '../sources/tokens.js'
+import {resolvePlan, tokenFor} from '../sources/resolve.js'
 
 /** Well-known public mirrors, tried unless --no-public-mirrors. */
 export const PUBLIC_MIRRORS: Record<'hf' | 'modelscope', string[]> = {
@@ -73,14 +72,13 @@ export async function findCandidates(
       const onAbort = () => controller.abort()
       options.signal?.addEventListener('abort', onAbort, {once: true})
       const label = endpoint ?? `${ref.kind === 'ollama' ? `${ref.host}` : ''}`
+      const token = Boolean(tokenFor(ref.kind, {anonymous, env}))
       try {
         const plan = await resolvePlan(ref, {endpoint, anonymous, env}, {dispatcher: options.dispatcher, signal: controller.signal})
-        const token = Boolean(plan.headers.authorization)
         const largest = [...plan.files].sort((a, b) => (b.size ?? 0) - (a.size ?? 0))[0]
         if (!largest) return {label, endpoint, ok: false, reason: 'no files', token}
         return {label, endpoint, url: largest.url, ok: true, plan, token, headers: plan.headers}
       } catch (error) {
-        const token = !anonymous && ref.kind !== 'ollama' && Boolean(ref.kind === 'hf' ? hfToken(env) : modelscopeToken(env))
         return {label, endpoint, ok: false, reason: controller.signal.aborted && !options.signal?.aborted ? 'no answer in time' : errorMessage(error), token}
       } finally {
         clearTimeout(timer)

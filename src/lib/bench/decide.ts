@@ -49,7 +49,8 @@ export function summarizeMirror(url: string, samples: ProbeSample[]): MirrorSumm
     tlsMs: stat(good.map((s) => s.tlsMs)),
     ttfbMs: stat(good.map((s) => s.ttfbMs)),
     throughputBps: stat(good.map((s) => s.throughputBps)),
-    ...(good[0].proxy !== undefined || good.some((s) => s.tunnelMs !== undefined) ? {proxy: good.find((s) => s.proxy)?.proxy, tunnelMs: stat(good.map((s) => s.tunnelMs))} : {}),
+    // Behind a proxy (every sample tunnelled): the proxy named, the tunnel timed.
+    ...(good.some((s) => s.tunnelMs !== undefined) ? {proxy: good.find((s) => s.proxy)?.proxy, tunnelMs: stat(good.map((s) => s.tunnelMs))} : {}),
   }
 }
 

@@ -1,5 +1,4 @@
 import {get} from '../net/request.js'
-import {headersFor} from '../net/credentials.js'
 import {parseContentRange} from '../net/http-range.js'
 import {TransferError, classifyNetworkError, parseRetryAfter} from '../net/retry-policy.js'
 import {timedDispatcher} from './connect-timings.js'
@@ -51,9 +50,9 @@ export async function probeOnce(
   const sample: ProbeSample = {bytes: 0, finalUrl: url}
   let stage: ProbeStage = 'connect'
   try {
-    const granted = headersFor(url, new URL(url).origin, headers)
     const sent = performance.now()
-    const res = await get(dispatcher, url, {...granted, range: `bytes=0-${options.readBytes - 1}`, 'accept-encoding': 'identity'}, controller.signal)
+    // `headers` belong to the URL's own origin; get() drops them on a redirect to another.
+    const res = await get(dispatcher, url, {...headers, range: `bytes=0-${options.readBytes - 1}`, 'accept-encoding': 'identity'}, controller.signal)
     const answered = performance.now()
     stage = 'http'
     sample.finalUrl = res.url
@@ -117,9 +116,9 @@ function describe(error: unknown, stage: ProbeStage, url: string, timeoutMs: num
   if (timedOut) return {stage: 'timeout', message: `no answer within ${timeoutMs} ms`}
   const e = classifyNetworkError(error)
   const code = (e.details.cause as {code?: string} | undefined)?.code
-  const host = new URL(url).host
+  const {host, hostname} = new URL(url)
   if (/^the proxy/.test(e.message)) return {stage: 'proxy', message: e.message}
-  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return {stage: 'dns', message: `DNS lookup of ${new URL(url).hostname} failed (${code})`}
+  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return {stage: 'dns', message: `DNS lookup of ${hostname} failed (${code})`}
   if (code === 'ECONNREFUSED') return {stage: viaProxy ? 'proxy' : 'connect', message: viaProxy ? `connection refused (the proxy, or ${host} behind it)` : `connection refused (${host})`}
   if (code && /^ERR_TLS|CERT|SSL|^UNABLE_TO_|SIGNATURE/.test(code)) return {stage: 'tls', message: `TLS failed: ${code}`}
   if (code === 'UND_ERR_CONNECT_TIMEOUT') return {stage: 'timeout', message: `no answer within ${timeoutMs} ms (connect)`}

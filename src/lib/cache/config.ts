@@ -42,7 +42,7 @@ const bare = (url: string) => url.replace(/[;{}'"\\$\s#]/g, (c) => `%${c.charCod
 
 export function cacheUrl(o: Pick<CacheOptions, 'listen'>): string {
   const host = o.listen.host.includes(':') ? `[${o.listen.host}]` : o.listen.host
-  // 0.0.0.0 is where it listens, not an address to give clients: they use this host's own name.
+  // A wildcard listen address is reached on loopback from here; other hosts use publicUrl (serve.ts).
   return `http://${host === '0.0.0.0' || host === '[::]' ? '127.0.0.1' : host}:${o.listen.port}`
 }
 

@@ -1,5 +1,5 @@
 import {spawn} from 'node:child_process'
-import {accessSync, chmodSync, chownSync, constants, existsSync, mkdirSync, readFileSync, statSync} from 'node:fs'
+import {accessSync, chmodSync, chownSync, constants, mkdirSync, readFileSync, statSync} from 'node:fs'
 import {createServer} from 'node:net'
 import {join} from 'node:path'
 import {ExitCode, MtuneError} from '../errors.js'
@@ -146,12 +146,17 @@ export async function checkPortFree(listen: CacheOptions['listen']): Promise<voi
   })
 }
 
-/** Run nginx with DIR's arguments; resolves with its exit code and what it printed. */
-export function runNginx(nginx: string, dir: string, extra: string[] = []): Promise<{code: number | null; output: string}> {
+/** nginx's [emerg] line, else its last line, else its exit code: what it says went wrong. */
+const emerg = (output: string, code: number | null) => /\[emerg\][^\n]*/.exec(output)?.[0] ?? (output.trim().split('\n').pop() || `exit ${code}`)
+
+/**
+ * Run nginx with DIR's arguments; resolves with its exit code and what it printed, when the
+ * process it started exits. Starting nginx, that is the parent once its master has forked: the
+ * daemon may still hold the inherited pipes, so they are let go of then, not waited for.
+ */
+function runNginx(nginx: string, dir: string, extra: string[] = []): Promise<{code: number | null; output: string}> {
   return new Promise((resolve, reject) => {
-    // Its output goes to a pipe only for short commands; the daemon's stdio is closed (detached
-    // master processes keep inherited pipes open, and the caller would wait for ever).
-    const child = spawn(nginx, [...nginxArgs(dir), ...extra], {stdio: ['ignore', 'pipe', 'pipe'], detached: false})
+    const child = spawn(nginx, [...nginxArgs(dir), ...extra], {stdio: ['ignore', 'pipe', 'pipe']})
     let output = ''
     child.stdout!.on('data', (d) => (output += d))
     child.stderr!.on('data', (d) => (output += d))
@@ -167,26 +172,14 @@ export function runNginx(nginx: string, dir: string, extra: string[] = []): Prom
 /** `nginx -t`: the configuration is refused with nginx's own words (its [emerg] line). */
 export async function testConfig(nginx: string, dir: string): Promise<void> {
   const {code, output} = await runNginx(nginx, dir, ['-t', '-q'])
-  if (code === 0) return
-  const line = /\[emerg\][^\n]*/.exec(output)?.[0] ?? output.trim().split('\n').pop() ?? `exit ${code}`
-  throw new MtuneError('nginx-config', `nginx refused the configuration in ${paths(dir).conf}: ${line}`, ExitCode.service)
+  if (code !== 0) throw new MtuneError('nginx-config', `nginx refused the configuration in ${paths(dir).conf}: ${emerg(output, code)}`, ExitCode.service)
 }
 
 /** Start nginx as a daemon (its master forks and the command returns) and wait until it answers. */
 export async function startNginx(nginx: string, dir: string, localUrl: string, timeoutMs = 15_000): Promise<number> {
-  const {code, output} = await new Promise<{code: number | null; output: string}>((resolve, reject) => {
-    const child = spawn(nginx, nginxArgs(dir), {stdio: ['ignore', 'ignore', 'pipe']})
-    let text = ''
-    // The master keeps stderr open until it daemonizes; after the parent exits, stop listening.
-    child.stderr!.on('data', (d) => (text += d))
-    child.on('error', reject)
-    child.on('exit', (c) => {
-      child.stderr!.destroy()
-      resolve({code: c, output: text})
-    })
-  })
+  const {code, output} = await runNginx(nginx, dir)
   if (code !== 0) {
-    const line = /\[emerg\][^\n]*/.exec(output)?.[0] ?? (output.trim() || `exit ${code}`)
+    const line = emerg(output, code)
     const inUse = /Address already in use/.test(line)
     throw new MtuneError(inUse ? 'port-in-use' : 'nginx-start', inUse ? `nginx could not listen: the port is in use; choose another with --listen (${line})` : `nginx did not start: ${line} (see ${paths(dir).errorLog})`, ExitCode.service)
   }
@@ -234,4 +227,3 @@ export async function stopNginx(dir: string, graceMs = 10_000): Promise<number |
   return pid
 }
 
-export const stateExists = (dir: string) => existsSync(paths(dir).state)

@@ -1,4 +1,6 @@
 import {resolve} from 'node:path'
+import {cacheUrl} from './config.js'
+import {parseListen} from './options.js'
 import {answers, paths, readState, runningPid, type CacheState} from './nginx.js'
 import {diskUsed, readTraffic, type Traffic} from './status.js'
 
@@ -17,7 +19,8 @@ export async function cacheStatus(dirArg: string): Promise<CacheStatus> {
   const dir = resolve(dirArg)
   const state = readState(dir)
   const pid = runningPid(dir) ?? null
-  const local = state ? `http://${state.listen.replace(/^(0\.0\.0\.0|\[?::\]?):/, '127.0.0.1:')}` : undefined
+  // Where this host reaches it (a wildcard listen address is reached on loopback).
+  const local = state ? cacheUrl({listen: parseListen(state.listen)}) : undefined
   const answering = Boolean(pid && local && (await answers(local)))
   const traffic = await readTraffic(paths(dir).accessLog)
   return {

@@ -32,15 +32,10 @@ async function probeCache(env: NodeJS.ProcessEnv): Promise<CacheProbe | undefine
   const from = env.MTUNE_CACHE ? 'MTUNE_CACHE' : env.HF_ENDPOINT ? 'HF_ENDPOINT' : undefined
   if (!from) return undefined
   const url = env[from]!.replace(/\/+$/, '')
-  const [{createDispatcher}, {get}] = await Promise.all([import('../net/dispatcher.js'), import('../net/request.js')])
+  const [{createDispatcher}, {probeCache: probe}] = await Promise.all([import('../net/dispatcher.js'), import('../sources/cache-probe.js')])
   const dispatcher = createDispatcher({stallTimeoutMs: 1_500})
-  const started = performance.now()
   try {
-    const res = await get(dispatcher, `${url}/-/mtune`, {}, AbortSignal.timeout(1_500))
-    const body = Buffer.from(await res.body.arrayBuffer()).toString('utf8')
-    return {url, from, answers: true, mtune: res.status === 200 && body.includes('mtune cache'), ms: performance.now() - started}
-  } catch {
-    return {url, from, answers: false, mtune: false}
+    return {url, from, ...(await probe(dispatcher, url, {timeoutMs: 1_500}))}
   } finally {
     await dispatcher.destroy().catch(() => {})
   }

@@ -6,7 +6,8 @@
  * - credentials written into a URL (https://user:token@host/...), as curl, wget and aria2c take
  *   them: sent as Basic authentication to that URL's origin only, never shown or saved;
  * - a proxy's own, in HTTPS_PROXY/HTTP_PROXY, which undici's proxy agent sends to the proxy only.
- * Which endpoints are granted a hub token at all is decided by `tokenGrant` in sources/tokens.ts.
+ * Which endpoints are granted a hub token at all is decided in auto/candidates.ts (public mirrors
+ * mtune adds are resolved `anonymous`, see sources/resolve.ts).
  */
 type Headers = Record<string, string>
 

@@ -22,17 +22,24 @@ export interface ResolveOptions {
   cache?: string
 }
 
+/** The token resolvePlan sends to a source's hub: the user's, unless asked anonymously (Ollama has none). */
+export function tokenFor(kind: Exclude<SourceRef, {kind: 'url'}>['kind'], options: Pick<ResolveOptions, 'anonymous' | 'env'>): string | undefined {
+  if (options.anonymous) return undefined
+  const env = options.env ?? process.env
+  return kind === 'hf' ? hfToken(env) : kind === 'modelscope' ? modelscopeToken(env) : undefined
+}
+
 /** A model source reference as a plan of files, with each ecosystem's defaults and tokens. */
 export async function resolvePlan(ref: Exclude<SourceRef, {kind: 'url'}>, options: ResolveOptions, ctx: Omit<ApiContext, 'headers'>): Promise<Plan> {
   const env = options.env ?? process.env
   switch (ref.kind) {
     case 'hf': {
-      const token = options.anonymous ? undefined : hfToken(env)
+      const token = tokenFor('hf', options)
       const endpoint = options.cache ? cacheEndpoints(options.cache).hf : hfEndpoint(options.endpoint, env)
       return resolveHf(ref, {endpoint, token, include: options.include, exclude: options.exclude, localDir: options.localDir, env}, {...ctx, headers: token ? {authorization: `Bearer ${token}`} : {}})
     }
     case 'modelscope': {
-      const token = options.anonymous ? undefined : modelscopeToken(env)
+      const token = tokenFor('modelscope', options)
       const endpoint = (options.cache ? cacheEndpoints(options.cache).modelscope : (options.endpoint ?? modelscopeEndpoint(env))).replace(/\/+$/, '')
       return resolveModelscope(
         ref,

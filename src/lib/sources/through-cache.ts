@@ -1,29 +1,11 @@
-import type {Dispatcher} from 'undici'
 import {ExitCode, MtuneError, errorMessage} from '../errors.js'
-import {get, redact} from '../net/request.js'
+import {redact} from '../net/request.js'
+import {probeCache} from './cache-probe.js'
 import type {PullEvents} from '../transfer/engine.js'
 import type {Plan} from './plan.js'
 import type {SourceRef} from './reference.js'
 import {resolvePlan, type ResolveOptions} from './resolve.js'
 import {runPlan, type FileResult, type RunOptions} from './run-plan.js'
-
-/** The cache's own page answers (mtune cache serve): it is there and it is an mtune cache. */
-export async function cacheAnswers(dispatcher: Dispatcher, base: string, signal?: AbortSignal): Promise<boolean> {
-  const controller = new AbortController()
-  const timer = setTimeout(() => controller.abort(), 5_000)
-  const onAbort = () => controller.abort()
-  signal?.addEventListener('abort', onAbort, {once: true})
-  try {
-    const res = await get(dispatcher, `${base}/-/mtune`, {}, controller.signal)
-    const body = Buffer.from(await res.body.arrayBuffer()).toString('utf8')
-    return res.status === 200 && body.includes('mtune cache')
-  } catch {
-    return false
-  } finally {
-    clearTimeout(timer)
-    signal?.removeEventListener('abort', onAbort)
-  }
-}
 
 /** Failures that asking the origin instead cannot help: Ctrl-C, bad input, the local disk, root. */
 const final = (error: unknown) =>
@@ -60,7 +42,7 @@ export async function pullThroughCache(
     onPlan(plan)
     return {plan, files: await runPlan(plan, run, events), via: 'origin'}
   }
-  if (!(await cacheAnswers(run.dispatcher, cache, run.signal))) {
+  if (!(await probeCache(run.dispatcher, cache, {timeoutMs: 5_000, signal: run.signal})).mtune) {
     if (run.signal?.aborted) throw new MtuneError('interrupted', 'interrupted', ExitCode.interrupted)
     return fromOrigin('does not answer')
   }

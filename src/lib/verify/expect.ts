@@ -4,7 +4,7 @@ import {ExitCode, MtuneError, usageError} from '../errors.js'
 import {hfCacheDir} from '../sources/hf.js'
 import {modelscopeCacheDir} from '../sources/modelscope.js'
 import {ollamaModelsDir} from '../sources/ollama.js'
-import type {Plan} from '../sources/plan.js'
+import type {Plan, PlannedFile} from '../sources/plan.js'
 import type {SourceRef} from '../sources/reference.js'
 
 /**
@@ -134,13 +134,23 @@ export function hfFromDisk(ref: {repoType: 'model' | 'dataset'; repo: string; re
   return out
 }
 
+/** A planned file as what must be on disk (and, in the HF cache, the snapshot link naming it). */
+export const expectedOf = (f: PlannedFile, snapshot?: string): Expected => ({
+  name: f.name,
+  path: f.dest,
+  size: f.size,
+  sha256: f.sha256,
+  gitSha1: f.sha256 ? undefined : f.gitSha1,
+  ...(snapshot ? {link: join(snapshot, f.name)} : {}),
+})
+
 /** A plan from the hub (files, sizes, digests) as what must be on disk. */
 export function fromPlan(plan: Plan, kind: Expectations['kind'], snapshot?: string): Expectations {
   return {
     kind,
     against: 'hub',
     root: plan.root,
-    files: plan.files.map((f) => ({name: f.name, path: f.dest, size: f.size, sha256: f.sha256, gitSha1: f.sha256 ? undefined : f.gitSha1, ...(snapshot ? {link: join(snapshot, f.name)} : {})})),
+    files: plan.files.map((f) => expectedOf(f, snapshot)),
     problems: [],
     notes: plan.files.some((f) => !f.sha256 && !f.gitSha1) ? ['some files have no digest in the hub\'s listing: they are checked by size only'] : [],
   }

@@ -7,7 +7,7 @@ import type {SourceRef} from '../sources/reference.js'
 import {resolvePlan} from '../sources/resolve.js'
 import {runPlan} from '../sources/run-plan.js'
 import type {PullEvents} from '../transfer/engine.js'
-import {cachedCommit, fromPlan, hfFromDisk, hfRepoDir, modelscopeSnapshot, ollamaFromDisk, plainFile, type Expectations, type Problem} from './expect.js'
+import {cachedCommit, expectedOf, fromPlan, hfFromDisk, hfRepoDir, modelscopeSnapshot, ollamaFromDisk, plainFile, type Expected, type Expectations, type Problem} from './expect.js'
 import {hashFiles} from './hash-pool.js'
 import {algorithmFor, intact, judge, summarize, type FileVerdict, type Summary} from './judge.js'
 
@@ -49,9 +49,9 @@ function onDisk(path: string, link?: string): {size?: number; linkTarget?: strin
 }
 
 /** Hash and judge every expected file. */
-async function check(exp: Expectations, options: VerifyOptions): Promise<{verdicts: FileVerdict[]; bytes: number}> {
-  const disks = exp.files.map((e) => onDisk(e.path, e.link))
-  const todo = exp.files.map((e, i) => ({e, i, algorithm: algorithmFor(e), disk: disks[i]})).filter((x) => x.algorithm && x.disk.size !== undefined && (x.e.size === undefined || x.e.size === x.disk.size))
+async function check(files: Expected[], options: Pick<VerifyOptions, 'workers' | 'signal' | 'onProgress'>): Promise<{verdicts: FileVerdict[]; bytes: number}> {
+  const disks = files.map((e) => onDisk(e.path, e.link))
+  const todo = files.map((e, i) => ({e, i, algorithm: algorithmFor(e), disk: disks[i]})).filter((x) => x.algorithm && x.disk.size !== undefined && (x.e.size === undefined || x.e.size === x.disk.size))
   const total = todo.reduce((sum, x) => sum + (x.disk.size ?? 0), 0)
   let done = 0
   const hashed = await hashFiles(
@@ -59,7 +59,7 @@ async function check(exp: Expectations, options: VerifyOptions): Promise<{verdic
     {sizes: todo.map((x) => x.disk.size ?? 0), workers: options.workers, signal: options.signal, onBytes: (n) => options.onProgress?.((done += n), total)},
   )
   const byIndex = new Map(todo.map((x, k) => [x.i, hashed[k]]))
-  return {verdicts: exp.files.map((e, i) => judge(e, disks[i], byIndex.get(i))), bytes: done}
+  return {verdicts: files.map((e, i) => judge(e, disks[i], byIndex.get(i))), bytes: done}
 }
 
 /** What is expected for a source: from the hub when it answers (and is asked), else from the disk. */
@@ -115,7 +115,7 @@ async function expectations(target: string, ref: SourceRef, options: VerifyOptio
 export async function verify(target: string, ref: SourceRef | undefined, options: VerifyOptions): Promise<VerifyReport> {
   const started = performance.now()
   const {exp, plan} = ref ? await expectations(target, ref, options) : {exp: plainFile(target, options.sha256), plan: undefined}
-  const {verdicts, bytes} = await check(exp, options)
+  const {verdicts, bytes} = await check(exp.files, options)
   const summary = summarize(verdicts, exp.problems, bytes, (performance.now() - started) / 1000)
   const report: VerifyReport = {target, kind: exp.kind, against: exp.against, root: exp.root, files: verdicts, problems: exp.problems, summary, intact: intact(summary), notes: exp.notes}
   if (!options.repair || report.intact) return report
@@ -142,8 +142,7 @@ export async function verify(target: string, ref: SourceRef | undefined, options
  */
 export async function recheckPresent(plan: Plan, options: {workers?: number; signal?: AbortSignal}): Promise<{rehashed: number; bad: FileVerdict[]}> {
   const present = plan.files.filter((f) => f.present)
-  const exp = fromPlan({...plan, files: present}, 'hf')
-  const {verdicts} = await check(exp, {dispatcher: undefined as never, ...options})
+  const {verdicts} = await check(present.map((f) => expectedOf(f)), options)
   const bad = verdicts.filter((v) => v.status !== 'ok' && v.status !== 'unchecked')
   for (const v of bad) {
     rmSync(v.path, {force: true})
