@@ -4,9 +4,7 @@ import {dispositionFilename, ifRangeValidator, parseContentRange, safeFilename, 
 import {MAX_SERVER_WAIT_MS, TransferError, backoffDelay, cappedWait, classifyNetworkError, classifyStatus, onUsedSocket, parseRetryAfter} from '../src/lib/net/retry-policy.js'
 import {ConnectionController} from '../src/lib/transfer/connection-controller.js'
 import {SOURCE_FAILURE_LIMIT, decideFailure, type FailureFacts} from '../src/lib/transfer/failure-policy.js'
-import {FirstStep} from '../src/lib/transfer/first-step.js'
-import {StepEffect} from '../src/lib/transfer/step-effect.js'
-import {LoopLoad} from '../src/lib/transfer/loop-load.js'
+import {CpuHeadroom, FirstStepUp, StepInEffect} from '../src/lib/transfer/ramp.js'
 
 describe('HTTP range facts', () => {
   it('parses Content-Range and the 416 form', () => {
@@ -108,6 +106,19 @@ describe('ConnectionController', () => {
     assert.equal(c.sample(110, 41, true), 4, 'no gain over the baseline: back to where it was')
   })
 
+  it('undoes a step, whatever it seemed to gain, when the machine is out of CPU, and does not grow', () => {
+    const c = new ConnectionController({initial: 16, max: 64, settleMs: 100}, 0)
+    assert.equal(c.stepFirst(10, true), 32)
+    c.baseline(500)
+    assert.equal(c.sample(200, 560, true, true), 16, 'a 12% gain on a machine with no CPU left is noise')
+    const d = new ConnectionController({initial: 16, max: 64, settleMs: 100}, 0)
+    assert.equal(d.sample(200, 500, true, true), 16, 'no first step either')
+    const e = new ConnectionController({initial: 16, max: 64, settleMs: 100}, 0)
+    assert.equal(e.stepFirst(10, true), 32)
+    e.baseline(undefined)
+    assert.equal(e.sample(200, 500, true, true), 16, 'an unjudged step is undone too')
+  })
+
   it('leaves a first step without a fair baseline unjudged, and judges the next one', () => {
     const c = new ConnectionController({initial: 16, max: 64, settleMs: 100}, 0)
     assert.equal(c.stepFirst(10, true), 32)
@@ -155,13 +166,13 @@ describe('ConnectionController', () => {
   })
 })
 
-describe('FirstStep', () => {
+describe('FirstStepUp', () => {
   const timing = {delayMs: 50, minWindowMs: 60, maxWindowMs: 150}
   const conns = (n: number, firstByteAt?: number) => Array.from({length: n}, () => ({startedAt: 0, firstByteAt}))
 
   it('steps once the first connections are all receiving, and measures them while the added ones wait', () => {
     const controller = new ConnectionController({initial: 4, max: 64, settleMs: 400}, 0)
-    const step = new FirstStep(controller, timing)
+    const step = new FirstStepUp(controller, timing)
     const running = conns(4)
     assert.deepEqual(step.update(100, running, 0, true), {kind: 'idle'}, 'not before every first byte is in')
     running.forEach((c, i) => (c.firstByteAt = 180 + i))
@@ -178,7 +189,7 @@ describe('FirstStep', () => {
 
   it('gives no baseline when the added connections answer much sooner than the first ones did', () => {
     const controller = new ConnectionController({initial: 2, max: 64, settleMs: 400}, 0)
-    const step = new FirstStep(controller, timing)
+    const step = new FirstStepUp(controller, timing)
     const running = conns(2, 80)
     assert.equal(step.update(130, running, 0, true).kind, 'stepped')
     const all = [...running, {startedAt: 130, firstByteAt: 132}]
@@ -188,16 +199,16 @@ describe('FirstStep', () => {
 
   it('stops measuring after the longest window, and takes no step without room', () => {
     const controller = new ConnectionController({initial: 2, max: 64, settleMs: 400}, 0)
-    const step = new FirstStep(controller, timing)
+    const step = new FirstStepUp(controller, timing)
     assert.equal(step.update(130, conns(2, 80), 0, true).kind, 'stepped')
     assert.deepEqual(step.update(280, conns(2, 80), 15_000_000, true), {kind: 'measured', baseline: 100_000_000, windowMs: 150})
-    const full = new FirstStep(new ConnectionController({initial: 2, max: 64}, 0), timing)
+    const full = new FirstStepUp(new ConnectionController({initial: 2, max: 64}, 0), timing)
     assert.deepEqual(full.update(130, conns(2, 80), 0, false), {kind: 'idle'})
   })
 
   it('on a server that answers at once, measures the baseline first and steps after', () => {
     const controller = new ConnectionController({initial: 4, max: 64, settleMs: 400}, 0)
-    const step = new FirstStep(controller, timing)
+    const step = new FirstStepUp(controller, timing)
     const running = conns(4, 2)
     assert.deepEqual(step.update(52, running, 0, true), {kind: 'wait', at: 152}, 'no step yet: measuring')
     assert.deepEqual(step.update(152, running, 10_000_000, true), {kind: 'stepped', from: 4, to: 8, baseline: 100_000_000})
@@ -205,37 +216,59 @@ describe('FirstStep', () => {
   })
 })
 
-describe('StepEffect', () => {
+describe('StepInEffect', () => {
   it('judges a change only once most of the target count has received for a whole window', () => {
-    const e = new StepEffect()
-    assert.equal(e.ready(500, 100, 32, 16, 400), false, 'the added connections are still silent')
-    assert.equal(e.ready(900, 100, 32, 29, 400), false, 'receiving now: the window starts here')
-    assert.equal(e.ready(1200, 100, 32, 32, 400), false)
-    assert.equal(e.ready(1300, 100, 32, 32, 400), true)
+    const e = new StepInEffect()
+    assert.equal(e.judgeable(500, 100, 32, 16, 400), false, 'the added connections are still silent')
+    assert.equal(e.judgeable(900, 100, 32, 29, 400), false, 'receiving now: the window starts here')
+    assert.equal(e.judgeable(1200, 100, 32, 32, 400), false)
+    assert.equal(e.judgeable(1300, 100, 32, 32, 400), true)
   })
 
   it('starts over at each change, and judges anyway when connections never answer', () => {
-    const e = new StepEffect()
-    assert.equal(e.ready(500, 0, 16, 16, 400), false)
-    assert.equal(e.ready(1000, 0, 16, 16, 400), true)
-    assert.equal(e.ready(1100, 1050, 20, 16, 400), false, 'a new change: its own effect is awaited')
-    assert.equal(e.ready(11_050, 1050, 20, 16, 400), true, 'never reached: the stall timeout handles those')
+    const e = new StepInEffect()
+    assert.equal(e.judgeable(500, 0, 16, 16, 400), false)
+    assert.equal(e.judgeable(1000, 0, 16, 16, 400), true)
+    assert.equal(e.judgeable(1100, 1050, 20, 16, 400), false, 'a new change: its own effect is awaited')
+    assert.equal(e.judgeable(11_050, 1050, 20, 16, 400), true, 'never reached: the stall timeout handles those')
   })
 })
 
-describe('LoopLoad', () => {
+describe('CpuHeadroom', () => {
   it('tells a saturated event loop from an idle one', async () => {
-    const load = new LoopLoad()
+    const load = new CpuHeadroom()
     load.sample(performance.now())
     const spinUntil = performance.now() + 80
     while (performance.now() < spinUntil) {
       // busy: this is what a loop that cannot keep up with the network looks like
     }
     load.sample(performance.now())
-    assert.ok(load.over(performance.now(), 400) > 0.8, 'busy')
+    assert.ok(load.loop(performance.now(), 400) > 0.8, 'busy')
     await new Promise((r) => setTimeout(r, 400))
     load.sample(performance.now())
-    assert.ok(load.over(performance.now(), 300) < 0.5, 'idle')
+    assert.ok(load.loop(performance.now(), 300) < 0.5, 'idle')
+  })
+
+  it('takes CPUs with no idle time left for the limit only while this process uses a good share of them', () => {
+    // Two cores; each sample 100 ms later: the loop busy `loop` ms, this process `own` ms of CPU, the machine `idle` ms idle.
+    const at = {t: 0, loop: 0, own: 0, idle: 0, all: 0}
+    const load = new CpuHeadroom({loopActive: () => at.loop, ownCpu: () => at.own, machine: () => ({idle: at.idle, all: at.all})})
+    const step = (loop: number, own: number, idle: number) => {
+      at.t += 100
+      at.loop += loop
+      at.own += own
+      at.idle += idle
+      at.all += 200
+      load.sample(at.t)
+    }
+    for (let i = 0; i < 5; i++) step(40, 130, 10)
+    assert.equal(load.exhausted(at.t, 400), true, 'a fat pipe: 1.3 cores of 2 are mtune, 5% idle')
+    for (let i = 0; i < 5; i++) step(5, 10, 10)
+    assert.equal(load.exhausted(at.t, 400), false, 'as busy, but by someone else')
+    for (let i = 0; i < 5; i++) step(40, 130, 80)
+    assert.equal(load.exhausted(at.t, 400), false, 'cores to spare')
+    for (let i = 0; i < 5; i++) step(95, 100, 80)
+    assert.equal(load.exhausted(at.t, 400), true, 'its own event loop is the limit')
   })
 })
 

@@ -7,6 +7,7 @@ import {cacheEndpoints, parseCacheUrl} from '../lib/sources/cache-endpoints.js'
 import type {Plan} from '../lib/sources/plan.js'
 import {parseSource} from '../lib/sources/reference.js'
 import type {PullEvents} from '../lib/transfer/engine.js'
+import {defaultThreads} from '../lib/transfer/thread-count.js'
 import {MtuneCommand} from '../lib/ui/base-command.js'
 import type {Reporter} from '../lib/ui/progress.js'
 import {mask, registerUrlSecrets} from '../lib/ui/secrets.js'
@@ -88,6 +89,11 @@ Exit codes: 0 done, 2 bad input, 3 the server refused or kept failing, 4 digest 
     quiet: Flags.boolean({char: 'q', description: 'No progress and no messages; errors only.'}),
     'stall-timeout': Flags.integer({min: 1, default: 30, description: 'Seconds without a byte before a connection is retried.'}),
     retries: Flags.integer({min: 0, default: 10, description: 'Failed attempts in a row, with no progress in between, before giving up.'}),
+    threads: Flags.integer({
+      min: 0,
+      max: 64,
+      description: 'Fetch threads sharing the connections of big files (HTTP, TLS and writes); 0: all on the main thread. [default: one per 4 cores, at most 8; none below 4 cores]',
+    }),
   }
 
   async run(): Promise<unknown> {
@@ -102,6 +108,7 @@ Exit codes: 0 done, 2 bad input, 3 the server refused or kept failing, 4 digest 
     if (chunkSize !== undefined && chunkSize < 64 * 1024) {
       throw new MtuneError('bad-size', `--chunk-size ${flags['chunk-size']} is too small: use 64K or more`, ExitCode.usage)
     }
+    const threads = flags.threads ?? defaultThreads()
     if (limitRate === 0) throw new MtuneError('bad-size', '--limit-rate must be more than 0', ExitCode.usage)
     if (ref.kind !== 'url') {
       for (const flag of ['output', 'sha256', 'force', ...(flags.auto ? [] : (['mirror'] as const))] as const) {
@@ -143,6 +150,7 @@ Exit codes: 0 done, 2 bad input, 3 the server refused or kept failing, 4 digest 
             stallTimeoutMs: flags['stall-timeout'] * 1000,
             maxRetries: flags.retries,
             limitRate,
+            threads,
             signal,
             uid: process.getuid?.() ?? 0,
             onDecision: (d) => {
@@ -160,7 +168,7 @@ Exit codes: 0 done, 2 bad input, 3 the server refused or kept failing, 4 digest 
         if (!json && !flags.quiet && auto.files && auto.plan) this.log(describeFiles(auto.plan, auto.files, auto.seconds ?? 0))
         return {...auto, plan: auto.plan && planJson(auto.plan)}
       }
-      const common = {stallTimeoutMs: flags['stall-timeout'] * 1000, maxRetries: flags.retries, limitRate, signal}
+      const common = {stallTimeoutMs: flags['stall-timeout'] * 1000, maxRetries: flags.retries, limitRate, threads, signal}
       if (ref.kind === 'url') {
         const result = await pull(
           {

@@ -27,6 +27,8 @@ export interface AutoOptions {
   stallTimeoutMs: number
   maxRetries: number
   limitRate?: number
+  /** Fetch threads for big files (PullOptions.threads). */
+  threads?: number
   signal?: AbortSignal
   uid: number
   /** Shown before anything is downloaded. */
@@ -67,7 +69,7 @@ export async function pullAuto(ref: SourceRef, options: AutoOptions, r: SystemRe
     }
     // The decision names mirrors as shown; the candidates keep the URLs to use (credentials and all).
     const candidateFor = (url: string) => candidates.find((c) => c.url !== undefined && shownUrl(c.url) === url)!
-    const common = {stallTimeoutMs: options.stallTimeoutMs, maxRetries: options.maxRetries, limitRate: options.limitRate, signal: options.signal}
+    const common = {stallTimeoutMs: options.stallTimeoutMs, maxRetries: options.maxRetries, limitRate: options.limitRate, threads: options.threads, signal: options.signal}
     if (ref.kind === 'url') {
       const result = await pull(
         {

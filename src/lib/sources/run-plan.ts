@@ -16,6 +16,8 @@ export interface RunOptions {
   stallTimeoutMs?: number
   maxRetries?: number
   limitRate?: number
+  /** Fetch threads for big files (PullOptions.threads). */
+  threads?: number
   signal?: AbortSignal
   /** Connections each file starts with (default 16, within the budget). */
   connections?: number
@@ -107,6 +109,7 @@ async function pullOne(
         stallTimeoutMs: options.stallTimeoutMs,
         maxRetries: options.maxRetries,
         limitRate: options.limitRate,
+        threads: options.threads,
         signal,
       },
       {info: events.info, warn: (m) => events.warn?.(`${file.name}: ${m}`), debug: events.debug, progress: (p) => progress.update(file, p)},

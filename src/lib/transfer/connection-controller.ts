@@ -38,10 +38,12 @@ export class ConnectionController {
   /**
    * @param throughput bytes/s over the last settle window
    * @param room whether more connections would have anything to fetch
+   * @param exhausted this machine, not the path, is the limit (ramp.ts CpuHeadroom): a step
+   *   is then undone whatever it seemed to gain, since more connections can only add work
    */
-  sample(now: number, throughput: number, room: boolean): number {
+  sample(now: number, throughput: number, room: boolean, exhausted = false): number {
     if (now - this.changedAt < this.settleMs) return this.target
-    return this.judge(now, throughput, room)
+    return this.judge(now, throughput, room && !exhausted, exhausted)
   }
 
   /**
@@ -84,8 +86,11 @@ export class ConnectionController {
     return this.steps > 0
   }
 
-  private judge(now: number, throughput: number, room: boolean): number {
+  private judge(now: number, throughput: number, room: boolean, exhausted: boolean): number {
     if (now < this.holdUntil || throughput <= 0) return this.target
+    if (exhausted && this.previous !== undefined && this.previous < this.target && (this.before !== undefined || this.awaitingBaseline || this.unjudged)) {
+      return this.undoStep(now)
+    }
     if (this.awaitingBaseline || this.unjudged) {
       // The first step cannot be judged: judge the next one against where it led.
       this.awaitingBaseline = false
@@ -103,11 +108,7 @@ export class ConnectionController {
     if (this.before !== undefined && throughput < this.before * 1.05) {
       // The last step bought nothing: the path, not the connection count, is the limit. Go
       // back to where it was; the extra connections only cost the server.
-      this.plateauAt = now
-      this.before = undefined
-      if (this.previous !== undefined) this.target = this.previous
-      this.changedAt = now
-      return this.target
+      return this.undoStep(now)
     }
     if (!room || this.target >= this.max) return this.target
     // The first step doubles; later ones add a quarter. A later doubling was judged by a gain
@@ -120,6 +121,16 @@ export class ConnectionController {
     this.plateauAt = undefined
     this.previous = this.target
     this.target = Math.min(this.max, this.target + step)
+    this.changedAt = now
+    return this.target
+  }
+
+  private undoStep(now: number): number {
+    this.plateauAt = now
+    this.before = undefined
+    this.awaitingBaseline = false
+    this.unjudged = false
+    if (this.previous !== undefined) this.target = this.previous
     this.changedAt = now
     return this.target
   }

@@ -35,6 +35,14 @@ export interface PullOptions {
   dispatcher?: Dispatcher
   signal?: AbortSignal
   openPartFile?: OpenPartFile
+  /**
+   * Fetch threads for big files (fetch-threads.ts): 0, the default here, runs every request on
+   * the main thread. Only with the engine's own kind of dispatcher (the threads make theirs
+   * from the same settings and the environment's proxies): the CLI sets it.
+   */
+  threads?: number
+  /** Files smaller than this are fetched on the main thread, threads or not (default 64 MiB). */
+  threadsFrom?: number
   random?: () => number
 }
 

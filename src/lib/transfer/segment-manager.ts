@@ -79,6 +79,9 @@ export class SegmentManager {
    */
   worthCutting: (victim: Segment) => boolean = () => true
 
+  /** A segment's end moved back: its connection, if it runs elsewhere, must be told. */
+  onCut: (segment: Segment) => void = () => {}
+
   private steal(): Segment | undefined {
     const candidates = [...this.active.values()].filter((s) => remaining(s) >= 2 * this.minSplit).sort((a, b) => remaining(b) - remaining(a))
     for (const victim of candidates) {
@@ -97,6 +100,7 @@ export class SegmentManager {
       }
       const end = victim.end
       victim.end = mid
+      this.onCut(victim)
       return this.open(mid, end)
     }
     return undefined
@@ -114,6 +118,7 @@ export class SegmentManager {
     const from = segment.pos + segment.inflight
     const end = segment.end
     segment.end = from
+    this.onCut(segment)
     const stop = this.pieceEnd(from, end)
     if (stop < end) this.putBack({start: stop, end})
     return this.open(from, stop)

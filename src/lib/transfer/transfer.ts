@@ -11,11 +11,9 @@ import {get, redact, signedUrlExpiry, type Response} from '../net/request.js'
 import {TransferError, backoffDelay, cappedWait, classifyNetworkError, onUsedSocket} from '../net/retry-policy.js'
 import {formatBytes} from '../units.js'
 import {ConnectionController} from './connection-controller.js'
-import {FirstStep} from './first-step.js'
-import {StepEffect} from './step-effect.js'
-import {LoopLoad} from './loop-load.js'
-import {RefusalWatch} from './refusal-watch.js'
+import {JUDGE_WINDOW_MS, Ramp} from './ramp.js'
 import {Connection, isDiskError, type ConnectionContext} from './connection.js'
+import {inlineFetcher, threadFetcher, type Fetcher} from './fetch-threads.js'
 import {checkFreeSpace, fileExists, type Destination} from './destination.js'
 import {Journal, currentBootId} from './journal.js'
 import {Meter} from './meter.js'
@@ -47,14 +45,12 @@ export class FileChanged extends StartOver {
 
 
 const TICK_MS = 100
-/** Throughput over this window judges a change of the connection count. */
-const JUDGE_WINDOW_MS = 400
-/** Event-loop utilization past which mtune, not the path, is the limit: no more connections. */
-const LOOP_SATURATED = 0.9
 const HASH_STEP = 8 * 1024 * 1024
 /** Pieces are sized to end together once less than this many minimum pieces per connection is pending. */
 const FINAL_PHASE = 1.5
 const CHECKPOINT_MS = 1_000
+/** Files smaller than this are fetched on the main thread: a fetch thread's start costs more. */
+const THREADS_FROM = 64 * 1024 * 1024
 
 export const interrupted = () => new MtuneError('interrupted', 'interrupted: run the same command again to resume', ExitCode.interrupted)
 
@@ -63,11 +59,7 @@ export class Transfer {
   private readonly sources = new SourcePool()
   private readonly primary: Source
   private readonly segments: SegmentManager
-  private readonly controller: ConnectionController
-  private readonly firstStep: FirstStep
-  private readonly stepEffect = new StepEffect()
-  private readonly loopLoad = new LoopLoad()
-  private firstStepWake?: {at: number; timer: NodeJS.Timeout}
+  private readonly ramp: Ramp<Source>
   private readonly connections = new Set<Connection>()
   private readonly received = new Meter()
   private readonly written = new Meter()
@@ -82,11 +74,12 @@ export class Transfer {
   private opening?: Promise<unknown>
   private hasher?: PrefixHasher
   private ctx!: ConnectionContext
+  /** Where the connections' requests run: here, or in fetch threads. */
+  private readonly fetcher: Fetcher
   private running = 0
   private peak = 0
   private retries = 0
   private failuresSinceProgress = 0
-  private readonly refusals = new Map<Source, RefusalWatch>()
   private throttleSaid?: {target: number; at: number}
   private resumedBytes = 0
   private stopping = false
@@ -129,9 +122,38 @@ export class Transfer {
     this.sources.add(this.primary)
     const initial = options.connections ?? DEFAULTS.connections
     const max = Math.max(initial, options.maxConnections ?? Math.max(DEFAULTS.maxConnections, initial))
-    this.controller = new ConnectionController({initial: this.ranged ? initial : 1, max: this.ranged ? max : 1}, now)
-    this.firstStep = new FirstStep(this.controller)
+    const controller = new ConnectionController({initial: this.ranged ? initial : 1, max: this.ranged ? max : 1}, now)
+    this.ramp = new Ramp(
+      controller,
+      () => ({
+        connections: this.connections,
+        received: this.received.total,
+        throughput: this.received.rate(performance.now(), JUDGE_WINDOW_MS),
+        room: this.segments.hasPending || this.segments.largestAvailable >= this.minSplit,
+      }),
+      {
+        stepped: () => this.fillSlots(),
+        limited: (source, here, target) => {
+          const where = source.primary ? 'the server' : `mirror ${redact(source.url)}`
+          this.events.warn?.(`${where} refuses connections beyond ${here}: holding at ${target} connection(s)`)
+        },
+        debug: (m) => this.debug(m),
+      },
+    )
     this.segments = new SegmentManager([], this.minSplit)
+    this.segments.onCut = (segment) => {
+      for (const c of this.connections) if (c.segment === segment) c.cut()
+    }
+    this.fetcher = this.usesThreads() ? threadFetcher(options.threads!, options.stallTimeoutMs ?? DEFAULTS.stallTimeoutMs, dest.partPath) : inlineFetcher(dispatcher)
+  }
+
+  /**
+   * Fetch threads pay off only for a big file at full speed: not under --limit-rate (one token
+   * bucket, here), not for a single stream, and not with a part file a test injects.
+   */
+  private usesThreads(): boolean {
+    const o = this.options
+    return (o.threads ?? 0) > 0 && this.ranged && (this.size ?? 0) >= (o.threadsFrom ?? THREADS_FROM) && !o.limitRate && !o.openPartFile
   }
 
   async run(): Promise<PullResult> {
@@ -165,7 +187,12 @@ export class Transfer {
           throw error
         })
       }
+      if (this.fetcher.remote) this.debug(`requests run in ${this.options.threads} fetch thread(s)`)
       const opening = this.openPart(fresh)
+      opening.then(
+        () => this.fetcher.partReady(true),
+        () => this.fetcher.partReady(false),
+      )
       if (!fresh && this.ranged) this.checkKept(loaded.written)
       this.opening = opening.catch(() => undefined)
       const missing = size === undefined ? [{start: 0, end: Number.MAX_SAFE_INTEGER}] : loaded.written.missing(size)
@@ -173,20 +200,24 @@ export class Transfer {
       this.segments.worthCutting = (victim) => this.worthCutting(victim)
       this.sizePieces()
       this.ctx = {
-        dispatcher: this.dispatcher,
+        fetcher: this.fetcher,
         size,
         part: whenOpen(opening),
-        journal: this.journal,
-        segments: this.segments,
         limiter: this.options.limitRate ? new TokenBucket(this.options.limitRate) : undefined,
-        onWritten: (bytes) => {
+        onWritten: (connection, start, bytes) => {
+          this.journal.recordWritten(start, start + bytes)
+          this.segments.advance(connection.segment, bytes)
+          connection.source.bytes += bytes
+          connection.source.failures = 0
           this.written.add(bytes)
           this.failuresSinceProgress = 0
           // Between ticks too: the less is left to hash after the last byte, the sooner the digest.
           this.hasher?.extend(this.journal.writtenRanges.prefixEnd, HASH_STEP)
         },
         onReceived: (bytes) => this.received.add(bytes),
-        onFirstByte: () => this.takeFirstStep(performance.now()),
+        onFirstByte: () => {
+          if (this.ranged && !this.stopping) this.ramp.firstByte(performance.now())
+        },
         requestBytes: () => this.requestBytes(),
       }
       await this.download(opening)
@@ -258,23 +289,12 @@ export class Transfer {
     const now = performance.now()
     this.received.sample(now)
     this.written.sample(now)
-    this.loopLoad.sample(now)
     for (const c of this.connections) c.meter.sample(now)
     this.hasher?.extend(this.journal.writtenRanges.prefixEnd)
     this.emitProgress(now)
     if (this.stopping) return
     if (this.ranged) {
-      const room = this.segments.hasPending || this.segments.largestAvailable >= this.minSplit
-      this.takeFirstStep(now)
-      const before = this.controller.target
-      const throughput = this.received.rate(now, JUDGE_WINDOW_MS)
-      this.holdAtServerLimit(now)
-      if (this.controller.target === before && this.stepEffect.ready(now, this.controller.lastChange, before, this.receiving(), JUDGE_WINDOW_MS)) {
-        // A step already taken is still judged (and undone if it bought nothing); only growth waits.
-        const saturated = this.loopLoad.over(now, JUDGE_WINDOW_MS) >= LOOP_SATURATED
-        this.controller.sample(now, throughput, room && !saturated)
-      }
-      if (this.controller.target !== before) this.debug(`connections ${before} -> ${this.controller.target} at ${Math.round(throughput / 1048576)} MiB/s`)
+      this.ramp.tick(now)
       this.replaceStragglers(now)
       this.sizePieces()
     }
@@ -286,36 +306,6 @@ export class Transfer {
       // so that the flush after the last one has little left to do.
       this.preflushed = true
       void this.part.datasync().catch(() => {})
-    }
-  }
-
-  /** Running connections that have had their first byte. */
-  private receiving(): number {
-    let n = 0
-    for (const c of this.connections) if (!c.stopReason && c.firstByteAt !== undefined) n++
-    return n
-  }
-
-  /** The first step up, as soon as it can be taken and judged (first-step.ts). */
-  private takeFirstStep(now: number): void {
-    if (!this.ranged || this.stopping) return
-    const room = this.segments.hasPending || this.segments.largestAvailable >= this.minSplit
-    const update = this.firstStep.update(now, this.connections, this.received.total, room)
-    if (update.kind === 'stepped') {
-      const how = update.baseline === undefined ? 'measuring the baseline while they connect' : `over a baseline of ${Math.round(update.baseline / 1048576)} MiB/s`
-      this.debug(`connections ${update.from} -> ${update.to}, ${how}`)
-      this.fillSlots()
-    } else if (update.kind === 'measured') {
-      const rate = update.baseline === undefined ? 'none (they answered too soon)' : `${Math.round(update.baseline / 1048576)} MiB/s`
-      this.debug(`first step's baseline over ${Math.round(update.windowMs)} ms: ${rate}`)
-    } else if (update.kind === 'wait' && !(this.firstStepWake && this.firstStepWake.at <= update.at)) {
-      if (this.firstStepWake) clearTimeout(this.firstStepWake.timer)
-      // A timer, not the next tick: each tick of delay is a tick at the lower connection count.
-      const timer = setTimeout(() => {
-        this.firstStepWake = undefined
-        this.takeFirstStep(performance.now())
-      }, Math.max(1, Math.ceil(update.at - now)))
-      this.firstStepWake = {at: update.at, timer}
     }
   }
 
@@ -349,7 +339,7 @@ export class Transfer {
 
   /** Start connections up to the target while there is work for them. */
   private fillSlots(): void {
-    while (!this.stopping && this.running < this.controller.target) {
+    while (!this.stopping && this.running < this.ramp.target) {
       if (this.options.budget && !this.options.budget.tryAcquire(this.running === 0)) return
       const segment = this.acquire()
       if (!segment) {
@@ -387,14 +377,14 @@ export class Transfer {
     let served = false
     while (!this.stopping) {
       // Nothing left to hand out: a straggler's range, fetched afresh, may still end sooner.
-      segment ??= this.running > this.controller.target ? undefined : this.acquire()
+      segment ??= this.running > this.ramp.target ? undefined : this.acquire()
       if (!segment) return
       const source = adopted ? this.primary : await this.pickSource()
       if (!source) {
         this.segments.release(segment)
         return
       }
-      const connection = new Connection(segment, source, served)
+      const connection = new Connection(segment, source, served, this.fetcher.remote)
       const before = segment.pos
       this.debug(`conn seg#${segment.id} ${segment.pos}-${segment.end} on ${source.primary ? 'primary' : redact(source.url)}`)
       let delay = 0
@@ -453,7 +443,7 @@ export class Transfer {
       this.segments.pieceSize = Number.MAX_SAFE_INTEGER
       return
     }
-    const target = Math.max(1, this.controller.target)
+    const target = Math.max(1, this.ramp.target)
     const pending = this.segments.pendingBytes
     // The last minimum-size piece or so for each connection: smaller pieces from here on.
     const endgame = pending < target * this.minSplit
@@ -538,11 +528,7 @@ export class Transfer {
     const now = performance.now()
     if (!disk) this.retries++
     // Maybe a limit on connections per client, which the next tick looks into.
-    if (!disk && this.ranged && maybeRefused && e.kind === 'transient' && e.status === undefined) {
-      const watch = this.refusals.get(source) ?? new RefusalWatch()
-      this.refusals.set(source, watch)
-      watch.note(now)
-    }
+    if (!disk && this.ranged && maybeRefused && e.kind === 'transient' && e.status === undefined) this.ramp.refused(source, now)
     if (!disk && e.kind === 'transient') source.failures++
     const where = source.primary ? '' : ` (mirror ${redact(source.url)})`
     const decision = decideFailure({
@@ -563,7 +549,7 @@ export class Transfer {
     this.failuresSinceProgress++
     // Allow for one round of every running connection failing at once, as when a server turns
     // away the first connections: a count lowered by that same round must not end the pull.
-    if (this.failuresSinceProgress > this.maxRetries + Math.max(this.controller.target, this.running)) {
+    if (this.failuresSinceProgress > this.maxRetries + Math.max(this.ramp.target, this.running)) {
       this.fail(
         new MtuneError(
           'retries',
@@ -598,7 +584,7 @@ export class Transfer {
         if (d.renew && (await this.resolveAgain(source, `was refused (${e.status})`))) return true
         return this.act(d.otherwise, e, source, now, attempt, where)
       case 'throttle': {
-        const target = this.controller.throttled(now, this.running)
+        const target = this.ramp.throttled(now, this.running)
         const wait = e.retryAfterMs === undefined ? backoffDelay(attempt, this.random) : cappedWait(e.retryAfterMs).ms
         source.cooldownUntil = Math.max(source.cooldownUntil, now + wait)
         // A burst of refusals is one event: say it again only when something new is to be said.
@@ -615,31 +601,6 @@ export class Transfer {
         return true
       case 'retry':
         return true
-    }
-  }
-
-  /**
-   * Connections refused before their first byte, in a burst, while the same server let others
-   * through: it limits connections per client. Hold at those let through (streaming, following
-   * a request served to its end, or started before the refusals and still waiting for their
-   * first byte). A server that lets none through is down, not limiting, and is left to the
-   * retries.
-   */
-  private holdAtServerLimit(now: number): void {
-    for (const [source, watch] of this.refusals) {
-      const lastRefusal = watch.burst(now)
-      if (lastRefusal === undefined || !source.alive) continue
-      const served = [...this.connections].filter(
-        (c) => !c.stopReason && (c.firstByteAt !== undefined || c.followsServed || c.startedAt <= lastRefusal),
-      )
-      const here = served.filter((c) => c.source === source).length
-      if (here === 0) continue
-      const before = this.controller.target
-      const target = this.controller.refused(now, served.length)
-      if (target < before) {
-        const where = source.primary ? 'the server' : `mirror ${redact(source.url)}`
-        this.events.warn?.(`${where} refuses connections beyond ${here}: holding at ${target} connection(s)`)
-      }
     }
   }
 
@@ -835,11 +796,13 @@ export class Transfer {
   private async shutdown(): Promise<void> {
     this.stopping = true
     this.halt.abort()
-    if (this.firstStepWake) clearTimeout(this.firstStepWake.timer)
+    this.ramp.close()
     this.checking.abort()
     for (const c of this.connections) c.stop('stopped')
     for (let i = 0; this.running > 0 && i < 100; i++) await sleep(20)
     await this.opening
+    // The fetch threads' handles on the part file: closed before it is.
+    await this.fetcher.close()
     this.hasher?.close()
     if (this.part) {
       const part = this.part
