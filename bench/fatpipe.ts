@@ -1,9 +1,10 @@
 import {spawn, spawnSync} from 'node:child_process'
 import {chmodSync, closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync} from 'node:fs'
-import {tmpdir} from 'node:os'
+import {availableParallelism, tmpdir} from 'node:os'
 import {dirname, join} from 'node:path'
 import {fileURLToPath} from 'node:url'
 import {findNginx} from '../src/lib/cache/nginx.js'
+import {defaultThreads} from '../src/lib/transfer/thread-count.js'
 import {freePort} from '../test/support/free-port.js'
 import {makeContent, sha256} from '../test/support/mirror-server.js'
 
@@ -17,7 +18,8 @@ const MiB = 1024 * 1024
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
 const bin = join(root, 'bin', 'run.js')
 
-export type FatTool = 'mtune' | 'aria2c' | 'curl'
+/** mtune with its default thread count, mtune with N fetch threads, or another tool. */
+export type FatTool = 'mtune' | `mtune --threads ${number}` | 'aria2c' | 'curl'
 export interface FatMeasure {
   seconds: number
   cpu: number
@@ -28,6 +30,8 @@ export interface FatMeasure {
 export interface FatResult {
   sizeMiB: number
   runs: number
+  cores: number
+  defaultThreads: number
   rows: Array<{scheme: 'http' | 'https'; tool: FatTool; measures: FatMeasure[]}>
 }
 
@@ -72,8 +76,11 @@ export async function fatpipe(sizeMiB = 2048, runs = 3): Promise<FatResult | und
   chmodSync(key, 0o644)
   const started = spawnSync(nginx, ['-p', dir, '-c', join(dir, 'nginx.conf'), '-e', join(dir, 'error.log')], {stdio: 'ignore'})
   if (started.status !== 0) throw new Error(`nginx did not start (see ${dir}/error.log)`)
-  const tools: FatTool[] = ['mtune', ...(spawnSync('aria2c', ['--version']).status === 0 ? (['aria2c'] as const) : []), 'curl']
-  const result: FatResult = {sizeMiB, runs, rows: []}
+  // Throughput against thread count: 0 (the main thread alone), 1 and 2 fetch threads, beside
+  // the default for this machine (defaultThreads: none below 4 cores).
+  const threads: FatTool[] = [0, 1, 2].map((n) => `mtune --threads ${n}` as const)
+  const tools: FatTool[] = ['mtune', ...threads, ...(spawnSync('aria2c', ['--version']).status === 0 ? (['aria2c'] as const) : []), 'curl']
+  const result: FatResult = {sizeMiB, runs, cores: availableParallelism(), defaultThreads: defaultThreads(), rows: []}
   try {
     for (const scheme of ['http', 'https'] as const) {
       const url = `${scheme}://127.0.0.1:${scheme === 'http' ? http : https}/model.bin`
@@ -82,17 +89,19 @@ export async function fatpipe(sizeMiB = 2048, runs = 3): Promise<FatResult | und
         for (const row of rows) {
           const out = mkdtempSync(join(tmpdir(), 'mtune-fat-out-'))
           const file = join(out, 'model.bin')
-          const argv =
-            row.tool === 'mtune'
-              ? [bin, 'pull', url, '-o', file, '--json']
-              : row.tool === 'aria2c'
-                ? ['aria2c', '-x16', '-s16', '-k1M', '--file-allocation=none', '--allow-overwrite=true', '-q', `--ca-certificate=${cert}`, '-d', out, '-o', 'model.bin', url]
-                : ['curl', '-sS', '--cacert', cert, '-o', file, url]
+          const argv = row.tool.startsWith('mtune')
+            ? [bin, 'pull', url, '-o', file, '--json', ...row.tool.split(' ').slice(1)]
+            : row.tool === 'aria2c'
+              ? ['aria2c', '-x16', '-s16', '-k1M', '--file-allocation=none', '--allow-overwrite=true', '-q', `--ca-certificate=${cert}`, '-d', out, '-o', 'model.bin', url]
+              : ['curl', '-sS', '--cacert', cert, '-o', file, url]
           const t = await timed(argv, {NODE_EXTRA_CA_CERTS: cert})
           const ok = t.code === 0 && spawnSync('sha256sum', [file], {encoding: 'utf8'}).stdout.startsWith(digest)
           row.measures.push({seconds: t.seconds, cpu: t.cpu, sys: t.sys, rssMB: t.rssMB, ok})
           console.log(`fatpipe ${scheme} ${row.tool} run ${i + 1}: ${ok ? 'ok' : 'FAILED'} ${(sizeMiB / t.seconds).toFixed(0)} MiB/s, cpu ${t.cpu.toFixed(2)} s (sys ${t.sys.toFixed(2)}), rss ${t.rssMB.toFixed(0)} MB`)
           rmSync(out, {recursive: true, force: true})
+          // Each run starts with nothing left to write back: a run's 2 GiB written back during
+          // the next one charged the next tool up to 7 s of system time.
+          spawnSync('sync')
         }
       }
       result.rows.push(...rows)
@@ -126,8 +135,11 @@ export function fatpipeSection(r: FatResult): string {
 
 nginx (sendfile, one worker) serves the file over HTTP and HTTPS (a certificate made for the run);
 mtune (\`pull URL -o FILE\`, sha256 always) against \`aria2c -x16 -s16 -k1M\` (no checksum) and
-curl (one stream). Medians of ${r.runs} runs, the tools alternating; CPU from GNU time, the client's
-process alone (mtune's hash worker included); "sys" is the range of system seconds over the runs.
+curl (one stream). "mtune" is its default here (${r.defaultThreads} fetch thread(s) on ${r.cores} cores: none below 4);
+the \`--threads N\` rows are throughput against thread count (0: every request on the main
+thread). Medians of ${r.runs} runs, the tools alternating, \`sync\` between runs; CPU from GNU
+time, the client's process alone (every thread of mtune's, the hash included); "sys" is the
+range of system seconds over the runs.
 
 | scheme | tool | wall s | MiB/s | CPU s per GiB | sys s (min-max) | peak RSS MB | intact |
 |---|---|---|---|---|---|---|---|

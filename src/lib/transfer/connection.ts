@@ -5,7 +5,7 @@ import {EndCell} from './fetch-wire.js'
 import {Meter} from './meter.js'
 import type {PartFile} from './part-file.js'
 import {streamBody, type RangeIo, type RangeRequest} from './range-fetch.js'
-import type {Segment} from './segment-manager.js'
+import {remaining, type Segment} from './segment-manager.js'
 import {validatorOf, type Source} from './source-pool.js'
 import type {TokenBucket} from './token-bucket.js'
 
@@ -59,6 +59,16 @@ export class Connection {
     remote = false,
   ) {
     if (remote) this.end = new EndCell()
+  }
+
+  /** Bytes of its segment not yet written nor being written. */
+  get left(): number {
+    return remaining(this.segment)
+  }
+
+  /** Bytes of its current request still to come. */
+  get requestLeft(): number {
+    return this.segment.requestEnd - this.segment.pos
   }
 
   stop(reason: StopReason): void {

@@ -64,7 +64,7 @@ export async function pull(options: PullOptions, events: PullEvents = {}): Promi
       }
       await ensureWritableDirectory(dest)
       try {
-        return await new Transfer(options, events, dispatcher, dest, probed, expected, mirrors, started).run()
+        return await new Transfer({options, events, dispatcher, dest, probed, expected, mirrors, started}).run()
       } catch (error) {
         if (!(error instanceof StartOver)) throw error
         if (error.changed && restart >= MAX_RESTARTS) {

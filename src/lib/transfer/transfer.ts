@@ -1,29 +1,26 @@
 import {setMaxListeners} from 'node:events'
-import {rename, rm} from 'node:fs/promises'
-import {dirname} from 'node:path'
-import {fsyncDirectory} from '../fs-atomic.js'
 import {setTimeout as sleep} from 'node:timers/promises'
 import type {Dispatcher} from 'undici'
 import {ExitCode, MtuneError, errorMessage} from '../errors.js'
 import type {Probe} from '../net/probe.js'
 import {headersFor} from '../net/credentials.js'
-import {get, redact, signedUrlExpiry, type Response} from '../net/request.js'
+import {redact, signedUrlExpiry, type Response} from '../net/request.js'
 import {TransferError, backoffDelay, cappedWait, classifyNetworkError, onUsedSocket} from '../net/retry-policy.js'
 import {formatBytes} from '../units.js'
 import {ConnectionController} from './connection-controller.js'
 import {JUDGE_WINDOW_MS, Ramp} from './ramp.js'
 import {Connection, isDiskError, type ConnectionContext} from './connection.js'
 import {inlineFetcher, threadFetcher, type Fetcher} from './fetch-threads.js'
-import {checkFreeSpace, fileExists, type Destination} from './destination.js'
-import {Journal, currentBootId} from './journal.js'
+import {checkFreeSpace, type Destination} from './destination.js'
 import {Meter} from './meter.js'
 import {checkMirror} from './mirror-check.js'
-import {openPartFile, whenOpen, type PartFile} from './part-file.js'
-import {PrefixHasher} from './prefix-hasher.js'
+import {PartialFile} from './partial-file.js'
+import {LinkRenewal} from './link-renewal.js'
 import {decideFailure, type FailureAction} from './failure-policy.js'
 import {keptBytesDiffer} from './resume-check.js'
 import type {RangeSet} from './range-set.js'
-import {SegmentManager, remaining, type Segment} from './segment-manager.js'
+import {SegmentManager, type Segment} from './segment-manager.js'
+import {pieceSizes, requestBytes, straggling, typicalRate, worthCutting} from './piece-policy.js'
 import {SourcePool, newSource, renewalTime, type Source} from './source-pool.js'
 import {TokenBucket} from './token-bucket.js'
 import {DEFAULTS, type PullEvents, type PullOptions, type PullResult} from './pull-types.js'
@@ -45,12 +42,24 @@ export class FileChanged extends StartOver {
 
 
 const TICK_MS = 100
-const HASH_STEP = 8 * 1024 * 1024
-/** Pieces are sized to end together once less than this many minimum pieces per connection is pending. */
-const FINAL_PHASE = 1.5
 const CHECKPOINT_MS = 1_000
 /** Files smaller than this are fetched on the main thread: a fetch thread's start costs more. */
 const THREADS_FROM = 64 * 1024 * 1024
+
+/** What one attempt at the file starts from. */
+export interface TransferSetup {
+  options: PullOptions
+  events: PullEvents
+  dispatcher: Dispatcher
+  dest: Destination
+  /** The first request's answer: the file's size, validators and first bytes. */
+  probed: Probe
+  /** The sha256 the file must have. */
+  expected?: string
+  mirrors: string[]
+  /** When the pull began (performance.now()). */
+  started: number
+}
 
 export const interrupted = () => new MtuneError('interrupted', 'interrupted: run the same command again to resume', ExitCode.interrupted)
 
@@ -68,12 +77,8 @@ export class Transfer {
   private readonly minSplit: number
   private readonly maxRetries: number
   private readonly random: () => number
-  private journal!: Journal
-  private part?: PartFile
-  /** Settles once the part file is open, or could not be. */
-  private opening?: Promise<unknown>
-  private hasher?: PrefixHasher
   private ctx!: ConnectionContext
+  private partial!: PartialFile
   /** Where the connections' requests run: here, or in fetch threads. */
   private readonly fetcher: Fetcher
   private running = 0
@@ -84,28 +89,36 @@ export class Transfer {
   private resumedBytes = 0
   private stopping = false
   private settle!: {resolve: () => void; reject: (e: unknown) => void}
-  private checkpointing = false
   /** Aborted when the transfer stops (done, failed, Ctrl-C): no backoff or cooldown wait outlives it. */
   private readonly halt = new AbortController()
-  private preflushed = false
   private lastCheckpoint = performance.now()
   private readonly mirrorReport: PullResult['mirrors'] = []
   private finishedRates: Array<{at: number; rate: number}> = []
   private readonly trustedOrigin: string
+  private readonly links: LinkRenewal
   /** On resume: how the kept bytes differ from the server's, once known (undefined: they do not). */
   private keptCheck?: Promise<string | undefined>
   private readonly checking = new AbortController()
 
-  constructor(
-    private readonly options: PullOptions,
-    private readonly events: PullEvents,
-    private readonly dispatcher: Dispatcher,
-    private readonly dest: Destination,
-    private readonly probed: Probe,
-    private readonly expected: string | undefined,
-    private readonly mirrors: string[],
-    private readonly started: number,
-  ) {
+  private readonly options: PullOptions
+  private readonly events: PullEvents
+  private readonly dispatcher: Dispatcher
+  private readonly dest: Destination
+  private readonly probed: Probe
+  private readonly expected?: string
+  private readonly mirrors: string[]
+  private readonly started: number
+
+  constructor(setup: TransferSetup) {
+    this.options = setup.options
+    this.events = setup.events
+    this.dispatcher = setup.dispatcher
+    this.dest = setup.dest
+    this.probed = setup.probed
+    this.expected = setup.expected
+    this.mirrors = setup.mirrors
+    this.started = setup.started
+    const {options, dispatcher, dest, probed} = setup
     const file = probed.file
     const now = performance.now()
     this.size = file.size
@@ -119,6 +132,10 @@ export class Transfer {
     const headers = headersFor(file.finalUrl, this.trustedOrigin, options.headers ?? {})
     this.primary = newSource(file.url, file.finalUrl, {etag: file.etag, lastModified: file.lastModified}, true, now, headers)
     this.primary.renewAt = renewalTime(signedUrlExpiry(file.finalUrl))
+    this.links = new LinkRenewal(dispatcher, this.trustedOrigin, options.headers ?? {}, {
+      info: (m) => this.events.info?.(m),
+      changed: (why) => this.fail(new FileChanged(why)),
+    })
     this.sources.add(this.primary)
     const initial = options.connections ?? DEFAULTS.connections
     const max = Math.max(initial, options.maxConnections ?? Math.max(DEFAULTS.maxConnections, initial))
@@ -159,17 +176,10 @@ export class Transfer {
   async run(): Promise<PullResult> {
     const {file} = this.probed
     const identity = {url: redact(file.url), size: file.size, etag: file.etag, lastModified: file.lastModified, sha256: this.expected, ranges: this.ranged}
-    let loaded = Journal.load(this.dest.journalPath, identity, currentBootId())
-    if (loaded.discarded) this.events.warn?.(`discarding the partial download: ${loaded.discarded}; starting over`)
-    let fresh = loaded.written.total === 0
-    if (!fresh && !(await fileExists(this.dest.partPath))) {
-      this.events.warn?.('the partial file is gone: starting over')
-      await loaded.journal.remove()
-      loaded = Journal.load(this.dest.journalPath, identity, currentBootId())
-      fresh = true
-    }
-    this.journal = loaded.journal
-    this.resumedBytes = loaded.written.total
+    const partial = await PartialFile.load(this.dest, identity, (m) => this.events.warn?.(m))
+    this.partial = partial
+    const fresh = partial.fresh
+    this.resumedBytes = partial.kept.total
     const size = this.size
     try {
       // Small files (a config.json) often come without ranges; that is worth saying only for big ones.
@@ -183,36 +193,36 @@ export class Transfer {
       }
       if (size !== undefined) {
         await checkFreeSpace(this.dest, size - this.resumedBytes).catch(async (error) => {
-          if (fresh) await this.journal.remove()
+          await partial.abandon()
           throw error
         })
       }
       if (this.fetcher.remote) this.debug(`requests run in ${this.options.threads} fetch thread(s)`)
-      const opening = this.openPart(fresh)
+      // A hash that cannot be finished stops the pull now, not at the end; what is on disk is kept.
+      const opening = partial.open(size, this.options.openPartFile, (e) =>
+        this.fail(new MtuneError('hash-failed', `${e.message}: the pull stopped; run the same command again to resume`, ExitCode.failure, {cause: e})),
+      )
       opening.then(
         () => this.fetcher.partReady(true),
         () => this.fetcher.partReady(false),
       )
-      if (!fresh && this.ranged) this.checkKept(loaded.written)
-      this.opening = opening.catch(() => undefined)
-      const missing = size === undefined ? [{start: 0, end: Number.MAX_SAFE_INTEGER}] : loaded.written.missing(size)
+      if (!fresh && this.ranged) this.checkKept(partial.kept)
+      const missing = size === undefined ? [{start: 0, end: Number.MAX_SAFE_INTEGER}] : partial.kept.missing(size)
       this.segments.reset(missing)
       this.segments.worthCutting = (victim) => this.worthCutting(victim)
       this.sizePieces()
       this.ctx = {
         fetcher: this.fetcher,
         size,
-        part: whenOpen(opening),
+        part: partial.writer,
         limiter: this.options.limitRate ? new TokenBucket(this.options.limitRate) : undefined,
         onWritten: (connection, start, bytes) => {
-          this.journal.recordWritten(start, start + bytes)
+          partial.record(start, start + bytes)
           this.segments.advance(connection.segment, bytes)
           connection.source.bytes += bytes
           connection.source.failures = 0
           this.written.add(bytes)
           this.failuresSinceProgress = 0
-          // Between ticks too: the less is left to hash after the last byte, the sooner the digest.
-          this.hasher?.extend(this.journal.writtenRanges.prefixEnd, HASH_STEP)
         },
         onReceived: (bytes) => this.received.add(bytes),
         onFirstByte: () => {
@@ -227,37 +237,13 @@ export class Transfer {
     }
   }
 
-  /**
-   * Journal, part file and hasher, made ready while the first requests wait for their first
-   * byte: the requests go out without waiting on the disk, and their writes wait for it.
-   */
-  private async openPart(fresh: boolean): Promise<PartFile> {
-    // One turn of the event loop first, so that the requests just started reach their sockets
-    // before the journal's and the part file's opening take thread-pool turns.
-    await new Promise((resolve) => setImmediate(resolve))
-    const begun = this.journal.begin()
-    const part = await (this.options.openPartFile ?? openPartFile)(this.dest.partPath, this.size, fresh).catch(async (error) => {
-      await begun.catch(() => {})
-      if (fresh) await this.journal.remove()
-      throw new MtuneError('not-writable', `cannot create ${this.dest.partPath}: ${errorMessage(error)}`, ExitCode.localDisk, {cause: error})
-    })
-    await begun.catch(async (error) => {
-      await part.close().catch(() => {})
-      throw new MtuneError('not-writable', `cannot write the resume journal ${this.dest.journalPath}: ${errorMessage(error)}`, ExitCode.localDisk, {cause: error})
-    })
-    this.part = part
-    // A hash that cannot be finished stops the pull now, not at the end; what is on disk is kept.
-    this.hasher = new PrefixHasher(this.dest.partPath, (e) => this.fail(new MtuneError('hash-failed', `${e.message}: the pull stopped; run the same command again to resume`, ExitCode.failure, {cause: e})))
-    return part
-  }
-
   /** Beside the transfer, so that it costs no time: a difference stops the pull, which starts over. */
   private checkKept(kept: RangeSet): void {
     this.keptCheck = keptBytesDiffer(this.dispatcher, this.primary.target, this.primary.headers, this.dest.partPath, kept, this.checking.signal)
     void this.keptCheck.then((why) => why && this.fail(new FileChanged(why)))
   }
 
-  private async download(opening: Promise<PartFile>): Promise<void> {
+  private async download(opening: Promise<unknown>): Promise<void> {
     const settled = new Promise<void>((resolve, reject) => (this.settle = {resolve, reject}))
     // It may fail while the part file is still opening, before anyone awaits it.
     settled.catch(() => {})
@@ -290,7 +276,7 @@ export class Transfer {
     this.received.sample(now)
     this.written.sample(now)
     for (const c of this.connections) c.meter.sample(now)
-    this.hasher?.extend(this.journal.writtenRanges.prefixEnd)
+    this.partial.hashOn()
     this.emitProgress(now)
     if (this.stopping) return
     if (this.ranged) {
@@ -300,18 +286,14 @@ export class Transfer {
     }
     this.fillSlots()
     this.checkDone()
-    if (now - this.lastCheckpoint >= CHECKPOINT_MS) void this.checkpoint()
-    else if (!this.preflushed && this.ranged && !this.segments.hasPending && this.part) {
-      // Everything is handed out: write back what is on disk so far while the last bytes come,
-      // so that the flush after the last one has little left to do.
-      this.preflushed = true
-      void this.part.datasync().catch(() => {})
-    }
+    if (now - this.lastCheckpoint >= CHECKPOINT_MS) this.checkpoint(now)
+    // Everything is handed out: the flush after the last byte should have little left to do.
+    else if (this.ranged && !this.segments.hasPending) this.partial.preflush()
   }
 
   private emitProgress(now: number): void {
     const rate = this.written.rate(now, 3_000)
-    const done = this.journal.writtenRanges.total
+    const done = this.partial.written.total
     const left = this.size === undefined ? undefined : this.size - done
     this.events.progress?.({
       size: this.size,
@@ -323,18 +305,11 @@ export class Transfer {
     })
   }
 
-  private async checkpoint(): Promise<void> {
-    if (this.checkpointing || !this.part) return
-    this.checkpointing = true
-    this.lastCheckpoint = performance.now()
-    const part = this.part
-    try {
-      await this.journal.checkpoint(() => part.datasync())
-    } catch (error) {
-      if (isDiskError(error)) this.fail(diskFull(error, this.dest, this.journal.writtenRanges.total, this.size))
-    } finally {
-      this.checkpointing = false
-    }
+  private checkpoint(now: number): void {
+    this.lastCheckpoint = now
+    void this.partial.checkpoint().catch((error) => {
+      if (isDiskError(error)) this.fail(diskFull(error, this.dest, this.partial.written.total, this.size))
+    })
   }
 
   /** Start connections up to the target while there is work for them. */
@@ -424,79 +399,31 @@ export class Transfer {
     if (!connection.stopReason) this.finishedRates.push({at: now, rate})
   }
 
-  /**
-   * Cutting into a running request aborts it and wastes what is in flight; it pays only when
-   * the victim still needs a while (several times a request's first-byte time) to finish.
-   */
   private worthCutting(victim: Segment): boolean {
-    const now = performance.now()
-    const c = [...this.connections].find((x) => x.segment === victim)
-    if (!c || c.firstByteAt === undefined) return false
-    const rate = Math.max(1, c.meter.rate(now, 1_000) || c.meter.total / Math.max(0.001, (now - c.firstByteAt) / 1000))
-    const firstByte = (c.firstByteAt - c.startedAt) / 1000
-    return (victim.requestEnd - victim.pos) / rate > Math.max(0.3, 4 * firstByte)
+    return worthCutting([...this.connections].find((c) => c.segment === victim), performance.now())
   }
 
-  /** Without ranges the file is one piece; with them, never so big that a connection idles. */
+  /** The pieces' sizes for what is pending now (piece-policy.ts). */
   private sizePieces(): void {
-    if (!this.ranged) {
-      this.segments.pieceSize = Number.MAX_SAFE_INTEGER
-      return
-    }
-    const target = Math.max(1, this.ramp.target)
-    const pending = this.segments.pendingBytes
-    // The last minimum-size piece or so for each connection: smaller pieces from here on.
-    const endgame = pending < target * this.minSplit
-    this.segments.smallestPiece = endgame ? Math.max(64 * 1024, Math.floor(this.minSplit / 4)) : this.minSplit
-    this.segments.pieceSize = Math.max(this.segments.smallestPiece, Math.min(this.requestBytes(), this.share(pending, target)))
+    const sizes = pieceSizes({
+      ranged: this.ranged,
+      target: this.ramp.target,
+      pending: this.segments.pendingBytes,
+      minSplit: this.minSplit,
+      requestBytes: this.requestBytes(),
+      held: [...this.connections].filter((c) => !c.stopReason).map((c) => c.left),
+    })
+    this.segments.pieceSize = sizes.pieceSize
+    this.segments.smallestPiece = sizes.smallestPiece
   }
 
-  /**
-   * What one piece should be. Far from the end, a share of what is pending (so pieces shrink as
-   * the end nears). Near it, the share that makes the asking connection end when the others do:
-   * the pending bytes fill up the connections that have least left, like water, and one that
-   * is still busy past that level gets none. Plain shares would count those busy connections
-   * too, and leave pieces over that start, first byte and all, just as the others end.
-   */
-  private share(pending: number, target: number): number {
-    if (pending >= FINAL_PHASE * target * this.minSplit) return Math.ceil(pending / target)
-    const held = [...this.connections].filter((c) => !c.stopReason).map((c) => remaining(c.segment))
-    // The asking connection has nothing left; nor has a slot about to be filled.
-    while (held.length < target - 1) held.push(0)
-    held.push(0)
-    held.sort((a, b) => a - b)
-    let sum = pending
-    for (let k = 0; k < held.length; k++) {
-      sum += held[k]
-      const level = sum / (k + 1)
-      if (k + 1 === held.length || level <= held[k + 1]) return Math.ceil(level)
-    }
-    return Math.ceil(pending / target)
-  }
-
-  /**
-   * Requests long enough that the time to first byte is a small cost (about 3 s of a typical
-   * connection's transfer), short enough that a connection rarely has to abort one.
-   */
   private requestBytes(): number {
-    if (this.options.chunkSize) return Math.max(this.minSplit, this.options.chunkSize)
-    const typical = this.typicalRate(performance.now()) ?? 4 * 1024 * 1024
-    return Math.round(Math.min(64 * 1024 * 1024, Math.max(2 * this.minSplit, typical * 3)))
+    return requestBytes(this.minSplit, this.options.chunkSize, this.typicalRate(performance.now()))
   }
 
-  /**
-   * What a healthy connection achieves: the median over running connections and those that
-   * finished lately. Near the end only stragglers are left running, so they alone cannot say.
-   */
   private typicalRate(now: number): number | undefined {
     this.finishedRates = this.finishedRates.filter((r) => now - r.at < 10_000)
-    const rates = [...this.connections]
-      .filter((c) => c.firstByteAt !== undefined && now - c.firstByteAt >= 500 && !c.stopReason)
-      .map((c) => recentRate(c, now))
-      .concat(this.finishedRates.map((r) => r.rate))
-      .sort((a, b) => a - b)
-    if (rates.length < 3) return undefined
-    return rates[Math.floor(rates.length / 2)]
+    return typicalRate(this.connections, this.finishedRates.map((r) => r.rate), now)
   }
 
   private async pickSource(): Promise<Source | undefined> {
@@ -505,9 +432,8 @@ export class Transfer {
       const now = performance.now()
       const source = this.sources.pick(now)
       // A signed link about to expire is renewed before a new request is started with it.
-      if (source?.renewAt !== undefined && Date.now() > source.renewAt && source.target !== source.url) {
-        const renewed = await this.resolveAgain(source, 'is about to expire')
-        if (!renewed || (source.renewAt !== undefined && Date.now() > source.renewAt)) source.renewAt = undefined
+      if (source && this.links.due(source)) {
+        await this.links.beforeRequest(source)
         continue
       }
       if (source) return source
@@ -568,7 +494,7 @@ export class Transfer {
     switch (d.do) {
       case 'fail': {
         const errors = {
-          disk: () => diskFull(e.details.cause ?? e, this.dest, this.journal.writtenRanges.total, this.size),
+          disk: () => diskFull(e.details.cause ?? e, this.dest, this.partial.written.total, this.size),
           'not-resumable': () => new StartOver(`the download broke (${e.message}) and the server cannot continue it`, false),
           changed: () => new FileChanged(e.message),
           refused: () => new MtuneError('remote', `cannot download ${redact(source.url)}: ${e.message}`, ExitCode.remote, {cause: e}),
@@ -581,7 +507,7 @@ export class Transfer {
         return false
       case 'renew':
         if (d.join && (await source.resolving)) return true
-        if (d.renew && (await this.resolveAgain(source, `was refused (${e.status})`))) return true
+        if (d.renew && (await this.links.renew(source, `was refused (${e.status})`))) return true
         return this.act(d.otherwise, e, source, now, attempt, where)
       case 'throttle': {
         const target = this.ramp.throttled(now, this.running)
@@ -601,33 +527,6 @@ export class Transfer {
         return true
       case 'retry':
         return true
-    }
-  }
-
-  /** Ask the source's original URL where the file is now (a fresh signed link); shared. */
-  private resolveAgain(source: Source, why: string): Promise<boolean> {
-    source.resolving ??= this.resolveNow(source, why).finally(() => (source.resolving = undefined))
-    return source.resolving
-  }
-
-  private async resolveNow(source: Source, why: string): Promise<boolean> {
-    source.resolvedAt = performance.now()
-    try {
-      const headers = headersFor(source.url, this.trustedOrigin, this.options.headers ?? {})
-      const res = await get(this.dispatcher, source.url, {...headers, range: 'bytes=0-0', 'accept-encoding': 'identity'})
-      await res.body.dump().catch(() => {})
-      if (res.status !== 206 && res.status !== 200) return false
-      if (source.etag && res.headers.etag && res.headers.etag !== source.etag) {
-        this.fail(new FileChanged(`its ETag changed (${source.etag} -> ${res.headers.etag})`))
-        return true
-      }
-      this.events.info?.(`the link to ${redact(source.url)} ${why}: resolved it again, continuing the missing ranges`)
-      source.target = res.url
-      source.headers = headersFor(res.url, this.trustedOrigin, this.options.headers ?? {})
-      source.renewAt = renewalTime(signedUrlExpiry(res.url))
-      return true
-    } catch {
-      return false
     }
   }
 
@@ -664,31 +563,18 @@ export class Transfer {
   /**
    * A connection far below its peers' median for a few seconds gets a fresh connection for
    * the rest of its range. At the very end (`endgame`), an idle slot may take over any
-   * connection that would finish much later than a fresh one.
+   * connection that would finish much later than a fresh one (piece-policy.ts straggling).
    */
   private takeOverStraggler(now: number, endgame: boolean): Segment | undefined {
     const median = this.typicalRate(now)
     if (!median) return undefined
     for (const c of this.connections) {
-      if (c.stopReason || c.firstByteAt === undefined) continue
-      const age = now - c.firstByteAt
-      const rate = recentRate(c, now)
-      const left = remaining(c.segment)
-      if (left < 64 * 1024) continue
-      // Far below for a while, or clearly below for two seconds: either way a fresh connection
-      // wins. "A while" scales with the time to first byte, which a connection still in TCP
-      // slow start on a long path needs several of.
-      const firstByteMs = c.firstByteAt - c.startedAt
-      const judgeAfter = Math.min(1_000, Math.max(300, 4 * firstByteMs))
-      const slow = (age >= judgeAfter && rate < median / 8) || (age >= 2_000 && rate < median / 4)
-      // At the end, with a slot idle: a connection that would finish well after a fresh one
-      // (a first byte, then the rest at the median rate) hands its range over.
-      const fresh = Math.max(0.1, firstByteMs / 1000) + left / median
-      const late = endgame && age >= Math.max(150, 2 * firstByteMs) && left / Math.max(rate, 1) > 2 * fresh
-      if (!slow && !late) continue
+      const straggler = straggling(c, median, now, endgame)
+      if (!straggler) continue
+      const left = c.left
       const segment = this.segments.takeOver(c.segment)
       if (!segment) continue
-      this.debug(`replacing seg#${c.segment.id} (${slow ? 'slow' : 'late'}: ${Math.round(rate / 1024)} KiB/s vs median ${Math.round(median / 1024)} KiB/s, ${left} bytes left)`)
+      this.debug(`replacing seg#${c.segment.id} (${straggler.why}: ${Math.round(straggler.rate / 1024)} KiB/s vs median ${Math.round(median / 1024)} KiB/s, ${left} bytes left)`)
       c.stop('replaced')
       return segment
     }
@@ -731,44 +617,12 @@ export class Transfer {
 
   private async finish(): Promise<PullResult> {
     this.stopping = true
-    const part = this.part!
-    const size = this.journal.writtenRanges.total
+    const size = this.partial.written.total
     if (this.size !== undefined && size !== this.size) throw new Error(`internal: ${size} of ${this.size} bytes written`)
     // A short remainder can be done before the check is: nothing is put in place unchecked.
     const differs = await this.keptCheck
     if (differs) throw new FileChanged(differs)
-    // The flush makes the renamed file survive a power loss; it runs while the hash finishes.
-    const [, digest] = await Promise.all([
-      part.datasync().then(() => this.debug('flushed')),
-      this.hasher!.finish(size).then((d) => (this.debug('hashed'), d)),
-    ])
-    this.debug('flushed and hashed')
-    if (this.expected && digest !== this.expected) {
-      await part.close()
-      this.part = undefined
-      await this.journal.remove()
-      await rm(this.dest.partPath, {force: true})
-      throw new MtuneError(
-        'digest-mismatch',
-        `sha256 mismatch for ${this.dest.path}: expected ${this.expected}, got ${digest}; the file was removed`,
-        ExitCode.integrity,
-      )
-    }
-    try {
-      await this.options.verify?.(this.dest.partPath, digest)
-    } catch (error) {
-      await part.close()
-      this.part = undefined
-      await this.journal.remove()
-      await rm(this.dest.partPath, {force: true})
-      throw error
-    }
-    await part.close()
-    this.part = undefined
-    await rename(this.dest.partPath, this.dest.path)
-    // The rename itself must survive a power loss: a finished file is never lost.
-    await fsyncDirectory(dirname(this.dest.path))
-    await this.journal.remove()
+    const digest = await this.partial.finish(this.expected, this.options.verify, (m) => this.debug(m))
     const seconds = (performance.now() - this.started) / 1000
     const fetchedNow = this.received.total
     this.emitProgress(performance.now())
@@ -800,16 +654,10 @@ export class Transfer {
     this.checking.abort()
     for (const c of this.connections) c.stop('stopped')
     for (let i = 0; this.running > 0 && i < 100; i++) await sleep(20)
-    await this.opening
+    await this.partial?.opening()
     // The fetch threads' handles on the part file: closed before it is.
     await this.fetcher.close()
-    this.hasher?.close()
-    if (this.part) {
-      const part = this.part
-      await this.journal.checkpoint(() => part.datasync()).catch(() => {})
-      await part.close().catch(() => {})
-    }
-    await this.journal.close()
+    await this.partial?.close()
   }
 }
 
@@ -822,8 +670,3 @@ function diskFull(error: unknown, dest: Destination, onDisk: number, size?: numb
   return new MtuneError('disk-error', `cannot write ${dest.partPath}: ${errorMessage(error)}${kept}`, ExitCode.localDisk, {cause: error})
 }
 
-/** A connection's rate over the last two seconds, or since its first byte if younger. */
-function recentRate(c: Connection, now: number): number {
-  const age = now - (c.firstByteAt ?? now)
-  return age < 2_000 ? (c.meter.total * 1000) / Math.max(1, age) : c.meter.rate(now, 2_000)
-}

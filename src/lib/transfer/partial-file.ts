@@ -1,0 +1,188 @@
+import {rename, rm} from 'node:fs/promises'
+import {dirname} from 'node:path'
+import {ExitCode, MtuneError, errorMessage} from '../errors.js'
+import {fsyncDirectory} from '../fs-atomic.js'
+import {fileExists, type Destination} from './destination.js'
+import {Journal, currentBootId, type FileIdentity} from './journal.js'
+import {openPartFile, whenOpen, type OpenPartFile, type PartFile} from './part-file.js'
+import {PrefixHasher} from './prefix-hasher.js'
+import type {RangeSet} from './range-set.js'
+
+/** Tell the hasher of a longer prefix only once it grew by this much, between ticks. */
+const HASH_STEP = 8 * 1024 * 1024
+
+/**
+ * The download on disk: the part file, its resume journal and the running hash, from what an
+ * earlier run left to the file renamed into place. The engine tells it what was written; it
+ * alone writes the journal and owns the handles. Nothing is put in place unchecked, and a
+ * finished file survives a power loss.
+ */
+export class PartialFile {
+  private part?: PartFile
+  private hasher?: PrefixHasher
+  private opened?: Promise<PartFile>
+  /** Settles once the part file is open, or could not be. */
+  private settled: Promise<unknown> = Promise.resolve()
+  private checkpointing = false
+  private preflushed = false
+
+  private constructor(
+    private readonly dest: Destination,
+    private readonly journal: Journal,
+    /** What an earlier run left on disk. */
+    readonly kept: RangeSet,
+  ) {}
+
+  /** What an earlier run left, per its journal; one that no longer fits the file, or whose part file is gone, is started over. */
+  static async load(dest: Destination, identity: FileIdentity, warn: (message: string) => void): Promise<PartialFile> {
+    let loaded = Journal.load(dest.journalPath, identity, currentBootId())
+    if (loaded.discarded) warn(`discarding the partial download: ${loaded.discarded}; starting over`)
+    if (loaded.written.total > 0 && !(await fileExists(dest.partPath))) {
+      warn('the partial file is gone: starting over')
+      await loaded.journal.remove()
+      loaded = Journal.load(dest.journalPath, identity, currentBootId())
+    }
+    return new PartialFile(dest, loaded.journal, loaded.written)
+  }
+
+  get fresh(): boolean {
+    return this.kept.total === 0
+  }
+
+  /** Ranges on disk now. */
+  get written(): RangeSet {
+    return this.journal.writtenRanges
+  }
+
+  /** Nothing was written: a fresh journal that was never needed goes. */
+  async abandon(): Promise<void> {
+    if (this.fresh) await this.journal.remove()
+  }
+
+  /**
+   * Journal, part file and hasher, made ready while the first requests wait for their first
+   * byte: the requests go out without waiting on the disk, and their writes (through `writer`)
+   * wait for it. `onHashFailure`: the hash cannot be finished; the pull should stop now.
+   */
+  open(size: number | undefined, open: OpenPartFile | undefined, onHashFailure: (error: Error) => void): Promise<PartFile> {
+    this.opened = this.openNow(size, open ?? openPartFile, onHashFailure)
+    this.settled = this.opened.catch(() => undefined)
+    return this.opened
+  }
+
+  /** Settles once the part file is open, or could not be. */
+  opening(): Promise<unknown> {
+    return this.settled
+  }
+
+  /** The part file for writes that may come before it is open. */
+  get writer(): PartFile {
+    if (!this.opened) throw new Error('internal: the part file is not being opened')
+    return whenOpen(this.opened)
+  }
+
+  private async openNow(size: number | undefined, open: OpenPartFile, onHashFailure: (error: Error) => void): Promise<PartFile> {
+    // One turn of the event loop first, so that the requests just started reach their sockets
+    // before the journal's and the part file's opening take thread-pool turns.
+    await new Promise((resolve) => setImmediate(resolve))
+    const fresh = this.fresh
+    const begun = this.journal.begin()
+    const part = await open(this.dest.partPath, size, fresh).catch(async (error) => {
+      await begun.catch(() => {})
+      if (fresh) await this.journal.remove()
+      throw new MtuneError('not-writable', `cannot create ${this.dest.partPath}: ${errorMessage(error)}`, ExitCode.localDisk, {cause: error})
+    })
+    await begun.catch(async (error) => {
+      await part.close().catch(() => {})
+      throw new MtuneError('not-writable', `cannot write the resume journal ${this.dest.journalPath}: ${errorMessage(error)}`, ExitCode.localDisk, {cause: error})
+    })
+    this.part = part
+    // A hash that cannot be finished stops the pull now, not at the end; what is on disk is kept.
+    this.hasher = new PrefixHasher(this.dest.partPath, onHashFailure)
+    return part
+  }
+
+  /** Bytes [start, end) reached the part file. */
+  record(start: number, end: number): void {
+    this.journal.recordWritten(start, end)
+    // Between ticks too: the less is left to hash after the last byte, the sooner the digest.
+    this.hasher?.extend(this.journal.writtenRanges.prefixEnd, HASH_STEP)
+  }
+
+  /** The monitor tick: hash what is contiguous from the start. */
+  hashOn(): void {
+    this.hasher?.extend(this.journal.writtenRanges.prefixEnd)
+  }
+
+  /**
+   * Make what is written durable (journal.ts says how). Rejects with the disk's error only;
+   * one already running makes this a no-op.
+   */
+  async checkpoint(): Promise<void> {
+    if (this.checkpointing || !this.part) return
+    this.checkpointing = true
+    const part = this.part
+    try {
+      await this.journal.checkpoint(() => part.datasync())
+    } finally {
+      this.checkpointing = false
+    }
+  }
+
+  /**
+   * Everything is handed out: write back what is on disk so far while the last bytes come, so
+   * that the flush after the last one has little left to do. Once.
+   */
+  preflush(): void {
+    if (this.preflushed || !this.part) return
+    this.preflushed = true
+    void this.part.datasync().catch(() => {})
+  }
+
+  /**
+   * The download is complete: flush it while the hash finishes, check the digest (and
+   * `verify`), and rename it into place for good. A file that fails a check is removed.
+   */
+  async finish(expected: string | undefined, verify: ((partPath: string, sha256: string) => Promise<void>) | undefined, debug: (m: string) => void): Promise<string> {
+    const part = this.part!
+    const size = this.written.total
+    // The flush makes the renamed file survive a power loss; it runs while the hash finishes.
+    const [, digest] = await Promise.all([part.datasync().then(() => debug('flushed')), this.hasher!.finish(size).then((d) => (debug('hashed'), d))])
+    debug('flushed and hashed')
+    try {
+      if (expected && digest !== expected) {
+        throw new MtuneError('digest-mismatch', `sha256 mismatch for ${this.dest.path}: expected ${expected}, got ${digest}; the file was removed`, ExitCode.integrity)
+      }
+      await verify?.(this.dest.partPath, digest)
+    } catch (error) {
+      await this.closePart()
+      await this.journal.remove()
+      await rm(this.dest.partPath, {force: true})
+      throw error
+    }
+    await this.closePart()
+    await rename(this.dest.partPath, this.dest.path)
+    // The rename itself must survive a power loss: a finished file is never lost.
+    await fsyncDirectory(dirname(this.dest.path))
+    await this.journal.remove()
+    return digest
+  }
+
+  /** Whatever happened: what is on disk is recorded, the handles are closed. */
+  async close(): Promise<void> {
+    await this.settled
+    this.hasher?.close()
+    if (this.part) {
+      const part = this.part
+      await this.journal.checkpoint(() => part.datasync()).catch(() => {})
+      await this.closePart().catch(() => {})
+    }
+    await this.journal.close()
+  }
+
+  private async closePart(): Promise<void> {
+    const part = this.part
+    this.part = undefined
+    await part?.close()
+  }
+}

@@ -1,0 +1,127 @@
+import type {Meter} from './meter.js'
+
+/**
+ * How big the pieces are, when cutting into a running request pays, what a healthy connection
+ * achieves, and which connection is a straggler: pure decisions over what the engine measured.
+ * The segment manager hands pieces out at the sizes decided here; the engine acts on the
+ * rest (takes a straggler's range over, stops it).
+ */
+
+/** What the policy reads of a running connection. */
+export interface ConnectionView {
+  readonly startedAt: number
+  readonly firstByteAt?: number
+  readonly stopReason?: unknown
+  readonly meter: Meter
+  /** Bytes of its segment not yet written nor being written. */
+  readonly left: number
+  /** Bytes of its current request still to come. */
+  readonly requestLeft: number
+}
+
+/** Pieces are sized to end together once less than this many minimum pieces per connection is pending. */
+const FINAL_PHASE = 1.5
+
+/** A connection's rate over the last two seconds, or since its first byte if younger. */
+export function recentRate(c: ConnectionView, now: number): number {
+  const age = now - (c.firstByteAt ?? now)
+  return age < 2_000 ? (c.meter.total * 1000) / Math.max(1, age) : c.meter.rate(now, 2_000)
+}
+
+/**
+ * What a healthy connection achieves: the median over running connections and those that
+ * finished lately. Near the end only stragglers are left running, so they alone cannot say.
+ */
+export function typicalRate(running: Iterable<ConnectionView>, finishedRates: number[], now: number): number | undefined {
+  const rates = [...running]
+    .filter((c) => c.firstByteAt !== undefined && now - c.firstByteAt >= 500 && !c.stopReason)
+    .map((c) => recentRate(c, now))
+    .concat(finishedRates)
+    .sort((a, b) => a - b)
+  if (rates.length < 3) return undefined
+  return rates[Math.floor(rates.length / 2)]
+}
+
+/**
+ * Requests long enough that the time to first byte is a small cost (about 3 s of a typical
+ * connection's transfer), short enough that a connection rarely has to abort one.
+ */
+export function requestBytes(minSplit: number, chunkSize: number | undefined, typical: number | undefined): number {
+  if (chunkSize) return Math.max(minSplit, chunkSize)
+  return Math.round(Math.min(64 * 1024 * 1024, Math.max(2 * minSplit, (typical ?? 4 * 1024 * 1024) * 3)))
+}
+
+/**
+ * Cutting into a running request aborts it and wastes what is in flight; it pays only when
+ * the victim still needs a while (several times a request's first-byte time) to finish.
+ */
+export function worthCutting(victim: ConnectionView | undefined, now: number): boolean {
+  if (!victim || victim.firstByteAt === undefined) return false
+  const rate = Math.max(1, victim.meter.rate(now, 1_000) || victim.meter.total / Math.max(0.001, (now - victim.firstByteAt) / 1000))
+  const firstByte = (victim.firstByteAt - victim.startedAt) / 1000
+  return victim.requestLeft / rate > Math.max(0.3, 4 * firstByte)
+}
+
+export interface PieceSizes {
+  pieceSize: number
+  smallestPiece: number
+}
+
+/**
+ * Without ranges the file is one piece; with them, never so big that a connection idles.
+ * Near the end (the last minimum-size piece or so for each connection) pieces get smaller.
+ */
+export function pieceSizes(o: {ranged: boolean; target: number; pending: number; minSplit: number; requestBytes: number; held: number[]}): PieceSizes {
+  if (!o.ranged) return {pieceSize: Number.MAX_SAFE_INTEGER, smallestPiece: o.minSplit}
+  const target = Math.max(1, o.target)
+  const endgame = o.pending < target * o.minSplit
+  const smallestPiece = endgame ? Math.max(64 * 1024, Math.floor(o.minSplit / 4)) : o.minSplit
+  return {smallestPiece, pieceSize: Math.max(smallestPiece, Math.min(o.requestBytes, share(o.pending, target, o.minSplit, o.held)))}
+}
+
+/**
+ * What one piece should be. Far from the end, a share of what is pending (so pieces shrink as
+ * the end nears). Near it, the share that makes the asking connection end when the others do:
+ * the pending bytes fill up the connections that have least left, like water, and one that
+ * is still busy past that level gets none. Plain shares would count those busy connections
+ * too, and leave pieces over that start, first byte and all, just as the others end.
+ *
+ * @param held what each running connection has left
+ */
+export function share(pending: number, target: number, minSplit: number, held: number[]): number {
+  if (pending >= FINAL_PHASE * target * minSplit) return Math.ceil(pending / target)
+  const levels = [...held]
+  // The asking connection has nothing left; nor has a slot about to be filled.
+  while (levels.length < target - 1) levels.push(0)
+  levels.push(0)
+  levels.sort((a, b) => a - b)
+  let sum = pending
+  for (let k = 0; k < levels.length; k++) {
+    sum += levels[k]
+    const level = sum / (k + 1)
+    if (k + 1 === levels.length || level <= levels[k + 1]) return Math.ceil(level)
+  }
+  return Math.ceil(pending / target)
+}
+
+export type Straggling = {why: 'slow' | 'late'; rate: number}
+
+/**
+ * Whether a fresh connection would do this one's remaining range sooner. Far below its peers'
+ * median for a while, or clearly below for two seconds: slow. At the very end (`endgame`, a
+ * slot idle), one that would finish well after a fresh one (a first byte, then the rest at the
+ * median rate): late.
+ */
+export function straggling(c: ConnectionView, median: number, now: number, endgame: boolean): Straggling | undefined {
+  if (c.stopReason || c.firstByteAt === undefined || c.left < 64 * 1024) return undefined
+  const age = now - c.firstByteAt
+  const rate = recentRate(c, now)
+  // "A while" scales with the time to first byte, which a connection still in TCP slow start
+  // on a long path needs several of.
+  const firstByteMs = c.firstByteAt - c.startedAt
+  const judgeAfter = Math.min(1_000, Math.max(300, 4 * firstByteMs))
+  if ((age >= judgeAfter && rate < median / 8) || (age >= 2_000 && rate < median / 4)) return {why: 'slow', rate}
+  const fresh = Math.max(0.1, firstByteMs / 1000) + c.left / median
+  if (endgame && age >= Math.max(150, 2 * firstByteMs) && c.left / Math.max(rate, 1) > 2 * fresh) return {why: 'late', rate}
+  return undefined
+}
