@@ -76,9 +76,9 @@ export async function fatpipe(sizeMiB = 2048, runs = 3): Promise<FatResult | und
   chmodSync(key, 0o644)
   const started = spawnSync(nginx, ['-p', dir, '-c', join(dir, 'nginx.conf'), '-e', join(dir, 'error.log')], {stdio: 'ignore'})
   if (started.status !== 0) throw new Error(`nginx did not start (see ${dir}/error.log)`)
-  // Throughput against thread count: 0 (the main thread alone), 1 and 2 fetch threads, beside
-  // the default for this machine (defaultThreads: none below 4 cores).
-  const threads: FatTool[] = [0, 1, 2].map((n) => `mtune --threads ${n}` as const)
+  // Throughput against thread count: 0 (the main thread alone), 1, 2 and 4 fetch threads,
+  // beside the default for this machine (defaultThreads), which is not run twice.
+  const threads: FatTool[] = [0, 1, 2, 4].filter((n) => n !== defaultThreads()).map((n) => `mtune --threads ${n}` as const)
   const tools: FatTool[] = ['mtune', ...threads, ...(spawnSync('aria2c', ['--version']).status === 0 ? (['aria2c'] as const) : []), 'curl']
   const result: FatResult = {sizeMiB, runs, cores: availableParallelism(), defaultThreads: defaultThreads(), rows: []}
   try {
@@ -135,9 +135,9 @@ export function fatpipeSection(r: FatResult): string {
 
 nginx (sendfile, one worker) serves the file over HTTP and HTTPS (a certificate made for the run);
 mtune (\`pull URL -o FILE\`, sha256 always) against \`aria2c -x16 -s16 -k1M\` (no checksum) and
-curl (one stream). "mtune" is its default here (${r.defaultThreads} fetch thread(s) on ${r.cores} cores: none below 4);
-the \`--threads N\` rows are throughput against thread count (0: every request on the main
-thread). Medians of ${r.runs} runs, the tools alternating, \`sync\` between runs; CPU from GNU
+curl (one stream). "mtune" is its default here (${r.defaultThreads} fetch threads on ${r.cores} cores: one per 4 cores,
+at least 2, none below 4); the \`--threads N\` rows are throughput against thread count (0: every request on
+the main thread). Medians of ${r.runs} runs, the tools alternating, \`sync\` between runs; CPU from GNU
 time, the client's process alone (every thread of mtune's, the hash included); "sys" is the
 range of system seconds over the runs.
 
@@ -156,21 +156,39 @@ ${PROFILE}`
  * figures, as issue 17 asks, so that a change to the data plane starts from it.
  */
 const PROFILE = `
-Profile of one HTTPS pull of 2 GiB (\`node --cpu-prof\`, 40 connections, 5.5 s; 2026-12-01):
+Profile of one HTTPS pull of 2 GiB (\`node --cpu-prof\`, bin/run.js's V8 flags, 16 connections;
+3.6 s wall, 3.0 s user and 1.8 s system CPU; 2026-12-01, after the fetch threads and the
+CPU-aware ramp):
 
 | thread | busy | where |
 |---|---|---|
-| main | 2.3 s of 5.7 s (60% idle) | GC 0.49 s, part-file writev 0.41 s, undici JS 0.19 s, TLS and parser in native code 0.17 s, net streams 0.14 s, journal and fs 0.11 s, engine 0.11 s, body batches and slab copies 0.08 s |
-| hash worker | 1.6 s | sha256 1.37 s (0.68 s per GiB, SHA extensions), re-reading the part file from the page cache 0.19 s |
-| kernel (GNU time, sys) | 2.1-3.6 s, up to 10 s | loopback TCP, page-cache writes, writeback of earlier runs' files |
+| main, \`--threads 0\` | 1.5 s of 3.6 s (57% idle) | part-file writev 0.54 s (see below), Node internals 0.27 s, GC 0.19 s, undici 0.11 s, range-fetch and body batches 0.10 s, fs promises 0.08 s, TLS in native code 0.08 s, journal appends 0.04 s |
+| main, \`--threads 1\` | 0.36 s of 3.6 s (90% idle) | journal appends, progress, segment bookkeeping, messages from the thread (0.02 s) |
+| fetch thread, \`--threads 1\` | 1.4 s | what the main thread did above: writev 0.50 s, GC 0.21 s, undici 0.09 s, range-fetch 0.11 s, posting reports 0.04 s |
+| hash worker | 1.5 s | sha256 1.25 s (0.62 s per GiB, SHA extensions), re-reading the part file from the page cache 0.14 s |
+| kernel (GNU time, sys) | 1.6-2.0 s | loopback TCP, page-cache writes, the per-second fdatasync |
 
-What it says: mtune's own event loop is not the limit here (it idles 60%); the two cores are,
-shared with nginx (its TLS), the kernel and the hash worker. The kernel's share swings most
-(2.1 to 10 s of system time between identical runs: earlier runs' 2 GiB files being written
-back), which is why the spread is reported. Two levers were measured and not yet applied: the
-connection count (on this 0.1 ms path the controller grows to 32-50 connections; fixed at 8 the
-same pull took 4.8-5.1 CPU s instead of 5.5-6.0, and no longer wall time), and the V8 flags in
-bin/run.js (\`--max-semi-space-size=1 --liftoff-only\` against 16 MiB semi-spaces or Node's
-defaults: no difference beyond the kernel's noise in six runs, peak RSS 123-177 MB, all under the
-200 MB allowed). The multi-threaded data plane issue 17 asks for is not built.
+What it says: on 2 cores the event loop is not the limit (it idles 57%); the cores are, shared
+with nginx's TLS, the kernel and the hash. The writev binding's 0.5 s is the thread-pool hand-off,
+not the copy: on 2 busy cores, each write wakes a pool thread that preempts the caller.
+Synchronous writes instead saved 0.2-0.4 CPU s and lost wall time over HTTP, so they were not
+taken. What was taken, each measured side by side in interleaved runs:
+- the connection count: the ramp grew to 32-50 connections on this 0.1 ms path, each step
+  "paying" by noise. It now takes no step, and undoes one, while the CPUs have under a fifth
+  of their time idle with mtune using half a core or more (ramp.ts): 16 connections; fixed at
+  16 against the old ramp's 40, about a tenth less CPU over HTTP and 30-40 MB less memory;
+- writes of about 50 ms of a connection's data (128-384 KiB) instead of 128 KiB: fewer writev
+  calls, journal lines and pool hand-offs; 512 KiB was faster still but took the 2 GiB pull's
+  peak RSS to 148 MB of its 150;
+- a \`sync\` between the bench's runs: a run's 2 GiB written back during the next one had
+  charged the next tool up to 7 s of system time (the spread issue 17 saw).
+The checkpoint's fdatasync every second against every 5 s, and the V8 flags in bin/run.js
+against Node's defaults, made no difference beyond noise (peak RSS 20-40 MB higher without the
+flags). A fetch thread moves the network work off the main thread at about the same cost
+(+0.05-0.1 CPU s for the messages). One thread alone buys nothing on 2 cores; two do here: in 5
+interleaved runs each, 4% (HTTP) and 9% (HTTPS) less wall time than none, for 1-4% more CPU and
+30-40 MB. But they cost the capped scenario 4% (146.5 against 152 MiB/s), their scheduling
+competing for the same two cores with the mirror, so the default stays none below 4 cores.
+On more cores they are what lets a pull use more than one; no machine with more was lent
+to measure it.
 `

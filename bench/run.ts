@@ -78,8 +78,10 @@ const scenarios: Scenario[] = [
     verify: true,
     // Its CPU time is mostly the kernel's, which swings by a factor of two from run to run here.
     minRuns: 5,
-    target: 'mtune peak RSS <= 150 MB; CPU s/GiB <= aria2c --checksum',
-    met: (m, a) => m.rssMB <= 150 && (!a || m.cpuPerGiB <= a.cpuPerGiB),
+    // 200 MB, not 150, since issue 17: enough for a 2 GiB pull, and not to be bought with CPU
+    // or throughput (fetch threads cost 15-30 MB each).
+    target: 'mtune peak RSS <= 200 MB; CPU s/GiB <= aria2c --checksum',
+    met: (m, a) => m.rssMB <= 200 && (!a || m.cpuPerGiB <= a.cpuPerGiB),
   },
 ]
 

@@ -144,8 +144,8 @@ describe('the fetch threads\' wire', () => {
     assert.equal(b.get(), 300 * 1024 * MiB, 'ends past 4 GiB too')
   })
 
-  it('defaults to no threads below 4 cores, one per 4 cores, at most 8', () => {
-    assert.deepEqual([1, 2, 3, 4, 16, 64, 256].map((n) => defaultThreads(n)), [0, 0, 0, 1, 4, 8, 8])
+  it('defaults to one thread per 4 cores, at least 2 and at most 8, none below 4 cores', () => {
+    assert.deepEqual([1, 2, 3, 4, 8, 16, 64, 256].map((n) => defaultThreads(n)), [0, 0, 0, 2, 2, 4, 8, 8])
   })
 })
 

@@ -92,7 +92,7 @@ Exit codes: 0 done, 2 bad input, 3 the server refused or kept failing, 4 digest 
     threads: Flags.integer({
       min: 0,
       max: 64,
-      description: 'Fetch threads sharing the connections of big files (HTTP, TLS and writes); 0: all on the main thread. [default: one per 4 cores, at most 8; none below 4 cores]',
+      description: 'Fetch threads sharing the connections of big files (HTTP, TLS and writes); 0: all on the main thread. [default: one per 4 cores, at least 2, at most 8; none below 4 cores]',
     }),
   }
 

@@ -57,6 +57,8 @@ export class Connection {
     readonly source: Source,
     readonly followsServed = false,
     remote = false,
+    /** The connection slot it runs in: its requests keep to one fetch thread. */
+    private readonly lane = 0,
   ) {
     if (remote) this.end = new EndCell()
   }
@@ -106,7 +108,7 @@ export class Connection {
         requestEnd,
       }
       if (first) await streamBody(fromReadable(first.response.body), req, {...io, part: ctx.part, limiter: ctx.limiter}, this.abort.signal)
-      else await ctx.fetcher.fetch(req, io, this.abort.signal, this.end)
+      else await ctx.fetcher.fetch(req, io, this.abort.signal, this.end, this.lane)
       first = undefined
       if (this.stopReason) return
       // Unknown size: the stream's end is the file's end.

@@ -15,7 +15,12 @@ import {EndCell, errorFromWire, type FromThread, type ToThread} from './fetch-wi
 export interface Fetcher {
   /** True when requests run elsewhere: their segment's end is shared through an EndCell. */
   readonly remote: boolean
-  fetch(req: RangeRequest, io: RangeIo, signal: AbortSignal, end?: EndCell): Promise<number>
+  /**
+   * @param lane the connection slot asking: a slot's requests go to the same thread, whose
+   *   keep-alive pool holds the slot's connection (a server slow to answer charges a fresh
+   *   connection its first-byte time again)
+   */
+  fetch(req: RangeRequest, io: RangeIo, signal: AbortSignal, end?: EndCell, lane?: number): Promise<number>
   /** The part file is open (or could not be): remote writers may (or cannot) use it. */
   partReady(ok: boolean): void
   /** The transfer is over: remote handles on the part file are closed when this settles. */
@@ -60,10 +65,6 @@ class FetchThread {
     this.worker.on('exit', (code) => die(new Error(`a fetch thread exited (code ${code})`)))
     // After the listeners: adding a 'message' listener refs the worker again.
     this.worker.unref()
-  }
-
-  get running(): number {
-    return this.pending.size
   }
 
   /** The thread keeps the process alive while a request runs in it, and only then. */
@@ -118,11 +119,12 @@ class FetchThread {
 
 /**
  * Fetch threads shared by every pull in the process (a model's files run at the same time): a
- * request goes to the thread with the fewest running, so the load spreads evenly. The threads
- * are unref'd: they never keep the process alive.
+ * connection slot's requests go to one thread (lane modulo the pool's size), so the slots
+ * spread evenly and each keeps its keep-alive connection. The threads are unref'd: they never
+ * keep the process alive.
  */
 class FetchThreadPool {
-  private readonly threads: FetchThread[] = []
+  private readonly threads = new Map<number, FetchThread>()
   private nextId = 1
   /** Part files open now, and whether they could be: a thread started later learns of them too. */
   private readonly ready = new Map<string, boolean>()
@@ -132,9 +134,9 @@ class FetchThreadPool {
     private readonly stallTimeoutMs: number,
   ) {}
 
-  fetch(partPath: string, req: RangeRequest, io: RangeIo, signal: AbortSignal, end: EndCell): Promise<number> {
+  fetch(partPath: string, req: RangeRequest, io: RangeIo, signal: AbortSignal, end: EndCell, lane: number): Promise<number> {
     if (signal.aborted) return Promise.resolve(req.from)
-    const thread = this.pick()
+    const thread = this.pick(lane)
     const id = this.nextId++
     return new Promise<number>((resolve, reject) => {
       const onAbort = () => thread.post({t: 'stop', id})
@@ -152,24 +154,27 @@ class FetchThreadPool {
 
   partReady(path: string, ok: boolean): void {
     this.ready.set(path, ok)
-    for (const thread of this.threads) thread.post({t: 'part', path, ok})
+    for (const thread of this.threads.values()) thread.post({t: 'part', path, ok})
   }
 
   async closePart(path: string): Promise<void> {
     this.ready.delete(path)
-    await Promise.all(this.threads.map((thread) => thread.close(path)))
+    await Promise.all([...this.threads.values()].map((thread) => thread.close(path)))
   }
 
-  private pick(): FetchThread {
-    if (this.threads.length < this.size) {
-      const thread = new FetchThread(this.stallTimeoutMs, (dead) => this.threads.splice(this.threads.indexOf(dead), 1))
-      for (const [path, ok] of this.ready) thread.post({t: 'part', path, ok})
-      this.threads.push(thread)
-      return thread
+  /** The lane's thread, started when first needed (and again if it died). */
+  private pick(lane: number): FetchThread {
+    const index = lane % this.size
+    let thread = this.threads.get(index)
+    if (!thread) {
+      const started = new FetchThread(this.stallTimeoutMs, (dead) => {
+        if (this.threads.get(index) === dead) this.threads.delete(index)
+      })
+      for (const [path, ok] of this.ready) started.post({t: 'part', path, ok})
+      this.threads.set(index, started)
+      thread = started
     }
-    let best = this.threads[0]
-    for (const thread of this.threads) if (thread.running < best.running) best = thread
-    return best
+    return thread
   }
 }
 
@@ -187,7 +192,7 @@ export function threadFetcher(threads: number, stallTimeoutMs: number, partPath:
   const p = pool
   return {
     remote: true,
-    fetch: (req, io, signal, end = new EndCell()) => p.fetch(partPath, req, io, signal, end),
+    fetch: (req, io, signal, end = new EndCell(), lane = 0) => p.fetch(partPath, req, io, signal, end, lane),
     partReady: (ok) => p.partReady(partPath, ok),
     close: () => p.closePart(partPath),
   }

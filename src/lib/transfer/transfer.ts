@@ -82,6 +82,8 @@ export class Transfer {
   /** Where the connections' requests run: here, or in fetch threads. */
   private readonly fetcher: Fetcher
   private running = 0
+  /** Slots started so far: each its own lane (fetch-threads.ts). */
+  private lanes = 0
   private peak = 0
   private retries = 0
   private failuresSinceProgress = 0
@@ -347,6 +349,7 @@ export class Transfer {
 
   /** One connection slot: fetch segments until there is nothing left or too many slots run. */
   private async slot(initial: Segment, adopted?: Adopted): Promise<void> {
+    const lane = this.lanes++
     let segment: Segment | undefined = initial
     let attempt = 0
     let served = false
@@ -359,7 +362,7 @@ export class Transfer {
         this.segments.release(segment)
         return
       }
-      const connection = new Connection(segment, source, served, this.fetcher.remote)
+      const connection = new Connection(segment, source, served, this.fetcher.remote, lane)
       const before = segment.pos
       this.debug(`conn seg#${segment.id} ${segment.pos}-${segment.end} on ${source.primary ? 'primary' : redact(source.url)}`)
       let delay = 0
