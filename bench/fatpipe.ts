@@ -191,4 +191,12 @@ interleaved runs each, 4% (HTTP) and 9% (HTTPS) less wall time than none, for 1-
 competing for the same two cores with the mirror, so the default stays none below 4 cores.
 On more cores they are what lets a pull use more than one; no machine with more was lent
 to measure it.
+
+Why the CPU target is still missed: aria2c spends 1.3-1.45 CPU s per GiB here, almost all of it
+the kernel's (its own user time is 0.1-0.2 s per GiB). mtune's sha256 alone costs 0.62 s per GiB
+with SHA extensions, plus 0.07 s re-reading the page cache: about half of aria2c's whole cost.
+Within 1.5x, everything else would have to cost what aria2c's does; it costs 1.15-1.2x (the
+same kernel work, plus undici, the slab copies and Node's promise machinery at about 0.25 s
+per GiB). Closing that would take the hash off the page cache (hashing the bytes in memory as
+they are written in order) or a native data plane, not another connection count.
 `
