@@ -1,5 +1,8 @@
 import assert from 'node:assert/strict'
+import {once} from 'node:events'
 import {mkdtempSync, readFileSync} from 'node:fs'
+import {createServer} from 'node:http'
+import type {AddressInfo} from 'node:net'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {after, describe, it} from 'node:test'
@@ -10,6 +13,7 @@ import {EndCell, errorFromWire, errorToWire} from '../src/lib/transfer/fetch-wir
 import {isDiskError} from '../src/lib/transfer/range-fetch.js'
 import {defaultThreads} from '../src/lib/transfer/thread-count.js'
 import {runCli} from './support/cli.js'
+import {startCdn} from './support/fake-hubs.js'
 import {makeContent, mirrors, sha256} from './support/mirror-server.js'
 
 /**
@@ -112,6 +116,29 @@ describe('fetch threads', () => {
     assert.ok(result.resumedBytes >= 4 * MiB, `resumed from ${result.resumedBytes}`)
     assert.ok(m.bytesSent <= content.length * 1.1, `fetched ${m.bytesSent} in all`)
   })
+
+  for (const hideExpiry of [false, true]) {
+    it(`renew a signed CDN link that expires mid-file (${hideExpiry ? 'refused with 403 in a thread' : 'before its stated expiry'})`, async () => {
+      // 8 MiB at 1 MiB/s per connection over 2 connections: about 4 s, past the link's 1.5 s.
+      const cdn = await startCdn({ttlMs: 1500, perConnectionRate: MiB, hideExpiry})
+      const blob = makeContent(8 * MiB, 24)
+      cdn.add('blob', blob)
+      const hub = createServer((_req, res) => res.writeHead(302, {location: cdn.sign('blob')}).end())
+      hub.listen(0, '127.0.0.1')
+      await once(hub, 'listening')
+      try {
+        const url = `http://127.0.0.1:${(hub.address() as AddressInfo).port}/resolve/blob`
+        const {result, messages} = await run({url, output: dir(), connections: 2, maxConnections: 2, chunkSize: MiB})
+        assert.equal(result.sha256, sha256(blob))
+        assert.ok(messages.some((x) => (hideExpiry ? /was refused \(403\): resolved it again/ : /is about to expire: resolved it again/).test(x)), messages.join('\n'))
+        assert.ok(cdn.mirror.bytesSent <= blob.length * 1.1, 'only missing ranges were fetched after renewal')
+      } finally {
+        hub.closeAllConnections()
+        hub.close()
+        await cdn.close()
+      }
+    })
+  }
 
   it('stay off for small files and under --limit-rate, where one thread is enough', async () => {
     const m = await mirror()
