@@ -49,7 +49,7 @@ export class ConnectionController {
   /**
    * The first step needs nothing to compare with, only a baseline to judge it by later, so it
    * is taken early, without the settle wait: the engine measures the baseline on the first
-   * connections while the added ones still wait for their first byte (see first-step.ts), and
+   * connections while the added ones still wait for their first byte (see ramp.ts FirstStepUp), and
    * reports it with `baseline`.
    */
   stepFirst(now: number, room: boolean): number {

@@ -9,8 +9,6 @@ import {remaining, type Segment} from './segment-manager.js'
 import {validatorOf, type Source} from './source-pool.js'
 import type {TokenBucket} from './token-bucket.js'
 
-export {isDiskError, StoppedError} from './range-fetch.js'
-
 export interface ConnectionContext {
   /** Where requests run: this thread or a fetch thread (fetch-threads.ts). */
   fetcher: Fetcher
@@ -107,7 +105,7 @@ export class Connection {
         from: seg.pos,
         requestEnd,
       }
-      if (first) await streamBody(fromReadable(first.response.body), req, {...io, part: ctx.part, limiter: ctx.limiter}, this.abort.signal)
+      if (first) await streamBody(fromReadable(first.response.body), req, io, this.abort.signal)
       else await ctx.fetcher.fetch(req, io, this.abort.signal, this.end, this.lane)
       first = undefined
       if (this.stopReason) return

@@ -44,8 +44,8 @@ function reportAll(): void {
   }
 }
 
-/** The thread's handle on a part file, usable once the engine says it exists. */
-function partFor(path: string): PartFile {
+/** The thread's handle on a part file, opened once the engine says it exists (or failing if it could not). */
+function entryFor(path: string): {part: Promise<PartFile>; ready(ok: boolean): void} {
   let entry = parts.get(path)
   if (!entry) {
     let ready!: (ok: boolean) => void
@@ -57,7 +57,7 @@ function partFor(path: string): PartFile {
     entry = {part, ready}
     parts.set(path, entry)
   }
-  return whenOpen(entry.part)
+  return entry
 }
 
 async function fetch(id: number, message: Extract<ToThread, {t: 'fetch'}>): Promise<void> {
@@ -65,7 +65,7 @@ async function fetch(id: number, message: Extract<ToThread, {t: 'fetch'}>): Prom
   running.set(id, r)
   timer ??= setInterval(reportAll, REPORT_MS)
   const end = new EndCell(message.end)
-  const part = partFor(message.partPath)
+  const part = whenOpen(entryFor(message.partPath).part)
   let pos = message.req.from
   let error: unknown
   try {
@@ -81,7 +81,7 @@ async function fetch(id: number, message: Extract<ToThread, {t: 'fetch'}>): Prom
         written: (start, bytes) => {
           const last = r.written.length - 1
           // Consecutive writes of one request are one range.
-          if (last > 0 && r.written[last] === start) r.written[last] = start + bytes
+          if (r.written.length > 0 && r.written[last] === start) r.written[last] = start + bytes
           else r.written.push(start, start + bytes)
           pos = start + bytes
         },
@@ -105,11 +105,9 @@ port.on('message', (m: ToThread) => {
     case 'stop':
       running.get(m.id)?.abort.abort(new Error('stopped'))
       break
-    case 'part': {
-      partFor(m.path)
-      parts.get(m.path)!.ready(m.ok)
+    case 'part':
+      entryFor(m.path).ready(m.ok)
       break
-    }
     case 'close': {
       const entry = parts.get(m.path)
       parts.delete(m.path)

@@ -44,17 +44,17 @@ interface Pending {
 }
 
 class FetchThread {
-  readonly worker: Worker
+  private readonly worker: Worker
   private readonly pending = new Map<number, Pending>()
-  private closing = new Map<string, () => void>()
-  dead?: Error
+  private readonly closing = new Map<string, () => void>()
+  private dead = false
 
   constructor(stallTimeoutMs: number, onExit: (thread: FetchThread) => void) {
     this.worker = new Worker(new URL('./fetch-thread.js', import.meta.url), {workerData: {stallTimeoutMs}})
     this.worker.on('message', (m: FromThread) => this.receive(m))
     const die = (error: Error) => {
       if (this.dead) return
-      this.dead = error
+      this.dead = true
       for (const p of this.pending.values()) p.reject(error)
       this.pending.clear()
       for (const done of this.closing.values()) done()
@@ -67,24 +67,28 @@ class FetchThread {
     this.worker.unref()
   }
 
-  /** The thread keeps the process alive while a request runs in it, and only then. */
+  /** The thread keeps the process alive while a request or a close runs in it, and only then. */
+  private get idle(): boolean {
+    return this.pending.size + this.closing.size === 0
+  }
+
   start(id: number, p: Pending): void {
-    if (this.pending.size + this.closing.size === 0) this.worker.ref()
+    if (this.idle) this.worker.ref()
     this.pending.set(id, p)
   }
 
   private settled(): void {
-    if (this.pending.size + this.closing.size === 0 && !this.dead) this.worker.unref()
+    if (this.idle && !this.dead) this.worker.unref()
   }
 
-  post(message: ToThread, transfer?: []): void {
-    this.worker.postMessage(message, transfer)
+  post(message: ToThread): void {
+    this.worker.postMessage(message)
   }
 
   close(path: string): Promise<void> {
     if (this.dead) return Promise.resolve()
     return new Promise((resolve) => {
-      if (this.pending.size + this.closing.size === 0) this.worker.ref()
+      if (this.idle) this.worker.ref()
       this.closing.set(path, resolve)
       this.post({t: 'close', path})
     })

@@ -23,7 +23,7 @@ export interface ConnectionView {
 const FINAL_PHASE = 1.5
 
 /** A connection's rate over the last two seconds, or since its first byte if younger. */
-export function recentRate(c: ConnectionView, now: number): number {
+function recentRate(c: ConnectionView, now: number): number {
   const age = now - (c.firstByteAt ?? now)
   return age < 2_000 ? (c.meter.total * 1000) / Math.max(1, age) : c.meter.rate(now, 2_000)
 }

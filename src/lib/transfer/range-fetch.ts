@@ -75,7 +75,7 @@ export async function streamBody(body: ChunkStream, req: RangeRequest, io: Range
   let buffered = 0
   let firstAt: number | undefined
   let flushAt = FLUSH_MIN
-  let receivedSince = 0
+  let received = 0
 
   const flush = async () => {
     const writable = Math.min(buffered, io.end() - pos)
@@ -110,7 +110,7 @@ export async function streamBody(body: ChunkStream, req: RangeRequest, io: Range
       if (io.limiter) await io.limiter.take(bytes, signal)
       for (const chunk of batch) chunks.push(chunk)
       buffered += bytes
-      receivedSince += bytes
+      received += bytes
       // A body longer than the range asked for (a chunked 206 that overruns its Content-Range):
       // what lies within the range is kept, nothing past it is written, and the answer is refused.
       const over = pos + buffered - requestEnd
@@ -121,7 +121,7 @@ export async function streamBody(body: ChunkStream, req: RangeRequest, io: Range
       }
       if (buffered >= flushAt || pos + buffered >= wanted()) {
         // FLUSH_MS of this connection's rate so far, within [FLUSH_MIN, FLUSH_MAX].
-        const rate = receivedSince / Math.max(1, now - firstAt)
+        const rate = received / Math.max(1, now - firstAt)
         flushAt = Math.max(FLUSH_MIN, Math.min(FLUSH_MAX, Math.round(rate * FLUSH_MS)))
         await flush()
       }
