@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict'
 import {describe, it} from 'node:test'
 import {RangeSet} from '../src/lib/transfer/range-set.js'
-import {SegmentManager, remaining} from '../src/lib/transfer/segment-manager.js'
+import {SegmentManager, remaining, type PiecePlan} from '../src/lib/transfer/segment-manager.js'
 
 const MiB = 1024 * 1024
+/** Pieces of `pieceSize`, none below `smallestPiece`, any request in flight worth cutting into. */
+const plan = (pieceSize = 16 * MiB, smallestPiece = MiB): PiecePlan => ({pieceSize, smallestPiece, worthCutting: () => true})
 
 describe('RangeSet', () => {
   it('merges overlapping and adjacent ranges and reports gaps', () => {
@@ -38,9 +40,8 @@ describe('SegmentManager', () => {
       ],
       MiB,
     )
-    m.pieceSize = 4 * MiB
     const got = []
-    for (let s = m.acquire(); s; s = m.acquire()) {
+    for (let s = m.acquire(plan(4 * MiB)); s; s = m.acquire(plan(4 * MiB))) {
       got.push([s.start / MiB, s.end / MiB])
       if (got.length > 10) break
     }
@@ -57,11 +58,10 @@ describe('SegmentManager', () => {
 
   it('steals the second half of the largest active range once nothing is pending', () => {
     const m = new SegmentManager([{start: 0, end: 64 * MiB}], MiB)
-    m.pieceSize = 32 * MiB
-    const a = m.acquire()!
-    const b = m.acquire()!
+    const a = m.acquire(plan(32 * MiB))!
+    const b = m.acquire(plan(32 * MiB))!
     m.advance(a, 30 * MiB)
-    const c = m.acquire()!
+    const c = m.acquire(plan(32 * MiB))!
     // b has 32 MiB left, a only 2: b is split in the middle.
     assert.equal(c.start, 48 * MiB)
     assert.equal(c.end, 64 * MiB)
@@ -71,34 +71,32 @@ describe('SegmentManager', () => {
 
   it('does not take bytes that are being written, nor split below twice the minimum', () => {
     const m = new SegmentManager([{start: 0, end: 3 * MiB}], MiB)
-    const a = m.acquire()!
-    a.inflight = 2 * MiB
+    const a = m.acquire(plan())!
+    m.writing(a, 2 * MiB)
     assert.equal(remaining(a), MiB)
-    assert.equal(m.acquire(), undefined, '1 MiB left is below 2 x minSplit')
+    assert.equal(m.acquire(plan()), undefined, '1 MiB left is below 2 x minSplit')
   })
 
   it('prefers to take what the victim has not requested yet while plenty is left', () => {
     const m = new SegmentManager([{start: 0, end: 100 * MiB}], MiB)
-    m.pieceSize = 100 * MiB
-    const a = m.acquire()!
-    a.requestEnd = 60 * MiB
-    const b = m.acquire()!
+    const a = m.acquire(plan(100 * MiB))!
+    m.requesting(a, 60 * MiB)
+    const b = m.acquire(plan(100 * MiB))!
     assert.equal(b.start, 60 * MiB, 'cut at the end of the request in flight, not at 50 MiB')
     assert.equal(a.end, 60 * MiB)
   })
 
   it('gives a straggler\'s remaining range to a fresh segment, and returns failures to pending', () => {
     const m = new SegmentManager([{start: 0, end: 8 * MiB}], MiB)
-    m.pieceSize = 8 * MiB
-    const a = m.acquire()!
+    const a = m.acquire(plan(8 * MiB))!
     m.advance(a, 3 * MiB)
-    const b = m.takeOver(a)!
+    const b = m.takeOver(a, plan(8 * MiB))!
     assert.deepEqual([b.start, b.end], [3 * MiB, 8 * MiB])
     assert.equal(a.end, 3 * MiB)
     m.release(a)
     m.advance(b, MiB)
     m.release(b)
-    const again = m.acquire()!
+    const again = m.acquire(plan(8 * MiB))!
     assert.deepEqual([again.start, again.end], [4 * MiB, 8 * MiB])
     m.advance(again, 4 * MiB)
     m.release(again)
@@ -109,30 +107,26 @@ describe('SegmentManager', () => {
     const KiB = 1024
     const total = 1792 * KiB + 100 * KiB
     const m = new SegmentManager([{start: 0, end: total}], MiB)
-    m.pieceSize = 0
-    const whole = m.acquire()!
+    const whole = m.acquire(plan(0))!
     assert.deepEqual([whole.start, whole.end], [0, total], 'normally never below the minimum split')
     const n = new SegmentManager([{start: 0, end: total}], MiB)
-    n.smallestPiece = n.pieceSize = 256 * KiB
+    const small = plan(256 * KiB, 256 * KiB)
     const sizes: number[] = []
-    for (let p = n.acquire(); p; p = n.acquire()) sizes.push((p.end - p.start) / KiB)
+    for (let p = n.acquire(small); p; p = n.acquire(small)) sizes.push((p.end - p.start) / KiB)
     assert.deepEqual(sizes, [256, 256, 256, 256, 256, 256, 356], 'a remainder under the smallest piece joins the last one')
   })
 
   it('hands a straggler\'s range out a piece at a time, the rest first in line for idle connections', () => {
     const m = new SegmentManager([{start: 0, end: 32 * MiB}], MiB)
-    m.pieceSize = 16 * MiB
-    const slow = m.acquire()!
-    const next = m.acquire()!
+    const slow = m.acquire(plan(16 * MiB))!
+    const next = m.acquire(plan(16 * MiB))!
     m.advance(slow, MiB)
-    m.pieceSize = 4 * MiB
-    const fresh = m.takeOver(slow)!
+    const fresh = m.takeOver(slow, plan(4 * MiB))!
     assert.deepEqual([fresh.start, fresh.end], [MiB, 5 * MiB])
-    const helper = m.acquire()!
+    const helper = m.acquire(plan(4 * MiB))!
     assert.deepEqual([helper.start, helper.end], [5 * MiB, 9 * MiB], 'the hole near the front comes before anything else')
     assert.equal(next.start, 16 * MiB)
-    m.pieceSize = 6.5 * MiB
-    const tail = m.acquire()!
+    const tail = m.acquire(plan(6.5 * MiB))!
     assert.deepEqual([tail.start, tail.end], [9 * MiB, 16 * MiB], 'a remainder under the minimum is not left behind')
   })
 })

@@ -5,7 +5,7 @@ import {EndCell} from './fetch-wire.js'
 import {Meter} from './meter.js'
 import type {PartFile} from './part-file.js'
 import {streamBody, type RangeIo, type RangeRequest} from './range-fetch.js'
-import {remaining, type Segment} from './segment-manager.js'
+import {remaining, type Segment, type SegmentLedger} from './segment-manager.js'
 import {validatorOf, type Source} from './source-pool.js'
 import type {TokenBucket} from './token-bucket.js'
 
@@ -14,6 +14,8 @@ export interface ConnectionContext {
   fetcher: Fetcher
   /** Undefined while the size is unknown (single stream). */
   size?: number
+  /** Where what a connection asks for and writes is recorded: the segments' one writer. */
+  segments: SegmentLedger
   /** The part file, for the probe's body, which is read on this thread. */
   part: PartFile
   limiter?: TokenBucket
@@ -93,7 +95,7 @@ export class Connection {
     const io = this.io(ctx)
     while (seg.pos < seg.end && !this.stopReason) {
       const requestEnd = first ? (first.end ?? seg.end) : Math.min(seg.end, seg.pos + Math.max(1, ctx.requestBytes()))
-      seg.requestEnd = requestEnd
+      ctx.segments.requesting(seg, requestEnd)
       this.target = this.source.target
       const req: RangeRequest = {
         target: this.source.target,
@@ -110,7 +112,7 @@ export class Connection {
       first = undefined
       if (this.stopReason) return
       // Unknown size: the stream's end is the file's end.
-      if (ctx.size === undefined) seg.end = seg.pos
+      if (ctx.size === undefined) ctx.segments.streamEnded(seg)
     }
   }
 
@@ -129,7 +131,7 @@ export class Connection {
         this.meter.add(bytes)
         ctx.onReceived(bytes)
       },
-      writing: (bytes) => (seg.inflight = bytes),
+      writing: (bytes) => ctx.segments.writing(seg, bytes),
       written: (start, bytes) => ctx.onWritten(this, start, bytes),
     }
   }

@@ -12,7 +12,8 @@ import {Journal, currentBootId} from './journal.js'
 import {PullLock} from './pull-lock.js'
 import {parseOutput, parseSha256, parseTarget} from './validate.js'
 import {DEFAULTS, type PullEvents, type PullOptions, type PullResult} from './pull-types.js'
-import {StartOver, Transfer, interrupted} from './transfer.js'
+import {Transfer} from './transfer.js'
+import {StartOver, interrupted} from './transfer-errors.js'
 
 export type {Progress, PullEvents, PullOptions, PullResult} from './pull-types.js'
 

@@ -1,7 +1,10 @@
 import type {Dispatcher} from 'undici'
 import {headersFor} from '../net/credentials.js'
 import {get, redact, signedUrlExpiry} from '../net/request.js'
-import {renewalTime, type Source} from './source-pool.js'
+import {renewalTime, type Source, type Writable} from './source-pool.js'
+
+/** The source's link as its one writer sees it. */
+const own = (source: Source) => source as Writable
 
 /**
  * Signed links (a hub's redirect to its CDN) expire, some within the hour: a pull longer than
@@ -30,17 +33,17 @@ export class LinkRenewal {
   /** Before a request: renew a link about to expire; one that cannot be renewed is used as it is. */
   async beforeRequest(source: Source): Promise<void> {
     const renewed = await this.renew(source, 'is about to expire')
-    if (!renewed || (source.renewAt !== undefined && Date.now() > source.renewAt)) source.renewAt = undefined
+    if (!renewed || (source.renewAt !== undefined && Date.now() > source.renewAt)) own(source).renewAt = undefined
   }
 
   /** Ask the source's original URL where the file is now (a fresh signed link); shared. */
   renew(source: Source, why: string): Promise<boolean> {
-    source.resolving ??= this.resolve(source, why).finally(() => (source.resolving = undefined))
-    return source.resolving
+    own(source).resolving ??= this.resolve(source, why).finally(() => (own(source).resolving = undefined))
+    return source.resolving!
   }
 
   private async resolve(source: Source, why: string): Promise<boolean> {
-    source.resolvedAt = performance.now()
+    own(source).resolvedAt = performance.now()
     try {
       const headers = headersFor(source.url, this.trustedOrigin, this.headers)
       const res = await get(this.dispatcher, source.url, {...headers, range: 'bytes=0-0', 'accept-encoding': 'identity'})
@@ -51,9 +54,10 @@ export class LinkRenewal {
         return true
       }
       this.events.info(`the link to ${redact(source.url)} ${why}: resolved it again, continuing the missing ranges`)
-      source.target = res.url
-      source.headers = headersFor(res.url, this.trustedOrigin, this.headers)
-      source.renewAt = renewalTime(signedUrlExpiry(res.url))
+      const link = own(source)
+      link.target = res.url
+      link.headers = headersFor(res.url, this.trustedOrigin, this.headers)
+      link.renewAt = renewalTime(signedUrlExpiry(res.url))
       return true
     } catch {
       return false

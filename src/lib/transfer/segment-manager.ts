@@ -1,17 +1,44 @@
 import type {ByteRange} from './range-set.js'
 
-/** A range being fetched by one connection; `end` can shrink when another connection steals. */
+/**
+ * A range being fetched by one connection; `end` can shrink when another connection steals.
+ * Read-only outside the SegmentManager, its one writer: a connection reports what it asks for
+ * and writes through the manager's methods.
+ */
 export interface Segment {
   readonly id: number
   readonly start: number
   /** Next byte this segment's connection will write. */
-  pos: number
-  end: number
+  readonly pos: number
+  readonly end: number
   /** Bytes being written right now from `pos` on: not to be given to another connection. */
-  inflight: number
+  readonly inflight: number
   /** End of the HTTP request in flight; cutting the segment before it means aborting it. */
-  requestEnd: number
+  readonly requestEnd: number
 }
+type Writable = {-readonly [K in keyof Segment]: Segment[K]}
+/** The segment as its writer sees it. */
+const own = (segment: Segment) => segment as Writable
+
+/**
+ * How pieces are cut right now: decided by the engine from its connections' rates when a piece
+ * is handed out (piece-policy.ts), so that the manager holds no policy of its own.
+ */
+export interface PiecePlan {
+  /** How much of the file one connection takes at a time. */
+  pieceSize: number
+  /**
+   * The smallest piece handed out: the minimum split, except near the end, where it is lowered
+   * so that the last pieces, each paying a first-byte delay of its own, end together instead of
+   * leaving the link idle behind the one that got the last big piece.
+   */
+  smallestPiece: number
+  /** Whether cutting into a victim's request in flight (which aborts it, and wastes what is in flight) saves time. */
+  worthCutting(victim: Segment): boolean
+}
+
+/** What a connection reports of its segment (the manager's methods for it). */
+export type SegmentLedger = Pick<SegmentManager, 'requesting' | 'writing' | 'streamEnded'>
 
 /**
  * Decides what to download next, aria2-style: the pieces still missing are handed out, and once
@@ -24,9 +51,15 @@ export class SegmentManager {
   private readonly active = new Map<number, Segment>()
   private nextId = 1
 
-  /** @param missing ranges not yet on disk; @param minSplit never split below twice this. */
-  constructor(missing: ByteRange[], private readonly minSplit: number) {
-    this.smallestPiece = minSplit
+  /**
+   * @param missing ranges not yet on disk; @param minSplit never split below twice this.
+   * @param onCut a segment's end moved back: its connection, if it runs elsewhere, must be told.
+   */
+  constructor(
+    missing: ByteRange[],
+    private readonly minSplit: number,
+    private readonly onCut: (segment: Segment) => void = () => {},
+  ) {
     this.reset(missing)
   }
 
@@ -36,25 +69,16 @@ export class SegmentManager {
   }
 
   /**
-   * How much of the file one connection takes at a time. Pieces are handed out in file order,
-   * so every connection works near the front: the contiguous prefix (and its hash) keeps up
-   * with the download, and a resumed file has few holes.
+   * The next range for an idle connection: the next piece in order, else half of the largest
+   * active one. Pieces are handed out in file order, so every connection works near the front:
+   * the contiguous prefix (and its hash) keeps up with the download, and a resumed file has few
+   * holes.
    */
-  pieceSize = 16 * 1024 * 1024
-
-  /**
-   * The smallest piece handed out: the minimum split, except near the end, where the engine
-   * lowers it so that the last pieces, each paying a first-byte delay of its own, end together
-   * instead of leaving the link idle behind the one that got the last big piece.
-   */
-  smallestPiece: number
-
-  /** The next range for an idle connection: the next piece in order, else half of the largest active one. */
-  acquire(): Segment | undefined {
+  acquire(plan: PiecePlan): Segment | undefined {
     const first = this.pending[0]
-    if (!first) return this.steal()
+    if (!first) return this.steal(plan)
     const start = first.start
-    const end = this.pieceEnd(start, first.end)
+    const end = this.pieceEnd(start, first.end, plan)
     if (end === first.end) this.pending.shift()
     else first.start = end
     return this.open(start, end)
@@ -73,16 +97,7 @@ export class SegmentManager {
     return this.open(start, stop)
   }
 
-  /**
-   * Whether cutting into a victim's request in flight (which aborts it, and wastes what is in
-   * flight) saves time. Set by the engine, which knows the connections' rates.
-   */
-  worthCutting: (victim: Segment) => boolean = () => true
-
-  /** A segment's end moved back: its connection, if it runs elsewhere, must be told. */
-  onCut: (segment: Segment) => void = () => {}
-
-  private steal(): Segment | undefined {
+  private steal(plan: PiecePlan): Segment | undefined {
     const candidates = [...this.active.values()].filter((s) => remaining(s) >= 2 * this.minSplit).sort((a, b) => remaining(b) - remaining(a))
     for (const victim of candidates) {
       const from = victim.pos + victim.inflight
@@ -94,12 +109,12 @@ export class SegmentManager {
       const upTo = from + Math.ceil(((victim.end - from) * 3) / 4)
       const plenty = victim.end - from >= 16 * this.minSplit
       if (plenty && victim.requestEnd > mid && victim.requestEnd <= upTo && victim.end - victim.requestEnd >= this.minSplit) mid = victim.requestEnd
-      if (mid < victim.requestEnd && !this.worthCutting(victim)) {
+      if (mid < victim.requestEnd && !plan.worthCutting(victim)) {
         if (victim.end - victim.requestEnd < this.minSplit) continue
         mid = victim.requestEnd
       }
       const end = victim.end
-      victim.end = mid
+      own(victim).end = mid
       this.onCut(victim)
       return this.open(mid, end)
     }
@@ -113,21 +128,21 @@ export class SegmentManager {
    * left (and the hash of the prefix, waiting on it, moves on). Returns undefined when nothing
    * worth moving is left.
    */
-  takeOver(segment: Segment): Segment | undefined {
+  takeOver(segment: Segment, plan: PiecePlan): Segment | undefined {
     if (!this.active.has(segment.id) || remaining(segment) <= 0) return undefined
     const from = segment.pos + segment.inflight
     const end = segment.end
-    segment.end = from
+    own(segment).end = from
     this.onCut(segment)
-    const stop = this.pieceEnd(from, end)
+    const stop = this.pieceEnd(from, end, plan)
     if (stop < end) this.putBack({start: stop, end})
     return this.open(from, stop)
   }
 
   /** Where a piece starting at `start` ends within a range ending at `end`; no sliver is left. */
-  private pieceEnd(start: number, end: number): number {
-    const stop = Math.min(end, start + Math.max(this.smallestPiece, this.pieceSize))
-    return end - stop < this.smallestPiece ? end : stop
+  private pieceEnd(start: number, end: number, plan: PiecePlan): number {
+    const stop = Math.min(end, start + Math.max(plan.smallestPiece, plan.pieceSize))
+    return end - stop < plan.smallestPiece ? end : stop
   }
 
   private putBack(range: ByteRange): void {
@@ -136,7 +151,7 @@ export class SegmentManager {
   }
 
   private open(start: number, end: number): Segment {
-    const segment: Segment = {id: this.nextId++, start, pos: start, end, inflight: 0, requestEnd: start}
+    const segment: Writable = {id: this.nextId++, start, pos: start, end, inflight: 0, requestEnd: start}
     this.active.set(segment.id, segment)
     return segment
   }
@@ -144,8 +159,23 @@ export class SegmentManager {
   /** Record bytes written by a segment's connection; returns how many of them were wanted. */
   advance(segment: Segment, bytes: number): number {
     const wanted = Math.max(0, Math.min(bytes, segment.end - segment.pos))
-    segment.pos += wanted
+    own(segment).pos += wanted
     return wanted
+  }
+
+  /** Its connection asks for [pos, requestEnd) now. */
+  requesting(segment: Segment, requestEnd: number): void {
+    own(segment).requestEnd = requestEnd
+  }
+
+  /** Its connection is writing this many bytes from `pos` (0: the write is done). */
+  writing(segment: Segment, bytes: number): void {
+    own(segment).inflight = bytes
+  }
+
+  /** A stream of unknown length ended: where it ended is the file's end. */
+  streamEnded(segment: Segment): void {
+    own(segment).end = segment.pos
   }
 
   /** The connection stopped (done or failed): what it did not fetch goes back to pending. */

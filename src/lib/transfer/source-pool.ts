@@ -1,30 +1,49 @@
 import {ifRangeValidator} from '../net/http-range.js'
+import {signedUrlExpiry} from '../net/request.js'
 
-/** One URL that serves the file: the one given, or a --mirror. */
-export interface Source {
+/**
+ * One URL that serves the file: the one given, or a --mirror. Each group of fields has one
+ * writer: its standing (alive, rate, cooldown, counts) the SourcePool, its signed link (target,
+ * headers, renewal) LinkRenewal; everyone else reads.
+ */
+export interface Source extends SignedLink {
   readonly url: string
-  /** Where requests go: the URL after redirects. */
-  target: string
-  etag?: string
-  lastModified?: string
+  readonly etag?: string
+  readonly lastModified?: string
   readonly primary: boolean
-  alive: boolean
-  active: number
+  readonly alive: boolean
   /** Per-connection throughput, smoothed; undefined until measured. */
-  rate?: number
-  cooldownUntil: number
-  resolvedAt: number
+  readonly rate?: number
+  /** Not to be used before this (performance.now() ms). */
+  readonly cooldownUntil: number
   /** Bytes of the file this source delivered. */
-  bytes: number
+  readonly bytes: number
   /** Failures in a row with no byte from it in between. */
-  failures: number
-  droppedWhy?: string
+  readonly failures: number
+  readonly droppedWhy?: string
+}
+
+/** Where a source's requests go now, which LinkRenewal alone changes. */
+export interface SignedLink {
+  /** Where requests go: the URL after redirects. */
+  readonly target: string
   /** What requests to `target` carry: credentials only if it is the origin they were given for. */
-  headers: Record<string, string>
+  readonly headers: Record<string, string>
+  /** When `target` was last resolved (performance.now() ms). */
+  readonly resolvedAt: number
   /** When to renew `target`, a signed URL, before it expires (epoch ms). */
-  renewAt?: number
+  readonly renewAt?: number
   /** A re-resolution under way, shared by the connections that need it. */
-  resolving?: Promise<boolean>
+  readonly resolving?: Promise<boolean>
+}
+
+/** A source as its writers see it (the pool writes only its standing, LinkRenewal only its link). */
+export type Writable = {-readonly [K in keyof Source]: Source[K]}
+const own = (source: Source) => source as Writable
+
+/** What the pool needs to know of a connection in flight: which source it uses. */
+export interface Using {
+  readonly source: Source
 }
 
 export function newSource(
@@ -35,7 +54,8 @@ export function newSource(
   now: number,
   headers: Record<string, string> = {},
 ): Source {
-  return {url, target, ...validators, primary, alive: true, active: 0, cooldownUntil: 0, resolvedAt: now, bytes: 0, failures: 0, headers}
+  const renewAt = renewalTime(signedUrlExpiry(target))
+  return {url, target, ...validators, primary, alive: true, cooldownUntil: 0, resolvedAt: now, renewAt, bytes: 0, failures: 0, headers}
 }
 
 export const validatorOf = (source: Source) => ifRangeValidator(source)
@@ -52,11 +72,15 @@ export class SourcePool {
     this.sources.push(source)
   }
 
-  pick(now: number): Source | undefined {
+  /** The source for the next request; `running`: the connections in flight, each on its source. */
+  pick(now: number, running: Iterable<Using>): Source | undefined {
+    const active = new Map<Source, number>()
+    for (const c of running) active.set(c.source, (active.get(c.source) ?? 0) + 1)
+    const load = (s: Source) => active.get(s) ?? 0
     let best: Source | undefined
     for (const s of this.sources) {
       if (!s.alive || s.cooldownUntil > now) continue
-      if (!best || better(s, best)) best = s
+      if (!best || better(s, best, load)) best = s
     }
     return best
   }
@@ -69,12 +93,28 @@ export class SourcePool {
   }
 
   noteRate(source: Source, perConnection: number): void {
-    source.rate = source.rate === undefined ? perConnection : source.rate * 0.7 + perConnection * 0.3
+    own(source).rate = source.rate === undefined ? perConnection : source.rate * 0.7 + perConnection * 0.3
+  }
+
+  /** Bytes of the file came from it: its run of failures is over. */
+  served(source: Source, bytes: number): void {
+    own(source).bytes += bytes
+    own(source).failures = 0
+  }
+
+  /** One more failure in a row (a transient one: the network, not the file). */
+  failed(source: Source): void {
+    own(source).failures++
+  }
+
+  /** Not to be used before `until` (performance.now() ms). */
+  rest(source: Source, until: number): void {
+    own(source).cooldownUntil = Math.max(source.cooldownUntil, until)
   }
 
   drop(source: Source, why: string): void {
-    source.alive = false
-    source.droppedWhy = why
+    own(source).alive = false
+    own(source).droppedWhy = why
   }
 
   get alive(): Source[] {
@@ -82,13 +122,13 @@ export class SourcePool {
   }
 }
 
-function better(a: Source, b: Source): boolean {
+function better(a: Source, b: Source, load: (s: Source) => number): boolean {
   const ra = a.rate ?? Number.POSITIVE_INFINITY
   const rb = b.rate ?? Number.POSITIVE_INFINITY
   // An unmeasured source is tried by one connection at a time, not swamped.
-  if (ra === Number.POSITIVE_INFINITY && a.active > 0) return rb === Number.POSITIVE_INFINITY ? a.active < b.active : false
+  if (ra === Number.POSITIVE_INFINITY && load(a) > 0) return rb === Number.POSITIVE_INFINITY ? load(a) < load(b) : false
   if (ra !== rb) return ra > rb
-  return a.active < b.active
+  return load(a) < load(b)
 }
 
 /** Renew a signed URL a fifth of its lifetime, at most 10 s, before it expires. */

@@ -1,11 +1,11 @@
 import {setMaxListeners} from 'node:events'
 import {setTimeout as sleep} from 'node:timers/promises'
 import type {Dispatcher} from 'undici'
-import {ExitCode, MtuneError, errorMessage} from '../errors.js'
+import {ExitCode, MtuneError} from '../errors.js'
 import type {Probe} from '../net/probe.js'
 import {headersFor} from '../net/credentials.js'
-import {redact, signedUrlExpiry, type Response} from '../net/request.js'
-import {TransferError, backoffDelay, cappedWait, classifyNetworkError, onUsedSocket} from '../net/retry-policy.js'
+import {redact, type Response} from '../net/request.js'
+import {onUsedSocket} from '../net/retry-policy.js'
 import {formatBytes} from '../units.js'
 import {ConnectionController} from './connection-controller.js'
 import {JUDGE_WINDOW_MS, Ramp} from './ramp.js'
@@ -17,30 +17,19 @@ import {Meter} from './meter.js'
 import {checkMirror} from './mirror-check.js'
 import {PartialFile} from './partial-file.js'
 import {LinkRenewal} from './link-renewal.js'
-import {decideFailure, type FailureAction} from './failure-policy.js'
+import {RateBook} from './rate-book.js'
+import {Recovery} from './recovery.js'
 import {keptBytesDiffer} from './resume-check.js'
 import type {RangeSet} from './range-set.js'
-import {SegmentManager, type Segment} from './segment-manager.js'
-import {pieceSizes, requestBytes, straggling, typicalRate, worthCutting} from './piece-policy.js'
-import {SourcePool, newSource, renewalTime, type Source} from './source-pool.js'
+import {SegmentManager, type PiecePlan, type Segment} from './segment-manager.js'
+import {pieceSizes, straggling, worthCutting} from './piece-policy.js'
+import {SourcePool, newSource, type Source} from './source-pool.js'
+import {FileChanged, diskError, interrupted} from './transfer-errors.js'
 import {TokenBucket} from './token-bucket.js'
 import {DEFAULTS, type PullEvents, type PullOptions, type PullResult} from './pull-types.js'
 
 /** The probe's response, read on by the first connection. */
 export type Adopted = {response: Response; end?: number}
-
-/** The whole file must be fetched again: it changed on the server, or a stream without ranges broke. */
-export class StartOver extends Error {
-  constructor(message: string, readonly changed: boolean) {
-    super(message)
-  }
-}
-export class FileChanged extends StartOver {
-  constructor(message: string) {
-    super(message, true)
-  }
-}
-
 
 const TICK_MS = 100
 const CHECKPOINT_MS = 1_000
@@ -62,33 +51,30 @@ export interface TransferSetup {
   started: number
 }
 
-export const interrupted = () => new MtuneError('interrupted', 'interrupted: run the same command again to resume', ExitCode.interrupted)
-
 /** One attempt at one version of the file: resume state, connections, monitor, verification. */
 export class Transfer {
   private readonly sources = new SourcePool()
   private readonly primary: Source
   private readonly segments: SegmentManager
   private readonly ramp: Ramp<Source>
+  private readonly recovery: Recovery
+  private readonly rates: RateBook
+  /** Requests in flight, one per connection; a slot between two requests has none. */
   private readonly connections = new Set<Connection>()
+  /** Connection slots started and not ended: a slot waiting out a backoff still counts. */
+  private slots = 0
+  /** Slots started so far: each its own lane (fetch-threads.ts). */
+  private lanes = 0
+  private peak = 0
   private readonly received = new Meter()
   private readonly written = new Meter()
   private readonly ranged: boolean
   private readonly size?: number
   private readonly minSplit: number
-  private readonly maxRetries: number
-  private readonly random: () => number
   private ctx!: ConnectionContext
   private partial!: PartialFile
   /** Where the connections' requests run: here, or in fetch threads. */
   private readonly fetcher: Fetcher
-  private running = 0
-  /** Slots started so far: each its own lane (fetch-threads.ts). */
-  private lanes = 0
-  private peak = 0
-  private retries = 0
-  private failuresSinceProgress = 0
-  private throttleSaid?: {target: number; at: number}
   private resumedBytes = 0
   private stopping = false
   private settle!: {resolve: () => void; reject: (e: unknown) => void}
@@ -96,7 +82,6 @@ export class Transfer {
   private readonly halt = new AbortController()
   private lastCheckpoint = performance.now()
   private readonly mirrorReport: PullResult['mirrors'] = []
-  private finishedRates: Array<{at: number; rate: number}> = []
   private readonly trustedOrigin: string
   private readonly links: LinkRenewal
   /** On resume: how the kept bytes differ from the server's, once known (undefined: they do not). */
@@ -105,36 +90,22 @@ export class Transfer {
 
   private readonly options: PullOptions
   private readonly events: PullEvents
-  private readonly dispatcher: Dispatcher
-  private readonly dest: Destination
-  private readonly probed: Probe
-  private readonly expected?: string
-  private readonly mirrors: string[]
-  private readonly started: number
 
-  constructor(setup: TransferSetup) {
-    this.options = setup.options
-    this.events = setup.events
-    this.dispatcher = setup.dispatcher
-    this.dest = setup.dest
-    this.probed = setup.probed
-    this.expected = setup.expected
-    this.mirrors = setup.mirrors
-    this.started = setup.started
-    const {options, dispatcher, dest, probed} = setup
+  constructor(private readonly setup: TransferSetup) {
+    const {options, events, dispatcher, dest, probed} = setup
+    this.options = options
+    this.events = events
     const file = probed.file
     const now = performance.now()
     this.size = file.size
     this.ranged = file.ranges && file.size !== undefined
     this.minSplit = Math.max(64 * 1024, Math.min(DEFAULTS.chunkSize, options.chunkSize ?? DEFAULTS.chunkSize))
-    this.maxRetries = options.maxRetries ?? DEFAULTS.maxRetries
-    this.random = options.random ?? Math.random
+    this.rates = new RateBook(this.minSplit, options.chunkSize)
     this.trustedOrigin = new URL(file.url).origin
     // Every waiting connection slot listens to it.
     setMaxListeners(0, this.halt.signal)
     const headers = headersFor(file.finalUrl, this.trustedOrigin, options.headers ?? {})
     this.primary = newSource(file.url, file.finalUrl, {etag: file.etag, lastModified: file.lastModified}, true, now, headers)
-    this.primary.renewAt = renewalTime(signedUrlExpiry(file.finalUrl))
     this.links = new LinkRenewal(dispatcher, this.trustedOrigin, options.headers ?? {}, {
       info: (m) => this.events.info?.(m),
       changed: (why) => this.fail(new FileChanged(why)),
@@ -160,10 +131,21 @@ export class Transfer {
         debug: (m) => this.debug(m),
       },
     )
-    this.segments = new SegmentManager([], this.minSplit)
-    this.segments.onCut = (segment) => {
+    this.recovery = new Recovery({
+      sources: this.sources,
+      links: this.links,
+      ramp: this.ramp,
+      ranged: this.ranged,
+      maxRetries: options.maxRetries ?? DEFAULTS.maxRetries,
+      random: options.random ?? Math.random,
+      slots: () => this.slots,
+      warn: (m) => this.events.warn?.(m),
+      fail: (error) => this.fail(error),
+      diskError: (cause) => this.diskError(cause),
+    })
+    this.segments = new SegmentManager([], this.minSplit, (segment) => {
       for (const c of this.connections) if (c.segment === segment) c.cut()
-    }
+    })
     this.fetcher = this.usesThreads() ? threadFetcher(options.threads!, options.stallTimeoutMs ?? DEFAULTS.stallTimeoutMs, dest.partPath) : inlineFetcher(dispatcher)
   }
 
@@ -177,9 +159,9 @@ export class Transfer {
   }
 
   async run(): Promise<PullResult> {
-    const {file} = this.probed
-    const identity = {url: redact(file.url), size: file.size, etag: file.etag, lastModified: file.lastModified, sha256: this.expected, ranges: this.ranged}
-    const partial = await PartialFile.load(this.dest, identity, (m) => this.events.warn?.(m))
+    const {file} = this.setup.probed
+    const identity = {url: redact(file.url), size: file.size, etag: file.etag, lastModified: file.lastModified, sha256: this.setup.expected, ranges: this.ranged}
+    const partial = await PartialFile.load(this.setup.dest, identity, (m) => this.events.warn?.(m))
     this.partial = partial
     const fresh = partial.fresh
     this.resumedBytes = partial.kept.total
@@ -195,7 +177,7 @@ export class Transfer {
         this.events.info?.(`resuming: ${formatBytes(this.resumedBytes)} of ${formatBytes(size)} already on disk`)
       }
       if (size !== undefined) {
-        await checkFreeSpace(this.dest, size - this.resumedBytes).catch(async (error) => {
+        await checkFreeSpace(this.setup.dest, size - this.resumedBytes).catch(async (error) => {
           await partial.abandon()
           throw error
         })
@@ -212,26 +194,18 @@ export class Transfer {
       if (!fresh && this.ranged) this.checkKept(partial.kept)
       const missing = size === undefined ? [{start: 0, end: Number.MAX_SAFE_INTEGER}] : partial.kept.missing(size)
       this.segments.reset(missing)
-      this.segments.worthCutting = (victim) => this.worthCutting(victim)
-      this.sizePieces()
       this.ctx = {
         fetcher: this.fetcher,
         size,
+        segments: this.segments,
         part: partial.writer,
         limiter: this.options.limitRate ? new TokenBucket(this.options.limitRate) : undefined,
-        onWritten: (connection, start, bytes) => {
-          partial.record(start, start + bytes)
-          this.segments.advance(connection.segment, bytes)
-          connection.source.bytes += bytes
-          connection.source.failures = 0
-          this.written.add(bytes)
-          this.failuresSinceProgress = 0
-        },
+        onWritten: (connection, start, bytes) => this.recordWrite(connection, start, bytes),
         onReceived: (bytes) => this.received.add(bytes),
         onFirstByte: () => {
           if (this.ranged && !this.stopping) this.ramp.firstByte(performance.now())
         },
-        requestBytes: () => this.requestBytes(),
+        requestBytes: () => this.rates.requestBytes(this.connections, performance.now()),
       }
       await this.download(opening)
       return await this.finish()
@@ -240,9 +214,18 @@ export class Transfer {
     }
   }
 
+  /** A connection's bytes reached the part file: the journal, its segment, its source and the count move on. */
+  private recordWrite(connection: Connection, start: number, bytes: number): void {
+    this.partial.record(start, start + bytes)
+    this.segments.advance(connection.segment, bytes)
+    this.sources.served(connection.source, bytes)
+    this.written.add(bytes)
+    this.recovery.progressed()
+  }
+
   /** Beside the transfer, so that it costs no time: a difference stops the pull, which starts over. */
   private checkKept(kept: RangeSet): void {
-    this.keptCheck = keptBytesDiffer(this.dispatcher, this.primary.target, this.primary.headers, this.dest.partPath, kept, this.checking.signal)
+    this.keptCheck = keptBytesDiffer(this.setup.dispatcher, this.primary.target, this.primary.headers, this.setup.dest.partPath, kept, this.checking.signal)
     void this.keptCheck.then((why) => why && this.fail(new FileChanged(why)))
   }
 
@@ -257,12 +240,12 @@ export class Transfer {
     try {
       this.startMirrors()
       // The probe's body is already streaming: the first connection keeps reading it.
-      const {response, start, end} = this.probed
+      const {response, start, end} = this.setup.probed
       const first = this.segments.hasPending ? this.segments.acquireAt(start, end) : undefined
       if (first && response) this.spawn(first, {response, end})
       else {
         if (first) this.segments.release(first)
-        await this.probed.response?.body.dump().catch(() => {})
+        await this.setup.probed.response?.body.dump().catch(() => {})
       }
       this.fillSlots()
       await opening.catch((error) => this.fail(error))
@@ -285,7 +268,6 @@ export class Transfer {
     if (this.ranged) {
       this.ramp.tick(now)
       this.replaceStragglers(now)
-      this.sizePieces()
     }
     this.fillSlots()
     this.checkDone()
@@ -304,21 +286,21 @@ export class Transfer {
       rate,
       etaSeconds: left !== undefined && rate > 0 ? left / rate : undefined,
       connections: this.connections.size,
-      elapsedMs: now - this.started,
+      elapsedMs: now - this.setup.started,
     })
   }
 
   private checkpoint(now: number): void {
     this.lastCheckpoint = now
     void this.partial.checkpoint().catch((error) => {
-      if (isDiskError(error)) this.fail(diskFull(error, this.dest, this.partial.written.total, this.size))
+      if (isDiskError(error)) this.fail(this.diskError(error))
     })
   }
 
   /** Start connections up to the target while there is work for them. */
   private fillSlots(): void {
-    while (!this.stopping && this.running < this.ramp.target) {
-      if (this.options.budget && !this.options.budget.tryAcquire(this.running === 0)) return
+    while (!this.stopping && this.slots < this.ramp.target) {
+      if (this.options.budget && !this.options.budget.tryAcquire(this.slots === 0)) return
       const segment = this.acquire()
       if (!segment) {
         this.options.budget?.release()
@@ -331,12 +313,12 @@ export class Transfer {
   /** `budgeted`: a connection from the shared budget was already taken for this slot. */
   private spawn(segment: Segment, adopted?: Adopted, budgeted = false): void {
     if (!budgeted && this.options.budget) this.options.budget.tryAcquire(true)
-    this.running++
-    this.peak = Math.max(this.peak, this.running)
+    this.slots++
+    this.peak = Math.max(this.peak, this.slots)
     void this.slot(segment, adopted)
       .catch((error) => this.fail(error))
       .finally(() => {
-        this.running--
+        this.slots--
         this.options.budget?.release()
         this.checkDone()
       })
@@ -344,8 +326,7 @@ export class Transfer {
 
   /** The next piece, sized now; else a straggler's range, fetched afresh, may still end sooner. */
   private acquire(): Segment | undefined {
-    if (this.segments.hasPending) this.sizePieces()
-    return this.segments.acquire() ?? this.takeOverStraggler(performance.now(), true)
+    return this.segments.acquire(this.plan()) ?? this.takeOverStraggler(performance.now(), true)
   }
 
   /** One connection slot: fetch segments until there is nothing left or too many slots run. */
@@ -356,7 +337,7 @@ export class Transfer {
     let served = false
     while (!this.stopping) {
       // Nothing left to hand out: a straggler's range, fetched afresh, may still end sooner.
-      segment ??= this.running > this.ramp.target ? undefined : this.acquire()
+      segment ??= this.slots > this.ramp.target ? undefined : this.acquire()
       if (!segment) return
       const source = adopted ? this.primary : await this.pickSource()
       if (!source) {
@@ -368,7 +349,6 @@ export class Transfer {
       this.debug(`conn seg#${segment.id} ${segment.pos}-${segment.end} on ${source.primary ? 'primary' : redact(source.url)}`)
       let delay = 0
       this.connections.add(connection)
-      source.active++
       try {
         await connection.run(this.ctx, adopted)
         served = segment.pos > before
@@ -377,14 +357,14 @@ export class Transfer {
         if (!connection.stopReason && !this.stopping) {
           // Cut before its first byte on a fresh socket: perhaps a server's limit per client.
           const refused = connection.firstByteAt === undefined && !onUsedSocket(error)
-          delay = await this.onFailure(error, source, ++attempt, connection.target, refused)
+          delay = await this.recovery.failed(error, source, ++attempt, connection.target, refused)
         }
       } finally {
         this.debug(`end seg#${segment.id} at ${segment.pos}/${segment.end}${connection.stopReason ? ` (${connection.stopReason})` : ''}`)
         adopted = undefined
         this.connections.delete(connection)
-        source.active--
-        this.noteRate(connection)
+        const rate = this.rates.ended(connection, performance.now())
+        if (rate !== undefined) this.sources.noteRate(source, rate)
         this.segments.release(segment)
       }
       if (segment.pos > before) attempt = 0
@@ -393,48 +373,26 @@ export class Transfer {
     }
   }
 
-  private noteRate(connection: Connection): void {
-    if (connection.firstByteAt === undefined) return
+  /** How pieces are cut now, from what the connections show (piece-policy.ts). */
+  private plan(): PiecePlan {
     const now = performance.now()
-    const seconds = (now - connection.firstByteAt) / 1000
-    if (seconds < 0.3) return
-    const rate = connection.meter.total / seconds
-    this.sources.noteRate(connection.source, rate)
-    if (!connection.stopReason) this.finishedRates.push({at: now, rate})
-  }
-
-  private worthCutting(victim: Segment): boolean {
-    return worthCutting([...this.connections].find((c) => c.segment === victim), performance.now())
-  }
-
-  /** The pieces' sizes for what is pending now (piece-policy.ts). */
-  private sizePieces(): void {
+    const running = [...this.connections]
     const sizes = pieceSizes({
       ranged: this.ranged,
       target: this.ramp.target,
       pending: this.segments.pendingBytes,
       minSplit: this.minSplit,
-      requestBytes: this.requestBytes(),
-      held: [...this.connections].filter((c) => !c.stopReason).map((c) => c.left),
+      requestBytes: this.rates.requestBytes(running, now),
+      held: running.filter((c) => !c.stopReason).map((c) => c.left),
     })
-    this.segments.pieceSize = sizes.pieceSize
-    this.segments.smallestPiece = sizes.smallestPiece
-  }
-
-  private requestBytes(): number {
-    return requestBytes(this.minSplit, this.options.chunkSize, this.typicalRate(performance.now()))
-  }
-
-  private typicalRate(now: number): number | undefined {
-    this.finishedRates = this.finishedRates.filter((r) => now - r.at < 10_000)
-    return typicalRate(this.connections, this.finishedRates.map((r) => r.rate), now)
+    return {...sizes, worthCutting: (victim) => worthCutting(running.find((c) => c.segment === victim), now)}
   }
 
   private async pickSource(): Promise<Source | undefined> {
     for (;;) {
       if (this.stopping) return undefined
       const now = performance.now()
-      const source = this.sources.pick(now)
+      const source = this.sources.pick(now, this.connections)
       // A signed link about to expire is renewed before a new request is started with it.
       if (source && this.links.due(source)) {
         await this.links.beforeRequest(source)
@@ -447,110 +405,14 @@ export class Transfer {
     }
   }
 
-  /**
-   * What a failure means, as failure-policy.ts decides it from the facts: the engine acts on
-   * the decision (fail, drop the source, renew a signed link, throttle, rest) and, unless the
-   * pull or the source ended, counts the failure and returns the delay before the next attempt.
-   */
-  private async onFailure(error: unknown, source: Source, attempt: number, usedTarget?: string, maybeRefused = false): Promise<number> {
-    const disk = isDiskError(error)
-    const e = error instanceof TransferError ? error : classifyNetworkError(error)
-    const now = performance.now()
-    if (!disk) this.retries++
-    // Maybe a limit on connections per client, which the next tick looks into.
-    if (!disk && this.ranged && maybeRefused && e.kind === 'transient' && e.status === undefined) this.ramp.refused(source, now)
-    if (!disk && e.kind === 'transient') source.failures++
-    const where = source.primary ? '' : ` (mirror ${redact(source.url)})`
-    const decision = decideFailure({
-      kind: e.kind,
-      status: e.status,
-      message: e.message,
-      disk,
-      ranged: this.ranged,
-      primary: source.primary,
-      others: this.sources.alive.length > 1,
-      signed: source.target !== source.url,
-      staleLink: usedTarget !== undefined && usedTarget !== source.target,
-      renewing: Boolean(source.resolving),
-      renewedJustNow: now - source.resolvedAt <= 1_000,
-      sourceFailures: source.failures,
-    })
-    if (!(await this.act(decision, e, source, now, attempt, where))) return 0
-    this.failuresSinceProgress++
-    // Allow for one round of every running connection failing at once, as when a server turns
-    // away the first connections: a count lowered by that same round must not end the pull.
-    if (this.failuresSinceProgress > this.maxRetries + Math.max(this.ramp.target, this.running)) {
-      this.fail(
-        new MtuneError(
-          'retries',
-          `giving up after ${this.failuresSinceProgress} failed attempts in a row with no progress; last error: ${e.message}${where}. Run the same command again to resume`,
-          ExitCode.remote,
-          {cause: e},
-        ),
-      )
-      return 0
-    }
-    return backoffDelay(attempt, this.random, undefined, e.retryAfterMs)
-  }
-
-  /** Carry out a failure decision; true when the request is to be tried again (after a backoff). */
-  private async act(d: FailureAction, e: TransferError, source: Source, now: number, attempt: number, where: string): Promise<boolean> {
-    switch (d.do) {
-      case 'fail': {
-        const errors = {
-          disk: () => diskFull(e.details.cause ?? e, this.dest, this.partial.written.total, this.size),
-          'not-resumable': () => new StartOver(`the download broke (${e.message}) and the server cannot continue it`, false),
-          changed: () => new FileChanged(e.message),
-          refused: () => new MtuneError('remote', `cannot download ${redact(source.url)}: ${e.message}`, ExitCode.remote, {cause: e}),
-        }
-        this.fail(errors[d.why]())
-        return false
-      }
-      case 'drop':
-        this.dropSource(source, d.why)
-        return false
-      case 'renew':
-        if (d.join && (await source.resolving)) return true
-        if (d.renew && (await this.links.renew(source, `was refused (${e.status})`))) return true
-        return this.act(d.otherwise, e, source, now, attempt, where)
-      case 'throttle': {
-        const target = this.ramp.throttled(now, this.running)
-        const wait = e.retryAfterMs === undefined ? backoffDelay(attempt, this.random) : cappedWait(e.retryAfterMs).ms
-        source.cooldownUntil = Math.max(source.cooldownUntil, now + wait)
-        // A burst of refusals is one event: say it again only when something new is to be said.
-        const said = this.throttleSaid
-        if (!said || said.target !== target || now - said.at > 5_000) {
-          this.throttleSaid = {target, at: now}
-          const words = e.retryAfterMs === undefined ? `${(wait / 1000).toFixed(1)}s` : cappedWait(e.retryAfterMs).words
-          this.events.warn?.(`${e.message}${where}: waiting ${words}, then ${target} connection(s)`)
-        }
-        return true
-      }
-      case 'rest':
-        source.cooldownUntil = Math.max(source.cooldownUntil, now + backoffDelay(source.failures, this.random))
-        return true
-      case 'retry':
-        return true
-    }
-  }
-
-  private dropSource(source: Source, why: string): void {
-    if (!source.alive) return
-    this.sources.drop(source, why)
-    this.events.warn?.(`dropping ${source.primary ? 'source' : 'mirror'} ${redact(source.url)}: ${why}`)
-    if (this.sources.alive.length === 0) {
-      this.fail(new MtuneError('remote', `no source left to download from; last: ${why}`, ExitCode.remote))
-    }
-  }
-
   private startMirrors(): void {
-    if (this.mirrors.length === 0) return
+    if (this.setup.mirrors.length === 0) return
     if (!this.ranged || !this.size) {
       this.events.warn?.('mirrors are only used when the server supports ranges; ignoring --mirror')
       return
     }
-    for (const url of this.mirrors) {
-      void checkMirror(this.dispatcher, url, this.primary, this.size, this.options.headers ?? {}, this.trustedOrigin).then(({source, rejected}) => {
+    for (const url of this.setup.mirrors) {
+      void checkMirror(this.setup.dispatcher, url, this.primary, this.size, this.options.headers ?? {}, this.trustedOrigin).then(({source, rejected}) => {
         if (this.stopping) return
         if (source) {
           this.sources.add(source)
@@ -570,13 +432,13 @@ export class Transfer {
    * connection that would finish much later than a fresh one (piece-policy.ts straggling).
    */
   private takeOverStraggler(now: number, endgame: boolean): Segment | undefined {
-    const median = this.typicalRate(now)
+    const median = this.rates.typical(this.connections, now)
     if (!median) return undefined
     for (const c of this.connections) {
       const straggler = straggling(c, median, now, endgame)
       if (!straggler) continue
       const left = c.left
-      const segment = this.segments.takeOver(c.segment)
+      const segment = this.segments.takeOver(c.segment, this.plan())
       if (!segment) continue
       this.debug(`replacing seg#${c.segment.id} (${straggler.why}: ${Math.round(straggler.rate / 1024)} KiB/s vs median ${Math.round(median / 1024)} KiB/s, ${left} bytes left)`)
       c.stop('replaced')
@@ -594,11 +456,11 @@ export class Transfer {
   }
 
   private debug(message: string): void {
-    this.events.debug?.(`${((performance.now() - this.started) / 1000).toFixed(2)}s ${message}`)
+    this.events.debug?.(`${((performance.now() - this.setup.started) / 1000).toFixed(2)}s ${message}`)
   }
 
   private checkDone(): void {
-    if (this.stopping || this.running > 0) return
+    if (this.stopping || this.slots > 0) return
     if (this.segments.done) {
       this.settle.resolve()
       return
@@ -626,24 +488,24 @@ export class Transfer {
     // A short remainder can be done before the check is: nothing is put in place unchecked.
     const differs = await this.keptCheck
     if (differs) throw new FileChanged(differs)
-    const digest = await this.partial.finish(this.expected, this.options.verify, (m) => this.debug(m))
-    const seconds = (performance.now() - this.started) / 1000
+    const digest = await this.partial.finish(this.setup.expected, this.options.verify, (m) => this.debug(m))
+    const seconds = (performance.now() - this.setup.started) / 1000
     const fetchedNow = this.received.total
     this.emitProgress(performance.now())
     for (const s of this.sources.sources) {
       if (!s.primary) this.mirrorReport.push({url: redact(s.url), used: s.bytes > 0, bytes: s.bytes, dropped: s.droppedWhy})
     }
     return {
-      url: redact(this.probed.file.url),
-      path: this.dest.path,
+      url: redact(this.setup.probed.file.url),
+      path: this.setup.dest.path,
       size,
       sha256: digest,
-      verified: Boolean(this.expected),
+      verified: Boolean(this.setup.expected),
       alreadyComplete: false,
       seconds,
       averageRate: seconds > 0 ? (size - this.resumedBytes) / seconds : 0,
       connections: this.peak,
-      retries: this.retries,
+      retries: this.recovery.retries,
       bytesFetched: fetchedNow,
       resumedBytes: this.resumedBytes,
       mirrors: this.mirrorReport,
@@ -657,20 +519,14 @@ export class Transfer {
     this.ramp.close()
     this.checking.abort()
     for (const c of this.connections) c.stop('stopped')
-    for (let i = 0; this.running > 0 && i < 100; i++) await sleep(20)
+    for (let i = 0; this.slots > 0 && i < 100; i++) await sleep(20)
     await this.partial?.opening()
     // The fetch threads' handles on the part file: closed before it is.
     await this.fetcher.close()
     await this.partial?.close()
   }
-}
 
-function diskFull(error: unknown, dest: Destination, onDisk: number, size?: number): MtuneError {
-  const code = (error as {code?: string}).code
-  const kept = size ? ` (${formatBytes(onDisk)} of ${formatBytes(size)} are kept)` : ''
-  if (code === 'ENOSPC' || code === 'EDQUOT') {
-    return new MtuneError('disk-full', `disk full while writing ${dest.partPath}${kept}: free some space and run the same command again to resume`, ExitCode.localDisk, {cause: error})
+  private diskError(cause: unknown): MtuneError {
+    return diskError(cause, this.setup.dest.partPath, this.partial.written.total, this.size)
   }
-  return new MtuneError('disk-error', `cannot write ${dest.partPath}: ${errorMessage(error)}${kept}`, ExitCode.localDisk, {cause: error})
 }
-
