@@ -1,5 +1,6 @@
 import {ifRangeValidator} from '../net/http-range.js'
-import {signedUrlExpiry} from '../net/request.js'
+import {redact, signedUrlExpiry} from '../net/request.js'
+import type {PullResult} from './pull-types.js'
 
 /**
  * One URL that serves the file: the one given, or a --mirror. Each group of fields has one
@@ -67,6 +68,8 @@ export const validatorOf = (source: Source) => ifRangeValidator(source)
  */
 export class SourcePool {
   readonly sources: Source[] = []
+  /** Mirrors that did not serve the same file, never used. */
+  private readonly turnedAway: PullResult['mirrors'] = []
 
   add(source: Source): void {
     this.sources.push(source)
@@ -115,6 +118,17 @@ export class SourcePool {
   drop(source: Source, why: string): void {
     own(source).alive = false
     own(source).droppedWhy = why
+  }
+
+  /** A mirror was not taken in (rejected: why). */
+  rejected(mirror: string, why: string): void {
+    this.turnedAway.push({url: redact(mirror), used: false, bytes: 0, dropped: why})
+  }
+
+  /** What each mirror gave: those turned away, then those taken in. */
+  mirrorReport(): PullResult['mirrors'] {
+    const taken = this.sources.filter((s) => !s.primary).map((s) => ({url: redact(s.url), used: s.bytes > 0, bytes: s.bytes, dropped: s.droppedWhy}))
+    return [...this.turnedAway, ...taken]
   }
 
   get alive(): Source[] {

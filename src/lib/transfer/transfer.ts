@@ -81,7 +81,6 @@ export class Transfer {
   /** Aborted when the transfer stops (done, failed, Ctrl-C): no backoff or cooldown wait outlives it. */
   private readonly halt = new AbortController()
   private lastCheckpoint = performance.now()
-  private readonly mirrorReport: PullResult['mirrors'] = []
   private readonly trustedOrigin: string
   private readonly links: LinkRenewal
   /** On resume: how the kept bytes differ from the server's, once known (undefined: they do not). */
@@ -419,7 +418,7 @@ export class Transfer {
           this.events.info?.(`mirror ${redact(url)} serves the same file: using it`)
           this.fillSlots()
         } else {
-          this.mirrorReport.push({url: redact(url), used: false, bytes: 0, dropped: rejected})
+          this.sources.rejected(url, rejected ?? 'unknown')
           this.events.warn?.(`not using mirror ${redact(url)}: ${rejected}`)
         }
       })
@@ -492,9 +491,6 @@ export class Transfer {
     const seconds = (performance.now() - this.setup.started) / 1000
     const fetchedNow = this.received.total
     this.emitProgress(performance.now())
-    for (const s of this.sources.sources) {
-      if (!s.primary) this.mirrorReport.push({url: redact(s.url), used: s.bytes > 0, bytes: s.bytes, dropped: s.droppedWhy})
-    }
     return {
       url: redact(this.setup.probed.file.url),
       path: this.setup.dest.path,
@@ -508,7 +504,7 @@ export class Transfer {
       retries: this.recovery.retries,
       bytesFetched: fetchedNow,
       resumedBytes: this.resumedBytes,
-      mirrors: this.mirrorReport,
+      mirrors: this.sources.mirrorReport(),
     }
   }
 
