@@ -172,7 +172,8 @@ describe('the fetch threads\' wire', () => {
   })
 
   it('defaults to one thread per 4 cores, at least 2 and at most 8, none below 4 cores', () => {
-    assert.deepEqual([1, 2, 3, 4, 8, 16, 64, 256].map((n) => defaultThreads(n)), [0, 0, 0, 2, 2, 4, 8, 8])
+    assert.deepEqual([1, 2, 3, 4, 8, 16, 64, 256].map((n) => defaultThreads(n)), [0, 0, 0, 2, 2, 2, 2, 2], 'one file: two threads feed its hash')
+    assert.deepEqual([1, 2, 3, 4, 8, 16, 64, 256].map((n) => defaultThreads(n, 4)), [0, 0, 0, 2, 2, 4, 8, 8], 'four files at once: within one thread per 4 cores')
   })
 })
 

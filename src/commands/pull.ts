@@ -92,7 +92,7 @@ Exit codes: 0 done, 2 bad input, 3 the server refused or kept failing, 4 digest 
     threads: Flags.integer({
       min: 0,
       max: 64,
-      description: 'Fetch threads sharing the connections of big files (HTTP, TLS and writes); 0: all on the main thread. [default: one per 4 cores, at least 2, at most 8; none below 4 cores]',
+      description: 'Fetch threads sharing the connections of big files (HTTP, TLS and writes); 0: all on the main thread. [default: 2 per file pulled at once, within one per 4 cores, at most 8; none below 4 cores]',
     }),
   }
 
@@ -108,7 +108,8 @@ Exit codes: 0 done, 2 bad input, 3 the server refused or kept failing, 4 digest 
     if (chunkSize !== undefined && chunkSize < 64 * 1024) {
       throw new MtuneError('bad-size', `--chunk-size ${flags['chunk-size']} is too small: use 64K or more`, ExitCode.usage)
     }
-    const threads = flags.threads ?? defaultThreads()
+    // A model pull fetches several files at once (run-plan.ts), each fed by its own threads.
+    const threads = flags.threads ?? defaultThreads(undefined, ref.kind === 'url' ? 1 : 4)
     if (limitRate === 0) throw new MtuneError('bad-size', '--limit-rate must be more than 0', ExitCode.usage)
     if (ref.kind !== 'url') {
       for (const flag of ['output', 'sha256', 'force', ...(flags.auto ? [] : (['mirror'] as const))] as const) {
