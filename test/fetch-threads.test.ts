@@ -9,6 +9,7 @@ import {after, describe, it} from 'node:test'
 import {MtuneError} from '../src/lib/errors.js'
 import {TransferError, onUsedSocket} from '../src/lib/net/retry-policy.js'
 import {pull, type PullOptions} from '../src/lib/transfer/engine.js'
+import {threadFetcher} from '../src/lib/transfer/fetch-threads.js'
 import {EndCell, errorFromWire, errorToWire} from '../src/lib/transfer/fetch-wire.js'
 import {isDiskError} from '../src/lib/transfer/range-fetch.js'
 import {defaultThreads} from '../src/lib/transfer/thread-count.js'
@@ -171,7 +172,27 @@ describe('the fetch threads\' wire', () => {
     assert.equal(b.get(), 300 * 1024 * MiB, 'ends past 4 GiB too')
   })
 
-  it('defaults to one thread per 4 cores, at least 2 and at most 8, none below 4 cores', () => {
+  it('closes a thread\'s handle on a part file it was never told exists, without waiting for it', async () => {
+    const m = await mirror({perConnectionRate: 256 * 1024})
+    const partPath = join(dir(), 'never-opened.part')
+    // Its own stall timeout: a pool of its own, not one another test uses.
+    const fetcher = threadFetcher(1, 4_321, partPath)
+    const stop = new AbortController()
+    const io = {part: undefined as never, end: () => MiB, firstByte() {}, received() {}, writing() {}, written() {}}
+    const fetching = fetcher.fetch({target: m.url, headers: {}, size: content.length, from: 0, requestEnd: MiB}, io, stop.signal, new EndCell(), 0)
+    // The thread's first write waits for the part file to be said to exist, which never comes:
+    // stopped, the request waits on that write, until the close says there is no file.
+    const ended = fetching.then(
+      () => 'ended',
+      () => 'ended',
+    )
+    await new Promise((resolve) => setTimeout(resolve, 300))
+    stop.abort()
+    await fetcher.close()
+    assert.equal(await ended, 'ended')
+  })
+
+  it('defaults to two threads per file, within one per 4 cores, none below 4 cores', () => {
     assert.deepEqual([1, 2, 3, 4, 8, 16, 64, 256].map((n) => defaultThreads(n)), [0, 0, 0, 2, 2, 2, 2, 2], 'one file: two threads feed its hash')
     assert.deepEqual([1, 2, 3, 4, 8, 16, 64, 256].map((n) => defaultThreads(n, 4)), [0, 0, 0, 2, 2, 4, 8, 8], 'four files at once: within one thread per 4 cores')
   })

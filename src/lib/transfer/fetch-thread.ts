@@ -111,6 +111,8 @@ port.on('message', (m: ToThread) => {
     case 'close': {
       const entry = parts.get(m.path)
       parts.delete(m.path)
+      // Never told the file exists (the engine always says so first): nothing to wait for.
+      entry?.ready(false)
       void (entry ? entry.part.then((p) => p.close()).catch(() => {}) : Promise.resolve()).then(() => post({t: 'closed', path: m.path}))
       break
     }
