@@ -211,11 +211,18 @@ competing for the same two cores with the mirror, so the default stays none belo
 On more cores they are what lets a pull use more than one; no machine with more was lent
 to measure it.
 
-Why the CPU target is still missed: aria2c spends 1.3-1.45 CPU s per GiB here, almost all of it
-the kernel's (its own user time is 0.1-0.2 s per GiB). mtune's sha256 alone costs 0.62 s per GiB
-with SHA extensions, plus 0.07 s re-reading the page cache: about half of aria2c's whole cost.
-Within 1.5x, everything else would have to cost what aria2c's does; it costs 1.15-1.2x (the
-same kernel work, plus undici, the slab copies and Node's promise machinery at about 0.25 s
-per GiB). Closing that would take the hash off the page cache (hashing the bytes in memory as
-they are written in order) or a native data plane, not another connection count.
+Why the CPU target is still missed: aria2c spends 1.3-1.7 CPU s per GiB on these machines,
+almost all of it the kernel's (its own user time is 0.1-0.3 s per GiB). mtune's sha256 alone
+costs 0.6-1.0 s per GiB with SHA extensions, by machine (the bench measures it each run, above),
+plus 0.07-0.1 s re-reading the page cache. The verdict rows print the ratio aria2c's CPU plus
+sha256 alone would reach; within 1.5x, everything else in mtune would have to cost at most what
+aria2c's whole does. It costs 1.15-1.2x on a quiet machine (the same kernel work, plus undici,
+the slab copies and Node's promise machinery) and more on a loaded one. Hashing the bytes in
+memory as they are written would save only the re-read: 16 connections write 16 places at once,
+so about one write in 16 lands at the contiguous prefix, and holding the others until the prefix
+reaches them would cost hundreds of MB. Closing the gap takes a native data plane, not another
+connection count or flush size. Also measured and left alone: libuv's thread pool at 2 threads
+instead of 4 (one perf profile showed the kernel's page-cache copies much cheaper with fewer
+concurrent writers, but 6 interleaved pulls each put it within noise: wall -3%, CPU +4%), and
+one write at a time per part file (within noise).
 `
