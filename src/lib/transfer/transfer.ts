@@ -4,12 +4,12 @@ import type {Dispatcher} from 'undici'
 import {ExitCode, MtuneError} from '../errors.js'
 import type {Probe} from '../net/probe.js'
 import {headersFor} from '../net/credentials.js'
-import {redact, type Response} from '../net/request.js'
-import {onUsedSocket} from '../net/retry-policy.js'
+import {redact} from '../net/request.js'
 import {formatBytes} from '../units.js'
 import {ConnectionController} from './connection-controller.js'
 import {JUDGE_WINDOW_MS, Ramp} from './ramp.js'
-import {Connection, type ConnectionContext} from './connection.js'
+import type {Connection, ConnectionContext} from './connection.js'
+import {Slots} from './slots.js'
 import {isDiskError} from './range-fetch.js'
 import {inlineFetcher, threadFetcher, type Fetcher} from './fetch-threads.js'
 import {checkFreeSpace, type Destination} from './destination.js'
@@ -21,15 +21,11 @@ import {RateBook} from './rate-book.js'
 import {Recovery} from './recovery.js'
 import {keptBytesDiffer} from './resume-check.js'
 import type {RangeSet} from './range-set.js'
-import {SegmentManager, type PiecePlan, type Segment} from './segment-manager.js'
-import {pieceSizes, straggling, worthCutting} from './piece-policy.js'
+import {SegmentManager} from './segment-manager.js'
 import {SourcePool, newSource, type Source} from './source-pool.js'
 import {FileChanged, diskError, interrupted} from './transfer-errors.js'
 import {TokenBucket} from './token-bucket.js'
 import {DEFAULTS, type PullEvents, type PullOptions, type PullResult} from './pull-types.js'
-
-/** The probe's response, read on by the first connection. */
-export type Adopted = {response: Response; end?: number}
 
 const TICK_MS = 100
 const CHECKPOINT_MS = 1_000
@@ -51,7 +47,12 @@ export interface TransferSetup {
   started: number
 }
 
-/** One attempt at one version of the file: resume state, connections, monitor, verification. */
+/**
+ * One attempt at one version of the file: resumes from what is on disk, wires the parts (the
+ * sources and their links, the segments, the ramp, recovery, the connection slots, the partial
+ * file), runs the monitor tick (progress, ramp, stragglers, checkpoints), then verifies and puts
+ * the file in place, or stops everything and keeps what is on disk.
+ */
 export class Transfer {
   private readonly sources = new SourcePool()
   private readonly primary: Source
@@ -59,13 +60,7 @@ export class Transfer {
   private readonly ramp: Ramp<Source>
   private readonly recovery: Recovery
   private readonly rates: RateBook
-  /** Requests in flight, one per connection; a slot between two requests has none. */
-  private readonly connections = new Set<Connection>()
-  /** Connection slots started and not ended: a slot waiting out a backoff still counts. */
-  private slots = 0
-  /** Slots started so far: each its own lane (fetch-threads.ts). */
-  private lanes = 0
-  private peak = 0
+  private readonly slots: Slots
   private readonly received = new Meter()
   private readonly written = new Meter()
   private readonly ranged: boolean
@@ -116,13 +111,13 @@ export class Transfer {
     this.ramp = new Ramp(
       controller,
       () => ({
-        connections: this.connections,
+        connections: this.slots.connections,
         received: this.received.total,
         throughput: this.received.rate(performance.now(), JUDGE_WINDOW_MS),
         room: this.segments.hasPending || this.segments.largestAvailable >= this.minSplit,
       }),
       {
-        stepped: () => this.fillSlots(),
+        stepped: () => this.slots.fill(),
         limited: (source, here, target) => {
           const where = source.primary ? 'the server' : `mirror ${redact(source.url)}`
           this.events.warn?.(`${where} refuses connections beyond ${here}: holding at ${target} connection(s)`)
@@ -137,15 +132,32 @@ export class Transfer {
       ranged: this.ranged,
       maxRetries: options.maxRetries ?? DEFAULTS.maxRetries,
       random: options.random ?? Math.random,
-      slots: () => this.slots,
+      slots: () => this.slots.count,
       warn: (m) => this.events.warn?.(m),
       fail: (error) => this.fail(error),
       diskError: (cause) => this.diskError(cause),
     })
-    this.segments = new SegmentManager([], this.minSplit, (segment) => {
-      for (const c of this.connections) if (c.segment === segment) c.cut()
-    })
+    this.segments = new SegmentManager([], this.minSplit, (segment) => this.slots.cut(segment))
     this.fetcher = this.usesThreads() ? threadFetcher(options.threads!, options.stallTimeoutMs ?? DEFAULTS.stallTimeoutMs, dest.partPath) : inlineFetcher(dispatcher)
+    this.slots = new Slots({
+      segments: this.segments,
+      sources: this.sources,
+      links: this.links,
+      ramp: this.ramp,
+      recovery: this.recovery,
+      rates: this.rates,
+      fetcher: this.fetcher,
+      primary: this.primary,
+      ranged: this.ranged,
+      minSplit: this.minSplit,
+      budget: options.budget,
+      halt: this.halt.signal,
+      stopping: () => this.stopping,
+      io: () => this.ctx,
+      fail: (error) => this.fail(error),
+      ended: () => this.checkDone(),
+      debug: (m) => this.debug(m),
+    })
   }
 
   /**
@@ -204,7 +216,7 @@ export class Transfer {
         onFirstByte: () => {
           if (this.ranged && !this.stopping) this.ramp.firstByte(performance.now())
         },
-        requestBytes: () => this.rates.requestBytes(this.connections, performance.now()),
+        requestBytes: () => this.rates.requestBytes(this.slots.connections, performance.now()),
       }
       await this.download(opening)
       return await this.finish()
@@ -241,12 +253,12 @@ export class Transfer {
       // The probe's body is already streaming: the first connection keeps reading it.
       const {response, start, end} = this.setup.probed
       const first = this.segments.hasPending ? this.segments.acquireAt(start, end) : undefined
-      if (first && response) this.spawn(first, {response, end})
+      if (first && response) this.slots.start(first, {response, end})
       else {
         if (first) this.segments.release(first)
         await this.setup.probed.response?.body.dump().catch(() => {})
       }
-      this.fillSlots()
+      this.slots.fill()
       await opening.catch((error) => this.fail(error))
       this.checkDone()
       await settled
@@ -260,15 +272,15 @@ export class Transfer {
     const now = performance.now()
     this.received.sample(now)
     this.written.sample(now)
-    for (const c of this.connections) c.meter.sample(now)
+    for (const c of this.slots.connections) c.meter.sample(now)
     this.partial.hashOn()
     this.emitProgress(now)
     if (this.stopping) return
     if (this.ranged) {
       this.ramp.tick(now)
-      this.replaceStragglers(now)
+      this.slots.replaceStragglers(now)
     }
-    this.fillSlots()
+    this.slots.fill()
     this.checkDone()
     if (now - this.lastCheckpoint >= CHECKPOINT_MS) this.checkpoint(now)
     // Everything is handed out: the flush after the last byte should have little left to do.
@@ -284,7 +296,7 @@ export class Transfer {
       done,
       rate,
       etaSeconds: left !== undefined && rate > 0 ? left / rate : undefined,
-      connections: this.connections.size,
+      connections: this.slots.connections.size,
       elapsedMs: now - this.setup.started,
     })
   }
@@ -294,114 +306,6 @@ export class Transfer {
     void this.partial.checkpoint().catch((error) => {
       if (isDiskError(error)) this.fail(this.diskError(error))
     })
-  }
-
-  /** Start connections up to the target while there is work for them. */
-  private fillSlots(): void {
-    while (!this.stopping && this.slots < this.ramp.target) {
-      if (this.options.budget && !this.options.budget.tryAcquire(this.slots === 0)) return
-      const segment = this.acquire()
-      if (!segment) {
-        this.options.budget?.release()
-        return
-      }
-      this.spawn(segment, undefined, true)
-    }
-  }
-
-  /** `budgeted`: a connection from the shared budget was already taken for this slot. */
-  private spawn(segment: Segment, adopted?: Adopted, budgeted = false): void {
-    if (!budgeted && this.options.budget) this.options.budget.tryAcquire(true)
-    this.slots++
-    this.peak = Math.max(this.peak, this.slots)
-    void this.slot(segment, adopted)
-      .catch((error) => this.fail(error))
-      .finally(() => {
-        this.slots--
-        this.options.budget?.release()
-        this.checkDone()
-      })
-  }
-
-  /** The next piece, sized now; else a straggler's range, fetched afresh, may still end sooner. */
-  private acquire(): Segment | undefined {
-    return this.segments.acquire(this.plan()) ?? this.takeOverStraggler(performance.now(), true)
-  }
-
-  /** One connection slot: fetch segments until there is nothing left or too many slots run. */
-  private async slot(initial: Segment, adopted?: Adopted): Promise<void> {
-    const lane = this.lanes++
-    let segment: Segment | undefined = initial
-    let attempt = 0
-    let served = false
-    while (!this.stopping) {
-      // Nothing left to hand out: a straggler's range, fetched afresh, may still end sooner.
-      segment ??= this.slots > this.ramp.target ? undefined : this.acquire()
-      if (!segment) return
-      const source = adopted ? this.primary : await this.pickSource()
-      if (!source) {
-        this.segments.release(segment)
-        return
-      }
-      const connection = new Connection(segment, source, served, this.fetcher.remote, lane)
-      const before = segment.pos
-      this.debug(`conn seg#${segment.id} ${segment.pos}-${segment.end} on ${source.primary ? 'primary' : redact(source.url)}`)
-      let delay = 0
-      this.connections.add(connection)
-      try {
-        await connection.run(this.ctx, adopted)
-        served = segment.pos > before
-      } catch (error) {
-        served = false
-        if (!connection.stopReason && !this.stopping) {
-          // Cut before its first byte on a fresh socket: perhaps a server's limit per client.
-          const refused = connection.firstByteAt === undefined && !onUsedSocket(error)
-          delay = await this.recovery.failed(error, source, ++attempt, connection.target, refused)
-        }
-      } finally {
-        this.debug(`end seg#${segment.id} at ${segment.pos}/${segment.end}${connection.stopReason ? ` (${connection.stopReason})` : ''}`)
-        adopted = undefined
-        this.connections.delete(connection)
-        const rate = this.rates.ended(connection, performance.now())
-        if (rate !== undefined) this.sources.noteRate(source, rate)
-        this.segments.release(segment)
-      }
-      if (segment.pos > before) attempt = 0
-      segment = undefined
-      if (delay > 0) await this.pause(delay)
-    }
-  }
-
-  /** How pieces are cut now, from what the connections show (piece-policy.ts). */
-  private plan(): PiecePlan {
-    const now = performance.now()
-    const running = [...this.connections]
-    const sizes = pieceSizes({
-      ranged: this.ranged,
-      target: this.ramp.target,
-      pending: this.segments.pendingBytes,
-      minSplit: this.minSplit,
-      requestBytes: this.rates.requestBytes(running, now),
-      held: running.filter((c) => !c.stopReason).map((c) => c.left),
-    })
-    return {...sizes, worthCutting: (victim) => worthCutting(running.find((c) => c.segment === victim), now)}
-  }
-
-  private async pickSource(): Promise<Source | undefined> {
-    for (;;) {
-      if (this.stopping) return undefined
-      const now = performance.now()
-      const source = this.sources.pick(now, this.connections)
-      // A signed link about to expire is renewed before a new request is started with it.
-      if (source && this.links.due(source)) {
-        await this.links.beforeRequest(source)
-        continue
-      }
-      if (source) return source
-      const next = this.sources.nextAvailableAt()
-      if (next === undefined) return undefined
-      await this.pause(Math.max(50, next - now))
-    }
   }
 
   private startMirrors(): void {
@@ -416,7 +320,7 @@ export class Transfer {
         if (source) {
           this.sources.add(source)
           this.events.info?.(`mirror ${redact(url)} serves the same file: using it`)
-          this.fillSlots()
+          this.slots.fill()
         } else {
           this.sources.rejected(url, rejected ?? 'unknown')
           this.events.warn?.(`not using mirror ${redact(url)}: ${rejected}`)
@@ -425,41 +329,12 @@ export class Transfer {
     }
   }
 
-  /**
-   * A connection far below its peers' median for a few seconds gets a fresh connection for
-   * the rest of its range. At the very end (`endgame`), an idle slot may take over any
-   * connection that would finish much later than a fresh one (piece-policy.ts straggling).
-   */
-  private takeOverStraggler(now: number, endgame: boolean): Segment | undefined {
-    const median = this.rates.typical(this.connections, now)
-    if (!median) return undefined
-    for (const c of this.connections) {
-      const straggler = straggling(c, median, now, endgame)
-      if (!straggler) continue
-      const left = c.left
-      const segment = this.segments.takeOver(c.segment, this.plan())
-      if (!segment) continue
-      this.debug(`replacing seg#${c.segment.id} (${straggler.why}: ${Math.round(straggler.rate / 1024)} KiB/s vs median ${Math.round(median / 1024)} KiB/s, ${left} bytes left)`)
-      c.stop('replaced')
-      return segment
-    }
-    return undefined
-  }
-
-  private replaceStragglers(now: number): void {
-    for (let i = 0; i < 4; i++) {
-      const segment = this.takeOverStraggler(now, false)
-      if (!segment) return
-      this.spawn(segment)
-    }
-  }
-
   private debug(message: string): void {
     this.events.debug?.(`${((performance.now() - this.setup.started) / 1000).toFixed(2)}s ${message}`)
   }
 
   private checkDone(): void {
-    if (this.stopping || this.slots > 0) return
+    if (this.stopping || this.slots.count > 0) return
     if (this.segments.done) {
       this.settle.resolve()
       return
@@ -467,16 +342,11 @@ export class Transfer {
     if (this.sources.alive.length === 0) this.fail(new MtuneError('remote', 'no source left to download from', ExitCode.remote))
   }
 
-  /** A wait that ends early, at once, when the transfer stops. */
-  private pause(ms: number): Promise<void> {
-    return sleep(ms, undefined, {signal: this.halt.signal}).catch(() => {})
-  }
-
   private fail(error: unknown): void {
     if (this.stopping) return
     this.stopping = true
     this.halt.abort()
-    for (const c of this.connections) c.stop('stopped')
+    this.slots.stopAll()
     this.settle?.reject(error)
   }
 
@@ -500,7 +370,7 @@ export class Transfer {
       alreadyComplete: false,
       seconds,
       averageRate: seconds > 0 ? (size - this.resumedBytes) / seconds : 0,
-      connections: this.peak,
+      connections: this.slots.peak,
       retries: this.recovery.retries,
       bytesFetched: fetchedNow,
       resumedBytes: this.resumedBytes,
@@ -514,8 +384,8 @@ export class Transfer {
     this.halt.abort()
     this.ramp.close()
     this.checking.abort()
-    for (const c of this.connections) c.stop('stopped')
-    for (let i = 0; this.slots > 0 && i < 100; i++) await sleep(20)
+    this.slots.stopAll()
+    for (let i = 0; this.slots.count > 0 && i < 100; i++) await sleep(20)
     await this.partial?.opening()
     // The fetch threads' handles on the part file: closed before it is.
     await this.fetcher.close()
