@@ -4,7 +4,7 @@ import {ExitCode, MtuneError} from '../lib/errors.js'
 import {proxyUrls} from '../lib/net/proxy-env.js'
 import {shownUrl} from '../lib/net/credentials.js'
 import {cacheEndpoints, parseCacheUrl} from '../lib/sources/cache-endpoints.js'
-import type {Plan} from '../lib/sources/plan.js'
+import {PARALLEL_FILES, type Plan} from '../lib/sources/plan.js'
 import {parseSource} from '../lib/sources/reference.js'
 import type {PullEvents} from '../lib/transfer/engine.js'
 import {defaultThreads} from '../lib/transfer/thread-count.js'
@@ -109,7 +109,7 @@ Exit codes: 0 done, 2 bad input, 3 the server refused or kept failing, 4 digest 
       throw new MtuneError('bad-size', `--chunk-size ${flags['chunk-size']} is too small: use 64K or more`, ExitCode.usage)
     }
     // A model pull fetches several files at once (run-plan.ts), each fed by its own threads.
-    const threads = flags.threads ?? defaultThreads(undefined, ref.kind === 'url' ? 1 : 4)
+    const threads = flags.threads ?? defaultThreads(undefined, ref.kind === 'url' ? 1 : PARALLEL_FILES)
     if (limitRate === 0) throw new MtuneError('bad-size', '--limit-rate must be more than 0', ExitCode.usage)
     if (ref.kind !== 'url') {
       for (const flag of ['output', 'sha256', 'force', ...(flags.auto ? [] : (['mirror'] as const))] as const) {

@@ -1,3 +1,9 @@
+/**
+ * Files of a plan pulled at once (run-plan.ts): the pull command also sizes its fetch threads
+ * by it (thread-count.ts).
+ */
+export const PARALLEL_FILES = 4
+
 /** One file of a model: where it comes from, how it is verified, where it goes. */
 export interface PlannedFile {
   /** The path inside the repository, as shown to the user. */

@@ -5,7 +5,7 @@ import {MtuneError, errorMessage} from '../errors.js'
 import {ConnectionBudget} from '../transfer/connection-budget.js'
 import {pull, type Progress, type PullEvents, type PullResult} from '../transfer/engine.js'
 import {verifierFor} from './file-check.js'
-import type {Plan, PlannedFile} from './plan.js'
+import {PARALLEL_FILES, type Plan, type PlannedFile} from './plan.js'
 
 export interface RunOptions {
   dispatcher: Dispatcher
@@ -68,7 +68,7 @@ export async function runPlan(plan: Plan, options: RunOptions, events: PullEvent
     }
   }
   try {
-    await Promise.all(Array.from({length: Math.max(1, options.parallelFiles ?? 4)}, worker))
+    await Promise.all(Array.from({length: Math.max(1, options.parallelFiles ?? PARALLEL_FILES)}, worker))
   } finally {
     options.signal?.removeEventListener('abort', onAbort)
     progress.stop()

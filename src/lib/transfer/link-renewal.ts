@@ -1,10 +1,10 @@
 import type {Dispatcher} from 'undici'
 import {headersFor} from '../net/credentials.js'
 import {get, redact, signedUrlExpiry} from '../net/request.js'
-import {renewalTime, type Source, type Writable} from './source-pool.js'
+import {renewalTime, type Source, type WritableSource} from './source-pool.js'
 
 /** The source's link as its one writer sees it. */
-const own = (source: Source) => source as Writable
+const own = (source: Source) => source as WritableSource
 
 /**
  * Signed links (a hub's redirect to its CDN) expire, some within the hour: a pull longer than

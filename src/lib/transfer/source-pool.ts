@@ -39,8 +39,8 @@ export interface SignedLink {
 }
 
 /** A source as its writers see it (the pool writes only its standing, LinkRenewal only its link). */
-export type Writable = {-readonly [K in keyof Source]: Source[K]}
-const own = (source: Source) => source as Writable
+export type WritableSource = {-readonly [K in keyof Source]: Source[K]}
+const own = (source: Source) => source as WritableSource
 
 /** What the pool needs to know of a connection in flight: which source it uses. */
 export interface Using {
