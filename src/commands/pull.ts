@@ -189,7 +189,7 @@ Exit codes: 0 done, 2 bad input, 3 the server refused or kept failing, 4 digest 
         if (!json && !flags.quiet) this.log(describeResult(result))
         return result
       }
-      const {createDispatcher, resolvePlan, runPlan, pullThroughCache} = await loadSources()
+      const {createDispatcher, closeDispatcher, resolvePlan, runPlan, pullThroughCache} = await loadSources()
       const dispatcher = createDispatcher({stallTimeoutMs: common.stallTimeoutMs})
       try {
         const started = performance.now()
@@ -225,7 +225,7 @@ Exit codes: 0 done, 2 bad input, 3 the server refused or kept failing, 4 digest 
         if (!json && !flags.quiet) this.log(describeFiles(plan, files, seconds, flags.verify))
         return {...planJson(plan), dryRun: false, seconds, results: files, via: 'origin'}
       } finally {
-        await dispatcher.destroy().catch(() => {})
+        await closeDispatcher(dispatcher)
       }
     })
   }

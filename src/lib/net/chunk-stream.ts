@@ -33,13 +33,25 @@ const HIGH_WATER = 128 * 1024
 /** An error body longer than this is not worth reading to keep the connection. */
 const DUMP_LIMIT = 256 * 1024
 
-class Batches implements ChunkStream {
+/** What a body needs of whatever feeds it: undici's DispatchController, or a wire connection. */
+export interface BodySource {
+  pause(): void
+  resume(): void
+  abort(reason: Error): void
+  readonly paused: boolean
+}
+
+/**
+ * The body's bytes in slabs, queued for the consumer. Fed either by copies of undici's chunks
+ * (push) or, with no copy, by reads straight into its slabs (room, then fill).
+ */
+export class Batches implements ChunkStream {
   private queue: Buffer[] = []
   private queued = 0
   private ended = false
   private error?: Error
   private waiter?: {resolve: (r: IteratorResult<Buffer[]>) => void; reject: (e: Error) => void}
-  private controller?: Dispatcher.DispatchController
+  private controller?: BodySource
   private discarded = 0
   private dumping?: {resolve: () => void}
   /** The slab being filled; its bytes before `used` are queued or handed out. */
@@ -50,45 +62,64 @@ class Batches implements ChunkStream {
   /** Full slabs whose bytes have all been handed out. */
   private lentSlabs: Buffer[] = []
 
-  attach(controller: Dispatcher.DispatchController): void {
+  attach(controller: BodySource): void {
     this.controller = controller
   }
 
   push(chunk: Buffer): void {
     if (this.dumping) {
-      this.discarded += chunk.length
-      if (this.discarded > DUMP_LIMIT) this.destroy()
+      this.discard(chunk.length)
       return
     }
-    const views = this.copy(chunk)
+    for (let at = 0; at < chunk.length; ) {
+      const n = chunk.copy(this.room(), 0, at)
+      this.fill(n)
+      at += n
+    }
+  }
+
+  /**
+   * Where the next bytes go: the free end of the slab being filled (a fresh slab when it is
+   * full). A socket reads into it, then says how many bytes it put there with fill or skip.
+   */
+  room(): Buffer {
+    if (!this.slab || this.used === SLAB_BYTES) {
+      if (this.slab) this.queuedSlabs.push(this.slab)
+      this.slab = takeSlab()
+      this.used = 0
+    }
+    return this.slab.subarray(this.used)
+  }
+
+  /** `n` bytes of the body were put at the start of room(): hand them to the consumer. */
+  fill(n: number): void {
+    const view = this.slab!.subarray(this.used, this.used + n)
+    this.used += n
+    if (this.dumping) {
+      this.discard(n)
+      return
+    }
     if (this.waiter) {
       const {resolve} = this.waiter
       this.waiter = undefined
       this.lentSlabs.push(...this.queuedSlabs)
       this.queuedSlabs = []
-      resolve({value: views, done: false})
+      resolve({value: [view], done: false})
       return
     }
-    for (const view of views) this.queue.push(view)
-    this.queued += chunk.length
+    this.queue.push(view)
+    this.queued += n
     if (this.queued >= HIGH_WATER) this.controller?.pause()
   }
 
-  /** The chunk, copied into slabs, as views of them. */
-  private copy(chunk: Buffer): Buffer[] {
-    const views: Buffer[] = []
-    for (let at = 0; at < chunk.length; ) {
-      if (!this.slab || this.used === SLAB_BYTES) {
-        if (this.slab) this.queuedSlabs.push(this.slab)
-        this.slab = takeSlab()
-        this.used = 0
-      }
-      const n = chunk.copy(this.slab, this.used, at)
-      views.push(this.slab.subarray(this.used, this.used + n))
-      this.used += n
-      at += n
-    }
-    return views
+  /** `n` bytes put at the start of room() are not the body's (a response head): pass over them. */
+  skip(n: number): void {
+    this.used += n
+  }
+
+  private discard(n: number): void {
+    this.discarded += n
+    if (this.discarded > DUMP_LIMIT) this.destroy()
   }
 
   recycle(): void {

@@ -1,5 +1,7 @@
 import {Agent, EnvHttpProxyAgent, type Dispatcher, type buildConnector} from 'undici'
 import {proxyConfig} from './proxy-env.js'
+import {streamRequest, type StreamedResponse} from './chunk-stream.js'
+import {WireClient, WireUnsupported, type WireRequest} from './wire.js'
 
 type PoolFactory = (origin: URL | string, options: object) => Dispatcher
 
@@ -34,7 +36,42 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
     ...(options.clientFactory ? {clientFactory: options.clientFactory} : {}),
   }
   const proxies = proxyConfig()
-  if (!proxies.httpProxy && !proxies.httpsProxy) return new Agent(agentOptions)
+  if (!proxies.httpProxy && !proxies.httpsProxy) {
+    const agent = new Agent(agentOptions)
+    // Ranged GETs on a plain direct agent go through the wire client (wire.ts), unless told not to.
+    const plain = !options.connect && !options.factory && !options.clientFactory && options.connections === undefined
+    if (plain && process.env.MTUNE_HTTP_CLIENT !== 'undici') {
+      wires.set(agent, {client: new WireClient({stallTimeoutMs: options.stallTimeoutMs, connectTimeoutMs: options.connectTimeoutMs ?? Math.min(options.stallTimeoutMs, 30_000)}), undiciOnly: new Set()})
+    }
+    return agent
+  }
   // Empty strings, not undefined, for what is unset: undici would otherwise read the variables again.
   return new EnvHttpProxyAgent({...agentOptions, httpProxy: proxies.httpProxy ?? '', httpsProxy: proxies.httpsProxy ?? '', noProxy: proxies.noProxy ?? ''})
+}
+
+const wires = new WeakMap<Dispatcher, {client: WireClient; undiciOnly: Set<string>}>()
+
+/**
+ * GET a range (or anything whose body is read as a ChunkStream) through `dispatcher`: by the
+ * wire client where the dispatcher reaches servers directly, else by undici. An origin whose
+ * 206 the wire client cannot frame (chunked, or ending with the connection) is asked again
+ * through undici, and from then on only there.
+ */
+export async function requestBody(dispatcher: Dispatcher, req: WireRequest, signal?: AbortSignal): Promise<StreamedResponse> {
+  const wire = wires.get(dispatcher)
+  if (wire && !wire.undiciOnly.has(req.origin)) {
+    try {
+      return await wire.client.request(req, signal)
+    } catch (error) {
+      if (!(error instanceof WireUnsupported)) throw error
+      wire.undiciOnly.add(req.origin)
+    }
+  }
+  return streamRequest(dispatcher, {origin: req.origin, path: req.path, method: 'GET', headers: req.headers}, signal)
+}
+
+/** Close the wire client's idle connections along with the dispatcher's. */
+export async function closeDispatcher(dispatcher: Dispatcher): Promise<void> {
+  wires.get(dispatcher)?.client.close()
+  await dispatcher.destroy().catch(() => {})
 }

@@ -3,7 +3,7 @@ import {hostname} from 'node:os'
 import {setTimeout as sleep} from 'node:timers/promises'
 import type {Dispatcher} from 'undici'
 import {ExitCode, MtuneError, errorMessage} from '../errors.js'
-import {createDispatcher} from '../net/dispatcher.js'
+import {closeDispatcher, createDispatcher} from '../net/dispatcher.js'
 import {probe, type Probe} from '../net/probe.js'
 import {redact} from '../net/request.js'
 import {backoffDelay, classifyNetworkError} from '../net/retry-policy.js'
@@ -86,7 +86,7 @@ export async function pull(options: PullOptions, events: PullEvents = {}): Promi
     }
   } finally {
     lock?.release()
-    if (!options.dispatcher) await dispatcher.destroy().catch(() => {})
+    if (!options.dispatcher) await closeDispatcher(dispatcher)
   }
 }
 

@@ -1,5 +1,6 @@
 import type {Dispatcher} from 'undici'
-import {streamRequest, type ChunkStream, type StreamedResponse} from '../net/chunk-stream.js'
+import type {ChunkStream, StreamedResponse} from '../net/chunk-stream.js'
+import {requestBody} from '../net/dispatcher.js'
 import {parseContentRange, rangeHeader, sameVersion} from '../net/http-range.js'
 import {USER_AGENT} from '../net/request.js'
 import {withUserinfo} from '../net/credentials.js'
@@ -159,7 +160,7 @@ async function open(dispatcher: Dispatcher, req: RangeRequest, signal: AbortSign
   let res: StreamedResponse
   try {
     const url = new URL(req.target)
-    res = await streamRequest(dispatcher, {origin: url.origin, path: url.pathname + url.search, method: 'GET', headers: withUserinfo(url, headers)}, signal)
+    res = await requestBody(dispatcher, {origin: url.origin, path: url.pathname + url.search, headers: withUserinfo(url, headers)}, signal)
   } catch (error) {
     if (signal.aborted) throw new StoppedError()
     throw classifyNetworkError(error)
