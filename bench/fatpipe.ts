@@ -20,7 +20,7 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
 const bin = join(root, 'bin', 'run.js')
 
 /** mtune with its default thread count, mtune with N fetch threads, or another tool. */
-export type FatTool = 'mtune' | `mtune --threads ${number}` | 'aria2c' | 'curl'
+export type FatTool = 'mtune' | `mtune --threads ${number}` | 'mtune, undici client' | 'aria2c' | 'curl'
 export interface FatMeasure {
   seconds: number
   cpu: number
@@ -35,6 +35,8 @@ export interface FatResult {
   defaultThreads: number
   /** CPU seconds sha256 alone takes per GiB on this machine (Node's OpenSSL, one core). */
   hashPerGiB: number
+  /** CPU seconds per GiB of writing the file into the page cache alone, after the same pause as every run. */
+  pageCachePerGiB: number[]
   rows: Array<{scheme: 'http' | 'https'; tool: FatTool; measures: FatMeasure[]}>
 }
 
@@ -82,10 +84,11 @@ export async function fatpipe(sizeMiB = 2048, runs = 3): Promise<FatResult | und
   // Throughput against thread count: 0 (the main thread alone), 1, 2 and 4 fetch threads,
   // beside the default for this machine (defaultThreads), which is not run twice.
   const threads: FatTool[] = [0, 1, 2, 4].filter((n) => n !== defaultThreads()).map((n) => `mtune --threads ${n}` as const)
-  const tools: FatTool[] = ['mtune', ...threads, ...(spawnSync('aria2c', ['--version']).status === 0 ? (['aria2c'] as const) : []), 'curl']
-  const result: FatResult = {sizeMiB, runs, cores: availableParallelism(), defaultThreads: defaultThreads(), hashPerGiB: hashCost(), rows: []}
+  const tools: FatTool[] = ['mtune', 'mtune, undici client', ...threads, ...(spawnSync('aria2c', ['--version']).status === 0 ? (['aria2c'] as const) : []), 'curl']
+  const result: FatResult = {sizeMiB, runs, cores: availableParallelism(), defaultThreads: defaultThreads(), hashPerGiB: hashCost(), pageCachePerGiB: [], rows: []}
   try {
     for (const scheme of ['http', 'https'] as const) {
+      result.pageCachePerGiB.push(await pageCacheCost(sizeMiB))
       const url = `${scheme}://127.0.0.1:${scheme === 'http' ? http : https}/model.bin`
       const rows = tools.map((tool) => ({scheme, tool, measures: [] as FatMeasure[]}))
       for (let i = 0; i < runs; i++) {
@@ -93,18 +96,16 @@ export async function fatpipe(sizeMiB = 2048, runs = 3): Promise<FatResult | und
           const out = mkdtempSync(join(tmpdir(), 'mtune-fat-out-'))
           const file = join(out, 'model.bin')
           const argv = row.tool.startsWith('mtune')
-            ? [bin, 'pull', url, '-o', file, '--json', ...row.tool.split(' ').slice(1)]
+            ? [bin, 'pull', url, '-o', file, '--json', ...(row.tool.startsWith('mtune --threads') ? row.tool.split(' ').slice(1) : [])]
             : row.tool === 'aria2c'
               ? ['aria2c', '-x16', '-s16', '-k1M', '--file-allocation=none', '--allow-overwrite=true', '-q', `--ca-certificate=${cert}`, '-d', out, '-o', 'model.bin', url]
               : ['curl', '-sS', '--cacert', cert, '-o', file, url]
-          const t = await timed(argv, {NODE_EXTRA_CA_CERTS: cert})
+          await settle()
+          const t = await timed(argv, {NODE_EXTRA_CA_CERTS: cert, ...(row.tool === 'mtune, undici client' ? {MTUNE_HTTP_CLIENT: 'undici'} : {})})
           const ok = t.code === 0 && spawnSync('sha256sum', [file], {encoding: 'utf8'}).stdout.startsWith(digest)
           row.measures.push({seconds: t.seconds, cpu: t.cpu, sys: t.sys, rssMB: t.rssMB, ok})
           console.log(`fatpipe ${scheme} ${row.tool} run ${i + 1}: ${ok ? 'ok' : 'FAILED'} ${(sizeMiB / t.seconds).toFixed(0)} MiB/s, cpu ${t.cpu.toFixed(2)} s (sys ${t.sys.toFixed(2)}), rss ${t.rssMB.toFixed(0)} MB`)
           rmSync(out, {recursive: true, force: true})
-          // Each run starts with nothing left to write back: a run's 2 GiB written back during
-          // the next one charged the next tool up to 7 s of system time.
-          spawnSync('sync')
         }
       }
       result.rows.push(...rows)
@@ -114,6 +115,38 @@ export async function fatpipe(sizeMiB = 2048, runs = 3): Promise<FatResult | und
     rmSync(dir, {recursive: true, force: true})
   }
   return result
+}
+
+/**
+ * Every run (and the page-cache baseline) starts in the same state of memory:
+ * - nothing left to write back (\`sync\`): a run's 2 GiB written back during the next one had
+ *   charged the next tool up to 7 s of system time;
+ * - then a pause. On a virtual machine whose balloon reports free pages to the host (as these
+ *   do, virtio-balloon free page reporting), memory freed by the previous run's deleted file
+ *   goes back to the host about 2 s later, and writing into such pages costs the guest 4-5x
+ *   (the host faults them in again, inside the kernel's copy). A tool that started writing
+ *   within 2 s of the last delete got warm pages, one that started later cold ones: that, not
+ *   the tool, was most of the run-to-run spread of system time. After the pause every tool
+ *   starts cold. On bare metal the pause changes nothing.
+ */
+export const SETTLE_MS = 8_000
+
+async function settle(): Promise<void> {
+  spawnSync('sync')
+  await new Promise((resolve) => setTimeout(resolve, SETTLE_MS))
+}
+
+/** CPU seconds per GiB of writing `sizeMiB` into the page cache (1 MiB sequential writes), after settle(). */
+async function pageCacheCost(sizeMiB: number): Promise<number> {
+  const dir = mkdtempSync(join(tmpdir(), 'mtune-fat-pc-'))
+  try {
+    await settle()
+    const script = `const fs=require('fs');const b=Buffer.alloc(1<<20,7);const fd=fs.openSync(process.argv[1],'w');for(let i=0;i<${sizeMiB};i++)fs.writeSync(fd,b);fs.closeSync(fd)`
+    const t = await timed([process.execPath, '-e', script, join(dir, 'f')], {})
+    return t.cpu / (sizeMiB / 1024)
+  } finally {
+    rmSync(dir, {recursive: true, force: true})
+  }
 }
 
 /** CPU seconds per GiB of sha256 alone here, the median of 3 passes over 256 MiB in memory. */
@@ -155,10 +188,14 @@ nginx (sendfile, one worker) serves the file over HTTP and HTTPS (a certificate 
 mtune (\`pull URL -o FILE\`, sha256 always) against \`aria2c -x16 -s16 -k1M\` (no checksum) and
 curl (one stream). "mtune" is its default here (${r.defaultThreads} fetch threads on ${r.cores} cores: 2 for one file,
 none below 4 cores); the \`--threads N\` rows are throughput against thread count (0: every request on
-the main thread). Medians of ${r.runs} runs, the tools alternating, \`sync\` between runs; CPU from GNU
+the main thread); "mtune, undici client" sends the range requests through undici instead of
+mtune's own client (\`MTUNE_HTTP_CLIENT=undici\`). Medians of ${r.runs} runs, the tools alternating; every run
+starts after \`sync\` and a ${SETTLE_MS / 1000} s pause (why: SETTLE_MS in bench/fatpipe.ts, and below). CPU from GNU
 time, the client's process alone (every thread of mtune's, the hash included); "sys" is the
 range of system seconds over the runs. sha256 alone costs ${r.hashPerGiB.toFixed(2)} CPU s per GiB on this machine
-(Node's OpenSSL, measured by the bench over 256 MiB in memory).
+(Node's OpenSSL, measured by the bench over 256 MiB in memory); writing the file into the page
+cache alone, in the same state, ${r.pageCachePerGiB.map((x) => x.toFixed(2)).join(' and ')} CPU s per GiB (1 MiB writes, before each scheme's
+rows): every tool here pays that.
 
 | scheme | tool | wall s | MiB/s | CPU s per GiB | sys s (min-max) | peak RSS MB | intact |
 |---|---|---|---|---|---|---|---|
@@ -175,54 +212,56 @@ ${PROFILE}`
  * figures, as issue 17 asks, so that a change to the data plane starts from it.
  */
 const PROFILE = `
-Profile of one HTTPS pull of 2 GiB (\`node --cpu-prof\`, bin/run.js's V8 flags, 16 connections;
-3.6 s wall, 3.0 s user and 1.8 s system CPU; 2026-12-01, after the fetch threads and the
-CPU-aware ramp):
+Profile of one HTTP pull of 2 GiB (perf sampling every thread at 999 Hz, bin/run.js's V8 flags,
+16 connections, no fetch threads, after the pause; 6.0 CPU s sampled; 2026-12-01, with mtune's
+own range client):
 
-| thread | busy | where |
+| thread | CPU s | where |
 |---|---|---|
-| main, \`--threads 0\` | 1.5 s of 3.6 s (57% idle) | part-file writev 0.54 s (see below), Node internals 0.27 s, GC 0.19 s, undici 0.11 s, range-fetch and body batches 0.10 s, fs promises 0.08 s, TLS in native code 0.08 s, journal appends 0.04 s |
-| main, \`--threads 1\` | 0.36 s of 3.6 s (90% idle) | journal appends, progress, segment bookkeeping, messages from the thread (0.02 s) |
-| fetch thread, \`--threads 1\` | 1.4 s | what the main thread did above: writev 0.50 s, GC 0.21 s, undici 0.09 s, range-fetch 0.11 s, posting reports 0.04 s |
-| hash worker | 1.5 s | sha256 1.25 s (0.62 s per GiB, SHA extensions), re-reading the part file from the page cache 0.14 s |
-| kernel (GNU time, sys) | 1.6-2.0 s | loopback TCP, page-cache writes, the per-second fdatasync |
+| hash worker | 2.2 | sha256 1.62 (0.81 per GiB, SHA extensions); re-reading the part file from the page cache 0.39 |
+| main | 2.2 | the kernel's socket reads and TCP 0.69; JavaScript 0.47 (the wire client, range-fetch, the engine); V8's compilers and start-up 0.51; other native code 0.29, other kernel 0.28 |
+| libuv's pool (the writes) | 1.3 | copying into the page cache 0.97 (into pages the host had taken back: see the pause above); locks and the rest 0.3 |
+| V8's GC threads | 0.4 | |
 
-What it says: on 2 cores the event loop is not the limit (it idles 57%); the cores are, shared
-with nginx's TLS, the kernel and the hash. The writev binding's 0.5 s is the thread-pool hand-off,
-not the copy: on 2 busy cores, each write wakes a pool thread that preempts the caller.
-Synchronous writes instead saved 0.2-0.4 CPU s and lost wall time over HTTP, so they were not
-taken. What was taken, each measured side by side in interleaved runs:
-- the connection count: the ramp grew to 32-50 connections on this 0.1 ms path, each step
-  "paying" by noise. It now takes no step, and undoes one, while the CPUs have under a fifth
-  of their time idle with mtune using half a core or more (ramp.ts): 16 connections; fixed at
-  16 against the old ramp's 40, about a tenth less CPU over HTTP and 30-40 MB less memory;
-- writes of about 50 ms of a connection's data (128-384 KiB) instead of 128 KiB: fewer writev
-  calls, journal lines and pool hand-offs; 512 KiB was faster still but took the 2 GiB pull's
-  peak RSS to 148 MB of its 150;
-- a \`sync\` between the bench's runs: a run's 2 GiB written back during the next one had
-  charged the next tool up to 7 s of system time (the spread issue 17 saw).
-The checkpoint's fdatasync every second against every 5 s, and the V8 flags in bin/run.js
-against Node's defaults, made no difference beyond noise (peak RSS 20-40 MB higher without the
-flags). A fetch thread moves the network work off the main thread at about the same cost
-(+0.05-0.1 CPU s for the messages). One thread alone buys nothing on 2 cores; two do here: in 5
-interleaved runs each, 4% (HTTP) and 9% (HTTPS) less wall time than none, for 1-4% more CPU and
-30-40 MB. But they cost the capped scenario 4% (146.5 against 152 MiB/s), their scheduling
-competing for the same two cores with the mirror, so the default stays none below 4 cores.
-On more cores they are what lets a pull use more than one; no machine with more was lent
-to measure it.
+What changed with it: the range requests no longer go through undici but through mtune's own
+HTTP/1.1 client (src/lib/net/wire.ts), whose socket reads straight into the slabs that are
+written to disk. Receiving 2 GiB over 16 connections from this nginx, nothing else done, cost
+3.1 CPU s through undici's dispatch (1.7 s of it user time: the readable stream, the copy into
+the parser's WebAssembly memory, llhttp, a timer per chunk), 1.9 s with a plain 'data'
+listener, and 1.0 s with net's \`onread\` into the caller's buffers (user 0.1 s). In the pull,
+in 4 interleaved runs each after the pause: HTTP 6.65-7.35 CPU s and 4.4-5.1 s wall against
+undici's 9.1-10.1 s and 6.0-6.8 s; HTTPS 7.1-8.0 against 9.2-9.9 CPU s and 5.4-6.4 against
+7.0-7.1 s wall; peak RSS 105 against 130 MB. The "mtune, undici client" rows measure it again
+in each run.
 
-Why the CPU target is still missed: aria2c spends 1.3-1.7 CPU s per GiB on these machines,
-almost all of it the kernel's (its own user time is 0.1-0.3 s per GiB). mtune's sha256 alone
-costs 0.6-1.0 s per GiB with SHA extensions, by machine (the bench measures it each run, above),
-plus 0.07-0.1 s re-reading the page cache. The verdict rows print the ratio aria2c's CPU plus
-sha256 alone would reach; within 1.5x, everything else in mtune would have to cost at most what
-aria2c's whole does. It costs 1.15-1.2x on a quiet machine (the same kernel work, plus undici,
-the slab copies and Node's promise machinery) and more on a loaded one. Hashing the bytes in
-memory as they are written would save only the re-read: 16 connections write 16 places at once,
-so about one write in 16 lands at the contiguous prefix, and holding the others until the prefix
-reaches them would cost hundreds of MB. Closing the gap takes a native data plane, not another
-connection count or flush size. Also measured and left alone: libuv's thread pool at 2 threads
-instead of 4 (one perf profile showed the kernel's page-cache copies much cheaper with fewer
-concurrent writers, but 6 interleaved pulls each put it within noise: wall -3%, CPU +4%), and
-one write at a time per part file (within noise).
+What is left is mostly what any client with a checksum does: the socket reads and the page-cache
+writes (about what aria2c spends in all), sha256, and re-reading the file for it. Beyond that:
+0.2 CPU s per GiB for the re-read (hashing from memory would save it, but 16 connections write
+16 places at once, so about one write in 16 lands at the contiguous prefix, and holding the
+others until it reaches them would cost hundreds of MB), about 0.5 s per pull of start-up
+(loading the CLI and its modules, the hash worker), and V8's own threads. The verdict rows print
+the ratio aria2c's CPU plus sha256 alone would reach: within 1.5x, the rest of mtune would have
+to cost no more than aria2c's whole. A smaller read buffer for the hash (64 or 256 KiB against
+1 MiB) made no difference.
+
+The spread of system time between identical runs (4 to 13 s when issue 17 was filed) had two
+causes, both in the machine and not the tool: a run's 2 GiB still being written back during
+the next one (hence \`sync\`), and the balloon's free page reporting (hence the pause): the
+same 2 GiB written with 1 MiB sequential writes cost 0.5 s of system time right after another
+file was deleted and 2.0-2.8 s eight seconds later.
+
+Measured before, and still in force:
+- the connection count: on this 0.1 ms path the ramp takes no step, and undoes one, while the
+  CPUs have under a fifth of their time idle with mtune using half a core or more (ramp.ts):
+  16 connections, against 32-50 before, for about a tenth less CPU and 30-40 MB less memory;
+- writes of about 50 ms of a connection's data (128-384 KiB): fewer writev calls, journal lines
+  and thread-pool hand-offs than 128 KiB; 512 KiB took the 2 GiB pull's peak RSS too high;
+- fetch threads: one alone buys nothing on 2 cores, two cut the wall time a little for a little
+  more CPU and 30-40 MB, but cost the capped scenario 4%, so the default stays none below 4
+  cores. On more cores they are what lets a pull use more than one; no machine with more was
+  lent to measure it;
+- left alone, within noise: the checkpoint's fdatasync every second against every 5 s; the V8
+  flags in bin/run.js against Node's defaults (peak RSS 20-40 MB higher without them); libuv's
+  thread pool at 2 threads instead of 4; one write at a time per part file (less system time,
+  more user time, the same in all).
 `
