@@ -225,6 +225,28 @@ describe('WireClient', () => {
     assert.match(classifyNetworkError(error).message, /connection refused/)
   })
 
+  it('does not count the time it waits for a slow reader as a stall', async () => {
+    const quick = new WireClient({stallTimeoutMs: 200, connectTimeoutMs: 2_000})
+    const server = await rawServer((socket, head) => {
+      socket.write(partial(socket, head))
+    })
+    try {
+      const res = await quick.request({origin: server.origin, path: '/f', headers: {range: `bytes=0-${2 * 1024 * 1024 - 1}`}})
+      const parts: Buffer[] = []
+      for await (const batch of res.body) {
+        for (const chunk of batch) parts.push(Buffer.from(chunk))
+        res.body.recycle()
+        // Longer than the stall timeout, with far more than the high-water mark waiting.
+        if (parts.length === 1) await sleep(600)
+      }
+      res.body.release()
+      assert.ok(Buffer.concat(parts).equals(DATA.subarray(0, 2 * 1024 * 1024)))
+    } finally {
+      quick.close()
+      server.close()
+    }
+  })
+
   it('stops when its signal is aborted, and refuses a chunked 206 with WireUnsupported', async () => {
     const server = await rawServer((socket, head) => {
       if (head.includes('/chunked')) {

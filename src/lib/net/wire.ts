@@ -188,8 +188,17 @@ class Connection {
       get paused() {
         return mine() && conn.socket.isPaused()
       },
-      pause: () => void (mine() && this.socket.pause()),
-      resume: () => void (mine() && this.socket.resume()),
+      // A connection paused for its reader is not stalled: the stall clock stops meanwhile.
+      pause: () => {
+        if (!mine()) return
+        this.socket.pause()
+        this.socket.setTimeout(0)
+      },
+      resume: () => {
+        if (!mine()) return
+        this.socket.setTimeout(this.options.stallTimeoutMs)
+        this.socket.resume()
+      },
       abort: (error) => void (mine() && this.fail(error)),
     }
   }
