@@ -96,6 +96,20 @@ async function readAll(body: ChunkStream, slow = false): Promise<Buffer> {
   return Buffer.concat(parts)
 }
 
+/** GET [from, to) of the test file through `client`, read whole. */
+async function getRange(client: WireClient, origin: string, from: number, to: number): Promise<Buffer> {
+  const res = await client.request({origin, path: '/f', headers: {range: `bytes=${from}-${to - 1}`}})
+  return readAll(res.body)
+}
+
+/** The error `promise` fails with (a test failure if it succeeds). */
+function failure(promise: Promise<unknown>, what: string): Promise<unknown> {
+  return promise.then(
+    () => assert.fail(what),
+    (e: unknown) => e,
+  )
+}
+
 function rangeOf(head: string): [number, number] {
   const m = /range: bytes=(\d+)-(\d+)/i.exec(head)!
   return [Number(m[1]), Number(m[2]) + 1]
@@ -148,8 +162,7 @@ describe('WireClient', () => {
         [100_000, 2_000_000],
         [7, 8],
       ]) {
-        const res = await client.request({origin: server.origin, path: '/f', headers: {range: `bytes=${from}-${to - 1}`}})
-        assert.ok((await readAll(res.body)).equals(DATA.subarray(from, to)))
+        assert.ok((await getRange(client, server.origin, from, to)).equals(DATA.subarray(from, to)))
       }
       assert.equal(server.state.connections, 1)
     } finally {
@@ -170,8 +183,7 @@ describe('WireClient', () => {
         [1000, 70_000],
         [300_000, 300_547],
       ]) {
-        const res = await client.request({origin: server.origin, path: '/f', headers: {range: `bytes=${from}-${to - 1}`}})
-        assert.ok((await readAll(res.body)).equals(DATA.subarray(from, to)))
+        assert.ok((await getRange(client, server.origin, from, to)).equals(DATA.subarray(from, to)))
       }
       assert.equal(server.state.connections, 2)
     } finally {
@@ -186,10 +198,7 @@ describe('WireClient', () => {
     })
     try {
       const res = await client.request({origin: server.origin, path: '/f', headers: {range: 'bytes=0-99999'}})
-      const error = await readAll(res.body).then(
-        () => assert.fail('the body was not complete'),
-        (e: unknown) => e,
-      )
+      const error = await failure(readAll(res.body), 'the body was not complete')
       assert.equal(classifyNetworkError(error).kind, 'transient')
       assert.equal(onUsedSocket(error), true)
     } finally {
@@ -205,10 +214,7 @@ describe('WireClient', () => {
     })
     try {
       const res = await quick.request({origin: server.origin, path: '/f', headers: {range: 'bytes=0-99'}})
-      const error = await readAll(res.body).then(
-        () => assert.fail('a stalled body completed'),
-        (e: unknown) => e,
-      )
+      const error = await failure(readAll(res.body), 'a stalled body completed')
       assert.match(classifyNetworkError(error).message, /stalled/)
     } finally {
       server.close()
@@ -218,10 +224,7 @@ describe('WireClient', () => {
     const port = (closed.address() as AddressInfo).port
     closed.close()
     await once(closed, 'close')
-    const error = await quick.request({origin: `http://127.0.0.1:${port}`, path: '/', headers: {}}).then(
-      () => assert.fail('connected to a closed port'),
-      (e: unknown) => e,
-    )
+    const error = await failure(quick.request({origin: `http://127.0.0.1:${port}`, path: '/', headers: {}}), 'connected to a closed port')
     assert.match(classifyNetworkError(error).message, /connection refused/)
   })
 

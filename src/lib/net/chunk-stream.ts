@@ -106,18 +106,23 @@ export class Batches implements ChunkStream {
       return
     }
     this.enqueue(this.slab!, start, n)
-    const now = performance.now()
     // A waiting consumer is woken at once for the first bytes, then for WAKE_BYTES or WAKE_MS
     // of them: TLS hands over 16 KiB records, and a wake-up per record was most of the cost.
-    if (this.waiter && (!this.woken || this.queued >= WAKE_BYTES || now - this.wokeAt >= WAKE_MS)) {
-      this.woken = true
-      this.wokeAt = now
+    if (this.waiter && this.wakeNow()) {
       const {resolve} = this.waiter
       this.waiter = undefined
       resolve({value: this.take(), done: false})
       return
     }
     if (this.queued >= HIGH_WATER) this.controller?.pause()
+  }
+
+  private wakeNow(): boolean {
+    const now = performance.now()
+    if (this.woken && this.queued < WAKE_BYTES && now - this.wokeAt < WAKE_MS) return false
+    this.woken = true
+    this.wokeAt = now
+    return true
   }
 
   /** Queue [start, start + n) of `slab`, as part of the last view where they are contiguous. */

@@ -40,9 +40,13 @@ export function requestHead(host: string, path: string, headers: Record<string, 
   return `${head}connection: keep-alive\r\n\r\n`
 }
 
-/** Where the head ends in `bytes` (the index just past its blank line), or -1 while incomplete. */
-export function headEnd(bytes: Buffer): number {
-  const at = bytes.indexOf('\r\n\r\n', 0, 'latin1')
+/**
+ * Where the head ends in `bytes` (the index just past its blank line), or -1 while incomplete.
+ * `from`: where to look from (the bytes before it were searched already, less 3 for a blank
+ * line that straddles two reads).
+ */
+export function headEnd(bytes: Buffer, from = 0): number {
+  const at = bytes.indexOf('\r\n\r\n', Math.max(0, from - 3), 'latin1')
   return at < 0 ? -1 : at + 4
 }
 

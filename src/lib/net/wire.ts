@@ -121,6 +121,8 @@ interface Exchange {
  */
 class Connection {
   readonly socket: net.Socket
+  /** host[:port] for the Host header. */
+  private readonly host: string
   private exchange?: Exchange
   private scratch?: Buffer
   /** The exchange whose body slab the pending read goes into (see room). */
@@ -137,6 +139,7 @@ class Connection {
     private readonly forget: (conn: Connection) => void,
   ) {
     const url = new URL(origin)
+    this.host = url.host
     const secure = url.protocol === 'https:'
     const host = url.hostname.replace(/^\[|\]$/g, '')
     const port = url.port ? Number(url.port) : secure ? 443 : 80
@@ -170,7 +173,7 @@ class Connection {
       signal?.addEventListener('abort', onAbort, {once: true})
       this.socket.setTimeout(this.options.stallTimeoutMs)
       try {
-        this.socket.write(requestHead(new URL(req.origin).host, req.path, req.headers), 'latin1')
+        this.socket.write(requestHead(this.host, req.path, req.headers), 'latin1')
       } catch (error) {
         this.fail(error as Error)
       }
@@ -238,7 +241,7 @@ class Connection {
   private onHead(ex: Exchange, n: number, buf: Buffer, direct: boolean): void {
     const read = Buffer.from(buf.subarray(0, n))
     let head: Buffer = ex.head ? Buffer.concat([ex.head, read]) : read
-    for (let end = headEnd(head); end >= 0; end = headEnd(head)) {
+    for (let end = headEnd(head, ex.head?.length); end >= 0; end = headEnd(head)) {
       let parsed: ResponseHead
       try {
         parsed = parseHead(head.toString('latin1', 0, end))
