@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import {describe, it} from 'node:test'
 import {Meter} from '../src/lib/transfer/meter.js'
-import {pieceSizes, requestBytes, share, straggling, typicalRate, worthCutting, type ConnectionView} from '../src/lib/transfer/piece-policy.js'
+import {firstByteTime, pieceSizes, requestBytes, requestSeconds, share, straggling, typicalRate, worthCutting, type ConnectionView} from '../src/lib/transfer/piece-policy.js'
 
 const MiB = 1024 * 1024
 
@@ -35,11 +35,32 @@ describe('piece policy', () => {
     assert.equal(pieceSizes({ranged: false, target: 1, pending: 0, minSplit: MiB, requestBytes: MiB, held: []}).pieceSize, Number.MAX_SAFE_INTEGER)
   })
 
-  it('asks for about 3 s of a typical connection, within bounds, or the chunk size given', () => {
+  it('asks for about 3 s of a typical connection while first bytes are slow or unknown, within bounds, or the chunk size given', () => {
     assert.equal(requestBytes(MiB, undefined, 10 * MiB), 30 * MiB)
+    assert.equal(requestBytes(MiB, undefined, 10 * MiB, 80), 30 * MiB)
+    assert.equal(requestBytes(MiB, undefined, 10 * MiB, 500), 30 * MiB)
     assert.equal(requestBytes(MiB, undefined, 100 * MiB), 64 * MiB)
     assert.equal(requestBytes(MiB, undefined, 100 * 1024), 2 * MiB)
-    assert.equal(requestBytes(MiB, 8 * MiB, 100 * MiB), 8 * MiB)
+    assert.equal(requestBytes(MiB, 8 * MiB, 100 * MiB, 1), 8 * MiB)
+  })
+
+  it('asks for shorter requests from a server that answers quickly: 40 first-byte waits, at least a quarter second', () => {
+    assert.equal(requestSeconds(undefined), 3)
+    assert.equal(requestSeconds(25), 1)
+    assert.equal(requestSeconds(2), 0.25)
+    assert.equal(requestSeconds(0), 0.25)
+    assert.equal(requestBytes(MiB, undefined, 40 * MiB, 25), 40 * MiB)
+    assert.equal(requestBytes(MiB, undefined, 40 * MiB, 1), 10 * MiB)
+    // Never below two minimum splits.
+    assert.equal(requestBytes(MiB, undefined, 2 * MiB, 1), 2 * MiB)
+  })
+
+  it('reads the first-byte wait as the upper median of the connections that had one', () => {
+    const at = (startedAt: number, firstByteAt?: number) => ({startedAt, firstByteAt})
+    assert.equal(firstByteTime([]), undefined)
+    assert.equal(firstByteTime([at(0)]), undefined)
+    assert.equal(firstByteTime([at(0, 5), at(10, 90), at(0)]), 80)
+    assert.equal(firstByteTime([at(0, 5), at(0, 30), at(0, 400)]), 30)
   })
 
   it('takes the median of settled connections and recent finishers, none from fewer than three', () => {

@@ -42,13 +42,45 @@ export function typicalRate(running: Iterable<ConnectionView>, finishedRates: nu
   return rates[Math.floor(rates.length / 2)]
 }
 
+/** A request lasts this many first-byte waits: the wait before its first byte costs under 2.5%. */
+const FIRST_BYTES_PER_REQUEST = 40
+/** Bounds of a request's length in seconds of a typical connection's transfer. */
+const REQUEST_SECONDS = {min: 0.25, max: 3}
+
 /**
- * Requests long enough that the time to first byte is a small cost (about 3 s of a typical
- * connection's transfer), short enough that a connection rarely has to abort one.
+ * How long a request should last, from how long requests wait for their first byte: long
+ * enough that the wait is a small cost, and no longer. Unknown, or slow to answer (a CDN 80 ms
+ * away and more): 3 s. A near server answering in a few ms: a quarter of a second. Long
+ * requests are also long pieces (pieces are handed out at most a request long), and with 16 or
+ * more connections each holding one, the contiguous prefix stands still until the oldest
+ * piece is done: on a fat pipe, 64 MiB pieces left a gigabyte to hash after the last byte
+ * arrived (half a second of a 2 GiB pull spent hashing alone).
  */
-export function requestBytes(minSplit: number, chunkSize: number | undefined, typical: number | undefined): number {
+export function requestSeconds(firstByteMs: number | undefined): number {
+  if (firstByteMs === undefined) return REQUEST_SECONDS.max
+  return Math.min(REQUEST_SECONDS.max, Math.max(REQUEST_SECONDS.min, (FIRST_BYTES_PER_REQUEST * firstByteMs) / 1000))
+}
+
+/**
+ * How long connections waited for their first byte: the upper median, so that one quick
+ * answer (a probe) does not decide. Undefined while none has had one.
+ */
+export function firstByteTime(connections: Iterable<Pick<ConnectionView, 'startedAt' | 'firstByteAt'>>): number | undefined {
+  const times = [...connections]
+    .filter((c) => c.firstByteAt !== undefined)
+    .map((c) => c.firstByteAt! - c.startedAt)
+    .sort((a, b) => a - b)
+  return times.length ? times[Math.floor(times.length / 2)] : undefined
+}
+
+/**
+ * How much one request asks for: `requestSeconds` of a typical connection's transfer (4 MiB/s
+ * while none is known), at least two minimum splits, at most 64 MiB (a connection rarely has
+ * to abort one). A chunk size set by the user is used as it is.
+ */
+export function requestBytes(minSplit: number, chunkSize: number | undefined, typical: number | undefined, firstByteMs?: number): number {
   if (chunkSize) return Math.max(minSplit, chunkSize)
-  return Math.round(Math.min(64 * 1024 * 1024, Math.max(2 * minSplit, (typical ?? 4 * 1024 * 1024) * 3)))
+  return Math.round(Math.min(64 * 1024 * 1024, Math.max(2 * minSplit, (typical ?? 4 * 1024 * 1024) * requestSeconds(firstByteMs))))
 }
 
 /**

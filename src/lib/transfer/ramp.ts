@@ -2,6 +2,7 @@ import {cpus} from 'node:os'
 import {performance} from 'node:perf_hooks'
 import type {ConnectionController} from './connection-controller.js'
 import {Meter} from './meter.js'
+import {firstByteTime} from './piece-policy.js'
 
 /**
  * The ramp: how many connections run, and when that changes. ConnectionController holds the
@@ -85,7 +86,8 @@ export class FirstStepUp {
     if (running.length < from || running.some((c) => c.firstByteAt === undefined)) return {kind: 'idle'}
     const at = Math.max(...running.map((c) => c.firstByteAt!)) + this.timing.delayMs
     if (now < at) return {kind: 'wait', at}
-    if (firstByteTime(running) < this.timing.minWindowMs) {
+    // All of them have had their first byte (above).
+    if (firstByteTime(running)! < this.timing.minWindowMs) {
       this.phase = 'baseline-first'
       this.window = {t: now, bytes: received}
       return {kind: 'wait', at: now + BASELINE_FIRST_MS}
@@ -124,12 +126,6 @@ export class FirstStepUp {
     this.controller.baseline(baseline)
     return {kind: 'measured', baseline, windowMs}
   }
-}
-
-/** How long the connections took to their first byte: the upper median, so one quick probe does not decide. */
-function firstByteTime(connections: Started[]): number {
-  const times = connections.map((c) => c.firstByteAt! - c.startedAt).sort((a, b) => a - b)
-  return times[Math.floor(times.length / 2)]
 }
 
 /**

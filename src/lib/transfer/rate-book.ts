@@ -1,4 +1,4 @@
-import {requestBytes, typicalRate, type ConnectionView} from './piece-policy.js'
+import {firstByteTime, requestBytes, typicalRate, type ConnectionView} from './piece-policy.js'
 
 /** A finished connection's rate counts this long towards the typical rate. */
 const REMEMBER_MS = 10_000
@@ -39,8 +39,9 @@ export class RateBook {
     )
   }
 
-  /** How much one request should ask for now. */
+  /** How much one request should ask for now: from the typical rate and how long the running connections waited for their first byte. */
   requestBytes(running: Iterable<ConnectionView>, now: number): number {
-    return requestBytes(this.minSplit, this.chunkSize, this.typical(running, now))
+    const list = [...running]
+    return requestBytes(this.minSplit, this.chunkSize, this.typical(list, now), firstByteTime(list))
   }
 }

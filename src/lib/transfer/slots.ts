@@ -161,7 +161,7 @@ export class Slots {
           delay = await ctx.recovery.failed(error, source, ++attempt, connection.target, refused)
         }
       } finally {
-        ctx.debug(`end seg#${segment.id} at ${segment.pos}/${segment.end}${connection.stopReason ? ` (${connection.stopReason})` : ''}`)
+        ctx.debug(`end seg#${segment.id} at ${segment.pos}/${segment.end}${connection.firstByteAt === undefined ? '' : `, first byte after ${Math.round(connection.firstByteAt - connection.startedAt)} ms`}${connection.stopReason ? ` (${connection.stopReason})` : ''}`)
         adopted = undefined
         this.connections.delete(connection)
         const rate = ctx.rates.ended(connection, performance.now())
