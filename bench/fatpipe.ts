@@ -213,15 +213,15 @@ ${PROFILE}`
  */
 const PROFILE = `
 Profile of one HTTP pull of 2 GiB (perf sampling every thread at 999 Hz, bin/run.js's V8 flags,
-16 connections, no fetch threads, after the pause; 6.0 CPU s sampled; 2026-12-01, with mtune's
-own range client):
+16 connections, no fetch threads, after the pause; 5.45 CPU s sampled; 2026-12-01, mtune's own
+range client, before the request length below):
 
 | thread | CPU s | where |
 |---|---|---|
-| hash worker | 2.2 | sha256 1.62 (0.81 per GiB, SHA extensions); re-reading the part file from the page cache 0.39 |
-| main | 2.2 | the kernel's socket reads and TCP 0.69; JavaScript 0.47 (the wire client, range-fetch, the engine); V8's compilers and start-up 0.51; other native code 0.29, other kernel 0.28 |
-| libuv's pool (the writes) | 1.3 | copying into the page cache 0.97 (into pages the host had taken back: see the pause above); locks and the rest 0.3 |
-| V8's GC threads | 0.4 | |
+| hash worker | 2.0 | sha256 1.64 (0.82 per GiB, SHA extensions); re-reading the part file from the page cache 0.27 |
+| main | 1.9 | the kernel's socket reads and TCP 0.81; V8's parser and compilers 0.23 (mostly start-up); JavaScript, V8's built-ins, native code and the rest of the kernel 0.83; GC 0.06 |
+| libuv's pool (the writes) | 1.1 | copying into the page cache 0.94 (into pages the host had taken back: see the pause above); locks and the rest 0.16 |
+| V8's background threads | 0.4 | the optimising compiler 0.31; GC 0.06 |
 
 What changed with it: the range requests no longer go through undici but through mtune's own
 HTTP/1.1 client (src/lib/net/wire.ts), whose socket reads straight into the slabs that are
@@ -237,14 +237,46 @@ its waiting reader for the first bytes at once, then for 64 KiB or 5 ms of them,
 contiguous records as one view (one writev entry): about 5% less CPU and wall time over HTTPS
 in 3 interleaved pulls each way.
 
+Where the wall time goes on these 2 cores (perf over the same pull, CPU per thread per half
+second): the threads together keep about both cores busy, so the wall time follows the total CPU.
+The hash worker sat idle for a second or more in the middle and then hashed alone for 0.3-0.9 s
+after the last byte: requests were 3 s of a connection's transfer, on this path 64 MiB each, and
+with 16 connections each holding one the contiguous prefix stood still behind the oldest, about
+a gigabyte behind the newest. Requests now last 40 first-byte waits (a quarter second to 3 s;
+piece-policy.ts), which here means about 1 s, since nginx and mtune share the two cores and a
+first byte takes 10-60 ms. In 3 interleaved pulls each way: HTTP 3.15 against 3.49 s, HTTPS 4.93
+against 5.15 s (medians). On a machine with cores to spare, that tail is pure waiting; here
+moving the hashing earlier mostly moves CPU time, which is why the gain is small. Servers slower
+to answer (80 ms and more, the capped scenario) keep 3 s requests.
+
+Over HTTPS the main thread spent, of 3.1 CPU s: the kernel's socket reads 0.58, AES-GCM 0.51,
+copies inside Node's TLS layer 0.31 (each read is copied into OpenSSL's buffer, then out of it:
+TLSWrap's, not mtune's), V8's compilers 0.22, JavaScript 0.16.
+
+V8's optimising compiler: \`--trace-opt\` counts about 210 functions compiled, 0.56 s of compile
+time (on V8's background threads) in one 2 GiB pull; the hot loop (range-fetch's streamBody, the
+journal's record, the part file's write and flush, the socket's resume) is most of it. Without
+it (\`--max-opt=1\`, 10 runs interleaved with the defaults) or with 8 times the interrupt budget
+(4 runs), CPU came out within noise of the defaults: code left unoptimised costs about what
+compiling saved.
+
+Start-up: a pull of a 1 KB file costs 0.45 CPU s: Node itself 0.07, oclif about 0.18, and
+undici's index 0.13, which loads all of undici (111 modules: fetch, WebSocket, caches, mocks) and,
+through the cookie module's use of the global Headers, Node's own bundled undici too. Loading
+only the classes mtune uses takes 31 modules and 0.04 s, but the index also puts request and
+connect on Dispatcher's prototype, which undici's proxy agent calls for CONNECT tunnels: copying
+that wiring into mtune would tie it to undici's private layout, for 2% of a 2 GiB pull. Left.
+
 What is left is mostly what any client with a checksum does: the socket reads and the page-cache
 writes (about what aria2c spends in all), sha256, and re-reading the file for it. Beyond that:
-0.2 CPU s per GiB for the re-read (hashing from memory would save it, but 16 connections write
+0.13-0.2 CPU s per GiB for the re-read (hashing from memory would save it, but 16 connections write
 16 places at once, so about one write in 16 lands at the contiguous prefix, and holding the
 others until it reaches them would cost hundreds of MB), about 0.5 s per pull of start-up
 (loading the CLI and its modules, the hash worker), and V8's own threads. The verdict rows print
 the ratio aria2c's CPU plus sha256 alone would reach: within 1.5x, the rest of mtune would have
-to cost no more than aria2c's whole. A smaller read buffer for the hash (64 or 256 KiB against
+to cost no more than aria2c's whole; in a run where that ratio is itself above 1.5 (the
+page-cache writes cheap that time, so aria2c's whole is small beside the hash), no client that
+hashes could meet the target. A smaller read buffer for the hash (64 or 256 KiB against
 1 MiB) made no difference.
 
 The spread of system time between identical runs (4 to 13 s when issue 17 was filed) had two
