@@ -247,7 +247,10 @@ piece-policy.ts), which here means about 1 s, since nginx and mtune share the tw
 first byte takes 10-60 ms. In 3 interleaved pulls each way: HTTP 3.15 against 3.49 s, HTTPS 4.93
 against 5.15 s (medians). On a machine with cores to spare, that tail is pure waiting; here
 moving the hashing earlier mostly moves CPU time, which is why the gain is small. Servers slower
-to answer (80 ms and more, the capped scenario) keep 3 s requests.
+to answer (80 ms and more, the capped scenario) keep 3 s requests. From the test mirror answering
+every request after 20 ms (40 MiB/s a connection, 400 MiB/s in all, 512 MiB), where requests now
+last about 0.9 s, 4 interleaved runs each: medians 342 against 348 MiB/s, within noise (311-371
+against 319-371).
 
 Over HTTPS the main thread spent, of 3.1 CPU s: the kernel's socket reads 0.58, AES-GCM 0.51,
 copies inside Node's TLS layer 0.31 (each read is copied into OpenSSL's buffer, then out of it:
