@@ -102,6 +102,11 @@ async function getRange(client: WireClient, origin: string, from: number, to: nu
   return readAll(res.body)
 }
 
+/** GET each of `ranges` in turn through `client`, each read whole and checked against the file. */
+async function getRangesIntact(client: WireClient, origin: string, ranges: Array<[number, number]>): Promise<void> {
+  for (const [from, to] of ranges) assert.ok((await getRange(client, origin, from, to)).equals(DATA.subarray(from, to)), `bytes ${from}-${to - 1}`)
+}
+
 /** The error `promise` fails with (a test failure if it succeeds). */
 function failure(promise: Promise<unknown>, what: string): Promise<unknown> {
   return promise.then(
@@ -157,13 +162,11 @@ describe('WireClient', () => {
       socket.write(DATA.subarray(from, to))
     })
     try {
-      for (const [from, to] of [
+      await getRangesIntact(client, server.origin, [
         [0, 100_000],
         [100_000, 2_000_000],
         [7, 8],
-      ]) {
-        assert.ok((await getRange(client, server.origin, from, to)).equals(DATA.subarray(from, to)))
-      }
+      ])
       assert.equal(server.state.connections, 1)
     } finally {
       server.close()
@@ -179,12 +182,10 @@ describe('WireClient', () => {
       socket.write(Buffer.concat([body, DATA.subarray(to, to + 477)]))
     })
     try {
-      for (const [from, to] of [
+      await getRangesIntact(client, server.origin, [
         [1000, 70_000],
         [300_000, 300_547],
-      ]) {
-        assert.ok((await getRange(client, server.origin, from, to)).equals(DATA.subarray(from, to)))
-      }
+      ])
       assert.equal(server.state.connections, 2)
     } finally {
       server.close()

@@ -24,6 +24,8 @@ export class BadResponse extends Error {
   readonly code = 'WIRE_BAD_RESPONSE'
 }
 
+/** A header name (an RFC 9110 token) and a value that cannot split the head. */
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
 const HEADER_VALUE = /^[^\r\n\0]*$/
 
 /** The head of `GET path` with `headers`: refuses a name or value that would split the head. */
@@ -32,7 +34,7 @@ export function requestHead(host: string, path: string, headers: Record<string, 
   for (const [name, value] of Object.entries(headers)) {
     const lower = name.toLowerCase()
     if (lower === 'host' || lower === 'connection' || lower === 'content-length') continue
-    if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(name) || !HEADER_VALUE.test(value)) {
+    if (!HEADER_NAME.test(name) || !HEADER_VALUE.test(value)) {
       throw new TypeError(`invalid request header ${JSON.stringify(name)}: a header cannot hold a line break`)
     }
     head += `${name}: ${value}\r\n`

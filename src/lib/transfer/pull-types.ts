@@ -12,8 +12,8 @@ export interface PullOptions {
   maxConnections?: number
   /**
    * How much one request asks for (what `mtune bench` calls the chunk size). Default: adapted
-   * to 40 first-byte waits, 0.25 to 3 s of one connection's transfer (piece-policy.ts). Ranges are not split below min(1 MiB, this), except
-   * the last pieces (down to a quarter of that).
+   * to 40 first-byte waits, 0.25 to 3 s of one connection's transfer (piece-policy.ts). Ranges
+   * are not split below min(1 MiB, this), except the last pieces (down to a quarter of that).
    */
   chunkSize?: number
   sha256?: string
