@@ -267,7 +267,7 @@ while the added 16 wait for their first byte: 126 to 129 MiB/s in single runs, a
 quiet machine gave 150.2 to 151.0 MiB/s; a run that meets load from elsewhere loses several.
 
 Peak RSS: every socket read is a fresh buffer, and one kept while the disk catches up outlives
-young collections and waits for a full one. So bodies are copied into reused 64 KiB slabs as
+young collections and waits for a full one. So bodies are copied into reused 256 KiB slabs as
 they arrive, and undici's WebAssembly parser stays on V8's baseline compiler (optimising it, a
 few hundred ms in, was the pull's peak). What is left grows with the connection count, about
 0.7 MB each: the 2 GiB pull peaked at 112 MB with 32 connections and 136 MB with 64. Here
