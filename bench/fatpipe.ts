@@ -214,7 +214,7 @@ ${PROFILE}`
 const PROFILE = `
 Profile of one HTTP pull of 2 GiB (perf sampling every thread at 999 Hz, bin/run.js's V8 flags,
 16 connections, no fetch threads, after the pause; 5.45 CPU s sampled; 2026-12-01, mtune's own
-range client, before the request length below):
+range client, before the request length and the larger reads below):
 
 | thread | CPU s | where |
 |---|---|---|
@@ -256,6 +256,24 @@ Over HTTPS the main thread spent, of 3.1 CPU s: the kernel's socket reads 0.58, 
 copies inside Node's TLS layer 0.31 (each read is copied into OpenSSL's buffer, then out of it:
 TLSWrap's, not mtune's), V8's compilers 0.22, JavaScript 0.16.
 
+Reads of up to 256 KiB (slab-pool.ts): the socket reads into the free end of a slab, so the
+slab's size caps a read, and each read is a turn of JavaScript (Node's read callback, the
+body's queue, the reader's wake-up). With 64 KiB slabs a 2 GiB pull from this nginx over HTTP
+took 38,000 reads, with 256 KiB 12,400, and the main thread's CPU after start-up fell from 1.86
+to 1.36 s (perf, one pull each). Over the whole process the gain is smaller and the noise large:
+CPU medians over HTTP in three sets of 5-6 interleaved runs after the pause, 5.14 against 5.41,
+5.33 against 6.28 and 4.69 against 4.81 s (64 KiB second); over HTTPS, where TLS hands over 16
+KiB records whatever the buffer, 6.49 against 6.19 (4 runs) and 5.43 against 6.21 (6 runs). Wall
+time moved with CPU or within noise. Peak RSS is 10-20 MB higher. 128 KiB saved about half as
+much, 512 KiB less than 256; waking the reader for 128 KiB instead of 64 made no difference.
+
+Shorter requests, tried and not kept: \`--chunk-size 16M\` (about half a second of a connection
+here, against about a second adapted) came out 4-8% faster over HTTPS in three sets of 4-5
+interleaved runs, and 15% slower over HTTP in one set of 5: noise on this machine, so the rule
+stays. The capped scenario has no hash tail to shorten (its digest comes 0.02-0.05 s after the
+last byte): the tail here comes with both cores saturated, where the hash waits for a core
+rather than for the prefix.
+
 V8's optimising compiler: \`--trace-opt\` counts about 210 functions compiled, 0.56 s of compile
 time (on V8's background threads) in one 2 GiB pull; the hot loop (range-fetch's streamBody, the
 journal's record, the part file's write and flush, the socket's resume) is most of it. Without
@@ -269,6 +287,11 @@ through the cookie module's use of the global Headers, Node's own bundled undici
 only the classes mtune uses takes 31 modules and 0.04 s, but the index also puts request and
 connect on Dispatcher's prototype, which undici's proxy agent calls for CONNECT tunnels: copying
 that wiring into mtune would tie it to undici's private layout, for 2% of a 2 GiB pull. Left.
+With the larger reads, start-up is 0.55 of the main thread's 1.9 CPU s in a 2 GiB pull over
+HTTP. Two tries that did not help: oclif's command manifest (oclif.manifest.json, so that only
+the pull command is loaded; 12 interleaved 1 KB pulls each: medians 0.65 against 0.645 CPU s),
+and an esbuild bundle of the pull command with its dependencies (13 MB, systeminformation and
+the rest with it: 0.39 CPU s to load against 0.15 for the modules as they are).
 
 What is left is mostly what any client with a checksum does: the socket reads and the page-cache
 writes (about what aria2c spends in all), sha256, and re-reading the file for it. Beyond that:
