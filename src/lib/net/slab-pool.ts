@@ -12,9 +12,10 @@
  * Why 256 KiB: mtune's own client (wire.ts) reads the socket straight into a slab's free end,
  * so a slab's size is the most one read can take, and each read is a turn of JavaScript (Node's
  * read callback, the body's queue, the consumer's wake-up). A 2 GiB pull from nginx over HTTP
- * took 38,000 reads with 64 KiB slabs and 12,400 with 256 KiB: 5-15% less CPU in interleaved
- * runs, for 15-20 MB more peak RSS. 128 KiB saved about half of that, 512 KiB less than 256
- * (a socket seldom has that much waiting). TLS hands over 16 KiB records whatever the size.
+ * took 38,000 reads with 64 KiB slabs and 12,400 with 256 KiB, and 2-15% less CPU in three
+ * sets of interleaved runs, for 10-20 MB more peak RSS (docs/BENCHMARKS.md has every set).
+ * 128 KiB saved about half of that, 512 KiB less than 256 (a socket seldom has that much
+ * waiting). TLS hands over 16 KiB records whatever the size.
  */
 export const SLAB_BYTES = 256 * 1024
 
