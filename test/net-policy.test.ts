@@ -110,13 +110,51 @@ describe('ConnectionController', () => {
     const c = new ConnectionController({initial: 16, max: 64, settleMs: 100}, 0)
     assert.equal(c.stepFirst(10, true), 32)
     c.baseline(500)
-    assert.equal(c.sample(200, 560, true, true), 16, 'a 12% gain on a machine with no CPU left is noise')
+    assert.equal(c.sample(200, 560, true, 'machine'), 16, 'a 12% gain on a machine with no CPU left is noise')
     const d = new ConnectionController({initial: 16, max: 64, settleMs: 100}, 0)
-    assert.equal(d.sample(200, 500, true, true), 16, 'no first step either')
+    assert.equal(d.sample(200, 500, true, 'machine'), 16, 'no first step either')
     const e = new ConnectionController({initial: 16, max: 64, settleMs: 100}, 0)
     assert.equal(e.stepFirst(10, true), 32)
     e.baseline(undefined)
-    assert.equal(e.sample(200, 500, true, true), 16, 'an unjudged step is undone too')
+    assert.equal(e.sample(200, 500, true, 'machine'), 16, 'an unjudged step is undone too')
+  })
+
+  it('sheds connections while its own event loop is the limit, and keeps the cut only if throughput held', () => {
+    const c = new ConnectionController({initial: 16, max: 64, settleMs: 100}, 0)
+    assert.equal(c.sample(200, 900, true, 'machine'), 16, 'CPUs busy, loop not: no shedding')
+    assert.equal(c.sample(300, 900, true, 'loop'), 8, 'the loop is the limit: half')
+    assert.equal(c.sample(350, 500, true, 'loop'), 8, 'judged after the settle time')
+    assert.equal(c.sample(450, 600, true, 'loop'), 8, 'two thirds of the rate held (a saturated machine drifts): kept')
+    assert.equal(c.sample(600, 600, true, 'loop'), 8, 'never below 8')
+    assert.equal(c.sample(30_000, 600, true, 'none'), 16, 'CPU to spare again, after the hold: growth resumes (a first step doubles)')
+
+    const capped = new ConnectionController({initial: 16, max: 64, settleMs: 100}, 0)
+    assert.equal(capped.sample(200, 128, true, 'loop'), 8)
+    assert.equal(capped.sample(400, 66, true, 'loop'), 16, 'half the rate with half the connections: a server capping each; back')
+    assert.equal(capped.sample(600, 128, true, 'loop'), 16, 'and never shed again')
+    assert.equal(capped.sample(60_000, 128, true, 'loop'), 16)
+
+    const many = new ConnectionController({initial: 64, max: 64, settleMs: 100}, 0)
+    assert.equal(many.sample(200, 900, true, 'loop'), 32)
+    assert.equal(many.sample(400, 900, true, 'loop'), 32, 'judged: kept')
+    assert.equal(many.sample(600, 900, true, 'loop'), 16, 'then the next halving')
+    assert.equal(many.sample(800, 900, true, 'loop'), 16)
+    assert.equal(many.sample(1000, 900, true, 'loop'), 8)
+  })
+
+  it('undoes a step first when the loop saturates, and sheds from the count it came back to', () => {
+    const c = new ConnectionController({initial: 16, max: 64, settleMs: 100}, 0)
+    assert.equal(c.stepFirst(10, true), 32)
+    c.baseline(700)
+    assert.equal(c.sample(200, 1000, true, 'loop'), 16, 'the step is undone: its early burst says nothing of 16')
+    assert.equal(c.sample(400, 900, true, 'loop'), 8, 'then shed, judged against what 16 did')
+  })
+
+  it('forgets a shed being judged when the server sets the count', () => {
+    const c = new ConnectionController({initial: 16, max: 64, settleMs: 100, throttleHoldMs: 1000}, 0)
+    assert.equal(c.sample(200, 900, true, 'loop'), 8)
+    assert.equal(c.throttled(250, 16), 4, '503: half of those still running')
+    assert.equal(c.sample(1400, 100, true, 'none'), 8, 'no shed to judge: growth after the hold')
   })
 
   it('leaves a first step without a fair baseline unjudged, and judges the next one', () => {
@@ -225,6 +263,13 @@ describe('StepInEffect', () => {
     assert.equal(e.judgeable(1300, 100, 32, 32, 400), true)
   })
 
+  it('judges a cut only once the connections beyond the new count have ended', () => {
+    const e = new StepInEffect()
+    assert.equal(e.judgeable(500, 100, 8, 16, 400, 16), false, '16 still run: their requests end first')
+    assert.equal(e.judgeable(900, 100, 8, 8, 400, 8), false, 'down to 8: the window starts here')
+    assert.equal(e.judgeable(1300, 100, 8, 8, 400, 8), true)
+  })
+
   it('starts over at each change, and judges anyway when connections never answer', () => {
     const e = new StepInEffect()
     assert.equal(e.judgeable(500, 0, 16, 16, 400), false)
@@ -269,6 +314,9 @@ describe('CpuHeadroom', () => {
     assert.equal(load.exhausted(at.t, 400), false, 'cores to spare')
     for (let i = 0; i < 5; i++) step(95, 100, 80)
     assert.equal(load.exhausted(at.t, 400), true, 'its own event loop is the limit')
+    assert.equal(load.limit(at.t, 400), 'loop')
+    for (let i = 0; i < 5; i++) step(40, 130, 10)
+    assert.equal(load.limit(at.t, 400), 'machine', 'the CPUs, not the loop')
   })
 })
 

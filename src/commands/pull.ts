@@ -79,7 +79,7 @@ Exit codes: 0 done, 2 bad input, 3 the server refused or kept failing, 4 digest 
     verify: Flags.boolean({description: 'hf://, ollama://, modelscope://: re-hash the files already present (found by size) and pull again any that are bad.'}),
     cache: Flags.string({env: 'MTUNE_CACHE', description: 'hf://, ollama://, modelscope://: an mtune cache (its URL, as mtune cache serve prints it) to pull through; the origin stays the fallback. Files land where they would without it.'}),
     'dry-run': Flags.boolean({description: 'Print the plan (model sources) or the --auto decision, and write nothing.'}),
-    connections: Flags.integer({char: 'c', min: 1, max: 256, description: 'Connections to start with; more are added while throughput grows. [default: 16]'}),
+    connections: Flags.integer({char: 'c', min: 1, max: 256, description: 'Connections to start with; more are added while throughput grows, fewer when this machine\'s CPU is the limit. [default: 16]'}),
     'max-connections': Flags.integer({min: 1, max: 256, description: 'Most connections open at once (for a model: over all its files). [default: 64]'}),
     'chunk-size': Flags.string({description: 'How much one request asks for, e.g. 4M or 16M, as mtune bench measures it. [default: adapted to 40 first-byte waits, 0.25-3 s of a connection]'}),
     sha256: Flags.string({description: 'URLs: expected sha256 (64 hex digits); a mismatch is an error and the file is not kept.'}),

@@ -1,6 +1,6 @@
 import {cpus} from 'node:os'
 import {performance} from 'node:perf_hooks'
-import type {ConnectionController} from './connection-controller.js'
+import type {ConnectionController, CpuLimit} from './connection-controller.js'
 import {Meter} from './meter.js'
 import {firstByteTime} from './piece-policy.js'
 
@@ -148,13 +148,15 @@ export class StepInEffect {
    * @param changedAt when the count last changed
    * @param receiving how many of the running connections have had their first byte
    * @param windowMs the window the judging throughput is measured over
+   * @param running how many connections run: after a cut, those beyond the target are still
+   *   ending their requests, and the cut is in effect only once they have
    */
-  judgeable(now: number, changedAt: number, target: number, receiving: number, windowMs: number): boolean {
+  judgeable(now: number, changedAt: number, target: number, receiving: number, windowMs: number, running = receiving): boolean {
     if (changedAt !== this.change) {
       this.change = changedAt
       this.effectAt = undefined
     }
-    if (this.effectAt === undefined && receiving >= Math.ceil(RECEIVING_SHARE * target)) this.effectAt = now
+    if (this.effectAt === undefined && receiving >= Math.ceil(RECEIVING_SHARE * target) && running <= target) this.effectAt = now
     if (now - changedAt >= GIVE_UP_MS) return true
     return this.effectAt !== undefined && now - this.effectAt >= windowMs
   }
@@ -230,12 +232,17 @@ export class CpuHeadroom {
 
   /** The loop is saturated, or the CPUs are, with this process using at least half a core. */
   exhausted(now: number, windowMs: number): boolean {
-    if (this.loop(now, windowMs) >= LOOP_SATURATED) return true
+    return this.limit(now, windowMs) !== 'none'
+  }
+
+  /** Which of the two, the loop first (it is what shedding connections relieves). */
+  limit(now: number, windowMs: number): CpuLimit {
+    if (this.loop(now, windowMs) >= LOOP_SATURATED) return 'loop'
     const all = this.all.rate(now, windowMs)
-    if (all <= 0) return false
+    if (all <= 0) return 'none'
     const idleShare = this.idle.rate(now, windowMs) / all
     const cores = this.ownCpu.rate(now, windowMs) / 1000
-    return idleShare < MACHINE_IDLE_LEFT && cores >= 0.5
+    return idleShare < MACHINE_IDLE_LEFT && cores >= 0.5 ? 'machine' : 'none'
   }
 }
 
@@ -333,10 +340,11 @@ export class Ramp<S extends {alive: boolean}> {
     const view = this.view()
     const before = this.controller.target
     this.holdAtServerLimit(now, view)
-    const receiving = [...view.connections].filter((c) => !c.stopReason && c.firstByteAt !== undefined).length
-    if (this.controller.target === before && this.inEffect.judgeable(now, this.controller.lastChange, before, receiving, JUDGE_WINDOW_MS)) {
+    const running = [...view.connections].filter((c) => !c.stopReason)
+    const receiving = running.filter((c) => c.firstByteAt !== undefined).length
+    if (this.controller.target === before && this.inEffect.judgeable(now, this.controller.lastChange, before, receiving, JUDGE_WINDOW_MS, running.length)) {
       // A step already taken is still judged (and undone if it bought nothing); only growth waits.
-      this.controller.sample(now, view.throughput, view.room, this.cpu.exhausted(now, JUDGE_WINDOW_MS))
+      this.controller.sample(now, view.throughput, view.room, this.cpu.limit(now, JUDGE_WINDOW_MS))
     }
     if (this.controller.target !== before) this.events.debug(`connections ${before} -> ${this.controller.target} at ${Math.round(view.throughput / 1048576)} MiB/s`)
   }
