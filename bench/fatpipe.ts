@@ -311,6 +311,20 @@ the next one (hence \`sync\`), and the balloon's free page reporting (hence the 
 same 2 GiB written with 1 MiB sequential writes cost 0.5 s of system time right after another
 file was deleted and 2.0-2.8 s eight seconds later.
 
+Fewer connections while mtune's event loop is the limit (connection-controller.ts): with the
+loop busy 80% of the time, the ramp halves the count, not below 8, and keeps the cut if
+throughput held (at least 60%: halving connections that a server caps one by one loses half,
+and is then undone for good). Here 8 connections from the start beat 16: 4.2 against 4.9 s wall
+(medians of 10 interleaved runs after the pause) and 3.54 against 3.83 s (of 5), with the hash
+done 0.2-0.3 s after the last byte against 0.4-0.6, since fewer requests in flight keep the
+contiguous prefix closer to the newest bytes; CPU came out within noise (6.9 against 7.6 s in
+one set, 5.6 against 5.6 in another). Shedding from 16 once the loop is seen saturated (after
+about a second: 16 -> 32 -> 16 -> 8 over HTTP, 16 -> 8 over HTTPS) keeps part of that on a 2
+GiB pull, all of it on a longer one: 3.40 against 3.48 and 3.65 against 3.83 s over HTTP, 4.87
+against 5.12 over HTTPS (medians of 5-6, interleaved with the build before). None of the capped,
+straggler and kill scenarios shed (2-3 pulls each with --debug; the capped one's loop stayed
+under half busy).
+
 Measured before, and still in force:
 - the connection count: on this 0.1 ms path the ramp takes no step, and undoes one, while the
   CPUs have under a fifth of their time idle with mtune using half a core or more (ramp.ts):
