@@ -265,15 +265,19 @@ while the added 16 wait for their first byte: 126 to 129 MiB/s in single runs, a
 128. An earlier try that measured from the first bytes on was inflated by their burst (168 to
 191), and a misjudged step (back to 16) costs far more than an early one gains. Single runs on a
 quiet machine gave 150.2 to 151.0 MiB/s; a run that meets load from elsewhere loses several.
+(Shedding connections, the 2026-12-01 change, leaves it alone: its loop stays under half busy.
+Six pulls each of the build before and after it, interleaved, took 3.400 and 3.407 s of
+transfer, medians, about 150.5 MiB/s; the full run that day gave 149.9.)
 
 Peak RSS: every socket read is a fresh buffer, and one kept while the disk catches up outlives
 young collections and waits for a full one. So bodies are copied into reused 256 KiB slabs as
 they arrive, and undici's WebAssembly parser stays on V8's baseline compiler (optimising it, a
 few hundred ms in, was the pull's peak). What is left grows with the connection count, about
 0.7 MB each: the 2 GiB pull peaked at 112 MB with 32 connections and 136 MB with 64. Here
-it stays at 32 to 40: its event loop is 95-100% busy, so mtune, not the mirror, sets the pace,
-and the count does not grow while that lasts. (Before that rule, noise passed for gains, a run
-in four crept to 63 connections and peaked at 158 MB.)
+it does not grow past 32, and comes down to 8 within about 2 s: its event loop is 95-100% busy,
+so mtune, not the mirror, sets the pace; the count does not grow while that lasts, and is
+halved (connection-controller.ts). (Before the first rule, noise passed for gains, a run in
+four crept to 63 connections and peaked at 158 MB.)
 
 | scenario | tool | MiB/s (wall) | MiB/s (transfer) | CPU s per GiB | peak RSS MB | fetched / size | intact |
 |---|---|---|---|---|---|---|---|
