@@ -323,7 +323,10 @@ about a second: 16 -> 32 -> 16 -> 8 over HTTP, 16 -> 8 over HTTPS) keeps part of
 GiB pull, all of it on a longer one: 3.40 against 3.48 and 3.65 against 3.83 s over HTTP, 4.87
 against 5.12 over HTTPS (medians of 5-6, interleaved with the build before). None of the capped,
 straggler and kill scenarios shed (2-3 pulls each with --debug; the capped one's loop stayed
-under half busy).
+under half busy). Tried and not kept: sampling the CPU at each first byte, so that the fat pipe
+skips its first step (16 -> 32 -> 16) and sheds at 0.55 s instead of 1.3-1.8: the capped
+scenario then saw its start-up's busy loop as saturation in some runs, took its first step at
+0.72 s instead of 0.29, and 3 of 6 pulls took 3.51 s against 3.42.
 
 Measured before, and still in force:
 - the connection count: on this 0.1 ms path the ramp takes no step, and undoes one, while the
