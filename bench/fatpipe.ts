@@ -333,7 +333,9 @@ Measured before, and still in force:
   CPUs have under a fifth of their time idle with mtune using half a core or more (ramp.ts):
   16 connections, against 32-50 before, for about a tenth less CPU and 30-40 MB less memory;
 - writes of about 50 ms of a connection's data (128-384 KiB): fewer writev calls, journal lines
-  and thread-pool hand-offs than 128 KiB; 512 KiB took the 2 GiB pull's peak RSS too high;
+  and thread-pool hand-offs than 128 KiB; 512 KiB took the 2 GiB pull's peak RSS too high
+  with 32 connections, and 1 MiB with 8 (after shedding) made no difference (HTTP 3.75 against
+  3.84 s, 6 runs each; HTTPS 5.12 against 5.13, 4 each; medians, interleaved);
 - fetch threads: one alone buys nothing on 2 cores, two cut the wall time a little for a little
   more CPU and 30-40 MB, but cost the capped scenario 4%, so the default stays none below 4
   cores. On more cores they are what lets a pull use more than one; no machine with more was
