@@ -326,7 +326,9 @@ straggler and kill scenarios shed (2-3 pulls each with --debug; the capped one's
 under half busy). Tried and not kept: sampling the CPU at each first byte, so that the fat pipe
 skips its first step (16 -> 32 -> 16) and sheds at 0.55 s instead of 1.3-1.8: the capped
 scenario then saw its start-up's busy loop as saturation in some runs, took its first step at
-0.72 s instead of 0.29, and 3 of 6 pulls took 3.51 s against 3.42.
+0.72 s instead of 0.29, and 3 of 6 pulls took 3.51 s against 3.42. Nor shedding straight from
+the undone first step (32 -> 8 at 0.7 s, judged against the rate 16 reached before it): 4.04
+against 4.07 s over HTTP (medians of 6, interleaved), not worth a second path.
 
 Measured before, and still in force:
 - the connection count: on this 0.1 ms path the ramp takes no step, and undoes one, while the
