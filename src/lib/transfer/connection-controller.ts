@@ -28,11 +28,10 @@ export type CpuLimit = 'none' | 'machine' | 'loop'
  * (hashed 0.2-0.3 s after the last byte against 0.4-0.6). Shedding from 16 once the loop is
  * seen saturated (after about a second) gains part of that on 2 GiB: 3.40 against 3.48 and
  * 3.65 against 3.83 s over HTTP, 4.87 against 5.12 over HTTPS (medians of 5-6); a longer pull
- * gains more. Not below SHED_FLOOR (stragglers
- * and the pieces' end game want a few connections), and kept only if throughput held:
- * halving connections that a server caps one by one halves throughput, which SHED_KEEP tells
- * from the noise of a saturated machine (10-30% between windows, and a downward drift as the
- * hash takes its share of the cores).
+ * gains more. Not below SHED_FLOOR (stragglers and the pieces' end game want a few
+ * connections), and kept only if throughput held: halving connections that a server caps one
+ * by one halves throughput, which SHED_KEEP tells from the noise of a saturated machine (10-30%
+ * between windows, and a downward drift as the hash takes its share of the cores).
  */
 const SHED_FLOOR = 8
 const SHED_KEEP = 0.6
@@ -119,10 +118,10 @@ export class ConnectionController {
     if (now < this.holdUntil || throughput <= 0) return this.target
     if (this.shedding) return this.judgeShed(now, throughput)
     const stepPending = this.previous !== undefined && this.previous < this.target && (this.before !== undefined || this.awaitingBaseline || this.unjudged)
+    // A step pending is undone first: its early burst would overstate what the count before it
+    // does, so the shed waits for that count to run a whole window of its own.
     if (cpu !== 'none' && stepPending) return this.undoStep(now)
-    // From a count that has run a whole window, so that `throughput` is its own (the early
-    // burst of a step being undone overstates it).
-    if (cpu === 'loop' && !stepPending && this.mayShed()) return this.shed(now, throughput)
+    if (cpu === 'loop' && this.mayShed()) return this.shed(now, throughput)
     if (this.awaitingBaseline || this.unjudged) {
       // The first step cannot be judged: judge the next one against where it led.
       this.awaitingBaseline = false
