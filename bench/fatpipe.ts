@@ -330,6 +330,36 @@ scenario then saw its start-up's busy loop as saturation in some runs, took its 
 the undone first step (32 -> 8 at 0.7 s, judged against the rate 16 reached before it): 4.04
 against 4.07 s over HTTP (medians of 6, interleaved), not worth a second path.
 
+Per thread (bench/thread-cpu.ts: each thread's CPU read from /proc every 20 ms during one 2 GiB
+pull after the pause; 2026-12-01, medians of 5 runs, 3 with 4 fetch threads). CPU s per GiB,
+the main thread's start-up (0.44 s, what a 1 KB pull costs it) taken out; a fetch thread's own
+start-up stays in its figure:
+
+| scheme | fetch threads | main | fetch threads, all | hash worker | libuv's pool (writes) | V8's threads | wall s |
+|---|---|---|---|---|---|---|---|
+| http | 0 | 0.63 | | 1.02 | 0.69 | 0.18 | 3.45 |
+| http | 2 | 0.12 | 0.84 | 0.96 | 0.69 | 0.29 | 3.73 |
+| http | 4 | 0.12 | 1.19 | 1.00 | 0.74 | 0.32 | 3.99 |
+| https | 0 | 1.27 | | 1.00 | 0.71 | 0.19 | 4.95 |
+| https | 2 | 0.08 | 1.30 | 0.92 | 0.65 | 0.29 | 4.87 |
+| https | 4 | 0.09 | 1.81 | 1.00 | 0.63 | 0.43 | 5.64 |
+
+What that predicts for a machine with more cores. This is a projection from these costs, not a
+measurement (no such machine was lent): it assumes cores as fast as these, no contention for
+memory bandwidth or the kernel's locks, and a server, NIC and disk that keep up. A thread busy
+all the time moves 1 / (its CPU s per GiB) GiB/s, so a pull goes as fast as its busiest thread:
+- one file: the hash worker (about 1 CPU s per GiB, sha256 0.78 of it) caps it near 1 GiB/s
+  (8.6 Gbit/s) however many cores there are, since a file's sha256 is one sequence and so one
+  core. Over HTTP the main thread alone (0.63) stays under that cap; over HTTPS it does not
+  (1.27: about 0.8 GiB/s), and two fetch threads (0.65 each) lift the pull to the hash's 1 GiB/s;
+- a sharded model, four files at once (16 cores then get four fetch threads, one per file): four
+  hashes make about 4 GiB/s; four fetch threads, at 0.30 (HTTP) and 0.45 (HTTPS) CPU s per GiB
+  of the whole each, 3.4 and 2.2 GiB/s; libuv's four pool threads, 0.7 between them, 5.7 GiB/s.
+  With every request on the main thread the whole model stays at 1.6 GiB/s over HTTP and 0.8
+  over HTTPS;
+- aria2c does everything on one thread: at 1.76 and 2.22 CPU s per GiB (its writes included, no
+  checksum; the full run of 2026-12-01) that is about 0.57 and 0.45 GiB/s, however many cores.
+
 Measured before, and still in force:
 - the connection count: on this 0.1 ms path the ramp takes no step, and undoes one, while the
   CPUs have under a fifth of their time idle with mtune using half a core or more (ramp.ts):
