@@ -252,6 +252,9 @@ describe('mtune verify ollama:// and files', () => {
     const bad = await runCli(['verify', file, '--json'])
     assert.equal(bad.code, 4)
     assert.equal(JSON.parse(bad.stdout).files[0].status, 'corrupt')
+    // The fix names a command that can work: --repair has no source for a plain file.
+    const told = await runCli(['verify', file])
+    assert.match(told.stdout, new RegExp(`fix: pull it again from where it came: mtune pull URL -o \\S*model\\.gguf --sha256 ${sha256(shard)}`))
     assert.equal((await runCli(['verify', join(d, 'nope.bin')])).code, 2)
   })
 })

@@ -31,6 +31,16 @@ export function renderVerify(r: VerifyReport, quiet = false): string {
   }
   const head = r.intact ? `${mark.ok()} ${chalk.bold('intact')}` : `${mark.fail()} ${chalk.bold('not intact')}: ${counts.join(', ')}`
   lines.push(`${head}: ${s.ok} of ${s.files} file${s.files === 1 ? '' : 's'} checked against ${against}; ${formatBytes(s.bytesHashed)} hashed in ${s.seconds.toFixed(1)} s${rate}${s.unchecked ? `; ${s.unchecked} with nothing to check against` : ''}`)
-  if (!r.intact && !r.repair) lines.push(`  fix: mtune verify ${r.target} --repair${r.kind === 'file' ? ' (a plain file: pull it again with mtune pull URL --sha256 HEX)' : ''}`)
+  if (!r.intact && !r.repair) lines.push(`  fix: ${fix(r)}`)
   return lines.join('\n')
+}
+
+/**
+ * A model is fetched again from its hub with --repair; a plain file has no source on record, so
+ * --repair could only refuse: name the pull that fixes it instead, with the digest it must have.
+ */
+function fix(r: VerifyReport): string {
+  if (r.kind !== 'file') return `mtune verify ${r.target} --repair`
+  const expected = r.files[0]?.expected ?? 'HEX'
+  return `pull it again from where it came: mtune pull URL -o ${r.target} --sha256 ${expected}`
 }
