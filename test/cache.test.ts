@@ -128,8 +128,11 @@ describe('mtune cache: the configuration', () => {
       {u: '/-/cdn/http/h/f', len: '322', sent: '16777216', up: '8388891', cache: 'MISS'},
       {u: '/-/cdn/http/h/f', len: '0', sent: '8388900', cache: 'HIT'},
       {u: '/-/cdn/http/h/f', len: '296', sent: '16777216', up: '', cache: 'HIT'},
+      // The hub unreachable: nginx's own error page, and the hub's refusal, are not bytes saved.
+      {u: '/api/models/acme/x', len: '90', sent: '150', up: '', s: '502'},
+      {u: '/acme/gated/resolve/main/a', len: '90', sent: '29', up: '250', s: '401'},
     ])
-    assert.deepEqual(t, {requests: 3, hits: 2, misses: 2, hitRatio: 0.5, bytesUpstream: 548 + 8388898 + 8388891, bytesServed: 138 + 16777216 * 2})
+    assert.deepEqual(t, {requests: 5, failed: 1, hits: 2, misses: 2, hitRatio: 0.5, bytesUpstream: 548 + 8388898 + 8388891 + 250, bytesServed: 138 + 16777216 * 2})
   })
 })
 

@@ -6,6 +6,11 @@ import {createInterface} from 'node:readline'
 export interface Traffic {
   /** Client requests (a request served in slices counts once). */
   requests: number
+  /**
+   * Of those, answered 5xx: the cache could not reach a hub or CDN (no name server, no route, a
+   * refused TLS certificate), or the hub itself failed. Worth a look at logs/error.log.
+   */
+  failed: number
   /** Cached objects' slices: served from the cache, fetched upstream. */
   hits: number
   misses: number
@@ -37,7 +42,7 @@ const num = (s: string | undefined) => {
  * and one per further slice (subrequests, with no request of their own: length 0).
  */
 export function addUp(lines: Iterable<LogLine>): Traffic {
-  const t: Traffic = {requests: 0, hits: 0, misses: 0, bytesUpstream: 0, bytesServed: 0}
+  const t: Traffic = {requests: 0, failed: 0, hits: 0, misses: 0, bytesUpstream: 0, bytesServed: 0}
   for (const l of lines) addLine(t, l)
   return finish(t)
 }
@@ -47,7 +52,10 @@ function addLine(t: Traffic, l: LogLine): void {
   if (l.u === '/-/mtune') return
   if (num(l.len) > 0) {
     t.requests++
-    t.bytesServed += num(l.sent)
+    const status = Number(l.s) || 0
+    if (status >= 500) t.failed++
+    // Bytes served are what clients got instead of fetching it themselves: an error page is not.
+    if (status < 400) t.bytesServed += num(l.sent)
   }
   t.bytesUpstream += num(l.up)
   if (l.cache === 'HIT' || l.cache === 'REVALIDATED' || l.cache === 'UPDATING' || l.cache === 'STALE') t.hits++
@@ -58,7 +66,7 @@ const finish = (t: Traffic): Traffic => ({...t, hitRatio: t.hits + t.misses > 0 
 
 /** The log read as a stream, line by line: a busy cache's log can be large. */
 export async function readTraffic(accessLog: string): Promise<Traffic> {
-  const t: Traffic = {requests: 0, hits: 0, misses: 0, bytesUpstream: 0, bytesServed: 0}
+  const t: Traffic = {requests: 0, failed: 0, hits: 0, misses: 0, bytesUpstream: 0, bytesServed: 0}
   try {
     const rl = createInterface({input: createReadStream(accessLog), crlfDelay: Infinity})
     for await (const text of rl) {

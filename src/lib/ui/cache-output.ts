@@ -9,7 +9,8 @@ export function renderServe(r: ServeResult): string {
     r.alreadyRunning ? `${mark.ok()} already running (nginx pid ${r.pid}) at ${r.state.url}, serving ${r.state.dir}` : `${mark.ok()} cache running (nginx pid ${r.pid}) at ${r.state.url}, in ${r.state.dir}`,
     '',
     'On each server:',
-    `  export HF_ENDPOINT=${e.hf}          # huggingface_hub, transformers, huggingface.js, mtune`,
+    // Both values are the cache's URL, so the comments line up.
+    `  export HF_ENDPOINT=${e.hf}   # huggingface_hub, transformers, huggingface.js, mtune`,
     `  export MTUNE_CACHE=${r.state.url}   # mtune pull hf://, ollama://, modelscope:// through the cache`,
     `  export MODELSCOPE_ENDPOINT=${e.modelscope}`,
     `  ollama pull ${e.ollama}/library/MODEL --insecure   # the model is then named ${e.ollama}/library/MODEL`,
@@ -26,7 +27,8 @@ export function renderStatus(s: CacheStatus): string {
   ]
   if (s.endpoints) lines.push(`  HF_ENDPOINT ${s.endpoints.hf}   Ollama ${s.endpoints.ollama}   ModelScope ${s.endpoints.modelscope}`)
   lines.push(`  disk       ${formatBytes(s.disk.usedBytes)}${s.disk.maxBytes ? ` of ${formatBytes(s.disk.maxBytes)} (--max-size; least recently used files go first beyond it)` : ''}`)
-  lines.push(`  requests   ${s.requests}; cached slices: ${s.hits} hits, ${s.misses} misses${s.hitRatio !== undefined ? ` (hit ratio ${(s.hitRatio * 100).toFixed(1)}%)` : ''}`)
+  const failed = s.failed ? ` (${s.failed} answered 5xx: see ${s.dir}/logs/error.log)` : ''
+  lines.push(`  requests   ${s.requests}${failed}; cached slices: ${s.hits} hits, ${s.misses} misses${s.hitRatio !== undefined ? ` (hit ratio ${(s.hitRatio * 100).toFixed(1)}%)` : ''}`)
   const saved = s.bytesServed > 0 ? ` (${((1 - s.bytesUpstream / s.bytesServed) * 100).toFixed(1)}% saved)` : ''
   lines.push(`  bytes      ${formatBytes(s.bytesUpstream)} fetched upstream, ${formatBytes(s.bytesServed)} served${s.bytesServed > s.bytesUpstream ? saved : ''}`)
   return lines.join('\n')
