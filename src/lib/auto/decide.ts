@@ -115,7 +115,7 @@ export async function decideAuto(
   const link = bench.link
   const tuneFacts = gatherTuneFacts(r, {path: dirname(path), bandwidthBps: link?.bandwidthBps, rttMs: link?.rttMs})
   const changes = recommend(tuneFacts).filter((k) => k.action === 'change')
-  const bandwidthFlag = link ? ` --bandwidth ${Math.max(1, Math.round((link.bandwidthBps * 8) / 1e6))}Mbit --rtt ${link.rttMs}` : ''
+  const bandwidthFlag = link ? ` --bandwidth ${Math.max(1, Math.round((link.bandwidthBps * 8) / 1e6))}Mbit --rtt ${link.rttMs}ms` : ''
   return {
     source,
     candidates: candidates.map((c) => {

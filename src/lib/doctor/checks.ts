@@ -248,7 +248,7 @@ function bufferCheck(f: DoctorFacts): Finding {
   const low = Math.min(n.rmemMax, n.tcpRmem[2])
   if (low >= need) return finding('network', 'buffers', 'pass', 'TCP buffers', `${have} >= 2 x BDP; ${path}`, values)
   return finding('network', 'buffers', 'warn', 'TCP buffers', `${have} < ${formatBytes(need)} (2 x BDP); ${path}`, values, {
-    fix: `sudo mtune tune --apply${source === 'flags' ? ` --bandwidth ${Math.round((bandwidthBps * 8) / 1e6)}Mbit --rtt ${rttMs}` : ''} (raises net.core.rmem_max and net.ipv4.tcp_rmem to ${need} bytes)`,
+    fix: `sudo mtune tune --apply${source === 'flags' ? ` --bandwidth ${Math.max(1, Math.round((bandwidthBps * 8) / 1e6))}Mbit --rtt ${rttMs}ms` : ''} (raises net.core.rmem_max and net.ipv4.tcp_rmem to ${need} bytes)`,
     details: [`one connection can carry at most window / RTT = ${formatRate((low * 1000) / rttMs)} on this path`],
   })
 }
