@@ -124,6 +124,8 @@ describe('mtune verify hf://', () => {
     const doc = JSON.parse(fixed.stdout)
     assert.equal(doc.intact, true)
     assert.deepEqual(doc.repair.files.sort(), ['model.safetensors', 'sub/shard.bin'])
+    // The report is the check after the repair; what it found before stays in repair.found.
+    assert.deepEqual(doc.repair.found.map((f: {name: string; status: string}) => `${f.name} ${f.status}`).sort(), [`blobs/${'e'.repeat(64)}.incomplete incomplete`, 'config.json missing', 'model.safetensors corrupt', 'sub/shard.bin truncated'])
     const fetched = new Set(cdn.mirror.requests.slice(firstRequest).map((q) => q.path))
     assert.deepEqual([...fetched].sort(), [`/file/${sha256(weights)}`, `/file/${sha256(shard)}`].sort(), 'nothing else was fetched')
     // The engine may fetch a little twice (a slow connection's range handed to another): not a whole file.
@@ -208,6 +210,9 @@ describe('mtune verify ollama:// and files', () => {
     assert.match(bad.stdout, /left over/)
     const fixed = await runCli(['verify', source, '--repair', '--insecure'], {OLLAMA_MODELS: models})
     assert.equal(fixed.code, 0, fixed.stdout + fixed.stderr)
+    assert.match(fixed.stdout, /✗ sha256:[0-9a-f]{12} \(model\): corrupt[^]*✓ repaired 1 file[^]*✓ intact/, 'what was wrong, then the repair')
+    const quiet = await runCli(['verify', source, '--quiet'], {OLLAMA_MODELS: models})
+    assert.deepEqual([quiet.code, quiet.stdout], [0, ''], 'nothing at all when intact')
     assert.ok(readFileSync(join(models, 'blobs', `sha256-${sha256(layer)}`)).equals(layer))
     const missing = await runCli(['verify', `ollama://${new URL(registry.origin).host}/library/other:latest`], {OLLAMA_MODELS: models})
     assert.equal(missing.code, 4)

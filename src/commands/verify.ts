@@ -81,7 +81,9 @@ Exit codes: 0 intact (or repaired), 2 bad input, 3 the hub's listing was needed 
         },
       })
       reporter.stop()
-      if (!json) this.log(renderVerify(report, flags.quiet))
+      const shown = json ? '' : renderVerify(report, flags.quiet)
+      // --quiet on an intact model prints nothing at all, as sha256sum --quiet does.
+      if (shown) this.log(shown)
       if (!report.intact) process.exitCode = ExitCode.integrity
       return report
     } catch (error) {

@@ -1,4 +1,4 @@
-import type {VerifyReport} from '../verify/run.js'
+import {findings, type Finding, type VerifyReport} from '../verify/run.js'
 import {formatBytes, formatRate} from '../units.js'
 import {chalk, mark} from './colors.js'
 
@@ -13,13 +13,11 @@ const WORDS: Record<string, string> = {
 
 /** One line per problem, then the summary; --quiet leaves only the problems. */
 export function renderVerify(r: VerifyReport, quiet = false): string {
-  const lines: string[] = []
-  for (const f of r.files) {
-    if (f.status === 'ok' || f.status === 'unchecked') continue
-    lines.push(`${mark.fail()} ${f.name}: ${WORDS[f.status] ?? f.status}${f.detail ? ` (${f.detail})` : ''}`)
-  }
-  for (const p of r.problems) lines.push(`${mark.fail()} ${p.name}: ${WORDS[p.kind] ?? p.kind} (${p.detail})`)
-  if (quiet) return lines.join('\n')
+  const line = (f: Finding) => `${mark.fail()} ${f.name}: ${WORDS[f.status] ?? f.status}${f.detail ? ` (${f.detail})` : ''}`
+  const now = findings(r.files, r.problems).map(line)
+  if (quiet) return now.join('\n')
+  // After a repair the report is the check that followed it: what was wrong comes first.
+  const lines = [...(r.repair?.attempted ? r.repair.found.map(line) : []), ...now]
   for (const n of r.notes) lines.push(`${mark.info()} ${n}`)
   const s = r.summary
   const against = {hub: "the hub's digests", disk: 'the digests in the blob names', manifest: 'the manifest\'s digests', sha256: 'the given sha256'}[r.against]

@@ -37,7 +37,23 @@ export interface VerifyReport {
   summary: Summary
   intact: boolean
   notes: string[]
-  repair?: {attempted: boolean; files: string[]; intact: boolean; reason?: string}
+  /** found: what was wrong before the repair (the report itself is the check after it). */
+  repair?: {attempted: boolean; files: string[]; intact: boolean; reason?: string; found: Finding[]}
+}
+
+/** One thing wrong: a file that is not as published, or a problem beside the files. */
+export interface Finding {
+  name: string
+  status: FileVerdict['status'] | Problem['kind']
+  detail?: string
+}
+
+/** What a report finds wrong, in the order it is shown. */
+export function findings(files: FileVerdict[], problems: Problem[]): Finding[] {
+  return [
+    ...files.filter((f) => f.status !== 'ok' && f.status !== 'unchecked').map((f) => ({name: f.name, status: f.status, detail: f.detail})),
+    ...problems.map((p) => ({name: p.name, status: p.kind, detail: p.detail})),
+  ]
 }
 
 /** The file's size and, for a snapshot link, where it points (null: no link). */
@@ -119,8 +135,9 @@ export async function verify(target: string, ref: SourceRef | undefined, options
   const summary = summarize(verdicts, exp.problems, bytes, (performance.now() - started) / 1000)
   const report: VerifyReport = {target, kind: exp.kind, against: exp.against, root: exp.root, files: verdicts, problems: exp.problems, summary, intact: intact(summary), notes: exp.notes}
   if (!options.repair || report.intact) return report
+  const found = findings(verdicts, exp.problems)
   if (!plan) {
-    report.repair = {attempted: false, files: [], intact: false, reason: ref ? 'the hub did not answer: nothing to fetch the files from' : 'a plain file has no source to fetch it from: pull it again with mtune pull URL --sha256 HEX'}
+    report.repair = {attempted: false, files: [], intact: false, found, reason: ref ? 'the hub did not answer: nothing to fetch the files from' : 'a plain file has no source to fetch it from: pull it again with mtune pull URL --sha256 HEX'}
     return report
   }
   const bad = new Set(verdicts.filter((v) => v.status !== 'ok' && v.status !== 'unchecked' && !v.linkOnly).map((v) => v.path))
@@ -133,7 +150,7 @@ export async function verify(target: string, ref: SourceRef | undefined, options
   const names = plan.files.filter((f) => !f.present).map((f) => f.name)
   await runPlan(plan, {dispatcher: options.dispatcher, signal: options.signal}, options.events ?? {})
   const again = await verify(target, ref, {...options, repair: false})
-  return {...again, repair: {attempted: true, files: names, intact: again.intact}}
+  return {...again, repair: {attempted: true, files: names, intact: again.intact, found}}
 }
 
 /**
