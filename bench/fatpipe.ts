@@ -303,7 +303,13 @@ the ratio aria2c's CPU plus sha256 alone would reach: within 1.5x, the rest of m
 to cost no more than aria2c's whole; in a run where that ratio is itself above 1.5 (the
 page-cache writes cheap that time, so aria2c's whole is small beside the hash), no client that
 hashes could meet the target. A smaller read buffer for the hash (64 or 256 KiB against
-1 MiB) made no difference.
+1 MiB) made no difference. Nor does moving the re-read off the hash worker pay here: reading
+the next block in libuv's pool while the worker hashes this one (as mtune verify does where a
+core is spare) took 3.77 against 3.20 s and 3.96 against 3.41 s over HTTP (medians of 6,
+interleaved, 2026-12-01), with 0.4-0.5 s more system time: those reads share the pool with the
+part file's writes. On a machine with cores to spare it would leave the hash worker only sha256
+(user 1.77 s, system 0.02 for 2 GiB, against about 1.75 and 0.3), so it is worth measuring
+there.
 
 The spread of system time between identical runs (4 to 13 s when issue 17 was filed) had two
 causes, both in the machine and not the tool: a run's 2 GiB still being written back during

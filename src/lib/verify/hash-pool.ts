@@ -23,6 +23,8 @@ export async function hashFiles(jobs: HashJob[], options: {workers?: number; siz
   if (jobs.length === 0) return results
   const order = jobs.map((_, i) => i).sort((a, b) => (options.sizes?.[b] ?? 0) - (options.sizes?.[a] ?? 0))
   const count = Math.max(1, Math.min(options.workers ?? availableParallelism(), jobs.length))
+  // Fewer workers than cores (one big file, a short list): the spare cores read ahead for them.
+  const readAhead = count < availableParallelism()
   const workers = Array.from({length: count}, () => new Worker(new URL('./hash-file-worker.js', import.meta.url)))
   try {
     await Promise.all(
@@ -35,7 +37,7 @@ export async function hashFiles(jobs: HashJob[], options: {workers?: number; siz
               const index = order.shift()
               if (index === undefined) return resolve()
               current = index
-              worker.postMessage({id: index, ...jobs[index]})
+              worker.postMessage({id: index, ...jobs[index], readAhead})
             }
             worker.on('message', (m: {id: number; progress?: number; digest?: string; size?: number; error?: string}) => {
               if (m.progress !== undefined) return options.onBytes?.(m.progress)
