@@ -59,6 +59,14 @@ describe('retry policy', () => {
     assert.equal(classifyNetworkError(e), e)
   })
 
+  it('tells a server without TLS from a certificate it cannot trust, each with its fix', () => {
+    const tls = (code: string) => classifyNetworkError(Object.assign(new Error('x'), {code}))
+    for (const code of ['ERR_SSL_WRONG_VERSION_NUMBER', 'DEPTH_ZERO_SELF_SIGNED_CERT', 'ERR_TLS_CERT_ALTNAME_INVALID', 'ERR_SSL_SSLV3_ALERT_HANDSHAKE_FAILURE']) assert.equal(tls(code).kind, 'fatal', code)
+    assert.match(tls('ERR_SSL_WRONG_VERSION_NUMBER').message, /does not speak TLS on that port .*http:\/\/ URL, or --insecure/)
+    assert.match(tls('UNABLE_TO_VERIFY_LEAF_SIGNATURE').message, /certificate is not trusted; for a private CA, NODE_EXTRA_CA_CERTS=/)
+    assert.match(tls('ERR_SSL_SSLV3_ALERT_HANDSHAKE_FAILURE').message, /handshake failed .*protocol version or cipher/)
+  })
+
   it('reads Retry-After as seconds or as a date', () => {
     assert.equal(parseRetryAfter('3'), 3000)
     const now = Date.parse('2026-01-01T00:00:00Z')

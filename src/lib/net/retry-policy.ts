@@ -113,9 +113,7 @@ export function classifyNetworkError(error: unknown): TransferError {
   if (code === 'ENOTFOUND') return new TransferError('fatal', `host not found: ${message}`, {cause: error})
   const proxy = /^Proxy response \((\d{3})\)/.exec(message)
   if (proxy) return proxyRefusal(Number(proxy[1]), error)
-  if (code && /^ERR_TLS|CERT|SSL|^UNABLE_TO_|SIGNATURE/.test(code)) {
-    return new TransferError('fatal', `TLS verification failed (${code}): the server's certificate is not trusted`, {cause: error})
-  }
+  if (code && /^ERR_TLS|CERT|SSL|^UNABLE_TO_|SIGNATURE/.test(code)) return new TransferError('fatal', tlsFailure(code), {cause: error})
   if (code === 'UND_ERR_BODY_TIMEOUT' || code === 'UND_ERR_HEADERS_TIMEOUT') {
     return new TransferError('transient', 'stalled: no data within the stall timeout', {cause: error})
   }
@@ -124,6 +122,19 @@ export function classifyNetworkError(error: unknown): TransferError {
     return new TransferError('transient', message.includes(code) ? message : `${code}: ${message}`, {cause: error})
   }
   return new TransferError('transient', message, {cause: error})
+}
+
+/**
+ * What a TLS failure means, with its fix. OpenSSL's "wrong version number" is the classic answer
+ * of a server that speaks plain HTTP on that port (a registry or mirror without TLS): calling it
+ * an untrusted certificate sent people looking for a CA file that would not help.
+ */
+function tlsFailure(code: string): string {
+  if (code === 'ERR_SSL_WRONG_VERSION_NUMBER' || code === 'ERR_SSL_PACKET_LENGTH_TOO_LONG' || code === 'ERR_SSL_HTTP_REQUEST') {
+    return `TLS failed (${code}): the server does not speak TLS on that port (plain HTTP?): use an http:// URL, or --insecure for an ollama:// registry without TLS`
+  }
+  if (/^ERR_SSL_/.test(code)) return `TLS handshake failed (${code}): the server and mtune (Node's OpenSSL) share no protocol version or cipher`
+  return `TLS verification failed (${code}): the server's certificate is not trusted; for a private CA, NODE_EXTRA_CA_CERTS=/path/to/ca.pem`
 }
 
 /**
