@@ -363,8 +363,9 @@ all the time moves 1 / (its CPU s per GiB) GiB/s, so a pull goes as fast as its 
   of the whole each, 3.4 and 2.2 GiB/s; libuv's four pool threads, 0.7 between them, 5.7 GiB/s.
   With every request on the main thread the whole model stays at 1.6 GiB/s over HTTP and 0.8
   over HTTPS;
-- aria2c does everything on one thread: at 1.76 and 2.22 CPU s per GiB (its writes included, no
-  checksum; the full run of 2026-12-01) that is about 0.57 and 0.45 GiB/s, however many cores.
+- aria2c does everything on one thread: at 1.30-1.76 (HTTP) and 2.00-2.22 (HTTPS) CPU s per GiB
+  (its writes included, no checksum; the two full runs of 2026-12-01) that is about 0.6-0.8 and
+  0.45-0.5 GiB/s, however many cores.
 
 Measured before, and still in force:
 - the connection count: on this 0.1 ms path the ramp takes no step, and undoes one, while the
