@@ -267,6 +267,17 @@ describe('pull engine', () => {
     assert.ok(!existsSync(out) && !existsSync(`${out}.part`) && !existsSync(`${out}.part.journal`))
   })
 
+  it('checks a small file (hashed in place, without a worker) just the same', async () => {
+    const small = makeContent(300_000, 5)
+    const m = await mirror({content: small})
+    const out = join(dir(), 'config.bin')
+    await rejects(run({url: m.url, output: out, sha256: 'a'.repeat(64)}), 4, /sha256 mismatch/)
+    assert.ok(!existsSync(out) && !existsSync(`${out}.part`))
+    const {result} = await run({url: m.url, output: out, sha256: sha256(small)})
+    assert.equal(result.sha256, sha256(small))
+    assert.ok(readFileSync(out).equals(small))
+  })
+
   it('says a destination with the expected digest is complete, without downloading', async () => {
     const m = await mirror()
     const out = join(dir(), 'model.bin')

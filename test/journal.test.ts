@@ -1,10 +1,12 @@
 import assert from 'node:assert/strict'
+import {createHash} from 'node:crypto'
 import {appendFileSync, mkdtempSync, readFileSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {describe, it} from 'node:test'
 import {open as openFile, rename, rm} from 'node:fs/promises'
 import {PrefixHasher} from '../src/lib/transfer/prefix-hasher.js'
+import {InlineHasher} from '../src/lib/transfer/inline-hasher.js'
 import {Journal, type FileIdentity, type JournalIo, type Loaded} from '../src/lib/transfer/journal.js'
 
 const identity: FileIdentity = {url: 'http://h/f', size: 1000, etag: '"e1"', lastModified: 'Thu, 01 Jan 2026 00:00:00 GMT', ranges: true}
@@ -163,5 +165,23 @@ describe('PrefixHasher', () => {
     hasher.extend(100)
     assert.match((await failed).message, /part file ended at 10 bytes, expected 100/)
     await assert.rejects(hasher.finish(100), /part file ended at 10 bytes/)
+  })
+})
+
+describe('InlineHasher (small files, no worker)', () => {
+  it('hashes the complete part file, across its read blocks', async () => {
+    const path = join(mkdtempSync(join(tmpdir(), 'mtune-hash-')), 'small.part')
+    const content = Buffer.alloc(2.5 * 1024 * 1024 + 3, 'ab')
+    writeFileSync(path, content)
+    assert.equal(await new InlineHasher(path).finish(content.length), createHash('sha256').update(content).digest('hex'))
+    const empty = join(mkdtempSync(join(tmpdir(), 'mtune-hash-')), 'empty.part')
+    writeFileSync(empty, '')
+    assert.equal(await new InlineHasher(empty).finish(0), createHash('sha256').digest('hex'))
+  })
+
+  it('rejects a part file shorter than what the pull wrote, as the worker does', async () => {
+    const path = join(mkdtempSync(join(tmpdir(), 'mtune-hash-')), 'short.part')
+    writeFileSync(path, Buffer.alloc(10))
+    await assert.rejects(new InlineHasher(path).finish(100), /hashing failed: part file ended at 10 bytes, expected 100/)
   })
 })

@@ -5,6 +5,7 @@ import {fsyncDirectory} from '../fs-atomic.js'
 import {fileExists, type Destination} from './destination.js'
 import {Journal, currentBootId, type FileIdentity} from './journal.js'
 import {openPartFile, whenOpen, type OpenPartFile, type PartFile} from './part-file.js'
+import {INLINE_HASH_MAX, InlineHasher} from './inline-hasher.js'
 import {PrefixHasher} from './prefix-hasher.js'
 import type {RangeSet} from './range-set.js'
 
@@ -19,7 +20,7 @@ const HASH_STEP = 8 * 1024 * 1024
  */
 export class PartialFile {
   private part?: PartFile
-  private hasher?: PrefixHasher
+  private hasher?: PrefixHasher | InlineHasher
   private opened?: Promise<PartFile>
   /** Settles once the part file is open, or could not be. */
   private settled: Promise<unknown> = Promise.resolve()
@@ -98,7 +99,7 @@ export class PartialFile {
     })
     this.part = part
     // A hash that cannot be finished stops the pull now, not at the end; what is on disk is kept.
-    this.hasher = new PrefixHasher(this.dest.partPath, onHashFailure)
+    this.hasher = size !== undefined && size <= INLINE_HASH_MAX ? new InlineHasher(this.dest.partPath) : new PrefixHasher(this.dest.partPath, onHashFailure)
     return part
   }
 
