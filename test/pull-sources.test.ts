@@ -109,6 +109,10 @@ describe('mtune pull hf://', () => {
     const sentNow = cdn.mirror.bytesSent - sent
     assert.ok(sentNow >= weights.length + shard.length && sentNow < 2 * (weights.length + shard.length), `the CDN sent ${sentNow}`)
     checkSnapshot(cache)
+    // Globs that match nothing are a mistake, said as one: not "already complete, 0 files".
+    const none = await runCli(['pull', 'hf://acme/tiny', '--include', '*.gguf'], env)
+    assert.equal(none.code, 2, none.stderr)
+    assert.match(none.stderr, /^Error: no file of hf:\/\/acme\/tiny@main matches --include '\*\.gguf': list its files with mtune pull hf:\/\/acme\/tiny@main --dry-run$/m)
   })
 
   it('pulls a dataset into datasets--ORG--NAME', async () => {

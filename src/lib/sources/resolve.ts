@@ -1,3 +1,4 @@
+import {usageError} from '../errors.js'
 import type {ApiContext} from './api.js'
 import {cacheEndpoints} from './cache-endpoints.js'
 import {hfEndpoint, resolveHf, selected} from './hf.js'
@@ -36,19 +37,35 @@ export async function resolvePlan(ref: Exclude<SourceRef, {kind: 'url'}>, option
     case 'hf': {
       const token = tokenFor('hf', options)
       const endpoint = options.cache ? cacheEndpoints(options.cache).hf : hfEndpoint(options.endpoint, env)
-      return resolveHf(ref, {endpoint, token, include: options.include, exclude: options.exclude, localDir: options.localDir, env}, {...ctx, headers: token ? {authorization: `Bearer ${token}`} : {}})
+      return matchedSomething(
+        await resolveHf(ref, {endpoint, token, include: options.include, exclude: options.exclude, localDir: options.localDir, env}, {...ctx, headers: token ? {authorization: `Bearer ${token}`} : {}}),
+        options,
+      )
     }
     case 'modelscope': {
       const token = tokenFor('modelscope', options)
       const endpoint = (options.cache ? cacheEndpoints(options.cache).modelscope : (options.endpoint ?? modelscopeEndpoint(env))).replace(/\/+$/, '')
-      return resolveModelscope(
-        ref,
-        {endpoint, token, localDir: options.localDir, include: options.include, exclude: options.exclude, env},
-        {...ctx, headers: token ? {authorization: `Bearer ${token}`} : {}},
-        selected,
+      return matchedSomething(
+        await resolveModelscope(
+          ref,
+          {endpoint, token, localDir: options.localDir, include: options.include, exclude: options.exclude, env},
+          {...ctx, headers: token ? {authorization: `Bearer ${token}`} : {}},
+          selected,
+        ),
+        options,
       )
     }
     case 'ollama':
       return resolveOllama(ref, {modelsDir: ollamaModelsDir(env), via: options.cache && cacheEndpoints(options.cache).ollama}, {...ctx, headers: {}})
   }
+}
+
+/**
+ * Globs that match no file are a mistake (a typo, a path without its folder), not a pull with
+ * nothing to do: said as such, rather than "already complete, 0 files".
+ */
+function matchedSomething(plan: Plan, options: Pick<ResolveOptions, 'include' | 'exclude'>): Plan {
+  if (plan.files.length > 0 || !(options.include?.length || options.exclude?.length)) return plan
+  const globs = [...(options.include ?? []).map((g) => `--include '${g}'`), ...(options.exclude ?? []).map((g) => `--exclude '${g}'`)].join(' ')
+  throw usageError('nothing-selected', `no file of ${plan.source} matches ${globs}: list its files with mtune pull ${plan.source} --dry-run`)
 }
