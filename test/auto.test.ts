@@ -1,17 +1,17 @@
 import assert from 'node:assert/strict'
-import {existsSync, mkdtempSync, readFileSync, readdirSync} from 'node:fs'
+import {existsSync, readFileSync, readdirSync} from 'node:fs'
 import {createServer} from 'node:http'
-import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {after, describe, it} from 'node:test'
 import {runCli, startCli} from './support/cli.js'
 import {makeContent, mirrors, sha256} from './support/mirror-server.js'
+import {tempDir} from './support/temp.js'
 
 const MiB = 1024 * 1024
 const content = makeContent(24 * MiB, 61)
 const digest = sha256(content)
 const mirror = mirrors(content, after)
-const dir = () => mkdtempSync(join(tmpdir(), 'mtune-auto-'))
+const dir = () => tempDir('auto')
 /** Each run its own cache, so that no test reuses another's bench results. */
 const env = () => ({XDG_CACHE_HOME: dir()})
 

@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict'
-import {mkdtempSync, readFileSync} from 'node:fs'
-import {tmpdir} from 'node:os'
+import {readFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {after, describe, it} from 'node:test'
 import {adviseGrid, bufferVerdict, rankMirrors, stat} from '../src/lib/bench/decide.js'
@@ -9,6 +8,7 @@ import {runBench} from '../src/lib/bench/run.js'
 import {systemReader} from '../src/lib/system/reader.js'
 import {runCli, startCli} from './support/cli.js'
 import {makeContent, mirrors} from './support/mirror-server.js'
+import {tempDir} from './support/temp.js'
 
 const MiB = 1024 * 1024
 const mirror = mirrors(makeContent(64 * MiB, 51), after)
@@ -83,7 +83,7 @@ describe('bench against test mirrors', () => {
 describe('mtune bench (CLI)', () => {
   it('saves its results, which doctor then uses for the buffer check', async () => {
     const m = await mirror({perConnectionRate: 4 * MiB})
-    const cache = mkdtempSync(join(tmpdir(), 'mtune-xdg-'))
+    const cache = tempDir('xdg')
     const b = await runCli(['bench', '--mirror', m.url, '--connections', '1,2', '--chunk-size', '1M', '--duration', '3', '--json'], {XDG_CACHE_HOME: cache})
     assert.equal(b.code, 0, b.stderr)
     const report = JSON.parse(b.stdout)
@@ -96,7 +96,7 @@ describe('mtune bench (CLI)', () => {
   it('measures a mirror that wants the credentials written in its URL, and never shows or saves them', async () => {
     const basic = `Basic ${Buffer.from('ops:s3cret-pw').toString('base64')}`
     const m = await mirror({authorize: (req) => (req.headers.authorization === basic ? undefined : 401)})
-    const cache = mkdtempSync(join(tmpdir(), 'mtune-xdg-'))
+    const cache = tempDir('xdg')
     const withCredentials = m.url.replace('http://', 'http://ops:s3cret-pw@')
     for (const json of [true, false]) {
       const b = await runCli(['bench', '--mirror', withCredentials, '--connections', '1,2', '--chunk-size', '1M', '--duration', '3', ...(json ? ['--json'] : [])], {XDG_CACHE_HOME: cache})
@@ -110,7 +110,7 @@ describe('mtune bench (CLI)', () => {
 
   it('prints a table and a recommendation, and refuses bad lists', async () => {
     const m = await mirror()
-    const b = await runCli(['bench', '--mirror', m.url, '--connections', '1,2', '--chunk-size', '1M,4M', '--duration', '3'], {XDG_CACHE_HOME: mkdtempSync(join(tmpdir(), 'x-'))})
+    const b = await runCli(['bench', '--mirror', m.url, '--connections', '1,2', '--chunk-size', '1M,4M', '--duration', '3'], {XDG_CACHE_HOME: tempDir('xdg')})
     assert.equal(b.code, 0, b.stderr)
     assert.match(b.stdout, /Connections x chunk size on/)
     assert.match(b.stdout, /Recommended: \d connections? x [\d.]+ MiB chunks/)
@@ -122,7 +122,7 @@ describe('mtune bench (CLI)', () => {
 
   it('Ctrl-C prints what was measured so far', async () => {
     const m = await mirror({perConnectionRate: 2 * MiB})
-    const run = startCli(['bench', '--mirror', m.url, '--duration', '120'], {XDG_CACHE_HOME: mkdtempSync(join(tmpdir(), 'x-'))})
+    const run = startCli(['bench', '--mirror', m.url, '--duration', '120'], {XDG_CACHE_HOME: tempDir('xdg')})
     const deadline = Date.now() + 30_000
     // Three probes, then the grid's first requests: measuring is under way.
     while (m.requests.length < 6 && Date.now() < deadline) await new Promise((res) => setTimeout(res, 50))

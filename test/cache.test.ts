@@ -1,9 +1,8 @@
 import assert from 'node:assert/strict'
 import {createHash} from 'node:crypto'
 import {once} from 'node:events'
-import {existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync} from 'node:fs'
+import {existsSync, readFileSync, readdirSync, writeFileSync} from 'node:fs'
 import {createServer, type AddressInfo} from 'node:net'
-import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {after, describe, it} from 'node:test'
 import {downloadFile} from '@huggingface/hub'
@@ -14,6 +13,7 @@ import {runCli, startCli} from './support/cli.js'
 import {freePort} from './support/free-port.js'
 import {startCdn, startFakeHf, startFakeOllama, type HubRepo} from './support/fake-hubs.js'
 import {makeContent} from './support/mirror-server.js'
+import {tempDir} from './support/temp.js'
 
 const MiB = 1024 * 1024
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex')
@@ -21,7 +21,7 @@ const closers: Array<() => Promise<unknown>> = []
 after(async () => {
   for (const c of closers.reverse()) await c().catch(() => {})
 })
-const dir = (what = 'cache') => mkdtempSync(join(tmpdir(), `mtune-${what}-`))
+const dir = (what = 'cache') => tempDir(what)
 const COMMIT = 'c0ffee0000000000000000000000000000c0ffee'
 const weights = makeContent(20 * MiB, 91)
 const config = Buffer.from('{"model_type": "cached"}\n')

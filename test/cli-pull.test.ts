@@ -1,17 +1,17 @@
 import assert from 'node:assert/strict'
-import {existsSync, mkdtempSync, readFileSync, writeFileSync} from 'node:fs'
-import {tmpdir} from 'node:os'
+import {existsSync, readFileSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {after, describe, it} from 'node:test'
 import {BIN, hasStack, runCli, startCli} from './support/cli.js'
 import {makeContent, mirrors, sha256} from './support/mirror-server.js'
+import {tempDir} from './support/temp.js'
 
 const MiB = 1024 * 1024
 const content = makeContent(32 * MiB, 11)
 const digest = sha256(content)
 const mirror = mirrors(content, after)
 
-const dir = () => mkdtempSync(join(tmpdir(), 'mtune-cli-'))
+const dir = () => tempDir('cli')
 
 async function until(condition: () => boolean, what: string, timeoutMs = 30_000): Promise<void> {
   const deadline = Date.now() + timeoutMs

@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict'
-import {mkdirSync, mkdtempSync, readFileSync, statfsSync} from 'node:fs'
-import {tmpdir} from 'node:os'
+import {mkdirSync, readFileSync, statfsSync} from 'node:fs'
 import {join} from 'node:path'
 import {describe, it} from 'node:test'
 import {headroom, type DoctorFacts} from '../src/lib/doctor/checks.js'
@@ -11,6 +10,7 @@ import {systemReader, type SystemReader} from '../src/lib/system/reader.js'
 import type {SiFacts} from '../src/lib/system/si.js'
 import {runCli} from './support/cli.js'
 import {container, fakeNvidiaSmi, hddBox, lvmOnPartition, nvmeGpuServer} from './support/system-fixtures.js'
+import {tempDir} from './support/temp.js'
 
 const GiB = 1024 ** 3
 const noCommands: SystemReader['run'] = async () => undefined
@@ -222,7 +222,7 @@ describe('doctor beyond NVIDIA and AMD, and on macOS (systeminformation)', () =>
   })
 
   it('on macOS: unified memory is what the model must fit in; Linux-only groups are not applicable', async () => {
-    const root = mkdtempSync(join(tmpdir(), 'mtune-mac-'))
+    const root = tempDir('mac')
     const facts = await gatherFacts(reader(root, 500 * GiB, {}, {platform: 'darwin', si: macM2}), {path: root, size: 40 * GiB})
     const f = decide(facts)
     assert.match(byId(f, 'gpu.apple0').summary, /Apple M2 Max, 64\.0 GiB of unified memory/)

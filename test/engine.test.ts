@@ -1,19 +1,19 @@
 import assert from 'node:assert/strict'
-import {existsSync, mkdtempSync, readFileSync, writeFileSync} from 'node:fs'
-import {tmpdir} from 'node:os'
+import {existsSync, readFileSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {after, describe, it} from 'node:test'
 import {MtuneError} from '../src/lib/errors.js'
 import {pull, type PullOptions} from '../src/lib/transfer/engine.js'
 import {openPartFile, type OpenPartFile} from '../src/lib/transfer/part-file.js'
 import {makeContent, mirrors, sha256} from './support/mirror-server.js'
+import {tempDir} from './support/temp.js'
 
 const MiB = 1024 * 1024
 const content = makeContent(16 * MiB, 7)
 const digest = sha256(content)
 const mirror = mirrors(content, after)
 
-const dir = () => mkdtempSync(join(tmpdir(), 'mtune-engine-'))
+const dir = () => tempDir('engine')
 
 async function run(options: PullOptions) {
   const messages: string[] = []

@@ -1,9 +1,8 @@
 import assert from 'node:assert/strict'
 import {once} from 'node:events'
-import {mkdtempSync, readFileSync} from 'node:fs'
+import {readFileSync} from 'node:fs'
 import {createServer} from 'node:http'
 import type {AddressInfo} from 'node:net'
-import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {after, describe, it} from 'node:test'
 import {MtuneError} from '../src/lib/errors.js'
@@ -16,6 +15,7 @@ import {defaultThreads} from '../src/lib/transfer/thread-count.js'
 import {runCli} from './support/cli.js'
 import {startCdn} from './support/fake-hubs.js'
 import {makeContent, mirrors, sha256} from './support/mirror-server.js'
+import {tempDir} from './support/temp.js'
 
 /**
  * The engine with its requests in fetch threads (fetch-threads.ts): the same behaviour as on
@@ -26,7 +26,7 @@ const MiB = 1024 * 1024
 const content = makeContent(16 * MiB, 21)
 const digest = sha256(content)
 const mirror = mirrors(content, after)
-const dir = () => mkdtempSync(join(tmpdir(), 'mtune-threads-'))
+const dir = () => tempDir('threads')
 
 async function run(options: PullOptions) {
   const messages: string[] = []

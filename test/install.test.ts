@@ -1,18 +1,18 @@
 import assert from 'node:assert/strict'
 import {execFile} from 'node:child_process'
-import {mkdtempSync, readdirSync} from 'node:fs'
-import {tmpdir} from 'node:os'
+import {readdirSync} from 'node:fs'
 import {join} from 'node:path'
 import {promisify} from 'node:util'
 import {describe, it} from 'node:test'
 import {BIN} from './support/cli.js'
+import {tempDir} from './support/temp.js'
 
 const run = promisify(execFile)
 const repo = join(BIN, '..', '..')
 
 describe('installing mtune as docs/RUNBOOK.md says', () => {
   it('npm pack, then npm install -g of the tarball into a prefix, gives a working mtune on PATH', async () => {
-    const work = mkdtempSync(join(tmpdir(), 'mtune-install-'))
+    const work = tempDir('install')
     // The build is already there (npm test builds first): packing must not rebuild it under the other tests.
     await run('npm', ['pack', '--ignore-scripts', '--pack-destination', work], {cwd: repo})
     const tarball = readdirSync(work).find((f) => /^mtune-.*\.tgz$/.test(f))
@@ -30,7 +30,7 @@ describe('installing mtune as docs/RUNBOOK.md says', () => {
 describe('mtune among the tools ops already use', () => {
   it('says its version, and completes its commands in bash and zsh (oclif autocomplete)', async () => {
     const {runCli} = await import('./support/cli.js')
-    const cache = mkdtempSync(join(tmpdir(), 'mtune-ac-'))
+    const cache = tempDir('ac')
     const version = await runCli(['--version'])
     assert.match(version.stdout, /^mtune\/\d+\.\d+\.\d+ /)
     for (const shell of ['bash', 'zsh']) {

@@ -1,13 +1,13 @@
 import assert from 'node:assert/strict'
 import {createHash} from 'node:crypto'
-import {appendFileSync, mkdtempSync, readFileSync, writeFileSync} from 'node:fs'
-import {tmpdir} from 'node:os'
+import {appendFileSync, readFileSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {describe, it} from 'node:test'
 import {open as openFile, rename, rm} from 'node:fs/promises'
 import {PrefixHasher} from '../src/lib/transfer/prefix-hasher.js'
 import {InlineHasher} from '../src/lib/transfer/inline-hasher.js'
 import {Journal, type FileIdentity, type JournalIo, type Loaded} from '../src/lib/transfer/journal.js'
+import {tempDir} from './support/temp.js'
 
 const identity: FileIdentity = {url: 'http://h/f', size: 1000, etag: '"e1"', lastModified: 'Thu, 01 Jan 2026 00:00:00 GMT', ranges: true}
 /** As a pull does it: load, then begin before the first write. */
@@ -16,7 +16,7 @@ async function open(path: string, id: FileIdentity, bootId: string, io?: Journal
   await loaded.journal.begin()
   return loaded
 }
-const fresh = () => join(mkdtempSync(join(tmpdir(), 'mtune-journal-')), 'f.part.journal')
+const fresh = () => join(tempDir('journal'), 'f.part.journal')
 
 describe('Journal', () => {
   it('after SIGKILL (same boot) trusts every range written, synced or not', async () => {
@@ -150,13 +150,13 @@ describe('Journal', () => {
 describe('PrefixHasher', () => {
   it('fails with a clear message when the worker cannot start, instead of never settling', async () => {
     const failures: Error[] = []
-    const hasher = new PrefixHasher(join(mkdtempSync(join(tmpdir(), 'mtune-hash-')), 'missing.part'), (e) => failures.push(e))
+    const hasher = new PrefixHasher(join(tempDir('hash'), 'missing.part'), (e) => failures.push(e))
     await assert.rejects(hasher.finish(10), /hashing failed: .*ENOENT/)
     assert.equal(failures.length, 1)
   })
 
   it('keeps an error the worker reports before finish, and finish rejects with it', async () => {
-    const path = join(mkdtempSync(join(tmpdir(), 'mtune-hash-')), 'short.part')
+    const path = join(tempDir('hash'), 'short.part')
     writeFileSync(path, Buffer.alloc(10))
     let told!: (e: Error) => void
     const failed = new Promise<Error>((resolve) => (told = resolve))
@@ -170,17 +170,17 @@ describe('PrefixHasher', () => {
 
 describe('InlineHasher (small files, no worker)', () => {
   it('hashes the complete part file, across its read blocks', async () => {
-    const path = join(mkdtempSync(join(tmpdir(), 'mtune-hash-')), 'small.part')
+    const path = join(tempDir('hash'), 'small.part')
     const content = Buffer.alloc(2.5 * 1024 * 1024 + 3, 'ab')
     writeFileSync(path, content)
     assert.equal(await new InlineHasher(path).finish(content.length), createHash('sha256').update(content).digest('hex'))
-    const empty = join(mkdtempSync(join(tmpdir(), 'mtune-hash-')), 'empty.part')
+    const empty = join(tempDir('hash'), 'empty.part')
     writeFileSync(empty, '')
     assert.equal(await new InlineHasher(empty).finish(0), createHash('sha256').digest('hex'))
   })
 
   it('rejects a part file shorter than what the pull wrote, as the worker does', async () => {
-    const path = join(mkdtempSync(join(tmpdir(), 'mtune-hash-')), 'short.part')
+    const path = join(tempDir('hash'), 'short.part')
     writeFileSync(path, Buffer.alloc(10))
     await assert.rejects(new InlineHasher(path).finish(100), /hashing failed: part file ended at 10 bytes, expected 100/)
   })

@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict'
-import {existsSync, mkdtempSync, readFileSync, utimesSync, writeFileSync} from 'node:fs'
-import {hostname, tmpdir} from 'node:os'
+import {existsSync, readFileSync, utimesSync, writeFileSync} from 'node:fs'
+import {hostname} from 'node:os'
 import {join} from 'node:path'
 import {describe, it} from 'node:test'
 import {PullLock, type LockHolder} from '../src/lib/transfer/pull-lock.js'
+import {tempDir} from './support/temp.js'
 
-const part = () => join(mkdtempSync(join(tmpdir(), 'mtune-lock-')), 'model.bin.part')
+const part = () => join(tempDir('lock'), 'model.bin.part')
 const holder = (over: Partial<LockHolder> = {}): LockHolder => ({pid: 4242, host: hostname(), bootId: 'boot-a', pidns: 'pid:[1]', token: 'theirs', ...over})
 const plant = (partPath: string, h: LockHolder) => writeFileSync(`${partPath}.lock`, JSON.stringify(h))
 

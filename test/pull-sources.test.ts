@@ -1,18 +1,18 @@
 import assert from 'node:assert/strict'
 import {createHash} from 'node:crypto'
-import {existsSync, lstatSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, statSync} from 'node:fs'
-import {tmpdir} from 'node:os'
+import {existsSync, lstatSync, readFileSync, readdirSync, readlinkSync, statSync} from 'node:fs'
 import {join} from 'node:path'
 import {after, describe, it} from 'node:test'
 import {runCli, startCli} from './support/cli.js'
 import {gitSha1, startCdn, startFakeHf, startFakeModelscope, startFakeOllama, type FakeCdn, type HubRepo} from './support/fake-hubs.js'
 import {makeContent} from './support/mirror-server.js'
+import {tempDir} from './support/temp.js'
 
 const MiB = 1024 * 1024
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex')
 const closers: Array<() => Promise<void>> = []
 after(async () => Promise.all(closers.map((c) => c())))
-const dir = () => mkdtempSync(join(tmpdir(), 'mtune-src-'))
+const dir = () => tempDir('src')
 
 const COMMIT = '0123456789abcdef0123456789abcdef01234567'
 const weights = makeContent(12 * MiB, 21)

@@ -1,13 +1,13 @@
 import assert from 'node:assert/strict'
 import {randomBytes} from 'node:crypto'
-import {closeSync, mkdtempSync, openSync, rmSync, writeFileSync} from 'node:fs'
-import {tmpdir} from 'node:os'
+import {closeSync, openSync, rmSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {after, describe, it} from 'node:test'
 import {readAhead, readBlocks} from '../src/lib/read-ahead.js'
+import {tempDir} from './support/temp.js'
 
 describe('read-ahead: a file range block by block', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'mtune-read-ahead-'))
+  const dir = tempDir('read-ahead')
   const content = randomBytes(10_000)
   const path = join(dir, 'f')
   writeFileSync(path, content)

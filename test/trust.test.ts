@@ -1,9 +1,7 @@
 import assert from 'node:assert/strict'
 import {once} from 'node:events'
-import {mkdtempSync} from 'node:fs'
 import {createServer, type IncomingMessage} from 'node:http'
 import type {AddressInfo} from 'node:net'
-import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {after, describe, it} from 'node:test'
 import {createDispatcher} from '../src/lib/net/dispatcher.js'
@@ -13,11 +11,12 @@ import {startConnectProxy} from './support/connect-proxy.js'
 import {startCdn, startFakeHf, type HubRepo} from './support/fake-hubs.js'
 import {makeContent, mirrors, type MirrorServer} from './support/mirror-server.js'
 import {TINYPROXY, startTinyproxy} from './support/tinyproxy.js'
+import {tempDir} from './support/temp.js'
 
 const MiB = 1024 * 1024
 const closers: Array<() => Promise<void>> = []
 after(async () => Promise.all(closers.map((c) => c())))
-const dir = (what = 'trust') => mkdtempSync(join(tmpdir(), `mtune-${what}-`))
+const dir = (what = 'trust') => tempDir(what)
 const content = makeContent(8 * MiB, 71)
 const mirror = mirrors(content, after)
 const COMMIT = 'fedcba9876543210fedcba9876543210fedcba98'

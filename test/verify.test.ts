@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict'
 import {createHash} from 'node:crypto'
-import {existsSync, mkdtempSync, readFileSync, rmSync, truncateSync, unlinkSync, writeFileSync} from 'node:fs'
-import {tmpdir} from 'node:os'
+import {existsSync, readFileSync, rmSync, truncateSync, unlinkSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {after, describe, it} from 'node:test'
 import {downloadFileToCacheDir} from '@huggingface/hub'
@@ -10,6 +9,7 @@ import {hashFiles} from '../src/lib/verify/hash-pool.js'
 import {runCli} from './support/cli.js'
 import {gitSha1, startCdn, startFakeHf, startFakeModelscope, startFakeOllama, type HubRepo} from './support/fake-hubs.js'
 import {makeContent} from './support/mirror-server.js'
+import {tempDir} from './support/temp.js'
 
 const MiB = 1024 * 1024
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex')
@@ -17,7 +17,7 @@ const closers: Array<() => Promise<unknown>> = []
 after(async () => {
   for (const c of closers) await c().catch(() => {})
 })
-const dir = (what = 'verify') => mkdtempSync(join(tmpdir(), `mtune-${what}-`))
+const dir = (what = 'verify') => tempDir(what)
 const COMMIT = 'abcdef0123456789abcdef0123456789abcdef01'
 const weights = makeContent(12 * MiB, 31)
 const shard = makeContent(3 * MiB, 32)

@@ -1,10 +1,10 @@
-import {chmodSync, mkdirSync, mkdtempSync, symlinkSync, writeFileSync} from 'node:fs'
-import {tmpdir} from 'node:os'
+import {chmodSync, mkdirSync, symlinkSync, writeFileSync} from 'node:fs'
 import {dirname, join} from 'node:path'
+import {tempDir} from './temp.js'
 
 /** A fake / with the /proc and /sys files doctor reads: files as text, links as sysfs has them. */
 export function tree(files: Record<string, string>, links: Record<string, string> = {}): string {
-  const root = mkdtempSync(join(tmpdir(), 'mtune-sys-'))
+  const root = tempDir('sys')
   for (const [path, text] of Object.entries(files)) {
     mkdirSync(dirname(join(root, path)), {recursive: true})
     writeFileSync(join(root, path), text)
@@ -140,7 +140,7 @@ export function lvmOnPartition(): string {
 
 /** A directory holding an `nvidia-smi` that prints `csv` (the answer to doctor's query). */
 export function fakeNvidiaSmi(csv: string): string {
-  const bin = mkdtempSync(join(tmpdir(), 'mtune-bin-'))
+  const bin = tempDir('bin')
   writeFileSync(join(bin, 'nvidia-smi'), `#!/bin/sh\ncat <<'EOF'\n${csv}\nEOF\n`)
   chmodSync(join(bin, 'nvidia-smi'), 0o755)
   return bin

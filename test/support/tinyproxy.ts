@@ -1,10 +1,10 @@
 import {spawn, spawnSync} from 'node:child_process'
 import {once} from 'node:events'
 import {freePort} from './free-port.js'
-import {mkdtempSync, readFileSync, writeFileSync} from 'node:fs'
+import {readFileSync, writeFileSync} from 'node:fs'
 import {connect} from 'node:net'
-import {tmpdir} from 'node:os'
 import {join} from 'node:path'
+import {tempDir} from './temp.js'
 
 /** Debian's tinyproxy, when installed (.ci/run installs it): a real forward proxy for the proxy tests. */
 export const TINYPROXY = ['/usr/bin/tinyproxy', '/usr/sbin/tinyproxy'].find((p) => spawnSync(p, ['-v']).status === 0)
@@ -15,7 +15,7 @@ export const TINYPROXY = ['/usr/bin/tinyproxy', '/usr/sbin/tinyproxy'].find((p) 
  */
 export async function startTinyproxy(): Promise<{url: string; log(): string; close(): Promise<void>}> {
   if (!TINYPROXY) throw new Error('tinyproxy is not installed: apt-get install -y tinyproxy')
-  const dir = mkdtempSync(join(tmpdir(), 'mtune-tinyproxy-'))
+  const dir = tempDir('tinyproxy')
   const port = await freePort()
   const logFile = join(dir, 'tinyproxy.log')
   const user = process.getuid?.() === 0 ? 'User nobody\nGroup nogroup\n' : ''
