@@ -107,8 +107,10 @@ describe('Journal', () => {
       syncDirectory: async () => {},
     }
     const loaded = Journal.load(path, identity, 'boot-a', io)
-    const begun = loaded.journal.begin()
+    await loaded.journal.begin()
+    assert.equal(syncing, 0, 'a fresh journal names nothing durable: begin does not fsync it')
     loaded.journal.recordWritten(0, 100)
+    const checkpoint = loaded.journal.checkpoint(async () => {})
     // The loop keeps turning until the journal reaches its fsync, and then while it hangs there.
     const deadline = Date.now() + 10_000
     while (syncing === 0 && Date.now() < deadline) await new Promise((resolve) => setImmediate(resolve))
@@ -118,12 +120,36 @@ describe('Journal', () => {
     assert.equal(turns, 50, 'the event loop kept turning while the fsync hung')
     loaded.journal.recordWritten(100, 200)
     release()
-    await begun
-    const checkpoint = loaded.journal.checkpoint(async () => {})
     await checkpoint
+    assert.match(readFileSync(path, 'utf8'), /^D 0 100$/m, 'the checkpoint made durable what was written when it began')
+    await loaded.journal.checkpoint(async () => {})
     await loaded.journal.flushed()
-    assert.match(readFileSync(path, 'utf8'), /^D 0 200$/m, 'both writes durable after the checkpoint')
+    assert.match(readFileSync(path, 'utf8'), /^D 0 200$/m, 'both writes durable after the next checkpoint')
     await loaded.journal.close()
+  })
+
+  it('begin keeps a resumed journal durable: what it names as durable is not risked', async () => {
+    const path = fresh()
+    const first = Journal.load(path, identity, 'boot-a')
+    await first.journal.begin()
+    first.journal.recordWritten(0, 100)
+    await first.journal.checkpoint(async () => {})
+    await first.journal.close()
+    let syncs = 0
+    const io: JournalIo = {
+      open: async (p, flags) => {
+        const h = await openFile(p, flags)
+        return {write: h.write.bind(h), close: h.close.bind(h), sync: async () => (syncs++, h.sync())} as never
+      },
+      rename,
+      rm: (p) => rm(p, {force: true}),
+      syncDirectory: async () => void syncs++,
+    }
+    const again = Journal.load(path, identity, 'boot-b', io)
+    assert.equal(again.written.total, 100)
+    await again.journal.begin()
+    assert.equal(syncs, 2, 'the rewrite and its directory were synced')
+    await again.journal.close()
   })
 
   it('reports a journal append that failed on the next record or checkpoint', async () => {

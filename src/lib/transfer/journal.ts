@@ -113,7 +113,10 @@ export class Journal {
   /** Write the journal out (replacing one that was discarded); appends queued meanwhile follow it. */
   async begin(): Promise<void> {
     await this.enqueue(async () => {
-      if (!this.handle) await this.rewrite()
+      // With nothing durable yet to protect, losing this journal to a crash only means starting
+      // over, as without it: no fsyncs for it (two per file, which a dataset of many small
+      // files paid each). The first checkpoint writes it durably.
+      if (!this.handle) await this.rewrite(this.durable.total > 0)
     })
     if (this.error) throw this.error
   }
@@ -179,7 +182,7 @@ export class Journal {
     await handle?.close().catch(() => {})
   }
 
-  private async rewrite(): Promise<void> {
+  private async rewrite(durably = true): Promise<void> {
     const lines = [JSON.stringify(this.header)]
     for (const r of this.durable.toArray()) lines.push(`D ${r.start} ${r.end}`)
     for (const r of this.written.toArray()) lines.push(`W ${r.start} ${r.end}`)
@@ -189,12 +192,12 @@ export class Journal {
     const handle = await this.io.open(tmp, 'w')
     try {
       await handle.write(lines.join('\n') + '\n')
-      await handle.sync()
+      if (durably) await handle.sync()
     } finally {
       await handle.close()
     }
     await this.io.rename(tmp, this.path)
-    await this.io.syncDirectory(dirname(this.path))
+    if (durably) await this.io.syncDirectory(dirname(this.path))
     await this.handle?.close().catch(() => {})
     this.handle = await this.io.open(this.path, 'a')
   }
