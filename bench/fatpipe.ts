@@ -46,6 +46,7 @@ function timed(argv: string[], env: Record<string, string>): Promise<{seconds: n
     const child = spawn('/usr/bin/time', ['-o', out, '-f', '%e %U %S %M', ...argv], {stdio: 'ignore', env: {...process.env, ...env}})
     child.once('close', (code) => {
       const [e, u, s, m] = readFileSync(out, 'utf8').trim().split('\n').pop()!.split(' ').map(Number)
+      rmSync(out, {force: true})
       resolve({seconds: e, cpu: u + s, sys: s, rssMB: (m * 1024) / 1e6, code: code ?? 1})
     })
   })

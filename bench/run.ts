@@ -133,6 +133,7 @@ function timed(argv: string[]): Promise<{seconds: number; transfer: number; cpu:
     child.stdout!.on('data', (d) => (stdout += d))
     child.once('close', (code) => {
       const [e, u, s, m] = readFileSync(out, 'utf8').trim().split('\n').pop()!.split(' ').map(Number)
+      rmSync(out, {force: true})
       let transfer = e
       try {
         transfer = (JSON.parse(stdout) as {seconds: number}).seconds
