@@ -195,7 +195,7 @@ describe('PrefixHasher', () => {
 })
 
 describe('InlineHasher (small files, no worker)', () => {
-  it('hashes the complete part file, across its read blocks', async () => {
+  it('hashes the complete part file', async () => {
     const path = join(tempDir('hash'), 'small.part')
     const content = Buffer.alloc(2.5 * 1024 * 1024 + 3, 'ab')
     writeFileSync(path, content)

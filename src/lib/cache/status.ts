@@ -37,12 +37,14 @@ const num = (s: string | undefined) => {
   return total
 }
 
+const noTraffic = (): Traffic => ({requests: 0, failed: 0, hits: 0, misses: 0, bytesUpstream: 0, bytesServed: 0})
+
 /**
  * Pure: the traffic in log lines. A request served in slices logs its own line (its first slice)
  * and one per further slice (subrequests, with no request of their own: length 0).
  */
 export function addUp(lines: Iterable<LogLine>): Traffic {
-  const t: Traffic = {requests: 0, failed: 0, hits: 0, misses: 0, bytesUpstream: 0, bytesServed: 0}
+  const t = noTraffic()
   for (const l of lines) addLine(t, l)
   return finish(t)
 }
@@ -66,7 +68,7 @@ const finish = (t: Traffic): Traffic => ({...t, hitRatio: t.hits + t.misses > 0 
 
 /** The log read as a stream, line by line: a busy cache's log can be large. */
 export async function readTraffic(accessLog: string): Promise<Traffic> {
-  const t: Traffic = {requests: 0, failed: 0, hits: 0, misses: 0, bytesUpstream: 0, bytesServed: 0}
+  const t = noTraffic()
   try {
     const rl = createInterface({input: createReadStream(accessLog), crlfDelay: Infinity})
     for await (const text of rl) {

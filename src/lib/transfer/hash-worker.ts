@@ -1,6 +1,7 @@
 import {createHash} from 'node:crypto'
-import {closeSync, openSync, readSync} from 'node:fs'
+import {closeSync, openSync} from 'node:fs'
 import {parentPort, workerData} from 'node:worker_threads'
+import {readBlocks} from '../read-ahead.js'
 
 /**
  * Hashes the part file from byte 0 up to the contiguous prefix already written, off the main
@@ -15,12 +16,11 @@ let target = 0
 let finishing = false
 
 function catchUp(): void {
-  while (hashed < target) {
-    const read = readSync(fd, buffer, 0, Math.min(buffer.length, target - hashed), hashed)
-    if (read === 0) throw new Error(`part file ended at ${hashed} bytes, expected ${target}`)
-    hash.update(buffer.subarray(0, read))
-    hashed += read
+  for (const block of readBlocks(fd, hashed, target, buffer)) {
+    hash.update(block)
+    hashed += block.length
   }
+  if (hashed < target) throw new Error(`part file ended at ${hashed} bytes, expected ${target}`)
 }
 
 parentPort!.on('message', (message: {upTo: number; finish?: boolean}) => {

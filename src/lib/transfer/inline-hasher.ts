@@ -1,6 +1,5 @@
 import {createHash} from 'node:crypto'
-import {open} from 'node:fs/promises'
-import {readAhead} from '../read-ahead.js'
+import {readFile} from 'node:fs/promises'
 
 /** Files up to this size are hashed on the main thread once complete (about 3 ms of sha256). */
 export const INLINE_HASH_MAX = 4 * 1024 * 1024
@@ -17,20 +16,9 @@ export class InlineHasher {
   extend(): void {}
 
   async finish(size: number): Promise<string> {
-    const handle = await open(this.path, 'r')
-    try {
-      const hash = createHash('sha256')
-      const block = Math.max(1, Math.min(size, 1024 * 1024))
-      let hashed = 0
-      for await (const bytes of readAhead(handle.fd, 0, size, [Buffer.allocUnsafe(block), Buffer.allocUnsafe(block)])) {
-        hash.update(bytes)
-        hashed += bytes.length
-      }
-      if (hashed < size) throw new Error(`hashing failed: part file ended at ${hashed} bytes, expected ${size}`)
-      return hash.digest('hex')
-    } finally {
-      await handle.close()
-    }
+    const bytes = await readFile(this.path)
+    if (bytes.length < size) throw new Error(`hashing failed: part file ended at ${bytes.length} bytes, expected ${size}`)
+    return createHash('sha256').update(bytes.subarray(0, size)).digest('hex')
   }
 
   close(): void {}
