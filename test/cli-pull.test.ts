@@ -223,14 +223,31 @@ describe('mtune pull through a proxy', () => {
     // The mirror by name, so that NO_PROXY can name it.
     const url = m.url.replace('127.0.0.1', 'localhost')
     try {
-      const via = await runCli(['pull', url, '-o', join(dir(), 'model.bin'), '--json'], {HTTP_PROXY: proxy.url, NO_PROXY: ''})
+      const via = await runCli(['pull', url, '-o', join(dir(), 'model.bin'), '--debug'], {HTTP_PROXY: proxy.url, NO_PROXY: ''})
       assert.equal(via.code, 0, via.stderr)
-      assert.equal(JSON.parse(via.stdout).sha256, digest)
+      assert.match(via.stderr, new RegExp(`range requests to ${new URL(url).origin}: undici, via proxy ${new URL(proxy.url).host}`))
+      assert.match(via.stdout, new RegExp(`sha256 ${digest}`))
       assert.ok(proxy.tunnels.length >= 1 && proxy.tunnels.every((t) => t.startsWith('localhost:')), proxy.tunnels.join())
       const before = proxy.tunnels.length
-      const direct = await runCli(['pull', url, '-o', join(dir(), 'model.bin'), '--json'], {HTTP_PROXY: proxy.url, NO_PROXY: 'localhost'})
+      const direct = await runCli(['pull', url, '-o', join(dir(), 'model.bin'), '--debug'], {HTTP_PROXY: proxy.url, NO_PROXY: 'localhost'})
       assert.equal(direct.code, 0, direct.stderr)
+      assert.match(direct.stderr, new RegExp(`range requests to ${new URL(url).origin}: mtune's client, direct`), 'the fast client for a host in NO_PROXY')
       assert.equal(proxy.tunnels.length, before, 'NO_PROXY host bypassed the proxy')
+    } finally {
+      await proxy.close()
+    }
+  })
+
+  it('gives up with the reason when the proxy closes the connection instead of opening the tunnel', async () => {
+    const {startConnectProxy} = await import('./support/connect-proxy.js')
+    // This proxy closes the client's connection when it cannot reach the server (port 1: nothing
+    // listens), as some proxies do for hosts their rules deny. undici 7 alone reconnects forever.
+    const proxy = await startConnectProxy()
+    try {
+      const r = await runCli(['pull', 'http://127.0.0.1:1/model.bin', '-o', join(dir(), 'model.bin'), '--retries', '2'], {HTTP_PROXY: proxy.url, NO_PROXY: ''})
+      assert.equal(r.code, 3, r.stderr)
+      assert.match(r.stderr, /^Error: cannot download .*: the proxy closed the connection instead of opening a tunnel to 127\.0\.0\.1:1: .*check HTTPS_PROXY\/HTTP_PROXY and NO_PROXY$/m)
+      assert.ok(proxy.tunnels.length >= 2 && proxy.tunnels.length < 10, `asked again a few times, not in a loop: ${proxy.tunnels.length}`)
     } finally {
       await proxy.close()
     }

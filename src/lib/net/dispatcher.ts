@@ -1,6 +1,7 @@
-import {Agent, EnvHttpProxyAgent, type Dispatcher, type buildConnector} from 'undici'
-import {proxyConfig} from './proxy-env.js'
+import {Agent, EnvHttpProxyAgent, Pool, type Dispatcher, type buildConnector} from 'undici'
+import {proxyConfig, proxyFor, type ProxyConfig} from './proxy-env.js'
 import {streamRequest, type StreamedResponse} from './chunk-stream.js'
+import {TUNNEL_DROPPED} from './retry-policy.js'
 import {WireClient, WireUnsupported, type WireRequest} from './wire.js'
 
 type PoolFactory = (origin: URL | string, options: object) => Dispatcher
@@ -36,30 +37,86 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
     ...(options.clientFactory ? {clientFactory: options.clientFactory} : {}),
   }
   const proxies = proxyConfig()
-  if (!proxies.httpProxy && !proxies.httpsProxy) {
-    const agent = new Agent(agentOptions)
-    // Ranged GETs on a plain direct agent go through the wire client (wire.ts), unless told not to.
-    const plain = !options.connect && !options.factory && !options.clientFactory && options.connections === undefined
-    if (plain && process.env.MTUNE_HTTP_CLIENT !== 'undici') {
-      wires.set(agent, {client: new WireClient({stallTimeoutMs: options.stallTimeoutMs, connectTimeoutMs: options.connectTimeoutMs ?? Math.min(options.stallTimeoutMs, 30_000)}), undiciOnly: new Set()})
-    }
-    return agent
-  }
+  const proxied = Boolean(proxies.httpProxy || proxies.httpsProxy)
   // Empty strings, not undefined, for what is unset: undici would otherwise read the variables again.
-  return new EnvHttpProxyAgent({...agentOptions, httpProxy: proxies.httpProxy ?? '', httpsProxy: proxies.httpsProxy ?? '', noProxy: proxies.noProxy ?? ''})
+  const agent = proxied
+    ? new EnvHttpProxyAgent({
+        ...agentOptions,
+        clientFactory: failDroppedTunnels(options.clientFactory ?? ((origin, o) => new Pool(origin, o))),
+        httpProxy: proxies.httpProxy ?? '',
+        httpsProxy: proxies.httpsProxy ?? '',
+        noProxy: proxies.noProxy ?? '',
+      })
+    : new Agent(agentOptions)
+  // Ranged GETs that the agent sends direct go through the wire client (wire.ts), unless told
+  // not to: with a proxy set, those to hosts in NO_PROXY, such as a rack cache or an internal
+  // mirror, which are the fat pipes where the client's cost per byte is the limit.
+  const plain = !options.connect && !options.factory && !options.clientFactory && options.connections === undefined
+  if (plain && process.env.MTUNE_HTTP_CLIENT !== 'undici') {
+    const client = new WireClient({stallTimeoutMs: options.stallTimeoutMs, connectTimeoutMs: options.connectTimeoutMs ?? Math.min(options.stallTimeoutMs, 30_000)})
+    wires.set(agent, {client, undiciOnly: new Set(), direct: proxied ? directOrigins(proxies) : () => true})
+  }
+  return agent
 }
 
-const wires = new WeakMap<Dispatcher, {client: WireClient; undiciOnly: Set<string>}>()
+/**
+ * A proxy that closes the connection instead of answering CONNECT (one that refuses the host
+ * without saying so, or cannot reach it) made undici 7's ProxyAgent reconnect in a tight loop
+ * that no signal ends (nodejs/undici#3897, fixed in undici 8, which needs Node 22): its socket
+ * error counts as recoverable, so the request stays queued for ever. Given another code, the
+ * error fails the request, and mtune's retry policy decides (retry-policy.ts: TUNNEL_DROPPED).
+ */
+function failDroppedTunnels(factory: PoolFactory): PoolFactory {
+  return (origin, options) => {
+    const client = factory(origin, options)
+    const connect = client.connect.bind(client) as (o: Dispatcher.ConnectOptions, callback?: unknown) => Promise<Dispatcher.ConnectData>
+    client.connect = ((o: Dispatcher.ConnectOptions, callback?: unknown) => {
+      // ProxyAgent awaits the promise; anything else keeps undici's own behaviour.
+      if (callback) return connect(o, callback)
+      return connect(o).catch((error: {code?: string}) => {
+        if (error?.code !== 'UND_ERR_SOCKET') throw error
+        throw Object.assign(new Error(`the proxy closed the connection instead of opening a tunnel to ${o.path}`), {code: TUNNEL_DROPPED, cause: error})
+      })
+    }) as typeof client.connect
+    return client
+  }
+}
+
+/** Whether the proxy agent sends requests for an origin direct, remembered per origin. */
+function directOrigins(proxies: ProxyConfig): (origin: string) => boolean {
+  const known = new Map<string, boolean>()
+  return (origin) => {
+    let direct = known.get(origin)
+    if (direct === undefined) known.set(origin, (direct = proxyFor(origin, proxies) === undefined))
+    return direct
+  }
+}
+
+const wires = new WeakMap<Dispatcher, {client: WireClient; undiciOnly: Set<string>; direct: (origin: string) => boolean}>()
+
+/** Which client sends `origin`'s range requests through `dispatcher`: mtune's own (wire.ts) or undici. */
+export function rangeClient(dispatcher: Dispatcher, origin: string): 'wire' | 'undici' {
+  const wire = wires.get(dispatcher)
+  return wire && wire.direct(origin) && !wire.undiciOnly.has(origin) ? 'wire' : 'undici'
+}
+
+/** For --debug: how `url`'s range requests travel (which client, which proxy if any). */
+export function rangeRoute(dispatcher: Dispatcher, url: string): string {
+  const {origin} = new URL(url)
+  const proxy = proxyFor(origin, proxyConfig())
+  const via = proxy ? `via proxy ${new URL(proxy).host}` : 'direct'
+  return `range requests to ${origin}: ${rangeClient(dispatcher, origin) === 'wire' ? "mtune's client" : 'undici'}, ${via}`
+}
 
 /**
  * GET a range (or anything whose body is read as a ChunkStream) through `dispatcher`: by the
- * wire client where the dispatcher reaches servers directly, else by undici. An origin whose
+ * wire client where the dispatcher reaches the server directly, else by undici. An origin whose
  * 206 the wire client cannot frame (chunked, or ending with the connection) is asked again
  * through undici, and from then on only there.
  */
 export async function requestBody(dispatcher: Dispatcher, req: WireRequest, signal?: AbortSignal): Promise<StreamedResponse> {
   const wire = wires.get(dispatcher)
-  if (wire && !wire.undiciOnly.has(req.origin)) {
+  if (wire && rangeClient(dispatcher, req.origin) === 'wire') {
     try {
       return await wire.client.request(req, signal)
     } catch (error) {

@@ -21,3 +21,33 @@ export function proxyConfig(env: NodeJS.ProcessEnv = process.env): ProxyConfig {
 export function proxyUrls(env: NodeJS.ProcessEnv = process.env): string[] {
   return ['HTTPS_PROXY', 'https_proxy', 'HTTP_PROXY', 'http_proxy'].map((name) => env[name]).filter((v): v is string => Boolean(v))
 }
+
+const DEFAULT_PORTS: Record<string, number> = {'http:': 80, 'https:': 443}
+
+/**
+ * The proxy a request to `url` goes through, or undefined where it goes direct: the choice
+ * undici's EnvHttpProxyAgent makes (7.x, env-http-proxy-agent.js) for the same config, so
+ * that mtune's own range client (wire.ts) can take exactly the requests undici would send
+ * direct. https:// goes through the HTTPS proxy, else the HTTP one; http:// only through the
+ * HTTP one. NO_PROXY: entries split on commas or spaces, `*` for every host, a leading `.` or
+ * `*.` dropped, a host matching itself and its subdomains, `HOST:PORT` only that port.
+ */
+export function proxyFor(url: URL | string, config: ProxyConfig): string | undefined {
+  const u = typeof url === 'string' ? new URL(url) : url
+  const proxy = u.protocol === 'https:' ? config.httpsProxy || config.httpProxy : config.httpProxy
+  if (!proxy) return undefined
+  // As undici: the port stripped from host, so that an IPv6 address keeps its brackets.
+  const hostname = u.host.replace(/:\d*$/, '').toLowerCase()
+  const port = Number.parseInt(u.port, 10) || DEFAULT_PORTS[u.protocol] || 0
+  const noProxy = config.noProxy ?? ''
+  if (noProxy === '*') return undefined
+  for (const entry of noProxy.split(/[,\s]/)) {
+    if (!entry) continue
+    const parsed = /^(.+):(\d+)$/.exec(entry)
+    const host = (parsed ? parsed[1]! : entry).replace(/^\*?\./, '').toLowerCase()
+    const only = parsed ? Number.parseInt(parsed[2]!, 10) : 0
+    if (only && only !== port) continue
+    if (hostname === host || hostname.endsWith(`.${host}`)) return undefined
+  }
+  return proxy
+}

@@ -4,6 +4,7 @@ import type {Dispatcher} from 'undici'
 import {ExitCode, MtuneError} from '../errors.js'
 import type {Probe} from '../net/probe.js'
 import {headersFor} from '../net/credentials.js'
+import {rangeRoute} from '../net/dispatcher.js'
 import {redact} from '../net/request.js'
 import {formatBytes} from '../units.js'
 import {ConnectionController} from './connection-controller.js'
@@ -194,6 +195,7 @@ export class Transfer {
         })
       }
       if (this.fetcher.remote) this.debug(`requests run in ${this.options.threads} fetch thread(s)`)
+      this.debug(rangeRoute(this.setup.dispatcher, this.primary.target))
       // A hash that cannot be finished stops the pull now, not at the end; what is on disk is kept.
       const opening = partial.open(size, this.options.openPartFile, (e) =>
         this.fail(new MtuneError('hash-failed', `${e.message}: the pull stopped; run the same command again to resume`, ExitCode.failure, {cause: e})),
@@ -320,6 +322,7 @@ export class Transfer {
         if (source) {
           this.sources.add(source)
           this.events.info?.(`mirror ${redact(url)} serves the same file: using it`)
+          this.debug(rangeRoute(this.setup.dispatcher, source.target))
           this.slots.fill()
         } else {
           this.sources.rejected(url, rejected ?? 'unknown')
