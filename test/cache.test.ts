@@ -8,6 +8,7 @@ import {after, describe, it} from 'node:test'
 import {downloadFile} from '@huggingface/hub'
 import {nginxConfig} from '../src/lib/cache/config.js'
 import {findNginx} from '../src/lib/cache/nginx.js'
+import {proxyWarning} from '../src/lib/cache/serve.js'
 import {addUp} from '../src/lib/cache/status.js'
 import {runCli, startCli} from './support/cli.js'
 import {freePort} from './support/free-port.js'
@@ -118,6 +119,14 @@ describe('mtune cache: the configuration', () => {
     assert.match(text, /"~\(\^\|\\\\\.\)hf\\\\\.co\$" 1;/)
     assert.match(text, /"~\(\^\|\\\\\.\)cdn\\\\\.example\\\\\.net\$" 1;/)
     assert.match(block('location ^~ /-/cdn/'), /if \(\$mtune_cdn_allowed = 0\) \{\n\s+return 403/)
+  })
+
+  it('says at serve that nginx will not use the proxy this host is set to go out through', () => {
+    const upstreams = {hf: 'https://huggingface.co', ollama: 'https://registry.ollama.ai', modelscope: 'http://10.0.0.9:8080/-/modelscope'}
+    const warning = proxyWarning({upstreams, origins: {}}, {httpsProxy: 'http://proxy.corp:3128', noProxy: 'localhost,10.0.0.9'})
+    assert.match(warning ?? '', /^a proxy is set here for huggingface\.co, registry\.ollama\.ai, but nginx fetches directly \(it cannot use a proxy\)/)
+    assert.equal(proxyWarning({upstreams, origins: {}}, {}), undefined, 'no proxy, nothing to say')
+    assert.equal(proxyWarning({upstreams: {...upstreams, hf: 'http://10.0.0.9:8080', ollama: 'http://10.0.0.9:8080'}, origins: {}}, {httpsProxy: 'http://proxy.corp:3128', httpProxy: 'http://proxy.corp:3128', noProxy: '10.0.0.9'}), undefined, 'a site cache in NO_PROXY as upstream')
   })
 
   it('adds up traffic from the access log: requests, slices hit and missed, bytes up and served', () => {
@@ -405,6 +414,21 @@ describe('pulling through mtune cache (real nginx)', needsNginx, () => {
     const down = await runCli(['doctor', 'env', '--json'], {MTUNE_CACHE: `http://127.0.0.1:${await freePort()}`})
     assert.equal(finding(down.stdout).status, 'warn')
     assert.match(finding(down.stdout).fix, /mtune cache serve/)
+    // The site's proxy set, and the rack cache not in NO_PROXY: it answers, but out and back.
+    const {startConnectProxy} = await import('./support/connect-proxy.js')
+    const proxy = await startConnectProxy()
+    try {
+      const proxied = await runCli(['doctor', 'env', '--json'], {MTUNE_CACHE: cache.url, HTTP_PROXY: proxy.url, NO_PROXY: 'localhost'})
+      assert.equal(finding(proxied.stdout).status, 'warn', proxied.stdout)
+      assert.match(finding(proxied.stdout).summary, new RegExp(`an mtune cache answers, but through the proxy ${new URL(proxy.url).host}`))
+      assert.match(finding(proxied.stdout).fix, /^export NO_PROXY=\$\{NO_PROXY:\+\$NO_PROXY,\}127\.0\.0\.1: /)
+      assert.ok(proxy.tunnels.length > 0, 'the probe went through the proxy, as pulls would')
+      const direct = await runCli(['doctor', 'env', '--json'], {MTUNE_CACHE: cache.url, HTTP_PROXY: proxy.url, NO_PROXY: 'localhost,127.0.0.1'})
+      assert.equal(finding(direct.stdout).status, 'pass', direct.stdout)
+      assert.equal(finding(direct.stdout).values.proxy.value, null)
+    } finally {
+      await proxy.close()
+    }
     const b = await runCli(['bench', '--mirror', 'hf://acme/cached', '--cache', cache.url, '--connections', '1,2', '--chunk-size', '1M', '--duration', '3', '--json'], client({HF_ENDPOINT: hub.origin}).env)
     assert.equal(b.code, 0, b.stderr)
     const measured = JSON.parse(b.stdout).mirrors.map((m: {url: string; ok: boolean}) => [m.url.startsWith(cache.url), m.ok])

@@ -30,7 +30,7 @@ Exit codes: 0 running (or already running), 2 bad input, 5 --dir not writable, 7
     const result = await serve(options)
     const doc = {url: result.state.url, dir: result.state.dir, pid: result.pid, endpoints: result.state.endpoints}
     if (!this.jsonEnabled()) {
-      if (result.exposure) process.stderr.write(`! ${result.exposure}\n`)
+      for (const warning of [result.exposure, result.proxied]) if (warning) process.stderr.write(`! ${warning}\n`)
       this.log(renderServe(result))
     }
     return doc

@@ -4,6 +4,7 @@ import {writeFileAtomic} from '../fs-atomic.js'
 import {cacheEndpoints} from '../sources/cache-endpoints.js'
 import {cacheUrl, nginxConfig} from './config.js'
 import {checkPortFree, paths, prepareDir, readState, requireNginx, runningPid, startNginx, testConfig, workerUser, writeState, type CacheState} from './nginx.js'
+import {proxyConfig, proxyFor, type ProxyConfig} from '../net/proxy-env.js'
 import {isLoopback, resolversFrom, type CacheOptions} from './options.js'
 
 /** The system's facts the configuration depends on: name servers, a CA bundle, the workers' user. */
@@ -42,6 +43,20 @@ export interface ServeResult {
   alreadyRunning: boolean
   /** Said when it listens beyond loopback: who can use it now. */
   exposure?: string
+  /** Said when this host's environment sends its upstreams through a proxy, which nginx cannot use. */
+  proxied?: string
+}
+
+/**
+ * nginx has no forward-proxy client (no CONNECT), so HTTPS_PROXY does nothing for it: a cache
+ * host whose way out is the site's proxy gets 502 for every model. Said at serve, since the
+ * user set the variable for a reason.
+ */
+export function proxyWarning(o: Pick<CacheOptions, 'upstreams' | 'origins'>, config: ProxyConfig = proxyConfig()): string | undefined {
+  const behind = [...Object.values(o.upstreams), ...Object.values(o.origins)].filter((url) => proxyFor(url, config))
+  if (behind.length === 0) return undefined
+  const shown = behind.map((url) => new URL(url).host).join(', ')
+  return `a proxy is set here for ${shown}, but nginx fetches directly (it cannot use a proxy): this host must reach them and their CDNs without it, or take as upstream a cache that can (--hf-upstream URL and the like)`
 }
 
 /**
@@ -52,7 +67,7 @@ export async function serve(o: CacheOptions): Promise<ServeResult> {
   const nginx = requireNginx()
   const running = runningPid(o.dir)
   const saved = readState(o.dir)
-  if (running && saved) return {state: saved, pid: running, alreadyRunning: true}
+  if (running && saved) return {state: saved, pid: running, alreadyRunning: true, proxied: proxyWarning(o)}
   await checkPortFree(o.listen)
   const user = workerUser()
   prepareDir(o.dir, user)
@@ -73,5 +88,5 @@ export async function serve(o: CacheOptions): Promise<ServeResult> {
   const exposure = isLoopback(o.listen.host)
     ? undefined
     : `listening on ${o.listen.host}:${o.listen.port}: every host that can reach it can use this cache (it has no login of its own; the hubs still check tokens): limit it with a firewall to the rack`
-  return {state, pid, alreadyRunning: false, exposure}
+  return {state, pid, alreadyRunning: false, exposure, proxied: proxyWarning(o)}
 }

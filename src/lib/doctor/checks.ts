@@ -1,5 +1,6 @@
 import {bdpBytes, type LinkEstimate} from '../bench/link.js'
 import type {BlockFacts, DiskFacts, EnvFacts, GpuFacts, MemoryFacts, NetworkFacts} from '../system/facts.js'
+import {proxyConfig, proxyFor} from '../net/proxy-env.js'
 import {formatBitRate, formatBytes, formatRate} from '../units.js'
 import {bytes, finding, type Finding, type Value} from './finding.js'
 
@@ -334,7 +335,7 @@ export function envChecks(f: DoctorFacts): Finding[] {
     } else out.push(finding('env', 'ollama', 'pass', 'Ollama store', `OLLAMA_MODELS=${o.path}${o.writableByUs ? '' : ' (read-only for you)'}`, values))
   }
 
-  if (f.cache) out.push(cacheFinding(f.cache))
+  if (f.cache) out.push(cacheFinding(f.cache, proxyFor(f.cache.url, proxyConfig(p))))
 
   if (e.openFilesSoft === undefined) out.push(finding('env', 'open_files', 'unknown', 'Open files limit', 'unknown'))
   else if (e.openFilesSoft < 1024) {
@@ -343,14 +344,39 @@ export function envChecks(f: DoctorFacts): Finding[] {
   return out
 }
 
-/** MTUNE_CACHE (or an HF_ENDPOINT that is one): does the fleet cache this machine is pointed at answer? */
-function cacheFinding(c: CacheProbe): Finding {
-  const values = {url: {value: c.url}, answers: {value: c.answers}, mtuneCache: {value: c.mtune}, ms: {value: c.ms === undefined ? null : Math.round(c.ms), unit: 'ms'}}
+/** A URL's host as NO_PROXY names it (an IPv6 address in brackets, as undici compares it). */
+const hostOf = (url: string) => new URL(url).hostname
+
+/**
+ * MTUNE_CACHE (or an HF_ENDPOINT that is one): does the fleet cache this machine is pointed at
+ * answer, and directly? A rack cache reached through the site's proxy (not in NO_PROXY) sends
+ * the rack's traffic out and back, and its range requests go through undici rather than mtune's
+ * own client (dispatcher.ts), which takes only direct connections.
+ */
+function cacheFinding(c: CacheProbe, proxy: string | undefined): Finding {
+  const values = {
+    url: {value: c.url},
+    answers: {value: c.answers},
+    mtuneCache: {value: c.mtune},
+    ms: {value: c.ms === undefined ? null : Math.round(c.ms), unit: 'ms'},
+    proxy: {value: proxy ? new URL(proxy).host : null},
+  }
   const where = `${c.from}=${c.url}`
+  if (proxy && c.answers) {
+    return finding('env', 'cache', 'warn', 'Cache', `${where}${c.mtune ? ': an mtune cache' : ''} answers, but through the proxy ${new URL(proxy).host}`, values, {
+      fix: `export NO_PROXY=\${NO_PROXY:+\$NO_PROXY,}${hostOf(c.url)}: the rack's traffic should not leave through the proxy`,
+    })
+  }
   if (c.from === 'MTUNE_CACHE') {
     if (c.mtune) return finding('env', 'cache', 'pass', 'Cache', `${where}: an mtune cache, answering in ${Math.round(c.ms ?? 0)} ms`, values)
     if (c.answers) return finding('env', 'cache', 'warn', 'Cache', `${where} answers, but is not an mtune cache`, values, {fix: 'set MTUNE_CACHE to the URL mtune cache serve printed on the cache host'})
-    return finding('env', 'cache', 'warn', 'Cache', `${where} does not answer: pulls will fall back to the origin`, values, {fix: 'start it on the cache host (mtune cache serve --dir DIR --listen HOST:PORT), check the firewall, or unset MTUNE_CACHE'})
+    const start = 'start it on the cache host (mtune cache serve --dir DIR --listen HOST:PORT), check the firewall, or unset MTUNE_CACHE'
+    if (proxy) {
+      return finding('env', 'cache', 'warn', 'Cache', `${where} does not answer through the proxy ${new URL(proxy).host}: pulls will fall back to the origin`, values, {
+        fix: `export NO_PROXY=\${NO_PROXY:+\$NO_PROXY,}${hostOf(c.url)}: the rack's traffic should not leave through the proxy; if it still does not answer, ${start}`,
+      })
+    }
+    return finding('env', 'cache', 'warn', 'Cache', `${where} does not answer: pulls will fall back to the origin`, values, {fix: start})
   }
   if (c.mtune) return finding('env', 'cache', 'pass', 'Cache', `${where}: an mtune cache, answering in ${Math.round(c.ms ?? 0)} ms (Hugging Face tools use it)`, values)
   if (c.answers) return finding('env', 'cache', 'info', 'Cache', `${where}: a hub endpoint, answering; no mtune cache set (MTUNE_CACHE)`, values)

@@ -13,6 +13,8 @@ export function renderServe(r: ServeResult): string {
     `  export HF_ENDPOINT=${e.hf}   # huggingface_hub, transformers, huggingface.js, mtune`,
     `  export MTUNE_CACHE=${r.state.url}   # mtune pull hf://, ollama://, modelscope:// through the cache`,
     `  export MODELSCOPE_ENDPOINT=${e.modelscope}`,
+    // Servers with the site's proxy set would otherwise send the rack's traffic out through it.
+    `  export NO_PROXY=\${NO_PROXY:+\$NO_PROXY,}${new URL(r.state.url).hostname}   # where HTTPS_PROXY/HTTP_PROXY is set: keep the rack's traffic off the proxy`,
     `  ollama pull ${e.ollama}/library/MODEL --insecure   # the model is then named ${e.ollama}/library/MODEL`,
     ...Object.entries(e.origins).map(([name, url]) => `  ${name}: ${url}/PATH`),
     '',
