@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict'
+import {once} from 'node:events'
+import {createServer as createNetServer, type AddressInfo, type Socket} from 'node:net'
 import {existsSync, readFileSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {after, describe, it} from 'node:test'
@@ -246,10 +248,40 @@ describe('mtune pull through a proxy', () => {
     try {
       const r = await runCli(['pull', 'http://127.0.0.1:1/model.bin', '-o', join(dir(), 'model.bin'), '--retries', '2'], {HTTP_PROXY: proxy.url, NO_PROXY: ''})
       assert.equal(r.code, 3, r.stderr)
-      assert.match(r.stderr, /^Error: cannot download .*: the proxy closed the connection instead of opening a tunnel to 127\.0\.0\.1:1: .*check HTTPS_PROXY\/HTTP_PROXY and NO_PROXY$/m)
+      assert.match(r.stderr, /^Error: cannot download .*: the proxy closed the connection instead of opening a tunnel to 127\.0\.0\.1:1 \(.*\): check HTTPS_PROXY\/HTTP_PROXY and NO_PROXY$/m)
       assert.ok(proxy.tunnels.length >= 2 && proxy.tunnels.length < 10, `asked again a few times, not in a loop: ${proxy.tunnels.length}`)
     } finally {
       await proxy.close()
+    }
+  })
+
+  it('gives a proxy that never answers the stall timeout, and Ctrl-C ends the pull though undici cannot cancel that wait', {timeout: 120_000}, async () => {
+    // Accepts connections and says nothing, as a proxy behind a dead firewall rule does.
+    const held = new Set<Socket>()
+    const silent = createNetServer((socket) => {
+      held.add(socket)
+      socket.on('error', () => {})
+    })
+    silent.listen(0, '127.0.0.1')
+    await once(silent, 'listening')
+    const proxyUrl = `http://127.0.0.1:${(silent.address() as AddressInfo).port}`
+    try {
+      const stalled = await runCli(['pull', 'http://127.0.0.1:1/model.bin', '-o', join(dir(), 'model.bin'), '--stall-timeout', '2', '--retries', '1'], {HTTP_PROXY: proxyUrl, NO_PROXY: ''})
+      assert.equal(stalled.code, 3, stalled.stderr)
+      assert.match(stalled.stderr, /^Error: cannot download .*: the proxy did not answer the request for a tunnel to 127\.0\.0\.1:1 within 2 s: check HTTPS_PROXY\/HTTP_PROXY and NO_PROXY$/m)
+      // undici's proxy agent passes no signal to the CONNECT it waits on: the abort alone would
+      // leave the pull waiting the whole stall timeout; it exits after the grace period instead.
+      const before = held.size
+      const run = startCli(['pull', 'http://127.0.0.1:1/model.bin', '-o', join(dir(), 'model.bin'), '--stall-timeout', '600'], {HTTP_PROXY: proxyUrl, NO_PROXY: ''})
+      await until(() => held.size > before, 'the pull to wait on the proxy')
+      run.child.kill('SIGINT')
+      const r = await run.done
+      assert.equal(r.code, 130, r.stderr)
+      assert.match(r.stderr, /^Error: interrupted: run the same command again to resume$/m)
+      assert.ok(!hasStack(r.stderr))
+    } finally {
+      for (const socket of held) socket.destroy()
+      silent.close()
     }
   })
 

@@ -1,5 +1,5 @@
 import {Flags} from '@oclif/core'
-import {ExitCode, usageError} from '../lib/errors.js'
+import {ExitCode, MtuneError, usageError} from '../lib/errors.js'
 import {DEFAULT_CONNECTIONS} from '../lib/bench/defaults.js'
 import {proxyUrls} from '../lib/net/proxy-env.js'
 import {MtuneCommand} from '../lib/ui/base-command.js'
@@ -60,8 +60,8 @@ Exit codes: 0 measured, 2 bad input, 3 no mirror answered, 130 interrupted (what
     const maxBytes = parseSize(flags['max-bytes'], '--max-bytes')
     if (maxBytes < 1024 * 1024) throw usageError('bad-size', `--max-bytes ${flags['max-bytes']} is too small: use 1M or more`)
     const abort = new AbortController()
-    const onSignal = () => abort.abort()
-    process.once('SIGINT', onSignal)
+    // Ctrl-C ends the bench with what it measured so far (report.interrupted).
+    const interrupt = this.onInterrupt(abort, () => new MtuneError('interrupted', 'interrupted before the bench could report', ExitCode.interrupted))
     try {
       const json = this.jsonEnabled()
       const {cacheEndpoints, parseCacheUrl} = await import('../lib/sources/cache-endpoints.js')
@@ -76,7 +76,7 @@ Exit codes: 0 measured, 2 bad input, 3 no mirror answered, 130 interrupted (what
       else if (report.mirrors.every((m) => !m.ok)) process.exitCode = ExitCode.remote
       return report
     } finally {
-      process.off('SIGINT', onSignal)
+      interrupt.dispose()
     }
   }
 }

@@ -235,24 +235,25 @@ Exit codes: 0 done, 2 bad input, 3 the server refused or kept failing, 4 digest 
     const abort = new AbortController()
     // Every file and connection of a pull listens to it (and a pull that falls back from a cache, twice).
     setMaxListeners(0, abort.signal)
-    let signalExit: number | undefined
-    const onSignal = (signal: NodeJS.Signals) => {
-      signalExit = signal === 'SIGTERM' ? 143 : ExitCode.interrupted
-      abort.abort()
-    }
-    process.once('SIGINT', onSignal)
-    process.once('SIGTERM', onSignal)
+    const interrupted = (signal: NodeJS.Signals) =>
+      new MtuneError('interrupted', 'interrupted: run the same command again to resume', signal === 'SIGTERM' ? 143 : ExitCode.interrupted)
+    const interrupt = this.onInterrupt(
+      abort,
+      (signal) => {
+        reporter.stop()
+        return interrupted(signal)
+      },
+      ['SIGINT', 'SIGTERM'],
+    )
     try {
       return await body(abort.signal)
     } catch (error) {
       reporter.stop()
-      if (signalExit && (abort.signal.aborted || (error instanceof MtuneError && error.exitCode === ExitCode.interrupted))) {
-        throw new MtuneError('interrupted', 'interrupted: run the same command again to resume', signalExit)
-      }
+      const signal = interrupt.signal()
+      if (signal && (abort.signal.aborted || (error instanceof MtuneError && error.exitCode === ExitCode.interrupted))) throw interrupted(signal)
       throw error
     } finally {
-      process.off('SIGINT', onSignal)
-      process.off('SIGTERM', onSignal)
+      interrupt.dispose()
     }
   }
 }

@@ -58,8 +58,13 @@ Exit codes: 0 intact (or repaired), 2 bad input, 3 the hub's listing was needed 
     const reporter = createReporter(json ? 'none' : progressMode(process.stderr, flags.quiet))
     const abort = new AbortController()
     setMaxListeners(0, abort.signal)
-    const onSignal = () => abort.abort()
-    process.once('SIGINT', onSignal)
+    // A repair interrupted keeps what it fetched (part files and their journals) for the next run.
+    const interruptedError = () =>
+      new MtuneError('interrupted', flags.repair ? 'interrupted: run the same command again to finish the repair' : 'interrupted: nothing was changed; run it again', ExitCode.interrupted)
+    const interrupt = this.onInterrupt(abort, () => {
+      reporter.stop()
+      return interruptedError()
+    })
     const dispatcher = createDispatcher({stallTimeoutMs: 30_000})
     const started = performance.now()
     try {
@@ -88,10 +93,10 @@ Exit codes: 0 intact (or repaired), 2 bad input, 3 the hub's listing was needed 
       return report
     } catch (error) {
       reporter.stop()
-      if (abort.signal.aborted) throw new MtuneError('interrupted', 'interrupted: nothing was changed; run it again', ExitCode.interrupted)
+      if (abort.signal.aborted) throw interruptedError()
       throw error
     } finally {
-      process.off('SIGINT', onSignal)
+      interrupt.dispose()
       await dispatcher.destroy().catch(() => {})
     }
   }

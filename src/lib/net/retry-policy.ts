@@ -106,16 +106,16 @@ const TRANSIENT_CODES = new Set([
 ])
 
 /** Network-level errors (no HTTP status) as a TransferError. */
-/** The proxy closed its connection instead of answering CONNECT (dispatcher.ts, failDroppedTunnels). */
-export const TUNNEL_DROPPED = 'MTUNE_TUNNEL_DROPPED'
+/** The proxy closed its connection instead of answering CONNECT, or did not answer (dispatcher.ts, failingTunnels). */
+export const TUNNEL_FAILED = 'MTUNE_TUNNEL_FAILED'
 
 export function classifyNetworkError(error: unknown): TransferError {
   if (error instanceof TransferError) return error
   const code = (error as {code?: string})?.code
   const message = (error as Error)?.message ?? String(error)
   if (code === 'ENOTFOUND') return new TransferError('fatal', `host not found: ${message}`, {cause: error})
-  if (code === TUNNEL_DROPPED) {
-    return new TransferError('transient', `${message}: it may refuse that host without saying so, or not reach it; check HTTPS_PROXY/HTTP_PROXY and NO_PROXY`, {cause: error})
+  if (code === TUNNEL_FAILED) {
+    return new TransferError('transient', `${message}: check HTTPS_PROXY/HTTP_PROXY and NO_PROXY`, {cause: error})
   }
   const proxy = /^Proxy response \((\d{3})\)/.exec(message)
   if (proxy) return proxyRefusal(Number(proxy[1]), error)

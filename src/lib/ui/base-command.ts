@@ -3,6 +3,9 @@ import {ExitCode, MtuneError, usageError} from '../errors.js'
 import {chalk} from './colors.js'
 import {mask} from './secrets.js'
 
+/** How long a command may take to wind down after Ctrl-C before it exits regardless. */
+export const INTERRUPT_GRACE_MS = 10_000
+
 /**
  * Every mtune command fails the same way: one line naming the problem and the fix, the
  * documented exit code, and a stack trace only with --debug.
@@ -16,16 +19,57 @@ export abstract class MtuneCommand extends Command {
     return this.argv.includes('--debug')
   }
 
+  /**
+   * Ctrl-C (and the other `signals`) abort `abort`, and the command winds down through it: a pull
+   * flushes its journal, so the same command resumes. Should it not end within
+   * INTERRUPT_GRACE_MS, or at a second signal, it exits at once with the error `interrupted`
+   * makes: some waits take no signal (undici's proxy agent passes none to a CONNECT that the
+   * proxy never answers), and what a pull keeps on disk survives an exit as it survives a kill.
+   * Returns which signal came first, if any, and the function that removes the handlers.
+   */
+  protected onInterrupt(
+    abort: AbortController,
+    interrupted: (signal: NodeJS.Signals) => MtuneError,
+    signals: NodeJS.Signals[] = ['SIGINT'],
+  ): {signal(): NodeJS.Signals | undefined; dispose(): void} {
+    let first: NodeJS.Signals | undefined
+    let timer: NodeJS.Timeout | undefined
+    const force = () => {
+      const err = interrupted(first!)
+      this.report(err)
+      process.exit(err.exitCode)
+    }
+    const handler = (signal: NodeJS.Signals) => {
+      if (first) return force()
+      first = signal
+      abort.abort()
+      timer = setTimeout(force, INTERRUPT_GRACE_MS).unref()
+    }
+    for (const signal of signals) process.on(signal, handler)
+    return {
+      signal: () => first,
+      dispose: () => {
+        clearTimeout(timer)
+        for (const signal of signals) process.off(signal, handler)
+      },
+    }
+  }
+
+  /** An MtuneError as its one line on stderr, or as the error document with --json. */
+  private report(err: MtuneError): void {
+    if (this.jsonEnabled()) this.logJson({error: {code: err.code, message: mask(err.message), exitCode: err.exitCode}})
+    // Our own line, not oclif's: its pretty-printer wraps at 80 columns.
+    else process.stderr.write(`${chalk.red('Error:')} ${mask(err.message)}\n`)
+  }
+
   protected override async catch(err: Error & {exitCode?: number; oclif?: {exit?: number}}): Promise<unknown> {
     if (this.debugEnabled && err.stack) this.logToStderr(mask(err.stack))
     if (err instanceof MtuneError) {
+      this.report(err)
       if (this.jsonEnabled()) {
         process.exitCode = err.exitCode
-        this.logJson({error: {code: err.code, message: mask(err.message), exitCode: err.exitCode}})
         return
       }
-      // Our own line, not oclif's: its pretty-printer wraps at 80 columns.
-      process.stderr.write(`${chalk.red('Error:')} ${mask(err.message)}\n`)
       this.exit(err.exitCode)
     }
     // The parser's errors (unknown flag, missing argument) come with a usage screen and notes;
