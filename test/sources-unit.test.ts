@@ -3,7 +3,7 @@ import {describe, it} from 'node:test'
 import {MtuneError} from '../src/lib/errors.js'
 import {headersFor} from '../src/lib/net/credentials.js'
 import {signedUrlExpiry} from '../src/lib/net/request.js'
-import {selected} from '../src/lib/sources/hf.js'
+import {hfCacheDir, selected} from '../src/lib/sources/hf.js'
 import {parseSource} from '../src/lib/sources/reference.js'
 import {parseSha256Digest, safeJoin, safeRelativePath} from '../src/lib/sources/safe-names.js'
 import {renewalTime} from '../src/lib/transfer/source-pool.js'
@@ -30,6 +30,15 @@ describe('source references', () => {
     for (const bad of ['hf://', 'hf://a/b/c', 'hf://../x', 'ollama://a/b/c/d', 'ollama://m:', 'modelscope://single', 's3://bucket/x', 'model.bin']) {
       assert.throws(() => parseSource(bad), (e: unknown) => e instanceof MtuneError && e.exitCode === 2, bad)
     }
+  })
+})
+
+describe('where the Hugging Face cache is', () => {
+  it('reads the variables in huggingface_hub\'s order, the older HUGGINGFACE_HUB_CACHE included', () => {
+    assert.equal(hfCacheDir({HF_HUB_CACHE: '/a', HUGGINGFACE_HUB_CACHE: '/b', HF_HOME: '/c'}), '/a')
+    assert.equal(hfCacheDir({HUGGINGFACE_HUB_CACHE: '/b', HF_HOME: '/c'}), '/b')
+    assert.equal(hfCacheDir({HF_HUB_CACHE: '', HF_HOME: '/c'}), '/c/hub', 'an empty value counts as unset')
+    assert.equal(hfCacheDir({XDG_CACHE_HOME: '/x'}), '/x/huggingface/hub')
   })
 })
 

@@ -1,6 +1,5 @@
 import {mkdir, rename, rm, symlink} from 'node:fs/promises'
 import {dirname, join, relative} from 'node:path'
-import {homedir} from 'node:os'
 import {minimatch} from 'minimatch'
 import {ExitCode, MtuneError} from '../errors.js'
 import {fsyncDirectory, writeFileDurably} from '../fs-atomic.js'
@@ -34,8 +33,13 @@ interface RepoInfo {
   siblings?: Sibling[]
 }
 
+/**
+ * Where huggingface_hub keeps its cache: HF_HUB_CACHE, then the older HUGGINGFACE_HUB_CACHE
+ * (still read by huggingface_hub, and set in many images and service units), then
+ * $HF_HOME/hub, then $XDG_CACHE_HOME/huggingface/hub.
+ */
 export function hfCacheDir(env = process.env): string {
-  return env.HF_HUB_CACHE ?? (env.HF_HOME ? join(env.HF_HOME, 'hub') : join(hfHome(env) || join(homedir(), '.cache', 'huggingface'), 'hub'))
+  return env.HF_HUB_CACHE || env.HUGGINGFACE_HUB_CACHE || join(hfHome(env), 'hub')
 }
 
 export function hfEndpoint(flag: string | undefined, env = process.env): string {

@@ -375,7 +375,7 @@ export function readEnv(r: SystemReader): EnvFacts {
     if (r.env[name] !== undefined) proxies[name] = r.env[name]!
   }
   const hf: Record<string, string> = {}
-  for (const name of ['HF_ENDPOINT', 'HF_HOME', 'HF_HUB_CACHE', 'HF_HUB_OFFLINE', 'HF_TOKEN']) if (r.env[name] !== undefined) hf[name] = r.env[name]!
+  for (const name of ['HF_ENDPOINT', 'HF_HOME', 'HF_HUB_CACHE', 'HUGGINGFACE_HUB_CACHE', 'HF_HUB_OFFLINE', 'HF_TOKEN']) if (r.env[name] !== undefined) hf[name] = r.env[name]!
   const limits = r.read('/proc/self/limits')
   const open = limits ? /^Max open files\s+(\d+|unlimited)/m.exec(limits)?.[1] : undefined
   return {proxies, hf, ollamaModels: ollamaStore(r), openFilesSoft: open === 'unlimited' ? Number.POSITIVE_INFINITY : num(open)}
