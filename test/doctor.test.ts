@@ -107,6 +107,20 @@ function baseFacts(over: Partial<DoctorFacts> = {}): DoctorFacts {
   }
 }
 
+describe('env: proxies', () => {
+  const proxy = (proxies: Record<string, string>) => decide(baseFacts({env: {proxies, hf: {}}}), ['env']).find((f) => f.id === 'env.proxy')!
+  it('passes a consistent proxy with NO_PROXY, and says ALL_PROXY alone is not read', () => {
+    assert.equal(proxy({HTTPS_PROXY: 'http://p:3128', NO_PROXY: 'localhost,127.0.0.1'}).status, 'pass')
+    const all = proxy({ALL_PROXY: 'socks5://ops:secret@p:1080', NO_PROXY: 'localhost'})
+    assert.equal(all.status, 'warn')
+    assert.match(all.summary, /ALL_PROXY=socks5:\/\/.*p:1080 is set, but mtune reads only HTTPS_PROXY and HTTP_PROXY: it connects directly/)
+    assert.doesNotMatch(JSON.stringify(all), /secret/)
+    assert.match(all.fix ?? '', /^export HTTPS_PROXY="\$ALL_PROXY" HTTP_PROXY="\$ALL_PROXY"/)
+    assert.equal(proxy({ALL_PROXY: 'socks5://p:1080', https_proxy: 'http://p:3128', NO_PROXY: 'localhost'}).status, 'pass', 'with HTTPS_PROXY set too, it is that one')
+    assert.equal(proxy({HTTPS_PROXY: 'http://p:3128', https_proxy: 'http://q:3128', NO_PROXY: 'localhost'}).status, 'warn', 'two spellings that disagree')
+  })
+})
+
 describe('size-based checks at their boundaries', () => {
   const size = 100 * GiB
   const space = (free: number) => byId(decide(baseFacts({size, disk: {...baseFacts().disk, freeBytes: free}}), ['disk']), 'disk.space')

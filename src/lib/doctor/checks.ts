@@ -314,7 +314,16 @@ export function envChecks(f: DoctorFacts): Finding[] {
     ]
     const clash = pairs.find(([a, b]) => p[a] !== undefined && p[b] !== undefined && p[a] !== p[b])
     const noProxy = p.NO_PROXY ?? p.no_proxy
-    if (clash) {
+    const all = p.ALL_PROXY || p.all_proxy
+    const used = proxyConfig(p)
+    if (all && !used.httpProxy && !used.httpsProxy) {
+      // curl reads ALL_PROXY; Node and undici do not, so mtune would connect directly.
+      out.push(
+        finding('env', 'proxy', 'warn', 'Proxy', `ALL_PROXY=${hideCredentials(all)} is set, but mtune reads only HTTPS_PROXY and HTTP_PROXY: it connects directly`, values, {
+          fix: 'export HTTPS_PROXY="$ALL_PROXY" HTTP_PROXY="$ALL_PROXY" (an http:// proxy), or unset ALL_PROXY if direct is meant',
+        }),
+      )
+    } else if (clash) {
       out.push(finding('env', 'proxy', 'warn', 'Proxy', `${clash[0]} and ${clash[1]} differ`, values, {fix: `set both to the same value (tools disagree on which one they read)`}))
     } else if (!noProxy || !/(localhost|127\.0\.0\.1)/.test(noProxy)) {
       out.push(finding('env', 'proxy', 'warn', 'Proxy', `${shown}; NO_PROXY ${noProxy ? 'lacks localhost' : 'is not set'}`, values, {fix: 'export NO_PROXY=localhost,127.0.0.1,<your internal mirrors>: local and internal traffic should not go through the proxy'}))
