@@ -11,15 +11,16 @@ export const TINYPROXY = ['/usr/bin/tinyproxy', '/usr/sbin/tinyproxy'].find((p) 
 
 /**
  * tinyproxy on a loopback port, in the foreground, logging every request it handles (CONNECT
- * lines name the server tunnelled to). No ConnectPort line: tunnels to any port are allowed.
+ * lines name the server tunnelled to). Without `connectPorts`, tunnels to any port are allowed;
+ * Debian's own configuration allows 443 and 563 only, as most proxies do.
  */
-export async function startTinyproxy(): Promise<{url: string; log(): string; close(): Promise<void>}> {
+export async function startTinyproxy(connectPorts: number[] = []): Promise<{url: string; log(): string; close(): Promise<void>}> {
   if (!TINYPROXY) throw new Error('tinyproxy is not installed: apt-get install -y tinyproxy')
   const dir = tempDir('tinyproxy')
   const port = await freePort()
   const logFile = join(dir, 'tinyproxy.log')
   const user = process.getuid?.() === 0 ? 'User nobody\nGroup nogroup\n' : ''
-  writeFileSync(join(dir, 'tinyproxy.conf'), `${user}Port ${port}\nListen 127.0.0.1\nTimeout 60\nLogFile "${logFile}"\nLogLevel Connect\nMaxClients 200\nAllow 127.0.0.1\n`)
+  writeFileSync(join(dir, 'tinyproxy.conf'), `${user}Port ${port}\nListen 127.0.0.1\nTimeout 60\nLogFile "${logFile}"\nLogLevel Connect\nMaxClients 200\nAllow 127.0.0.1\n${connectPorts.map((p) => `ConnectPort ${p}\n`).join('')}`)
   writeFileSync(logFile, '')
   spawnSync('chmod', ['-R', 'a+rwX', dir])
   const child = spawn(TINYPROXY, ['-d', '-c', join(dir, 'tinyproxy.conf')], {stdio: 'ignore'})

@@ -152,7 +152,12 @@ function proxyRefusal(status: number, cause: unknown): TransferError {
     return new TransferError('fatal', 'the proxy wants credentials, or refused the ones given (407): put them in HTTPS_PROXY/HTTP_PROXY as http://USER:PASSWORD@host:port', {cause})
   }
   if (status >= 500) return new TransferError('transient', `the proxy could not reach the server (${status})`, {cause})
-  return new TransferError('fatal', `the proxy refused the connection (${status}): check HTTPS_PROXY/HTTP_PROXY and NO_PROXY`, {cause})
+  // Squid's default rules, for one, open tunnels to port 443 only: an http:// server is refused.
+  return new TransferError(
+    'fatal',
+    `the proxy refused the connection (${status}): check HTTPS_PROXY/HTTP_PROXY and NO_PROXY (many proxies open tunnels only to port 443: an internal http:// server belongs in NO_PROXY)`,
+    {cause},
+  )
 }
 
 /**
