@@ -38,6 +38,11 @@ describe('mtune pull (CLI)', () => {
     assert.equal(summary.size, content.length)
     assert.equal(summary.sha256, digest)
     assert.ok(summary.bytesFetched >= content.length)
+    // --debug with --json: the same one document on stdout, the details on stderr.
+    const debug = await runCli(['pull', m.url, '-o', join(dir(), 'model.bin'), '--json', '--debug'])
+    assert.equal(debug.code, 0, debug.stderr)
+    assert.equal(JSON.parse(debug.stdout).sha256, digest)
+    assert.match(debug.stderr, /range requests to http:\/\/127\.0\.0\.1:\d+: mtune's client, direct/)
   })
 
   it('prints plain progress lines when piped, and the sha256 at the end', async () => {

@@ -128,7 +128,8 @@ Exit codes: 0 done, 2 bad input, 3 the server refused or kept failing, 4 digest 
       info: (m) => reporter.info(mask(m)),
       warn: (m) => reporter.warn(mask(m)),
       progress: (p) => reporter.progress(p),
-      debug: flags.debug ? (m) => reporter.info(mask(m)) : undefined,
+      // With --json, standard output stays one document: --debug's lines still go to stderr.
+      debug: flags.debug ? (json ? (m) => process.stderr.write(`${mask(m)}\n`) : (m) => reporter.info(mask(m))) : undefined,
     }
     return this.withSignals(reporter, async (signal) => {
       if (flags.auto) {
