@@ -4,7 +4,8 @@ import {join} from 'node:path'
 import {after, describe, it} from 'node:test'
 import {adviseGrid, bufferVerdict, rankMirrors, stat} from '../src/lib/bench/decide.js'
 import type {Cell} from '../src/lib/bench/grid.js'
-import {runBench} from '../src/lib/bench/run.js'
+import {runBench, type BenchReport} from '../src/lib/bench/run.js'
+import {renderBench} from '../src/lib/ui/bench-output.js'
 import {systemReader} from '../src/lib/system/reader.js'
 import {runCli, startCli} from './support/cli.js'
 import {makeContent, mirrors} from './support/mirror-server.js'
@@ -38,6 +39,30 @@ describe('bench decisions', () => {
     assert.equal(v.ok, false)
     assert.ok(Math.abs(v.perStreamCapBps! - 41_943_040) < 1)
     assert.equal(bufferVerdict(1.25e8, 10, 64 * MiB, 64 * MiB).ok, true)
+  })
+})
+
+describe('bench output', () => {
+  it('runs a failed mirror\'s reason on past the columns instead of widening them', () => {
+    const reason = 'the proxy closed the connection instead of opening a tunnel to mirror.example:80 (it may refuse that host without saying so, or not reach it)'
+    const report: BenchReport = {
+      version: 1,
+      measuredAt: '2026-12-01T00:00:00.000Z',
+      mirrors: [
+        {url: 'http://fast.example/m.bin', ok: true, dnsMs: stat([1]), connectMs: stat([2]), ttfbMs: stat([3]), throughputBps: stat([100e6, 120e6])},
+        {url: 'http://mirror.example/m.bin', ok: false, reason},
+      ],
+      grids: [],
+      budget: {ms: 1000, usedMs: 10, maxBytes: 1e9, usedBytes: 1e6},
+      interrupted: false,
+    }
+    // eslint-disable-next-line no-control-regex
+    const lines = renderBench(report, false).replace(/\u001b\[[0-9;]*m/g, '').split('\n')
+    const header = lines.find((l) => l.includes('mirror') && l.includes('DNS'))!
+    assert.ok(header.length < 120, `the header keeps its width: ${header}`)
+    assert.ok(lines.some((l) => l.includes('http://mirror.example/m.bin') && l.endsWith(reason)))
+    const columnOf = (l: string) => l.indexOf('http://')
+    assert.equal(columnOf(lines.find((l) => l.includes('fast.example'))!), columnOf(lines.find((l) => l.includes('mirror.example'))!), 'the URLs line up')
   })
 })
 

@@ -4,9 +4,14 @@ import {chalk, mark} from './colors.js'
 
 const ms = (v?: {median: number}) => (v ? `${v.median < 10 ? v.median.toFixed(1) : Math.round(v.median)} ms` : '-')
 
+/**
+ * Columns padded to their widest cell. A row shorter than the header ends in a cell that runs on
+ * past the columns (a mirror's failure, which may be a sentence): it sets no column's width.
+ */
 function table(rows: string[][]): string[] {
-  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => stripAnsi(r[i] ?? '').length)))
-  return rows.map((r) => r.map((c, i) => c + ' '.repeat(widths[i] - stripAnsi(c).length)).join('  ').trimEnd())
+  const runsOn = (r: string[], i: number) => r.length < rows[0].length && i === r.length - 1
+  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => (runsOn(r, i) ? 0 : stripAnsi(r[i] ?? '').length))))
+  return rows.map((r) => r.map((c, i) => (runsOn(r, i) ? c : c + ' '.repeat(widths[i] - stripAnsi(c).length))).join('  ').trimEnd())
 }
 
 // eslint-disable-next-line no-control-regex
@@ -18,7 +23,7 @@ export function renderBench(report: BenchReport, tty: boolean): string {
   const out: string[] = [chalk.bold('Mirrors')]
   const rows = [['', 'mirror', 'DNS', 'connect', 'TLS', 'first byte', 'one stream (median, min-max)']]
   report.mirrors.forEach((m, i) => {
-    if (!m.ok) rows.push([mark.fail(), m.url, chalk.red(m.reason ?? 'failed'), '', '', '', ''])
+    if (!m.ok) rows.push([mark.fail(), m.url, chalk.red(m.reason ?? 'failed')])
     else {
       const t = m.throughputBps!
       // Behind a proxy the tunnel and TLS are one step, shown in the connect column with the proxy named.
