@@ -106,7 +106,7 @@ const TRANSIENT_CODES = new Set([
 ])
 
 /** Network-level errors (no HTTP status) as a TransferError. */
-/** The proxy closed its connection instead of answering CONNECT, or did not answer (dispatcher.ts, failingTunnels). */
+/** The proxy closed its connection instead of answering CONNECT, or did not answer (proxy-tunnel.ts). */
 export const TUNNEL_FAILED = 'MTUNE_TUNNEL_FAILED'
 
 export function classifyNetworkError(error: unknown): TransferError {
