@@ -152,10 +152,10 @@ function proxyRefusal(status: number, cause: unknown): TransferError {
     return new TransferError('fatal', 'the proxy wants credentials, or refused the ones given (407): put them in HTTPS_PROXY/HTTP_PROXY as http://USER:PASSWORD@host:port', {cause})
   }
   if (status >= 500) return new TransferError('transient', `the proxy could not reach the server (${status})`, {cause})
-  // Squid's default rules, for one, open tunnels to port 443 only: an http:// server is refused.
+  // Squid's and Debian tinyproxy's default rules open tunnels to port 443 (and 563) only.
   return new TransferError(
     'fatal',
-    `the proxy refused the connection (${status}): check HTTPS_PROXY/HTTP_PROXY and NO_PROXY (many proxies open tunnels only to port 443: an internal http:// server belongs in NO_PROXY)`,
+    `the proxy refused the connection (${status}): check HTTPS_PROXY/HTTP_PROXY and NO_PROXY (many proxies open tunnels only to port 443: an internal server on another port belongs in NO_PROXY)`,
     {cause},
   )
 }
