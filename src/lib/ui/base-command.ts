@@ -3,8 +3,12 @@ import {ExitCode, MtuneError, usageError} from '../errors.js'
 import {chalk} from './colors.js'
 import {mask} from './secrets.js'
 
-/** How long a command may take to wind down after Ctrl-C before it exits regardless. */
-export const INTERRUPT_GRACE_MS = 10_000
+/**
+ * How long a command may take to wind down after Ctrl-C before it exits regardless. A pull's
+ * stop (its last writes and the journal's checkpoint) takes well under a second; on a disk slow
+ * to flush, exiting first costs only the re-fetch of what the last checkpoint did not record.
+ */
+export const INTERRUPT_GRACE_MS = 2_000
 
 /**
  * Every mtune command fails the same way: one line naming the problem and the fix, the
