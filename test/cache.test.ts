@@ -387,6 +387,20 @@ describe('pulling through mtune cache (real nginx)', needsNginx, () => {
     assert.ok(readFileSync(blobOf(c.hub, weights)).equals(weights))
   })
 
+  it('a cache reached through the site\'s proxy that does not answer: the warning points to NO_PROXY', async () => {
+    const {hub, cdn} = await hubWithCdn([repo()])
+    const {startConnectProxy} = await import('./support/connect-proxy.js')
+    const proxy = await startConnectProxy()
+    closers.push(() => proxy.close())
+    // The hub and its CDN direct (NO_PROXY names them with their ports), the dead cache through the proxy.
+    const noProxy = [hub.origin, cdn.mirror.origin].map((o) => new URL(o).host).join(',')
+    const c = client({HF_ENDPOINT: hub.origin, MTUNE_CACHE: `http://127.0.0.1:${await freePort()}`, HTTP_PROXY: proxy.url, NO_PROXY: noProxy})
+    const r = await runCli(['pull', 'hf://acme/cached', '--include', 'config.json'], c.env)
+    assert.equal(r.code, 0, r.stderr)
+    assert.match(r.stderr, new RegExp(`does not answer \\(through the proxy ${new URL(proxy.url).host}: add 127\\.0\\.0\\.1 to NO_PROXY\\): pulling from the origin instead`))
+    assert.ok(proxy.tunnels.length > 0 && proxy.tunnels.every((t) => !noProxy.includes(t)), 'only the cache went through the proxy')
+  })
+
   it('a cache that dies during the pull is left for the origin, keeping what is on disk', async () => {
     const {hub} = await hubWithCdn([repo()], {rate: 2 * MiB})
     const cache = await serve(['--hf-upstream', hub.origin])

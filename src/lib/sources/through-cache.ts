@@ -1,4 +1,5 @@
 import {ExitCode, MtuneError, errorMessage} from '../errors.js'
+import {proxyConfig, proxyFor} from '../net/proxy-env.js'
 import {redact} from '../net/request.js'
 import {probeCache} from './cache-probe.js'
 import type {PullEvents} from '../transfer/engine.js'
@@ -36,8 +37,11 @@ export async function pullThroughCache(
   onPlan: (plan: Plan) => void = () => {},
 ): Promise<Pulled> {
   const ctx = {dispatcher: run.dispatcher, signal: run.signal, warn: events.warn}
+  // A rack cache reached through the site's proxy is a common reason it does not answer.
+  const proxy = proxyFor(cache, proxyConfig())
+  const viaProxy = proxy ? ` (through the proxy ${new URL(proxy).host}: add ${new URL(cache).hostname} to NO_PROXY)` : ''
   const fromOrigin = async (why: string): Promise<Pulled> => {
-    events.warn?.(`the cache at ${redact(cache).replace(/\/$/, '')} ${why}: pulling from the origin instead`)
+    events.warn?.(`the cache at ${redact(cache).replace(/\/$/, '')} ${why}${viaProxy}: pulling from the origin instead`)
     const plan = await resolvePlan(ref, resolve, ctx)
     onPlan(plan)
     return {plan, files: await runPlan(plan, run, events), via: 'origin'}
