@@ -1,10 +1,10 @@
 import {existsSync, readFileSync} from 'node:fs'
 import {hostname} from 'node:os'
 import {writeFileAtomic} from '../fs-atomic.js'
+import {proxyConfig, proxyFor, type ProxyConfig} from '../net/proxy-env.js'
 import {cacheEndpoints} from '../sources/cache-endpoints.js'
 import {cacheUrl, nginxConfig} from './config.js'
 import {checkPortFree, paths, prepareDir, readState, requireNginx, runningPid, startNginx, testConfig, workerUser, writeState, type CacheState} from './nginx.js'
-import {proxyConfig, proxyFor, type ProxyConfig} from '../net/proxy-env.js'
 import {isLoopback, resolversFrom, type CacheOptions} from './options.js'
 
 /** The system's facts the configuration depends on: name servers, a CA bundle, the workers' user. */
