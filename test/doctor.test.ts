@@ -1,9 +1,12 @@
 import assert from 'node:assert/strict'
+import {once} from 'node:events'
 import {mkdirSync, readFileSync, statfsSync} from 'node:fs'
+import {createServer, type AddressInfo, type Socket} from 'node:net'
 import {join} from 'node:path'
 import {describe, it} from 'node:test'
 import {headroom, type DoctorFacts} from '../src/lib/doctor/checks.js'
 import type {Finding} from '../src/lib/doctor/finding.js'
+import {modelSize} from '../src/lib/doctor/model-size.js'
 import {decide, gatherFacts} from '../src/lib/doctor/run.js'
 import {readBlock, readDisk, readGpus} from '../src/lib/system/facts.js'
 import {systemReader, type SystemReader} from '../src/lib/system/reader.js'
@@ -118,6 +121,23 @@ describe('env: proxies', () => {
     assert.match(all.fix ?? '', /^export HTTPS_PROXY="\$ALL_PROXY" HTTP_PROXY="\$ALL_PROXY"/)
     assert.equal(proxy({ALL_PROXY: 'socks5://p:1080', https_proxy: 'http://p:3128', NO_PROXY: 'localhost'}).status, 'pass', 'with HTTPS_PROXY set too, it is that one')
     assert.equal(proxy({HTTPS_PROXY: 'http://p:3128', https_proxy: 'http://q:3128', NO_PROXY: 'localhost'}).status, 'warn', 'two spellings that disagree')
+  })
+})
+
+describe('the model\'s size, asked of the network', () => {
+  it('says the server did not answer within the deadline, not that an operation was aborted', async () => {
+    const held: Socket[] = []
+    const silent = createServer((socket) => void held.push(socket.on('error', () => {})))
+    silent.listen(0, '127.0.0.1')
+    await once(silent, 'listening')
+    try {
+      const r = await modelSize(`http://127.0.0.1:${(silent.address() as AddressInfo).port}/model.gguf`, {timeoutMs: 500})
+      assert.equal(r.size, undefined)
+      assert.equal(r.note, 'size unknown (no answer within 0.5 s)')
+    } finally {
+      for (const socket of held) socket.destroy()
+      silent.close()
+    }
   })
 })
 

@@ -18,8 +18,10 @@ export interface ModelSize {
 /** The total size of a URL or model source, asked of the network; unknown (with the reason) when it cannot be. */
 export async function modelSize(source: string, options: {endpoint?: string; timeoutMs?: number} = {}): Promise<ModelSize> {
   const ref = parseSource(source)
-  const dispatcher = createDispatcher({stallTimeoutMs: options.timeoutMs ?? 10_000})
-  const signal = AbortSignal.timeout(options.timeoutMs ?? 10_000)
+  const timeoutMs = options.timeoutMs ?? 10_000
+  // The deadline governs; the stall timeout only backs it up, so the reason given is the deadline's.
+  const dispatcher = createDispatcher({stallTimeoutMs: timeoutMs + 5_000})
+  const signal = AbortSignal.timeout(timeoutMs)
   try {
     if (ref.kind === 'url') {
       const p = await probe(dispatcher, ref.url, {}, signal, 0, 1)
@@ -30,8 +32,11 @@ export async function modelSize(source: string, options: {endpoint?: string; tim
     const t = planTotals(plan)
     return {size: t.bytes, missing: t.bytes - t.presentBytes, path: plan.root}
   } catch (error) {
-    return {note: `size unknown (${errorMessage(error)})`}
+    // The deadline's own error says only "The operation was aborted".
+    const why = signal.aborted ? `no answer within ${timeoutMs / 1000} s` : errorMessage(error)
+    return {note: `size unknown (${why})`}
   } finally {
     await dispatcher.destroy().catch(() => {})
   }
 }
+
