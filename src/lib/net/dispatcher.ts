@@ -1,5 +1,5 @@
 import {Agent, EnvHttpProxyAgent, Pool, type Dispatcher, type buildConnector} from 'undici'
-import {proxyConfig, proxyFor, type ProxyConfig} from './proxy-env.js'
+import {proxyConfig, proxyFor} from './proxy-env.js'
 import {streamRequest, type StreamedResponse} from './chunk-stream.js'
 import {failingTunnels, type PoolFactory} from './proxy-tunnel.js'
 import {WireClient, WireUnsupported, type WireRequest} from './wire.js'
@@ -52,19 +52,10 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
   const plain = !options.connect && !options.factory && !options.clientFactory && options.connections === undefined
   if (plain && process.env.MTUNE_HTTP_CLIENT !== 'undici') {
     const client = new WireClient({stallTimeoutMs: options.stallTimeoutMs, connectTimeoutMs: options.connectTimeoutMs ?? Math.min(options.stallTimeoutMs, 30_000)})
-    wires.set(agent, {client, undiciOnly: new Set(), direct: proxied ? directOrigins(proxies) : () => true})
+    // With a proxy set, the same choice undici's proxy agent makes (a few string operations per request).
+    wires.set(agent, {client, undiciOnly: new Set(), direct: proxied ? (origin) => proxyFor(origin, proxies) === undefined : () => true})
   }
   return agent
-}
-
-/** Whether the proxy agent sends requests for an origin direct, remembered per origin. */
-function directOrigins(proxies: ProxyConfig): (origin: string) => boolean {
-  const known = new Map<string, boolean>()
-  return (origin) => {
-    let direct = known.get(origin)
-    if (direct === undefined) known.set(origin, (direct = proxyFor(origin, proxies) === undefined))
-    return direct
-  }
 }
 
 const wires = new WeakMap<Dispatcher, {client: WireClient; undiciOnly: Set<string>; direct: (origin: string) => boolean}>()

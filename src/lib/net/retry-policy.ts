@@ -105,10 +105,10 @@ const TRANSIENT_CODES = new Set([
   'UND_ERR_RES_CONTENT_LENGTH_MISMATCH',
 ])
 
-/** Network-level errors (no HTTP status) as a TransferError. */
 /** The proxy closed its connection instead of answering CONNECT, or did not answer (proxy-tunnel.ts). */
 export const TUNNEL_FAILED = 'MTUNE_TUNNEL_FAILED'
 
+/** Network-level errors (no HTTP status) as a TransferError. */
 export function classifyNetworkError(error: unknown): TransferError {
   if (error instanceof TransferError) return error
   const code = (error as {code?: string})?.code
