@@ -124,6 +124,7 @@ describe('mtune verify hf://', () => {
     const doc = JSON.parse(fixed.stdout)
     assert.equal(doc.intact, true)
     assert.deepEqual(doc.repair.files.sort(), ['model.safetensors', 'sub/shard.bin'])
+    assert.deepEqual(doc.repair.links, ['config.json'], 'a good blob whose link was gone: linked, not fetched')
     // The report is the check after the repair; what it found before stays in repair.found.
     assert.deepEqual(doc.repair.found.map((f: {name: string; status: string}) => `${f.name} ${f.status}`).sort(), [`blobs/${'e'.repeat(64)}.incomplete incomplete`, 'config.json missing', 'model.safetensors corrupt', 'sub/shard.bin truncated'])
     const fetched = new Set(cdn.mirror.requests.slice(firstRequest).map((q) => q.path))
@@ -132,6 +133,11 @@ describe('mtune verify hf://', () => {
     assert.ok(cdn.mirror.bytesSent - before < 1.25 * (weights.length + shard.length))
     assert.ok(readFileSync(link('config.json')).equals(config), 'the link is back')
     assert.ok(!existsSync(join(repoDir, 'blobs', `${'e'.repeat(64)}.incomplete`)))
+
+    unlinkSync(link('config.json'))
+    const relinked = await runCli(['verify', 'hf://acme/checked', '--repair'], env)
+    assert.equal(relinked.code, 0, relinked.stderr)
+    assert.match(relinked.stdout, /✓ repaired: linked 1 file again \(the blob was good\): config\.json\n/, 'the line names what it did')
   })
 
   it('pull of a complete model says so; pull --verify re-hashes it and pulls a bad file again', async () => {
@@ -210,7 +216,7 @@ describe('mtune verify ollama:// and files', () => {
     assert.match(bad.stdout, /left over/)
     const fixed = await runCli(['verify', source, '--repair', '--insecure'], {OLLAMA_MODELS: models})
     assert.equal(fixed.code, 0, fixed.stdout + fixed.stderr)
-    assert.match(fixed.stdout, /✗ sha256:[0-9a-f]{12} \(model\): corrupt[^]*✓ repaired 1 file[^]*✓ intact/, 'what was wrong, then the repair')
+    assert.match(fixed.stdout, /✗ sha256:[0-9a-f]{12} \(model\): corrupt[^]*✓ repaired: fetched 1 file: sha256:[0-9a-f]{12} \(model\)\n[^]*✓ intact/, 'what was wrong, then the repair')
     const quiet = await runCli(['verify', source, '--quiet'], {OLLAMA_MODELS: models})
     assert.deepEqual([quiet.code, quiet.stdout], [0, ''], 'nothing at all when intact')
     assert.ok(readFileSync(join(models, 'blobs', `sha256-${sha256(layer)}`)).equals(layer))

@@ -25,12 +25,22 @@ export function renderVerify(r: VerifyReport, quiet = false): string {
   const counts = (['corrupt', 'truncated', 'missing', 'dangling', 'incomplete', 'unreadable'] as const).filter((k) => s[k] > 0).map((k) => `${s[k]} ${WORDS[k]}`)
   if (r.repair) {
     if (!r.repair.attempted) lines.push(`${mark.warn()} not repaired: ${r.repair.reason}`)
-    else lines.push(`${r.repair.intact ? mark.ok() : mark.fail()} repaired ${r.repair.files.length} file${r.repair.files.length === 1 ? '' : 's'}${r.repair.files.length ? `: ${r.repair.files.join(', ')}` : ' (links, refs and manifests written again)'}`)
+    else lines.push(`${r.repair.intact ? mark.ok() : mark.fail()} ${repaired(r.repair)}`)
   }
   const head = r.intact ? `${mark.ok()} ${chalk.bold('intact')}` : `${mark.fail()} ${chalk.bold('not intact')}: ${counts.join(', ')}`
   lines.push(`${head}: ${s.ok} of ${s.files} file${s.files === 1 ? '' : 's'} checked against ${against}; ${formatBytes(s.bytesHashed)} hashed in ${s.seconds.toFixed(1)} s${rate}${s.unchecked ? `; ${s.unchecked} with nothing to check against` : ''}`)
   if (!r.intact && !r.repair) lines.push(`  fix: ${fix(r)}`)
   return lines.join('\n')
+}
+
+/** What --repair did: the files fetched again, and the links written again to good blobs. */
+function repaired(r: {files: string[]; links: string[]}): string {
+  const files = (names: string[]) => `${names.length} file${names.length === 1 ? '' : 's'}`
+  const done = [
+    ...(r.files.length ? [`fetched ${files(r.files)}: ${r.files.join(', ')}`] : []),
+    ...(r.links.length ? [`linked ${files(r.links)} again (the blob was good): ${r.links.join(', ')}`] : []),
+  ]
+  return done.length ? `repaired: ${done.join('; ')}` : 'repaired: links, refs and manifests written again'
 }
 
 /**

@@ -38,7 +38,7 @@ export interface VerifyReport {
   intact: boolean
   notes: string[]
   /** found: what was wrong before the repair (the report itself is the check after it). */
-  repair?: {attempted: boolean; files: string[]; intact: boolean; reason?: string; found: Finding[]}
+  repair?: {attempted: boolean; files: string[]; links: string[]; intact: boolean; reason?: string; found: Finding[]}
 }
 
 /** One thing wrong: a file that is not as published, or a problem beside the files. */
@@ -137,7 +137,7 @@ export async function verify(target: string, ref: SourceRef | undefined, options
   if (!options.repair || report.intact) return report
   const found = findings(verdicts, exp.problems)
   if (!plan) {
-    report.repair = {attempted: false, files: [], intact: false, found, reason: ref ? 'the hub did not answer: nothing to fetch the files from' : 'a plain file has no source to fetch it from: pull it again with mtune pull URL --sha256 HEX'}
+    report.repair = {attempted: false, files: [], links: [], intact: false, found, reason: ref ? 'the hub did not answer: nothing to fetch the files from' : 'a plain file has no source to fetch it from: pull it again with mtune pull URL --sha256 HEX'}
     return report
   }
   const bad = new Set(verdicts.filter((v) => v.status !== 'ok' && v.status !== 'unchecked' && !v.linkOnly).map((v) => v.path))
@@ -147,10 +147,14 @@ export async function verify(target: string, ref: SourceRef | undefined, options
     f.present = !bad.has(f.dest)
     if (!f.present) rmSync(f.dest, {force: true})
   }
-  const names = plan.files.filter((f) => !f.present).map((f) => f.name)
+  // Named as the lines above them name them (an Ollama blob by its short digest and role).
+  const shown = new Map(verdicts.map((v) => [v.path, v.name]))
+  const names = plan.files.filter((f) => !f.present).map((f) => shown.get(f.dest) ?? f.name)
+  // A good blob whose snapshot link was gone or wrong is not fetched, only linked again: said apart.
+  const links = verdicts.filter((v) => v.linkOnly && v.status !== 'ok').map((v) => v.name)
   await runPlan(plan, {dispatcher: options.dispatcher, signal: options.signal}, options.events ?? {})
   const again = await verify(target, ref, {...options, repair: false})
-  return {...again, repair: {attempted: true, files: names, intact: again.intact, found}}
+  return {...again, repair: {attempted: true, files: names, links, intact: again.intact, found}}
 }
 
 /**
