@@ -110,6 +110,18 @@ function baseFacts(over: Partial<DoctorFacts> = {}): DoctorFacts {
   }
 }
 
+describe('disk: a --path not made yet', () => {
+  it('is judged by the directory it would be created in, and says so', () => {
+    const writable = (path: string, ok: boolean) =>
+      byId(decide(baseFacts({disk: {...baseFacts().disk, path, directory: '/data', writable: ok}}), ['disk']), 'disk.writable')
+    assert.equal(writable('/data', true).summary, '/data is writable')
+    assert.equal(writable('/data/models/new', true).summary, '/data is writable (/data/models/new does not exist yet: it would be created there)')
+    const refused = writable('/data/models/new', false)
+    assert.equal(refused.status, 'fail')
+    assert.match(refused.summary, /^\/data is not writable by this user \(\/data\/models\/new does not exist yet/)
+  })
+})
+
 describe('env: proxies', () => {
   const proxy = (proxies: Record<string, string>) => decide(baseFacts({env: {proxies, hf: {}}}), ['env']).find((f) => f.id === 'env.proxy')!
   it('passes a consistent proxy with NO_PROXY, and says ALL_PROXY alone is not read', () => {

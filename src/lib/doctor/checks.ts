@@ -80,10 +80,12 @@ export function diskChecks(f: DoctorFacts): Finding[] {
     } else out.push(finding('disk', 'filesystem', 'pass', 'Filesystem', summary, values))
   }
 
+  // A --path not made yet is judged by the directory it would be created in: say which.
+  const created = disk.path !== where ? ` (${disk.path} does not exist yet: it would be created there)` : ''
   out.push(
     disk.writable
-      ? finding('disk', 'writable', 'pass', 'Writable', `${where} is writable`)
-      : finding('disk', 'writable', 'fail', 'Writable', `${where} is not writable by this user`, {}, {fix: `choose a directory you can write (--path), or fix its owner: sudo chown -R $USER ${where}`}),
+      ? finding('disk', 'writable', 'pass', 'Writable', `${where} is writable${created}`)
+      : finding('disk', 'writable', 'fail', 'Writable', `${where} is not writable by this user${created}`, {}, {fix: `choose a directory you can write (--path), or fix its owner: sudo chown -R $USER ${where}`}),
   )
 
   if (disk.inodesTotal === undefined) out.push(finding('disk', 'inodes', 'unknown', 'Free inodes', 'unknown'))
