@@ -19,6 +19,9 @@ describe('source references', () => {
     assert.deepEqual(parseSource('ollama://llama3.2'), {kind: 'ollama', scheme: 'https', host: 'registry.ollama.ai', namespace: 'library', model: 'llama3.2', tag: 'latest'})
     assert.deepEqual(parseSource('ollama://user/model:q4'), {kind: 'ollama', scheme: 'https', host: 'registry.ollama.ai', namespace: 'user', model: 'model', tag: 'q4'})
     assert.deepEqual(parseSource('ollama://localhost:5000/ns/m', {insecure: true}), {kind: 'ollama', scheme: 'http', host: 'localhost:5000', namespace: 'ns', model: 'm', tag: 'latest'})
+    // HOST/MODEL is NAMESPACE/MODEL to Ollama: a registry given without a namespace gets the line to use.
+    assert.throws(() => parseSource('ollama://10.0.0.5:5000/qwen3:8b'), /"10\.0\.0\.5:5000" looks like a registry, which needs a namespace too: ollama:\/\/10\.0\.0\.5:5000\/library\/qwen3:8b$/)
+    assert.throws(() => parseSource('ollama://localhost/tiny'), /needs a namespace too: ollama:\/\/localhost\/library\/tiny$/)
   })
 
   it('parses modelscope:// with master as the default revision, and keeps URLs as they are', () => {

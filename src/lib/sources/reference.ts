@@ -64,6 +64,10 @@ function parseOllama(rest: string, input: string, insecure = false): SourceRef {
   if (parts.length > 3 || parts.some((p) => !p)) throw usageError('bad-source', `invalid Ollama model "${rest}" in "${input}": expected [HOST/][NAMESPACE/]MODEL[:TAG]`)
   const [host, namespace, model] = parts.length === 3 ? parts : parts.length === 2 ? ['registry.ollama.ai', ...parts] : ['registry.ollama.ai', 'library', parts[0]]
   const valid = /^[A-Za-z0-9][A-Za-z0-9._-]*$/
+  // As in Ollama, HOST/MODEL reads as NAMESPACE/MODEL: a registry needs its namespace too.
+  if (parts.length === 2 && /:\d+$|^localhost$/.test(namespace)) {
+    throw usageError('bad-source', `invalid Ollama model "${rest}" in "${input}": "${namespace}" looks like a registry, which needs a namespace too: ollama://${namespace}/library/${model}${tag === 'latest' ? '' : `:${tag}`}`)
+  }
   if (!valid.test(namespace) || !valid.test(model) || !/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(tag) || !/^[A-Za-z0-9.-]+(:\d+)?$/.test(host)) {
     throw usageError('bad-source', `invalid Ollama model "${rest}" in "${input}": expected [HOST/][NAMESPACE/]MODEL[:TAG]`)
   }
