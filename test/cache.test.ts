@@ -251,8 +251,9 @@ describe('pulling through mtune cache (real nginx)', needsNginx, () => {
     assert.ok(cold >= weights.length && cold <= weights.length * 1.25, `the CDN sent ${(cold / weights.length).toFixed(2)} copies for 4 pulls`)
     assert.equal(cdn.authSeen, 0)
     const later = client({MTUNE_CACHE: cache.url})
-    const warm = await runCli(['pull', 'hf://acme/cached', '--json'], later.env)
+    const warm = await runCli(['pull', 'hf://acme/cached'], later.env)
     assert.equal(warm.code, 0, warm.stderr)
+    assert.match(warm.stdout, new RegExp(`pulled \\([^)]*\\) through the cache at ${cache.url.replace(/\/$/, '')}, verified`), 'the result line says where the bytes came from')
     assert.equal(cdnBytes(cdn), cold, 'a warm pull costs the CDN nothing')
     const status = JSON.parse((await runCli(['cache', 'status', '--dir', cache.dir, '--json'])).stdout)
     assert.ok(status.hits > 0 && status.bytesServed >= 5 * weights.length, JSON.stringify(status))
@@ -384,6 +385,7 @@ describe('pulling through mtune cache (real nginx)', needsNginx, () => {
     const text = await runCli(['pull', 'hf://acme/cached', '--include', 'config.json'], {...c.env, HF_HUB_CACHE: join(dir('client'), 'hub')})
     assert.equal(text.code, 0, text.stderr)
     assert.equal(text.stderr.match(/does not answer: pulling from the origin instead/g)?.length, 1, text.stderr)
+    assert.doesNotMatch(text.stdout, /through the cache/)
     assert.ok(readFileSync(blobOf(c.hub, weights)).equals(weights))
   })
 

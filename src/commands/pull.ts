@@ -205,7 +205,7 @@ Exit codes: 0 done, 2 bad input, 3 the server refused or kept failing, 4 digest 
           const {plan, files, via} = await pullThroughCache(ref, cache, resolveOptions, runOptions, events, showPlan)
           const seconds = (performance.now() - started) / 1000
           reporter.stop()
-          if (!json && !flags.quiet) this.log(describeFiles(plan, files, seconds))
+          if (!json && !flags.quiet) this.log(describeFiles(plan, files, seconds, false, via === 'cache' ? shownUrl(cache).replace(/\/$/, '') : undefined))
           return {...planJson(plan), dryRun: false, seconds, results: files, via}
         }
         const plan = await resolvePlan(ref, {...resolveOptions, cache}, {dispatcher, signal, warn: events.warn})

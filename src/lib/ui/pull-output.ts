@@ -28,8 +28,11 @@ export function describePlan(plan: Plan, listFiles: boolean): string {
   return lines.join('\n')
 }
 
-/** `rehashed`: pull --verify hashed the files already present too. */
-export function describeFiles(plan: Plan, results: FileResult[], seconds: number, rehashed = false): string {
+/**
+ * `rehashed`: pull --verify hashed the files already present too. `cache`: the rack cache the
+ * bytes came through (a fallback to the origin has already said so in a warning).
+ */
+export function describeFiles(plan: Plan, results: FileResult[], seconds: number, rehashed = false, cache?: string): string {
   const pulled = results.filter((r) => !r.skipped)
   const bytes = pulled.reduce((sum, r) => sum + r.size, 0)
   const present = results.length - pulled.length
@@ -37,7 +40,8 @@ export function describeFiles(plan: Plan, results: FileResult[], seconds: number
     return `${mark.ok()} ${plan.source}: already complete, ${present} file${present === 1 ? '' : 's'} present${rehashed ? ' and re-hashed: intact' : ' (found by size; --verify or mtune verify re-hashes them)'} -> ${plan.root}`
   }
   const presentWords = present === 0 ? '' : `, ${present} already present${rehashed ? ' (re-hashed)' : ''}`
-  return `${mark.ok()} ${plan.source}: ${pulled.length} pulled (${formatBytes(bytes)} in ${formatElapsed(seconds)}), verified${presentWords} -> ${plan.root}`
+  const through = cache ? ` through the cache at ${cache}` : ''
+  return `${mark.ok()} ${plan.source}: ${pulled.length} pulled (${formatBytes(bytes)} in ${formatElapsed(seconds)})${through}, verified${presentWords} -> ${plan.root}`
 }
 
 /** The plan as JSON, stable and free of functions. */
