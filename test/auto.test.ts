@@ -118,6 +118,21 @@ describe('mtune pull --auto', () => {
     assert.equal(m.requests.length, before, 'no request to measure again')
   })
 
+  it('pulls from a server that ignores Range over one stream, as a plain pull does, and says why', async () => {
+    const whole = await mirror({ignoreRange: true})
+    const out = dir()
+    const r = await runCli(['pull', '--auto', whole.url, '--no-public-mirrors', '--budget', '3', '-o', out, '--json'], env())
+    assert.equal(r.code, 0, r.stderr)
+    const doc = JSON.parse(r.stdout)
+    assert.equal(doc.decision.connections, 1)
+    assert.match(doc.decision.reasons.mirror, /does not support ranges: one stream/)
+    assert.deepEqual(doc.decision.fallbacks, [])
+    assert.equal(sha256(readFileSync(join(out, 'model.bin'))), digest)
+    const failing = await mirror({fault: () => ({status: 404})})
+    const none = await runCli(['pull', '--auto', failing.url, '--no-public-mirrors', '--budget', '3', '-o', dir()], env())
+    assert.equal(none.code, 3, 'nothing that answers is still an error')
+  })
+
   it('--tune and several --endpoint need --auto', async () => {
     for (const args of [['--tune'], ['--endpoint', 'https://a', '--endpoint', 'https://b']]) {
       const r = await runCli(['pull', 'hf://acme/x', ...args])

@@ -97,18 +97,24 @@ export async function decideAuto(
     .map((c) => ({c, m: measured(c)}))
     .filter((x) => x.m?.ok)
     .sort((a, b) => (shown(a.c) === rec?.mirror ? -1 : shown(b.c) === rec?.mirror ? 1 : (b.m!.throughputBps?.median ?? 0) - (a.m!.throughputBps?.median ?? 0)))
-  if (ranked.length === 0) {
+  // A server that ignores Range is still a download, as a plain pull makes it: one stream, when
+  // no candidate serves ranges. Nothing to measure or fail over to (mirrors need ranges).
+  const whole = ranked.length === 0 ? working.find((c) => measured(c)?.noRanges) : undefined
+  if (ranked.length === 0 && !whole) {
     throw new MtuneError('no-candidate', `no mirror of ${source} served a ranged request: ${bench.mirrors.map((m) => `${m.url}: ${m.reason ?? 'ok'}`).join('; ')}`, ExitCode.remote)
   }
+  if (whole) ranked.push({c: whole, m: measured(whole)})
   const chosen = ranked[0]
   const gridded = rec && rec.mirror === shown(chosen.c) ? rec : undefined
-  const connections = gridded?.connections ?? 16
+  const connections = whole ? 1 : (gridded?.connections ?? 16)
   const chunkSize = gridded?.chunkSize ?? 4 * 1024 * 1024
   const expected = gridded?.throughputBps ?? chosen.m!.throughputBps?.median
   const others = ranked.slice(1)
-  const failed = candidates.filter((c) => !c.ok || !measured(c)?.ok)
+  const failed = candidates.filter((c) => c !== whole && (!c.ok || !measured(c)?.ok))
   const mirrorWhy =
-    `${ranked.length > 1 ? `fastest of ${ranked.length} working candidates` : 'the only working candidate'}: ${formatRate(expected ?? 0)} with ${connections} connections` +
+    (whole
+      ? `the only candidate that answered, and it does not support ranges: one stream, and an interrupted pull starts over`
+      : `${ranked.length > 1 ? `fastest of ${ranked.length} working candidates` : 'the only working candidate'}: ${formatRate(expected ?? 0)} with ${connections} connections`) +
     (others.length ? `; next ${others[0].c.label} at ${formatRate(others[0].m!.throughputBps?.median ?? 0)} on one stream` : '') +
     (failed.length ? `; not used: ${failed.map((c) => `${c.label} (${c.reason ?? measured(c)?.reason ?? 'failed'})`).join(', ')}` : '')
 
@@ -131,7 +137,7 @@ export async function decideAuto(
     totalBytes: size,
     missingBytes: missing,
     path,
-    reasons: {mirror: mirrorWhy, connections: gridded?.reason ?? 'no grid was measured on it: the default, adapted during the pull'},
+    reasons: {mirror: mirrorWhy, connections: whole ? 'the server sends the whole file to every request: one connection' : (gridded?.reason ?? 'no grid was measured on it: the default, adapted during the pull')},
     preflight,
     tuning: {
       changes: changes.map((k) => ({id: k.id, current: k.current, recommended: k.recommended})),

@@ -28,6 +28,8 @@ export interface MirrorSummary {
   ttfbMs?: Stat
   throughputBps?: Stat
   throttled?: boolean
+  /** It answered, but with the whole file (200) to every Range request: one stream only. */
+  noRanges?: boolean
   /** Reached through this proxy (HTTPS_PROXY/HTTP_PROXY): the tunnel and TLS are timed together. */
   proxy?: string
   tunnelMs?: Stat
@@ -37,7 +39,8 @@ export function summarizeMirror(url: string, samples: ProbeSample[]): MirrorSumm
   const good = samples.filter((s) => !s.error)
   if (good.length === 0) {
     const e = samples.find((s) => s.error)?.error
-    return {url, ok: false, reason: e?.message ?? 'no answer', throttled: samples.some((s) => s.status === 429 || s.status === 503)}
+    const noRanges = samples.length > 0 && samples.every((s) => s.error?.stage === 'range')
+    return {url, ok: false, reason: e?.message ?? 'no answer', throttled: samples.some((s) => s.status === 429 || s.status === 503), ...(noRanges ? {noRanges} : {})}
   }
   return {
     url,
