@@ -11,6 +11,7 @@ import {decide, gatherFacts} from '../src/lib/doctor/run.js'
 import {readBlock, readDisk, readGpus} from '../src/lib/system/facts.js'
 import {systemReader, type SystemReader} from '../src/lib/system/reader.js'
 import type {SiFacts} from '../src/lib/system/si.js'
+import {shownValue} from '../src/lib/ui/doctor-output.js'
 import {runCli} from './support/cli.js'
 import {container, fakeNvidiaSmi, hddBox, lvmOnPartition, nvmeGpuServer} from './support/system-fixtures.js'
 import {tempDir} from './support/temp.js'
@@ -109,6 +110,17 @@ function baseFacts(over: Partial<DoctorFacts> = {}): DoctorFacts {
     ...over,
   }
 }
+
+describe('--verbose values', () => {
+  it('rounds measured numbers and adds binary units to sizes and rates', () => {
+    assert.equal(shownValue(1121027361.8182502, 'bytes/s'), '1121027362 bytes/s (1.0 GiB/s)')
+    assert.equal(shownValue(369940, 'bytes'), '369940 bytes (361 KiB)')
+    assert.equal(shownValue(0.3333333, 'ms'), '0.333 ms')
+    assert.equal(shownValue(512, 'bytes'), '512 bytes')
+    assert.equal(shownValue('bbr'), 'bbr')
+    assert.equal(shownValue(true), 'true')
+  })
+})
 
 describe('disk: a --path not made yet', () => {
   it('is judged by the directory it would be created in, and says so', () => {

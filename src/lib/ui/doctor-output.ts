@@ -1,5 +1,6 @@
 import type {Finding, Group, Status} from '../doctor/finding.js'
 import {GROUPS} from '../doctor/finding.js'
+import {formatBytes, formatRate} from '../units.js'
 import {chalk, mark} from './colors.js'
 
 const MARKS: Record<Status, () => string> = {
@@ -25,12 +26,20 @@ export function renderFindings(findings: Finding[], verbose: boolean): string {
       if (verbose) {
         for (const d of f.details ?? []) lines.push(`      ${d}`)
         for (const [k, v] of Object.entries(f.values)) {
-          if (v.value !== null) lines.push(chalk.dim(`      ${k}: ${v.value}${v.unit ? ` ${v.unit}` : ''}`))
+          if (v.value !== null) lines.push(chalk.dim(`      ${k}: ${shownValue(v.value, v.unit)}`))
         }
       }
     }
   }
   return lines.join('\n')
+}
+
+/** A value as --verbose shows it: measured numbers rounded, sizes and rates also in binary units. */
+export function shownValue(value: string | number | boolean, unit?: string): string {
+  if (typeof value !== 'number') return `${value}${unit ? ` ${unit}` : ''}`
+  const n = Number.isInteger(value) ? value : Math.abs(value) >= 100 ? Math.round(value) : Number(value.toPrecision(3))
+  const readable = unit === 'bytes' && n >= 1024 ? ` (${formatBytes(n)})` : unit === 'bytes/s' && n >= 1024 ? ` (${formatRate(n)})` : ''
+  return `${n}${unit ? ` ${unit}` : ''}${readable}`
 }
 
 export function summaryLine(counts: Record<Status, number>): string {
