@@ -8,6 +8,7 @@ import {after, describe, it} from 'node:test'
 import {downloadFile} from '@huggingface/hub'
 import {nginxConfig} from '../src/lib/cache/config.js'
 import {findNginx} from '../src/lib/cache/nginx.js'
+import {DEFAULT_UPSTREAMS, mergeSettings, parseListen, type CacheOptions} from '../src/lib/cache/options.js'
 import {proxyWarning} from '../src/lib/cache/serve.js'
 import {addUp} from '../src/lib/cache/status.js'
 import {runCli, startCli} from './support/cli.js'
@@ -129,6 +130,21 @@ describe('mtune cache: the configuration', () => {
     assert.equal(proxyWarning({upstreams: {...upstreams, hf: 'http://10.0.0.9:8080', ollama: 'http://10.0.0.9:8080'}, origins: {}}, {httpsProxy: 'http://proxy.corp:3128', httpProxy: 'http://proxy.corp:3128', noProxy: '10.0.0.9'}), undefined, 'a site cache in NO_PROXY as upstream')
   })
 
+  it('reads --listen as HOST:PORT, [V6]:PORT or a bare PORT on loopback', () => {
+    assert.deepEqual(parseListen('10.0.0.5:8080'), {host: '10.0.0.5', port: 8080})
+    assert.deepEqual(parseListen('[::1]:8080'), {host: '::1', port: 8080})
+    assert.deepEqual(parseListen('8181'), {host: '127.0.0.1', port: 8181})
+    assert.throws(() => parseListen('host:0'), /invalid --listen/)
+  })
+
+  it('a serve against a running cache changes what its flags name and keeps the rest', () => {
+    const base: CacheOptions = {dir: '/c', listen: {host: '127.0.0.1', port: 8080}, upstreams: {...DEFAULT_UPSTREAMS}, origins: {}, maxSize: 500 * 1024 ** 3, resolvers: [], cdnHosts: []}
+    const running = {listen: {host: '10.0.0.5', port: 8080}, upstreams: {...DEFAULT_UPSTREAMS, hf: 'http://site:8080'}, origins: {m: 'https://mirror/m'}, maxSize: 2 * 1024 ** 4, cdnHosts: ['cdn.example']}
+    assert.deepEqual(mergeSettings(base, running, new Set()), {...base, ...running}, 'a bare serve --dir D keeps everything')
+    const more = mergeSettings({...base, maxSize: 4 * 1024 ** 4, cdnHosts: ['other.example']}, running, new Set(['maxSize', 'cdnHosts'] as const))
+    assert.deepEqual(more, {...base, ...running, maxSize: 4 * 1024 ** 4, cdnHosts: ['other.example']}, 'what is given replaces, lists whole')
+  })
+
   it('adds up traffic from the access log: requests, slices hit and missed, bytes up and served', () => {
     const t = addUp([
       {u: '/-/mtune', len: '80', sent: '30'},
@@ -154,8 +170,8 @@ describe('mtune cache serve, status, stop (real nginx)', needsNginx, () => {
     closers.push(() => runCli(['cache', 'stop', '--dir', d]))
     const doc = JSON.parse(r.stdout)
     const url = `http://127.0.0.1:${port}`
-    assert.deepEqual(Object.keys(doc).sort(), ['dir', 'endpoints', 'pid', 'url'])
-    assert.deepEqual(doc, {url, dir: d, pid: doc.pid, endpoints: {hf: url, modelscope: `${url}/-/modelscope`, ollama: `127.0.0.1:${port}`, origins: {models: `${url}/-/origin/models`}}})
+    assert.deepEqual(Object.keys(doc).sort(), ['action', 'dir', 'endpoints', 'pid', 'url'])
+    assert.deepEqual(doc, {url, dir: d, pid: doc.pid, action: 'started', endpoints: {hf: url, modelscope: `${url}/-/modelscope`, ollama: `127.0.0.1:${port}`, origins: {models: `${url}/-/origin/models`}}})
     assert.ok(Number.isInteger(doc.pid) && doc.pid > 0)
     for (const f of ['nginx.conf', 'nginx.pid', 'logs/access.log']) assert.ok(existsSync(join(d, f)), f)
 
@@ -180,6 +196,41 @@ describe('mtune cache serve, status, stop (real nginx)', needsNginx, () => {
     const down = await runCli(['cache', 'status', '--dir', d])
     assert.equal(down.code, 1)
     assert.match(down.stdout, /not running/)
+  })
+
+  it('a second serve with other settings reloads the running nginx, keeping the rest of its settings and its cache', async () => {
+    const {cdn, hub} = await hubWithCdn([repo()])
+    const first = await serve(['--hf-upstream', hub.origin, '--max-size', '2G'])
+    const warm = await runCli(['pull', 'hf://acme/cached', '--json'], client({MTUNE_CACHE: first.url}).env)
+    assert.equal(warm.code, 0, warm.stderr)
+    const sent = cdnBytes(cdn)
+
+    const bare = await runCli(['cache', 'serve', '--dir', first.dir, '--json'])
+    assert.equal(bare.code, 0, bare.stderr)
+    assert.deepEqual([JSON.parse(bare.stdout).action, JSON.parse(bare.stdout).url], ['already-running', first.url], 'no flags: nothing changes')
+
+    const port = await freePort()
+    const moved = await runCli(['cache', 'serve', '--dir', first.dir, '--listen', String(port)])
+    assert.equal(moved.code, 0, moved.stderr)
+    assert.match(moved.stdout, new RegExp(`cache reloaded with the new settings \\(nginx pid ${first.pid}\\) at http://127\\.0\\.0\\.1:${port}`))
+    const status = JSON.parse((await runCli(['cache', 'status', '--dir', first.dir, '--json'])).stdout)
+    assert.deepEqual([status.answering, status.url, status.disk.maxBytes], [true, `http://127.0.0.1:${port}`, 2 * 1024 ** 3], 'the same nginx on the new port, --max-size kept')
+    const again = await runCli(['pull', 'hf://acme/cached', '--json'], client({MTUNE_CACHE: `http://127.0.0.1:${port}`}).env)
+    assert.equal(again.code, 0, again.stderr)
+    assert.equal(cdnBytes(cdn), sent, 'the hub upstream kept, and the cached slices with it')
+
+    const busy = createServer().listen(0, '127.0.0.1')
+    await once(busy, 'listening')
+    try {
+      const refused = await runCli(['cache', 'serve', '--dir', first.dir, '--listen', `127.0.0.1:${(busy.address() as AddressInfo).port}`])
+      assert.equal(refused.code, 7)
+      assert.match(refused.stderr, /port is in use/)
+    } finally {
+      busy.close()
+    }
+    const still = JSON.parse((await runCli(['cache', 'status', '--dir', first.dir, '--json'])).stdout)
+    assert.deepEqual([still.answering, still.url], [true, `http://127.0.0.1:${port}`], 'a refused change leaves the cache as it was')
+    assert.ok(!existsSync(join(first.dir, 'nginx.conf.new')))
   })
 
   it('says what is wrong: bad upstream, port in use, unwritable dir, no nginx; and who can reach a non-loopback cache', async () => {

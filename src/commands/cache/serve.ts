@@ -9,7 +9,12 @@ HF_ENDPOINT for Hugging Face clients, the host:port to put before Ollama model n
 cached URL of each --origin. Hub requests go to the hub every time with the client's own token; only the bytes behind the \
 hub's redirect to its CDN are cached, in slices, one upstream fetch for all clients.
 
-Exit codes: 0 running (or already running), 2 bad input, 5 --dir not writable, 7 nginx missing or would not start.`
+A cache already running in --dir keeps its settings, except those given here that differ (a port, an upstream, \
+--max-size, --origin or --cdn-host, each of these two replacing its whole list): nginx checks them and reloads, keeping \
+the cached files and the requests in flight.
+
+Exit codes: 0 running (started, already running or reloaded), 2 bad input, 5 --dir not writable, 7 nginx missing or \
+would not start (or reload).`
 
   static override examples = [
     '<%= config.bin %> cache serve --dir /srv/mtune-cache --listen 10.0.0.5:8080',
@@ -20,15 +25,16 @@ Exit codes: 0 running (or already running), 2 bad input, 5 --dir not writable, 7
   static override flags = cacheFlags
 
   async run(): Promise<unknown> {
-    const {flags} = await this.parse(CacheServe)
-    const [{optionsFromFlags}, {serve, withSystemFacts}, {renderServe}] = await Promise.all([
+    const {flags, metadata} = await this.parse(CacheServe)
+    const [{optionsFromFlags, givenSettings}, {serve, withSystemFacts}, {renderServe}] = await Promise.all([
       import('../../lib/cache/flags.js'),
       import('../../lib/cache/serve.js'),
       import('../../lib/ui/cache-output.js'),
     ])
     const options = withSystemFacts(optionsFromFlags(flags))
-    const result = await serve(options)
-    const doc = {url: result.state.url, dir: result.state.dir, pid: result.pid, endpoints: result.state.endpoints}
+    const result = await serve(options, givenSettings(flags, metadata))
+    const action = result.alreadyRunning ? 'already-running' : result.reloaded ? 'reloaded' : 'started'
+    const doc = {url: result.state.url, dir: result.state.dir, pid: result.pid, action, endpoints: result.state.endpoints}
     if (!this.jsonEnabled()) {
       for (const warning of [result.exposure, result.proxied]) if (warning) process.stderr.write(`! ${warning}\n`)
       this.log(renderServe(result))

@@ -1,3 +1,4 @@
+import {createHash} from 'node:crypto'
 import {join} from 'node:path'
 import type {CacheOptions} from './options.js'
 
@@ -192,7 +193,7 @@ export function nginxConfig(o: CacheOptions, now = new Date()): string {
     '',
     '    location = /-/mtune {',
     '      default_type application/json;',
-    '      return 200 \'{"service": "mtune cache"}\\n\';',
+    `      return 200 '{"service": "mtune cache", "config": "${GENERATION}"}\\n';`,
     '    }',
     '',
     '    location ^~ /-/cdn/ {',
@@ -252,5 +253,22 @@ export function nginxConfig(o: CacheOptions, now = new Date()): string {
     '}',
     '',
   ]
-  return lines.join('\n')
+  const text = lines.join('\n')
+  return text.replace(GENERATION, configGeneration(text))
+}
+
+const GENERATION = '@generation@'
+
+/**
+ * What identifies a configuration's settings, served at /-/mtune: a digest of the text without
+ * its date. A second serve with other settings compares it to decide on a reload, and reads it
+ * back from nginx to know the reload took.
+ */
+function configGeneration(text: string): string {
+  return createHash('sha256').update(text.replace(/^# Written by mtune cache on .*$/m, '')).digest('hex').slice(0, 16)
+}
+
+/** The generation a configuration file carries (undefined: not one of mtune's, or older). */
+export function generationOf(config: string): string | undefined {
+  return /"service": "mtune cache", "config": "([0-9a-f]{16})"/.exec(config)?.[1]
 }

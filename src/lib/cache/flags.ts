@@ -1,6 +1,6 @@
 import {Flags} from '@oclif/core'
 import {resolve} from 'node:path'
-import {DEFAULT_LISTEN, DEFAULT_MAX_SIZE, DEFAULT_UPSTREAMS, parseListen, parseMaxSize, parseOrigin, parseUpstream, type CacheOptions} from './options.js'
+import {DEFAULT_LISTEN, DEFAULT_MAX_SIZE, DEFAULT_UPSTREAMS, parseListen, parseMaxSize, parseOrigin, parseUpstream, type CacheOptions, type SettingName} from './options.js'
 
 /** The flags `cache serve` and `cache config` share: what the cache is. */
 export const cacheFlags = {
@@ -39,4 +39,23 @@ export function optionsFromFlags(f: CacheFlagValues): Omit<CacheOptions, 'resolv
     maxSize: parseMaxSize(f['max-size']),
     cdnHosts: (f['cdn-host'] ?? []).map((h) => h.trim().toLowerCase()).filter(Boolean),
   }
+}
+
+const SETTING_OF_FLAG: Record<string, SettingName> = {
+  listen: 'listen',
+  'hf-upstream': 'hf',
+  'ollama-upstream': 'ollama',
+  'modelscope-upstream': 'modelscope',
+  origin: 'origins',
+  'max-size': 'maxSize',
+  'cdn-host': 'cdnHosts',
+}
+
+/** The settings the command line names (oclif marks the flags it filled in from their defaults). */
+export function givenSettings(flags: object, metadata: {flags: Record<string, {setFromDefault?: boolean} | undefined>}): Set<SettingName> {
+  const given = new Set<SettingName>()
+  for (const [flag, setting] of Object.entries(SETTING_OF_FLAG)) {
+    if ((flags as Record<string, unknown>)[flag] !== undefined && !metadata.flags[flag]?.setFromDefault) given.add(setting)
+  }
+  return given
 }

@@ -4,7 +4,7 @@ import {createServer} from 'node:net'
 import {join} from 'node:path'
 import {ExitCode, MtuneError} from '../errors.js'
 import {writeFileAtomic} from '../fs-atomic.js'
-import type {CacheOptions} from './options.js'
+import type {CacheOptions, CacheSettings} from './options.js'
 
 /** MTUNE_NGINX when set (an nginx elsewhere, or none: a test); else PATH, then where nginx usually is. */
 export function findNginx(env = process.env): string | undefined {
@@ -47,7 +47,7 @@ export const paths = (dir: string) => ({
 })
 
 /** The arguments that make nginx use DIR for everything, its startup errors included. */
-export const nginxArgs = (dir: string) => ['-p', dir, '-c', paths(dir).conf, '-e', paths(dir).errorLog]
+export const nginxArgs = (dir: string, conf = paths(dir).conf) => ['-p', dir, '-c', conf, '-e', paths(dir).errorLog]
 
 /** DIR and the folders nginx writes to; as root, the workers' user owns what they write. */
 export function prepareDir(dir: string, workerUser?: {uid: number; gid: number}): void {
@@ -94,6 +94,10 @@ export interface CacheState {
   endpoints: {hf: string; modelscope: string; ollama: string; origins: Record<string, string>}
   maxSize: number
   startedAt: string
+  /** When a serve with other settings last reloaded it. */
+  reloadedAt?: string
+  /** The settings it runs with (absent in a cache started before they were kept). */
+  settings?: CacheSettings
 }
 
 export function readState(dir: string): CacheState | undefined {
@@ -154,9 +158,9 @@ const emerg = (output: string, code: number | null) => /\[emerg\][^\n]*/.exec(ou
  * process it started exits. Starting nginx, that is the parent once its master has forked: the
  * daemon may still hold the inherited pipes, so they are let go of then, not waited for.
  */
-function runNginx(nginx: string, dir: string, extra: string[] = []): Promise<{code: number | null; output: string}> {
+function runNginx(nginx: string, dir: string, extra: string[] = [], conf?: string): Promise<{code: number | null; output: string}> {
   return new Promise((resolve, reject) => {
-    const child = spawn(nginx, [...nginxArgs(dir), ...extra], {stdio: ['ignore', 'pipe', 'pipe']})
+    const child = spawn(nginx, [...nginxArgs(dir, conf), ...extra], {stdio: ['ignore', 'pipe', 'pipe']})
     let output = ''
     child.stdout!.on('data', (d) => (output += d))
     child.stderr!.on('data', (d) => (output += d))
@@ -170,9 +174,33 @@ function runNginx(nginx: string, dir: string, extra: string[] = []): Promise<{co
 }
 
 /** `nginx -t`: the configuration is refused with nginx's own words (its [emerg] line). */
-export async function testConfig(nginx: string, dir: string): Promise<void> {
-  const {code, output} = await runNginx(nginx, dir, ['-t', '-q'])
-  if (code !== 0) throw new MtuneError('nginx-config', `nginx refused the configuration in ${paths(dir).conf}: ${emerg(output, code)}`, ExitCode.service)
+export async function testConfig(nginx: string, dir: string, conf = paths(dir).conf): Promise<void> {
+  const {code, output} = await runNginx(nginx, dir, ['-t', '-q'], conf)
+  if (code !== 0) throw new MtuneError('nginx-config', `nginx refused the configuration in ${conf}: ${emerg(output, code)}`, ExitCode.service)
+}
+
+/**
+ * Have the running master at `pid` read its configuration again (HUP): new workers take the new
+ * settings, the old ones finish their requests, the cache stays. nginx keeps the old settings if
+ * the new ones fail at run time (a port it cannot bind), so the reload counts only once the
+ * cache's own page answers with the new configuration's generation.
+ */
+export async function reloadNginx(pid: number, dir: string, localUrl: string, generation: string, timeoutMs = 15_000): Promise<void> {
+  process.kill(pid, 'SIGHUP')
+  const deadline = Date.now() + timeoutMs
+  while (!(await answersWith(localUrl, generation))) {
+    if (Date.now() > deadline) throw new MtuneError('nginx-reload', `nginx (pid ${pid}) kept its previous settings: the new ones failed as it loaded them (see ${paths(dir).errorLog})`, ExitCode.service)
+    await new Promise((r) => setTimeout(r, 50))
+  }
+}
+
+async function answersWith(base: string, generation: string): Promise<boolean> {
+  try {
+    const res = await fetch(`${base}/-/mtune`, {signal: AbortSignal.timeout(2_000)})
+    return res.status === 200 && (await res.text()).includes(`"config": "${generation}"`)
+  } catch {
+    return false
+  }
 }
 
 /** Start nginx as a daemon (its master forks and the command returns) and wait until it answers. */

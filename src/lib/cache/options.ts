@@ -27,6 +27,29 @@ export interface CacheOptions {
   caFile?: string
 }
 
+/** What a user sets with serve's flags, kept in the cache's state so that a later serve can change one. */
+export type CacheSettings = Pick<CacheOptions, 'listen' | 'upstreams' | 'origins' | 'maxSize' | 'cdnHosts'>
+export type SettingName = 'listen' | 'hf' | 'ollama' | 'modelscope' | 'origins' | 'maxSize' | 'cdnHosts'
+
+export const settingsOf = (o: CacheOptions): CacheSettings => ({listen: o.listen, upstreams: o.upstreams, origins: o.origins, maxSize: o.maxSize, cdnHosts: o.cdnHosts})
+
+/**
+ * A serve against a running cache changes what its flags name and keeps the rest: a bare
+ * `serve --dir D` (to see the endpoints) must not move a rack's cache back to the defaults. A
+ * repeatable flag given (--origin, --cdn-host) replaces its whole list.
+ */
+export function mergeSettings(o: CacheOptions, running: CacheSettings, given: ReadonlySet<SettingName>): CacheOptions {
+  const pick = <T>(name: SettingName, mine: T, theirs: T) => (given.has(name) ? mine : theirs)
+  return {
+    ...o,
+    listen: pick('listen', o.listen, running.listen),
+    upstreams: {hf: pick('hf', o.upstreams.hf, running.upstreams.hf), ollama: pick('ollama', o.upstreams.ollama, running.upstreams.ollama), modelscope: pick('modelscope', o.upstreams.modelscope, running.upstreams.modelscope)},
+    origins: pick('origins', o.origins, running.origins),
+    maxSize: pick('maxSize', o.maxSize, running.maxSize),
+    cdnHosts: pick('cdnHosts', o.cdnHosts, running.cdnHosts),
+  }
+}
+
 export const DEFAULT_LISTEN = '127.0.0.1:8080'
 export const DEFAULT_MAX_SIZE = '500G'
 
@@ -37,7 +60,7 @@ export function parseListen(value: string): {host: string; port: number} {
   if (!m || !(port >= 1 && port <= 65535)) {
     throw usageError('bad-listen', `invalid --listen "${value}": use HOST:PORT, e.g. 127.0.0.1:8080 or 0.0.0.0:8080`)
   }
-  return {host: m[1] ?? (m[2] || '127.0.0.1'), port}
+  return {host: m[1] || m[2] || '127.0.0.1', port}
 }
 
 export const isLoopback = (host: string) => /^(127\.\d+\.\d+\.\d+|::1|localhost)$/i.test(host)

@@ -1,11 +1,11 @@
-import {existsSync, readFileSync} from 'node:fs'
+import {existsSync, readFileSync, renameSync, rmSync} from 'node:fs'
 import {hostname} from 'node:os'
 import {writeFileAtomic} from '../fs-atomic.js'
 import {proxyConfig, proxyFor, type ProxyConfig} from '../net/proxy-env.js'
 import {cacheEndpoints} from '../sources/cache-endpoints.js'
-import {cacheUrl, nginxConfig} from './config.js'
-import {checkPortFree, paths, prepareDir, readState, requireNginx, runningPid, startNginx, testConfig, workerUser, writeState, type CacheState} from './nginx.js'
-import {isLoopback, resolversFrom, type CacheOptions} from './options.js'
+import {cacheUrl, generationOf, nginxConfig} from './config.js'
+import {checkPortFree, paths, prepareDir, readState, reloadNginx, requireNginx, runningPid, startNginx, testConfig, workerUser, writeState, type CacheState} from './nginx.js'
+import {isLoopback, mergeSettings, resolversFrom, settingsOf, type CacheOptions, type SettingName} from './options.js'
 
 /** The system's facts the configuration depends on: name servers, a CA bundle, the workers' user. */
 export function withSystemFacts(o: Omit<CacheOptions, 'resolvers' | 'caFile' | 'user'>): CacheOptions {
@@ -41,6 +41,8 @@ export interface ServeResult {
   state: CacheState
   pid: number
   alreadyRunning: boolean
+  /** It was running with other settings, and nginx now runs with these (cache and clients kept). */
+  reloaded?: boolean
   /** Said when it listens beyond loopback: who can use it now. */
   exposure?: string
   /** Said when this host's environment sends its upstreams through a proxy, which nginx cannot use. */
@@ -59,34 +61,71 @@ export function proxyWarning(o: Pick<CacheOptions, 'upstreams' | 'origins'>, con
   return `a proxy is set here for ${shown}, but nginx fetches directly (it cannot use a proxy): this host must reach them and their CDNs without it, or take as upstream a cache that can (--hf-upstream URL and the like)`
 }
 
+const exposureOf = (o: CacheOptions) =>
+  isLoopback(o.listen.host)
+    ? undefined
+    : `listening on ${o.listen.host}:${o.listen.port}: every host that can reach it can use this cache (it has no login of its own; the hubs still check tokens): limit it with a firewall to the rack`
+
+const stateOf = (o: CacheOptions, startedAt: string, reloadedAt?: string): CacheState => {
+  const url = publicUrl(o)
+  return {version: 1, url, dir: o.dir, listen: `${o.listen.host}:${o.listen.port}`, endpoints: endpointsFor(url, o.origins), maxSize: o.maxSize, startedAt, ...(reloadedAt ? {reloadedAt} : {}), settings: settingsOf(o)}
+}
+
+function readConfig(dir: string): string {
+  try {
+    return readFileSync(paths(dir).conf, 'utf8')
+  } catch {
+    return ''
+  }
+}
+
 /**
  * Write the configuration into DIR, check it with nginx -t, start nginx and wait until it
- * answers. A cache already running on DIR is reported, not started twice.
+ * answers. A cache already running on DIR is not started twice: the settings `given` on the
+ * command line that differ from its own (a port, an upstream, --max-size, a --cdn-host) are
+ * loaded into it; with none, it is reported as it is.
  */
-export async function serve(o: CacheOptions): Promise<ServeResult> {
+export async function serve(options: CacheOptions, given: ReadonlySet<SettingName> = new Set()): Promise<ServeResult> {
   const nginx = requireNginx()
-  const running = runningPid(o.dir)
-  const saved = readState(o.dir)
-  if (running && saved) return {state: saved, pid: running, alreadyRunning: true, proxied: proxyWarning(o)}
+  const running = runningPid(options.dir)
+  const saved = readState(options.dir)
+  if (running && saved) {
+    // A cache started before its settings were kept is only reported: the rest of them is unknown.
+    const o = saved.settings ? mergeSettings(options, saved.settings, given) : undefined
+    const config = o && nginxConfig(o)
+    if (!o || !config || generationOf(readConfig(o.dir)) === generationOf(config)) return {state: saved, pid: running, alreadyRunning: true, proxied: proxyWarning(o ?? options)}
+    return reload(nginx, running, saved, o, config)
+  }
+  const o = options
+  const config = nginxConfig(o)
   await checkPortFree(o.listen)
   const user = workerUser()
   prepareDir(o.dir, user)
-  writeFileAtomic(paths(o.dir).conf, nginxConfig(o))
+  writeFileAtomic(paths(o.dir).conf, config)
   await testConfig(nginx, o.dir)
-  const url = publicUrl(o)
   const pid = await startNginx(nginx, o.dir, cacheUrl(o))
-  const state: CacheState = {
-    version: 1,
-    url,
-    dir: o.dir,
-    listen: `${o.listen.host}:${o.listen.port}`,
-    endpoints: endpointsFor(url, o.origins),
-    maxSize: o.maxSize,
-    startedAt: new Date().toISOString(),
-  }
+  const state = stateOf(o, new Date().toISOString())
   writeState(o.dir, state)
-  const exposure = isLoopback(o.listen.host)
-    ? undefined
-    : `listening on ${o.listen.host}:${o.listen.port}: every host that can reach it can use this cache (it has no login of its own; the hubs still check tokens): limit it with a firewall to the rack`
-  return {state, pid, alreadyRunning: false, exposure, proxied: proxyWarning(o)}
+  return {state, pid, alreadyRunning: false, exposure: exposureOf(o), proxied: proxyWarning(o)}
+}
+
+/**
+ * Other settings for a running cache: checked by nginx -t beside the one in use (which stays
+ * untouched if they are refused), put in place, and loaded by the running nginx, so that the
+ * cached files and the clients being served are kept, as with systemctl reload.
+ */
+async function reload(nginx: string, pid: number, saved: CacheState, o: CacheOptions, config: string): Promise<ServeResult> {
+  if (saved.listen !== `${o.listen.host}:${o.listen.port}`) await checkPortFree(o.listen)
+  prepareDir(o.dir, workerUser())
+  const next = `${paths(o.dir).conf}.new`
+  writeFileAtomic(next, config)
+  await testConfig(nginx, o.dir, next).catch((error: unknown) => {
+    rmSync(next, {force: true})
+    throw error
+  })
+  renameSync(next, paths(o.dir).conf)
+  await reloadNginx(pid, o.dir, cacheUrl(o), generationOf(config)!)
+  const state = stateOf(o, saved.startedAt, new Date().toISOString())
+  writeState(o.dir, state)
+  return {state, pid, alreadyRunning: false, reloaded: true, exposure: exposureOf(o), proxied: proxyWarning(o)}
 }

@@ -6,7 +6,11 @@ import {mark} from './colors.js'
 export function renderServe(r: ServeResult): string {
   const e = r.state.endpoints
   const lines = [
-    r.alreadyRunning ? `${mark.ok()} already running (nginx pid ${r.pid}) at ${r.state.url}, serving ${r.state.dir}` : `${mark.ok()} cache running (nginx pid ${r.pid}) at ${r.state.url}, in ${r.state.dir}`,
+    r.alreadyRunning
+      ? `${mark.ok()} already running (nginx pid ${r.pid}) at ${r.state.url}, serving ${r.state.dir}`
+      : r.reloaded
+        ? `${mark.ok()} cache reloaded with the new settings (nginx pid ${r.pid}) at ${r.state.url}, in ${r.state.dir}: cached files kept, requests in flight finish`
+        : `${mark.ok()} cache running (nginx pid ${r.pid}) at ${r.state.url}, in ${r.state.dir}`,
     '',
     'On each server:',
     // Both values are the cache's URL, so the comments line up.
