@@ -14,10 +14,11 @@ describe('parseSize', () => {
     assert.equal(parseSize(' 8m '), 8 * 1024 ** 2)
   })
 
-  it('reads bits as decimal link speeds', () => {
-    assert.equal(parseSize('100Mbit'), 12_500_000)
-    assert.equal(parseSize('1Gbit'), 125_000_000)
-    assert.equal(parseSize('100Mb'), 12_500_000)
+  it('reads a size as bytes whatever the case of its b, and refuses bits', () => {
+    assert.equal(parseSize('70gb'), 70 * 1024 ** 3, '--size 70gb is a model of 70 GB, not of 70 gigabits')
+    assert.equal(parseSize('2tb'), 2 * 1024 ** 4)
+    assert.equal(parseSize('100Mb'), 100 * 1024 ** 2)
+    assert.throws(() => parseSize('100Mbit', '--max-size'), /invalid --max-size "100Mbit": a size is in bytes, e\.g\. 100M$/)
   })
 
   it('rejects what is not a size with a usage error that shows an example', () => {
@@ -38,6 +39,13 @@ describe('parseRate', () => {
     assert.equal(parseRate('10M/s'), 10 * 1024 ** 2)
     assert.equal(parseRate('100Mbps'), 12_500_000)
     assert.equal(parseRate('400Mbit'), 50_000_000)
+  })
+
+  it('reads a lower-case b as bits, decimal, as link speeds are quoted', () => {
+    assert.equal(parseRate('100Mb'), 12_500_000)
+    assert.equal(parseRate('1Gbit'), 125_000_000)
+    assert.equal(parseRate('400mbps'), 50_000_000)
+    assert.equal(parseRate('1.25GB/s'), 1.25 * 1024 ** 3)
   })
 })
 

@@ -4,26 +4,34 @@ const PREFIXES = ['', 'k', 'm', 'g', 't', 'p']
 
 /**
  * Sizes follow curl/aria2 habits: `512K`, `64M`, `2G`, `1.5GiB`, `100MB` are binary multiples
- * (people who type 64M for a chunk mean MiB). Bits (`100Mbit`, `100Mb`, lower-case b) are
- * decimal, as link speeds are.
+ * (people who type 64M for a chunk mean MiB). A size is always bytes, whatever the case of its
+ * b: `70gb` and `2tb` are how people type disk and model sizes, never gigabits.
  */
 export function parseSize(input: string, what = 'size'): number {
+  return parseQuantity(input, what, false)
+}
+
+/**
+ * A rate in bytes per second; a trailing `/s` or `ps` is allowed (`10M/s`, `100Mbps`). Here a
+ * lower-case b is bits, decimal, as link speeds are quoted (`100Mbit`, `100Mb`, `400mbps`).
+ */
+export function parseRate(input: string, what = 'rate'): number {
+  return parseQuantity(input.trim().replace(/(\/s|ps)$/, ''), what, true)
+}
+
+function parseQuantity(input: string, what: string, rate: boolean): number {
   const match = /^\s*(\d+(?:\.\d+)?)\s*([kmgtpKMGTP]?)(i?B|ib|bits?|b)?\s*$/.exec(input)
   if (!match) {
-    throw usageError('bad-size', `invalid ${what} "${input}": use a number with an optional unit, e.g. 512K, 64M, 2G, 1T or 100Mbit`)
+    throw usageError('bad-size', `invalid ${what} "${input}": use a number with an optional unit, e.g. ${rate ? '10M, 100Mbit or 1.25GB/s' : '512K, 64M, 2G or 1T'}`)
   }
   const number = Number(match[1])
   const power = PREFIXES.indexOf(match[2].toLowerCase())
   const unit = match[3] ?? ''
-  const bits = unit === 'b' || unit.startsWith('bit')
+  if (!rate && unit.startsWith('bit')) throw usageError('bad-size', `invalid ${what} "${input}": a size is in bytes, e.g. ${match[1]}${match[2].toUpperCase() || ''}`)
+  const bits = rate && (unit === 'b' || unit.startsWith('bit'))
   const bytes = bits ? (number * 1000 ** power) / 8 : number * 1024 ** power
   if (!Number.isSafeInteger(Math.floor(bytes))) throw usageError('bad-size', `invalid ${what} "${input}": too large`)
   return Math.floor(bytes)
-}
-
-/** A rate in bytes per second; a trailing `/s` or `ps` is allowed (`10M/s`, `100Mbps`). */
-export function parseRate(input: string, what = 'rate'): number {
-  return parseSize(input.trim().replace(/(\/s|ps)$/, ''), what)
 }
 
 /**
