@@ -76,6 +76,14 @@ describe('mtune pull hf://', () => {
     assert.doesNotMatch(r.stdout + r.stderr, /hf_secret_token/)
   })
 
+  it('a cache that cannot be created is one line and exit 5, before any download (not a spin: Node\'s recursive mkdir loops under /proc)', async () => {
+    const {env, cdn} = await hub([repo()])
+    const r = await runCli(['pull', 'hf://acme/tiny'], {...env, HF_HOME: '/proc/mtune-no-such-dir', HF_HUB_CACHE: ''})
+    assert.equal(r.code, 5, r.stderr)
+    assert.match(r.stderr, /cannot create \/proc\/mtune-no-such-dir \(directories cannot be made there\): set HF_HOME \(or HF_HUB_CACHE\) to a directory you can write, or pull with --local-dir DIR/)
+    assert.equal(cdn.mirror.requests.length, 0)
+  })
+
   it('two pulls of one model into one cache at once (the ranks of a job) both succeed, each blob fetched once', async () => {
     const {env, cache, cdn} = await hub([repo()], {rate: 4 * MiB})
     const [a, b] = await Promise.all([runCli(['pull', 'hf://acme/tiny', '--json'], env), runCli(['pull', 'hf://acme/tiny', '--json'], env)])

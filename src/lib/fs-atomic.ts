@@ -1,6 +1,7 @@
-import {closeSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeSync} from 'node:fs'
+import {closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync} from 'node:fs'
 import {open, rename, rm} from 'node:fs/promises'
 import {dirname} from 'node:path'
+import {makeDirsSync} from './fs-dirs.js'
 
 /**
  * Replace a file so that a crash or power loss leaves the old content or the new, never a torn
@@ -8,7 +9,7 @@ import {dirname} from 'node:path'
  * fsync the directory so that the rename itself is on disk.
  */
 export function writeFileAtomic(path: string, content: string, mode = 0o644): void {
-  mkdirSync(dirname(path), {recursive: true})
+  makeDirsSync(dirname(path))
   const tmp = `${path}.${process.pid}.tmp`
   const fd = openSync(tmp, 'w', mode)
   try {

@@ -1,4 +1,4 @@
-import {mkdirSync, writeFileSync} from 'node:fs'
+import {writeFileSync} from 'node:fs'
 import {dirname} from 'node:path'
 import {setTimeout as sleep} from 'node:timers/promises'
 import {shownUrl} from '../net/credentials.js'
@@ -9,6 +9,7 @@ import {adviseGrid, bottleneck, bufferVerdict, rankMirrors, summarizeMirror, typ
 import {measureDiskWrite} from './disk.js'
 import {ByteBudget, runCell, type Cell} from './grid.js'
 import {benchResultsPath} from './link.js'
+import {makeDirsSync} from '../fs-dirs.js'
 import {probeOnce, type BenchTarget, type ProbeSample} from './probe.js'
 
 import {DEFAULT_CHUNKS, DEFAULT_CONNECTIONS} from './defaults.js'
@@ -159,7 +160,7 @@ export async function runBench(options: BenchOptions, r: SystemReader): Promise<
   if (options.save !== false && report.mirrors.some((m) => m.ok)) {
     const path = benchResultsPath(options.env)
     try {
-      mkdirSync(dirname(path), {recursive: true})
+      makeDirsSync(dirname(path))
       writeFileSync(path, JSON.stringify(report, null, 2) + '\n')
       report.savedTo = path
     } catch {

@@ -1,9 +1,10 @@
 import {spawn} from 'node:child_process'
-import {accessSync, chmodSync, chownSync, constants, mkdirSync, readFileSync, statSync} from 'node:fs'
+import {accessSync, chmodSync, chownSync, constants, readFileSync, statSync} from 'node:fs'
 import {createServer} from 'node:net'
 import {join} from 'node:path'
 import {ExitCode, MtuneError} from '../errors.js'
 import {writeFileAtomic} from '../fs-atomic.js'
+import {makeDirsSync} from '../fs-dirs.js'
 import type {CacheOptions, CacheSettings} from './options.js'
 
 /** MTUNE_NGINX when set (an nginx elsewhere, or none: a test); else PATH, then where nginx usually is. */
@@ -52,9 +53,9 @@ export const nginxArgs = (dir: string, conf = paths(dir).conf) => ['-p', dir, '-
 /** DIR and the folders nginx writes to; as root, the workers' user owns what they write. */
 export function prepareDir(dir: string, workerUser?: {uid: number; gid: number}): void {
   try {
-    mkdirSync(dir, {recursive: true})
+    makeDirsSync(dir)
     accessSync(dir, constants.W_OK)
-    for (const sub of ['logs', 'cache', 'tmp/client', 'tmp/proxy', 'tmp/fastcgi', 'tmp/uwsgi', 'tmp/scgi']) mkdirSync(join(dir, sub), {recursive: true})
+    for (const sub of ['logs', 'cache', 'tmp/client', 'tmp/proxy', 'tmp/fastcgi', 'tmp/uwsgi', 'tmp/scgi']) makeDirsSync(join(dir, sub))
   } catch (error) {
     throw new MtuneError('dir-not-writable', `cannot use ${dir} for the cache (${(error as {code?: string}).code ?? (error as Error).message}): choose a --dir you can write to`, ExitCode.localDisk)
   }

@@ -1,4 +1,4 @@
-import {mkdir, rename, rm, symlink} from 'node:fs/promises'
+import {rename, rm, symlink} from 'node:fs/promises'
 import {dirname, join, relative} from 'node:path'
 import {minimatch} from 'minimatch'
 import {ExitCode, MtuneError} from '../errors.js'
@@ -7,6 +7,7 @@ import {apiGet, parseJson, type ApiAnswer, type ApiContext} from './api.js'
 import {fileMatches} from './file-check.js'
 import type {Plan, PlannedFile} from './plan.js'
 import {isHex, safeJoin, safeRelativePath} from './safe-names.js'
+import {makeDirs} from '../fs-dirs.js'
 import {hfHome} from './tokens.js'
 
 export interface HfOptions {
@@ -123,7 +124,7 @@ export async function resolveHf(
       if (ref.revision !== commit) {
         // The commit, with no trailing newline: the official client reads it without strip().
         const refPath = safeJoin(join(repoDir, 'refs'), ref.revision)
-        await mkdir(dirname(refPath), {recursive: true})
+        await makeDirs(dirname(refPath))
         await writeFileDurably(refPath, commit)
       }
     },
@@ -135,7 +136,7 @@ async function linkSnapshot(repoDir: string, commit: string, files: PlannedFile[
   const snapshot = join(repoDir, 'snapshots', commit)
   for (const f of files) {
     const link = safeJoin(snapshot, f.name)
-    await mkdir(dirname(link), {recursive: true})
+    await makeDirs(dirname(link))
     // Made beside it and renamed over it: another pull of the model, finishing at the same
     // time, never finds the link missing or in its way.
     const staged = `${link}.${process.pid}.tmp`

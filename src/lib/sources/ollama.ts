@@ -1,4 +1,4 @@
-import {chmod, mkdir, stat} from 'node:fs/promises'
+import {chmod, stat} from 'node:fs/promises'
 import {existsSync} from 'node:fs'
 import {homedir} from 'node:os'
 import {dirname, join} from 'node:path'
@@ -7,6 +7,7 @@ import {ExitCode, MtuneError} from '../errors.js'
 import {apiGet, parseJson, type ApiContext} from './api.js'
 import {fileMatches} from './file-check.js'
 import type {Plan, PlannedFile} from './plan.js'
+import {makeDirs} from '../fs-dirs.js'
 import {parseSha256Digest} from './safe-names.js'
 
 const MANIFEST_TYPES = 'application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json'
@@ -83,10 +84,10 @@ export async function resolveOllama(
     headers: {},
     notes,
     finish: async () => {
-      await mkdir(partial, {recursive: true})
+      await makeDirs(partial)
       for (const f of files) await chmod(f.dest, 0o644)
       // Written last, so Ollama never sees a manifest whose blobs are not all in place.
-      await mkdir(dirname(manifestPath), {recursive: true})
+      await makeDirs(dirname(manifestPath))
       // The temporary file stays out of manifests/, which Ollama reads as tags; flushed before
       // and after the rename, so that a power loss cannot leave a manifest naming lost blobs.
       await fsyncDirectory(join(options.modelsDir, 'blobs'))

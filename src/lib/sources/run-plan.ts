@@ -1,7 +1,7 @@
-import {mkdir} from 'node:fs/promises'
 import {dirname} from 'node:path'
 import type {Dispatcher} from 'undici'
 import {MtuneError, errorMessage} from '../errors.js'
+import {dirError, makeDirs} from '../fs-dirs.js'
 import {ConnectionBudget} from '../transfer/connection-budget.js'
 import {pull, type Progress, type PullEvents, type PullResult} from '../transfer/engine.js'
 import {verifierFor} from './file-check.js'
@@ -36,6 +36,14 @@ export interface FileResult {
   bytesFetched?: number
 }
 
+/** Where each layout's files go, and how to send them elsewhere. */
+const WHERE: Record<Plan['layout'], string> = {
+  'hf-cache': 'set HF_HOME (or HF_HUB_CACHE) to a directory you can write, or pull with --local-dir DIR',
+  ollama: 'set OLLAMA_MODELS to a directory you can write',
+  'modelscope-cache': 'set MODELSCOPE_CACHE to a directory you can write, or pull with --local-dir DIR',
+  directory: 'choose a --local-dir you can write',
+}
+
 /**
  * Pull every missing file of a plan, several at once under one connection budget and one
  * progress display; then let the plan finish its layout. An interrupted plan resumes file by
@@ -53,6 +61,8 @@ export async function runPlan(plan: Plan, options: RunOptions, events: PullEvent
   const abort = new AbortController()
   const onAbort = () => abort.abort()
   options.signal?.addEventListener('abort', onAbort, {once: true})
+  // Made before any request: a cache that cannot be created is said as such, with the setting that moves it.
+  if (queue.length > 0) await makeDirs(plan.root).catch((error: unknown) => Promise.reject(dirError(error, WHERE[plan.layout])))
   const progress = new ProgressSum(queue, events)
   let failure: unknown
 
@@ -88,8 +98,8 @@ async function pullOne(
   events: PullEvents,
 ): Promise<PullResult> {
   const verify = verifierFor(file)
-  await mkdir(dirname(file.dest), {recursive: true})
-  if (file.partPath) await mkdir(dirname(file.partPath), {recursive: true})
+  const dirs = [dirname(file.dest), ...(file.partPath ? [dirname(file.partPath)] : [])]
+  for (const dir of dirs) await makeDirs(dir).catch((error: unknown) => Promise.reject(dirError(error, WHERE[plan.layout])))
   try {
     return await pull(
       {

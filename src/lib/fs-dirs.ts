@@ -1,0 +1,72 @@
+import {mkdirSync, statSync} from 'node:fs'
+import {mkdir, stat} from 'node:fs/promises'
+import {dirname, resolve} from 'node:path'
+import {ExitCode, MtuneError} from './errors.js'
+
+/**
+ * `mkdir -p` that always ends. Node's own recursive mkdir (20.x, sync and async) loops for ever
+ * when a missing directory cannot be made and the kernel answers ENOENT rather than EACCES, as
+ * under /proc and /sys (HOME=/proc/...: a pull spun at full CPU, with no message). This climbs
+ * to the nearest directory that exists and makes each level below it once, so the first
+ * failure is the error, naming the directory that could not be made.
+ */
+export async function makeDirs(path: string): Promise<void> {
+  const missing: string[] = []
+  for (let dir = resolve(path); ; dir = dirname(dir)) {
+    const info = await stat(dir).catch(() => undefined)
+    if (info) break
+    missing.unshift(dir)
+    if (dirname(dir) === dir) break
+  }
+  for (const dir of missing) await mkdir(dir).catch(existsAlready)
+}
+
+/** makeDirs, synchronously (state files, the cache's folders). */
+export function makeDirsSync(path: string): void {
+  const missing: string[] = []
+  for (let dir = resolve(path); ; dir = dirname(dir)) {
+    if (exists(dir)) break
+    missing.unshift(dir)
+    if (dirname(dir) === dir) break
+  }
+  for (const dir of missing) {
+    try {
+      mkdirSync(dir)
+    } catch (error) {
+      existsAlready(error)
+    }
+  }
+}
+
+function exists(path: string): boolean {
+  try {
+    statSync(path)
+    return true
+  } catch {
+    return false
+  }
+}
+
+/** Another process made it in between (two pulls into one cache): that is as good. */
+function existsAlready(error: unknown): void {
+  if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error
+}
+
+const WHY: Record<string, string> = {
+  EACCES: 'permission denied',
+  EPERM: 'permission denied',
+  EROFS: 'a read-only filesystem',
+  ENOSPC: 'the disk is full',
+  ENOTDIR: 'a file is in the way',
+  ENOENT: 'directories cannot be made there',
+}
+
+/**
+ * A directory that could not be made, as one line with the way out (exit 5): `where` says what
+ * it is for and which setting moves it.
+ */
+export function dirError(error: unknown, where: string): MtuneError {
+  const e = error as NodeJS.ErrnoException
+  const why = (e.code && WHY[e.code]) ?? e.message
+  return new MtuneError('not-writable', `cannot create ${e.path ?? 'the directory'} (${why}): ${where}`, ExitCode.localDisk, {cause: error})
+}
