@@ -190,6 +190,10 @@ export function ollamaFromDisk(ref: Extract<SourceRef, {kind: 'ollama'}>, env = 
 /** A plain file against --sha256, or the FILE.sha256 beside it (sha256sum's format). */
 export function plainFile(path: string, sha256?: string): Expectations {
   const full = resolve(path)
+  // Checked first: what a directory lacks is a source, not a digest.
+  if (existsSync(full) && statSync(full).isDirectory()) {
+    throw usageError('is-directory', `${path} is a directory: give a file, or for a model pulled into it with --local-dir, its source: mtune verify hf://ORG/NAME --local-dir ${path} (or modelscope://)`)
+  }
   let expected = sha256?.replace(/^sha256:/i, '').toLowerCase()
   if (expected === undefined) {
     const beside = `${full}.sha256`
@@ -199,7 +203,6 @@ export function plainFile(path: string, sha256?: string): Expectations {
   }
   if (!expected) throw usageError('no-digest', `nothing to check ${path} against: give --sha256 HEX, or put ${basename(full)}.sha256 beside it (sha256sum ${basename(full)} > ${basename(full)}.sha256)`)
   if (!HEX64.test(expected)) throw usageError('bad-digest', `invalid --sha256 "${sha256}": 64 hex digits expected`)
-  if (existsSync(full) && statSync(full).isDirectory()) throw usageError('is-directory', `${path} is a directory: give a file, or a model source (hf://, ollama://, modelscope://)`)
   return {kind: 'file', against: 'sha256', root: dirname(full), files: [{name: basename(full), path: full, sha256: expected}], problems: [], notes: []}
 }
 
