@@ -243,6 +243,14 @@ describe('mtune pull ollama://', () => {
     assert.ok(manifest.equals(Buffer.from(served)), 'manifest bytes as received')
     assert.deepEqual(readdirSync(join(models, 'blobs')).sort(), [cfg, model, params].map((b) => `sha256-${sha256(b)}`).sort(), 'no partial files in blobs/')
     assert.equal(cdn.authSeen, 0)
+
+    // The other commands that take a source reach a plain-http registry the same way.
+    const size = await runCli(['doctor', 'disk', '--model', `ollama://${host}/library/tiny:q4`, '--insecure', '--json'], {OLLAMA_MODELS: models})
+    assert.equal(size.code, 0, size.stderr)
+    assert.equal(JSON.parse(size.stdout).size, cfg.length + model.length + params.length)
+    const bench = await runCli(['bench', '--mirror', `ollama://${host}/library/tiny:q4`, '--insecure', '--connections', '1', '--chunk-size', '1M', '--duration', '3', '--json'], {XDG_CACHE_HOME: dir()})
+    assert.equal(bench.code, 0, bench.stderr)
+    assert.equal(JSON.parse(bench.stdout).mirrors[0].ok, true)
   })
 
   it('refuses a digest that is not sha256:<64 hex>, before writing anything', async () => {

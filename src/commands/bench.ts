@@ -37,6 +37,7 @@ Exit codes: 0 measured, 2 bad input, 3 no mirror answered, 130 interrupted (what
     'max-bytes': Flags.string({default: '4G', description: 'Most bytes to download in all.'}),
     all: Flags.boolean({description: 'Run the grid on every working mirror, not only the best.'}),
     disk: Flags.string({description: 'Also measure sequential write speed of the disk holding this directory.'}),
+    insecure: Flags.boolean({description: 'With an ollama:// mirror: talk plain http to the registry.'}),
   }
 
   async run(): Promise<unknown> {
@@ -66,7 +67,7 @@ Exit codes: 0 measured, 2 bad input, 3 no mirror answered, 130 interrupted (what
       const json = this.jsonEnabled()
       const {cacheEndpoints, parseCacheUrl} = await import('../lib/sources/cache-endpoints.js')
       const cache = flags.cache ? [cacheEndpoints(parseCacheUrl(flags.cache)).hf] : []
-      const mirrors = await expandMirrors(flags.mirror, [...(flags.endpoint ?? []), ...cache], abort.signal, process.env, json ? undefined : (m) => process.stderr.write(`${mark.warn()} ${m}\n`))
+      const mirrors = await expandMirrors(flags.mirror, [...(flags.endpoint ?? []), ...cache], abort.signal, process.env, json ? undefined : (m) => process.stderr.write(`${mark.warn()} ${m}\n`), flags.insecure)
       const report = await runBench(
         {mirrors, connections, chunkSizes, budgetMs: flags.duration * 1000, maxBytes, all: flags.all, disk: flags.disk, signal: abort.signal, progress: json ? undefined : (m) => process.stderr.write(`${mark.info()} ${m}\n`)},
         systemReader(),

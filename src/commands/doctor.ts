@@ -34,6 +34,7 @@ Exit codes: 0 when nothing fails (warnings do not fail), 1 when a check fails, 2
     rtt: Flags.string({description: 'Round-trip time to the mirror, for the TCP buffer check: 80 (ms), 80ms or 0.08s.'}),
     bandwidth: Flags.string({description: 'Bandwidth to the mirror, e.g. 10Gbit, 400Mbps or 1.25GB/s.'}),
     verbose: Flags.boolean({char: 'v', description: 'Show every measured value and every fix.'}),
+    insecure: Flags.boolean({description: 'With an ollama:// --model: talk plain http to the registry.'}),
   }
 
   async run(): Promise<unknown> {
@@ -57,7 +58,7 @@ Exit codes: 0 when nothing fails (warnings do not fail), 1 when a check fails, 2
     let path = flags.path
     let note: string | undefined
     if (flags.model) {
-      const m = await modelSize(flags.model, {endpoint: flags.endpoint})
+      const m = await modelSize(flags.model, {endpoint: flags.endpoint, insecure: flags.insecure})
       size = m.size
       missing = m.missing
       path ??= m.path

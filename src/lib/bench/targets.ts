@@ -11,12 +11,12 @@ import type {BenchTarget} from './probe.js'
  * A model source's file carries the hub's token, granted to the hub alone, as a pull of it
  * would: a gated or private repo is measured too, and its CDN never sees the token.
  */
-export async function expandMirrors(mirrors: string[], endpoints: string[], signal?: AbortSignal, env = process.env, warn?: (message: string) => void): Promise<BenchTarget[]> {
+export async function expandMirrors(mirrors: string[], endpoints: string[], signal?: AbortSignal, env = process.env, warn?: (message: string) => void, insecure = false): Promise<BenchTarget[]> {
   const out: BenchTarget[] = []
   const dispatcher = createDispatcher({stallTimeoutMs: 15_000})
   try {
     for (const m of mirrors) {
-      const ref = parseSource(m)
+      const ref = parseSource(m, {insecure})
       if (ref.kind === 'url') {
         out.push({url: ref.url})
         continue

@@ -16,8 +16,8 @@ export interface ModelSize {
 }
 
 /** The total size of a URL or model source, asked of the network; unknown (with the reason) when it cannot be. */
-export async function modelSize(source: string, options: {endpoint?: string; timeoutMs?: number} = {}): Promise<ModelSize> {
-  const ref = parseSource(source)
+export async function modelSize(source: string, options: {endpoint?: string; timeoutMs?: number; insecure?: boolean} = {}): Promise<ModelSize> {
+  const ref = parseSource(source, {insecure: options.insecure})
   const timeoutMs = options.timeoutMs ?? 10_000
   // The deadline governs; the stall timeout only backs it up, so the reason given is the deadline's.
   const dispatcher = createDispatcher({stallTimeoutMs: timeoutMs + 5_000})
