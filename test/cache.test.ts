@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict'
+import {spawnSync} from 'node:child_process'
 import {createHash} from 'node:crypto'
 import {once} from 'node:events'
 import {existsSync, readFileSync, readdirSync, writeFileSync} from 'node:fs'
@@ -279,9 +280,25 @@ describe('mtune cache serve, status, stop (real nginx)', needsNginx, () => {
     assert.match(unit.stdout, /^\[Service\]$/m)
     assert.match(unit.stdout, new RegExp(`ExecStartPre=.* cache config --dir ${d} --listen 127\\.0\\.0\\.1:8181 .*--write`))
     assert.match(unit.stdout, new RegExp(`ExecStart=\\S*nginx -p ${d} -c ${d}/nginx\\.conf`))
-    const written = await runCli(['cache', 'config', '--dir', d, '--listen', '127.0.0.1:8181', '--write'])
+    const port = await freePort()
+    const written = await runCli(['cache', 'config', '--dir', d, '--listen', `127.0.0.1:${port}`, '--write'])
     assert.equal(written.code, 0, written.stderr)
     assert.ok(existsSync(join(d, 'nginx.conf')))
+
+    // Started as the unit starts it (nginx itself, after config --write): status and serve know it.
+    const started = spawnSync(NGINX!, ['-p', d, '-c', join(d, 'nginx.conf'), '-e', join(d, 'logs', 'error.log')])
+    assert.equal(started.status, 0, String(started.stderr))
+    closers.push(() => runCli(['cache', 'stop', '--dir', d]))
+    const url = `http://127.0.0.1:${port}`
+    let status: {running: boolean; answering: boolean; url: string; endpoints: {hf: string}} | undefined
+    for (let i = 0; i < 100 && !status?.answering; i++) {
+      status = JSON.parse((await runCli(['cache', 'status', '--dir', d, '--json'])).stdout)
+      if (!status?.answering) await new Promise((r) => setTimeout(r, 100))
+    }
+    assert.deepEqual([status?.running, status?.answering, status?.url, status?.endpoints.hf], [true, true, url, url])
+    const again = await runCli(['cache', 'serve', '--dir', d, '--json'])
+    assert.equal(again.code, 0, again.stderr)
+    assert.equal(JSON.parse(again.stdout).action, 'already-running')
   })
 })
 

@@ -23,7 +23,7 @@ Exit codes: 0 printed or written, 2 bad input, 5 --dir not writable.`
 
   async run(): Promise<void> {
     const {flags} = await this.parse(CacheConfig)
-    const [{optionsFromFlags}, {withSystemFacts}, {nginxConfig}, {paths, prepareDir, workerUser, findNginx}, {systemdUnit}, {writeFileAtomic}] = await Promise.all([
+    const [{optionsFromFlags}, {withSystemFacts, stateOf}, {nginxConfig}, {paths, prepareDir, workerUser, findNginx, writeState}, {systemdUnit}, {writeFileAtomic}] = await Promise.all([
       import('../../lib/cache/flags.js'),
       import('../../lib/cache/serve.js'),
       import('../../lib/cache/config.js'),
@@ -39,6 +39,9 @@ Exit codes: 0 printed or written, 2 bad input, 5 --dir not writable.`
     if (flags.write) {
       prepareDir(options.dir, workerUser())
       writeFileAtomic(paths(options.dir).conf, nginxConfig(options))
+      // The systemd unit starts nginx itself, right after this: status and serve then know
+      // the cache's address, endpoints and settings as if serve had started it.
+      writeState(options.dir, stateOf(options, new Date().toISOString()))
       this.log(`wrote ${paths(options.dir).conf}`)
       return
     }

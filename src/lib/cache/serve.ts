@@ -66,7 +66,8 @@ const exposureOf = (o: CacheOptions) =>
     ? undefined
     : `listening on ${o.listen.host}:${o.listen.port}: every host that can reach it can use this cache (it has no login of its own; the hubs still check tokens): limit it with a firewall to the rack`
 
-const stateOf = (o: CacheOptions, startedAt: string, reloadedAt?: string): CacheState => {
+/** The cache's record of itself (mtune-cache.json): what status and a later serve read. */
+export const stateOf = (o: CacheOptions, startedAt: string, reloadedAt?: string): CacheState => {
   const url = publicUrl(o)
   return {version: 1, url, dir: o.dir, listen: `${o.listen.host}:${o.listen.port}`, endpoints: endpointsFor(url, o.origins), maxSize: o.maxSize, startedAt, ...(reloadedAt ? {reloadedAt} : {}), settings: settingsOf(o)}
 }
