@@ -220,7 +220,7 @@ describe('pull engine', () => {
     const good = await mirror({perConnectionRate: 4 * MiB})
     const bad = await mirror({content: makeContent(16 * MiB, 99)})
     const missing = await mirror({fault: () => ({status: 404})})
-    const {result, messages} = await run({url: primary.url, mirrors: [good.url, bad.url, missing.url], output: dir()})
+    const {result, messages} = await run({url: primary.url, mirrors: [good.url, bad.url, missing.url, primary.url, good.url], output: dir()})
     assert.equal(result.sha256, digest)
     assert.ok(good.requests.length > 1, 'the good mirror served ranges')
     assert.ok(messages.some((x) => x.includes(`not using mirror ${bad.url}: it serves different bytes`)), messages.join('\n'))

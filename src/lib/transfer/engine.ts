@@ -23,7 +23,8 @@ const FIRST_PIECE = 4 * 1024 * 1024
 
 export async function pull(options: PullOptions, events: PullEvents = {}): Promise<PullResult> {
   const url = parseTarget(options.url, 'URL')
-  const mirrors = (options.mirrors ?? []).map((m) => parseTarget(m, '--mirror URL'))
+  // The primary, or a mirror, given twice is one source: more connections to it are the ramp's call.
+  const mirrors = [...new Set((options.mirrors ?? []).map((m) => parseTarget(m, '--mirror URL')))].filter((m) => m !== url)
   const expected = options.sha256 === undefined ? undefined : parseSha256(options.sha256)
   parseOutput(options.output)
   const dispatcher = options.dispatcher ?? createDispatcher({stallTimeoutMs: options.stallTimeoutMs ?? DEFAULTS.stallTimeoutMs})
