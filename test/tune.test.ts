@@ -14,7 +14,7 @@ import {parseQdiscTree} from '../src/lib/tune/qdisc.js'
 import {parseBandwidth, parseDurationMs, parseRtt} from '../src/lib/units.js'
 import {runCli} from './support/cli.js'
 import {fakeKernel} from './support/fake-kernel.js'
-import {hddBox, nvmeGpuServer} from './support/system-fixtures.js'
+import {container, hddBox, nvmeGpuServer} from './support/system-fixtures.js'
 
 const Gbit = 1.25e8
 
@@ -95,6 +95,16 @@ describe('tune recommendations', () => {
       assert.equal(knob(k, id).action, 'keep', id)
     }
     assert.equal(knob(k, 'net.core.rmem_max').recommended, '536870912')
+  })
+})
+
+describe('tune on a path with no disk of its own', () => {
+  it('says why there is no scheduler or read-ahead to tune, instead of listing nothing', async () => {
+    const {run} = setup(container())
+    const io = await run({only: 'io'})
+    assert.deepEqual(io.knobs, [])
+    assert.equal(io.noDisk, '/srv/models: overlay filesystem, no block device to tune')
+    assert.equal((await run({only: 'network'})).noDisk, undefined, 'not asked about the disk')
   })
 })
 

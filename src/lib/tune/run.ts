@@ -27,6 +27,8 @@ export interface TuneReport {
   persisted: string[]
   removed: string[]
   nothingToRollBack?: boolean
+  /** Why the disk under --path has no scheduler or read-ahead to tune (tmpfs, overlay, a container). */
+  noDisk?: string
 }
 
 export function gatherTuneFacts(r: SystemReader, options: Pick<TuneOptions, 'path' | 'bandwidthBps' | 'rttMs'>): TuneFacts {
@@ -74,7 +76,9 @@ export async function tune(r: SystemReader, w: Writer, options: TuneOptions): Pr
   }
   const facts = gatherTuneFacts(r, options)
   const knobs = await withQdisc(r, recommend(facts, options.only))
-  if (!options.apply && !options.persist) return {mode: 'suggest', link: facts.link, knobs, results: [], persisted: [], removed: []}
+  // Said, not left out silently: --only io on tmpfs would otherwise list nothing at all.
+  const noDisk = options.only !== 'network' && facts.block.none ? `${options.path}: ${facts.block.none}, no block device to tune` : undefined
+  if (!options.apply && !options.persist) return {mode: 'suggest', link: facts.link, knobs, results: [], persisted: [], removed: [], ...(noDisk ? {noDisk} : {})}
   const results = await applyKnobs(r, w, knobs)
   const persisted: string[] = []
   if (options.persist) {
@@ -92,5 +96,5 @@ export async function tune(r: SystemReader, w: Writer, options: TuneOptions): Pr
       persisted.push(UDEV_RULES)
     }
   }
-  return {mode: 'apply', link: facts.link, knobs, results, persisted, removed: []}
+  return {mode: 'apply', link: facts.link, knobs, results, persisted, removed: [], ...(noDisk ? {noDisk} : {})}
 }

@@ -17,6 +17,7 @@ export function renderSuggestions(report: TuneReport, rerun: string): string {
     else if (k.action === 'keep') lines.push(`  ${mark.ok()} ${id}  ${k.current} ${chalk.dim('(already good)')}`)
     else lines.push(`  ${chalk.dim('-')} ${id}  ${chalk.dim(`unavailable: ${k.reason}`)}`)
   }
+  if (report.noDisk) lines.push(`  ${chalk.dim('-')} ${'disk'.padEnd(width)}  ${chalk.dim(report.noDisk)}`)
   const commands = report.knobs.filter((k) => k.action === 'change').flatMap((k) => k.commands)
   if (commands.length === 0) return [...lines, '', `${mark.ok()} Nothing to change.`].join('\n')
   lines.push('', 'Commands an admin would run:')
