@@ -138,11 +138,15 @@ describe('mtune bench (CLI)', () => {
     const b = await runCli(['bench', '--mirror', m.url, '--connections', '1,2', '--chunk-size', '1M,4M', '--duration', '3'], {XDG_CACHE_HOME: tempDir('xdg')})
     assert.equal(b.code, 0, b.stderr)
     assert.match(b.stdout, /Connections x chunk size on/)
-    assert.match(b.stdout, /Recommended: \d connections? x [\d.]+ MiB chunks/)
-    for (const bad of [['--connections', '1,x'], ['--chunk-size', '1Q'], ['--max-bytes', '10K']]) {
+    assert.match(b.stdout, /Recommended: (1 connection|[2-9] connections) x [\d.]+ MiB chunks/)
+    for (const bad of [['--connections', '1,x'], ['--chunk-size', '1Q'], ['--max-bytes', '10K'], ['--disk', join(tempDir('xdg'), 'missing')]]) {
       const e = await runCli(['bench', '--mirror', m.url, ...bad])
       assert.equal(e.code, 2, `${bad.join(' ')}: ${e.stderr}`)
     }
+    const requests = m.requests.length
+    const disk = await runCli(['bench', '--mirror', m.url, '--disk', '/nonexistent-mtune-dir'])
+    assert.match(disk.stderr, /invalid --disk "\/nonexistent-mtune-dir": no such directory/)
+    assert.equal(m.requests.length, requests, 'refused before any measuring')
   })
 
   it('Ctrl-C prints what was measured so far', async () => {

@@ -60,6 +60,7 @@ Exit codes: 0 measured, 2 bad input, 3 no mirror answered, 130 interrupted (what
     const chunkSizes = list(flags['chunk-size'], '--chunk-size', (s) => parseSize(s, '--chunk-size'))
     const maxBytes = parseSize(flags['max-bytes'], '--max-bytes')
     if (maxBytes < 1024 * 1024) throw usageError('bad-size', `--max-bytes ${flags['max-bytes']} is too small: use 1M or more`)
+    if (flags.disk) (await import('../lib/bench/disk.js')).checkDiskDir(flags.disk)
     const abort = new AbortController()
     // Ctrl-C ends the bench with what it measured so far (report.interrupted).
     const interrupt = this.onInterrupt(abort, () => new MtuneError('interrupted', 'interrupted before the bench could report', ExitCode.interrupted))

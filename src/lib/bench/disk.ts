@@ -1,5 +1,19 @@
+import {accessSync, constants, statSync} from 'node:fs'
 import {open, rm} from 'node:fs/promises'
 import {join} from 'node:path'
+import {ExitCode, MtuneError, usageError} from '../errors.js'
+
+/** --disk checked before the bench spends its budget: a directory this user can write. */
+export function checkDiskDir(dir: string): void {
+  const info = statSync(dir, {throwIfNoEntry: false})
+  if (!info) throw usageError('bad-disk', `invalid --disk "${dir}": no such directory; give the directory models will be written to`)
+  if (!info.isDirectory()) throw usageError('bad-disk', `invalid --disk "${dir}": not a directory; give the directory models will be written to`)
+  try {
+    accessSync(dir, constants.W_OK)
+  } catch {
+    throw new MtuneError('not-writable', `cannot measure --disk ${dir}: it is not writable by this user; give a directory you can write`, ExitCode.localDisk)
+  }
+}
 
 /** Sequential write throughput of the disk under `dir`, flushed to the device, then cleaned up. */
 export async function measureDiskWrite(dir: string, options: {bytes: number; timeMs: number; signal?: AbortSignal}): Promise<{bytes: number; seconds: number; throughputBps: number}> {

@@ -57,7 +57,7 @@ export function renderBench(report: BenchReport, tty: boolean): string {
   out.push('')
   if (report.recommendation) {
     const r = report.recommendation
-    out.push(`${mark.ok()} Recommended: ${r.connections} connections x ${formatBytes(r.chunkSize)} chunks on ${r.mirror}`)
+    out.push(`${mark.ok()} Recommended: ${r.connections} connection${r.connections === 1 ? '' : 's'} x ${formatBytes(r.chunkSize)} chunks on ${r.mirror}`)
     out.push(`  because ${r.reason}`)
     out.push(`  mtune pull ${r.mirror} -c ${r.connections} --chunk-size ${sizeFlag(r.chunkSize)}`)
   } else if (report.mirrors.every((m) => !m.ok)) out.push(`${mark.fail()} No mirror answered a ranged request: nothing to recommend.`)
