@@ -144,7 +144,7 @@ describe('mtune pull (CLI)', () => {
           return ['pull', 'http://127.0.0.1:9/x', '-o', join(file, 'x.bin')]
         },
         5,
-        /cannot write .*: directory .*file does not exist/,
+        /cannot write .*: \S*file is a file, not a directory; choose another -o/,
       ],
       [
         'an existing file without --force',

@@ -128,6 +128,8 @@ describe('disk: a --path not made yet', () => {
       byId(decide(baseFacts({disk: {...baseFacts().disk, path, directory: '/data', writable: ok}}), ['disk']), 'disk.writable')
     assert.equal(writable('/data', true).summary, '/data is writable')
     assert.equal(writable('/data/models/new', true).summary, '/data is writable (/data/models/new does not exist yet: it would be created there)')
+    const file = byId(decide(baseFacts({disk: {...baseFacts().disk, path: '/data/model.gguf/x', directory: '/data', fileInTheWay: '/data/model.gguf'}}), ['disk']), 'disk.writable')
+    assert.deepEqual([file.status, file.summary], ['fail', '/data/model.gguf is a file, not a directory: nothing can be written to /data/model.gguf/x'])
     const refused = writable('/data/models/new', false)
     assert.equal(refused.status, 'fail')
     assert.match(refused.summary, /^\/data is not writable by this user \(\/data\/models\/new does not exist yet/)

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import {statSync} from 'node:fs'
+import {statSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {describe, it} from 'node:test'
 import {MtuneError} from '../src/lib/errors.js'
@@ -20,6 +20,10 @@ describe('makeDirs: mkdir -p that ends', () => {
   it('fails, naming the directory, where Node\'s recursive mkdir would loop for ever (/proc)', async () => {
     await assert.rejects(makeDirs('/proc/mtune-no-such-dir/hub'), (e: NodeJS.ErrnoException) => e.code === 'ENOENT' && e.path === '/proc/mtune-no-such-dir')
     assert.throws(() => makeDirsSync('/proc/mtune-no-such-dir/hub'), (e: NodeJS.ErrnoException) => e.code === 'ENOENT')
+    const file = join(tempDir('dirs'), 'file')
+    writeFileSync(file, 'x')
+    await assert.rejects(makeDirs(join(file, 'a', 'b')), (e: NodeJS.ErrnoException) => e.code === 'ENOTDIR' && e.path === file, 'a file in the way is named')
+    assert.throws(() => makeDirsSync(join(file, 'a')), (e: NodeJS.ErrnoException) => e.code === 'ENOTDIR' && e.path === file)
     const line = dirError(Object.assign(new Error('EACCES'), {code: 'EACCES', path: '/srv/models'}), 'set OLLAMA_MODELS to a directory you can write')
     assert.ok(line instanceof MtuneError)
     assert.equal(line.exitCode, 5)

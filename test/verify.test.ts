@@ -267,6 +267,8 @@ describe('mtune verify ollama:// and files', () => {
     const told = await runCli(['verify', file])
     assert.match(told.stdout, new RegExp(`fix: pull it again from where it came: mtune pull URL -o \\S*model\\.gguf --sha256 ${sha256(shard)}`))
     assert.equal((await runCli(['verify', join(d, 'nope.bin')])).code, 2)
+    const localFile = await runCli(['verify', 'hf://acme/x', '--local-dir', file])
+    assert.deepEqual([localFile.code, localFile.stderr.trim()], [2, `Error: invalid --local-dir "${file}": it is a file; give the directory the model was pulled into`])
     const folder = await runCli(['verify', d])
     assert.equal(folder.code, 2)
     assert.match(folder.stderr, /is a directory: give a file, or for a model pulled into it with --local-dir, its source: mtune verify hf:\/\/ORG\/NAME --local-dir /)

@@ -1,7 +1,8 @@
 import {Args, Flags} from '@oclif/core'
 import {setMaxListeners} from 'node:events'
+import {statOrNone} from '../lib/fs-dirs.js'
 import {MtuneCommand} from '../lib/ui/base-command.js'
-import {ExitCode, MtuneError} from '../lib/errors.js'
+import {ExitCode, MtuneError, usageError} from '../lib/errors.js'
 
 export default class Verify extends MtuneCommand {
   static override summary = 'Is the model on disk exactly what was published? Say what is not, and --repair it.'
@@ -65,6 +66,10 @@ Exit codes: 0 intact (or repaired), 2 bad input, 3 the hub's listing was needed 
       reporter.stop()
       return interruptedError()
     })
+    const localDir = flags['local-dir']
+    if (localDir && statOrNone(localDir)?.isDirectory() === false) {
+      throw usageError('bad-local-dir', `invalid --local-dir "${localDir}": it is a file; give the directory the model was pulled into`)
+    }
     const dispatcher = createDispatcher({stallTimeoutMs: 30_000})
     const started = performance.now()
     try {

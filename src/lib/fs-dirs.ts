@@ -1,4 +1,4 @@
-import {mkdirSync, statSync} from 'node:fs'
+import {mkdirSync, statSync, type Stats} from 'node:fs'
 import {mkdir, stat} from 'node:fs/promises'
 import {dirname, resolve} from 'node:path'
 import {ExitCode, MtuneError} from './errors.js'
@@ -14,7 +14,10 @@ export async function makeDirs(path: string): Promise<void> {
   const missing: string[] = []
   for (let dir = resolve(path); ; dir = dirname(dir)) {
     const info = await stat(dir).catch(() => undefined)
-    if (info) break
+    if (info) {
+      if (!info.isDirectory()) throw notDirectory(dir)
+      break
+    }
     missing.unshift(dir)
     if (dirname(dir) === dir) break
   }
@@ -25,7 +28,11 @@ export async function makeDirs(path: string): Promise<void> {
 export function makeDirsSync(path: string): void {
   const missing: string[] = []
   for (let dir = resolve(path); ; dir = dirname(dir)) {
-    if (exists(dir)) break
+    const info = statOrNone(dir)
+    if (info) {
+      if (!info.isDirectory()) throw notDirectory(dir)
+      break
+    }
     missing.unshift(dir)
     if (dirname(dir) === dir) break
   }
@@ -38,14 +45,17 @@ export function makeDirsSync(path: string): void {
   }
 }
 
-function exists(path: string): boolean {
+/** stat, or nothing where there is nothing to stat (ENOENT, and ENOTDIR below a file). */
+export function statOrNone(path: string): Stats | undefined {
   try {
-    statSync(path)
-    return true
+    return statSync(path)
   } catch {
-    return false
+    return undefined
   }
 }
+
+/** A file where a directory should be: the error mkdir would give, with the path. */
+const notDirectory = (path: string) => Object.assign(new Error(`ENOTDIR: not a directory, mkdir '${path}'`), {code: 'ENOTDIR', path})
 
 /** Another process made it in between (two pulls into one cache): that is as good. */
 function existsAlready(error: unknown): void {

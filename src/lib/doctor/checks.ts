@@ -82,7 +82,9 @@ export function diskChecks(f: DoctorFacts): Finding[] {
 
   // A --path not made yet is judged by the directory it would be created in: say which.
   const created = disk.path !== where ? ` (${disk.path} does not exist yet: it would be created there)` : ''
-  out.push(
+  if (disk.fileInTheWay) {
+    out.push(finding('disk', 'writable', 'fail', 'Writable', `${disk.fileInTheWay} is a file, not a directory: nothing can be written to ${disk.path}`, {}, {fix: '--path names the directory the model goes to'}))
+  } else out.push(
     disk.writable
       ? finding('disk', 'writable', 'pass', 'Writable', `${where} is writable${created}`)
       : finding('disk', 'writable', 'fail', 'Writable', `${where} is not writable by this user${created}`, {}, {fix: `choose a directory you can write (--path), or fix its owner: sudo chown -R $USER ${where}`}),

@@ -1,6 +1,7 @@
 import {gunzipSync} from 'node:zlib'
 import {statSync} from 'node:fs'
 import {dirname, resolve} from 'node:path'
+import {statOrNone} from '../fs-dirs.js'
 import type {SystemReader} from './reader.js'
 
 const num = (text: string | undefined): number | undefined => {
@@ -82,6 +83,8 @@ export interface DiskFacts {
   path: string
   /** The directory that exists and would receive the files. */
   directory: string
+  /** A file at `path`, or above it, where a directory would have to be (a file given as --path). */
+  fileInTheWay?: string
   freeBytes?: number
   totalBytes?: number
   inodesFree?: number
@@ -94,9 +97,13 @@ export function readDisk(r: SystemReader, path: string): DiskFacts {
   const directory = existingDirectory(path)
   const fs = r.statfs(directory)
   const mountinfo = r.read('/proc/self/mountinfo')
+  let first = resolve(path)
+  while (!statOrNone(first) && dirname(first) !== first) first = dirname(first)
+  const fileInTheWay = statOrNone(first)?.isDirectory() === false ? first : undefined
   return {
     path: resolve(path),
     directory,
+    ...(fileInTheWay ? {fileInTheWay} : {}),
     freeBytes: fs ? fs.bavail * fs.bsize : undefined,
     totalBytes: fs ? fs.blocks * fs.bsize : undefined,
     inodesFree: fs?.ffree,

@@ -42,9 +42,8 @@ export async function fileDestination(output: string | undefined): Promise<Desti
 export async function ensureWritableDirectory(dest: Destination): Promise<void> {
   const dir = dirname(dest.path)
   const info = await stat(dir).catch(() => undefined)
-  if (!info?.isDirectory()) {
-    throw new MtuneError('no-directory', `cannot write ${dest.path}: directory ${dir} does not exist; create it or choose another -o`, ExitCode.localDisk)
-  }
+  if (info && !info.isDirectory()) throw new MtuneError('no-directory', `cannot write ${dest.path}: ${dir} is a file, not a directory; choose another -o`, ExitCode.localDisk)
+  if (!info) throw new MtuneError('no-directory', `cannot write ${dest.path}: directory ${dir} does not exist; create it or choose another -o`, ExitCode.localDisk)
   try {
     await access(dir, constants.W_OK)
   } catch {
