@@ -58,11 +58,11 @@ export async function runPlan(plan: Plan, options: RunOptions, events: PullEvent
   for (const f of plan.files) if (!f.present && !byDest.has(f.dest)) byDest.set(f.dest, f)
   const queue = [...byDest.values()].sort((a, b) => (b.size ?? 0) - (a.size ?? 0))
   const budget = new ConnectionBudget(options.maxConnections ?? 64)
+  // Made before any request: a cache that cannot be created is said as such, with the setting that moves it.
+  if (queue.length > 0) await makeDirs(plan.root).catch((error: unknown) => Promise.reject(dirError(error, WHERE[plan.layout])))
   const abort = new AbortController()
   const onAbort = () => abort.abort()
   options.signal?.addEventListener('abort', onAbort, {once: true})
-  // Made before any request: a cache that cannot be created is said as such, with the setting that moves it.
-  if (queue.length > 0) await makeDirs(plan.root).catch((error: unknown) => Promise.reject(dirError(error, WHERE[plan.layout])))
   const progress = new ProgressSum(queue, events)
   let failure: unknown
 
