@@ -55,6 +55,10 @@ Exit codes: 0 intact (or repaired), 2 bad input, 3 the hub's listing was needed 
       throw new MtuneError('not-found', `${args.source}: no such file; give a PATH or a model source (hf://, ollama://, modelscope://)`, ExitCode.usage)
     }
     if (ref && flags.sha256) throw new MtuneError('bad-flag', '--sha256 applies to a file PATH; model sources carry their own digests', ExitCode.usage)
+    const localDir = flags['local-dir']
+    if (localDir && statOrNone(localDir)?.isDirectory() === false) {
+      throw usageError('bad-local-dir', `invalid --local-dir "${localDir}": it is a file; give the directory the model was pulled into`)
+    }
     const json = this.jsonEnabled()
     const reporter = createReporter(json ? 'none' : progressMode(process.stderr, flags.quiet))
     const abort = new AbortController()
@@ -66,10 +70,6 @@ Exit codes: 0 intact (or repaired), 2 bad input, 3 the hub's listing was needed 
       reporter.stop()
       return interruptedError()
     })
-    const localDir = flags['local-dir']
-    if (localDir && statOrNone(localDir)?.isDirectory() === false) {
-      throw usageError('bad-local-dir', `invalid --local-dir "${localDir}": it is a file; give the directory the model was pulled into`)
-    }
     const dispatcher = createDispatcher({stallTimeoutMs: 30_000})
     const started = performance.now()
     try {

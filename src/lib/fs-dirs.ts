@@ -1,5 +1,5 @@
 import {mkdirSync, statSync, type Stats} from 'node:fs'
-import {mkdir, stat} from 'node:fs/promises'
+import {mkdir} from 'node:fs/promises'
 import {dirname, resolve} from 'node:path'
 import {ExitCode, MtuneError} from './errors.js'
 
@@ -11,37 +11,35 @@ import {ExitCode, MtuneError} from './errors.js'
  * failure is the error, naming the directory that could not be made.
  */
 export async function makeDirs(path: string): Promise<void> {
-  const missing: string[] = []
-  for (let dir = resolve(path); ; dir = dirname(dir)) {
-    const info = await stat(dir).catch(() => undefined)
-    if (info) {
-      if (!info.isDirectory()) throw notDirectory(dir)
-      break
-    }
-    missing.unshift(dir)
-    if (dirname(dir) === dir) break
-  }
-  for (const dir of missing) await mkdir(dir).catch(existsAlready)
+  for (const dir of missingLevels(path)) await mkdir(dir).catch(existsAlready)
 }
 
 /** makeDirs, synchronously (state files, the cache's folders). */
 export function makeDirsSync(path: string): void {
-  const missing: string[] = []
-  for (let dir = resolve(path); ; dir = dirname(dir)) {
-    const info = statOrNone(dir)
-    if (info) {
-      if (!info.isDirectory()) throw notDirectory(dir)
-      break
-    }
-    missing.unshift(dir)
-    if (dirname(dir) === dir) break
-  }
-  for (const dir of missing) {
+  for (const dir of missingLevels(path)) {
     try {
       mkdirSync(dir)
     } catch (error) {
       existsAlready(error)
     }
+  }
+}
+
+/** The directories to make, top first; a file where one should be is the error mkdir would give. */
+function missingLevels(path: string): string[] {
+  const {found, missing} = nearestExisting(path)
+  if (found && !found.directory) throw notDirectory(found.path)
+  return missing
+}
+
+/** The nearest path at or above `path` that exists (a few stat calls), and the levels below it. */
+export function nearestExisting(path: string): {found?: {path: string; directory: boolean}; missing: string[]} {
+  const missing: string[] = []
+  for (let dir = resolve(path); ; dir = dirname(dir)) {
+    const info = statOrNone(dir)
+    if (info) return {found: {path: dir, directory: info.isDirectory()}, missing}
+    missing.unshift(dir)
+    if (dirname(dir) === dir) return {missing}
   }
 }
 

@@ -1,11 +1,12 @@
-import {accessSync, constants, statSync} from 'node:fs'
+import {accessSync, constants} from 'node:fs'
 import {open, rm} from 'node:fs/promises'
 import {join} from 'node:path'
 import {ExitCode, MtuneError, usageError} from '../errors.js'
+import {statOrNone} from '../fs-dirs.js'
 
 /** --disk checked before the bench spends its budget: a directory this user can write. */
 export function checkDiskDir(dir: string): void {
-  const info = statSync(dir, {throwIfNoEntry: false})
+  const info = statOrNone(dir)
   if (!info) throw usageError('bad-disk', `invalid --disk "${dir}": no such directory; give the directory models will be written to`)
   if (!info.isDirectory()) throw usageError('bad-disk', `invalid --disk "${dir}": not a directory; give the directory models will be written to`)
   try {

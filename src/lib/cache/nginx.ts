@@ -189,20 +189,12 @@ export async function testConfig(nginx: string, dir: string, conf = paths(dir).c
 export async function reloadNginx(pid: number, dir: string, localUrl: string, generation: string, timeoutMs = 15_000): Promise<void> {
   process.kill(pid, 'SIGHUP')
   const deadline = Date.now() + timeoutMs
-  while (!(await answersWith(localUrl, generation))) {
+  while (!(await mtunePage(localUrl))?.includes(`"config": "${generation}"`)) {
     if (Date.now() > deadline) throw new MtuneError('nginx-reload', `nginx (pid ${pid}) kept its previous settings: the new ones failed as it loaded them (see ${paths(dir).errorLog})`, ExitCode.service)
     await new Promise((r) => setTimeout(r, 50))
   }
 }
 
-async function answersWith(base: string, generation: string): Promise<boolean> {
-  try {
-    const res = await fetch(`${base}/-/mtune`, {signal: AbortSignal.timeout(2_000)})
-    return res.status === 200 && (await res.text()).includes(`"config": "${generation}"`)
-  } catch {
-    return false
-  }
-}
 
 /** Start nginx as a daemon (its master forks and the command returns) and wait until it answers. */
 export async function startNginx(nginx: string, dir: string, localUrl: string, timeoutMs = 15_000): Promise<number> {
@@ -222,13 +214,16 @@ export async function startNginx(nginx: string, dir: string, localUrl: string, t
 }
 
 /** The cache's own page answers: it is up. */
-export async function answers(base: string, timeoutMs = 2_000): Promise<boolean> {
+export const answers = async (base: string): Promise<boolean> => (await mtunePage(base)) !== undefined
+
+/** The cache's own page (its configuration's generation in it), or undefined when it does not answer 200. */
+async function mtunePage(base: string, timeoutMs = 2_000): Promise<string | undefined> {
   try {
     const res = await fetch(`${base}/-/mtune`, {signal: AbortSignal.timeout(timeoutMs)})
-    await res.arrayBuffer()
-    return res.status === 200
+    const text = await res.text()
+    return res.status === 200 ? text : undefined
   } catch {
-    return false
+    return undefined
   }
 }
 

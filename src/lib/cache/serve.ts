@@ -61,15 +61,17 @@ export function proxyWarning(o: Pick<CacheOptions, 'upstreams' | 'origins'>, con
   return `a proxy is set here for ${shown}, but nginx fetches directly (it cannot use a proxy): this host must reach them and their CDNs without it, or take as upstream a cache that can (--hf-upstream URL and the like)`
 }
 
+const listenOf = (o: CacheOptions) => `${o.listen.host}:${o.listen.port}`
+
 const exposureOf = (o: CacheOptions) =>
   isLoopback(o.listen.host)
     ? undefined
-    : `listening on ${o.listen.host}:${o.listen.port}: every host that can reach it can use this cache (it has no login of its own; the hubs still check tokens): limit it with a firewall to the rack`
+    : `listening on ${listenOf(o)}: every host that can reach it can use this cache (it has no login of its own; the hubs still check tokens): limit it with a firewall to the rack`
 
 /** The cache's record of itself (mtune-cache.json): what status and a later serve read. */
 export const stateOf = (o: CacheOptions, startedAt: string, reloadedAt?: string): CacheState => {
   const url = publicUrl(o)
-  return {version: 1, url, dir: o.dir, listen: `${o.listen.host}:${o.listen.port}`, endpoints: endpointsFor(url, o.origins), maxSize: o.maxSize, startedAt, ...(reloadedAt ? {reloadedAt} : {}), settings: settingsOf(o)}
+  return {version: 1, url, dir: o.dir, listen: listenOf(o), endpoints: endpointsFor(url, o.origins), maxSize: o.maxSize, startedAt, ...(reloadedAt ? {reloadedAt} : {}), settings: settingsOf(o)}
 }
 
 function readConfig(dir: string): string {
@@ -91,11 +93,12 @@ export async function serve(options: CacheOptions, given: ReadonlySet<SettingNam
   const running = runningPid(options.dir)
   const saved = readState(options.dir)
   if (running && saved) {
+    const asItIs = (o: CacheOptions): ServeResult => ({state: saved, pid: running, alreadyRunning: true, proxied: proxyWarning(o)})
     // A cache started before its settings were kept is only reported: the rest of them is unknown.
-    const o = saved.settings ? mergeSettings(options, saved.settings, given) : undefined
-    const config = o && nginxConfig(o)
-    if (!o || !config || generationOf(readConfig(o.dir)) === generationOf(config)) return {state: saved, pid: running, alreadyRunning: true, proxied: proxyWarning(o ?? options)}
-    return reload(nginx, running, saved, o, config)
+    if (!saved.settings) return asItIs(options)
+    const o = mergeSettings(options, saved.settings, given)
+    const config = nginxConfig(o)
+    return generationOf(readConfig(o.dir)) === generationOf(config) ? asItIs(o) : reload(nginx, running, saved, o, config)
   }
   const o = options
   const config = nginxConfig(o)
@@ -116,7 +119,7 @@ export async function serve(options: CacheOptions, given: ReadonlySet<SettingNam
  * cached files and the clients being served are kept, as with systemctl reload.
  */
 async function reload(nginx: string, pid: number, saved: CacheState, o: CacheOptions, config: string): Promise<ServeResult> {
-  if (saved.listen !== `${o.listen.host}:${o.listen.port}`) await checkPortFree(o.listen)
+  if (saved.listen !== listenOf(o)) await checkPortFree(o.listen)
   prepareDir(o.dir, workerUser())
   const next = `${paths(o.dir).conf}.new`
   writeFileAtomic(next, config)

@@ -366,17 +366,18 @@ const hostOf = (url: string) => new URL(url).hostname
  * the rack's traffic out and back, and its range requests go through undici rather than mtune's
  * own client (dispatcher.ts), which takes only direct connections.
  */
-function cacheFinding(c: CacheProbe, proxy: string | undefined): Finding {
+function cacheFinding(c: CacheProbe, proxyUrl: string | undefined): Finding {
+  const proxy = proxyUrl && new URL(proxyUrl).host
   const values = {
     url: {value: c.url},
     answers: {value: c.answers},
     mtuneCache: {value: c.mtune},
     ms: {value: c.ms === undefined ? null : Math.round(c.ms), unit: 'ms'},
-    proxy: {value: proxy ? new URL(proxy).host : null},
+    proxy: {value: proxy || null},
   }
   const where = `${c.from}=${c.url}`
   if (proxy && c.answers) {
-    return finding('env', 'cache', 'warn', 'Cache', `${where}${c.mtune ? ': an mtune cache' : ''} answers, but through the proxy ${new URL(proxy).host}`, values, {
+    return finding('env', 'cache', 'warn', 'Cache', `${where}${c.mtune ? ': an mtune cache' : ''} answers, but through the proxy ${proxy}`, values, {
       fix: `export NO_PROXY=\${NO_PROXY:+\$NO_PROXY,}${hostOf(c.url)}: the rack's traffic should not leave through the proxy`,
     })
   }
@@ -385,7 +386,7 @@ function cacheFinding(c: CacheProbe, proxy: string | undefined): Finding {
     if (c.answers) return finding('env', 'cache', 'warn', 'Cache', `${where} answers, but is not an mtune cache`, values, {fix: 'set MTUNE_CACHE to the URL mtune cache serve printed on the cache host'})
     const start = 'start it on the cache host (mtune cache serve --dir DIR --listen HOST:PORT), check the firewall, or unset MTUNE_CACHE'
     if (proxy) {
-      return finding('env', 'cache', 'warn', 'Cache', `${where} does not answer through the proxy ${new URL(proxy).host}: pulls will fall back to the origin`, values, {
+      return finding('env', 'cache', 'warn', 'Cache', `${where} does not answer through the proxy ${proxy}: pulls will fall back to the origin`, values, {
         fix: `export NO_PROXY=\${NO_PROXY:+\$NO_PROXY,}${hostOf(c.url)}: the rack's traffic should not leave through the proxy; if it still does not answer, ${start}`,
       })
     }

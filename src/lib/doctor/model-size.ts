@@ -39,4 +39,3 @@ export async function modelSize(source: string, options: {endpoint?: string; tim
     await dispatcher.destroy().catch(() => {})
   }
 }
-

@@ -60,11 +60,14 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
 
 const wires = new WeakMap<Dispatcher, {client: WireClient; undiciOnly: Set<string>; direct: (origin: string) => boolean}>()
 
-/** Which client sends `origin`'s range requests through `dispatcher`: mtune's own (wire.ts) or undici. */
-export function rangeClient(dispatcher: Dispatcher, origin: string): 'wire' | 'undici' {
+/** The wire client that takes `origin`'s range requests through `dispatcher`, if one does. */
+function wireFor(dispatcher: Dispatcher, origin: string) {
   const wire = wires.get(dispatcher)
-  return wire && wire.direct(origin) && !wire.undiciOnly.has(origin) ? 'wire' : 'undici'
+  return wire && wire.direct(origin) && !wire.undiciOnly.has(origin) ? wire : undefined
 }
+
+/** Which client sends `origin`'s range requests through `dispatcher`: mtune's own (wire.ts) or undici. */
+export const rangeClient = (dispatcher: Dispatcher, origin: string): 'wire' | 'undici' => (wireFor(dispatcher, origin) ? 'wire' : 'undici')
 
 /** For --debug: how `url`'s range requests travel (which client, which proxy if any). */
 export function rangeRoute(dispatcher: Dispatcher, url: string): string {
@@ -81,8 +84,8 @@ export function rangeRoute(dispatcher: Dispatcher, url: string): string {
  * through undici, and from then on only there.
  */
 export async function requestBody(dispatcher: Dispatcher, req: WireRequest, signal?: AbortSignal): Promise<StreamedResponse> {
-  const wire = wires.get(dispatcher)
-  if (wire && rangeClient(dispatcher, req.origin) === 'wire') {
+  const wire = wireFor(dispatcher, req.origin)
+  if (wire) {
     try {
       return await wire.client.request(req, signal)
     } catch (error) {

@@ -3,11 +3,11 @@ import {dirname, join, relative} from 'node:path'
 import {minimatch} from 'minimatch'
 import {ExitCode, MtuneError} from '../errors.js'
 import {fsyncDirectory, writeFileDurably} from '../fs-atomic.js'
+import {makeDirs} from '../fs-dirs.js'
 import {apiGet, parseJson, type ApiAnswer, type ApiContext} from './api.js'
 import {fileMatches} from './file-check.js'
 import type {Plan, PlannedFile} from './plan.js'
 import {isHex, safeJoin, safeRelativePath} from './safe-names.js'
-import {makeDirs} from '../fs-dirs.js'
 import {hfHome} from './tokens.js'
 
 export interface HfOptions {

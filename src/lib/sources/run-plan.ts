@@ -44,6 +44,9 @@ const WHERE: Record<Plan['layout'], string> = {
   directory: 'choose a --local-dir you can write',
 }
 
+/** A directory of the plan's layout, or the line that says why not and which setting moves it. */
+const makeDirsFor = (plan: Plan, dir: string) => makeDirs(dir).catch((error: unknown) => Promise.reject(dirError(error, WHERE[plan.layout])))
+
 /**
  * Pull every missing file of a plan, several at once under one connection budget and one
  * progress display; then let the plan finish its layout. An interrupted plan resumes file by
@@ -59,7 +62,7 @@ export async function runPlan(plan: Plan, options: RunOptions, events: PullEvent
   const queue = [...byDest.values()].sort((a, b) => (b.size ?? 0) - (a.size ?? 0))
   const budget = new ConnectionBudget(options.maxConnections ?? 64)
   // Made before any request: a cache that cannot be created is said as such, with the setting that moves it.
-  if (queue.length > 0) await makeDirs(plan.root).catch((error: unknown) => Promise.reject(dirError(error, WHERE[plan.layout])))
+  if (queue.length > 0) await makeDirsFor(plan, plan.root)
   const abort = new AbortController()
   const onAbort = () => abort.abort()
   options.signal?.addEventListener('abort', onAbort, {once: true})
@@ -99,7 +102,7 @@ async function pullOne(
 ): Promise<PullResult> {
   const verify = verifierFor(file)
   const dirs = [dirname(file.dest), ...(file.partPath ? [dirname(file.partPath)] : [])]
-  for (const dir of dirs) await makeDirs(dir).catch((error: unknown) => Promise.reject(dirError(error, WHERE[plan.layout])))
+  for (const dir of dirs) await makeDirsFor(plan, dir)
   try {
     return await pull(
       {

@@ -1,7 +1,7 @@
 import {gunzipSync} from 'node:zlib'
 import {statSync} from 'node:fs'
 import {dirname, resolve} from 'node:path'
-import {statOrNone} from '../fs-dirs.js'
+import {nearestExisting} from '../fs-dirs.js'
 import type {SystemReader} from './reader.js'
 
 const num = (text: string | undefined): number | undefined => {
@@ -64,21 +64,6 @@ export function mountFor(mounts: MountFacts[], path: string): MountFacts | undef
   return best
 }
 
-/** The nearest directory of `path` that exists: where the files would be created. */
-export function existingDirectory(path: string): string {
-  let dir = resolve(path)
-  for (;;) {
-    try {
-      if (statSync(dir).isDirectory()) return dir
-    } catch {
-      // keep climbing
-    }
-    const up = dirname(dir)
-    if (up === dir) return dir
-    dir = up
-  }
-}
-
 export interface DiskFacts {
   path: string
   /** The directory that exists and would receive the files. */
@@ -94,12 +79,12 @@ export interface DiskFacts {
 }
 
 export function readDisk(r: SystemReader, path: string): DiskFacts {
-  const directory = existingDirectory(path)
+  // Where the files would be created: the nearest directory that exists (above a file in the way).
+  const {found = {path: '/', directory: true}} = nearestExisting(path)
+  const fileInTheWay = found.directory ? undefined : found.path
+  const directory = found.directory ? found.path : dirname(found.path)
   const fs = r.statfs(directory)
   const mountinfo = r.read('/proc/self/mountinfo')
-  let first = resolve(path)
-  while (!statOrNone(first) && dirname(first) !== first) first = dirname(first)
-  const fileInTheWay = statOrNone(first)?.isDirectory() === false ? first : undefined
   return {
     path: resolve(path),
     directory,
