@@ -123,6 +123,21 @@ describe('mtune pull hf://', () => {
     assert.match(none.stderr, /^Error: no file of hf:\/\/acme\/tiny@main matches --include '\*\.gguf': list its files with mtune pull hf:\/\/acme\/tiny@main --dry-run$/m)
   })
 
+  it('pulls one file or folder named after the repo (hf://ORG/NAME[@REV]/PATH)', async () => {
+    const {env, cache} = await hub([repo()])
+    const one = await runCli(['pull', 'hf://acme/tiny@v1/sub/shard.bin'], env)
+    assert.equal(one.code, 0, one.stderr)
+    assert.match(one.stdout, /hf:\/\/acme\/tiny@v1\/sub\/shard\.bin: 1 pulled/)
+    assert.deepEqual(readdirSync(join(cache, 'snapshots', COMMIT)), ['sub'])
+    assert.ok(readFileSync(join(cache, 'snapshots', COMMIT, 'sub', 'shard.bin')).equals(shard))
+    const folder = await runCli(['pull', 'hf://acme/tiny/tok', '--json'], env)
+    assert.equal(folder.code, 0, folder.stderr)
+    assert.deepEqual(JSON.parse(folder.stdout).files.map((f: {name: string}) => f.name), ['tok/tokenizer.json'])
+    const none = await runCli(['pull', 'hf://acme/tiny/tokens'], env)
+    assert.equal(none.code, 2, none.stderr)
+    assert.match(none.stderr, /^Error: no file of hf:\/\/acme\/tiny@main matches the path tokens: list its files with mtune pull hf:\/\/acme\/tiny@main --dry-run$/m)
+  })
+
   it('pulls a dataset into datasets--ORG--NAME', async () => {
     const {env} = await hub([repo({id: 'acme/set', type: 'dataset'})])
     const r = await runCli(['pull', 'hf://datasets/acme/set', '--include', '*.json'], env)

@@ -3,7 +3,8 @@ import {describe, it} from 'node:test'
 import {MtuneError} from '../src/lib/errors.js'
 import {headersFor} from '../src/lib/net/credentials.js'
 import {signedUrlExpiry} from '../src/lib/net/request.js'
-import {hfCacheDir, selected} from '../src/lib/sources/hf.js'
+import {hfCacheDir} from '../src/lib/sources/hf.js'
+import {selected, selector, underPath} from '../src/lib/sources/select.js'
 import {parseSource} from '../src/lib/sources/reference.js'
 import {parseSha256Digest, safeJoin, safeRelativePath} from '../src/lib/sources/safe-names.js'
 import {renewalTime} from '../src/lib/transfer/source-pool.js'
@@ -13,6 +14,19 @@ describe('source references', () => {
     assert.deepEqual(parseSource('hf://Qwen/Qwen2.5-7B'), {kind: 'hf', repoType: 'model', repo: 'Qwen/Qwen2.5-7B', revision: 'main'})
     assert.deepEqual(parseSource('hf://datasets/org/set@refs/pr/1'), {kind: 'hf', repoType: 'dataset', repo: 'org/set', revision: 'refs/pr/1'})
     assert.deepEqual(parseSource('hf://gpt2@v1.0'), {kind: 'hf', repoType: 'model', repo: 'gpt2', revision: 'v1.0'})
+  })
+
+  it("reads a path after the repo (or its revision) as huggingface_hub's HfFileSystem does", () => {
+    const hf = (repo: string, revision: string, path?: string) => ({kind: 'hf', repoType: 'model', repo, revision, ...(path ? {path} : {})})
+    assert.deepEqual(parseSource('hf://org/m/sub/w.gguf'), hf('org/m', 'main', 'sub/w.gguf'))
+    assert.deepEqual(parseSource('hf://org/m@v2/sub/'), hf('org/m', 'v2', 'sub'))
+    assert.deepEqual(parseSource('hf://org/m@main/*.gguf'), hf('org/m', 'main', '*.gguf'))
+    // The Hub's refs with slashes keep them; any other branch with one is written with %2F.
+    assert.deepEqual(parseSource('hf://org/m@refs/pr/3/config.json'), hf('org/m', 'refs/pr/3', 'config.json'))
+    assert.deepEqual(parseSource('hf://org/m@refs/convert/parquet'), hf('org/m', 'refs/convert/parquet'))
+    assert.deepEqual(parseSource('hf://org/m@feature%2Fx/a.bin'), hf('org/m', 'feature/x', 'a.bin'))
+    assert.deepEqual(parseSource('hf://datasets/org/set/data/train.parquet'), {kind: 'hf', repoType: 'dataset', repo: 'org/set', revision: 'main', path: 'data/train.parquet'})
+    assert.deepEqual(parseSource('modelscope://qwen/Q@v1/a/b.json'), {kind: 'modelscope', repo: 'qwen/Q', revision: 'v1', path: 'a/b.json'})
   })
 
   it("parses ollama:// with Ollama's defaults and its tag rule", () => {
@@ -30,7 +44,7 @@ describe('source references', () => {
   })
 
   it('rejects malformed references with a usage error', () => {
-    for (const bad of ['hf://', 'hf://a/b/c', 'hf://../x', 'ollama://a/b/c/d', 'ollama://m:', 'modelscope://single', 's3://bucket/x', 'model.bin']) {
+    for (const bad of ['hf://', 'hf://a/b/../c', 'hf://a/b@main//c', 'hf://../x', 'ollama://a/b/c/d', 'ollama://m:', 'modelscope://single', 's3://bucket/x', 'model.bin']) {
       assert.throws(() => parseSource(bad), (e: unknown) => e instanceof MtuneError && e.exitCode === 2, bad)
     }
   })
@@ -69,6 +83,16 @@ describe('names and digests from servers', () => {
     assert.ok(!selected('model.bin', ['*.safetensors']))
     assert.ok(!selected('onnx/model.onnx', undefined, ['onnx/*']))
     assert.ok(selected('config.json'))
+  })
+
+  it('takes a path as the file, the folder under it, or a glob from the root', () => {
+    assert.ok(underPath('sub/w.gguf', 'sub/w.gguf'))
+    assert.ok(underPath('sub/deep/w.gguf', 'sub'))
+    assert.ok(!underPath('subway/w.gguf', 'sub'), 'a folder is a whole name, not a prefix')
+    assert.ok(underPath('w-Q4_K_M.gguf', '*Q4_K_M*.gguf'))
+    assert.ok(!underPath('q/w-Q4_K_M.gguf', '*Q4_K_M*.gguf'), 'a glob in the path starts at the root')
+    const pick = selector({path: 'sub', exclude: ['*.md']})
+    assert.ok(pick('sub/a.bin') && !pick('sub/README.md') && !pick('a.bin'), 'the path and the globs both apply')
   })
 })
 

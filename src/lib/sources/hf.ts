@@ -1,6 +1,5 @@
 import {rename, rm, symlink} from 'node:fs/promises'
 import {dirname, join, relative} from 'node:path'
-import {minimatch} from 'minimatch'
 import {ExitCode, MtuneError} from '../errors.js'
 import {fsyncDirectory, writeFileDurably} from '../fs-atomic.js'
 import {makeDirs} from '../fs-dirs.js'
@@ -13,8 +12,8 @@ import {hfHome} from './tokens.js'
 export interface HfOptions {
   endpoint: string
   token?: string
-  include?: string[]
-  exclude?: string[]
+  /** Which of the repo's files: the --include/--exclude globs and the reference's path (select.ts). */
+  select: (name: string) => boolean
   /** A plain tree instead of the cache. */
   localDir?: string
   env?: NodeJS.ProcessEnv
@@ -88,7 +87,7 @@ export async function resolveHf(
   const info = parseJson<RepoInfo>(answer, what)
   if (!isHex(info.sha, 40)) throw new MtuneError('bad-answer', `${what}: the Hub gave no commit hash`, ExitCode.remote)
   const commit = info.sha
-  const siblings = (info.siblings ?? []).filter((s) => selected(s.rfilename, options.include, options.exclude))
+  const siblings = (info.siblings ?? []).filter((s) => options.select(s.rfilename))
 
   const repoDir = join(hfCacheDir(options.env), `${kind}--${ref.repo.replace('/', '--')}`)
   const files: PlannedFile[] = []
@@ -147,15 +146,4 @@ async function linkSnapshot(repoDir: string, commit: string, files: PlannedFile[
   // The links (and the snapshot's own entry) survive a power loss, like the blobs they name.
   const dirs = new Set([join(repoDir, 'snapshots'), ...files.map((f) => dirname(safeJoin(snapshot, f.name)))])
   for (const dir of dirs) await fsyncDirectory(dir)
-}
-
-/**
- * --include/--exclude globs. Like the official client's fnmatch, a pattern without a slash
- * matches the name in any folder.
- */
-export function selected(name: string, include?: string[], exclude?: string[]): boolean {
-  const opts = {dot: true, matchBase: true}
-  if (include?.length && !include.some((p) => minimatch(name, p, opts))) return false
-  if (exclude?.some((p) => minimatch(name, p, opts))) return false
-  return true
 }

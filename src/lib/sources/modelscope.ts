@@ -23,9 +23,8 @@ export function modelscopeCacheDir(env = process.env): string {
 /** modelscope://OWNER/NAME@REV into models/OWNER--NAME/snapshots/REV/PATH, or a plain tree. */
 export async function resolveModelscope(
   ref: {repo: string; revision: string},
-  options: {endpoint: string; token?: string; localDir?: string; include?: string[]; exclude?: string[]; env?: NodeJS.ProcessEnv},
+  options: {endpoint: string; token?: string; localDir?: string; select: (name: string) => boolean; env?: NodeJS.ProcessEnv},
   ctx: ApiContext,
-  selected: (name: string, include?: string[], exclude?: string[]) => boolean,
 ): Promise<Plan> {
   const what = `modelscope://${ref.repo}@${ref.revision}`
   const rev = encodeURIComponent(ref.revision)
@@ -41,7 +40,7 @@ export async function resolveModelscope(
   const files: PlannedFile[] = []
   for (const e of entries) {
     const name = safeRelativePath(String(e.Path ?? e.Name ?? ''))
-    if (!selected(name, options.include, options.exclude)) continue
+    if (!options.select(name)) continue
     if (e.Sha256 !== undefined && e.Sha256 !== '' && !isHex(e.Sha256, 64)) {
       throw new MtuneError('bad-digest', `refusing the sha256 ${JSON.stringify(e.Sha256)} of ${name} from the server`, ExitCode.remote)
     }

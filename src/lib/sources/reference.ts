@@ -2,9 +2,9 @@ import {usageError} from '../errors.js'
 
 export type SourceRef =
   | {kind: 'url'; url: string}
-  | {kind: 'hf'; repoType: 'model' | 'dataset'; repo: string; revision: string}
+  | {kind: 'hf'; repoType: 'model' | 'dataset'; repo: string; revision: string; path?: string}
   | {kind: 'ollama'; scheme: 'https' | 'http'; host: string; namespace: string; model: string; tag: string}
-  | {kind: 'modelscope'; repo: string; revision: string}
+  | {kind: 'modelscope'; repo: string; revision: string; path?: string}
 
 const REPO_PART = /^[A-Za-z0-9][A-Za-z0-9._-]*$/
 
@@ -17,8 +17,9 @@ function repoName(text: string, input: string, example: string): string {
 }
 
 /**
- * `hf://ORG/NAME[@REV]`, `hf://datasets/ORG/NAME[@REV]`, `ollama://[HOST/][NS/]MODEL[:TAG]`,
- * `modelscope://OWNER/NAME[@REV]`; anything with http(s):// is a plain URL.
+ * `hf://ORG/NAME[@REV][/PATH]`, `hf://datasets/ORG/NAME[@REV][/PATH]`, `ollama://[HOST/][NS/]MODEL[:TAG]`,
+ * `modelscope://OWNER/NAME[@REV][/PATH]`; anything with http(s):// is a plain URL. PATH (a file,
+ * a folder or a glob) is written as huggingface_hub's HfFileSystem writes it.
  */
 export function parseSource(input: string, options: {insecure?: boolean} = {}): SourceRef {
   const match = /^([a-z][a-z0-9+.-]*):\/\/(.*)$/i.exec(input.trim())
@@ -27,28 +28,65 @@ export function parseSource(input: string, options: {insecure?: boolean} = {}): 
   const rest = match[2]
   if (scheme === 'http' || scheme === 'https') return {kind: 'url', url: input.trim()}
   if (scheme === 'hf') {
-    const at = rest.indexOf('@')
-    let path = at >= 0 ? rest.slice(0, at) : rest
-    const revision = at >= 0 ? rest.slice(at + 1) : 'main'
-    if (!revision || /[\s\\]|\.\./.test(revision)) throw usageError('bad-source', `invalid revision "${revision}" in "${input}"`)
+    let body = rest
     let repoType: 'model' | 'dataset' = 'model'
-    if (path.startsWith('datasets/')) {
+    if (body.startsWith('datasets/')) {
       repoType = 'dataset'
-      path = path.slice('datasets/'.length)
-    } else if (path.startsWith('models/')) path = path.slice('models/'.length)
-    return {kind: 'hf', repoType, repo: repoName(path.replace(/\/$/, ''), input, 'hf://ORG/NAME[@REVISION]'), revision}
+      body = body.slice('datasets/'.length)
+    } else if (body.startsWith('models/')) body = body.slice('models/'.length)
+    const {repo, revision, path} = repoParts(body, input, 'main', 'hf://ORG/NAME[@REVISION][/PATH]')
+    return {kind: 'hf', repoType, repo, revision, ...(path ? {path} : {})}
   }
   if (scheme === 'modelscope') {
-    const at = rest.indexOf('@')
-    const path = at >= 0 ? rest.slice(0, at) : rest
-    const revision = at >= 0 ? rest.slice(at + 1) : 'master'
-    if (!revision || /[\s\\]|\.\./.test(revision)) throw usageError('bad-source', `invalid revision "${revision}" in "${input}"`)
-    const repo = repoName(path.replace(/\/$/, ''), input, 'modelscope://OWNER/NAME[@REVISION]')
+    const {repo, revision, path} = repoParts(rest, input, 'master', 'modelscope://OWNER/NAME[@REVISION][/PATH]')
     if (!repo.includes('/')) throw usageError('bad-source', `invalid ModelScope repository "${repo}" in "${input}": expected OWNER/NAME`)
-    return {kind: 'modelscope', repo, revision}
+    return {kind: 'modelscope', repo, revision, ...(path ? {path} : {})}
   }
   if (scheme === 'ollama') return parseOllama(rest, input, options.insecure)
   throw usageError('bad-scheme', `unsupported scheme "${scheme}" in "${input}": use https://, hf://, ollama:// or modelscope://`)
+}
+
+/** The Hub's refs that hold a slash (HfFileSystem's rule): any other revision ends at the first one. */
+const SLASHED_REF = /^(refs\/pr\/\d+|refs\/convert\/[A-Za-z0-9._-]+)(?:\/(.*))?$/
+
+/**
+ * ORG/NAME[@REV][/PATH]. Without @, a third part starts the path. A branch with a slash in it
+ * is written with %2F (HfFileSystem's way), since ORG/NAME@BRANCH/PATH reads as BRANCH, then PATH.
+ */
+function repoParts(body: string, input: string, defaultRevision: string, example: string): {repo: string; revision: string; path?: string} {
+  const at = body.indexOf('@')
+  let name: string
+  let revision = defaultRevision
+  let path: string | undefined
+  if (at >= 0) {
+    name = body.slice(0, at)
+    const after = body.slice(at + 1)
+    const special = SLASHED_REF.exec(after)
+    const slash = after.indexOf('/')
+    const raw = special ? special[1] : slash >= 0 ? after.slice(0, slash) : after
+    path = special ? special[2] : slash >= 0 ? after.slice(slash + 1) : undefined
+    try {
+      revision = decodeURIComponent(raw)
+    } catch {
+      revision = raw
+    }
+    if (!revision || /[\s\\]|\.\./.test(revision)) throw usageError('bad-source', `invalid revision "${revision}" in "${input}"`)
+  } else {
+    const parts = body.split('/')
+    name = parts.slice(0, 2).join('/')
+    path = parts.length > 2 ? parts.slice(2).join('/') : undefined
+  }
+  return {repo: repoName(name.replace(/\/$/, ''), input, example), revision, path: repoPath(path, input)}
+}
+
+/** A path inside the repo: relative, no empty or .. parts (a trailing / is a folder: the same). */
+function repoPath(path: string | undefined, input: string): string | undefined {
+  const trimmed = path?.replace(/\/+$/, '')
+  if (!trimmed) return undefined
+  if (trimmed.startsWith('/') || trimmed.includes('\\') || trimmed.split('/').some((p) => p === '' || p === '.' || p === '..')) {
+    throw usageError('bad-source', `invalid path "${path}" in "${input}": a file or folder of the repo, relative to its root`)
+  }
+  return trimmed
 }
 
 /** Ollama's rule: the tag is after the last ':' only if that comes after the last '/'. */

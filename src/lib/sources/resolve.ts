@@ -1,11 +1,12 @@
 import {usageError} from '../errors.js'
 import type {ApiContext} from './api.js'
 import {cacheEndpoints} from './cache-endpoints.js'
-import {hfEndpoint, resolveHf, selected} from './hf.js'
+import {hfEndpoint, resolveHf} from './hf.js'
 import {modelscopeEndpoint, resolveModelscope} from './modelscope.js'
 import {ollamaModelsDir, resolveOllama} from './ollama.js'
 import type {Plan} from './plan.js'
 import type {SourceRef} from './reference.js'
+import {choosesFiles, selector, type Selection} from './select.js'
 import {hfToken, modelscopeToken} from './tokens.js'
 
 export interface ResolveOptions {
@@ -37,35 +38,33 @@ export async function resolvePlan(ref: Exclude<SourceRef, {kind: 'url'}>, option
     case 'hf': {
       const token = tokenFor('hf', options)
       const endpoint = options.cache ? cacheEndpoints(options.cache).hf : hfEndpoint(options.endpoint, env)
-      return matchedSomething(
-        await resolveHf(ref, {endpoint, token, include: options.include, exclude: options.exclude, localDir: options.localDir, env}, {...ctx, headers: token ? {authorization: `Bearer ${token}`} : {}}),
-        options,
-      )
+      const select = selector({...options, path: ref.path})
+      const plan = await resolveHf(ref, {endpoint, token, select, localDir: options.localDir, env}, {...ctx, headers: token ? {authorization: `Bearer ${token}`} : {}})
+      return matchedSomething(withPath(plan, ref.path), {...options, path: ref.path})
     }
     case 'modelscope': {
       const token = tokenFor('modelscope', options)
       const endpoint = (options.cache ? cacheEndpoints(options.cache).modelscope : (options.endpoint ?? modelscopeEndpoint(env))).replace(/\/+$/, '')
-      return matchedSomething(
-        await resolveModelscope(
-          ref,
-          {endpoint, token, localDir: options.localDir, include: options.include, exclude: options.exclude, env},
-          {...ctx, headers: token ? {authorization: `Bearer ${token}`} : {}},
-          selected,
-        ),
-        options,
-      )
+      const select = selector({...options, path: ref.path})
+      const plan = await resolveModelscope(ref, {endpoint, token, localDir: options.localDir, select, env}, {...ctx, headers: token ? {authorization: `Bearer ${token}`} : {}})
+      return matchedSomething(withPath(plan, ref.path), {...options, path: ref.path})
     }
     case 'ollama':
       return resolveOllama(ref, {modelsDir: ollamaModelsDir(env), via: options.cache && cacheEndpoints(options.cache).ollama}, {...ctx, headers: {}})
   }
 }
 
+/** The source as the user wrote it: with its path (hf://ORG/NAME@REV/PATH), the way back to it. */
+const withPath = (plan: Plan, path?: string): Plan => (path ? {...plan, source: `${plan.source}/${path}`} : plan)
+
 /**
- * Globs that match no file are a mistake (a typo, a path without its folder), not a pull with
- * nothing to do: said as such, rather than "already complete, 0 files".
+ * Globs or a path that match no file are a mistake (a typo, a path without its folder), not a
+ * pull with nothing to do: said as such, rather than "already complete, 0 files".
  */
-function matchedSomething(plan: Plan, options: Pick<ResolveOptions, 'include' | 'exclude'>): Plan {
-  if (plan.files.length > 0 || !(options.include?.length || options.exclude?.length)) return plan
+function matchedSomething(plan: Plan, options: Selection): Plan {
+  if (plan.files.length > 0 || !choosesFiles(options)) return plan
+  const whole = options.path ? plan.source.slice(0, -options.path.length - 1) : plan.source
   const globs = [...(options.include ?? []).map((g) => `--include '${g}'`), ...(options.exclude ?? []).map((g) => `--exclude '${g}'`)].join(' ')
-  throw usageError('nothing-selected', `no file of ${plan.source} matches ${globs}: list its files with mtune pull ${plan.source} --dry-run`)
+  const what = [...(options.path ? [`the path ${options.path}`] : []), ...(globs ? [globs] : [])].join(' and ')
+  throw usageError('nothing-selected', `no file of ${whole} matches ${what}: list its files with mtune pull ${whole} --dry-run`)
 }
