@@ -92,7 +92,8 @@ describe('mtune verify hf://', () => {
     const r = await runCli(['verify', 'hf://acme/checked', '--json'], env)
     assert.equal(r.code, 0, r.stderr)
     const doc = JSON.parse(r.stdout)
-    assert.deepEqual(Object.keys(doc).sort(), ['against', 'files', 'intact', 'kind', 'notes', 'problems', 'root', 'summary', 'target'])
+    assert.deepEqual(Object.keys(doc).sort(), ['against', 'files', 'intact', 'kind', 'notPulled', 'notes', 'problems', 'root', 'summary', 'target'])
+    assert.deepEqual(doc.notPulled, [])
     assert.equal(doc.intact, true)
     assert.equal(doc.against, 'hub')
     assert.equal(doc.summary.ok, 3)
@@ -138,6 +139,63 @@ describe('mtune verify hf://', () => {
     const relinked = await runCli(['verify', 'hf://acme/checked', '--repair'], env)
     assert.equal(relinked.code, 0, relinked.stderr)
     assert.match(relinked.stdout, /✓ repaired: linked 1 file again \(the blob was good\): config\.json\n/, 'the line names what it did')
+  })
+
+  it('a model pulled in part is intact: the rest is "not pulled", and --repair leaves it on the hub', async () => {
+    const cdn = await startCdn()
+    const hub = await startFakeHf([repo()], {cdn})
+    closers.push(() => hub.close(), () => cdn.close())
+    const home = dir('hf')
+    const env = {HF_ENDPOINT: hub.origin, HF_HOME: home, HF_HUB_CACHE: join(home, 'hub'), HF_TOKEN: ''}
+    assert.equal((await runCli(['pull', 'hf://acme/checked', '--include', '*.json'], env)).code, 0)
+    const r = await runCli(['verify', 'hf://acme/checked'], env)
+    assert.equal(r.code, 0, r.stdout + r.stderr)
+    assert.match(r.stdout, /2 files of the revision were not pulled here, so not checked: model\.safetensors, sub\/shard\.bin; mtune pull hf:\/\/acme\/checked fetches them/)
+    assert.match(r.stdout, /✓ intact: 1 of 1 file checked against the hub's digests/)
+    const requests = cdn.mirror.requests.length
+    const repaired = await runCli(['verify', 'hf://acme/checked', '--repair', '--json'], env)
+    assert.equal(repaired.code, 0, repaired.stderr)
+    assert.deepEqual(JSON.parse(repaired.stdout).notPulled, ['model.safetensors', 'sub/shard.bin'])
+    assert.equal(cdn.mirror.requests.length, requests, 'nothing fetched from the CDN')
+    // Naming the files (globs, or a path after the repo) makes an absent one missing, and the fix keeps the names.
+    const chosen = await runCli(['verify', 'hf://acme/checked', '--include', '*.safetensors'], env)
+    assert.equal(chosen.code, 4, chosen.stdout)
+    assert.match(chosen.stdout, /✗ model\.safetensors: missing \(not on disk\)/)
+    assert.match(chosen.stdout, /fix: mtune verify hf:\/\/acme\/checked --include '\*\.safetensors' --repair$/m)
+    const path = await runCli(['verify', 'hf://acme/checked/sub', '--repair', '--json'], env)
+    assert.equal(path.code, 0, path.stdout)
+    assert.deepEqual(JSON.parse(path.stdout).repair.files, ['sub/shard.bin'])
+    assert.ok(readFileSync(join(home, 'hub', 'models--acme--checked', 'snapshots', COMMIT, 'sub', 'shard.bin')).equals(shard))
+    assert.ok(!existsSync(join(home, 'hub', 'models--acme--checked', 'snapshots', COMMIT, 'model.safetensors')), 'no link to a blob that was not pulled')
+  })
+
+  it('an interrupted pull is said as one, and --repair resumes it; the fix keeps --local-dir', async () => {
+    const {env, blob, repoDir} = await pulledHub()
+    // What a pull cut short leaves: the part file (and its journal) where the blob will be.
+    rmSync(blob(weights))
+    writeFileSync(`${blob(weights)}.part`, weights.subarray(0, MiB))
+    const r = await runCli(['verify', 'hf://acme/checked'], env)
+    assert.equal(r.code, 4, r.stdout)
+    assert.match(r.stdout, /✗ model\.safetensors: interrupted \(a pull was interrupted: mtune pull resumes it\)\n/)
+    assert.doesNotMatch(r.stdout, /\.part/, 'named once, by its file')
+    const fixed = await runCli(['verify', 'hf://acme/checked', '--repair'], env)
+    assert.equal(fixed.code, 0, fixed.stdout + fixed.stderr)
+    assert.ok(readFileSync(blob(weights)).equals(weights))
+    assert.ok(!existsSync(`${blob(weights)}.part`))
+    // A part file no file of this revision owns is a leftover: --repair removes it.
+    writeFileSync(join(repoDir, 'blobs', `${'d'.repeat(64)}.part`), 'x')
+    const stray = await runCli(['verify', 'hf://acme/checked', '--repair'], env)
+    assert.equal(stray.code, 0, stray.stdout)
+    assert.ok(!existsSync(join(repoDir, 'blobs', `${'d'.repeat(64)}.part`)))
+
+    const tree = dir('tree')
+    assert.equal((await runCli(['pull', 'hf://acme/checked', '--local-dir', tree], env)).code, 0)
+    rmSync(join(tree, 'sub', 'shard.bin'))
+    writeFileSync(join(tree, 'sub', 'shard.bin.part'), shard.subarray(0, 100))
+    const local = await runCli(['verify', 'hf://acme/checked', '--local-dir', tree], env)
+    assert.equal(local.code, 4)
+    assert.match(local.stdout, /✗ sub\/shard\.bin: interrupted/)
+    assert.ok(local.stdout.includes(`fix: mtune verify hf://acme/checked --local-dir ${tree} --repair`), local.stdout)
   })
 
   it('pull of a complete model says so; pull --verify re-hashes it and pulls a bad file again', async () => {

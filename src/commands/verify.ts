@@ -3,16 +3,34 @@ import {setMaxListeners} from 'node:events'
 import {statOrNone} from '../lib/fs-dirs.js'
 import {MtuneCommand} from '../lib/ui/base-command.js'
 import {ExitCode, MtuneError, usageError} from '../lib/errors.js'
+import {parseSource, sourceText, type SourceRef} from '../lib/sources/reference.js'
+import type {Again} from '../lib/ui/verify-output.js'
+
+/** The commands that fix what verify finds, for the same files: the tree, revision, endpoint and globs it was given. */
+function again(source: string, ref: SourceRef | undefined, flags: {revision?: string; 'local-dir'?: string; endpoint?: string; insecure?: boolean; include?: string[]; exclude?: string[]}): Again {
+  const where = [
+    ...(flags['local-dir'] ? ['--local-dir', flags['local-dir']] : []),
+    ...(flags.endpoint ? ['--endpoint', flags.endpoint] : []),
+    ...(flags.insecure ? ['--insecure'] : []),
+    ...(flags.include ?? []).flatMap((g) => ['--include', g]),
+    ...(flags.exclude ?? []).flatMap((g) => ['--exclude', g]),
+  ]
+  // pull has no --revision: the revision goes into the source, as pull reads it.
+  const pulled = flags.revision && ref && ref.kind !== 'url' && ref.kind !== 'ollama' ? sourceText({...ref, revision: flags.revision}) : source
+  return {verify: [source, ...(flags.revision ? ['--revision', flags.revision] : []), ...where], pull: [pulled, ...where]}
+}
 
 export default class Verify extends MtuneCommand {
   static override summary = 'Is the model on disk exactly what was published? Say what is not, and --repair it.'
-  static override description = `SOURCE is hf://ORG/NAME[@REV] (hf://datasets/... too), ollama://MODEL[:TAG] or modelscope://OWNER/NAME[@REV], \
+  static override description = `SOURCE is hf://ORG/NAME[@REV][/PATH] (hf://datasets/... too), ollama://MODEL[:TAG] or modelscope://OWNER/NAME[@REV][/PATH], \
 found where mtune pull (and each ecosystem's own tools) put them; or a PATH, checked against --sha256 or the PATH.sha256 beside it. \
 Hugging Face: the snapshot's links and blobs (each blob's name is its digest) and, when the hub answers, its file list; \
 Ollama: the manifest and every blob it names; ModelScope: the hub's sha256s. Files are hashed on all cores.
 
-One line per problem (corrupt, truncated, missing, dangling link, leftover partial file), then a summary.
---repair pulls exactly the bad or missing files again (resumed and verified), then checks them again.
+One line per problem (corrupt, truncated, missing, dangling link, leftover partial file, interrupted pull), then a summary.
+A model pulled in part (pull --include) is checked as such: files of the revision with nothing on disk are "not pulled", \
+not missing, unless --include/--exclude or a PATH names the files that must be there.
+--repair pulls exactly the bad, missing or interrupted files again (resumed and verified), then checks them again.
 
 Exit codes: 0 intact (or repaired), 2 bad input, 3 the hub's listing was needed and did not come, 4 something is corrupt or missing.`
 
@@ -36,13 +54,14 @@ Exit codes: 0 intact (or repaired), 2 bad input, 3 the hub's listing was needed 
     repair: Flags.boolean({description: 'Pull exactly the bad or missing files again, then check them again.'}),
     insecure: Flags.boolean({description: 'ollama://: talk plain http to the registry (with --repair).'}),
     quiet: Flags.boolean({char: 'q', description: 'Only problems and errors.'}),
+    include: Flags.string({multiple: true, description: 'hf:// and modelscope://: the files pulled with pull --include (repeatable); those absent are missing.'}),
+    exclude: Flags.string({multiple: true, description: 'hf:// and modelscope://: the files pull --exclude left out (repeatable).'}),
     workers: Flags.integer({min: 1, max: 256, description: 'Files hashed at once. [default: the number of cores]'}),
   }
 
   async run(): Promise<unknown> {
     const {args, flags} = await this.parse(Verify)
-    const [{parseSource}, {verify}, {createDispatcher}, {createReporter, progressMode}, {renderVerify}, {existsSync}] = await Promise.all([
-      import('../lib/sources/reference.js'),
+    const [{verify}, {createDispatcher}, {createReporter, progressMode}, {renderVerify}, {existsSync}] = await Promise.all([
       import('../lib/verify/run.js'),
       import('../lib/net/dispatcher.js'),
       import('../lib/ui/progress.js'),
@@ -55,6 +74,9 @@ Exit codes: 0 intact (or repaired), 2 bad input, 3 the hub's listing was needed 
       throw new MtuneError('not-found', `${args.source}: no such file; give a PATH or a model source (hf://, ollama://, modelscope://)`, ExitCode.usage)
     }
     if (ref && flags.sha256) throw new MtuneError('bad-flag', '--sha256 applies to a file PATH; model sources carry their own digests', ExitCode.usage)
+    if ((flags.include || flags.exclude) && ref?.kind !== 'hf' && ref?.kind !== 'modelscope') {
+      throw usageError('bad-flag', `--include and --exclude choose files of an hf:// or modelscope:// repo, not of ${ref ? 'an Ollama model (all its blobs are needed)' : 'a file PATH'}`)
+    }
     const localDir = flags['local-dir']
     if (localDir && statOrNone(localDir)?.isDirectory() === false) {
       throw usageError('bad-local-dir', `invalid --local-dir "${localDir}": it is a file; give the directory the model was pulled into`)
@@ -75,6 +97,8 @@ Exit codes: 0 intact (or repaired), 2 bad input, 3 the hub's listing was needed 
     try {
       const report = await verify(args.source, ref, {
         sha256: flags.sha256,
+        include: flags.include,
+        exclude: flags.exclude,
         revision: flags.revision,
         localDir: flags['local-dir'],
         endpoint: flags.endpoint,
@@ -91,7 +115,7 @@ Exit codes: 0 intact (or repaired), 2 bad input, 3 the hub's listing was needed 
         },
       })
       reporter.stop()
-      const shown = json ? '' : renderVerify(report, flags.quiet)
+      const shown = json ? '' : renderVerify(report, flags.quiet, again(args.source, ref, flags))
       // --quiet on an intact model prints nothing at all, as sha256sum --quiet does.
       if (shown) this.log(shown)
       if (!report.intact) process.exitCode = ExitCode.integrity

@@ -117,9 +117,9 @@ export async function resolveHf(
     files,
     headers: options.token ? {authorization: `Bearer ${options.token}`} : {},
     notes: [],
-    finish: async () => {
+    finish: async (pulled) => {
       if (options.localDir) return
-      await linkSnapshot(repoDir, commit, files)
+      await linkSnapshot(repoDir, commit, pulled)
       if (ref.revision !== commit) {
         // The commit, with no trailing newline: the official client reads it without strip().
         const refPath = safeJoin(join(repoDir, 'refs'), ref.revision)

@@ -33,8 +33,11 @@ export interface Plan {
   files: PlannedFile[]
   /** Sent to the source's own host only. */
   headers: Record<string, string>
-  /** Links, refs, manifests: written after every file is verified and in place. */
-  finish(): Promise<void>
+  /**
+   * Links, refs, manifests: written after every file is verified and in place. Given the files
+   * pulled, which a repair may have narrowed to those the user has (verify's "not pulled").
+   */
+  finish(files: PlannedFile[]): Promise<void>
   notes: string[]
 }
 

@@ -46,6 +46,14 @@ export function parseSource(input: string, options: {insecure?: boolean} = {}): 
   throw usageError('bad-scheme', `unsupported scheme "${scheme}" in "${input}": use https://, hf://, ollama:// or modelscope://`)
 }
 
+/** A model source written back as parseSource reads it (a revision with a slash as %2F, but the Hub's refs). */
+export function sourceText(ref: Exclude<SourceRef, {kind: 'url'}>): string {
+  if (ref.kind === 'ollama') return `ollama://${ref.host}/${ref.namespace}/${ref.model}:${ref.tag}`
+  const revision = SLASHED_REF.test(ref.revision) ? ref.revision : ref.revision.replaceAll('/', '%2F')
+  const repo = ref.kind === 'hf' ? `hf://${ref.repoType === 'dataset' ? 'datasets/' : ''}${ref.repo}` : `modelscope://${ref.repo}`
+  return `${repo}@${revision}${ref.path ? `/${ref.path}` : ''}`
+}
+
 /** The Hub's refs that hold a slash (HfFileSystem's rule): any other revision ends at the first one. */
 const SLASHED_REF = /^(refs\/pr\/\d+|refs\/convert\/[A-Za-z0-9._-]+)(?:\/(.*))?$/
 

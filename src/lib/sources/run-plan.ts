@@ -87,7 +87,7 @@ export async function runPlan(plan: Plan, options: RunOptions, events: PullEvent
     progress.stop()
   }
   if (failure) throw failure
-  await plan.finish()
+  await plan.finish(plan.files)
   return results
 }
 

@@ -8,28 +8,39 @@ const WORDS: Record<string, string> = {
   missing: 'missing',
   dangling: 'dangling link',
   incomplete: 'left over',
+  interrupted: 'interrupted',
   unreadable: 'unreadable',
 }
 
-/** One line per problem, then the summary; --quiet leaves only the problems. */
-export function renderVerify(r: VerifyReport, quiet = false): string {
+/** The words after `mtune verify` and `mtune pull` that name what was checked (source, --local-dir...). */
+export interface Again {
+  verify: string[]
+  pull: string[]
+}
+
+/**
+ * One line per problem, then the summary; --quiet leaves only the problems. `again`: the
+ * commands that fix what is found, for the same files (the same tree, revision, globs).
+ */
+export function renderVerify(r: VerifyReport, quiet = false, again: Again = {verify: [r.target], pull: [r.target]}): string {
   const line = (f: Finding) => `${mark.fail()} ${f.name}: ${WORDS[f.status] ?? f.status}${f.detail ? ` (${f.detail})` : ''}`
   const now = findings(r.files, r.problems).map(line)
   if (quiet) return now.join('\n')
   // After a repair the report is the check that followed it: what was wrong comes first.
   const lines = [...(r.repair?.attempted ? r.repair.found.map(line) : []), ...now]
   for (const n of r.notes) lines.push(`${mark.info()} ${n}`)
+  if (r.notPulled.length) lines.push(`${mark.info()} ${notPulled(r.notPulled)}; mtune pull ${again.pull.map(shellWord).join(' ')} fetches ${r.notPulled.length === 1 ? 'it' : 'them'}`)
   const s = r.summary
   const against = {hub: "the hub's digests", disk: 'the digests in the blob names', manifest: 'the manifest\'s digests', sha256: 'the given sha256'}[r.against]
   const rate = s.seconds > 0 && s.bytesHashed > 0 ? `, ${formatRate(s.bytesHashed / s.seconds)}` : ''
-  const counts = (['corrupt', 'truncated', 'missing', 'dangling', 'incomplete', 'unreadable'] as const).filter((k) => s[k] > 0).map((k) => `${s[k]} ${WORDS[k]}`)
+  const counts = (['corrupt', 'truncated', 'missing', 'dangling', 'incomplete', 'interrupted', 'unreadable'] as const).filter((k) => s[k] > 0).map((k) => `${s[k]} ${WORDS[k]}`)
   if (r.repair) {
     if (!r.repair.attempted) lines.push(`${mark.warn()} not repaired: ${r.repair.reason}`)
     else lines.push(`${r.repair.intact ? mark.ok() : mark.fail()} ${repaired(r.repair)}`)
   }
   const head = r.intact ? `${mark.ok()} ${chalk.bold('intact')}` : `${mark.fail()} ${chalk.bold('not intact')}: ${counts.join(', ')}`
   lines.push(`${head}: ${s.ok} of ${s.files} file${s.files === 1 ? '' : 's'} checked against ${against}; ${formatBytes(s.bytesHashed)} hashed in ${s.seconds.toFixed(1)} s${rate}${s.unchecked ? `; ${s.unchecked} with nothing to check against` : ''}`)
-  if (!r.intact && !r.repair) lines.push(`  fix: ${fix(r)}`)
+  if (!r.intact && !r.repair) lines.push(`  fix: ${fix(r, again)}`)
   return lines.join('\n')
 }
 
@@ -47,8 +58,17 @@ function repaired(r: {files: string[]; links: string[]}): string {
  * A model is fetched again from its hub with --repair; a plain file has no source on record, so
  * --repair could only refuse: name the pull that fixes it instead, with the digest it must have.
  */
-function fix(r: VerifyReport): string {
-  if (r.kind !== 'file') return `mtune verify ${r.target} --repair`
+function fix(r: VerifyReport, again: Again): string {
+  if (r.kind !== 'file') return `mtune verify ${again.verify.map(shellWord).join(' ')} --repair`
   const expected = r.files[0]?.expected ?? 'HEX'
   return `pull it again from where it came: mtune pull URL -o ${r.target} --sha256 ${expected}`
 }
+
+/** Files of the revision that were never pulled here: up to four named, then a count. */
+function notPulled(names: string[]): string {
+  const shown = names.slice(0, 4).join(', ') + (names.length > 4 ? ` and ${names.length - 4} more` : '')
+  return `${names.length} file${names.length === 1 ? '' : 's'} of the revision ${names.length === 1 ? 'was' : 'were'} not pulled here, so not checked: ${shown}`
+}
+
+/** A word as a POSIX shell reads it back: bare when safe, else in single quotes. */
+const shellWord = (s: string) => (/^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replaceAll("'", "'\\''")}'`)

@@ -24,13 +24,15 @@ export interface Expected {
   link?: string
 }
 
-export type ProblemKind = 'corrupt' | 'truncated' | 'missing' | 'dangling' | 'incomplete' | 'unreadable'
+export type ProblemKind = 'corrupt' | 'truncated' | 'missing' | 'dangling' | 'incomplete' | 'interrupted' | 'unreadable'
 
 export interface Problem {
   name: string
   path: string
   kind: ProblemKind
   detail: string
+  /** mtune's own part file of a file being repaired: resumed by the repair, not deleted. */
+  resumes?: boolean
 }
 
 export interface Expectations {
@@ -82,11 +84,15 @@ export function cachedCommit(repoDir: string, revision: string): string | undefi
   }
 }
 
-/** Leftovers in the HF cache: blobs still .incomplete (a download that was cut), refs to no snapshot. */
+/**
+ * Leftovers in the HF cache: blobs still .incomplete (huggingface_hub's download that was cut),
+ * mtune's own part files (a pull interrupted), refs to no snapshot.
+ */
 function hfLeftovers(repoDir: string): Problem[] {
   const problems: Problem[] = []
   for (const path of walk(join(repoDir, 'blobs'))) {
     if (path.endsWith('.incomplete')) problems.push({name: `blobs/${basename(path)}`, path, kind: 'incomplete', detail: 'a partial download left behind'})
+    if (path.endsWith('.part')) problems.push({name: `blobs/${basename(path)}`, path, kind: 'interrupted', detail: 'a pull was interrupted: mtune pull resumes it'})
   }
   for (const path of walk(join(repoDir, 'refs'))) {
     const commit = readFileSync(path, 'utf8').trim()

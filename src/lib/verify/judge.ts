@@ -46,6 +46,7 @@ export interface Summary {
   missing: number
   dangling: number
   incomplete: number
+  interrupted: number
   unreadable: number
   unchecked: number
   bytesHashed: number
@@ -54,11 +55,11 @@ export interface Summary {
 
 /** Counts over verdicts and the problems found without hashing. */
 export function summarize(verdicts: FileVerdict[], problems: Problem[], bytesHashed: number, seconds: number): Summary {
-  const s: Summary = {files: verdicts.length, ok: 0, corrupt: 0, truncated: 0, missing: 0, dangling: 0, incomplete: 0, unreadable: 0, unchecked: 0, bytesHashed, seconds}
+  const s: Summary = {files: verdicts.length, ok: 0, corrupt: 0, truncated: 0, missing: 0, dangling: 0, incomplete: 0, interrupted: 0, unreadable: 0, unchecked: 0, bytesHashed, seconds}
   for (const v of verdicts) s[v.status]++
   for (const p of problems) s[p.kind]++
   return s
 }
 
-/** Intact: nothing corrupt, truncated, missing, dangling, left half-done or unreadable. */
-export const intact = (s: Summary) => s.corrupt + s.truncated + s.missing + s.dangling + s.incomplete + s.unreadable === 0
+/** Intact: nothing corrupt, truncated, missing, dangling, left half-done, interrupted or unreadable. */
+export const intact = (s: Summary) => s.corrupt + s.truncated + s.missing + s.dangling + s.incomplete + s.interrupted + s.unreadable === 0

@@ -5,14 +5,19 @@ import {ExitCode, MtuneError, errorMessage} from '../errors.js'
 import type {Plan} from '../sources/plan.js'
 import type {SourceRef} from '../sources/reference.js'
 import {resolvePlan} from '../sources/resolve.js'
+import {choosesFiles} from '../sources/select.js'
 import {runPlan} from '../sources/run-plan.js'
 import type {PullEvents} from '../transfer/engine.js'
+import {sortOutAbsent} from './absent.js'
 import {cachedCommit, expectedOf, fromPlan, hfFromDisk, hfRepoDir, modelscopeSnapshot, ollamaFromDisk, plainFile, type Expected, type Expectations, type Problem} from './expect.js'
 import {hashFiles} from './hash-pool.js'
 import {algorithmFor, intact, judge, summarize, type FileVerdict, type Summary} from './judge.js'
 
 export interface VerifyOptions {
   sha256?: string
+  /** Which files of the repo are expected (as pull's): with them, an absent file is missing. */
+  include?: string[]
+  exclude?: string[]
   revision?: string
   localDir?: string
   endpoint?: string
@@ -37,6 +42,11 @@ export interface VerifyReport {
   summary: Summary
   intact: boolean
   notes: string[]
+  /**
+   * Files of the revision with nothing on disk, in a model pulled in part (pull --include):
+   * not checked, not a failure, not fetched by --repair (sortOutAbsent).
+   */
+  notPulled: string[]
   /** found: what was wrong before the repair (the report itself is the check after it). */
   repair?: {attempted: boolean; files: string[]; links: string[]; intact: boolean; reason?: string; found: Finding[]}
 }
@@ -79,7 +89,7 @@ async function check(files: Expected[], options: Pick<VerifyOptions, 'workers' |
 }
 
 /** What is expected for a source: from the hub when it answers (and is asked), else from the disk. */
-async function expectations(target: string, ref: SourceRef, options: VerifyOptions): Promise<{exp: Expectations; plan?: Plan}> {
+async function expectations(target: string, ref: SourceRef, options: VerifyOptions): Promise<{exp: Expectations; plan?: Plan; notPulled?: string[]}> {
   const ctx = {dispatcher: options.dispatcher, signal: options.signal, warn: options.events?.warn}
   const online = options.online !== false
   if (ref.kind === 'url') throw new MtuneError('bad-source', `mtune verify checks files on disk: give a PATH (with --sha256) or a model source, not the URL ${target}`, ExitCode.usage)
@@ -88,12 +98,15 @@ async function expectations(target: string, ref: SourceRef, options: VerifyOptio
     const plan = options.repair ? await resolvePlan(ref, {}, ctx) : undefined
     return {exp, plan}
   }
+  const select = {include: options.include, exclude: options.exclude}
+  const chosen = choosesFiles({...select, path: ref.path})
+  const sorted = (exp: Expectations, plan: Plan) => ({...sortOutAbsent(exp, plan, chosen), plan})
   if (ref.kind === 'hf') {
     const revision = options.revision ?? ref.revision
     const r = {...ref, revision}
     if (options.localDir) {
-      const plan = await resolvePlan(r, {endpoint: options.endpoint, localDir: options.localDir}, ctx)
-      return {exp: fromPlan(plan, 'hf'), plan}
+      const plan = await resolvePlan(r, {endpoint: options.endpoint, localDir: options.localDir, ...select}, ctx)
+      return sorted(fromPlan(plan, 'hf'), plan)
     }
     const disk = hfFromDisk(r)
     if (!online) return {exp: disk}
@@ -101,26 +114,27 @@ async function expectations(target: string, ref: SourceRef, options: VerifyOptio
     const commit = cachedCommit(hfRepoDir(r), revision) ?? revision
     let plan: Plan
     try {
-      plan = await resolvePlan({...r, revision: commit}, {endpoint: options.endpoint}, ctx)
+      plan = await resolvePlan({...r, revision: commit}, {endpoint: options.endpoint, ...select}, ctx)
     } catch (error) {
-      if (error instanceof MtuneError && error.exitCode === ExitCode.interrupted) throw error
+      if (error instanceof MtuneError && (error.exitCode === ExitCode.interrupted || error.exitCode === ExitCode.usage)) throw error
       return {exp: {...disk, notes: [...disk.notes, `the hub did not answer (${errorMessage(error)}): checked against the disk alone (blob names are their digests); files the revision has that the cache lacks are not seen`]}}
     }
     const fromHub = fromPlan(plan, 'hf', `${hfRepoDir(r)}/snapshots/${commit}`)
     // Blobs the hub lists, plus what the disk alone shows (a leftover, a ref to nothing).
-    return {exp: {...fromHub, problems: disk.problems.filter((p) => p.kind === 'incomplete' || p.name.startsWith('refs/')), root: disk.root}, plan}
+    const leftovers = disk.problems.filter((p) => p.kind === 'incomplete' || p.kind === 'interrupted' || p.name.startsWith('refs/'))
+    return sorted({...fromHub, problems: leftovers, root: disk.root}, plan)
   }
   // ModelScope publishes sha256s: without its listing there is nothing to check against.
   let plan: Plan
   try {
-    plan = await resolvePlan({...ref, revision: options.revision ?? ref.revision}, {endpoint: options.endpoint, localDir: options.localDir}, ctx)
+    plan = await resolvePlan({...ref, revision: options.revision ?? ref.revision}, {endpoint: options.endpoint, localDir: options.localDir, ...select}, ctx)
   } catch (error) {
     if (error instanceof MtuneError && error.exitCode !== ExitCode.remote) throw error
     throw new MtuneError('no-listing', `cannot check ${target}: ModelScope's file list (with the digests) did not come (${errorMessage(error)}); try again when it answers`, ExitCode.remote)
   }
   const exp = fromPlan(plan, 'modelscope')
   if (!options.localDir) exp.root = modelscopeSnapshot({repo: ref.repo, revision: options.revision ?? ref.revision})
-  return {exp, plan}
+  return sorted(exp, plan)
 }
 
 /**
@@ -130,29 +144,33 @@ async function expectations(target: string, ref: SourceRef, options: VerifyOptio
  */
 export async function verify(target: string, ref: SourceRef | undefined, options: VerifyOptions): Promise<VerifyReport> {
   const started = performance.now()
-  const {exp, plan} = ref ? await expectations(target, ref, options) : {exp: plainFile(target, options.sha256), plan: undefined}
+  const {exp, plan, notPulled = []} = ref ? await expectations(target, ref, options) : {exp: plainFile(target, options.sha256), plan: undefined}
   const {verdicts, bytes} = await check(exp.files, options)
   const summary = summarize(verdicts, exp.problems, bytes, (performance.now() - started) / 1000)
-  const report: VerifyReport = {target, kind: exp.kind, against: exp.against, root: exp.root, files: verdicts, problems: exp.problems, summary, intact: intact(summary), notes: exp.notes}
+  const report: VerifyReport = {target, kind: exp.kind, against: exp.against, root: exp.root, files: verdicts, problems: exp.problems, summary, intact: intact(summary), notes: exp.notes, notPulled}
   if (!options.repair || report.intact) return report
   const found = findings(verdicts, exp.problems)
   if (!plan) {
     report.repair = {attempted: false, files: [], links: [], intact: false, found, reason: ref ? 'the hub did not answer: nothing to fetch the files from' : 'a plain file has no source to fetch it from: pull it again with mtune pull URL --sha256 HEX'}
     return report
   }
-  const bad = new Set(verdicts.filter((v) => v.status !== 'ok' && v.status !== 'unchecked' && !v.linkOnly).map((v) => v.path))
-  for (const p of exp.problems) if (p.kind === 'incomplete') rmSync(p.path, {force: true})
-  // Corrupt files go; the plan fetches exactly the bad ones (and writes links and refs again).
-  for (const f of plan.files) {
-    f.present = !bad.has(f.dest)
-    if (!f.present) rmSync(f.dest, {force: true})
+  // Leftovers go (another download's, which this plan cannot resume); mtune's own part files of
+  // the files being repaired stay, and their pulls resume from them.
+  for (const p of exp.problems) {
+    if ((p.kind === 'incomplete' || p.kind === 'interrupted') && !p.resumes) for (const path of [p.path, `${p.path}.journal`]) rmSync(path, {force: true})
   }
+  // Good files stay (a good blob whose link is wrong is only linked again); files not pulled are
+  // left out of the plan, links included; every other file is fetched, a corrupt one from scratch.
+  const good = new Set(verdicts.filter((v) => v.status === 'ok' || v.status === 'unchecked' || v.linkOnly).map((v) => v.path))
+  const skipped = new Set(notPulled)
+  const files = plan.files.filter((f) => !skipped.has(f.name)).map((f) => ({...f, present: good.has(f.dest)}))
+  for (const f of files) if (!f.present) rmSync(f.dest, {force: true})
   // Named as the lines above them name them (an Ollama blob by its short digest and role).
   const shown = new Map(verdicts.map((v) => [v.path, v.name]))
-  const names = plan.files.filter((f) => !f.present).map((f) => shown.get(f.dest) ?? f.name)
+  const names = files.filter((f) => !f.present).map((f) => shown.get(f.dest) ?? f.name)
   // A good blob whose snapshot link was gone or wrong is not fetched, only linked again: said apart.
   const links = verdicts.filter((v) => v.linkOnly && v.status !== 'ok').map((v) => v.name)
-  await runPlan(plan, {dispatcher: options.dispatcher, signal: options.signal}, options.events ?? {})
+  await runPlan({...plan, files}, {dispatcher: options.dispatcher, signal: options.signal}, options.events ?? {})
   const again = await verify(target, ref, {...options, repair: false})
   return {...again, repair: {attempted: true, files: names, links, intact: again.intact, found}}
 }

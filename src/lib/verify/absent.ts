@@ -1,0 +1,45 @@
+import {existsSync, lstatSync} from 'node:fs'
+import type {Plan, PlannedFile} from '../sources/plan.js'
+import {destinationFor} from '../transfer/destination.js'
+import type {Expectations, Problem} from './expect.js'
+
+/** Where a planned file's partial data lives while mtune pulls it (as run-plan gives the engine). */
+export const partOf = (f: PlannedFile): string => f.partPath ?? destinationFor(f.dest).partPath
+
+/**
+ * The files of the hub's listing that the disk lacks, sorted out before anything is hashed:
+ * - a part file of mtune's own beside it: a pull was interrupted. Said as such (not "missing"),
+ *   and kept: `mtune pull` or --repair resumes it;
+ * - nothing at all (no file, no link, no part): not pulled, when the user chose no files and
+ *   something else of the model is here. `pull --include "*Q4_K_M*"` takes one quantisation of a
+ *   repo that lists twenty; calling the other nineteen missing would send --repair after hundreds
+ *   of GB nobody asked for. With --include, --exclude or a path, or with nothing of the model
+ *   on disk, an absent file stays missing.
+ */
+export function sortOutAbsent(exp: Expectations, plan: Plan, chosen: boolean): {exp: Expectations; notPulled: string[]} {
+  const byPath = new Map(plan.files.map((f) => [f.dest, f]))
+  const interrupted: Problem[] = []
+  const resumable = new Set<string>()
+  const absent = new Set<string>()
+  let here = 0
+  for (const e of exp.files) {
+    const f = byPath.get(e.path)
+    if (existsSync(e.path)) here++
+    else if (f && existsSync(partOf(f))) {
+      interrupted.push({name: e.name, path: partOf(f), kind: 'interrupted', detail: 'a pull was interrupted: mtune pull resumes it', resumes: true})
+      resumable.add(e.path)
+    } else if (e.link && lstatSync(e.link, {throwIfNoEntry: false})) here++
+    else absent.add(e.path)
+  }
+  const parts = new Set(interrupted.map((p) => p.path))
+  const notPulled = !chosen && here + interrupted.length > 0 ? absent : new Set<string>()
+  return {
+    exp: {
+      ...exp,
+      files: exp.files.filter((e) => !notPulled.has(e.path) && !resumable.has(e.path)),
+      // The disk's own scan may have seen the same part file: named once, by the file it belongs to.
+      problems: [...exp.problems.filter((p) => !parts.has(p.path)), ...interrupted],
+    },
+    notPulled: exp.files.filter((e) => notPulled.has(e.path)).map((e) => e.name),
+  }
+}
