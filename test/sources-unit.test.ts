@@ -50,6 +50,43 @@ describe('source references', () => {
   })
 })
 
+describe("a model's web page given as a URL", () => {
+  const refused = (url: string, env: NodeJS.ProcessEnv = {}) => {
+    try {
+      parseSource(url, {env})
+    } catch (error) {
+      assert.ok(error instanceof MtuneError && error.exitCode === 2, url)
+      return error.message
+    }
+    return undefined
+  }
+  it('names the file behind a Hub page, or the hf:// reference of a repo page', () => {
+    assert.equal(
+      refused('https://huggingface.co/org/m-GGUF/blob/main/m-Q4_K_M.gguf'),
+      "https://huggingface.co/org/m-GGUF/blob/main/m-Q4_K_M.gguf is the file's page on the Hub, not the file: pull https://huggingface.co/org/m-GGUF/resolve/main/m-Q4_K_M.gguf, or hf://org/m-GGUF/m-Q4_K_M.gguf into the Hugging Face cache",
+    )
+    assert.match(refused('https://huggingface.co/Qwen/Qwen2.5-7B')!, /is the model's page on the Hub, not a file: pull hf:\/\/Qwen\/Qwen2\.5-7B \(/)
+    assert.match(refused('https://hf.co/datasets/org/set/tree/v2/data')!, /is the dataset's page on the Hub, not a file: pull hf:\/\/datasets\/org\/set@v2\/data /)
+    assert.match(refused('https://modelscope.cn/models/qwen/Q/summary')!, /page on ModelScope, not a file: pull modelscope:\/\/qwen\/Q$/)
+    assert.match(refused('https://ollama.com/library/qwen3:8b')!, /page on ollama\.com, not a file: pull ollama:\/\/qwen3:8b$/)
+    // A mirror (HF_ENDPOINT, with its path) has the Hub's pages; its other paths may be files.
+    const env = {HF_ENDPOINT: 'https://artifacts.corp/api/hf'}
+    assert.match(refused('https://artifacts.corp/api/hf/org/m/blob/main/w.bin', env)!, /pull https:\/\/artifacts\.corp\/api\/hf\/org\/m\/resolve\/main\/w\.bin, or hf:\/\/org\/m\/w\.bin/)
+  })
+  it('leaves files and the sites\' other pages alone', () => {
+    for (const url of [
+      'https://huggingface.co/org/m/resolve/main/w.gguf',
+      'https://huggingface.co/docs/hub',
+      'https://modelscope.cn/models/qwen/Q/resolve/master/w.bin',
+      'https://ollama.com/download/ollama-linux-amd64.tgz',
+      'https://mirror.example/org/m',
+      'https://artifacts.corp/files/w.bin',
+    ]) {
+      assert.equal(refused(url, {HF_ENDPOINT: 'https://artifacts.corp/api/hf'}), undefined, url)
+    }
+  })
+})
+
 describe('where the Hugging Face cache is', () => {
   it('reads the variables in huggingface_hub\'s order, the older HUGGINGFACE_HUB_CACHE included', () => {
     assert.equal(hfCacheDir({HF_HUB_CACHE: '/a', HUGGINGFACE_HUB_CACHE: '/b', HF_HOME: '/c'}), '/a')

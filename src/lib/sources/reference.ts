@@ -1,4 +1,5 @@
 import {usageError} from '../errors.js'
+import {webPageHint} from './web-pages.js'
 
 export type SourceRef =
   | {kind: 'url'; url: string}
@@ -21,12 +22,16 @@ function repoName(text: string, input: string, example: string): string {
  * `modelscope://OWNER/NAME[@REV][/PATH]`; anything with http(s):// is a plain URL. PATH (a file,
  * a folder or a glob) is written as huggingface_hub's HfFileSystem writes it.
  */
-export function parseSource(input: string, options: {insecure?: boolean} = {}): SourceRef {
+export function parseSource(input: string, options: {insecure?: boolean; env?: NodeJS.ProcessEnv} = {}): SourceRef {
   const match = /^([a-z][a-z0-9+.-]*):\/\/(.*)$/i.exec(input.trim())
   if (!match) throw usageError('bad-source', `invalid source "${input}": give a URL (https://...), hf://ORG/NAME, ollama://MODEL[:TAG] or modelscope://OWNER/NAME`)
   const scheme = match[1].toLowerCase()
   const rest = match[2]
-  if (scheme === 'http' || scheme === 'https') return {kind: 'url', url: input.trim()}
+  if (scheme === 'http' || scheme === 'https') {
+    const page = webPageHint(input.trim(), options.env)
+    if (page) throw usageError('web-page', page)
+    return {kind: 'url', url: input.trim()}
+  }
   if (scheme === 'hf') {
     let body = rest
     let repoType: 'model' | 'dataset' = 'model'
