@@ -31,18 +31,32 @@ describe('mtune pull (CLI)', () => {
     assert.equal(r.code, 0, r.stderr)
     assert.equal(r.stderr, '')
     const summary = JSON.parse(r.stdout)
-    for (const key of ['url', 'path', 'size', 'sha256', 'seconds', 'averageRate', 'connections', 'retries', 'bytesFetched']) {
+    for (const key of ['url', 'path', 'size', 'sha256', 'seconds', 'averageRate', 'connections', 'retries', 'bytesFetched', 'warnings']) {
       assert.ok(key in summary, `summary has ${key}`)
     }
     assert.equal(summary.path, out)
     assert.equal(summary.size, content.length)
     assert.equal(summary.sha256, digest)
     assert.ok(summary.bytesFetched >= content.length)
+    assert.deepEqual(summary.warnings, [])
     // --debug with --json: the same one document on stdout, the details on stderr.
     const debug = await runCli(['pull', m.url, '-o', join(dir(), 'model.bin'), '--json', '--debug'])
     assert.equal(debug.code, 0, debug.stderr)
     assert.equal(JSON.parse(debug.stdout).sha256, digest)
     assert.match(debug.stderr, /range requests to http:\/\/127\.0\.0\.1:\d+: mtune's client, direct/)
+  })
+
+  it('warns when the server sends a web page for the file, on stderr and in --json', async () => {
+    const m = await mirror({contentType: 'text/html; charset=utf-8'})
+    const text = await runCli(['pull', m.url, '-o', join(dir(), 'model.gguf')])
+    assert.equal(text.code, 0, text.stderr)
+    assert.match(text.stderr, /answers with a web page \(text\/html; charset=utf-8\), not a file: .* Check the URL\n/)
+    const doc = JSON.parse((await runCli(['pull', m.url, '-o', join(dir(), 'model.gguf'), '--json'])).stdout)
+    assert.equal(doc.warnings.length, 1)
+    assert.match(doc.warnings[0], /answers with a web page/)
+    // Asked for a page, a page is no surprise.
+    const page = await runCli(['pull', m.url, '-o', join(dir(), 'index.html')])
+    assert.doesNotMatch(page.stderr, /web page/)
   })
 
   it('prints plain progress lines when piped, and the sha256 at the end', async () => {

@@ -126,14 +126,19 @@ Exit codes: 0 done, 2 bad input, 3 the server refused or kept failing, 4 digest 
     }
     const {createReporter, progressMode, pull, describeResult, describePlan, planJson, describeFiles} = await loadCore()
     const reporter = createReporter(json ? 'none' : progressMode(process.stderr, flags.quiet))
+    // --json prints nothing but its document: what would have been warned goes into it.
+    const warnings: string[] = []
     const events: PullEvents = {
       info: (m) => reporter.info(mask(m)),
-      warn: (m) => reporter.warn(mask(m)),
+      warn: (m) => {
+        warnings.push(mask(m))
+        reporter.warn(mask(m))
+      },
       progress: (p) => reporter.progress(p),
       // With --json, standard output stays one document: --debug's lines still go to stderr.
       debug: flags.debug ? (json ? (m) => process.stderr.write(`${mask(m)}\n`) : (m) => reporter.info(mask(m))) : undefined,
     }
-    return this.withSignals(reporter, async (signal) => {
+    const done = await this.withSignals(reporter, async (signal): Promise<object> => {
       if (flags.auto) {
         const {pullAuto, describeDecision, systemReader, STATE_PATH, renderResults} = await loadAuto()
         const auto = await pullAuto(
@@ -231,6 +236,7 @@ Exit codes: 0 done, 2 bad input, 3 the server refused or kept failing, 4 digest 
         await closeDispatcher(dispatcher)
       }
     })
+    return {...done, warnings}
   }
 
   /** Ctrl-C and SIGTERM stop the pull cleanly (journals flushed) with 130 / 143. */

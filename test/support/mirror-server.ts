@@ -58,6 +58,8 @@ export interface MirrorOptions {
   etag?: boolean
   lastModified?: boolean
   contentDisposition?: string
+  /** Default application/octet-stream. */
+  contentType?: string
   /** The file is served at /file/NAME; `/redirect/...` sends a 302 there. */
   name?: string
   fault?: (request: RequestInfo) => Fault | undefined
@@ -191,7 +193,7 @@ export async function startMirror(initial: MirrorOptions): Promise<MirrorServer>
       res.writeHead(fault.status, fault.retryAfter ? {'retry-after': fault.retryAfter} : {}).end(`status ${fault.status}`)
       return
     }
-    const headers: Record<string, string> = {'content-type': 'application/octet-stream'}
+    const headers: Record<string, string> = {'content-type': options.contentType ?? 'application/octet-stream'}
     if (options.etag) headers.etag = etag
     if (options.lastModified) headers['last-modified'] = lastModified
     if (options.contentDisposition) headers['content-disposition'] = options.contentDisposition

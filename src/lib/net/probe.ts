@@ -15,6 +15,8 @@ export interface RemoteFile {
   /** The server honoured our Range request with a 206. */
   ranges: boolean
   filename?: string
+  /** As the server labels it: text/html for a file is a login page or an error page, most likely. */
+  contentType?: string
 }
 
 export interface Probe {
@@ -44,7 +46,7 @@ export async function probe(
   const range = length ? `bytes=${start}-${start + length - 1}` : `bytes=${start}-`
   const response = await get(dispatcher, url, {...headers, range, 'accept-encoding': 'identity'}, signal)
   const h = response.headers
-  const base = {url, finalUrl: response.url, etag: h.etag, lastModified: h['last-modified'], filename: dispositionFilename(h['content-disposition'])}
+  const base = {url, finalUrl: response.url, etag: h.etag, lastModified: h['last-modified'], filename: dispositionFilename(h['content-disposition']), contentType: h['content-type']}
 
   if (response.status === 206) {
     const got = parseContentRange(h['content-range'])

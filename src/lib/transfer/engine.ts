@@ -65,6 +65,9 @@ export async function pull(options: PullOptions, events: PullEvents = {}): Promi
         }
       }
       await ensureWritableDirectory(dest)
+      if (restart === 0 && webPage(probed.file.contentType, dest.path)) {
+        events.warn?.(`${redact(url)} answers with a web page (${probed.file.contentType}), not a file: a login or error page, or a page about the file? Check the URL`)
+      }
       try {
         return await new Transfer({options, events, dispatcher, dest, probed, expected, mirrors, started}).run()
       } catch (error) {
@@ -90,6 +93,9 @@ export async function pull(options: PullOptions, events: PullEvents = {}): Promi
     if (!options.dispatcher) await closeDispatcher(dispatcher)
   }
 }
+
+/** HTML where a file was asked for: saved as the "model", it fails only when loaded. */
+const webPage = (contentType: string | undefined, path: string) => /^\s*(text\/html|application\/xhtml\+xml)\b/i.test(contentType ?? '') && !/\.x?html?$/i.test(path)
 
 /**
  * Undefined where no lock file can be made (a read-only or missing directory, a full disk):
