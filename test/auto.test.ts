@@ -140,6 +140,20 @@ describe('mtune pull --auto', () => {
       assert.match(r.stderr, /need.* --auto/)
     }
   })
+
+  it('refuses the flags of model sources where they would be ignored', async () => {
+    for (const [source, flag, value] of [
+      ['ollama://qwen3', '--include', '*.gguf'],
+      ['ollama://qwen3', '--local-dir', 'x'],
+      ['https://example.com/m.gguf', '--local-dir', 'x'],
+      ['https://example.com/m.gguf', '--exclude', 'x'],
+      ['https://example.com/m.gguf', '--verify', undefined],
+    ] as const) {
+      const r = await runCli(['pull', source, flag, ...(value ? [value] : []), '--auto'])
+      assert.equal(r.code, 2, `${source} ${flag}: ${r.stderr}`)
+      assert.match(r.stderr, new RegExp(`^Error: ${flag} (applies to hf:// and modelscope://|re-hashes the files of a model source)`), r.stderr)
+    }
+  })
 })
 
 describe('mtune pull --auto hf://', () => {
@@ -171,5 +185,17 @@ describe('mtune pull --auto hf://', () => {
     assert.equal(doc.files.length, 2)
     const snapshot = join(home, 'hub', 'models--acme--tiny', 'snapshots', commit)
     assert.ok(readFileSync(join(snapshot, 'model.safetensors')).equals(weights))
+
+    // --include and --local-dir hold with --auto as without it: the files asked for, where asked.
+    const tree = dir()
+    const some = await runCli(['pull', '--auto', 'hf://acme/tiny', '--include', '*.json', '--local-dir', tree, '--no-public-mirrors', '--budget', '1', '--json'], {
+      ...env(),
+      HF_ENDPOINT: fastHub.origin,
+      HF_HOME: home,
+      HF_TOKEN: '',
+    })
+    assert.equal(some.code, 0, some.stderr)
+    assert.equal(JSON.parse(some.stdout).plan.layout, 'directory')
+    assert.deepEqual(readdirSync(tree), ['config.json'])
   })
 })

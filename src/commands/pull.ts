@@ -1,6 +1,6 @@
 import {Args, Flags} from '@oclif/core'
 import {setMaxListeners} from 'node:events'
-import {ExitCode, MtuneError} from '../lib/errors.js'
+import {ExitCode, MtuneError, usageError} from '../lib/errors.js'
 import {proxyUrls} from '../lib/net/proxy-env.js'
 import {shownUrl} from '../lib/net/credentials.js'
 import {cacheEndpoints, parseCacheUrl} from '../lib/sources/cache-endpoints.js'
@@ -120,6 +120,15 @@ Exit codes: 0 done, 2 bad input, 3 the server refused or kept failing, 4 digest 
         }
       }
     }
+    if (ref.kind === 'url' || ref.kind === 'ollama') {
+      // Silently ignored, they would pull something else than asked: all of a model, or elsewhere.
+      for (const flag of ['include', 'exclude', 'local-dir', 'endpoint'] as const) {
+        if (flags[flag] !== undefined) {
+          throw usageError('bad-flag', `--${flag} applies to hf:// and modelscope:// sources${ref.kind === 'ollama' ? `: an Ollama model is all of its blobs, in OLLAMA_MODELS${flag === 'endpoint' ? ' (another registry: ollama://HOST/NS/MODEL)' : ''}` : ''}`)
+        }
+      }
+    }
+    if (ref.kind === 'url' && flags.verify) throw usageError('bad-flag', '--verify re-hashes the files of a model source; a URL\'s file is checked against --sha256 (an existing one too)')
     if (!flags.auto) {
       for (const flag of ['tune'] as const) if (flags[flag]) throw new MtuneError('bad-flag', `--${flag} needs --auto`, ExitCode.usage)
       if ((flags.endpoint?.length ?? 0) > 1) throw new MtuneError('bad-flag', 'several --endpoint values need --auto (which measures them); give one', ExitCode.usage)
@@ -146,6 +155,10 @@ Exit codes: 0 done, 2 bad input, 3 the server refused or kept failing, 4 digest 
           {
             source: ref.kind === 'url' ? shownUrl(ref.url) : args.source,
             mirrors: flags.mirror ?? [],
+            include: flags.include,
+            exclude: flags.exclude,
+            localDir: flags['local-dir'],
+            verify: flags.verify,
             // The cache is a candidate the user chose (its hub endpoint); it gets the token, passed on to the hub.
             endpoints: [...(flags.endpoint ?? []), ...(cache && ref.kind !== 'ollama' ? [ref.kind === 'hf' ? cacheEndpoints(cache).hf : cacheEndpoints(cache).modelscope] : [])],
             publicMirrors: flags['public-mirrors'],
@@ -174,7 +187,7 @@ Exit codes: 0 done, 2 bad input, 3 the server refused or kept failing, 4 digest 
         )
         reporter.stop()
         if (!json && !flags.quiet && auto.result) this.log(describeResult(auto.result))
-        if (!json && !flags.quiet && auto.files && auto.plan) this.log(describeFiles(auto.plan, auto.files, auto.seconds ?? 0))
+        if (!json && !flags.quiet && auto.files && auto.plan) this.log(describeFiles(auto.plan, auto.files, auto.seconds ?? 0, flags.verify))
         return {...auto, plan: auto.plan && planJson(auto.plan)}
       }
       const common = {stallTimeoutMs: flags['stall-timeout'] * 1000, maxRetries: flags.retries, limitRate, threads, signal}
@@ -222,10 +235,8 @@ Exit codes: 0 done, 2 bad input, 3 the server refused or kept failing, 4 digest 
           return {...planJson(plan), dryRun: true}
         }
         if (flags.verify) {
-          const {recheckPresent} = await import('../lib/verify/run.js')
-          const {rehashed, bad} = await recheckPresent(plan, {signal})
-          for (const v of bad) events.warn?.(`${v.name} is ${v.status} on disk (${v.detail}): pulling it again`)
-          if (rehashed > 0) events.info?.(`re-hashed the ${rehashed} file${rehashed === 1 ? '' : 's'} already present: ${bad.length ? `${bad.length} bad` : 'all intact'}`)
+          const {rehashPresent} = await import('../lib/verify/run.js')
+          await rehashPresent(plan, signal, events)
         }
         const files = await runPlan(plan, runOptions, events)
         const seconds = (performance.now() - started) / 1000

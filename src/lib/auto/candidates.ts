@@ -1,11 +1,11 @@
 import type {Dispatcher} from 'undici'
-import {errorMessage} from '../errors.js'
+import {ExitCode, MtuneError, errorMessage} from '../errors.js'
 import {shownUrl} from '../net/credentials.js'
 import {hfEndpoint} from '../sources/hf.js'
 import {modelscopeEndpoint} from '../sources/modelscope.js'
 import type {Plan} from '../sources/plan.js'
 import type {SourceRef} from '../sources/reference.js'
-import {resolvePlan, tokenFor} from '../sources/resolve.js'
+import {resolvePlan, tokenFor, type ResolveOptions} from '../sources/resolve.js'
 
 /** Well-known public mirrors, tried unless --no-public-mirrors. */
 export const PUBLIC_MIRRORS: Record<'hf' | 'modelscope', string[]> = {
@@ -54,7 +54,17 @@ const unique = (xs: Array<string | undefined>) => [...new Set(xs.filter((x): x i
  */
 export async function findCandidates(
   ref: SourceRef,
-  options: {mirrors: string[]; endpoints: string[]; publicMirrors: boolean; env?: NodeJS.ProcessEnv; dispatcher: Dispatcher; signal?: AbortSignal; timeoutMs?: number},
+  options: {
+    mirrors: string[]
+    endpoints: string[]
+    publicMirrors: boolean
+    /** The files the pull is about, and where they go: the same plan on every endpoint. */
+    resolve?: Pick<ResolveOptions, 'include' | 'exclude' | 'localDir'>
+    env?: NodeJS.ProcessEnv
+    dispatcher: Dispatcher
+    signal?: AbortSignal
+    timeoutMs?: number
+  },
 ): Promise<Candidate[]> {
   const env = options.env ?? process.env
   // URL credentials are the URL's own (credentials.ts): each URL carries its own to its origin.
@@ -74,11 +84,13 @@ export async function findCandidates(
       const label = endpoint ?? `${ref.kind === 'ollama' ? `${ref.host}` : ''}`
       const token = Boolean(tokenFor(ref.kind, {anonymous, env}))
       try {
-        const plan = await resolvePlan(ref, {endpoint, anonymous, env}, {dispatcher: options.dispatcher, signal: controller.signal})
+        const plan = await resolvePlan(ref, {...options.resolve, endpoint, anonymous, env}, {dispatcher: options.dispatcher, signal: controller.signal})
         const largest = [...plan.files].sort((a, b) => (b.size ?? 0) - (a.size ?? 0))[0]
         if (!largest) return {label, endpoint, ok: false, reason: 'no files', token}
         return {label, endpoint, url: largest.url, ok: true, plan, token, headers: plan.headers}
       } catch (error) {
+        // Globs that match nothing match nothing anywhere: the user's mistake, said once.
+        if (error instanceof MtuneError && error.exitCode === ExitCode.usage) throw error
         return {label, endpoint, ok: false, reason: controller.signal.aborted && !options.signal?.aborted ? 'no answer in time' : errorMessage(error), token}
       } finally {
         clearTimeout(timer)

@@ -16,6 +16,12 @@ export interface AutoOptions {
   source: string
   mirrors: string[]
   endpoints: string[]
+  /** Model sources: --include/--exclude and --local-dir, as a plain pull takes them. */
+  include?: string[]
+  exclude?: string[]
+  localDir?: string
+  /** Model sources: re-hash the files already present first (pull --verify). */
+  verify?: boolean
   publicMirrors: boolean
   budgetMs: number
   output?: string
@@ -58,7 +64,8 @@ async function outputDir(output: string | undefined): Promise<string> {
 export async function pullAuto(ref: SourceRef, options: AutoOptions, r: SystemReader, events: PullEvents): Promise<AutoResult> {
   const dispatcher = createDispatcher({stallTimeoutMs: options.stallTimeoutMs})
   try {
-    const candidates = await findCandidates(ref, {mirrors: options.mirrors, endpoints: options.endpoints, publicMirrors: options.publicMirrors, dispatcher, signal: options.signal})
+    const resolve = {include: options.include, exclude: options.exclude, localDir: options.localDir}
+    const candidates = await findCandidates(ref, {mirrors: options.mirrors, endpoints: options.endpoints, publicMirrors: options.publicMirrors, resolve, dispatcher, signal: options.signal})
     const decision = await decideAuto(options.source, candidates, {path: await outputDir(options.output), budgetMs: options.budgetMs, signal: options.signal, progress: events.info}, r)
     options.onDecision?.(decision)
     if (options.dryRun) return {decision, dryRun: true}
@@ -90,6 +97,10 @@ export async function pullAuto(ref: SourceRef, options: AutoOptions, r: SystemRe
     const started = performance.now()
     const chosen = candidateFor(decision.chosen.url).plan!
     const others = decision.fallbacks.map((f) => candidateFor(f.url).plan).filter((p) => p !== undefined)
+    if (options.verify) {
+      const {rehashPresent} = await import('../verify/run.js')
+      await rehashPresent(chosen, options.signal, events)
+    }
     const files = await runPlan(
       chosen,
       {

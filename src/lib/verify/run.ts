@@ -190,3 +190,10 @@ export async function recheckPresent(plan: Plan, options: {workers?: number; sig
   }
   return {rehashed: present.length, bad}
 }
+
+/** pull --verify's step, said as it goes: what was re-hashed, and each bad file pulled again. */
+export async function rehashPresent(plan: Plan, signal: AbortSignal | undefined, events: PullEvents): Promise<void> {
+  const {rehashed, bad} = await recheckPresent(plan, {signal})
+  for (const v of bad) events.warn?.(`${v.name} is ${v.status} on disk (${v.detail}): pulling it again`)
+  if (rehashed > 0) events.info?.(`re-hashed the ${rehashed} file${rehashed === 1 ? '' : 's'} already present: ${bad.length ? `${bad.length} bad` : 'all intact'}`)
+}
