@@ -8,7 +8,7 @@ import {runBench, type BenchReport} from '../src/lib/bench/run.js'
 import {renderBench} from '../src/lib/ui/bench-output.js'
 import {systemReader} from '../src/lib/system/reader.js'
 import {runCli, startCli} from './support/cli.js'
-import {makeContent, mirrors} from './support/mirror-server.js'
+import {makeContent, mirrors, startMirror} from './support/mirror-server.js'
 import {tempDir} from './support/temp.js'
 
 const MiB = 1024 * 1024
@@ -116,6 +116,24 @@ describe('mtune bench (CLI)', () => {
     assert.deepEqual(JSON.parse(readFileSync(report.savedTo, 'utf8')).link, report.link)
     const d = await runCli(['doctor', 'network', '--json'], {XDG_CACHE_HOME: cache})
     assert.equal(JSON.parse(d.stdout).link.source, 'bench')
+  })
+
+  it('does not take a small file for a measurement of the link, nor save it over the last one', async () => {
+    const cache = tempDir('xdg')
+    const big = await mirror({perConnectionRate: 4 * MiB})
+    assert.equal((await runCli(['bench', '--mirror', big.url, '--connections', '1', '--chunk-size', '1M', '--duration', '2'], {XDG_CACHE_HOME: cache})).code, 0)
+    const saved = readFileSync(join(cache, 'mtune', 'bench.json'), 'utf8')
+    const small = await startMirror({content: makeContent(64 * 1024, 52)})
+    after(() => small.close())
+    const b = await runCli(['bench', '--mirror', small.url, '--connections', '1,2', '--chunk-size', '1M', '--duration', '2', '--json'], {XDG_CACHE_HOME: cache})
+    assert.equal(b.code, 0, b.stderr)
+    const report = JSON.parse(b.stdout)
+    assert.equal(report.link, undefined)
+    assert.deepEqual(report.tooSmall, {url: small.url, size: 64 * 1024, needed: 8 * MiB})
+    assert.equal(report.savedTo, undefined)
+    assert.equal(readFileSync(join(cache, 'mtune', 'bench.json'), 'utf8'), saved, 'the last measurement stays')
+    const text = await runCli(['bench', '--mirror', small.url, '--connections', '1', '--chunk-size', '1M', '--duration', '1'], {XDG_CACHE_HOME: cache})
+    assert.match(text.stdout, /is 64\.0 KiB: too small to measure the link \(8\.0 MiB or more\); not saved/)
   })
 
   it('measures a mirror that wants the credentials written in its URL, and never shows or saves them', async () => {

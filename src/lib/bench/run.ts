@@ -12,7 +12,7 @@ import {benchResultsPath} from './link.js'
 import {makeDirsSync} from '../fs-dirs.js'
 import {probeOnce, type BenchTarget, type ProbeSample} from './probe.js'
 
-import {DEFAULT_CHUNKS, DEFAULT_CONNECTIONS} from './defaults.js'
+import {DEFAULT_CHUNKS, DEFAULT_CONNECTIONS, LINK_MIN_BYTES} from './defaults.js'
 
 export {DEFAULT_CHUNKS, DEFAULT_CONNECTIONS}
 
@@ -42,6 +42,8 @@ export interface BenchReport {
   recommendation?: {mirror: string; connections: number; chunkSize: number; throughputBps: number; reason: string}
   /** What doctor and tune size TCP buffers with. */
   link?: {bandwidthBps: number; rttMs: number}
+  /** The file measured is too small to say what the link carries (LINK_MIN_BYTES): no link, not saved. */
+  tooSmall?: {url: string; size: number; needed: number}
   buffers?: BufferVerdict & {rmemMax?: number; tcpRmemMax?: number}
   disk?: {path: string; throughputBps: number; bytes: number; bottleneck: 'network' | 'disk'}
   budget: {ms: number; usedMs: number; maxBytes: number; usedBytes: number}
@@ -139,7 +141,8 @@ export async function runBench(options: BenchOptions, r: SystemReader): Promise<
   const lead = report.mirrors.find((m) => m.url === (bestGrid?.url ?? working[0]?.url))
   const bandwidth = bestGrid?.advice?.best.throughputBps ?? lead?.throughputBps?.median
   const rtt = lead?.connectMs?.median
-  if (bandwidth && rtt !== undefined) {
+  if (lead?.size !== undefined && lead.size < LINK_MIN_BYTES) report.tooSmall = {url: lead.url, size: lead.size, needed: LINK_MIN_BYTES}
+  else if (bandwidth && rtt !== undefined) {
     // The TCP handshake takes one round trip: its median is the RTT.
     const rttMs = Math.max(0.01, Math.round(rtt * 100) / 100)
     report.link = {bandwidthBps: bandwidth, rttMs}
@@ -156,8 +159,8 @@ export async function runBench(options: BenchOptions, r: SystemReader): Promise<
   report.interrupted = Boolean(options.signal?.aborted)
   report.budget.usedMs = Math.round(performance.now() - started)
   report.budget.usedBytes = maxBytes - budget.remaining
-  // A run where no mirror answered must not replace the last useful results.
-  if (options.save !== false && report.mirrors.some((m) => m.ok)) {
+  // A run where no mirror answered, or one of a file too small to measure, must not replace the last useful results.
+  if (options.save !== false && report.mirrors.some((m) => m.ok) && !report.tooSmall) {
     const path = benchResultsPath(options.env)
     try {
       makeDirsSync(dirname(path))

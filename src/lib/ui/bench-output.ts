@@ -70,6 +70,10 @@ export function renderBench(report: BenchReport, tty: boolean): string {
       out.push(`  fix: sudo mtune tune --apply (it reads these measurements)`)
     }
   }
+  if (report.tooSmall) {
+    const t = report.tooSmall
+    out.push(`${mark.info()} ${t.url} is ${formatBytes(t.size)}: too small to measure the link (${formatBytes(t.needed)} or more); not saved, so doctor, tune and pull --auto keep the last measurement`)
+  }
   if (report.disk) {
     const d = report.disk
     out.push(`${d.bottleneck === 'disk' ? mark.warn() : mark.ok()} Disk ${d.path}: ${formatRate(d.throughputBps)} sequential writes: the ${d.bottleneck} is the bottleneck`)
