@@ -64,7 +64,8 @@ function checkSnapshot(cache: string): void {
 describe('mtune pull hf://', () => {
   it('pulls a repo into the Hugging Face cache as the official client lays it out', async () => {
     const {cdn, hf, env, cache} = await hub([repo({private: true})], {token: 'hf_secret_token'})
-    const r = await runCli(['pull', 'hf://acme/tiny', '--json'], env)
+    // As a Kubernetes secret or `echo > file` gives it: the newline is no part of the token.
+    const r = await runCli(['pull', 'hf://acme/tiny', '--json'], {...env, HF_TOKEN: 'hf_secret_token\r\n'})
     assert.equal(r.code, 0, r.stderr)
     checkSnapshot(cache)
     assert.equal(readFileSync(join(cache, 'refs', 'main'), 'utf8'), COMMIT, 'refs/main holds the commit with no newline')

@@ -1,13 +1,17 @@
 import assert from 'node:assert/strict'
+import {writeFileSync} from 'node:fs'
+import {join} from 'node:path'
 import {describe, it} from 'node:test'
 import {MtuneError} from '../src/lib/errors.js'
 import {headersFor} from '../src/lib/net/credentials.js'
 import {signedUrlExpiry} from '../src/lib/net/request.js'
 import {hfCacheDir} from '../src/lib/sources/hf.js'
+import {hfToken, modelscopeToken} from '../src/lib/sources/tokens.js'
 import {selected, selector, underPath} from '../src/lib/sources/select.js'
 import {parseSource} from '../src/lib/sources/reference.js'
 import {parseSha256Digest, safeJoin, safeRelativePath} from '../src/lib/sources/safe-names.js'
 import {renewalTime} from '../src/lib/transfer/source-pool.js'
+import {tempDir} from './support/temp.js'
 
 describe('source references', () => {
   it('parses hf://, datasets and revisions with slashes', () => {
@@ -84,6 +88,18 @@ describe("a model's web page given as a URL", () => {
     ]) {
       assert.equal(refused(url, {HF_ENDPOINT: 'https://artifacts.corp/api/hf'}), undefined, url)
     }
+  })
+})
+
+describe('hub tokens', () => {
+  it("are read in huggingface_hub's order and cleaned of line breaks and blanks as it cleans them", () => {
+    const home = tempDir('token')
+    writeFileSync(join(home, 'token'), 'hf_from_file\n')
+    assert.equal(hfToken({HF_TOKEN: ' hf_env\r\n', HUGGING_FACE_HUB_TOKEN: 'hf_old', HF_HOME: home}), 'hf_env')
+    assert.equal(hfToken({HF_TOKEN: '\n', HUGGING_FACE_HUB_TOKEN: 'hf_old', HF_HOME: home}), 'hf_old', 'a blank variable is no token')
+    assert.equal(hfToken({HF_HOME: home}), 'hf_from_file')
+    assert.equal(hfToken({HF_HOME: join(home, 'none')}), undefined)
+    assert.equal(modelscopeToken({MODELSCOPE_API_TOKEN: 'ms-token\n'}), 'ms-token')
   })
 })
 

@@ -7,22 +7,29 @@ export function hfHome(env = process.env): string {
   return env.HF_HOME ?? join(env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'huggingface')
 }
 
+/**
+ * As huggingface_hub's _clean_token: line breaks and surrounding blanks go. A token from a
+ * Kubernetes secret or `echo > file` ends in a newline, which is no valid header value (undici
+ * refuses the request) and is never part of a token.
+ */
+const clean = (token: string | undefined): string | undefined => token?.replace(/[\r\n]/g, '').trim() || undefined
+
 /** The order the official client uses: HF_TOKEN, HUGGING_FACE_HUB_TOKEN, HF_TOKEN_PATH, $HF_HOME/token. */
 export function hfToken(env = process.env): string | undefined {
-  let token = env.HF_TOKEN || env.HUGGING_FACE_HUB_TOKEN
+  let token = clean(env.HF_TOKEN) ?? clean(env.HUGGING_FACE_HUB_TOKEN)
   if (!token) {
     try {
-      token = readFileSync(env.HF_TOKEN_PATH ?? join(hfHome(env), 'token'), 'utf8').trim()
+      token = clean(readFileSync(env.HF_TOKEN_PATH ?? join(hfHome(env), 'token'), 'utf8'))
     } catch {
       token = undefined
     }
   }
-  registerSecret(token || undefined)
-  return token || undefined
+  registerSecret(token)
+  return token
 }
 
 export function modelscopeToken(env = process.env): string | undefined {
-  const token = env.MODELSCOPE_API_TOKEN || undefined
+  const token = clean(env.MODELSCOPE_API_TOKEN)
   registerSecret(token)
   return token
 }
