@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import {createHash} from 'node:crypto'
-import {existsSync, lstatSync, readFileSync, readdirSync, readlinkSync, statSync} from 'node:fs'
+import {existsSync, lstatSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {after, describe, it} from 'node:test'
 import {runCli, startCli} from './support/cli.js'
@@ -122,6 +122,23 @@ describe('mtune pull hf://', () => {
     const none = await runCli(['pull', 'hf://acme/tiny', '--include', '*.gguf'], env)
     assert.equal(none.code, 2, none.stderr)
     assert.match(none.stderr, /^Error: no file of hf:\/\/acme\/tiny@main matches --include '\*\.gguf': list its files with mtune pull hf:\/\/acme\/tiny@main --dry-run$/m)
+  })
+
+  it('writes nothing for a complete model (a shared cache may be read-only), and says what it cannot write', async () => {
+    const {env, cache} = await hub([repo()])
+    assert.equal((await runCli(['pull', 'hf://acme/tiny@v1'], env)).code, 0)
+    const snapshot = join(cache, 'snapshots', COMMIT)
+    const before = ['model.safetensors', 'sub/shard.bin', 'refs'].map((p) => lstatSync(p === 'refs' ? join(cache, 'refs', 'v1') : join(snapshot, p), {bigint: true}))
+    const again = await runCli(['pull', 'hf://acme/tiny@v1'], env)
+    assert.equal(again.code, 0, again.stderr)
+    const after = ['model.safetensors', 'sub/shard.bin', 'refs'].map((p) => lstatSync(p === 'refs' ? join(cache, 'refs', 'v1') : join(snapshot, p), {bigint: true}))
+    assert.deepEqual(after.map((s) => [s.ino, s.mtimeNs]), before.map((s) => [s.ino, s.mtimeNs]), 'the links and the ref were left as they were')
+    // A link that must be written and cannot be: one line, exit 5 (root writes anywhere, so a file is in the way).
+    rmSync(join(snapshot, 'sub'), {recursive: true})
+    writeFileSync(join(snapshot, 'sub'), 'in the way')
+    const blocked = await runCli(['pull', 'hf://acme/tiny'], env)
+    assert.equal(blocked.code, 5, blocked.stderr)
+    assert.match(blocked.stderr, /^Error: cannot write \S+\/snapshots\/[0-9a-f]{40}\/sub \(a file is in the way\): set HF_HOME/m)
   })
 
   it('pulls one file or folder named after the repo (hf://ORG/NAME[@REV]/PATH)', async () => {
@@ -259,6 +276,11 @@ describe('mtune pull ollama://', () => {
     assert.ok(manifest.equals(Buffer.from(served)), 'manifest bytes as received')
     assert.deepEqual(readdirSync(join(models, 'blobs')).sort(), [cfg, model, params].map((b) => `sha256-${sha256(b)}`).sort(), 'no partial files in blobs/')
     assert.equal(cdn.authSeen, 0)
+    // Pulled again, complete: nothing is written (the system service's store may not be writable).
+    const manifestPath = join(models, 'manifests', host, 'library', 'tiny', 'q4')
+    const stamp = lstatSync(manifestPath, {bigint: true})
+    assert.equal((await runCli(['pull', `ollama://${host}/library/tiny:q4`, '--insecure'], {OLLAMA_MODELS: models})).code, 0)
+    assert.deepEqual([lstatSync(manifestPath, {bigint: true}).ino, lstatSync(manifestPath, {bigint: true}).mtimeNs], [stamp.ino, stamp.mtimeNs])
 
     // The other commands that take a source reach a plain-http registry the same way.
     const size = await runCli(['doctor', 'disk', '--model', `ollama://${host}/library/tiny:q4`, '--insecure', '--json'], {OLLAMA_MODELS: models})

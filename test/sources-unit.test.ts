@@ -1,11 +1,14 @@
 import assert from 'node:assert/strict'
 import {writeFileSync} from 'node:fs'
+import {homedir} from 'node:os'
 import {join} from 'node:path'
 import {describe, it} from 'node:test'
 import {MtuneError} from '../src/lib/errors.js'
 import {headersFor} from '../src/lib/net/credentials.js'
 import {signedUrlExpiry} from '../src/lib/net/request.js'
-import {hfCacheDir} from '../src/lib/sources/hf.js'
+import {hfCacheDir, hfEndpoint} from '../src/lib/sources/hf.js'
+import {modelscopeCacheDir, modelscopeEndpoint} from '../src/lib/sources/modelscope.js'
+import {ollamaModelsDir} from '../src/lib/sources/ollama.js'
 import {hfToken, modelscopeToken} from '../src/lib/sources/tokens.js'
 import {selected, selector, underPath} from '../src/lib/sources/select.js'
 import {parseSource} from '../src/lib/sources/reference.js'
@@ -109,6 +112,15 @@ describe('where the Hugging Face cache is', () => {
     assert.equal(hfCacheDir({HUGGINGFACE_HUB_CACHE: '/b', HF_HOME: '/c'}), '/b')
     assert.equal(hfCacheDir({HF_HUB_CACHE: '', HF_HOME: '/c'}), '/c/hub', 'an empty value counts as unset')
     assert.equal(hfCacheDir({XDG_CACHE_HOME: '/x'}), '/x/huggingface/hub')
+  })
+
+  it('takes an empty setting (NAME= in an env file) for an unset one, as Ollama and XDG do', () => {
+    assert.equal(hfCacheDir({HF_HOME: '', XDG_CACHE_HOME: '/x'}), '/x/huggingface/hub', 'not ./hub')
+    assert.equal(hfCacheDir({HF_HOME: ' ', XDG_CACHE_HOME: ''}), join(homedir(), '.cache', 'huggingface', 'hub'))
+    assert.equal(hfEndpoint(undefined, {HF_ENDPOINT: ''}), 'https://huggingface.co')
+    assert.equal(modelscopeEndpoint({MODELSCOPE_ENDPOINT: ''}), 'https://modelscope.cn')
+    assert.equal(modelscopeCacheDir({MODELSCOPE_CACHE: ''}), join(homedir(), '.cache', 'modelscope'))
+    assert.equal(ollamaModelsDir({OLLAMA_MODELS: ''}), join(homedir(), '.ollama', 'models'))
   })
 })
 

@@ -70,11 +70,14 @@ const WHY: Record<string, string> = {
 }
 
 /**
- * A directory that could not be made, as one line with the way out (exit 5): `where` says what
- * it is for and which setting moves it.
+ * A directory that could not be made (or a file, a link that could not be written), as one line
+ * with the way out (exit 5): `where` says what it is for and which setting moves it.
  */
-export function dirError(error: unknown, where: string): MtuneError {
+export function dirError(error: unknown, where: string, doing: 'create' | 'write' = 'create'): MtuneError {
   const e = error as NodeJS.ErrnoException
   const why = (e.code && WHY[e.code]) ?? e.message
-  return new MtuneError('not-writable', `cannot create ${e.path ?? 'the directory'} (${why}): ${where}`, ExitCode.localDisk, {cause: error})
+  return new MtuneError('not-writable', `cannot ${doing} ${e.path ?? 'the directory'} (${why}): ${where}`, ExitCode.localDisk, {cause: error})
 }
+
+/** A failure of the filesystem that dirError can say in words (permissions, read-only, full). */
+export const isFsRefusal = (error: unknown): boolean => Boolean(WHY[(error as NodeJS.ErrnoException)?.code ?? ''])

@@ -1,6 +1,7 @@
 import {readFileSync} from 'node:fs'
 import {homedir} from 'node:os'
 import {join} from 'node:path'
+import {setting} from '../env-settings.js'
 
 /** What we know of the path to the mirrors: from flags, from the last `mtune bench`, or assumed. */
 export interface LinkEstimate {
@@ -10,7 +11,7 @@ export interface LinkEstimate {
 }
 
 export function mtuneCacheDir(env = process.env): string {
-  return join(env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'mtune')
+  return join(setting(env, 'XDG_CACHE_HOME') ?? join(homedir(), '.cache'), 'mtune')
 }
 
 export const benchResultsPath = (env = process.env) => join(mtuneCacheDir(env), 'bench.json')

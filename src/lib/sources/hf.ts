@@ -1,4 +1,4 @@
-import {rename, rm, symlink} from 'node:fs/promises'
+import {readFile, readlink, rename, rm, symlink} from 'node:fs/promises'
 import {dirname, join, relative} from 'node:path'
 import {ExitCode, MtuneError} from '../errors.js'
 import {fsyncDirectory, writeFileDurably} from '../fs-atomic.js'
@@ -8,6 +8,7 @@ import {fileMatches} from './file-check.js'
 import type {Plan, PlannedFile} from './plan.js'
 import {isHex, safeJoin, safeRelativePath} from './safe-names.js'
 import {hfHome} from './tokens.js'
+import {setting} from '../env-settings.js'
 
 export interface HfOptions {
   endpoint: string
@@ -39,11 +40,11 @@ interface RepoInfo {
  * $HF_HOME/hub, then $XDG_CACHE_HOME/huggingface/hub.
  */
 export function hfCacheDir(env = process.env): string {
-  return env.HF_HUB_CACHE || env.HUGGINGFACE_HUB_CACHE || join(hfHome(env), 'hub')
+  return setting(env, 'HF_HUB_CACHE') ?? setting(env, 'HUGGINGFACE_HUB_CACHE') ?? join(hfHome(env), 'hub')
 }
 
 export function hfEndpoint(flag: string | undefined, env = process.env): string {
-  return (flag ?? env.HF_ENDPOINT ?? 'https://huggingface.co').replace(/\/+$/, '')
+  return (flag ?? setting(env, 'HF_ENDPOINT') ?? 'https://huggingface.co').replace(/\/+$/, '')
 }
 
 /** What the Hub's error answers mean, in words and with the fix (protocols.md: X-Error-Code). */
@@ -123,27 +124,41 @@ export async function resolveHf(
       if (ref.revision !== commit) {
         // The commit, with no trailing newline: the official client reads it without strip().
         const refPath = safeJoin(join(repoDir, 'refs'), ref.revision)
+        if ((await readFile(refPath, 'utf8').catch(() => undefined)) === commit) return
         await makeDirs(dirname(refPath))
-        await writeFileDurably(refPath, commit)
+        await writeFileDurably(refPath, commit).catch((error: NodeJS.ErrnoException) => Promise.reject(Object.assign(error, {path: refPath})))
       }
     },
   }
 }
 
-/** snapshots/COMMIT/PATH -> ../../blobs/ETAG, relative, one more ../ per sub-folder. */
+/**
+ * snapshots/COMMIT/PATH -> ../../blobs/ETAG, relative, one more ../ per sub-folder. Links that
+ * already point there are left alone: a complete model in a cache this user cannot write (a
+ * shared, read-only one) is complete, not an error.
+ */
 async function linkSnapshot(repoDir: string, commit: string, files: PlannedFile[]): Promise<void> {
   const snapshot = join(repoDir, 'snapshots', commit)
+  const changed = new Set<string>()
   for (const f of files) {
     const link = safeJoin(snapshot, f.name)
+    const target = relative(dirname(link), f.dest)
+    if ((await readlink(link).catch(() => undefined)) === target) continue
     await makeDirs(dirname(link))
     // Made beside it and renamed over it: another pull of the model, finishing at the same
     // time, never finds the link missing or in its way.
     const staged = `${link}.${process.pid}.tmp`
-    await rm(staged, {force: true})
-    await symlink(relative(dirname(link), f.dest), staged)
-    await rename(staged, link)
+    try {
+      await rm(staged, {force: true})
+      await symlink(target, staged)
+      await rename(staged, link)
+    } catch (error) {
+      // symlink's error names the target; the user needs the link that could not be written.
+      throw Object.assign(error as NodeJS.ErrnoException, {path: link})
+    }
+    changed.add(dirname(link))
   }
   // The links (and the snapshot's own entry) survive a power loss, like the blobs they name.
-  const dirs = new Set([join(repoDir, 'snapshots'), ...files.map((f) => dirname(safeJoin(snapshot, f.name)))])
-  for (const dir of dirs) await fsyncDirectory(dir)
+  if (changed.size > 0) changed.add(join(repoDir, 'snapshots'))
+  for (const dir of changed) await fsyncDirectory(dir)
 }

@@ -5,6 +5,7 @@ import {apiGet, parseJson, type ApiContext} from './api.js'
 import {fileMatches} from './file-check.js'
 import type {Plan, PlannedFile} from './plan.js'
 import {isHex, safeJoin, safeRelativePath} from './safe-names.js'
+import {setting} from '../env-settings.js'
 
 interface FilesAnswer {
   Code?: number
@@ -13,11 +14,11 @@ interface FilesAnswer {
 }
 
 export function modelscopeEndpoint(env = process.env): string {
-  return (env.MODELSCOPE_ENDPOINT ?? 'https://modelscope.cn').replace(/\/+$/, '')
+  return (setting(env, 'MODELSCOPE_ENDPOINT') ?? 'https://modelscope.cn').replace(/\/+$/, '')
 }
 
 export function modelscopeCacheDir(env = process.env): string {
-  return env.MODELSCOPE_CACHE ?? join(homedir(), '.cache', 'modelscope')
+  return setting(env, 'MODELSCOPE_CACHE') ?? join(homedir(), '.cache', 'modelscope')
 }
 
 /** modelscope://OWNER/NAME@REV into models/OWNER--NAME/snapshots/REV/PATH, or a plain tree. */

@@ -1,4 +1,4 @@
-import {chmod, stat} from 'node:fs/promises'
+import {chmod, readFile, stat} from 'node:fs/promises'
 import {existsSync} from 'node:fs'
 import {homedir} from 'node:os'
 import {dirname, join} from 'node:path'
@@ -9,6 +9,7 @@ import {apiGet, parseJson, type ApiContext} from './api.js'
 import {fileMatches} from './file-check.js'
 import type {Plan, PlannedFile} from './plan.js'
 import {parseSha256Digest} from './safe-names.js'
+import {setting} from '../env-settings.js'
 
 const MANIFEST_TYPES = 'application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json'
 export const SYSTEM_STORE = '/usr/share/ollama/.ollama/models'
@@ -20,7 +21,7 @@ interface Manifest {
 }
 
 export function ollamaModelsDir(env = process.env): string {
-  return env.OLLAMA_MODELS ?? join(homedir(), '.ollama', 'models')
+  return setting(env, 'OLLAMA_MODELS') ?? join(homedir(), '.ollama', 'models')
 }
 
 /**
@@ -84,8 +85,11 @@ export async function resolveOllama(
     headers: {},
     notes,
     finish: async () => {
+      // Nothing written that is already so: a complete model in a store this user cannot write
+      // (the system service's) is complete, not an error.
+      for (const f of files) if (((await stat(f.dest)).mode & 0o777) !== 0o644) await chmod(f.dest, 0o644)
+      if ((await readFile(manifestPath).catch(() => undefined))?.equals(raw)) return
       await makeDirs(partial)
-      for (const f of files) await chmod(f.dest, 0o644)
       // Written last, so Ollama never sees a manifest whose blobs are not all in place.
       await makeDirs(dirname(manifestPath))
       // The temporary file stays out of manifests/, which Ollama reads as tags; flushed before

@@ -1,7 +1,7 @@
 import {dirname} from 'node:path'
 import type {Dispatcher} from 'undici'
 import {MtuneError, errorMessage} from '../errors.js'
-import {dirError, makeDirs} from '../fs-dirs.js'
+import {dirError, isFsRefusal, makeDirs} from '../fs-dirs.js'
 import {ConnectionBudget} from '../transfer/connection-budget.js'
 import {pull, type Progress, type PullEvents, type PullResult} from '../transfer/engine.js'
 import {verifierFor} from './file-check.js'
@@ -87,7 +87,8 @@ export async function runPlan(plan: Plan, options: RunOptions, events: PullEvent
     progress.stop()
   }
   if (failure) throw failure
-  await plan.finish(plan.files)
+  // Links, refs, a manifest: a cache this user cannot write is said as such, with the setting that moves it.
+  await plan.finish(plan.files).catch((error: unknown) => Promise.reject(isFsRefusal(error) ? dirError(error, WHERE[plan.layout], 'write') : error))
   return results
 }
 

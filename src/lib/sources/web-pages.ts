@@ -1,3 +1,5 @@
+import {setting} from '../env-settings.js'
+
 /**
  * The web pages people copy from the browser instead of a file's URL: a Hub's page of a file
  * (…/blob/main/x.gguf) or of a repo answers 200 with HTML, which a plain download saves as the
@@ -66,7 +68,8 @@ export function webPageHint(input: string, env: NodeJS.ProcessEnv = process.env)
   const host = url.hostname.toLowerCase().replace(/^www\./, '')
   const parts = url.pathname.split('/').filter(Boolean).map(decode)
   if (host === 'huggingface.co' || host === 'hf.co') return huggingFace(parts, input, true)
-  const mirror = env.HF_ENDPOINT && URL.canParse(env.HF_ENDPOINT) ? new URL(env.HF_ENDPOINT) : undefined
+  const endpoint = setting(env, 'HF_ENDPOINT')
+  const mirror = endpoint && URL.canParse(endpoint) ? new URL(endpoint) : undefined
   const prefix = mirror?.pathname.split('/').filter(Boolean) ?? []
   if (mirror && url.host === mirror.host && prefix.every((p, i) => parts[i] === p)) return huggingFace(parts.slice(prefix.length), input, false)
   if (host === 'modelscope.cn' || host === 'modelscope.ai') return modelScope(parts, input)
