@@ -156,6 +156,23 @@ describe('mtune pull hf://', () => {
     assert.match(none.stderr, /^Error: no file of hf:\/\/acme\/tiny@main matches the path tokens: list its files with mtune pull hf:\/\/acme\/tiny@main --dry-run$/m)
   })
 
+  it('says before a whole GGUF repo is pulled that a runtime loads one variant, and how to take one', async () => {
+    const {env} = await hub([
+      repo({
+        id: 'acme/tiny-GGUF',
+        files: [
+          {path: 'tiny-Q4_K_M.gguf', content: shard, lfs: true},
+          {path: 'tiny-Q8_0.gguf', content: weights, lfs: true},
+        ],
+      }),
+    ])
+    const all = await runCli(['pull', 'hf://acme/tiny-GGUF', '--dry-run'], env)
+    assert.equal(all.code, 0, all.stderr)
+    assert.match(all.stderr, /this repo holds 2 GGUF variants \(15\.0 MiB in all\) and a runtime loads one: --include '\*Q4_K_M\*' takes Q4_K_M alone/)
+    const one = await runCli(['pull', 'hf://acme/tiny-GGUF', '--include', '*Q4_K_M*', '--dry-run', '--json'], env)
+    assert.deepEqual(JSON.parse(one.stdout).notes, [], 'files chosen: nothing to say')
+  })
+
   it('pulls a dataset into datasets--ORG--NAME', async () => {
     const {env} = await hub([repo({id: 'acme/set', type: 'dataset'})])
     const r = await runCli(['pull', 'hf://datasets/acme/set', '--include', '*.json'], env)

@@ -14,6 +14,7 @@ import {selected, selector, underPath} from '../src/lib/sources/select.js'
 import {parseSource} from '../src/lib/sources/reference.js'
 import {parseSha256Digest, safeJoin, safeRelativePath} from '../src/lib/sources/safe-names.js'
 import {renewalTime} from '../src/lib/transfer/source-pool.js'
+import {weightNotes} from '../src/lib/sources/weight-formats.js'
 import {tempDir} from './support/temp.js'
 
 describe('source references', () => {
@@ -176,5 +177,39 @@ describe('credentials and signed URLs', () => {
     assert.equal(signedUrlExpiry('https://cdn/x'), undefined)
     assert.equal(renewalTime(100_000, 0), 90_000, 'at most 10 s early')
     assert.equal(renewalTime(2_000, 0), 1_600, 'a fifth of a short lifetime')
+  })
+})
+
+describe('what a whole-repo pull would fetch that most users leave out', () => {
+  const GB = 1024 ** 3
+  it('names the GGUF variants of a repo and the --include that takes one', () => {
+    const notes = weightNotes([
+      {name: 'M-Q2_K.gguf', size: 3 * GB},
+      {name: 'M-Q4_K_M.gguf', size: 4.7 * GB},
+      {name: 'M-Q8_0.gguf', size: 8 * GB},
+      {name: 'M-f16/M-f16-00001-of-00002.gguf', size: 8 * GB},
+      {name: 'M-f16/M-f16-00002-of-00002.gguf', size: 7 * GB},
+      {name: 'mmproj-M-f16.gguf', size: 0.6 * GB},
+      {name: 'README.md', size: 1000},
+    ])
+    assert.deepEqual(notes, [
+      "this repo holds 4 GGUF variants (30.7 GiB in all) and a runtime loads one: --include '*Q4_K_M*' takes Q4_K_M alone (Q2_K 3.0 GiB, Q4_K_M 4.7 GiB, Q8_0 8.0 GiB, f16 15.0 GiB)",
+    ])
+    assert.deepEqual(weightNotes([{name: 'M-Q4_K_M-00001-of-00002.gguf', size: GB}, {name: 'M-Q4_K_M-00002-of-00002.gguf', size: GB}]), [], 'the shards of one variant')
+  })
+
+  it('names the same weights in other formats beside safetensors, when they add up to something', () => {
+    const notes = weightNotes([
+      {name: 'model-00001-of-00002.safetensors', size: 5 * GB},
+      {name: 'model-00002-of-00002.safetensors', size: 3 * GB},
+      {name: 'pytorch_model.bin', size: 8 * GB},
+      {name: 'original/consolidated.00.pth', size: 8 * GB},
+      {name: 'training_args.bin', size: 5000},
+    ])
+    assert.deepEqual(notes, [
+      "besides its safetensors (8.0 GiB) this repo holds the weights again as PyTorch .bin (8.0 GiB), Meta's original/ checkpoint (8.0 GiB), which transformers and vLLM do not load when safetensors are there: --exclude 'pytorch_model*' --exclude 'original/*' saves 16.0 GiB",
+    ])
+    assert.deepEqual(weightNotes([{name: 'model.safetensors', size: 100e6}, {name: 'pytorch_model.bin', size: 100e6}]), [], 'a small model: not worth a line')
+    assert.deepEqual(weightNotes([{name: 'pytorch_model.bin', size: 8 * GB}]), [], 'no safetensors: the .bin is the model')
   })
 })

@@ -7,6 +7,7 @@ import {ollamaModelsDir, resolveOllama} from './ollama.js'
 import type {Plan} from './plan.js'
 import type {SourceRef} from './reference.js'
 import {choosesFiles, selector, type Selection} from './select.js'
+import {weightNotes} from './weight-formats.js'
 import {hfToken, modelscopeToken} from './tokens.js'
 
 export interface ResolveOptions {
@@ -40,19 +41,23 @@ export async function resolvePlan(ref: Exclude<SourceRef, {kind: 'url'}>, option
       const endpoint = options.cache ? cacheEndpoints(options.cache).hf : hfEndpoint(options.endpoint, env)
       const select = selector({...options, path: ref.path})
       const plan = await resolveHf(ref, {endpoint, token, select, localDir: options.localDir, env}, {...ctx, headers: token ? {authorization: `Bearer ${token}`} : {}})
-      return matchedSomething(withPath(plan, ref.path), {...options, path: ref.path})
+      return advised(matchedSomething(withPath(plan, ref.path), {...options, path: ref.path}), {...options, path: ref.path})
     }
     case 'modelscope': {
       const token = tokenFor('modelscope', options)
       const endpoint = (options.cache ? cacheEndpoints(options.cache).modelscope : (options.endpoint ?? modelscopeEndpoint(env))).replace(/\/+$/, '')
       const select = selector({...options, path: ref.path})
       const plan = await resolveModelscope(ref, {endpoint, token, localDir: options.localDir, select, env}, {...ctx, headers: token ? {authorization: `Bearer ${token}`} : {}})
-      return matchedSomething(withPath(plan, ref.path), {...options, path: ref.path})
+      return advised(matchedSomething(withPath(plan, ref.path), {...options, path: ref.path}), {...options, path: ref.path})
     }
     case 'ollama':
       return resolveOllama(ref, {modelsDir: ollamaModelsDir(env), via: options.cache && cacheEndpoints(options.cache).ollama}, {...ctx, headers: {}})
   }
 }
+
+/** A whole repo about to be pulled: what most users would leave out of it, said in the plan's notes. */
+const advised = (plan: Plan, selection: Selection): Plan =>
+  choosesFiles(selection) ? plan : {...plan, notes: [...plan.notes, ...weightNotes(plan.files.filter((f) => !f.present))]}
 
 /** The source as the user wrote it: with its path (hf://ORG/NAME@REV/PATH), the way back to it. */
 const withPath = (plan: Plan, path?: string): Plan => (path ? {...plan, source: `${plan.source}/${path}`} : plan)

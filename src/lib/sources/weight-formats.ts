@@ -1,0 +1,65 @@
+import {formatBytes} from '../units.js'
+
+/**
+ * What a whole-repo pull is about to fetch that its user most likely does not want, said before
+ * it starts (pure: from the names and sizes of the files to pull). Two cases cost the most:
+ * - a GGUF repo holds every quantisation of one model (20-30 files, hundreds of GB), and a
+ *   runtime loads one of them;
+ * - a repo with safetensors also holds the same weights in other formats (PyTorch .bin, Meta's
+ *   original/ checkpoint, TensorFlow, Flax, ONNX), which transformers and vLLM skip when
+ *   safetensors are there.
+ * Notes only: huggingface_hub pulls them all too, and some users want exactly that.
+ */
+
+/** Other formats are named only when they add this much: below it, the note is noise. */
+const WORTH_SAYING = 1024 ** 3
+
+interface Sized {
+  name: string
+  size?: number
+}
+
+const bytes = (files: Sized[]) => files.reduce((n, f) => n + (f.size ?? 0), 0)
+
+/** A quantisation's tag in a GGUF name: Q4_K_M, IQ2_XS, Q8_0, F16, BF16... */
+const QUANT = /(?:^|[-_.])(I?Q\d(?:_[A-Z0-9]+)*|B?F16|F32)(?=[-_.]|$)/i
+
+/** The variant a GGUF file belongs to: its folder, or its name without the shard suffix. */
+const variantOf = (name: string) => (name.includes('/') ? name.slice(0, name.indexOf('/')) : name.replace(/-\d{5}-of-\d{5}\.gguf$/i, '.gguf'))
+
+function ggufNote(files: Sized[]): string | undefined {
+  // A vision model's projector (mmproj-*.gguf) goes with whichever variant is chosen.
+  const weights = files.filter((f) => /\.gguf$/i.test(f.name) && !/(^|\/)mmproj/i.test(f.name))
+  const variants = new Map<string, Sized[]>()
+  for (const f of weights) variants.set(variantOf(f.name), [...(variants.get(variantOf(f.name)) ?? []), f])
+  if (variants.size < 2) return undefined
+  const listed = [...variants].map(([key, parts]) => ({tag: QUANT.exec(key)?.[1] ?? key, size: bytes(parts)})).sort((a, b) => a.size - b.size)
+  const pick = listed.find((v) => /^Q4_K_M$/i.test(v.tag)) ?? listed[Math.floor(listed.length / 2)]
+  const shown = listed.length > 8 ? [...listed.slice(0, 4), undefined, ...listed.slice(-3)] : listed
+  const list = shown.map((v) => (v ? `${v.tag} ${formatBytes(v.size)}` : '...')).join(', ')
+  return `this repo holds ${listed.length} GGUF variants (${formatBytes(bytes(weights))} in all) and a runtime loads one: --include '*${pick.tag}*' takes ${pick.tag} alone (${list})`
+}
+
+const OTHER_FORMATS: Array<{what: string; match: (name: string) => boolean; exclude: string}> = [
+  {what: 'PyTorch .bin', match: (n) => /(^|\/)pytorch_model[^/]*\.bin(\.index\.json)?$/.test(n), exclude: 'pytorch_model*'},
+  {what: "Meta's original/ checkpoint", match: (n) => n.startsWith('original/'), exclude: 'original/*'},
+  {what: 'TensorFlow .h5', match: (n) => /\.h5$/.test(n), exclude: '*.h5'},
+  {what: 'Flax .msgpack', match: (n) => /\.msgpack$/.test(n), exclude: '*.msgpack'},
+  {what: 'ONNX', match: (n) => n.startsWith('onnx/'), exclude: 'onnx/*'},
+]
+
+function formatsNote(files: Sized[]): string | undefined {
+  const safetensors = files.filter((f) => /\.safetensors$/.test(f.name))
+  if (safetensors.length === 0) return undefined
+  const found = OTHER_FORMATS.map((o) => ({...o, size: bytes(files.filter((f) => o.match(f.name)))})).filter((o) => o.size > 0)
+  const extra = found.reduce((n, o) => n + o.size, 0)
+  if (extra < WORTH_SAYING) return undefined
+  const kinds = found.map((o) => `${o.what} (${formatBytes(o.size)})`).join(', ')
+  const flags = found.map((o) => `--exclude '${o.exclude}'`).join(' ')
+  return `besides its safetensors (${formatBytes(bytes(safetensors))}) this repo holds the weights again as ${kinds}, which transformers and vLLM do not load when safetensors are there: ${flags} saves ${formatBytes(extra)}`
+}
+
+/** Notes for a whole-repo pull: the files it will fetch that most users leave out, and the flags that do. */
+export function weightNotes(toPull: Sized[]): string[] {
+  return [ggufNote(toPull), formatsNote(toPull)].filter((n): n is string => n !== undefined)
+}
