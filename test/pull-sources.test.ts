@@ -199,6 +199,19 @@ describe('mtune pull hf://', () => {
     assert.equal(r.code, 0, r.stderr)
     assert.ok(readFileSync(join(local, 'sub', 'shard.bin')).equals(shard))
     assert.ok(statSync(join(local, 'config.json')).isFile())
+    // huggingface_hub's bookkeeping (_local_folder.py): commit, etag, a timestamp no earlier
+    // than the file, so that `hf download --local-dir` takes the files as current.
+    const hfDir = join(local, '.cache', 'huggingface')
+    assert.equal(readFileSync(join(hfDir, '.gitignore'), 'utf8'), '*')
+    for (const [name, etag] of [['sub/shard.bin', sha256(shard)], ['config.json', gitSha1(config)]]) {
+      const [commit, tag, stamp, rest] = readFileSync(join(hfDir, 'download', `${name}.metadata`), 'utf8').split('\n')
+      assert.deepEqual([commit, tag, rest], [COMMIT, etag, ''], name)
+      assert.ok(statSync(join(local, name)).mtimeMs / 1000 - 1 <= Number(stamp), `${name}: stamped after the file was written`)
+    }
+    // A file found in place by its size alone is not vouched for.
+    rmSync(join(hfDir, 'download', 'config.json.metadata'))
+    assert.equal((await runCli(['pull', 'hf://acme/tiny', '--local-dir', local], env)).code, 0)
+    assert.ok(!existsSync(join(hfDir, 'download', 'config.json.metadata')))
   })
 
   it('--dry-run prints the plan and writes nothing', async () => {

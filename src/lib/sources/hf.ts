@@ -5,6 +5,7 @@ import {fsyncDirectory, writeFileDurably} from '../fs-atomic.js'
 import {makeDirs} from '../fs-dirs.js'
 import {apiGet, parseJson, type ApiAnswer, type ApiContext} from './api.js'
 import {fileMatches} from './file-check.js'
+import {writeDownloadMetadata} from './hf-local-dir.js'
 import type {Plan, PlannedFile} from './plan.js'
 import {isHex, safeJoin, safeRelativePath} from './safe-names.js'
 import {hfHome} from './tokens.js'
@@ -119,7 +120,7 @@ export async function resolveHf(
     headers: options.token ? {authorization: `Bearer ${options.token}`} : {},
     notes: [],
     finish: async (pulled) => {
-      if (options.localDir) return
+      if (options.localDir) return writeDownloadMetadata(options.localDir, commit, pulled)
       await linkSnapshot(repoDir, commit, pulled)
       if (ref.revision !== commit) {
         // The commit, with no trailing newline: the official client reads it without strip().
