@@ -224,7 +224,7 @@ describe('mtune verify hf://', () => {
     assert.match(r.stdout, /✗ refs\/v2: dangling link \(points to snapshot ffffffffffff/)
     const unpulled = await runCli(['verify', 'hf://acme/never'], env)
     assert.equal(unpulled.code, 4)
-    assert.match(unpulled.stderr, /hf:\/\/acme\/never is not in the Hugging Face cache/)
+    assert.match(unpulled.stderr, /hf:\/\/acme\/never is not in the Hugging Face cache \(\S+\): pull it first, or if it was pulled into a plain tree, check that: mtune verify hf:\/\/acme\/never --local-dir DIR$/m)
   })
 
   it('shares the cache with the official JS client both ways', async () => {

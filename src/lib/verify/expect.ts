@@ -109,7 +109,10 @@ function hfLeftovers(repoDir: string): Problem[] {
  */
 export function hfFromDisk(ref: {repoType: 'model' | 'dataset'; repo: string; revision: string}, env = process.env): Expectations {
   const repoDir = hfRepoDir(ref, env)
-  if (!existsSync(repoDir)) throw new MtuneError('not-in-cache', `hf://${ref.repo} is not in the Hugging Face cache (${repoDir}): pull it first`, ExitCode.integrity)
+  if (!existsSync(repoDir)) {
+    const source = `hf://${ref.repoType === 'dataset' ? 'datasets/' : ''}${ref.repo}`
+    throw new MtuneError('not-in-cache', `${source} is not in the Hugging Face cache (${repoDir}): pull it first, or if it was pulled into a plain tree, check that: mtune verify ${source} --local-dir DIR`, ExitCode.integrity)
+  }
   const commit = cachedCommit(repoDir, ref.revision)
   const out: Expectations = {kind: 'hf', against: 'disk', root: repoDir, files: [], problems: hfLeftovers(repoDir), notes: []}
   if (!commit) {
