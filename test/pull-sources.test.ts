@@ -171,6 +171,11 @@ describe('mtune pull hf://', () => {
     assert.match(all.stderr, /this repo holds 2 GGUF variants \(15\.0 MiB in all\) and a runtime loads one: --include '\*Q4_K_M\*' takes Q4_K_M alone/)
     const one = await runCli(['pull', 'hf://acme/tiny-GGUF', '--include', '*Q4_K_M*', '--dry-run', '--json'], env)
     assert.deepEqual(JSON.parse(one.stdout).notes, [], 'files chosen: nothing to say')
+    // doctor --model checks space for the whole repo: it says so, and how to take one variant.
+    const doctor = await runCli(['doctor', 'disk', '--model', 'hf://acme/tiny-GGUF'], env)
+    assert.match(doctor.stdout, /hf:\/\/acme\/tiny-GGUF: this repo holds 2 GGUF variants .* --include '\*Q4_K_M\*'/)
+    const oneFile = JSON.parse((await runCli(['doctor', 'disk', '--model', 'hf://acme/tiny-GGUF/tiny-Q4_K_M.gguf', '--json'], env)).stdout)
+    assert.deepEqual([oneFile.model.size, oneFile.model.advice], [shard.length, []])
   })
 
   it('pulls a dataset into datasets--ORG--NAME', async () => {

@@ -57,12 +57,14 @@ Exit codes: 0 when nothing fails (warnings do not fail), 1 when a check fails, 2
     let missing: number | undefined
     let path = flags.path
     let note: string | undefined
+    let advice: string[] = []
     if (flags.model) {
       const m = await modelSize(flags.model, {endpoint: flags.endpoint, insecure: flags.insecure})
       size = m.size
       missing = m.missing
       path ??= m.path
       note = m.note
+      advice = m.advice ?? []
     }
     path ??= process.cwd()
     const chosen = (groups.length ? groups : GROUPS) as Group[]
@@ -73,13 +75,15 @@ Exit codes: 0 when nothing fails (warnings do not fail), 1 when a check fails, 2
     if (!this.jsonEnabled()) {
       if (note) this.log(`${mark.info()} ${flags.model}: ${note}; the size-based checks are skipped`)
       this.log(renderFindings(findings, flags.verbose))
+      // The size checked is the whole repo's; most pulls of such a repo take far less.
+      for (const a of advice) this.log(`${mark.info()} ${flags.model}: ${a}`)
       this.log('')
       this.log(summaryLine(counts))
     }
     return {
       version: 1,
       path: facts.disk.path,
-      model: flags.model ? {source: flags.model, size: size ?? null, missing: missing ?? null, note: note ?? null} : null,
+      model: flags.model ? {source: flags.model, size: size ?? null, missing: missing ?? null, note: note ?? null, advice} : null,
       size: size ?? null,
       link: facts.link,
       summary: counts,

@@ -4,6 +4,7 @@ import {probe} from '../net/probe.js'
 import {planTotals} from '../sources/plan.js'
 import {parseSource} from '../sources/reference.js'
 import {resolvePlan} from '../sources/resolve.js'
+import {weightNotes} from '../sources/weight-formats.js'
 
 export interface ModelSize {
   size?: number
@@ -13,6 +14,8 @@ export interface ModelSize {
   path?: string
   /** Why the size is unknown. */
   note?: string
+  /** What most users leave out of this repo, and how (a GGUF repo's variants): the size may be far more than needed. */
+  advice?: string[]
 }
 
 /** The total size of a URL or model source, asked of the network; unknown (with the reason) when it cannot be. */
@@ -30,7 +33,8 @@ export async function modelSize(source: string, options: {endpoint?: string; tim
     }
     const plan = await resolvePlan(ref, {endpoint: options.endpoint}, {dispatcher, signal})
     const t = planTotals(plan)
-    return {size: t.bytes, missing: t.bytes - t.presentBytes, path: plan.root}
+    const advice = ref.kind !== 'ollama' && !ref.path ? weightNotes(plan.files.filter((f) => !f.present)) : []
+    return {size: t.bytes, missing: t.bytes - t.presentBytes, path: plan.root, ...(advice.length ? {advice} : {})}
   } catch (error) {
     // The deadline's own error says only "The operation was aborted".
     const why = signal.aborted ? `no answer within ${timeoutMs / 1000} s` : errorMessage(error)
