@@ -12,6 +12,7 @@ import {gzipSync} from 'node:zlib'
 import {writeFileAtomic} from '../src/lib/fs-atomic.js'
 import {parseQdiscTree} from '../src/lib/tune/qdisc.js'
 import {parseBandwidth, parseDurationMs, parseRtt} from '../src/lib/units.js'
+import {combineLink, linkFlags, linkOrigin} from '../src/lib/bench/link.js'
 import {runCli} from './support/cli.js'
 import {fakeKernel} from './support/fake-kernel.js'
 import {container, hddBox, nvmeGpuServer} from './support/system-fixtures.js'
@@ -313,6 +314,23 @@ describe('--rtt and --bandwidth as people type them', () => {
     assert.equal(parseBandwidth('400Mbps'), 5e7)
     assert.equal(parseBandwidth('10Gbit/s'), 1.25e9)
     assert.ok(Math.abs(parseBandwidth('1.25GB/s') - 1.25 * 1024 ** 3) < 1)
+    // A link is quoted in bits, a download rate in bytes: a bare 400G could be either, 8x apart.
+    assert.throws(() => parseBandwidth('400G'), /invalid --bandwidth "400G": bits or bytes\? a link is quoted in bits: 400Gbit \(or 400GB\/s in bytes\)/)
+    assert.throws(() => parseBandwidth('1000'), /bits or bytes\?/)
+  })
+
+  it('uses a flag given alone with the other value from the bench, the interface or an assumption, and says which', () => {
+    const bench = {bandwidthBps: 1e9, rttMs: 2}
+    const alone = combineLink({rttMs: 80}, bench, 25_000, 100)
+    assert.deepEqual(alone, {bandwidthBps: 1e9, source: 'bench', rttMs: 80, rttSource: 'flags'}, 'not dropped for the bench')
+    assert.equal(linkOrigin(alone), 'bandwidth from the last mtune bench, RTT from --rtt')
+    assert.equal(linkFlags(alone), ' --bandwidth 8000Mbit --rtt 80ms', 'the fix repeats the numbers it used')
+    const nic = combineLink({}, undefined, 25_000, 100)
+    assert.deepEqual(nic, {bandwidthBps: 25e9 / 8, source: 'interface', rttMs: 100, rttSource: 'assumed'})
+    assert.equal(linkOrigin(nic), 'interface speed, 100 ms RTT assumed')
+    assert.equal(linkFlags(nic), '')
+    assert.equal(linkOrigin(combineLink({bandwidthBps: 1e9, rttMs: 5}, bench, undefined, 50)), 'from --bandwidth/--rtt')
+    assert.deepEqual(combineLink({rttMs: 80}, undefined, undefined, 50), {source: 'unknown', rttMs: 80, rttSource: 'flags'})
   })
 
   it('tune and doctor take them on the command line', async () => {

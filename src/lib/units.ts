@@ -57,6 +57,10 @@ export function parseRtt(input: string): number {
 
 /** --bandwidth on every command that takes it: `10Gbit`, `400Mbps`, `1.25GB/s`, `100M`. */
 export function parseBandwidth(input: string): number {
+  // A link is quoted in bits ("a 400G NIC", iperf's -b 10G) and a download rate in bytes (curl's
+  // --limit-rate 10M): without a unit, --bandwidth could be either, eight times apart.
+  const bare = /^\s*(\d+(?:\.\d+)?)\s*([kmgtpKMGTP]?)\s*$/.exec(input)
+  if (bare) throw usageError('bad-rate', `invalid --bandwidth "${input}": bits or bytes? a link is quoted in bits: ${bare[1]}${bare[2].toUpperCase()}bit (or ${bare[1]}${bare[2].toUpperCase()}B/s in bytes)`)
   const bps = parseRate(input, '--bandwidth')
   if (!(bps > 0 && bps <= 1.25e12)) throw usageError('bad-rate', `invalid --bandwidth "${input}": give a rate between 1bit and 10Tbit, e.g. 10Gbit or 1.25GB/s`)
   return bps

@@ -7,8 +7,50 @@ import {setting} from '../env-settings.js'
 export interface LinkEstimate {
   bandwidthBps?: number
   rttMs?: number
+  /** Where the bandwidth came from. */
   source: 'flags' | 'bench' | 'interface' | 'unknown'
+  /** Where the RTT came from (assumed: beside an interface's speed, or a --bandwidth alone). */
+  rttSource?: 'flags' | 'bench' | 'assumed'
 }
+
+/**
+ * Each of the two from the first place that has it: the flag, the last bench, the interface's
+ * speed (bandwidth) or an assumption (RTT, once a bandwidth is known). A flag given alone is used
+ * with the other value from elsewhere, never dropped for the bench.
+ */
+export function combineLink(given: {bandwidthBps?: number; rttMs?: number}, bench: {bandwidthBps: number; rttMs: number} | undefined, ifaceMbps: number | undefined, assumedRttMs: number): LinkEstimate {
+  const bandwidth: Pick<LinkEstimate, 'bandwidthBps' | 'source'> = given.bandwidthBps
+    ? {bandwidthBps: given.bandwidthBps, source: 'flags'}
+    : bench
+      ? {bandwidthBps: bench.bandwidthBps, source: 'bench'}
+      : ifaceMbps
+        ? {bandwidthBps: (ifaceMbps * 1e6) / 8, source: 'interface'}
+        : {source: 'unknown'}
+  const rtt: Pick<LinkEstimate, 'rttMs' | 'rttSource'> = given.rttMs
+    ? {rttMs: given.rttMs, rttSource: 'flags'}
+    : bench
+      ? {rttMs: bench.rttMs, rttSource: 'bench'}
+      : bandwidth.bandwidthBps
+        ? {rttMs: assumedRttMs, rttSource: 'assumed'}
+        : {}
+  return {...bandwidth, ...rtt}
+}
+
+/** Where the numbers came from, in words: "from --bandwidth/--rtt", "interface speed, 100 ms RTT assumed"... */
+export function linkOrigin(link: LinkEstimate): string {
+  const {source, rttSource} = link
+  if (source === 'flags' && rttSource === 'flags') return 'from --bandwidth/--rtt'
+  if (source === 'bench' && rttSource === 'bench') return 'from the last mtune bench'
+  const bandwidth = {flags: 'bandwidth from --bandwidth', bench: 'bandwidth from the last mtune bench', interface: 'interface speed', unknown: 'bandwidth unknown'}[source]
+  const rtt = {flags: 'RTT from --rtt', bench: 'RTT from the last mtune bench', assumed: `${link.rttMs} ms RTT assumed`}[rttSource ?? 'assumed']
+  return `${bandwidth}, ${rtt}`
+}
+
+/** The flags that reproduce a link taken in part from flags (for a fix line), or none. */
+export const linkFlags = (link: LinkEstimate): string =>
+  (link.source === 'flags' || link.rttSource === 'flags') && link.bandwidthBps && link.rttMs
+    ? ` --bandwidth ${Math.max(1, Math.round((link.bandwidthBps * 8) / 1e6))}Mbit --rtt ${link.rttMs}ms`
+    : ''
 
 export function mtuneCacheDir(env = process.env): string {
   return join(setting(env, 'XDG_CACHE_HOME') ?? join(homedir(), '.cache'), 'mtune')

@@ -1,4 +1,4 @@
-import {bdpBytes, type LinkEstimate} from '../bench/link.js'
+import {bdpBytes, linkFlags, linkOrigin, type LinkEstimate} from '../bench/link.js'
 import type {BlockFacts, DiskFacts, EnvFacts, GpuFacts, MemoryFacts, NetworkFacts} from '../system/facts.js'
 import {proxyConfig, proxyFor} from '../net/proxy-env.js'
 import {formatBitRate, formatBytes, formatRate} from '../units.js'
@@ -239,9 +239,10 @@ function bufferCheck(f: DoctorFacts): Finding {
     wmemMax: bytes(n.wmemMax),
     tcpWmemMax: bytes(n.tcpWmem?.[2]),
     linkSource: {value: source},
+    rttSource: {value: f.link.rttSource ?? null},
   }
   if (!bandwidthBps || !rttMs) {
-    return finding('network', 'buffers', 'info', 'TCP buffers', `${have}; bandwidth and RTT unknown`, values, {fix: 'give --bandwidth and --rtt, or run mtune bench, to check them against the path'})
+    return finding('network', 'buffers', 'info', 'TCP buffers', `${have}; bandwidth${rttMs ? '' : ' and RTT'} unknown`, values, {fix: `give --bandwidth${rttMs ? '' : ' and --rtt'}, or run mtune bench, to check them against the path`})
   }
   const bdp = bdpBytes(bandwidthBps, rttMs)
   const need = 2 * bdp
@@ -249,11 +250,11 @@ function bufferCheck(f: DoctorFacts): Finding {
   values.rtt = {value: rttMs, unit: 'ms'}
   values.bdp = bytes(bdp)
   values.recommended = bytes(need)
-  const path = `${formatBitRate(bandwidthBps)} x ${rttMs} ms = ${formatBytes(bdp)} BDP (${source === 'bench' ? 'from the last mtune bench' : source === 'flags' ? 'from --bandwidth/--rtt' : 'interface speed, 50 ms assumed'})`
+  const path = `${formatBitRate(bandwidthBps)} x ${rttMs} ms = ${formatBytes(bdp)} BDP (${linkOrigin(f.link)})`
   const low = Math.min(n.rmemMax, n.tcpRmem[2])
   if (low >= need) return finding('network', 'buffers', 'pass', 'TCP buffers', `${have} >= 2 x BDP; ${path}`, values)
   return finding('network', 'buffers', 'warn', 'TCP buffers', `${have} < ${formatBytes(need)} (2 x BDP); ${path}`, values, {
-    fix: `sudo mtune tune --apply${source === 'flags' ? ` --bandwidth ${Math.max(1, Math.round((bandwidthBps * 8) / 1e6))}Mbit --rtt ${rttMs}ms` : ''} (raises net.core.rmem_max and net.ipv4.tcp_rmem to ${need} bytes)`,
+    fix: `sudo mtune tune --apply${linkFlags(f.link)} (raises net.core.rmem_max and net.ipv4.tcp_rmem to ${need} bytes)`,
     details: [`one connection can carry at most window / RTT = ${formatRate((low * 1000) / rttMs)} on this path`],
   })
 }

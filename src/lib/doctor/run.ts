@@ -1,4 +1,4 @@
-import {lastBench, type LinkEstimate} from '../bench/link.js'
+import {combineLink, lastBench, type LinkEstimate} from '../bench/link.js'
 import {readBlock, readDisk, readEnv, readGpus, readMemoryAnywhere, readNetwork, type GpuFacts} from '../system/facts.js'
 import type {SystemReader} from '../system/reader.js'
 import {diskChecks, envChecks, gpuChecks, ioChecks, memoryChecks, networkChecks, notApplicable, type CacheProbe, type DoctorFacts} from './checks.js'
@@ -15,13 +15,9 @@ export interface DoctorOptions {
   groups?: Group[]
 }
 
-/** Bandwidth and RTT: given, else from the last bench, else the interface speed with 50 ms assumed. */
-export function estimateLink(options: DoctorOptions, env: NodeJS.ProcessEnv, ifaceMbps?: number): LinkEstimate {
-  if (options.bandwidthBps && options.rttMs) return {bandwidthBps: options.bandwidthBps, rttMs: options.rttMs, source: 'flags'}
-  const bench = lastBench(env)
-  if (bench) return {...bench, source: 'bench'}
-  if (ifaceMbps) return {bandwidthBps: (ifaceMbps * 1e6) / 8, rttMs: options.rttMs ?? 50, source: 'interface'}
-  return {source: 'unknown'}
+/** Bandwidth and RTT, each given, else from the last bench, else the interface speed (bandwidth) or assumed (RTT). */
+export function estimateLink(options: Pick<DoctorOptions, 'bandwidthBps' | 'rttMs'>, env: NodeJS.ProcessEnv, ifaceMbps?: number, assumedRttMs = 50): LinkEstimate {
+  return combineLink(options, lastBench(env), ifaceMbps, assumedRttMs)
 }
 
 /**

@@ -34,7 +34,7 @@ export interface TuneReport {
 export function gatherTuneFacts(r: SystemReader, options: Pick<TuneOptions, 'path' | 'bandwidthBps' | 'rttMs'>): TuneFacts {
   const network = readNetwork(r)
   const disk = readDisk(r, options.path)
-  const link = estimateLink({path: options.path, bandwidthBps: options.bandwidthBps, rttMs: options.rttMs ?? (options.bandwidthBps ? undefined : ASSUMED_RTT_MS)}, r.env, network.iface?.speedMbps)
+  const link = estimateLink({bandwidthBps: options.bandwidthBps, rttMs: options.rttMs}, r.env, network.iface?.speedMbps, ASSUMED_RTT_MS)
   return {network, block: readBlock(r, disk.mount), link}
 }
 

@@ -1,11 +1,13 @@
 import type {TuneReport} from '../tune/run.js'
+import {linkOrigin} from '../bench/link.js'
 import {formatBitRate} from '../units.js'
 import {chalk, mark} from './colors.js'
 
 export function describeLink(link: TuneReport['link']): string {
-  if (!link.bandwidthBps || !link.rttMs) return 'bandwidth and RTT unknown: give --bandwidth and --rtt (or run mtune bench) to size TCP buffers'
-  const from = {flags: 'from --bandwidth/--rtt', bench: 'from the last mtune bench', interface: `interface speed; ${link.rttMs} ms RTT assumed`, unknown: 'unknown'}[link.source]
-  return `path: ${formatBitRate(link.bandwidthBps)} x ${link.rttMs} ms (${from})`
+  if (!link.bandwidthBps || !link.rttMs) {
+    return `bandwidth${link.rttMs ? '' : ' and RTT'} unknown: give --bandwidth${link.rttMs ? '' : ' and --rtt'} (or run mtune bench) to size TCP buffers`
+  }
+  return `path: ${formatBitRate(link.bandwidthBps)} x ${link.rttMs} ms (${linkOrigin(link)})`
 }
 
 export function renderSuggestions(report: TuneReport, rerun: string): string {
