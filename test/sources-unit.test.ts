@@ -51,6 +51,21 @@ describe('source references', () => {
     assert.deepEqual(parseSource('https://h/x.bin'), {kind: 'url', url: 'https://h/x.bin'})
   })
 
+  it('says what a reference typed as its own ecosystem\'s tool takes most likely means', () => {
+    const said = (input: string) => {
+      try {
+        parseSource(input)
+      } catch (error) {
+        return (error as Error).message
+      }
+      return ''
+    }
+    assert.match(said('Qwen/Qwen2.5-7B'), /: did you mean hf:\/\/Qwen\/Qwen2\.5-7B\? \(modelscope:\/\/Qwen\/Qwen2\.5-7B for ModelScope, ollama:\/\/Qwen\/Qwen2\.5-7B for Ollama\)$/)
+    assert.match(said('llama3.2:3b'), /: did you mean ollama:\/\/llama3\.2:3b\?$/)
+    assert.match(said('mirror.example.com/m.gguf'), /: did you mean https:\/\/mirror\.example\.com\/m\.gguf\?$/)
+    assert.match(said('model.bin'), /: give a URL \(https:\/\/\.\.\.\), hf:\/\/ORG\/NAME/)
+  })
+
   it('rejects malformed references with a usage error', () => {
     for (const bad of ['hf://', 'hf://a/b/../c', 'hf://a/b@main//c', 'hf://../x', 'ollama://a/b/c/d', 'ollama://m:', 'modelscope://single', 's3://bucket/x', 'model.bin']) {
       assert.throws(() => parseSource(bad), (e: unknown) => e instanceof MtuneError && e.exitCode === 2, bad)

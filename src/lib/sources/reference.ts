@@ -24,7 +24,7 @@ function repoName(text: string, input: string, example: string): string {
  */
 export function parseSource(input: string, options: {insecure?: boolean; env?: NodeJS.ProcessEnv} = {}): SourceRef {
   const match = /^([a-z][a-z0-9+.-]*):\/\/(.*)$/i.exec(input.trim())
-  if (!match) throw usageError('bad-source', `invalid source "${input}": give a URL (https://...), hf://ORG/NAME, ollama://MODEL[:TAG] or modelscope://OWNER/NAME`)
+  if (!match) throw usageError('bad-source', `invalid source "${input}": ${meant(input.trim()) ?? 'give a URL (https://...), hf://ORG/NAME, ollama://MODEL[:TAG] or modelscope://OWNER/NAME'}`)
   const scheme = match[1].toLowerCase()
   const rest = match[2]
   if (scheme === 'http' || scheme === 'https') {
@@ -57,6 +57,19 @@ export function sourceText(ref: Exclude<SourceRef, {kind: 'url'}>): string {
   const revision = SLASHED_REF.test(ref.revision) ? ref.revision : ref.revision.replaceAll('/', '%2F')
   const repo = ref.kind === 'hf' ? `hf://${ref.repoType === 'dataset' ? 'datasets/' : ''}${ref.repo}` : `modelscope://${ref.repo}`
   return `${repo}@${revision}${ref.path ? `/${ref.path}` : ''}`
+}
+
+/**
+ * What a reference typed as its own ecosystem's tool takes it most likely means: `hf download
+ * ORG/NAME`, `ollama pull MODEL:TAG`, `wget host/path`.
+ */
+function meant(input: string): string | undefined {
+  // A host (a dotted name ending in letters, or an address, maybe a port) before the first slash.
+  if (/^([a-z0-9-]+(\.[a-z0-9-]+)*\.[a-z]{2,}|\d+(\.\d+){3})(:\d+)?\/\S*$/i.test(input)) return `did you mean https://${input}?`
+  if (/^[A-Za-z0-9][\w.-]*\/[\w.-]+@[\w./%-]+$/.test(input)) return `did you mean hf://${input}? (modelscope://${input} for ModelScope)`
+  if (/^[A-Za-z0-9][\w.-]*\/[\w.-]+$/.test(input)) return `did you mean hf://${input}? (modelscope://${input} for ModelScope, ollama://${input} for Ollama)`
+  if (/^[A-Za-z0-9][\w.-]*:[\w.-]+$/.test(input)) return `did you mean ollama://${input}?`
+  return undefined
 }
 
 /** The Hub's refs that hold a slash (HfFileSystem's rule): any other revision ends at the first one. */
