@@ -39,6 +39,7 @@ export function parseSource(input: string, options: {insecure?: boolean; env?: N
       repoType = 'dataset'
       body = body.slice('datasets/'.length)
     } else if (body.startsWith('models/')) body = body.slice('models/'.length)
+    else if (body.startsWith('spaces/')) throw usageError('bad-source', `invalid source "${input}": a Space is an app, not a model; mtune pulls models (hf://ORG/NAME) and datasets (hf://datasets/ORG/NAME)`)
     const {repo, revision, path} = repoParts(body, input, 'main', 'hf://ORG/NAME[@REVISION][/PATH]')
     return {kind: 'hf', repoType, repo, revision, ...(path ? {path} : {})}
   }
