@@ -39,37 +39,40 @@ export async function resolvePlan(ref: Exclude<SourceRef, {kind: 'url'}>, option
     case 'hf': {
       const token = tokenFor('hf', options)
       const endpoint = options.cache ? cacheEndpoints(options.cache).hf : hfEndpoint(options.endpoint, env)
-      const select = selector({...options, path: ref.path})
-      const plan = await resolveHf(ref, {endpoint, token, select, localDir: options.localDir, env}, {...ctx, headers: token ? {authorization: `Bearer ${token}`} : {}})
-      return advised(matchedSomething(withPath(plan, ref.path), {...options, path: ref.path}), {...options, path: ref.path})
+      const selection = {...options, path: ref.path}
+      const plan = await resolveHf(ref, {endpoint, token, select: selector(selection), localDir: options.localDir, env}, {...ctx, headers: token ? {authorization: `Bearer ${token}`} : {}})
+      return selectionSaid(plan, selection)
     }
     case 'modelscope': {
       const token = tokenFor('modelscope', options)
       const endpoint = (options.cache ? cacheEndpoints(options.cache).modelscope : (options.endpoint ?? modelscopeEndpoint(env))).replace(/\/+$/, '')
-      const select = selector({...options, path: ref.path})
-      const plan = await resolveModelscope(ref, {endpoint, token, localDir: options.localDir, select, env}, {...ctx, headers: token ? {authorization: `Bearer ${token}`} : {}})
-      return advised(matchedSomething(withPath(plan, ref.path), {...options, path: ref.path}), {...options, path: ref.path})
+      const selection = {...options, path: ref.path}
+      const plan = await resolveModelscope(ref, {endpoint, token, localDir: options.localDir, select: selector(selection), env}, {...ctx, headers: token ? {authorization: `Bearer ${token}`} : {}})
+      return selectionSaid(plan, selection)
     }
     case 'ollama':
       return resolveOllama(ref, {modelsDir: ollamaModelsDir(env), via: options.cache && cacheEndpoints(options.cache).ollama}, {...ctx, headers: {}})
   }
 }
 
-/** A whole repo about to be pulled: what most users would leave out of it, said in the plan's notes. */
-const advised = (plan: Plan, selection: Selection): Plan =>
-  choosesFiles(selection) ? plan : {...plan, notes: [...plan.notes, ...weightNotes(plan.files.filter((f) => !f.present))]}
-
-/** The source as the user wrote it: with its path (hf://ORG/NAME@REV/PATH), the way back to it. */
-const withPath = (plan: Plan, path?: string): Plan => (path ? {...plan, source: `${plan.source}/${path}`} : plan)
+/**
+ * A repo's plan as the selection left it: named with its path (hf://ORG/NAME@REV/PATH, the way
+ * back to it), refused when the selection matches nothing, and for a whole repo, with what most
+ * users would leave out of it in its notes.
+ */
+function selectionSaid(plan: Plan, selection: Selection): Plan {
+  matchedSomething(plan, selection)
+  const named = selection.path ? {...plan, source: `${plan.source}/${selection.path}`} : plan
+  return choosesFiles(selection) ? named : {...named, notes: [...named.notes, ...weightNotes(named.files.filter((f) => !f.present))]}
+}
 
 /**
  * Globs or a path that match no file are a mistake (a typo, a path without its folder), not a
  * pull with nothing to do: said as such, rather than "already complete, 0 files".
  */
-function matchedSomething(plan: Plan, options: Selection): Plan {
-  if (plan.files.length > 0 || !choosesFiles(options)) return plan
-  const whole = options.path ? plan.source.slice(0, -options.path.length - 1) : plan.source
+function matchedSomething(plan: Plan, options: Selection): void {
+  if (plan.files.length > 0 || !choosesFiles(options)) return
   const globs = [...(options.include ?? []).map((g) => `--include '${g}'`), ...(options.exclude ?? []).map((g) => `--exclude '${g}'`)].join(' ')
   const what = [...(options.path ? [`the path ${options.path}`] : []), ...(globs ? [globs] : [])].join(' and ')
-  throw usageError('nothing-selected', `no file of ${whole} matches ${what}: list its files with mtune pull ${whole} --dry-run`)
+  throw usageError('nothing-selected', `no file of ${plan.source} matches ${what}: list its files with mtune pull ${plan.source} --dry-run`)
 }
