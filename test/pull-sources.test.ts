@@ -171,6 +171,12 @@ describe('mtune pull hf://', () => {
     assert.match(all.stderr, /this repo holds 2 GGUF variants \(15\.0 MiB in all\) and a runtime loads one: --include '\*Q4_K_M\*' takes Q4_K_M alone/)
     const one = await runCli(['pull', 'hf://acme/tiny-GGUF', '--include', '*Q4_K_M*', '--dry-run', '--json'], env)
     assert.deepEqual(JSON.parse(one.stdout).notes, [], 'files chosen: nothing to say')
+    // ORG/NAME:QUANT, as llama.cpp and Ollama name one variant of a GGUF repo.
+    const tagged = JSON.parse((await runCli(['pull', 'hf://acme/tiny-GGUF:q4_k_m', '--dry-run', '--json'], env)).stdout)
+    assert.deepEqual([tagged.source, tagged.files.map((f: {name: string}) => f.name), tagged.notes], ['hf://acme/tiny-GGUF:q4_k_m@main', ['tiny-Q4_K_M.gguf'], []])
+    const noSuch = await runCli(['pull', 'hf://acme/tiny-GGUF:Q5_K_M'], env)
+    assert.equal(noSuch.code, 2)
+    assert.match(noSuch.stderr, /^Error: no file of hf:\/\/acme\/tiny-GGUF@main matches the GGUF variant Q5_K_M: list its files with mtune pull hf:\/\/acme\/tiny-GGUF@main --dry-run$/m)
     // doctor --model checks space for the whole repo: it says so, and how to take one variant.
     const doctor = await runCli(['doctor', 'disk', '--model', 'hf://acme/tiny-GGUF'], env)
     assert.match(doctor.stdout, /hf:\/\/acme\/tiny-GGUF: this repo holds 2 GGUF variants .* --include '\*Q4_K_M\*'/)

@@ -10,7 +10,7 @@ import {hfCacheDir, hfEndpoint} from '../src/lib/sources/hf.js'
 import {modelscopeCacheDir, modelscopeEndpoint} from '../src/lib/sources/modelscope.js'
 import {ollamaModelsDir} from '../src/lib/sources/ollama.js'
 import {hfToken, modelscopeToken} from '../src/lib/sources/tokens.js'
-import {selected, selector, underPath} from '../src/lib/sources/select.js'
+import {ofVariant, selected, selector, underPath} from '../src/lib/sources/select.js'
 import {parseSource} from '../src/lib/sources/reference.js'
 import {parseSha256Digest, safeJoin, safeRelativePath} from '../src/lib/sources/safe-names.js'
 import {renewalTime} from '../src/lib/transfer/source-pool.js'
@@ -35,6 +35,18 @@ describe('source references', () => {
     assert.deepEqual(parseSource('hf://org/m@feature%2Fx/a.bin'), hf('org/m', 'feature/x', 'a.bin'))
     assert.deepEqual(parseSource('hf://datasets/org/set/data/train.parquet'), {kind: 'hf', repoType: 'dataset', repo: 'org/set', revision: 'main', path: 'data/train.parquet'})
     assert.deepEqual(parseSource('modelscope://qwen/Q@v1/a/b.json'), {kind: 'modelscope', repo: 'qwen/Q', revision: 'v1', path: 'a/b.json'})
+    // One GGUF variant, as llama.cpp's -hf and Ollama's hf.co/ORG/NAME:QUANT write it.
+    assert.deepEqual(parseSource('hf://bartowski/X-GGUF:Q4_K_M'), {...hf('bartowski/X-GGUF', 'main'), quant: 'Q4_K_M'})
+    assert.deepEqual(parseSource('hf://org/m:iq2_xs@v2'), {...hf('org/m', 'v2'), quant: 'iq2_xs'})
+  })
+
+  it('picks the files of one GGUF variant, its shards included, whatever the case of its tag', () => {
+    assert.ok(ofVariant('X-Q4_K_M.gguf', 'q4_k_m'))
+    assert.ok(ofVariant('X-Q4_K_M/X-Q4_K_M-00002-of-00003.gguf', 'Q4_K_M'))
+    assert.ok(!ofVariant('X-Q4_K_S.gguf', 'Q4_K'), 'a whole tag, not a prefix')
+    assert.ok(!ofVariant('mmproj-X-Q4_K_M.gguf', 'Q4_K_M'))
+    assert.ok(!ofVariant('README.md', 'Q4_K_M'))
+    assert.ok(ofVariant('README.md', undefined))
   })
 
   it("parses ollama:// with Ollama's defaults and its tag rule", () => {

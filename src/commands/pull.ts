@@ -40,7 +40,8 @@ const loadAuto = async () => {
 
 export default class Pull extends MtuneCommand {
   static override summary = 'Download a file or a model fast, resumably and verified.'
-  static override description = `SOURCE is an http(s) URL, hf://ORG/NAME[@REVISION][/PATH] (hf://datasets/... for datasets), \
+  static override description = `SOURCE is an http(s) URL, hf://ORG/NAME[:QUANT][@REVISION][/PATH] (hf://datasets/... for datasets; \
+:QUANT picks one GGUF variant), \
 ollama://[HOST/][NAMESPACE/]MODEL[:TAG] or modelscope://OWNER/NAME[@REVISION][/PATH]; PATH (a file, a folder or a glob) \
 pulls only that part of the repo. Models are written where their own tools \
 look: the Hugging Face cache (HF_HUB_CACHE, HF_HOME), the Ollama store (OLLAMA_MODELS), the ModelScope cache \
@@ -55,7 +56,7 @@ Exit codes: 0 done, 2 bad input, 3 the server refused or kept failing, 4 digest 
   static override examples = [
     '<%= config.bin %> pull https://example.com/models/model.gguf -o /models/',
     '<%= config.bin %> pull hf://Qwen/Qwen2.5-7B-Instruct --include "*.safetensors" --include "*.json"',
-    '<%= config.bin %> pull hf://bartowski/Qwen2.5-7B-Instruct-GGUF/Qwen2.5-7B-Instruct-Q4_K_M.gguf',
+    '<%= config.bin %> pull hf://bartowski/Qwen2.5-7B-Instruct-GGUF:Q4_K_M',
     '<%= config.bin %> pull ollama://llama3.2:3b',
     '<%= config.bin %> pull modelscope://qwen/Qwen2.5-7B-Instruct --local-dir ./qwen',
     '<%= config.bin %> pull https://example.com/model.bin --sha256 9f86d08... --mirror https://mirror.example.org/model.bin',

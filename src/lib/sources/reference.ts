@@ -3,7 +3,7 @@ import {webPageHint} from './web-pages.js'
 
 export type SourceRef =
   | {kind: 'url'; url: string}
-  | {kind: 'hf'; repoType: 'model' | 'dataset'; repo: string; revision: string; path?: string}
+  | {kind: 'hf'; repoType: 'model' | 'dataset'; repo: string; revision: string; path?: string; quant?: string}
   | {kind: 'ollama'; scheme: 'https' | 'http'; host: string; namespace: string; model: string; tag: string}
   | {kind: 'modelscope'; repo: string; revision: string; path?: string}
 
@@ -18,7 +18,7 @@ function repoName(text: string, input: string, example: string): string {
 }
 
 /**
- * `hf://ORG/NAME[@REV][/PATH]`, `hf://datasets/ORG/NAME[@REV][/PATH]`, `ollama://[HOST/][NS/]MODEL[:TAG]`,
+ * `hf://ORG/NAME[:QUANT][@REV][/PATH]`, `hf://datasets/ORG/NAME[@REV][/PATH]`, `ollama://[HOST/][NS/]MODEL[:TAG]`,
  * `modelscope://OWNER/NAME[@REV][/PATH]`; anything with http(s):// is a plain URL. PATH (a file,
  * a folder or a glob) is written as huggingface_hub's HfFileSystem writes it.
  */
@@ -40,8 +40,8 @@ export function parseSource(input: string, options: {insecure?: boolean; env?: N
       body = body.slice('datasets/'.length)
     } else if (body.startsWith('models/')) body = body.slice('models/'.length)
     else if (body.startsWith('spaces/')) throw usageError('bad-source', `invalid source "${input}": a Space is an app, not a model; mtune pulls models (hf://ORG/NAME) and datasets (hf://datasets/ORG/NAME)`)
-    const {repo, revision, path} = repoParts(body, input, 'main', 'hf://ORG/NAME[@REVISION][/PATH]')
-    return {kind: 'hf', repoType, repo, revision, ...(path ? {path} : {})}
+    const {repo, revision, path, quant} = repoParts(body, input, 'main', 'hf://ORG/NAME[@REVISION][/PATH]', true)
+    return {kind: 'hf', repoType, repo, revision, ...(path ? {path} : {}), ...(quant ? {quant} : {})}
   }
   if (scheme === 'modelscope') {
     const {repo, revision, path} = repoParts(rest, input, 'master', 'modelscope://OWNER/NAME[@REVISION][/PATH]')
@@ -56,7 +56,7 @@ export function parseSource(input: string, options: {insecure?: boolean; env?: N
 export function sourceText(ref: Exclude<SourceRef, {kind: 'url'}>): string {
   if (ref.kind === 'ollama') return `ollama://${ref.host}/${ref.namespace}/${ref.model}:${ref.tag}`
   const revision = SLASHED_REF.test(ref.revision) ? ref.revision : ref.revision.replaceAll('/', '%2F')
-  const repo = ref.kind === 'hf' ? `hf://${ref.repoType === 'dataset' ? 'datasets/' : ''}${ref.repo}` : `modelscope://${ref.repo}`
+  const repo = ref.kind === 'hf' ? `hf://${ref.repoType === 'dataset' ? 'datasets/' : ''}${ref.repo}${ref.quant ? `:${ref.quant}` : ''}` : `modelscope://${ref.repo}`
   return `${repo}@${revision}${ref.path ? `/${ref.path}` : ''}`
 }
 
@@ -80,7 +80,7 @@ const SLASHED_REF = /^(refs\/pr\/\d+|refs\/convert\/[A-Za-z0-9._-]+)(?:\/(.*))?$
  * ORG/NAME[@REV][/PATH]. Without @, a third part starts the path. A branch with a slash in it
  * is written with %2F (HfFileSystem's way), since ORG/NAME@BRANCH/PATH reads as BRANCH, then PATH.
  */
-function repoParts(body: string, input: string, defaultRevision: string, example: string): {repo: string; revision: string; path?: string} {
+function repoParts(body: string, input: string, defaultRevision: string, example: string, quants = false): {repo: string; revision: string; path?: string; quant?: string} {
   const at = body.indexOf('@')
   let name: string
   let revision = defaultRevision
@@ -103,7 +103,10 @@ function repoParts(body: string, input: string, defaultRevision: string, example
     name = parts.slice(0, 2).join('/')
     path = parts.length > 2 ? parts.slice(2).join('/') : undefined
   }
-  return {repo: repoName(name.replace(/\/$/, ''), input, example), revision, path: repoPath(path, input)}
+  // ORG/NAME:QUANT, as llama.cpp's -hf and Ollama's hf.co/ORG/NAME:QUANT name one GGUF variant.
+  const tagged = quants ? /^([^:]+):([A-Za-z0-9][A-Za-z0-9_.-]*)$/.exec(name) : null
+  const quant = tagged?.[2]
+  return {repo: repoName((tagged?.[1] ?? name).replace(/\/$/, ''), input, example), revision, path: repoPath(path, input), ...(quant ? {quant} : {})}
 }
 
 /** A path inside the repo: relative, no empty or .. parts (a trailing / is a folder: the same). */

@@ -39,7 +39,7 @@ export async function resolvePlan(ref: Exclude<SourceRef, {kind: 'url'}>, option
     case 'hf': {
       const token = tokenFor('hf', options)
       const endpoint = options.cache ? cacheEndpoints(options.cache).hf : hfEndpoint(options.endpoint, env)
-      const selection = {...options, path: ref.path}
+      const selection = {...options, path: ref.path, quant: ref.quant}
       const plan = await resolveHf(ref, {endpoint, token, select: selector(selection), localDir: options.localDir, env}, {...ctx, headers: token ? {authorization: `Bearer ${token}`} : {}})
       return selectionSaid(plan, selection)
     }
@@ -62,7 +62,9 @@ export async function resolvePlan(ref: Exclude<SourceRef, {kind: 'url'}>, option
  */
 function selectionSaid(plan: Plan, selection: Selection): Plan {
   matchedSomething(plan, selection)
-  const named = selection.path ? {...plan, source: `${plan.source}/${selection.path}`} : plan
+  // As the user would write it: hf://ORG/NAME:QUANT@REV/PATH.
+  const source = `${selection.quant ? plan.source.replace('@', `:${selection.quant}@`) : plan.source}${selection.path ? `/${selection.path}` : ''}`
+  const named = {...plan, source}
   return choosesFiles(selection) ? named : {...named, notes: [...named.notes, ...weightNotes(named.files.filter((f) => !f.present))]}
 }
 
@@ -73,6 +75,6 @@ function selectionSaid(plan: Plan, selection: Selection): Plan {
 function matchedSomething(plan: Plan, options: Selection): void {
   if (plan.files.length > 0 || !choosesFiles(options)) return
   const globs = [...(options.include ?? []).map((g) => `--include '${g}'`), ...(options.exclude ?? []).map((g) => `--exclude '${g}'`)].join(' ')
-  const what = [...(options.path ? [`the path ${options.path}`] : []), ...(globs ? [globs] : [])].join(' and ')
+  const what = [...(options.quant ? [`the GGUF variant ${options.quant}`] : []), ...(options.path ? [`the path ${options.path}`] : []), ...(globs ? [globs] : [])].join(' and ')
   throw usageError('nothing-selected', `no file of ${plan.source} matches ${what}: list its files with mtune pull ${plan.source} --dry-run`)
 }

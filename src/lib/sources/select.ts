@@ -1,4 +1,5 @@
 import {minimatch} from 'minimatch'
+import {ggufVariant} from './weight-formats.js'
 
 /**
  * Which files of a repo a pull (or a verify) is about: --include/--exclude globs, and a path in
@@ -9,10 +10,16 @@ export interface Selection {
   exclude?: string[]
   /** A file, a folder (everything under it) or a glob, relative to the repo's root. */
   path?: string
+  /** One GGUF variant (hf://ORG/NAME:Q4_K_M): its file or shards, whatever the case of the tag. */
+  quant?: string
 }
 
 /** The user chose files: what is absent from disk is then missing, not merely "not pulled". */
-export const choosesFiles = (s: Selection): boolean => Boolean(s.include?.length || s.exclude?.length || s.path)
+export const choosesFiles = (s: Selection): boolean => Boolean(s.include?.length || s.exclude?.length || s.path || s.quant)
+
+/** A GGUF file of the variant QUANT (Q4_K_M, IQ2_XS, f16...), as llama.cpp's -hf ORG/NAME:QUANT picks it. */
+export const ofVariant = (name: string, quant?: string): boolean =>
+  !quant || (/\.gguf$/i.test(name) && !/(^|\/)mmproj/i.test(name) && ggufVariant(name)?.toUpperCase() === quant.toUpperCase())
 
 /**
  * --include/--exclude globs. Like the official client's fnmatch, a pattern without a slash
@@ -36,4 +43,4 @@ export function underPath(name: string, path?: string): boolean {
 export const selector =
   (s: Selection) =>
   (name: string): boolean =>
-    underPath(name, s.path) && selected(name, s.include, s.exclude)
+    underPath(name, s.path) && ofVariant(name, s.quant) && selected(name, s.include, s.exclude)

@@ -27,13 +27,16 @@ const QUANT = /(?:^|[-_.])(I?Q\d(?:_[A-Z0-9]+)*|B?F16|F32)(?=[-_.]|$)/i
 /** The variant a GGUF file belongs to: its folder, or its name without the shard suffix. */
 const variantOf = (name: string) => (name.includes('/') ? name.slice(0, name.indexOf('/')) : name.replace(/-\d{5}-of-\d{5}\.gguf$/i, '.gguf'))
 
+/** A GGUF file's quantisation tag (Q4_K_M, IQ2_XS, f16...), from its folder or its name. */
+export const ggufVariant = (name: string): string | undefined => QUANT.exec(variantOf(name))?.[1]
+
 function ggufNote(files: Sized[]): string | undefined {
   // A vision model's projector (mmproj-*.gguf) goes with whichever variant is chosen.
   const weights = files.filter((f) => /\.gguf$/i.test(f.name) && !/(^|\/)mmproj/i.test(f.name))
   const variants = new Map<string, Sized[]>()
   for (const f of weights) variants.set(variantOf(f.name), [...(variants.get(variantOf(f.name)) ?? []), f])
   if (variants.size < 2) return undefined
-  const listed = [...variants].map(([key, parts]) => ({tag: QUANT.exec(key)?.[1] ?? key, size: bytes(parts)})).sort((a, b) => a.size - b.size)
+  const listed = [...variants].map(([key, parts]) => ({tag: ggufVariant(parts[0].name) ?? key, size: bytes(parts)})).sort((a, b) => a.size - b.size)
   const pick = listed.find((v) => /^Q4_K_M$/i.test(v.tag)) ?? listed[Math.floor(listed.length / 2)]
   const shown = listed.length > 8 ? [...listed.slice(0, 4), undefined, ...listed.slice(-3)] : listed
   const list = shown.map((v) => (v ? `${v.tag} ${formatBytes(v.size)}` : '...')).join(', ')

@@ -99,7 +99,7 @@ async function expectations(target: string, ref: SourceRef, options: VerifyOptio
     return {exp, plan}
   }
   const select = {include: options.include, exclude: options.exclude}
-  const chosen = choosesFiles({...select, path: ref.path})
+  const chosen = choosesFiles({...select, path: ref.path, quant: ref.kind === 'hf' ? ref.quant : undefined})
   const sorted = (exp: Expectations, plan: Plan) => ({...sortOutAbsent(exp, plan, chosen), plan})
   if (ref.kind === 'hf') {
     const revision = options.revision ?? ref.revision
