@@ -168,7 +168,7 @@ describe('mtune pull hf://', () => {
     ])
     const all = await runCli(['pull', 'hf://acme/tiny-GGUF', '--dry-run'], env)
     assert.equal(all.code, 0, all.stderr)
-    assert.match(all.stderr, /this repo holds 2 GGUF variants \(15\.0 MiB in all\) and a runtime loads one: --include '\*Q4_K_M\*' takes Q4_K_M alone/)
+    assert.match(all.stderr, /this repo holds 2 GGUF variants \(15\.0 MiB in all\) and a runtime loads one: hf:\/\/acme\/tiny-GGUF:Q4_K_M \(or --include '\*Q4_K_M\*'\) takes Q4_K_M alone/)
     const one = await runCli(['pull', 'hf://acme/tiny-GGUF', '--include', '*Q4_K_M*', '--dry-run', '--json'], env)
     assert.deepEqual(JSON.parse(one.stdout).notes, [], 'files chosen: nothing to say')
     // ORG/NAME:QUANT, as llama.cpp and Ollama name one variant of a GGUF repo.
@@ -179,7 +179,7 @@ describe('mtune pull hf://', () => {
     assert.match(noSuch.stderr, /^Error: no file of hf:\/\/acme\/tiny-GGUF@main matches the GGUF variant Q5_K_M: list its files with mtune pull hf:\/\/acme\/tiny-GGUF@main --dry-run$/m)
     // doctor --model checks space for the whole repo: it says so, and how to take one variant.
     const doctor = await runCli(['doctor', 'disk', '--model', 'hf://acme/tiny-GGUF'], env)
-    assert.match(doctor.stdout, /hf:\/\/acme\/tiny-GGUF: this repo holds 2 GGUF variants .* --include '\*Q4_K_M\*'/)
+    assert.match(doctor.stdout, /hf:\/\/acme\/tiny-GGUF: this repo holds 2 GGUF variants .*: hf:\/\/acme\/tiny-GGUF:Q4_K_M \(or --include '\*Q4_K_M\*'\)/)
     const oneFile = JSON.parse((await runCli(['doctor', 'disk', '--model', 'hf://acme/tiny-GGUF/tiny-Q4_K_M.gguf', '--json'], env)).stdout)
     assert.deepEqual([oneFile.model.size, oneFile.model.advice], [shard.length, []])
   })

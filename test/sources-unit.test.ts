@@ -224,6 +224,10 @@ describe('what a whole-repo pull would fetch that most users leave out', () => {
       "this repo holds 4 GGUF variants (30.7 GiB in all) and a runtime loads one: --include '*Q4_K_M*' takes Q4_K_M alone (Q2_K 3.0 GiB, Q4_K_M 4.7 GiB, Q8_0 8.0 GiB, f16 15.0 GiB)",
     ])
     assert.deepEqual(weightNotes([{name: 'M-Q4_K_M-00001-of-00002.gguf', size: GB}, {name: 'M-Q4_K_M-00002-of-00002.gguf', size: GB}]), [], 'the shards of one variant')
+    // For hf://, the variant's own reference first.
+    const [hf] = weightNotes([{name: 'M-Q4_K_M.gguf', size: GB}, {name: 'M-Q8_0.gguf', size: 2 * GB}], 'hf://org/M-GGUF@main')
+    assert.match(hf, /a runtime loads one: hf:\/\/org\/M-GGUF:Q4_K_M \(or --include '\*Q4_K_M\*'\) takes Q4_K_M alone/)
+    assert.match(weightNotes([{name: 'M-Q4_K_M.gguf', size: GB}, {name: 'M-Q8_0.gguf', size: GB}], 'hf://org/M-GGUF@v2')[0], /hf:\/\/org\/M-GGUF:Q4_K_M@v2 \(or/)
   })
 
   it('names the same weights in other formats beside safetensors, when they add up to something', () => {

@@ -34,7 +34,7 @@ export async function modelSize(source: string, options: {endpoint?: string; tim
     }
     const plan = await resolvePlan(ref, {endpoint: options.endpoint}, {dispatcher, signal})
     const t = planTotals(plan)
-    const advice = ref.kind !== 'ollama' && !choosesFiles({path: ref.path, quant: ref.kind === 'hf' ? ref.quant : undefined}) ? weightNotes(plan.files.filter((f) => !f.present)) : []
+    const advice = ref.kind !== 'ollama' && !choosesFiles({path: ref.path, quant: ref.kind === 'hf' ? ref.quant : undefined}) ? weightNotes(plan.files.filter((f) => !f.present), plan.source) : []
     return {size: t.bytes, missing: t.bytes - t.presentBytes, path: plan.root, ...(advice.length ? {advice} : {})}
   } catch (error) {
     // The deadline's own error says only "The operation was aborted".

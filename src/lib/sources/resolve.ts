@@ -65,7 +65,7 @@ function selectionSaid(plan: Plan, selection: Selection): Plan {
   // As the user would write it: hf://ORG/NAME:QUANT@REV/PATH.
   const source = `${selection.quant ? plan.source.replace('@', `:${selection.quant}@`) : plan.source}${selection.path ? `/${selection.path}` : ''}`
   const named = {...plan, source}
-  return choosesFiles(selection) ? named : {...named, notes: [...named.notes, ...weightNotes(named.files.filter((f) => !f.present))]}
+  return choosesFiles(selection) ? named : {...named, notes: [...named.notes, ...weightNotes(named.files.filter((f) => !f.present), named.source)]}
 }
 
 /**

@@ -30,7 +30,15 @@ const variantOf = (name: string) => (name.includes('/') ? name.slice(0, name.ind
 /** A GGUF file's quantisation tag (Q4_K_M, IQ2_XS, f16...), from its folder or its name. */
 export const ggufVariant = (name: string): string | undefined => QUANT.exec(variantOf(name))?.[1]
 
-function ggufNote(files: Sized[]): string | undefined {
+/** hf://ORG/NAME@REV as the variant's own reference, hf://ORG/NAME:TAG[@REV]; other sources take the glob. */
+function variantReference(source: string | undefined, tag: string): string {
+  const glob = `--include '*${tag}*'`
+  if (!source?.startsWith('hf://')) return glob
+  const [repo, revision] = source.split('@')
+  return `${repo}:${tag}${revision && revision !== 'main' ? `@${revision}` : ''} (or ${glob})`
+}
+
+function ggufNote(files: Sized[], source?: string): string | undefined {
   // A vision model's projector (mmproj-*.gguf) goes with whichever variant is chosen.
   const weights = files.filter((f) => /\.gguf$/i.test(f.name) && !/(^|\/)mmproj/i.test(f.name))
   const variants = new Map<string, Sized[]>()
@@ -40,7 +48,7 @@ function ggufNote(files: Sized[]): string | undefined {
   const pick = listed.find((v) => /^Q4_K_M$/i.test(v.tag)) ?? listed[Math.floor(listed.length / 2)]
   const shown = listed.length > 8 ? [...listed.slice(0, 4), undefined, ...listed.slice(-3)] : listed
   const list = shown.map((v) => (v ? `${v.tag} ${formatBytes(v.size)}` : '...')).join(', ')
-  return `this repo holds ${listed.length} GGUF variants (${formatBytes(bytes(weights))} in all) and a runtime loads one: --include '*${pick.tag}*' takes ${pick.tag} alone (${list})`
+  return `this repo holds ${listed.length} GGUF variants (${formatBytes(bytes(weights))} in all) and a runtime loads one: ${variantReference(source, pick.tag)} takes ${pick.tag} alone (${list})`
 }
 
 const OTHER_FORMATS: Array<{what: string; match: (name: string) => boolean; exclude: string}> = [
@@ -62,7 +70,10 @@ function formatsNote(files: Sized[]): string | undefined {
   return `besides its safetensors (${formatBytes(bytes(safetensors))}) this repo holds the weights again as ${kinds}, which transformers and vLLM do not load when safetensors are there: ${flags} saves ${formatBytes(extra)}`
 }
 
-/** Notes for a whole-repo pull: the files it will fetch that most users leave out, and the flags that do. */
-export function weightNotes(toPull: Sized[]): string[] {
-  return [ggufNote(toPull), formatsNote(toPull)].filter((n): n is string => n !== undefined)
+/**
+ * Notes for a whole-repo pull: the files it will fetch that most users leave out, and the flags
+ * (or, for hf://, the reference) that do. `source`: the plan's, hf://ORG/NAME@REV.
+ */
+export function weightNotes(toPull: Sized[], source?: string): string[] {
+  return [ggufNote(toPull, source), formatsNote(toPull)].filter((n): n is string => n !== undefined)
 }
