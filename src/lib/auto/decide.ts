@@ -1,6 +1,6 @@
 import {readFileSync} from 'node:fs'
 import {dirname} from 'node:path'
-import {benchResultsPath} from '../bench/link.js'
+import {benchResultsPath, tuneFlags} from '../bench/link.js'
 import {runBench, type BenchReport} from '../bench/run.js'
 import {decide, gatherFacts} from '../doctor/run.js'
 import type {Finding} from '../doctor/finding.js'
@@ -121,7 +121,7 @@ export async function decideAuto(
   const link = bench.link
   const tuneFacts = gatherTuneFacts(r, {path: dirname(path), bandwidthBps: link?.bandwidthBps, rttMs: link?.rttMs})
   const changes = recommend(tuneFacts).filter((k) => k.action === 'change')
-  const bandwidthFlag = link ? ` --bandwidth ${Math.max(1, Math.round((link.bandwidthBps * 8) / 1e6))}Mbit --rtt ${link.rttMs}ms` : ''
+  const bandwidthFlag = link ? tuneFlags(link) : ''
   return {
     source,
     candidates: candidates.map((c) => {

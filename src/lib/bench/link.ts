@@ -46,11 +46,13 @@ export function linkOrigin(link: LinkEstimate): string {
   return `${bandwidth}, ${rtt}`
 }
 
+/** ` --bandwidth NMbit --rtt Nms`: the numbers tune sizes buffers from, as its flags. */
+export const tuneFlags = (link: {bandwidthBps: number; rttMs: number}): string =>
+  ` --bandwidth ${Math.max(1, Math.round((link.bandwidthBps * 8) / 1e6))}Mbit --rtt ${link.rttMs}ms`
+
 /** The flags that reproduce a link taken in part from flags (for a fix line), or none. */
 export const linkFlags = (link: LinkEstimate): string =>
-  (link.source === 'flags' || link.rttSource === 'flags') && link.bandwidthBps && link.rttMs
-    ? ` --bandwidth ${Math.max(1, Math.round((link.bandwidthBps * 8) / 1e6))}Mbit --rtt ${link.rttMs}ms`
-    : ''
+  (link.source === 'flags' || link.rttSource === 'flags') && link.bandwidthBps && link.rttMs ? tuneFlags({bandwidthBps: link.bandwidthBps, rttMs: link.rttMs}) : ''
 
 export function mtuneCacheDir(env = process.env): string {
   return join(setting(env, 'XDG_CACHE_HOME') ?? join(homedir(), '.cache'), 'mtune')

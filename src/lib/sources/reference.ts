@@ -1,5 +1,5 @@
 import {usageError} from '../errors.js'
-import {webPageHint} from './web-pages.js'
+import {decodePart, webPageHint} from './web-pages.js'
 
 export type SourceRef =
   | {kind: 'url'; url: string}
@@ -92,11 +92,7 @@ function repoParts(body: string, input: string, defaultRevision: string, example
     const slash = after.indexOf('/')
     const raw = special ? special[1] : slash >= 0 ? after.slice(0, slash) : after
     path = special ? special[2] : slash >= 0 ? after.slice(slash + 1) : undefined
-    try {
-      revision = decodeURIComponent(raw)
-    } catch {
-      revision = raw
-    }
+    revision = decodePart(raw)
     if (!revision || /[\s\\]|\.\./.test(revision)) throw usageError('bad-source', `invalid revision "${revision}" in "${input}"`)
   } else {
     const parts = body.split('/')

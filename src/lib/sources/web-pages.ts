@@ -10,7 +10,8 @@ import {setting} from '../env-settings.js'
 const HF_SITE = new Set(['api', 'spaces', 'docs', 'blog', 'models', 'settings', 'login', 'join', 'pricing', 'tasks', 'learn', 'papers', 'collections', 'organizations', 'chat', 'posts', 'enterprise', 'new', 'search'])
 const OLLAMA_SITE = new Set(['api', 'blog', 'docs', 'download', 'search', 'settings', 'signin', 'signup', 'public', 'models', 'blobs', 'v2'])
 
-const decode = (part: string) => {
+/** A URL's part decoded (%2F is a slash), or as it is where it is no valid escape. */
+export const decodePart = (part: string): string => {
   try {
     return decodeURIComponent(part)
   } catch {
@@ -59,14 +60,10 @@ function ollama(parts: string[], input: string): string | undefined {
 
 /** Why this URL is a web page about a model rather than a file, with what to pull instead; else undefined. */
 export function webPageHint(input: string, env: NodeJS.ProcessEnv = process.env): string | undefined {
-  let url: URL
-  try {
-    url = new URL(input)
-  } catch {
-    return undefined
-  }
+  if (!URL.canParse(input)) return undefined
+  const url = new URL(input)
   const host = url.hostname.toLowerCase().replace(/^www\./, '')
-  const parts = url.pathname.split('/').filter(Boolean).map(decode)
+  const parts = url.pathname.split('/').filter(Boolean).map(decodePart)
   if (host === 'huggingface.co' || host === 'hf.co') return huggingFace(parts, input, true)
   const endpoint = setting(env, 'HF_ENDPOINT')
   const mirror = endpoint && URL.canParse(endpoint) ? new URL(endpoint) : undefined
