@@ -468,7 +468,7 @@ describe('pulling through mtune cache (real nginx)', needsNginx, () => {
     const r = await runCli(['pull', 'hf://acme/cached', '--include', 'config.json'], c.env)
     assert.equal(r.code, 0, r.stderr)
     assert.match(r.stderr, new RegExp(`does not answer \\(through the proxy ${new URL(proxy.url).host}: add 127\\.0\\.0\\.1 to NO_PROXY\\): pulling from the origin instead`))
-    assert.ok(proxy.tunnels.length > 0 && proxy.tunnels.every((t) => !noProxy.includes(t)), 'only the cache went through the proxy')
+    assert.ok(proxy.hosts.length > 0 && proxy.hosts.every((t) => !noProxy.includes(t)), 'only the cache went through the proxy')
   })
 
   it('a cache that dies during the pull is left for the origin, keeping what is on disk', async () => {
@@ -506,7 +506,7 @@ describe('pulling through mtune cache (real nginx)', needsNginx, () => {
       assert.equal(finding(proxied.stdout).status, 'warn', proxied.stdout)
       assert.match(finding(proxied.stdout).summary, new RegExp(`an mtune cache answers, but through the proxy ${new URL(proxy.url).host}`))
       assert.match(finding(proxied.stdout).fix, /^export NO_PROXY=\$\{NO_PROXY:\+\$NO_PROXY,\}127\.0\.0\.1: /)
-      assert.ok(proxy.tunnels.length > 0, 'the probe went through the proxy, as pulls would')
+      assert.ok(proxy.hosts.length > 0, 'the probe went through the proxy, as pulls would')
       const direct = await runCli(['doctor', 'env', '--json'], {MTUNE_CACHE: cache.url, HTTP_PROXY: proxy.url, NO_PROXY: 'localhost,127.0.0.1'})
       assert.equal(finding(direct.stdout).status, 'pass', direct.stdout)
       assert.equal(finding(direct.stdout).values.proxy.value, null)

@@ -246,29 +246,37 @@ describe('mtune pull through a proxy', () => {
     try {
       const via = await runCli(['pull', url, '-o', join(dir(), 'model.bin'), '--debug'], {HTTP_PROXY: proxy.url, NO_PROXY: ''})
       assert.equal(via.code, 0, via.stderr)
-      assert.match(via.stderr, new RegExp(`range requests to ${new URL(url).origin}: undici, via proxy ${new URL(proxy.url).host}`))
+      assert.match(via.stderr, new RegExp(`range requests to ${new URL(url).origin}: undici, via proxy ${new URL(proxy.url).host} \\(forwarded\\)`))
       assert.match(via.stdout, new RegExp(`sha256 ${digest}`))
-      assert.ok(proxy.tunnels.length >= 1 && proxy.tunnels.every((t) => t.startsWith('localhost:')), proxy.tunnels.join())
-      const before = proxy.tunnels.length
+      // Plain http is forwarded by the proxy (as curl sends it), not tunnelled.
+      assert.ok(proxy.forwarded.length >= 1 && proxy.forwarded.every((u) => u.startsWith('http://localhost:')), proxy.forwarded.join())
+      assert.deepEqual(proxy.tunnels, [])
+      const before = proxy.hosts.length
       const direct = await runCli(['pull', url, '-o', join(dir(), 'model.bin'), '--debug'], {HTTP_PROXY: proxy.url, NO_PROXY: 'localhost'})
       assert.equal(direct.code, 0, direct.stderr)
       assert.match(direct.stderr, new RegExp(`range requests to ${new URL(url).origin}: mtune's client, direct`), 'the fast client for a host in NO_PROXY')
-      assert.equal(proxy.tunnels.length, before, 'NO_PROXY host bypassed the proxy')
+      assert.equal(proxy.hosts.length, before, 'NO_PROXY host bypassed the proxy')
     } finally {
       await proxy.close()
     }
   })
 
-  it('gives up with the reason when the proxy closes the connection instead of opening the tunnel', async () => {
+  it('gives up with the reason when the proxy cannot reach the server: a tunnel it closes, a forwarded request it answers', async () => {
     const {startConnectProxy} = await import('./support/connect-proxy.js')
-    // This proxy closes the client's connection when it cannot reach the server (port 1: nothing
-    // listens), as some proxies do for hosts their rules deny. undici 7 alone reconnects forever.
+    // This proxy closes the client's connection when it cannot open a tunnel to the server (port
+    // 1: nothing listens), as some proxies do for hosts their rules deny. undici 7 alone
+    // reconnects forever.
     const proxy = await startConnectProxy()
     try {
-      const r = await runCli(['pull', 'http://127.0.0.1:1/model.bin', '-o', join(dir(), 'model.bin'), '--retries', '2'], {HTTP_PROXY: proxy.url, NO_PROXY: ''})
+      const r = await runCli(['pull', 'https://127.0.0.1:1/model.bin', '-o', join(dir(), 'model.bin'), '--retries', '2'], {HTTPS_PROXY: proxy.url, NO_PROXY: ''})
       assert.equal(r.code, 3, r.stderr)
       assert.match(r.stderr, /^Error: cannot download .*: the proxy closed the connection instead of opening a tunnel to 127\.0\.0\.1:1 \(.*\): check HTTPS_PROXY\/HTTP_PROXY and NO_PROXY$/m)
       assert.ok(proxy.tunnels.length >= 2 && proxy.tunnels.length < 10, `asked again a few times, not in a loop: ${proxy.tunnels.length}`)
+      // Plain http is the proxy's to forward: its 502 is retried, then named as possibly its own.
+      const forwarded = await runCli(['pull', 'http://127.0.0.1:1/model.bin', '-o', join(dir(), 'model.bin'), '--retries', '2'], {HTTP_PROXY: proxy.url, NO_PROXY: ''})
+      assert.equal(forwarded.code, 3, forwarded.stderr)
+      assert.match(forwarded.stderr, new RegExp(`^Error: cannot download .*: HTTP 502 from 127\\.0\\.0\\.1:1 \\(forwarded by the proxy ${new URL(proxy.url).host}, which may have answered itself\\)$`, 'm'))
+      assert.ok(proxy.forwarded.length >= 2 && proxy.forwarded.length < 10, `asked again a few times: ${proxy.forwarded.length}`)
     } finally {
       await proxy.close()
     }
@@ -285,13 +293,17 @@ describe('mtune pull through a proxy', () => {
     await once(silent, 'listening')
     const proxyUrl = `http://127.0.0.1:${(silent.address() as AddressInfo).port}`
     try {
-      const stalled = await runCli(['pull', 'http://127.0.0.1:1/model.bin', '-o', join(dir(), 'model.bin'), '--stall-timeout', '2', '--retries', '1'], {HTTP_PROXY: proxyUrl, NO_PROXY: ''})
+      const stalled = await runCli(['pull', 'https://127.0.0.1:1/model.bin', '-o', join(dir(), 'model.bin'), '--stall-timeout', '2', '--retries', '1'], {HTTPS_PROXY: proxyUrl, NO_PROXY: ''})
       assert.equal(stalled.code, 3, stalled.stderr)
       assert.match(stalled.stderr, /^Error: cannot download .*: the proxy did not answer the request for a tunnel to 127\.0\.0\.1:1 within 2 s: check HTTPS_PROXY\/HTTP_PROXY and NO_PROXY$/m)
+      // Plain http, which the proxy would forward: its silence is a stall like any server's.
+      const forwarded = await runCli(['pull', 'http://127.0.0.1:1/model.bin', '-o', join(dir(), 'model.bin'), '--stall-timeout', '2', '--retries', '1'], {HTTP_PROXY: proxyUrl, NO_PROXY: ''})
+      assert.equal(forwarded.code, 3, forwarded.stderr)
+      assert.match(forwarded.stderr, /^Error: cannot download .*: stalled: no data within the stall timeout$/m)
       // undici's proxy agent passes no signal to the CONNECT it waits on: the abort alone would
       // leave the pull waiting the whole stall timeout; it exits after the grace period instead.
       const before = held.size
-      const run = startCli(['pull', 'http://127.0.0.1:1/model.bin', '-o', join(dir(), 'model.bin'), '--stall-timeout', '600'], {HTTP_PROXY: proxyUrl, NO_PROXY: ''})
+      const run = startCli(['pull', 'https://127.0.0.1:1/model.bin', '-o', join(dir(), 'model.bin'), '--stall-timeout', '600'], {HTTPS_PROXY: proxyUrl, NO_PROXY: ''})
       await until(() => held.size > before, 'the pull to wait on the proxy')
       run.child.kill('SIGINT')
       const r = await run.done
@@ -312,11 +324,16 @@ describe('mtune pull through a proxy', () => {
     try {
       const ok = await runCli(['pull', url, '-o', join(dir(), 'model.bin'), '--json'], {HTTP_PROXY: proxy.url.replace('http://', 'http://ops:pr0xy-pw@'), NO_PROXY: ''})
       assert.equal(ok.code, 0, ok.stderr)
-      assert.ok(proxy.tunnels.length >= 1)
+      assert.ok(proxy.forwarded.length >= 1)
       const bad = await runCli(['pull', url, '-o', join(dir(), 'model.bin'), '--debug'], {HTTP_PROXY: proxy.url.replace('http://', 'http://ops:wrong-pw@'), NO_PROXY: ''})
       assert.equal(bad.code, 3, bad.stderr)
       assert.match(bad.stderr, /^Error: cannot download .*: the proxy wants credentials, or refused the ones given \(407\): put them in HTTPS_PROXY\/HTTP_PROXY/m)
       assert.equal(proxy.refused, 1, 'a refusal by the proxy is not retried')
+      // The same refusal of a tunnel (https://), which the proxy answers before any server is reached.
+      const tunnel = await runCli(['pull', 'https://127.0.0.1:1/model.bin', '-o', join(dir(), 'model.bin')], {HTTPS_PROXY: proxy.url.replace('http://', 'http://ops:wrong-pw@'), NO_PROXY: ''})
+      assert.equal(tunnel.code, 3, tunnel.stderr)
+      assert.match(tunnel.stderr, /^Error: cannot download .*: the proxy wants credentials, or refused the ones given \(407\)/m)
+      assert.equal(proxy.refused, 2)
       assert.doesNotMatch(bad.stdout + bad.stderr, /wrong-pw/, 'not even --debug shows the password')
     } finally {
       await proxy.close()

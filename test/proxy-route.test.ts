@@ -5,7 +5,7 @@ import type {AddressInfo, Socket} from 'node:net'
 import {after, before, describe, it} from 'node:test'
 import {EnvHttpProxyAgent, type buildConnector} from 'undici'
 import {closeDispatcher, createDispatcher, rangeClient, rangeRoute, requestBody} from '../src/lib/net/dispatcher.js'
-import {proxyFor, type ProxyConfig} from '../src/lib/net/proxy-env.js'
+import {forwardingProxy, proxyFor, type ProxyConfig} from '../src/lib/net/proxy-env.js'
 import {startConnectProxy} from './support/connect-proxy.js'
 import {startMirror, type MirrorServer} from './support/mirror-server.js'
 
@@ -42,8 +42,16 @@ describe('proxyFor', () => {
     for (const [url, config, want] of cases) assert.equal(proxyFor(url, config) ?? 'direct', want, `${url} with ${JSON.stringify(config)}`)
   })
 
+  it('names the proxy that forwards a request itself: plain http through an http:// proxy, not a tunnel', () => {
+    const config = {httpProxy: 'http://squid.corp:3128', httpsProxy: 'http://squid.corp:3128', noProxy: 'cache.rack.test'}
+    assert.equal(forwardingProxy('http://mirror.corp/m.gguf', config), 'squid.corp:3128')
+    assert.equal(forwardingProxy('https://hub.example.test/x', config), undefined, 'https is tunnelled')
+    assert.equal(forwardingProxy('http://cache.rack.test:8080/x', config), undefined, 'NO_PROXY: direct')
+    assert.equal(forwardingProxy('http://mirror.corp/m.gguf', {httpProxy: 'https://secure-proxy.corp'}), undefined, 'undici 7 tunnels through an https:// proxy')
+  })
+
   it('chooses as undici\'s EnvHttpProxyAgent does', async () => {
-    // Two proxies that refuse every tunnel (502) after noting it, so that which one undici asked
+    // Two proxies that refuse every tunnel or request (502) after noting it, so that which one undici asked
     // is seen; a direct connection is seen by the connector, which fails it at once.
     const [httpProxy, httpsProxy] = await Promise.all([refusingProxy(), refusingProxy()])
     try {
@@ -54,10 +62,12 @@ describe('proxyFor', () => {
           callback(new Error('direct'))
         }) as unknown as buildConnector.connector
         const real = {httpProxy: config.httpProxy ? httpProxy.url : '', httpsProxy: config.httpsProxy ? httpsProxy.url : '', noProxy: config.noProxy ?? ''}
-        const agent = new EnvHttpProxyAgent({...real, connect})
+        // As createDispatcher makes it: plain http:// forwarded, not tunnelled.
+        const agent = new EnvHttpProxyAgent({...real, connect, proxyTunnel: false})
         const seen = [httpProxy.tunnels.length, httpsProxy.tunnels.length]
+        // A direct connection fails; a tunnel is refused; a forwarded request gets the proxy's 502.
         await agent.request({origin: new URL(url).origin, path: '/x', method: 'GET'}).then(
-          () => assert.fail('no server answers'),
+          (res) => (assert.equal(res.statusCode, 502, 'only a proxy answers'), res.body.dump()),
           () => {},
         )
         await agent.destroy()
@@ -71,10 +81,16 @@ describe('proxyFor', () => {
   })
 })
 
-/** A proxy that notes each CONNECT and refuses it, as a proxy does for a host its rules deny. */
+/**
+ * A proxy that notes each host asked for, by CONNECT or in a request to forward, and refuses it,
+ * as a proxy does for a host its rules deny.
+ */
 async function refusingProxy(): Promise<{url: string; tunnels: string[]; close(): void}> {
   const tunnels: string[] = []
-  const server = createServer((_req, res) => res.writeHead(405).end())
+  const server = createServer((req, res) => {
+    tunnels.push(URL.canParse(req.url ?? '') ? new URL(req.url!).host : '')
+    res.writeHead(502).end()
+  })
   server.on('connect', (req: IncomingMessage, socket: Socket) => {
     tunnels.push(req.url ?? '')
     socket.end('HTTP/1.1 502 Bad Gateway\r\ncontent-length: 0\r\n\r\n')
@@ -114,13 +130,14 @@ describe('range requests behind a proxy', () => {
       assert.equal(rangeClient(dispatcher, direct), 'wire')
       assert.equal(rangeClient(dispatcher, proxied), 'undici')
       assert.equal(rangeRoute(dispatcher, `${direct}/model.bin?sig=1`), `range requests to ${direct}: mtune's client, direct`)
-      assert.equal(rangeRoute(dispatcher, `${proxied}/model.bin`), `range requests to ${proxied}: undici, via proxy ${new URL(proxy.url).host}`)
+      assert.equal(rangeRoute(dispatcher, `${proxied}/model.bin`), `range requests to ${proxied}: undici, via proxy ${new URL(proxy.url).host} (forwarded)`)
       for (const origin of [direct, proxied]) {
         const res = await requestBody(dispatcher, {origin, path: new URL(mirror.url).pathname, headers: {range: 'bytes=0-1023'}})
         assert.equal(res.statusCode, 206)
         for await (const _ of res.body);
       }
-      assert.deepEqual(proxy.tunnels, [`localhost:${port}`], 'only the host outside NO_PROXY went through the proxy')
+      assert.deepEqual(proxy.hosts, [`localhost:${port}`], 'only the host outside NO_PROXY went through the proxy')
+      assert.deepEqual(proxy.tunnels, [], 'plain http is forwarded by the proxy, not tunnelled')
     } finally {
       await closeDispatcher(dispatcher)
     }

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict'
 import {once} from 'node:events'
 import {createServer, type IncomingMessage} from 'node:http'
 import type {AddressInfo} from 'node:net'
+import {readFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {after, describe, it} from 'node:test'
 import {createDispatcher} from '../src/lib/net/dispatcher.js'
@@ -20,6 +21,8 @@ const dir = (what = 'trust') => tempDir(what)
 const content = makeContent(8 * MiB, 71)
 const mirror = mirrors(content, after)
 const COMMIT = 'fedcba9876543210fedcba9876543210fedcba98'
+const fixtures = join(import.meta.dirname, '..', '..', 'test', 'fixtures', 'tls')
+const tls = {key: readFileSync(join(fixtures, 'key.pem')), cert: readFileSync(join(fixtures, 'cert.pem'))}
 
 const repo = (over: Partial<HubRepo> = {}): HubRepo => ({
   id: 'acme/secret',
@@ -131,14 +134,17 @@ function allThrough(m: MirrorServer, upstreamPorts: Set<number>): void {
 describe('bench and pull --auto behind a proxy', () => {
   const proxyEnv = (url: string) => ({HTTP_PROXY: url, HTTPS_PROXY: '', http_proxy: '', https_proxy: '', NO_PROXY: '', no_proxy: '', XDG_CACHE_HOME: dir('xdg')})
 
-  /** bench through a proxy: measured, and the proxy named as the hop. */
-  async function benchThrough(m: MirrorServer, proxyUrl: string) {
-    const r = await runCli(['bench', '--mirror', m.url, '--connections', '1,2', '--chunk-size', '1M', '--duration', '3', '--json'], proxyEnv(proxyUrl))
+  /** bench through a proxy: measured, and the proxy named as the hop (a tunnel for https://, else forwarded). */
+  async function benchThrough(m: MirrorServer, proxyUrl: string, env: Record<string, string> = {}) {
+    const r = await runCli(['bench', '--mirror', m.url, '--connections', '1,2', '--chunk-size', '1M', '--duration', '3', '--json'], {...proxyEnv(proxyUrl), ...env})
     assert.equal(r.code, 0, r.stderr)
     const report = JSON.parse(r.stdout)
-    assert.equal(report.mirrors[0].ok, true, report.mirrors[0].reason)
-    assert.equal(report.mirrors[0].proxy, new URL(proxyUrl).host)
-    assert.ok(report.mirrors[0].tunnelMs.median >= 0)
+    const measured = report.mirrors[0]
+    assert.equal(measured.ok, true, measured.reason)
+    assert.equal(measured.proxy, new URL(proxyUrl).host)
+    const hop = m.url.startsWith('https:') ? 'tunnelMs' : 'proxyConnectMs'
+    assert.ok(measured[hop].median >= 0, JSON.stringify(measured))
+    assert.equal(measured.connectMs, undefined, 'no connect time (and so no RTT) for a path hidden behind the proxy')
     assert.ok(report.grids[0].cells.length > 0)
   }
 
@@ -150,7 +156,7 @@ describe('bench and pull --auto behind a proxy', () => {
     allThrough(m, proxy.upstreamPorts)
     const table = await runCli(['bench', '--mirror', m.url, '--connections', '1', '--chunk-size', '1M', '--duration', '2'], proxyEnv(proxy.url))
     assert.equal(table.code, 0, table.stderr)
-    assert.match(table.stdout, new RegExp(`via proxy ${new URL(proxy.url).host}`))
+    assert.match(table.stdout, new RegExp(`to proxy ${new URL(proxy.url).host} \\(forwards\\)`))
   })
 
   it('pull --auto measures and pulls through the proxy', async () => {
@@ -163,21 +169,26 @@ describe('bench and pull --auto behind a proxy', () => {
     allThrough(m, proxy.upstreamPorts)
   })
 
-  it('bench works through a real proxy (Debian tinyproxy)', {skip: TINYPROXY ? false : 'tinyproxy is not installed: apt-get install -y tinyproxy (.ci/run does)'}, async () => {
-    const m = await mirror({perConnectionRate: 4 * MiB})
+  it('bench works through a real proxy (Debian tinyproxy), tunnelling https://', {skip: TINYPROXY ? false : 'tinyproxy is not installed: apt-get install -y tinyproxy (.ci/run does)'}, async () => {
+    const m = await mirror({perConnectionRate: 4 * MiB, tls})
     const proxy = await startTinyproxy()
     closers.push(() => proxy.close())
-    await benchThrough(m, proxy.url)
+    await benchThrough(m, proxy.url, {HTTPS_PROXY: proxy.url, NODE_EXTRA_CA_CERTS: join(fixtures, 'cert.pem')})
     assert.match(proxy.log(), new RegExp(`CONNECT.*127\\.0\\.0\\.1:${new URL(m.url).port}`), 'tinyproxy tunnelled to the mirror')
   })
 
-  it('says why a proxy that tunnels only to port 443 refuses a server on another port, and points to NO_PROXY', {skip: TINYPROXY ? false : 'tinyproxy is not installed'}, async () => {
-    const m = await mirror({})
+  it('a proxy that tunnels only to port 443 (Debian\'s and Squid\'s defaults) forwards plain http to any port; an https server on another port is refused, pointing to NO_PROXY', {skip: TINYPROXY ? false : 'tinyproxy is not installed'}, async () => {
+    const [plain, secure] = [await mirror({}), await mirror({tls})]
     const proxy = await startTinyproxy([443, 563])
     closers.push(() => proxy.close())
-    const r = await runCli(['pull', m.url, '-o', join(dir(), 'model.bin')], proxyEnv(proxy.url))
+    const env = {...proxyEnv(proxy.url), HTTPS_PROXY: proxy.url, NODE_EXTRA_CA_CERTS: join(fixtures, 'cert.pem')}
+    const ok = await runCli(['pull', plain.url, '-o', join(dir(), 'model.bin'), '--json'], env)
+    assert.equal(ok.code, 0, ok.stderr)
+    assert.equal(JSON.parse(ok.stdout).size, content.length)
+    assert.match(proxy.log(), new RegExp(`GET http://127\\.0\\.0\\.1:${new URL(plain.url).port}/`), 'tinyproxy forwarded the requests, as it does curl\'s')
+    const r = await runCli(['pull', secure.url, '-o', join(dir(), 'model.bin')], env)
     assert.equal(r.code, 3, r.stderr)
     assert.match(r.stderr, /^Error: cannot download .*: the proxy refused the connection \(403\): .*many proxies open tunnels only to port 443: an internal server on another port belongs in NO_PROXY\)$/m)
-    assert.equal(m.requests.length, 0, 'nothing reached the server')
+    assert.equal(secure.requests.length, 0, 'nothing reached the server')
   })
 })

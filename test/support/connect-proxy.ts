@@ -1,19 +1,67 @@
 import {once} from 'node:events'
-import {createServer, type IncomingMessage} from 'node:http'
+import {createServer, request, type IncomingMessage} from 'node:http'
 import {connect, type AddressInfo, type Socket} from 'node:net'
 
 /**
- * A forward proxy that tunnels CONNECT requests, as corporate proxies do; it counts them. With
- * `credentials` ("user:password") it answers 407 to a tunnel request without them.
+ * A forward proxy as corporate proxies are: it tunnels CONNECT requests (https://) and forwards
+ * requests for an absolute http:// URL, and notes both. With `credentials` ("user:password") it
+ * answers 407 to either without them. A server it cannot reach gets 502 for a forwarded request
+ * and a closed connection for a tunnel (as some proxies do for hosts their rules deny).
  */
-export async function startConnectProxy(credentials?: string): Promise<{url: string; tunnels: string[]; refused: number; upstreamPorts: Set<number>; close(): Promise<void>}> {
+export async function startConnectProxy(credentials?: string): Promise<{
+  url: string
+  /** host:port of each tunnel opened. */
+  tunnels: string[]
+  /** The absolute URL of each request forwarded. */
+  forwarded: string[]
+  /** host:port of every server reached either way. */
+  readonly hosts: string[]
+  refused: number
+  upstreamPorts: Set<number>
+  close(): Promise<void>
+}> {
   const tunnels: string[] = []
+  const forwarded: string[] = []
   // The local ports of the proxy's connections to servers: a server seeing one of these was reached through the proxy.
   const upstreamPorts = new Set<number>()
   const state = {refused: 0}
   const wanted = credentials && `Basic ${Buffer.from(credentials).toString('base64')}`
   const sockets = new Set<Socket>()
-  const server = createServer((_req, res) => res.writeHead(405).end('CONNECT only'))
+  const track = (s: Socket) => {
+    sockets.add(s)
+    s.on('close', () => sockets.delete(s))
+  }
+  const server = createServer((req, res) => {
+    if (wanted && req.headers['proxy-authorization'] !== wanted) {
+      state.refused++
+      res.writeHead(407, {'proxy-authenticate': 'Basic'}).end()
+      return
+    }
+    let target: URL
+    try {
+      target = new URL(req.url ?? '')
+      if (target.protocol !== 'http:') throw new Error('not http')
+    } catch {
+      res.writeHead(400).end('absolute http:// URL expected')
+      return
+    }
+    forwarded.push(target.href)
+    const headers = {...req.headers}
+    delete headers['proxy-authorization']
+    delete headers['proxy-connection']
+    const upstream = request(target, {method: req.method, headers, agent: false}, (answer) => {
+      res.writeHead(answer.statusCode ?? 502, answer.headers)
+      answer.pipe(res)
+    })
+    upstream.on('socket', (s) => {
+      track(s)
+      s.on('connect', () => s.localPort && upstreamPorts.add(s.localPort))
+    })
+    upstream.on('error', () => (res.headersSent ? res.destroy() : res.writeHead(502).end('cannot reach the server')))
+    res.on('close', () => upstream.destroy())
+    req.pipe(upstream)
+  })
+  server.on('connection', track)
   server.on('connect', (req: IncomingMessage, client: Socket, head: Buffer) => {
     if (wanted && req.headers['proxy-authorization'] !== wanted) {
       state.refused++
@@ -30,8 +78,7 @@ export async function startConnectProxy(credentials?: string): Promise<{url: str
       client.pipe(upstream)
     })
     for (const s of [client, upstream]) {
-      sockets.add(s)
-      s.on('close', () => sockets.delete(s))
+      track(s)
       s.on('error', () => {
         client.destroy()
         upstream.destroy()
@@ -44,6 +91,10 @@ export async function startConnectProxy(credentials?: string): Promise<{url: str
   return {
     url: `http://127.0.0.1:${port}`,
     tunnels,
+    forwarded,
+    get hosts() {
+      return [...tunnels, ...forwarded.map((u) => new URL(u).host)]
+    },
     upstreamPorts,
     get refused() {
       return state.refused

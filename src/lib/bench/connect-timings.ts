@@ -1,6 +1,7 @@
 import {isIP, type Socket} from 'node:net'
 import {Pool, buildConnector, type Dispatcher} from 'undici'
 import {createDispatcher} from '../net/dispatcher.js'
+import {proxyConfig} from '../net/proxy-env.js'
 
 /** One connection's set-up, each phase on its own. */
 export interface HopTiming {
@@ -14,7 +15,8 @@ export interface HopTiming {
 
 /**
  * What a dispatcher's connections cost to set up, as its connector saw them: direct connections
- * by origin, and behind a proxy the hop to the proxy and, by origin, the tunnel through it.
+ * by origin, and behind a proxy the hop to the proxy and, by origin, the tunnel through it (or,
+ * for plain http:// that the proxy forwards, the hop to it).
  */
 export interface ConnectTimings {
   direct: Map<string, HopTiming>
@@ -22,6 +24,8 @@ export interface ConnectTimings {
   proxy?: HopTiming & {host: string}
   /** CONNECT through the proxy and TLS with the server, together (undici does both in one step). */
   tunnel: Map<string, {ms: number; readyAt: number}>
+  /** The hop to the proxy that forwards plain http:// itself (no tunnel): its connection's set-up. */
+  forward?: HopTiming & {host: string}
 }
 
 type Connector = buildConnector.connector
@@ -81,6 +85,8 @@ function timedTunnel(connect: Connector, record: (o: ConnectOptions, ms: number,
 export function timedDispatcher(options: {timeoutMs: number}): {dispatcher: Dispatcher; timings: ConnectTimings} {
   const timeoutMs = Math.max(1, Math.ceil(options.timeoutMs))
   const timings: ConnectTimings = {direct: new Map(), tunnel: new Map()}
+  const httpProxy = proxyConfig().httpProxy
+  const forwarder = httpProxy?.startsWith('http:') ? new URL(httpProxy).origin : undefined
   const direct = timed(buildConnector({rejectUnauthorized: true, timeout: timeoutMs}), (o, t) => timings.direct.set(originOf(o), t))
   const dispatcher = createDispatcher({
     stallTimeoutMs: timeoutMs,
@@ -88,10 +94,14 @@ export function timedDispatcher(options: {timeoutMs: number}): {dispatcher: Disp
     // The pool that talks to the proxy itself: the proxy hop.
     clientFactory: (origin: URL | string, opts: object) =>
       new Pool(origin, {...opts, connect: timed((opts as {connect: Connector}).connect, (o, t) => (timings.proxy = {...t, host: o.host ?? o.hostname}))}),
-    // The pools for servers: through the proxy, undici's tunnel connector; otherwise ours.
+    // The pools for servers: through the proxy, undici's tunnel connector; otherwise ours. And
+    // the pool that sends plain http:// to the proxy for it to forward.
     factory: (origin: URL | string, opts: object) => {
       const connect = (opts as {connect?: Connector}).connect
       if (typeof connect !== 'function' || (connect as unknown as Record<symbol, boolean>)[MINE]) return new Pool(origin, opts)
+      if (forwarder && new URL(origin).origin === forwarder) {
+        return new Pool(origin, {...opts, connect: timed(connect, (o, t) => (timings.forward = {...t, host: o.host ?? o.hostname}))})
+      }
       return new Pool(origin, {...opts, connect: timedTunnel(connect, (o, ms, readyAt) => timings.tunnel.set(originOf(o), {ms, readyAt}))})
     },
   })

@@ -33,6 +33,8 @@ export interface MirrorSummary {
   /** Reached through this proxy (HTTPS_PROXY/HTTP_PROXY): the tunnel and TLS are timed together. */
   proxy?: string
   tunnelMs?: Stat
+  /** Plain http:// forwarded by that proxy (no tunnel): the connection to the proxy. */
+  proxyConnectMs?: Stat
 }
 
 export function summarizeMirror(url: string, samples: ProbeSample[]): MirrorSummary {
@@ -54,6 +56,7 @@ export function summarizeMirror(url: string, samples: ProbeSample[]): MirrorSumm
     throughputBps: stat(good.map((s) => s.throughputBps)),
     // Behind a proxy (every sample tunnelled): the proxy named, the tunnel timed.
     ...(good.some((s) => s.tunnelMs !== undefined) ? {proxy: good.find((s) => s.proxy)?.proxy, tunnelMs: stat(good.map((s) => s.tunnelMs))} : {}),
+    ...(good.some((s) => s.proxyConnectMs !== undefined) ? {proxy: good.find((s) => s.proxy)?.proxy, proxyConnectMs: stat(good.map((s) => s.proxyConnectMs))} : {}),
   }
 }
 

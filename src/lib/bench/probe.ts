@@ -2,6 +2,7 @@ import {get} from '../net/request.js'
 import {parseContentRange} from '../net/http-range.js'
 import {TransferError, classifyNetworkError, parseRetryAfter} from '../net/retry-policy.js'
 import {timedDispatcher} from './connect-timings.js'
+import {forwardingProxy} from '../net/proxy-env.js'
 
 export type ProbeStage = 'dns' | 'connect' | 'proxy' | 'tls' | 'http' | 'range' | 'timeout'
 
@@ -19,6 +20,8 @@ export interface ProbeSample {
   /** Behind a proxy: the proxy (host:port) and the tunnel through it with TLS, together. */
   proxy?: string
   tunnelMs?: number
+  /** Plain http:// that the proxy forwards: the connection to the proxy (its own to the server is in the first byte). */
+  proxyConnectMs?: number
   ttfbMs?: number
   /** One stream's bytes/s over the short read. */
   throughputBps?: number
@@ -60,17 +63,21 @@ export async function probeOnce(
     const origin = new URL(res.url).origin
     const hop = timings.direct.get(origin)
     const tunnel = timings.tunnel.get(origin)
+    const forward = !tunnel && !hop && forwardingProxy(res.url) ? timings.forward : undefined
     if (tunnel) {
       sample.proxy = timings.proxy?.host
       // The path's own round trip is hidden behind the proxy: no connect time, so no RTT guess.
       sample.tunnelMs = tunnel.ms
+    } else if (forward) {
+      sample.proxy = forward.host
+      sample.proxyConnectMs = forward.connectMs
     } else if (hop) {
       sample.dnsMs = hop.dnsMs
       sample.connectMs = hop.connectMs
       sample.tlsMs = hop.tlsMs
     }
     // From the moment the connection that answered was ready (or the request went out on a reused one).
-    sample.ttfbMs = answered - Math.max(sent, tunnel?.readyAt ?? hop?.readyAt ?? sent)
+    sample.ttfbMs = answered - Math.max(sent, tunnel?.readyAt ?? forward?.readyAt ?? hop?.readyAt ?? sent)
     const h = res.headers
     if (res.status === 429 || res.status === 503) {
       sample.retryAfterMs = parseRetryAfter(h['retry-after'])
@@ -102,7 +109,7 @@ export async function probeOnce(
     sample.throughputBps = seconds > 0 ? sample.bytes / seconds : undefined
     return sample
   } catch (error) {
-    sample.error = describe(error, stage, url, options.timeoutMs, controller.signal.aborted && !options.signal?.aborted, Boolean(timings.proxy))
+    sample.error = describe(error, stage, url, options.timeoutMs, controller.signal.aborted && !options.signal?.aborted, Boolean(timings.proxy || timings.forward))
     return sample
   } finally {
     clearTimeout(deadline)

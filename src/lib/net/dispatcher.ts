@@ -1,5 +1,5 @@
 import {Agent, EnvHttpProxyAgent, Pool, type Dispatcher, type buildConnector} from 'undici'
-import {proxyConfig, proxyFor} from './proxy-env.js'
+import {forwardingProxy, proxyConfig, proxyFor} from './proxy-env.js'
 import {streamRequest, type StreamedResponse} from './chunk-stream.js'
 import {failingTunnels, type PoolFactory} from './proxy-tunnel.js'
 import {WireClient, WireUnsupported, type WireRequest} from './wire.js'
@@ -40,6 +40,15 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
   const agent = proxied
     ? new EnvHttpProxyAgent({
         ...agentOptions,
+        // Plain http:// goes to the proxy as a request for the absolute URL (RFC 9112 §3.2.2), as
+        // curl, wget and huggingface_hub send it, not through a CONNECT tunnel: Squid's and most
+        // proxies' default rules open tunnels to port 443 only, so a tunnel to an internal mirror
+        // or rack cache on port 80 or 8080 was refused. undici 8.7 made this its default
+        // (nodejs/undici#5116). https:// is still tunnelled.
+        proxyTunnel: false,
+        // The client that forwards those requests is made with nothing but a connector: it gets
+        // the stall timeouts here, as every other pool has them.
+        factory: options.factory ?? ((origin: URL | string, o: object) => new Pool(origin, {headersTimeout: agentOptions.headersTimeout, bodyTimeout: agentOptions.bodyTimeout, ...o})),
         clientFactory: failingTunnels(options.clientFactory ?? ((origin, o) => new Pool(origin, o)), options.stallTimeoutMs),
         httpProxy: proxies.httpProxy ?? '',
         httpsProxy: proxies.httpsProxy ?? '',
@@ -73,7 +82,7 @@ export const rangeClient = (dispatcher: Dispatcher, origin: string): 'wire' | 'u
 export function rangeRoute(dispatcher: Dispatcher, url: string): string {
   const {origin} = new URL(url)
   const proxy = proxyFor(origin, proxyConfig())
-  const via = proxy ? `via proxy ${new URL(proxy).host}` : 'direct'
+  const via = proxy ? `via proxy ${new URL(proxy).host} (${forwardingProxy(url) ? 'forwarded' : 'tunnel'})` : 'direct'
   return `range requests to ${origin}: ${rangeClient(dispatcher, origin) === 'wire' ? "mtune's client" : 'undici'}, ${via}`
 }
 

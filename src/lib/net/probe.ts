@@ -1,8 +1,9 @@
 import type {Dispatcher} from 'undici'
 import {dispositionFilename, parseContentRange, unsatisfiedLength} from './http-range.js'
-import {TransferError, classifyStatus, describeStatus, parseRetryAfter} from './retry-policy.js'
+import {TransferError, classifyStatus, describeAnswer, parseRetryAfter} from './retry-policy.js'
 import {get, type Response} from './request.js'
 import {headersFor} from './credentials.js'
+import {forwardingProxy} from './proxy-env.js'
 
 export interface RemoteFile {
   /** The URL as given. */
@@ -70,7 +71,7 @@ export async function probe(
   } else {
     await response.body.dump().catch(() => {})
   }
-  throw new TransferError(classifyStatus(response.status), `${describeStatus(response.status)} from ${new URL(response.url).host}`, {
+  throw new TransferError(classifyStatus(response.status), describeAnswer(response.status, response.url, forwardingProxy(response.url)), {
     status: response.status,
     retryAfterMs: parseRetryAfter(h['retry-after']),
   })

@@ -51,3 +51,14 @@ export function proxyFor(url: URL | string, config: ProxyConfig): string | undef
   }
   return proxy
 }
+
+/**
+ * The proxy (host:port) that forwards a request to `url` itself rather than tunnelling it: plain
+ * http:// through an http:// proxy (dispatcher.ts). Its own refusals and errors then arrive as
+ * HTTP answers, indistinguishable from the server's, so messages name it.
+ */
+export function forwardingProxy(url: string, config: ProxyConfig = proxyConfig()): string | undefined {
+  if (!url.startsWith('http:')) return undefined
+  const proxy = proxyFor(url, config)
+  return proxy?.startsWith('http:') ? new URL(proxy).host : undefined
+}

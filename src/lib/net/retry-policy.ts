@@ -48,6 +48,11 @@ export function describeStatus(status: number): string {
   return names[status] ?? `HTTP ${status}`
 }
 
+/** An HTTP status as the error line says it; `proxy` forwarded the request (proxy-env.ts: forwardingProxy). */
+export function describeAnswer(status: number, url: string, proxy?: string): string {
+  return `${describeStatus(status)} from ${new URL(url).host}${proxy ? ` (forwarded by the proxy ${proxy}, which may have answered itself)` : ''}`
+}
+
 /** Retry-After as a delay in ms: delta-seconds or an HTTP date (RFC 9110 §10.2.3). */
 export function parseRetryAfter(value: string | undefined, now = Date.now()): number | undefined {
   if (!value) return undefined
@@ -117,8 +122,9 @@ export function classifyNetworkError(error: unknown): TransferError {
   if (code === TUNNEL_FAILED) {
     return new TransferError('transient', `${message}: check HTTPS_PROXY/HTTP_PROXY and NO_PROXY`, {cause: error})
   }
-  const proxy = /^Proxy response \((\d{3})\)/.exec(message)
-  if (proxy) return proxyRefusal(Number(proxy[1]), error)
+  // A tunnel's answer other than 200; for plain http forwarded by the proxy, its 407 (undici's words).
+  const proxy = /^Proxy response \((\d{3})\)|^Proxy Authentication Required \((407)\)/.exec(message)
+  if (proxy) return proxyRefusal(Number(proxy[1] ?? proxy[2]), error)
   if (code && /^ERR_TLS|CERT|SSL|^UNABLE_TO_|SIGNATURE/.test(code)) return new TransferError('fatal', tlsFailure(code), {cause: error})
   if (code === 'UND_ERR_BODY_TIMEOUT' || code === 'UND_ERR_HEADERS_TIMEOUT') {
     return new TransferError('transient', 'stalled: no data within the stall timeout', {cause: error})

@@ -4,7 +4,8 @@ import {requestBody} from '../net/dispatcher.js'
 import {parseContentRange, rangeHeader, sameVersion} from '../net/http-range.js'
 import {USER_AGENT} from '../net/request.js'
 import {withUserinfo} from '../net/credentials.js'
-import {TransferError, classifyNetworkError, classifyStatus, describeStatus, parseRetryAfter} from '../net/retry-policy.js'
+import {TransferError, classifyNetworkError, classifyStatus, describeAnswer, parseRetryAfter} from '../net/retry-policy.js'
+import {forwardingProxy} from '../net/proxy-env.js'
 import type {PartFile} from './part-file.js'
 import type {TokenBucket} from './token-bucket.js'
 
@@ -193,7 +194,7 @@ async function open(dispatcher: Dispatcher, req: RangeRequest, signal: AbortSign
   }
   if (res.statusCode === 416) throw await reject(new TransferError('changed', 'the requested range no longer exists (416)', {status: 416}))
   throw await reject(
-    new TransferError(classifyStatus(res.statusCode), `${describeStatus(res.statusCode)} from ${new URL(req.target).host}`, {
+    new TransferError(classifyStatus(res.statusCode), describeAnswer(res.statusCode, req.target, forwardingProxy(req.target)), {
       status: res.statusCode,
       retryAfterMs: parseRetryAfter(h['retry-after']),
     }),

@@ -26,8 +26,13 @@ export function renderBench(report: BenchReport, tty: boolean): string {
     if (!m.ok) rows.push([mark.fail(), m.url, chalk.red(m.reason ?? 'failed')])
     else {
       const t = m.throughputBps!
-      // Behind a proxy the tunnel and TLS are one step, shown in the connect column with the proxy named.
-      const connect = m.tunnelMs ? `${ms(m.tunnelMs)} via proxy ${m.proxy ?? ''}`.trim() : ms(m.connectMs)
+      // Behind a proxy the tunnel and TLS are one step, shown in the connect column with the proxy
+      // named; plain http that the proxy forwards shows the connection to the proxy.
+      const connect = m.tunnelMs
+        ? `${ms(m.tunnelMs)} via proxy ${m.proxy ?? ''}`.trim()
+        : m.proxyConnectMs
+          ? `${ms(m.proxyConnectMs)} to proxy ${m.proxy ?? ''} (forwards)`
+          : ms(m.connectMs)
       rows.push([`${i + 1}`, m.url, ms(m.dnsMs), connect, m.tunnelMs ? 'in tunnel' : ms(m.tlsMs), ms(m.ttfbMs), `${formatRate(t.median)} (${formatRate(t.min)}-${formatRate(t.max)})`])
     }
   })
