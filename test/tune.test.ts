@@ -13,6 +13,8 @@ import {writeFileAtomic} from '../src/lib/fs-atomic.js'
 import {parseQdiscTree} from '../src/lib/tune/qdisc.js'
 import {parseBandwidth, parseDurationMs, parseRtt} from '../src/lib/units.js'
 import {combineLink, linkFlags, linkOrigin} from '../src/lib/bench/link.js'
+import {estimateLink} from '../src/lib/doctor/run.js'
+import {tempDir} from './support/temp.js'
 import {runCli} from './support/cli.js'
 import {fakeKernel} from './support/fake-kernel.js'
 import {container, hddBox, nvmeGpuServer} from './support/system-fixtures.js'
@@ -321,16 +323,18 @@ describe('--rtt and --bandwidth as people type them', () => {
 
   it('uses a flag given alone with the other value from the bench, the interface or an assumption, and says which', () => {
     const bench = {bandwidthBps: 1e9, rttMs: 2}
-    const alone = combineLink({rttMs: 80}, bench, 25_000, 100)
+    const alone = combineLink({rttMs: 80}, bench, 25_000)
     assert.deepEqual(alone, {bandwidthBps: 1e9, source: 'bench', rttMs: 80, rttSource: 'flags'}, 'not dropped for the bench')
     assert.equal(linkOrigin(alone), 'bandwidth from the last mtune bench, RTT from --rtt')
     assert.equal(linkFlags(alone), ' --bandwidth 8000Mbit --rtt 80ms', 'the fix repeats the numbers it used')
-    const nic = combineLink({}, undefined, 25_000, 100)
+    const nic = combineLink({}, undefined, 25_000)
     assert.deepEqual(nic, {bandwidthBps: 25e9 / 8, source: 'interface', rttMs: 100, rttSource: 'assumed'})
     assert.equal(linkOrigin(nic), 'interface speed, 100 ms RTT assumed')
+    // doctor's buffer check assumes what tune sizes the buffers for: tuned, it passes.
+    assert.deepEqual(estimateLink({}, {XDG_CACHE_HOME: tempDir('no-bench')}, 25_000), nic)
     assert.equal(linkFlags(nic), '')
-    assert.equal(linkOrigin(combineLink({bandwidthBps: 1e9, rttMs: 5}, bench, undefined, 50)), 'from --bandwidth/--rtt')
-    assert.deepEqual(combineLink({rttMs: 80}, undefined, undefined, 50), {source: 'unknown', rttMs: 80, rttSource: 'flags'})
+    assert.equal(linkOrigin(combineLink({bandwidthBps: 1e9, rttMs: 5}, bench, undefined)), 'from --bandwidth/--rtt')
+    assert.deepEqual(combineLink({rttMs: 80}, undefined, undefined), {source: 'unknown', rttMs: 80, rttSource: 'flags'})
   })
 
   it('tune and doctor take them on the command line', async () => {

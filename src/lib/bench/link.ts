@@ -14,11 +14,17 @@ export interface LinkEstimate {
 }
 
 /**
+ * The RTT assumed when nothing better is known: long enough for distant mirrors. One for doctor
+ * and tune, so that doctor's buffer check and the buffers tune sets agree.
+ */
+export const ASSUMED_RTT_MS = 100
+
+/**
  * Each of the two from the first place that has it: the flag, the last bench, the interface's
  * speed (bandwidth) or an assumption (RTT, once a bandwidth is known). A flag given alone is used
  * with the other value from elsewhere, never dropped for the bench.
  */
-export function combineLink(given: {bandwidthBps?: number; rttMs?: number}, bench: {bandwidthBps: number; rttMs: number} | undefined, ifaceMbps: number | undefined, assumedRttMs: number): LinkEstimate {
+export function combineLink(given: {bandwidthBps?: number; rttMs?: number}, bench: {bandwidthBps: number; rttMs: number} | undefined, ifaceMbps: number | undefined): LinkEstimate {
   const bandwidth: Pick<LinkEstimate, 'bandwidthBps' | 'source'> = given.bandwidthBps
     ? {bandwidthBps: given.bandwidthBps, source: 'flags'}
     : bench
@@ -31,7 +37,7 @@ export function combineLink(given: {bandwidthBps?: number; rttMs?: number}, benc
     : bench
       ? {rttMs: bench.rttMs, rttSource: 'bench'}
       : bandwidth.bandwidthBps
-        ? {rttMs: assumedRttMs, rttSource: 'assumed'}
+        ? {rttMs: ASSUMED_RTT_MS, rttSource: 'assumed'}
         : {}
   return {...bandwidth, ...rtt}
 }

@@ -16,8 +16,8 @@ export interface DoctorOptions {
 }
 
 /** Bandwidth and RTT, each given, else from the last bench, else the interface speed (bandwidth) or assumed (RTT). */
-export function estimateLink(options: Pick<DoctorOptions, 'bandwidthBps' | 'rttMs'>, env: NodeJS.ProcessEnv, ifaceMbps?: number, assumedRttMs = 50): LinkEstimate {
-  return combineLink(options, lastBench(env), ifaceMbps, assumedRttMs)
+export function estimateLink(options: Pick<DoctorOptions, 'bandwidthBps' | 'rttMs'>, env: NodeJS.ProcessEnv, ifaceMbps?: number): LinkEstimate {
+  return combineLink(options, lastBench(env), ifaceMbps)
 }
 
 /**

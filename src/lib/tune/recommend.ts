@@ -28,8 +28,6 @@ export interface Knob {
 export const MAX_BUFFER = 2 ** 31 - 1
 /** Room for autotuning even on short paths. */
 export const MIN_BUFFER = 16 * 1024 * 1024
-/** The RTT assumed when nothing better is known: long enough for distant mirrors. */
-export const ASSUMED_RTT_MS = 100
 
 export interface TuneFacts {
   network: NetworkFacts

@@ -5,7 +5,7 @@ import type {SystemReader} from '../system/reader.js'
 import {applyKnobs, loadState, persistFile, rollback, type KnobResult, type Writer} from './apply.js'
 import {commandsFor, describeTree, fqTree, isMultiQueue, pacedByFq, readTree} from './qdisc.js'
 import {SYSCTL_CONF, UDEV_RULES, sysctlConf, udevRules} from './persist.js'
-import {ASSUMED_RTT_MS, recommend, type Knob, type TuneFacts} from './recommend.js'
+import {recommend, type Knob, type TuneFacts} from './recommend.js'
 
 export interface TuneOptions {
   path: string
@@ -34,7 +34,7 @@ export interface TuneReport {
 export function gatherTuneFacts(r: SystemReader, options: Pick<TuneOptions, 'path' | 'bandwidthBps' | 'rttMs'>): TuneFacts {
   const network = readNetwork(r)
   const disk = readDisk(r, options.path)
-  const link = estimateLink({bandwidthBps: options.bandwidthBps, rttMs: options.rttMs}, r.env, network.iface?.speedMbps, ASSUMED_RTT_MS)
+  const link = estimateLink({bandwidthBps: options.bandwidthBps, rttMs: options.rttMs}, r.env, network.iface?.speedMbps)
   return {network, block: readBlock(r, disk.mount), link}
 }
 
