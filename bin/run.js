@@ -1,7 +1,9 @@
 #!/bin/sh
-':' //; exec node --max-semi-space-size=1 --liftoff-only "$0" "$@"
-// The line above is for sh (node reads it as a string and a comment). Its flags keep a pull's
-// memory low:
+':' //; exec node --max-semi-space-size=1 --liftoff-only --disable-warning=ExperimentalWarning "$0" "$@"
+// The line above is for sh (node reads it as a string and a comment).
+// --disable-warning=ExperimentalWarning: undici says its SOCKS5 client (HTTPS_PROXY=socks5://)
+//   is experimental, as a Node warning of two lines on stderr before any output of mtune's.
+// The other flags keep a pull's memory low:
 // --max-semi-space-size=1 caps V8's young generation at 1 MiB a semi-space: a pull allocates
 //   fast and keeps little, so the default 16 MiB only held garbage (and the network buffers it
 //   points to), about 15 MB of peak RSS.

@@ -316,6 +316,32 @@ describe('mtune pull through a proxy', () => {
     }
   })
 
+  it('reads proxy variables as curl does: no scheme is an http proxy, socks5h:// is socks5://; one it cannot use is one line (exit 2)', async () => {
+    const {startConnectProxy} = await import('./support/connect-proxy.js')
+    const {startSocksProxy} = await import('./support/socks-proxy.js')
+    const [proxy, socks, m] = [await startConnectProxy(), await startSocksProxy(), await mirror()]
+    const url = m.url.replace('127.0.0.1', 'localhost')
+    try {
+      // `proxy.corp:3128`, as curl, wget and requests take it; undici alone calls it an invalid URL.
+      const bare = await runCli(['pull', url, '-o', join(dir(), 'model.bin'), '--json'], {HTTP_PROXY: new URL(proxy.url).host, NO_PROXY: ''})
+      assert.equal(bare.code, 0, bare.stderr)
+      assert.ok(proxy.forwarded.length >= 1, 'through the proxy')
+      // SOCKS5, the host name resolved by the proxy; undici's "experimental" warning is not shown.
+      const viaSocks = await runCli(['pull', url, '-o', join(dir(), 'model.bin'), '--json'], {HTTP_PROXY: socks.url.replace('socks5:', 'socks5h:'), NO_PROXY: ''})
+      assert.equal(viaSocks.code, 0, viaSocks.stderr)
+      assert.equal(JSON.parse(viaSocks.stdout).sha256, digest)
+      assert.ok(socks.connects.length >= 1 && socks.connects.every((c) => c === `localhost:${new URL(m.url).port}`), socks.connects.join())
+      assert.equal(viaSocks.stderr, '', 'nothing but the JSON')
+      const before = m.requests.length
+      const socks4 = await runCli(['pull', url, '-o', join(dir(), 'model.bin')], {HTTP_PROXY: 'socks4://ops:pr0xy-pw@127.0.0.1:1080', NO_PROXY: ''})
+      assert.equal(socks4.code, 2, socks4.stderr)
+      assert.equal(socks4.stderr.trim(), 'Error: HTTP_PROXY=socks4://ops:***@127.0.0.1:1080: socks4:// proxies are not supported: give an http://, https:// or socks5:// proxy')
+      assert.equal(m.requests.length, before, 'nothing was fetched')
+    } finally {
+      await Promise.all([proxy.close(), socks.close()])
+    }
+  })
+
   it('authenticates to a proxy with the credentials in its URL, and says so plainly when they are refused', async () => {
     const {startConnectProxy} = await import('./support/connect-proxy.js')
     const proxy = await startConnectProxy('ops:pr0xy-pw')

@@ -147,6 +147,10 @@ describe('env: proxies', () => {
     assert.match(all.fix ?? '', /^export HTTPS_PROXY="\$ALL_PROXY" HTTP_PROXY="\$ALL_PROXY"/)
     assert.equal(proxy({ALL_PROXY: 'socks5://p:1080', https_proxy: 'http://p:3128', NO_PROXY: 'localhost'}).status, 'pass', 'with HTTPS_PROXY set too, it is that one')
     assert.equal(proxy({HTTPS_PROXY: 'http://p:3128', https_proxy: 'http://q:3128', NO_PROXY: 'localhost'}).status, 'warn', 'two spellings that disagree')
+    const socks4 = proxy({HTTPS_PROXY: 'socks4://ops:secret@p:1080', NO_PROXY: 'localhost'})
+    assert.equal(socks4.status, 'fail', 'every download would stop on it')
+    assert.equal(socks4.summary, 'HTTPS_PROXY=socks4://ops:***@p:1080: socks4:// proxies are not supported: give an http://, https:// or socks5:// proxy')
+    assert.equal(proxy({HTTPS_PROXY: 'p:3128', NO_PROXY: 'localhost'}).status, 'pass', 'no scheme: an http proxy, as curl reads it')
   })
 })
 

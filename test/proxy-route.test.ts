@@ -5,7 +5,7 @@ import type {AddressInfo, Socket} from 'node:net'
 import {after, before, describe, it} from 'node:test'
 import {EnvHttpProxyAgent, type buildConnector} from 'undici'
 import {closeDispatcher, createDispatcher, rangeClient, rangeRoute, requestBody} from '../src/lib/net/dispatcher.js'
-import {forwardingProxy, proxyFor, type ProxyConfig} from '../src/lib/net/proxy-env.js'
+import {forwardingProxy, hideCredentials, proxyConfig, proxyFor, proxyProblem, proxyUrls, readProxyUrl, type ProxyConfig} from '../src/lib/net/proxy-env.js'
 import {startConnectProxy} from './support/connect-proxy.js'
 import {startMirror, type MirrorServer} from './support/mirror-server.js'
 
@@ -40,6 +40,21 @@ const cases: Array<[string, ProxyConfig, string]> = [
 describe('proxyFor', () => {
   it('picks the proxy, or none, by scheme and NO_PROXY', () => {
     for (const [url, config, want] of cases) assert.equal(proxyFor(url, config) ?? 'direct', want, `${url} with ${JSON.stringify(config)}`)
+  })
+
+  it('reads a proxy value as curl does, and says what undici cannot use', () => {
+    assert.deepEqual(readProxyUrl('proxy.corp:3128'), {url: 'http://proxy.corp:3128'})
+    assert.deepEqual(readProxyUrl(' ops:pw@proxy.corp:3128 '), {url: 'http://ops:pw@proxy.corp:3128'})
+    assert.deepEqual(readProxyUrl('HTTPS://proxy.corp'), {url: 'HTTPS://proxy.corp'})
+    assert.deepEqual(readProxyUrl('socks5h://127.0.0.1:1080'), {url: 'socks5://127.0.0.1:1080'})
+    assert.deepEqual(readProxyUrl('socks4a://p:1080'), {problem: 'socks4a:// proxies are not supported: give an http://, https:// or socks5:// proxy'})
+    assert.deepEqual(readProxyUrl('http://'), {problem: 'not a proxy address: write it as http://HOST:PORT'})
+    const env = {https_proxy: 'socks4://ops:pw@p:1080', HTTP_PROXY: 'proxy.corp:3128', NO_PROXY: 'localhost'}
+    assert.deepEqual(proxyConfig(env), {httpProxy: 'http://proxy.corp:3128', httpsProxy: undefined, noProxy: 'localhost'}, 'what cannot be used is left out')
+    assert.equal(proxyProblem(env), 'https_proxy=socks4://ops:***@p:1080: socks4:// proxies are not supported: give an http://, https:// or socks5:// proxy')
+    assert.equal(proxyProblem({HTTPS_PROXY: 'socks4://p:1080', https_proxy: 'http://p:3128'}), undefined, 'the lower-case spelling is the one read')
+    assert.equal(hideCredentials('ops:pw@proxy.corp:3128'), 'ops:***@proxy.corp:3128')
+    assert.deepEqual(proxyUrls({HTTP_PROXY: 'ops:pw@proxy.corp:3128'}), ['http://ops:pw@proxy.corp:3128'], 'with a scheme, so that the password is found and masked')
   })
 
   it('names the proxy that forwards a request itself: plain http through an http:// proxy, not a tunnel', () => {

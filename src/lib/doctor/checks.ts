@@ -1,6 +1,6 @@
 import {bdpBytes, linkFlags, linkOrigin, type LinkEstimate} from '../bench/link.js'
 import type {BlockFacts, DiskFacts, EnvFacts, GpuFacts, MemoryFacts, NetworkFacts} from '../system/facts.js'
-import {proxyConfig, proxyFor} from '../net/proxy-env.js'
+import {hideCredentials, proxyConfig, proxyFor, proxyProblem} from '../net/proxy-env.js'
 import {formatBitRate, formatBytes, formatRate} from '../units.js'
 import {bytes, finding, type Finding, type Value} from './finding.js'
 
@@ -300,8 +300,6 @@ export function ioChecks(f: DoctorFacts): Finding[] {
 
 // ---------------------------------------------------------------- environment
 
-/** A proxy URL fit to print: no password. */
-const hideCredentials = (value: string) => value.replace(/\/\/([^:@/]+):[^@/]*@/, '//$1:***@')
 
 export function envChecks(f: DoctorFacts): Finding[] {
   const e = f.env
@@ -321,7 +319,10 @@ export function envChecks(f: DoctorFacts): Finding[] {
     const noProxy = p.NO_PROXY ?? p.no_proxy
     const all = p.ALL_PROXY || p.all_proxy
     const used = proxyConfig(p)
-    if (all && !used.httpProxy && !used.httpsProxy) {
+    const problem = proxyProblem(p)
+    if (problem) {
+      out.push(finding('env', 'proxy', 'fail', 'Proxy', problem, values, {fix: 'export HTTPS_PROXY=http://HOST:PORT HTTP_PROXY=http://HOST:PORT (or socks5://HOST:PORT): until then every mtune download stops at this line'}))
+    } else if (all && !used.httpProxy && !used.httpsProxy) {
       // curl reads ALL_PROXY; Node and undici do not, so mtune would connect directly.
       out.push(
         finding('env', 'proxy', 'warn', 'Proxy', `ALL_PROXY=${hideCredentials(all)} is set, but mtune reads only HTTPS_PROXY and HTTP_PROXY: it connects directly`, values, {

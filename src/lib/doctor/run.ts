@@ -28,7 +28,9 @@ async function probeCache(env: NodeJS.ProcessEnv): Promise<CacheProbe | undefine
   const from = env.MTUNE_CACHE ? 'MTUNE_CACHE' : env.HF_ENDPOINT ? 'HF_ENDPOINT' : undefined
   if (!from) return undefined
   const url = env[from]!.replace(/\/+$/, '')
-  const [{createDispatcher}, {probeCache: probe}] = await Promise.all([import('../net/dispatcher.js'), import('../sources/cache-probe.js')])
+  const [{createDispatcher}, {probeCache: probe}, {proxyProblem}] = await Promise.all([import('../net/dispatcher.js'), import('../sources/cache-probe.js'), import('../net/proxy-env.js')])
+  // Not reachable as a pull would reach it: the proxy finding says why.
+  if (proxyProblem(env)) return undefined
   const dispatcher = createDispatcher({stallTimeoutMs: 1_500})
   try {
     return {url, from, ...(await probe(dispatcher, url, {timeoutMs: 1_500}))}

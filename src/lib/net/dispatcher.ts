@@ -1,5 +1,6 @@
 import {Agent, EnvHttpProxyAgent, Pool, type Dispatcher, type buildConnector} from 'undici'
-import {forwardingProxy, proxyConfig, proxyFor} from './proxy-env.js'
+import {forwardingProxy, proxyConfig, proxyFor, proxyProblem} from './proxy-env.js'
+import {usageError} from '../errors.js'
 import {streamRequest, type StreamedResponse} from './chunk-stream.js'
 import {failingTunnels, type PoolFactory} from './proxy-tunnel.js'
 import {WireClient, WireUnsupported, type WireRequest} from './wire.js'
@@ -34,6 +35,9 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
     ...(options.factory ? {factory: options.factory} : {}),
     ...(options.clientFactory ? {clientFactory: options.clientFactory} : {}),
   }
+  // A proxy variable undici cannot use is the user's to fix, not an "unexpected error: Invalid URL".
+  const problem = proxyProblem()
+  if (problem) throw usageError('bad-proxy', problem)
   const proxies = proxyConfig()
   const proxied = Boolean(proxies.httpProxy || proxies.httpsProxy)
   // Empty strings, not undefined, for what is unset: undici would otherwise read the variables again.

@@ -12,15 +12,58 @@ export interface ProxyConfig {
   noProxy?: string
 }
 
-const first = (env: NodeJS.ProcessEnv, name: string) => env[name.toLowerCase()] || env[name.toUpperCase()] || undefined
+/** The variable that is read for `name` (lower case first), and its value; an empty one counts as unset. */
+function first(env: NodeJS.ProcessEnv, name: string): [string, string] | undefined {
+  for (const spelled of [name.toLowerCase(), name.toUpperCase()]) if (env[spelled]) return [spelled, env[spelled]]
+  return undefined
+}
 
+const SUPPORTED = new Set(['http:', 'https:', 'socks5:', 'socks:'])
+
+/** A proxy value with its scheme: without one it is an http:// proxy, as curl, wget and requests read it. */
+const withScheme = (value: string) => (/^[a-z][a-z0-9+.-]*:\/\//i.test(value.trim()) ? value.trim() : `http://${value.trim()}`)
+
+/**
+ * A proxy variable's value as undici takes it, read as curl reads it: `proxy.corp:3128` (no
+ * scheme, which undici alone rejected as an invalid URL) is an http:// proxy, and socks5h:// is
+ * socks5:// (undici's SOCKS5 client hands the host name to the proxy to resolve, which is what
+ * the h asks for). What undici cannot use comes back as a problem, in words.
+ */
+export function readProxyUrl(value: string): {url: string} | {problem: string} {
+  const url = withScheme(value).replace(/^socks5h:/i, 'socks5:')
+  if (!URL.canParse(url) || !new URL(url).hostname) return {problem: 'not a proxy address: write it as http://HOST:PORT'}
+  const {protocol} = new URL(url)
+  if (!SUPPORTED.has(protocol)) return {problem: `${protocol}// proxies are not supported: give an http://, https:// or socks5:// proxy`}
+  return {url}
+}
+
+const usable = (entry: [string, string] | undefined) => {
+  const read = entry && readProxyUrl(entry[1])
+  return read && 'url' in read ? read.url : undefined
+}
+
+/** The proxies mtune uses; a value it cannot use is left out here and reported by proxyProblem. */
 export function proxyConfig(env: NodeJS.ProcessEnv = process.env): ProxyConfig {
-  return {httpProxy: first(env, 'http_proxy'), httpsProxy: first(env, 'https_proxy'), noProxy: first(env, 'no_proxy')}
+  return {httpProxy: usable(first(env, 'http_proxy')), httpsProxy: usable(first(env, 'https_proxy')), noProxy: first(env, 'no_proxy')?.[1]}
 }
 
-export function proxyUrls(env: NodeJS.ProcessEnv = process.env): string[] {
-  return ['HTTPS_PROXY', 'https_proxy', 'HTTP_PROXY', 'http_proxy'].map((name) => env[name]).filter((v): v is string => Boolean(v))
+/** What is wrong with the proxy variable mtune would read, as one line naming it (password hidden); undefined when nothing is. */
+export function proxyProblem(env: NodeJS.ProcessEnv = process.env): string | undefined {
+  for (const name of ['https_proxy', 'http_proxy']) {
+    const entry = first(env, name)
+    const read = entry && readProxyUrl(entry[1])
+    if (entry && read && 'problem' in read) return `${entry[0]}=${hideCredentials(entry[1])}: ${read.problem}`
+  }
+  return undefined
 }
+
+/** Every proxy value set, with its scheme: their credentials are masked in anything printed. */
+export function proxyUrls(env: NodeJS.ProcessEnv = process.env): string[] {
+  return ['HTTPS_PROXY', 'https_proxy', 'HTTP_PROXY', 'http_proxy'].map((name) => env[name]).filter((v): v is string => Boolean(v)).map(withScheme)
+}
+
+/** A proxy value fit to print: no password, with or without a scheme. */
+export const hideCredentials = (value: string) => value.replace(/^([a-z][a-z0-9+.-]*:\/\/)?([^:@/]+):[^@/]*@/i, '$1$2:***@')
 
 const DEFAULT_PORTS: Record<string, number> = {'http:': 80, 'https:': 443}
 
