@@ -326,7 +326,7 @@ export function envChecks(f: DoctorFacts): Finding[] {
       // curl reads ALL_PROXY; Node and undici do not, so mtune would connect directly.
       out.push(
         finding('env', 'proxy', 'warn', 'Proxy', `ALL_PROXY=${hideCredentials(all)} is set, but mtune reads only HTTPS_PROXY and HTTP_PROXY: it connects directly`, values, {
-          fix: 'export HTTPS_PROXY="$ALL_PROXY" HTTP_PROXY="$ALL_PROXY" (an http:// proxy), or unset ALL_PROXY if direct is meant',
+          fix: 'export HTTPS_PROXY="$ALL_PROXY" HTTP_PROXY="$ALL_PROXY" (an http://, https:// or socks5:// proxy), or unset ALL_PROXY if direct is meant',
         }),
       )
     } else if (clash) {
