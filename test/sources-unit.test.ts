@@ -10,6 +10,7 @@ import {hfCacheDir, hfEndpoint} from '../src/lib/sources/hf.js'
 import {modelscopeCacheDir, modelscopeEndpoint} from '../src/lib/sources/modelscope.js'
 import {ollamaModelsDir} from '../src/lib/sources/ollama.js'
 import {hfToken, modelscopeToken} from '../src/lib/sources/tokens.js'
+import {hubFileHeaders} from '../src/lib/sources/hub-files.js'
 import {ofVariant, selected, selector, underPath} from '../src/lib/sources/select.js'
 import {parseSource} from '../src/lib/sources/reference.js'
 import {parseSha256Digest, safeJoin, safeRelativePath} from '../src/lib/sources/safe-names.js'
@@ -83,6 +84,27 @@ describe('source references', () => {
     for (const bad of ['hf://', 'hf://a/b/../c', 'hf://a/b@main//c', 'hf://../x', 'ollama://a/b/c/d', 'ollama://m:', 'modelscope://single', 's3://bucket/x', 'model.bin']) {
       assert.throws(() => parseSource(bad), (e: unknown) => e instanceof MtuneError && e.exitCode === 2, bad)
     }
+  })
+})
+
+describe('a Hub file URL pulled as a URL', () => {
+  it('gets the Hub token on the Hub and its HF_ENDPOINT mirror, for its file URLs only (/resolve/, /raw/); credentials in the URL win', () => {
+    const env = {HF_TOKEN: 'hf_secret', HF_ENDPOINT: 'https://artifacts.corp/api/hf', HF_HOME: tempDir('hf-home')}
+    const bearer = {authorization: 'Bearer hf_secret'}
+    assert.deepEqual(hubFileHeaders('https://huggingface.co/meta-llama/Llama-3.1-8B/resolve/main/model-00001-of-00004.safetensors', env), bearer)
+    assert.deepEqual(hubFileHeaders('https://hf.co/datasets/org/set/resolve/v2/data/train.parquet', env), bearer)
+    assert.deepEqual(hubFileHeaders('https://artifacts.corp/api/hf/org/m/resolve/main/w.bin', env), bearer)
+    assert.deepEqual(hubFileHeaders('https://huggingface.co/org/m/raw/main/config.json', env), bearer)
+    for (const url of [
+      'https://huggingface.co/api/models/org/m',
+      'https://artifacts.corp/other/org/m/resolve/main/w.bin',
+      'https://cdn-lfs.huggingface.co/repos/ab/cd/sha?X-Amz-Signature=1',
+      'https://user:pat@huggingface.co/org/m/resolve/main/w.bin',
+      'https://example.com/org/m/resolve/main/w.bin',
+    ]) {
+      assert.equal(hubFileHeaders(url, env), undefined, url)
+    }
+    assert.equal(hubFileHeaders('https://huggingface.co/org/m/resolve/main/w.bin', {HF_HOME: env.HF_HOME}), undefined, 'no token, no header')
   })
 })
 

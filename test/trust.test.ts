@@ -111,6 +111,26 @@ describe('credentials go only where the user sent them', () => {
     }
   })
 
+  it('a Hub file URL pulled as a URL gets the Hub token, as hf:// does; the CDN, a mirror and any other URL never do', async () => {
+    const {hub, cdn, standIn, env} = await hubAndPublicMirror([repo({gated: true})])
+    const url = `${hub.origin}/acme/secret/resolve/main/model.safetensors`
+    const weights = repo().files[0]!.content
+    const ok = await runCli(['pull', url, '-o', join(dir(), 'w.bin'), '--json'], env)
+    assert.equal(ok.code, 0, ok.stderr)
+    assert.equal(JSON.parse(ok.stdout).size, weights.length)
+    assert.ok(hub.requests.some((q) => q.path.includes('/resolve/') && q.authorization === 'Bearer hf_user_token'))
+    assert.equal(cdn.authSeen, 0, 'the CDN never saw it')
+    // The same file on a host that is not the Hub (the public mirror's stand-in) is asked anonymously.
+    const other = await runCli(['pull', `${standIn.origin}/acme/secret/resolve/main/model.safetensors`, '-o', join(dir(), 'w.bin')], env)
+    assert.equal(other.code, 3, other.stderr)
+    assert.match(other.stderr, /authentication required \(401\) from 127\.0\.0\.1:\d+: give a token \(HF_TOKEN for the Hub, or USER:TOKEN@ in the URL\)/)
+    assert.ok(standIn.requests.every((q) => !q.authorization), 'no token for a host that is not the Hub')
+    // Without a token, the refusal says what to give.
+    const anonymous = await runCli(['pull', url, '-o', join(dir(), 'w.bin')], {...env, HF_TOKEN: ''})
+    assert.equal(anonymous.code, 3, anonymous.stderr)
+    assert.match(anonymous.stderr, /authentication required \(401\) from /)
+  })
+
   it('bench of a gated hf:// repo sends the token to the hub as a pull does, never to the CDN', async () => {
     const {hub, cdn, env} = await hubAndPublicMirror([repo({gated: true})])
     const r = await runCli(['bench', '--mirror', 'hf://acme/secret', '--connections', '1,2', '--chunk-size', '1M', '--duration', '3', '--json'], env)

@@ -193,9 +193,13 @@ Exit codes: 0 done, 2 bad input, 3 the server refused or kept failing, 4 digest 
       }
       const common = {stallTimeoutMs: flags['stall-timeout'] * 1000, maxRetries: flags.retries, limitRate, threads, signal}
       if (ref.kind === 'url') {
+        const {hubFileHeaders} = await import('../lib/sources/hub-files.js')
+        const headers = hubFileHeaders(ref.url)
+        if (headers) events.debug?.(`${new URL(ref.url).host} is the Hub: its file URL gets the Hub token, as hf:// would`)
         const result = await pull(
           {
             url: ref.url,
+            headers,
             mirrors: flags.mirror,
             output: flags.output,
             connections: flags.connections,

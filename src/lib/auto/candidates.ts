@@ -6,6 +6,7 @@ import {modelscopeEndpoint} from '../sources/modelscope.js'
 import type {Plan} from '../sources/plan.js'
 import type {SourceRef} from '../sources/reference.js'
 import {resolvePlan, tokenFor, type ResolveOptions} from '../sources/resolve.js'
+import {hubFileHeaders} from '../sources/hub-files.js'
 
 /** Well-known public mirrors, tried unless --no-public-mirrors. */
 export const PUBLIC_MIRRORS: Record<'hf' | 'modelscope', string[]> = {
@@ -67,8 +68,14 @@ export async function findCandidates(
   },
 ): Promise<Candidate[]> {
   const env = options.env ?? process.env
-  // URL credentials are the URL's own (credentials.ts): each URL carries its own to its origin.
-  if (ref.kind === 'url') return [ref.url, ...options.mirrors].map((url) => ({label: shownUrl(url), url, ok: true, token: false}))
+  // URL credentials are the URL's own (credentials.ts): each URL carries its own to its origin,
+  // and a Hub file URL the Hub token, as in a plain pull (hub-files.ts).
+  if (ref.kind === 'url') {
+    return [ref.url, ...options.mirrors].map((url) => {
+      const headers = hubFileHeaders(url, env)
+      return {label: shownUrl(url), url, ok: true, token: Boolean(headers), ...(headers ? {headers} : {})}
+    })
+  }
   const extra = [...options.endpoints, ...options.mirrors]
   const chosen =
     ref.kind === 'hf' ? unique(['https://huggingface.co', hfEndpoint(undefined, env), ...extra]) : ref.kind === 'modelscope' ? unique([modelscopeEndpoint(env), ...extra]) : []

@@ -81,6 +81,7 @@ export async function pullAuto(ref: SourceRef, options: AutoOptions, r: SystemRe
       const result = await pull(
         {
           url: candidateFor(decision.chosen.url).url!,
+          headers: candidateFor(decision.chosen.url).headers,
           mirrors: decision.fallbacks.map((f) => candidateFor(f.url).url!),
           output: options.output,
           sha256: options.sha256,

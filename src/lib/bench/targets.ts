@@ -3,10 +3,11 @@ import {errorMessage, usageError} from '../errors.js'
 import {parseSource} from '../sources/reference.js'
 import {resolvePlan} from '../sources/resolve.js'
 import {hfEndpoint} from '../sources/hf.js'
+import {hubFileHeaders} from '../sources/hub-files.js'
 import type {BenchTarget} from './probe.js'
 
 /**
- * --mirror values as URLs of one file: URLs as given; hf://ORG/NAME as its largest file on
+ * --mirror values as URLs of one file: URLs as given (a Hub file URL with the Hub token); hf://ORG/NAME as its largest file on
  * each endpoint (the default, HF_ENDPOINT, each --endpoint); ollama:// as its model blob.
  * A model source's file carries the hub's token, granted to the hub alone, as a pull of it
  * would: a gated or private repo is measured too, and its CDN never sees the token.
@@ -18,7 +19,9 @@ export async function expandMirrors(mirrors: string[], endpoints: string[], sign
     for (const m of mirrors) {
       const ref = parseSource(m, {insecure})
       if (ref.kind === 'url') {
-        out.push({url: ref.url})
+        // A Hub file URL with the Hub token, as `mtune pull` sends it (hub-files.ts).
+        const headers = hubFileHeaders(ref.url, env)
+        out.push({url: ref.url, ...(headers ? {headers} : {})})
         continue
       }
       const eps = ref.kind === 'hf' ? [...new Set(['https://huggingface.co', hfEndpoint(undefined, env), ...endpoints.map((e) => e.replace(/\/+$/, ''))])] : [undefined]

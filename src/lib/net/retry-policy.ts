@@ -35,22 +35,24 @@ export function classifyStatus(status: number): FailureKind {
   return 'fatal'
 }
 
-export function describeStatus(status: number): string {
-  const names: Record<number, string> = {
-    401: 'authentication required (401): give a token or check the one given',
-    403: 'access denied (403): check the token, or that the link has not expired',
-    404: 'not found (404): check the URL',
-    410: 'gone (410): the file was removed from the server',
-    416: 'range not satisfiable (416): the file on the server is smaller than before',
-    429: 'rate limited (429)',
-    503: 'service unavailable (503)',
-  }
-  return names[status] ?? `HTTP ${status}`
+/** What a status means, and what to do about it where there is something. */
+const STATUS_WORDS: Record<number, [string, string?]> = {
+  401: ['authentication required (401)', 'give a token (HF_TOKEN for the Hub, or USER:TOKEN@ in the URL) or check the one given'],
+  403: ['access denied (403)', 'check the token, or that the link has not expired'],
+  404: ['not found (404)', 'check the URL'],
+  410: ['gone (410)', 'the file was removed from the server'],
+  416: ['range not satisfiable (416)', 'the file on the server is smaller than before'],
+  429: ['rate limited (429)'],
+  503: ['service unavailable (503)'],
 }
 
-/** An HTTP status as the error line says it; `proxy` forwarded the request (proxy-env.ts: forwardingProxy). */
+/**
+ * An HTTP status as the error line says it: what, from where, then the fix. `proxy` forwarded the
+ * request (proxy-env.ts: forwardingProxy), and may have answered itself.
+ */
 export function describeAnswer(status: number, url: string, proxy?: string): string {
-  return `${describeStatus(status)} from ${new URL(url).host}${proxy ? ` (forwarded by the proxy ${proxy}, which may have answered itself)` : ''}`
+  const [what, fix] = STATUS_WORDS[status] ?? [`HTTP ${status}`]
+  return `${what} from ${new URL(url).host}${proxy ? ` (forwarded by the proxy ${proxy}, which may have answered itself)` : ''}${fix ? `: ${fix}` : ''}`
 }
 
 /** Retry-After as a delay in ms: delta-seconds or an HTTP date (RFC 9110 §10.2.3). */

@@ -58,17 +58,31 @@ function ollama(parts: string[], input: string): string | undefined {
   return `${input} is the model's page on ollama.com, not a file: pull ollama://${namespace === 'library' ? '' : `${namespace}/`}${model}`
 }
 
-/** Why this URL is a web page about a model rather than a file, with what to pull instead; else undefined. */
-export function webPageHint(input: string, env: NodeJS.ProcessEnv = process.env): string | undefined {
+/**
+ * A URL on the Hugging Face Hub: huggingface.co or hf.co (`hub`), or the HF_ENDPOINT mirror
+ * (below its path), with its path's parts after that, decoded.
+ */
+export function onHub(input: string, env: NodeJS.ProcessEnv = process.env): {parts: string[]; hub: boolean} | undefined {
   if (!URL.canParse(input)) return undefined
   const url = new URL(input)
   const host = url.hostname.toLowerCase().replace(/^www\./, '')
   const parts = url.pathname.split('/').filter(Boolean).map(decodePart)
-  if (host === 'huggingface.co' || host === 'hf.co') return huggingFace(parts, input, true)
+  if (host === 'huggingface.co' || host === 'hf.co') return {parts, hub: true}
   const endpoint = setting(env, 'HF_ENDPOINT')
   const mirror = endpoint && URL.canParse(endpoint) ? new URL(endpoint) : undefined
   const prefix = mirror?.pathname.split('/').filter(Boolean) ?? []
-  if (mirror && url.host === mirror.host && prefix.every((p, i) => parts[i] === p)) return huggingFace(parts.slice(prefix.length), input, false)
+  if (mirror && url.host === mirror.host && prefix.every((p, i) => parts[i] === p)) return {parts: parts.slice(prefix.length), hub: false}
+  return undefined
+}
+
+/** Why this URL is a web page about a model rather than a file, with what to pull instead; else undefined. */
+export function webPageHint(input: string, env: NodeJS.ProcessEnv = process.env): string | undefined {
+  const hf = onHub(input, env)
+  if (hf) return huggingFace(hf.parts, input, hf.hub)
+  if (!URL.canParse(input)) return undefined
+  const url = new URL(input)
+  const host = url.hostname.toLowerCase().replace(/^www\./, '')
+  const parts = url.pathname.split('/').filter(Boolean).map(decodePart)
   if (host === 'modelscope.cn' || host === 'modelscope.ai') return modelScope(parts, input)
   if (host === 'ollama.com') return ollama(parts, input)
   return undefined
