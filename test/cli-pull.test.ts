@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
 import {once} from 'node:events'
+import {createServer} from 'node:http'
 import {createServer as createNetServer, type AddressInfo, type Socket} from 'node:net'
 import {existsSync, readFileSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
@@ -225,6 +226,33 @@ describe('mtune pull (CLI)', () => {
       assert.equal(r.code, 2)
       assert.deepEqual(JSON.parse(r.stdout).error.code, 'bad-scheme')
     })
+  })
+
+  it("checks a plain URL's file against the sha256 the server publishes (the Hub's X-Linked-Etag on its redirect)", async () => {
+    const m = await mirror()
+    // A hub's answer for an LFS file: a redirect to its CDN, with the file's sha256.
+    let published = digest
+    const hub = createServer((_req, res) => res.writeHead(302, {location: m.url, 'x-linked-etag': `"${published}"`, 'x-linked-size': String(content.length)}).end())
+    hub.listen(0, '127.0.0.1')
+    await once(hub, 'listening')
+    const url = `http://127.0.0.1:${(hub.address() as AddressInfo).port}/org/m/resolve/main/model.bin`
+    try {
+      const ok = await runCli(['pull', url, '-o', join(dir(), 'model.bin'), '--json'])
+      assert.equal(ok.code, 0, ok.stderr)
+      assert.deepEqual([JSON.parse(ok.stdout).sha256, JSON.parse(ok.stdout).verified], [digest, true])
+      published = '2'.repeat(64)
+      const out = join(dir(), 'model.bin')
+      const bad = await runCli(['pull', url, '-o', out])
+      assert.equal(bad.code, 4, bad.stderr)
+      assert.match(bad.stderr, new RegExp(`^Error: sha256 mismatch for .*model\\.bin: expected ${published} \\(from the server's X-Linked-Etag\\), got ${digest}; the file was removed$`, 'm'))
+      assert.ok(!existsSync(out))
+      // --sha256 is the user's word: it is what the file is checked against, with a warning.
+      const given = await runCli(['pull', url, '-o', out, '--sha256', digest])
+      assert.equal(given.code, 0, given.stderr)
+      assert.match(given.stderr, new RegExp(`the server publishes sha256 ${published} for this file \\(X-Linked-Etag\\), not the one expected \\(${digest}\\): the file is checked against the one expected`))
+    } finally {
+      hub.close()
+    }
   })
 
   it('leaves the destination untouched by a failed pull', async () => {

@@ -18,6 +18,17 @@ export interface RemoteFile {
   filename?: string
   /** As the server labels it: text/html for a file is a login page or an error page, most likely. */
   contentType?: string
+  /**
+   * The sha256 the server publishes for the file: the Hugging Face Hub's X-Linked-Etag on its
+   * answer for an LFS file (the redirect to its CDN), as its mirrors and an mtune cache pass on.
+   */
+  publishedSha256?: string
+}
+
+/** X-Linked-Etag's value when it is a sha256 ("…" or W/"…" around 64 hex digits); a git sha1 is no digest of the file. */
+export function linkedSha256(value: string | undefined): string | undefined {
+  const hex = value?.trim().replace(/^W\//, '').replace(/^"|"$/g, '').toLowerCase()
+  return hex && /^[0-9a-f]{64}$/.test(hex) ? hex : undefined
 }
 
 export interface Probe {
@@ -47,7 +58,16 @@ export async function probe(
   const range = length ? `bytes=${start}-${start + length - 1}` : `bytes=${start}-`
   const response = await get(dispatcher, url, {...headers, range, 'accept-encoding': 'identity'}, signal)
   const h = response.headers
-  const base = {url, finalUrl: response.url, etag: h.etag, lastModified: h['last-modified'], filename: dispositionFilename(h['content-disposition']), contentType: h['content-type']}
+  const published = linkedSha256((response.redirectedBy ?? h)['x-linked-etag'])
+  const base = {
+    url,
+    finalUrl: response.url,
+    etag: h.etag,
+    lastModified: h['last-modified'],
+    filename: dispositionFilename(h['content-disposition']),
+    contentType: h['content-type'],
+    ...(published ? {publishedSha256: published} : {}),
+  }
 
   if (response.status === 206) {
     const got = parseContentRange(h['content-range'])

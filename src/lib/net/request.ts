@@ -13,6 +13,8 @@ export interface Response {
   body: Dispatcher.ResponseData['body']
   /** The URL that answered, after redirects. */
   url: string
+  /** The headers of the first redirect, where there was one: the origin's own answer (a hub's, before its CDN). */
+  redirectedBy?: Record<string, string | undefined>
 }
 
 const REDIRECTS = new Set([301, 302, 303, 307, 308])
@@ -36,6 +38,7 @@ export async function get(
 ): Promise<Response> {
   let current = new URL(url)
   let sent = {...headers}
+  let redirectedBy: Response['redirectedBy']
   for (let hop = 0; ; hop++) {
     let res: Dispatcher.ResponseData
     try {
@@ -47,8 +50,9 @@ export async function get(
     const flat = flattenHeaders(res.headers)
     const location = flat.location
     if (!REDIRECTS.has(res.statusCode) || !location) {
-      return {status: res.statusCode, headers: flat, body: res.body, url: current.href}
+      return {status: res.statusCode, headers: flat, body: res.body, url: current.href, ...(redirectedBy ? {redirectedBy} : {})}
     }
+    redirectedBy ??= flat
     await res.body.dump().catch(() => {})
     if (hop >= MAX_REDIRECTS) throw new TransferError('fatal', `too many redirects (more than ${MAX_REDIRECTS}) from ${redact(url)}`)
     const next = nextHop(current, location)

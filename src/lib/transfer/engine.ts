@@ -55,10 +55,16 @@ export async function pull(options: PullOptions, events: PullEvents = {}): Promi
       const start = hole?.start ?? 0
       const length = Math.min(FIRST_PIECE, hole ? hole.end - hole.start : FIRST_PIECE)
       const probed = await probeWithRetries(dispatcher, url, options, events, start, length)
+      // The digest the server publishes (the Hub's X-Linked-Etag) checks a plain URL's file too.
+      const published = probed.file.publishedSha256
+      if (restart === 0 && published && expected && published !== expected) {
+        events.warn?.(`the server publishes sha256 ${published} for this file (X-Linked-Etag), not the one expected (${expected}): the file is checked against the one expected`)
+      }
+      const want = expected ?? published
       const dest = early ?? place(await resolveDestination(options.output, probed.file.filename, probed.file.finalUrl))
       if (!early) {
         await claim(dest)
-        const done = await alreadyThere(dest, expected, options.force, url, started)
+        const done = await alreadyThere(dest, want, options.force, url, started)
         if (done) {
           await probed.response?.body.dump().catch(() => {})
           return done
@@ -69,7 +75,9 @@ export async function pull(options: PullOptions, events: PullEvents = {}): Promi
         events.warn?.(`${redact(url)} answers with a web page (${probed.file.contentType}), not a file: a login or error page, or a page about the file? Check the URL`)
       }
       try {
-        return await new Transfer({options, events, dispatcher, dest, probed, expected, mirrors, started}).run()
+        // Named in a mismatch only where it came from the server: --sha256 or a model's listing speak for themselves.
+        const expectedFrom = !expected && published ? "the server's X-Linked-Etag" : undefined
+        return await new Transfer({options, events, dispatcher, dest, probed, expected: want, expectedFrom, mirrors, started}).run()
       } catch (error) {
         if (!(error instanceof StartOver)) throw error
         if (error.changed && restart >= MAX_RESTARTS) {

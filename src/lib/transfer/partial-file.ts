@@ -144,15 +144,16 @@ export class PartialFile {
    * The download is complete: flush it while the hash finishes, check the digest (and
    * `verify`), and rename it into place for good. A file that fails a check is removed.
    */
-  async finish(expected: string | undefined, verify: ((partPath: string, sha256: string) => Promise<void>) | undefined, debug: (m: string) => void): Promise<string> {
+  async finish(expected: {sha256: string; from?: string} | undefined, verify: ((partPath: string, sha256: string) => Promise<void>) | undefined, debug: (m: string) => void): Promise<string> {
     const part = this.part!
     const size = this.written.total
     // The flush makes the renamed file survive a power loss; it runs while the hash finishes.
     const [, digest] = await Promise.all([part.datasync().then(() => debug('flushed')), this.hasher!.finish(size).then((d) => (debug('hashed'), d))])
     debug('flushed and hashed')
     try {
-      if (expected && digest !== expected) {
-        throw new MtuneError('digest-mismatch', `sha256 mismatch for ${this.dest.path}: expected ${expected}, got ${digest}; the file was removed`, ExitCode.integrity)
+      if (expected && digest !== expected.sha256) {
+        const from = expected.from ? ` (from ${expected.from})` : ''
+        throw new MtuneError('digest-mismatch', `sha256 mismatch for ${this.dest.path}: expected ${expected.sha256}${from}, got ${digest}; the file was removed`, ExitCode.integrity)
       }
       await verify?.(this.dest.partPath, digest)
     } catch (error) {

@@ -41,8 +41,9 @@ export interface TransferSetup {
   dest: Destination
   /** The first request's answer: the file's size, validators and first bytes. */
   probed: Probe
-  /** The sha256 the file must have. */
+  /** The sha256 the file must have, and who said so (--sha256, the server), for the message when it has not. */
   expected?: string
+  expectedFrom?: string
   mirrors: string[]
   /** When the pull began (performance.now()). */
   started: number
@@ -360,7 +361,7 @@ export class Transfer {
     // A short remainder can be done before the check is: nothing is put in place unchecked.
     const differs = await this.keptCheck
     if (differs) throw new FileChanged(differs)
-    const digest = await this.partial.finish(this.setup.expected, this.options.verify, (m) => this.debug(m))
+    const digest = await this.partial.finish(this.setup.expected ? {sha256: this.setup.expected, from: this.setup.expectedFrom} : undefined, this.options.verify, (m) => this.debug(m))
     const seconds = (performance.now() - this.setup.started) / 1000
     const fetchedNow = this.received.total
     this.emitProgress(performance.now())
