@@ -2,7 +2,8 @@ import assert from 'node:assert/strict'
 import {once} from 'node:events'
 import {createServer} from 'node:http'
 import {createServer as createNetServer, type AddressInfo, type Socket} from 'node:net'
-import {existsSync, readFileSync, writeFileSync} from 'node:fs'
+import {existsSync, lstatSync, readFileSync, readdirSync, symlinkSync, writeFileSync} from 'node:fs'
+import {spawnSync} from 'node:child_process'
 import {join} from 'node:path'
 import {after, describe, it} from 'node:test'
 import {BIN, hasStack, runCli, startCli} from './support/cli.js'
@@ -253,6 +254,23 @@ describe('mtune pull (CLI)', () => {
     } finally {
       hub.close()
     }
+  })
+
+  it('refuses a destination that is no file (a pipe, a device, a link to a descriptor such as /dev/stdout): the rename would replace it', async () => {
+    const m = await mirror()
+    const d = dir()
+    const fifo = join(d, 'fifo')
+    assert.equal(spawnSync('mkfifo', [fifo]).status, 0)
+    const descriptor = join(d, 'stdout')
+    symlinkSync('/proc/self/fd/1', descriptor)
+    for (const [out, kind] of [[fifo, 'a pipe'], [descriptor, "one of this process's file descriptors"]] as const) {
+      const r = await runCli(['pull', m.url, '-o', out, '--force'])
+      assert.equal(r.code, 2, r.stderr)
+      assert.equal(r.stderr.trim(), `Error: ${out} is ${kind}, not a file: mtune writes the download beside it and renames it into place, which would replace it; give a file or directory with -o (to measure a download without keeping it: mtune bench --mirror URL)`)
+    }
+    assert.ok(lstatSync(fifo).isFIFO() && lstatSync(descriptor).isSymbolicLink(), 'both left as they were')
+    assert.deepEqual(readdirSync(d).sort(), ['fifo', 'stdout'], 'no part file either')
+    assert.equal(m.requests.length, 0, 'refused before asking the server')
   })
 
   it('leaves the destination untouched by a failed pull', async () => {

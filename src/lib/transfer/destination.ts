@@ -1,6 +1,7 @@
 import {createHash} from 'node:crypto'
 import {createReadStream} from 'node:fs'
-import {access, constants, stat, statfs} from 'node:fs/promises'
+import type {Stats} from 'node:fs'
+import {access, constants, lstat, readlink, realpath, stat, statfs} from 'node:fs/promises'
 import {dirname, join, resolve} from 'node:path'
 import {ExitCode, MtuneError} from '../errors.js'
 import {safeFilename, urlFilename} from '../net/http-range.js'
@@ -26,8 +27,11 @@ export async function resolveDestination(output: string | undefined, suggested: 
   if (info?.isDirectory() || (output ?? '').endsWith('/')) {
     const name = safeFilename(suggested) ?? safeFilename(urlFilename(new URL(url)))
     if (!name) throw new MtuneError('no-filename', `cannot tell a file name from ${redact(url)}: give one with -o PATH`, ExitCode.usage)
-    return destinationFor(join(target, name))
+    const path = join(target, name)
+    await refuseSpecial(path, await stat(path).catch(() => undefined))
+    return destinationFor(path)
   }
+  await refuseSpecial(target, info)
   return destinationFor(target)
 }
 
@@ -36,7 +40,40 @@ export async function fileDestination(output: string | undefined): Promise<Desti
   if (!output || output.endsWith('/')) return undefined
   const target = resolve(output)
   const info = await stat(target).catch(() => undefined)
-  return info?.isDirectory() ? undefined : destinationFor(target)
+  if (info?.isDirectory()) return undefined
+  await refuseSpecial(target, info)
+  return destinationFor(target)
+}
+
+/**
+ * A destination that exists and is no regular file or directory: a device (`-o /dev/null`, as
+ * with curl), a pipe, a socket; or a link to one of the process's descriptors (`/dev/stdout`,
+ * `/dev/fd/N`: /proc/self/fd). The part file is renamed onto the destination when complete, which
+ * replaced the device node or the link itself (as root, /dev/null became a plain file).
+ */
+async function refuseSpecial(path: string, info: Stats | undefined): Promise<void> {
+  const kind = (await throughProc(path))
+    ? "one of this process's file descriptors"
+    : info && !info.isFile() && !info.isDirectory()
+      ? info.isCharacterDevice() ? 'a character device' : info.isBlockDevice() ? 'a block device' : info.isFIFO() ? 'a pipe' : info.isSocket() ? 'a socket' : 'not a regular file'
+      : undefined
+  if (!kind) return
+  throw new MtuneError(
+    'special-file',
+    `${path} is ${kind}, not a file: mtune writes the download beside it and renames it into place, which would replace it; give a file or directory with -o (to measure a download without keeping it: mtune bench --mirror URL)`,
+    ExitCode.usage,
+  )
+}
+
+/** Whether `path`, or a link it leads through, lies in /proc (a file descriptor, not a file). */
+async function throughProc(path: string): Promise<boolean> {
+  let at = path
+  for (let hop = 0; hop < 8; hop++) {
+    if ((await realpath(dirname(at)).catch(() => dirname(at))).startsWith('/proc/')) return true
+    if (!(await lstat(at).catch(() => undefined))?.isSymbolicLink()) return false
+    at = resolve(dirname(at), await readlink(at))
+  }
+  return false
 }
 
 export async function ensureWritableDirectory(dest: Destination): Promise<void> {
