@@ -165,6 +165,16 @@ describe('where the Hugging Face cache is', () => {
     assert.equal(hfCacheDir({XDG_CACHE_HOME: '/x'}), '/x/huggingface/hub')
   })
 
+  it('expands ~ and $NAME in its paths, as huggingface_hub does (an env file or a pod spec has no shell to do it)', () => {
+    assert.equal(hfCacheDir({HF_HOME: '~/hf', HOME: '/home/ops'}), '/home/ops/hf/hub', 'not ./~/hf/hub')
+    assert.equal(hfCacheDir({HF_HUB_CACHE: '${SCRATCH}/hub', SCRATCH: '/scratch/ops'}), '/scratch/ops/hub')
+    assert.equal(hfCacheDir({HF_HUB_CACHE: '$SCRATCH/x', HOME: '/home/ops'}), '$SCRATCH/x', 'an unset variable stays as written, as in Python')
+    assert.equal(hfCacheDir({XDG_CACHE_HOME: '~/.cache2', HOME: '/home/ops'}), '/home/ops/.cache2/huggingface/hub')
+    const home = tempDir('tilde')
+    writeFileSync(join(home, 'tok'), 'hf_from_file\n')
+    assert.equal(hfToken({HF_TOKEN_PATH: '~/tok', HOME: home}), 'hf_from_file')
+  })
+
   it('takes an empty setting (NAME= in an env file) for an unset one, as Ollama and XDG do', () => {
     assert.equal(hfCacheDir({HF_HOME: '', XDG_CACHE_HOME: '/x'}), '/x/huggingface/hub', 'not ./hub')
     assert.equal(hfCacheDir({HF_HOME: ' ', XDG_CACHE_HOME: ''}), join(homedir(), '.cache', 'huggingface', 'hub'))

@@ -1,6 +1,23 @@
+import {homedir} from 'node:os'
+
 /**
  * A setting from the environment. Unset and empty are the same (`HF_ENDPOINT=` in an env file or
  * a container spec), as Ollama and the XDG spec read their variables: an empty HF_ENDPOINT is no
  * URL, and an empty HF_HOME would put the cache under the current directory.
  */
 export const setting = (env: NodeJS.ProcessEnv, name: string): string | undefined => env[name]?.trim() || undefined
+
+/**
+ * A directory or file setting read as huggingface_hub reads its own (constants.py:
+ * `os.path.expandvars(os.path.expanduser(...))`): a leading `~` is the home directory and `$NAME`
+ * or `${NAME}` a variable's value (one that is unset stays as written). `HF_HOME=~/hf` in an env
+ * file or a container spec, where no shell expands it, otherwise made a directory named `~`
+ * under the current directory.
+ */
+export function pathSetting(env: NodeJS.ProcessEnv, name: string): string | undefined {
+  const value = setting(env, name)
+  if (value === undefined) return undefined
+  const home = setting(env, 'HOME') ?? homedir()
+  const user = value === '~' || value.startsWith('~/') ? home + value.slice(1) : value
+  return user.replace(/\$(\w+)|\$\{(\w+)\}/g, (whole, bare?: string, braced?: string) => env[bare ?? braced!] ?? whole)
+}

@@ -1,7 +1,7 @@
 import {readFileSync} from 'node:fs'
 import {homedir} from 'node:os'
 import {join} from 'node:path'
-import {setting} from '../env-settings.js'
+import {pathSetting} from '../env-settings.js'
 
 /** What we know of the path to the mirrors: from flags, from the last `mtune bench`, or assumed. */
 export interface LinkEstimate {
@@ -61,7 +61,7 @@ export const linkFlags = (link: LinkEstimate): string =>
   (link.source === 'flags' || link.rttSource === 'flags') && link.bandwidthBps && link.rttMs ? tuneFlags({bandwidthBps: link.bandwidthBps, rttMs: link.rttMs}) : ''
 
 export function mtuneCacheDir(env = process.env): string {
-  return join(setting(env, 'XDG_CACHE_HOME') ?? join(homedir(), '.cache'), 'mtune')
+  return join(pathSetting(env, 'XDG_CACHE_HOME') ?? join(homedir(), '.cache'), 'mtune')
 }
 
 export const benchResultsPath = (env = process.env) => join(mtuneCacheDir(env), 'bench.json')

@@ -9,7 +9,7 @@ import {writeDownloadMetadata} from './hf-local-dir.js'
 import type {Plan, PlannedFile} from './plan.js'
 import {isHex, safeJoin, safeRelativePath} from './safe-names.js'
 import {hfHome} from './tokens.js'
-import {setting} from '../env-settings.js'
+import {pathSetting, setting} from '../env-settings.js'
 
 export interface HfOptions {
   endpoint: string
@@ -41,7 +41,7 @@ interface RepoInfo {
  * $HF_HOME/hub, then $XDG_CACHE_HOME/huggingface/hub.
  */
 export function hfCacheDir(env = process.env): string {
-  return setting(env, 'HF_HUB_CACHE') ?? setting(env, 'HUGGINGFACE_HUB_CACHE') ?? join(hfHome(env), 'hub')
+  return pathSetting(env, 'HF_HUB_CACHE') ?? pathSetting(env, 'HUGGINGFACE_HUB_CACHE') ?? join(hfHome(env), 'hub')
 }
 
 export function hfEndpoint(flag: string | undefined, env = process.env): string {

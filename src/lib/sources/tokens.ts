@@ -2,10 +2,10 @@ import {readFileSync} from 'node:fs'
 import {homedir} from 'node:os'
 import {join} from 'node:path'
 import {registerSecret} from '../ui/secrets.js'
-import {setting} from '../env-settings.js'
+import {pathSetting} from '../env-settings.js'
 
 export function hfHome(env = process.env): string {
-  return setting(env, 'HF_HOME') ?? join(setting(env, 'XDG_CACHE_HOME') ?? join(homedir(), '.cache'), 'huggingface')
+  return pathSetting(env, 'HF_HOME') ?? join(pathSetting(env, 'XDG_CACHE_HOME') ?? join(homedir(), '.cache'), 'huggingface')
 }
 
 /**
@@ -20,7 +20,7 @@ export function hfToken(env = process.env): string | undefined {
   let token = clean(env.HF_TOKEN) ?? clean(env.HUGGING_FACE_HUB_TOKEN)
   if (!token) {
     try {
-      token = clean(readFileSync(setting(env, 'HF_TOKEN_PATH') ?? join(hfHome(env), 'token'), 'utf8'))
+      token = clean(readFileSync(pathSetting(env, 'HF_TOKEN_PATH') ?? join(hfHome(env), 'token'), 'utf8'))
     } catch {
       token = undefined
     }
