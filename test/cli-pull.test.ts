@@ -283,7 +283,7 @@ describe('mtune pull (CLI)', () => {
 })
 
 describe('mtune pull through a proxy', () => {
-  it('uses HTTP_PROXY, and goes direct for hosts in NO_PROXY', async () => {
+  it('uses HTTP_PROXY, and goes direct for hosts and address ranges in NO_PROXY', async () => {
     const {startConnectProxy} = await import('./support/connect-proxy.js')
     const proxy = await startConnectProxy()
     const m = await mirror()
@@ -302,6 +302,11 @@ describe('mtune pull through a proxy', () => {
       assert.equal(direct.code, 0, direct.stderr)
       assert.match(direct.stderr, new RegExp(`range requests to ${new URL(url).origin}: mtune's client, direct`), 'the fast client for a host in NO_PROXY')
       assert.equal(proxy.hosts.length, before, 'NO_PROXY host bypassed the proxy')
+      // An address range, as Kubernetes clusters write NO_PROXY (curl, Go and requests honour it; undici alone did not).
+      const range = await runCli(['pull', m.url, '-o', join(dir(), 'model.bin'), '--debug'], {HTTP_PROXY: proxy.url, NO_PROXY: '.svc,10.0.0.0/8,127.0.0.0/8'})
+      assert.equal(range.code, 0, range.stderr)
+      assert.match(range.stderr, new RegExp(`range requests to ${new URL(m.url).origin}: mtune's client, direct`))
+      assert.equal(proxy.hosts.length, before, 'the address in the NO_PROXY range bypassed the proxy')
     } finally {
       await proxy.close()
     }

@@ -151,6 +151,8 @@ describe('env: proxies', () => {
     assert.equal(socks4.status, 'fail', 'every download would stop on it')
     assert.equal(socks4.summary, 'HTTPS_PROXY=socks4://ops:***@p:1080: socks4:// proxies are not supported: give an http://, https:// or socks5:// proxy')
     assert.equal(proxy({HTTPS_PROXY: 'p:3128', NO_PROXY: 'localhost'}).status, 'pass', 'no scheme: an http proxy, as curl reads it')
+    assert.equal(proxy({HTTPS_PROXY: 'http://p:3128', NO_PROXY: '.svc,127.0.0.0/8'}).status, 'pass', 'loopback covered by a range')
+    assert.equal(proxy({HTTPS_PROXY: 'http://p:3128', NO_PROXY: '.svc,10.0.0.0/8'}).summary, 'HTTPS_PROXY=http://p:3128; NO_PROXY lacks localhost')
   })
 })
 

@@ -33,13 +33,27 @@ const cases: Array<[string, ProxyConfig, string]> = [
   ['http://10.0.0.5:8080/x', {httpProxy: 'H', noProxy: '*'}, 'direct'],
   ['http://10.0.0.5:8080/x', {httpProxy: 'H', noProxy: '*,localhost'}, 'H'],
   ['http://[::1]:8080/x', {httpProxy: 'H', noProxy: '[::1]'}, 'direct'],
-  ['http://[::1]:8080/x', {httpProxy: 'H', noProxy: '::1'}, 'H'],
   ['http://10.0.0.5/x', {httpProxy: 'H', noProxy: ''}, 'H'],
+]
+
+/**
+ * Beyond undici's reading, as curl (7.86+), Go and requests read NO_PROXY: address ranges, and
+ * IPv6 addresses without brackets. Kubernetes clusters set NO_PROXY=10.0.0.0/8,.svc,...
+ */
+const beyondUndici: Array<[string, ProxyConfig, string]> = [
+  ['http://10.0.0.5:8080/x', {httpProxy: 'H', noProxy: 'localhost,10.0.0.0/8,.svc'}, 'direct'],
+  ['http://10.1.2.3/x', {httpProxy: 'H', noProxy: '10.0.0.0/16'}, 'H'],
+  ['https://192.168.7.9/x', {httpsProxy: 'S', noProxy: '192.168.0.0/16'}, 'direct'],
+  ['http://cache.rack.test/x', {httpProxy: 'H', noProxy: '10.0.0.0/8'}, 'H'],
+  ['http://[fd00::5]:8080/x', {httpProxy: 'H', noProxy: 'fd00::/8'}, 'direct'],
+  ['http://10.0.0.5/x', {httpProxy: 'H', noProxy: 'fd00::/8'}, 'H'],
+  ['http://[::1]:8080/x', {httpProxy: 'H', noProxy: '::1'}, 'direct'],
+  ['http://10.0.0.5/x', {httpProxy: 'H', noProxy: '10.0.0.0/40'}, 'H'],
 ]
 
 describe('proxyFor', () => {
   it('picks the proxy, or none, by scheme and NO_PROXY', () => {
-    for (const [url, config, want] of cases) assert.equal(proxyFor(url, config) ?? 'direct', want, `${url} with ${JSON.stringify(config)}`)
+    for (const [url, config, want] of [...cases, ...beyondUndici]) assert.equal(proxyFor(url, config) ?? 'direct', want, `${url} with ${JSON.stringify(config)}`)
   })
 
   it('reads a proxy value as curl does, and says what undici cannot use', () => {
@@ -65,7 +79,7 @@ describe('proxyFor', () => {
     assert.equal(forwardingProxy('http://mirror.corp/m.gguf', {httpProxy: 'https://secure-proxy.corp'}), undefined, 'undici 7 tunnels through an https:// proxy')
   })
 
-  it('chooses as undici\'s EnvHttpProxyAgent does', async () => {
+  it('chooses as undici\'s EnvHttpProxyAgent does where undici reads NO_PROXY at all', async () => {
     // Two proxies that refuse every tunnel or request (502) after noting it, so that which one undici asked
     // is seen; a direct connection is seen by the connector, which fails it at once.
     const [httpProxy, httpsProxy] = await Promise.all([refusingProxy(), refusingProxy()])

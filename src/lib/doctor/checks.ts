@@ -331,7 +331,7 @@ export function envChecks(f: DoctorFacts): Finding[] {
       )
     } else if (clash) {
       out.push(finding('env', 'proxy', 'warn', 'Proxy', `${clash[0]} and ${clash[1]} differ`, values, {fix: `set both to the same value (tools disagree on which one they read)`}))
-    } else if (!noProxy || !/(localhost|127\.0\.0\.1)/.test(noProxy)) {
+    } else if (!noProxy || (proxyFor('https://localhost/', used) && proxyFor('https://127.0.0.1/', used))) {
       out.push(finding('env', 'proxy', 'warn', 'Proxy', `${shown}; NO_PROXY ${noProxy ? 'lacks localhost' : 'is not set'}`, values, {fix: 'export NO_PROXY=localhost,127.0.0.1,<your internal mirrors>: local and internal traffic should not go through the proxy'}))
     } else out.push(finding('env', 'proxy', 'pass', 'Proxy', `${shown}; NO_PROXY=${noProxy}`, values))
   }

@@ -1,4 +1,5 @@
-import {Agent, EnvHttpProxyAgent, Pool, type Dispatcher, type buildConnector} from 'undici'
+import {Agent, Pool, ProxyAgent, type Dispatcher, type buildConnector} from 'undici'
+import {ProxyRouter} from './proxy-router.js'
 import {forwardingProxy, proxyConfig, proxyFor, proxyProblem} from './proxy-env.js'
 import {usageError} from '../errors.js'
 import {streamRequest, type StreamedResponse} from './chunk-stream.js'
@@ -20,8 +21,8 @@ export interface DispatcherOptions {
 
 /**
  * The one way mtune reaches a server: one keep-alive pool per origin, shared by every
- * connection of a pull. HTTPS_PROXY, HTTP_PROXY and NO_PROXY are honoured through undici's
- * EnvHttpProxyAgent; TLS is always verified. pull, model sources, probes, bench and --auto all
+ * connection of a pull. HTTPS_PROXY, HTTP_PROXY and NO_PROXY are honoured as proxyFor reads them
+ * (proxy-router.ts), through undici's ProxyAgent; TLS is always verified. pull, model sources, probes, bench and --auto all
  * dispatch through it, so all of them work behind a proxy.
  */
 export function createDispatcher(options: DispatcherOptions): Dispatcher {
@@ -40,24 +41,23 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
   if (problem) throw usageError('bad-proxy', problem)
   const proxies = proxyConfig()
   const proxied = Boolean(proxies.httpProxy || proxies.httpsProxy)
-  // Empty strings, not undefined, for what is unset: undici would otherwise read the variables again.
   const agent = proxied
-    ? new EnvHttpProxyAgent({
-        ...agentOptions,
-        // Plain http:// goes to the proxy as a request for the absolute URL (RFC 9112 §3.2.2), as
-        // curl, wget and huggingface_hub send it, not through a CONNECT tunnel: Squid's and most
-        // proxies' default rules open tunnels to port 443 only, so a tunnel to an internal mirror
-        // or rack cache on port 80 or 8080 was refused. undici 8.7 made this its default
-        // (nodejs/undici#5116). https:// is still tunnelled.
-        proxyTunnel: false,
-        // The client that forwards those requests is made with nothing but a connector: it gets
-        // the stall timeouts here, as every other pool has them.
-        factory: options.factory ?? ((origin: URL | string, o: object) => new Pool(origin, {headersTimeout: agentOptions.headersTimeout, bodyTimeout: agentOptions.bodyTimeout, ...o})),
-        clientFactory: failingTunnels(options.clientFactory ?? ((origin, o) => new Pool(origin, o)), options.stallTimeoutMs),
-        httpProxy: proxies.httpProxy ?? '',
-        httpsProxy: proxies.httpsProxy ?? '',
-        noProxy: proxies.noProxy ?? '',
-      })
+    ? new ProxyRouter(new Agent(agentOptions), proxies, (proxy) =>
+        new ProxyAgent({
+          ...agentOptions,
+          uri: proxy,
+          // Plain http:// goes to the proxy as a request for the absolute URL (RFC 9112 §3.2.2), as
+          // curl, wget and huggingface_hub send it, not through a CONNECT tunnel: Squid's and most
+          // proxies' default rules open tunnels to port 443 only, so a tunnel to an internal mirror
+          // or rack cache on port 80 or 8080 was refused. undici 8.7 made this its default
+          // (nodejs/undici#5116). https:// is still tunnelled.
+          proxyTunnel: false,
+          // The client that forwards those requests is made with nothing but a connector: it gets
+          // the stall timeouts here, as every other pool has them.
+          factory: options.factory ?? ((origin: URL | string, o: object) => new Pool(origin, {headersTimeout: agentOptions.headersTimeout, bodyTimeout: agentOptions.bodyTimeout, ...o})),
+          clientFactory: failingTunnels(options.clientFactory ?? ((origin, o) => new Pool(origin, o)), options.stallTimeoutMs),
+        }),
+      )
     : new Agent(agentOptions)
   // Ranged GETs that the agent sends direct go through the wire client (wire.ts), unless told
   // not to: with a proxy set, those to hosts in NO_PROXY, such as a rack cache or an internal
@@ -65,7 +65,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
   const plain = !options.connect && !options.factory && !options.clientFactory && options.connections === undefined
   if (plain && process.env.MTUNE_HTTP_CLIENT !== 'undici') {
     const client = new WireClient({stallTimeoutMs: options.stallTimeoutMs, connectTimeoutMs: options.connectTimeoutMs ?? Math.min(options.stallTimeoutMs, 30_000)})
-    // With a proxy set, the same choice undici's proxy agent makes (a few string operations per request).
+    // With a proxy set, the router's own choice (a few string operations per request).
     wires.set(agent, {client, undiciOnly: new Set(), direct: proxied ? (origin) => proxyFor(origin, proxies) === undefined : () => true})
   }
   return agent

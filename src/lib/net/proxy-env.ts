@@ -1,6 +1,9 @@
+import {BlockList, isIP} from 'node:net'
+
 /**
- * The proxies the environment names, for undici's EnvHttpProxyAgent. Without dependencies, so
- * that commands can mask the credentials in them before the network code is loaded.
+ * The proxies the environment names, and which requests go through them (proxy-router.ts).
+ * Without dependencies, so that commands can mask the credentials in them before the network
+ * code is loaded.
  *
  * Each variable is read in lower case, then upper case, and an empty value counts as unset:
  * `http_proxy=` exported empty (common in shell profiles) must not hide HTTP_PROXY, as it would
@@ -68,12 +71,13 @@ export const hideCredentials = (value: string) => value.replace(/^([a-z][a-z0-9+
 const DEFAULT_PORTS: Record<string, number> = {'http:': 80, 'https:': 443}
 
 /**
- * The proxy a request to `url` goes through, or undefined where it goes direct: the choice
- * undici's EnvHttpProxyAgent makes (7.x, env-http-proxy-agent.js) for the same config, so
- * that mtune's own range client (wire.ts) can take exactly the requests undici would send
- * direct. https:// goes through the HTTPS proxy, else the HTTP one; http:// only through the
- * HTTP one. NO_PROXY: entries split on commas or spaces, `*` for every host, a leading `.` or
- * `*.` dropped, a host matching itself and its subdomains, `HOST:PORT` only that port.
+ * The proxy a request to `url` goes through, or undefined where it goes direct: the one decision
+ * that both undici (proxy-router.ts) and mtune's own range client (wire.ts) follow. https:// goes
+ * through the HTTPS proxy, else the HTTP one; http:// only through the HTTP one. NO_PROXY, as
+ * undici reads it: entries split on commas or spaces, `*` for every host, a leading `.` or `*.`
+ * dropped, a host matching itself and its subdomains, `HOST:PORT` only that port. Beyond undici,
+ * as curl (7.86+), Go and requests read it: an address range (`10.0.0.0/8`, `fd00::/8`) covers
+ * the addresses in it, and an IPv6 address may be written without brackets (`::1`).
  */
 export function proxyFor(url: URL | string, config: ProxyConfig): string | undefined {
   const u = typeof url === 'string' ? new URL(url) : url
@@ -82,17 +86,47 @@ export function proxyFor(url: URL | string, config: ProxyConfig): string | undef
   // As undici: the port stripped from host, so that an IPv6 address keeps its brackets.
   const hostname = u.host.replace(/:\d*$/, '').toLowerCase()
   const port = Number.parseInt(u.port, 10) || DEFAULT_PORTS[u.protocol] || 0
-  const noProxy = config.noProxy ?? ''
-  if (noProxy === '*') return undefined
-  for (const entry of noProxy.split(/[,\s]/)) {
-    if (!entry) continue
-    const parsed = /^(.+):(\d+)$/.exec(entry)
-    const host = (parsed ? parsed[1]! : entry).replace(/^\*?\./, '').toLowerCase()
-    const only = parsed ? Number.parseInt(parsed[2]!, 10) : 0
-    if (only && only !== port) continue
-    if (hostname === host || hostname.endsWith(`.${host}`)) return undefined
+  const entries = noProxyEntries(config.noProxy ?? '')
+  if (entries === '*') return undefined
+  const ip = hostname.startsWith('[') ? hostname.slice(1, -1) : hostname
+  const family = isIP(ip)
+  for (const entry of entries) {
+    if (entry.port && entry.port !== port) continue
+    if (entry.range) {
+      if (family && entry.range.check(ip, family === 6 ? 'ipv6' : 'ipv4')) return undefined
+    } else if (hostname === entry.host || hostname.endsWith(`.${entry.host}`)) return undefined
   }
   return proxy
+}
+
+interface NoProxyEntry {
+  host?: string
+  range?: BlockList
+  /** 0: any port. */
+  port: number
+}
+
+/** NO_PROXY read once per value: proxyFor runs for every range request's routing. */
+const readNoProxy = new Map<string, NoProxyEntry[] | '*'>()
+
+function noProxyEntries(noProxy: string): NoProxyEntry[] | '*' {
+  let entries = readNoProxy.get(noProxy)
+  if (!entries) readNoProxy.set(noProxy, (entries = noProxy === '*' ? '*' : noProxy.split(/[,\s]/).filter(Boolean).map(noProxyEntry)))
+  return entries
+}
+
+function noProxyEntry(entry: string): NoProxyEntry {
+  const cidr = /^\[?([0-9a-f.:]+)\]?\/(\d{1,3})$/i.exec(entry)
+  const family = cidr ? isIP(cidr[1]!) : 0
+  if (cidr && family && Number(cidr[2]) <= (family === 6 ? 128 : 32)) {
+    const range = new BlockList()
+    range.addSubnet(cidr[1]!, Number(cidr[2]), family === 6 ? 'ipv6' : 'ipv4')
+    return {range, port: 0}
+  }
+  const bare = entry.replace(/^\[|\]$/g, '')
+  if (isIP(bare) === 6) return {host: `[${bare.toLowerCase()}]`, port: 0}
+  const parsed = /^(.+):(\d+)$/.exec(entry)
+  return {host: (parsed ? parsed[1]! : entry).replace(/^\*?\./, '').toLowerCase(), port: parsed ? Number.parseInt(parsed[2]!, 10) : 0}
 }
 
 /**
