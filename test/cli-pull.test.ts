@@ -383,11 +383,30 @@ describe('mtune pull through a proxy', () => {
       assert.equal(JSON.parse(viaSocks.stdout).sha256, digest)
       assert.ok(socks.connects.length >= 1 && socks.connects.every((c) => c === `localhost:${new URL(m.url).port}`), socks.connects.join())
       assert.equal(viaSocks.stderr, '', 'nothing but the JSON')
+      const bench = await runCli(['bench', '--mirror', url, '--connections', '1', '--chunk-size', '1M', '--duration', '2', '--json'], {HTTP_PROXY: socks.url, NO_PROXY: '', XDG_CACHE_HOME: dir()})
+      assert.equal(bench.code, 0, bench.stderr)
+      assert.equal(JSON.parse(bench.stdout).mirrors[0].proxy, new URL(socks.url).host, 'bench names the proxy it measured through')
       const before = m.requests.length
       const socks4 = await runCli(['pull', url, '-o', join(dir(), 'model.bin')], {HTTP_PROXY: 'socks4://ops:pr0xy-pw@127.0.0.1:1080', NO_PROXY: ''})
       assert.equal(socks4.code, 2, socks4.stderr)
       assert.equal(socks4.stderr.trim(), 'Error: HTTP_PROXY=socks4://ops:***@127.0.0.1:1080: socks4:// proxies are not supported: give an http://, https:// or socks5:// proxy')
       assert.equal(m.requests.length, before, 'nothing was fetched')
+      // A server that says nothing behind the SOCKS5 proxy is a stall after --stall-timeout, not
+      // after undici's 300 s (its SOCKS5 pools are made without the agent's timeouts).
+      const held = new Set<Socket>()
+      const silent = createNetServer((socket) => void held.add(socket.on('error', () => {})))
+      silent.listen(0, '127.0.0.1')
+      await once(silent, 'listening')
+      try {
+        const started = Date.now()
+        const stalled = await runCli(['pull', `http://127.0.0.1:${(silent.address() as AddressInfo).port}/m.bin`, '-o', join(dir(), 'model.bin'), '--stall-timeout', '2', '--retries', '1'], {HTTP_PROXY: socks.url, NO_PROXY: ''})
+        assert.equal(stalled.code, 3, stalled.stderr)
+        assert.match(stalled.stderr, /stalled: no data within the stall timeout/)
+        assert.ok(Date.now() - started < 60_000, 'within a few stall timeouts')
+      } finally {
+        for (const socket of held) socket.destroy()
+        silent.close()
+      }
     } finally {
       await Promise.all([proxy.close(), socks.close()])
     }

@@ -55,8 +55,9 @@ export function summarizeMirror(url: string, samples: ProbeSample[]): MirrorSumm
     ttfbMs: stat(good.map((s) => s.ttfbMs)),
     throughputBps: stat(good.map((s) => s.throughputBps)),
     // Behind a proxy (every sample tunnelled): the proxy named, the tunnel timed.
-    ...(good.some((s) => s.tunnelMs !== undefined) ? {proxy: good.find((s) => s.proxy)?.proxy, tunnelMs: stat(good.map((s) => s.tunnelMs))} : {}),
-    ...(good.some((s) => s.proxyConnectMs !== undefined) ? {proxy: good.find((s) => s.proxy)?.proxy, proxyConnectMs: stat(good.map((s) => s.proxyConnectMs))} : {}),
+    ...(good.some((s) => s.proxy) ? {proxy: good.find((s) => s.proxy)?.proxy} : {}),
+    ...(good.some((s) => s.tunnelMs !== undefined) ? {tunnelMs: stat(good.map((s) => s.tunnelMs))} : {}),
+    ...(good.some((s) => s.proxyConnectMs !== undefined) ? {proxyConnectMs: stat(good.map((s) => s.proxyConnectMs))} : {}),
   }
 }
 

@@ -2,7 +2,7 @@ import {get} from '../net/request.js'
 import {parseContentRange} from '../net/http-range.js'
 import {TransferError, classifyNetworkError, parseRetryAfter} from '../net/retry-policy.js'
 import {timedDispatcher} from './connect-timings.js'
-import {forwardingProxy} from '../net/proxy-env.js'
+import {forwardingProxy, proxyConfig, proxyFor} from '../net/proxy-env.js'
 
 export type ProbeStage = 'dns' | 'connect' | 'proxy' | 'tls' | 'http' | 'range' | 'timeout'
 
@@ -75,6 +75,10 @@ export async function probeOnce(
       sample.dnsMs = hop.dnsMs
       sample.connectMs = hop.connectMs
       sample.tlsMs = hop.tlsMs
+    } else {
+      // Through a proxy whose connections undici times nowhere (SOCKS5): named, not timed.
+      const proxy = proxyFor(res.url, proxyConfig())
+      if (proxy) sample.proxy = new URL(proxy).host
     }
     // From the moment the connection that answered was ready (or the request went out on a reused one).
     sample.ttfbMs = answered - Math.max(sent, tunnel?.readyAt ?? forward?.readyAt ?? hop?.readyAt ?? sent)

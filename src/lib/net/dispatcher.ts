@@ -52,11 +52,11 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
           // or rack cache on port 80 or 8080 was refused. undici 8.7 made this its default
           // (nodejs/undici#5116). https:// is still tunnelled.
           proxyTunnel: false,
-          // The client that forwards those requests is made with nothing but a connector: it gets
-          // the stall timeouts here, as every other pool has them.
-          factory: options.factory ?? ((origin: URL | string, o: object) => new Pool(origin, {headersTimeout: agentOptions.headersTimeout, bodyTimeout: agentOptions.bodyTimeout, ...o})),
           clientFactory: failingTunnels(options.clientFactory ?? ((origin, o) => new Pool(origin, o)), options.stallTimeoutMs),
         }),
+        // Set on each proxied request: undici makes the client that forwards plain http (with
+        // only a connector) and the SOCKS5 pools without the agent's timeouts.
+        options.stallTimeoutMs,
       )
     : new Agent(agentOptions)
   // Ranged GETs that the agent sends direct go through the wire client (wire.ts), unless told

@@ -15,6 +15,8 @@ export class ProxyRouter extends Dispatcher {
     private readonly direct: Dispatcher,
     private readonly proxies: ProxyConfig,
     private readonly agentFor: (proxy: string) => Dispatcher,
+    /** The stall timeout, set on each proxied request (undici builds some of a proxy's pools without the agent's). */
+    private readonly stallTimeoutMs: number,
   ) {
     super()
   }
@@ -24,7 +26,7 @@ export class ProxyRouter extends Dispatcher {
     if (!proxy) return this.direct.dispatch(options, handler)
     let agent = this.viaProxy.get(proxy)
     if (!agent) this.viaProxy.set(proxy, (agent = this.agentFor(proxy)))
-    return agent.dispatch(options, handler)
+    return agent.dispatch({headersTimeout: this.stallTimeoutMs, bodyTimeout: this.stallTimeoutMs, ...options}, handler)
   }
 
   override close(): Promise<void>

@@ -32,8 +32,10 @@ export function renderBench(report: BenchReport, tty: boolean): string {
         ? `${ms(m.tunnelMs)} via proxy ${m.proxy ?? ''}`.trim()
         : m.proxyConnectMs
           ? `${ms(m.proxyConnectMs)} to proxy ${m.proxy ?? ''} (forwards)`
-          : ms(m.connectMs)
-      rows.push([`${i + 1}`, m.url, ms(m.dnsMs), connect, m.tunnelMs ? 'in tunnel' : ms(m.tlsMs), ms(m.ttfbMs), `${formatRate(t.median)} (${formatRate(t.min)}-${formatRate(t.max)})`])
+          : m.proxy
+            ? `via proxy ${m.proxy}`
+            : ms(m.connectMs)
+      rows.push([`${i + 1}`, m.url, ms(m.dnsMs), connect, m.tunnelMs || (m.proxy && !m.proxyConnectMs && m.url.startsWith('https:')) ? 'in tunnel' : ms(m.tlsMs), ms(m.ttfbMs), `${formatRate(t.median)} (${formatRate(t.min)}-${formatRate(t.max)})`])
     }
   })
   out.push(...table(rows).map((l) => `  ${l}`))
