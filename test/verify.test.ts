@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import {createHash} from 'node:crypto'
-import {existsSync, readFileSync, rmSync, truncateSync, unlinkSync, writeFileSync} from 'node:fs'
+import {existsSync, mkdirSync, readFileSync, rmSync, truncateSync, unlinkSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {after, describe, it} from 'node:test'
 import {downloadFileToCacheDir} from '@huggingface/hub'
@@ -330,5 +330,14 @@ describe('mtune verify ollama:// and files', () => {
     const folder = await runCli(['verify', d])
     assert.equal(folder.code, 2)
     assert.match(folder.stderr, /is a directory: give a file, or for a model pulled into it with --local-dir, its source: mtune verify hf:\/\/ORG\/NAME --local-dir /)
+    // A folder of the Hugging Face cache, reached with cd: the repo it holds, and the command for it.
+    const cache = join(d, 'hub')
+    const snapshot = join(cache, 'datasets--acme--set-v2', 'snapshots', COMMIT)
+    mkdirSync(snapshot, {recursive: true})
+    const cached = await runCli(['verify', snapshot], {HF_HUB_CACHE: join(d, 'elsewhere')})
+    assert.equal(cached.code, 2)
+    assert.equal(cached.stderr.trim(), `Error: ${snapshot} is a directory: the Hugging Face cache's copy of datasets/acme/set-v2; check it with: HF_HUB_CACHE=${cache} mtune verify hf://datasets/acme/set-v2 --revision ${COMMIT}`)
+    const here = await runCli(['verify', join(cache, 'datasets--acme--set-v2')], {HF_HUB_CACHE: cache})
+    assert.match(here.stderr, /check it with: mtune verify hf:\/\/datasets\/acme\/set-v2$/m, 'no HF_HUB_CACHE= where it is the cache already')
   })
 })

@@ -196,11 +196,31 @@ export function ollamaFromDisk(ref: Extract<SourceRef, {kind: 'ollama'}>, env = 
   return out
 }
 
+/**
+ * A folder of the Hugging Face cache (`models--ORG--NAME`, or one of its snapshots), which people
+ * reach with cd and then ask to verify: the repo it holds, and the command that checks it (with
+ * HF_HUB_CACHE when that cache is not the one the environment names). A repo name never holds
+ * "--" (huggingface_hub refuses it), so the first one after ORG splits the two.
+ */
+function hfCacheFolder(dir: string): {repo: string; command: string} | undefined {
+  const parts = dir.split('/')
+  const at = parts.findIndex((p) => /^(models|datasets)--[^-].*--./.test(p))
+  if (at < 0) return undefined
+  const [kind, org, ...name] = parts[at]!.split('--')
+  const repo = `${kind === 'datasets' ? 'datasets/' : ''}${org}/${name.join('--')}`
+  const cache = parts.slice(0, at).join('/') || '/'
+  const revision = parts[at + 1] === 'snapshots' && parts[at + 2] ? ` --revision ${parts[at + 2]}` : ''
+  const env = resolve(hfCacheDir()) === cache ? '' : `HF_HUB_CACHE=${cache} `
+  return {repo, command: `${env}mtune verify hf://${repo}${revision}`}
+}
+
 /** A plain file against --sha256, or the FILE.sha256 beside it (sha256sum's format). */
 export function plainFile(path: string, sha256?: string): Expectations {
   const full = resolve(path)
   // Checked first: what a directory lacks is a source, not a digest.
   if (existsSync(full) && statSync(full).isDirectory()) {
+    const cached = hfCacheFolder(full)
+    if (cached) throw usageError('is-directory', `${path} is a directory: the Hugging Face cache's copy of ${cached.repo}; check it with: ${cached.command}`)
     throw usageError('is-directory', `${path} is a directory: give a file, or for a model pulled into it with --local-dir, its source: mtune verify hf://ORG/NAME --local-dir ${path} (or modelscope://)`)
   }
   let expected = sha256?.replace(/^sha256:/i, '').toLowerCase()
