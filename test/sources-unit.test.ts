@@ -76,6 +76,8 @@ describe('source references', () => {
     assert.match(said('Qwen/Qwen2.5-7B'), /: did you mean hf:\/\/Qwen\/Qwen2\.5-7B\? \(modelscope:\/\/Qwen\/Qwen2\.5-7B for ModelScope, ollama:\/\/Qwen\/Qwen2\.5-7B for Ollama\)$/)
     assert.match(said('llama3.2:3b'), /: did you mean ollama:\/\/llama3\.2:3b\?$/)
     assert.match(said('mirror.example.com/m.gguf'), /: did you mean https:\/\/mirror\.example\.com\/m\.gguf\?$/)
+    // Ollama's (and llama.cpp's) name for a GGUF on the Hub: not a web address to fetch.
+    assert.match(said('hf.co/bartowski/Qwen3-8B-GGUF:Q4_K_M'), /: did you mean hf:\/\/bartowski\/Qwen3-8B-GGUF:Q4_K_M \(into the Hugging Face cache\), or ollama:\/\/hf\.co\/bartowski\/Qwen3-8B-GGUF:Q4_K_M \(into Ollama's store, as ollama pull hf\.co\/bartowski\/Qwen3-8B-GGUF:Q4_K_M\)\?$/)
     assert.match(said('hf://spaces/org/app'), /a Space is an app, not a model/)
     assert.match(said('model.bin'), /: give a URL \(https:\/\/\.\.\.\), hf:\/\/ORG\/NAME/)
   })

@@ -65,6 +65,11 @@ export function sourceText(ref: Exclude<SourceRef, {kind: 'url'}>): string {
  * ORG/NAME`, `ollama pull MODEL:TAG`, `wget host/path`.
  */
 function meant(input: string): string | undefined {
+  // Ollama's name for a GGUF on the Hub (`ollama pull hf.co/ORG/NAME:QUANT`), llama.cpp's too.
+  const hub = /^(?:hf\.co|huggingface\.co)\/([\w.-]+\/[\w.-]+)(?::([\w.-]+))?$/i.exec(input)
+  if (hub) {
+    return `did you mean hf://${hub[1]}${hub[2] ? `:${hub[2]}` : ''} (into the Hugging Face cache), or ollama://${input} (into Ollama's store, as ollama pull ${input})?`
+  }
   // A host (a dotted name ending in letters, or an address, maybe a port) before the first slash.
   if (/^([a-z0-9-]+(\.[a-z0-9-]+)*\.[a-z]{2,}|\d+(\.\d+){3})(:\d+)?\/\S*$/i.test(input)) return `did you mean https://${input}?`
   if (/^[A-Za-z0-9][\w.-]*\/[\w.-]+@[\w./%-]+$/.test(input)) return `did you mean hf://${input}? (modelscope://${input} for ModelScope)`
