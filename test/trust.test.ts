@@ -120,6 +120,8 @@ describe('credentials go only where the user sent them', () => {
     assert.equal(JSON.parse(ok.stdout).size, weights.length)
     assert.ok(hub.requests.some((q) => q.path.includes('/resolve/') && q.authorization === 'Bearer hf_user_token'))
     assert.equal(cdn.authSeen, 0, 'the CDN never saw it')
+    const doctor = await runCli(['doctor', 'disk', '--model', url, '--json'], env)
+    assert.equal(JSON.parse(doctor.stdout).model.size, weights.length, 'doctor --model sizes it with the token too')
     // The same file on a host that is not the Hub (the public mirror's stand-in) is asked anonymously.
     const other = await runCli(['pull', `${standIn.origin}/acme/secret/resolve/main/model.safetensors`, '-o', join(dir(), 'w.bin')], env)
     assert.equal(other.code, 3, other.stderr)

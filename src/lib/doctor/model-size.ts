@@ -5,6 +5,7 @@ import {planTotals} from '../sources/plan.js'
 import {parseSource} from '../sources/reference.js'
 import {resolvePlan} from '../sources/resolve.js'
 import {choosesFiles} from '../sources/select.js'
+import {hubFileHeaders} from '../sources/hub-files.js'
 import {weightNotes} from '../sources/weight-formats.js'
 
 export interface ModelSize {
@@ -28,7 +29,8 @@ export async function modelSize(source: string, options: {endpoint?: string; tim
   const signal = AbortSignal.timeout(timeoutMs)
   try {
     if (ref.kind === 'url') {
-      const p = await probe(dispatcher, ref.url, {}, signal, 0, 1)
+      // A Hub file URL with the Hub token, as a pull of it sends (hub-files.ts).
+      const p = await probe(dispatcher, ref.url, hubFileHeaders(ref.url) ?? {}, signal, 0, 1)
       await p.response?.body.dump().catch(() => {})
       return p.file.size === undefined ? {note: 'the server does not say the size'} : {size: p.file.size, missing: p.file.size}
     }
