@@ -367,7 +367,7 @@ describe('mtune pull through a proxy', () => {
     }
   })
 
-  it('reads proxy variables as curl does: no scheme is an http proxy, socks5h:// is socks5://; one it cannot use is one line (exit 2)', async () => {
+  it('reads proxy variables as curl does: no scheme is an http proxy, socks5h:// is socks5://, ALL_PROXY counts; one it cannot use is one line (exit 2)', async () => {
     const {startConnectProxy} = await import('./support/connect-proxy.js')
     const {startSocksProxy} = await import('./support/socks-proxy.js')
     const [proxy, socks, m] = [await startConnectProxy(), await startSocksProxy(), await mirror()]
@@ -377,8 +377,9 @@ describe('mtune pull through a proxy', () => {
       const bare = await runCli(['pull', url, '-o', join(dir(), 'model.bin'), '--json'], {HTTP_PROXY: new URL(proxy.url).host, NO_PROXY: ''})
       assert.equal(bare.code, 0, bare.stderr)
       assert.ok(proxy.forwarded.length >= 1, 'through the proxy')
-      // SOCKS5, the host name resolved by the proxy; undici's "experimental" warning is not shown.
-      const viaSocks = await runCli(['pull', url, '-o', join(dir(), 'model.bin'), '--json'], {HTTP_PROXY: socks.url.replace('socks5:', 'socks5h:'), NO_PROXY: ''})
+      // SOCKS5 in ALL_PROXY (as curl reads it), the host name resolved by the proxy; undici's
+      // "experimental" warning is not shown.
+      const viaSocks = await runCli(['pull', url, '-o', join(dir(), 'model.bin'), '--json'], {ALL_PROXY: socks.url.replace('socks5:', 'socks5h:'), HTTP_PROXY: '', NO_PROXY: ''})
       assert.equal(viaSocks.code, 0, viaSocks.stderr)
       assert.equal(JSON.parse(viaSocks.stdout).sha256, digest)
       assert.ok(socks.connects.length >= 1 && socks.connects.every((c) => c === `localhost:${new URL(m.url).port}`), socks.connects.join())

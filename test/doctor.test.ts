@@ -138,13 +138,13 @@ describe('disk: a --path not made yet', () => {
 
 describe('env: proxies', () => {
   const proxy = (proxies: Record<string, string>) => decide(baseFacts({env: {proxies, hf: {}}}), ['env']).find((f) => f.id === 'env.proxy')!
-  it('passes a consistent proxy with NO_PROXY, and says ALL_PROXY alone is not read', () => {
+  it('passes a consistent proxy with NO_PROXY; ALL_PROXY alone is read, as curl reads it', () => {
     assert.equal(proxy({HTTPS_PROXY: 'http://p:3128', NO_PROXY: 'localhost,127.0.0.1'}).status, 'pass')
     const all = proxy({ALL_PROXY: 'socks5://ops:secret@p:1080', NO_PROXY: 'localhost'})
-    assert.equal(all.status, 'warn')
-    assert.match(all.summary, /ALL_PROXY=socks5:\/\/.*p:1080 is set, but mtune reads only HTTPS_PROXY and HTTP_PROXY: it connects directly/)
+    assert.equal(all.status, 'pass')
+    assert.equal(all.summary, 'ALL_PROXY=socks5://ops:***@p:1080; NO_PROXY=localhost')
     assert.doesNotMatch(JSON.stringify(all), /secret/)
-    assert.match(all.fix ?? '', /^export HTTPS_PROXY="\$ALL_PROXY" HTTP_PROXY="\$ALL_PROXY"/)
+    assert.equal(proxy({ALL_PROXY: 'socks5://p:1080', all_proxy: 'socks5://q:1080', NO_PROXY: 'localhost'}).status, 'warn', 'two spellings that disagree')
     assert.equal(proxy({ALL_PROXY: 'socks5://p:1080', https_proxy: 'http://p:3128', NO_PROXY: 'localhost'}).status, 'pass', 'with HTTPS_PROXY set too, it is that one')
     assert.equal(proxy({HTTPS_PROXY: 'http://p:3128', https_proxy: 'http://q:3128', NO_PROXY: 'localhost'}).status, 'warn', 'two spellings that disagree')
     const socks4 = proxy({HTTPS_PROXY: 'socks4://ops:secret@p:1080', NO_PROXY: 'localhost'})

@@ -49,6 +49,12 @@ const beyondUndici: Array<[string, ProxyConfig, string]> = [
   ['http://10.0.0.5/x', {httpProxy: 'H', noProxy: 'fd00::/8'}, 'H'],
   ['http://[::1]:8080/x', {httpProxy: 'H', noProxy: '::1'}, 'direct'],
   ['http://10.0.0.5/x', {httpProxy: 'H', noProxy: '10.0.0.0/40'}, 'H'],
+  // ALL_PROXY, as curl and requests read it: for either scheme, after the scheme's own.
+  ['https://hub.example.test/x', {allProxy: 'A'}, 'A'],
+  ['http://hub.example.test/x', {allProxy: 'A'}, 'A'],
+  ['https://hub.example.test/x', {httpsProxy: 'S', allProxy: 'A'}, 'S'],
+  ['http://hub.example.test/x', {httpsProxy: 'S', allProxy: 'A'}, 'A'],
+  ['http://cache.rack.test/x', {allProxy: 'A', noProxy: 'rack.test'}, 'direct'],
 ]
 
 describe('proxyFor', () => {

@@ -85,7 +85,7 @@ function timedTunnel(connect: Connector, record: (o: ConnectOptions, ms: number,
 export function timedDispatcher(options: {timeoutMs: number}): {dispatcher: Dispatcher; timings: ConnectTimings} {
   const timeoutMs = Math.max(1, Math.ceil(options.timeoutMs))
   const timings: ConnectTimings = {direct: new Map(), tunnel: new Map()}
-  const httpProxy = proxyConfig().httpProxy
+  const {httpProxy = proxyConfig().allProxy} = proxyConfig()
   const forwarder = httpProxy?.startsWith('http:') ? new URL(httpProxy).origin : undefined
   const direct = timed(buildConnector({rejectUnauthorized: true, timeout: timeoutMs}), (o, t) => timings.direct.set(originOf(o), t))
   const dispatcher = createDispatcher({

@@ -313,22 +313,15 @@ export function envChecks(f: DoctorFacts): Finding[] {
     const pairs = [
       ['HTTPS_PROXY', 'https_proxy'],
       ['HTTP_PROXY', 'http_proxy'],
+      ['ALL_PROXY', 'all_proxy'],
       ['NO_PROXY', 'no_proxy'],
     ]
     const clash = pairs.find(([a, b]) => p[a] !== undefined && p[b] !== undefined && p[a] !== p[b])
     const noProxy = p.NO_PROXY ?? p.no_proxy
-    const all = p.ALL_PROXY || p.all_proxy
     const used = proxyConfig(p)
     const problem = proxyProblem(p)
     if (problem) {
       out.push(finding('env', 'proxy', 'fail', 'Proxy', problem, values, {fix: 'export HTTPS_PROXY=http://HOST:PORT HTTP_PROXY=http://HOST:PORT (or socks5://HOST:PORT): until then every mtune download stops at this line'}))
-    } else if (all && !used.httpProxy && !used.httpsProxy) {
-      // curl reads ALL_PROXY; Node and undici do not, so mtune would connect directly.
-      out.push(
-        finding('env', 'proxy', 'warn', 'Proxy', `ALL_PROXY=${hideCredentials(all)} is set, but mtune reads only HTTPS_PROXY and HTTP_PROXY: it connects directly`, values, {
-          fix: 'export HTTPS_PROXY="$ALL_PROXY" HTTP_PROXY="$ALL_PROXY" (an http://, https:// or socks5:// proxy), or unset ALL_PROXY if direct is meant',
-        }),
-      )
     } else if (clash) {
       out.push(finding('env', 'proxy', 'warn', 'Proxy', `${clash[0]} and ${clash[1]} differ`, values, {fix: `set both to the same value (tools disagree on which one they read)`}))
     } else if (!noProxy || (proxyFor('https://localhost/', used) && proxyFor('https://127.0.0.1/', used))) {

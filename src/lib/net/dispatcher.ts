@@ -40,7 +40,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
   const problem = proxyProblem()
   if (problem) throw usageError('bad-proxy', problem)
   const proxies = proxyConfig()
-  const proxied = Boolean(proxies.httpProxy || proxies.httpsProxy)
+  const proxied = Boolean(proxies.httpProxy || proxies.httpsProxy || proxies.allProxy)
   const agent = proxied
     ? new ProxyRouter(new Agent(agentOptions), proxies, (proxy) =>
         new ProxyAgent({

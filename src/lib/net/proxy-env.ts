@@ -12,6 +12,8 @@ import {BlockList, isIP} from 'node:net'
 export interface ProxyConfig {
   httpProxy?: string
   httpsProxy?: string
+  /** ALL_PROXY: for either scheme where its own is not set, as curl and requests read it. */
+  allProxy?: string
   noProxy?: string
 }
 
@@ -47,12 +49,13 @@ const usable = (entry: [string, string] | undefined) => {
 
 /** The proxies mtune uses; a value it cannot use is left out here and reported by proxyProblem. */
 export function proxyConfig(env: NodeJS.ProcessEnv = process.env): ProxyConfig {
-  return {httpProxy: usable(first(env, 'http_proxy')), httpsProxy: usable(first(env, 'https_proxy')), noProxy: first(env, 'no_proxy')?.[1]}
+  const all = usable(first(env, 'all_proxy'))
+  return {httpProxy: usable(first(env, 'http_proxy')), httpsProxy: usable(first(env, 'https_proxy')), ...(all ? {allProxy: all} : {}), noProxy: first(env, 'no_proxy')?.[1]}
 }
 
 /** What is wrong with the proxy variable mtune would read, as one line naming it (password hidden); undefined when nothing is. */
 export function proxyProblem(env: NodeJS.ProcessEnv = process.env): string | undefined {
-  for (const name of ['https_proxy', 'http_proxy']) {
+  for (const name of ['https_proxy', 'http_proxy', 'all_proxy']) {
     const entry = first(env, name)
     const read = entry && readProxyUrl(entry[1])
     if (entry && read && 'problem' in read) return `${entry[0]}=${hideCredentials(entry[1])}: ${read.problem}`
@@ -62,7 +65,7 @@ export function proxyProblem(env: NodeJS.ProcessEnv = process.env): string | und
 
 /** Every proxy value set, with its scheme: their credentials are masked in anything printed. */
 export function proxyUrls(env: NodeJS.ProcessEnv = process.env): string[] {
-  return ['HTTPS_PROXY', 'https_proxy', 'HTTP_PROXY', 'http_proxy'].map((name) => env[name]).filter((v): v is string => Boolean(v)).map(withScheme)
+  return ['HTTPS_PROXY', 'https_proxy', 'HTTP_PROXY', 'http_proxy', 'ALL_PROXY', 'all_proxy'].map((name) => env[name]).filter((v): v is string => Boolean(v)).map(withScheme)
 }
 
 /** A proxy value fit to print: no password, with or without a scheme. */
@@ -73,7 +76,8 @@ const DEFAULT_PORTS: Record<string, number> = {'http:': 80, 'https:': 443}
 /**
  * The proxy a request to `url` goes through, or undefined where it goes direct: the one decision
  * that both undici (proxy-router.ts) and mtune's own range client (wire.ts) follow. https:// goes
- * through the HTTPS proxy, else the HTTP one; http:// only through the HTTP one. NO_PROXY, as
+ * through the HTTPS proxy, else the HTTP one (as undici); http:// only through the HTTP one; for
+ * either, ALL_PROXY where those are not set (as curl and requests). NO_PROXY, as
  * undici reads it: entries split on commas or spaces, `*` for every host, a leading `.` or `*.`
  * dropped, a host matching itself and its subdomains, `HOST:PORT` only that port. Beyond undici,
  * as curl (7.86+), Go and requests read it: an address range (`10.0.0.0/8`, `fd00::/8`) covers
@@ -81,7 +85,7 @@ const DEFAULT_PORTS: Record<string, number> = {'http:': 80, 'https:': 443}
  */
 export function proxyFor(url: URL | string, config: ProxyConfig): string | undefined {
   const u = typeof url === 'string' ? new URL(url) : url
-  const proxy = u.protocol === 'https:' ? config.httpsProxy || config.httpProxy : config.httpProxy
+  const proxy = (u.protocol === 'https:' ? config.httpsProxy || config.httpProxy : config.httpProxy) || config.allProxy
   if (!proxy) return undefined
   // As undici: the port stripped from host, so that an IPv6 address keeps its brackets.
   const hostname = u.host.replace(/:\d*$/, '').toLowerCase()
