@@ -1,5 +1,6 @@
 import {Agent, Pool, ProxyAgent, type Dispatcher, type buildConnector} from 'undici'
 import {ProxyRouter} from './proxy-router.js'
+import {fixPausedFinish} from './undici-paused-finish.js'
 import {forwardingProxy, proxyConfig, proxyFor, proxyProblem} from './proxy-env.js'
 import {usageError} from '../errors.js'
 import {streamRequest, type StreamedResponse} from './chunk-stream.js'
@@ -26,6 +27,7 @@ export interface DispatcherOptions {
  * sources, probes, bench and --auto all dispatch through it, so all of them work behind a proxy.
  */
 export function createDispatcher(options: DispatcherOptions): Dispatcher {
+  fixPausedFinish()
   const agentOptions = {
     connections: options.connections ?? null,
     pipelining: 1,
