@@ -3,7 +3,8 @@ import {proxyFor, type ProxyConfig} from './proxy-env.js'
 
 /**
  * Sends each request direct or through its proxy as proxyFor (proxy-env.ts) decides: the one
- * reading of HTTPS_PROXY, HTTP_PROXY and NO_PROXY, which mtune's own range client follows too.
+ * reading of HTTPS_PROXY, HTTP_PROXY, ALL_PROXY and NO_PROXY, which mtune's own range client
+ * follows too.
  * It replaces undici's EnvHttpProxyAgent, whose NO_PROXY has no CIDR ranges (10.0.0.0/8), which
  * curl, Go, requests and huggingface_hub honour and Kubernetes clusters set: a rack cache at
  * 10.0.0.5 went out through the proxy. One agent per proxy, made when first needed.
