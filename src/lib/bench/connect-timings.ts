@@ -85,8 +85,9 @@ function timedTunnel(connect: Connector, record: (o: ConnectOptions, ms: number,
 export function timedDispatcher(options: {timeoutMs: number}): {dispatcher: Dispatcher; timings: ConnectTimings} {
   const timeoutMs = Math.max(1, Math.ceil(options.timeoutMs))
   const timings: ConnectTimings = {direct: new Map(), tunnel: new Map()}
-  const {httpProxy = proxyConfig().allProxy} = proxyConfig()
-  const forwarder = httpProxy?.startsWith('http:') ? new URL(httpProxy).origin : undefined
+  // The http:// proxies that may forward plain http themselves: their own pool is the hop.
+  const {httpProxy, allProxy} = proxyConfig()
+  const forwarders = new Set([httpProxy, allProxy].filter((p): p is string => Boolean(p?.startsWith('http:'))).map((p) => new URL(p).origin))
   const direct = timed(buildConnector({rejectUnauthorized: true, timeout: timeoutMs}), (o, t) => timings.direct.set(originOf(o), t))
   const dispatcher = createDispatcher({
     stallTimeoutMs: timeoutMs,
@@ -99,7 +100,7 @@ export function timedDispatcher(options: {timeoutMs: number}): {dispatcher: Disp
     factory: (origin: URL | string, opts: object) => {
       const connect = (opts as {connect?: Connector}).connect
       if (typeof connect !== 'function' || (connect as unknown as Record<symbol, boolean>)[MINE]) return new Pool(origin, opts)
-      if (forwarder && new URL(origin).origin === forwarder) {
+      if (forwarders.has(new URL(origin).origin)) {
         return new Pool(origin, {...opts, connect: timed(connect, (o, t) => (timings.forward = {...t, host: o.host ?? o.hostname}))})
       }
       return new Pool(origin, {...opts, connect: timedTunnel(connect, (o, ms, readyAt) => timings.tunnel.set(originOf(o), {ms, readyAt}))})

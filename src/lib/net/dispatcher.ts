@@ -22,9 +22,10 @@ export interface DispatcherOptions {
 
 /**
  * The one way mtune reaches a server: one keep-alive pool per origin, shared by every
- * connection of a pull. HTTPS_PROXY, HTTP_PROXY and NO_PROXY are honoured as proxyFor reads
- * them (proxy-router.ts), through undici's ProxyAgent; TLS is always verified. pull, model
- * sources, probes, bench and --auto all dispatch through it, so all of them work behind a proxy.
+ * connection of a pull. HTTPS_PROXY, HTTP_PROXY, ALL_PROXY and NO_PROXY are honoured as
+ * proxyFor reads them (proxy-router.ts), through undici's ProxyAgent; TLS is always verified.
+ * pull, model sources, probes, bench and --auto all dispatch through it, so all of them work
+ * behind a proxy.
  */
 export function createDispatcher(options: DispatcherOptions): Dispatcher {
   fixPausedFinish()

@@ -26,7 +26,10 @@ function first(env: NodeJS.ProcessEnv, name: string): [string, string] | undefin
 const SUPPORTED = new Set(['http:', 'https:', 'socks5:', 'socks:'])
 
 /** A proxy value with its scheme: without one it is an http:// proxy, as curl, wget and requests read it. */
-const withScheme = (value: string) => (/^[a-z][a-z0-9+.-]*:\/\//i.test(value.trim()) ? value.trim() : `http://${value.trim()}`)
+function withScheme(value: string): string {
+  const v = value.trim()
+  return /^[a-z][a-z0-9+.-]*:\/\//i.test(v) ? v : `http://${v}`
+}
 
 /**
  * A proxy variable's value as undici takes it, read as curl reads it: `proxy.corp:3128` (no

@@ -11,7 +11,9 @@ import {onHub} from './web-pages.js'
  */
 export function hubFileHeaders(url: string, env: NodeJS.ProcessEnv = process.env): Record<string, string> | undefined {
   const hub = onHub(url, env)
-  if (!hub || new URL(url).username || new URL(url).password) return undefined
+  if (!hub) return undefined
+  const {username, password} = new URL(url)
+  if (username || password) return undefined
   const parts = hub.parts[0] === 'datasets' ? hub.parts.slice(1) : hub.parts
   if (parts.length < 5 || (parts[2] !== 'resolve' && parts[2] !== 'raw')) return undefined
   const token = hfToken(env)

@@ -35,7 +35,7 @@ export function renderBench(report: BenchReport, tty: boolean): string {
           : m.proxy
             ? `via proxy ${m.proxy}`
             : ms(m.connectMs)
-      rows.push([`${i + 1}`, m.url, ms(m.dnsMs), connect, m.tunnelMs || (m.proxy && !m.proxyConnectMs && m.url.startsWith('https:')) ? 'in tunnel' : ms(m.tlsMs), ms(m.ttfbMs), `${formatRate(t.median)} (${formatRate(t.min)}-${formatRate(t.max)})`])
+      rows.push([`${i + 1}`, m.url, ms(m.dnsMs), connect, m.tunnelMs || (m.proxy && m.url.startsWith('https:')) ? 'in tunnel' : ms(m.tlsMs), ms(m.ttfbMs), `${formatRate(t.median)} (${formatRate(t.min)}-${formatRate(t.max)})`])
     }
   })
   out.push(...table(rows).map((l) => `  ${l}`))
