@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import {createHash} from 'node:crypto'
-import {appendFileSync, readFileSync, writeFileSync} from 'node:fs'
-import {join} from 'node:path'
+import {appendFileSync, readdirSync, readFileSync, writeFileSync} from 'node:fs'
+import {basename, dirname, join} from 'node:path'
 import {describe, it} from 'node:test'
 import {open as openFile, rename, rm} from 'node:fs/promises'
 import {PrefixHasher} from '../src/lib/transfer/prefix-hasher.js'
@@ -170,6 +170,36 @@ describe('Journal', () => {
     assert.throws(() => journal.recordWritten(10, 20), /ENOSPC/)
     await assert.rejects(journal.checkpoint(async () => {}), /ENOSPC/)
     await journal.remove()
+  })
+
+  it('a rewrite that fails on a full disk keeps the journal it had and leaves no temporary file', async () => {
+    const path = fresh()
+    let full = false
+    const io: JournalIo = {
+      open: async (p, flags) => {
+        const h = await openFile(p, flags)
+        const fail = async () => Promise.reject(Object.assign(new Error('ENOSPC: no space left on device, write'), {code: 'ENOSPC'}))
+        return {write: full && flags === 'w' ? fail : h.write.bind(h), close: h.close.bind(h), sync: h.sync.bind(h)} as never
+      },
+      rename,
+      rm: (p) => rm(p, {force: true}),
+      syncDirectory: async () => {},
+    }
+    const {journal} = await open(path, identity, 'boot-a', io)
+    journal.recordWritten(0, 100)
+    await journal.checkpoint(async () => {})
+    const before = readFileSync(path, 'utf8')
+    full = true
+    journal.recordWritten(100, 200)
+    await assert.rejects(journal.checkpoint(async () => {}), /ENOSPC/)
+    await journal.close()
+    assert.equal(readFileSync(path, 'utf8').startsWith(before), true, 'the journal kept what it had')
+    assert.deepEqual(readdirSync(dirname(path)), [basename(path)], 'no .tmp beside the journal')
+    const again = await open(path, identity, 'boot-a')
+    const kept = again.written.toArray()
+    assert.equal(kept[0].start, 0)
+    assert.ok(kept[0].end >= 100, 'the checkpointed range is still known after the failed rewrite')
+    await again.journal.close()
   })
 })
 

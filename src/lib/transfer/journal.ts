@@ -193,9 +193,13 @@ export class Journal {
     try {
       await handle.write(lines.join('\n') + '\n')
       if (durably) await handle.sync()
-    } finally {
-      await handle.close()
+    } catch (error) {
+      // A full disk fails here: leave the journal as it was and no stray temporary file beside it.
+      await handle.close().catch(() => {})
+      await this.io.rm(tmp).catch(() => {})
+      throw error
     }
+    await handle.close()
     await this.io.rename(tmp, this.path)
     if (durably) await this.io.syncDirectory(dirname(this.path))
     await this.handle?.close().catch(() => {})
