@@ -6,7 +6,7 @@ import {describe, it} from 'node:test'
 import {MtuneError} from '../src/lib/errors.js'
 import {headersFor} from '../src/lib/net/credentials.js'
 import {signedUrlExpiry} from '../src/lib/net/request.js'
-import {hfCacheDir, hfEndpoint} from '../src/lib/sources/hf.js'
+import {hfCacheDir, hfEndpoint, hfError} from '../src/lib/sources/hf.js'
 import {modelscopeCacheDir, modelscopeEndpoint} from '../src/lib/sources/modelscope.js'
 import {ollamaModelsDir} from '../src/lib/sources/ollama.js'
 import {hfToken, modelscopeToken} from '../src/lib/sources/tokens.js'
@@ -156,6 +156,28 @@ describe('hub tokens', () => {
     assert.equal(hfToken({HF_HOME: home}), 'hf_from_file')
     assert.equal(hfToken({HF_HOME: join(home, 'none')}), undefined)
     assert.equal(modelscopeToken({MODELSCOPE_API_TOKEN: 'ms-token\n'}), 'ms-token')
+  })
+})
+
+describe("the Hub's error answers", () => {
+  const answer = (status: number, headers: Record<string, string> = {}) => ({status, headers, body: Buffer.alloc(0), url: 'https://hub/api/x'})
+  it('become error codes in one style for --json, whatever the X-Error-Code header says', () => {
+    const cases: Array<[number, Record<string, string>, boolean, string, RegExp]> = [
+      [403, {'x-error-code': 'GatedRepo'}, false, 'hf-gated', /is gated: request access .* give a token \(HF_TOKEN\)/],
+      [404, {'x-error-code': 'RepoNotFound'}, true, 'hf-repo-not-found', /not found, or your token cannot see it/],
+      [401, {}, false, 'hf-repo-not-found', /not found, or private: .* \(HF_TOKEN\)/],
+      [404, {'x-error-code': 'RevisionNotFound'}, false, 'hf-revision-not-found', /check the branch, tag or commit after @/],
+      [404, {'x-error-code': 'EntryNotFound'}, false, 'hf-entry-not-found', /^file not found: hf:\/\/o\/n$/],
+      [401, {'x-error-message': 'Invalid credentials'}, true, 'hf-token-refused', /token was refused .*\(401: Invalid credentials\): check HF_TOKEN/],
+      [429, {}, false, 'hf-rate-limited', /try again later/],
+      [500, {'x-error-code': 'Something<New>'}, false, 'hf-error', /HTTP 500/],
+    ]
+    for (const [status, headers, token, code, message] of cases) {
+      const error = hfError(answer(status, headers), 'hf://o/n', token)
+      assert.equal(error.code, code, `${status} ${JSON.stringify(headers)}`)
+      assert.match(error.message, message)
+      assert.equal(error.exitCode, 3)
+    }
   })
 })
 

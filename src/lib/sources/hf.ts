@@ -48,30 +48,34 @@ export function hfEndpoint(flag: string | undefined, env = process.env): string 
   return (flag ?? setting(env, 'HF_ENDPOINT') ?? 'https://huggingface.co').replace(/\/+$/, '')
 }
 
-/** What the Hub's error answers mean, in words and with the fix (protocols.md: X-Error-Code). */
+/**
+ * What the Hub's error answers mean, in words and with the fix (protocols.md: X-Error-Code). The
+ * --json code is mtune's own (hf-gated, hf-repo-not-found, ...), never the header's raw value.
+ */
 export function hfError(answer: ApiAnswer, what: string, hasToken: boolean): MtuneError {
   const code = answer.headers['x-error-code']
   const serverSays = answer.headers['x-error-message']
   const status = answer.status
-  let message: string
+  const error = (kind: string, message: string) => new MtuneError(`hf-${kind}`, message, ExitCode.remote)
   if (code === 'GatedRepo') {
-    message = hasToken
-      ? `${what} is gated and your token has no access yet: request access on the model's page, then try again`
-      : `${what} is gated: request access on the model's page and give a token (HF_TOKEN)`
-  } else if (code === 'RepoNotFound' || (status === 401 && !code && !hasToken)) {
-    message = hasToken ? `${what} not found, or your token cannot see it: check the name` : `${what} not found, or private: check the name, or give a token (HF_TOKEN)`
-  } else if (code === 'RevisionNotFound') {
-    message = `revision not found: ${what}; check the branch, tag or commit after @`
-  } else if (code === 'EntryNotFound') {
-    message = `file not found: ${what}`
-  } else if (status === 401 && hasToken) {
-    message = `the token was refused for ${what} (401${serverSays ? `: ${serverSays}` : ''}): check HF_TOKEN`
-  } else if (status === 429) {
-    message = `still rate limited by the Hub after waiting: try again later`
-  } else {
-    message = `${what}: HTTP ${status}${serverSays ? ` (${serverSays})` : ''}`
+    return error(
+      'gated',
+      hasToken
+        ? `${what} is gated and your token has no access yet: request access on the model's page, then try again`
+        : `${what} is gated: request access on the model's page and give a token (HF_TOKEN)`,
+    )
   }
-  return new MtuneError(code ? `hf-${code}` : 'hf-error', message, ExitCode.remote)
+  if (code === 'RepoNotFound' || (status === 401 && !code && !hasToken)) {
+    return error(
+      'repo-not-found',
+      hasToken ? `${what} not found, or your token cannot see it: check the name` : `${what} not found, or private: check the name, or give a token (HF_TOKEN)`,
+    )
+  }
+  if (code === 'RevisionNotFound') return error('revision-not-found', `revision not found: ${what}; check the branch, tag or commit after @`)
+  if (code === 'EntryNotFound') return error('entry-not-found', `file not found: ${what}`)
+  if (status === 401 && hasToken) return error('token-refused', `the token was refused for ${what} (401${serverSays ? `: ${serverSays}` : ''}): check HF_TOKEN`)
+  if (status === 429) return error('rate-limited', `still rate limited by the Hub after waiting: try again later`)
+  return error('error', `${what}: HTTP ${status}${serverSays ? ` (${serverSays})` : ''}`)
 }
 
 const encodePath = (path: string) => path.split('/').map(encodeURIComponent).join('/')
