@@ -273,6 +273,21 @@ describe('mtune pull (CLI)', () => {
     assert.equal(m.requests.length, 0, 'refused before asking the server')
   })
 
+  it('refuses a file name too long for the partial files beside it, before writing anything', async () => {
+    const long = `${'m'.repeat(240)}.gguf`
+    const m = await mirror({name: long})
+    const d = dir()
+    const named = await runCli(['pull', m.url, '-o', `${d}/`])
+    assert.equal(named.code, 2, named.stderr)
+    assert.equal(named.stderr.trim(), 'Error: the file name "mmmmmmmmmmmmmmmmmmmm...mmmmmmm.gguf" is 245 bytes; with the partial files beside it, names of at most 238 bytes fit: give a shorter one with -o PATH')
+    const given = await runCli(['pull', m.url, '-o', join(d, 'é'.repeat(120))])
+    assert.equal(given.code, 2, given.stderr)
+    assert.match(given.stderr, /is 240 bytes; .* at most 238 bytes fit/)
+    assert.deepEqual(readdirSync(d), [], 'nothing written')
+    const fits = await runCli(['pull', m.url, '-o', join(d, 'x'.repeat(238))])
+    assert.equal(fits.code, 0, fits.stderr)
+  })
+
   it('leaves the destination untouched by a failed pull', async () => {
     const m = await mirror()
     const out = join(dir(), 'model.bin')

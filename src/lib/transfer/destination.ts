@@ -2,7 +2,7 @@ import {createHash} from 'node:crypto'
 import {createReadStream} from 'node:fs'
 import type {Stats} from 'node:fs'
 import {access, constants, lstat, readlink, realpath, stat, statfs} from 'node:fs/promises'
-import {dirname, join, resolve} from 'node:path'
+import {basename, dirname, join, resolve} from 'node:path'
 import {ExitCode, MtuneError} from '../errors.js'
 import {safeFilename, urlFilename} from '../net/http-range.js'
 import {redact} from '../net/request.js'
@@ -29,10 +29,10 @@ export async function resolveDestination(output: string | undefined, suggested: 
     if (!name) throw new MtuneError('no-filename', `cannot tell a file name from ${redact(url)}: give one with -o PATH`, ExitCode.usage)
     const path = join(target, name)
     await refuseSpecial(path, await stat(path).catch(() => undefined))
-    return destinationFor(path)
+    return usableDestination(path)
   }
   await refuseSpecial(target, info)
-  return destinationFor(target)
+  return usableDestination(target)
 }
 
 /** The destination when -o names a file (not a directory): known before asking the server. */
@@ -42,7 +42,28 @@ export async function fileDestination(output: string | undefined): Promise<Desti
   const info = await stat(target).catch(() => undefined)
   if (info?.isDirectory()) return undefined
   await refuseSpecial(target, info)
-  return destinationFor(target)
+  return usableDestination(target)
+}
+
+/** Linux filesystems allow names of at most 255 bytes (NAME_MAX), the partial files' too. */
+const NAME_MAX = 255
+const LONGEST_SUFFIX = '.part.journal.tmp'
+
+/**
+ * The destination, if its partial files can be named: `NAME.part.journal.tmp` must fit in
+ * NAME_MAX, else the pull would fail with ENAMETOOLONG on a name the user never typed.
+ */
+function usableDestination(path: string): Destination {
+  const name = basename(path)
+  const room = NAME_MAX - LONGEST_SUFFIX.length
+  if (Buffer.byteLength(name) > room) {
+    throw new MtuneError(
+      'name-too-long',
+      `the file name ${JSON.stringify(name.length > 40 ? `${name.slice(0, 20)}...${name.slice(-12)}` : name)} is ${Buffer.byteLength(name)} bytes; with the partial files beside it, names of at most ${room} bytes fit: give a shorter one with -o PATH`,
+      ExitCode.usage,
+    )
+  }
+  return destinationFor(path)
 }
 
 /**
