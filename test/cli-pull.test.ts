@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import {once} from 'node:events'
 import {createServer} from 'node:http'
 import {createServer as createNetServer, type AddressInfo, type Socket} from 'node:net'
-import {existsSync, lstatSync, readFileSync, readdirSync, symlinkSync, writeFileSync} from 'node:fs'
+import {existsSync, lstatSync, readFileSync, readdirSync, statSync, symlinkSync, writeFileSync} from 'node:fs'
 import {spawnSync} from 'node:child_process'
 import {join} from 'node:path'
 import {after, describe, it} from 'node:test'
@@ -271,6 +271,17 @@ describe('mtune pull (CLI)', () => {
     assert.ok(lstatSync(fifo).isFIFO() && lstatSync(descriptor).isSymbolicLink(), 'both left as they were')
     assert.deepEqual(readdirSync(d).sort(), ['fifo', 'stdout'], 'no part file either')
     assert.equal(m.requests.length, 0, 'refused before asking the server')
+  })
+
+  it('pulls an empty file: an empty destination, the empty digest, no partial files', async () => {
+    const m = await mirror({content: Buffer.alloc(0), etag: true})
+    const d = dir()
+    const out = join(d, 'empty.bin')
+    const r = await runCli(['pull', m.url, '-o', out, '--sha256', 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855'])
+    assert.equal(r.code, 0, r.stderr)
+    assert.match(r.stdout, /empty\.bin {2}0 B in \S+ \(an empty file\)\n {2}sha256 e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855 \(verified\)/)
+    assert.equal(statSync(out).size, 0)
+    assert.deepEqual(readdirSync(d), ['empty.bin'])
   })
 
   it('refuses a file name too long for the partial files beside it, before writing anything', async () => {

@@ -6,8 +6,10 @@ import {mark} from './colors.js'
 
 export function describeResult(r: PullResult): string {
   if (r.alreadyComplete) return `${mark.ok()} ${r.path} is already complete (${formatBytes(r.size)}, sha256 verified)`
+  // An empty file needs no range request: "0 B/s, up to 0 connections" would read as a failure.
+  const how = r.size === 0 ? 'an empty file' : `${formatRate(r.averageRate)}, up to ${plural(r.connections, 'connection')}, ${r.retries} ${r.retries === 1 ? 'retry' : 'retries'}`
   const lines = [
-    `${mark.ok()} ${r.path}  ${formatBytes(r.size)} in ${formatElapsed(r.seconds)} (${formatRate(r.averageRate)}, up to ${plural(r.connections, 'connection')}, ${r.retries} ${r.retries === 1 ? 'retry' : 'retries'})`,
+    `${mark.ok()} ${r.path}  ${formatBytes(r.size)} in ${formatElapsed(r.seconds)} (${how})`,
     `  sha256 ${r.sha256}${r.verified ? ' (verified)' : ''}`,
   ]
   if (r.resumedBytes > 0) lines.push(`  resumed with ${formatBytes(r.resumedBytes)} already on disk`)
