@@ -100,7 +100,7 @@ describe('mtune verify hf://', () => {
     assert.equal(doc.summary.bytesHashed, weights.length + shard.length + config.length)
     const offline = await runCli(['verify', 'hf://acme/checked', '--offline'], env)
     assert.equal(offline.code, 0, offline.stderr)
-    assert.match(offline.stdout, /intact: 3 of 3 files checked against the digests in the blob names/)
+    assert.match(offline.stdout, /intact: 3 of 3 files match the digests in the blob names/)
   })
 
   it('names each problem, exits 4, and --repair pulls exactly the bad files again', async () => {
@@ -151,7 +151,7 @@ describe('mtune verify hf://', () => {
     const r = await runCli(['verify', 'hf://acme/checked'], env)
     assert.equal(r.code, 0, r.stdout + r.stderr)
     assert.match(r.stdout, /2 files of the revision were not pulled here, so not checked: model\.safetensors, sub\/shard\.bin; mtune pull hf:\/\/acme\/checked fetches them/)
-    assert.match(r.stdout, /✓ intact: 1 of 1 file checked against the hub's digests/)
+    assert.match(r.stdout, /✓ intact: 1 of 1 file matches the hub's digests/)
     const requests = cdn.mirror.requests.length
     const repaired = await runCli(['verify', 'hf://acme/checked', '--repair', '--json'], env)
     assert.equal(repaired.code, 0, repaired.stderr)
@@ -265,7 +265,7 @@ describe('mtune verify ollama:// and files', () => {
     assert.equal((await runCli(['pull', source, '--insecure'], {OLLAMA_MODELS: models})).code, 0)
     const ok = await runCli(['verify', source], {OLLAMA_MODELS: models})
     assert.equal(ok.code, 0, ok.stderr)
-    assert.match(ok.stdout, /intact: 2 of 2 files checked against the manifest's digests/)
+    assert.match(ok.stdout, /intact: 2 of 2 files match the manifest's digests/)
     flipByte(join(models, 'blobs', `sha256-${sha256(layer)}`), 100)
     writeFileSync(join(models, 'blobs', `sha256-${'1'.repeat(64)}-partial`), 'x')
     const bad = await runCli(['verify', source], {OLLAMA_MODELS: models})
@@ -295,7 +295,7 @@ describe('mtune verify ollama:// and files', () => {
     assert.equal((await runCli(['pull', 'modelscope://owner/tiny'], env)).code, 0)
     const ok = await runCli(['verify', 'modelscope://owner/tiny'], env)
     assert.equal(ok.code, 0, ok.stdout + ok.stderr)
-    assert.match(ok.stdout, /intact: 2 of 2 files checked against the hub's digests/)
+    assert.match(ok.stdout, /intact: 2 of 2 files match the hub's digests/)
     flipByte(join(env.MODELSCOPE_CACHE, 'models', 'owner--tiny', 'snapshots', 'master', 'model.bin'), 3)
     const bad = await runCli(['verify', 'modelscope://owner/tiny', '--json'], env)
     assert.equal(bad.code, 4)

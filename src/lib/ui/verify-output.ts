@@ -38,8 +38,8 @@ export function renderVerify(r: VerifyReport, quiet = false, again: Again = {ver
     if (!r.repair.attempted) lines.push(`${mark.warn()} not repaired: ${r.repair.reason}`)
     else lines.push(`${r.repair.intact ? mark.ok() : mark.fail()} ${repaired(r.repair)}`)
   }
-  const head = r.intact ? `${mark.ok()} ${chalk.bold('intact')}` : `${mark.fail()} ${chalk.bold('not intact')}: ${counts.join(', ')}`
-  lines.push(`${head}: ${s.ok} of ${s.files} file${s.files === 1 ? '' : 's'} checked against ${against}; ${formatBytes(s.bytesHashed)} hashed in ${s.seconds.toFixed(1)} s${rate}${s.unchecked ? `; ${s.unchecked} with nothing to check against` : ''}`)
+  const head = r.intact ? `${mark.ok()} ${chalk.bold('intact')}:` : `${mark.fail()} ${chalk.bold('not intact')}: ${counts.join(', ')};`
+  lines.push(`${head} ${s.ok} of ${s.files} file${s.files === 1 ? '' : 's'} ${s.ok === 1 ? 'matches' : 'match'} ${against}; ${formatBytes(s.bytesHashed)} hashed in ${s.seconds.toFixed(1)} s${rate}${s.unchecked ? `; ${s.unchecked} with nothing to check against` : ''}`)
   if (!r.intact && !r.repair) lines.push(`  fix: ${fix(r, again)}`)
   return lines.join('\n')
 }
