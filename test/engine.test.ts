@@ -93,6 +93,15 @@ describe('pull engine', () => {
     assert.ok(performance.now() - started >= 700, 'the rate limit held')
   })
 
+  it('does not add connections while --limit-rate is what holds the pull back', async () => {
+    const m = await mirror()
+    const {result} = await run({url: m.url, output: dir(), limitRate: 8 * MiB, connections: 4, maxConnections: 32})
+    assert.equal(result.sha256, digest)
+    // Without the check, 4 doubled at the first byte and grew on the cap's bursts (peak 8-10);
+    // more only cost the server. One more may run for a moment, racing another for the last piece.
+    assert.ok(result.connections <= 5, `stayed at 4 (peak ${result.connections})`)
+  })
+
   it('follows a redirect once, then asks the final URL directly', async () => {
     const m = await mirror()
     const {result} = await run({url: m.redirectUrl, output: join(dir(), 'x.bin')})

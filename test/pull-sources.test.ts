@@ -97,6 +97,19 @@ describe('mtune pull hf://', () => {
     assert.ok(cdn.mirror.bytesSent < 1.5 * total, `the CDN sent ${(cdn.mirror.bytesSent / total).toFixed(2)} x the model`)
   })
 
+  it('--limit-rate caps the whole model, not each of the files pulled at once', async () => {
+    const files = [1, 2, 3, 4].map((i) => ({path: `model-0000${i}-of-00004.safetensors`, content: makeContent(3 * MiB, 60 + i), lfs: true}))
+    const {env, cache} = await hub([repo({files})])
+    const started = performance.now()
+    const r = await runCli(['pull', 'hf://acme/tiny', '--limit-rate', '4M'], env)
+    const seconds = (performance.now() - started) / 1000
+    assert.equal(r.code, 0, r.stderr)
+    assert.equal(readdirSync(join(cache, 'blobs')).length, 4)
+    // 12 MiB at 4 MiB/s, less the cap's burst of 1 MiB, takes 2.75 s at least; a cap per file
+    // (four files at once, as before) let them through in about half a second.
+    assert.ok(seconds >= 2.5, `12 MiB at 4 MiB/s took ${seconds.toFixed(2)} s`)
+  })
+
   it('skips what is present, and --include/--exclude choose files', async () => {
     const {env, cache, cdn, hf} = await hub([repo()])
     const first = await runCli(['pull', 'hf://acme/tiny@v1', '--include', '*.json', '--exclude', 'tok/*'], env)

@@ -3,6 +3,7 @@ import type {Dispatcher} from 'undici'
 import {MtuneError, errorMessage} from '../errors.js'
 import {dirError, isFsRefusal, makeDirs} from '../fs-dirs.js'
 import {ConnectionBudget} from '../transfer/connection-budget.js'
+import {TokenBucket} from '../transfer/token-bucket.js'
 import {pull, type Progress, type PullEvents, type PullResult} from '../transfer/engine.js'
 import {verifierFor} from './file-check.js'
 import {PARALLEL_FILES, type Plan, type PlannedFile} from './plan.js'
@@ -61,6 +62,8 @@ export async function runPlan(plan: Plan, options: RunOptions, events: PullEvent
   for (const f of plan.files) if (!f.present && !byDest.has(f.dest)) byDest.set(f.dest, f)
   const queue = [...byDest.values()].sort((a, b) => (b.size ?? 0) - (a.size ?? 0))
   const budget = new ConnectionBudget(options.maxConnections ?? 64)
+  // --limit-rate caps the whole model, as it does a single file: one bucket for the files at once.
+  const limiter = options.limitRate ? new TokenBucket(options.limitRate) : undefined
   // Made before any request: a cache that cannot be created is said as such, with the setting that moves it.
   if (queue.length > 0) await makeDirsFor(plan, plan.root)
   const abort = new AbortController()
@@ -72,7 +75,7 @@ export async function runPlan(plan: Plan, options: RunOptions, events: PullEvent
   const worker = async () => {
     for (let file = queue.shift(); file && !failure; file = queue.shift()) {
       try {
-        const r = await pullOne(file, plan, options, budget, abort.signal, progress, events)
+        const r = await pullOne(file, plan, options, {budget, limiter}, abort.signal, progress, events)
         results.push({name: file.name, path: file.dest, size: r.size, sha256: r.sha256, skipped: false, seconds: r.seconds, bytesFetched: r.bytesFetched})
       } catch (error) {
         failure ??= error
@@ -96,7 +99,7 @@ async function pullOne(
   file: PlannedFile,
   plan: Plan,
   options: RunOptions,
-  budget: ConnectionBudget,
+  shared: {budget: ConnectionBudget; limiter?: TokenBucket},
   signal: AbortSignal,
   progress: ProgressSum,
   events: PullEvents,
@@ -114,15 +117,16 @@ async function pullOne(
         verify: verify && ((partPath) => verify(partPath)),
         headers: plan.headers,
         force: true,
-        budget,
+        budget: shared.budget,
         dispatcher: options.dispatcher,
-        connections: Math.min(options.connections ?? 16, budget.max),
+        connections: Math.min(options.connections ?? 16, shared.budget.max),
         chunkSize: options.chunkSize,
         mirrors: options.mirrorsFor?.(file),
-        maxConnections: budget.max,
+        maxConnections: shared.budget.max,
         stallTimeoutMs: options.stallTimeoutMs,
         maxRetries: options.maxRetries,
         limitRate: options.limitRate,
+        limiter: shared.limiter,
         threads: options.threads,
         signal,
       },

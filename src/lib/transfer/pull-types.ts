@@ -1,6 +1,7 @@
 import type {Dispatcher} from 'undici'
 import type {ConnectionBudget} from './connection-budget.js'
 import type {OpenPartFile} from './part-file.js'
+import type {TokenBucket} from './token-bucket.js'
 
 export interface PullOptions {
   url: string
@@ -19,6 +20,8 @@ export interface PullOptions {
   sha256?: string
   /** Bytes per second for the whole pull. */
   limitRate?: number
+  /** The --limit-rate bucket shared with other pulls running at the same time (a model's files). */
+  limiter?: TokenBucket
   force?: boolean
   stallTimeoutMs?: number
   /** Failed attempts in a row, with no byte of progress, before giving up. */

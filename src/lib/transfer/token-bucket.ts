@@ -4,6 +4,8 @@ import {setTimeout as sleep} from 'node:timers/promises'
 export class TokenBucket {
   private tokens: number
   private last = performance.now()
+  /** When a taker last had to wait: the cap, not the path, was what held the pull back. */
+  private waitedAt = -Infinity
 
   constructor(private readonly rate: number, private readonly burst = Math.max(rate / 4, 64 * 1024)) {
     this.tokens = this.burst
@@ -19,7 +21,13 @@ export class TokenBucket {
         this.tokens -= bytes
         return
       }
+      this.waitedAt = now
       await sleep(Math.ceil((-this.tokens * 1000) / this.rate), undefined, {signal})
     }
+  }
+
+  /** Whether the cap held a connection back within the last `windowMs`. */
+  binding(now: number, windowMs: number): boolean {
+    return now - this.waitedAt <= windowMs
   }
 }

@@ -112,12 +112,18 @@ export class Transfer {
     const controller = new ConnectionController({initial: this.ranged ? initial : 1, max: this.ranged ? max : 1}, now)
     this.ramp = new Ramp(
       controller,
-      () => ({
-        connections: this.slots.connections,
-        received: this.received.total,
-        throughput: this.received.rate(performance.now(), JUDGE_WINDOW_MS),
-        room: this.segments.hasPending || this.segments.largestAvailable >= this.minSplit,
-      }),
+      () => {
+        const now = performance.now()
+        // Held back by --limit-rate, more connections cannot gain anything and only cost the
+        // server: a 10 MiB/s pull grew to 40 connections on the noise of the cap's bursts.
+        const capped = this.ctx?.limiter?.binding(now, JUDGE_WINDOW_MS) ?? false
+        return {
+          connections: this.slots.connections,
+          received: this.received.total,
+          throughput: this.received.rate(now, JUDGE_WINDOW_MS),
+          room: !capped && (this.segments.hasPending || this.segments.largestAvailable >= this.minSplit),
+        }
+      },
       {
         stepped: () => this.slots.fill(),
         limited: (source, here, target) => {
@@ -168,7 +174,7 @@ export class Transfer {
    */
   private usesThreads(): boolean {
     const o = this.options
-    return (o.threads ?? 0) > 0 && this.ranged && (this.size ?? 0) >= (o.threadsFrom ?? THREADS_FROM) && !o.limitRate && !o.openPartFile
+    return (o.threads ?? 0) > 0 && this.ranged && (this.size ?? 0) >= (o.threadsFrom ?? THREADS_FROM) && !o.limitRate && !o.limiter && !o.openPartFile
   }
 
   async run(): Promise<PullResult> {
@@ -213,7 +219,7 @@ export class Transfer {
         size,
         segments: this.segments,
         part: partial.writer,
-        limiter: this.options.limitRate ? new TokenBucket(this.options.limitRate) : undefined,
+        limiter: this.options.limiter ?? (this.options.limitRate ? new TokenBucket(this.options.limitRate) : undefined),
         onWritten: (connection, start, bytes) => this.recordWrite(connection, start, bytes),
         onReceived: (bytes) => this.received.add(bytes),
         onFirstByte: () => {
