@@ -72,6 +72,10 @@ function client(extra: Record<string, string> = {}) {
   return {home, hub: join(home, 'hub'), env: {HF_HOME: home, HF_HUB_CACHE: join(home, 'hub'), HF_TOKEN: '', HF_ENDPOINT: 'http://127.0.0.1:9', XDG_CACHE_HOME: join(home, 'xdg'), ...extra}}
 }
 
+/** Requests the cache's nginx logged, besides its own page (which a client asks before pulling). */
+const cacheRequests = (cache: Served) =>
+  readFileSync(join(cache.dir, 'logs', 'access.log'), 'utf8').split('\n').filter((l) => l && !l.includes('"u":"/-/mtune"')).length
+
 const blobOf = (hubDir: string, content: Buffer) => join(hubDir, 'models--acme--cached', 'blobs', sha256(content))
 const cdnBytes = (cdn: {mirror: {bytesSent: number}}) => cdn.mirror.bytesSent
 
@@ -442,6 +446,25 @@ describe('pulling through mtune cache (real nginx)', needsNginx, () => {
     assert.ok(existsSync(join(models, 'manifests', registryHost, 'library', 'tiny', 'latest')), 'named after the registry, not the cache')
     assert.deepEqual(readdirSync(join(models, 'manifests')), [registryHost])
     assert.ok(readFileSync(join(models, 'blobs', `sha256-${sha256(layer)}`)).equals(layer))
+    const page = JSON.parse(await (await fetch(`${cache.url}/-/mtune`)).text())
+    assert.equal(page.upstreams.ollama, registry.origin, 'the cache says which registry it serves')
+
+    // Another registry's model of the same name (ollama://hf.co/..., a private registry): the
+    // cache would answer with its own registry's model, stored under the other's name.
+    const otherLayer = makeContent(1 * MiB, 94)
+    const other = await startFakeOllama([{namespace: 'library', model: 'tiny', tag: 'latest', blobs: [cfg, otherLayer]}], cdn)
+    closers.push(() => other.close())
+    const otherHost = new URL(other.origin).host
+    const before = cacheRequests(cache)
+    for (const extra of [['--dry-run'], []]) {
+      const direct = await runCli(['pull', `ollama://${otherHost}/library/tiny:latest`, '--insecure', '--cache', cache.url, '--json', ...extra], {OLLAMA_MODELS: models})
+      assert.equal(direct.code, 0, direct.stderr)
+      assert.equal(JSON.parse(direct.stdout).via ?? 'origin', 'origin')
+    }
+    const text = await runCli(['pull', `ollama://${otherHost}/library/tiny:latest`, '--insecure', '--cache', cache.url], {OLLAMA_MODELS: models})
+    assert.match(text.stderr, new RegExp(`the cache at ${cache.url} serves the Ollama registry ${registryHost}, not ${otherHost}: pulling from ${otherHost} directly`))
+    assert.ok(readFileSync(join(models, 'blobs', `sha256-${sha256(otherLayer)}`)).equals(otherLayer), "the named registry's model")
+    assert.equal(cacheRequests(cache), before, 'nothing asked of the cache but its own page')
   })
 
   it('a dead cache: the pull falls back to the origin with one warning', async () => {

@@ -11,6 +11,7 @@ import {modelscopeCacheDir, modelscopeEndpoint} from '../src/lib/sources/modelsc
 import {ollamaModelsDir} from '../src/lib/sources/ollama.js'
 import {hfToken, modelscopeToken} from '../src/lib/sources/tokens.js'
 import {hubFileHeaders} from '../src/lib/sources/hub-files.js'
+import {otherRegistry} from '../src/lib/sources/through-cache.js'
 import {ofVariant, selected, selector, underPath} from '../src/lib/sources/select.js'
 import {parseSource} from '../src/lib/sources/reference.js'
 import {parseSha256Digest, safeJoin, safeRelativePath} from '../src/lib/sources/safe-names.js'
@@ -178,6 +179,26 @@ describe("the Hub's error answers", () => {
       assert.match(error.message, message)
       assert.equal(error.exitCode, 3)
     }
+  })
+})
+
+describe('which Ollama registry a cache serves', () => {
+  const ref = (source: string) => {
+    const r = parseSource(source)
+    if (r.kind === 'url') throw new Error('not a model')
+    return r
+  }
+  it("sends only the cache's own registry's models through it; a cache that does not say serves the default", () => {
+    const upstreams = {ollama: 'https://registry.ollama.ai'}
+    assert.equal(otherRegistry(ref('ollama://llama3.2:1b'), upstreams), undefined)
+    assert.equal(otherRegistry(ref('ollama://registry.ollama.ai/library/llama3.2'), undefined), undefined, 'an older cache: its default registry')
+    assert.equal(
+      otherRegistry(ref('ollama://hf.co/bartowski/Llama-3.2-1B-Instruct-GGUF:Q4_K_M'), upstreams),
+      'serves the Ollama registry registry.ollama.ai, not hf.co: pulling from hf.co directly',
+    )
+    assert.match(otherRegistry(ref('ollama://hf.co/bartowski/Llama-3.2-1B-Instruct-GGUF:Q4_K_M'), undefined) ?? '', /not hf\.co/)
+    assert.equal(otherRegistry(ref('ollama://registry.corp:5000/team/model'), {ollama: 'https://registry.corp:5000'}), undefined)
+    assert.equal(otherRegistry(ref('hf://org/name'), upstreams), undefined, 'hub mirrors share the hub\'s names')
   })
 })
 

@@ -193,7 +193,8 @@ export function nginxConfig(o: CacheOptions, now = new Date()): string {
     '',
     '    location = /-/mtune {',
     '      default_type application/json;',
-    `      return 200 '{"service": "mtune cache", "config": "${GENERATION}"}\\n';`,
+    // The upstreams tell a client which registry's models this cache serves (Ollama's registry is part of a model's name).
+    `      return 200 '{"service": "mtune cache", "config": "${GENERATION}", "upstreams": ${JSON.stringify(o.upstreams)}}\\n';`,
     '    }',
     '',
     '    location ^~ /-/cdn/ {',

@@ -1,12 +1,36 @@
 import type {Dispatcher} from 'undici'
 import {get} from '../net/request.js'
 
+export interface CacheProbe {
+  answers: boolean
+  mtune: boolean
+  ms?: number
+  /** The hubs behind the cache, as its page lists them (a cache started by an older mtune does not). */
+  upstreams?: CacheUpstreams
+}
+
+export interface CacheUpstreams {
+  hf?: string
+  ollama?: string
+  modelscope?: string
+}
+
+function upstreamsIn(body: string): CacheUpstreams | undefined {
+  try {
+    const page = JSON.parse(body) as {upstreams?: Record<string, unknown>}
+    const pick = (name: string) => (typeof page.upstreams?.[name] === 'string' ? (page.upstreams[name] as string) : undefined)
+    return page.upstreams ? {hf: pick('hf'), ollama: pick('ollama'), modelscope: pick('modelscope')} : undefined
+  } catch {
+    return undefined
+  }
+}
+
 /**
  * Whether an mtune cache is at BASE: its own page (/-/mtune, which mtune cache serve answers)
  * through the pull's dispatcher. `answers`: something answered HTTP at all; `mtune`: it is an
  * mtune cache. Within `timeoutMs`, and at once on `signal`.
  */
-export async function probeCache(dispatcher: Dispatcher, base: string, options: {timeoutMs: number; signal?: AbortSignal}): Promise<{answers: boolean; mtune: boolean; ms?: number}> {
+export async function probeCache(dispatcher: Dispatcher, base: string, options: {timeoutMs: number; signal?: AbortSignal}): Promise<CacheProbe> {
   const controller = new AbortController()
   const timer = setTimeout(() => controller.abort(), options.timeoutMs)
   const onAbort = () => controller.abort()
@@ -15,7 +39,8 @@ export async function probeCache(dispatcher: Dispatcher, base: string, options: 
   try {
     const res = await get(dispatcher, `${base}/-/mtune`, {}, controller.signal)
     const body = Buffer.from(await res.body.arrayBuffer()).toString('utf8')
-    return {answers: true, mtune: res.status === 200 && body.includes('mtune cache'), ms: performance.now() - started}
+    const mtune = res.status === 200 && body.includes('mtune cache')
+    return {answers: true, mtune, ms: performance.now() - started, upstreams: mtune ? upstreamsIn(body) : undefined}
   } catch {
     return {answers: false, mtune: false}
   } finally {

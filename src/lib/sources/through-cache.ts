@@ -1,7 +1,8 @@
 import {ExitCode, MtuneError, errorMessage} from '../errors.js'
 import {proxyConfig, proxyFor} from '../net/proxy-env.js'
 import {redact} from '../net/request.js'
-import {probeCache} from './cache-probe.js'
+import {probeCache, type CacheUpstreams} from './cache-probe.js'
+import type {Dispatcher} from 'undici'
 import type {PullEvents} from '../transfer/engine.js'
 import type {Plan} from './plan.js'
 import type {SourceRef} from './reference.js'
@@ -46,9 +47,17 @@ export async function pullThroughCache(
     onPlan(plan)
     return {plan, files: await runPlan(plan, run, events), via: 'origin'}
   }
-  if (!(await probeCache(run.dispatcher, cache, {timeoutMs: 5_000, signal: run.signal})).mtune) {
+  const probe = await probeCache(run.dispatcher, cache, {timeoutMs: 5_000, signal: run.signal})
+  if (!probe.mtune) {
     if (run.signal?.aborted) throw new MtuneError('interrupted', 'interrupted', ExitCode.interrupted)
     return fromOrigin('does not answer')
+  }
+  const elsewhere = otherRegistry(ref, probe.upstreams)
+  if (elsewhere) {
+    events.info?.(`the cache at ${redact(cache).replace(/\/$/, '')} ${elsewhere}`)
+    const plan = await resolvePlan(ref, resolve, ctx)
+    onPlan(plan)
+    return {plan, files: await runPlan(plan, run, events), via: 'origin'}
   }
   let plan: Plan
   try {
@@ -64,4 +73,39 @@ export async function pullThroughCache(
     if (final(error) || run.signal?.aborted) throw error
     return fromOrigin(`failed during the pull (${errorMessage(error)}); what is on disk is kept`)
   }
+}
+
+/** What a cache serves when its page does not say: `mtune cache serve`'s default upstream. */
+const DEFAULT_OLLAMA_REGISTRY = 'https://registry.ollama.ai'
+
+/**
+ * Why the cache cannot serve `ref`, with what is done instead; undefined when it can. An Ollama
+ * model's name includes its registry (ollama://hf.co/..., a private registry), and a cache serves
+ * one: asked for another's model, it answered "not found", or with its own registry's model of
+ * the same name, stored under the other registry's name. Hub mirrors (hf://, modelscope://) share
+ * their hub's names, so they are left to the cache.
+ */
+export function otherRegistry(ref: Exclude<SourceRef, {kind: 'url'}>, upstreams: CacheUpstreams | undefined): string | undefined {
+  if (ref.kind !== 'ollama') return undefined
+  const serves = new URL(upstreams?.ollama ?? DEFAULT_OLLAMA_REGISTRY)
+  if (serves.origin === new URL(`${ref.scheme}://${ref.host}`).origin) return undefined
+  return `serves the Ollama registry ${serves.host}, not ${ref.host}: pulling from ${ref.host} directly`
+}
+
+/**
+ * The cache a plan that is only shown or re-hashed (--dry-run, --verify) is resolved through:
+ * `cache`, unless it serves another Ollama registry than `ref` names (then undefined, said).
+ */
+export async function cacheForPlan(
+  ref: Exclude<SourceRef, {kind: 'url'}>,
+  cache: string | undefined,
+  dispatcher: Dispatcher,
+  events: PullEvents,
+  signal?: AbortSignal,
+): Promise<string | undefined> {
+  if (!cache || ref.kind !== 'ollama') return cache
+  const probe = await probeCache(dispatcher, cache, {timeoutMs: 5_000, signal})
+  const elsewhere = probe.mtune ? otherRegistry(ref, probe.upstreams) : undefined
+  if (elsewhere) events.info?.(`the cache at ${redact(cache).replace(/\/$/, '')} ${elsewhere}`)
+  return elsewhere ? undefined : cache
 }
