@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict'
+import {rootCertificates} from 'node:tls'
 import {once} from 'node:events'
 import {createServer} from 'node:http'
 import {createServer as createNetServer, type AddressInfo, type Socket} from 'node:net'
@@ -481,6 +482,20 @@ describe('mtune pull over TLS', () => {
     const r = await runCli(['pull', m.url, '-o', join(dir(), 'model.bin'), '--json'], {NODE_EXTRA_CA_CERTS: join(fixtures, 'cert.pem')})
     assert.equal(r.code, 0, r.stderr)
     assert.equal(JSON.parse(r.stdout).sha256, digest)
+  })
+
+  it("trusts what this system trusts: its CA bundle, or SSL_CERT_FILE, beside Node's own CAs", async () => {
+    const m = await mirror({tls})
+    // bin/run.js hands Node the bundle that curl, Go and Python's httpx read (SSL_CERT_FILE, else
+    // the system's, which update-ca-certificates writes); a NODE_EXTRA_CA_CERTS the user set wins.
+    const trusted = await runCli(['pull', m.url, '-o', join(dir(), 'model.bin'), '--json'], {NODE_EXTRA_CA_CERTS: '', SSL_CERT_FILE: join(fixtures, 'cert.pem')})
+    assert.equal(trusted.code, 0, trusted.stderr)
+    assert.equal(JSON.parse(trusted.stdout).sha256, digest)
+    const other = join(dir(), 'other-ca.pem')
+    writeFileSync(other, rootCertificates[0])
+    const theirs = await runCli(['pull', m.url, '-o', join(dir(), 'model.bin')], {NODE_EXTRA_CA_CERTS: other, SSL_CERT_FILE: join(fixtures, 'cert.pem')})
+    assert.equal(theirs.code, 3, theirs.stderr)
+    assert.match(theirs.stderr, new RegExp(`not trusted by Node's CAs or those in ${other.replace(/[.]/g, '\\.')}: add the private CA there`))
   })
 })
 

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict'
+import {checkServerIdentity} from 'node:tls'
 import {describe, it} from 'node:test'
 import {dispositionFilename, ifRangeValidator, parseContentRange, safeFilename, sameVersion, unsatisfiedLength} from '../src/lib/net/http-range.js'
 import {MAX_SERVER_WAIT_MS, TransferError, backoffDelay, cappedWait, classifyNetworkError, classifyStatus, onUsedSocket, parseRetryAfter} from '../src/lib/net/retry-policy.js'
@@ -63,7 +64,26 @@ describe('retry policy', () => {
     const tls = (code: string) => classifyNetworkError(Object.assign(new Error('x'), {code}))
     for (const code of ['ERR_SSL_WRONG_VERSION_NUMBER', 'DEPTH_ZERO_SELF_SIGNED_CERT', 'ERR_TLS_CERT_ALTNAME_INVALID', 'ERR_SSL_SSLV3_ALERT_HANDSHAKE_FAILURE']) assert.equal(tls(code).kind, 'fatal', code)
     assert.match(tls('ERR_SSL_WRONG_VERSION_NUMBER').message, /does not speak TLS on that port .*http:\/\/ URL, or --insecure/)
-    assert.match(tls('UNABLE_TO_VERIFY_LEAF_SIGNATURE').message, /certificate is not trusted; for a private CA, NODE_EXTRA_CA_CERTS=/)
+    const extra = process.env.NODE_EXTRA_CA_CERTS
+    try {
+      delete process.env.NODE_EXTRA_CA_CERTS
+      assert.match(tls('UNABLE_TO_VERIFY_LEAF_SIGNATURE').message, /certificate is not trusted; for a private CA, NODE_EXTRA_CA_CERTS=/)
+      // As bin/run.js sets it: the system's bundle, added to Node's CAs.
+      process.env.NODE_EXTRA_CA_CERTS = '/etc/ssl/certs/ca-certificates.crt'
+      assert.match(
+        tls('SELF_SIGNED_CERT_IN_CHAIN').message,
+        /not trusted by Node's CAs or those in \/etc\/ssl\/certs\/ca-certificates\.crt: add the private CA there \(update-ca-certificates, for the system's store\)/,
+      )
+    } finally {
+      if (extra === undefined) delete process.env.NODE_EXTRA_CA_CERTS
+      else process.env.NODE_EXTRA_CA_CERTS = extra
+    }
+    const wrongName = checkServerIdentity('mirror.example.com', {subject: {CN: 'cdn.example.net'}, subjectaltname: 'DNS:cdn.example.net, DNS:*.cdn.example.net'} as never)
+    assert.equal(
+      classifyNetworkError(wrongName).message,
+      "TLS verification failed (ERR_TLS_CERT_ALTNAME_INVALID): the server's certificate is for other names (DNS:cdn.example.net, DNS:*.cdn.example.net): use a URL with one of them",
+    )
+    assert.match(tls('CERT_HAS_EXPIRED').message, /not valid at this machine's time \(20\d\d-.*\): check the clock \(timedatectl\)/)
     assert.match(tls('ERR_SSL_SSLV3_ALERT_HANDSHAKE_FAILURE').message, /handshake failed .*protocol version or cipher/)
   })
 

@@ -127,7 +127,7 @@ export function classifyNetworkError(error: unknown): TransferError {
   // A tunnel's answer other than 200; for plain http forwarded by the proxy, its 407 (undici's words).
   const proxy = /^Proxy response \((\d{3})\)|^Proxy Authentication Required \((407)\)/.exec(message)
   if (proxy) return proxyRefusal(Number(proxy[1] ?? proxy[2]), error)
-  if (code && /^ERR_TLS|CERT|SSL|^UNABLE_TO_|SIGNATURE/.test(code)) return new TransferError('fatal', tlsFailure(code), {cause: error})
+  if (code && /^ERR_TLS|CERT|SSL|^UNABLE_TO_|SIGNATURE/.test(code)) return new TransferError('fatal', tlsFailure(code, message), {cause: error})
   if (code === 'UND_ERR_BODY_TIMEOUT' || code === 'UND_ERR_HEADERS_TIMEOUT') {
     return new TransferError('transient', 'stalled: no data within the stall timeout', {cause: error})
   }
@@ -143,12 +143,24 @@ export function classifyNetworkError(error: unknown): TransferError {
  * of a server that speaks plain HTTP on that port (a registry or mirror without TLS): calling it
  * an untrusted certificate sent people looking for a CA file that would not help.
  */
-function tlsFailure(code: string): string {
+function tlsFailure(code: string, message: string): string {
   if (code === 'ERR_SSL_WRONG_VERSION_NUMBER' || code === 'ERR_SSL_PACKET_LENGTH_TOO_LONG' || code === 'ERR_SSL_HTTP_REQUEST') {
     return `TLS failed (${code}): the server does not speak TLS on that port (plain HTTP?): use an http:// URL, or --insecure for an ollama:// registry without TLS`
   }
   if (/^ERR_SSL_/.test(code)) return `TLS handshake failed (${code}): the server and mtune (Node's OpenSSL) share no protocol version or cipher`
-  return `TLS verification failed (${code}): the server's certificate is not trusted; for a private CA, NODE_EXTRA_CA_CERTS=/path/to/ca.pem`
+  if (code === 'ERR_TLS_CERT_ALTNAME_INVALID') {
+    // Node's words: "... is not in the cert's altnames: DNS:a, DNS:b" (or "cert's list: IP", "cert's CN: name").
+    const names = /cert's (?:altnames|list|CN): (.*)$/.exec(message)?.[1]
+    return `TLS verification failed (${code}): the server's certificate is for other names${names ? ` (${names})` : ''}: use a URL with one of them`
+  }
+  if (code === 'CERT_HAS_EXPIRED' || code === 'CERT_NOT_YET_VALID') {
+    return `TLS verification failed (${code}): the server's certificate is not valid at this machine's time (${new Date().toISOString()}): check the clock (timedatectl), else the server's certificate`
+  }
+  // bin/run.js adds the system's CA bundle (or SSL_CERT_FILE) to Node's own, unless the user set one.
+  const extra = process.env.NODE_EXTRA_CA_CERTS
+  return extra
+    ? `TLS verification failed (${code}): the server's certificate is not trusted by Node's CAs or those in ${extra}: add the private CA there (update-ca-certificates, for the system's store), or point NODE_EXTRA_CA_CERTS at a file with it`
+    : `TLS verification failed (${code}): the server's certificate is not trusted; for a private CA, NODE_EXTRA_CA_CERTS=/path/to/ca.pem`
 }
 
 /**
