@@ -136,6 +136,21 @@ describe('disk: a --path not made yet', () => {
   })
 })
 
+describe('env: TLS trust', () => {
+  const trust = (caBundle?: {path: string; readable: boolean}) => decide(baseFacts({env: {proxies: {}, hf: {}, caBundle}}), ['env']).find((f) => f.id === 'env.tls')!
+  it("names the CAs https is verified against: Node's, and the bundle added to them", () => {
+    const system = trust({path: '/etc/ssl/certs/ca-certificates.crt', readable: true})
+    assert.equal(system.status, 'pass')
+    assert.equal(system.summary, "Node's public CAs and /etc/ssl/certs/ca-certificates.crt")
+    const none = trust(undefined)
+    assert.equal(none.status, 'info')
+    assert.match(none.fix ?? '', /NODE_EXTRA_CA_CERTS=\/path\/to\/ca\.pem/)
+    const broken = trust({path: '/etc/corp/ca.pem', readable: false})
+    assert.equal(broken.status, 'warn')
+    assert.equal(broken.summary, "NODE_EXTRA_CA_CERTS=/etc/corp/ca.pem cannot be read: only Node's public CAs are trusted")
+  })
+})
+
 describe('env: proxies', () => {
   const proxy = (proxies: Record<string, string>) => decide(baseFacts({env: {proxies, hf: {}}}), ['env']).find((f) => f.id === 'env.proxy')!
   it('passes a consistent proxy with NO_PROXY; ALL_PROXY alone is read, as curl reads it', () => {

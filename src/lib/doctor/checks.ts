@@ -343,6 +343,7 @@ export function envChecks(f: DoctorFacts): Finding[] {
     } else out.push(finding('env', 'ollama', 'pass', 'Ollama store', `OLLAMA_MODELS=${o.path}${o.writableByUs ? '' : ' (read-only for you)'}`, values))
   }
 
+  out.push(trustFinding(e.caBundle))
   if (f.cache) out.push(cacheFinding(f.cache, proxyFor(f.cache.url, proxyConfig(p))))
 
   if (e.openFilesSoft === undefined) out.push(finding('env', 'open_files', 'unknown', 'Open files limit', 'unknown'))
@@ -354,6 +355,22 @@ export function envChecks(f: DoctorFacts): Finding[] {
 
 /** A URL's host as NO_PROXY names it (an IPv6 address in brackets, as undici compares it). */
 const hostOf = (url: string) => new URL(url).hostname
+
+/** Which CAs https is verified against: Node's, and the bundle added to them (bin/run.js: the system's). */
+function trustFinding(ca: DoctorFacts['env']['caBundle']): Finding {
+  const values = {NODE_EXTRA_CA_CERTS: {value: ca?.path ?? null}}
+  if (!ca) {
+    return finding('env', 'tls', 'info', 'TLS trust', "Node's public CAs only (no system CA bundle found)", values, {
+      fix: 'a private CA (a mirror\'s, an HTTPS-inspecting proxy\'s): export NODE_EXTRA_CA_CERTS=/path/to/ca.pem',
+    })
+  }
+  if (!ca.readable) {
+    return finding('env', 'tls', 'warn', 'TLS trust', `NODE_EXTRA_CA_CERTS=${ca.path} cannot be read: only Node's public CAs are trusted`, values, {
+      fix: 'point NODE_EXTRA_CA_CERTS at a readable PEM file, or unset it to use the system\'s CA bundle',
+    })
+  }
+  return finding('env', 'tls', 'pass', 'TLS trust', `Node's public CAs and ${ca.path}`, values)
+}
 
 /**
  * MTUNE_CACHE (or an HF_ENDPOINT that is one): does the fleet cache this machine is pointed at

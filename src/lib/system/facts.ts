@@ -1,5 +1,5 @@
 import {gunzipSync} from 'node:zlib'
-import {statSync} from 'node:fs'
+import {accessSync, constants, statSync} from 'node:fs'
 import {dirname, resolve} from 'node:path'
 import {nearestExisting} from '../fs-dirs.js'
 import type {SystemReader} from './reader.js'
@@ -359,6 +359,8 @@ export interface EnvFacts {
   hf: Record<string, string>
   ollamaModels?: {path: string; exists: boolean; serviceUser?: string; writableByService?: boolean; writableByUs: boolean}
   openFilesSoft?: number
+  /** NODE_EXTRA_CA_CERTS: the CAs trusted beside Node's own (bin/run.js sets the system's bundle unless the user did). */
+  caBundle?: {path: string; readable: boolean}
 }
 
 export function readEnv(r: SystemReader): EnvFacts {
@@ -370,7 +372,18 @@ export function readEnv(r: SystemReader): EnvFacts {
   for (const name of ['HF_ENDPOINT', 'HF_HOME', 'HF_HUB_CACHE', 'HUGGINGFACE_HUB_CACHE', 'HF_HUB_OFFLINE', 'HF_TOKEN']) if (r.env[name] !== undefined) hf[name] = r.env[name]!
   const limits = r.read('/proc/self/limits')
   const open = limits ? /^Max open files\s+(\d+|unlimited)/m.exec(limits)?.[1] : undefined
-  return {proxies, hf, ollamaModels: ollamaStore(r), openFilesSoft: open === 'unlimited' ? Number.POSITIVE_INFINITY : num(open)}
+  const ca = r.env.NODE_EXTRA_CA_CERTS
+  const caBundle = ca ? {path: ca, readable: readable(ca)} : undefined
+  return {proxies, hf, ollamaModels: ollamaStore(r), openFilesSoft: open === 'unlimited' ? Number.POSITIVE_INFINITY : num(open), caBundle}
+}
+
+function readable(path: string): boolean {
+  try {
+    accessSync(path, constants.R_OK)
+    return statSync(path).isFile()
+  } catch {
+    return false
+  }
 }
 
 function ollamaStore(r: SystemReader): EnvFacts['ollamaModels'] {
