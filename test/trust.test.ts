@@ -143,6 +143,12 @@ describe('credentials go only where the user sent them', () => {
     assert.ok(report.grids[0].cells.some((c: {bytes: number}) => c.bytes > 0), 'the grid measured the CDN')
     assert.equal(cdn.authSeen, 0)
     assert.ok(hub.requests.some((q) => q.authorization === 'Bearer hf_user_token'))
+    // What to run next pulls the model, not the one file measured.
+    assert.match(report.recommendation.command, /^mtune pull hf:\/\/acme\/secret -c [12] --chunk-size 1M$/)
+    // From an endpoint other than HF_ENDPOINT, the command names it.
+    const other = await runCli(['bench', '--mirror', 'hf://acme/secret', '--endpoint', hub.origin, '--connections', '1', '--chunk-size', '1M', '--duration', '2'], {...env, HF_ENDPOINT: 'http://127.0.0.1:9'})
+    assert.equal(other.code, 0, other.stderr)
+    assert.match(other.stdout, new RegExp(`^  mtune pull hf://acme/secret --endpoint ${hub.origin} -c 1 --chunk-size 1M$`, 'm'))
   })
 })
 

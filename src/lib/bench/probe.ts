@@ -10,6 +10,8 @@ export type ProbeStage = 'dns' | 'connect' | 'proxy' | 'tls' | 'http' | 'range' 
 export interface BenchTarget {
   url: string
   headers?: Record<string, string>
+  /** What `mtune pull` is given for what this file stands for (hf://ORG/NAME and its endpoint, not the file's URL). */
+  pull?: string[]
 }
 
 /** One probe of one mirror: each phase timed on its own. */

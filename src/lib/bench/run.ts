@@ -11,6 +11,7 @@ import {ByteBudget, runCell, type Cell} from './grid.js'
 import {benchResultsPath} from './link.js'
 import {makeDirsSync} from '../fs-dirs.js'
 import {probeOnce, type BenchTarget, type ProbeSample} from './probe.js'
+import {shellLine} from '../ui/shell-words.js'
 
 import {DEFAULT_CHUNKS, DEFAULT_CONNECTIONS, LINK_MIN_BYTES} from './defaults.js'
 
@@ -39,7 +40,8 @@ export interface BenchReport {
   measuredAt: string
   mirrors: MirrorSummary[]
   grids: Array<{url: string; cells: Cell[]; advice?: GridAdvice}>
-  recommendation?: {mirror: string; connections: number; chunkSize: number; throughputBps: number; reason: string}
+  /** `command`: the pull to run, of what --mirror named (a model source stays one), with these settings. */
+  recommendation?: {mirror: string; connections: number; chunkSize: number; throughputBps: number; reason: string; command: string}
   /** What doctor and tune size TCP buffers with. */
   link?: {bandwidthBps: number; rttMs: number}
   /** The file measured is too small to say what the link carries (LINK_MIN_BYTES): no link, not saved. */
@@ -136,7 +138,9 @@ export async function runBench(options: BenchOptions, r: SystemReader): Promise<
   const bestGrid = withAdvice[0]
   if (bestGrid) {
     const a = bestGrid.advice!
-    report.recommendation = {mirror: bestGrid.url, connections: a.connections, chunkSize: a.chunkSize, throughputBps: a.throughputBps, reason: a.reason}
+    const source = targets.get(bestGrid.url)?.pull ?? [bestGrid.url]
+    const command = shellLine(['mtune', 'pull', ...source, '-c', String(a.connections), '--chunk-size', sizeFlag(a.chunkSize)])
+    report.recommendation = {mirror: bestGrid.url, connections: a.connections, chunkSize: a.chunkSize, throughputBps: a.throughputBps, reason: a.reason, command}
   }
   const lead = report.mirrors.find((m) => m.url === (bestGrid?.url ?? working[0]?.url))
   const bandwidth = bestGrid?.advice?.best.throughputBps ?? lead?.throughputBps?.median
@@ -171,4 +175,11 @@ export async function runBench(options: BenchOptions, r: SystemReader): Promise<
     }
   }
   return report
+}
+
+/** A size as --chunk-size takes it back: 4M, 512K, or bytes. */
+function sizeFlag(bytes: number): string {
+  if (bytes % (1024 * 1024) === 0) return `${bytes / (1024 * 1024)}M`
+  if (bytes % 1024 === 0) return `${bytes / 1024}K`
+  return String(bytes)
 }

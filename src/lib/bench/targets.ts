@@ -34,7 +34,9 @@ export async function expandMirrors(mirrors: string[], endpoints: string[], sign
           const plan = await resolvePlan(ref, {endpoint, env}, {dispatcher, signal})
           const largest = [...plan.files].sort((a, b) => (b.size ?? 0) - (a.size ?? 0))[0]
           if (!largest) throw usageError('empty-source', `${m} has no files to benchmark`)
-          out.push({url: largest.url, headers: plan.headers})
+          // The model is what the user named: the recommendation pulls it, from this endpoint.
+          const other = endpoint !== undefined && endpoint !== hfEndpoint(undefined, env)
+          out.push({url: largest.url, headers: plan.headers, pull: [m, ...(other ? ['--endpoint', endpoint] : []), ...(insecure ? ['--insecure'] : [])]})
           found++
         } catch (error) {
           if (signal?.aborted) throw error

@@ -66,7 +66,7 @@ export function renderBench(report: BenchReport, tty: boolean): string {
     const r = report.recommendation
     out.push(`${mark.ok()} Recommended: ${r.connections} connection${r.connections === 1 ? '' : 's'} x ${formatBytes(r.chunkSize)} chunks on ${r.mirror}`)
     out.push(`  because ${r.reason}`)
-    out.push(`  mtune pull ${r.mirror} -c ${r.connections} --chunk-size ${sizeFlag(r.chunkSize)}`)
+    out.push(`  ${r.command}`)
   } else if (report.mirrors.every((m) => !m.ok)) out.push(`${mark.fail()} No mirror answered a ranged request: nothing to recommend.`)
   if (report.link && report.buffers) {
     const b = report.buffers
@@ -89,11 +89,4 @@ export function renderBench(report: BenchReport, tty: boolean): string {
   out.push(chalk.dim(`Used ${(report.budget.usedMs / 1000).toFixed(1)} s of ${(report.budget.ms / 1000).toFixed(0)} s and ${formatBytes(report.budget.usedBytes)} of ${formatBytes(report.budget.maxBytes)}.`))
   if (report.savedTo) out.push(chalk.dim(`Saved to ${report.savedTo} (doctor, tune and pull --auto read it).`))
   return out.join('\n')
-}
-
-/** A size as a flag value: 16M, 512K. */
-function sizeFlag(bytes: number): string {
-  if (bytes % (1024 * 1024) === 0) return `${bytes / (1024 * 1024)}M`
-  if (bytes % 1024 === 0) return `${bytes / 1024}K`
-  return String(bytes)
 }

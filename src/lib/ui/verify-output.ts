@@ -1,6 +1,7 @@
 import {findings, type Finding, type VerifyReport} from '../verify/run.js'
 import {formatBytes, formatRate} from '../units.js'
 import {chalk, mark} from './colors.js'
+import {shellWord} from './shell-words.js'
 
 const WORDS: Record<string, string> = {
   corrupt: 'corrupt',
@@ -71,4 +72,3 @@ function notPulled(names: string[]): string {
 }
 
 /** A word as a POSIX shell reads it back: bare when safe, else in single quotes. */
-const shellWord = (s: string) => (/^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replaceAll("'", "'\\''")}'`)
