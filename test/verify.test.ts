@@ -5,6 +5,7 @@ import {join} from 'node:path'
 import {after, describe, it} from 'node:test'
 import {downloadFileToCacheDir} from '@huggingface/hub'
 import {judge} from '../src/lib/verify/judge.js'
+import {parseChecksumList} from '../src/lib/verify/checksum-list.js'
 import {hashFiles} from '../src/lib/verify/hash-pool.js'
 import {runCli} from './support/cli.js'
 import {gitSha1, startCdn, startFakeHf, startFakeModelscope, startFakeOllama, type HubRepo} from './support/fake-hubs.js'
@@ -253,6 +254,30 @@ describe('mtune verify hf://', () => {
   })
 })
 
+describe('verify: checksum lists as sha256sum writes them', () => {
+  it('reads GNU lines (text, binary, escaped names) and BSD tags, and skips the rest', () => {
+    const a = 'a'.repeat(64)
+    const B = 'B'.repeat(64)
+    const text = [
+      `${a}  model-00001-of-00002.safetensors`,
+      `${B} *./sub/model.gguf`,
+      `\\${a}  odd\\nname\\\\x`,
+      `SHA256 (tok.json) = ${a}`,
+      '# a comment',
+      `MD5 (tok.json) = ${'c'.repeat(32)}`,
+      `${'d'.repeat(40)}  sha1-of-something`,
+      `${a}  crlf.bin\r`,
+    ].join('\n')
+    assert.deepEqual(parseChecksumList(text), [
+      {name: 'model-00001-of-00002.safetensors', sha256: a},
+      {name: 'sub/model.gguf', sha256: 'b'.repeat(64)},
+      {name: 'odd\nname\\x', sha256: a},
+      {name: 'tok.json', sha256: a},
+      {name: 'crlf.bin', sha256: a},
+    ])
+  })
+})
+
 describe('mtune verify ollama:// and files', () => {
   it('checks every blob the manifest names, and repairs a corrupt one', async () => {
     const cdn = await startCdn()
@@ -329,7 +354,7 @@ describe('mtune verify ollama:// and files', () => {
     assert.deepEqual([localFile.code, localFile.stderr.trim()], [2, `Error: invalid --local-dir "${file}": it is a file; give the directory the model was pulled into`])
     const folder = await runCli(['verify', d])
     assert.equal(folder.code, 2)
-    assert.match(folder.stderr, /is a directory: give a file, or for a model pulled into it with --local-dir, its source: mtune verify hf:\/\/ORG\/NAME --local-dir /)
+    assert.match(folder.stderr, /is a directory: give a file, or put the publisher's SHA256SUMS in it to check what it lists, or for a model pulled into it with --local-dir, its source: mtune verify hf:\/\/ORG\/NAME --local-dir /)
     // A folder of the Hugging Face cache, reached with cd: the repo it holds, and the command for it.
     const cache = join(d, 'hub')
     const snapshot = join(cache, 'datasets--acme--set-v2', 'snapshots', COMMIT)
@@ -339,5 +364,38 @@ describe('mtune verify ollama:// and files', () => {
     assert.equal(cached.stderr.trim(), `Error: ${snapshot} is a directory: the Hugging Face cache's copy of datasets/acme/set-v2; check it with: HF_HUB_CACHE=${cache} mtune verify hf://datasets/acme/set-v2 --revision ${COMMIT}`)
     const here = await runCli(['verify', join(cache, 'datasets--acme--set-v2')], {HF_HUB_CACHE: cache})
     assert.match(here.stderr, /check it with: mtune verify hf:\/\/datasets\/acme\/set-v2$/m, 'no HF_HUB_CACHE= where it is the cache already')
+  })
+
+  it("a file, or a whole directory, against the publisher's SHA256SUMS beside it, as sha256sum -c reads it", async () => {
+    const d = dir()
+    const other = makeContent(200_000, 8)
+    mkdirSync(join(d, 'sub'))
+    writeFileSync(join(d, 'model.gguf'), shard)
+    writeFileSync(join(d, 'sub', 'b.bin'), other)
+    const list = [`${sha256(shard)}  model.gguf`, `${sha256(other)} *./sub/b.bin`, `${sha256(other)}  gone.bin`, `${sha256(other)}  ../outside.bin`].join('\n')
+    writeFileSync(join(d, 'SHA256SUMS'), `${list}\n`)
+    const one = await runCli(['verify', join(d, 'model.gguf')])
+    assert.equal(one.code, 0, one.stderr)
+    assert.match(one.stdout, new RegExp(`intact: 1 of 1 file matches the digests in ${join(d, 'SHA256SUMS')}`))
+    const all = await runCli(['verify', d, '--json'])
+    assert.equal(all.code, 4, all.stderr)
+    const doc = JSON.parse(all.stdout)
+    assert.equal(doc.against, 'list')
+    assert.equal(doc.checksumList, join(d, 'SHA256SUMS'))
+    assert.deepEqual(doc.files.map((f: {name: string; status: string}) => [f.name, f.status]), [['model.gguf', 'ok'], ['sub/b.bin', 'ok'], ['gone.bin', 'missing']])
+    assert.ok(doc.notes.some((n: string) => /names "\.\.\/outside\.bin", outside .*: not checked/.test(n)), 'a name outside the directory is not followed')
+    flipByte(join(d, 'sub', 'b.bin'), 3)
+    const text = await runCli(['verify', d])
+    assert.match(text.stdout, /✗ sub\/b\.bin: corrupt/)
+    assert.match(text.stdout, /not intact: 1 corrupt, 1 missing; 1 of 3 files match the digests in /)
+    assert.match(text.stdout, /fix: pull each again from where they came: mtune pull URL -o PATH --sha256 HEX, with its HEX from /)
+    // FILE.sha256 and --sha256 come first: the user's own word.
+    writeFileSync(join(d, 'sub', 'SHA256SUMS'), `${sha256(shard)}  b.bin\n`)
+    assert.equal((await runCli(['verify', join(d, 'sub', 'b.bin'), '--sha256', sha256(other)])).code, 4, 'flipped, whatever the list says')
+    writeFileSync(join(d, 'empty'), '')
+    mkdirSync(join(d, 'nolist'))
+    writeFileSync(join(d, 'nolist', 'sha256sums.txt'), 'not a checksum\n')
+    const empty = await runCli(['verify', join(d, 'nolist')])
+    assert.deepEqual([empty.code, empty.stderr.trim()], [2, `Error: ${join(d, 'nolist', 'sha256sums.txt')} lists no sha256 (sha256sum's format: HEX  NAME): fix it, or verify each file with --sha256 HEX`])
   })
 })

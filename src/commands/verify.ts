@@ -23,7 +23,8 @@ function again(source: string, ref: SourceRef | undefined, flags: {revision?: st
 export default class Verify extends MtuneCommand {
   static override summary = 'Is the model on disk exactly what was published? Say what is not, and --repair it.'
   static override description = `SOURCE is hf://ORG/NAME[@REV][/PATH] (hf://datasets/... too), ollama://MODEL[:TAG] or modelscope://OWNER/NAME[@REV][/PATH], \
-found where mtune pull (and each ecosystem's own tools) put them; or a PATH, checked against --sha256 or the PATH.sha256 beside it. \
+found where mtune pull (and each ecosystem's own tools) put them; or a PATH, checked against --sha256, the PATH.sha256 beside it, \
+or its line in a SHA256SUMS beside it; or a directory, against the SHA256SUMS in it (as sha256sum -c). \
 Hugging Face: the snapshot's links and blobs (each blob's name is its digest) and, when the hub answers, its file list; \
 Ollama: the manifest and every blob it names; ModelScope: the hub's sha256s. Files are hashed on all cores.
 
@@ -38,15 +39,16 @@ Exit codes: 0 intact (or repaired), 2 bad input, 3 the hub's listing was needed 
     '<%= config.bin %> verify hf://Qwen/Qwen2.5-7B-Instruct',
     '<%= config.bin %> verify ollama://llama3.1:8b --repair',
     '<%= config.bin %> verify /models/model.gguf --sha256 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08',
+    '<%= config.bin %> verify /models/Llama-3.1-8B-GGUF   # every file its SHA256SUMS names',
   ]
 
   static override enableJsonFlag = true
   static override args = {
-    source: Args.string({required: true, description: 'hf://…, ollama://…, modelscope://…, or a file PATH'}),
+    source: Args.string({required: true, description: 'hf://…, ollama://…, modelscope://…, or a file or directory PATH'}),
   }
 
   static override flags = {
-    sha256: Flags.string({description: 'A PATH: its expected sha256 (default: PATH.sha256 beside it, in sha256sum format).'}),
+    sha256: Flags.string({description: 'A PATH: its expected sha256 (default: PATH.sha256 beside it, else its line in a SHA256SUMS beside it).'}),
     revision: Flags.string({description: 'hf:// and modelscope://: the revision to check (branch, tag or commit), instead of @REV.'}),
     'local-dir': Flags.string({description: 'hf:// and modelscope://: check a plain tree (as pull --local-dir writes it) against the hub\'s digests.'}),
     endpoint: Flags.string({description: 'hf:// and modelscope://: the hub endpoint (default: HF_ENDPOINT / MODELSCOPE_ENDPOINT).'}),

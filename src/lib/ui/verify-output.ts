@@ -1,3 +1,4 @@
+import {resolve} from 'node:path'
 import {findings, type Finding, type VerifyReport} from '../verify/run.js'
 import {formatBytes, formatRate} from '../units.js'
 import {chalk, mark} from './colors.js'
@@ -32,7 +33,7 @@ export function renderVerify(r: VerifyReport, quiet = false, again: Again = {ver
   for (const n of r.notes) lines.push(`${mark.info()} ${n}`)
   if (r.notPulled.length) lines.push(`${mark.info()} ${notPulled(r.notPulled)}; mtune pull ${again.pull.map(shellWord).join(' ')} fetches ${r.notPulled.length === 1 ? 'it' : 'them'}`)
   const s = r.summary
-  const against = {hub: "the hub's digests", disk: 'the digests in the blob names', manifest: 'the manifest\'s digests', sha256: 'the given sha256'}[r.against]
+  const against = {hub: "the hub's digests", disk: 'the digests in the blob names', manifest: 'the manifest\'s digests', sha256: 'the given sha256', list: `the digests in ${r.checksumList}`}[r.against]
   const rate = s.seconds > 0 && s.bytesHashed > 0 ? `, ${formatRate(s.bytesHashed / s.seconds)}` : ''
   const counts = (['corrupt', 'truncated', 'missing', 'dangling', 'incomplete', 'interrupted', 'unreadable'] as const).filter((k) => s[k] > 0).map((k) => `${s[k]} ${WORDS[k]}`)
   if (r.repair) {
@@ -40,7 +41,7 @@ export function renderVerify(r: VerifyReport, quiet = false, again: Again = {ver
     else lines.push(`${r.repair.intact ? mark.ok() : mark.fail()} ${repaired(r.repair)}`)
   }
   const head = r.intact ? `${mark.ok()} ${chalk.bold('intact')}:` : `${mark.fail()} ${chalk.bold('not intact')}: ${counts.join(', ')};`
-  lines.push(`${head} ${s.ok} of ${s.files} file${s.files === 1 ? '' : 's'} ${s.ok === 1 ? 'matches' : 'match'} ${against}; ${formatBytes(s.bytesHashed)} hashed in ${s.seconds.toFixed(1)} s${rate}${s.unchecked ? `; ${s.unchecked} with nothing to check against` : ''}`)
+  lines.push(`${head} ${s.ok} of ${s.files} file${s.files === 1 ? '' : 's'} ${s.files === 1 ? 'matches' : 'match'} ${against}; ${formatBytes(s.bytesHashed)} hashed in ${s.seconds.toFixed(1)} s${rate}${s.unchecked ? `; ${s.unchecked} with nothing to check against` : ''}`)
   if (!r.intact && !r.repair) lines.push(`  fix: ${fix(r, again)}`)
   return lines.join('\n')
 }
@@ -61,8 +62,12 @@ function repaired(r: {files: string[]; links: string[]}): string {
  */
 function fix(r: VerifyReport, again: Again): string {
   if (r.kind !== 'file') return `mtune verify ${again.verify.map(shellWord).join(' ')} --repair`
+  const bad = r.files.filter((f) => f.status !== 'ok')
+  if (r.files.length > 1 || bad[0]?.path !== resolve(r.target)) {
+    return `pull ${bad.length === 1 ? 'it' : 'each'} again from where ${bad.length === 1 ? 'it' : 'they'} came: mtune pull URL -o PATH --sha256 HEX, with its HEX from ${r.checksumList ?? 'the list'}`
+  }
   const expected = r.files[0]?.expected ?? 'HEX'
-  return `pull it again from where it came: mtune pull URL -o ${r.target} --sha256 ${expected}`
+  return `pull it again from where it came: mtune pull URL -o ${shellWord(r.target)} --sha256 ${expected}`
 }
 
 /** Files of the revision that were never pulled here: up to four named, then a count. */

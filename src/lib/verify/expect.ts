@@ -6,6 +6,8 @@ import {modelscopeCacheDir} from '../sources/modelscope.js'
 import {ollamaModelsDir} from '../sources/ollama.js'
 import type {Plan, PlannedFile} from '../sources/plan.js'
 import type {SourceRef} from '../sources/reference.js'
+import {safeJoin} from '../sources/safe-names.js'
+import {checksumListIn, type ListedDigest} from './checksum-list.js'
 
 /**
  * What should be on disk, from the disk itself (blob names are digests; an Ollama manifest names
@@ -38,7 +40,9 @@ export interface Problem {
 export interface Expectations {
   kind: 'hf' | 'ollama' | 'modelscope' | 'file'
   /** What the files are checked against. */
-  against: 'hub' | 'disk' | 'manifest' | 'sha256'
+  against: 'hub' | 'disk' | 'manifest' | 'sha256' | 'list'
+  /** With `against: 'list'`: the checksum list (SHA256SUMS) the digests come from. */
+  checksumList?: string
   root: string
   files: Expected[]
   /** Found without hashing. */
@@ -214,25 +218,62 @@ function hfCacheFolder(dir: string): {repo: string; command: string} | undefined
   return {repo, command: `${env}mtune verify hf://${repo}${revision}`}
 }
 
-/** A plain file against --sha256, or the FILE.sha256 beside it (sha256sum's format). */
+/**
+ * A plain file against --sha256, the FILE.sha256 beside it, or its line in a checksum list beside
+ * it (SHA256SUMS, as `sha256sum -c` reads it); a directory against the checksum list in it.
+ */
 export function plainFile(path: string, sha256?: string): Expectations {
   const full = resolve(path)
   // Checked first: what a directory lacks is a source, not a digest.
   if (existsSync(full) && statSync(full).isDirectory()) {
     const cached = hfCacheFolder(full)
     if (cached) throw usageError('is-directory', `${path} is a directory: the Hugging Face cache's copy of ${cached.repo}; check it with: ${cached.command}`)
-    throw usageError('is-directory', `${path} is a directory: give a file, or for a model pulled into it with --local-dir, its source: mtune verify hf://ORG/NAME --local-dir ${path} (or modelscope://)`)
+    if (sha256 !== undefined) throw usageError('bad-flag', `${path} is a directory: --sha256 is for one file; give the file, or put its SHA256SUMS in the directory`)
+    const list = checksumListIn(full)
+    if (list) return listedFiles(full, list)
+    throw usageError(
+      'is-directory',
+      `${path} is a directory: give a file, or put the publisher's SHA256SUMS in it to check what it lists, or for a model pulled into it with --local-dir, its source: mtune verify hf://ORG/NAME --local-dir ${path} (or modelscope://)`,
+    )
   }
   let expected = sha256?.replace(/^sha256:/i, '').toLowerCase()
+  let checksumList: string | undefined
   if (expected === undefined) {
     const beside = `${full}.sha256`
     const text = existsSync(beside) ? readFileSync(beside, 'utf8') : undefined
     expected = text ? /^\s*\\?([0-9a-fA-F]{64})\b/.exec(text)?.[1]?.toLowerCase() : undefined
     if (text !== undefined && !expected) throw usageError('bad-digest', `${beside} holds no sha256 (sha256sum's format: HEX  NAME): fix it or give --sha256 HEX`)
   }
-  if (!expected) throw usageError('no-digest', `nothing to check ${path} against: give --sha256 HEX, or put ${basename(full)}.sha256 beside it (sha256sum ${basename(full)} > ${basename(full)}.sha256)`)
+  if (expected === undefined) {
+    const list = checksumListIn(dirname(full))
+    expected = list?.entries.find((e) => e.name === basename(full))?.sha256
+    if (expected) checksumList = list!.path
+  }
+  if (!expected) {
+    throw usageError(
+      'no-digest',
+      `nothing to check ${path} against: give --sha256 HEX, or put ${basename(full)}.sha256 beside it (sha256sum ${basename(full)} > ${basename(full)}.sha256), or the publisher's SHA256SUMS that lists it`,
+    )
+  }
   if (!HEX64.test(expected)) throw usageError('bad-digest', `invalid --sha256 "${sha256}": 64 hex digits expected`)
-  return {kind: 'file', against: 'sha256', root: dirname(full), files: [{name: basename(full), path: full, sha256: expected}], problems: [], notes: []}
+  const files = [{name: basename(full), path: full, sha256: expected}]
+  return {kind: 'file', against: checksumList ? 'list' : 'sha256', checksumList, root: dirname(full), files, problems: [], notes: []}
+}
+
+/** Every file a checksum list names, in its directory: one missing is missing, as with sha256sum -c. */
+function listedFiles(dir: string, list: {path: string; entries: ListedDigest[]}): Expectations {
+  if (list.entries.length === 0) throw usageError('bad-digest', `${list.path} lists no sha256 (sha256sum's format: HEX  NAME): fix it, or verify each file with --sha256 HEX`)
+  const files: Expected[] = []
+  const notes: string[] = []
+  for (const e of list.entries) {
+    if (files.some((f) => f.name === e.name)) continue
+    try {
+      files.push({name: e.name, path: safeJoin(dir, e.name), sha256: e.sha256})
+    } catch {
+      notes.push(`${basename(list.path)} names ${JSON.stringify(e.name)}, outside ${dir}: not checked`)
+    }
+  }
+  return {kind: 'file', against: 'list', checksumList: list.path, root: dir, files, problems: [], notes}
 }
 
 /** The ModelScope cache folder of a revision (as pull writes it). */

@@ -36,6 +36,7 @@ export interface VerifyReport {
   target: string
   kind: Expectations['kind']
   against: Expectations['against']
+  checksumList?: string
   root: string
   files: FileVerdict[]
   problems: Problem[]
@@ -147,7 +148,7 @@ export async function verify(target: string, ref: SourceRef | undefined, options
   const {exp, plan, notPulled = []} = ref ? await expectations(target, ref, options) : {exp: plainFile(target, options.sha256), plan: undefined}
   const {verdicts, bytes} = await check(exp.files, options)
   const summary = summarize(verdicts, exp.problems, bytes, (performance.now() - started) / 1000)
-  const report: VerifyReport = {target, kind: exp.kind, against: exp.against, root: exp.root, files: verdicts, problems: exp.problems, summary, intact: intact(summary), notes: exp.notes, notPulled}
+  const report: VerifyReport = {target, kind: exp.kind, against: exp.against, checksumList: exp.checksumList, root: exp.root, files: verdicts, problems: exp.problems, summary, intact: intact(summary), notes: exp.notes, notPulled}
   if (!options.repair || report.intact) return report
   const found = findings(verdicts, exp.problems)
   if (!plan) {
