@@ -380,6 +380,8 @@ describe('mtune verify ollama:// and files', () => {
     const all = await runCli(['verify', d, '--json'])
     assert.equal(all.code, 4, all.stderr)
     const doc = JSON.parse(all.stdout)
+    const given = await runCli(['verify', join(d, 'SHA256SUMS'), '--json'])
+    assert.deepEqual(JSON.parse(given.stdout).files, doc.files, 'the list itself, as sha256sum -c is given it')
     assert.equal(doc.against, 'list')
     assert.equal(doc.checksumList, join(d, 'SHA256SUMS'))
     assert.deepEqual(doc.files.map((f: {name: string; status: string}) => [f.name, f.status]), [['model.gguf', 'ok'], ['sub/b.bin', 'ok'], ['gone.bin', 'missing']])

@@ -7,7 +7,7 @@ import {ollamaModelsDir} from '../sources/ollama.js'
 import type {Plan, PlannedFile} from '../sources/plan.js'
 import type {SourceRef} from '../sources/reference.js'
 import {safeJoin} from '../sources/safe-names.js'
-import {checksumListIn, type ListedDigest} from './checksum-list.js'
+import {CHECKSUM_LISTS, checksumListIn, parseChecksumList, type ListedDigest} from './checksum-list.js'
 
 /**
  * What should be on disk, from the disk itself (blob names are digests; an Ollama manifest names
@@ -235,6 +235,10 @@ export function plainFile(path: string, sha256?: string): Expectations {
       'is-directory',
       `${path} is a directory: give a file, or put the publisher's SHA256SUMS in it to check what it lists, or for a model pulled into it with --local-dir, its source: mtune verify hf://ORG/NAME --local-dir ${path} (or modelscope://)`,
     )
+  }
+  // The list itself, as `sha256sum -c SHA256SUMS` is given it: what it names.
+  if (sha256 === undefined && CHECKSUM_LISTS.includes(basename(full)) && existsSync(full)) {
+    return listedFiles(dirname(full), {path: full, entries: parseChecksumList(readFileSync(full, 'utf8'))})
   }
   let expected = sha256?.replace(/^sha256:/i, '').toLowerCase()
   let checksumList: string | undefined
