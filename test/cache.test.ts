@@ -201,6 +201,9 @@ describe('mtune cache serve, status, stop (real nginx)', needsNginx, () => {
     const down = await runCli(['cache', 'status', '--dir', d])
     assert.equal(down.code, 1)
     assert.match(down.stdout, /not running/)
+    const never = join(dir('nginx'), 'typo')
+    const none = await runCli(['cache', 'status', '--dir', never])
+    assert.deepEqual([none.code, none.stdout.trim()], [1, `✗ no cache in ${never}: start one with mtune cache serve --dir ${never}`])
   })
 
   it('a second serve with other settings reloads the running nginx, keeping the rest of its settings and its cache', async () => {

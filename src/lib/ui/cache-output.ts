@@ -28,6 +28,8 @@ export function renderServe(r: ServeResult): string {
 }
 
 export function renderStatus(s: CacheStatus): string {
+  // A DIR that never held a cache (a typo, say): one line, not a table of zeros.
+  if (!s.running && !s.endpoints && s.requests === 0 && s.disk.usedBytes === 0) return `${mark.fail()} no cache in ${s.dir}: start one with mtune cache serve --dir ${s.dir}`
   const lines = [
     s.running ? `${mark.ok()} running (nginx pid ${s.pid})${s.answering ? '' : ', but not answering'} at ${s.url ?? '?'}` : `${mark.fail()} not running (${s.dir}); start it with mtune cache serve --dir ${s.dir}`,
   ]
