@@ -170,7 +170,7 @@ export function describeDecision(d: AutoDecision): string[] {
   lines.push(`  preflight    ${warned.length ? `${warned.length} warning${warned.length > 1 ? 's' : ''}: ${warned.map((f) => `${f.title}: ${f.summary}`).join('; ')}` : 'disk, memory and GPU checks pass'}`)
   lines.push(
     d.tuning.command
-      ? `  host tuning  ${d.tuning.changes.length} setting${d.tuning.changes.length > 1 ? 's' : ''} would help (${d.tuning.changes.map((c) => c.id).slice(0, 4).join(', ')}${d.tuning.changes.length > 4 ? ', ...' : ''}): ${d.tuning.command}, or pull --auto --tune`
+      ? `  host tuning  mtune tune would change ${d.tuning.changes.length} setting${d.tuning.changes.length > 1 ? 's' : ''} (${d.tuning.changes.map((c) => c.id).slice(0, 4).join(', ')}${d.tuning.changes.length > 4 ? ', ...' : ''}): ${d.tuning.command}, or pull --auto --tune`
       : '  host tuning  nothing to change',
   )
   lines.push(`  measured     ${d.bench.reused ? `reused mtune bench results of ${d.bench.measuredAt}` : `in ${(d.bench.usedMs / 1000).toFixed(1)} s`}`)
