@@ -201,6 +201,17 @@ describe('size-based checks at their boundaries', () => {
     assert.equal(headroom(GiB), GiB, 'at least 1 GiB')
   })
 
+  it('disk: a model partly or wholly on disk needs only what is missing, and says so', () => {
+    const facts = baseFacts({size, disk: {...baseFacts().disk, freeBytes: 50 * GiB}})
+    const partly = byId(decide(facts, ['disk'], 30 * GiB), 'disk.space')
+    assert.equal(partly.status, 'pass')
+    assert.match(partly.summary, /model needs 30\.0 GiB more of its 100 GiB \(pulls write in place/)
+    const whole = byId(decide(facts, ['disk'], 0), 'disk.space')
+    assert.equal(whole.status, 'pass')
+    assert.match(whole.summary, /, the model \(100 GiB\) is on disk already$/)
+    assert.equal(byId(decide(facts, ['disk'], 60 * GiB), 'disk.space').status, 'fail', 'what is missing must fit')
+  })
+
   it('RAM: up to half passes, more advises mmap, beyond RAM says so', () => {
     const ram = (model: number) => byId(decide(baseFacts({size: model}), ['memory']), 'memory.ram')
     assert.equal(ram(32 * GiB).status, 'pass')

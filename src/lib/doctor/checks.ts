@@ -48,9 +48,11 @@ export const headroom = (size: number) => Math.max(GiB, Math.ceil(size * 0.05))
 
 const NETWORK_FS = /^(nfs4?|cifs|smb3|ceph|glusterfs|9p|virtiofs|fuse\.(sshfs|s3fs|gcsfuse|rclone|juicefs))$/
 
-export function diskChecks(f: DoctorFacts): Finding[] {
+/** @param missing what a pull would still fetch, where part of the model is on disk already */
+export function diskChecks(f: DoctorFacts, missing?: number): Finding[] {
   const out: Finding[] = []
-  const {disk, size} = f
+  const {disk} = f
+  const size = missing ?? f.size
   const where = disk.directory
   if (disk.freeBytes === undefined) out.push(finding('disk', 'space', 'unknown', 'Free space', `cannot statfs ${where}`))
   else if (size === undefined) {
@@ -58,12 +60,14 @@ export function diskChecks(f: DoctorFacts): Finding[] {
   } else {
     const spare = headroom(size)
     const values = {free: bytes(disk.freeBytes), total: bytes(disk.totalBytes), needed: bytes(size), headroom: bytes(spare)}
-    const summary = `${formatBytes(disk.freeBytes)} free on ${where}, model needs ${formatBytes(size)}`
+    const partly = f.size !== undefined && size < f.size
+    const needs = !partly ? `model needs ${formatBytes(size)}` : size === 0 ? `the model (${formatBytes(f.size!)}) is on disk already` : `model needs ${formatBytes(size)} more of its ${formatBytes(f.size!)}`
+    const summary = `${formatBytes(disk.freeBytes)} free on ${where}, ${needs}`
     if (disk.freeBytes < size) {
       out.push(finding('disk', 'space', 'fail', 'Free space', `${summary}: ${formatBytes(size - disk.freeBytes)} short`, values, {fix: `free ${formatBytes(size + spare - disk.freeBytes)} on that filesystem, or pull elsewhere (--path for doctor; -o, --local-dir or the cache variables for pull)`}))
     } else if (disk.freeBytes < size + spare) {
       out.push(finding('disk', 'space', 'warn', 'Free space', `${summary}: less than ${formatBytes(spare)} would be left`, values, {fix: `free about ${formatBytes(size + spare - disk.freeBytes)} more: filesystems slow down and fail when nearly full`}))
-    } else out.push(finding('disk', 'space', 'pass', 'Free space', `${summary} (pulls write in place: no temporary copy)`, values))
+    } else out.push(finding('disk', 'space', 'pass', 'Free space', `${summary}${size > 0 ? ' (pulls write in place: no temporary copy)' : ''}`, values))
   }
 
   const fsType = disk.mount?.fsType

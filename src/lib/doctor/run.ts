@@ -62,7 +62,7 @@ export async function gatherFacts(r: SystemReader, options: DoctorOptions): Prom
 /** The verdicts: pure, from facts alone. */
 export function decide(facts: DoctorFacts, groups: Group[] = GROUPS, missing?: number): Finding[] {
   const checks: Record<Group, (f: DoctorFacts) => Finding[]> = {
-    disk: (f) => diskChecks({...f, size: missing ?? f.size}),
+    disk: (f) => diskChecks(f, missing),
     memory: memoryChecks,
     gpu: gpuChecks,
     // Sysctls, qdiscs and block schedulers are Linux's: elsewhere they do not apply.
