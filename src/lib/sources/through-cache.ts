@@ -1,8 +1,8 @@
+import type {Dispatcher} from 'undici'
 import {ExitCode, MtuneError, errorMessage} from '../errors.js'
 import {proxyConfig, proxyFor} from '../net/proxy-env.js'
 import {redact} from '../net/request.js'
 import {probeCache, type CacheUpstreams} from './cache-probe.js'
-import type {Dispatcher} from 'undici'
 import type {PullEvents} from '../transfer/engine.js'
 import type {Plan} from './plan.js'
 import type {SourceRef} from './reference.js'
@@ -41,11 +41,14 @@ export async function pullThroughCache(
   // A rack cache reached through the site's proxy is a common reason it does not answer.
   const proxy = proxyFor(cache, proxyConfig())
   const viaProxy = proxy ? ` (through the proxy ${new URL(proxy).host}: add ${new URL(cache).hostname} to NO_PROXY)` : ''
-  const fromOrigin = async (why: string): Promise<Pulled> => {
-    events.warn?.(`the cache at ${redact(cache).replace(/\/$/, '')} ${why}${viaProxy}: pulling from the origin instead`)
+  const direct = async (): Promise<Pulled> => {
     const plan = await resolvePlan(ref, resolve, ctx)
     onPlan(plan)
     return {plan, files: await runPlan(plan, run, events), via: 'origin'}
+  }
+  const fromOrigin = async (why: string): Promise<Pulled> => {
+    events.warn?.(`${theCache(cache)} ${why}${viaProxy}: pulling from the origin instead`)
+    return direct()
   }
   const probe = await probeCache(run.dispatcher, cache, {timeoutMs: 5_000, signal: run.signal})
   if (!probe.mtune) {
@@ -54,10 +57,8 @@ export async function pullThroughCache(
   }
   const elsewhere = otherRegistry(ref, probe.upstreams)
   if (elsewhere) {
-    events.info?.(`the cache at ${redact(cache).replace(/\/$/, '')} ${elsewhere}`)
-    const plan = await resolvePlan(ref, resolve, ctx)
-    onPlan(plan)
-    return {plan, files: await runPlan(plan, run, events), via: 'origin'}
+    events.info?.(`${theCache(cache)} ${elsewhere}`)
+    return direct()
   }
   let plan: Plan
   try {
@@ -74,6 +75,9 @@ export async function pullThroughCache(
     return fromOrigin(`failed during the pull (${errorMessage(error)}); what is on disk is kept`)
   }
 }
+
+/** The cache as messages name it: its URL without credentials or a trailing slash. */
+const theCache = (cache: string) => `the cache at ${redact(cache).replace(/\/$/, '')}`
 
 /** What a cache serves when its page does not say: `mtune cache serve`'s default upstream. */
 const DEFAULT_OLLAMA_REGISTRY = 'https://registry.ollama.ai'
@@ -106,6 +110,6 @@ export async function cacheForPlan(
   if (!cache || ref.kind !== 'ollama') return cache
   const probe = await probeCache(dispatcher, cache, {timeoutMs: 5_000, signal})
   const elsewhere = probe.mtune ? otherRegistry(ref, probe.upstreams) : undefined
-  if (elsewhere) events.info?.(`the cache at ${redact(cache).replace(/\/$/, '')} ${elsewhere}`)
+  if (elsewhere) events.info?.(`${theCache(cache)} ${elsewhere}`)
   return elsewhere ? undefined : cache
 }

@@ -75,5 +75,3 @@ function notPulled(names: string[]): string {
   const shown = names.slice(0, 4).join(', ') + (names.length > 4 ? ` and ${names.length - 4} more` : '')
   return `${names.length} file${names.length === 1 ? '' : 's'} of the revision ${names.length === 1 ? 'was' : 'were'} not pulled here, so not checked: ${shown}`
 }
-
-/** A word as a POSIX shell reads it back: bare when safe, else in single quotes. */
