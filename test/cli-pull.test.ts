@@ -10,6 +10,7 @@ import {after, describe, it} from 'node:test'
 import {BIN, hasStack, runCli, startCli} from './support/cli.js'
 import {makeContent, mirrors, sha256} from './support/mirror-server.js'
 import {tempDir} from './support/temp.js'
+import {freePort} from './support/free-port.js'
 
 const MiB = 1024 * 1024
 const content = makeContent(32 * MiB, 11)
@@ -152,7 +153,6 @@ describe('mtune pull (CLI)', () => {
       ['a bad rate', async () => ['pull', 'http://127.0.0.1:9/x', '--limit-rate', 'fast'], 2, /invalid --limit-rate "fast"/],
       ['a bad digest', async () => ['pull', 'http://127.0.0.1:9/x', '--sha256', 'abc'], 2, /invalid sha256 "abc"/],
       ['standard output as the destination', async () => ['pull', 'http://127.0.0.1:9/x', '-o', '-'], 2, /-o - \(standard output\) is not supported.*give a file or directory path/],
-      ['a missing directory', async () => ['pull', 'http://127.0.0.1:9/x', '-o', '/nonexistent-mtune/x.bin'], 5, /directory \/nonexistent-mtune does not exist/],
       [
         'a destination under a file',
         async () => {
@@ -272,6 +272,21 @@ describe('mtune pull (CLI)', () => {
     assert.ok(lstatSync(fifo).isFIFO() && lstatSync(descriptor).isSymbolicLink(), 'both left as they were')
     assert.deepEqual(readdirSync(d).sort(), ['fifo', 'stdout'], 'no part file either')
     assert.equal(m.requests.length, 0, 'refused before asking the server')
+  })
+
+  it('makes a missing destination directory, as aria2c -d and wget -P do, once the server has answered', async () => {
+    const m = await mirror()
+    const d = dir()
+    const named = await runCli(['pull', m.url, '-o', join(d, 'models', 'llama') + '/'])
+    assert.equal(named.code, 0, named.stderr)
+    assert.ok(readFileSync(join(d, 'models', 'llama', 'model.bin')).equals(content))
+    const file = await runCli(['pull', m.url, '-o', join(d, 'a', 'b', 'weights.bin')])
+    assert.equal(file.code, 0, file.stderr)
+    assert.deepEqual(readdirSync(join(d, 'a', 'b')), ['weights.bin'], 'no lock or partial file left behind')
+    // A pull that fails leaves no empty directory behind.
+    const failed = await runCli(['pull', `http://127.0.0.1:${await freePort()}/x.bin`, '-o', join(d, 'never') + '/'])
+    assert.equal(failed.code, 3, failed.stderr)
+    assert.ok(!existsSync(join(d, 'never')))
   })
 
   it('pulls an empty file: an empty destination, the empty digest, no partial files', async () => {

@@ -69,7 +69,7 @@ Exit codes: 0 done, 2 bad input, 3 the server refused or kept failing, 4 digest 
   }
 
   static override flags = {
-    output: Flags.string({char: 'o', description: 'URLs: destination file, or an existing directory (default: the current directory).'}),
+    output: Flags.string({char: 'o', description: 'URLs: destination file, or directory (existing, or ending in /; made if missing). Default: the current directory.'}),
     'local-dir': Flags.string({description: 'hf:// and modelscope://: write a plain directory tree instead of the cache.'}),
     include: Flags.string({multiple: true, description: 'hf:// and modelscope://: only files matching this glob (repeatable).'}),
     exclude: Flags.string({multiple: true, description: 'hf:// and modelscope://: skip files matching this glob (repeatable).'}),

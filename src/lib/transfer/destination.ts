@@ -4,6 +4,7 @@ import type {Stats} from 'node:fs'
 import {access, constants, lstat, readlink, realpath, stat, statfs} from 'node:fs/promises'
 import {basename, dirname, join, resolve} from 'node:path'
 import {ExitCode, MtuneError} from '../errors.js'
+import {dirError, isFsRefusal, makeDirs, nearestExisting} from '../fs-dirs.js'
 import {safeFilename, urlFilename} from '../net/http-range.js'
 import {redact} from '../net/request.js'
 import {formatBytes} from '../units.js'
@@ -97,15 +98,24 @@ async function throughProc(path: string): Promise<boolean> {
   return false
 }
 
-export async function ensureWritableDirectory(dest: Destination): Promise<void> {
+/**
+ * The destination's directory can take the file. One that is missing is made, levels and all, as
+ * aria2c -d, wget -P and pull --local-dir do: with `create`, once the server has answered (a
+ * failed pull leaves no empty directory); before that, only whether it could be.
+ */
+export async function ensureWritableDirectory(dest: Destination, options: {create: boolean}): Promise<void> {
   const dir = dirname(dest.path)
-  const info = await stat(dir).catch(() => undefined)
-  if (info && !info.isDirectory()) throw new MtuneError('no-directory', `cannot write ${dest.path}: ${dir} is a file, not a directory; choose another -o`, ExitCode.localDisk)
-  if (!info) throw new MtuneError('no-directory', `cannot write ${dest.path}: directory ${dir} does not exist; create it or choose another -o`, ExitCode.localDisk)
+  const {found} = nearestExisting(dir)
+  if (found && !found.directory) throw new MtuneError('no-directory', `cannot write ${dest.path}: ${found.path} is a file, not a directory; choose another -o`, ExitCode.localDisk)
+  const writable = found?.path ?? '/'
   try {
-    await access(dir, constants.W_OK)
+    await access(writable, constants.W_OK)
   } catch {
-    throw new MtuneError('not-writable', `cannot write to ${dir}: permission denied; choose another -o or fix the directory's permissions`, ExitCode.localDisk)
+    const what = writable === dir ? dir : `${writable} (to make ${dir} in it)`
+    throw new MtuneError('not-writable', `cannot write to ${what}: permission denied; choose another -o or fix the directory's permissions`, ExitCode.localDisk)
+  }
+  if (options.create && writable !== dir) {
+    await makeDirs(dir).catch((error: unknown) => Promise.reject(isFsRefusal(error) ? dirError(error, 'choose another -o') : error))
   }
 }
 

@@ -49,7 +49,7 @@ export async function pull(options: PullOptions, events: PullEvents = {}): Promi
     }
     const guess = early ?? (await resolveDestination(options.output, undefined, url).then(place).catch(() => undefined))
     // Where the file goes is checked before the network is asked anything.
-    if (guess) await ensureWritableDirectory(guess)
+    if (guess) await ensureWritableDirectory(guess, {create: false})
     for (let restart = 0; ; restart++) {
       const hole = guess && restart === 0 ? Journal.firstMissing(guess.journalPath, currentBootId()) : undefined
       const start = hole?.start ?? 0
@@ -70,7 +70,9 @@ export async function pull(options: PullOptions, events: PullEvents = {}): Promi
           return done
         }
       }
-      await ensureWritableDirectory(dest)
+      await ensureWritableDirectory(dest, {create: true})
+      // A directory just made had no room for the lock before: held from here on.
+      await claim(dest)
       if (restart === 0 && webPage(probed.file.contentType, dest.path)) {
         events.warn?.(`${redact(url)} answers with a web page (${probed.file.contentType}), not a file: a login or error page, or a page about the file? Check the URL`)
       }
