@@ -71,8 +71,15 @@ export async function pull(options: PullOptions, events: PullEvents = {}): Promi
         }
       }
       await ensureWritableDirectory(dest, {create: true})
-      // A directory just made had no room for the lock before: held from here on.
-      await claim(dest)
+      if (!lock) {
+        // A directory just made had no room for the lock before; another pull may have made it too.
+        await claim(dest)
+        const done = await alreadyThere(dest, want, options.force, url, started)
+        if (done) {
+          await probed.response?.body.dump().catch(() => {})
+          return done
+        }
+      }
       if (restart === 0 && webPage(probed.file.contentType, dest.path)) {
         events.warn?.(`${redact(url)} answers with a web page (${probed.file.contentType}), not a file: a login or error page, or a page about the file? Check the URL`)
       }
