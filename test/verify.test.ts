@@ -89,7 +89,7 @@ describe('verify: judging one file', () => {
 
 describe('mtune verify hf://', () => {
   it('an intact pull is intact, online and offline, with a stable --json document', async () => {
-    const {env} = await pulledHub()
+    const {env, hub} = await pulledHub()
     const r = await runCli(['verify', 'hf://acme/checked', '--json'], env)
     assert.equal(r.code, 0, r.stderr)
     const doc = JSON.parse(r.stdout)
@@ -102,6 +102,13 @@ describe('mtune verify hf://', () => {
     const offline = await runCli(['verify', 'hf://acme/checked', '--offline'], env)
     assert.equal(offline.code, 0, offline.stderr)
     assert.match(offline.stdout, /intact: 3 of 3 files match the digests in the blob names/)
+    // An air-gapped cluster's HF_HUB_OFFLINE, as huggingface_hub reads it: the hub is not asked.
+    const asked = hub.requests.length
+    const airGapped = JSON.parse((await runCli(['verify', 'hf://acme/checked', '--json'], {...env, HF_HUB_OFFLINE: 'YES'})).stdout)
+    assert.equal(airGapped.against, 'disk')
+    assert.equal(airGapped.intact, true)
+    assert.match(airGapped.notes.join('\n'), /HF_HUB_OFFLINE is set: checked against the disk alone/)
+    assert.equal(hub.requests.length, asked)
   })
 
   it('names each problem, exits 4, and --repair pulls exactly the bad files again', async () => {

@@ -21,3 +21,6 @@ export function pathSetting(env: NodeJS.ProcessEnv, name: string): string | unde
   const user = value === '~' || value.startsWith('~/') ? home + value.slice(1) : value
   return user.replace(/\$(\w+)|\$\{(\w+)\}/g, (whole, bare?: string, braced?: string) => env[bare ?? braced!] ?? whole)
 }
+
+/** HF_HUB_OFFLINE as huggingface_hub reads it (1, ON, YES, TRUE, any case): its tools ask no hub. */
+export const hfHubOffline = (env: NodeJS.ProcessEnv = process.env) => ['1', 'on', 'yes', 'true'].includes(setting(env, 'HF_HUB_OFFLINE')?.toLowerCase() ?? '')

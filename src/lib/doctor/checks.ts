@@ -1,6 +1,7 @@
 import {bdpBytes, linkFlags, linkOrigin, type LinkEstimate} from '../bench/link.js'
 import type {BlockFacts, DiskFacts, EnvFacts, GpuFacts, MemoryFacts, NetworkFacts} from '../system/facts.js'
 import {hideCredentials, proxyConfig, proxyFor, proxyProblem} from '../net/proxy-env.js'
+import {hfHubOffline} from '../env-settings.js'
 import {formatBitRate, formatBytes, formatRate} from '../units.js'
 import {bytes, finding, type Finding, type Value} from './finding.js'
 
@@ -335,7 +336,7 @@ export function envChecks(f: DoctorFacts): Finding[] {
 
   const hf = e.hf
   const shownHf = Object.entries(hf).map(([k, v]) => `${k}=${k === 'HF_TOKEN' ? '(set)' : v}`)
-  if (hf.HF_HUB_OFFLINE === '1') out.push(finding('env', 'huggingface', 'warn', 'Hugging Face', `HF_HUB_OFFLINE=1: Hugging Face tools will not download`, {}, {fix: 'unset HF_HUB_OFFLINE to pull (mtune pull ignores it)'}))
+  if (hfHubOffline(hf)) out.push(finding('env', 'huggingface', 'warn', 'Hugging Face', `HF_HUB_OFFLINE=${hf.HF_HUB_OFFLINE}: Hugging Face tools will not download`, {}, {fix: 'unset HF_HUB_OFFLINE to pull with them (mtune pull ignores it; mtune verify then checks against the disk alone)'}))
   else out.push(finding('env', 'huggingface', 'info', 'Hugging Face', shownHf.length ? shownHf.join(', ') : 'defaults (huggingface.co, ~/.cache/huggingface)'))
 
   const o = e.ollamaModels

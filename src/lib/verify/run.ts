@@ -4,6 +4,7 @@ import type {Dispatcher} from 'undici'
 import {ExitCode, MtuneError, errorMessage} from '../errors.js'
 import type {Plan} from '../sources/plan.js'
 import type {SourceRef} from '../sources/reference.js'
+import {hfHubOffline} from '../env-settings.js'
 import {resolvePlan} from '../sources/resolve.js'
 import {choosesFiles} from '../sources/select.js'
 import {runPlan} from '../sources/run-plan.js'
@@ -112,6 +113,10 @@ async function expectations(target: string, ref: SourceRef, options: VerifyOptio
     }
     const disk = hfFromDisk(r)
     if (!online) return {exp: disk}
+    // An air-gapped cluster says so as huggingface_hub reads it; --repair needs the hub all the same.
+    if (!options.repair && hfHubOffline()) {
+      return {exp: {...disk, notes: [...disk.notes, 'HF_HUB_OFFLINE is set: checked against the disk alone (blob names are their digests), as huggingface_hub would; unset it to ask the hub']}}
+    }
     // The hub's listing of the commit this cache holds for the revision (or of the revision).
     const commit = cachedCommit(hfRepoDir(r), revision) ?? revision
     let plan: Plan
