@@ -62,24 +62,19 @@ export async function pull(options: PullOptions, events: PullEvents = {}): Promi
       }
       const want = expected ?? published
       const dest = early ?? place(await resolveDestination(options.output, probed.file.filename, probed.file.finalUrl))
-      if (!early) {
+      // Held, then looked at: a pull that waited for another finds the file complete.
+      const finished = async (): Promise<PullResult | undefined> => {
         await claim(dest)
         const done = await alreadyThere(dest, want, options.force, url, started)
-        if (done) {
-          await probed.response?.body.dump().catch(() => {})
-          return done
-        }
+        if (done) await probed.response?.body.dump().catch(() => {})
+        return done
       }
+      const done = early ? undefined : await finished()
+      if (done) return done
       await ensureWritableDirectory(dest, {create: true})
-      if (!lock) {
-        // A directory just made had no room for the lock before; another pull may have made it too.
-        await claim(dest)
-        const done = await alreadyThere(dest, want, options.force, url, started)
-        if (done) {
-          await probed.response?.body.dump().catch(() => {})
-          return done
-        }
-      }
+      // A directory just made had no room for the lock before; another pull may have made it too.
+      const madeMeanwhile = lock ? undefined : await finished()
+      if (madeMeanwhile) return madeMeanwhile
       if (restart === 0 && webPage(probed.file.contentType, dest.path)) {
         events.warn?.(`${redact(url)} answers with a web page (${probed.file.contentType}), not a file: a login or error page, or a page about the file? Check the URL`)
       }
