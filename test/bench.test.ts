@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import {readFileSync} from 'node:fs'
+import {readFileSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {after, describe, it} from 'node:test'
 import {adviseGrid, bufferVerdict, rankMirrors, stat} from '../src/lib/bench/decide.js'
@@ -153,8 +153,12 @@ describe('mtune bench (CLI)', () => {
 
   it('prints a table and a recommendation, and refuses bad lists', async () => {
     const m = await mirror()
-    const b = await runCli(['bench', '--mirror', m.url, '--connections', '1,2', '--chunk-size', '1M,4M', '--duration', '3'], {XDG_CACHE_HOME: tempDir('xdg')})
+    // A cache directory that cannot be made (a file is in the way, as a read-only home would be).
+    const blocked = join(tempDir('xdg'), 'file')
+    writeFileSync(blocked, 'x')
+    const b = await runCli(['bench', '--mirror', m.url, '--connections', '1,2', '--chunk-size', '1M,4M', '--duration', '3'], {XDG_CACHE_HOME: blocked})
     assert.equal(b.code, 0, b.stderr)
+    assert.match(b.stdout, new RegExp(`Not saved to ${blocked}/mtune/bench\\.json \\(ENOTDIR\\): doctor, tune and pull --auto will not see these results`))
     assert.match(b.stdout, /Connections x chunk size on/)
     assert.match(b.stdout, /Recommended: (1 connection|[2-9] connections) x [\d.]+ MiB chunks/)
     for (const bad of [['--connections', '1,x'], ['--chunk-size', '1Q'], ['--max-bytes', '10K'], ['--disk', join(tempDir('xdg'), 'missing')]]) {

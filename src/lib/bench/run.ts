@@ -1,6 +1,7 @@
 import {writeFileSync} from 'node:fs'
 import {dirname} from 'node:path'
 import {setTimeout as sleep} from 'node:timers/promises'
+import {errorMessage} from '../errors.js'
 import {shownUrl} from '../net/credentials.js'
 import {readNetwork} from '../system/facts.js'
 import type {SystemReader} from '../system/reader.js'
@@ -51,6 +52,8 @@ export interface BenchReport {
   budget: {ms: number; usedMs: number; maxBytes: number; usedBytes: number}
   interrupted: boolean
   savedTo?: string
+  /** The results could not be saved (a read-only home): where, and why. */
+  notSaved?: {path: string; reason: string}
 }
 
 /**
@@ -170,8 +173,10 @@ export async function runBench(options: BenchOptions, r: SystemReader): Promise<
       makeDirsSync(dirname(path))
       writeFileSync(path, JSON.stringify(report, null, 2) + '\n')
       report.savedTo = path
-    } catch {
-      // A read-only home is no reason to lose the measurements: they are printed anyway.
+    } catch (error) {
+      // A read-only home is no reason to lose the measurements: they are printed anyway, and
+      // what doctor, tune and pull --auto will not see is said.
+      report.notSaved = {path, reason: (error as NodeJS.ErrnoException).code ?? errorMessage(error)}
     }
   }
   return report

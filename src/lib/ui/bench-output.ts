@@ -88,5 +88,8 @@ export function renderBench(report: BenchReport, tty: boolean): string {
   if (report.interrupted) out.push(`${mark.warn()} Interrupted: these are the measurements made so far.`)
   out.push(chalk.dim(`Used ${(report.budget.usedMs / 1000).toFixed(1)} s of ${(report.budget.ms / 1000).toFixed(0)} s and ${formatBytes(report.budget.usedBytes)} of ${formatBytes(report.budget.maxBytes)}.`))
   if (report.savedTo) out.push(chalk.dim(`Saved to ${report.savedTo} (doctor, tune and pull --auto read it).`))
+  if (report.notSaved) {
+    out.push(`${mark.warn()} Not saved to ${report.notSaved.path} (${report.notSaved.reason}): doctor, tune and pull --auto will not see these results; set XDG_CACHE_HOME to a writable directory`)
+  }
   return out.join('\n')
 }
