@@ -3,7 +3,7 @@ import {basename, dirname, join, relative, resolve} from 'node:path'
 import {ExitCode, MtuneError} from '../errors.js'
 import {hfCacheDir} from '../sources/hf.js'
 import {modelscopeCacheDir} from '../sources/modelscope.js'
-import {ollamaModelsDir} from '../sources/ollama.js'
+import {ollamaModelsDir, SYSTEM_STORE} from '../sources/ollama.js'
 import type {Plan, PlannedFile} from '../sources/plan.js'
 import type {SourceRef} from '../sources/reference.js'
 
@@ -167,6 +167,13 @@ export function fromPlan(plan: Plan, kind: Expectations['kind'], snapshot?: stri
   }
 }
 
+function notInStore(ref: Extract<SourceRef, {kind: 'ollama'}>, models: string): MtuneError {
+  const name = `${ref.host === 'registry.ollama.ai' ? '' : `${ref.host}/`}${ref.namespace === 'library' ? '' : `${ref.namespace}/`}${ref.model}:${ref.tag}`
+  const source = `ollama://${name}${ref.scheme === 'http' ? ' --insecure' : ''}`
+  const service = models === SYSTEM_STORE ? '' : ` (the Ollama service's is ${SYSTEM_STORE})`
+  return new MtuneError('not-in-cache', `${name} is not in the Ollama store ${models}: pull it first (mtune pull ${source}), or set OLLAMA_MODELS to the store it is in${service}`, ExitCode.integrity)
+}
+
 /** An Ollama model: its manifest in OLLAMA_MODELS, and every blob it names against its digest. */
 export function ollamaFromDisk(ref: Extract<SourceRef, {kind: 'ollama'}>, env = process.env): Expectations {
   const models = ollamaModelsDir(env)
@@ -181,8 +188,9 @@ export function ollamaFromDisk(ref: Extract<SourceRef, {kind: 'ollama'}>, env = 
   try {
     manifest = JSON.parse(readFileSync(manifestPath, 'utf8'))
   } catch (error) {
-    const missing = (error as NodeJS.ErrnoException).code === 'ENOENT'
-    out.problems.push({name: `manifest ${ref.namespace}/${ref.model}:${ref.tag}`, path: manifestPath, kind: missing ? 'missing' : 'corrupt', detail: missing ? `not in ${join(models, 'manifests', ref.host)}` : 'not valid JSON'})
+    // Never pulled into this store: said as for the Hugging Face cache, not as "0 of 0 files".
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') throw notInStore(ref, models)
+    out.problems.push({name: `manifest ${ref.namespace}/${ref.model}:${ref.tag}`, path: manifestPath, kind: 'corrupt', detail: 'not valid JSON'})
     return out
   }
   for (const layer of [...(manifest.config ? [{...manifest.config, mediaType: 'config'}] : []), ...(manifest.layers ?? [])]) {
