@@ -342,6 +342,9 @@ describe('mtune verify ollama:// and files', () => {
     const offline = await runCli(['verify', 'modelscope://owner/tiny'], {...env, MODELSCOPE_ENDPOINT: 'http://127.0.0.1:9'})
     assert.equal(offline.code, 3)
     assert.match(offline.stderr, /ModelScope's file list \(with the digests\) did not come/)
+    const never = await runCli(['verify', 'modelscope://owner/tiny@v2'], env)
+    assert.equal(never.code, 4)
+    assert.match(never.stderr, /^Error: modelscope:\/\/owner\/tiny@v2 is not in the ModelScope cache \(.*owner--tiny\/snapshots\/v2\): pull it first/)
   })
 
   it('a plain file against --sha256 or the FILE.sha256 beside it', async () => {

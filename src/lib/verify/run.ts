@@ -1,4 +1,4 @@
-import {lstatSync, readlinkSync, rmSync, statSync} from 'node:fs'
+import {existsSync, lstatSync, readlinkSync, rmSync, statSync} from 'node:fs'
 import {dirname, resolve} from 'node:path'
 import type {Dispatcher} from 'undici'
 import {ExitCode, MtuneError, errorMessage} from '../errors.js'
@@ -131,16 +131,23 @@ async function expectations(target: string, ref: SourceRef, options: VerifyOptio
     const leftovers = disk.problems.filter((p) => p.kind === 'incomplete' || p.kind === 'interrupted' || p.name.startsWith('refs/'))
     return sorted({...fromHub, problems: leftovers, root: disk.root}, plan)
   }
+  const revision = options.revision ?? ref.revision
+  const snapshot = modelscopeSnapshot({repo: ref.repo, revision})
+  // Never pulled here: one line, as for the Hugging Face cache and the Ollama store.
+  if (!options.localDir && !existsSync(snapshot)) {
+    const source = `modelscope://${ref.repo}${revision === 'master' ? '' : `@${revision}`}`
+    throw new MtuneError('not-in-cache', `${source} is not in the ModelScope cache (${snapshot}): pull it first, or if it was pulled into a plain tree, check that: mtune verify ${source} --local-dir DIR`, ExitCode.integrity)
+  }
   // ModelScope publishes sha256s: without its listing there is nothing to check against.
   let plan: Plan
   try {
-    plan = await resolvePlan({...ref, revision: options.revision ?? ref.revision}, {endpoint: options.endpoint, localDir: options.localDir, ...select}, ctx)
+    plan = await resolvePlan({...ref, revision}, {endpoint: options.endpoint, localDir: options.localDir, ...select}, ctx)
   } catch (error) {
     if (error instanceof MtuneError && error.exitCode !== ExitCode.remote) throw error
     throw new MtuneError('no-listing', `cannot check ${target}: ModelScope's file list (with the digests) did not come (${errorMessage(error)}); try again when it answers`, ExitCode.remote)
   }
   const exp = fromPlan(plan, 'modelscope')
-  if (!options.localDir) exp.root = modelscopeSnapshot({repo: ref.repo, revision: options.revision ?? ref.revision})
+  if (!options.localDir) exp.root = snapshot
   return sorted(exp, plan)
 }
 
