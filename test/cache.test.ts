@@ -470,6 +470,24 @@ describe('pulling through mtune cache (real nginx)', needsNginx, () => {
     assert.equal(cacheRequests(cache), before, 'nothing asked of the cache but its own page')
   })
 
+  it("hf:// with --endpoint naming another hub (a company's own) goes there, not to the cache's hub", async () => {
+    const {hub} = await hubWithCdn([repo()])
+    const cache = await serve(['--hf-upstream', hub.origin])
+    // The same name on another hub, with other weights: what the cache would have given was the wrong model.
+    const theirs = makeContent(2 * MiB, 95)
+    const other = await hubWithCdn([repo({commit: 'b'.repeat(40), files: [{path: 'model.safetensors', content: theirs, lfs: true}]})])
+    const c = client({MTUNE_CACHE: cache.url})
+    const before = cacheRequests(cache)
+    const r = await runCli(['pull', 'hf://acme/cached', '--endpoint', other.hub.origin], c.env)
+    assert.equal(r.code, 0, r.stderr)
+    assert.match(r.stderr, new RegExp(`the cache at ${cache.url} serves the Hugging Face hub ${new URL(hub.origin).host}, not ${new URL(other.hub.origin).host}: pulling from ${new URL(other.hub.origin).host} directly`))
+    assert.ok(readFileSync(blobOf(c.hub, theirs)).equals(theirs))
+    assert.equal(cacheRequests(cache), before, 'nothing asked of the cache but its own page')
+    // The cache's own hub, named as the endpoint, is served by the cache.
+    const same = await runCli(['pull', 'hf://acme/cached', '--endpoint', hub.origin, '--json'], client({MTUNE_CACHE: cache.url}).env)
+    assert.equal(JSON.parse(same.stdout).via, 'cache', same.stderr)
+  })
+
   it('a dead cache: the pull falls back to the origin with one warning', async () => {
     const {hub} = await hubWithCdn([repo()])
     const c = client({HF_ENDPOINT: hub.origin, MTUNE_CACHE: `http://127.0.0.1:${await freePort()}`})

@@ -11,7 +11,7 @@ import {modelscopeCacheDir, modelscopeEndpoint} from '../src/lib/sources/modelsc
 import {ollamaModelsDir} from '../src/lib/sources/ollama.js'
 import {hfToken, modelscopeToken} from '../src/lib/sources/tokens.js'
 import {hubFileHeaders} from '../src/lib/sources/hub-files.js'
-import {otherRegistry} from '../src/lib/sources/through-cache.js'
+import {otherHub} from '../src/lib/sources/through-cache.js'
 import {ofVariant, selected, selector, underPath} from '../src/lib/sources/select.js'
 import {parseSource} from '../src/lib/sources/reference.js'
 import {parseSha256Digest, safeJoin, safeRelativePath} from '../src/lib/sources/safe-names.js'
@@ -182,23 +182,34 @@ describe("the Hub's error answers", () => {
   })
 })
 
-describe('which Ollama registry a cache serves', () => {
+describe('which hub a cache serves', () => {
   const ref = (source: string) => {
     const r = parseSource(source)
     if (r.kind === 'url') throw new Error('not a model')
     return r
   }
-  it("sends only the cache's own registry's models through it; a cache that does not say serves the default", () => {
-    const upstreams = {ollama: 'https://registry.ollama.ai'}
-    assert.equal(otherRegistry(ref('ollama://llama3.2:1b'), upstreams), undefined)
-    assert.equal(otherRegistry(ref('ollama://registry.ollama.ai/library/llama3.2'), undefined), undefined, 'an older cache: its default registry')
+  const cache = 'http://cache.rack1:8080'
+  const serves = {hf: 'https://huggingface.co', ollama: 'https://registry.ollama.ai', modelscope: 'https://www.modelscope.cn'}
+  it("sends only the cache's own registry's Ollama models through it; a cache that does not say serves the default", () => {
+    assert.equal(otherHub(ref('ollama://llama3.2:1b'), cache, serves), undefined)
+    assert.equal(otherHub(ref('ollama://registry.ollama.ai/library/llama3.2'), cache, undefined), undefined, 'an older cache: its default registry')
     assert.equal(
-      otherRegistry(ref('ollama://hf.co/bartowski/Llama-3.2-1B-Instruct-GGUF:Q4_K_M'), upstreams),
+      otherHub(ref('ollama://hf.co/bartowski/Llama-3.2-1B-Instruct-GGUF:Q4_K_M'), cache, serves),
       'serves the Ollama registry registry.ollama.ai, not hf.co: pulling from hf.co directly',
     )
-    assert.match(otherRegistry(ref('ollama://hf.co/bartowski/Llama-3.2-1B-Instruct-GGUF:Q4_K_M'), undefined) ?? '', /not hf\.co/)
-    assert.equal(otherRegistry(ref('ollama://registry.corp:5000/team/model'), {ollama: 'https://registry.corp:5000'}), undefined)
-    assert.equal(otherRegistry(ref('hf://org/name'), upstreams), undefined, 'hub mirrors share the hub\'s names')
+    assert.match(otherHub(ref('ollama://hf.co/bartowski/Llama-3.2-1B-Instruct-GGUF:Q4_K_M'), cache, undefined) ?? '', /not hf\.co/)
+    assert.equal(otherHub(ref('ollama://registry.corp:5000/team/model'), cache, {...serves, ollama: 'https://registry.corp:5000'}), undefined)
+  })
+
+  it('sends hf:// and modelscope:// through it unless --endpoint names another hub than its own (or the cache itself)', () => {
+    assert.equal(otherHub(ref('hf://org/name'), cache, serves), undefined, 'no --endpoint: the fleet setting, behind the cache')
+    assert.equal(otherHub(ref('hf://org/name'), cache, serves, `${cache}/`), undefined, 'the cache itself')
+    assert.equal(otherHub(ref('hf://org/name'), cache, serves, 'https://www.huggingface.co'), undefined)
+    assert.equal(otherHub(ref('hf://team/private'), cache, serves, 'https://hub.corp'), 'serves the Hugging Face hub huggingface.co, not hub.corp: pulling from hub.corp directly')
+    assert.equal(otherHub(ref('hf://org/name'), cache, {...serves, hf: 'https://hf-mirror.com'}, 'https://hf-mirror.com/'), undefined)
+    assert.equal(otherHub(ref('modelscope://qwen/tiny'), cache, serves, 'https://modelscope.cn'), undefined, 'modelscope.cn is www.modelscope.cn')
+    assert.equal(otherHub(ref('modelscope://qwen/tiny'), cache, serves, `${cache}/-/modelscope`), undefined)
+    assert.match(otherHub(ref('modelscope://qwen/tiny'), cache, serves, 'https://www.modelscope.ai') ?? '', /serves the ModelScope hub www\.modelscope\.cn, not www\.modelscope\.ai/)
   })
 })
 

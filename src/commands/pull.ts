@@ -233,7 +233,7 @@ Exit codes: 0 done, 2 bad input, 3 the server refused or kept failing, 4 digest 
           if (!json && !flags.quiet) this.log(describeFiles(plan, files, seconds, false, via === 'cache' ? shownUrl(cache).replace(/\/$/, '') : undefined))
           return {...planJson(plan), dryRun: false, seconds, results: files, via}
         }
-        const plan = await resolvePlan(ref, {...resolveOptions, cache: await cacheForPlan(ref, cache, dispatcher, events, signal)}, {dispatcher, signal, warn: events.warn})
+        const plan = await resolvePlan(ref, {...resolveOptions, cache: await cacheForPlan(ref, cache, resolveOptions.endpoint, dispatcher, events, signal)}, {dispatcher, signal, warn: events.warn})
         showPlan(plan)
         if (flags['dry-run']) {
           reporter.stop()

@@ -2,6 +2,8 @@ import type {Dispatcher} from 'undici'
 import {ExitCode, MtuneError, errorMessage} from '../errors.js'
 import {proxyConfig, proxyFor} from '../net/proxy-env.js'
 import {redact} from '../net/request.js'
+import {DEFAULT_UPSTREAMS} from '../cache/options.js'
+import {cacheEndpoints} from './cache-endpoints.js'
 import {probeCache, type CacheUpstreams} from './cache-probe.js'
 import type {PullEvents} from '../transfer/engine.js'
 import type {Plan} from './plan.js'
@@ -55,7 +57,7 @@ export async function pullThroughCache(
     if (run.signal?.aborted) throw new MtuneError('interrupted', 'interrupted', ExitCode.interrupted)
     return fromOrigin('does not answer')
   }
-  const elsewhere = otherRegistry(ref, probe.upstreams)
+  const elsewhere = otherHub(ref, cache, probe.upstreams, resolve.endpoint)
   if (elsewhere) {
     events.info?.(`${theCache(cache)} ${elsewhere}`)
     return direct()
@@ -79,37 +81,52 @@ export async function pullThroughCache(
 /** The cache as messages name it: its URL without credentials or a trailing slash. */
 const theCache = (cache: string) => `the cache at ${redact(cache).replace(/\/$/, '')}`
 
-/** What a cache serves when its page does not say: `mtune cache serve`'s default upstream. */
-const DEFAULT_OLLAMA_REGISTRY = 'https://registry.ollama.ai'
-
 /**
- * Why the cache cannot serve `ref`, with what is done instead; undefined when it can. An Ollama
- * model's name includes its registry (ollama://hf.co/..., a private registry), and a cache serves
- * one: asked for another's model, it answered "not found", or with its own registry's model of
- * the same name, stored under the other registry's name. Hub mirrors (hf://, modelscope://) share
- * their hub's names, so they are left to the cache.
+ * Why the cache cannot serve `ref`, with what is done instead; undefined when it can. A cache
+ * serves one hub of each kind (serve's --hf-upstream and the rest; its page lists them, and one
+ * that does not serves the defaults). An Ollama model's name includes its registry
+ * (ollama://hf.co/..., a private registry), so another registry's model goes there directly:
+ * asked for it, the cache answered "not found", or worse with its own registry's model of the
+ * same name, stored under the other's name. A Hugging Face or ModelScope model goes to the hub
+ * an --endpoint names for this command (a company's own hub); HF_ENDPOINT and
+ * MODELSCOPE_ENDPOINT are the fleet's setting, often a mirror of the same hub, and stay the
+ * fallback behind the cache. The cache itself, as an endpoint, is its hub.
  */
-export function otherRegistry(ref: Exclude<SourceRef, {kind: 'url'}>, upstreams: CacheUpstreams | undefined): string | undefined {
-  if (ref.kind !== 'ollama') return undefined
-  const serves = new URL(upstreams?.ollama ?? DEFAULT_OLLAMA_REGISTRY)
-  if (serves.origin === new URL(`${ref.scheme}://${ref.host}`).origin) return undefined
-  return `serves the Ollama registry ${serves.host}, not ${ref.host}: pulling from ${ref.host} directly`
+export function otherHub(ref: Exclude<SourceRef, {kind: 'url'}>, cache: string, upstreams: CacheUpstreams | undefined, endpoint?: string): string | undefined {
+  const named = ref.kind === 'ollama' ? `${ref.scheme}://${ref.host}` : endpoint
+  if (named === undefined) return undefined
+  const serves = upstreams?.[ref.kind] ?? DEFAULT_UPSTREAMS[ref.kind]
+  const itself = ref.kind === 'ollama' ? [] : [cache, cacheEndpoints(cache)[ref.kind]]
+  if ([serves, ...itself].some((hub) => sameHub(hub, named))) return undefined
+  const what = {hf: 'Hugging Face hub', ollama: 'Ollama registry', modelscope: 'ModelScope hub'}[ref.kind]
+  const host = new URL(named).host
+  return `serves the ${what} ${new URL(serves).host}, not ${host}: pulling from ${host} directly`
+}
+
+/** One hub: the same origin and path, whatever the case, a trailing slash or a www. in front. */
+function sameHub(a: string, b: string): boolean {
+  const key = (u: string) => {
+    const url = new URL(u)
+    return `${url.protocol}//${url.host.toLowerCase().replace(/^www\./, '')}${url.pathname.replace(/\/+$/, '')}`
+  }
+  return URL.canParse(a) && URL.canParse(b) && key(a) === key(b)
 }
 
 /**
  * The cache a plan that is only shown or re-hashed (--dry-run, --verify) is resolved through:
- * `cache`, unless it serves another Ollama registry than `ref` names (then undefined, said).
+ * `cache`, unless it serves another hub than the one `ref` is named on (then undefined, said).
  */
 export async function cacheForPlan(
   ref: Exclude<SourceRef, {kind: 'url'}>,
   cache: string | undefined,
+  endpoint: string | undefined,
   dispatcher: Dispatcher,
   events: PullEvents,
   signal?: AbortSignal,
 ): Promise<string | undefined> {
-  if (!cache || ref.kind !== 'ollama') return cache
+  if (!cache) return cache
   const probe = await probeCache(dispatcher, cache, {timeoutMs: 5_000, signal})
-  const elsewhere = probe.mtune ? otherRegistry(ref, probe.upstreams) : undefined
+  const elsewhere = probe.mtune ? otherHub(ref, cache, probe.upstreams, endpoint) : undefined
   if (elsewhere) events.info?.(`${theCache(cache)} ${elsewhere}`)
   return elsewhere ? undefined : cache
 }
