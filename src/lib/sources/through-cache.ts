@@ -124,7 +124,8 @@ export async function cacheForPlan(
   events: PullEvents,
   signal?: AbortSignal,
 ): Promise<string | undefined> {
-  if (!cache) return cache
+  // Only a registry in the name, or an --endpoint, can name another hub: else nothing to ask.
+  if (!cache || (ref.kind !== 'ollama' && endpoint === undefined)) return cache
   const probe = await probeCache(dispatcher, cache, {timeoutMs: 5_000, signal})
   const elsewhere = probe.mtune ? otherHub(ref, cache, probe.upstreams, endpoint) : undefined
   if (elsewhere) events.info?.(`${theCache(cache)} ${elsewhere}`)
