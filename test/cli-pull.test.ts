@@ -205,6 +205,10 @@ describe('mtune pull (CLI)', () => {
         [['pull', 'http://127.0.0.1:9/x', '--no-such-flag'], /^Error: Nonexistent flag: --no-such-flag; see mtune pull --help$/],
         [['pull', 'http://127.0.0.1:9/x', '-c', '0'], /^Error: Parsing --connections: Expected an integer .*; see mtune pull --help$/],
         [['pull', 'http://127.0.0.1:9/x', '--chunk-size'], /^Error: Flag --chunk-size expects a value; see mtune pull --help$/],
+        // A mistyped command: the nearest one (a command under a topic too), or the list.
+        [['pul', 'http://127.0.0.1:9/x'], /^Error: unknown command "pul": did you mean mtune pull\? mtune --help lists the commands$/],
+        [['cache', 'sevre', '--dir', '/tmp/x'], /^Error: unknown command "cache sevre": did you mean mtune cache serve\? mtune --help/],
+        [['frobnicate'], /^Error: unknown command "frobnicate": mtune --help lists the commands$/],
       ]
       for (const [argv, line] of cases) {
         const r = await runCli(argv)
