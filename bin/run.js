@@ -1,5 +1,5 @@
 #!/bin/sh
-':' //; [ -n "$NODE_EXTRA_CA_CERTS" ] || for f in "$SSL_CERT_FILE" /etc/ssl/certs/ca-certificates.crt /etc/pki/tls/certs/ca-bundle.crt /etc/ssl/cert.pem; do if [ -n "$f" ] && [ -r "$f" ]; then export NODE_EXTRA_CA_CERTS="$f"; break; fi; done
+':' //; [ -n "$NODE_EXTRA_CA_CERTS" ] || for f in "$SSL_CERT_FILE" /etc/ssl/certs/ca-certificates.crt /etc/pki/tls/certs/ca-bundle.crt /etc/ssl/cert.pem; do if [ -n "$f" ] && [ -f "$f" ] && [ -r "$f" ]; then export NODE_EXTRA_CA_CERTS="$f"; break; fi; done
 ':' //; exec node --max-semi-space-size=1 --liftoff-only --disable-warning=ExperimentalWarning "$0" "$@"
 // The lines above are for sh (node reads each as a string and a comment).
 // NODE_EXTRA_CA_CERTS: Node trusts only its own copy of Mozilla's CAs, so a company CA installed

@@ -515,6 +515,11 @@ describe('mtune pull over TLS', () => {
     const theirs = await runCli(['pull', m.url, '-o', join(dir(), 'model.bin')], {NODE_EXTRA_CA_CERTS: other, SSL_CERT_FILE: join(fixtures, 'cert.pem')})
     assert.equal(theirs.code, 3, theirs.stderr)
     assert.match(theirs.stderr, new RegExp(`not trusted by Node's CAs or those in ${other.replace(/[.]/g, '\\.')}: add the private CA there`))
+    // SSL_CERT_FILE naming a directory (SSL_CERT_DIR's kind) is passed over for the system's
+    // bundle: Node ignores a directory without a word, and the system's CAs were then missing.
+    const folder = await runCli(['pull', m.url, '-o', join(dir(), 'model.bin')], {NODE_EXTRA_CA_CERTS: '', SSL_CERT_FILE: fixtures})
+    assert.equal(folder.code, 3)
+    assert.ok(!folder.stderr.includes(`those in ${fixtures}`), folder.stderr)
   })
 })
 
