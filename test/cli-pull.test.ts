@@ -329,6 +329,15 @@ describe('mtune pull (CLI)', () => {
 })
 
 describe('mtune pull through a proxy', () => {
+  it('a proxy that is down or mistyped is named as the proxy, not as the server', async () => {
+    const m = await mirror()
+    const port = await freePort()
+    const r = await runCli(['pull', m.url, '-o', join(dir(), 'model.bin'), '--retries', '1'], {HTTP_PROXY: `http://127.0.0.1:${port}`, NO_PROXY: ''})
+    assert.equal(r.code, 3, r.stderr)
+    assert.match(r.stderr, new RegExp(`cannot reach the proxy 127\\.0\\.0\\.1:${port} \\(connection refused\\): check HTTPS_PROXY/HTTP_PROXY/ALL_PROXY, or put this host in NO_PROXY`))
+    assert.equal(m.requests.length, 0)
+  })
+
   it('uses HTTP_PROXY, and goes direct for hosts and address ranges in NO_PROXY', async () => {
     const {startConnectProxy} = await import('./support/connect-proxy.js')
     const proxy = await startConnectProxy()

@@ -60,6 +60,27 @@ describe('retry policy', () => {
     assert.equal(classifyNetworkError(e), e)
   })
 
+  it('says when the proxy itself cannot be reached, not the server behind it', () => {
+    const saved = {...process.env}
+    try {
+      for (const k of ['http_proxy', 'HTTP_PROXY', 'https_proxy', 'HTTPS_PROXY', 'all_proxy', 'ALL_PROXY']) delete process.env[k]
+      process.env.HTTPS_PROXY = 'http://proxy.corp:3128'
+      process.env.ALL_PROXY = 'socks5://10.0.0.9'
+      const refused = classifyNetworkError(Object.assign(new Error('connect ECONNREFUSED 10.0.0.9:1080'), {code: 'ECONNREFUSED', address: '10.0.0.9', port: 1080}))
+      assert.equal(refused.kind, 'transient', 'a proxy restarting comes back')
+      assert.equal(refused.message, 'cannot reach the proxy 10.0.0.9 (connection refused): check HTTPS_PROXY/HTTP_PROXY/ALL_PROXY, or put this host in NO_PROXY')
+      const unknown = classifyNetworkError(Object.assign(new Error('getaddrinfo ENOTFOUND proxy.corp'), {code: 'ENOTFOUND', hostname: 'proxy.corp'}))
+      assert.equal(unknown.kind, 'fatal')
+      assert.match(unknown.message, /^cannot reach the proxy proxy\.corp:3128 \(its host is not found\)/)
+      // The server's own address, or another port on the proxy's host, is the server's failure.
+      assert.match(classifyNetworkError(Object.assign(new Error('connect ECONNREFUSED 10.0.0.9:8080'), {code: 'ECONNREFUSED', address: '10.0.0.9', port: 8080})).message, /^connection refused \(10\.0\.0\.9:8080\)$/)
+      assert.match(classifyNetworkError(Object.assign(new Error('getaddrinfo ENOTFOUND mirror.example'), {code: 'ENOTFOUND', hostname: 'mirror.example'})).message, /^host not found/)
+    } finally {
+      for (const k of Object.keys(process.env)) if (!(k in saved)) delete process.env[k]
+      Object.assign(process.env, saved)
+    }
+  })
+
   it('tells a server without TLS from a certificate it cannot trust, each with its fix', () => {
     const tls = (code: string) => classifyNetworkError(Object.assign(new Error('x'), {code}))
     for (const code of ['ERR_SSL_WRONG_VERSION_NUMBER', 'DEPTH_ZERO_SELF_SIGNED_CERT', 'ERR_TLS_CERT_ALTNAME_INVALID', 'ERR_SSL_SSLV3_ALERT_HANDSHAKE_FAILURE']) assert.equal(tls(code).kind, 'fatal', code)

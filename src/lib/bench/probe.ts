@@ -130,7 +130,7 @@ function describe(error: unknown, stage: ProbeStage, url: string, timeoutMs: num
   const e = classifyNetworkError(error)
   const code = (e.details.cause as {code?: string} | undefined)?.code
   const {host, hostname} = new URL(url)
-  if (/^the proxy/.test(e.message)) return {stage: 'proxy', message: e.message}
+  if (/^(the|cannot reach the) proxy/.test(e.message)) return {stage: 'proxy', message: e.message}
   if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return {stage: 'dns', message: `DNS lookup of ${hostname} failed (${code})`}
   if (code === 'ECONNREFUSED') return {stage: viaProxy ? 'proxy' : 'connect', message: viaProxy ? `connection refused (the proxy, or ${host} behind it)` : `connection refused (${host})`}
   if (code && /^ERR_TLS|CERT|SSL|^UNABLE_TO_|SIGNATURE/.test(code)) return {stage: 'tls', message: `TLS failed: ${code}`}

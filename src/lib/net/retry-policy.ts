@@ -1,3 +1,4 @@
+import {proxyConfig} from './proxy-env.js'
 /**
  * What to do after a failed request. Transient failures are retried for as long as the
  * download as a whole makes progress; fatal ones stop at once; throttling also tells the
@@ -120,13 +121,19 @@ export function classifyNetworkError(error: unknown): TransferError {
   if (error instanceof TransferError) return error
   const code = (error as {code?: string})?.code
   const message = (error as Error)?.message ?? String(error)
+  // The proxy itself, not the server, cannot be reached: said as such, with the variables to check.
+  const proxy = code === 'ENOTFOUND' || code === 'ECONNREFUSED' || code === 'EHOSTUNREACH' || code === 'ETIMEDOUT' ? proxyAt(error) : undefined
+  if (proxy) {
+    const why = code === 'ENOTFOUND' ? 'its host is not found' : code === 'ECONNREFUSED' ? 'connection refused' : `${code}`
+    return new TransferError(code === 'ENOTFOUND' ? 'fatal' : 'transient', `cannot reach the proxy ${proxy} (${why}): check HTTPS_PROXY/HTTP_PROXY/ALL_PROXY, or put this host in NO_PROXY`, {cause: error})
+  }
   if (code === 'ENOTFOUND') return new TransferError('fatal', `host not found: ${message}`, {cause: error})
   if (code === TUNNEL_FAILED) {
     return new TransferError('transient', `${message}: check HTTPS_PROXY/HTTP_PROXY and NO_PROXY`, {cause: error})
   }
   // A tunnel's answer other than 200; for plain http forwarded by the proxy, its 407 (undici's words).
-  const proxy = /^Proxy response \((\d{3})\)|^Proxy Authentication Required \((407)\)/.exec(message)
-  if (proxy) return proxyRefusal(Number(proxy[1] ?? proxy[2]), error)
+  const refusal = /^Proxy response \((\d{3})\)|^Proxy Authentication Required \((407)\)/.exec(message)
+  if (refusal) return proxyRefusal(Number(refusal[1] ?? refusal[2]), error)
   if (code && /^ERR_TLS|CERT|SSL|^UNABLE_TO_|SIGNATURE/.test(code)) return new TransferError('fatal', tlsFailure(code, message), {cause: error})
   if (code === 'UND_ERR_BODY_TIMEOUT' || code === 'UND_ERR_HEADERS_TIMEOUT') {
     return new TransferError('transient', 'stalled: no data within the stall timeout', {cause: error})
@@ -136,6 +143,24 @@ export function classifyNetworkError(error: unknown): TransferError {
     return new TransferError('transient', message.includes(code) ? message : `${code}: ${message}`, {cause: error})
   }
   return new TransferError('transient', message, {cause: error})
+}
+
+/**
+ * The proxy (HOST:PORT) a connection error is about, when its address is one of the proxies this
+ * process is set to use: undici names only the address it could not reach, which for a proxy
+ * down or mistyped read as the server's fault.
+ */
+function proxyAt(error: unknown): string | undefined {
+  const e = error as {address?: string; hostname?: string; port?: number}
+  const c = proxyConfig()
+  for (const value of [c.httpsProxy, c.httpProxy, c.allProxy]) {
+    if (!value || !URL.canParse(value)) continue
+    const url = new URL(value)
+    const host = url.hostname.replace(/^\[|\]$/g, '')
+    const port = Number(url.port || {'https:': 443, 'socks5:': 1080}[url.protocol] || 80)
+    if ((e.address === host || e.hostname === host) && (e.port === undefined || e.port === port)) return url.host
+  }
+  return undefined
 }
 
 /**
