@@ -136,6 +136,19 @@ describe('disk: a --path not made yet', () => {
   })
 })
 
+describe('env: proxy reachable', () => {
+  it('fails a proxy that takes no connections, and passes one that does', () => {
+    const facts = baseFacts({env: {proxies: {HTTPS_PROXY: 'http://proxy.corp:3128', NO_PROXY: 'localhost'}, hf: {}}})
+    const reach = (proxies: NonNullable<typeof facts.proxies>) => decide({...facts, proxies}, ['env']).filter((f) => f.id === 'env.proxy_reachable')
+    const down = reach([{proxy: 'proxy.corp:3128', answers: false, error: 'connection refused'}])
+    assert.deepEqual(down.map((f) => [f.status, f.summary]), [['fail', 'proxy.corp:3128 does not take connections (connection refused)']])
+    assert.match(down[0].fix ?? '', /correct the host and port in HTTPS_PROXY\/HTTP_PROXY\/ALL_PROXY/)
+    const up = reach([{proxy: 'proxy.corp:3128', answers: true, ms: 2}])
+    assert.deepEqual(up.map((f) => [f.status, f.summary]), [['pass', 'proxy.corp:3128 takes connections (2 ms)']])
+    assert.deepEqual(reach([]), [])
+  })
+})
+
 describe('env: TLS trust', () => {
   const trust = (caBundle?: {path: string; readable: boolean}) => decide(baseFacts({env: {proxies: {}, hf: {}, caBundle}}), ['env']).find((f) => f.id === 'env.tls')!
   it("names the CAs https is verified against: Node's, and the bundle added to them", () => {
@@ -251,6 +264,30 @@ describe('mtune doctor (CLI)', () => {
     assert.equal(r.code, 0, r.stderr)
     assert.equal((r.stdout.match(/\[•\] GPU \d: NVIDIA A100-SXM4-80GB, 80\.0 GiB/g) ?? []).length, 4)
     assert.match(r.stdout, /VRAM: 320 GiB of VRAM on 4 GPUs, model 200 GiB fits/)
+  })
+
+  it('env: tries each proxy the variables name, as a pull would reach it', async () => {
+    const {startConnectProxy} = await import('./support/connect-proxy.js')
+    const proxy = await startConnectProxy()
+    const dead = createServer()
+    dead.listen(0, '127.0.0.1')
+    await once(dead, 'listening')
+    const deadPort = (dead.address() as AddressInfo).port
+    dead.close()
+    try {
+      const r = await runCli(['doctor', 'env', '--json'], {HTTPS_PROXY: proxy.url, ALL_PROXY: `socks5://127.0.0.1:${deadPort}`, NO_PROXY: 'localhost,127.0.0.1'})
+      assert.equal(r.code, 1, r.stderr)
+      const reach = JSON.parse(r.stdout).findings.filter((f: Finding) => f.id === 'env.proxy_reachable')
+      assert.deepEqual(
+        reach.map((f: Finding) => [f.status, f.summary.replace(/\(\d+ ms\)/, '(N ms)')]),
+        [
+          ['pass', `${new URL(proxy.url).host} takes connections (N ms)`],
+          ['fail', `127.0.0.1:${deadPort} does not take connections (connection refused)`],
+        ],
+      )
+    } finally {
+      await proxy.close()
+    }
   })
 
   it('--json gives a stable document, and exit 1 only when a check fails', async () => {

@@ -18,6 +18,8 @@ export interface DoctorFacts {
   link: LinkEstimate
   /** The cache or hub endpoint this machine is set to use (MTUNE_CACHE, else HF_ENDPOINT), as probed. */
   cache?: CacheProbe
+  /** Each proxy the variables name, as a TCP connection to it went. */
+  proxies?: ProxyProbe[]
   platform?: NodeJS.Platform
 }
 
@@ -36,6 +38,15 @@ export interface CacheProbe {
   answers: boolean
   /** Its /-/mtune page says it is an mtune cache. */
   mtune: boolean
+  ms?: number
+}
+
+export interface ProxyProbe {
+  /** HOST:PORT, as the variable names it. */
+  proxy: string
+  answers: boolean
+  /** Why not: connection refused, host not found, no answer within the deadline. */
+  error?: string
   ms?: number
 }
 
@@ -332,6 +343,7 @@ export function envChecks(f: DoctorFacts): Finding[] {
     } else if (!noProxy || (proxyFor('https://localhost/', used) && proxyFor('https://127.0.0.1/', used))) {
       out.push(finding('env', 'proxy', 'warn', 'Proxy', `${shown}; NO_PROXY ${noProxy ? 'lacks localhost' : 'is not set'}`, values, {fix: 'export NO_PROXY=localhost,127.0.0.1,<your internal mirrors>: local and internal traffic should not go through the proxy'}))
     } else out.push(finding('env', 'proxy', 'pass', 'Proxy', `${shown}; NO_PROXY=${noProxy}`, values))
+    for (const probe of f.proxies ?? []) out.push(proxyReachFinding(probe))
   }
 
   const hf = e.hf
@@ -360,6 +372,15 @@ export function envChecks(f: DoctorFacts): Finding[] {
 
 /** A URL's host as NO_PROXY names it (an IPv6 address in brackets, as undici compares it). */
 const hostOf = (url: string) => new URL(url).hostname
+
+/** A proxy that does not take connections stops every download through it: said before a pull. */
+function proxyReachFinding(p: ProxyProbe): Finding {
+  const values = {proxy: {value: p.proxy}, answers: {value: p.answers}, ms: {value: p.ms ?? null, unit: 'ms'}}
+  if (p.answers) return finding('env', 'proxy_reachable', 'pass', 'Proxy reachable', `${p.proxy} takes connections (${(p.ms ?? 0).toFixed(0)} ms)`, values)
+  return finding('env', 'proxy_reachable', 'fail', 'Proxy reachable', `${p.proxy} does not take connections (${p.error ?? 'no answer'})`, values, {
+    fix: 'correct the host and port in HTTPS_PROXY/HTTP_PROXY/ALL_PROXY, or unset them where this machine reaches the servers directly',
+  })
+}
 
 /** Which CAs https is verified against: Node's, and the bundle added to them (bin/run.js: the system's). */
 function trustFinding(ca: DoctorFacts['env']['caBundle']): Finding {

@@ -1,7 +1,7 @@
 import {combineLink, lastBench, type LinkEstimate} from '../bench/link.js'
 import {readBlock, readDisk, readEnv, readGpus, readMemoryAnywhere, readNetwork, type GpuFacts} from '../system/facts.js'
 import type {SystemReader} from '../system/reader.js'
-import {diskChecks, envChecks, gpuChecks, ioChecks, memoryChecks, networkChecks, notApplicable, type CacheProbe, type DoctorFacts} from './checks.js'
+import {diskChecks, envChecks, gpuChecks, ioChecks, memoryChecks, networkChecks, notApplicable, type CacheProbe, type DoctorFacts, type ProxyProbe} from './checks.js'
 import {GROUPS, type Finding, type Group, type Status} from './finding.js'
 
 export interface DoctorOptions {
@@ -39,6 +39,34 @@ async function probeCache(env: NodeJS.ProcessEnv): Promise<CacheProbe | undefine
   }
 }
 
+/**
+ * Each proxy the variables name (none when one cannot be used: the proxy finding says why): a TCP
+ * connection to it, within a second and a half, in parallel.
+ */
+async function probeProxies(env: NodeJS.ProcessEnv): Promise<ProxyProbe[] | undefined> {
+  const [{proxyConfig, proxyProblem}, {connect}] = await Promise.all([import('../net/proxy-env.js'), import('node:net')])
+  if (proxyProblem(env)) return undefined
+  const c = proxyConfig(env)
+  const urls = [...new Set([c.httpsProxy, c.httpProxy, c.allProxy].filter((u): u is string => Boolean(u)).map((u) => new URL(u)).map((u) => `${u.protocol}//${u.host}`))]
+  return Promise.all(
+    urls.map((u) => {
+      const url = new URL(u)
+      const port = Number(url.port || {'https:': 443, 'socks5:': 1080}[url.protocol] || 80)
+      const started = performance.now()
+      return new Promise<ProxyProbe>((resolve) => {
+        const socket = connect({host: url.hostname.replace(/^\[|\]$/g, ''), port, timeout: 1_500})
+        const done = (p: Omit<ProxyProbe, 'proxy'>) => {
+          socket.destroy()
+          resolve({proxy: url.host, ...p})
+        }
+        socket.once('connect', () => done({answers: true, ms: performance.now() - started}))
+        socket.once('timeout', () => done({answers: false, error: 'no answer within 1.5 s'}))
+        socket.once('error', (e: NodeJS.ErrnoException) => done({answers: false, error: e.code === 'ECONNREFUSED' ? 'connection refused' : e.code === 'ENOTFOUND' ? 'host not found' : (e.code ?? e.message)}))
+      })
+    }),
+  )
+}
+
 /** Read what the chosen checks need; the reading is the only I/O doctor does. */
 export async function gatherFacts(r: SystemReader, options: DoctorOptions): Promise<DoctorFacts> {
   const groups = new Set(options.groups ?? GROUPS)
@@ -56,6 +84,7 @@ export async function gatherFacts(r: SystemReader, options: DoctorOptions): Prom
     env: readEnv(r),
     link: estimateLink(options, r.env, network.iface?.speedMbps),
     cache: groups.has('env') ? await probeCache(r.env) : undefined,
+    proxies: groups.has('env') ? await probeProxies(r.env) : undefined,
   }
 }
 
