@@ -44,14 +44,14 @@ async function probeCache(env: NodeJS.ProcessEnv): Promise<CacheProbe | undefine
  * connection to it, within a second and a half, in parallel.
  */
 async function probeProxies(env: NodeJS.ProcessEnv): Promise<ProxyProbe[] | undefined> {
-  const [{proxyConfig, proxyProblem}, {connect}] = await Promise.all([import('../net/proxy-env.js'), import('node:net')])
+  const [{proxyConfig, proxyPort, proxyProblem}, {connect}] = await Promise.all([import('../net/proxy-env.js'), import('node:net')])
   if (proxyProblem(env)) return undefined
   const c = proxyConfig(env)
   const urls = [...new Set([c.httpsProxy, c.httpProxy, c.allProxy].filter((u): u is string => Boolean(u)).map((u) => new URL(u)).map((u) => `${u.protocol}//${u.host}`))]
   return Promise.all(
     urls.map((u) => {
       const url = new URL(u)
-      const port = Number(url.port || {'https:': 443, 'socks5:': 1080}[url.protocol] || 80)
+      const port = proxyPort(url)
       const started = performance.now()
       return new Promise<ProxyProbe>((resolve) => {
         const socket = connect({host: url.hostname.replace(/^\[|\]$/g, ''), port, timeout: 1_500})

@@ -146,3 +146,6 @@ export function forwardingProxy(url: string, config: ProxyConfig = proxyConfig()
   const proxy = proxyFor(url, config)
   return proxy?.startsWith('http:') ? new URL(proxy).host : undefined
 }
+
+/** The port a proxy URL names, or its scheme's default (http 80, https 443, socks5 1080). */
+export const proxyPort = (url: URL): number => Number(url.port || {'https:': 443, 'socks5:': 1080}[url.protocol] || 80)

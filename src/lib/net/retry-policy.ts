@@ -1,4 +1,4 @@
-import {proxyConfig} from './proxy-env.js'
+import {proxyConfig, proxyPort} from './proxy-env.js'
 /**
  * What to do after a failed request. Transient failures are retried for as long as the
  * download as a whole makes progress; fatal ones stop at once; throttling also tells the
@@ -157,7 +157,7 @@ function proxyAt(error: unknown): string | undefined {
     if (!value || !URL.canParse(value)) continue
     const url = new URL(value)
     const host = url.hostname.replace(/^\[|\]$/g, '')
-    const port = Number(url.port || {'https:': 443, 'socks5:': 1080}[url.protocol] || 80)
+    const port = proxyPort(url)
     if ((e.address === host || e.hostname === host) && (e.port === undefined || e.port === port)) return url.host
   }
   return undefined
