@@ -209,6 +209,7 @@ describe('mtune pull (CLI)', () => {
         [['pul', 'http://127.0.0.1:9/x'], /^Error: unknown command "pul": did you mean mtune pull\? mtune --help lists the commands$/],
         [['cache', 'sevre', '--dir', '/tmp/x'], /^Error: unknown command "cache sevre": did you mean mtune cache serve\? mtune --help/],
         [['frobnicate'], /^Error: unknown command "frobnicate": mtune --help lists the commands$/],
+        [['help', 'pul'], /^Error: unknown command "pul": did you mean mtune pull\? mtune --help lists the commands$/],
       ]
       for (const [argv, line] of cases) {
         const r = await runCli(argv)
@@ -216,6 +217,10 @@ describe('mtune pull (CLI)', () => {
         assert.match(r.stderr.trim(), line)
         assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr)
       }
+      // `mtune help pull`, as git and npm take it, is `mtune pull --help`.
+      const help = await runCli(['help', 'pull'])
+      assert.equal(help.code, 0, help.stderr)
+      assert.equal(help.stdout, (await runCli(['pull', '--help'])).stdout)
       const json = await runCli(['pull', 'http://127.0.0.1:9/x', '-c', '0', '--json'])
       assert.equal(json.code, 2)
       assert.equal(JSON.parse(json.stdout).error.exitCode, 2)

@@ -8,7 +8,19 @@ import {ExitCode} from '../lib/errors.js'
 const hook: Hook<'command_not_found'> = async function (options) {
   // oclif joins the words after an unknown command into its id ("verfy x"): each command (or topic,
   // as "cache") is held against as many words as it has.
-  const words = options.id.split(':')
+  let words = options.id.split(':')
+  // `mtune help pull`, as git and npm take it: mtune's help is `--help`, shown the same; help of
+  // something that is not a command is answered as that unknown command.
+  if (words[0] === 'help') {
+    const asked = [...words.slice(1), ...(options.argv ?? []).filter((a) => !a.startsWith('-'))]
+    const id = asked.join(':')
+    if (asked.length === 0 || options.config.findCommand(id) || options.config.findTopic(id)) {
+      const {Help} = await import('@oclif/core')
+      await new Help(options.config).showHelp(asked)
+      return
+    }
+    words = asked
+  }
   const names = [...options.config.commandIDs, ...options.config.topics.map((t) => t.name)].filter((id) => !id.startsWith('autocomplete'))
   const scored = names.map((id) => {
     const said = words.slice(0, id.split(':').length).join(' ')

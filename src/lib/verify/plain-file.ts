@@ -80,7 +80,7 @@ function listedFiles(dir: string, list: {path: string; entries: ListedDigest[]})
     try {
       files.push({name: e.name, path: safeJoin(dir, e.name), sha256: e.sha256})
     } catch {
-      notes.push(`${basename(list.path)} names ${JSON.stringify(e.name)}, outside ${dir}: not checked`)
+      notes.push(`${basename(list.path)} names ${JSON.stringify(e.name)}, which is no path inside ${dir}: not checked`)
     }
   }
   return {kind: 'file', against: 'list', checksumList: list.path, root: dir, files, problems: [], notes}
