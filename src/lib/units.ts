@@ -15,6 +15,13 @@ export function parseSize(input: string, what = 'size'): number {
  * A rate in bytes per second; a trailing `/s` or `ps` is allowed (`10M/s`, `100Mbps`). Here a
  * lower-case b is bits, decimal, as link speeds are quoted (`100Mbit`, `100Mb`, `400mbps`).
  */
+/** A size as parseSize reads it back, for a flag in a printed command: 4M, 512K, or bytes. */
+export function sizeFlag(bytes: number): string {
+  if (bytes % (1024 * 1024) === 0) return `${bytes / (1024 * 1024)}M`
+  if (bytes % 1024 === 0) return `${bytes / 1024}K`
+  return String(bytes)
+}
+
 export function parseRate(input: string, what = 'rate'): number {
   return parseQuantity(input.trim().replace(/(\/s|ps)$/, ''), what, true)
 }

@@ -5,7 +5,7 @@ import {errorMessage} from '../errors.js'
 import {shownUrl} from '../net/credentials.js'
 import {readNetwork} from '../system/facts.js'
 import type {SystemReader} from '../system/reader.js'
-import {formatBytes, formatRate} from '../units.js'
+import {formatBytes, formatRate, sizeFlag} from '../units.js'
 import {adviseGrid, bottleneck, bufferVerdict, rankMirrors, summarizeMirror, type BufferVerdict, type GridAdvice, type MirrorSummary} from './decide.js'
 import {measureDiskWrite} from './disk.js'
 import {ByteBudget, runCell, type Cell} from './grid.js'
@@ -180,11 +180,4 @@ export async function runBench(options: BenchOptions, r: SystemReader): Promise<
     }
   }
   return report
-}
-
-/** A size as --chunk-size takes it back: 4M, 512K, or bytes. */
-function sizeFlag(bytes: number): string {
-  if (bytes % (1024 * 1024) === 0) return `${bytes / (1024 * 1024)}M`
-  if (bytes % 1024 === 0) return `${bytes / 1024}K`
-  return String(bytes)
 }

@@ -44,20 +44,20 @@ async function probeCache(env: NodeJS.ProcessEnv): Promise<CacheProbe | undefine
  * connection to it, within a second and a half, in parallel.
  */
 async function probeProxies(env: NodeJS.ProcessEnv): Promise<ProxyProbe[] | undefined> {
-  const [{proxyConfig, proxyPort, proxyProblem}, {connect}] = await Promise.all([import('../net/proxy-env.js'), import('node:net')])
+  const [{proxyConfig, proxyEndpoint, proxyProblem}, {connect}] = await Promise.all([import('../net/proxy-env.js'), import('node:net')])
   if (proxyProblem(env)) return undefined
   const c = proxyConfig(env)
-  const urls = [...new Set([c.httpsProxy, c.httpProxy, c.allProxy].filter((u): u is string => Boolean(u)).map((u) => new URL(u)).map((u) => `${u.protocol}//${u.host}`))]
+  const endpoints = [c.httpsProxy, c.httpProxy, c.allProxy].filter((u): u is string => Boolean(u)).map(proxyEndpoint)
+  // One probe per proxy, however many variables name it.
+  const distinct = endpoints.filter((p, i) => endpoints.findIndex((q) => q.host === p.host && q.port === p.port) === i)
   return Promise.all(
-    urls.map((u) => {
-      const url = new URL(u)
-      const port = proxyPort(url)
+    distinct.map(({host, port, shown}) => {
       const started = performance.now()
       return new Promise<ProxyProbe>((resolve) => {
-        const socket = connect({host: url.hostname.replace(/^\[|\]$/g, ''), port, timeout: 1_500})
+        const socket = connect({host, port, timeout: 1_500})
         const done = (p: Omit<ProxyProbe, 'proxy'>) => {
           socket.destroy()
-          resolve({proxy: url.host, ...p})
+          resolve({proxy: shown, ...p})
         }
         socket.once('connect', () => done({answers: true, ms: performance.now() - started}))
         socket.once('timeout', () => done({answers: false, error: 'no answer within 1.5 s'}))

@@ -74,7 +74,8 @@ export function proxyUrls(env: NodeJS.ProcessEnv = process.env): string[] {
 /** A proxy value fit to print: no password, with or without a scheme. */
 export const hideCredentials = (value: string) => value.replace(/^([a-z][a-z0-9+.-]*:\/\/)?([^:@/]+):[^@/]*@/i, '$1$2:***@')
 
-const DEFAULT_PORTS: Record<string, number> = {'http:': 80, 'https:': 443}
+/** A URL's port where it writes none; for a proxy too (SOCKS's is 1080). */
+const DEFAULT_PORTS: Record<string, number> = {'http:': 80, 'https:': 443, 'socks5:': 1080, 'socks:': 1080}
 
 /**
  * The proxy a request to `url` goes through, or undefined where it goes direct: the one decision
@@ -147,5 +148,8 @@ export function forwardingProxy(url: string, config: ProxyConfig = proxyConfig()
   return proxy?.startsWith('http:') ? new URL(proxy).host : undefined
 }
 
-/** The port a proxy URL names, or its scheme's default (http 80, https 443, socks5 1080). */
-export const proxyPort = (url: URL): number => Number(url.port || {'https:': 443, 'socks5:': 1080}[url.protocol] || 80)
+/** Where a proxy (a value proxyConfig gives) is reached: host without IPv6 brackets, port (its scheme's default where unwritten), and HOST:PORT as written. */
+export function proxyEndpoint(proxy: string): {host: string; port: number; shown: string} {
+  const url = new URL(proxy)
+  return {host: url.hostname.replace(/^\[|\]$/g, ''), port: Number(url.port) || DEFAULT_PORTS[url.protocol] || 80, shown: url.host}
+}

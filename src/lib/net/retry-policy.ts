@@ -1,4 +1,4 @@
-import {proxyConfig, proxyPort} from './proxy-env.js'
+import {proxyConfig, proxyEndpoint} from './proxy-env.js'
 /**
  * What to do after a failed request. Transient failures are retried for as long as the
  * download as a whole makes progress; fatal ones stop at once; throttling also tells the
@@ -154,11 +154,9 @@ function proxyAt(error: unknown): string | undefined {
   const e = error as {address?: string; hostname?: string; port?: number}
   const c = proxyConfig()
   for (const value of [c.httpsProxy, c.httpProxy, c.allProxy]) {
-    if (!value || !URL.canParse(value)) continue
-    const url = new URL(value)
-    const host = url.hostname.replace(/^\[|\]$/g, '')
-    const port = proxyPort(url)
-    if ((e.address === host || e.hostname === host) && (e.port === undefined || e.port === port)) return url.host
+    if (!value) continue
+    const {host, port, shown} = proxyEndpoint(value)
+    if ((e.address === host || e.hostname === host) && (e.port === undefined || e.port === port)) return shown
   }
   return undefined
 }

@@ -29,11 +29,9 @@ export async function resolveDestination(output: string | undefined, suggested: 
     const name = safeFilename(suggested) ?? safeFilename(urlFilename(new URL(url)))
     if (!name) throw new MtuneError('no-filename', `cannot tell a file name from ${redact(url)}: give one with -o PATH`, ExitCode.usage)
     const path = join(target, name)
-    await refuseSpecial(path, await stat(path).catch(() => undefined))
-    return usableDestination(path)
+    return checkedDestination(path, await stat(path).catch(() => undefined))
   }
-  await refuseSpecial(target, info)
-  return usableDestination(target)
+  return checkedDestination(target, info)
 }
 
 /** The destination when -o names a file (not a directory): known before asking the server. */
@@ -42,8 +40,7 @@ export async function fileDestination(output: string | undefined): Promise<Desti
   const target = resolve(output)
   const info = await stat(target).catch(() => undefined)
   if (info?.isDirectory()) return undefined
-  await refuseSpecial(target, info)
-  return usableDestination(target)
+  return checkedDestination(target, info)
 }
 
 /** Linux filesystems allow names of at most 255 bytes (NAME_MAX), the partial files' too. */
@@ -51,10 +48,12 @@ const NAME_MAX = 255
 const LONGEST_SUFFIX = '.part.journal.tmp'
 
 /**
- * The destination, if its partial files can be named: `NAME.part.journal.tmp` must fit in
+ * The destination, if it can be written as mtune writes: no device or descriptor to be replaced
+ * (refuseSpecial), and partial files that can be named: `NAME.part.journal.tmp` must fit in
  * NAME_MAX, else the pull would fail with ENAMETOOLONG on a name the user never typed.
  */
-function usableDestination(path: string): Destination {
+async function checkedDestination(path: string, info: Stats | undefined): Promise<Destination> {
+  await refuseSpecial(path, info)
   const name = basename(path)
   const room = NAME_MAX - LONGEST_SUFFIX.length
   if (Buffer.byteLength(name) > room) {
