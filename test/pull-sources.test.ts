@@ -169,6 +169,31 @@ describe('mtune pull hf://', () => {
     assert.match(none.stderr, /^Error: no file of hf:\/\/acme\/tiny@main matches the path tokens: list its files with mtune pull hf:\/\/acme\/tiny@main --dry-run$/m)
   })
 
+  it('pulls the files named after the repo, as hf download REPO FILE... does; refuses a second URL or model', async () => {
+    const {env, cache} = await hub([repo()])
+    const some = await runCli(['pull', 'hf://acme/tiny@v1', 'config.json', 'tok', '--json'], env)
+    assert.equal(some.code, 0, some.stderr)
+    assert.deepEqual(JSON.parse(some.stdout).files.map((f: {name: string}) => f.name).sort(), ['config.json', 'tok/tokenizer.json'])
+    assert.deepEqual(readdirSync(join(cache, 'snapshots', COMMIT)).sort(), ['config.json', 'tok'])
+    // One name that matches nothing is a typo, said before anything is fetched.
+    const typo = await runCli(['pull', 'hf://acme/tiny', 'model.safetensors', 'confg.json'], env)
+    assert.deepEqual([typo.code, typo.stderr.trim()], [2, 'Error: no file of hf://acme/tiny@main matches the path confg.json: list its files with mtune pull hf://acme/tiny@main --dry-run'])
+    assert.ok(!existsSync(join(cache, 'snapshots', COMMIT, 'model.safetensors')))
+    const refusals: Array<[string[], string]> = [
+      [['hf://acme/tiny', '../config.json'], 'Error: invalid path "../config.json": a file or folder of the repo, relative to its root'],
+      [['hf://acme/tiny', 'config.json', 'hf://acme/other'], 'Error: one source per pull, and "hf://acme/other" is a second: run mtune pull once for each'],
+      [['ollama://tiny', 'ollama://other'], 'Error: one model per pull, and "ollama://other" is a second (an Ollama model is all of its blobs): run mtune pull once for each'],
+      [
+        ['http://127.0.0.1:9/a.bin', 'http://127.0.0.1:9/b.bin'],
+        'Error: one URL per pull, and "http://127.0.0.1:9/b.bin" is a second: other URLs of the same file go in --mirror URL (used at the same time); another file is another mtune pull',
+      ],
+    ]
+    for (const [args, said] of refusals) {
+      const r = await runCli(['pull', ...args], env)
+      assert.deepEqual([r.code, r.stderr.trim()], [2, said], args.join(' '))
+    }
+  })
+
   it('says before a whole GGUF repo is pulled that a runtime loads one variant, and how to take one', async () => {
     const {env} = await hub([
       repo({

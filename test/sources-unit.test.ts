@@ -12,7 +12,7 @@ import {ollamaModelsDir} from '../src/lib/sources/ollama.js'
 import {hfToken, modelscopeToken} from '../src/lib/sources/tokens.js'
 import {hubFileHeaders} from '../src/lib/sources/hub-files.js'
 import {otherHub} from '../src/lib/sources/through-cache.js'
-import {ofVariant, selected, selector, underPath} from '../src/lib/sources/select.js'
+import {ofVariant, pathsOf, selected, selector, underPath} from '../src/lib/sources/select.js'
 import {parseSource} from '../src/lib/sources/reference.js'
 import {parseSha256Digest, safeJoin, safeRelativePath} from '../src/lib/sources/safe-names.js'
 import {renewalTime} from '../src/lib/transfer/source-pool.js'
@@ -273,8 +273,11 @@ describe('names and digests from servers', () => {
     assert.ok(!underPath('subway/w.gguf', 'sub'), 'a folder is a whole name, not a prefix')
     assert.ok(underPath('w-Q4_K_M.gguf', '*Q4_K_M*.gguf'))
     assert.ok(!underPath('q/w-Q4_K_M.gguf', '*Q4_K_M*.gguf'), 'a glob in the path starts at the root')
-    const pick = selector({path: 'sub', exclude: ['*.md']})
+    const pick = selector({paths: ['sub'], exclude: ['*.md']})
     assert.ok(pick('sub/a.bin') && !pick('sub/README.md') && !pick('a.bin'), 'the path and the globs both apply')
+    const several = selector({paths: pathsOf({path: 'sub'}, ['config.json', '*.gguf'])})
+    assert.ok(several('sub/a.bin') && several('config.json') && several('w.gguf'), 'any of the paths lets a file through')
+    assert.ok(!several('other/config.json') && !several('q/w.gguf'), 'each path starts at the root')
   })
 })
 

@@ -149,6 +149,29 @@ describe('mtune verify hf://', () => {
     assert.match(relinked.stdout, /✓ repaired: linked 1 file again \(the blob was good\): config\.json\n/, 'the line names what it did')
   })
 
+  it('a file of the cache by its path, against its blob\'s name; files of the repo named after the source', async () => {
+    const {env, blob, link, hub} = await pulledHub()
+    const ok = await runCli(['verify', link('config.json'), link('model.safetensors')], env)
+    assert.equal(ok.code, 0, ok.stdout + ok.stderr)
+    assert.match(ok.stdout, /intact: 2 of 2 files match the digests in the blob names/, 'a git blob sha1 and a sha256, from the names')
+    flipByte(blob(weights), 11)
+    const asked = hub.requests.length
+    const bad = await runCli(['verify', link('model.safetensors')], env)
+    assert.equal(bad.code, 4)
+    assert.match(bad.stdout, new RegExp(`a blob of hf://acme/checked in the Hugging Face cache, checked against its name; mtune verify hf://acme/checked --revision ${COMMIT} checks the whole snapshot`))
+    assert.match(bad.stdout, new RegExp(`fix: mtune verify hf://acme/checked --revision ${COMMIT} --repair$`, 'm'))
+    assert.equal(hub.requests.length, asked, 'a file by its path needs no hub')
+    // hf download's way: the files after the source; one named wrongly is said, not skipped.
+    const named = await runCli(['verify', 'hf://acme/checked', 'config.json', 'sub', '--json'], env)
+    assert.equal(named.code, 0, named.stderr)
+    assert.deepEqual(JSON.parse(named.stdout).files.map((f: {name: string}) => f.name).sort(), ['config.json', 'sub/shard.bin'])
+    const both = await runCli(['verify', 'hf://acme/checked', 'config.json', 'model.safetensors'], env)
+    assert.equal(both.code, 4)
+    assert.match(both.stdout, /fix: mtune verify hf:\/\/acme\/checked config\.json model\.safetensors --repair/, 'the fix keeps the files')
+    const typo = await runCli(['verify', 'hf://acme/checked', 'config.json', 'confg.json'], env)
+    assert.deepEqual([typo.code, typo.stderr.trim()], [2, `Error: no file of hf://acme/checked@${COMMIT} matches the path confg.json: list its files with mtune pull hf://acme/checked@${COMMIT} --dry-run`])
+  })
+
   it('a model pulled in part is intact: the rest is "not pulled", and --repair leaves it on the hub', async () => {
     const cdn = await startCdn()
     const hub = await startFakeHf([repo()], {cdn})
@@ -310,6 +333,18 @@ describe('mtune verify ollama:// and files', () => {
     const quiet = await runCli(['verify', source, '--quiet'], {OLLAMA_MODELS: models})
     assert.deepEqual([quiet.code, quiet.stdout], [0, ''], 'nothing at all when intact')
     assert.ok(readFileSync(join(models, 'blobs', `sha256-${sha256(layer)}`)).equals(layer))
+    // A blob by its path (cd into the store): checked against its name, the model that names it said.
+    const blob = join(models, 'blobs', `sha256-${sha256(layer)}`)
+    flipByte(blob, 9)
+    const byPath = await runCli(['verify', blob], {OLLAMA_MODELS: models})
+    assert.equal(byPath.code, 4, byPath.stderr)
+    assert.match(byPath.stdout, new RegExp(`a blob of ollama://${source.slice('ollama://'.length).replace('/library/', '/')} in the Ollama store ${models}, checked against its name`))
+    assert.match(byPath.stdout, /0 of 1 file matches the digests in the blob names/)
+    assert.match(byPath.stdout, new RegExp(`fix: mtune verify ollama://\\S+/tiny:latest --repair$`, 'm'), 'the repair is the model\'s')
+    const elsewhere = await runCli(['verify', blob], {OLLAMA_MODELS: dir('other-store')})
+    assert.match(elsewhere.stdout, new RegExp(`fix: OLLAMA_MODELS=${models} mtune verify ollama://`), 'with the store it is in')
+    assert.equal((await runCli(['verify', source, '--repair', '--insecure'], {OLLAMA_MODELS: models})).code, 0)
+    assert.equal((await runCli(['verify', join(models, 'blobs', `sha256-${sha256(cfg)}`), blob])).code, 0, 'blobs of any store, without OLLAMA_MODELS')
     // A model never pulled into this store is said as one line, as for the Hugging Face cache.
     const host = new URL(registry.origin).host
     const missing = await runCli(['verify', `ollama://${host}/library/other:latest`, '--insecure'], {OLLAMA_MODELS: models})
@@ -381,6 +416,40 @@ describe('mtune verify ollama:// and files', () => {
     assert.match(here.stderr, /check it with: mtune verify hf:\/\/datasets\/acme\/set-v2$/m, 'no HF_HUB_CACHE= where it is the cache already')
   })
 
+  it("several PATHs, as a shell's glob gives them: each against its own digest, each file once", async () => {
+    const d = dir()
+    const other = makeContent(100_000, 9)
+    mkdirSync(join(d, 'a'))
+    mkdirSync(join(d, 'b'))
+    writeFileSync(join(d, 'a', 'x.gguf'), shard)
+    writeFileSync(join(d, 'a', 'x.gguf.sha256'), `${sha256(shard)}  x.gguf\n`)
+    writeFileSync(join(d, 'a', 'README.md'), 'hi\n')
+    writeFileSync(join(d, 'b', 'x.gguf'), other)
+    writeFileSync(join(d, 'b', 'SHA256SUMS'), `${sha256(other)}  x.gguf\n`)
+    const paths = ['a/README.md', 'a/x.gguf', 'a/x.gguf.sha256', 'b/SHA256SUMS', 'b/x.gguf'].map((p) => join(d, p))
+    const all = await runCli(['verify', ...paths, '--json'], {}, {cwd: d})
+    assert.equal(all.code, 0, all.stderr)
+    const doc = JSON.parse(all.stdout)
+    assert.deepEqual(doc.files.map((f: {name: string; status: string}) => `${f.name} ${f.status}`), ['a/README.md unchecked', 'a/x.gguf ok', 'b/x.gguf ok'], 'named from here, each once')
+    assert.equal(doc.against, 'each')
+    assert.match(doc.notes.join('\n'), /no digest for a\/README\.md: not checked/)
+    flipByte(join(d, 'b', 'x.gguf'), 3)
+    const text = await runCli(['verify', ...paths], {}, {cwd: d})
+    assert.equal(text.code, 4)
+    assert.match(text.stdout, /✗ b\/x\.gguf: corrupt/)
+    assert.match(text.stdout, /not intact: 1 corrupt; 1 of 3 files match the digests found for each \(FILE\.sha256, SHA256SUMS, blob names\); .* 1 with nothing to check against/)
+    // `sha256sum -c x.gguf.sha256`: the digest file stands for its file.
+    const one = await runCli(['verify', join(d, 'a', 'x.gguf.sha256')])
+    assert.equal(one.code, 0, one.stderr)
+    const none = await runCli(['verify', join(d, 'a', 'README.md'), join(d, 'a', 'README.md')])
+    assert.equal(none.code, 2)
+    assert.match(none.stderr, /nothing to check .*README\.md against/)
+    const sha = await runCli(['verify', ...paths.slice(1, 3), '--sha256', sha256(shard)])
+    assert.deepEqual([sha.code, sha.stderr.trim()], [2, "Error: --sha256 is one file's digest, and 2 PATHs were given: give one, or put FILE.sha256 beside each"])
+    const typo = await runCli(['verify', paths[1]!, join(d, 'a', 'x.ggfu')])
+    assert.deepEqual([typo.code, typo.stderr.trim()], [2, `Error: ${join(d, 'a', 'x.ggfu')}: no such file; give a PATH or a model source (hf://, ollama://, modelscope://)`])
+  })
+
   it("a file, or a whole directory, against the publisher's SHA256SUMS beside it, as sha256sum -c reads it", async () => {
     const d = dir()
     const other = makeContent(200_000, 8)
@@ -405,7 +474,7 @@ describe('mtune verify ollama:// and files', () => {
     const text = await runCli(['verify', d])
     assert.match(text.stdout, /✗ sub\/b\.bin: corrupt/)
     assert.match(text.stdout, /not intact: 1 corrupt, 1 missing; 1 of 3 files match the digests in /)
-    assert.match(text.stdout, /fix: pull each again from where they came: mtune pull URL -o PATH --sha256 HEX, with its HEX from /)
+    assert.match(text.stdout, /fix: pull each again from where they came: mtune pull URL -o PATH --sha256 HEX, with the HEX from /)
     // FILE.sha256 and --sha256 come first: the user's own word.
     writeFileSync(join(d, 'sub', 'SHA256SUMS'), `${sha256(shard)}  b.bin\n`)
     assert.equal((await runCli(['verify', join(d, 'sub', 'b.bin'), '--sha256', sha256(other)])).code, 4, 'flipped, whatever the list says')

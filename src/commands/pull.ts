@@ -5,7 +5,7 @@ import {proxyUrls} from '../lib/net/proxy-env.js'
 import {shownUrl} from '../lib/net/credentials.js'
 import {cacheEndpoints, parseCacheUrl} from '../lib/sources/cache-endpoints.js'
 import {PARALLEL_FILES, type Plan} from '../lib/sources/plan.js'
-import {parseSource} from '../lib/sources/reference.js'
+import {filesAfter, parseSource} from '../lib/sources/reference.js'
 import type {PullEvents} from '../lib/transfer/engine.js'
 import {defaultThreads} from '../lib/transfer/thread-count.js'
 import {MtuneCommand} from '../lib/ui/base-command.js'
@@ -43,7 +43,7 @@ export default class Pull extends MtuneCommand {
   static override description = `SOURCE is an http(s) URL, hf://ORG/NAME[:QUANT][@REVISION][/PATH] (hf://datasets/... for datasets; \
 :QUANT picks one GGUF variant), \
 ollama://[HOST/][NAMESPACE/]MODEL[:TAG] or modelscope://OWNER/NAME[@REVISION][/PATH]; PATH (a file, a folder or a glob) \
-pulls only that part of the repo. Models are written where their own tools \
+pulls only that part of the repo, as do FILES named after the source (hf://ORG/NAME config.json model.safetensors). Models are written where their own tools \
 look: the Hugging Face cache (HF_HUB_CACHE, HF_HOME), the Ollama store (OLLAMA_MODELS), the ModelScope cache \
 (MODELSCOPE_CACHE), or a plain directory with --local-dir.
 
@@ -57,6 +57,7 @@ Exit codes: 0 done, 2 bad input, 3 the server refused or kept failing, 4 digest 
     '<%= config.bin %> pull https://example.com/models/model.gguf -o /models/',
     '<%= config.bin %> pull hf://Qwen/Qwen2.5-7B-Instruct --include "*.safetensors" --include "*.json"',
     '<%= config.bin %> pull hf://bartowski/Qwen2.5-7B-Instruct-GGUF:Q4_K_M',
+    '<%= config.bin %> pull hf://Qwen/Qwen2.5-7B-Instruct config.json tokenizer.json',
     '<%= config.bin %> pull ollama://llama3.2:3b',
     '<%= config.bin %> pull modelscope://qwen/Qwen2.5-7B-Instruct --local-dir ./qwen',
     '<%= config.bin %> pull https://example.com/model.bin --sha256 9f86d08... --mirror https://mirror.example.org/model.bin',
@@ -66,6 +67,7 @@ Exit codes: 0 done, 2 bad input, 3 the server refused or kept failing, 4 digest 
 
   static override args = {
     source: Args.string({required: true, description: 'http(s):// URL, hf://, ollama:// or modelscope:// reference'}),
+    files: Args.string({multiple: true, description: 'hf:// and modelscope://: only these files, folders or globs of the repo (as hf download REPO FILE...)'}),
   }
 
   static override flags = {
@@ -103,6 +105,7 @@ Exit codes: 0 done, 2 bad input, 3 the server refused or kept failing, 4 digest 
     const {args, flags} = await this.parse(Pull)
     const json = this.jsonEnabled()
     const ref = parseSource(args.source, {insecure: flags.insecure})
+    const repoFiles = filesAfter(ref, args.files, 'pull')
     // A cache serves model sources; a plain URL is pulled as given (its cached form is the cache's --origin URL).
     const cache = flags.cache && ref.kind !== 'url' ? parseCacheUrl(flags.cache) : undefined
     for (const url of [args.source, ...(flags.mirror ?? []), ...(flags.endpoint ?? []), ...proxyUrls()]) registerUrlSecrets(url)
@@ -158,6 +161,7 @@ Exit codes: 0 done, 2 bad input, 3 the server refused or kept failing, 4 digest 
             mirrors: flags.mirror ?? [],
             include: flags.include,
             exclude: flags.exclude,
+            files: repoFiles,
             localDir: flags['local-dir'],
             verify: flags.verify,
             // The cache is a candidate the user chose (its hub endpoint); it gets the token, passed on to the hub.
@@ -219,7 +223,7 @@ Exit codes: 0 done, 2 bad input, 3 the server refused or kept failing, 4 digest 
       const dispatcher = createDispatcher({stallTimeoutMs: common.stallTimeoutMs})
       try {
         const started = performance.now()
-        const resolveOptions = {endpoint: flags.endpoint?.[0], include: flags.include, exclude: flags.exclude, localDir: flags['local-dir']}
+        const resolveOptions = {endpoint: flags.endpoint?.[0], include: flags.include, exclude: flags.exclude, files: repoFiles, localDir: flags['local-dir']}
         const showPlan = (plan: Plan) => {
           if (json || flags.quiet) return
           reporter.info(describePlan(plan, flags['dry-run']))

@@ -3,11 +3,11 @@ import {setMaxListeners} from 'node:events'
 import {statOrNone} from '../lib/fs-dirs.js'
 import {MtuneCommand} from '../lib/ui/base-command.js'
 import {ExitCode, MtuneError, usageError} from '../lib/errors.js'
-import {parseSource, sourceText, type SourceRef} from '../lib/sources/reference.js'
+import {filesAfter, parseSource, sourceText, type SourceRef} from '../lib/sources/reference.js'
 import type {Again} from '../lib/ui/verify-output.js'
 
 /** The commands that fix what verify finds, for the same files: the tree, revision, endpoint and globs it was given. */
-function again(source: string, ref: SourceRef | undefined, flags: {revision?: string; 'local-dir'?: string; endpoint?: string; insecure?: boolean; include?: string[]; exclude?: string[]}): Again {
+function again(source: string[], ref: SourceRef | undefined, flags: {revision?: string; 'local-dir'?: string; endpoint?: string; insecure?: boolean; include?: string[]; exclude?: string[]}): Again {
   const where = [
     ...(flags['local-dir'] ? ['--local-dir', flags['local-dir']] : []),
     ...(flags.endpoint ? ['--endpoint', flags.endpoint] : []),
@@ -16,8 +16,8 @@ function again(source: string, ref: SourceRef | undefined, flags: {revision?: st
     ...(flags.exclude ?? []).flatMap((g) => ['--exclude', g]),
   ]
   // pull has no --revision: the revision goes into the source, as pull reads it.
-  const pulled = flags.revision && ref && ref.kind !== 'url' && ref.kind !== 'ollama' ? sourceText({...ref, revision: flags.revision}) : source
-  return {verify: [source, ...(flags.revision ? ['--revision', flags.revision] : []), ...where], pull: [pulled, ...where]}
+  const pulled = flags.revision && ref && ref.kind !== 'url' && ref.kind !== 'ollama' ? [sourceText({...ref, revision: flags.revision}), ...source.slice(1)] : source
+  return {verify: [...source, ...(flags.revision ? ['--revision', flags.revision] : []), ...where], pull: [...pulled, ...where]}
 }
 
 export default class Verify extends MtuneCommand {
@@ -40,11 +40,13 @@ Exit codes: 0 intact (or repaired), 2 bad input, 3 the hub's listing was needed 
     '<%= config.bin %> verify ollama://llama3.1:8b --repair',
     '<%= config.bin %> verify /models/model.gguf --sha256 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08',
     '<%= config.bin %> verify /models/Llama-3.1-8B-GGUF   # every file its SHA256SUMS names',
+    '<%= config.bin %> verify /models/*.gguf   # each against its FILE.sha256 or SHA256SUMS line',
   ]
 
   static override enableJsonFlag = true
   static override args = {
     source: Args.string({required: true, description: 'hf://…, ollama://…, modelscope://…, or a file or directory PATH'}),
+    more: Args.string({multiple: true, description: 'After a PATH: more PATHs (a shell glob), each against its own digest; after hf:// or modelscope://: files of the repo'}),
   }
 
   static override flags = {
@@ -72,10 +74,15 @@ Exit codes: 0 intact (or repaired), 2 bad input, 3 the hub's listing was needed 
     ])
     const isSource = /^[a-z][a-z0-9+.-]*:\/\//i.test(args.source)
     const ref = isSource ? parseSource(args.source, {insecure: flags.insecure}) : undefined
-    if (!ref && !existsSync(args.source) && !existsSync(`${args.source}.sha256`)) {
-      throw new MtuneError('not-found', `${args.source}: no such file; give a PATH or a model source (hf://, ollama://, modelscope://)`, ExitCode.usage)
+    const files = ref ? filesAfter(ref, args.more, 'verify') : undefined
+    const paths = ref ? [] : [args.source, ...(args.more ?? [])]
+    const absent = paths.find((path) => !existsSync(path) && !existsSync(`${path}.sha256`))
+    if (absent !== undefined) {
+      throw new MtuneError('not-found', `${absent}: no such file; give a PATH or a model source (hf://, ollama://, modelscope://)`, ExitCode.usage)
     }
+    if (paths.some((path) => /^[a-z][a-z0-9+.-]*:\/\//i.test(path))) throw usageError('extra-argument', 'one model source per verify, and no PATH beside it: run mtune verify once for each')
     if (ref && flags.sha256) throw new MtuneError('bad-flag', '--sha256 applies to a file PATH; model sources carry their own digests', ExitCode.usage)
+    if (paths.length > 1 && flags.sha256) throw usageError('bad-flag', `--sha256 is one file's digest, and ${paths.length} PATHs were given: give one, or put FILE.sha256 beside each`)
     if ((flags.include || flags.exclude) && ref?.kind !== 'hf' && ref?.kind !== 'modelscope') {
       throw usageError('bad-flag', `--include and --exclude choose files of an hf:// or modelscope:// repo, not of ${ref ? 'an Ollama model (all its blobs are needed)' : 'a file PATH'}`)
     }
@@ -97,8 +104,10 @@ Exit codes: 0 intact (or repaired), 2 bad input, 3 the hub's listing was needed 
     const dispatcher = createDispatcher({stallTimeoutMs: 30_000})
     const started = performance.now()
     try {
-      const report = await verify(args.source, ref, {
+      const report = await verify(paths.length > 1 ? paths.join(' ') : args.source, ref, {
         sha256: flags.sha256,
+        paths,
+        files,
         include: flags.include,
         exclude: flags.exclude,
         revision: flags.revision,
@@ -117,7 +126,7 @@ Exit codes: 0 intact (or repaired), 2 bad input, 3 the hub's listing was needed 
         },
       })
       reporter.stop()
-      const shown = json ? '' : renderVerify(report, flags.quiet, again(args.source, ref, flags))
+      const shown = json ? '' : renderVerify(report, flags.quiet, again(ref ? [args.source, ...(files ?? [])] : paths, ref, flags))
       // --quiet on an intact model prints nothing at all, as sha256sum --quiet does.
       if (shown) this.log(shown)
       if (!report.intact) process.exitCode = ExitCode.integrity

@@ -12,9 +12,10 @@ export interface CliResult {
   stderr: string
 }
 
-export function startCli(args: string[], env: Record<string, string> = {}): {child: ChildProcess; done: Promise<CliResult>} {
+export function startCli(args: string[], env: Record<string, string> = {}, options: {cwd?: string} = {}): {child: ChildProcess; done: Promise<CliResult>} {
   // The executable itself, so that its first line (sh handing Node its flags) is tested too.
   const child = spawn(BIN, args, {
+    cwd: options.cwd,
     env: {...process.env, NO_COLOR: '1', MTUNE_PROGRESS_INTERVAL_MS: '200', ...env},
     stdio: ['ignore', 'pipe', 'pipe'],
   })
@@ -26,7 +27,7 @@ export function startCli(args: string[], env: Record<string, string> = {}): {chi
   return {child, done}
 }
 
-export const runCli = (args: string[], env?: Record<string, string>) => startCli(args, env).done
+export const runCli = (args: string[], env?: Record<string, string>, options?: {cwd?: string}) => startCli(args, env, options).done
 
 /** No stack trace: no "    at fn (file.js:1:2)" lines. */
 export const hasStack = (text: string) => /^\s+at .+:\d+:\d+\)?$/m.test(text)

@@ -19,6 +19,8 @@ export interface AutoOptions {
   /** Model sources: --include/--exclude and --local-dir, as a plain pull takes them. */
   include?: string[]
   exclude?: string[]
+  /** Paths in the repo named after the source. */
+  files?: string[]
   localDir?: string
   /** Model sources: re-hash the files already present first (pull --verify). */
   verify?: boolean
@@ -64,7 +66,7 @@ async function outputDir(output: string | undefined): Promise<string> {
 export async function pullAuto(ref: SourceRef, options: AutoOptions, r: SystemReader, events: PullEvents): Promise<AutoResult> {
   const dispatcher = createDispatcher({stallTimeoutMs: options.stallTimeoutMs})
   try {
-    const resolve = {include: options.include, exclude: options.exclude, localDir: options.localDir}
+    const resolve = {include: options.include, exclude: options.exclude, files: options.files, localDir: options.localDir}
     const candidates = await findCandidates(ref, {mirrors: options.mirrors, endpoints: options.endpoints, publicMirrors: options.publicMirrors, resolve, dispatcher, signal: options.signal})
     const decision = await decideAuto(options.source, candidates, {path: await outputDir(options.output), budgetMs: options.budgetMs, signal: options.signal, progress: events.info}, r)
     options.onDecision?.(decision)

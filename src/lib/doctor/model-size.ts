@@ -4,7 +4,7 @@ import {probe} from '../net/probe.js'
 import {planTotals} from '../sources/plan.js'
 import {parseSource} from '../sources/reference.js'
 import {resolvePlan} from '../sources/resolve.js'
-import {choosesFiles} from '../sources/select.js'
+import {choosesFiles, pathsOf} from '../sources/select.js'
 import {hubFileHeaders} from '../sources/hub-files.js'
 import {weightNotes} from '../sources/weight-formats.js'
 
@@ -36,7 +36,7 @@ export async function modelSize(source: string, options: {endpoint?: string; tim
     }
     const plan = await resolvePlan(ref, {endpoint: options.endpoint}, {dispatcher, signal})
     const t = planTotals(plan)
-    const advice = ref.kind !== 'ollama' && !choosesFiles({path: ref.path, quant: ref.kind === 'hf' ? ref.quant : undefined}) ? weightNotes(plan.files.filter((f) => !f.present), plan.source) : []
+    const advice = ref.kind !== 'ollama' && !choosesFiles({paths: pathsOf(ref), quant: ref.kind === 'hf' ? ref.quant : undefined}) ? weightNotes(plan.files.filter((f) => !f.present), plan.source) : []
     return {size: t.bytes, missing: t.bytes - t.presentBytes, path: plan.root, ...(advice.length ? {advice} : {})}
   } catch (error) {
     // The deadline's own error says only "The operation was aborted".

@@ -52,6 +52,23 @@ export function parseSource(input: string, options: {insecure?: boolean; env?: N
   throw usageError('bad-scheme', `unsupported scheme "${scheme}" in "${input}": use https://, hf://, ollama:// or modelscope://`)
 }
 
+/**
+ * The names after a source: paths in an hf:// or modelscope:// repo, each as the reference's own
+ * /PATH (a file, a folder or a glob), as `hf download REPO FILE...` takes them. A URL or an Ollama
+ * model takes none: said, with what was probably meant.
+ */
+export function filesAfter(ref: SourceRef, names: string[] | undefined, command: 'pull' | 'verify'): string[] | undefined {
+  if (!names?.length) return undefined
+  const source = names.find((n) => /^[a-z][a-z0-9+.-]*:\/\//i.test(n))
+  if (ref.kind === 'url') {
+    throw usageError('extra-argument', `one URL per ${command}, and "${names[0]}" is a second: other URLs of the same file go in --mirror URL (used at the same time); another file is another mtune ${command}`)
+  }
+  if (source || ref.kind === 'ollama') {
+    throw usageError('extra-argument', `one ${ref.kind === 'ollama' ? 'model' : 'source'} per ${command}, and "${source ?? names[0]}" is a second${ref.kind === 'ollama' ? ' (an Ollama model is all of its blobs)' : ''}: run mtune ${command} once for each`)
+  }
+  return names.map((name) => repoPath(name)).filter((p): p is string => Boolean(p))
+}
+
 /** A model source written back as parseSource reads it (a revision with a slash as %2F, but the Hub's refs). */
 export function sourceText(ref: Exclude<SourceRef, {kind: 'url'}>): string {
   if (ref.kind === 'ollama') return `ollama://${ref.host}/${ref.namespace}/${ref.model}:${ref.tag}`
@@ -111,11 +128,11 @@ function repoParts(body: string, input: string, defaultRevision: string, example
 }
 
 /** A path inside the repo: relative, no empty or .. parts (a trailing / is a folder: the same). */
-function repoPath(path: string | undefined, input: string): string | undefined {
+function repoPath(path: string | undefined, input?: string): string | undefined {
   const trimmed = path?.replace(/\/+$/, '')
   if (!trimmed) return undefined
   if (trimmed.startsWith('/') || trimmed.includes('\\') || trimmed.split('/').some((p) => p === '' || p === '.' || p === '..')) {
-    throw usageError('bad-source', `invalid path "${path}" in "${input}": a file or folder of the repo, relative to its root`)
+    throw usageError('bad-source', `invalid path "${path}"${input ? ` in "${input}"` : ''}: a file or folder of the repo, relative to its root`)
   }
   return trimmed
 }

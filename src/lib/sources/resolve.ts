@@ -6,7 +6,7 @@ import {modelscopeEndpoint, resolveModelscope} from './modelscope.js'
 import {ollamaModelsDir, resolveOllama} from './ollama.js'
 import type {Plan} from './plan.js'
 import type {SourceRef} from './reference.js'
-import {choosesFiles, selector, type Selection} from './select.js'
+import {choosesFiles, pathsOf, selector, underPath, type Selection} from './select.js'
 import {weightNotes} from './weight-formats.js'
 import {hfToken, modelscopeToken} from './tokens.js'
 
@@ -14,6 +14,8 @@ export interface ResolveOptions {
   endpoint?: string
   include?: string[]
   exclude?: string[]
+  /** Paths in the repo named after the source (hf:// and modelscope://), beside the reference's own. */
+  files?: string[]
   localDir?: string
   env?: NodeJS.ProcessEnv
   /**
@@ -39,14 +41,14 @@ export async function resolvePlan(ref: Exclude<SourceRef, {kind: 'url'}>, option
     case 'hf': {
       const token = tokenFor('hf', options)
       const endpoint = options.cache ? cacheEndpoints(options.cache).hf : hfEndpoint(options.endpoint, env)
-      const selection = {...options, path: ref.path, quant: ref.quant}
+      const selection = {...options, paths: pathsOf(ref, options.files), quant: ref.quant}
       const plan = await resolveHf(ref, {endpoint, token, select: selector(selection), localDir: options.localDir, env}, {...ctx, headers: token ? {authorization: `Bearer ${token}`} : {}})
       return selectionSaid(plan, selection)
     }
     case 'modelscope': {
       const token = tokenFor('modelscope', options)
       const endpoint = (options.cache ? cacheEndpoints(options.cache).modelscope : (options.endpoint ?? modelscopeEndpoint(env))).replace(/\/+$/, '')
-      const selection = {...options, path: ref.path}
+      const selection = {...options, paths: pathsOf(ref, options.files)}
       const plan = await resolveModelscope(ref, {endpoint, token, localDir: options.localDir, select: selector(selection), env}, {...ctx, headers: token ? {authorization: `Bearer ${token}`} : {}})
       return selectionSaid(plan, selection)
     }
@@ -63,7 +65,9 @@ export async function resolvePlan(ref: Exclude<SourceRef, {kind: 'url'}>, option
 function selectionSaid(plan: Plan, selection: Selection): Plan {
   matchedSomething(plan, selection)
   // As the user would write it: hf://ORG/NAME:QUANT@REV/PATH.
-  const source = `${selection.quant ? plan.source.replace('@', `:${selection.quant}@`) : plan.source}${selection.path ? `/${selection.path}` : ''}`
+  // Several paths are not one source: the plan's lines name its files.
+  const path = selection.paths?.length === 1 ? `/${selection.paths[0]}` : ''
+  const source = `${selection.quant ? plan.source.replace('@', `:${selection.quant}@`) : plan.source}${path}`
   const named = {...plan, source}
   return choosesFiles(selection) ? named : {...named, notes: [...named.notes, ...weightNotes(named.files.filter((f) => !f.present), named.source)]}
 }
@@ -73,8 +77,15 @@ function selectionSaid(plan: Plan, selection: Selection): Plan {
  * pull with nothing to do: said as such, rather than "already complete, 0 files".
  */
 function matchedSomething(plan: Plan, options: Selection): void {
-  if (plan.files.length > 0 || !choosesFiles(options)) return
   const globs = [...(options.include ?? []).map((g) => `--include '${g}'`), ...(options.exclude ?? []).map((g) => `--exclude '${g}'`)].join(' ')
-  const what = [...(options.quant ? [`the GGUF variant ${options.quant}`] : []), ...(options.path ? [`the path ${options.path}`] : []), ...(globs ? [globs] : [])].join(' and ')
-  throw usageError('nothing-selected', `no file of ${plan.source} matches ${what}: list its files with mtune pull ${plan.source} --dry-run`)
+  const listing = `list its files with mtune pull ${plan.source} --dry-run`
+  // Each path named must find something: one mistyped among several is as much a mistake.
+  if (plan.files.length > 0 && (options.paths?.length ?? 0) > 1) {
+    const none = options.paths!.filter((p) => !plan.files.some((f) => underPath(f.name, p)))
+    if (none.length) throw usageError('nothing-selected', `no file of ${plan.source} matches ${none.map((p) => `the path ${p}`).join(', ')}${globs ? ` with ${globs}` : ''}: ${listing}`)
+  }
+  if (plan.files.length > 0 || !choosesFiles(options)) return
+  const paths = (options.paths ?? []).map((p) => `the path ${p}`).join(', ')
+  const what = [...(options.quant ? [`the GGUF variant ${options.quant}`] : []), ...(paths ? [paths] : []), ...(globs ? [globs] : [])].join(' and ')
+  throw usageError('nothing-selected', `no file of ${plan.source} matches ${what}: ${listing}`)
 }

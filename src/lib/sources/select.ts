@@ -8,14 +8,17 @@ import {ggufVariant} from './weight-formats.js'
 export interface Selection {
   include?: string[]
   exclude?: string[]
-  /** A file, a folder (everything under it) or a glob, relative to the repo's root. */
-  path?: string
+  /**
+   * Files, folders (everything under them) or globs, relative to the repo's root: the one in the
+   * reference, and those named after it (`mtune pull hf://ORG/NAME FILE...`, as `hf download`).
+   */
+  paths?: string[]
   /** One GGUF variant (hf://ORG/NAME:Q4_K_M): its file or shards, whatever the case of the tag. */
   quant?: string
 }
 
 /** The user chose files: what is absent from disk is then missing, not merely "not pulled". */
-export const choosesFiles = (s: Selection): boolean => Boolean(s.include?.length || s.exclude?.length || s.path || s.quant)
+export const choosesFiles = (s: Selection): boolean => Boolean(s.include?.length || s.exclude?.length || s.paths?.length || s.quant)
 
 /** A GGUF file of the variant QUANT (Q4_K_M, IQ2_XS, f16...), as llama.cpp's -hf ORG/NAME:QUANT picks it. */
 export const ofVariant = (name: string, quant?: string): boolean =>
@@ -33,14 +36,19 @@ export function selected(name: string, include?: string[], exclude?: string[]): 
 }
 
 /** The file itself, anything in the folder, or (with * ? [) what the glob matches from the root. */
-export function underPath(name: string, path?: string): boolean {
-  if (!path) return true
+export function underPath(name: string, path: string): boolean {
   if (name === path || name.startsWith(`${path}/`)) return true
   return /[*?[]/.test(path) && minimatch(name, path, {dot: true})
 }
+
+/** Under any of the paths; no paths: the whole repo. */
+export const underPaths = (name: string, paths?: string[]): boolean => !paths?.length || paths.some((p) => underPath(name, p))
+
+/** The reference's path and those named after the source, as one selection's paths. */
+export const pathsOf = (ref: {path?: string}, files?: string[]): string[] => [...(ref.path ? [ref.path] : []), ...(files ?? [])]
 
 /** One predicate for a resolver: both the globs and the path must let the name through. */
 export const selector =
   (s: Selection) =>
   (name: string): boolean =>
-    underPath(name, s.path) && ofVariant(name, s.quant) && selected(name, s.include, s.exclude)
+    underPaths(name, s.paths) && ofVariant(name, s.quant) && selected(name, s.include, s.exclude)

@@ -33,7 +33,7 @@ export function renderVerify(r: VerifyReport, quiet = false, again: Again = {ver
   for (const n of r.notes) lines.push(`${mark.info()} ${n}`)
   if (r.notPulled.length) lines.push(`${mark.info()} ${notPulled(r.notPulled)}; mtune pull ${again.pull.map(shellWord).join(' ')} fetches ${r.notPulled.length === 1 ? 'it' : 'them'}`)
   const s = r.summary
-  const against = {hub: "the hub's digests", disk: 'the digests in the blob names', manifest: 'the manifest\'s digests', sha256: 'the given sha256', list: `the digests in ${r.checksumList}`}[r.against]
+  const against = {hub: "the hub's digests", disk: 'the digests in the blob names', manifest: 'the manifest\'s digests', sha256: 'the given sha256', list: `the digests in ${r.checksumList}`, each: 'the digests found for each (FILE.sha256, SHA256SUMS, blob names)'}[r.against]
   const rate = s.seconds > 0 && s.bytesHashed > 0 ? `, ${formatRate(s.bytesHashed / s.seconds)}` : ''
   const counts = (['corrupt', 'truncated', 'missing', 'dangling', 'incomplete', 'interrupted', 'unreadable'] as const).filter((k) => s[k] > 0).map((k) => `${s[k]} ${WORDS[k]}`)
   if (r.repair) {
@@ -62,9 +62,10 @@ function repaired(r: {files: string[]; links: string[]}): string {
  */
 function fix(r: VerifyReport, again: Again): string {
   if (r.kind !== 'file') return `mtune verify ${again.verify.map(shellWord).join(' ')} --repair`
+  if (r.fix) return r.fix
   const bad = r.files.filter((f) => f.status !== 'ok')
   if (r.files.length > 1 || bad[0]?.path !== resolve(r.target)) {
-    return `pull ${bad.length === 1 ? 'it' : 'each'} again from where ${bad.length === 1 ? 'it' : 'they'} came: mtune pull URL -o PATH --sha256 HEX, with its HEX from ${r.checksumList ?? 'the list'}`
+    return `pull ${bad.length === 1 ? 'it' : 'each'} again from where ${bad.length === 1 ? 'it' : 'they'} came: mtune pull URL -o PATH --sha256 HEX, with the HEX ${r.checksumList ? `from ${r.checksumList}` : 'its line above expects'}`
   }
   const expected = r.files[0]?.expected ?? 'HEX'
   return `pull it again from where it came: mtune pull URL -o ${shellWord(r.target)} --sha256 ${expected}`

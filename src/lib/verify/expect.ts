@@ -38,9 +38,11 @@ export interface Problem {
 export interface Expectations {
   kind: 'hf' | 'ollama' | 'modelscope' | 'file'
   /** What the files are checked against. */
-  against: 'hub' | 'disk' | 'manifest' | 'sha256' | 'list'
+  against: 'hub' | 'disk' | 'manifest' | 'sha256' | 'list' | 'each'
   /** With `against: 'list'`: the checksum list (SHA256SUMS) the digests come from. */
   checksumList?: string
+  /** Files of a model named by path (a blob): the command that repairs that model. */
+  fix?: string
   root: string
   files: Expected[]
   /** Found without hashing. */
@@ -49,13 +51,13 @@ export interface Expectations {
 }
 
 export const HEX64 = /^[0-9a-f]{64}$/
-const HEX40 = /^[0-9a-f]{40}$/
+export const HEX40 = /^[0-9a-f]{40}$/
 
 function isLink(path: string): boolean {
   return lstatSync(path, {throwIfNoEntry: false})?.isSymbolicLink() ?? false
 }
 
-function walk(dir: string, out: string[] = []): string[] {
+export function walk(dir: string, out: string[] = []): string[] {
   let names: string[]
   try {
     names = readdirSync(dir)
@@ -167,8 +169,12 @@ export function fromPlan(plan: Plan, kind: Expectations['kind'], snapshot?: stri
   }
 }
 
+/** An Ollama model as `ollama` names it: HOST/ and NAMESPACE/ only where they are not the defaults. */
+export const ollamaName = (ref: {host: string; namespace: string; model: string; tag: string}) =>
+  `${ref.host === 'registry.ollama.ai' ? '' : `${ref.host}/`}${ref.namespace === 'library' ? '' : `${ref.namespace}/`}${ref.model}:${ref.tag}`
+
 function notInStore(ref: Extract<SourceRef, {kind: 'ollama'}>, models: string): MtuneError {
-  const name = `${ref.host === 'registry.ollama.ai' ? '' : `${ref.host}/`}${ref.namespace === 'library' ? '' : `${ref.namespace}/`}${ref.model}:${ref.tag}`
+  const name = ollamaName(ref)
   const source = `ollama://${name}${ref.scheme === 'http' ? ' --insecure' : ''}`
   const service = models === SYSTEM_STORE ? '' : ` (the Ollama service's is ${SYSTEM_STORE})`
   return new MtuneError('not-in-cache', `${name} is not in the Ollama store ${models}: pull it first (mtune pull ${source}), or set OLLAMA_MODELS to the store it is in${service}`, ExitCode.integrity)

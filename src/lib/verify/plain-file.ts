@@ -1,28 +1,10 @@
 import {existsSync, readFileSync, statSync} from 'node:fs'
-import {basename, dirname, resolve} from 'node:path'
-import {usageError} from '../errors.js'
-import {hfCacheDir} from '../sources/hf.js'
+import {basename, dirname, relative, resolve} from 'node:path'
+import {MtuneError, usageError} from '../errors.js'
 import {safeJoin} from '../sources/safe-names.js'
 import {CHECKSUM_LISTS, checksumListIn, parseChecksumList, type ListedDigest} from './checksum-list.js'
 import {HEX64, type Expected, type Expectations} from './expect.js'
-
-/**
- * A folder of the Hugging Face cache (`models--ORG--NAME`, or one of its snapshots), which people
- * reach with cd and then ask to verify: the repo it holds, and the command that checks it (with
- * HF_HUB_CACHE when that cache is not the one the environment names). A repo name never holds
- * "--" (huggingface_hub refuses it), so the first one after ORG splits the two.
- */
-function hfCacheFolder(dir: string): {repo: string; command: string} | undefined {
-  const parts = dir.split('/')
-  const at = parts.findIndex((p) => /^(models|datasets)--[^-].*--./.test(p))
-  if (at < 0) return undefined
-  const [kind, org, ...name] = parts[at]!.split('--')
-  const repo = `${kind === 'datasets' ? 'datasets/' : ''}${org}/${name.join('--')}`
-  const cache = parts.slice(0, at).join('/') || '/'
-  const revision = parts[at + 1] === 'snapshots' && parts[at + 2] ? ` --revision ${parts[at + 2]}` : ''
-  const env = resolve(hfCacheDir()) === cache ? '' : `HF_HUB_CACHE=${cache} `
-  return {repo, command: `${env}mtune verify hf://${repo}${revision}`}
-}
+import {addressedFile, hfCacheFolder} from './store-paths.js'
 
 /**
  * A plain file against --sha256, the FILE.sha256 beside it, or its line in a checksum list beside
@@ -46,6 +28,12 @@ export function plainFile(path: string, sha256?: string): Expectations {
   if (sha256 === undefined && CHECKSUM_LISTS.includes(basename(full)) && existsSync(full)) {
     return listedFiles(dirname(full), {path: full, entries: parseChecksumList(readFileSync(full, 'utf8'))})
   }
+  // FILE.sha256 itself (`sha256sum -c FILE.sha256`): the files its lines name, or for a bare
+  // digest, FILE.
+  if (sha256 === undefined && full.endsWith('.sha256') && statOf(full)?.isFile()) {
+    const entries = parseChecksumList(readFileSync(full, 'utf8'))
+    return entries.length ? listedFiles(dirname(full), {path: full, entries}) : plainFile(full.slice(0, -'.sha256'.length))
+  }
   let expected = sha256?.replace(/^sha256:/i, '').toLowerCase()
   let checksumList: string | undefined
   if (expected === undefined) {
@@ -59,6 +47,12 @@ export function plainFile(path: string, sha256?: string): Expectations {
     expected = list?.entries.find((e) => e.name === basename(full))?.sha256
     if (expected) checksumList = list!.path
   }
+  // A blob named for its digest (the Ollama store's, the Hugging Face cache's, or a link to one).
+  const addressed = expected === undefined && existsSync(full) ? addressedFile(full) : undefined
+  if (addressed) {
+    const files = [{name: basename(full), path: full, ...addressed.digest}]
+    return {kind: 'file', against: 'disk', root: dirname(full), files, problems: [], notes: addressed.note ? [addressed.note] : [], fix: addressed.fix}
+  }
   if (!expected) {
     throw usageError(
       'no-digest',
@@ -68,6 +62,55 @@ export function plainFile(path: string, sha256?: string): Expectations {
   if (!HEX64.test(expected)) throw usageError('bad-digest', `invalid --sha256 "${sha256}": 64 hex digits expected`)
   const files = [{name: basename(full), path: full, sha256: expected}]
   return {kind: 'file', against: checksumList ? 'list' : 'sha256', checksumList, root: dirname(full), files, problems: [], notes: []}
+}
+
+const statOf = (path: string) => statSync(path, {throwIfNoEntry: false})
+
+/**
+ * Several PATHs, as a shell's glob gives them (`mtune verify /models/*.gguf`): each checked
+ * against what it would be checked against alone; one with nothing to check against is counted
+ * as such rather than failing the others. A list or FILE.sha256 among them stands for what it
+ * names, so `mtune verify /models/*` checks each file once.
+ */
+export function plainFiles(paths: string[]): Expectations {
+  const parts = paths.map((path): Expectations => {
+    try {
+      return plainFile(path)
+    } catch (error) {
+      if (!(error instanceof MtuneError) || error.code !== 'no-digest') throw error
+      return {kind: 'file', against: 'sha256', root: dirname(resolve(path)), files: [{name: basename(path), path: resolve(path)}], problems: [], notes: []}
+    }
+  })
+  const files = new Map<string, Expected>()
+  // A file named twice (by its own path and by a list) is checked against the digest it was given.
+  for (const e of parts.flatMap((p) => p.files)) if (!files.has(e.path) || !algorithmOf(files.get(e.path)!)) files.set(e.path, e)
+  // Named as they were typed (relative to here), since two folders may hold the same name.
+  const named = [...files.values()].map((e) => ({...e, name: shownPath(e.path)}))
+  const digested = parts.filter((p) => p.files.some(algorithmOf))
+  const unchecked = named.filter((e) => !algorithmOf(e)).map((e) => e.name)
+  const shown = unchecked.slice(0, 4).join(', ') + (unchecked.length > 4 ? ` and ${unchecked.length - 4} more` : '')
+  if (!digested.length) throw usageError('no-digest', `nothing to check ${shown} against: put FILE.sha256 beside each (sha256sum FILE > FILE.sha256), or the publisher's SHA256SUMS that lists them`)
+  // One kind of digest for all (one list, or given beside each) is named; a mix is "each its own".
+  const kinds = new Set(digested.map((p) => `${p.against} ${p.checksumList ?? ''}`))
+  const one = kinds.size === 1 ? digested[0] : undefined
+  const fixes = new Set(parts.flatMap((p) => (p.fix ? [p.fix] : [])))
+  const notes = [...new Set(parts.flatMap((p) => p.notes)), ...(unchecked.length ? [`no digest for ${shown}: not checked (put FILE.sha256 beside it, or a SHA256SUMS that lists it)`] : [])]
+  return {
+    kind: 'file',
+    against: one?.against ?? 'each',
+    checksumList: one?.checksumList,
+    root: process.cwd(),
+    files: named,
+    problems: [],
+    notes,
+    fix: fixes.size === 1 ? [...fixes][0] : undefined,
+  }
+}
+
+const algorithmOf = (e: Expected) => Boolean(e.sha256 ?? e.gitSha1)
+const shownPath = (path: string) => {
+  const rel = relative(process.cwd(), path)
+  return rel && !rel.startsWith('..') ? rel : path
 }
 
 /** Every file a checksum list names, in its directory: one missing is missing, as with sha256sum -c. */

@@ -6,17 +6,21 @@ import type {Plan} from '../sources/plan.js'
 import type {SourceRef} from '../sources/reference.js'
 import {hfHubOffline} from '../env-settings.js'
 import {resolvePlan} from '../sources/resolve.js'
-import {choosesFiles} from '../sources/select.js'
+import {choosesFiles, pathsOf} from '../sources/select.js'
 import {runPlan} from '../sources/run-plan.js'
 import type {PullEvents} from '../transfer/engine.js'
 import {sortOutAbsent} from './absent.js'
-import {plainFile} from './plain-file.js'
+import {plainFile, plainFiles} from './plain-file.js'
 import {cachedCommit, expectedOf, fromPlan, hfFromDisk, hfRepoDir, modelscopeSnapshot, ollamaFromDisk, type Expected, type Expectations, type Problem} from './expect.js'
 import {hashFiles} from './hash-pool.js'
 import {algorithmFor, intact, judge, summarize, type FileVerdict, type Summary} from './judge.js'
 
 export interface VerifyOptions {
   sha256?: string
+  /** Several PATHs (a shell's glob): each against its own digest. */
+  paths?: string[]
+  /** hf:// and modelscope://: the files (paths in the repo) named after the source. */
+  files?: string[]
   /** Which files of the repo are expected (as pull's): with them, an absent file is missing. */
   include?: string[]
   exclude?: string[]
@@ -45,6 +49,8 @@ export interface VerifyReport {
   summary: Summary
   intact: boolean
   notes: string[]
+  /** Blobs of a model named by path: the command that repairs that model. */
+  fix?: string
   /**
    * Files of the revision with nothing on disk, in a model pulled in part (pull --include):
    * not checked, not a failure, not fetched by --repair (sortOutAbsent).
@@ -101,8 +107,8 @@ async function expectations(target: string, ref: SourceRef, options: VerifyOptio
     const plan = options.repair ? await resolvePlan(ref, {}, ctx) : undefined
     return {exp, plan}
   }
-  const select = {include: options.include, exclude: options.exclude}
-  const chosen = choosesFiles({...select, path: ref.path, quant: ref.kind === 'hf' ? ref.quant : undefined})
+  const select = {include: options.include, exclude: options.exclude, files: options.files}
+  const chosen = choosesFiles({...select, paths: pathsOf(ref, options.files), quant: ref.kind === 'hf' ? ref.quant : undefined})
   const sorted = (exp: Expectations, plan: Plan) => ({...sortOutAbsent(exp, plan, chosen), plan})
   if (ref.kind === 'hf') {
     const revision = options.revision ?? ref.revision
@@ -158,14 +164,15 @@ async function expectations(target: string, ref: SourceRef, options: VerifyOptio
  */
 export async function verify(target: string, ref: SourceRef | undefined, options: VerifyOptions): Promise<VerifyReport> {
   const started = performance.now()
-  const {exp, plan, notPulled = []} = ref ? await expectations(target, ref, options) : {exp: plainFile(target, options.sha256), plan: undefined}
+  const plain = () => ((options.paths?.length ?? 0) > 1 ? plainFiles(options.paths!) : plainFile(target, options.sha256))
+  const {exp, plan, notPulled = []} = ref ? await expectations(target, ref, options) : {exp: plain(), plan: undefined}
   const {verdicts, bytes} = await check(exp.files, options)
   const summary = summarize(verdicts, exp.problems, bytes, (performance.now() - started) / 1000)
-  const report: VerifyReport = {target, kind: exp.kind, against: exp.against, checksumList: exp.checksumList, root: exp.root, files: verdicts, problems: exp.problems, summary, intact: intact(summary), notes: exp.notes, notPulled}
+  const report: VerifyReport = {target, kind: exp.kind, against: exp.against, checksumList: exp.checksumList, root: exp.root, files: verdicts, problems: exp.problems, summary, intact: intact(summary), notes: exp.notes, ...(exp.fix ? {fix: exp.fix} : {}), notPulled}
   if (!options.repair || report.intact) return report
   const found = findings(verdicts, exp.problems)
   if (!plan) {
-    report.repair = {attempted: false, files: [], links: [], intact: false, found, reason: ref ? 'the hub did not answer: nothing to fetch the files from' : 'a plain file has no source to fetch it from: pull it again with mtune pull URL --sha256 HEX'}
+    report.repair = {attempted: false, files: [], links: [], intact: false, found, reason: ref ? 'the hub did not answer: nothing to fetch the files from' : exp.fix ? `a blob is fetched again with its model: ${exp.fix}` : 'a plain file has no source to fetch it from: pull it again with mtune pull URL --sha256 HEX'}
     return report
   }
   // Leftovers go (another download's, which this plan cannot resume); mtune's own part files of

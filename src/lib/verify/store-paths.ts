@@ -1,0 +1,84 @@
+import {readFileSync, realpathSync} from 'node:fs'
+import {basename, dirname, join, relative, resolve} from 'node:path'
+import {hfCacheDir} from '../sources/hf.js'
+import {ollamaModelsDir} from '../sources/ollama.js'
+import {HEX40, HEX64, ollamaName, walk} from './expect.js'
+
+/**
+ * Paths inside the model stores, recognised from the path alone: people cd into the Hugging Face
+ * cache or the Ollama store and ask `mtune verify` about what they see there.
+ */
+
+/**
+ * A folder or file of the Hugging Face cache (`models--ORG--NAME`, one of its snapshots, or a
+ * file in one): the repo it holds, and the command that checks it (with HF_HUB_CACHE when that
+ * cache is not the one the environment names). A repo name never holds "--" (huggingface_hub
+ * refuses it), so the first one after ORG splits the two.
+ */
+export function hfCacheFolder(path: string): {repo: string; command: string} | undefined {
+  const parts = path.split('/')
+  const at = parts.findIndex((p) => /^(models|datasets)--[^-].*--./.test(p))
+  if (at < 0) return undefined
+  const [kind, org, ...name] = parts[at]!.split('--')
+  const repo = `${kind === 'datasets' ? 'datasets/' : ''}${org}/${name.join('--')}`
+  const cache = parts.slice(0, at).join('/') || '/'
+  const revision = parts[at + 1] === 'snapshots' && parts[at + 2] ? ` --revision ${parts[at + 2]}` : ''
+  const env = resolve(hfCacheDir()) === cache ? '' : `HF_HUB_CACHE=${cache} `
+  return {repo, command: `${env}mtune verify hf://${repo}${revision}`}
+}
+
+/** A file named for its digest, the model it belongs to, and the command that repairs that model. */
+export interface Addressed {
+  digest: {sha256: string} | {gitSha1: string}
+  note?: string
+  fix?: string
+}
+
+/**
+ * A file named for its digest, as the stores name their blobs: Ollama's (and any OCI store's)
+ * `sha256-HEX`, and the Hugging Face cache's `blobs/HEX` (sha256 for LFS files, git blob sha1 for
+ * small ones). A snapshot link is followed to its blob. The name is what the bytes must hash to,
+ * so no digest needs giving; the model the blob belongs to is named, for the repair.
+ */
+export function addressedFile(path: string): Addressed | undefined {
+  let real: string
+  try {
+    real = realpathSync(path)
+  } catch {
+    return undefined
+  }
+  const name = basename(real)
+  const oci = /^sha256[-:]([0-9a-f]{64})$/.exec(name)?.[1]
+  if (oci) return {digest: {sha256: oci}, ...ollamaOwner(real, oci)}
+  if (basename(dirname(real)) !== 'blobs') return undefined
+  const digest = HEX64.test(name) ? {sha256: name} : HEX40.test(name) ? {gitSha1: name} : undefined
+  if (!digest) return undefined
+  // The path as given names the snapshot (the revision); the blob's own path only the repo.
+  const repo = hfCacheFolder(resolve(path)) ?? hfCacheFolder(real)
+  if (!repo) return {digest}
+  return {digest, note: `a blob of hf://${repo.repo} in the Hugging Face cache, checked against its name; ${repo.command} checks the whole snapshot`, fix: `${repo.command} --repair`}
+}
+
+/** The models in an Ollama store whose manifests name this blob: read from the store the blob is in. */
+function ollamaOwner(blob: string, hex: string): {note?: string; fix?: string} {
+  if (basename(dirname(blob)) !== 'blobs') return {}
+  const models = dirname(dirname(blob))
+  const manifests = join(models, 'manifests')
+  const owners: string[] = []
+  for (const path of walk(manifests)) {
+    const [host, namespace, model, tag, ...rest] = relative(manifests, path).split('/')
+    if (!tag || rest.length) continue
+    let text: string
+    try {
+      text = readFileSync(path, 'utf8')
+    } catch {
+      continue
+    }
+    // A manifest is a few hundred bytes of JSON; the digest appears in it exactly as written.
+    if (text.includes(`sha256:${hex}`)) owners.push(ollamaName({host: host!, namespace: namespace!, model: model!, tag}))
+  }
+  if (!owners.length) return {}
+  const env = resolve(ollamaModelsDir()) === models ? '' : `OLLAMA_MODELS=${models} `
+  const fix = `${env}mtune verify ollama://${owners[0]} --repair`
+  return {note: `a blob of ${owners.map((o) => `ollama://${o}`).join(', ')} in the Ollama store ${models}, checked against its name`, fix}
+}
