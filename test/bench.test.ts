@@ -89,6 +89,19 @@ describe('bench against test mirrors', () => {
     assert.ok(report.budget.usedBytes <= 24 * MiB)
   })
 
+  it('gives every cell its share of --max-bytes on a fast mirror, and says which cells could not fit', async () => {
+    // Uncapped on loopback: before, the first cell spent the whole budget and the grid was one cell.
+    const m = await mirror()
+    const maxBytes = 96 * MiB
+    const report = await runBench({mirrors: [m.url], connections: [1, 2, 4, 8], chunkSizes: [MiB, 4 * MiB, 16 * MiB], budgetMs: 10_000, maxBytes, save: false}, r)
+    const grid = report.grids[0]!
+    for (const n of [1, 2, 4]) assert.ok(grid.cells.some((c) => c.connections === n && c.chunkSize === MiB && c.bytes > 0), `${n} x 1 MiB measured: ${JSON.stringify(grid.cells.map((c) => [c.connections, c.chunkSize, c.bytes]))}`)
+    assert.ok(grid.skipped.some((s) => s.connections === 8 && s.chunkSize === 16 * MiB), '8 x 16 MiB cannot fit in any share')
+    for (const s of grid.skipped) assert.ok(s.connections * s.chunkSize > s.share, `${s.connections} x ${s.chunkSize} fits ${s.share}`)
+    assert.ok(m.bytesSent <= maxBytes, `the mirror sent ${m.bytesSent} bytes of a ${maxBytes} budget`)
+    assert.match(renderBench(report, false), /! not measured: .*8 x 16\.0 MiB.*: one request on each connection needs more than the cell's share of --max-bytes \(.*\); a larger --max-bytes/)
+  })
+
   it('reports each failing mirror with its reason, and leaves a 429 mirror alone', async () => {
     const ok = await mirror()
     const missing = await mirror({fault: () => ({status: 404})})

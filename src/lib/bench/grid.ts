@@ -25,6 +25,11 @@ export class ByteBudget {
     return got
   }
 
+  /** A share handed out and not spent (a cell's), back for the cells after it. */
+  give(bytes: number): void {
+    this.left += Math.max(0, bytes)
+  }
+
   get remaining(): number {
     return this.left
   }

@@ -40,7 +40,8 @@ export interface BenchReport {
   version: 1
   measuredAt: string
   mirrors: MirrorSummary[]
-  grids: Array<{url: string; cells: Cell[]; advice?: GridAdvice}>
+  /** skipped: cells one round of whose requests (connections x chunk) needed more than their share of --max-bytes (`share`). */
+  grids: Array<{url: string; cells: Cell[]; skipped: Array<{connections: number; chunkSize: number; share: number}>; advice?: GridAdvice}>
   /** `command`: the pull to run, of what --mirror named (a model source stays one), with these settings. */
   recommendation?: {mirror: string; connections: number; chunkSize: number; throughputBps: number; reason: string; command: string}
   /** What doctor and tune size TCP buffers with. */
@@ -120,15 +121,27 @@ export async function runBench(options: BenchOptions, r: SystemReader): Promise<
   const diskReserve = options.disk ? Math.min(10_000, budgetMs * 0.15) : 0
   let cellsLeft = gridded.length * conns.length * chunks.length
   for (const m of gridded) {
-    const grid = {url: m.url, cells: [] as Cell[], advice: undefined as GridAdvice | undefined}
+    const grid = {url: m.url, cells: [] as Cell[], skipped: [] as Array<{connections: number; chunkSize: number; share: number}>, advice: undefined as GridAdvice | undefined}
     report.grids.push(grid)
     for (const c of conns) {
       for (const k of chunks) {
         if (stopped() || budget.remaining === 0) break
         const timeMs = Math.max(100, (left() - diskReserve) / cellsLeft)
+        // Each cell gets its share of the bytes left, as of now; what it does not spend goes to
+        // the next. On a fat pipe the first cells would otherwise spend all of --max-bytes in
+        // seconds, and the recommendation come from a grid of one or two cells.
+        const share = Math.floor(budget.remaining / cellsLeft)
         cellsLeft--
+        // A cell whose connections cannot each have one request within its share would measure
+        // fewer connections than it is named for: left out, and said.
+        if (c * Math.min(k, m.size!) > share) {
+          grid.skipped.push({connections: c, chunkSize: k, share})
+          continue
+        }
         const target = targets.get(m.url)!
-        const cell = await runCell(finalUrls.get(m.url)!, m.size!, c, k, {timeMs, budget, signal: options.signal, headers: target.headers, grantedOrigin: new URL(target.url).origin})
+        const cellBudget = new ByteBudget(budget.take(share))
+        const cell = await runCell(finalUrls.get(m.url)!, m.size!, c, k, {timeMs, budget: cellBudget, signal: options.signal, headers: target.headers, grantedOrigin: new URL(target.url).origin})
+        budget.give(cellBudget.remaining)
         grid.cells.push(cell)
         say(`${c} x ${formatBytes(k)}: ${formatRate(cell.throughputBps)}${cell.throttled ? ' (rate limited: stopped)' : ''}`)
         if (cell.throttled) break

@@ -59,6 +59,12 @@ export function renderBench(report: BenchReport, tty: boolean): string {
     }
     if (tty) grid[0].push('')
     out.push(...table(grid).map((l) => `  ${l}`))
+    if (g.skipped.length) {
+      const cells = g.skipped.map((s) => `${s.connections} x ${formatBytes(s.chunkSize)}`).join(', ')
+      const shares = g.skipped.map((s) => s.share)
+      const [low, high] = [formatBytes(Math.min(...shares)), formatBytes(Math.max(...shares))]
+      out.push(`  ${mark.warn()} not measured: ${cells}: one request on each connection needs more than the cell's share of --max-bytes (${low === high ? low : `${low}-${high}`}); a larger --max-bytes, or fewer --connections/--chunk-size, measures them`)
+    }
   }
 
   out.push('')
