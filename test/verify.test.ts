@@ -400,6 +400,10 @@ describe('mtune verify ollama:// and files', () => {
     const told = await runCli(['verify', file])
     assert.match(told.stdout, new RegExp(`fix: pull it again from where it came: mtune pull URL -o \\S*model\\.gguf --sha256 ${sha256(shard)}`))
     assert.equal((await runCli(['verify', join(d, 'nope.bin')])).code, 2)
+    // Not there yet, but being pulled (or cut short): said as such, exit 4 as for a model.
+    writeFileSync(join(d, 'coming.bin.part'), 'x')
+    const coming = await runCli(['verify', join(d, 'coming.bin')])
+    assert.deepEqual([coming.code, coming.stderr.trim()], [4, `Error: ${join(d, 'coming.bin')} is not there yet: ${join(d, 'coming.bin')}.part is an mtune pull of it that is still running or was interrupted; the same mtune pull resumes it, and puts it in place once verified`])
     const localFile = await runCli(['verify', 'hf://acme/x', '--local-dir', file])
     assert.deepEqual([localFile.code, localFile.stderr.trim()], [2, `Error: invalid --local-dir "${file}": it is a file; give the directory the model was pulled into`])
     const folder = await runCli(['verify', d])

@@ -77,6 +77,10 @@ Exit codes: 0 intact (or repaired), 2 bad input, 3 the hub's listing was needed 
     const files = ref ? filesAfter(ref, args.more, 'verify') : undefined
     const paths = ref ? [] : [args.source, ...(args.more ?? [])]
     const absent = paths.find((path) => !existsSync(path) && !existsSync(`${path}.sha256`))
+    // A pull writes PATH.part and renames it when verified: no PATH yet is a pull not finished.
+    if (absent !== undefined && existsSync(`${absent}.part`)) {
+      throw new MtuneError('interrupted', `${absent} is not there yet: ${absent}.part is an mtune pull of it that is still running or was interrupted; the same mtune pull resumes it, and puts it in place once verified`, ExitCode.integrity)
+    }
     if (absent !== undefined) {
       throw new MtuneError('not-found', `${absent}: no such file; give a PATH or a model source (hf://, ollama://, modelscope://)`, ExitCode.usage)
     }
