@@ -15,6 +15,9 @@ export interface Cell {
   throttled: boolean
 }
 
+/** What a request cut off may still have had in flight: both ends' socket buffers and the wire. */
+const IN_FLIGHT_MARGIN = 16 * 1024 * 1024
+
 /** Bytes for the whole run, taken before each request so that the total can never be exceeded. */
 export class ByteBudget {
   constructor(private left: number) {}
@@ -70,6 +73,7 @@ export async function runCell(
       const start = next % Math.max(1, size - length + 1)
       next += chunkSize * 7 + 4096
       cell.requests++
+      let got = 0
       try {
         const res = await pool.request({
           origin: withoutUserinfo(target).origin,
@@ -88,9 +92,17 @@ export async function runCell(
           await res.body.dump().catch(() => {})
           continue
         }
-        for await (const chunk of res.body) cell.bytes += (chunk as Buffer).length
+        for await (const chunk of res.body) {
+          got += (chunk as Buffer).length
+          cell.bytes += (chunk as Buffer).length
+        }
       } catch {
         if (!stop.aborted) cell.errors++
+      } finally {
+        // Cut off by the cell's end (a slow link, a large chunk): the rest of the range cannot
+        // have been sent, except what may sit in socket buffers or on the wire, which a strict
+        // --max-bytes counts as sent. The rest goes back, for the cells after this one.
+        if (stop.aborted) options.budget.give(length - got - IN_FLIGHT_MARGIN)
       }
     }
   }
