@@ -11,6 +11,8 @@ import {runCli} from './support/cli.js'
 import {gitSha1, startCdn, startFakeHf, startFakeModelscope, startFakeOllama, type HubRepo} from './support/fake-hubs.js'
 import {makeContent} from './support/mirror-server.js'
 import {tempDir} from './support/temp.js'
+import {ggufFile, safetensorsFile} from './support/weight-files.js'
+import {headerSize} from '../src/lib/verify/weight-headers.js'
 
 const MiB = 1024 * 1024
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex')
@@ -384,13 +386,13 @@ describe('mtune verify ollama:// and files', () => {
 
   it('a plain file against --sha256 or the FILE.sha256 beside it', async () => {
     const d = dir()
-    const file = join(d, 'model.gguf')
+    const file = join(d, 'model.bin')
     writeFileSync(file, shard)
     assert.equal((await runCli(['verify', file, '--sha256', sha256(shard)])).code, 0)
     const none = await runCli(['verify', file])
     assert.equal(none.code, 2)
-    assert.match(none.stderr, /nothing to check .* against: give --sha256 HEX, or put model\.gguf\.sha256 beside it/)
-    writeFileSync(`${file}.sha256`, `${sha256(shard)}  model.gguf\n`)
+    assert.match(none.stderr, /nothing to check .* against: give --sha256 HEX, or put model\.bin\.sha256 beside it/)
+    writeFileSync(`${file}.sha256`, `${sha256(shard)}  model.bin\n`)
     assert.equal((await runCli(['verify', file])).code, 0)
     flipByte(file, 7)
     const bad = await runCli(['verify', file, '--json'])
@@ -398,7 +400,7 @@ describe('mtune verify ollama:// and files', () => {
     assert.equal(JSON.parse(bad.stdout).files[0].status, 'corrupt')
     // The fix names a command that can work: --repair has no source for a plain file.
     const told = await runCli(['verify', file])
-    assert.match(told.stdout, new RegExp(`fix: pull it again from where it came: mtune pull URL -o \\S*model\\.gguf --sha256 ${sha256(shard)}`))
+    assert.match(told.stdout, new RegExp(`fix: pull it again from where it came: mtune pull URL -o \\S*model\\.bin --sha256 ${sha256(shard)}`))
     assert.equal((await runCli(['verify', join(d, 'nope.bin')])).code, 2)
     // Not there yet, but being pulled (or cut short): said as such, exit 4 as for a model.
     writeFileSync(join(d, 'coming.bin.part'), 'x')
@@ -452,6 +454,71 @@ describe('mtune verify ollama:// and files', () => {
     assert.deepEqual([sha.code, sha.stderr.trim()], [2, "Error: --sha256 is one file's digest, and 2 PATHs were given: give one, or put FILE.sha256 beside each"])
     const typo = await runCli(['verify', paths[1]!, join(d, 'a', 'x.ggfu')])
     assert.deepEqual([typo.code, typo.stderr.trim()], [2, `Error: ${join(d, 'a', 'x.ggfu')}: no such file; give a PATH or a model source (hf://, ollama://, modelscope://)`])
+  })
+
+  it('reads the size a safetensors or GGUF file must have from its own header', () => {
+    const d = dir()
+    const st = safetensorsFile([{name: 'a', bytes: 100}, {name: 'b', bytes: 28}])
+    writeFileSync(join(d, 'm.safetensors'), st)
+    assert.deepEqual(headerSize(join(d, 'm.safetensors')), {format: 'safetensors', size: st.length, exact: true})
+    const q4k: [number, number] = [256, 144]
+    const f32: [number, number] = [1, 4]
+    for (const alignment of [undefined, 64]) {
+      const g = ggufFile([{name: 'tok', dims: [256, 3], type: 12, block: q4k}, {name: 'norm', dims: [5], type: 0, block: f32}], {alignment})
+      writeFileSync(join(d, 'm.gguf'), g)
+      const said = headerSize(join(d, 'm.gguf'))
+      assert.equal(said && 'size' in said && said.exact, false)
+      // The last tensor (20 bytes) ends before the file's padding to the alignment.
+      assert.equal(said && 'size' in said && said.size, g.length - ((alignment ?? 32) - 20))
+    }
+    writeFileSync(join(d, 'cut.safetensors'), st.subarray(0, 20))
+    assert.deepEqual(headerSize(join(d, 'cut.safetensors')), {format: 'safetensors', truncated: true, problem: 'cut short inside its safetensors header'})
+    writeFileSync(join(d, 'bad.gguf'), Buffer.from('GGML0000000000000000'))
+    assert.deepEqual(headerSize(join(d, 'bad.gguf')), {format: 'gguf', problem: 'not a valid gguf file: no GGUF magic at its start'})
+    writeFileSync(join(d, 'new.gguf'), ggufFile([{name: 't', dims: [64], type: 99, block: [64, 36]}]))
+    assert.equal(headerSize(join(d, 'new.gguf')), undefined, 'a tensor type it does not know: no size claimed')
+    assert.equal(headerSize(join(d, 'README.md')), undefined)
+  })
+
+  it('weights with no digest anywhere: complete or cut short by their own headers, a folder with its shards', async () => {
+    const d = dir()
+    const gguf = ggufFile([{name: 'w', dims: [256, 4], type: 12, block: [256, 144]}])
+    writeFileSync(join(d, 'model-Q4_K_M.gguf'), gguf)
+    const ok = await runCli(['verify', join(d, 'model-Q4_K_M.gguf')])
+    assert.equal(ok.code, 0, ok.stdout + ok.stderr)
+    assert.match(ok.stdout, /no digest for model-Q4_K_M\.gguf: checked against the size each header gives, not the bytes themselves/)
+    assert.match(ok.stdout, /✓ complete: 1 of 1 file matches the sizes their headers give/)
+    writeFileSync(join(d, 'model-Q4_K_M.gguf'), gguf.subarray(0, gguf.length - 100))
+    const cut = await runCli(['verify', join(d, 'model-Q4_K_M.gguf')])
+    assert.equal(cut.code, 4)
+    assert.match(cut.stdout, /✗ model-Q4_K_M\.gguf: truncated \(\d+ of \d+ bytes\)/)
+    assert.match(cut.stdout, /✗ not complete: 1 truncated;.*\n  fix: fetch it again from where it came \(mtune pull URL -o PATH\); a model's hub has the digests/)
+    // A folder as a copy or a --local-dir tree leaves it: index, shards, a config.
+    const model = join(d, 'llama')
+    mkdirSync(model)
+    const shard = safetensorsFile([{name: 'x', bytes: 4096}])
+    writeFileSync(join(model, 'model-00001-of-00003.safetensors'), shard)
+    writeFileSync(join(model, 'model-00002-of-00003.safetensors'), shard.subarray(0, shard.length - 1))
+    const index = {weight_map: {x: 'model-00001-of-00003.safetensors', y: 'model-00002-of-00003.safetensors', z: 'model-00003-of-00003.safetensors'}}
+    writeFileSync(join(model, 'model.safetensors.index.json'), JSON.stringify(index))
+    writeFileSync(join(model, 'config.json'), '{}')
+    const tree = await runCli(['verify', model, '--json'])
+    assert.equal(tree.code, 4, tree.stderr)
+    const doc = JSON.parse(tree.stdout)
+    assert.equal(doc.against, 'header')
+    assert.deepEqual(doc.files.map((f: {name: string; status: string}) => `${f.name} ${f.status}`), [
+      'model-00001-of-00003.safetensors ok',
+      'model-00002-of-00003.safetensors truncated',
+      'model-00003-of-00003.safetensors missing',
+    ])
+    assert.match(doc.notes.join('\n'), /2 other files \(configs, tokenizers\) not checked/)
+    assert.match(doc.notes.join('\n'), /for the bytes themselves, check it against its hub: mtune verify hf:\/\/ORG\/NAME --local-dir /)
+    // A digest, where there is one, comes first.
+    writeFileSync(join(d, 'model-Q4_K_M.gguf.sha256'), `${sha256(gguf)}  model-Q4_K_M.gguf\n`)
+    const digest = await runCli(['verify', join(d, 'model-Q4_K_M.gguf')])
+    assert.equal(digest.code, 4)
+    assert.match(digest.stdout, /✗ model-Q4_K_M\.gguf: corrupt \(sha256 /)
+    assert.match(digest.stdout, /0 of 1 file matches the given sha256/)
   })
 
   it("a file, or a whole directory, against the publisher's SHA256SUMS beside it, as sha256sum -c reads it", async () => {

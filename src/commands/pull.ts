@@ -157,7 +157,7 @@ Exit codes: 0 done, 2 bad input, 3 the server refused or kept failing, 4 digest 
         const auto = await pullAuto(
           ref,
           {
-            source: ref.kind === 'url' ? shownUrl(ref.url) : args.source,
+            source: ref.kind === 'url' ? shownUrl(ref.url) : [args.source, ...(repoFiles ?? [])].join(' '),
             mirrors: flags.mirror ?? [],
             include: flags.include,
             exclude: flags.exclude,

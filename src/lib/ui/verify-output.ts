@@ -33,14 +33,16 @@ export function renderVerify(r: VerifyReport, quiet = false, again: Again = {ver
   for (const n of r.notes) lines.push(`${mark.info()} ${n}`)
   if (r.notPulled.length) lines.push(`${mark.info()} ${notPulled(r.notPulled)}; mtune pull ${again.pull.map(shellWord).join(' ')} fetches ${r.notPulled.length === 1 ? 'it' : 'them'}`)
   const s = r.summary
-  const against = {hub: "the hub's digests", disk: 'the digests in the blob names', manifest: 'the manifest\'s digests', sha256: 'the given sha256', list: `the digests in ${r.checksumList}`, each: 'the digests found for each (FILE.sha256, SHA256SUMS, blob names)'}[r.against]
+  const against = {hub: "the hub's digests", disk: 'the digests in the blob names', manifest: 'the manifest\'s digests', sha256: 'the given sha256', list: `the digests in ${r.checksumList}`, each: 'the digests found for each (FILE.sha256, SHA256SUMS, blob names)', header: 'the sizes their headers give'}[r.against]
   const rate = s.seconds > 0 && s.bytesHashed > 0 ? `, ${formatRate(s.bytesHashed / s.seconds)}` : ''
   const counts = (['corrupt', 'truncated', 'missing', 'dangling', 'incomplete', 'interrupted', 'unreadable'] as const).filter((k) => s[k] > 0).map((k) => `${s[k]} ${WORDS[k]}`)
   if (r.repair) {
     if (!r.repair.attempted) lines.push(`${mark.warn()} not repaired: ${r.repair.reason}`)
     else lines.push(`${r.repair.intact ? mark.ok() : mark.fail()} ${repaired(r.repair)}`)
   }
-  const head = r.intact ? `${mark.ok()} ${chalk.bold('intact')}:` : `${mark.fail()} ${chalk.bold('not intact')}: ${counts.join(', ')};`
+  // Sizes alone say complete, not intact: the bytes were not checked.
+  const word = r.against === 'header' ? 'complete' : 'intact'
+  const head = r.intact ? `${mark.ok()} ${chalk.bold(word)}:` : `${mark.fail()} ${chalk.bold(`not ${word}`)}: ${counts.join(', ')};`
   lines.push(`${head} ${s.ok} of ${s.files} file${s.files === 1 ? '' : 's'} ${s.files === 1 ? 'matches' : 'match'} ${against}; ${formatBytes(s.bytesHashed)} hashed in ${s.seconds.toFixed(1)} s${rate}${s.unchecked ? `; ${s.unchecked} with nothing to check against` : ''}`)
   if (!r.intact && !r.repair) lines.push(`  fix: ${fix(r, again)}`)
   return lines.join('\n')
@@ -64,6 +66,10 @@ function fix(r: VerifyReport, again: Again): string {
   if (r.kind !== 'file') return `mtune verify ${again.verify.map(shellWord).join(' ')} --repair`
   if (r.fix) return r.fix
   const bad = r.files.filter((f) => f.status !== 'ok')
+  if (r.against === 'header') {
+    const one = bad.length + r.problems.length === 1
+    return `fetch ${one ? 'it' : 'them'} again from where ${one ? 'it' : 'they'} came (mtune pull URL -o PATH); a model's hub has the digests: mtune verify hf://ORG/NAME --local-dir DIR --repair`
+  }
   if (r.files.length > 1 || bad[0]?.path !== resolve(r.target)) {
     return `pull ${bad.length === 1 ? 'it' : 'each'} again from where ${bad.length === 1 ? 'it' : 'they'} came: mtune pull URL -o PATH --sha256 HEX, with the HEX ${r.checksumList ? `from ${r.checksumList}` : 'its line above expects'}`
   }

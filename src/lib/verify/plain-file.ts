@@ -5,6 +5,7 @@ import {safeJoin} from '../sources/safe-names.js'
 import {CHECKSUM_LISTS, checksumListIn, parseChecksumList, type ListedDigest} from './checksum-list.js'
 import {HEX64, type Expected, type Expectations} from './expect.js'
 import {addressedFile, hfCacheFolder} from './store-paths.js'
+import {byHeader, weightTree} from './by-header.js'
 
 /**
  * A plain file against --sha256, the FILE.sha256 beside it, or its line in a checksum list beside
@@ -19,6 +20,9 @@ export function plainFile(path: string, sha256?: string): Expectations {
     if (sha256 !== undefined) throw usageError('bad-flag', `${path} is a directory: --sha256 is for one file; give the file, or put its SHA256SUMS in the directory`)
     const list = checksumListIn(full)
     if (list) return listedFiles(full, list)
+    // Weights with no digest anywhere: complete or cut short, by their own headers.
+    const weights = weightTree(full)
+    if (weights) return {...weights, notes: [...weights.notes, `for the bytes themselves, check it against its hub: mtune verify hf://ORG/NAME --local-dir ${path} (or modelscope://)`]}
     throw usageError(
       'is-directory',
       `${path} is a directory: give a file, or put the publisher's SHA256SUMS in it to check what it lists, or for a model pulled into it with --local-dir, its source: mtune verify hf://ORG/NAME --local-dir ${path} (or modelscope://)`,
@@ -53,6 +57,8 @@ export function plainFile(path: string, sha256?: string): Expectations {
     const files = [{name: basename(full), path: full, ...addressed.digest}]
     return {kind: 'file', against: 'disk', root: dirname(full), files, problems: [], notes: addressed.note ? [addressed.note] : [], fix: addressed.fix}
   }
+  const header = expected === undefined ? byHeader(full) : undefined
+  if (header) return header
   if (!expected) {
     throw usageError(
       'no-digest',
