@@ -2,11 +2,12 @@ import assert from 'node:assert/strict'
 import {once} from 'node:events'
 import {createServer, type IncomingMessage} from 'node:http'
 import type {AddressInfo} from 'node:net'
-import {readFileSync} from 'node:fs'
+import {readFileSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {after, describe, it} from 'node:test'
 import {createDispatcher} from '../src/lib/net/dispatcher.js'
 import {probe} from '../src/lib/net/probe.js'
+import {parseNetrc} from '../src/lib/net/netrc.js'
 import {runCli} from './support/cli.js'
 import {startConnectProxy} from './support/connect-proxy.js'
 import {startCdn, startFakeHf, type HubRepo} from './support/fake-hubs.js'
@@ -125,7 +126,7 @@ describe('credentials go only where the user sent them', () => {
     // The same file on a host that is not the Hub (the public mirror's stand-in) is asked anonymously.
     const other = await runCli(['pull', `${standIn.origin}/acme/secret/resolve/main/model.safetensors`, '-o', join(dir(), 'w.bin')], env)
     assert.equal(other.code, 3, other.stderr)
-    assert.match(other.stderr, /authentication required \(401\) from 127\.0\.0\.1:\d+: give a token \(HF_TOKEN for the Hub, or USER:TOKEN@ in the URL\)/)
+    assert.match(other.stderr, /authentication required \(401\) from 127\.0\.0\.1:\d+: give a token \(HF_TOKEN for the Hub, USER:TOKEN@ in the URL, or the host's login in ~\/\.netrc\)/)
     assert.ok(standIn.requests.every((q) => !q.authorization), 'no token for a host that is not the Hub')
     // Without a token, the refusal says what to give.
     const anonymous = await runCli(['pull', url, '-o', join(dir(), 'w.bin')], {...env, HF_TOKEN: ''})
@@ -158,6 +159,33 @@ function allThrough(m: MirrorServer, upstreamPorts: Set<number>): void {
   const direct = m.requests.filter((q) => !upstreamPorts.has(q.remotePort ?? -1))
   assert.deepEqual(direct, [], `${direct.length} of ${m.requests.length} requests bypassed the proxy`)
 }
+
+describe("a host's login in ~/.netrc, as wget, aria2c and requests read it", () => {
+  it('parses machines, the default, quoted passwords and macros; the first entry for a host wins', () => {
+    const netrc = parseNetrc(['# mirrors', 'machine mirror.example login ops password "pa ss\\"w"', 'machine MIRROR.example login other password x', 'macdef init', 'cd /pub', '', 'default login anonymous password guest@'].join('\n'))
+    assert.deepEqual(netrc.machines.get('mirror.example'), {login: 'ops', password: 'pa ss"w'})
+    assert.deepEqual(netrc.default, {login: 'anonymous', password: 'guest@'})
+    assert.equal(netrc.machines.size, 1)
+  })
+
+  it('a URL without credentials gets its host\'s login, never shown', async () => {
+    const d = dir()
+    const basic = `Basic ${Buffer.from('ops:pa ss').toString('base64')}`
+    const locked = await mirror({authorize: (req) => (req.headers.authorization === basic ? undefined : 401)})
+    const netrcFile = join(d, 'netrc')
+    writeFileSync(netrcFile, `machine 127.0.0.1 login ops password "pa ss"\n`)
+    const refused = await runCli(['pull', locked.url, '-o', join(d, 'a.bin')], {NETRC: join(d, 'none')})
+    assert.equal(refused.code, 3, refused.stderr)
+    assert.match(refused.stderr, /the host's login in ~\/\.netrc/)
+    const ok = await runCli(['pull', locked.url, '-o', join(d, 'a.bin'), '--json', '--debug'], {NETRC: netrcFile})
+    assert.equal(ok.code, 0, ok.stderr)
+    assert.ok(readFileSync(join(d, 'a.bin')).equals(content))
+    assert.ok(!`${ok.stdout}${ok.stderr}`.includes('pa ss') && !`${ok.stdout}${ok.stderr}`.includes('pa%20ss'), 'the password is never shown')
+    // A user name in the URL that the entry's login does not match keeps the URL as given.
+    const named = await runCli(['pull', locked.url.replace('http://', 'http://someone@'), '-o', join(d, 'b.bin')], {NETRC: netrcFile})
+    assert.equal(named.code, 3, named.stderr)
+  })
+})
 
 describe('bench and pull --auto behind a proxy', () => {
   const proxyEnv = (url: string) => ({HTTP_PROXY: url, HTTPS_PROXY: '', http_proxy: '', https_proxy: '', NO_PROXY: '', no_proxy: '', XDG_CACHE_HOME: dir('xdg')})

@@ -69,6 +69,8 @@ Exit codes: 0 measured, 2 bad input, 3 no mirror answered, 130 interrupted (what
       const {cacheEndpoints, parseCacheUrl} = await import('../lib/sources/cache-endpoints.js')
       const cache = flags.cache ? [cacheEndpoints(parseCacheUrl(flags.cache)).hf] : []
       const mirrors = await expandMirrors(flags.mirror, [...(flags.endpoint ?? []), ...cache], abort.signal, process.env, json ? undefined : (m) => process.stderr.write(`${mark.warn()} ${m}\n`), flags.insecure)
+      // Passwords a mirror got from ~/.netrc are masked as those written in its URL are.
+      for (const m of mirrors) registerUrlSecrets(m.url)
       const report = await runBench(
         {mirrors, connections, chunkSizes, budgetMs: flags.duration * 1000, maxBytes, all: flags.all, disk: flags.disk, signal: abort.signal, progress: json ? undefined : (m) => process.stderr.write(`${mark.info()} ${m}\n`)},
         systemReader(),

@@ -3,6 +3,7 @@ import {setMaxListeners} from 'node:events'
 import {ExitCode, MtuneError, usageError} from '../lib/errors.js'
 import {proxyUrls} from '../lib/net/proxy-env.js'
 import {shownUrl} from '../lib/net/credentials.js'
+import {withNetrc} from '../lib/net/netrc.js'
 import {cacheEndpoints, parseCacheUrl} from '../lib/sources/cache-endpoints.js'
 import {PARALLEL_FILES, type Plan} from '../lib/sources/plan.js'
 import {filesAfter, parseSource} from '../lib/sources/reference.js'
@@ -104,11 +105,14 @@ Exit codes: 0 done, 2 bad input, 3 the server refused or kept failing, 4 digest 
   async run(): Promise<unknown> {
     const {args, flags} = await this.parse(Pull)
     const json = this.jsonEnabled()
-    const ref = parseSource(args.source, {insecure: flags.insecure})
+    const parsed = parseSource(args.source, {insecure: flags.insecure})
+    // A host's login in ~/.netrc (NETRC), as wget and aria2c use it, for a URL without its own.
+    const ref = parsed.kind === 'url' ? {...parsed, url: withNetrc(parsed.url)} : parsed
+    const mirrors = flags.mirror?.map((m) => withNetrc(m))
     const repoFiles = filesAfter(ref, args.files, 'pull')
     // A cache serves model sources; a plain URL is pulled as given (its cached form is the cache's --origin URL).
     const cache = flags.cache && ref.kind !== 'url' ? parseCacheUrl(flags.cache) : undefined
-    for (const url of [args.source, ...(flags.mirror ?? []), ...(flags.endpoint ?? []), ...proxyUrls()]) registerUrlSecrets(url)
+    for (const url of [args.source, ...(ref.kind === 'url' ? [ref.url] : []), ...(mirrors ?? []), ...(flags.endpoint ?? []), ...proxyUrls()]) registerUrlSecrets(url)
     const chunkSize = flags['chunk-size'] ? parseSize(flags['chunk-size'], '--chunk-size') : undefined
     const limitRate = flags['limit-rate'] ? parseRate(flags['limit-rate'], '--limit-rate') : undefined
     if (chunkSize !== undefined && chunkSize < 64 * 1024) {
@@ -158,7 +162,7 @@ Exit codes: 0 done, 2 bad input, 3 the server refused or kept failing, 4 digest 
           ref,
           {
             source: ref.kind === 'url' ? shownUrl(ref.url) : [args.source, ...(repoFiles ?? [])].join(' '),
-            mirrors: flags.mirror ?? [],
+            mirrors: mirrors ?? [],
             include: flags.include,
             exclude: flags.exclude,
             files: repoFiles,
@@ -204,7 +208,7 @@ Exit codes: 0 done, 2 bad input, 3 the server refused or kept failing, 4 digest 
           {
             url: ref.url,
             headers,
-            mirrors: flags.mirror,
+            mirrors,
             output: flags.output,
             connections: flags.connections,
             maxConnections: flags['max-connections'],

@@ -1,3 +1,4 @@
+import {withNetrc} from '../net/netrc.js'
 import {createDispatcher} from '../net/dispatcher.js'
 import {errorMessage, usageError} from '../errors.js'
 import {parseSource} from '../sources/reference.js'
@@ -21,7 +22,8 @@ export async function expandMirrors(mirrors: string[], endpoints: string[], sign
       if (ref.kind === 'url') {
         // A Hub file URL with the Hub token, as `mtune pull` sends it (hub-files.ts).
         const headers = hubFileHeaders(ref.url, env)
-        out.push({url: ref.url, ...(headers ? {headers} : {})})
+        // A host's login in ~/.netrc, as pull uses it.
+        out.push({url: withNetrc(ref.url, env), ...(headers ? {headers} : {})})
         continue
       }
       const eps = ref.kind === 'hf' ? [...new Set(['https://huggingface.co', hfEndpoint(undefined, env), ...endpoints.map((e) => e.replace(/\/+$/, ''))])] : [undefined]

@@ -38,7 +38,7 @@ export function classifyStatus(status: number): FailureKind {
 
 /** What a status means, and what to do about it where there is something. */
 const STATUS_WORDS: Record<number, [string, string?]> = {
-  401: ['authentication required (401)', 'give a token (HF_TOKEN for the Hub, or USER:TOKEN@ in the URL) or check the one given'],
+  401: ['authentication required (401)', 'give a token (HF_TOKEN for the Hub, USER:TOKEN@ in the URL, or the host\'s login in ~/.netrc) or check the one given'],
   403: ['access denied (403)', 'check the token, or that the link has not expired'],
   404: ['not found (404)', 'check the URL'],
   410: ['gone (410)', 'the file was removed from the server'],
