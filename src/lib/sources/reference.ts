@@ -60,6 +60,8 @@ export function parseSource(input: string, options: {insecure?: boolean; env?: N
 export function filesAfter(ref: SourceRef, names: string[] | undefined, command: 'pull' | 'verify'): string[] | undefined {
   if (!names?.length) return undefined
   const source = names.find((n) => /^[a-z][a-z0-9+.-]*:\/\//i.test(n))
+  // verify refuses a URL whatever follows it (it checks files on disk).
+  if (ref.kind === 'url' && command === 'verify') return undefined
   if (ref.kind === 'url') {
     throw usageError('extra-argument', `one URL per ${command}, and "${names[0]}" is a second: other URLs of the same file go in --mirror URL (used at the same time); another file is another mtune ${command}`)
   }
