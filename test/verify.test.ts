@@ -513,6 +513,15 @@ describe('mtune verify ollama:// and files', () => {
     ])
     assert.match(doc.notes.join('\n'), /2 other files \(configs, tokenizers\) not checked/)
     assert.match(doc.notes.join('\n'), /for the bytes themselves, check it against its hub: mtune verify hf:\/\/ORG\/NAME --local-dir /)
+    const said = await runCli(['verify', model])
+    assert.match(said.stdout, new RegExp(`✗ not complete: 1 truncated, 1 missing; 1 of 3 files match the sizes their headers give\n  fix: .* --local-dir ${model} --repair`))
+    // Several, as a glob gives them: one line for those checked by size, the header problems kept.
+    writeFileSync(join(model, 'bad.gguf'), 'GGML')
+    const glob = await runCli(['verify', join(model, 'bad.gguf'), join(model, 'model-00001-of-00003.safetensors'), join(model, 'config.json')], {}, {cwd: model})
+    assert.equal(glob.code, 4, glob.stderr)
+    assert.match(glob.stdout, /✗ bad\.gguf: corrupt \(not a valid gguf file: no GGUF magic at its start\)/)
+    assert.match(glob.stdout, /• no digest for model-00001-of-00003\.safetensors: checked against the size each header gives/)
+    assert.match(glob.stdout, /• no digest for config\.json: not checked/)
     // A digest, where there is one, comes first.
     writeFileSync(join(d, 'model-Q4_K_M.gguf.sha256'), `${sha256(gguf)}  model-Q4_K_M.gguf\n`)
     const digest = await runCli(['verify', join(d, 'model-Q4_K_M.gguf')])

@@ -43,7 +43,9 @@ export function renderVerify(r: VerifyReport, quiet = false, again: Again = {ver
   // Sizes alone say complete, not intact: the bytes were not checked.
   const word = r.against === 'header' ? 'complete' : 'intact'
   const head = r.intact ? `${mark.ok()} ${chalk.bold(word)}:` : `${mark.fail()} ${chalk.bold(`not ${word}`)}: ${counts.join(', ')};`
-  lines.push(`${head} ${s.ok} of ${s.files} file${s.files === 1 ? '' : 's'} ${s.files === 1 ? 'matches' : 'match'} ${against}; ${formatBytes(s.bytesHashed)} hashed in ${s.seconds.toFixed(1)} s${rate}${s.unchecked ? `; ${s.unchecked} with nothing to check against` : ''}`)
+  // Sizes from headers hash nothing: no "0 B hashed".
+  const hashed = r.against === 'header' && s.bytesHashed === 0 ? '' : `; ${formatBytes(s.bytesHashed)} hashed in ${s.seconds.toFixed(1)} s${rate}`
+  lines.push(`${head} ${s.ok} of ${s.files} file${s.files === 1 ? '' : 's'} ${s.files === 1 ? 'matches' : 'match'} ${against}${hashed}${s.unchecked ? `; ${s.unchecked} with nothing to check against` : ''}`)
   if (!r.intact && !r.repair) lines.push(`  fix: ${fix(r, again)}`)
   return lines.join('\n')
 }
@@ -68,7 +70,8 @@ function fix(r: VerifyReport, again: Again): string {
   const bad = r.files.filter((f) => f.status !== 'ok')
   if (r.against === 'header') {
     const one = bad.length + r.problems.length === 1
-    return `fetch ${one ? 'it' : 'them'} again from where ${one ? 'it' : 'they'} came (mtune pull URL -o PATH); a model's hub has the digests: mtune verify hf://ORG/NAME --local-dir DIR --repair`
+    const dir = r.root === resolve(r.target) ? shellWord(r.target) : 'DIR'
+    return `fetch ${one ? 'it' : 'them'} again from where ${one ? 'it' : 'they'} came (mtune pull URL -o PATH); a model's hub has the digests: mtune verify hf://ORG/NAME --local-dir ${dir} --repair`
   }
   if (r.files.length > 1 || bad[0]?.path !== resolve(r.target)) {
     return `pull ${bad.length === 1 ? 'it' : 'each'} again from where ${bad.length === 1 ? 'it' : 'they'} came: mtune pull URL -o PATH --sha256 HEX, with the HEX ${r.checksumList ? `from ${r.checksumList}` : 'its line above expects'}`

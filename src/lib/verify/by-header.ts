@@ -9,7 +9,7 @@ import {headerSize, weightFormat} from './weight-headers.js'
  * complete or cut short, not bytes right or wrong. Said as such in a note.
  */
 
-const noDigest = (what: string) => `no digest for ${what}: checked against the size each header gives, not the bytes themselves (give --sha256 HEX, or put FILE.sha256 or a SHA256SUMS beside them)`
+export const noDigest = (what: string) => `no digest for ${what}: checked against the size each header gives, not the bytes themselves (give --sha256 HEX, or put FILE.sha256 or a SHA256SUMS beside them)`
 
 /** One file: what its header says it must be, or undefined when it is of neither format. */
 function fileByHeader(path: string, name: string): {file?: Expected; problem?: Problem} | undefined {

@@ -5,7 +5,7 @@ import {safeJoin} from '../sources/safe-names.js'
 import {CHECKSUM_LISTS, checksumListIn, parseChecksumList, type ListedDigest} from './checksum-list.js'
 import {HEX64, type Expected, type Expectations} from './expect.js'
 import {addressedFile, hfCacheFolder} from './store-paths.js'
-import {byHeader, weightTree} from './by-header.js'
+import {byHeader, noDigest, weightTree} from './by-header.js'
 
 /**
  * A plain file against --sha256, the FILE.sha256 beside it, or its line in a checksum list beside
@@ -92,28 +92,38 @@ export function plainFiles(paths: string[]): Expectations {
   for (const e of parts.flatMap((p) => p.files)) if (!files.has(e.path) || !algorithmOf(files.get(e.path)!)) files.set(e.path, e)
   // Named as they were typed (relative to here), since two folders may hold the same name.
   const named = [...files.values()].map((e) => ({...e, name: shownPath(e.path)}))
-  const digested = parts.filter((p) => p.files.some(algorithmOf))
-  const unchecked = named.filter((e) => !algorithmOf(e)).map((e) => e.name)
-  const shown = unchecked.slice(0, 4).join(', ') + (unchecked.length > 4 ? ` and ${unchecked.length - 4} more` : '')
+  // A size from a weights file's header is something to check against too (by-header.ts).
+  const checkable = (e: Expected) => algorithmOf(e) || e.size !== undefined
+  const digested = parts.filter((p) => p.files.some(checkable) || p.problems.length)
+  const unchecked = named.filter((e) => !checkable(e)).map((e) => e.name)
+  const shown = listed(unchecked)
   if (!digested.length) throw usageError('no-digest', `nothing to check ${shown} against: put FILE.sha256 beside each (sha256sum FILE > FILE.sha256), or the publisher's SHA256SUMS that lists them`)
   // One kind of digest for all (one list, or given beside each) is named; a mix is "each its own".
   const kinds = new Set(digested.map((p) => `${p.against} ${p.checksumList ?? ''}`))
   const one = kinds.size === 1 ? digested[0] : undefined
   const fixes = new Set(parts.flatMap((p) => (p.fix ? [p.fix] : [])))
-  const notes = [...new Set(parts.flatMap((p) => p.notes)), ...(unchecked.length ? [`no digest for ${shown}: not checked (put FILE.sha256 beside it, or a SHA256SUMS that lists it)`] : [])]
+  // One line for the files checked by size alone, one for those not checked at all.
+  const sized = named.filter((e) => !algorithmOf(e) && e.size !== undefined).map((e) => e.name)
+  const headerNotes = new Set(parts.filter((p) => p.against === 'header').flatMap((p) => p.notes))
+  const notes = [
+    ...new Set(parts.flatMap((p) => p.notes).filter((n) => !headerNotes.has(n))),
+    ...(sized.length ? [noDigest(listed(sized))] : []),
+    ...(unchecked.length ? [`no digest for ${shown}: not checked (put FILE.sha256 beside it, or a SHA256SUMS that lists it)`] : []),
+  ]
   return {
     kind: 'file',
     against: one?.against ?? 'each',
     checksumList: one?.checksumList,
     root: process.cwd(),
     files: named,
-    problems: [],
+    problems: parts.flatMap((p) => p.problems.map((q) => ({...q, name: shownPath(q.path)}))),
     notes,
     fix: fixes.size === 1 ? [...fixes][0] : undefined,
   }
 }
 
 const algorithmOf = (e: Expected) => Boolean(e.sha256 ?? e.gitSha1)
+const listed = (names: string[]) => names.slice(0, 4).join(', ') + (names.length > 4 ? ` and ${names.length - 4} more` : '')
 const shownPath = (path: string) => {
   const rel = relative(process.cwd(), path)
   return rel && !rel.startsWith('..') ? rel : path
