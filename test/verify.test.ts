@@ -174,6 +174,31 @@ describe('mtune verify hf://', () => {
     assert.deepEqual([typo.code, typo.stderr.trim()], [2, `Error: no file of hf://acme/checked@${COMMIT} matches the path confg.json: list its files with mtune pull hf://acme/checked@${COMMIT} --dry-run`])
   })
 
+  it('a --local-dir tree checked offline, by the path alone, against huggingface_hub\'s record in it', async () => {
+    const {env, hub} = await pulledHub()
+    const tree = dir('tree')
+    assert.equal((await runCli(['pull', 'hf://acme/checked', '--local-dir', tree], env)).code, 0)
+    const asked = hub.requests.length
+    const ok = await runCli(['verify', tree, '--json'], {...env, HF_ENDPOINT: 'http://127.0.0.1:9'})
+    assert.equal(ok.code, 0, ok.stderr)
+    const doc = JSON.parse(ok.stdout)
+    assert.equal(doc.against, 'record')
+    assert.deepEqual(doc.files.map((f: {name: string; status: string}) => `${f.name} ${f.status}`).sort(), ['config.json ok', 'model.safetensors ok', 'sub/shard.bin ok'])
+    assert.match(doc.notes[0], new RegExp(`checked offline against huggingface_hub's record of what it fetched into ${tree} \\(commit ${COMMIT.slice(0, 12)}\\)`))
+    assert.equal(hub.requests.length, asked, 'no hub asked')
+    flipByte(join(tree, 'model.safetensors'), 9)
+    unlinkSync(join(tree, 'config.json'))
+    const bad = await runCli(['verify', tree], env)
+    assert.equal(bad.code, 4)
+    assert.match(bad.stdout, /✗ model\.safetensors: corrupt \(sha256 /)
+    assert.match(bad.stdout, /✗ config\.json: missing/)
+    assert.match(bad.stdout, /not intact: 1 corrupt, 1 missing; 1 of 3 files match the digests huggingface_hub recorded/)
+    assert.match(bad.stdout, new RegExp(`fix: mtune verify hf://ORG/NAME --local-dir ${tree} --repair \\(the repo it was pulled from\\)`))
+    const repaired = await runCli(['verify', 'hf://acme/checked', '--local-dir', tree, '--repair'], env)
+    assert.equal(repaired.code, 0, repaired.stdout + repaired.stderr)
+    assert.equal((await runCli(['verify', tree], env)).code, 0, 'the repair recorded what it fetched again')
+  })
+
   it('a model pulled in part is intact: the rest is "not pulled", and --repair leaves it on the hub', async () => {
     const cdn = await startCdn()
     const hub = await startFakeHf([repo()], {cdn})

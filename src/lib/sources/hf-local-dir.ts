@@ -13,6 +13,9 @@ import {safeJoin} from './safe-names.js'
  * Written only for files this pull fetched and verified: a file found present by its size alone
  * is not vouched for. The metadata counts only while the file's mtime is no later than it.
  */
+/** Where huggingface_hub records a file of a --local-dir tree. */
+export const downloadMetadataPath = (localDir: string, name: string): string => `${safeJoin(join(localDir, '.cache', 'huggingface', 'download'), name)}.metadata`
+
 export async function writeDownloadMetadata(localDir: string, commit: string, files: PlannedFile[]): Promise<void> {
   const fetched = files.filter((f) => !f.present && (f.sha256 ?? f.gitSha1))
   if (fetched.length === 0) return
@@ -22,7 +25,7 @@ export async function writeDownloadMetadata(localDir: string, commit: string, fi
   await writeFile(join(hfDir, '.gitignore'), '*', {flag: 'wx'}).catch(() => {})
   const now = Date.now() / 1000
   for (const f of fetched) {
-    const path = `${safeJoin(join(hfDir, 'download'), f.name)}.metadata`
+    const path = downloadMetadataPath(localDir, f.name)
     await makeDirs(dirname(path))
     await writeFile(path, `${commit}\n${f.sha256 ?? f.gitSha1}\n${now}\n`)
   }

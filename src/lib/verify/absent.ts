@@ -1,5 +1,6 @@
 import {existsSync, lstatSync} from 'node:fs'
 import type {Plan, PlannedFile} from '../sources/plan.js'
+import {downloadMetadataPath} from '../sources/hf-local-dir.js'
 import {destinationFor} from '../transfer/destination.js'
 import type {Expectations, Problem} from './expect.js'
 
@@ -14,7 +15,8 @@ export const partOf = (f: PlannedFile): string => f.partPath ?? destinationFor(f
  *   something else of the model is here. `pull --include "*Q4_K_M*"` takes one quantisation of a
  *   repo that lists twenty; calling the other nineteen missing would send --repair after hundreds
  *   of GB nobody asked for. With --include, --exclude or a path, or with nothing of the model
- *   on disk, an absent file stays missing.
+ *   on disk, an absent file stays missing. So does one that a --local-dir tree's record
+ *   (.cache/huggingface/download) says was fetched into it.
  */
 export function sortOutAbsent(exp: Expectations, plan: Plan, chosen: boolean): {exp: Expectations; notPulled: string[]} {
   const byPath = new Map(plan.files.map((f) => [f.dest, f]))
@@ -29,6 +31,8 @@ export function sortOutAbsent(exp: Expectations, plan: Plan, chosen: boolean): {
       interrupted.push({name: e.name, path: partOf(f), kind: 'interrupted', detail: 'a pull was interrupted: mtune pull resumes it', resumes: true})
       resumable.add(e.path)
     } else if (e.link && lstatSync(e.link, {throwIfNoEntry: false})) here++
+    // huggingface_hub's record in a --local-dir tree says it was fetched here: gone since, so missing.
+    else if (f && plan.layout === 'directory' && existsSync(downloadMetadataPath(plan.root, f.name))) here++
     else absent.add(e.path)
   }
   const parts = new Set(interrupted.map((p) => p.path))

@@ -38,7 +38,7 @@ export interface Problem {
 export interface Expectations {
   kind: 'hf' | 'ollama' | 'modelscope' | 'file'
   /** What the files are checked against. */
-  against: 'hub' | 'disk' | 'manifest' | 'sha256' | 'list' | 'each' | 'header'
+  against: 'hub' | 'disk' | 'manifest' | 'sha256' | 'list' | 'each' | 'header' | 'record'
   /** With `against: 'list'`: the checksum list (SHA256SUMS) the digests come from. */
   checksumList?: string
   /** Files of a model named by path (a blob): the command that repairs that model. */

@@ -6,6 +6,7 @@ import {CHECKSUM_LISTS, checksumListIn, parseChecksumList, type ListedDigest} fr
 import {HEX64, type Expected, type Expectations} from './expect.js'
 import {addressedFile, hfCacheFolder} from './store-paths.js'
 import {byHeader, noDigest, weightTree} from './by-header.js'
+import {localDirRecord} from './local-dir-record.js'
 
 /**
  * A plain file against --sha256, the FILE.sha256 beside it, or its line in a checksum list beside
@@ -20,6 +21,9 @@ export function plainFile(path: string, sha256?: string): Expectations {
     if (sha256 !== undefined) throw usageError('bad-flag', `${path} is a directory: --sha256 is for one file; give the file, or put its SHA256SUMS in the directory`)
     const list = checksumListIn(full)
     if (list) return listedFiles(full, list)
+    // A --local-dir tree's own record of what huggingface_hub (or mtune) fetched into it.
+    const record = localDirRecord(full, path)
+    if (record) return record
     // Weights with no digest anywhere: complete or cut short, by their own headers.
     const weights = weightTree(full)
     if (weights) return {...weights, notes: [...weights.notes, `for the bytes themselves, check it against its hub: mtune verify hf://ORG/NAME --local-dir ${path} (or modelscope://)`]}
