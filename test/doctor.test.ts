@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import {once} from 'node:events'
-import {mkdirSync, readFileSync, statfsSync} from 'node:fs'
+import {chmodSync, mkdirSync, readFileSync, statfsSync, writeFileSync} from 'node:fs'
 import {createServer, type AddressInfo, type Socket} from 'node:net'
 import {join} from 'node:path'
 import {describe, it} from 'node:test'
@@ -161,6 +161,26 @@ describe('env: TLS trust', () => {
     const broken = trust({path: '/etc/corp/ca.pem', readable: false})
     assert.equal(broken.status, 'warn')
     assert.equal(broken.summary, "NODE_EXTRA_CA_CERTS=/etc/corp/ca.pem cannot be read: only Node's public CAs are trusted")
+  })
+})
+
+describe('env: credentials from ~/.netrc', () => {
+  const netrc = (n?: {path: string; logins: number; openToOthers: boolean}) => decide(baseFacts({env: {proxies: {}, hf: {}, netrc: n}}), ['env']).find((f) => f.id === 'env.netrc')
+  it('says whose logins pull will send, and warns of a file other users can read', () => {
+    assert.equal(netrc(undefined), undefined, 'no file, no line')
+    const ok = netrc({path: '/home/ops/.netrc', logins: 2, openToOthers: false})!
+    assert.deepEqual([ok.status, ok.summary], ['pass', '/home/ops/.netrc: 2 logins, sent to their hosts for URLs without their own'])
+    const open = netrc({path: '/home/ops/.netrc', logins: 1, openToOthers: true})!
+    assert.deepEqual([open.status, open.summary, open.fix], ['warn', '/home/ops/.netrc: 1 login, sent to its host for URLs without their own; other users can read it', 'chmod 600 /home/ops/.netrc'])
+  })
+
+  it('reads the file NETRC names, as pull does', async () => {
+    const d = tempDir('netrc')
+    writeFileSync(join(d, 'netrc'), 'machine mirror.example login ops password x\n', {mode: 0o644})
+    chmodSync(join(d, 'netrc'), 0o644)
+    const r = await runCli(['doctor', 'env', '--json'], {NETRC: join(d, 'netrc')})
+    const found = JSON.parse(r.stdout).findings.find((f: {id: string}) => f.id === 'env.netrc')
+    assert.deepEqual([found.status, found.fix], ['warn', `chmod 600 ${join(d, 'netrc')}`])
   })
 })
 

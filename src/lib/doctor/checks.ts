@@ -361,6 +361,7 @@ export function envChecks(f: DoctorFacts): Finding[] {
   }
 
   out.push(trustFinding(e.caBundle))
+  if (e.netrc) out.push(netrcFinding(e.netrc))
   if (f.cache) out.push(cacheFinding(f.cache, proxyFor(f.cache.url, proxyConfig(p))))
 
   if (e.openFilesSoft === undefined) out.push(finding('env', 'open_files', 'unknown', 'Open files limit', 'unknown'))
@@ -380,6 +381,14 @@ function proxyReachFinding(p: ProxyProbe): Finding {
   return finding('env', 'proxy_reachable', 'fail', 'Proxy reachable', `${p.proxy} does not take connections (${p.error ?? 'no answer'})`, values, {
     fix: 'correct the host and port in HTTPS_PROXY/HTTP_PROXY/ALL_PROXY, or unset them where this machine reaches the servers directly',
   })
+}
+
+/** The logins pull and bench take from ~/.netrc: said, and a file other users can read is a leak. */
+function netrcFinding(n: NonNullable<DoctorFacts['env']['netrc']>): Finding {
+  const values = {path: {value: n.path}, logins: {value: n.logins}}
+  const what = `${n.path}: ${n.logins} login${n.logins === 1 ? '' : 's'}, sent to ${n.logins === 1 ? 'its host' : 'their hosts'} for URLs without their own`
+  if (n.openToOthers) return finding('env', 'netrc', 'warn', 'Credentials', `${what}; other users can read it`, values, {fix: `chmod 600 ${n.path}`})
+  return finding('env', 'netrc', 'pass', 'Credentials', what, values)
 }
 
 /** Which CAs https is verified against: Node's, and the bundle added to them (bin/run.js: the system's). */

@@ -72,7 +72,7 @@ export function parseNetrc(text: string): Netrc {
   return netrc
 }
 
-export const netrcPath = (env: NodeJS.ProcessEnv = process.env): string => env.NETRC || join(homedir(), '.netrc')
+export const netrcPath = (env: NodeJS.ProcessEnv = process.env): string => env.NETRC || join(env.HOME || homedir(), '.netrc')
 
 let cached: {path: string; netrc: Netrc | undefined} | undefined
 

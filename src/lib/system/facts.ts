@@ -1,7 +1,8 @@
 import {gunzipSync} from 'node:zlib'
-import {accessSync, constants, statSync} from 'node:fs'
+import {accessSync, constants, readFileSync, statSync} from 'node:fs'
 import {dirname, resolve} from 'node:path'
 import {nearestExisting} from '../fs-dirs.js'
+import {netrcPath, parseNetrc} from '../net/netrc.js'
 import type {SystemReader} from './reader.js'
 
 const num = (text: string | undefined): number | undefined => {
@@ -361,6 +362,8 @@ export interface EnvFacts {
   openFilesSoft?: number
   /** NODE_EXTRA_CA_CERTS: the CAs trusted beside Node's own (bin/run.js sets the system's bundle unless the user did). */
   caBundle?: {path: string; readable: boolean}
+  /** ~/.netrc (NETRC), which pull and bench read for a URL's login: entries, and whether others may read it. */
+  netrc?: {path: string; logins: number; openToOthers: boolean}
 }
 
 export function readEnv(r: SystemReader): EnvFacts {
@@ -374,7 +377,18 @@ export function readEnv(r: SystemReader): EnvFacts {
   const open = limits ? /^Max open files\s+(\d+|unlimited)/m.exec(limits)?.[1] : undefined
   const ca = r.env.NODE_EXTRA_CA_CERTS
   const caBundle = ca ? {path: ca, readable: readable(ca)} : undefined
-  return {proxies, hf, ollamaModels: ollamaStore(r), openFilesSoft: open === 'unlimited' ? Number.POSITIVE_INFINITY : num(open), caBundle}
+  return {proxies, hf, ollamaModels: ollamaStore(r), openFilesSoft: open === 'unlimited' ? Number.POSITIVE_INFINITY : num(open), caBundle, netrc: readNetrcFacts(r.env)}
+}
+
+/** The user's own file, not under the reader's root: where pull will look. */
+function readNetrcFacts(env: NodeJS.ProcessEnv): EnvFacts['netrc'] {
+  const path = netrcPath(env)
+  try {
+    const netrc = parseNetrc(readFileSync(path, 'utf8'))
+    return {path, logins: netrc.machines.size + (netrc.default ? 1 : 0), openToOthers: (statSync(path).mode & 0o077) !== 0}
+  } catch {
+    return undefined
+  }
 }
 
 function readable(path: string): boolean {
