@@ -3,7 +3,7 @@ import {existsSync, readFileSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {after, describe, it} from 'node:test'
 import {MtuneError} from '../src/lib/errors.js'
-import {pull, type PullOptions} from '../src/lib/transfer/engine.js'
+import {existsSaid, pull, type PullOptions} from '../src/lib/transfer/engine.js'
 import {openPartFile, type OpenPartFile} from '../src/lib/transfer/part-file.js'
 import {makeContent, mirrors, sha256} from './support/mirror-server.js'
 import {tempDir} from './support/temp.js'
@@ -300,9 +300,13 @@ describe('pull engine', () => {
     const m = await mirror()
     const out = join(dir(), 'model.bin')
     writeFileSync(out, 'old')
-    await rejects(run({url: m.url, output: out}), 2, /already exists; use --force/)
+    await rejects(run({url: m.url, output: out}), 2, /already exists, 3 of the server's \d+ bytes: a download cut short by another tool\?/)
     const {result} = await run({url: m.url, output: out, force: true})
     assert.equal(result.sha256, digest)
+    // The same size: likely this file, and how to check it; neither case touched the file.
+    await rejects(run({url: m.url, output: out}), 2, /already exists, as large as the server's file \(\d+ bytes\): likely this file\. Check it: mtune verify \S+ --sha256 HEX; replace it: --force/)
+    assert.equal(existsSaid('/m/x', 10, 5), "/m/x already exists and is not the server's file (10 bytes, not 5); use --force to replace it, or -o to choose another path")
+    assert.equal(existsSaid('/m/x', 10), '/m/x already exists; use --force to replace it, or -o to choose another path', 'a server that gives no size')
   })
 
   it('refuses to start when the file cannot fit, before writing anything', async () => {

@@ -42,9 +42,11 @@ export async function pull(options: PullOptions, events: PullEvents = {}): Promi
   try {
     const fileDest = await fileDestination(options.output)
     const early = fileDest && place(fileDest)
+    // With --sha256 an existing file is checked before the network is asked; without it, after
+    // the server's first answer, which may publish the digest and gives the size to compare.
     if (early) {
       await claim(early)
-      const done = await alreadyThere(early, expected, options.force, url, started)
+      const done = expected ? await alreadyThere(early, expected, options.force, url, started) : undefined
       if (done) return done
     }
     const guess = early ?? (await resolveDestination(options.output, undefined, url).then(place).catch(() => undefined))
@@ -65,11 +67,14 @@ export async function pull(options: PullOptions, events: PullEvents = {}): Promi
       // Held, then looked at: a pull that waited for another finds the file complete.
       const finished = async (): Promise<PullResult | undefined> => {
         await claim(dest)
-        const done = await alreadyThere(dest, want, options.force, url, started)
+        const done = await alreadyThere(dest, want, options.force, url, started, probed.file.size).catch(async (error: unknown) => {
+          await probed.response?.body.dump().catch(() => {})
+          throw error
+        })
         if (done) await probed.response?.body.dump().catch(() => {})
         return done
       }
-      const done = early ? undefined : await finished()
+      const done = early && expected ? undefined : await finished()
       if (done) return done
       await ensureWritableDirectory(dest, {create: true})
       // A directory just made had no room for the lock before; another pull may have made it too.
@@ -137,6 +142,7 @@ async function alreadyThere(
   force: boolean | undefined,
   url: string,
   started: number,
+  serverSize?: number,
 ): Promise<PullResult | undefined> {
   if (!(await fileExists(dest.path))) return undefined
   if (expected) {
@@ -164,8 +170,20 @@ async function alreadyThere(
       throw new MtuneError('exists', `${dest.path} already exists with a different sha256; use --force to replace it`, ExitCode.usage)
     }
   }
-  if (!force) throw new MtuneError('exists', `${dest.path} already exists; use --force to replace it, or -o to choose another path`, ExitCode.usage)
+  if (!force) throw new MtuneError('exists', existsSaid(dest.path, (await stat(dest.path)).size, serverSize), ExitCode.usage)
   return undefined
+}
+
+/**
+ * Pure: why an existing file stops a pull, with what its size says against the server's: the
+ * same size is likely this file (check it), a shorter one a download cut short by another tool
+ * (mtune resumes only its own .part), another size another file.
+ */
+export function existsSaid(path: string, size: number, serverSize?: number): string {
+  if (serverSize === undefined) return `${path} already exists; use --force to replace it, or -o to choose another path`
+  if (size === serverSize) return `${path} already exists, as large as the server's file (${size} bytes): likely this file. Check it: mtune verify ${path} --sha256 HEX; replace it: --force`
+  if (size < serverSize) return `${path} already exists, ${size} of the server's ${serverSize} bytes: a download cut short by another tool? mtune resumes only its own (${path}.part); --force pulls it again`
+  return `${path} already exists and is not the server's file (${size} bytes, not ${serverSize}); use --force to replace it, or -o to choose another path`
 }
 
 async function probeWithRetries(
