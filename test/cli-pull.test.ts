@@ -248,9 +248,14 @@ describe('mtune pull (CLI)', () => {
     await once(hub, 'listening')
     const url = `http://127.0.0.1:${(hub.address() as AddressInfo).port}/org/m/resolve/main/model.bin`
     try {
-      const ok = await runCli(['pull', url, '-o', join(dir(), 'model.bin'), '--json'])
+      const first = join(dir(), 'model.bin')
+      const ok = await runCli(['pull', url, '-o', first, '--json'])
       assert.equal(ok.code, 0, ok.stderr)
       assert.deepEqual([JSON.parse(ok.stdout).sha256, JSON.parse(ok.stdout).verified], [digest, true])
+      // Pulled again onto itself: the published digest recognises it, as --sha256 would.
+      const again = await runCli(['pull', url, '-o', first, '--json'])
+      assert.equal(again.code, 0, again.stderr)
+      assert.equal(JSON.parse(again.stdout).alreadyComplete, true)
       published = '2'.repeat(64)
       const out = join(dir(), 'model.bin')
       const bad = await runCli(['pull', url, '-o', out])
