@@ -343,7 +343,8 @@ describe('mtune verify ollama:// and files', () => {
     const registry = await startFakeOllama([{namespace: 'library', model: 'tiny', tag: 'latest', blobs: [cfg, layer]}], cdn)
     closers.push(() => registry.close(), () => cdn.close())
     const models = dir('ollama')
-    const source = `ollama://${new URL(registry.origin).host}/library/tiny:latest`
+    const host = new URL(registry.origin).host
+    const source = `ollama://${host}/library/tiny:latest`
     assert.equal((await runCli(['pull', source, '--insecure'], {OLLAMA_MODELS: models})).code, 0)
     const ok = await runCli(['verify', source], {OLLAMA_MODELS: models})
     assert.equal(ok.code, 0, ok.stderr)
@@ -360,6 +361,8 @@ describe('mtune verify ollama:// and files', () => {
     const quiet = await runCli(['verify', source, '--quiet'], {OLLAMA_MODELS: models})
     assert.deepEqual([quiet.code, quiet.stdout], [0, ''], 'nothing at all when intact')
     assert.ok(readFileSync(join(models, 'blobs', `sha256-${sha256(layer)}`)).equals(layer))
+    const store = await runCli(['verify', models], {OLLAMA_MODELS: models})
+    assert.deepEqual([store.code, store.stderr.trim()], [2, `Error: ${models} is an Ollama store, holding ${host}/tiny:latest: check a model with mtune verify ollama://${host}/tiny:latest`])
     // A blob by its path (cd into the store): checked against its name, the model that names it said.
     const blob = join(models, 'blobs', `sha256-${sha256(layer)}`)
     flipByte(blob, 9)
@@ -373,7 +376,6 @@ describe('mtune verify ollama:// and files', () => {
     assert.equal((await runCli(['verify', source, '--repair', '--insecure'], {OLLAMA_MODELS: models})).code, 0)
     assert.equal((await runCli(['verify', join(models, 'blobs', `sha256-${sha256(cfg)}`), blob])).code, 0, 'blobs of any store, without OLLAMA_MODELS')
     // A model never pulled into this store is said as one line, as for the Hugging Face cache.
-    const host = new URL(registry.origin).host
     const missing = await runCli(['verify', `ollama://${host}/library/other:latest`, '--insecure'], {OLLAMA_MODELS: models})
     assert.equal(missing.code, 4)
     assert.equal(
@@ -445,6 +447,9 @@ describe('mtune verify ollama:// and files', () => {
     assert.equal(cached.stderr.trim(), `Error: ${snapshot} is a directory: the Hugging Face cache's copy of datasets/acme/set-v2; check it with: HF_HUB_CACHE=${cache} mtune verify hf://datasets/acme/set-v2 --revision ${COMMIT}`)
     const here = await runCli(['verify', join(cache, 'datasets--acme--set-v2')], {HF_HUB_CACHE: cache})
     assert.match(here.stderr, /check it with: mtune verify hf:\/\/datasets\/acme\/set-v2$/m, 'no HF_HUB_CACHE= where it is the cache already')
+    // The cache itself: what it holds, and how to check one of them.
+    const root = await runCli(['verify', cache], {HF_HUB_CACHE: join(d, 'elsewhere')})
+    assert.deepEqual([root.code, root.stderr.trim()], [2, `Error: ${cache} is the Hugging Face cache, holding datasets/acme/set-v2: check one with HF_HUB_CACHE=${cache} mtune verify hf://datasets/acme/set-v2`])
   })
 
   it("several PATHs, as a shell's glob gives them: each against its own digest, each file once", async () => {

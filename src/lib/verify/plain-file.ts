@@ -4,7 +4,7 @@ import {MtuneError, usageError} from '../errors.js'
 import {safeJoin} from '../sources/safe-names.js'
 import {CHECKSUM_LISTS, checksumListIn, parseChecksumList, type ListedDigest} from './checksum-list.js'
 import {HEX64, type Expected, type Expectations} from './expect.js'
-import {addressedFile, hfCacheFolder} from './store-paths.js'
+import {addressedFile, hfCacheFolder, storeRoot} from './store-paths.js'
 import {byHeader, noDigest, weightTree} from './by-header.js'
 import {localDirRecord} from './local-dir-record.js'
 
@@ -18,6 +18,8 @@ export function plainFile(path: string, sha256?: string): Expectations {
   if (existsSync(full) && statSync(full).isDirectory()) {
     const cached = hfCacheFolder(full)
     if (cached) throw usageError('is-directory', `${path} is a directory: the Hugging Face cache's copy of ${cached.repo}; check it with: ${cached.command}`)
+    const store = storeRoot(full)
+    if (store) throw usageError('is-directory', `${path} is ${store}`)
     if (sha256 !== undefined) throw usageError('bad-flag', `${path} is a directory: --sha256 is for one file; give the file, or put its SHA256SUMS in the directory`)
     const list = checksumListIn(full)
     if (list) return listedFiles(full, list)

@@ -1,4 +1,4 @@
-import {readFileSync, realpathSync} from 'node:fs'
+import {readFileSync, readdirSync, realpathSync} from 'node:fs'
 import {basename, dirname, join, relative, resolve} from 'node:path'
 import {hfCacheDir} from '../sources/hf.js'
 import {ollamaModelsDir} from '../sources/ollama.js'
@@ -26,6 +26,36 @@ export function hfCacheFolder(path: string): {repo: string; command: string} | u
   const env = resolve(hfCacheDir()) === cache ? '' : `HF_HUB_CACHE=${cache} `
   return {repo, command: `${env}mtune verify hf://${repo}${revision}`}
 }
+
+/**
+ * A store's own root (the Hugging Face cache, with its models--ORG--NAME folders; an Ollama store,
+ * with manifests/ and blobs/): the command that checks a model in it, naming a few that are there.
+ */
+export function storeRoot(dir: string): string | undefined {
+  let names: string[]
+  try {
+    names = readdirSync(dir)
+  } catch {
+    return undefined
+  }
+  const repos = names.filter((n) => /^(models|datasets)--[^-].*--./.test(n)).map((n) => hfCacheFolder(join(dir, n))!.repo)
+  if (repos.length) {
+    const env = resolve(hfCacheDir()) === resolve(dir) ? '' : `HF_HUB_CACHE=${dir} `
+    return `the Hugging Face cache, holding ${few(repos)}: check one with ${env}mtune verify hf://${repos[0]}`
+  }
+  if (names.includes('manifests') && names.includes('blobs')) {
+    const manifests = join(dir, 'manifests')
+    const models = walk(manifests).flatMap((p) => {
+      const [host, namespace, model, tag, ...rest] = relative(manifests, p).split('/')
+      return tag && !rest.length ? [ollamaName({host: host!, namespace: namespace!, model: model!, tag})] : []
+    })
+    const env = resolve(ollamaModelsDir()) === resolve(dir) ? '' : `OLLAMA_MODELS=${dir} `
+    return `an Ollama store${models.length ? `, holding ${few(models)}` : ''}: check a model with ${env}mtune verify ollama://${models[0] ?? 'MODEL'}`
+  }
+  return undefined
+}
+
+const few = (names: string[]) => names.slice(0, 3).join(', ') + (names.length > 3 ? ` and ${names.length - 3} more` : '')
 
 /** A file named for its digest, the model it belongs to, and the command that repairs that model. */
 export interface Addressed {
