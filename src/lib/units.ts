@@ -108,3 +108,6 @@ export function formatBitRate(bytesPerSecond: number): string {
   if (bits >= 1e6) return `${+(bits / 1e6).toFixed(1)} Mbit/s`
   return `${+(bits / 1e3).toFixed(1)} kbit/s`
 }
+
+/** A list of names cut to its first few, then how many more: "a, b, c and 20 more". */
+export const fewNames = (names: string[], max = 4): string => names.slice(0, max).join(', ') + (names.length > max ? ` and ${names.length - max} more` : '')

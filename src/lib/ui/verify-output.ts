@@ -1,6 +1,6 @@
 import {resolve} from 'node:path'
 import {findings, type Finding, type VerifyReport} from '../verify/run.js'
-import {formatBytes, formatRate} from '../units.js'
+import {fewNames, formatBytes, formatRate} from '../units.js'
 import {chalk, mark} from './colors.js'
 import {shellWord} from './shell-words.js'
 
@@ -84,6 +84,6 @@ function fix(r: VerifyReport, again: Again): string {
 
 /** Files of the revision that were never pulled here: up to four named, then a count. */
 function notPulled(names: string[]): string {
-  const shown = names.slice(0, 4).join(', ') + (names.length > 4 ? ` and ${names.length - 4} more` : '')
+  const shown = fewNames(names)
   return `${names.length} file${names.length === 1 ? '' : 's'} of the revision ${names.length === 1 ? 'was' : 'were'} not pulled here, so not checked: ${shown}`
 }

@@ -2,6 +2,7 @@ import {existsSync, readFileSync, statSync} from 'node:fs'
 import {basename, dirname, relative, resolve} from 'node:path'
 import {MtuneError, usageError} from '../errors.js'
 import {safeJoin} from '../sources/safe-names.js'
+import {fewNames} from '../units.js'
 import {CHECKSUM_LISTS, checksumListIn, parseChecksumList, type ListedDigest} from './checksum-list.js'
 import {HEX64, type Expected, type Expectations} from './expect.js'
 import {addressedFile, hfCacheFolder, storeRoot} from './store-paths.js'
@@ -102,7 +103,7 @@ export function plainFiles(paths: string[]): Expectations {
   const checkable = (e: Expected) => algorithmOf(e) || e.size !== undefined
   const digested = parts.filter((p) => p.files.some(checkable) || p.problems.length)
   const unchecked = named.filter((e) => !checkable(e)).map((e) => e.name)
-  const shown = listed(unchecked)
+  const shown = fewNames(unchecked)
   if (!digested.length) throw usageError('no-digest', `nothing to check ${shown} against: put FILE.sha256 beside each (sha256sum FILE > FILE.sha256), or the publisher's SHA256SUMS that lists them`)
   // One kind of digest for all (one list, or given beside each) is named; a mix is "each its own".
   const kinds = new Set(digested.map((p) => `${p.against} ${p.checksumList ?? ''}`))
@@ -113,7 +114,7 @@ export function plainFiles(paths: string[]): Expectations {
   const headerNotes = new Set(parts.filter((p) => p.against === 'header').flatMap((p) => p.notes))
   const notes = [
     ...new Set(parts.flatMap((p) => p.notes).filter((n) => !headerNotes.has(n))),
-    ...(sized.length ? [noDigest(listed(sized))] : []),
+    ...(sized.length ? [noDigest(fewNames(sized))] : []),
     ...(unchecked.length ? [`no digest for ${shown}: not checked (put FILE.sha256 beside it, or a SHA256SUMS that lists it)`] : []),
   ]
   return {
@@ -129,7 +130,6 @@ export function plainFiles(paths: string[]): Expectations {
 }
 
 const algorithmOf = (e: Expected) => Boolean(e.sha256 ?? e.gitSha1)
-const listed = (names: string[]) => names.slice(0, 4).join(', ') + (names.length > 4 ? ` and ${names.length - 4} more` : '')
 const shownPath = (path: string) => {
   const rel = relative(process.cwd(), path)
   return rel && !rel.startsWith('..') ? rel : path

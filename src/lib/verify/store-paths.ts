@@ -2,6 +2,7 @@ import {readFileSync, readdirSync, realpathSync} from 'node:fs'
 import {basename, dirname, join, relative, resolve} from 'node:path'
 import {hfCacheDir} from '../sources/hf.js'
 import {ollamaModelsDir} from '../sources/ollama.js'
+import {fewNames} from '../units.js'
 import {HEX40, HEX64, ollamaName, walk} from './expect.js'
 
 /**
@@ -41,21 +42,15 @@ export function storeRoot(dir: string): string | undefined {
   const repos = names.filter((n) => /^(models|datasets)--[^-].*--./.test(n)).map((n) => hfCacheFolder(join(dir, n))!.repo)
   if (repos.length) {
     const env = resolve(hfCacheDir()) === resolve(dir) ? '' : `HF_HUB_CACHE=${dir} `
-    return `the Hugging Face cache, holding ${few(repos)}: check one with ${env}mtune verify hf://${repos[0]}`
+    return `the Hugging Face cache, holding ${fewNames(repos, 3)}: check one with ${env}mtune verify hf://${repos[0]}`
   }
   if (names.includes('manifests') && names.includes('blobs')) {
-    const manifests = join(dir, 'manifests')
-    const models = walk(manifests).flatMap((p) => {
-      const [host, namespace, model, tag, ...rest] = relative(manifests, p).split('/')
-      return tag && !rest.length ? [ollamaName({host: host!, namespace: namespace!, model: model!, tag})] : []
-    })
+    const models = storeManifests(dir).map((m) => m.name)
     const env = resolve(ollamaModelsDir()) === resolve(dir) ? '' : `OLLAMA_MODELS=${dir} `
-    return `an Ollama store${models.length ? `, holding ${few(models)}` : ''}: check a model with ${env}mtune verify ollama://${models[0] ?? 'MODEL'}`
+    return `an Ollama store${models.length ? `, holding ${fewNames(models, 3)}` : ''}: check a model with ${env}mtune verify ollama://${models[0] ?? 'MODEL'}`
   }
   return undefined
 }
-
-const few = (names: string[]) => names.slice(0, 3).join(', ') + (names.length > 3 ? ` and ${names.length - 3} more` : '')
 
 /** A file named for its digest, the model it belongs to, and the command that repairs that model. */
 export interface Addressed {
@@ -89,15 +84,21 @@ export function addressedFile(path: string): Addressed | undefined {
   return {digest, note: `a blob of hf://${repo.repo} in the Hugging Face cache, checked against its name; ${repo.command} checks the whole snapshot`, fix: `${repo.command} --repair`}
 }
 
+/** Every model an Ollama store has a manifest for (manifests/HOST/NAMESPACE/MODEL/TAG), as ollama names it. */
+function storeManifests(models: string): Array<{name: string; path: string}> {
+  const manifests = join(models, 'manifests')
+  return walk(manifests).flatMap((path) => {
+    const [host, namespace, model, tag, ...rest] = relative(manifests, path).split('/')
+    return tag && !rest.length ? [{name: ollamaName({host: host!, namespace: namespace!, model: model!, tag}), path}] : []
+  })
+}
+
 /** The models in an Ollama store whose manifests name this blob: read from the store the blob is in. */
 function ollamaOwner(blob: string, hex: string): {note?: string; fix?: string} {
   if (basename(dirname(blob)) !== 'blobs') return {}
   const models = dirname(dirname(blob))
-  const manifests = join(models, 'manifests')
   const owners: string[] = []
-  for (const path of walk(manifests)) {
-    const [host, namespace, model, tag, ...rest] = relative(manifests, path).split('/')
-    if (!tag || rest.length) continue
+  for (const {name, path} of storeManifests(models)) {
     let text: string
     try {
       text = readFileSync(path, 'utf8')
@@ -105,7 +106,7 @@ function ollamaOwner(blob: string, hex: string): {note?: string; fix?: string} {
       continue
     }
     // A manifest is a few hundred bytes of JSON; the digest appears in it exactly as written.
-    if (text.includes(`sha256:${hex}`)) owners.push(ollamaName({host: host!, namespace: namespace!, model: model!, tag}))
+    if (text.includes(`sha256:${hex}`)) owners.push(name)
   }
   if (!owners.length) return {}
   const env = resolve(ollamaModelsDir()) === models ? '' : `OLLAMA_MODELS=${models} `
