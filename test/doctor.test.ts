@@ -221,6 +221,31 @@ describe('the model\'s size, asked of the network', () => {
   })
 })
 
+describe('the size of a model on disk (doctor --model PATH)', () => {
+  it('counts what a runtime loads: safetensors over other formats, one GGUF variant, the file itself', async () => {
+    const d = tempDir('on-disk')
+    mkdirSync(join(d, 'hf', 'original'), {recursive: true})
+    writeFileSync(join(d, 'hf', 'model.safetensors'), Buffer.alloc(3000))
+    writeFileSync(join(d, 'hf', 'pytorch_model.bin'), Buffer.alloc(5000))
+    writeFileSync(join(d, 'hf', 'original', 'consolidated.00.pth'), Buffer.alloc(7000))
+    writeFileSync(join(d, 'hf', 'config.json'), '{}')
+    assert.deepEqual(await modelSize(join(d, 'hf')), {size: 3000, missing: 0, path: join(d, 'hf')})
+    mkdirSync(join(d, 'gguf'))
+    writeFileSync(join(d, 'gguf', 'M-Q4_K_M.gguf'), Buffer.alloc(4000))
+    writeFileSync(join(d, 'gguf', 'M-Q8_0-00001-of-00002.gguf'), Buffer.alloc(4000))
+    writeFileSync(join(d, 'gguf', 'M-Q8_0-00002-of-00002.gguf'), Buffer.alloc(3000))
+    writeFileSync(join(d, 'gguf', 'mmproj-M-f16.gguf'), Buffer.alloc(500))
+    const gguf = await modelSize(join(d, 'gguf'))
+    assert.equal(gguf.size, 7500, 'the largest variant, its two shards, and the projector')
+    assert.match(gguf.advice?.[0] ?? '', /2 GGUF variants here and a runtime loads one: the largest \(Q8_0, 6\.8 KiB\) is assumed; give the one to load as --model PATH/)
+    assert.deepEqual(await modelSize(join(d, 'gguf', 'M-Q4_K_M.gguf')), {size: 4000, missing: 0, path: join(d, 'gguf')})
+    const r = await runCli(['doctor', 'disk', 'memory', '--model', join(d, 'hf'), '--json'])
+    const doc = JSON.parse(r.stdout)
+    assert.deepEqual([doc.model.size, doc.model.missing, doc.path], [3000, 0, join(d, 'hf')])
+    assert.match(doc.findings.find((f: {id: string}) => f.id === 'disk.space').summary, /the model \(2\.9 KiB\) is on disk already/)
+  })
+})
+
 describe('size-based checks at their boundaries', () => {
   const size = 100 * GiB
   const space = (free: number) => byId(decide(baseFacts({size, disk: {...baseFacts().disk, freeBytes: free}}), ['disk']), 'disk.space')

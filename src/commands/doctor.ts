@@ -28,7 +28,7 @@ Exit codes: 0 when nothing fails (warnings do not fail), 1 when a check fails, 2
 
   static override flags = {
     size: Flags.string({description: 'The model size, e.g. 70G.', exclusive: ['model']}),
-    model: Flags.string({description: 'A URL or hf://, ollama://, modelscope:// source whose size is looked up.'}),
+    model: Flags.string({description: 'A URL or hf://, ollama://, modelscope:// source whose size is looked up, or a model on disk (a file or folder): what a runtime loads of it.'}),
     endpoint: Flags.string({description: 'With --model: the hub endpoint (default: HF_ENDPOINT / MODELSCOPE_ENDPOINT).'}),
     path: Flags.string({description: 'Where the model will be written (default: where mtune pull would write it).'}),
     rtt: Flags.string({description: 'Round-trip time to the mirror, for the TCP buffer check: 80 (ms), 80ms or 0.08s.'}),

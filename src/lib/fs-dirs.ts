@@ -1,6 +1,6 @@
-import {mkdirSync, statSync, type Stats} from 'node:fs'
+import {mkdirSync, readdirSync, statSync, type Stats} from 'node:fs'
 import {mkdir} from 'node:fs/promises'
-import {dirname, resolve} from 'node:path'
+import {dirname, join, resolve} from 'node:path'
 import {ExitCode, MtuneError} from './errors.js'
 
 /**
@@ -81,3 +81,14 @@ export function dirError(error: unknown, where: string, doing: 'create' | 'write
 
 /** A failure of the filesystem that dirError can say in words (permissions, read-only, full). */
 export const isFsRefusal = (error: unknown): boolean => Boolean(WHY[(error as NodeJS.ErrnoException)?.code ?? ''])
+
+/** Files under `dir` (links to files too), sorted; hidden entries (.cache, .git: bookkeeping) left out. */
+export function filesUnder(dir: string, out: string[] = []): string[] {
+  for (const entry of readdirSync(dir, {withFileTypes: true}).sort((a, b) => a.name.localeCompare(b.name))) {
+    if (entry.name.startsWith('.')) continue
+    const path = join(dir, entry.name)
+    if (entry.isDirectory()) filesUnder(path, out)
+    else if (entry.isFile() || entry.isSymbolicLink()) out.push(path)
+  }
+  return out
+}

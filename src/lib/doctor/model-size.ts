@@ -6,7 +6,9 @@ import {parseSource} from '../sources/reference.js'
 import {resolvePlan} from '../sources/resolve.js'
 import {choosesFiles, pathsOf} from '../sources/select.js'
 import {hubFileHeaders} from '../sources/hub-files.js'
-import {weightNotes} from '../sources/weight-formats.js'
+import {loadedWeights, weightNotes} from '../sources/weight-formats.js'
+import {filesUnder, statOrNone} from '../fs-dirs.js'
+import {dirname, relative, resolve} from 'node:path'
 
 export interface ModelSize {
   size?: number
@@ -20,8 +22,26 @@ export interface ModelSize {
   advice?: string[]
 }
 
+/**
+ * A model already on disk (a file, or a folder copied or pulled before): what a runtime loads of
+ * it, for the memory and GPU checks; nothing left to write. Undefined when there is no such path.
+ */
+function onDisk(path: string): ModelSize | undefined {
+  const info = statOrNone(path)
+  if (!info) return undefined
+  if (!info.isDirectory()) return {size: info.size, missing: 0, path: dirname(resolve(path))}
+  const files = filesUnder(resolve(path)).flatMap((p) => {
+    const size = statOrNone(p)?.size
+    return size === undefined ? [] : [{name: relative(resolve(path), p), size}]
+  })
+  const loaded = loadedWeights(files)
+  return {size: loaded.bytes, missing: 0, path: resolve(path), ...(loaded.note ? {advice: [loaded.note]} : {})}
+}
+
 /** The total size of a URL or model source, asked of the network; unknown (with the reason) when it cannot be. */
 export async function modelSize(source: string, options: {endpoint?: string; timeoutMs?: number; insecure?: boolean} = {}): Promise<ModelSize> {
+  const local = /^[a-z][a-z0-9+.-]*:\/\//i.test(source) ? undefined : onDisk(source)
+  if (local) return local
   const ref = parseSource(source, {insecure: options.insecure})
   const timeoutMs = options.timeoutMs ?? 10_000
   // The deadline governs; the stall timeout only backs it up, so the reason given is the deadline's.

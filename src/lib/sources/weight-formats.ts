@@ -77,3 +77,27 @@ function formatsNote(files: Sized[]): string | undefined {
 export function weightNotes(toPull: Sized[], source?: string): string[] {
   return [ggufNote(toPull, source), formatsNote(toPull)].filter((n): n is string => n !== undefined)
 }
+
+/**
+ * What a runtime loads from a folder of weights: its safetensors (other formats beside them are
+ * skipped, as transformers and vLLM skip them), else one GGUF variant (the largest, said so, when
+ * there are several) with its projector, else PyTorch checkpoints, else every file.
+ */
+export function loadedWeights(files: Sized[]): {bytes: number; note?: string} {
+  const safetensors = files.filter((f) => /\.safetensors$/i.test(f.name))
+  if (safetensors.length) return {bytes: bytes(safetensors)}
+  const gguf = files.filter((f) => /\.gguf$/i.test(f.name))
+  if (gguf.length) {
+    const projector = gguf.filter((f) => /(^|\/)mmproj/i.test(f.name))
+    const variants = new Map<string, Sized[]>()
+    for (const f of gguf.filter((g) => !projector.includes(g))) variants.set(variantOf(f.name), [...(variants.get(variantOf(f.name)) ?? []), f])
+    const largest = [...variants.values()].sort((a, b) => bytes(b) - bytes(a))[0] ?? []
+    const note =
+      variants.size > 1
+        ? `${variants.size} GGUF variants here and a runtime loads one: the largest (${ggufVariant(largest[0]!.name) ?? largest[0]!.name}, ${formatBytes(bytes(largest))}) is assumed; give the one to load as --model PATH`
+        : undefined
+    return {bytes: bytes(largest) + bytes(projector), ...(note ? {note} : {})}
+  }
+  const torch = files.filter((f) => /\.(bin|pt|pth)$/i.test(f.name))
+  return {bytes: bytes(torch.length ? torch : files)}
+}

@@ -1,4 +1,5 @@
-import {readFileSync, readdirSync, statSync} from 'node:fs'
+import {readFileSync, statSync} from 'node:fs'
+import {filesUnder} from '../fs-dirs.js'
 import {basename, dirname, join, relative} from 'node:path'
 import {safeJoin} from '../sources/safe-names.js'
 import type {Expected, Expectations, Problem} from './expect.js'
@@ -26,17 +27,6 @@ export function byHeader(path: string): Expectations | undefined {
   const one = fileByHeader(path, name)
   if (!one) return undefined
   return {kind: 'file', against: 'header', root: dirname(path), files: one.file ? [one.file] : [], problems: one.problem ? [one.problem] : [], notes: [noDigest(name)]}
-}
-
-/** Files under `dir`, its own bookkeeping folders (.cache, .git) left out. */
-function filesUnder(dir: string, out: string[] = []): string[] {
-  for (const entry of readdirSync(dir, {withFileTypes: true}).sort((a, b) => a.name.localeCompare(b.name))) {
-    if (entry.name.startsWith('.')) continue
-    const path = join(dir, entry.name)
-    if (entry.isDirectory()) filesUnder(path, out)
-    else if (entry.isFile() || entry.isSymbolicLink()) out.push(path)
-  }
-  return out
 }
 
 /**
