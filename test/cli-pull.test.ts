@@ -204,6 +204,13 @@ describe('mtune pull (CLI)', () => {
         [['pull'], /^Error: missing SOURCE \(.*\); see mtune pull --help$/],
         [['pull', 'http://127.0.0.1:9/x', '--no-such-flag'], /^Error: Nonexistent flag: --no-such-flag; see mtune pull --help$/],
         [['pull', 'http://127.0.0.1:9/x', '-c', '0'], /^Error: Parsing --connections: Expected an integer .*; see mtune pull --help$/],
+        // Another tool's flag, typed from habit: what mtune has for it, on the same line.
+        [['pull', 'http://127.0.0.1:9/x', '-x', '16'], /^Error: Nonexistent flag: -x; connections are -c N \(to start with; the count adapts\) and --max-connections N; see mtune pull --help$/],
+        [['pull', 'http://127.0.0.1:9/x', '--checksum=sha-256=ab'], /^Error: Nonexistent flag: --checksum=sha-256=ab; the digest is --sha256 HEX \(aria2c's --checksum=sha-256=HEX\); see mtune pull --help$/],
+        [['pull', 'hf://a/b', '--revision', 'v2'], /^Error: Nonexistent flag: --revision; the revision goes in the source: hf:\/\/ORG\/NAME@REVISION; see mtune pull --help$/],
+        [['verify', '-c', 'SHA256SUMS'], /^Error: Nonexistent flag: -c; mtune verify SHA256SUMS \(or its directory\) checks what it lists, as sha256sum -c does; see mtune verify --help$/],
+        // Ignored, it would read as curl -k.
+        [['pull', 'https://127.0.0.1:9/x', '--insecure'], /^Error: --insecure applies to ollama:\/\/ \(plain http to a registry\); mtune never skips TLS verification: trust the server's CA/],
         [['pull', 'http://127.0.0.1:9/x', '--chunk-size'], /^Error: Flag --chunk-size expects a value; see mtune pull --help$/],
         // A mistyped command: the nearest one (a command under a topic too), or the list.
         [['pul', 'http://127.0.0.1:9/x'], /^Error: unknown command "pul": did you mean mtune pull\? mtune --help lists the commands$/],

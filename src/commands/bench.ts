@@ -1,3 +1,4 @@
+import {INSECURE_ELSEWHERE} from '../lib/ui/flag-habits.js'
 import {Flags} from '@oclif/core'
 import {ExitCode, MtuneError, usageError} from '../lib/errors.js'
 import {DEFAULT_CONNECTIONS} from '../lib/bench/defaults.js'
@@ -68,6 +69,7 @@ Exit codes: 0 measured, 2 bad input, 3 no mirror answered, 130 interrupted (what
       const json = this.jsonEnabled()
       const {cacheEndpoints, parseCacheUrl} = await import('../lib/sources/cache-endpoints.js')
       const cache = flags.cache ? [cacheEndpoints(parseCacheUrl(flags.cache)).hf] : []
+      if (flags.insecure && !flags.mirror.some((m) => /^ollama:\/\//i.test(m))) throw usageError('bad-flag', INSECURE_ELSEWHERE)
       const mirrors = await expandMirrors(flags.mirror, [...(flags.endpoint ?? []), ...cache], abort.signal, process.env, json ? undefined : (m) => process.stderr.write(`${mark.warn()} ${m}\n`), flags.insecure)
       // Passwords a mirror got from ~/.netrc are masked as those written in its URL are.
       for (const m of mirrors) registerUrlSecrets(m.url)

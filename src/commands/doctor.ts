@@ -1,3 +1,4 @@
+import {INSECURE_ELSEWHERE} from '../lib/ui/flag-habits.js'
 import {Args, Flags} from '@oclif/core'
 import {usageError} from '../lib/errors.js'
 import {GROUPS, type Group} from '../lib/doctor/finding.js'
@@ -58,6 +59,7 @@ Exit codes: 0 when nothing fails (warnings do not fail), 1 when a check fails, 2
     let path = flags.path
     let note: string | undefined
     let advice: string[] = []
+    if (flags.insecure && !/^ollama:\/\//i.test(flags.model ?? '')) throw usageError('bad-flag', INSECURE_ELSEWHERE)
     if (flags.model) {
       const m = await modelSize(flags.model, {endpoint: flags.endpoint, insecure: flags.insecure})
       size = m.size

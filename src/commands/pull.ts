@@ -12,6 +12,7 @@ import {defaultThreads} from '../lib/transfer/thread-count.js'
 import {MtuneCommand} from '../lib/ui/base-command.js'
 import type {Reporter} from '../lib/ui/progress.js'
 import {mask, registerUrlSecrets} from '../lib/ui/secrets.js'
+import {INSECURE_ELSEWHERE} from '../lib/ui/flag-habits.js'
 import {parseRate, parseSize} from '../lib/units.js'
 
 // oclif imports every command to list them: each part loads only when this pull needs it.
@@ -136,6 +137,7 @@ Exit codes: 0 done, 2 bad input, 3 the server refused or kept failing, 4 digest 
         }
       }
     }
+    if (flags.insecure && ref.kind !== 'ollama') throw usageError('bad-flag', INSECURE_ELSEWHERE)
     if (ref.kind === 'url' && flags.verify) throw usageError('bad-flag', '--verify re-hashes the files of a model source; a URL\'s file is checked against --sha256 (an existing one too)')
     if (!flags.auto) {
       for (const flag of ['tune'] as const) if (flags[flag]) throw new MtuneError('bad-flag', `--${flag} needs --auto`, ExitCode.usage)

@@ -5,6 +5,7 @@ import {MtuneCommand} from '../lib/ui/base-command.js'
 import {ExitCode, MtuneError, usageError} from '../lib/errors.js'
 import {filesAfter, parseSource, sourceText, type SourceRef} from '../lib/sources/reference.js'
 import type {Again} from '../lib/ui/verify-output.js'
+import {INSECURE_ELSEWHERE} from '../lib/ui/flag-habits.js'
 
 /** The commands that fix what verify finds, for the same files: the tree, revision, endpoint and globs it was given. */
 function again(source: string[], ref: SourceRef | undefined, flags: {revision?: string; 'local-dir'?: string; endpoint?: string; insecure?: boolean; include?: string[]; exclude?: string[]}): Again {
@@ -74,6 +75,7 @@ Exit codes: 0 intact (or repaired), 2 bad input, 3 the hub's listing was needed 
     ])
     const isSource = /^[a-z][a-z0-9+.-]*:\/\//i.test(args.source)
     const ref = isSource ? parseSource(args.source, {insecure: flags.insecure}) : undefined
+    if (flags.insecure && ref?.kind !== 'ollama') throw usageError('bad-flag', INSECURE_ELSEWHERE)
     const files = ref ? filesAfter(ref, args.more, 'verify') : undefined
     const paths = ref ? [] : [args.source, ...(args.more ?? [])]
     const absent = paths.find((path) => !existsSync(path) && !existsSync(`${path}.sha256`))

@@ -1,3 +1,4 @@
+import {habitFor} from './flag-habits.js'
 import {Command, Errors, Flags} from '@oclif/core'
 import {ExitCode, MtuneError, usageError} from '../errors.js'
 import {chalk} from './colors.js'
@@ -87,7 +88,7 @@ export abstract class MtuneCommand extends Command {
   }
 }
 
-type ParseError = Error & {args?: {name: string; description?: string}[]}
+type ParseError = Error & {args?: {name: string; description?: string}[]; flags?: string[]}
 
 /**
  * oclif's errors other than exits all come from parsing the command line (mtune raises its
@@ -112,5 +113,7 @@ function parseErrorLine(err: ParseError, id: string | undefined): string {
     if (line !== '' && !/^The following errors? occurred:?$/.test(line)) lines.push(line)
   }
   const text = lines[0]?.startsWith('Parsing --') ? lines.join(': ') : lines.join('; ')
-  return `${text || 'invalid arguments'}; ${help}`
+  // Another tool's flag, typed from habit: what mtune takes for it.
+  const habit = err.constructor.name === 'NonExistentFlagsError' ? err.flags?.map((f) => habitFor(id, f)).find(Boolean) : undefined
+  return `${text || 'invalid arguments'}; ${habit ? `${habit}; ` : ''}${help}`
 }
