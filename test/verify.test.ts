@@ -11,7 +11,7 @@ import {runCli} from './support/cli.js'
 import {gitSha1, startCdn, startFakeHf, startFakeModelscope, startFakeOllama, type HubRepo} from './support/fake-hubs.js'
 import {makeContent} from './support/mirror-server.js'
 import {tempDir} from './support/temp.js'
-import {ggufFile, safetensorsFile} from './support/weight-files.js'
+import {ggufFile, safetensorsFile, torchZip} from './support/weight-files.js'
 import {headerSize} from '../src/lib/verify/weight-headers.js'
 
 const MiB = 1024 * 1024
@@ -508,6 +508,14 @@ describe('mtune verify ollama:// and files', () => {
     writeFileSync(join(d, 'new.gguf'), ggufFile([{name: 't', dims: [64], type: 99, block: [64, 36]}]))
     assert.equal(headerSize(join(d, 'new.gguf')), undefined, 'a tensor type it does not know: no size claimed')
     assert.equal(headerSize(join(d, 'README.md')), undefined)
+    // torch.save's zip: complete with its end record, cut short without it; a pickled .bin says nothing.
+    const zip = torchZip([{name: 'archive/data.pkl', bytes: 300}, {name: 'archive/data/0', bytes: 5000}])
+    writeFileSync(join(d, 'pytorch_model.bin'), zip)
+    assert.deepEqual(headerSize(join(d, 'pytorch_model.bin')), {format: 'pytorch', size: zip.length, exact: true})
+    writeFileSync(join(d, 'cut.pt'), zip.subarray(0, zip.length - 30))
+    assert.deepEqual(headerSize(join(d, 'cut.pt')), {format: 'pytorch', truncated: true, problem: 'cut short: its zip end record is missing (a PyTorch checkpoint is a zip archive)'})
+    writeFileSync(join(d, 'old.bin'), Buffer.from([0x80, 0x02, 0x8a, 0x0a]))
+    assert.equal(headerSize(join(d, 'old.bin')), undefined)
   })
 
   it('weights with no digest anywhere: complete or cut short by their own headers, a folder with its shards', async () => {
@@ -516,8 +524,8 @@ describe('mtune verify ollama:// and files', () => {
     writeFileSync(join(d, 'model-Q4_K_M.gguf'), gguf)
     const ok = await runCli(['verify', join(d, 'model-Q4_K_M.gguf')])
     assert.equal(ok.code, 0, ok.stdout + ok.stderr)
-    assert.match(ok.stdout, /no digest for model-Q4_K_M\.gguf: checked against the size each header gives, not the bytes themselves/)
-    assert.match(ok.stdout, /✓ complete: 1 of 1 file matches the sizes their headers give/)
+    assert.match(ok.stdout, /no digest for model-Q4_K_M\.gguf: checked against what its own header says \(a size; a zip's end record\), not the bytes themselves/)
+    assert.match(ok.stdout, /✓ complete: 1 of 1 file matches what their own headers say/)
     writeFileSync(join(d, 'model-Q4_K_M.gguf'), gguf.subarray(0, gguf.length - 100))
     const cut = await runCli(['verify', join(d, 'model-Q4_K_M.gguf')])
     assert.equal(cut.code, 4)
@@ -544,13 +552,13 @@ describe('mtune verify ollama:// and files', () => {
     assert.match(doc.notes.join('\n'), /2 other files \(configs, tokenizers\) not checked/)
     assert.match(doc.notes.join('\n'), /for the bytes themselves, check it against its hub: mtune verify hf:\/\/ORG\/NAME --local-dir /)
     const said = await runCli(['verify', model])
-    assert.match(said.stdout, new RegExp(`✗ not complete: 1 truncated, 1 missing; 1 of 3 files match the sizes their headers give\n  fix: .* --local-dir ${model} --repair`))
+    assert.match(said.stdout, new RegExp(`✗ not complete: 1 truncated, 1 missing; 1 of 3 files match what their own headers say\n  fix: .* --local-dir ${model} --repair`))
     // Several, as a glob gives them: one line for those checked by size, the header problems kept.
     writeFileSync(join(model, 'bad.gguf'), 'GGML')
     const glob = await runCli(['verify', join(model, 'bad.gguf'), join(model, 'model-00001-of-00003.safetensors'), join(model, 'config.json')], {}, {cwd: model})
     assert.equal(glob.code, 4, glob.stderr)
     assert.match(glob.stdout, /✗ bad\.gguf: corrupt \(not a valid gguf file: no GGUF magic at its start\)/)
-    assert.match(glob.stdout, /• no digest for model-00001-of-00003\.safetensors: checked against the size each header gives/)
+    assert.match(glob.stdout, /• no digest for model-00001-of-00003\.safetensors: checked against what its own header says \(a size; a zip's end record\)/)
     assert.match(glob.stdout, /• no digest for config\.json: not checked/)
     // A digest, where there is one, comes first.
     writeFileSync(join(d, 'model-Q4_K_M.gguf.sha256'), `${sha256(gguf)}  model-Q4_K_M.gguf\n`)

@@ -1,3 +1,5 @@
+import {crc32} from 'node:zlib'
+
 /**
  * Small weights files written as their formats specify, for verify's header checks: safetensors
  * (8-byte little-endian header length, JSON header, tensor bytes) and GGUF v3 (magic, version,
@@ -54,4 +56,43 @@ export function ggufFile(tensors: Array<{name: string; dims: number[]; type: num
   const head = Buffer.concat([Buffer.from('GGUF'), u32(3), u64(tensors.length), u64(kv.length), ...kv, ...infos])
   const data = Buffer.alloc(offset, 5)
   return Buffer.concat([head, Buffer.alloc(pad(head.length) - head.length), data])
+}
+
+/** A PyTorch checkpoint as torch.save writes it since 1.6: a zip archive (stored entries), its end record last. */
+export function torchZip(entries: Array<{name: string; bytes: number}>): Buffer {
+  const locals: Buffer[] = []
+  const central: Buffer[] = []
+  let offset = 0
+  for (const e of entries) {
+    const data = Buffer.alloc(e.bytes, 3)
+    const name = Buffer.from(e.name)
+    const crc = crc32(data)
+    const local = Buffer.alloc(30)
+    local.writeUInt32LE(0x04034b50, 0)
+    local.writeUInt16LE(20, 4)
+    local.writeUInt32LE(crc, 14)
+    local.writeUInt32LE(data.length, 18)
+    local.writeUInt32LE(data.length, 22)
+    local.writeUInt16LE(name.length, 26)
+    const dir = Buffer.alloc(46)
+    dir.writeUInt32LE(0x02014b50, 0)
+    dir.writeUInt16LE(20, 4)
+    dir.writeUInt16LE(20, 6)
+    dir.writeUInt32LE(crc, 16)
+    dir.writeUInt32LE(data.length, 20)
+    dir.writeUInt32LE(data.length, 24)
+    dir.writeUInt16LE(name.length, 28)
+    dir.writeUInt32LE(offset, 42)
+    locals.push(local, name, data)
+    central.push(dir, name)
+    offset += 30 + name.length + data.length
+  }
+  const cd = Buffer.concat(central)
+  const end = Buffer.alloc(22)
+  end.writeUInt32LE(0x06054b50, 0)
+  end.writeUInt16LE(entries.length, 8)
+  end.writeUInt16LE(entries.length, 10)
+  end.writeUInt32LE(cd.length, 12)
+  end.writeUInt32LE(offset, 16)
+  return Buffer.concat([...locals, cd, end])
 }

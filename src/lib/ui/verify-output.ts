@@ -33,7 +33,7 @@ export function renderVerify(r: VerifyReport, quiet = false, again: Again = {ver
   for (const n of r.notes) lines.push(`${mark.info()} ${n}`)
   if (r.notPulled.length) lines.push(`${mark.info()} ${notPulled(r.notPulled)}; mtune pull ${again.pull.map(shellWord).join(' ')} fetches ${r.notPulled.length === 1 ? 'it' : 'them'}`)
   const s = r.summary
-  const against = {hub: "the hub's digests", disk: 'the digests in the blob names', manifest: 'the manifest\'s digests', sha256: 'the given sha256', list: `the digests in ${r.checksumList}`, each: 'the digests found for each (FILE.sha256, SHA256SUMS, blob names)', header: 'the sizes their headers give', record: "the digests huggingface_hub recorded"}[r.against]
+  const against = {hub: "the hub's digests", disk: 'the digests in the blob names', manifest: 'the manifest\'s digests', sha256: 'the given sha256', list: `the digests in ${r.checksumList}`, each: 'the digests found for each (FILE.sha256, SHA256SUMS, blob names)', header: 'what their own headers say', record: "the digests huggingface_hub recorded"}[r.against]
   const rate = s.seconds > 0 && s.bytesHashed > 0 ? `, ${formatRate(s.bytesHashed / s.seconds)}` : ''
   const counts = (['corrupt', 'truncated', 'missing', 'dangling', 'incomplete', 'interrupted', 'unreadable'] as const).filter((k) => s[k] > 0).map((k) => `${s[k]} ${WORDS[k]}`)
   if (r.repair) {

@@ -10,7 +10,7 @@ import {headerSize, weightFormat} from './weight-headers.js'
  * complete or cut short, not bytes right or wrong. Said as such in a note.
  */
 
-export const noDigest = (what: string) => `no digest for ${what}: checked against the size each header gives, not the bytes themselves (give --sha256 HEX, or put FILE.sha256 or a SHA256SUMS beside them)`
+export const noDigest = (what: string) => `no digest for ${what}: checked against what its own header says (a size; a zip's end record), not the bytes themselves (give --sha256 HEX, or put FILE.sha256 or a SHA256SUMS beside them)`
 
 /** One file: what its header says it must be, or undefined when it is of neither format. */
 function fileByHeader(path: string, name: string): {file?: Expected; problem?: Problem} | undefined {
@@ -36,15 +36,16 @@ export function byHeader(path: string): Expectations | undefined {
  */
 export function weightTree(dir: string): Expectations | undefined {
   const all = filesUnder(dir)
-  const weights = all.filter((p) => weightFormat(p))
-  if (!weights.length) return undefined
   const files: Expected[] = []
   const problems: Problem[] = []
-  for (const path of weights) {
-    const one = fileByHeader(path, relative(dir, path))
+  // A file of a weights format whose header says nothing (a pickled .bin) counts with the others.
+  const weights = all.filter((path) => {
+    const one = weightFormat(path) ? fileByHeader(path, relative(dir, path)) : undefined
     if (one?.file) files.push(one.file)
     if (one?.problem) problems.push(one.problem)
-  }
+    return one !== undefined
+  })
+  if (!weights.length) return undefined
   const named = new Set(weights.map((p) => relative(dir, p)))
   const notes: string[] = []
   for (const shard of shardsNamed(dir, all, notes)) {

@@ -6,13 +6,15 @@ import {closeSync, fstatSync, openSync, readSync} from 'node:fs'
  * and offset. A model copied without digests (rsync, scp, a tree pulled by another tool) can so
  * at least be found complete or cut short, without a hub or a checksum list.
  */
-export type HeaderSize =
-  | {format: 'safetensors' | 'gguf'; size: number; exact: boolean}
-  /** The header itself is cut short or not what its format says. */
-  | {format: 'safetensors' | 'gguf'; truncated?: boolean; problem: string}
+type Format = 'safetensors' | 'gguf' | 'pytorch'
 
-export const weightFormat = (name: string): 'safetensors' | 'gguf' | undefined =>
-  /\.safetensors$/i.test(name) ? 'safetensors' : /\.gguf$/i.test(name) ? 'gguf' : undefined
+export type HeaderSize =
+  | {format: Format; size: number; exact: boolean}
+  /** The header itself is cut short or not what its format says. */
+  | {format: Format; truncated?: boolean; problem: string}
+
+export const weightFormat = (name: string): Format | undefined =>
+  /\.safetensors$/i.test(name) ? 'safetensors' : /\.gguf$/i.test(name) ? 'gguf' : /\.(bin|pt|pth)$/i.test(name) ? 'pytorch' : undefined
 
 /** The size its header gives, or undefined when the file is of neither format (or unreadable). */
 export function headerSize(path: string): HeaderSize | undefined {
@@ -26,7 +28,7 @@ export function headerSize(path: string): HeaderSize | undefined {
   }
   try {
     const reader = new Reader(fd, fstatSync(fd).size)
-    return format === 'safetensors' ? safetensors(reader) : gguf(reader)
+    return format === 'safetensors' ? safetensors(reader) : format === 'gguf' ? gguf(reader) : pytorch(reader)
   } catch (error) {
     if (error instanceof Short) return {format, truncated: true, problem: `cut short inside its ${format} header`}
     if (error instanceof Bad) return {format, problem: `not a valid ${format} file: ${error.message}`}
@@ -172,4 +174,20 @@ function gguf(r: Reader): HeaderSize | undefined {
   if (!alignment || alignment % 8 !== 0) throw new Bad(`general.alignment ${alignment}`)
   const dataStart = Math.ceil(r.pos / alignment) * alignment
   return {format: 'gguf', size: dataStart + end, exact: false}
+}
+
+/**
+ * A PyTorch checkpoint since torch 1.6 (torch.save's default) is a zip archive, whose end record
+ * (EOCD, within the last 64 KiB) a copy cut short has lost. Older pickled files, and other
+ * formats named .bin, start otherwise: no claim.
+ */
+function pytorch(r: Reader): HeaderSize | undefined {
+  if (r.size < 4 || r.bytes(4).readUInt32LE(0) !== 0x04034b50) return undefined
+  const tailLength = Math.min(r.size, 65_557)
+  r.pos = r.size - tailLength
+  const tail = r.bytes(tailLength)
+  for (let at = tail.length - 22; at >= 0; at--) {
+    if (tail.readUInt32LE(at) === 0x06054b50 && at + 22 + tail.readUInt16LE(at + 20) === tail.length) return {format: 'pytorch', size: r.size, exact: true}
+  }
+  return {format: 'pytorch', truncated: true, problem: 'cut short: its zip end record is missing (a PyTorch checkpoint is a zip archive)'}
 }
