@@ -15,7 +15,7 @@ import {addUp} from '../src/lib/cache/status.js'
 import {runCli, startCli} from './support/cli.js'
 import {freePort} from './support/free-port.js'
 import {startCdn, startFakeHf, startFakeOllama, type HubRepo} from './support/fake-hubs.js'
-import {makeContent} from './support/mirror-server.js'
+import {makeContent, startMirror} from './support/mirror-server.js'
 import {tempDir} from './support/temp.js'
 
 const MiB = 1024 * 1024
@@ -306,6 +306,37 @@ describe('mtune cache serve, status, stop (real nginx)', needsNginx, () => {
     const again = await runCli(['cache', 'serve', '--dir', d, '--json'])
     assert.equal(again.code, 0, again.stderr)
     assert.equal(JSON.parse(again.stdout).action, 'already-running')
+  })
+})
+
+describe('plain URLs through the cache\'s origins (real nginx)', needsNginx, () => {
+  it('a URL under an --origin goes through the cache (fetched once for the rack); others, and the cache down, go direct', async () => {
+    const content = makeContent(6 * MiB, 93)
+    const mirror = await startMirror({content, name: 'model.gguf', etag: true})
+    const other = await startMirror({content, name: 'other.gguf', etag: true})
+    closers.push(() => mirror.close(), () => other.close())
+    const cache = await serve(['--origin', `files=${mirror.origin}/file`])
+    const page = (await fetch(`${cache.url}/-/mtune`).then((r) => r.json())) as {origins?: Record<string, string>}
+    assert.deepEqual(page.origins, {files: `${mirror.origin}/file`}, 'its page lists the origins')
+    const pullTo = async (url: string, env: Record<string, string>) => {
+      const out = join(dir('url-client'), 'model.gguf')
+      const r = await runCli(['pull', url, '-o', out, '--json'], env)
+      assert.equal(r.code, 0, r.stderr)
+      assert.ok(readFileSync(out).equals(content))
+      return JSON.parse(r.stdout)
+    }
+    const first = await pullTo(mirror.url, {MTUNE_CACHE: cache.url})
+    assert.deepEqual([first.via, first.url], ['cache', `${cache.url}/-/origin/files/model.gguf`])
+    const sent = mirror.bytesSent
+    assert.ok(sent >= content.length && sent < 1.5 * content.length, `the mirror sent ${sent}`)
+    const second = await pullTo(mirror.url, {MTUNE_CACHE: cache.url})
+    assert.equal(second.via, 'cache')
+    assert.equal(mirror.bytesSent, sent, 'the second server got it from the cache alone')
+    // Not under an origin, with credentials of its own (the cache must not share them), or no cache: direct.
+    assert.equal((await pullTo(other.url, {MTUNE_CACHE: cache.url})).via, 'origin')
+    assert.equal((await pullTo(mirror.url.replace('http://', 'http://ops:pw@'), {MTUNE_CACHE: cache.url})).via, 'origin')
+    assert.equal((await pullTo(mirror.url, {MTUNE_CACHE: 'http://127.0.0.1:9'})).via, 'origin')
+    assert.equal((await pullTo(mirror.url, {})).via, 'origin')
   })
 })
 

@@ -84,7 +84,7 @@ Exit codes: 0 done, 2 bad input, 3 the server refused or kept failing, 4 digest 
     'public-mirrors': Flags.boolean({default: true, allowNo: true, description: 'With --auto: also try well-known public mirrors (hf-mirror.com for hf://).'}),
     insecure: Flags.boolean({description: 'ollama://: talk plain http to the registry.'}),
     verify: Flags.boolean({description: 'hf://, ollama://, modelscope://: re-hash the files already present (found by size) and pull again any that are bad.'}),
-    cache: Flags.string({env: 'MTUNE_CACHE', description: 'hf://, ollama://, modelscope://: an mtune cache (its URL, as mtune cache serve prints it) to pull through; the origin stays the fallback. Files land where they would without it.'}),
+    cache: Flags.string({env: 'MTUNE_CACHE', description: 'An mtune cache (its URL, as mtune cache serve prints it) to pull through: hf://, ollama://, modelscope://, and URLs under its --origin mirrors; the origin stays the fallback. Files land where they would without it.'}),
     'dry-run': Flags.boolean({description: 'Print the plan (model sources) or the --auto decision, and write nothing.'}),
     connections: Flags.integer({char: 'c', min: 1, max: 256, description: 'Connections to start with; more are added while throughput grows, fewer when this machine\'s CPU is the limit. [default: 16]'}),
     'max-connections': Flags.integer({min: 1, max: 256, description: 'Most connections open at once (for a model: over all its files). [default: 64]'}),
@@ -206,21 +206,20 @@ Exit codes: 0 done, 2 bad input, 3 the server refused or kept failing, 4 digest 
         const {hubFileHeaders} = await import('../lib/sources/hub-files.js')
         const headers = hubFileHeaders(ref.url)
         if (headers) events.debug?.(`${new URL(ref.url).host} is the Hub: its file URL gets the Hub token, as hf:// would`)
-        const result = await pull(
-          {
-            url: ref.url,
-            headers,
-            mirrors,
-            output: flags.output,
-            connections: flags.connections,
-            maxConnections: flags['max-connections'],
-            chunkSize,
-            sha256: flags.sha256,
-            force: flags.force,
-            ...common,
-          },
-          events,
-        )
+        const from = (url: string) =>
+          pull({url, headers, mirrors, output: flags.output, connections: flags.connections, maxConnections: flags['max-connections'], chunkSize, sha256: flags.sha256, force: flags.force, ...common}, events)
+        // A cache's origins (serve --origin) cover plain mirrors; a URL with credentials of its own, or the Hub's token, goes direct.
+        const urlCache = flags.cache && !headers && !new URL(ref.url).username ? parseCacheUrl(flags.cache) : undefined
+        let result: Awaited<ReturnType<typeof from>> & {via: 'cache' | 'origin'}
+        if (urlCache) {
+          const [{createDispatcher, closeDispatcher}, {pullUrlThroughCache}] = await Promise.all([import('../lib/net/dispatcher.js'), import('../lib/sources/url-through-cache.js')])
+          const dispatcher = createDispatcher({stallTimeoutMs: common.stallTimeoutMs})
+          try {
+            result = await pullUrlThroughCache(ref.url, urlCache, dispatcher, signal, events, from)
+          } finally {
+            await closeDispatcher(dispatcher)
+          }
+        } else result = {...(await from(ref.url)), via: 'origin'}
         reporter.stop()
         if (!json && !flags.quiet) this.log(describeResult(result))
         return result

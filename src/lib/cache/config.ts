@@ -193,8 +193,9 @@ export function nginxConfig(o: CacheOptions, now = new Date()): string {
     '',
     '    location = /-/mtune {',
     '      default_type application/json;',
-    // The upstreams tell a client which registry's models this cache serves (Ollama's registry is part of a model's name).
-    `      return 200 '{"service": "mtune cache", "config": "${GENERATION}", "upstreams": ${JSON.stringify(o.upstreams)}}\\n';`,
+    // The upstreams tell a client which registry's models this cache serves (Ollama's registry is
+    // part of a model's name); the origins, which plain URLs it serves at /-/origin/NAME/.
+    `      return 200 '{"service": "mtune cache", "config": "${GENERATION}", "upstreams": ${JSON.stringify(o.upstreams)}, "origins": ${JSON.stringify(Object.fromEntries(Object.entries(o.origins).map(([n, u]) => [n, bare(u)])))}}\\n';`,
     '    }',
     '',
     '    location ^~ /-/cdn/ {',

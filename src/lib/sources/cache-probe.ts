@@ -7,6 +7,8 @@ export interface CacheProbe {
   ms?: number
   /** The hubs behind the cache, as its page lists them (a cache started by an older mtune does not). */
   upstreams?: CacheUpstreams
+  /** Plain file mirrors it serves at /-/origin/NAME/ (serve --origin NAME=URL): NAME -> URL prefix. */
+  origins?: Record<string, string>
 }
 
 export interface CacheUpstreams {
@@ -20,6 +22,15 @@ function upstreamsIn(body: string): CacheUpstreams | undefined {
     const page = JSON.parse(body) as {upstreams?: Record<string, unknown>}
     const pick = (name: string) => (typeof page.upstreams?.[name] === 'string' ? (page.upstreams[name] as string) : undefined)
     return page.upstreams ? {hf: pick('hf'), ollama: pick('ollama'), modelscope: pick('modelscope')} : undefined
+  } catch {
+    return undefined
+  }
+}
+
+function originsIn(body: string): Record<string, string> | undefined {
+  try {
+    const page = JSON.parse(body) as {origins?: Record<string, unknown>}
+    return Object.fromEntries(Object.entries(page.origins ?? {}).filter((e): e is [string, string] => typeof e[1] === 'string'))
   } catch {
     return undefined
   }
@@ -40,7 +51,7 @@ export async function probeCache(dispatcher: Dispatcher, base: string, options: 
     const res = await get(dispatcher, `${base}/-/mtune`, {}, controller.signal)
     const body = Buffer.from(await res.body.arrayBuffer()).toString('utf8')
     const mtune = res.status === 200 && body.includes('mtune cache')
-    return {answers: true, mtune, ms: performance.now() - started, upstreams: mtune ? upstreamsIn(body) : undefined}
+    return {answers: true, mtune, ms: performance.now() - started, upstreams: mtune ? upstreamsIn(body) : undefined, origins: mtune ? originsIn(body) : undefined}
   } catch {
     return {answers: false, mtune: false}
   } finally {

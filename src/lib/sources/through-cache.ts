@@ -12,7 +12,7 @@ import {resolvePlan, type ResolveOptions} from './resolve.js'
 import {runPlan, type FileResult, type RunOptions} from './run-plan.js'
 
 /** Failures that asking the origin instead cannot help: Ctrl-C, bad input, the local disk, root. */
-const final = (error: unknown) =>
+export const cacheCannotHelp = (error: unknown) =>
   error instanceof MtuneError && [ExitCode.interrupted, 143, ExitCode.usage, ExitCode.localDisk, ExitCode.permission].includes(error.exitCode as never)
 
 /** A hub's own verdict, passed on by the cache (not found, gated, token refused): the origin says the same. */
@@ -66,14 +66,14 @@ export async function pullThroughCache(
   try {
     plan = await resolvePlan(ref, {...resolve, cache}, ctx)
   } catch (error) {
-    if (final(error) || hubVerdict(error)) throw error
+    if (cacheCannotHelp(error) || hubVerdict(error)) throw error
     return fromOrigin(`failed (${errorMessage(error)})`)
   }
   onPlan(plan)
   try {
     return {plan, files: await runPlan(plan, run, events), via: 'cache'}
   } catch (error) {
-    if (final(error) || run.signal?.aborted) throw error
+    if (cacheCannotHelp(error) || run.signal?.aborted) throw error
     return fromOrigin(`failed during the pull (${errorMessage(error)}); what is on disk is kept`)
   }
 }

@@ -15,12 +15,12 @@ export function renderServe(r: ServeResult): string {
     'On each server:',
     // Both values are the cache's URL, so the comments line up.
     `  export HF_ENDPOINT=${e.hf}   # huggingface_hub, transformers, huggingface.js, mtune`,
-    `  export MTUNE_CACHE=${r.state.url}   # mtune pull hf://, ollama://, modelscope:// through the cache`,
+    `  export MTUNE_CACHE=${r.state.url}   # mtune pull hf://, ollama://, modelscope://${Object.keys(e.origins).length ? ' and URLs under the origins below' : ''} through the cache`,
     `  export MODELSCOPE_ENDPOINT=${e.modelscope}`,
     // Servers with the site's proxy set would otherwise send the rack's traffic out through it.
     `  export NO_PROXY=\${NO_PROXY:+\$NO_PROXY,}${new URL(r.state.url).hostname}   # where HTTPS_PROXY/HTTP_PROXY is set: keep the rack's traffic off the proxy`,
     `  ollama pull ${e.ollama}/library/MODEL --insecure   # the model is then named ${e.ollama}/library/MODEL`,
-    ...Object.entries(e.origins).map(([name, url]) => `  ${name}: ${url}/PATH`),
+    ...Object.entries(e.origins).map(([name, url]) => `  ${name}: ${url}/PATH${r.state.settings ? `   # = ${r.state.settings.origins[name]}/PATH` : ''}`),
     '',
     `Watch it: mtune cache status --dir ${r.state.dir}; stop it: mtune cache stop --dir ${r.state.dir}`,
   ]
