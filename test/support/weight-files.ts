@@ -58,6 +58,16 @@ export function ggufFile(tensors: Array<{name: string; dims: number[]; type: num
   return Buffer.concat([head, Buffer.alloc(pad(head.length) - head.length), data])
 }
 
+/** A little-endian record of `size` bytes: [offset, width in bytes, value] for each field set. */
+function record(size: number, fields: Array<[number, 2 | 4, number]>): Buffer {
+  const b = Buffer.alloc(size)
+  for (const [at, width, value] of fields) {
+    if (width === 2) b.writeUInt16LE(value, at)
+    else b.writeUInt32LE(value, at)
+  }
+  return b
+}
+
 /** A PyTorch checkpoint as torch.save writes it since 1.6: a zip archive (stored entries), its end record last. */
 export function torchZip(entries: Array<{name: string; bytes: number}>): Buffer {
   const locals: Buffer[] = []
@@ -67,32 +77,12 @@ export function torchZip(entries: Array<{name: string; bytes: number}>): Buffer 
     const data = Buffer.alloc(e.bytes, 3)
     const name = Buffer.from(e.name)
     const crc = crc32(data)
-    const local = Buffer.alloc(30)
-    local.writeUInt32LE(0x04034b50, 0)
-    local.writeUInt16LE(20, 4)
-    local.writeUInt32LE(crc, 14)
-    local.writeUInt32LE(data.length, 18)
-    local.writeUInt32LE(data.length, 22)
-    local.writeUInt16LE(name.length, 26)
-    const dir = Buffer.alloc(46)
-    dir.writeUInt32LE(0x02014b50, 0)
-    dir.writeUInt16LE(20, 4)
-    dir.writeUInt16LE(20, 6)
-    dir.writeUInt32LE(crc, 16)
-    dir.writeUInt32LE(data.length, 20)
-    dir.writeUInt32LE(data.length, 24)
-    dir.writeUInt16LE(name.length, 28)
-    dir.writeUInt32LE(offset, 42)
-    locals.push(local, name, data)
-    central.push(dir, name)
+    // Local file header (30 bytes) and central directory entry (46): version, CRC, sizes, name length.
+    locals.push(record(30, [[0, 4, 0x04034b50], [4, 2, 20], [14, 4, crc], [18, 4, data.length], [22, 4, data.length], [26, 2, name.length]]), name, data)
+    central.push(record(46, [[0, 4, 0x02014b50], [4, 2, 20], [6, 2, 20], [16, 4, crc], [20, 4, data.length], [24, 4, data.length], [28, 2, name.length], [42, 4, offset]]), name)
     offset += 30 + name.length + data.length
   }
   const cd = Buffer.concat(central)
-  const end = Buffer.alloc(22)
-  end.writeUInt32LE(0x06054b50, 0)
-  end.writeUInt16LE(entries.length, 8)
-  end.writeUInt16LE(entries.length, 10)
-  end.writeUInt32LE(cd.length, 12)
-  end.writeUInt32LE(offset, 16)
+  const end = record(22, [[0, 4, 0x06054b50], [8, 2, entries.length], [10, 2, entries.length], [12, 4, cd.length], [16, 4, offset]])
   return Buffer.concat([...locals, cd, end])
 }
