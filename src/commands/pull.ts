@@ -111,7 +111,7 @@ Exit codes: 0 done, 2 bad input, 3 the server refused or kept failing, 4 digest 
     const ref = parsed.kind === 'url' ? {...parsed, url: withNetrc(parsed.url)} : parsed
     const mirrors = flags.mirror?.map((m) => withNetrc(m))
     const repoFiles = filesAfter(ref, args.files, 'pull')
-    // A cache serves model sources; a plain URL is pulled as given (its cached form is the cache's --origin URL).
+    // The cache for model sources; a plain URL goes through it only under one of its --origin prefixes (below).
     const cache = flags.cache && ref.kind !== 'url' ? parseCacheUrl(flags.cache) : undefined
     for (const url of [args.source, ...(ref.kind === 'url' ? [ref.url] : []), ...(mirrors ?? []), ...(flags.endpoint ?? []), ...proxyUrls()]) registerUrlSecrets(url)
     const chunkSize = flags['chunk-size'] ? parseSize(flags['chunk-size'], '--chunk-size') : undefined
