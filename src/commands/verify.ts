@@ -47,7 +47,7 @@ Exit codes: 0 intact (or repaired), 2 bad input, 3 the hub's listing was needed 
   static override enableJsonFlag = true
   static override args = {
     source: Args.string({required: true, description: 'hf://…, ollama://…, modelscope://…, or a file or directory PATH'}),
-    more: Args.string({multiple: true, description: 'After a PATH: more PATHs (a shell glob), each against its own digest; after hf:// or modelscope://: files of the repo'}),
+    files: Args.string({multiple: true, description: 'After a PATH: more PATHs (a shell glob), each against its own digest; after hf:// or modelscope://: files of the repo'}),
   }
 
   static override flags = {
@@ -76,8 +76,8 @@ Exit codes: 0 intact (or repaired), 2 bad input, 3 the hub's listing was needed 
     const isSource = /^[a-z][a-z0-9+.-]*:\/\//i.test(args.source)
     const ref = isSource ? parseSource(args.source, {insecure: flags.insecure}) : undefined
     if (flags.insecure && ref?.kind !== 'ollama') throw usageError('bad-flag', INSECURE_ELSEWHERE)
-    const files = ref ? filesAfter(ref, args.more, 'verify') : undefined
-    const paths = ref ? [] : [args.source, ...(args.more ?? [])]
+    const files = ref ? filesAfter(ref, args.files, 'verify') : undefined
+    const paths = ref ? [] : [args.source, ...(args.files ?? [])]
     const absent = paths.find((path) => !existsSync(path) && !existsSync(`${path}.sha256`))
     // A pull writes PATH.part and renames it when verified: no PATH yet is a pull not finished.
     if (absent !== undefined && existsSync(`${absent}.part`)) {
