@@ -318,6 +318,9 @@ describe('plain URLs through the cache\'s origins (real nginx)', needsNginx, () 
     const cache = await serve(['--origin', `files=${mirror.origin}/file`])
     const page = (await fetch(`${cache.url}/-/mtune`).then((r) => r.json())) as {origins?: Record<string, string>}
     assert.deepEqual(page.origins, {files: `${mirror.origin}/file`}, 'its page lists the origins')
+    const doctor = await runCli(['doctor', 'env', '--json'], {MTUNE_CACHE: cache.url})
+    const said = JSON.parse(doctor.stdout).findings.find((f: {id: string}) => f.id === 'env.cache')
+    assert.match(said.summary, new RegExp(`an mtune cache, answering in \\d+ ms; URLs under ${mirror.origin}/file are pulled through it too`))
     const pullTo = async (url: string, env: Record<string, string>) => {
       const out = join(dir('url-client'), 'model.gguf')
       const r = await runCli(['pull', url, '-o', out, '--json'], env)

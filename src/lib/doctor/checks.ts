@@ -39,6 +39,8 @@ export interface CacheProbe {
   /** Its /-/mtune page says it is an mtune cache. */
   mtune: boolean
   ms?: number
+  /** The plain file mirrors its page lists (serve --origin): URLs under them are pulled through it. */
+  origins?: Record<string, string>
 }
 
 export interface ProxyProbe {
@@ -429,7 +431,9 @@ function cacheFinding(c: CacheProbe, proxyUrl: string | undefined): Finding {
     })
   }
   if (c.from === 'MTUNE_CACHE') {
-    if (c.mtune) return finding('env', 'cache', 'pass', 'Cache', `${where}: an mtune cache, answering in ${Math.round(c.ms ?? 0)} ms`, values)
+    const origins = Object.values(c.origins ?? {})
+    const plain = origins.length ? `; URLs under ${origins.join(', ')} are pulled through it too` : ''
+    if (c.mtune) return finding('env', 'cache', 'pass', 'Cache', `${where}: an mtune cache, answering in ${Math.round(c.ms ?? 0)} ms${plain}`, values)
     if (c.answers) return finding('env', 'cache', 'warn', 'Cache', `${where} answers, but is not an mtune cache`, values, {fix: 'set MTUNE_CACHE to the URL mtune cache serve printed on the cache host'})
     const start = 'start it on the cache host (mtune cache serve --dir DIR --listen HOST:PORT), check the firewall, or unset MTUNE_CACHE'
     if (proxy) {
