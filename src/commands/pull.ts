@@ -1,4 +1,5 @@
 import {Args, Flags} from '@oclif/core'
+import type {Dispatcher} from 'undici'
 import {setMaxListeners} from 'node:events'
 import {ExitCode, MtuneError, usageError} from '../lib/errors.js'
 import {proxyUrls} from '../lib/net/proxy-env.js'
@@ -206,8 +207,8 @@ Exit codes: 0 done, 2 bad input, 3 the server refused or kept failing, 4 digest 
         const {hubFileHeaders} = await import('../lib/sources/hub-files.js')
         const headers = hubFileHeaders(ref.url)
         if (headers) events.debug?.(`${new URL(ref.url).host} is the Hub: its file URL gets the Hub token, as hf:// would`)
-        const from = (url: string) =>
-          pull({url, headers, mirrors, output: flags.output, connections: flags.connections, maxConnections: flags['max-connections'], chunkSize, sha256: flags.sha256, force: flags.force, ...common}, events)
+        const from = (url: string, dispatcher?: Dispatcher) =>
+          pull({url, headers, mirrors, output: flags.output, connections: flags.connections, maxConnections: flags['max-connections'], chunkSize, sha256: flags.sha256, force: flags.force, dispatcher, ...common}, events)
         // A cache's origins (serve --origin) cover plain mirrors; a URL with credentials of its own, or the Hub's token, goes direct.
         const urlCache = flags.cache && !headers && !new URL(ref.url).username ? parseCacheUrl(flags.cache) : undefined
         let result: Awaited<ReturnType<typeof from>> & {via: 'cache' | 'origin'}
@@ -215,7 +216,8 @@ Exit codes: 0 done, 2 bad input, 3 the server refused or kept failing, 4 digest 
           const [{createDispatcher, closeDispatcher}, {pullUrlThroughCache}] = await Promise.all([import('../lib/net/dispatcher.js'), import('../lib/sources/url-through-cache.js')])
           const dispatcher = createDispatcher({stallTimeoutMs: common.stallTimeoutMs})
           try {
-            result = await pullUrlThroughCache(ref.url, urlCache, dispatcher, signal, events, from)
+            // The pool that asked the cache's page pulls too.
+            result = await pullUrlThroughCache(ref.url, urlCache, dispatcher, signal, events, (url) => from(url, dispatcher))
           } finally {
             await closeDispatcher(dispatcher)
           }

@@ -3,7 +3,7 @@ import {setMaxListeners} from 'node:events'
 import {statOrNone} from '../lib/fs-dirs.js'
 import {MtuneCommand} from '../lib/ui/base-command.js'
 import {ExitCode, MtuneError, usageError} from '../lib/errors.js'
-import {filesAfter, parseSource, sourceText, type SourceRef} from '../lib/sources/reference.js'
+import {filesAfter, hasScheme, parseSource, sourceText, type SourceRef} from '../lib/sources/reference.js'
 import type {Again} from '../lib/ui/verify-output.js'
 import {INSECURE_ELSEWHERE} from '../lib/ui/flag-habits.js'
 
@@ -73,7 +73,7 @@ Exit codes: 0 intact (or repaired), 2 bad input, 3 the hub's listing was needed 
       import('../lib/ui/verify-output.js'),
       import('node:fs'),
     ])
-    const isSource = /^[a-z][a-z0-9+.-]*:\/\//i.test(args.source)
+    const isSource = hasScheme(args.source)
     const ref = isSource ? parseSource(args.source, {insecure: flags.insecure}) : undefined
     if (flags.insecure && ref?.kind !== 'ollama') throw usageError('bad-flag', INSECURE_ELSEWHERE)
     const files = ref ? filesAfter(ref, args.files, 'verify') : undefined
@@ -86,7 +86,7 @@ Exit codes: 0 intact (or repaired), 2 bad input, 3 the hub's listing was needed 
     if (absent !== undefined) {
       throw new MtuneError('not-found', `${absent}: no such file; give a PATH or a model source (hf://, ollama://, modelscope://)`, ExitCode.usage)
     }
-    if (paths.some((path) => /^[a-z][a-z0-9+.-]*:\/\//i.test(path))) throw usageError('extra-argument', 'one model source per verify, and no PATH beside it: run mtune verify once for each')
+    if (paths.some(hasScheme)) throw usageError('extra-argument', 'one model source per verify, and no PATH beside it: run mtune verify once for each')
     if (ref && flags.sha256) throw new MtuneError('bad-flag', '--sha256 applies to a file PATH; model sources carry their own digests', ExitCode.usage)
     if (paths.length > 1 && flags.sha256) throw usageError('bad-flag', `--sha256 is one file's digest, and ${paths.length} PATHs were given: give one, or put FILE.sha256 beside each`)
     if ((flags.include || flags.exclude) && ref?.kind !== 'hf' && ref?.kind !== 'modelscope') {

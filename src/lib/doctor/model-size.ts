@@ -2,7 +2,7 @@ import {errorMessage} from '../errors.js'
 import {createDispatcher} from '../net/dispatcher.js'
 import {probe} from '../net/probe.js'
 import {planTotals} from '../sources/plan.js'
-import {parseSource} from '../sources/reference.js'
+import {hasScheme, parseSource} from '../sources/reference.js'
 import {resolvePlan} from '../sources/resolve.js'
 import {choosesFiles, pathsOf} from '../sources/select.js'
 import {hubFileHeaders} from '../sources/hub-files.js'
@@ -40,7 +40,7 @@ function onDisk(path: string): ModelSize | undefined {
 
 /** The total size of a URL or model source, asked of the network; unknown (with the reason) when it cannot be. */
 export async function modelSize(source: string, options: {endpoint?: string; timeoutMs?: number; insecure?: boolean} = {}): Promise<ModelSize> {
-  const local = /^[a-z][a-z0-9+.-]*:\/\//i.test(source) ? undefined : onDisk(source)
+  const local = hasScheme(source) ? undefined : onDisk(source)
   if (local) return local
   const ref = parseSource(source, {insecure: options.insecure})
   const timeoutMs = options.timeoutMs ?? 10_000

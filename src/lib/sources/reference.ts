@@ -52,6 +52,9 @@ export function parseSource(input: string, options: {insecure?: boolean; env?: N
   throw usageError('bad-scheme', `unsupported scheme "${scheme}" in "${input}": use https://, hf://, ollama:// or modelscope://`)
 }
 
+/** Written as a URL or source (SCHEME://...), not as a path on disk. */
+export const hasScheme = (text: string): boolean => /^[a-z][a-z0-9+.-]*:\/\//i.test(text)
+
 /**
  * The names after a source: paths in an hf:// or modelscope:// repo, each as the reference's own
  * /PATH (a file, a folder or a glob), as `hf download REPO FILE...` takes them. A URL or an Ollama
@@ -59,7 +62,7 @@ export function parseSource(input: string, options: {insecure?: boolean; env?: N
  */
 export function filesAfter(ref: SourceRef, names: string[] | undefined, command: 'pull' | 'verify'): string[] | undefined {
   if (!names?.length) return undefined
-  const source = names.find((n) => /^[a-z][a-z0-9+.-]*:\/\//i.test(n))
+  const source = names.find(hasScheme)
   // verify refuses a URL whatever follows it (it checks files on disk).
   if (ref.kind === 'url' && command === 'verify') return undefined
   if (ref.kind === 'url') {

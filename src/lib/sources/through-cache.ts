@@ -79,7 +79,7 @@ export async function pullThroughCache(
 }
 
 /** The cache as messages name it: its URL without credentials or a trailing slash. */
-const theCache = (cache: string) => `the cache at ${redact(cache).replace(/\/$/, '')}`
+export const theCache = (cache: string) => `the cache at ${redact(cache).replace(/\/$/, '')}`
 
 /**
  * Why the cache cannot serve `ref`, with what is done instead; undefined when it can. A cache

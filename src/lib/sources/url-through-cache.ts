@@ -2,7 +2,7 @@ import type {Dispatcher} from 'undici'
 import {errorMessage} from '../errors.js'
 import {redact} from '../net/request.js'
 import {probeCache} from './cache-probe.js'
-import {cacheCannotHelp} from './through-cache.js'
+import {cacheCannotHelp, theCache} from './through-cache.js'
 
 /**
  * A plain URL through an mtune cache: a cache serves plain file mirrors at /-/origin/NAME/
@@ -53,7 +53,7 @@ export async function pullUrlThroughCache<T>(
   events: {info?(m: string): void; warn?(m: string): void; debug?(m: string): void},
   pullFrom: (url: string) => Promise<T>,
 ): Promise<T & UrlRoute> {
-  const shown = `the cache at ${redact(cache).replace(/\/$/, '')}`
+  const shown = theCache(cache)
   const probe = await probeCache(dispatcher, cache, {timeoutMs: 5_000, signal})
   if (!probe.mtune) {
     events.debug?.(`${shown} does not answer: ${redact(url)} is pulled directly`)

@@ -38,12 +38,20 @@ function variantReference(source: string | undefined, tag: string): string {
   return `${repo}:${tag}${revision && revision !== 'main' ? `@${revision}` : ''} (or ${glob})`
 }
 
-function ggufNote(files: Sized[], source?: string): string | undefined {
+/** A folder's or repo's GGUF files by variant (its shards together), and the projectors apart. */
+function ggufVariants(files: Sized[]): {variants: Map<string, Sized[]>; projector: Sized[]} {
+  const gguf = files.filter((f) => /\.gguf$/i.test(f.name))
   // A vision model's projector (mmproj-*.gguf) goes with whichever variant is chosen.
-  const weights = files.filter((f) => /\.gguf$/i.test(f.name) && !/(^|\/)mmproj/i.test(f.name))
+  const projector = gguf.filter((f) => /(^|\/)mmproj/i.test(f.name))
   const variants = new Map<string, Sized[]>()
-  for (const f of weights) variants.set(variantOf(f.name), [...(variants.get(variantOf(f.name)) ?? []), f])
+  for (const f of gguf) if (!projector.includes(f)) variants.set(variantOf(f.name), [...(variants.get(variantOf(f.name)) ?? []), f])
+  return {variants, projector}
+}
+
+function ggufNote(files: Sized[], source?: string): string | undefined {
+  const {variants} = ggufVariants(files)
   if (variants.size < 2) return undefined
+  const weights = [...variants.values()].flat()
   const listed = [...variants].map(([key, parts]) => ({tag: ggufVariant(parts[0].name) ?? key, size: bytes(parts)})).sort((a, b) => a.size - b.size)
   const pick = listed.find((v) => /^Q4_K_M$/i.test(v.tag)) ?? listed[Math.floor(listed.length / 2)]
   const shown = listed.length > 8 ? [...listed.slice(0, 4), undefined, ...listed.slice(-3)] : listed
@@ -86,11 +94,8 @@ export function weightNotes(toPull: Sized[], source?: string): string[] {
 export function loadedWeights(files: Sized[]): {bytes: number; note?: string} {
   const safetensors = files.filter((f) => /\.safetensors$/i.test(f.name))
   if (safetensors.length) return {bytes: bytes(safetensors)}
-  const gguf = files.filter((f) => /\.gguf$/i.test(f.name))
-  if (gguf.length) {
-    const projector = gguf.filter((f) => /(^|\/)mmproj/i.test(f.name))
-    const variants = new Map<string, Sized[]>()
-    for (const f of gguf.filter((g) => !projector.includes(g))) variants.set(variantOf(f.name), [...(variants.get(variantOf(f.name)) ?? []), f])
+  const {variants, projector} = ggufVariants(files)
+  if (variants.size || projector.length) {
     const largest = [...variants.values()].sort((a, b) => bytes(b) - bytes(a))[0] ?? []
     const note =
       variants.size > 1

@@ -1,5 +1,6 @@
 import {readFileSync} from 'node:fs'
 import {join, relative} from 'node:path'
+import {filesUnder} from '../fs-dirs.js'
 import {safeJoin} from '../sources/safe-names.js'
 import {HEX40, HEX64, walk, type Expected, type Expectations} from './expect.js'
 
@@ -36,7 +37,8 @@ export function localDirRecord(dir: string, shown = dir): Expectations | undefin
   }
   if (!files.length) return undefined
   const recorded = new Set(files.map((f) => f.path))
-  const others = walk(dir).filter((p) => !relative(dir, p).startsWith('.') && !recorded.has(p)).length
+  // Counted as the weights check counts a folder's files: its hidden bookkeeping left out.
+  const others = filesUnder(dir).filter((p) => !recorded.has(p)).length
   const commit = commits.size === 1 ? ` (commit ${[...commits][0]!.slice(0, 12)})` : commits.size > 1 ? ` (${commits.size} commits)` : ''
   const notes = [
     `checked offline against huggingface_hub's record of what it fetched into ${shown}${commit}; mtune verify hf://ORG/NAME --local-dir ${shown} checks it against the hub, files it lacks too`,
