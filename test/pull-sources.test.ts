@@ -177,7 +177,10 @@ describe('mtune pull hf://', () => {
     assert.deepEqual(readdirSync(join(cache, 'snapshots', COMMIT)).sort(), ['config.json', 'tok'])
     // One name that matches nothing is a typo, said before anything is fetched.
     const typo = await runCli(['pull', 'hf://acme/tiny', 'model.safetensors', 'confg.json'], env)
-    assert.deepEqual([typo.code, typo.stderr.trim()], [2, 'Error: no file of hf://acme/tiny@main matches the path confg.json: list its files with mtune pull hf://acme/tiny@main --dry-run'])
+    assert.deepEqual([typo.code, typo.stderr.trim()], [2, 'Error: no file of hf://acme/tiny@main matches the path confg.json (did you mean config.json?): list its files with mtune pull hf://acme/tiny@main --dry-run'])
+    // A file named without its folder, the usual slip with repos that keep weights in a subfolder.
+    const folder = await runCli(['pull', 'hf://acme/tiny/shard.bin'], env)
+    assert.match(folder.stderr, /^Error: no file of hf:\/\/acme\/tiny@main matches the path shard\.bin \(did you mean sub\/shard\.bin\?\): /m)
     assert.ok(!existsSync(join(cache, 'snapshots', COMMIT, 'model.safetensors')))
     const refusals: Array<[string[], string]> = [
       [['hf://acme/tiny', '../config.json'], 'Error: invalid path "../config.json": a file or folder of the repo, relative to its root'],
@@ -214,7 +217,7 @@ describe('mtune pull hf://', () => {
     assert.deepEqual([tagged.source, tagged.files.map((f: {name: string}) => f.name), tagged.notes], ['hf://acme/tiny-GGUF:q4_k_m@main', ['tiny-Q4_K_M.gguf'], []])
     const noSuch = await runCli(['pull', 'hf://acme/tiny-GGUF:Q5_K_M'], env)
     assert.equal(noSuch.code, 2)
-    assert.match(noSuch.stderr, /^Error: no file of hf:\/\/acme\/tiny-GGUF@main matches the GGUF variant Q5_K_M: list its files with mtune pull hf:\/\/acme\/tiny-GGUF@main --dry-run$/m)
+    assert.match(noSuch.stderr, /^Error: no file of hf:\/\/acme\/tiny-GGUF@main matches the GGUF variant Q5_K_M \(it holds Q4_K_M, Q8_0\): list its files with mtune pull hf:\/\/acme\/tiny-GGUF@main --dry-run$/m)
     // doctor --model checks space for the whole repo: it says so, and how to take one variant.
     const doctor = await runCli(['doctor', 'disk', '--model', 'hf://acme/tiny-GGUF'], env)
     assert.match(doctor.stdout, /hf:\/\/acme\/tiny-GGUF: this repo holds 2 GGUF variants .*: hf:\/\/acme\/tiny-GGUF:Q4_K_M \(or --include '\*Q4_K_M\*'\)/)

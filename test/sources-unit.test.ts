@@ -17,6 +17,7 @@ import {parseSource} from '../src/lib/sources/reference.js'
 import {parseSha256Digest, safeJoin, safeRelativePath} from '../src/lib/sources/safe-names.js'
 import {renewalTime} from '../src/lib/transfer/source-pool.js'
 import {weightNotes} from '../src/lib/sources/weight-formats.js'
+import {nearestPath} from '../src/lib/near-names.js'
 import {tempDir} from './support/temp.js'
 
 describe('source references', () => {
@@ -49,6 +50,21 @@ describe('source references', () => {
     assert.ok(!ofVariant('mmproj-X-Q4_K_M.gguf', 'Q4_K_M'))
     assert.ok(!ofVariant('README.md', 'Q4_K_M'))
     assert.ok(ofVariant('README.md', undefined))
+    // A repo that keeps every variant in one folder names them in the files.
+    assert.ok(ofVariant('gguf/X-Q4_K_M.gguf', 'Q4_K_M'))
+    assert.ok(ofVariant('gguf/X-Q8_0-00001-of-00002.gguf', 'q8_0'))
+    assert.ok(!ofVariant('gguf/X-Q8_0.gguf', 'Q4_K_M'))
+  })
+
+  it('says what a path that matches nothing most likely meant', () => {
+    const names = ['config.json', 'tokenizer.json', 'gguf/M-Q4_K_M.gguf', 'onnx_fp16/model.onnx', 'sub/a/weights.bin', 'other/weights.bin']
+    assert.equal(nearestPath('confg.json', names), 'config.json')
+    assert.equal(nearestPath('M-Q4_K_M.gguf', names), 'gguf/M-Q4_K_M.gguf', 'the file in its folder')
+    assert.equal(nearestPath('Config.JSON', names), 'config.json')
+    assert.equal(nearestPath('onnx-fp16/', names), 'onnx_fp16', 'a folder')
+    assert.equal(nearestPath('a/weights.bin', names), 'sub/a/weights.bin')
+    assert.equal(nearestPath('weights.bin', names), undefined, 'in two folders: no guess')
+    assert.equal(nearestPath('README.md', names), undefined, 'nothing close')
   })
 
   it("parses ollama:// with Ollama's defaults and its tag rule", () => {
@@ -319,6 +335,8 @@ describe('what a whole-repo pull would fetch that most users leave out', () => {
     const [hf] = weightNotes([{name: 'M-Q4_K_M.gguf', size: GB}, {name: 'M-Q8_0.gguf', size: 2 * GB}], 'hf://org/M-GGUF@main')
     assert.match(hf, /a runtime loads one: hf:\/\/org\/M-GGUF:Q4_K_M \(or --include '\*Q4_K_M\*'\) takes Q4_K_M alone/)
     assert.match(weightNotes([{name: 'M-Q4_K_M.gguf', size: GB}, {name: 'M-Q8_0.gguf', size: GB}], 'hf://org/M-GGUF@v2')[0], /hf:\/\/org\/M-GGUF:Q4_K_M@v2 \(or/)
+    // Variants side by side in one folder are variants, not one folder's worth.
+    assert.match(weightNotes([{name: 'gguf/M-Q4_K_M.gguf', size: GB}, {name: 'gguf/M-Q8_0.gguf', size: 2 * GB}])[0] ?? '', /holds 2 GGUF variants .*\(Q4_K_M 1\.0 GiB, Q8_0 2\.0 GiB\)/)
   })
 
   it('names the same weights in other formats beside safetensors, when they add up to something', () => {

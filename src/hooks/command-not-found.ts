@@ -1,5 +1,6 @@
 import type {Hook} from '@oclif/core'
 import {ExitCode} from '../lib/errors.js'
+import {closeEnough, editDistance} from '../lib/near-names.js'
 
 /**
  * `mtune pul`: oclif's own answer is " ›   Error: command pul not found", with no way on. Said
@@ -24,27 +25,16 @@ const hook: Hook<'command_not_found'> = async function (options) {
   const names = [...options.config.commandIDs, ...options.config.topics.map((t) => t.name)].filter((id) => !id.startsWith('autocomplete'))
   const scored = names.map((id) => {
     const said = words.slice(0, id.split(':').length).join(' ')
-    return {name: id.replaceAll(':', ' '), said, d: distance(said, id.replaceAll(':', ' '))}
+    return {name: id.replaceAll(':', ' '), said, d: editDistance(said, id.replaceAll(':', ' '))}
   })
   // A topic typed right ("cache" of "cache sevre") is no answer: the command under it is.
   const nearest = scored.filter((s) => s.d > 0).sort((a, b) => a.d - b.d || b.name.length - a.name.length)[0]
-  const close = nearest !== undefined && nearest.d <= Math.max(2, Math.floor(nearest.said.length / 3))
+  const close = nearest !== undefined && closeEnough(nearest.said, nearest.d)
   const typed = close ? nearest.said : words[0]
   const message = `unknown command "${typed}": ${close ? `did you mean mtune ${nearest.name}? ` : ''}mtune --help lists the commands`
   if (options.argv?.includes('--json')) process.stdout.write(`${JSON.stringify({error: {code: 'unknown-command', message, exitCode: ExitCode.usage}}, null, 2)}\n`)
   else process.stderr.write(`Error: ${message}\n`)
   process.exit(ExitCode.usage)
-}
-
-/** Levenshtein's edit distance: letters added, dropped or changed. */
-function distance(a: string, b: string): number {
-  let row = Array.from({length: b.length + 1}, (_, i) => i)
-  for (let i = 1; i <= a.length; i++) {
-    const next = [i]
-    for (let j = 1; j <= b.length; j++) next[j] = Math.min(row[j] + 1, next[j - 1] + 1, row[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1))
-    row = next
-  }
-  return row[b.length]
 }
 
 export default hook

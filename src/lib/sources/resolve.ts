@@ -7,7 +7,9 @@ import {ollamaModelsDir, resolveOllama} from './ollama.js'
 import type {Plan} from './plan.js'
 import type {SourceRef} from './reference.js'
 import {choosesFiles, pathsOf, selector, underPath, type Selection} from './select.js'
-import {weightNotes} from './weight-formats.js'
+import {ggufVariant, weightNotes} from './weight-formats.js'
+import {nearestPath} from '../near-names.js'
+import {fewNames} from '../units.js'
 import {hfToken, modelscopeToken} from './tokens.js'
 
 export interface ResolveOptions {
@@ -42,28 +44,38 @@ export async function resolvePlan(ref: Exclude<SourceRef, {kind: 'url'}>, option
       const token = tokenFor('hf', options)
       const endpoint = options.cache ? cacheEndpoints(options.cache).hf : hfEndpoint(options.endpoint, env)
       const selection = {...options, paths: pathsOf(ref, options.files), quant: ref.quant}
-      const plan = await resolveHf(ref, {endpoint, token, select: selector(selection), localDir: options.localDir, env}, {...ctx, headers: token ? {authorization: `Bearer ${token}`} : {}})
-      return selectionSaid(plan, selection)
+      const listed = new Set<string>()
+      const plan = await resolveHf(ref, {endpoint, token, select: listing(selector(selection), listed), localDir: options.localDir, env}, {...ctx, headers: token ? {authorization: `Bearer ${token}`} : {}})
+      return selectionSaid(plan, selection, listed)
     }
     case 'modelscope': {
       const token = tokenFor('modelscope', options)
       const endpoint = (options.cache ? cacheEndpoints(options.cache).modelscope : (options.endpoint ?? modelscopeEndpoint(env))).replace(/\/+$/, '')
       const selection = {...options, paths: pathsOf(ref, options.files)}
-      const plan = await resolveModelscope(ref, {endpoint, token, localDir: options.localDir, select: selector(selection), env}, {...ctx, headers: token ? {authorization: `Bearer ${token}`} : {}})
-      return selectionSaid(plan, selection)
+      const listed = new Set<string>()
+      const plan = await resolveModelscope(ref, {endpoint, token, localDir: options.localDir, select: listing(selector(selection), listed), env}, {...ctx, headers: token ? {authorization: `Bearer ${token}`} : {}})
+      return selectionSaid(plan, selection, listed)
     }
     case 'ollama':
       return resolveOllama(ref, {modelsDir: ollamaModelsDir(env), via: options.cache && cacheEndpoints(options.cache).ollama}, {...ctx, headers: {}})
   }
 }
 
+/** The selector, noting every name the repo lists: what a selection that matched nothing could have meant. */
+const listing =
+  (select: (name: string) => boolean, listed: Set<string>) =>
+  (name: string): boolean => {
+    listed.add(name)
+    return select(name)
+  }
+
 /**
  * A repo's plan as the selection left it: named with its path (hf://ORG/NAME@REV/PATH, the way
  * back to it), refused when the selection matches nothing, and for a whole repo, with what most
  * users would leave out of it in its notes.
  */
-function selectionSaid(plan: Plan, selection: Selection): Plan {
-  matchedSomething(plan, selection)
+function selectionSaid(plan: Plan, selection: Selection, listed: Set<string>): Plan {
+  matchedSomething(plan, selection, [...listed])
   // As the user would write it: hf://ORG/NAME:QUANT@REV/PATH.
   // Several paths are not one source: the plan's lines name its files.
   const path = selection.paths?.length === 1 ? `/${selection.paths[0]}` : ''
@@ -74,18 +86,30 @@ function selectionSaid(plan: Plan, selection: Selection): Plan {
 
 /**
  * Globs or a path that match no file are a mistake (a typo, a path without its folder), not a
- * pull with nothing to do: said as such, rather than "already complete, 0 files".
+ * pull with nothing to do: said as such, rather than "already complete, 0 files", with what was
+ * probably meant from the names the repo lists.
  */
-function matchedSomething(plan: Plan, options: Selection): void {
+function matchedSomething(plan: Plan, options: Selection, names: string[]): void {
   const globs = [...(options.include ?? []).map((g) => `--include '${g}'`), ...(options.exclude ?? []).map((g) => `--exclude '${g}'`)].join(' ')
   const listing = `list its files with mtune pull ${plan.source} --dry-run`
+  const path = (p: string) => {
+    const meant = nearestPath(p, names)
+    return `the path ${p}${meant ? ` (did you mean ${meant}?)` : ''}`
+  }
   // Each path named must find something: one mistyped among several is as much a mistake.
   if (plan.files.length > 0 && (options.paths?.length ?? 0) > 1) {
     const none = options.paths!.filter((p) => !plan.files.some((f) => underPath(f.name, p)))
-    if (none.length) throw usageError('nothing-selected', `no file of ${plan.source} matches ${none.map((p) => `the path ${p}`).join(', ')}${globs ? ` with ${globs}` : ''}: ${listing}`)
+    if (none.length) throw usageError('nothing-selected', `no file of ${plan.source} matches ${none.map(path).join(', ')}${globs ? ` with ${globs}` : ''}: ${listing}`)
   }
   if (plan.files.length > 0 || !choosesFiles(options)) return
-  const paths = (options.paths ?? []).map((p) => `the path ${p}`).join(', ')
-  const what = [...(options.quant ? [`the GGUF variant ${options.quant}`] : []), ...(paths ? [paths] : []), ...(globs ? [globs] : [])].join(' and ')
+  const paths = (options.paths ?? []).map(path).join(', ')
+  const what = [...(options.quant ? [`the GGUF variant ${options.quant} (${variantsOf(names)})`] : []), ...(paths ? [paths] : []), ...(globs ? [globs] : [])].join(' and ')
   throw usageError('nothing-selected', `no file of ${plan.source} matches ${what}: ${listing}`)
+}
+
+/** The GGUF variants a repo's names hold, as hf://ORG/NAME:TAG takes them. */
+function variantsOf(names: string[]): string {
+  const tags = [...new Set(names.filter((n) => /\.gguf$/i.test(n) && !/(^|\/)mmproj/i.test(n)).map(ggufVariant).filter((t): t is string => Boolean(t)))]
+  if (tags.length === 0) return names.some((n) => /\.gguf$/i.test(n)) ? 'its GGUF files name no variant' : 'it holds no GGUF file'
+  return `it holds ${fewNames(tags.sort(), 8)}`
 }

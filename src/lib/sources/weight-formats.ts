@@ -24,11 +24,26 @@ const bytes = (files: Sized[]) => files.reduce((n, f) => n + (f.size ?? 0), 0)
 /** A quantisation's tag in a GGUF name: Q4_K_M, IQ2_XS, Q8_0, F16, BF16... */
 const QUANT = /(?:^|[-_.])(I?Q\d(?:_[A-Z0-9]+)*|B?F16|F32)(?=[-_.]|$)/i
 
-/** The variant a GGUF file belongs to: its folder, or its name without the shard suffix. */
-const variantOf = (name: string) => (name.includes('/') ? name.slice(0, name.indexOf('/')) : name.replace(/-\d{5}-of-\d{5}\.gguf$/i, '.gguf'))
+const unsharded = (name: string) => name.replace(/-\d{5}-of-\d{5}\.gguf$/i, '.gguf')
 
-/** A GGUF file's quantisation tag (Q4_K_M, IQ2_XS, f16...), from its folder or its name. */
-export const ggufVariant = (name: string): string | undefined => QUANT.exec(variantOf(name))?.[1]
+/**
+ * The variant a GGUF file belongs to: the folder that names its quantisation (a sharded variant's
+ * Q4_K_M/), else its name without the shard suffix. A repo that keeps every variant in one gguf/
+ * folder names them in the files, so such a folder is not one variant.
+ */
+function variantOf(name: string): string {
+  const parts = name.split('/')
+  const folder = parts.slice(0, -1).findIndex((p) => QUANT.test(p))
+  return folder >= 0 ? parts.slice(0, folder + 1).join('/') : unsharded(name)
+}
+
+/** A GGUF file's quantisation tag (Q4_K_M, IQ2_XS, f16...), from its variant's folder or its name. */
+export const ggufVariant = (name: string): string | undefined =>
+  variantOf(name)
+    .split('/')
+    .reverse()
+    .map((part) => QUANT.exec(part)?.[1])
+    .find(Boolean)
 
 /** hf://ORG/NAME@REV as the variant's own reference, hf://ORG/NAME:TAG[@REV]; other sources take the glob. */
 function variantReference(source: string | undefined, tag: string): string {
