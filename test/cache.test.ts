@@ -340,6 +340,13 @@ describe('plain URLs through the cache\'s origins (real nginx)', needsNginx, () 
     assert.equal((await pullTo(mirror.url.replace('http://', 'http://ops:pw@'), {MTUNE_CACHE: cache.url})).via, 'origin')
     assert.equal((await pullTo(mirror.url, {MTUNE_CACHE: 'http://127.0.0.1:9'})).via, 'origin')
     assert.equal((await pullTo(mirror.url, {})).via, 'origin')
+    // pull --auto measures the cache beside the URL: both are places this file can come from.
+    const auto = await runCli(['pull', mirror.url, '--auto', '--budget', '2', '--dry-run', '--json', '--no-public-mirrors'], {MTUNE_CACHE: cache.url})
+    assert.equal(auto.code, 0, auto.stderr)
+    const urls = JSON.parse(auto.stdout).decision.candidates.map((c: {url: string}) => c.url)
+    assert.deepEqual(urls.sort(), [`${cache.url}/-/origin/files/model.gguf`, mirror.url].sort())
+    const plainAuto = await runCli(['pull', other.url, '--auto', '--budget', '2', '--dry-run', '--json'], {MTUNE_CACHE: cache.url})
+    assert.deepEqual(JSON.parse(plainAuto.stdout).decision.candidates.map((c: {url: string}) => c.url), [other.url], 'not under an origin: the URL alone')
   })
 })
 

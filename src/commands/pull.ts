@@ -41,6 +41,16 @@ const loadAuto = async () => {
   return {...auto, ...decide, ...reader, STATE_PATH: apply.STATE_PATH, ...tuneOutput}
 }
 
+/**
+ * The cache a plain URL may go through (under one of its --origin mirrors): none for a URL with
+ * credentials of its own or the Hub's token, which a shared cache must not serve to others.
+ */
+async function urlCacheFor(ref: ReturnType<typeof parseSource>, cache: string | undefined): Promise<string | undefined> {
+  if (ref.kind !== 'url' || !cache || new URL(ref.url).username) return undefined
+  const {hubFileHeaders} = await import('../lib/sources/hub-files.js')
+  return hubFileHeaders(ref.url) ? undefined : parseCacheUrl(cache)
+}
+
 export default class Pull extends MtuneCommand {
   static override summary = 'Download a file or a model fast, resumably and verified.'
   static override description = `SOURCE is an http(s) URL, hf://ORG/NAME[:QUANT][@REVISION][/PATH] (hf://datasets/... for datasets; \
@@ -171,6 +181,7 @@ Exit codes: 0 done, 2 bad input, 3 the server refused or kept failing, 4 digest 
             files: repoFiles,
             localDir: flags['local-dir'],
             verify: flags.verify,
+            urlCache: await urlCacheFor(ref, flags.cache),
             // The cache is a candidate the user chose (its hub endpoint); it gets the token, passed on to the hub.
             endpoints: [...(flags.endpoint ?? []), ...(cache && ref.kind !== 'ollama' ? [ref.kind === 'hf' ? cacheEndpoints(cache).hf : cacheEndpoints(cache).modelscope] : [])],
             publicMirrors: flags['public-mirrors'],
@@ -209,8 +220,7 @@ Exit codes: 0 done, 2 bad input, 3 the server refused or kept failing, 4 digest 
         if (headers) events.debug?.(`${new URL(ref.url).host} is the Hub: its file URL gets the Hub token, as hf:// would`)
         const from = (url: string, dispatcher?: Dispatcher) =>
           pull({url, headers, mirrors, output: flags.output, connections: flags.connections, maxConnections: flags['max-connections'], chunkSize, sha256: flags.sha256, force: flags.force, dispatcher, ...common}, events)
-        // A cache's origins (serve --origin) cover plain mirrors; a URL with credentials of its own, or the Hub's token, goes direct.
-        const urlCache = flags.cache && !headers && !new URL(ref.url).username ? parseCacheUrl(flags.cache) : undefined
+        const urlCache = await urlCacheFor(ref, flags.cache)
         let result: Awaited<ReturnType<typeof from>> & {via: 'cache' | 'origin'}
         if (urlCache) {
           const [{createDispatcher, closeDispatcher}, {pullUrlThroughCache}] = await Promise.all([import('../lib/net/dispatcher.js'), import('../lib/sources/url-through-cache.js')])

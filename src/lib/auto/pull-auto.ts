@@ -1,4 +1,5 @@
 import {stat} from 'node:fs/promises'
+import type {Dispatcher} from 'undici'
 import {dirname, resolve} from 'node:path'
 import {createDispatcher} from '../net/dispatcher.js'
 import {shownUrl} from '../net/credentials.js'
@@ -22,6 +23,11 @@ export interface AutoOptions {
   /** Paths in the repo named after the source. */
   files?: string[]
   localDir?: string
+  /**
+   * URLs: an mtune cache (MTUNE_CACHE, --cache). A URL under one of its --origin mirrors has a
+   * second place to come from, the cache, measured beside the others.
+   */
+  urlCache?: string
   /** Model sources: re-hash the files already present first (pull --verify). */
   verify?: boolean
   publicMirrors: boolean
@@ -62,12 +68,24 @@ async function outputDir(output: string | undefined): Promise<string> {
   return info?.isDirectory() || output.endsWith('/') ? resolve(output) : dirname(resolve(output))
 }
 
+/** The cache's form of a URL under one of its origins, as a candidate (said), or none. */
+async function cacheOfUrl(ref: SourceRef, options: AutoOptions, dispatcher: Dispatcher, events: PullEvents): Promise<string[]> {
+  if (ref.kind !== 'url' || !options.urlCache) return []
+  const {routeThroughCache} = await import('../sources/url-through-cache.js')
+  const {theCache} = await import('../sources/through-cache.js')
+  const {answers, routed} = await routeThroughCache(ref.url, options.urlCache, dispatcher, options.signal)
+  if (!answers) events.warn?.(`${theCache(options.urlCache)} does not answer: only the URL${options.mirrors.length ? ' and --mirror' : ''} measured`)
+  else if (routed) events.info?.(`${theCache(options.urlCache)} serves this URL (its origin ${routed.name}): measured as a candidate`)
+  return routed ? [routed.url] : []
+}
+
 /** pull --auto: check the machine, measure the mirrors, decide, say why, (tune,) and pull. */
 export async function pullAuto(ref: SourceRef, options: AutoOptions, r: SystemReader, events: PullEvents): Promise<AutoResult> {
   const dispatcher = createDispatcher({stallTimeoutMs: options.stallTimeoutMs})
   try {
     const resolve = {include: options.include, exclude: options.exclude, files: options.files, localDir: options.localDir}
-    const candidates = await findCandidates(ref, {mirrors: options.mirrors, endpoints: options.endpoints, publicMirrors: options.publicMirrors, resolve, dispatcher, signal: options.signal})
+    const mirrors = [...(await cacheOfUrl(ref, options, dispatcher, events)), ...options.mirrors]
+    const candidates = await findCandidates(ref, {mirrors, endpoints: options.endpoints, publicMirrors: options.publicMirrors, resolve, dispatcher, signal: options.signal})
     const decision = await decideAuto(options.source, candidates, {path: await outputDir(options.output), budgetMs: options.budgetMs, signal: options.signal, progress: events.info}, r)
     options.onDecision?.(decision)
     if (options.dryRun) return {decision, dryRun: true}

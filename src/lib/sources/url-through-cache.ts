@@ -35,6 +35,12 @@ export function cachedForm(url: string, cache: string, origins: Record<string, s
   return undefined
 }
 
+/** Asks the cache for its origins (its page): whether it answers as an mtune cache, and `url`'s form there. */
+export async function routeThroughCache(url: string, cache: string, dispatcher: Dispatcher, signal?: AbortSignal): Promise<{answers: boolean; routed?: {url: string; name: string}}> {
+  const probe = await probeCache(dispatcher, cache, {timeoutMs: 5_000, signal})
+  return probe.mtune ? {answers: true, routed: cachedForm(url, cache, probe.origins)} : {answers: false}
+}
+
 export interface UrlRoute {
   /** Where the bytes came from in the end. */
   via: 'cache' | 'origin'
@@ -54,12 +60,11 @@ export async function pullUrlThroughCache<T>(
   pullFrom: (url: string) => Promise<T>,
 ): Promise<T & UrlRoute> {
   const shown = theCache(cache)
-  const probe = await probeCache(dispatcher, cache, {timeoutMs: 5_000, signal})
-  if (!probe.mtune) {
+  const {answers, routed} = await routeThroughCache(url, cache, dispatcher, signal)
+  if (!answers) {
     events.debug?.(`${shown} does not answer: ${redact(url)} is pulled directly`)
     return {...(await pullFrom(url)), via: 'origin'}
   }
-  const routed = cachedForm(url, cache, probe.origins)
   if (!routed) {
     events.debug?.(`${shown} serves no origin of ${redact(url)} (mtune cache serve --origin NAME=URL adds one): pulled directly`)
     return {...(await pullFrom(url)), via: 'origin'}
