@@ -2,14 +2,14 @@ import assert from 'node:assert/strict'
 import {spawnSync} from 'node:child_process'
 import {createHash} from 'node:crypto'
 import {once} from 'node:events'
-import {existsSync, readFileSync, readdirSync, writeFileSync} from 'node:fs'
+import {existsSync, readFileSync, readdirSync, statfsSync, writeFileSync} from 'node:fs'
 import {createServer, type AddressInfo} from 'node:net'
 import {join} from 'node:path'
 import {after, describe, it} from 'node:test'
 import {downloadFile} from '@huggingface/hub'
 import {nginxConfig} from '../src/lib/cache/config.js'
 import {findNginx} from '../src/lib/cache/nginx.js'
-import {DEFAULT_UPSTREAMS, mergeSettings, parseListen, type CacheOptions} from '../src/lib/cache/options.js'
+import {DEFAULT_UPSTREAMS, diskNote, mergeSettings, parseListen, parseMinFree, type CacheOptions} from '../src/lib/cache/options.js'
 import {proxyWarning} from '../src/lib/cache/serve.js'
 import {addUp} from '../src/lib/cache/status.js'
 import {runCli, startCli} from './support/cli.js'
@@ -86,6 +86,8 @@ describe('mtune cache: the configuration', () => {
     upstreams: {hf: 'https://huggingface.co', ollama: 'https://registry.ollama.ai', modelscope: 'https://www.modelscope.cn'},
     origins: {models: 'https://mirror.example.com/models'},
     maxSize: 100 * 1024 ** 3,
+    minFree: '5%',
+    disk: {totalBytes: 2000 * 1024 ** 3, freeBytes: 80 * 1024 ** 3},
     resolvers: ['10.0.0.2', '[fd00::53]'],
     cdnHosts: ['cdn.example.net'],
     caFile: '/etc/ssl/certs/ca-certificates.crt',
@@ -120,6 +122,25 @@ describe('mtune cache: the configuration', () => {
     assert.match(text, /max_size=102400m/)
   })
 
+  it('keeps --min-free of the disk free whatever --max-size says, and says when --max-size is more than the disk can give', () => {
+    assert.match(text, / max_size=102400m min_free=102400m /, '5% of a 2000 GiB disk')
+    assert.match(nginxConfig({...options, minFree: parseMinFree('50G')}), / min_free=51200m /)
+    assert.doesNotMatch(nginxConfig({...options, minFree: parseMinFree('0')}), /min_free/)
+    const unknown = nginxConfig({...options, disk: undefined})
+    assert.doesNotMatch(unknown, /min_free=/)
+    assert.match(unknown, /# --min-free 5%: the size of the disk under \/srv\/cache is unknown/)
+    assert.throws(() => parseMinFree('60%'), /--min-free 60% would keep most of the disk empty/)
+    assert.throws(() => parseMinFree('lots'), /--min-free/)
+    // 100 GiB asked, 80 GiB free and 10 GiB cached: the disk is the limit, and min_free holds it.
+    const fmt = (n: number) => `${Math.round(n / 1024 ** 3)}G`
+    assert.equal(
+      diskNote(options, 10 * 1024 ** 3, fmt),
+      '--max-size 100G is more than this disk can give the cache (80G free, 10G cached): nginx keeps 100G of it free (--min-free 5%) and evicts the least recently used files beyond that',
+    )
+    assert.equal(diskNote({...options, disk: {totalBytes: 2000 * 1024 ** 3, freeBytes: 900 * 1024 ** 3}}, 0, fmt), undefined, 'room enough')
+    assert.match(diskNote({...options, minFree: '0'}, 0, fmt) ?? '', /with --min-free 0, nothing stops the cache from filling it$/)
+  })
+
   it('fetches only from CDNs: the upstreams\' hosts, the hubs\' CDN domains and --cdn-host', () => {
     assert.match(text, /"~\^huggingface\\\\\.co\$" 1;/)
     assert.match(text, /"~\(\^\|\\\\\.\)hf\\\\\.co\$" 1;/)
@@ -143,11 +164,13 @@ describe('mtune cache: the configuration', () => {
   })
 
   it('a serve against a running cache changes what its flags name and keeps the rest', () => {
-    const base: CacheOptions = {dir: '/c', listen: {host: '127.0.0.1', port: 8080}, upstreams: {...DEFAULT_UPSTREAMS}, origins: {}, maxSize: 500 * 1024 ** 3, resolvers: [], cdnHosts: []}
-    const running = {listen: {host: '10.0.0.5', port: 8080}, upstreams: {...DEFAULT_UPSTREAMS, hf: 'http://site:8080'}, origins: {m: 'https://mirror/m'}, maxSize: 2 * 1024 ** 4, cdnHosts: ['cdn.example']}
+    const base: CacheOptions = {dir: '/c', listen: {host: '127.0.0.1', port: 8080}, upstreams: {...DEFAULT_UPSTREAMS}, origins: {}, maxSize: 500 * 1024 ** 3, minFree: '5%', resolvers: [], cdnHosts: []}
+    const running = {listen: {host: '10.0.0.5', port: 8080}, upstreams: {...DEFAULT_UPSTREAMS, hf: 'http://site:8080'}, origins: {m: 'https://mirror/m'}, maxSize: 2 * 1024 ** 4, minFree: String(100 * 1024 ** 3), cdnHosts: ['cdn.example']}
     assert.deepEqual(mergeSettings(base, running, new Set()), {...base, ...running}, 'a bare serve --dir D keeps everything')
     const more = mergeSettings({...base, maxSize: 4 * 1024 ** 4, cdnHosts: ['other.example']}, running, new Set(['maxSize', 'cdnHosts'] as const))
     assert.deepEqual(more, {...base, ...running, maxSize: 4 * 1024 ** 4, cdnHosts: ['other.example']}, 'what is given replaces, lists whole')
+    const {minFree: _, ...older} = running
+    assert.equal(mergeSettings(base, older, new Set()).minFree, '5%', 'a cache started before --min-free was kept: the default')
   })
 
   it('adds up traffic from the access log: requests, slices hit and missed, bytes up and served', () => {
@@ -190,7 +213,16 @@ describe('mtune cache serve, status, stop (real nginx)', needsNginx, () => {
     assert.equal(s.running, true)
     assert.equal(s.answering, true)
     assert.equal(s.disk.maxBytes, 2 * 1024 ** 3)
+    // nginx keeps 5% of the disk free (min_free), whatever --max-size says; nginx -t took it.
+    const {blocks, bsize} = statfsSync(d)
+    assert.ok(Math.abs(s.disk.minFreeBytes - blocks * bsize * 0.05) < 2 * 1024 ** 2, JSON.stringify(s.disk))
+    assert.ok(s.disk.freeBytes > 0)
+    assert.match(readFileSync(join(d, 'nginx.conf'), 'utf8'), / max_size=2048m min_free=\d+m /)
     assert.deepEqual(s.endpoints, doc.endpoints)
+    // The unit for this cache, asked with --dir alone, keeps its port and origin (not the defaults).
+    const unit = await runCli(['cache', 'config', '--dir', d, '--systemd'])
+    assert.match(unit.stdout, new RegExp(`cache config --dir ${d} --listen 127\\.0\\.0\\.1:${port} .*--max-size 2147483648 --min-free 5% --origin models=http://127\\.0\\.0\\.1:9/files --write`))
+    assert.match(unit.stderr, /the settings of the cache in .*, with those given here/)
 
     const stop = await runCli(['cache', 'stop', '--dir', d])
     assert.equal(stop.code, 0, stop.stderr)

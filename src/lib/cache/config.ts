@@ -1,6 +1,6 @@
 import {createHash} from 'node:crypto'
 import {join} from 'node:path'
-import type {CacheOptions} from './options.js'
+import {minFreeOf, type CacheOptions} from './options.js'
 
 /**
  * The nginx configuration of `mtune cache`: pure, from options to text (tested on its own and
@@ -101,6 +101,15 @@ function hubLocation(match: string, upstreamVar: string, extra: string[] = []): 
   ]
 }
 
+/** nginx's min_free (1.19.1+): the cache manager evicts to keep this much of the disk free. */
+function minFreeParam(o: CacheOptions): string {
+  const bytes = minFreeOf(o)
+  return bytes ? ` min_free=${Math.max(1, Math.floor(bytes / (1024 * 1024)))}m` : ''
+}
+
+const minFreeLines = (o: CacheOptions): string[] =>
+  minFreeOf(o) === undefined ? [`  # --min-free ${o.minFree}: the size of the disk under ${o.dir} is unknown, so none is kept free; give a size (--min-free 50G).`] : []
+
 export function nginxConfig(o: CacheOptions, now = new Date()): string {
   const dir = o.dir
   const listenHost = o.listen.host.includes(':') ? `[${o.listen.host}]` : o.listen.host
@@ -132,7 +141,8 @@ export function nginxConfig(o: CacheOptions, now = new Date()): string {
     '  log_format mtune escape=json \'{"t":"$msec","m":"$request_method","u":"$uri","s":"$status","sent":"$body_bytes_sent",\'',
     '                               \'"cache":"$upstream_cache_status","up":"$upstream_bytes_received","slice":"$mtune_slice","len":"$request_length"}\';',
     `  access_log ${join(dir, 'logs', 'access.log')} mtune;`,
-    `  proxy_cache_path ${join(dir, 'cache')} levels=1:2 keys_zone=mtune:64m max_size=${maxSizeMb}m inactive=365d use_temp_path=off;`,
+    ...minFreeLines(o),
+    `  proxy_cache_path ${join(dir, 'cache')} levels=1:2 keys_zone=mtune:64m max_size=${maxSizeMb}m${minFreeParam(o)} inactive=365d use_temp_path=off;`,
     ...(o.resolvers.length ? [`  resolver ${o.resolvers.join(' ')} valid=300s;`, '  resolver_timeout 10s;'] : ['  # No name server in /etc/resolv.conf: only upstreams and CDNs given as IP addresses can be reached.']),
     '  proxy_http_version 1.1;',
     '  proxy_set_header Connection "";',

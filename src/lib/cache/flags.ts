@@ -1,6 +1,6 @@
 import {Flags} from '@oclif/core'
 import {resolve} from 'node:path'
-import {DEFAULT_LISTEN, DEFAULT_MAX_SIZE, DEFAULT_UPSTREAMS, parseListen, parseMaxSize, parseOrigin, parseUpstream, type CacheOptions, type SettingName} from './options.js'
+import {DEFAULT_LISTEN, DEFAULT_MAX_SIZE, DEFAULT_MIN_FREE, DEFAULT_UPSTREAMS, parseListen, parseMaxSize, parseMinFree, parseOrigin, parseUpstream, type CacheOptions, type SettingName} from './options.js'
 
 /** The flags `cache serve` and `cache config` share: what the cache is. */
 export const cacheFlags = {
@@ -11,6 +11,10 @@ export const cacheFlags = {
   'modelscope-upstream': Flags.string({default: DEFAULT_UPSTREAMS.modelscope, description: 'ModelScope behind this cache.'}),
   origin: Flags.string({multiple: true, description: 'NAME=URL: a plain file mirror, served cached at /-/origin/NAME/ (repeatable).'}),
   'max-size': Flags.string({default: DEFAULT_MAX_SIZE, description: 'Disk the cached files may take (nginx evicts the least recently used beyond it), e.g. 500G or 2T.'}),
+  'min-free': Flags.string({
+    default: DEFAULT_MIN_FREE,
+    description: "Space to keep free on the cache's disk, whatever --max-size says (nginx evicts the least recently used files to keep it): a size such as 50G, or a share of the disk such as 5%; 0 for none.",
+  }),
   'cdn-host': Flags.string({multiple: true, description: 'Another CDN domain the hubs redirect to, that this cache may fetch from (repeatable; the hubs\' known CDNs are built in).'}),
 }
 
@@ -22,11 +26,12 @@ export interface CacheFlagValues {
   'modelscope-upstream': string
   origin?: string[]
   'max-size': string
+  'min-free': string
   'cdn-host'?: string[]
 }
 
 /** Flags to options; bad input is one line and exit 2, before anything is written. */
-export function optionsFromFlags(f: CacheFlagValues): Omit<CacheOptions, 'resolvers' | 'caFile' | 'user'> {
+export function optionsFromFlags(f: CacheFlagValues): Omit<CacheOptions, 'resolvers' | 'caFile' | 'user' | 'disk'> {
   return {
     dir: resolve(f.dir),
     listen: parseListen(f.listen),
@@ -37,6 +42,7 @@ export function optionsFromFlags(f: CacheFlagValues): Omit<CacheOptions, 'resolv
     },
     origins: Object.fromEntries((f.origin ?? []).map(parseOrigin)),
     maxSize: parseMaxSize(f['max-size']),
+    minFree: parseMinFree(f['min-free']),
     cdnHosts: (f['cdn-host'] ?? []).map((h) => h.trim().toLowerCase()).filter(Boolean),
   }
 }
@@ -48,6 +54,7 @@ const SETTING_OF_FLAG: Record<string, SettingName> = {
   'modelscope-upstream': 'modelscope',
   origin: 'origins',
   'max-size': 'maxSize',
+  'min-free': 'minFree',
   'cdn-host': 'cdnHosts',
 }
 

@@ -94,6 +94,8 @@ export interface CacheState {
   listen: string
   endpoints: {hf: string; modelscope: string; ollama: string; origins: Record<string, string>}
   maxSize: number
+  /** nginx's min_free (--min-free worked out on this disk); absent when it could not be. */
+  minFreeBytes?: number
   startedAt: string
   /** When a serve with other settings last reloaded it. */
   reloadedAt?: string

@@ -17,6 +17,13 @@ export interface CacheOptions {
   origins: Record<string, string>
   /** nginx's max_size for the cache, in bytes. */
   maxSize: number
+  /**
+   * --min-free as given: bytes ("50G") or a share of the cache's filesystem ("5%"), resolved on
+   * the host that runs nginx (a systemd unit's config is written at each start).
+   */
+  minFree: string
+  /** The size of the filesystem that holds `dir`, and what is free on it now (withSystemFacts). */
+  disk?: {totalBytes: number; freeBytes: number}
   /** Name servers for CDN host names (nginx resolves them itself), from /etc/resolv.conf. */
   resolvers: string[]
   /** More CDN host names (suffixes) the cache may fetch from, beyond the built-in ones. */
@@ -28,10 +35,10 @@ export interface CacheOptions {
 }
 
 /** What a user sets with serve's flags, kept in the cache's state so that a later serve can change one. */
-export type CacheSettings = Pick<CacheOptions, 'listen' | 'upstreams' | 'origins' | 'maxSize' | 'cdnHosts'>
-export type SettingName = 'listen' | 'hf' | 'ollama' | 'modelscope' | 'origins' | 'maxSize' | 'cdnHosts'
+export type CacheSettings = Pick<CacheOptions, 'listen' | 'upstreams' | 'origins' | 'maxSize' | 'cdnHosts'> & Partial<Pick<CacheOptions, 'minFree'>>
+export type SettingName = 'listen' | 'hf' | 'ollama' | 'modelscope' | 'origins' | 'maxSize' | 'minFree' | 'cdnHosts'
 
-export const settingsOf = (o: CacheOptions): CacheSettings => ({listen: o.listen, upstreams: o.upstreams, origins: o.origins, maxSize: o.maxSize, cdnHosts: o.cdnHosts})
+export const settingsOf = (o: CacheOptions): CacheSettings => ({listen: o.listen, upstreams: o.upstreams, origins: o.origins, maxSize: o.maxSize, minFree: o.minFree, cdnHosts: o.cdnHosts})
 
 /**
  * A serve against a running cache changes what its flags name and keeps the rest: a bare
@@ -46,12 +53,19 @@ export function mergeSettings(o: CacheOptions, running: CacheSettings, given: Re
     upstreams: {hf: pick('hf', o.upstreams.hf, running.upstreams.hf), ollama: pick('ollama', o.upstreams.ollama, running.upstreams.ollama), modelscope: pick('modelscope', o.upstreams.modelscope, running.upstreams.modelscope)},
     origins: pick('origins', o.origins, running.origins),
     maxSize: pick('maxSize', o.maxSize, running.maxSize),
+    // A cache started before --min-free was kept runs with the default.
+    minFree: pick('minFree', o.minFree, running.minFree ?? o.minFree),
     cdnHosts: pick('cdnHosts', o.cdnHosts, running.cdnHosts),
   }
 }
 
 export const DEFAULT_LISTEN = '127.0.0.1:8080'
 export const DEFAULT_MAX_SIZE = '500G'
+/**
+ * The models this cache serves often share its disk with the server's own: the cache must never
+ * be what fills it. nginx's max_size alone does not know the disk; min_free does.
+ */
+export const DEFAULT_MIN_FREE = '5%'
 
 /** HOST:PORT, [V6]:PORT or a bare PORT (on loopback). */
 export function parseListen(value: string): {host: string; port: number} {
@@ -100,6 +114,39 @@ export function parseMaxSize(value: string): number {
   const bytes = parseSize(value, '--max-size')
   if (bytes < 64 * 1024 * 1024) throw usageError('bad-size', `--max-size ${value} is too small for a model cache: use 1G or more`)
   return bytes
+}
+
+/** --min-free: a size (50G, 0 for none) or a share of the filesystem (5%, up to 50%), as given. */
+export function parseMinFree(value: string): string {
+  const v = value.trim()
+  const pct = /^(\d+(?:\.\d+)?)%$/.exec(v)
+  if (pct) {
+    if (Number(pct[1]) > 50) throw usageError('bad-size', `--min-free ${value} would keep most of the disk empty: give at most 50%, or a size such as 100G`)
+    return `${Number(pct[1])}%`
+  }
+  return String(parseSize(v, '--min-free'))
+}
+
+/** --min-free in bytes, for a filesystem of `filesystemBytes` (undefined when unknown: a share cannot be had). */
+export function minFreeBytes(minFree: string, filesystemBytes: number | undefined): number | undefined {
+  const pct = /^(\d+(?:\.\d+)?)%$/.exec(minFree)
+  if (!pct) return Number(minFree)
+  return filesystemBytes === undefined ? undefined : Math.floor((filesystemBytes * Number(pct[1])) / 100)
+}
+
+/** nginx's min_free for these options: --min-free in bytes on the cache's disk (undefined: none can be had). */
+export const minFreeOf = (o: Pick<CacheOptions, 'minFree' | 'disk'>): number | undefined => minFreeBytes(o.minFree, o.disk?.totalBytes)
+
+/**
+ * Said at serve when --max-size is more than the disk can give (what is free now, plus what the
+ * cache holds already): nginx then stops at --min-free, which is the limit that holds.
+ */
+export function diskNote(o: Pick<CacheOptions, 'maxSize' | 'minFree' | 'disk'>, cachedBytes: number, format: (n: number) => string): string | undefined {
+  if (!o.disk) return undefined
+  const keep = minFreeOf(o) ?? 0
+  if (o.maxSize <= o.disk.freeBytes + cachedBytes - keep) return undefined
+  const kept = keep ? `nginx keeps ${format(keep)} of it free (--min-free ${o.minFree}) and evicts the least recently used files beyond that` : 'with --min-free 0, nothing stops the cache from filling it'
+  return `--max-size ${format(o.maxSize)} is more than this disk can give the cache (${format(o.disk.freeBytes)} free${cachedBytes ? `, ${format(cachedBytes)} cached` : ''}): ${kept}`
 }
 
 /** The name servers in resolv.conf, as nginx's resolver directive wants them (IPv6 in brackets). */

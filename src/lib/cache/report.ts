@@ -1,3 +1,4 @@
+import {statfsSync} from 'node:fs'
 import {resolve} from 'node:path'
 import {cacheUrl} from './config.js'
 import {parseListen} from './options.js'
@@ -12,7 +13,17 @@ export interface CacheStatus extends Traffic {
   answering: boolean
   url: string | null
   endpoints: CacheState['endpoints'] | null
-  disk: {usedBytes: number; maxBytes: number | null}
+  /** The cache's files, its --max-size, the space nginx keeps free on the disk (--min-free) and what is free now. */
+  disk: {usedBytes: number; maxBytes: number | null; minFreeBytes: number | null; freeBytes: number | null}
+}
+
+function freeOn(dir: string): number | null {
+  try {
+    const s = statfsSync(dir)
+    return s.bavail * s.bsize
+  } catch {
+    return null
+  }
 }
 
 export async function cacheStatus(dirArg: string): Promise<CacheStatus> {
@@ -30,7 +41,7 @@ export async function cacheStatus(dirArg: string): Promise<CacheStatus> {
     answering,
     url: state?.url ?? null,
     endpoints: state?.endpoints ?? null,
-    disk: {usedBytes: diskUsed(paths(dir).cache), maxBytes: state?.maxSize ?? null},
+    disk: {usedBytes: diskUsed(paths(dir).cache), maxBytes: state?.maxSize ?? null, minFreeBytes: state?.minFreeBytes ?? null, freeBytes: freeOn(dir)},
     ...traffic,
   }
 }

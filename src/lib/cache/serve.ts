@@ -1,14 +1,27 @@
-import {existsSync, readFileSync, renameSync, rmSync} from 'node:fs'
+import {existsSync, readFileSync, renameSync, rmSync, statfsSync} from 'node:fs'
+import {nearestExisting} from '../fs-dirs.js'
 import {hostname} from 'node:os'
 import {writeFileAtomic} from '../fs-atomic.js'
 import {proxyConfig, proxyFor, type ProxyConfig} from '../net/proxy-env.js'
 import {cacheEndpoints} from '../sources/cache-endpoints.js'
 import {cacheUrl, generationOf, nginxConfig} from './config.js'
 import {checkPortFree, paths, prepareDir, readState, reloadNginx, requireNginx, runningPid, startNginx, testConfig, workerUser, writeState, type CacheState} from './nginx.js'
-import {isLoopback, mergeSettings, resolversFrom, settingsOf, type CacheOptions, type SettingName} from './options.js'
+import {diskNote, isLoopback, mergeSettings, minFreeOf, resolversFrom, settingsOf, type CacheOptions, type SettingName} from './options.js'
+import {diskUsed} from './status.js'
+import {formatBytes} from '../units.js'
 
-/** The system's facts the configuration depends on: name servers, a CA bundle, the workers' user. */
-export function withSystemFacts(o: Omit<CacheOptions, 'resolvers' | 'caFile' | 'user'>): CacheOptions {
+/** The filesystem that holds (or will hold) `dir`: its size, for --min-free's share, and what is free. */
+function diskOf(dir: string): CacheOptions['disk'] {
+  try {
+    const s = statfsSync(nearestExisting(dir).found?.path ?? '/')
+    return {totalBytes: s.blocks * s.bsize, freeBytes: s.bavail * s.bsize}
+  } catch {
+    return undefined
+  }
+}
+
+/** The system's facts the configuration depends on: name servers, a CA bundle, the workers' user, the disk. */
+export function withSystemFacts(o: Omit<CacheOptions, 'resolvers' | 'caFile' | 'user' | 'disk'>): CacheOptions {
   let resolvConf: string | undefined
   try {
     resolvConf = readFileSync('/etc/resolv.conf', 'utf8')
@@ -16,7 +29,7 @@ export function withSystemFacts(o: Omit<CacheOptions, 'resolvers' | 'caFile' | '
     resolvConf = undefined
   }
   const caFile = ['/etc/ssl/certs/ca-certificates.crt', '/etc/pki/tls/certs/ca-bundle.crt', '/etc/ssl/cert.pem'].find((f) => existsSync(f))
-  return {...o, resolvers: resolversFrom(resolvConf), caFile, user: workerUser()?.name}
+  return {...o, resolvers: resolversFrom(resolvConf), caFile, user: workerUser()?.name, disk: diskOf(o.dir)}
 }
 
 /** What clients put in their settings, for a cache at `url`. */
@@ -47,6 +60,8 @@ export interface ServeResult {
   exposure?: string
   /** Said when this host's environment sends its upstreams through a proxy, which nginx cannot use. */
   proxied?: string
+  /** Said when --max-size is more than the disk can give: --min-free is then the limit that holds. */
+  disk?: string
 }
 
 /**
@@ -63,6 +78,9 @@ export function proxyWarning(o: Pick<CacheOptions, 'upstreams' | 'origins'>, con
 
 const listenOf = (o: CacheOptions) => `${o.listen.host}:${o.listen.port}`
 
+/** Said for a --max-size the user gave: the default's 500G is bounded by --min-free anyway, on any disk. */
+const diskOfCache = (o: CacheOptions, given: ReadonlySet<SettingName>) => (given.has('maxSize') ? diskNote(o, diskUsed(paths(o.dir).cache), formatBytes) : undefined)
+
 const exposureOf = (o: CacheOptions) =>
   isLoopback(o.listen.host)
     ? undefined
@@ -71,7 +89,7 @@ const exposureOf = (o: CacheOptions) =>
 /** The cache's record of itself (mtune-cache.json): what status and a later serve read. */
 export const stateOf = (o: CacheOptions, startedAt: string, reloadedAt?: string): CacheState => {
   const url = publicUrl(o)
-  return {version: 1, url, dir: o.dir, listen: listenOf(o), endpoints: endpointsFor(url, o.origins), maxSize: o.maxSize, startedAt, ...(reloadedAt ? {reloadedAt} : {}), settings: settingsOf(o)}
+  return {version: 1, url, dir: o.dir, listen: listenOf(o), endpoints: endpointsFor(url, o.origins), maxSize: o.maxSize, minFreeBytes: minFreeOf(o), startedAt, ...(reloadedAt ? {reloadedAt} : {}), settings: settingsOf(o)}
 }
 
 function readConfig(dir: string): string {
@@ -93,12 +111,12 @@ export async function serve(options: CacheOptions, given: ReadonlySet<SettingNam
   const running = runningPid(options.dir)
   const saved = readState(options.dir)
   if (running && saved) {
-    const asItIs = (o: CacheOptions): ServeResult => ({state: saved, pid: running, alreadyRunning: true, proxied: proxyWarning(o)})
+    const asItIs = (o: CacheOptions): ServeResult => ({state: saved, pid: running, alreadyRunning: true, proxied: proxyWarning(o), disk: diskOfCache(o, given)})
     // A cache started before its settings were kept is only reported: the rest of them is unknown.
     if (!saved.settings) return asItIs(options)
     const o = mergeSettings(options, saved.settings, given)
     const config = nginxConfig(o)
-    return generationOf(readConfig(o.dir)) === generationOf(config) ? asItIs(o) : reload(nginx, running, saved, o, config)
+    return generationOf(readConfig(o.dir)) === generationOf(config) ? asItIs(o) : reload(nginx, running, saved, o, config, given)
   }
   const o = options
   const config = nginxConfig(o)
@@ -110,7 +128,7 @@ export async function serve(options: CacheOptions, given: ReadonlySet<SettingNam
   const pid = await startNginx(nginx, o.dir, cacheUrl(o))
   const state = stateOf(o, new Date().toISOString())
   writeState(o.dir, state)
-  return {state, pid, alreadyRunning: false, exposure: exposureOf(o), proxied: proxyWarning(o)}
+  return {state, pid, alreadyRunning: false, exposure: exposureOf(o), proxied: proxyWarning(o), disk: diskOfCache(o, given)}
 }
 
 /**
@@ -118,7 +136,7 @@ export async function serve(options: CacheOptions, given: ReadonlySet<SettingNam
  * untouched if they are refused), put in place, and loaded by the running nginx, so that the
  * cached files and the clients being served are kept, as with systemctl reload.
  */
-async function reload(nginx: string, pid: number, saved: CacheState, o: CacheOptions, config: string): Promise<ServeResult> {
+async function reload(nginx: string, pid: number, saved: CacheState, o: CacheOptions, config: string, given: ReadonlySet<SettingName>): Promise<ServeResult> {
   if (saved.listen !== listenOf(o)) await checkPortFree(o.listen)
   prepareDir(o.dir, workerUser())
   const next = `${paths(o.dir).conf}.new`
@@ -131,5 +149,5 @@ async function reload(nginx: string, pid: number, saved: CacheState, o: CacheOpt
   await reloadNginx(pid, o.dir, cacheUrl(o), generationOf(config)!)
   const state = stateOf(o, saved.startedAt, new Date().toISOString())
   writeState(o.dir, state)
-  return {state, pid, alreadyRunning: false, reloaded: true, exposure: exposureOf(o), proxied: proxyWarning(o)}
+  return {state, pid, alreadyRunning: false, reloaded: true, exposure: exposureOf(o), proxied: proxyWarning(o), disk: diskOfCache(o, given)}
 }

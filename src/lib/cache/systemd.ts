@@ -18,6 +18,8 @@ export function systemdUnit(o: CacheOptions, run: {nginx: string; mtune: string}
     ['--ollama-upstream', o.upstreams.ollama],
     ['--modelscope-upstream', o.upstreams.modelscope],
     ['--max-size', String(o.maxSize)],
+    // As given: a share of the disk is worked out again on the host at each start.
+    ['--min-free', o.minFree],
     ...Object.entries(o.origins).map(([name, url]) => ['--origin', `${name}=${url}`]),
     ...o.cdnHosts.map((h) => ['--cdn-host', h]),
   ]

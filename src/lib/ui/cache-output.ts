@@ -35,6 +35,10 @@ export function renderStatus(s: CacheStatus): string {
   ]
   if (s.endpoints) lines.push(`  HF_ENDPOINT ${s.endpoints.hf}   Ollama ${s.endpoints.ollama}   ModelScope ${s.endpoints.modelscope}`)
   lines.push(`  disk       ${formatBytes(s.disk.usedBytes)}${s.disk.maxBytes ? ` of ${formatBytes(s.disk.maxBytes)} (--max-size; least recently used files go first beyond it)` : ''}`)
+  if (s.disk.freeBytes !== null) {
+    const kept = s.disk.minFreeBytes ? `, of which ${formatBytes(s.disk.minFreeBytes)} is kept free (--min-free)` : ''
+    lines.push(`             ${formatBytes(s.disk.freeBytes)} free on its disk${kept}`)
+  }
   const failed = s.failed ? ` (${s.failed} answered 5xx: see ${s.dir}/logs/error.log)` : ''
   lines.push(`  requests   ${s.requests}${failed}; cached slices: ${s.hits} hits, ${s.misses} misses${s.hitRatio !== undefined ? ` (hit ratio ${(s.hitRatio * 100).toFixed(1)}%)` : ''}`)
   const saved = s.bytesServed > 0 ? ` (${((1 - s.bytesUpstream / s.bytesServed) * 100).toFixed(1)}% saved)` : ''
