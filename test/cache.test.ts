@@ -4,10 +4,12 @@ import {createHash} from 'node:crypto'
 import {once} from 'node:events'
 import {existsSync, readFileSync, readdirSync, statfsSync, writeFileSync} from 'node:fs'
 import {createServer, type AddressInfo} from 'node:net'
+import {homedir} from 'node:os'
 import {join} from 'node:path'
 import {after, describe, it} from 'node:test'
 import {downloadFile} from '@huggingface/hub'
 import {nginxConfig} from '../src/lib/cache/config.js'
+import {defaultCacheDir} from '../src/lib/cache/flags.js'
 import {findNginx} from '../src/lib/cache/nginx.js'
 import {DEFAULT_UPSTREAMS, diskNote, mergeSettings, parseListen, parseMinFree, type CacheOptions} from '../src/lib/cache/options.js'
 import {proxyWarning} from '../src/lib/cache/serve.js'
@@ -154,6 +156,12 @@ describe('mtune cache: the configuration', () => {
     assert.match(warning ?? '', /^a proxy is set here for huggingface\.co, registry\.ollama\.ai, but nginx fetches directly \(it cannot use a proxy\)/)
     assert.equal(proxyWarning({upstreams, origins: {}}, {}), undefined, 'no proxy, nothing to say')
     assert.equal(proxyWarning({upstreams: {...upstreams, hf: 'http://10.0.0.9:8080', ollama: 'http://10.0.0.9:8080'}, origins: {}}, {httpsProxy: 'http://proxy.corp:3128', httpProxy: 'http://proxy.corp:3128', noProxy: '10.0.0.9'}), undefined, 'a site cache in NO_PROXY as upstream')
+  })
+
+  it('lives in the system cache directory as root, else in the user\'s, when --dir is not given', () => {
+    assert.equal(defaultCacheDir(0, {}), '/var/cache/mtune')
+    assert.equal(defaultCacheDir(1000, {XDG_CACHE_HOME: '/home/u/.xdg'}), '/home/u/.xdg/mtune/cache')
+    assert.equal(defaultCacheDir(1000, {}), join(homedir(), '.cache', 'mtune', 'cache'))
   })
 
   it('reads --listen as HOST:PORT, [V6]:PORT or a bare PORT on loopback', () => {

@@ -1,4 +1,5 @@
 import {homedir} from 'node:os'
+import {join} from 'node:path'
 
 /**
  * A setting from the environment. Unset and empty are the same (`HF_ENDPOINT=` in an env file or
@@ -24,3 +25,8 @@ export function pathSetting(env: NodeJS.ProcessEnv, name: string): string | unde
 
 /** HF_HUB_OFFLINE as huggingface_hub reads it (1, ON, YES, TRUE, any case): its tools ask no hub. */
 export const hfHubOffline = (env: NodeJS.ProcessEnv = process.env) => ['1', 'on', 'yes', 'true'].includes(setting(env, 'HF_HUB_OFFLINE')?.toLowerCase() ?? '')
+
+/** mtune's own files under the user's cache directory (XDG_CACHE_HOME, else ~/.cache): bench results, a user's rack cache. */
+export function mtuneCacheDir(env: NodeJS.ProcessEnv = process.env): string {
+  return join(pathSetting(env, 'XDG_CACHE_HOME') ?? join(homedir(), '.cache'), 'mtune')
+}

@@ -1,4 +1,4 @@
-import {Flags} from '@oclif/core'
+import {dirFlag} from '../../lib/cache/flags.js'
 import {MtuneCommand} from '../../lib/ui/base-command.js'
 
 export default class CacheStatus extends MtuneCommand {
@@ -10,7 +10,7 @@ Exit codes: 0 running, 1 not running, 2 bad input.`
 
   static override enableJsonFlag = true
   static override flags = {
-    dir: Flags.string({required: true, description: 'The cache directory given to mtune cache serve.'}),
+    dir: dirFlag('The cache directory given to mtune cache serve.'),
   }
 
   async run(): Promise<unknown> {

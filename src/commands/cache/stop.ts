@@ -1,4 +1,4 @@
-import {Flags} from '@oclif/core'
+import {dirFlag} from '../../lib/cache/flags.js'
 import {MtuneCommand} from '../../lib/ui/base-command.js'
 
 export default class CacheStop extends MtuneCommand {
@@ -6,7 +6,7 @@ export default class CacheStop extends MtuneCommand {
   static override description = 'The cached files stay in --dir: serve again and they are served again.\n\nExit codes: 0 stopped or not running, 2 bad input.'
   static override enableJsonFlag = true
   static override flags = {
-    dir: Flags.string({required: true, description: 'The cache directory given to mtune cache serve.'}),
+    dir: dirFlag('The cache directory given to mtune cache serve.'),
   }
 
   async run(): Promise<unknown> {

@@ -1,7 +1,6 @@
 import {readFileSync} from 'node:fs'
-import {homedir} from 'node:os'
 import {join} from 'node:path'
-import {pathSetting} from '../env-settings.js'
+import {mtuneCacheDir} from '../env-settings.js'
 
 /** What we know of the path to the mirrors: from flags, from the last `mtune bench`, or assumed. */
 export interface LinkEstimate {
@@ -59,10 +58,6 @@ export const tuneFlags = (link: {bandwidthBps: number; rttMs: number}): string =
 /** The flags that reproduce a link taken in part from flags (for a fix line), or none. */
 export const linkFlags = (link: LinkEstimate): string =>
   (link.source === 'flags' || link.rttSource === 'flags') && link.bandwidthBps && link.rttMs ? tuneFlags({bandwidthBps: link.bandwidthBps, rttMs: link.rttMs}) : ''
-
-export function mtuneCacheDir(env = process.env): string {
-  return join(pathSetting(env, 'XDG_CACHE_HOME') ?? join(homedir(), '.cache'), 'mtune')
-}
 
 export const benchResultsPath = (env = process.env) => join(mtuneCacheDir(env), 'bench.json')
 

@@ -1,10 +1,24 @@
 import {Flags} from '@oclif/core'
-import {resolve} from 'node:path'
+import {join, resolve} from 'node:path'
+import {mtuneCacheDir} from '../env-settings.js'
 import {DEFAULT_LISTEN, DEFAULT_MAX_SIZE, DEFAULT_MIN_FREE, DEFAULT_UPSTREAMS, parseListen, parseMaxSize, parseMinFree, parseOrigin, parseUpstream, type CacheOptions, type SettingName} from './options.js'
+
+/**
+ * Where a cache lives when --dir is not given: the system's cache directory for root (a service),
+ * the user's own otherwise; serve, config, status and stop agree on it, so `mtune cache status`
+ * finds the cache `mtune cache serve` started.
+ */
+export function defaultCacheDir(uid = process.getuid?.() ?? 0, env = process.env): string {
+  return uid === 0 ? '/var/cache/mtune' : join(mtuneCacheDir(env), 'cache')
+}
+
+/** --dir, as serve, config, status and stop take it. */
+export const dirFlag = (description: string) =>
+  Flags.string({default: async () => defaultCacheDir(), defaultHelp: async () => '/var/cache/mtune as root, else ~/.cache/mtune/cache', description})
 
 /** The flags `cache serve` and `cache config` share: what the cache is. */
 export const cacheFlags = {
-  dir: Flags.string({required: true, description: 'Where the cache lives: nginx configuration, pid, logs and the cached files.'}),
+  dir: dirFlag('Where the cache lives: nginx configuration, pid, logs and the cached files.'),
   listen: Flags.string({default: DEFAULT_LISTEN, description: 'HOST:PORT to listen on. Loopback by default; give the rack-facing address (or 0.0.0.0:PORT) to serve other hosts.'}),
   'hf-upstream': Flags.string({default: DEFAULT_UPSTREAMS.hf, description: 'The Hugging Face hub (or a mirror, or another mtune cache) behind this cache.'}),
   'ollama-upstream': Flags.string({default: DEFAULT_UPSTREAMS.ollama, description: "Ollama's registry behind this cache."}),
