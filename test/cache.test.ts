@@ -623,6 +623,15 @@ describe('pulling through mtune cache (real nginx)', needsNginx, () => {
     const down = await runCli(['doctor', 'env', '--json'], {MTUNE_CACHE: `http://127.0.0.1:${await freePort()}`})
     assert.equal(finding(down.stdout).status, 'warn')
     assert.match(finding(down.stdout).fix, /mtune cache serve/)
+    // HOST:PORT is the cache's address as pull reads it; a value no pull can use fails, with the fix.
+    const bare = await runCli(['doctor', 'env', '--json'], {MTUNE_CACHE: new URL(cache.url).host})
+    assert.equal(finding(bare.stdout).status, 'pass', bare.stdout)
+    for (const [name, value] of [['MTUNE_CACHE', 'cache rack'], ['HF_ENDPOINT', 'ftp://mirror']]) {
+      const bad = await runCli(['doctor', 'env', '--json'], {MTUNE_CACHE: '', [name]: value})
+      assert.equal(bad.code, 1, bad.stderr)
+      assert.equal(finding(bad.stdout).status, 'fail')
+      assert.match(finding(bad.stdout).fix, new RegExp(`\\(or unset ${name}\\)$`))
+    }
     // The site's proxy set, and the rack cache not in NO_PROXY: it answers, but out and back.
     const {startConnectProxy} = await import('./support/connect-proxy.js')
     const proxy = await startConnectProxy()

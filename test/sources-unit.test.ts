@@ -12,6 +12,7 @@ import {ollamaModelsDir} from '../src/lib/sources/ollama.js'
 import {hfToken, modelscopeToken} from '../src/lib/sources/tokens.js'
 import {hubFileHeaders} from '../src/lib/sources/hub-files.js'
 import {otherHub} from '../src/lib/sources/through-cache.js'
+import {parseCacheUrl} from '../src/lib/sources/cache-endpoints.js'
 import {ofVariant, pathsOf, selected, selector, underPath} from '../src/lib/sources/select.js'
 import {parseSource} from '../src/lib/sources/reference.js'
 import {parseSha256Digest, safeJoin, safeRelativePath} from '../src/lib/sources/safe-names.js'
@@ -254,6 +255,18 @@ describe('where the Hugging Face cache is', () => {
     assert.equal(modelscopeEndpoint({MODELSCOPE_ENDPOINT: ''}), 'https://modelscope.cn')
     assert.equal(modelscopeCacheDir({MODELSCOPE_CACHE: ''}), join(homedir(), '.cache', 'modelscope'))
     assert.equal(ollamaModelsDir({OLLAMA_MODELS: ''}), join(homedir(), '.ollama', 'models'))
+  })
+
+  it('refuses an endpoint or cache that is not a URL, naming where it came from; takes a cache as HOST:PORT', () => {
+    assert.equal(hfEndpoint(undefined, {HF_ENDPOINT: 'https://hf-mirror.com/'}), 'https://hf-mirror.com')
+    assert.throws(() => hfEndpoint(undefined, {HF_ENDPOINT: 'hub rack'}), /^MtuneError: invalid HF_ENDPOINT "hub rack": give the hub's URL, e.g. https:\/\/hf-mirror\.com$/)
+    assert.throws(() => hfEndpoint('ftp://x', {}), /invalid --endpoint "ftp:\/\/x": use http:\/\/ or https:\/\//)
+    assert.throws(() => modelscopeEndpoint({MODELSCOPE_ENDPOINT: 'x'}), /invalid MODELSCOPE_ENDPOINT "x"/)
+    assert.equal(parseCacheUrl('10.0.0.5:8080'), 'http://10.0.0.5:8080')
+    assert.equal(parseCacheUrl('cache.rack1:8080/'), 'http://cache.rack1:8080')
+    assert.equal(parseCacheUrl('[fd00::5]:8080'), 'http://[fd00::5]:8080')
+    assert.equal(parseCacheUrl('https://cache.rack1'), 'https://cache.rack1')
+    assert.throws(() => parseCacheUrl('cache rack'), /give the cache's URL or HOST:PORT/)
   })
 })
 

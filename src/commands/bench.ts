@@ -3,6 +3,7 @@ import {Flags} from '@oclif/core'
 import {ExitCode, MtuneError, usageError} from '../lib/errors.js'
 import {DEFAULT_CONNECTIONS} from '../lib/bench/defaults.js'
 import {proxyUrls} from '../lib/net/proxy-env.js'
+import {endpointUrl} from '../lib/env-settings.js'
 import {MtuneCommand} from '../lib/ui/base-command.js'
 import {mark} from '../lib/ui/colors.js'
 import {registerUrlSecrets} from '../lib/ui/secrets.js'
@@ -44,6 +45,8 @@ Exit codes: 0 measured, 2 bad input, 3 no mirror answered, 130 interrupted (what
   async run(): Promise<unknown> {
     const {flags} = await this.parse(Bench)
     for (const url of [...flags.mirror, ...(flags.endpoint ?? []), ...proxyUrls()]) registerUrlSecrets(url)
+    // A mistyped endpoint is bad input (exit 2), not one more "not measured" among the others.
+    for (const e of flags.endpoint ?? []) endpointUrl(e, '--endpoint')
     // Loaded here, not at the top: oclif imports every command to list them.
     const [{runBench}, {expandMirrors}, {systemReader}, {renderBench}] = await Promise.all([
       import('../lib/bench/run.js'),

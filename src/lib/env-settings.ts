@@ -1,5 +1,6 @@
 import {homedir} from 'node:os'
 import {join} from 'node:path'
+import {usageError} from './errors.js'
 
 /**
  * A setting from the environment. Unset and empty are the same (`HF_ENDPOINT=` in an env file or
@@ -29,4 +30,21 @@ export const hfHubOffline = (env: NodeJS.ProcessEnv = process.env) => ['1', 'on'
 /** mtune's own files under the user's cache directory (XDG_CACHE_HOME, else ~/.cache): bench results, a user's rack cache. */
 export function mtuneCacheDir(env: NodeJS.ProcessEnv = process.env): string {
   return join(pathSetting(env, 'XDG_CACHE_HOME') ?? join(homedir(), '.cache'), 'mtune')
+}
+
+/**
+ * A hub endpoint (HF_ENDPOINT, MODELSCOPE_ENDPOINT, --endpoint) as an http(s) URL without its
+ * trailing slashes. A value that is not one is said as such, naming where it came from, before
+ * any request: it otherwise surfaced as "unexpected error: Invalid URL".
+ */
+export function endpointUrl(value: string, name: string, example = 'https://hf-mirror.com'): string {
+  let url: URL | undefined
+  try {
+    url = new URL(value)
+  } catch {
+    url = undefined
+  }
+  if (!url) throw usageError('bad-endpoint', `invalid ${name} "${value}": give the hub's URL, e.g. ${example}`)
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw usageError('bad-endpoint', `invalid ${name} "${value}": use http:// or https://, e.g. ${example}`)
+  return value.trim().replace(/\/+$/, '')
 }

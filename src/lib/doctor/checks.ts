@@ -41,6 +41,8 @@ export interface CacheProbe {
   ms?: number
   /** The plain file mirrors its page lists (serve --origin): URLs under them are pulled through it. */
   origins?: Record<string, string>
+  /** Why a pull refuses the value (not a URL, another scheme), when it does. */
+  invalid?: string
 }
 
 export interface ProxyProbe {
@@ -364,7 +366,7 @@ export function envChecks(f: DoctorFacts): Finding[] {
 
   out.push(trustFinding(e.caBundle))
   if (e.netrc) out.push(netrcFinding(e.netrc))
-  if (f.cache) out.push(cacheFinding(f.cache, proxyFor(f.cache.url, proxyConfig(p))))
+  if (f.cache) out.push(cacheFinding(f.cache, f.cache.invalid ? undefined : proxyFor(f.cache.url, proxyConfig(p))))
 
   if (e.openFilesSoft === undefined) out.push(finding('env', 'open_files', 'unknown', 'Open files limit', 'unknown'))
   else if (e.openFilesSoft < 1024) {
@@ -425,6 +427,10 @@ function cacheFinding(c: CacheProbe, proxyUrl: string | undefined): Finding {
     proxy: {value: proxy || null},
   }
   const where = `${c.from}=${c.url}`
+  if (c.invalid) {
+    const who = c.from === 'MTUNE_CACHE' ? 'every mtune pull refuses it' : 'mtune and the Hugging Face tools refuse it'
+    return finding('env', 'cache', 'fail', 'Cache', `${where} cannot be used: ${who}`, values, {fix: `${c.invalid.replace(/^invalid [^"]*"[^"]*": /, '')} (or unset ${c.from})`})
+  }
   if (proxy && c.answers) {
     return finding('env', 'cache', 'warn', 'Cache', `${where}${c.mtune ? ': an mtune cache' : ''} answers, but through the proxy ${proxy}`, values, {
       fix: `export NO_PROXY=\${NO_PROXY:+\$NO_PROXY,}${hostOf(c.url)}: the rack's traffic should not leave through the proxy`,

@@ -1,3 +1,4 @@
+import {endpointUrl} from '../env-settings.js'
 import {combineLink, lastBench, type LinkEstimate} from '../bench/link.js'
 import {readBlock, readDisk, readEnv, readGpus, readMemoryAnywhere, readNetwork, type GpuFacts} from '../system/facts.js'
 import type {SystemReader} from '../system/reader.js'
@@ -27,8 +28,19 @@ export function estimateLink(options: Pick<DoctorOptions, 'bandwidthBps' | 'rttM
 async function probeCache(env: NodeJS.ProcessEnv): Promise<CacheProbe | undefined> {
   const from = env.MTUNE_CACHE ? 'MTUNE_CACHE' : env.HF_ENDPOINT ? 'HF_ENDPOINT' : undefined
   if (!from) return undefined
-  const url = env[from]!.replace(/\/+$/, '')
-  const [{createDispatcher}, {probeCache: probe}, {proxyProblem}] = await Promise.all([import('../net/dispatcher.js'), import('../sources/cache-probe.js'), import('../net/proxy-env.js')])
+  const [{createDispatcher}, {probeCache: probe}, {proxyProblem}, {parseCacheUrl}] = await Promise.all([
+    import('../net/dispatcher.js'),
+    import('../sources/cache-probe.js'),
+    import('../net/proxy-env.js'),
+    import('../sources/cache-endpoints.js'),
+  ])
+  let url = env[from]!.replace(/\/+$/, '')
+  // Read as a pull reads it (HOST:PORT included): one that a pull refuses is said so, not probed.
+  try {
+    url = from === 'MTUNE_CACHE' ? parseCacheUrl(url) : endpointUrl(url, from)
+  } catch (error) {
+    return {url, from, answers: false, mtune: false, invalid: (error as Error).message}
+  }
   // Not reachable as a pull would reach it: the proxy finding says why.
   if (proxyProblem(env)) return undefined
   const dispatcher = createDispatcher({stallTimeoutMs: 1_500})

@@ -13,9 +13,11 @@ export function cacheEndpoints(base: string): {hf: string; modelscope: string; o
 export function parseCacheUrl(value: string): string {
   let url: URL
   try {
-    url = new URL(value)
+    // HOST:PORT, as `ollama pull HOST:PORT/...` names the cache: a cache serves plain http unless a
+    // URL says otherwise (curl reads a URL without a scheme the same way).
+    url = new URL(/^(\[[0-9a-fA-F:.]+\]|[\w.-]+):\d{1,5}(\/.*)?$/.test(value.trim()) ? `http://${value.trim()}` : value)
   } catch {
-    throw usageError('bad-cache', `invalid --cache / MTUNE_CACHE "${value}": give the cache's URL, e.g. http://cache.rack1:8080`)
+    throw usageError('bad-cache', `invalid --cache / MTUNE_CACHE "${value}": give the cache's URL or HOST:PORT, e.g. http://cache.rack1:8080`)
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') throw usageError('bad-cache', `invalid --cache / MTUNE_CACHE "${value}": use http:// or https://`)
   if (url.search || url.hash) throw usageError('bad-cache', `invalid --cache / MTUNE_CACHE "${value}": no query or fragment`)

@@ -9,7 +9,7 @@ import {writeDownloadMetadata} from './hf-local-dir.js'
 import type {Plan, PlannedFile} from './plan.js'
 import {isHex, safeJoin, safeRelativePath} from './safe-names.js'
 import {hfHome} from './tokens.js'
-import {pathSetting, setting} from '../env-settings.js'
+import {endpointUrl, pathSetting, setting} from '../env-settings.js'
 
 export interface HfOptions {
   endpoint: string
@@ -45,7 +45,8 @@ export function hfCacheDir(env = process.env): string {
 }
 
 export function hfEndpoint(flag: string | undefined, env = process.env): string {
-  return (flag ?? setting(env, 'HF_ENDPOINT') ?? 'https://huggingface.co').replace(/\/+$/, '')
+  const given = setting(env, 'HF_ENDPOINT')
+  return flag !== undefined ? endpointUrl(flag, '--endpoint') : given !== undefined ? endpointUrl(given, 'HF_ENDPOINT') : 'https://huggingface.co'
 }
 
 /**

@@ -5,7 +5,7 @@ import {apiGet, parseJson, type ApiContext} from './api.js'
 import {fileMatches} from './file-check.js'
 import type {Plan, PlannedFile} from './plan.js'
 import {isHex, safeJoin, safeRelativePath} from './safe-names.js'
-import {setting} from '../env-settings.js'
+import {endpointUrl, setting} from '../env-settings.js'
 
 interface FilesAnswer {
   Code?: number
@@ -14,7 +14,8 @@ interface FilesAnswer {
 }
 
 export function modelscopeEndpoint(env = process.env): string {
-  return (setting(env, 'MODELSCOPE_ENDPOINT') ?? 'https://modelscope.cn').replace(/\/+$/, '')
+  const given = setting(env, 'MODELSCOPE_ENDPOINT')
+  return given === undefined ? 'https://modelscope.cn' : endpointUrl(given, 'MODELSCOPE_ENDPOINT', 'https://www.modelscope.ai')
 }
 
 export function modelscopeCacheDir(env = process.env): string {

@@ -1,4 +1,5 @@
 import {usageError} from '../errors.js'
+import {endpointUrl} from '../env-settings.js'
 import type {ApiContext} from './api.js'
 import {cacheEndpoints} from './cache-endpoints.js'
 import {hfEndpoint, resolveHf} from './hf.js'
@@ -50,7 +51,11 @@ export async function resolvePlan(ref: Exclude<SourceRef, {kind: 'url'}>, option
     }
     case 'modelscope': {
       const token = tokenFor('modelscope', options)
-      const endpoint = (options.cache ? cacheEndpoints(options.cache).modelscope : (options.endpoint ?? modelscopeEndpoint(env))).replace(/\/+$/, '')
+      const endpoint = options.cache
+        ? cacheEndpoints(options.cache).modelscope
+        : options.endpoint !== undefined
+          ? endpointUrl(options.endpoint, '--endpoint', 'https://www.modelscope.ai')
+          : modelscopeEndpoint(env)
       const selection = {...options, paths: pathsOf(ref, options.files)}
       const listed = new Set<string>()
       const plan = await resolveModelscope(ref, {endpoint, token, localDir: options.localDir, select: listing(selector(selection), listed), env}, {...ctx, headers: token ? {authorization: `Bearer ${token}`} : {}})
