@@ -361,16 +361,17 @@ describe('mtune verify ollama:// and files', () => {
     const quiet = await runCli(['verify', source, '--quiet'], {OLLAMA_MODELS: models})
     assert.deepEqual([quiet.code, quiet.stdout], [0, ''], 'nothing at all when intact')
     assert.ok(readFileSync(join(models, 'blobs', `sha256-${sha256(layer)}`)).equals(layer))
+    // Named as Ollama shows it: another registry keeps its namespace (HOST/MODEL would read as NAMESPACE/MODEL).
     const store = await runCli(['verify', models], {OLLAMA_MODELS: models})
-    assert.deepEqual([store.code, store.stderr.trim()], [2, `Error: ${models} is an Ollama store, holding ${host}/tiny:latest: check a model with mtune verify ollama://${host}/tiny:latest`])
+    assert.deepEqual([store.code, store.stderr.trim()], [2, `Error: ${models} is an Ollama store, holding ${host}/library/tiny:latest: check a model with mtune verify ollama://${host}/library/tiny:latest`])
     // A blob by its path (cd into the store): checked against its name, the model that names it said.
     const blob = join(models, 'blobs', `sha256-${sha256(layer)}`)
     flipByte(blob, 9)
     const byPath = await runCli(['verify', blob], {OLLAMA_MODELS: models})
     assert.equal(byPath.code, 4, byPath.stderr)
-    assert.match(byPath.stdout, new RegExp(`a blob of ollama://${source.slice('ollama://'.length).replace('/library/', '/')} in the Ollama store ${models}, checked against its name`))
+    assert.match(byPath.stdout, new RegExp(`a blob of ${source} in the Ollama store ${models}, checked against its name`))
     assert.match(byPath.stdout, /0 of 1 file matches the digests in the blob names/)
-    assert.match(byPath.stdout, new RegExp(`fix: mtune verify ollama://\\S+/tiny:latest --repair$`, 'm'), 'the repair is the model\'s')
+    assert.match(byPath.stdout, new RegExp(`fix: mtune verify ${source} --repair$`, 'm'), 'the repair is the model\'s')
     const elsewhere = await runCli(['verify', blob], {OLLAMA_MODELS: dir('other-store')})
     assert.match(elsewhere.stdout, new RegExp(`fix: OLLAMA_MODELS=${models} mtune verify ollama://`), 'with the store it is in')
     assert.equal((await runCli(['verify', source, '--repair', '--insecure'], {OLLAMA_MODELS: models})).code, 0)
@@ -380,7 +381,7 @@ describe('mtune verify ollama:// and files', () => {
     assert.equal(missing.code, 4)
     assert.equal(
       missing.stderr.trim(),
-      `Error: ${host}/other:latest is not in the Ollama store ${models}: pull it first (mtune pull ollama://${host}/other:latest --insecure), or set OLLAMA_MODELS to the store it is in (the Ollama service's is /usr/share/ollama/.ollama/models)`,
+      `Error: ${host}/library/other:latest is not in the Ollama store ${models}: pull it first (mtune pull ollama://${host}/library/other:latest --insecure), or set OLLAMA_MODELS to the store it is in (the Ollama service's is /usr/share/ollama/.ollama/models)`,
     )
   })
 

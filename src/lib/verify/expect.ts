@@ -169,9 +169,13 @@ export function fromPlan(plan: Plan, kind: Expectations['kind'], snapshot?: stri
   }
 }
 
-/** An Ollama model as `ollama` names it: HOST/ and NAMESPACE/ only where they are not the defaults. */
+/**
+ * A model's name as Ollama shows it (model.Name's DisplayShortest): the default registry and its
+ * `library` namespace left out; another registry with its namespace always, since HOST/MODEL
+ * would read as NAMESPACE/MODEL.
+ */
 export const ollamaName = (ref: {host: string; namespace: string; model: string; tag: string}) =>
-  `${ref.host === 'registry.ollama.ai' ? '' : `${ref.host}/`}${ref.namespace === 'library' ? '' : `${ref.namespace}/`}${ref.model}:${ref.tag}`
+  `${ref.host === 'registry.ollama.ai' ? (ref.namespace === 'library' ? '' : `${ref.namespace}/`) : `${ref.host}/${ref.namespace}/`}${ref.model}:${ref.tag}`
 
 function notInStore(ref: Extract<SourceRef, {kind: 'ollama'}>, models: string): MtuneError {
   const name = ollamaName(ref)
