@@ -11,6 +11,7 @@ import {downloadFile} from '@huggingface/hub'
 import {nginxConfig} from '../src/lib/cache/config.js'
 import {defaultCacheDir} from '../src/lib/cache/flags.js'
 import {findNginx} from '../src/lib/cache/nginx.js'
+import {readInOrder} from '../src/lib/cache/warm.js'
 import {DEFAULT_UPSTREAMS, diskNote, mergeSettings, parseListen, parseMinFree, type CacheOptions} from '../src/lib/cache/options.js'
 import {proxyWarning} from '../src/lib/cache/serve.js'
 import {addUp} from '../src/lib/cache/status.js'
@@ -80,6 +81,11 @@ const cacheRequests = (cache: Served) =>
 
 const blobOf = (hubDir: string, content: Buffer) => join(hubDir, 'models--acme--cached', 'blobs', sha256(content))
 const cdnBytes = (cdn: {mirror: {bytesSent: number}}) => cdn.mirror.bytesSent
+function flipLastByte(path: string) {
+  const b = readFileSync(path)
+  b[b.length - 1] ^= 0xff
+  writeFileSync(path, b)
+}
 
 describe('mtune cache: the configuration', () => {
   const options = {
@@ -162,6 +168,34 @@ describe('mtune cache: the configuration', () => {
     assert.equal(defaultCacheDir(0, {}), '/var/cache/mtune')
     assert.equal(defaultCacheDir(1000, {XDG_CACHE_HOME: '/home/u/.xdg'}), '/home/u/.xdg/mtune/cache')
     assert.equal(defaultCacheDir(1000, {}), join(homedir(), '.cache', 'mtune', 'cache'))
+  })
+
+  it('warm hands slices to the hash in order, with at most twice as many as its workers held', async () => {
+    const used: number[] = []
+    let held = 0
+    let most = 0
+    await readInOrder(
+      40,
+      1,
+      4,
+      async (i) => {
+        held++
+        most = Math.max(most, held)
+        // Later slices often come back first.
+        await new Promise((r) => setTimeout(r, (i * 7) % 5))
+        return i
+      },
+      (i) => {
+        held--
+        used.push(i)
+      },
+    )
+    assert.deepEqual(used, Array.from({length: 39}, (_, k) => k + 1))
+    assert.ok(most <= 8, `held ${most}`)
+    await assert.rejects(
+      readInOrder(10, 0, 3, async (i) => (i === 4 ? Promise.reject(new Error('reset')) : i), () => {}),
+      /reset/,
+    )
   })
 
   it('reads --listen as HOST:PORT, [V6]:PORT or a bare PORT on loopback', () => {
@@ -387,6 +421,73 @@ describe('plain URLs through the cache\'s origins (real nginx)', needsNginx, () 
     assert.deepEqual(urls.sort(), [`${cache.url}/-/origin/files/model.gguf`, mirror.url].sort())
     const plainAuto = await runCli(['pull', other.url, '--auto', '--budget', '2', '--dry-run', '--json'], {MTUNE_CACHE: cache.url})
     assert.deepEqual(JSON.parse(plainAuto.stdout).decision.candidates.map((c: {url: string}) => c.url), [other.url], 'not under an origin: the URL alone')
+  })
+})
+
+describe('mtune cache warm (real nginx)', needsNginx, () => {
+  it('reads a model through the cache once, verified, so that the fleet\'s pulls cost the CDN nothing; says when the cache holds other bytes', async () => {
+    const {cdn, hub} = await hubWithCdn([repo()])
+    const cache = await serve(['--hf-upstream', hub.origin])
+    const warm = await runCli(['cache', 'warm', 'hf://acme/cached', '--json'], {MTUNE_CACHE: cache.url})
+    assert.equal(warm.code, 0, warm.stderr)
+    const w = JSON.parse(warm.stdout)
+    assert.deepEqual(Object.keys(w).sort(), ['bytes', 'cache', 'cachedBytes', 'files', 'intact', 'seconds', 'source', 'version'])
+    assert.deepEqual([w.source, w.intact, w.bytes, w.cachedBytes], ['hf://acme/cached@main', true, weights.length + config.length, 0])
+    assert.deepEqual(w.files.map((f: {name: string; verified: boolean}) => [f.name, f.verified]).sort(), [['config.json', true], ['model.safetensors', true]])
+    const warmed = cdnBytes(cdn)
+    assert.ok(warmed >= weights.length && warmed < 1.1 * weights.length, `the CDN sent ${warmed}`)
+    // The rollout: every server's pull is a hit.
+    const pulls = await Promise.all([1, 2, 3].map(() => runCli(['pull', 'hf://acme/cached', '--json'], client({MTUNE_CACHE: cache.url}).env)))
+    for (const r of pulls) assert.deepEqual([r.code, JSON.parse(r.stdout).via], [0, 'cache'], r.stderr)
+    assert.equal(cdnBytes(cdn), warmed, 'nothing more from the CDN')
+    // Again: all of it was cached; said in one line. The cache running in --dir is found without --cache.
+    const again = await runCli(['cache', 'warm', 'hf://acme/cached', '--dir', cache.dir], {MTUNE_CACHE: ''})
+    assert.equal(again.code, 0, again.stderr)
+    assert.match(again.stdout, new RegExp(`^✓ hf://acme/cached@main: 2 files, 20\\.0 MiB in the cache at ${cache.url.replace(/\/$/, '')} \\(100% was cached already\\); \\d+ B fetched upstream in .*, verified$`, 'm'))
+    // Bytes changed on the cache's disk are found, not passed on as warmed.
+    const stored = readdirSync(join(cache.dir, 'cache'), {recursive: true, withFileTypes: true}).filter((e) => e.isFile())
+    for (const e of stored) flipLastByte(join(e.parentPath, e.name))
+    const bad = await runCli(['cache', 'warm', 'hf://acme/cached'], {MTUNE_CACHE: cache.url})
+    assert.equal(bad.code, 4, bad.stdout + bad.stderr)
+    assert.match(bad.stdout, /✗ model\.safetensors: the cache serves other bytes than were published/)
+    assert.match(bad.stdout, /not intact in the cache at .*: clear its cache\/ folder/)
+    // Refused before anything is read: a URL under none of its origins, another registry's model, no cache at all.
+    const refusals: Array<[string[], Record<string, string>, RegExp]> = [
+      [['http://127.0.0.1:9/x.gguf'], {MTUNE_CACHE: cache.url}, /is under none of the origins of the cache at .* \(it serves no plain mirror\): add one with mtune cache serve --origin NAME=URL-PREFIX/],
+      [['ollama://127.0.0.1:9/library/tiny', '--insecure'], {MTUNE_CACHE: cache.url}, /serves the Ollama registry registry\.ollama\.ai, not 127\.0\.0\.1:9: it cannot hold this model/],
+      [['hf://acme/cached', '--dir', dir('no-cache')], {MTUNE_CACHE: ''}, /^Error: no cache is running in .*: give the cache with --cache URL/],
+    ]
+    for (const [args, env, said] of refusals) {
+      const r = await runCli(['cache', 'warm', ...args], env)
+      assert.equal(r.code, 2, args.join(' '))
+      assert.match(r.stderr, said)
+    }
+  })
+
+  it('warms an Ollama model by its blobs, and a plain URL under an --origin', async () => {
+    const cdn = await startCdn()
+    const layer = makeContent(9 * MiB, 77)
+    const registry = await startFakeOllama([{namespace: 'library', model: 'tiny', tag: 'latest', blobs: [Buffer.from('{"model_format":"gguf"}'), layer]}], cdn)
+    const content = makeContent(5 * MiB, 78)
+    const mirror = await startMirror({content, name: 'x.gguf', etag: true})
+    closers.push(() => registry.close(), () => cdn.close(), () => mirror.close())
+    const cache = await serve(['--ollama-upstream', registry.origin, '--origin', `files=${mirror.origin}/file`])
+    const host = new URL(registry.origin).host
+    const o = await runCli(['cache', 'warm', `ollama://${host}/library/tiny`, '--insecure', '--json'], {MTUNE_CACHE: cache.url})
+    assert.equal(o.code, 0, o.stderr)
+    assert.deepEqual([JSON.parse(o.stdout).intact, JSON.parse(o.stdout).files.every((f: {verified: boolean}) => f.verified)], [true, true])
+    const sent = cdn.mirror.bytesSent
+    assert.ok(sent >= layer.length, `${sent}`)
+    const models = dir('ollama')
+    const pulled = await runCli(['pull', `ollama://${host}/library/tiny`, '--insecure'], {MTUNE_CACHE: cache.url, OLLAMA_MODELS: models})
+    assert.equal(pulled.code, 0, pulled.stderr)
+    assert.equal(cdn.mirror.bytesSent, sent, 'the pull after the warm was all hits')
+    const u = await runCli(['cache', 'warm', mirror.url, '--json'], {MTUNE_CACHE: cache.url})
+    assert.equal(u.code, 0, u.stderr)
+    assert.deepEqual(JSON.parse(u.stdout).files, [{name: 'x.gguf', size: content.length, cachedBytes: 0, verified: null}], 'a URL has no digest to check')
+    const before = mirror.bytesSent
+    assert.equal((await runCli(['pull', mirror.url, '-o', join(dir('url'), 'x.gguf')], {MTUNE_CACHE: cache.url})).code, 0)
+    assert.equal(mirror.bytesSent, before)
   })
 })
 

@@ -1,6 +1,7 @@
 import type {CacheStatus} from '../cache/report.js'
 import type {ServeResult} from '../cache/serve.js'
-import {formatBytes} from '../units.js'
+import type {WarmReport} from '../cache/warm-source.js'
+import {formatBytes, formatDuration} from '../units.js'
 import {mark} from './colors.js'
 
 export function renderServe(r: ServeResult): string {
@@ -43,5 +44,25 @@ export function renderStatus(s: CacheStatus): string {
   lines.push(`  requests   ${s.requests}${failed}; cached slices: ${s.hits} hits, ${s.misses} misses${s.hitRatio !== undefined ? ` (hit ratio ${(s.hitRatio * 100).toFixed(1)}%)` : ''}`)
   const saved = s.bytesServed > 0 ? ` (${((1 - s.bytesUpstream / s.bytesServed) * 100).toFixed(1)}% saved)` : ''
   lines.push(`  bytes      ${formatBytes(s.bytesUpstream)} fetched upstream, ${formatBytes(s.bytesServed)} served${s.bytesServed > s.bytesUpstream ? saved : ''}`)
+  return lines.join('\n')
+}
+
+/** One line per file whose bytes are not what was published, then one line for the model. */
+export function renderWarm(r: WarmReport): string {
+  const lines: string[] = []
+  for (const f of r.files) {
+    if (f.verified === false) lines.push(`${mark.fail()} ${f.name}: the cache serves other bytes than were published (${f.got?.slice(0, 12)}...): clients refuse them and fall back to the origin`)
+  }
+  const fetched = r.bytes - r.cachedBytes
+  const share = r.bytes > 0 ? ` (${((r.cachedBytes / r.bytes) * 100).toFixed(0)}% was cached already)` : ''
+  const checked = r.files.some((f) => f.verified === null) ? (r.files.every((f) => f.verified === null) ? ', no digest to check it against' : ', verified where a digest is published') : ', verified'
+  const where = r.cache.replace(/\/$/, '')
+  if (!r.intact) {
+    lines.push(`${mark.fail()} ${r.source}: not intact in the cache at ${where}: clear its cache/ folder (mtune cache stop; remove DIR/cache/*; mtune cache serve) and warm it again`)
+    return lines.join('\n')
+  }
+  lines.push(
+    `${mark.ok()} ${r.source}: ${r.files.length} file${r.files.length === 1 ? '' : 's'}, ${formatBytes(r.bytes)} in the cache at ${where}${share}; ${formatBytes(fetched)} fetched upstream in ${formatDuration(r.seconds)}${checked}`,
+  )
   return lines.join('\n')
 }
