@@ -171,7 +171,7 @@ describe('mtune verify hf://', () => {
     assert.equal(both.code, 4)
     assert.match(both.stdout, /fix: mtune verify hf:\/\/acme\/checked config\.json model\.safetensors --repair/, 'the fix keeps the files')
     const typo = await runCli(['verify', 'hf://acme/checked', 'config.json', 'confg.json'], env)
-    assert.deepEqual([typo.code, typo.stderr.trim()], [2, `Error: no file of hf://acme/checked@${COMMIT} matches the path confg.json: list its files with mtune pull hf://acme/checked@${COMMIT} --dry-run`])
+    assert.deepEqual([typo.code, typo.stderr.trim()], [2, `Error: no file of hf://acme/checked@${COMMIT} matches the path confg.json (did you mean config.json?): list its files with mtune pull hf://acme/checked@${COMMIT} --dry-run`])
   })
 
   it('a --local-dir tree checked offline, by the path alone, against huggingface_hub\'s record in it', async () => {
