@@ -3,7 +3,8 @@ import {statSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {describe, it} from 'node:test'
 import {MtuneError} from '../src/lib/errors.js'
-import {dirError, makeDirs, makeDirsSync} from '../src/lib/fs-dirs.js'
+import {dirError, fsFailure, makeDirs, makeDirsSync} from '../src/lib/fs-dirs.js'
+import {spaceShortfall} from '../src/lib/sources/run-plan.js'
 import {tempDir} from './support/temp.js'
 
 describe('makeDirs: mkdir -p that ends', () => {
@@ -28,5 +29,23 @@ describe('makeDirs: mkdir -p that ends', () => {
     assert.ok(line instanceof MtuneError)
     assert.equal(line.exitCode, 5)
     assert.equal(line.message, 'cannot create /srv/models (permission denied): set OLLAMA_MODELS to a directory you can write')
+  })
+  it('says a full or read-only disk as one line and exit 5 wherever it is met, naming the file', () => {
+    const err = (code: string, syscall: string, path?: string) => Object.assign(new Error(code), {code, syscall, ...(path ? {path} : {})})
+    const full = fsFailure(err('ENOSPC', 'write', '/srv/cache/nginx.conf'))
+    assert.deepEqual([full?.exitCode, full?.message], [5, 'cannot write /srv/cache/nginx.conf (the disk is full): free some space on that disk, or choose another place'])
+    assert.match(fsFailure(err('EDQUOT', 'write'))?.message ?? '', /^cannot write to the disk \(the disk is full\)/)
+    assert.match(fsFailure(err('EROFS', 'open', '/usr/x'))?.message ?? '', /a read-only filesystem\): choose a place on a writable filesystem$/)
+    assert.equal(fsFailure(err('EACCES', 'connect')), undefined, 'not a disk')
+    assert.equal(fsFailure(err('EPERM', 'kill')), undefined)
+    assert.equal(fsFailure(new Error('boom')), undefined)
+    // A model's missing bytes against the free space, before any file starts, with its layout's way elsewhere.
+    const plan = {root: '/home/u/.cache/huggingface/hub/models--o--m', source: 'hf://o/m@main', layout: 'hf-cache' as const}
+    assert.equal(spaceShortfall(plan, 10 * 1024 ** 3, 100 * 1024 ** 3), undefined)
+    assert.equal(
+      spaceShortfall(plan, 10 * 1024 ** 3, 4 * 1024 ** 3)?.message,
+      'not enough space in /home/u/.cache/huggingface/hub/models--o--m for hf://o/m@main: 10.0 GiB still needed, 4.0 GiB free; free some space, or pull it onto another disk: HF_HUB_CACHE=DIR (or HF_HOME), or --local-dir DIR',
+    )
+    assert.match(spaceShortfall({...plan, layout: 'ollama'}, 10, 0)?.message ?? '', /OLLAMA_MODELS=DIR$/)
   })
 })

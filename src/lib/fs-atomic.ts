@@ -18,6 +18,8 @@ export function writeFileAtomic(path: string, content: string, mode = 0o644): vo
   } catch (error) {
     closeSync(fd)
     rmSync(tmp, {force: true})
+    // A write on a descriptor names no file: the one it was for is what the user needs to hear.
+    ;(error as NodeJS.ErrnoException).path ??= path
     throw error
   }
   closeSync(fd)

@@ -79,6 +79,19 @@ export function dirError(error: unknown, where: string, doing: 'create' | 'write
   return new MtuneError('not-writable', `cannot ${doing} ${e.path ?? 'the directory'} (${why}): ${where}`, ExitCode.localDisk, {cause: error})
 }
 
+/**
+ * A filesystem failure that reached a command unhandled (a disk filled by someone else while
+ * mtune wrote a configuration, a state file, a journal), as one line and exit 5 rather than
+ * "unexpected error": the path when there is one, why in words, and the way out.
+ */
+export function fsFailure(error: unknown): MtuneError | undefined {
+  const e = error as NodeJS.ErrnoException
+  const code = e?.code === 'EDQUOT' ? 'ENOSPC' : e?.code
+  if (!code || !['ENOSPC', 'EROFS', 'EACCES', 'EPERM'].includes(code) || !e.syscall || ['kill', 'connect', 'listen', 'bind', 'spawn'].some((s) => e.syscall!.startsWith(s))) return undefined
+  const fix = code === 'ENOSPC' ? 'free some space on that disk, or choose another place' : code === 'EROFS' ? 'choose a place on a writable filesystem' : "choose a place you can write, or fix the directory's permissions"
+  return new MtuneError(code === 'ENOSPC' ? 'no-space' : 'not-writable', `cannot write ${e.path ?? 'to the disk'} (${WHY[code]}): ${fix}`, ExitCode.localDisk, {cause: error})
+}
+
 /** A failure of the filesystem that dirError can say in words (permissions, read-only, full). */
 export const isFsRefusal = (error: unknown): boolean => Boolean(WHY[(error as NodeJS.ErrnoException)?.code ?? ''])
 

@@ -1,6 +1,8 @@
+import {stat, statfs} from 'node:fs/promises'
 import {dirname} from 'node:path'
 import type {Dispatcher} from 'undici'
-import {MtuneError, errorMessage} from '../errors.js'
+import {ExitCode, MtuneError, errorMessage} from '../errors.js'
+import {formatBytes} from '../units.js'
 import {dirError, isFsRefusal, makeDirs} from '../fs-dirs.js'
 import {ConnectionBudget} from '../transfer/connection-budget.js'
 import {TokenBucket} from '../transfer/token-bucket.js'
@@ -45,6 +47,37 @@ const WHERE: Record<Plan['layout'], string> = {
   directory: 'choose a --local-dir you can write',
 }
 
+/** How to put a layout's files on another disk, for a disk that is too full. */
+const ELSEWHERE: Record<Plan['layout'], string> = {
+  'hf-cache': 'pull it onto another disk: HF_HUB_CACHE=DIR (or HF_HOME), or --local-dir DIR',
+  ollama: 'pull it onto another disk: OLLAMA_MODELS=DIR',
+  'modelscope-cache': 'pull it onto another disk: MODELSCOPE_CACHE=DIR, or --local-dir DIR',
+  directory: 'pull it onto another disk with another --local-dir',
+}
+
+/** Room the engine keeps free beside a file (destination.ts checkFreeSpace), for the plan as a whole. */
+const HEADROOM = 16 * 1024 * 1024
+
+/**
+ * The missing files of a plan against the free space where they go, before any of them starts:
+ * otherwise the first file to run out says "7 B still needed", for a model that needed gigabytes.
+ * Bytes already in part files (an interrupted pull) are not needed again.
+ */
+async function checkPlanSpace(plan: Plan, files: PlannedFile[]): Promise<void> {
+  const fs = await statfs(plan.root).catch(() => undefined)
+  if (!fs || files.some((f) => f.size === undefined)) return
+  let needed = 0
+  for (const f of files) needed += Math.max(0, f.size! - ((await stat(f.partPath ?? `${f.dest}.part`).catch(() => undefined))?.size ?? 0))
+  const short = spaceShortfall(plan, needed, fs.bavail * fs.bsize)
+  if (short) throw short
+}
+
+/** Pure: the line for a plan whose missing bytes do not fit in what is free, with its layout's way elsewhere. */
+export function spaceShortfall(plan: Pick<Plan, 'root' | 'source' | 'layout'>, needed: number, free: number): MtuneError | undefined {
+  if (needed + HEADROOM <= free) return undefined
+  return new MtuneError('no-space', `not enough space in ${plan.root} for ${plan.source}: ${formatBytes(needed)} still needed, ${formatBytes(free)} free; free some space, or ${ELSEWHERE[plan.layout]}`, ExitCode.localDisk)
+}
+
 /** A directory of the plan's layout, or the line that says why not and which setting moves it. */
 const makeDirsFor = (plan: Plan, dir: string) => makeDirs(dir).catch((error: unknown) => Promise.reject(dirError(error, WHERE[plan.layout])))
 
@@ -66,6 +99,7 @@ export async function runPlan(plan: Plan, options: RunOptions, events: PullEvent
   const limiter = options.limitRate ? new TokenBucket(options.limitRate) : undefined
   // Made before any request: a cache that cannot be created is said as such, with the setting that moves it.
   if (queue.length > 0) await makeDirsFor(plan, plan.root)
+  await checkPlanSpace(plan, queue)
   const abort = new AbortController()
   const onAbort = () => abort.abort()
   options.signal?.addEventListener('abort', onAbort, {once: true})
@@ -134,7 +168,9 @@ async function pullOne(
     )
   } catch (error) {
     if (error instanceof MtuneError && !error.message.startsWith(file.name)) {
-      throw new MtuneError(error.code, `${file.name}: ${error.message}`, error.exitCode, {cause: error})
+      // The engine's way elsewhere is a URL's -o; a model's is its layout's setting.
+      const message = error.code === 'no-space' ? error.message.replace(/; free some space or choose another -o$/, `; free some space, or ${ELSEWHERE[plan.layout]}`) : error.message
+      throw new MtuneError(error.code, `${file.name}: ${message}`, error.exitCode, {cause: error})
     }
     throw error instanceof MtuneError ? error : new Error(`${file.name}: ${errorMessage(error)}`, {cause: error})
   }

@@ -1,6 +1,7 @@
 import {habitFor} from './flag-habits.js'
 import {Command, Errors, Flags} from '@oclif/core'
 import {ExitCode, MtuneError, usageError} from '../errors.js'
+import {fsFailure} from '../fs-dirs.js'
 import {chalk} from './colors.js'
 import {mask} from './secrets.js'
 
@@ -82,6 +83,8 @@ export abstract class MtuneCommand extends Command {
     if (err instanceof Errors.ExitError) return super.catch(err)
     if (isParseError(err)) return this.catch(usageError('usage', parseErrorLine(err, this.id)))
     if (err.oclif?.exit !== undefined) return super.catch(err)
+    const disk = fsFailure(err)
+    if (disk) return this.catch(disk)
     const hint = this.debugEnabled ? '' : ' (run again with --debug for details)'
     process.stderr.write(`${chalk.red('Error:')} unexpected error: ${mask(err.message)}${hint}\n`)
     this.exit(ExitCode.failure)
