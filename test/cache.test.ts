@@ -517,6 +517,29 @@ describe('pulling through mtune cache (real nginx)', needsNginx, () => {
     assert.ok(status.bytesUpstream < 1.3 * weights.length, JSON.stringify(status))
   })
 
+  it('verify --repair fetches through the cache, only the bad file; the hub is the fallback', async () => {
+    const {cdn, hub} = await hubWithCdn([repo()])
+    const cache = await serve(['--hf-upstream', hub.origin])
+    const c = client({MTUNE_CACHE: cache.url})
+    assert.equal((await runCli(['pull', 'hf://acme/cached'], c.env)).code, 0)
+    const sent = cdnBytes(cdn)
+    const blob = blobOf(c.hub, weights)
+    flipLastByte(blob)
+    const r = await runCli(['verify', 'hf://acme/cached', '--repair', '--json'], c.env)
+    assert.equal(r.code, 0, r.stdout + r.stderr)
+    const report = JSON.parse(r.stdout)
+    assert.deepEqual([report.intact, report.repair.files, report.repair.via], [true, ['model.safetensors'], cache.url.replace(/\/$/, '')])
+    assert.equal(cdnBytes(cdn), sent, 'the repair came from the cache')
+    assert.ok(readFileSync(blob).equals(weights))
+    // The cache down: the hub, with one warning.
+    flipLastByte(blob)
+    const down = await runCli(['verify', 'hf://acme/cached', '--repair'], {...c.env, MTUNE_CACHE: `http://127.0.0.1:${await freePort()}`, HF_ENDPOINT: hub.origin})
+    assert.equal(down.code, 0, down.stdout + down.stderr)
+    assert.match(down.stderr, /does not answer: pulling from the origin instead/)
+    assert.match(down.stdout, /✓ repaired: fetched 1 file: model\.safetensors/)
+    assert.ok(readFileSync(blob).equals(weights))
+  })
+
   it('the Hugging Face JS client downloads through the cache as its hub, and nothing reaches Xet', async () => {
     const {hub, cdn} = await hubWithCdn([repo({xet: true})])
     const cache = await serve(['--hf-upstream', hub.origin])

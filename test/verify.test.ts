@@ -531,7 +531,7 @@ describe('mtune verify ollama:// and files', () => {
     const cut = await runCli(['verify', join(d, 'model-Q4_K_M.gguf')])
     assert.equal(cut.code, 4)
     assert.match(cut.stdout, /✗ model-Q4_K_M\.gguf: truncated \(\d+ of \d+ bytes\)/)
-    assert.match(cut.stdout, /✗ not complete: 1 truncated;.*\n  fix: fetch it again from where it came \(mtune pull URL -o PATH\); a model's hub has the digests/)
+    assert.match(cut.stdout, /✗ not complete: 1 truncated; 0 of 1 file matches what their own headers say\n  fix: fetch it again from where it came \(mtune pull URL -o PATH\); a model's hub has the digests/)
     // A folder as a copy or a --local-dir tree leaves it: index, shards, a config.
     const model = join(d, 'llama')
     mkdirSync(model)

@@ -57,6 +57,7 @@ Exit codes: 0 intact (or repaired), 2 bad input, 3 the hub's listing was needed 
     endpoint: Flags.string({description: 'hf:// and modelscope://: the hub endpoint (default: HF_ENDPOINT / MODELSCOPE_ENDPOINT).'}),
     offline: Flags.boolean({description: 'hf://: check against the disk alone (blob names are their digests), without asking the hub.'}),
     repair: Flags.boolean({description: 'Pull exactly the bad or missing files again, then check them again.'}),
+    cache: Flags.string({env: 'MTUNE_CACHE', description: 'An mtune cache (its URL, or HOST:PORT): the hub\'s listing and --repair go through it, the hub staying the fallback.'}),
     insecure: Flags.boolean({description: 'ollama://: talk plain http to the registry (with --repair).'}),
     quiet: Flags.boolean({char: 'q', description: 'Only problems and errors.'}),
     include: Flags.string({multiple: true, description: 'hf:// and modelscope://: the files pulled with pull --include (repeatable); those absent are missing.'}),
@@ -66,12 +67,13 @@ Exit codes: 0 intact (or repaired), 2 bad input, 3 the hub's listing was needed 
 
   async run(): Promise<unknown> {
     const {args, flags} = await this.parse(Verify)
-    const [{verify}, {createDispatcher}, {createReporter, progressMode}, {renderVerify}, {existsSync}] = await Promise.all([
+    const [{verify}, {createDispatcher}, {createReporter, progressMode}, {renderVerify}, {existsSync}, {parseCacheUrl}] = await Promise.all([
       import('../lib/verify/run.js'),
       import('../lib/net/dispatcher.js'),
       import('../lib/ui/progress.js'),
       import('../lib/ui/verify-output.js'),
       import('node:fs'),
+      import('../lib/sources/cache-endpoints.js'),
     ])
     const isSource = hasScheme(args.source)
     const ref = isSource ? parseSource(args.source, {insecure: flags.insecure}) : undefined
@@ -120,6 +122,7 @@ Exit codes: 0 intact (or repaired), 2 bad input, 3 the hub's listing was needed 
         localDir: flags['local-dir'],
         endpoint: flags.endpoint,
         repair: flags.repair,
+        cache: flags.cache && !flags.offline && ref ? parseCacheUrl(flags.cache) : undefined,
         online: !flags.offline,
         workers: flags.workers,
         dispatcher,

@@ -38,13 +38,15 @@ export async function pullThroughCache(
   run: RunOptions,
   events: PullEvents,
   onPlan: (plan: Plan) => void = () => {},
+  /** The part of the plan to pull (verify --repair: the bad files only), whichever way it was resolved. */
+  narrow: (plan: Plan) => Plan = (plan) => plan,
 ): Promise<Pulled> {
   const ctx = {dispatcher: run.dispatcher, signal: run.signal, warn: events.warn}
   // A rack cache reached through the site's proxy is a common reason it does not answer.
   const proxy = proxyFor(cache, proxyConfig())
   const viaProxy = proxy ? ` (through the proxy ${new URL(proxy).host}: add ${new URL(cache).hostname} to NO_PROXY)` : ''
   const direct = async (): Promise<Pulled> => {
-    const plan = await resolvePlan(ref, resolve, ctx)
+    const plan = narrow(await resolvePlan(ref, resolve, ctx))
     onPlan(plan)
     return {plan, files: await runPlan(plan, run, events), via: 'origin'}
   }
@@ -64,7 +66,7 @@ export async function pullThroughCache(
   }
   let plan: Plan
   try {
-    plan = await resolvePlan(ref, {...resolve, cache}, ctx)
+    plan = narrow(await resolvePlan(ref, {...resolve, cache}, ctx))
   } catch (error) {
     if (cacheCannotHelp(error) || hubVerdict(error)) throw error
     return fromOrigin(`failed (${errorMessage(error)})`)
@@ -130,4 +132,28 @@ export async function cacheForPlan(
   const elsewhere = probe.mtune ? otherHub(ref, cache, probe.upstreams, endpoint) : undefined
   if (elsewhere) events.info?.(`${theCache(cache)} ${elsewhere}`)
   return elsewhere ? undefined : cache
+}
+
+/**
+ * A plan resolved through the cache where one is set and serves this hub, else from the hub: for
+ * commands that only read a listing (verify), whose hosts may reach the hub only through the rack's
+ * cache. A cache that fails is left for the hub with one warning; the hub's own verdicts stand.
+ */
+export async function resolveThroughCache(
+  ref: Exclude<SourceRef, {kind: 'url'}>,
+  resolve: ResolveOptions,
+  cache: string | undefined,
+  ctx: {dispatcher: Dispatcher; signal?: AbortSignal; events: PullEvents},
+): Promise<Plan> {
+  const api = {dispatcher: ctx.dispatcher, signal: ctx.signal, warn: ctx.events.warn}
+  const via = await cacheForPlan(ref, cache, resolve.endpoint, ctx.dispatcher, ctx.events, ctx.signal)
+  if (via) {
+    try {
+      return await resolvePlan(ref, {...resolve, cache: via}, api)
+    } catch (error) {
+      if (cacheCannotHelp(error) || hubVerdict(error)) throw error
+      ctx.events.warn?.(`${theCache(via)} failed (${errorMessage(error)}): asking the hub`)
+    }
+  }
+  return resolvePlan(ref, resolve, api)
 }

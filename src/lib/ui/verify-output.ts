@@ -45,16 +45,18 @@ export function renderVerify(r: VerifyReport, quiet = false, again: Again = {ver
   const head = r.intact ? `${mark.ok()} ${chalk.bold(word)}:` : `${mark.fail()} ${chalk.bold(`not ${word}`)}: ${counts.join(', ')};`
   // Sizes from headers hash nothing: no "0 B hashed".
   const hashed = r.against === 'header' && s.bytesHashed === 0 ? '' : `; ${formatBytes(s.bytesHashed)} hashed in ${s.seconds.toFixed(1)} s${rate}`
-  lines.push(`${head} ${s.ok} of ${s.files} file${s.files === 1 ? '' : 's'} ${s.files === 1 ? 'matches' : 'match'} ${against}${hashed}${s.unchecked ? `; ${s.unchecked} with nothing to check against` : ''}`)
+  // A file whose header is not its format's is a problem (nothing to size it by), but still one of the files.
+  const files = s.files + (r.against === 'header' ? r.problems.filter((p) => p.kind === 'corrupt' || p.kind === 'truncated').length : 0)
+  lines.push(`${head} ${s.ok} of ${files} file${files === 1 ? '' : 's'} ${files === 1 ? 'matches' : 'match'} ${against}${hashed}${s.unchecked ? `; ${s.unchecked} with nothing to check against` : ''}`)
   if (!r.intact && !r.repair) lines.push(`  fix: ${fix(r, again)}`)
   return lines.join('\n')
 }
 
 /** What --repair did: the files fetched again, and the links written again to good blobs. */
-function repaired(r: {files: string[]; links: string[]}): string {
+function repaired(r: {files: string[]; links: string[]; via?: string}): string {
   const files = (names: string[]) => `${names.length} file${names.length === 1 ? '' : 's'}`
   const done = [
-    ...(r.files.length ? [`fetched ${files(r.files)}: ${r.files.join(', ')}`] : []),
+    ...(r.files.length ? [`fetched ${files(r.files)}${r.via ? ` through the cache at ${r.via}` : ''}: ${r.files.join(', ')}`] : []),
     ...(r.links.length ? [`linked ${files(r.links)} again (the blob was good): ${r.links.join(', ')}`] : []),
   ]
   return done.length ? `repaired: ${done.join('; ')}` : 'repaired: links, refs and manifests written again'

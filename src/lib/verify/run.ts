@@ -5,7 +5,9 @@ import {ExitCode, MtuneError, errorMessage} from '../errors.js'
 import type {Plan} from '../sources/plan.js'
 import type {SourceRef} from '../sources/reference.js'
 import {hfHubOffline} from '../env-settings.js'
-import {resolvePlan} from '../sources/resolve.js'
+import type {ResolveOptions} from '../sources/resolve.js'
+import {pullThroughCache, resolveThroughCache} from '../sources/through-cache.js'
+import {redact} from '../net/request.js'
 import {choosesFiles, pathsOf} from '../sources/select.js'
 import {runPlan} from '../sources/run-plan.js'
 import type {PullEvents} from '../transfer/engine.js'
@@ -28,6 +30,8 @@ export interface VerifyOptions {
   localDir?: string
   endpoint?: string
   repair?: boolean
+  /** An mtune cache (MTUNE_CACHE, --cache): --repair fetches through it, the hub staying the fallback. */
+  cache?: string
   /** Ask the hub for its listing (default): without it, only what the disk itself says is checked. */
   online?: boolean
   dispatcher: Dispatcher
@@ -57,7 +61,7 @@ export interface VerifyReport {
    */
   notPulled: string[]
   /** found: what was wrong before the repair (the report itself is the check after it). */
-  repair?: {attempted: boolean; files: string[]; links: string[]; intact: boolean; reason?: string; found: Finding[]}
+  repair?: {attempted: boolean; files: string[]; links: string[]; intact: boolean; reason?: string; found: Finding[]; via?: string}
 }
 
 /** One thing wrong: a file that is not as published, or a problem beside the files. */
@@ -98,24 +102,34 @@ async function check(files: Expected[], options: Pick<VerifyOptions, 'workers' |
 }
 
 /** What is expected for a source: from the hub when it answers (and is asked), else from the disk. */
-async function expectations(target: string, ref: SourceRef, options: VerifyOptions): Promise<{exp: Expectations; plan?: Plan; notPulled?: string[]}> {
-  const ctx = {dispatcher: options.dispatcher, signal: options.signal, warn: options.events?.warn}
+/** What is expected, and how its plan was resolved (the reference and options a repair resolves again through a cache). */
+interface Expecting {
+  exp: Expectations
+  plan?: Plan
+  notPulled?: string[]
+  resolvedAs?: {ref: Exclude<SourceRef, {kind: 'url'}>; options: ResolveOptions}
+}
+
+async function expectations(target: string, ref: SourceRef, options: VerifyOptions): Promise<Expecting> {
+  // The hub's listing through the rack's cache where one is set: a server may reach the hub only through it.
+  const resolveIt = (r: Exclude<SourceRef, {kind: 'url'}>, asked: ResolveOptions) => resolveThroughCache(r, asked, options.cache, {dispatcher: options.dispatcher, signal: options.signal, events: options.events ?? {}})
   const online = options.online !== false
   if (ref.kind === 'url') throw new MtuneError('bad-source', `mtune verify checks files on disk: give a PATH (with --sha256) or a model source, not the URL ${target}`, ExitCode.usage)
   if (ref.kind === 'ollama') {
     const exp = ollamaFromDisk(ref)
-    const plan = options.repair ? await resolvePlan(ref, {}, ctx) : undefined
-    return {exp, plan}
+    const plan = options.repair ? await resolveIt(ref, {}) : undefined
+    return {exp, plan, resolvedAs: {ref, options: {}}}
   }
   const select = {include: options.include, exclude: options.exclude, files: options.files}
   const chosen = choosesFiles({...select, paths: pathsOf(ref, options.files), quant: ref.kind === 'hf' ? ref.quant : undefined})
-  const sorted = (exp: Expectations, plan: Plan) => ({...sortOutAbsent(exp, plan, chosen), plan})
+  const sorted = (exp: Expectations, plan: Plan, resolvedAs: Expecting['resolvedAs']) => ({...sortOutAbsent(exp, plan, chosen), plan, resolvedAs})
   if (ref.kind === 'hf') {
     const revision = options.revision ?? ref.revision
     const r = {...ref, revision}
     if (options.localDir) {
-      const plan = await resolvePlan(r, {endpoint: options.endpoint, localDir: options.localDir, ...select}, ctx)
-      return sorted(fromPlan(plan, 'hf'), plan)
+      const asked = {endpoint: options.endpoint, localDir: options.localDir, ...select}
+      const plan = await resolveIt(r, asked)
+      return sorted(fromPlan(plan, 'hf'), plan, {ref: r, options: asked})
     }
     const disk = hfFromDisk(r)
     if (!online) return {exp: disk}
@@ -126,8 +140,9 @@ async function expectations(target: string, ref: SourceRef, options: VerifyOptio
     // The hub's listing of the commit this cache holds for the revision (or of the revision).
     const commit = cachedCommit(hfRepoDir(r), revision) ?? revision
     let plan: Plan
+    const asked = {endpoint: options.endpoint, ...select}
     try {
-      plan = await resolvePlan({...r, revision: commit}, {endpoint: options.endpoint, ...select}, ctx)
+      plan = await resolveIt({...r, revision: commit}, asked)
     } catch (error) {
       if (error instanceof MtuneError && (error.exitCode === ExitCode.interrupted || error.exitCode === ExitCode.usage)) throw error
       return {exp: {...disk, notes: [...disk.notes, `the hub did not answer (${errorMessage(error)}): checked against the disk alone (blob names are their digests); files the revision has that the cache lacks are not seen`]}}
@@ -135,7 +150,7 @@ async function expectations(target: string, ref: SourceRef, options: VerifyOptio
     const fromHub = fromPlan(plan, 'hf', `${hfRepoDir(r)}/snapshots/${commit}`)
     // Blobs the hub lists, plus what the disk alone shows (a leftover, a ref to nothing).
     const leftovers = disk.problems.filter((p) => p.kind === 'incomplete' || p.kind === 'interrupted' || p.name.startsWith('refs/'))
-    return sorted({...fromHub, problems: leftovers, root: disk.root}, plan)
+    return sorted({...fromHub, problems: leftovers, root: disk.root}, plan, {ref: {...r, revision: commit}, options: asked})
   }
   const revision = options.revision ?? ref.revision
   const snapshot = modelscopeSnapshot({repo: ref.repo, revision})
@@ -146,15 +161,16 @@ async function expectations(target: string, ref: SourceRef, options: VerifyOptio
   }
   // ModelScope publishes sha256s: without its listing there is nothing to check against.
   let plan: Plan
+  const asked = {endpoint: options.endpoint, localDir: options.localDir, ...select}
   try {
-    plan = await resolvePlan({...ref, revision}, {endpoint: options.endpoint, localDir: options.localDir, ...select}, ctx)
+    plan = await resolveIt({...ref, revision}, asked)
   } catch (error) {
     if (error instanceof MtuneError && error.exitCode !== ExitCode.remote) throw error
     throw new MtuneError('no-listing', `cannot check ${target}: ModelScope's file list (with the digests) did not come (${errorMessage(error)}); try again when it answers`, ExitCode.remote)
   }
   const exp = fromPlan(plan, 'modelscope')
   if (!options.localDir) exp.root = snapshot
-  return sorted(exp, plan)
+  return sorted(exp, plan, {ref: {...ref, revision}, options: asked})
 }
 
 /**
@@ -165,7 +181,7 @@ async function expectations(target: string, ref: SourceRef, options: VerifyOptio
 export async function verify(target: string, ref: SourceRef | undefined, options: VerifyOptions): Promise<VerifyReport> {
   const started = performance.now()
   const plain = () => ((options.paths?.length ?? 0) > 1 ? plainFiles(options.paths!) : plainFile(target, options.sha256))
-  const {exp, plan, notPulled = []} = ref ? await expectations(target, ref, options) : {exp: plain(), plan: undefined}
+  const {exp, plan, notPulled = [], resolvedAs}: Expecting = ref ? await expectations(target, ref, options) : {exp: plain(), plan: undefined}
   const {verdicts, bytes} = await check(exp.files, options)
   const summary = summarize(verdicts, exp.problems, bytes, (performance.now() - started) / 1000)
   const report: VerifyReport = {target, kind: exp.kind, against: exp.against, checksumList: exp.checksumList, root: exp.root, files: verdicts, problems: exp.problems, summary, intact: intact(summary), notes: exp.notes, ...(exp.fix ? {fix: exp.fix} : {}), notPulled}
@@ -184,16 +200,22 @@ export async function verify(target: string, ref: SourceRef | undefined, options
   // left out of the plan, links included; every other file is fetched, a corrupt one from scratch.
   const good = new Set(verdicts.filter((v) => v.status === 'ok' || v.status === 'unchecked' || v.linkOnly).map((v) => v.path))
   const skipped = new Set(notPulled)
-  const files = plan.files.filter((f) => !skipped.has(f.name)).map((f) => ({...f, present: good.has(f.dest)}))
+  // The same narrowing of a plan resolved again through a cache: its files land in the same places.
+  const narrow = (p: Plan): Plan => ({...p, files: p.files.filter((f) => !skipped.has(f.name)).map((f) => ({...f, present: good.has(f.dest)}))})
+  const {files} = narrow(plan)
   for (const f of files) if (!f.present) rmSync(f.dest, {force: true})
   // Named as the lines above them name them (an Ollama blob by its short digest and role).
   const shown = new Map(verdicts.map((v) => [v.path, v.name]))
   const names = files.filter((f) => !f.present).map((f) => shown.get(f.dest) ?? f.name)
   // A good blob whose snapshot link was gone or wrong is not fetched, only linked again: said apart.
   const links = verdicts.filter((v) => v.linkOnly && v.status !== 'ok').map((v) => v.name)
-  await runPlan({...plan, files}, {dispatcher: options.dispatcher, signal: options.signal}, options.events ?? {})
+  const run = {dispatcher: options.dispatcher, signal: options.signal}
+  // Through the cache where one is set (the hub stays the fallback): a rack repairs from the rack.
+  let via: 'cache' | 'origin' = 'origin'
+  if (options.cache && resolvedAs) ({via} = await pullThroughCache(resolvedAs.ref, options.cache, resolvedAs.options, run, options.events ?? {}, undefined, narrow))
+  else await runPlan({...plan, files}, run, options.events ?? {})
   const again = await verify(target, ref, {...options, repair: false})
-  return {...again, repair: {attempted: true, files: names, links, intact: again.intact, found}}
+  return {...again, repair: {attempted: true, files: names, links, intact: again.intact, found, ...(via === 'cache' ? {via: redact(options.cache!).replace(/\/$/, '')} : {})}}
 }
 
 /**
