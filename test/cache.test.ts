@@ -14,7 +14,7 @@ import {findNginx} from '../src/lib/cache/nginx.js'
 import {readInOrder} from '../src/lib/cache/warm.js'
 import {DEFAULT_UPSTREAMS, diskNote, mergeSettings, parseListen, parseMinFree, type CacheOptions} from '../src/lib/cache/options.js'
 import {proxyWarning} from '../src/lib/cache/serve.js'
-import {addUp} from '../src/lib/cache/status.js'
+import {addUp, modelOf} from '../src/lib/cache/status.js'
 import {runCli, startCli} from './support/cli.js'
 import {freePort} from './support/free-port.js'
 import {startCdn, startFakeHf, startFakeOllama, type HubRepo} from './support/fake-hubs.js'
@@ -227,7 +227,29 @@ describe('mtune cache: the configuration', () => {
       {u: '/api/models/acme/x', len: '90', sent: '150', up: '', s: '502'},
       {u: '/acme/gated/resolve/main/a', len: '90', sent: '29', up: '250', s: '401'},
     ])
-    assert.deepEqual(t, {requests: 5, failed: 1, hits: 2, misses: 2, hitRatio: 0.5, bytesUpstream: 548 + 8388898 + 8388891 + 250, bytesServed: 138 + 16777216 * 2})
+    const {models, ...rest} = t
+    assert.deepEqual(rest, {requests: 5, failed: 1, hits: 2, misses: 2, hitRatio: 0.5, bytesUpstream: 548 + 8388898 + 8388891 + 250, bytesServed: 138 + 16777216 * 2})
+    assert.deepEqual(models.map((m) => [m.name, m.requests]).sort(), [['hf://acme/gated', 1], ['hf://acme/x', 1]])
+  })
+
+  it('names the models the rack asked for, most recent first, as mtune would pull them', () => {
+    assert.equal(modelOf('/api/models/Qwen/Qwen2.5-7B/revision/main'), 'hf://Qwen/Qwen2.5-7B')
+    assert.equal(modelOf('/datasets/acme/d/resolve/main/x.parquet'), 'hf://datasets/acme/d')
+    assert.equal(modelOf('/v2/library/llama3.2/manifests/3b'), 'ollama llama3.2:3b')
+    assert.equal(modelOf('/v2/acme/m/manifests/latest'), 'ollama acme/m:latest')
+    assert.equal(modelOf('/-/modelscope/api/v1/models/qwen/Qwen2.5/repo/files'), 'modelscope://qwen/Qwen2.5')
+    assert.equal(modelOf('/api/v1/models/qwen/Qwen2.5/repo'), 'modelscope://qwen/Qwen2.5', 'as nginx logs it, passed on')
+    assert.equal(modelOf('/-/origin/files/llama/x.gguf'), 'origin files: /llama/x.gguf')
+    assert.equal(modelOf('/-/cdn/https/cdn-lfs.hf.co/repos/ab/cd'), undefined)
+    const t = addUp([
+      {t: '1764680000.000', u: '/api/models/a/old/revision/main', len: '90'},
+      {t: '1764690000.000', u: '/v2/library/tiny/manifests/latest', len: '90'},
+      {t: '1764685000.000', u: '/a/old/resolve/main/x', len: '90'},
+    ])
+    assert.deepEqual(t.models, [
+      {name: 'ollama tiny:latest', requests: 1, lastAt: new Date(1764690000000).toISOString()},
+      {name: 'hf://a/old', requests: 2, lastAt: new Date(1764685000000).toISOString()},
+    ])
   })
 })
 
@@ -515,6 +537,8 @@ describe('pulling through mtune cache (real nginx)', needsNginx, () => {
     const status = JSON.parse((await runCli(['cache', 'status', '--dir', cache.dir, '--json'])).stdout)
     assert.ok(status.hits > 0 && status.bytesServed >= 5 * weights.length, JSON.stringify(status))
     assert.ok(status.bytesUpstream < 1.3 * weights.length, JSON.stringify(status))
+    assert.equal(status.models[0].name, 'hf://acme/cached', 'what the rack asked for, by its name')
+    assert.ok(status.models[0].requests >= 5 * 2, JSON.stringify(status.models))
   })
 
   it('verify --repair fetches through the cache, only the bad file; the hub is the fallback', async () => {

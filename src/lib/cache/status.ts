@@ -18,9 +18,15 @@ export interface Traffic {
   hitRatio?: number
   bytesUpstream: number
   bytesServed: number
+  /**
+   * What the rack asked this cache for, most recent first: each model (or origin file) with the
+   * requests that named it (listings, manifests, /resolve/) and when it was last asked for.
+   */
+  models: Array<{name: string; requests: number; lastAt: string}>
 }
 
 export interface LogLine {
+  t?: string
   m?: string
   u?: string
   s?: string
@@ -37,7 +43,31 @@ const num = (s: string | undefined) => {
   return total
 }
 
-const noTraffic = (): Traffic => ({requests: 0, failed: 0, hits: 0, misses: 0, bytesUpstream: 0, bytesServed: 0})
+/** While adding up: the models by name. */
+type Adding = Omit<Traffic, 'models'> & {byModel: Map<string, {requests: number; last: number}>}
+
+const noTraffic = (): Adding => ({requests: 0, failed: 0, hits: 0, misses: 0, bytesUpstream: 0, bytesServed: 0, byModel: new Map()})
+
+/**
+ * The model a request names, as mtune would pull it, from its path: a Hub listing or /resolve/,
+ * an Ollama manifest, a ModelScope listing or file, a file under an origin. CDN slices name none
+ * (their bytes are the models' all the same).
+ */
+export function modelOf(uri: string | undefined): string | undefined {
+  if (!uri) return undefined
+  let m = /^\/api\/(models|datasets)\/([^/]+\/[^/]+)\/(?:revision|tree)\//.exec(uri)
+  if (m) return `hf://${m[1] === 'datasets' ? 'datasets/' : ''}${m[2]}`
+  m = /^\/(datasets\/)?([^/-][^/]*\/[^/]+)\/resolve\//.exec(uri)
+  if (m) return `hf://${m[1] ?? ''}${m[2]}`
+  m = /^\/v2\/([^/]+)\/([^/]+)\/manifests\/([^/]+)$/.exec(uri)
+  if (m) return `ollama ${m[1] === 'library' ? '' : `${m[1]}/`}${m[2]}:${m[3]}`
+  // nginx logs the URI as it passed it on: without /-/modelscope.
+  m = /^(?:\/-\/modelscope)?\/api\/v1\/models\/([^/]+\/[^/]+)\/repo/.exec(uri)
+  if (m) return `modelscope://${m[1]}`
+  m = /^\/-\/origin\/([^/]+)(\/.+)$/.exec(uri)
+  if (m) return `origin ${m[1]}: ${m[2]}`
+  return undefined
+}
 
 /**
  * Pure: the traffic in log lines. A request served in slices logs its own line (its first slice)
@@ -49,11 +79,16 @@ export function addUp(lines: Iterable<LogLine>): Traffic {
   return finish(t)
 }
 
-function addLine(t: Traffic, l: LogLine): void {
+function addLine(t: Adding, l: LogLine): void {
   // The cache's own page (health checks, status) is not traffic.
   if (l.u === '/-/mtune') return
   if (num(l.len) > 0) {
     t.requests++
+    const model = modelOf(l.u)
+    if (model) {
+      const seen = t.byModel.get(model) ?? {requests: 0, last: 0}
+      t.byModel.set(model, {requests: seen.requests + 1, last: Math.max(seen.last, Number(l.t) || 0)})
+    }
     const status = Number(l.s) || 0
     if (status >= 500) t.failed++
     // Bytes served are what clients got instead of fetching it themselves: an error page is not.
@@ -64,7 +99,12 @@ function addLine(t: Traffic, l: LogLine): void {
   else if (l.cache === 'MISS' || l.cache === 'EXPIRED' || l.cache === 'BYPASS') t.misses++
 }
 
-const finish = (t: Traffic): Traffic => ({...t, hitRatio: t.hits + t.misses > 0 ? t.hits / (t.hits + t.misses) : undefined})
+function finish({byModel, ...t}: Adding): Traffic {
+  const models = [...byModel]
+    .sort((a, b) => b[1].last - a[1].last || b[1].requests - a[1].requests)
+    .map(([name, m]) => ({name, requests: m.requests, lastAt: new Date(m.last * 1000).toISOString()}))
+  return {...t, hitRatio: t.hits + t.misses > 0 ? t.hits / (t.hits + t.misses) : undefined, models}
+}
 
 /** The log read as a stream, line by line: a busy cache's log can be large. */
 export async function readTraffic(accessLog: string): Promise<Traffic> {

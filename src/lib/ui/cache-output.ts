@@ -44,6 +44,11 @@ export function renderStatus(s: CacheStatus): string {
   lines.push(`  requests   ${s.requests}${failed}; cached slices: ${s.hits} hits, ${s.misses} misses${s.hitRatio !== undefined ? ` (hit ratio ${(s.hitRatio * 100).toFixed(1)}%)` : ''}`)
   const saved = s.bytesServed > 0 ? ` (${((1 - s.bytesUpstream / s.bytesServed) * 100).toFixed(1)}% saved)` : ''
   lines.push(`  bytes      ${formatBytes(s.bytesUpstream)} fetched upstream, ${formatBytes(s.bytesServed)} served${s.bytesServed > s.bytesUpstream ? saved : ''}`)
+  // What the rack pulled lately: the first few, most recent first (--json has them all).
+  for (const [i, m] of s.models.slice(0, 5).entries()) {
+    lines.push(`  ${i === 0 ? 'asked for ' : '          '} ${m.name} (${m.requests} request${m.requests === 1 ? '' : 's'}, last ${m.lastAt.slice(0, 16).replace('T', ' ')} UTC)`)
+  }
+  if (s.models.length > 5) lines.push(`             and ${s.models.length - 5} more (--json lists them)`)
   return lines.join('\n')
 }
 
