@@ -9,11 +9,20 @@ import {addressedFile, hfCacheFolder, storeRoot} from './store-paths.js'
 import {byHeader, noDigest, weightTree} from './by-header.js'
 import {localDirRecord} from './local-dir-record.js'
 
+/** The checksum list of each folder read so far (or that it has none). */
+type ListsRead = Map<string, ReturnType<typeof checksumListIn>>
+
+const listIn = (dir: string, lists: ListsRead) => {
+  if (!lists.has(dir)) lists.set(dir, checksumListIn(dir))
+  return lists.get(dir)
+}
+
 /**
  * A plain file against --sha256, the FILE.sha256 beside it, or its line in a checksum list beside
  * it (SHA256SUMS, as `sha256sum -c` reads it); a directory against the checksum list in it.
+ * `lists`: the folders' lists already read, for several files of one folder.
  */
-export function plainFile(path: string, sha256?: string): Expectations {
+export function plainFile(path: string, sha256?: string, lists: ListsRead = new Map()): Expectations {
   const full = resolve(path)
   // Checked first: what a directory lacks is a source, not a digest.
   if (existsSync(full) && statSync(full).isDirectory()) {
@@ -43,7 +52,7 @@ export function plainFile(path: string, sha256?: string): Expectations {
   // digest, FILE.
   if (sha256 === undefined && full.endsWith('.sha256') && statOf(full)?.isFile()) {
     const entries = parseChecksumList(readFileSync(full, 'utf8'))
-    return entries.length ? listedFiles(dirname(full), {path: full, entries}) : plainFile(full.slice(0, -'.sha256'.length))
+    return entries.length ? listedFiles(dirname(full), {path: full, entries}) : plainFile(full.slice(0, -'.sha256'.length), undefined, lists)
   }
   let expected = sha256?.replace(/^sha256:/i, '').toLowerCase()
   let checksumList: string | undefined
@@ -54,7 +63,7 @@ export function plainFile(path: string, sha256?: string): Expectations {
     if (text !== undefined && !expected) throw usageError('bad-digest', `${beside} holds no sha256 (sha256sum's format: HEX  NAME): fix it or give --sha256 HEX`)
   }
   if (expected === undefined) {
-    const list = checksumListIn(dirname(full))
+    const list = listIn(dirname(full), lists)
     expected = list?.entries.find((e) => e.name === basename(full))?.sha256
     if (expected) checksumList = list!.path
   }
@@ -86,9 +95,11 @@ const statOf = (path: string) => statSync(path, {throwIfNoEntry: false})
  * names, so `mtune verify /models/*` checks each file once.
  */
 export function plainFiles(paths: string[]): Expectations {
+  // A glob of a folder's files reads and parses its SHA256SUMS once, not once per file.
+  const lists: ListsRead = new Map()
   const parts = paths.map((path): Expectations => {
     try {
-      return plainFile(path)
+      return plainFile(path, undefined, lists)
     } catch (error) {
       if (!(error instanceof MtuneError) || error.code !== 'no-digest') throw error
       return {kind: 'file', against: 'sha256', root: dirname(resolve(path)), files: [{name: basename(path), path: resolve(path)}], problems: [], notes: []}
