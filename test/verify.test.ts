@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import {createHash} from 'node:crypto'
 import {existsSync, mkdirSync, readFileSync, rmSync, truncateSync, unlinkSync, writeFileSync} from 'node:fs'
-import {join} from 'node:path'
+import {dirname, join} from 'node:path'
 import {after, describe, it} from 'node:test'
 import {downloadFileToCacheDir} from '@huggingface/hub'
 import {judge} from '../src/lib/verify/judge.js'
@@ -567,6 +567,13 @@ describe('mtune verify ollama:// and files', () => {
     assert.equal(digest.code, 4)
     assert.match(digest.stdout, /✗ model-Q4_K_M\.gguf: corrupt \(sha256 /)
     assert.match(digest.stdout, /0 of 1 file matches the given sha256/)
+    // One part of a split GGUF named alone: checked as that file, the parts not beside it said.
+    const split = join(dir(), 'm-00001-of-00003.gguf')
+    writeFileSync(split, gguf)
+    writeFileSync(split.replace('00001-of', '00003-of'), gguf)
+    const part = await runCli(['verify', split])
+    assert.equal(part.code, 0, part.stdout)
+    assert.match(part.stdout, new RegExp(`• m-00001-of-00003\\.gguf is one of 3 parts, and part 2 is not beside it: a runtime loads none without all \\(mtune verify ${dirname(split)} checks the folder\\)`))
   })
 
   it("a file, or a whole directory, against the publisher's SHA256SUMS beside it, as sha256sum -c reads it", async () => {

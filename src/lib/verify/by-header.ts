@@ -1,9 +1,10 @@
-import {readFileSync, statSync} from 'node:fs'
+import {existsSync, readFileSync, statSync} from 'node:fs'
 import {filesUnder} from '../fs-dirs.js'
 import {basename, dirname, join, relative} from 'node:path'
 import {safeJoin} from '../sources/safe-names.js'
 import type {Expected, Expectations, Problem} from './expect.js'
 import {headerSize, weightFormat} from './weight-headers.js'
+import {fewNames} from '../units.js'
 
 /**
  * Weights files with no digest anywhere, checked against the sizes their own headers give:
@@ -26,7 +27,26 @@ export function byHeader(path: string): Expectations | undefined {
   const name = basename(path)
   const one = fileByHeader(path, name)
   if (!one) return undefined
-  return {kind: 'file', against: 'header', root: dirname(path), files: one.file ? [one.file] : [], problems: one.problem ? [one.problem] : [], notes: [noDigest(name)]}
+  const parts = missingParts(path)
+  return {kind: 'file', against: 'header', root: dirname(path), files: one.file ? [one.file] : [], problems: one.problem ? [one.problem] : [], notes: [noDigest(name), ...(parts ? [parts] : [])]}
+}
+
+/**
+ * One part of a split GGUF named alone (model-00001-of-00003.gguf): said when other parts are not
+ * beside it, since llama.cpp loads none of them without all. A note, not a failure: the file asked
+ * about is checked as that file; its folder, checked, counts them as missing.
+ */
+function missingParts(path: string): string | undefined {
+  const split = /^(.*)-(\d{5})-of-(\d{5})\.gguf$/i.exec(basename(path))
+  const count = Number(split?.[3])
+  if (!split || !(count > 1 && count <= 999)) return undefined
+  const absent: number[] = []
+  for (let i = 1; i <= count; i++) {
+    const part = `${split[1]}-${String(i).padStart(5, '0')}-of-${split[3]}.gguf`
+    if (!existsSync(join(dirname(path), part))) absent.push(i)
+  }
+  if (!absent.length) return undefined
+  return `${basename(path)} is one of ${count} parts, and ${absent.length === 1 ? `part ${absent[0]} is` : `parts ${fewNames(absent.map(String), 6)} are`} not beside it: a runtime loads none without all (mtune verify ${dirname(path)} checks the folder)`
 }
 
 /**
