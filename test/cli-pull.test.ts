@@ -8,7 +8,7 @@ import {spawnSync} from 'node:child_process'
 import {join} from 'node:path'
 import {after, describe, it} from 'node:test'
 import {BIN, hasStack, runCli, startCli} from './support/cli.js'
-import {makeContent, mirrors, sha256} from './support/mirror-server.js'
+import {makeContent, mirrors, sha256, startMirror} from './support/mirror-server.js'
 import {tempDir} from './support/temp.js'
 import {freePort} from './support/free-port.js'
 
@@ -342,6 +342,64 @@ describe('mtune pull (CLI)', () => {
     const r = await runCli(['pull', m.url, '-o', out, '--sha256', '1'.repeat(64)])
     assert.equal(r.code, 4)
     assert.ok(!existsSync(out))
+  })
+})
+
+describe('mtune pull -i FILE (a list of URLs)', () => {
+  it('pulls every URL of the list into one directory, named and checked as the list says; a second run keeps what matches', async () => {
+    const small = makeContent(3 * MiB, 12)
+    const a = await mirror({name: 'shard-1.bin'})
+    const b = await startMirror({content: small, name: 'shard-2.bin'})
+    after(() => b.close())
+    const d = dir()
+    const list = join(d, 'urls.txt')
+    writeFileSync(list, [`# the model's shards`, a.url, `  checksum=sha-256=${digest}`, '', `${sha256(small)}  ${b.url}`, a.url, '  out=copy.bin', ''].join('\n'))
+    const out = join(d, 'model')
+    const r = await runCli(['pull', '-i', list, '-o', `${out}/`, '--json'])
+    assert.equal(r.code, 0, r.stderr)
+    const doc = JSON.parse(r.stdout)
+    assert.deepEqual(doc.files.map((f: {name: string; sha256?: string}) => [f.name, f.sha256 ?? null]), [['shard-1.bin', digest], ['shard-2.bin', sha256(small)], ['copy.bin', null]])
+    assert.deepEqual(readdirSync(out).sort(), ['copy.bin', 'shard-1.bin', 'shard-2.bin'])
+    assert.ok(readFileSync(join(out, 'shard-2.bin')).equals(small))
+    assert.ok(readFileSync(join(out, 'copy.bin')).equals(content))
+    assert.equal(doc.results.find((x: {name: string}) => x.name === 'copy.bin').sha256, digest, 'hashed all the same')
+    // Again: the files with a digest that match are kept; one without is refused, as a plain pull refuses it.
+    const again = await runCli(['pull', '-i', list, '-o', out])
+    assert.deepEqual([again.code, again.stderr.trim()], [2, `Error: copy.bin already exists in ${out} with nothing to check it against: --force replaces it (or give checksum=sha-256=HEX in the list, and a file that matches is kept)`])
+    const forced = await runCli(['pull', '-i', list, '-o', out, '--force'])
+    assert.equal(forced.code, 0, forced.stderr)
+    assert.match(forced.stdout, /✓ \S*urls\.txt \(3 URLs\): 1 pulled \(32\.0 MiB in .*\), 2 already present \(their digests match\) -> /)
+    // A digest the file does not have: exit 4, nothing kept under that name.
+    writeFileSync(list, `${b.url}\n  checksum=sha-256=${'0'.repeat(64)}\n  out=bad.bin\n`)
+    const bad = await runCli(['pull', '-i', list, '-o', out])
+    assert.equal(bad.code, 4, bad.stderr)
+    assert.ok(!existsSync(join(out, 'bad.bin')))
+  })
+
+  it('says which line of a list is wrong, and what -i does not combine with', async () => {
+    const d = dir()
+    const cases: Array<[string, string]> = [
+      ['http://h/a.bin\n  mirror=http://g/a.bin\n', 'line 2: mirror= is not an option mtune reads here: out=NAME and checksum=sha-256=HEX are'],
+      ['  out=x\n', 'line 1: "out=x" is not an option of a URL above it'],
+      ['http://h/a.bin\n  checksum=md5=abc\n', 'line 2: checksum=md5=abc: give checksum=sha-256=HEX (64 hex digits)'],
+      ['hf://org/name\n', 'line 1: hf://org/name: only http:// and https:// URLs are pulled from a list'],
+      ['not a url\n', 'line 1: "not a url" is not a URL'],
+      ['http://h/a.bin\nhttp://g/a.bin\n', "line 2: a.bin is already the name of line 1's file: give one of them another with out=NAME"],
+      ['http://h/\n', 'line 1: http://h/ names no file: give it one with an indented out=NAME line below it'],
+      ['http://h/a.bin\n  out=../a.bin\n', 'line 1: the name "../a.bin" would leave'],
+      ['# nothing\n\n', 'lists no URL: one per line (# for comments)'],
+    ]
+    for (const [text, said] of cases) {
+      const list = join(d, 'list.txt')
+      writeFileSync(list, text)
+      const r = await runCli(['pull', '-i', list, '-o', join(d, 'out')])
+      assert.equal(r.code, 2, text)
+      assert.ok(r.stderr.includes(said), `${text}: ${r.stderr}`)
+    }
+    assert.match((await runCli(['pull', '-i', join(d, 'list.txt'), 'http://h/b.bin'])).stderr, /gives the URLs: put http:\/\/h\/b\.bin in it, or pull it alone without -i/)
+    assert.match((await runCli(['pull', '-i', join(d, 'list.txt'), '--sha256', '1'.repeat(64)])).stderr, /--sha256 does not apply to -i: give each URL its digest in the list/)
+    assert.match((await runCli(['pull', '-i', join(d, 'nope.txt')])).stderr, /cannot read .*nope\.txt \(ENOENT\): give the list's path, or - for standard input/)
+    assert.match((await runCli(['pull'])).stderr, /^Error: give what to pull: a URL, hf:\/\/ORG\/NAME, .* \(or -i FILE, a list of URLs\)/)
   })
 })
 

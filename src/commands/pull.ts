@@ -1,7 +1,7 @@
-import {Args, Flags} from '@oclif/core'
+import {Args, Flags, type Interfaces} from '@oclif/core'
 import type {Dispatcher} from 'undici'
 import {setMaxListeners} from 'node:events'
-import {ExitCode, MtuneError, usageError} from '../lib/errors.js'
+import {ExitCode, MtuneError, errorMessage, usageError} from '../lib/errors.js'
 import {proxyUrls} from '../lib/net/proxy-env.js'
 import {shownUrl} from '../lib/net/credentials.js'
 import {withNetrc} from '../lib/net/netrc.js'
@@ -78,13 +78,23 @@ Exit codes: 0 done, 2 bad input, 3 the server refused or kept failing, 4 digest 
 
   static override enableJsonFlag = true
 
+  static override usage = ['pull SOURCE [FILES...] [FLAGS]', 'pull -i FILE [-o DIR/] [FLAGS]']
+
   static override args = {
-    source: Args.string({required: true, description: 'http(s):// URL, hf://, ollama:// or modelscope:// reference'}),
-    files: Args.string({multiple: true, description: 'hf:// and modelscope://: only these files, folders or globs of the repo (as hf download REPO FILE...)'}),
+    // One variadic argument: oclif wants every argument before a variadic one required, and with
+    // -i FILE there is no SOURCE. The first word is the source, the rest its FILES.
+    source: Args.string({
+      multiple: true,
+      description: 'SOURCE [FILES...]: an http(s):// URL, hf://, ollama:// or modelscope:// reference; after hf:// and modelscope://, only these files, folders or globs of the repo (as hf download REPO FILE...)',
+    }),
   }
 
   static override flags = {
     output: Flags.string({char: 'o', description: 'URLs: destination file, or directory (existing, or ending in /; made if missing). Default: the current directory.'}),
+    'input-file': Flags.string({
+      char: 'i',
+      description: "A list of URLs to pull into -o DIR (as aria2c -i and wget -i read one): a URL per line, # comments, indented out=NAME and checksum=sha-256=HEX lines for the URL above; or sha256sum's HEX  URL lines.",
+    }),
     'local-dir': Flags.string({description: 'hf:// and modelscope://: write a plain directory tree instead of the cache.'}),
     include: Flags.string({multiple: true, description: 'hf:// and modelscope://: only files matching this glob (repeatable).'}),
     exclude: Flags.string({multiple: true, description: 'hf:// and modelscope://: skip files matching this glob (repeatable).'}),
@@ -117,14 +127,17 @@ Exit codes: 0 done, 2 bad input, 3 the server refused or kept failing, 4 digest 
   async run(): Promise<unknown> {
     const {args, flags} = await this.parse(Pull)
     const json = this.jsonEnabled()
-    const parsed = parseSource(args.source, {insecure: flags.insecure})
+    const [source, ...files] = args.source ?? []
+    if (flags['input-file'] !== undefined) return this.pullList(flags['input-file'], source, flags)
+    if (source === undefined) throw usageError('usage', 'give what to pull: a URL, hf://ORG/NAME, ollama://MODEL or modelscope://OWNER/NAME (or -i FILE, a list of URLs); see mtune pull --help')
+    const parsed = parseSource(source, {insecure: flags.insecure})
     // A host's login in ~/.netrc (NETRC), as wget and aria2c use it, for a URL without its own.
     const ref = parsed.kind === 'url' ? {...parsed, url: withNetrc(parsed.url)} : parsed
     const mirrors = flags.mirror?.map((m) => withNetrc(m))
-    const repoFiles = filesAfter(ref, args.files, 'pull')
+    const repoFiles = filesAfter(ref, files.length ? files : undefined, 'pull')
     // The cache for model sources; a plain URL goes through it only under one of its --origin prefixes (below).
     const cache = flags.cache && ref.kind !== 'url' ? parseCacheUrl(flags.cache) : undefined
-    for (const url of [args.source, ...(ref.kind === 'url' ? [ref.url] : []), ...(mirrors ?? []), ...(flags.endpoint ?? []), ...proxyUrls()]) registerUrlSecrets(url)
+    for (const url of [source, ...(ref.kind === 'url' ? [ref.url] : []), ...(mirrors ?? []), ...(flags.endpoint ?? []), ...proxyUrls()]) registerUrlSecrets(url)
     const chunkSize = flags['chunk-size'] ? parseSize(flags['chunk-size'], '--chunk-size') : undefined
     const limitRate = flags['limit-rate'] ? parseRate(flags['limit-rate'], '--limit-rate') : undefined
     if (chunkSize !== undefined && chunkSize < 64 * 1024) {
@@ -174,7 +187,7 @@ Exit codes: 0 done, 2 bad input, 3 the server refused or kept failing, 4 digest 
         const auto = await pullAuto(
           ref,
           {
-            source: ref.kind === 'url' ? shownUrl(ref.url) : [args.source, ...(repoFiles ?? [])].join(' '),
+            source: ref.kind === 'url' ? shownUrl(ref.url) : [source, ...(repoFiles ?? [])].join(' '),
             mirrors: mirrors ?? [],
             include: flags.include,
             exclude: flags.exclude,
@@ -269,6 +282,68 @@ Exit codes: 0 done, 2 bad input, 3 the server refused or kept failing, 4 digest 
         reporter.stop()
         if (!json && !flags.quiet) this.log(describeFiles(plan, files, seconds, flags.verify))
         return {...planJson(plan), dryRun: false, seconds, results: files, via: 'origin'}
+      } finally {
+        await closeDispatcher(dispatcher)
+      }
+    })
+    return {...done, warnings}
+  }
+
+  /**
+   * pull -i FILE: the URLs of a list into -o DIR, as one plan (several at once, one connection
+   * budget, one progress line, the space for all checked first), through the cache's origins
+   * where MTUNE_CACHE covers them.
+   */
+  private async pullList(file: string, source: string | undefined, flags: Interfaces.InferredFlags<typeof Pull.flags & typeof Pull.baseFlags>): Promise<object> {
+    if (source !== undefined) throw usageError('bad-flag', `-i ${file} gives the URLs: put ${source} in it, or pull it alone without -i`)
+    for (const flag of ['sha256', 'mirror', 'auto', 'include', 'exclude', 'local-dir', 'endpoint', 'verify', 'insecure'] as const) {
+      if (flags[flag] !== undefined && flags[flag] !== false) throw usageError('bad-flag', `--${flag} does not apply to -i: ${flag === 'sha256' ? 'give each URL its digest in the list (an indented checksum=sha-256=HEX line, or HEX  URL)' : 'a list holds plain URLs'}`)
+    }
+    const json = this.jsonEnabled()
+    const [{readFileSync}, {parseUrlList, urlListPlan, runUrlList}, core, {createDispatcher, closeDispatcher}] = await Promise.all([
+      import('node:fs'),
+      import('../lib/sources/url-list.js'),
+      loadCore(),
+      import('../lib/net/dispatcher.js'),
+    ])
+    let text: string
+    try {
+      text = readFileSync(file === '-' ? 0 : file, 'utf8')
+    } catch (error) {
+      throw usageError('bad-url-list', `cannot read ${file} (${(error as NodeJS.ErrnoException).code ?? errorMessage(error)}): give the list's path, or - for standard input`)
+    }
+    const entries = parseUrlList(text, file === '-' ? 'standard input' : file).map((e) => ({...e, url: withNetrc(e.url)}))
+    for (const e of entries) registerUrlSecrets(e.url)
+    const plan = await urlListPlan(entries, file === '-' ? 'standard input' : file, flags.output ?? '.', flags.force)
+    const reporter = core.createReporter(json ? 'none' : core.progressMode(process.stderr, flags.quiet))
+    const warnings: string[] = []
+    const events: PullEvents = {
+      info: (m) => reporter.info(mask(m)),
+      warn: (m) => {
+        warnings.push(mask(m))
+        reporter.warn(mask(m))
+      },
+      progress: (p) => reporter.progress(p),
+      debug: flags.debug ? (m) => process.stderr.write(`${mask(m)}\n`) : undefined,
+    }
+    if (!json && !flags.quiet) reporter.info(core.describePlan(plan, flags['dry-run']))
+    if (flags['dry-run']) {
+      reporter.stop()
+      return {...core.planJson(plan), dryRun: true}
+    }
+    const limitRate = flags['limit-rate'] ? parseRate(flags['limit-rate'], '--limit-rate') : undefined
+    const chunkSize = flags['chunk-size'] ? parseSize(flags['chunk-size'], '--chunk-size') : undefined
+    const done = await this.withSignals(reporter, async (signal) => {
+      const dispatcher = createDispatcher({stallTimeoutMs: flags['stall-timeout'] * 1000})
+      try {
+        const started = performance.now()
+        const run = {dispatcher, maxConnections: flags['max-connections'], connections: flags.connections, chunkSize, stallTimeoutMs: flags['stall-timeout'] * 1000, maxRetries: flags.retries, limitRate, threads: flags.threads ?? defaultThreads(undefined, PARALLEL_FILES), signal}
+        const cache = flags.cache ? parseCacheUrl(flags.cache) : undefined
+        const {files, via} = await runUrlList(plan, cache, run, events)
+        const seconds = (performance.now() - started) / 1000
+        reporter.stop()
+        if (!json && !flags.quiet) this.log(core.describeList(plan, files, seconds, via === 'cache' ? shownUrl(cache!).replace(/\/$/, '') : undefined))
+        return {...core.planJson(plan), dryRun: false, seconds, results: files, via}
       } finally {
         await closeDispatcher(dispatcher)
       }

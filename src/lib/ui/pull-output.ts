@@ -21,11 +21,12 @@ const plural = (n: number, noun: string) => `${n} ${noun}${n === 1 ? '' : 's'}`
 export function describePlan(plan: Plan, listFiles: boolean): string {
   const t = planTotals(plan)
   const lines = [
-    `${plan.source}${plan.version ? ` (${plan.version})` : ''}: ${plural(t.files, 'file')}, ${formatBytes(t.bytes)}` +
+    // A list of URLs knows its sizes only once each answers.
+    `${plan.source}${plan.version ? ` (${plan.version})` : ''}: ${plural(t.files, 'file')}${plan.files.some((f) => f.size === undefined) ? '' : `, ${formatBytes(t.bytes)}`}` +
       `${t.presentFiles ? `, ${t.presentFiles} already present (${formatBytes(t.presentBytes)})` : ''} -> ${plan.root}`,
   ]
   if (listFiles) {
-    for (const f of plan.files) lines.push(`  ${f.present ? 'present ' : 'to pull '} ${formatBytes(f.size ?? 0).padStart(10)}  ${f.name}`)
+    for (const f of plan.files) lines.push(`  ${f.present ? 'present ' : 'to pull '} ${(f.size === undefined ? '?' : formatBytes(f.size)).padStart(10)}  ${f.name}`)
   }
   return lines.join('\n')
 }
@@ -44,6 +45,18 @@ export function describeFiles(plan: Plan, results: FileResult[], seconds: number
   const presentWords = present === 0 ? '' : `, ${present} already present${rehashed ? ' (re-hashed)' : ''}`
   const through = cache ? ` through the cache at ${cache}` : ''
   return `${mark.ok()} ${plan.source}: ${pulled.length} pulled (${formatBytes(bytes)} in ${formatElapsed(seconds)})${through}, verified${presentWords} -> ${plan.root}`
+}
+
+/** A list's result (pull -i): what was pulled, and how many of them were checked against a digest the list gave. */
+export function describeList(plan: Plan, results: FileResult[], seconds: number, cache?: string): string {
+  const pulled = results.filter((r) => !r.skipped)
+  const bytes = pulled.reduce((sum, r) => sum + r.size, 0)
+  const present = results.length - pulled.length
+  const digests = plan.files.filter((f) => f.sha256 && !f.present).length
+  const checked = digests === pulled.length ? ', verified' : digests ? `, ${digests} verified against the list's digests` : ''
+  const through = cache ? ` through the cache at ${cache}` : ''
+  const kept = present ? `, ${present} already present (their digests match)` : ''
+  return `${mark.ok()} ${plan.source}: ${pulled.length} pulled (${formatBytes(bytes)} in ${formatElapsed(seconds)})${through}${checked}${kept} -> ${plan.root}`
 }
 
 /** The plan as JSON, stable and free of functions. */

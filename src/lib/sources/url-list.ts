@@ -1,0 +1,140 @@
+import {existsSync, statSync} from 'node:fs'
+import {basename, resolve} from 'node:path'
+import {ExitCode, MtuneError, errorMessage, usageError} from '../errors.js'
+import type {PullEvents} from '../transfer/pull-types.js'
+import {probeCache} from './cache-probe.js'
+import {runPlan, type FileResult, type RunOptions} from './run-plan.js'
+import {cacheCannotHelp, theCache} from './through-cache.js'
+import {cachedForm} from './url-through-cache.js'
+import {fewNames} from '../units.js'
+import {sha256File} from '../transfer/destination.js'
+import type {Plan, PlannedFile} from './plan.js'
+import {safeJoin} from './safe-names.js'
+
+/**
+ * `mtune pull -i FILE`: a list of URLs, as aria2c -i and wget -i take one, pulled as one plan into
+ * one directory (several files at once, one connection budget, one progress line, the space for
+ * all of them checked first). The format is aria2c's, in the part that matters here: a URL per
+ * line, blank lines and `#` comments ignored, and indented `out=NAME` and `checksum=sha-256=HEX`
+ * lines giving the line above its name and digest. A sha256sum line (`HEX  URL`) gives both too.
+ */
+
+export interface ListedUrl {
+  url: string
+  /** The file's name in the directory: out=, else the URL's last segment. */
+  name: string
+  sha256?: string
+  line: number
+}
+
+const HEX64 = /^[0-9a-fA-F]{64}$/
+
+/** Pure: the entries of a list, or one usage error naming the line at fault. */
+export function parseUrlList(text: string, file: string): ListedUrl[] {
+  const out: ListedUrl[] = []
+  const bad = (line: number, why: string) => usageError('bad-url-list', `${file}, line ${line}: ${why}`)
+  for (const [i, raw] of text.split(/\r?\n/).entries()) {
+    const line = i + 1
+    if (!raw.trim() || raw.trim().startsWith('#')) continue
+    if (/^\s/.test(raw)) {
+      // An option of the URL above it, as aria2c writes them.
+      const last = out.at(-1)
+      const option = /^\s+([\w-]+)=(.*)$/.exec(raw)
+      if (!last || !option) throw bad(line, `"${raw.trim()}" is not an option of a URL above it (out=NAME or checksum=sha-256=HEX, indented)`)
+      const [, key, value] = option
+      if (key === 'out') last.name = value.trim()
+      else if (key === 'checksum') {
+        const digest = /^sha-?256=([0-9a-fA-F]{64})$/i.exec(value.trim())
+        if (!digest) throw bad(line, `checksum=${value.trim()}: give checksum=sha-256=HEX (64 hex digits)`)
+        last.sha256 = digest[1].toLowerCase()
+      } else throw bad(line, `${key}= is not an option mtune reads here: out=NAME and checksum=sha-256=HEX are`)
+      continue
+    }
+    // A sha256sum line with a URL for its name: HEX  URL (or HEX *URL).
+    const summed = /^([0-9a-fA-F]{64})\s+\*?(\S+)\s*$/.exec(raw)
+    const [url, sha256] = summed ? [summed[2], summed[1].toLowerCase()] : [raw.trim(), undefined]
+    let parsed: URL
+    try {
+      parsed = new URL(url)
+    } catch {
+      throw bad(line, `"${url}" is not a URL`)
+    }
+    if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw bad(line, `${url}: only http:// and https:// URLs are pulled from a list (hf://, ollama://, modelscope:// are one pull each)`)
+    let name = ''
+    try {
+      name = decodeURIComponent(basename(parsed.pathname))
+    } catch {
+      name = basename(parsed.pathname)
+    }
+    out.push({url, name, ...(sha256 && HEX64.test(sha256) ? {sha256} : {}), line})
+  }
+  if (!out.length) throw usageError('bad-url-list', `${file} lists no URL: one per line (# for comments)`)
+  for (const e of out) if (!e.name) throw bad(e.line, `${e.url} names no file: give it one with an indented out=NAME line below it`)
+  const byName = new Map<string, number>()
+  for (const e of out) {
+    const first = byName.get(e.name)
+    if (first !== undefined) throw bad(e.line, `${e.name} is already the name of line ${first}'s file: give one of them another with out=NAME`)
+    byName.set(e.name, e.line)
+  }
+  return out
+}
+
+/**
+ * The list as a plan into `dir`. A file already there is skipped when its digest is given and it
+ * matches; any other file already there is refused (named) unless `force`, as a plain pull
+ * refuses one.
+ */
+export async function urlListPlan(entries: ListedUrl[], file: string, dir: string, force: boolean): Promise<Plan> {
+  const root = resolve(dir)
+  const files: PlannedFile[] = []
+  const taken: string[] = []
+  for (const e of entries) {
+    let dest: string
+    try {
+      dest = safeJoin(root, e.name)
+    } catch {
+      throw usageError('bad-url-list', `${file}, line ${e.line}: the name ${JSON.stringify(e.name)} would leave ${root}: give a plain one with out=NAME`)
+    }
+    let present = false
+    if (existsSync(dest)) {
+      if (e.sha256 && (await sha256File(dest)) === e.sha256) present = true
+      else if (!force) taken.push(e.name)
+    }
+    // Sizes come with the answers; a file kept has its own.
+    files.push({name: e.name, url: e.url, dest, sha256: e.sha256, present, ...(present ? {size: statSync(dest).size} : {})})
+  }
+  if (taken.length) {
+    throw new MtuneError('exists', `${fewNames(taken)} already ${taken.length === 1 ? 'exists' : 'exist'} in ${root} with nothing to check ${taken.length === 1 ? 'it' : 'them'} against: --force replaces ${taken.length === 1 ? 'it' : 'them'} (or give checksum=sha-256=HEX in the list, and a file that matches is kept)`, ExitCode.usage)
+  }
+  return {source: `${file} (${entries.length} URL${entries.length === 1 ? '' : 's'})`, root, layout: 'directory', files, headers: {}, finish: async () => {}, notes: []}
+}
+
+/**
+ * The list pulled: through the cache where one is set and its origins cover some of the URLs
+ * (as a single URL's pull goes), else directly. A cache that fails the pull leaves the list to be
+ * pulled directly, with one warning; what came through it stays on disk and is resumed.
+ */
+export async function runUrlList(plan: Plan, cache: string | undefined, run: RunOptions, events: PullEvents): Promise<{files: FileResult[]; via: 'cache' | 'origin'}> {
+  const direct = async () => ({files: await runPlan(plan, run, events), via: 'origin' as const})
+  if (!cache) return direct()
+  const probe = await probeCache(run.dispatcher, cache, {timeoutMs: 5_000, signal: run.signal})
+  if (!probe.mtune) {
+    events.debug?.(`${theCache(cache)} does not answer: the list is pulled directly`)
+    return direct()
+  }
+  let routed = 0
+  const files = plan.files.map((f) => {
+    const form = cachedForm(f.url, cache, probe.origins)
+    if (form) routed++
+    return form ? {...f, url: form.url} : f
+  })
+  if (!routed) return direct()
+  events.info?.(`through ${theCache(cache)}: ${routed} of ${plan.files.length} URLs are under its origins`)
+  try {
+    return {files: await runPlan({...plan, files}, run, events), via: 'cache'}
+  } catch (error) {
+    if (cacheCannotHelp(error) || run.signal?.aborted) throw error
+    events.warn?.(`${theCache(cache)} failed (${errorMessage(error)}): pulling the list directly; what is on disk is kept`)
+    return direct()
+  }
+}
