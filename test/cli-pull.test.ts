@@ -399,7 +399,7 @@ describe('mtune pull -i FILE (a list of URLs)', () => {
     assert.match((await runCli(['pull', '-i', join(d, 'list.txt'), 'http://h/b.bin'])).stderr, /gives the URLs: put http:\/\/h\/b\.bin in it, or pull it alone without -i/)
     assert.match((await runCli(['pull', '-i', join(d, 'list.txt'), '--sha256', '1'.repeat(64)])).stderr, /--sha256 does not apply to -i: give each URL its digest in the list/)
     assert.match((await runCli(['pull', '-i', join(d, 'nope.txt')])).stderr, /cannot read .*nope\.txt \(ENOENT\): give the list's path, or - for standard input/)
-    assert.match((await runCli(['pull'])).stderr, /^Error: give what to pull: a URL, hf:\/\/ORG\/NAME, .* \(or -i FILE, a list of URLs\)/)
+    assert.match((await runCli(['pull'])).stderr.trim(), /^Error: missing SOURCE \(a URL, hf:\/\/ORG\/NAME, .*; or -i FILE, a list of URLs\); see mtune pull --help$/)
   })
 })
 

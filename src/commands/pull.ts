@@ -129,7 +129,7 @@ Exit codes: 0 done, 2 bad input, 3 the server refused or kept failing, 4 digest 
     const json = this.jsonEnabled()
     const [source, ...files] = args.source ?? []
     if (flags['input-file'] !== undefined) return this.pullList(flags['input-file'], source, flags)
-    if (source === undefined) throw usageError('usage', 'give what to pull: a URL, hf://ORG/NAME, ollama://MODEL or modelscope://OWNER/NAME (or -i FILE, a list of URLs); see mtune pull --help')
+    if (source === undefined) throw usageError('usage', 'missing SOURCE (a URL, hf://ORG/NAME, ollama://MODEL or modelscope://OWNER/NAME; or -i FILE, a list of URLs); see mtune pull --help')
     const parsed = parseSource(source, {insecure: flags.insecure})
     // A host's login in ~/.netrc (NETRC), as wget and aria2c use it, for a URL without its own.
     const ref = parsed.kind === 'url' ? {...parsed, url: withNetrc(parsed.url)} : parsed
