@@ -780,6 +780,9 @@ describe('pulling through mtune cache (real nginx)', needsNginx, () => {
     const down = await runCli(['doctor', 'env', '--json'], {MTUNE_CACHE: `http://127.0.0.1:${await freePort()}`})
     assert.equal(finding(down.stdout).status, 'warn')
     assert.match(finding(down.stdout).fix, /mtune cache serve/)
+    // A server that reaches the hub only through the cache sizes a model through it, as it pulls it.
+    const sized = await runCli(['doctor', 'memory', '--model', 'hf://acme/cached', '--json'], {MTUNE_CACHE: cache.url, HF_ENDPOINT: 'http://127.0.0.1:9', HF_TOKEN: ''})
+    assert.equal(JSON.parse(sized.stdout).model.size, weights.length + config.length, sized.stdout)
     // HOST:PORT is the cache's address as pull reads it; a value no pull can use fails, with the fix.
     const bare = await runCli(['doctor', 'env', '--json'], {MTUNE_CACHE: new URL(cache.url).host})
     assert.equal(finding(bare.stdout).status, 'pass', bare.stdout)

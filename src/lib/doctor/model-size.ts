@@ -3,7 +3,8 @@ import {createDispatcher} from '../net/dispatcher.js'
 import {probe} from '../net/probe.js'
 import {planTotals} from '../sources/plan.js'
 import {hasScheme, parseSource} from '../sources/reference.js'
-import {resolvePlan} from '../sources/resolve.js'
+import {resolveThroughCache} from '../sources/through-cache.js'
+import {parseCacheUrl} from '../sources/cache-endpoints.js'
 import {choosesFiles, pathsOf} from '../sources/select.js'
 import {hubFileHeaders} from '../sources/hub-files.js'
 import {loadedWeights, weightNotes} from '../sources/weight-formats.js'
@@ -38,6 +39,15 @@ function onDisk(path: string): ModelSize | undefined {
   return {size: loaded.bytes, missing: 0, path: resolve(path), ...(loaded.note ? {advice: [loaded.note]} : {})}
 }
 
+/** MTUNE_CACHE as a pull reads it; one that is no URL is left out here (doctor env says what is wrong with it). */
+function envCache(): string | undefined {
+  try {
+    return process.env.MTUNE_CACHE?.trim() ? parseCacheUrl(process.env.MTUNE_CACHE) : undefined
+  } catch {
+    return undefined
+  }
+}
+
 /** The total size of a URL or model source, asked of the network; unknown (with the reason) when it cannot be. */
 export async function modelSize(source: string, options: {endpoint?: string; timeoutMs?: number; insecure?: boolean} = {}): Promise<ModelSize> {
   const local = hasScheme(source) ? undefined : onDisk(source)
@@ -54,7 +64,8 @@ export async function modelSize(source: string, options: {endpoint?: string; tim
       await p.response?.body.dump().catch(() => {})
       return p.file.size === undefined ? {note: 'the server does not say the size'} : {size: p.file.size, missing: p.file.size}
     }
-    const plan = await resolvePlan(ref, {endpoint: options.endpoint}, {dispatcher, signal})
+    // Through the rack's cache where MTUNE_CACHE names one, as a pull asks: a server may reach the hub only through it.
+    const plan = await resolveThroughCache(ref, {endpoint: options.endpoint}, envCache(), {dispatcher, signal, events: {}})
     const t = planTotals(plan)
     const advice = ref.kind !== 'ollama' && !choosesFiles({paths: pathsOf(ref), quant: ref.kind === 'hf' ? ref.quant : undefined}) ? weightNotes(plan.files.filter((f) => !f.present), plan.source) : []
     return {size: t.bytes, missing: t.bytes - t.presentBytes, path: plan.root, ...(advice.length ? {advice} : {})}
