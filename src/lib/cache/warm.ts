@@ -75,7 +75,12 @@ export async function warmFile(
     throw new MtuneError('warm-failed', `${file.name}: the cache answered ${first.status} for ${redact(file.url)}`, ExitCode.remote)
   }
   const range = parseContentRange(first.headers['content-range'])
-  const size = first.status === 206 ? (range?.total ?? file.size ?? 0) : Number(first.headers['content-length'] ?? file.size ?? 0)
+  // The rest is asked by offset from this answer: one that is not the file's start, or names no size, cannot be built on.
+  if (first.status === 206 && (range?.start !== 0 || range.total === undefined)) {
+    await first.body.dump().catch(() => {})
+    throw new MtuneError('warm-failed', `${file.name}: the cache answered bytes ${first.headers['content-range'] ?? '(no Content-Range)'} to bytes=0-${WARM_CHUNK - 1}`, ExitCode.remote)
+  }
+  const size = first.status === 206 ? range!.total! : Number(first.headers['content-length'] ?? file.size ?? 0)
   const digest = digestOf(file, size)
   const out: WarmedFile = {name: file.name, size, cachedBytes: 0, verified: null}
   const take = (body: Buffer, hit: boolean) => {
