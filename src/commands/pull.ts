@@ -51,6 +51,24 @@ async function urlCacheFor(ref: ReturnType<typeof parseSource>, cache: string | 
   return hubFileHeaders(ref.url) ? undefined : parseCacheUrl(cache)
 }
 
+/**
+ * What a pull tells its user, through the reporter, secrets masked. --json prints nothing but its
+ * document: what would have been warned goes into it (`warnings`), and --debug's lines go to stderr.
+ */
+function pullEvents(reporter: Reporter, json: boolean, debug: boolean): {events: PullEvents; warnings: string[]} {
+  const warnings: string[] = []
+  const events: PullEvents = {
+    info: (m) => reporter.info(mask(m)),
+    warn: (m) => {
+      warnings.push(mask(m))
+      reporter.warn(mask(m))
+    },
+    progress: (p) => reporter.progress(p),
+    debug: debug ? (json ? (m) => process.stderr.write(`${mask(m)}\n`) : (m) => reporter.info(mask(m))) : undefined,
+  }
+  return {events, warnings}
+}
+
 export default class Pull extends MtuneCommand {
   static override summary = 'Download a file or a model fast, resumably and verified.'
   static override description = `SOURCE is an http(s) URL, hf://ORG/NAME[:QUANT][@REVISION][/PATH] (hf://datasets/... for datasets; \
@@ -169,18 +187,7 @@ Exit codes: 0 done, 2 bad input, 3 the server refused or kept failing, 4 digest 
     }
     const {createReporter, progressMode, pull, describeResult, describePlan, planJson, describeFiles} = await loadCore()
     const reporter = createReporter(json ? 'none' : progressMode(process.stderr, flags.quiet))
-    // --json prints nothing but its document: what would have been warned goes into it.
-    const warnings: string[] = []
-    const events: PullEvents = {
-      info: (m) => reporter.info(mask(m)),
-      warn: (m) => {
-        warnings.push(mask(m))
-        reporter.warn(mask(m))
-      },
-      progress: (p) => reporter.progress(p),
-      // With --json, standard output stays one document: --debug's lines still go to stderr.
-      debug: flags.debug ? (json ? (m) => process.stderr.write(`${mask(m)}\n`) : (m) => reporter.info(mask(m))) : undefined,
-    }
+    const {events, warnings} = pullEvents(reporter, json, flags.debug)
     const done = await this.withSignals(reporter, async (signal): Promise<object> => {
       if (flags.auto) {
         const {pullAuto, describeDecision, systemReader, STATE_PATH, renderResults} = await loadAuto()
@@ -316,16 +323,7 @@ Exit codes: 0 done, 2 bad input, 3 the server refused or kept failing, 4 digest 
     for (const e of entries) registerUrlSecrets(e.url)
     const plan = await urlListPlan(entries, file === '-' ? 'standard input' : file, flags.output ?? '.', flags.force)
     const reporter = core.createReporter(json ? 'none' : core.progressMode(process.stderr, flags.quiet))
-    const warnings: string[] = []
-    const events: PullEvents = {
-      info: (m) => reporter.info(mask(m)),
-      warn: (m) => {
-        warnings.push(mask(m))
-        reporter.warn(mask(m))
-      },
-      progress: (p) => reporter.progress(p),
-      debug: flags.debug ? (m) => process.stderr.write(`${mask(m)}\n`) : undefined,
-    }
+    const {events, warnings} = pullEvents(reporter, json, flags.debug)
     if (!json && !flags.quiet) reporter.info(core.describePlan(plan, flags['dry-run']))
     if (flags['dry-run']) {
       reporter.stop()
