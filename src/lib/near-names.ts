@@ -33,7 +33,12 @@ export function nearestPath(typed: string, names: string[]): string | undefined 
   if (inFolder.length === 1) return inFolder[0]
   const cased = all.find((n) => n.toLowerCase() === wanted.toLowerCase())
   if (cased) return cased
-  const scored = all.map((n) => ({n, d: editDistance(wanted.toLowerCase(), n.toLowerCase())})).filter((s) => closeEnough(wanted, s.d))
+  // A length too far off cannot be close: a dataset's 100,000 names are mostly skipped before the distance.
+  const most = Math.max(2, Math.floor(wanted.length / 3))
+  const scored = all
+    .filter((n) => Math.abs(n.length - wanted.length) <= most)
+    .map((n) => ({n, d: editDistance(wanted.toLowerCase(), n.toLowerCase())}))
+    .filter((s) => closeEnough(wanted, s.d))
   scored.sort((a, b) => a.d - b.d || a.n.length - b.n.length)
   return scored[0]?.n
 }
