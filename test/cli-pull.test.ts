@@ -376,6 +376,38 @@ describe('mtune pull -i FILE (a list of URLs)', () => {
     assert.ok(!existsSync(join(out, 'bad.bin')))
   })
 
+  it('through a cache that fails part way, the list is pulled directly, keeping the files that came through it', async () => {
+    const small = makeContent(2 * MiB, 13)
+    const origin = await startMirror({content: small, name: 'b.bin', files: new Map([['a.bin', content]])})
+    after(() => origin.close())
+    const d = dir()
+    // A cache that serves a.bin and fails b.bin, once a.bin is in place (so that the failure comes
+    // after it, whatever the order): answers as an mtune cache, with the origin among its origins.
+    const cache = createServer(async (req, res) => {
+      if (req.url === '/-/mtune') return void res.writeHead(200, {'content-type': 'application/json'}).end(JSON.stringify({service: 'mtune cache', origins: {files: `${origin.origin}/file`}}))
+      if (req.url !== '/-/origin/files/a.bin') {
+        while (!existsSync(join(d, 'out', 'a.bin'))) await new Promise((r) => setTimeout(r, 20))
+        return void res.writeHead(502).end()
+      }
+      const m = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? '')
+      if (!m) return void res.writeHead(200, {'content-length': String(content.length), 'accept-ranges': 'bytes'}).end(content)
+      const start = Number(m[1])
+      const end = m[2] ? Math.min(Number(m[2]), content.length - 1) : content.length - 1
+      res.writeHead(206, {'content-range': `bytes ${start}-${end}/${content.length}`, 'content-length': String(end - start + 1), 'accept-ranges': 'bytes'}).end(content.subarray(start, end + 1))
+    }).listen(0, '127.0.0.1')
+    await once(cache, 'listening')
+    after(() => cache.close())
+    writeFileSync(join(d, 'urls.txt'), `${origin.origin}/file/a.bin\n${origin.url}\n`)
+    const r = await runCli(['pull', '-i', join(d, 'urls.txt'), '-o', join(d, 'out'), '--json', '--retries', '1'], {MTUNE_CACHE: `http://127.0.0.1:${(cache.address() as AddressInfo).port}`})
+    assert.equal(r.code, 0, r.stderr)
+    const doc = JSON.parse(r.stdout)
+    assert.equal(doc.via, 'origin')
+    assert.match(doc.warnings.join('\n'), /failed .*: pulling the list directly; what is on disk is kept/)
+    assert.ok(readFileSync(join(d, 'out', 'a.bin')).equals(content))
+    assert.ok(readFileSync(join(d, 'out', 'b.bin')).equals(small))
+    assert.ok(origin.bytesSent < content.length, `a.bin came through the cache once and was kept: the origin sent ${origin.bytesSent}`)
+  })
+
   it('says which line of a list is wrong, and what -i does not combine with', async () => {
     const d = dir()
     const cases: Array<[string, string]> = [

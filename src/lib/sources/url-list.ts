@@ -117,6 +117,10 @@ export async function urlListPlan(entries: ListedUrl[], file: string, dir: strin
 export async function runUrlList(plan: Plan, cache: string | undefined, run: RunOptions, events: PullEvents): Promise<{files: FileResult[]; via: 'cache' | 'origin'}> {
   const direct = async () => ({files: await runPlan(plan, run, events), via: 'origin' as const})
   if (!cache) return direct()
+  // A file is renamed into place only once complete (and checked): those that appear during a
+  // failed pull through the cache are done, and the pull that takes over keeps them.
+  const there = new Set(plan.files.filter((f) => existsSync(f.dest)).map((f) => f.dest))
+  const done = (): Plan => ({...plan, files: plan.files.map((f) => (!f.present && !there.has(f.dest) && existsSync(f.dest) ? {...f, present: true, size: statSync(f.dest).size} : f))})
   const probe = await probeCache(run.dispatcher, cache, {timeoutMs: 5_000, signal: run.signal})
   if (!probe.mtune) {
     events.debug?.(`${theCache(cache)} does not answer: the list is pulled directly`)
@@ -135,6 +139,6 @@ export async function runUrlList(plan: Plan, cache: string | undefined, run: Run
   } catch (error) {
     if (cacheCannotHelp(error) || run.signal?.aborted) throw error
     events.warn?.(`${theCache(cache)} failed (${errorMessage(error)}): pulling the list directly; what is on disk is kept`)
-    return direct()
+    return {files: await runPlan(done(), run, events), via: 'origin'}
   }
 }

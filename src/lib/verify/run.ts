@@ -30,7 +30,7 @@ export interface VerifyOptions {
   localDir?: string
   endpoint?: string
   repair?: boolean
-  /** An mtune cache (MTUNE_CACHE, --cache): --repair fetches through it, the hub staying the fallback. */
+  /** An mtune cache (MTUNE_CACHE, --cache): the hub's listing and --repair's files come through it, the hub staying the fallback. */
   cache?: string
   /** Ask the hub for its listing (default): without it, only what the disk itself says is checked. */
   online?: boolean
@@ -101,7 +101,6 @@ async function check(files: Expected[], options: Pick<VerifyOptions, 'workers' |
   return {verdicts: files.map((e, i) => judge(e, disks[i], byIndex.get(i))), bytes: done}
 }
 
-/** What is expected for a source: from the hub when it answers (and is asked), else from the disk. */
 /** What is expected, and how its plan was resolved (the reference and options a repair resolves again through a cache). */
 interface Expecting {
   exp: Expectations
@@ -110,6 +109,7 @@ interface Expecting {
   resolvedAs?: {ref: Exclude<SourceRef, {kind: 'url'}>; options: ResolveOptions}
 }
 
+/** What is expected for a source: from the hub when it answers (and is asked), else from the disk. */
 async function expectations(target: string, ref: SourceRef, options: VerifyOptions): Promise<Expecting> {
   // The hub's listing through the rack's cache where one is set: a server may reach the hub only through it.
   const resolveIt = (r: Exclude<SourceRef, {kind: 'url'}>, asked: ResolveOptions) => resolveThroughCache(r, asked, options.cache, {dispatcher: options.dispatcher, signal: options.signal, events: options.events ?? {}})
