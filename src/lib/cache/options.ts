@@ -116,10 +116,13 @@ export function parseMaxSize(value: string): number {
   return bytes
 }
 
+/** A share of the filesystem, as --min-free takes one: 5%, 2.5%. */
+const SHARE = /^(\d+(?:\.\d+)?)%$/
+
 /** --min-free: a size (50G, 0 for none) or a share of the filesystem (5%, up to 50%), as given. */
 export function parseMinFree(value: string): string {
   const v = value.trim()
-  const pct = /^(\d+(?:\.\d+)?)%$/.exec(v)
+  const pct = SHARE.exec(v)
   if (pct) {
     if (Number(pct[1]) > 50) throw usageError('bad-size', `--min-free ${value} would keep most of the disk empty: give at most 50%, or a size such as 100G`)
     return `${Number(pct[1])}%`
@@ -129,7 +132,7 @@ export function parseMinFree(value: string): string {
 
 /** --min-free in bytes, for a filesystem of `filesystemBytes` (undefined when unknown: a share cannot be had). */
 export function minFreeBytes(minFree: string, filesystemBytes: number | undefined): number | undefined {
-  const pct = /^(\d+(?:\.\d+)?)%$/.exec(minFree)
+  const pct = SHARE.exec(minFree)
   if (!pct) return Number(minFree)
   return filesystemBytes === undefined ? undefined : Math.floor((filesystemBytes * Number(pct[1])) / 100)
 }

@@ -1,9 +1,9 @@
-import {statfsSync} from 'node:fs'
+import {existsSync} from 'node:fs'
 import {resolve} from 'node:path'
 import {cacheUrl} from './config.js'
 import {parseListen} from './options.js'
 import {answers, paths, readState, runningPid, type CacheState} from './nginx.js'
-import {diskUsed, readTraffic, type Traffic} from './status.js'
+import {diskOf, diskUsed, readTraffic, type Traffic} from './status.js'
 
 export interface CacheStatus extends Traffic {
   dir: string
@@ -17,14 +17,6 @@ export interface CacheStatus extends Traffic {
   disk: {usedBytes: number; maxBytes: number | null; minFreeBytes: number | null; freeBytes: number | null}
 }
 
-function freeOn(dir: string): number | null {
-  try {
-    const s = statfsSync(dir)
-    return s.bavail * s.bsize
-  } catch {
-    return null
-  }
-}
 
 export async function cacheStatus(dirArg: string): Promise<CacheStatus> {
   const dir = resolve(dirArg)
@@ -41,7 +33,7 @@ export async function cacheStatus(dirArg: string): Promise<CacheStatus> {
     answering,
     url: state?.url ?? null,
     endpoints: state?.endpoints ?? null,
-    disk: {usedBytes: diskUsed(paths(dir).cache), maxBytes: state?.maxSize ?? null, minFreeBytes: state?.minFreeBytes ?? null, freeBytes: freeOn(dir)},
+    disk: {usedBytes: diskUsed(paths(dir).cache), maxBytes: state?.maxSize ?? null, minFreeBytes: state?.minFreeBytes ?? null, freeBytes: existsSync(dir) ? (diskOf(dir)?.freeBytes ?? null) : null},
     ...traffic,
   }
 }

@@ -1,5 +1,4 @@
-import {existsSync, readFileSync, renameSync, rmSync, statfsSync} from 'node:fs'
-import {nearestExisting} from '../fs-dirs.js'
+import {existsSync, readFileSync, renameSync, rmSync} from 'node:fs'
 import {hostname} from 'node:os'
 import {writeFileAtomic} from '../fs-atomic.js'
 import {proxyConfig, proxyFor, type ProxyConfig} from '../net/proxy-env.js'
@@ -7,18 +6,8 @@ import {cacheEndpoints} from '../sources/cache-endpoints.js'
 import {cacheUrl, generationOf, nginxConfig} from './config.js'
 import {checkPortFree, paths, prepareDir, readState, reloadNginx, requireNginx, runningPid, startNginx, testConfig, workerUser, writeState, type CacheState} from './nginx.js'
 import {diskNote, isLoopback, mergeSettings, minFreeOf, resolversFrom, settingsOf, type CacheOptions, type SettingName} from './options.js'
-import {diskUsed} from './status.js'
+import {diskOf, diskUsed} from './status.js'
 import {formatBytes} from '../units.js'
-
-/** The filesystem that holds (or will hold) `dir`: its size, for --min-free's share, and what is free. */
-function diskOf(dir: string): CacheOptions['disk'] {
-  try {
-    const s = statfsSync(nearestExisting(dir).found?.path ?? '/')
-    return {totalBytes: s.blocks * s.bsize, freeBytes: s.bavail * s.bsize}
-  } catch {
-    return undefined
-  }
-}
 
 /** The system's facts the configuration depends on: name servers, a CA bundle, the workers' user, the disk. */
 export function withSystemFacts(o: Omit<CacheOptions, 'resolvers' | 'caFile' | 'user' | 'disk'>): CacheOptions {

@@ -1,4 +1,5 @@
-import {createReadStream, readdirSync, lstatSync} from 'node:fs'
+import {createReadStream, readdirSync, lstatSync, statfsSync} from 'node:fs'
+import {nearestExisting} from '../fs-dirs.js'
 import {join} from 'node:path'
 import {createInterface} from 'node:readline'
 
@@ -122,6 +123,16 @@ export async function readTraffic(accessLog: string): Promise<Traffic> {
     // no log yet
   }
   return finish(t)
+}
+
+/** The filesystem that holds (or will hold) `dir`: its size, for --min-free's share, and what is free on it. */
+export function diskOf(dir: string): {totalBytes: number; freeBytes: number} | undefined {
+  try {
+    const s = statfsSync(nearestExisting(dir).found?.path ?? '/')
+    return {totalBytes: s.blocks * s.bsize, freeBytes: s.bavail * s.bsize}
+  } catch {
+    return undefined
+  }
 }
 
 /** Bytes the cache's files take on disk (what nginx's max_size counts). */

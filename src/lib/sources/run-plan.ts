@@ -5,6 +5,7 @@ import {ExitCode, MtuneError, errorMessage} from '../errors.js'
 import {formatBytes} from '../units.js'
 import {dirError, isFsRefusal, makeDirs} from '../fs-dirs.js'
 import {ConnectionBudget} from '../transfer/connection-budget.js'
+import {SPACE_HEADROOM} from '../transfer/destination.js'
 import {TokenBucket} from '../transfer/token-bucket.js'
 import {pull, type Progress, type PullEvents, type PullResult} from '../transfer/engine.js'
 import {verifierFor} from './file-check.js'
@@ -55,9 +56,6 @@ const ELSEWHERE: Record<Plan['layout'], string> = {
   directory: 'pull it onto another disk with another --local-dir',
 }
 
-/** Room the engine keeps free beside a file (destination.ts checkFreeSpace), for the plan as a whole. */
-const HEADROOM = 16 * 1024 * 1024
-
 /**
  * The missing files of a plan against the free space where they go, before any of them starts:
  * otherwise the first file to run out says "7 B still needed", for a model that needed gigabytes.
@@ -74,7 +72,7 @@ async function checkPlanSpace(plan: Plan, files: PlannedFile[]): Promise<void> {
 
 /** Pure: the line for a plan whose missing bytes do not fit in what is free, with its layout's way elsewhere. */
 export function spaceShortfall(plan: Pick<Plan, 'root' | 'source' | 'layout'>, needed: number, free: number): MtuneError | undefined {
-  if (needed + HEADROOM <= free) return undefined
+  if (needed + SPACE_HEADROOM <= free) return undefined
   return new MtuneError('no-space', `not enough space in ${plan.root} for ${plan.source}: ${formatBytes(needed)} still needed, ${formatBytes(free)} free; free some space, or ${ELSEWHERE[plan.layout]}`, ExitCode.localDisk)
 }
 

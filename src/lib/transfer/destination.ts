@@ -128,14 +128,15 @@ export async function sha256File(path: string): Promise<string> {
   return hash.digest('hex')
 }
 
+/** Room kept free beside a pull: the journal, and a filesystem that is 100% full helps nobody. */
+export const SPACE_HEADROOM = 16 * 1024 * 1024
+
 /** Refuse to start a pull that cannot fit: the bytes still missing against what statfs says is free. */
 export async function checkFreeSpace(dest: Destination, needed: number): Promise<void> {
   const fs = await statfs(dirname(dest.path)).catch(() => undefined)
   if (!fs) return
   const free = fs.bavail * fs.bsize
-  // Keep a little headroom: the journal, and a filesystem that is 100% full helps nobody.
-  const headroom = 16 * 1024 * 1024
-  if (needed + headroom > free) {
+  if (needed + SPACE_HEADROOM > free) {
     throw new MtuneError(
       'no-space',
       `not enough space in ${dirname(dest.path)}: ${formatBytes(needed)} still needed, ${formatBytes(free)} free; free some space or choose another -o`,
