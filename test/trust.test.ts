@@ -128,6 +128,18 @@ describe('credentials go only where the user sent them', () => {
     assert.equal(other.code, 3, other.stderr)
     assert.match(other.stderr, /authentication required \(401\) from 127\.0\.0\.1:\d+: give a token \(HF_TOKEN for the Hub, USER:TOKEN@ in the URL, or the host's login in ~\/\.netrc\)/)
     assert.ok(standIn.requests.every((q) => !q.authorization), 'no token for a host that is not the Hub')
+    // A list (-i): the Hub's file URL gets the token, another host's in the same list none.
+    const listDir = dir()
+    writeFileSync(join(listDir, 'hub.txt'), `${url}\n`)
+    const listed = await runCli(['pull', '-i', join(listDir, 'hub.txt'), '-o', join(listDir, 'out'), '--json'], env)
+    assert.equal(listed.code, 0, listed.stderr)
+    assert.equal(JSON.parse(listed.stdout).results[0].size, weights.length)
+    writeFileSync(join(listDir, 'mixed.txt'), `${url}\n  out=hub.bin\n${standIn.origin}/acme/secret/resolve/main/model.safetensors\n  out=other.bin\n`)
+    const mixed = await runCli(['pull', '-i', join(listDir, 'mixed.txt'), '-o', join(listDir, 'out')], env)
+    assert.equal(mixed.code, 3, mixed.stderr)
+    assert.match(mixed.stderr, /other\.bin: .*authentication required \(401\)/, 'only the other host refused')
+    assert.ok(standIn.requests.every((q) => !q.authorization), 'no token for the other host in the list')
+    assert.equal(cdn.authSeen, 0)
     // Without a token, the refusal says what to give.
     const anonymous = await runCli(['pull', url, '-o', join(dir(), 'w.bin')], {...env, HF_TOKEN: ''})
     assert.equal(anonymous.code, 3, anonymous.stderr)

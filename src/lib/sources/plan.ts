@@ -20,6 +20,11 @@ export interface PlannedFile {
   partPath?: string
   /** Already in place (content-addressed and of the right size): skipped. */
   present: boolean
+  /**
+   * This file's own headers, in place of the plan's: a list of URLs (`pull -i`) mixes hosts, and
+   * only a Hub file URL among them gets the Hub token. Sent to the file's URL's origin only.
+   */
+  headers?: Record<string, string>
 }
 
 /** What a source reference resolved to: the files, and how to finish the layout after them. */

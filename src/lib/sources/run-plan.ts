@@ -147,7 +147,7 @@ async function pullOne(
         partPath: file.partPath,
         sha256: file.sha256,
         verify: verify && ((partPath) => verify(partPath)),
-        headers: plan.headers,
+        headers: file.headers ?? plan.headers,
         force: true,
         budget: shared.budget,
         dispatcher: options.dispatcher,

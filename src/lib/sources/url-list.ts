@@ -6,6 +6,7 @@ import {probeCache} from './cache-probe.js'
 import {runPlan, type FileResult, type RunOptions} from './run-plan.js'
 import {cacheCannotHelp, theCache} from './through-cache.js'
 import {cachedForm} from './url-through-cache.js'
+import {hubFileHeaders} from './hub-files.js'
 import {fewNames} from '../units.js'
 import {sha256File} from '../transfer/destination.js'
 import type {Plan, PlannedFile} from './plan.js'
@@ -84,7 +85,7 @@ export function parseUrlList(text: string, file: string): ListedUrl[] {
  * matches; any other file already there is refused (named) unless `force`, as a plain pull
  * refuses one.
  */
-export async function urlListPlan(entries: ListedUrl[], file: string, dir: string, force: boolean): Promise<Plan> {
+export async function urlListPlan(entries: ListedUrl[], file: string, dir: string, force: boolean, env: NodeJS.ProcessEnv = process.env): Promise<Plan> {
   const root = resolve(dir)
   const files: PlannedFile[] = []
   const taken: string[] = []
@@ -100,8 +101,10 @@ export async function urlListPlan(entries: ListedUrl[], file: string, dir: strin
       if (e.sha256 && (await sha256File(dest)) === e.sha256) present = true
       else if (!force) taken.push(e.name)
     }
-    // Sizes come with the answers; a file kept has its own.
-    files.push({name: e.name, url: e.url, dest, sha256: e.sha256, present, ...(present ? {size: statSync(dest).size} : {})})
+    // Sizes come with the answers; a file kept has its own. A Hub file URL gets the Hub token, as
+    // its single pull does (hub-files.ts).
+    const headers = hubFileHeaders(e.url, env)
+    files.push({name: e.name, url: e.url, dest, sha256: e.sha256, present, ...(present ? {size: statSync(dest).size} : {}), ...(headers ? {headers} : {})})
   }
   if (taken.length) {
     throw new MtuneError('exists', `${fewNames(taken)} already ${taken.length === 1 ? 'exists' : 'exist'} in ${root} with nothing to check ${taken.length === 1 ? 'it' : 'them'} against: --force replaces ${taken.length === 1 ? 'it' : 'them'} (or give checksum=sha-256=HEX in the list, and a file that matches is kept)`, ExitCode.usage)
@@ -128,7 +131,8 @@ export async function runUrlList(plan: Plan, cache: string | undefined, run: Run
   }
   let routed = 0
   const files = plan.files.map((f) => {
-    const form = cachedForm(f.url, cache, probe.origins)
+    // A file with the Hub's token stays off a shared cache, which would serve it to anyone.
+    const form = f.headers ? undefined : cachedForm(f.url, cache, probe.origins)
     if (form) routed++
     return form ? {...f, url: form.url} : f
   })
