@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import {checkServerIdentity} from 'node:tls'
 import {describe, it} from 'node:test'
-import {dispositionFilename, ifRangeValidator, parseContentRange, safeFilename, sameVersion, unsatisfiedLength} from '../src/lib/net/http-range.js'
+import {dispositionFilename, downloadName, ifRangeValidator, parseContentRange, safeFilename, sameVersion, unsatisfiedLength} from '../src/lib/net/http-range.js'
 import {MAX_SERVER_WAIT_MS, TransferError, backoffDelay, cappedWait, classifyNetworkError, classifyStatus, onUsedSocket, parseRetryAfter} from '../src/lib/net/retry-policy.js'
 import {ConnectionController} from '../src/lib/transfer/connection-controller.js'
 import {SOURCE_FAILURE_LIMIT, decideFailure, type FailureFacts} from '../src/lib/transfer/failure-policy.js'
@@ -38,6 +38,17 @@ describe('HTTP range facts', () => {
     assert.equal(safeFilename('..'), undefined)
     assert.equal(safeFilename('a\\b\u0000c'), 'bc')
     assert.equal(safeFilename('x'.repeat(300)), undefined)
+  })
+
+  it('names a redirected download after the URL given, unless that names no file and the redirect does', () => {
+    const name = (given: string, landed: string) => downloadName(new URL(given), new URL(landed))
+    const digest = 'a'.repeat(64)
+    assert.equal(name('https://hub/org/m/resolve/main/model.safetensors', `https://cdn/repos/ab/cd/${digest}?Expires=1`), 'model.safetensors', 'a CDN named by digest')
+    assert.equal(name('https://hub/org/m/resolve/main/tokenizer', `https://cdn/blobs/sha256:${digest}`), 'tokenizer', 'a digest never names it, extension or not')
+    assert.equal(name('https://site/download?os=linux', 'https://cdn/stable/tool-1.2.tar.gz'), 'tool-1.2.tar.gz', 'as aria2c and wget --trust-server-names')
+    assert.equal(name('https://site/latest/model.gguf', 'https://cdn/v3/model-v3.gguf'), 'model.gguf', 'as curl -O and wget')
+    assert.equal(name('https://site/', 'https://cdn/file.bin'), 'file.bin')
+    assert.equal(name('https://site/x.bin', 'https://site/x.bin'), 'x.bin')
   })
 })
 

@@ -116,9 +116,11 @@ describe('credentials go only where the user sent them', () => {
     const {hub, cdn, standIn, env} = await hubAndPublicMirror([repo({gated: true})])
     const url = `${hub.origin}/acme/secret/resolve/main/model.safetensors`
     const weights = repo().files[0]!.content
-    const ok = await runCli(['pull', url, '-o', join(dir(), 'w.bin'), '--json'], env)
+    const into = dir()
+    const ok = await runCli(['pull', url, '-o', `${into}/`, '--json'], env)
     assert.equal(ok.code, 0, ok.stderr)
     assert.equal(JSON.parse(ok.stdout).size, weights.length)
+    assert.equal(JSON.parse(ok.stdout).path, join(into, 'model.safetensors'), "named as the URL given names it, not by the CDN's digest")
     assert.ok(hub.requests.some((q) => q.path.includes('/resolve/') && q.authorization === 'Bearer hf_user_token'))
     assert.equal(cdn.authSeen, 0, 'the CDN never saw it')
     const doctor = await runCli(['doctor', 'disk', '--model', url, '--json'], env)

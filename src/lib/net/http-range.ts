@@ -78,6 +78,21 @@ export function urlFilename(url: URL): string | undefined {
   }
 }
 
+/**
+ * The name a download takes when the server suggests none (Content-Disposition): the URL's as
+ * given, as curl -O and wget name it, unless that names no file and the redirect's does
+ * (`download?os=linux` -> `tool-1.2.tar.gz`, as aria2c names it). Storage named by digest (a
+ * CDN's `/<sha256>`) never names the file: a Hub's `model.safetensors` stays that.
+ */
+export function downloadName(given: URL, landed: URL): string | undefined {
+  const asked = urlFilename(given)
+  const final = urlFilename(landed)
+  if (!asked || !final) return asked ?? final
+  const hasExtension = /\.[A-Za-z0-9]{1,12}$/.test(asked)
+  const digest = /^(sha256[:-])?[0-9a-f]{32,}$/i.test(final)
+  return hasExtension || digest ? asked : final
+}
+
 /** A server-suggested name made safe to create in a directory, or undefined if nothing is left. */
 export function safeFilename(name: string | undefined): string | undefined {
   if (!name) return undefined

@@ -5,7 +5,7 @@ import {access, constants, lstat, readlink, realpath, stat, statfs} from 'node:f
 import {basename, dirname, join, resolve} from 'node:path'
 import {ExitCode, MtuneError} from '../errors.js'
 import {dirError, isFsRefusal, makeDirs, nearestExisting} from '../fs-dirs.js'
-import {safeFilename, urlFilename} from '../net/http-range.js'
+import {downloadName, safeFilename} from '../net/http-range.js'
 import {redact} from '../net/request.js'
 import {formatBytes} from '../units.js'
 
@@ -20,13 +20,13 @@ export const destinationFor = (path: string): Destination => ({path, partPath: `
 
 /**
  * -o may name a file or an existing directory; in a directory (or with no -o) the name comes
- * from Content-Disposition, else from the URL.
+ * from Content-Disposition, else from the URL (downloadName: the one given, or where it led).
  */
-export async function resolveDestination(output: string | undefined, suggested: string | undefined, url: string): Promise<Destination> {
+export async function resolveDestination(output: string | undefined, suggested: string | undefined, url: string, finalUrl = url): Promise<Destination> {
   const target = resolve(output ?? '.')
   const info = await stat(target).catch(() => undefined)
   if (info?.isDirectory() || (output ?? '').endsWith('/')) {
-    const name = safeFilename(suggested) ?? safeFilename(urlFilename(new URL(url)))
+    const name = safeFilename(suggested) ?? safeFilename(downloadName(new URL(url), new URL(finalUrl)))
     if (!name) throw new MtuneError('no-filename', `cannot tell a file name from ${redact(url)}: give one with -o PATH`, ExitCode.usage)
     const path = join(target, name)
     return checkedDestination(path, await stat(path).catch(() => undefined))

@@ -63,7 +63,7 @@ export async function pull(options: PullOptions, events: PullEvents = {}): Promi
         events.warn?.(`the server publishes sha256 ${published} for this file (X-Linked-Etag), not the one expected (${expected}): the file is checked against the one expected`)
       }
       const want = expected ?? published
-      const dest = early ?? place(await resolveDestination(options.output, probed.file.filename, probed.file.finalUrl))
+      const dest = early ?? place(await resolveDestination(options.output, probed.file.filename, url, probed.file.finalUrl))
       // Held, then looked at: a pull that waited for another finds the file complete.
       const finished = async (): Promise<PullResult | undefined> => {
         await claim(dest)
