@@ -357,6 +357,7 @@ describe('mtune pull ollama://', () => {
     const served = await (await fetch(`${reg.origin}/v2/library/tiny/manifests/q4`)).arrayBuffer()
     assert.ok(manifest.equals(Buffer.from(served)), 'manifest bytes as received')
     assert.deepEqual(readdirSync(join(models, 'blobs')).sort(), [cfg, model, params].map((b) => `sha256-${sha256(b)}`).sort(), 'no partial files in blobs/')
+    assert.deepEqual(readdirSync(models).sort(), ['blobs', 'manifests'], "the store as Ollama lays it out: mtune's partial folder gone once empty")
     assert.equal(cdn.authSeen, 0)
     // Pulled again, complete: nothing is written (the system service's store may not be writable).
     const manifestPath = join(models, 'manifests', host, 'library', 'tiny', 'q4')

@@ -1,4 +1,4 @@
-import {chmod, readFile, stat} from 'node:fs/promises'
+import {chmod, readFile, rmdir, stat} from 'node:fs/promises'
 import {existsSync} from 'node:fs'
 import {homedir} from 'node:os'
 import {dirname, join} from 'node:path'
@@ -76,6 +76,8 @@ export async function resolveOllama(
   if (existsSync(system) && system !== options.modelsDir) {
     notes.push(`the system service (ollama.service, user ollama) reads ${system}; to pull there, run as that user with OLLAMA_MODELS=${system}`)
   }
+  // mtune's own folder in the store goes once empty: another pull's parts keep it (ENOTEMPTY).
+  const tidy = () => rmdir(partial).catch(() => {})
   return {
     source: what,
     version: `manifest of ${raw.length} bytes`,
@@ -88,7 +90,7 @@ export async function resolveOllama(
       // Nothing written that is already so: a complete model in a store this user cannot write
       // (the system service's) is complete, not an error.
       for (const f of files) if (((await stat(f.dest)).mode & 0o777) !== 0o644) await chmod(f.dest, 0o644)
-      if ((await readFile(manifestPath).catch(() => undefined))?.equals(raw)) return
+      if ((await readFile(manifestPath).catch(() => undefined))?.equals(raw)) return tidy()
       await makeDirs(partial)
       // Written last, so Ollama never sees a manifest whose blobs are not all in place.
       await makeDirs(dirname(manifestPath))
@@ -97,6 +99,7 @@ export async function resolveOllama(
       await fsyncDirectory(join(options.modelsDir, 'blobs'))
       await writeFileDurably(manifestPath, raw, {mode: 0o644, tmp: join(partial, `manifest-${process.pid}.tmp`)})
       await stat(manifestPath)
+      await tidy()
     },
   }
 }
