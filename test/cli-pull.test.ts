@@ -208,6 +208,10 @@ describe('mtune pull (CLI)', () => {
         [['pull', 'http://127.0.0.1:9/x', '-x', '16'], /^Error: Nonexistent flag: -x; connections are -c N \(to start with; the count adapts\) and --max-connections N; see mtune pull --help$/],
         [['pull', 'http://127.0.0.1:9/x', '--checksum=sha-256=ab'], /^Error: Nonexistent flag: --checksum=sha-256=ab; the digest is --sha256 HEX \(aria2c's --checksum=sha-256=HEX\); see mtune pull --help$/],
         [['pull', 'hf://a/b', '--revision', 'v2'], /^Error: Nonexistent flag: --revision; the revision goes in the source: hf:\/\/ORG\/NAME@REVISION; see mtune pull --help$/],
+        // mtune's -c typed as wget's and aria2c's continue: its value does not parse.
+        [['pull', '-c', 'http://127.0.0.1:9/x'], /^Error: Parsing --connections: Expected an integer but received: http:\/\/127\.0\.0\.1:9\/x; -c N is mtune's connection count; wget's and aria2c's -c \(continue\) is what mtune does by itself: run the same command again; see mtune pull --help$/],
+        [['pull', 'http://127.0.0.1:9/x', '-c'], /^Error: Flag --connections expects a value; -c N is mtune's connection count; .*; see mtune pull --help$/],
+        [['pull', 'http://127.0.0.1:9/x', '--connections', 'x'], /^Error: Parsing --connections: Expected an integer but received: x; see mtune pull --help$/],
         [['verify', '-c', 'SHA256SUMS'], /^Error: Nonexistent flag: -c; mtune verify SHA256SUMS \(or its directory\) checks what it lists, as sha256sum -c does; see mtune verify --help$/],
         // Ignored, it would read as curl -k.
         [['pull', 'https://127.0.0.1:9/x', '--insecure'], /^Error: --insecure applies to ollama:\/\/ \(plain http to a registry\); mtune never skips TLS verification: trust the server's CA/],

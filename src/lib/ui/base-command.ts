@@ -1,4 +1,4 @@
-import {habitFor} from './flag-habits.js'
+import {habitFor, shortHabitFor} from './flag-habits.js'
 import {Command, Errors, Flags} from '@oclif/core'
 import {ExitCode, MtuneError, usageError} from '../errors.js'
 import {fsFailure} from '../fs-dirs.js'
@@ -81,7 +81,7 @@ export abstract class MtuneCommand extends Command {
     // The parser's errors (unknown flag, missing argument) come with a usage screen and notes;
     // like ours, they get one line, with the way to the help.
     if (err instanceof Errors.ExitError) return super.catch(err)
-    if (isParseError(err)) return this.catch(usageError('usage', parseErrorLine(err, this.id)))
+    if (isParseError(err)) return this.catch(usageError('usage', parseErrorLine(err, this.id, this.argv)))
     if (err.oclif?.exit !== undefined) return super.catch(err)
     const disk = fsFailure(err)
     if (disk) return this.catch(disk)
@@ -102,7 +102,7 @@ function isParseError(err: Error & {oclif?: {exit?: number}}): boolean {
 }
 
 /** One line from the parser's error: what it says, without its headings, notes and pointers to help. */
-function parseErrorLine(err: ParseError, id: string | undefined): string {
+function parseErrorLine(err: ParseError, id: string | undefined, argv: string[]): string {
   const help = `see mtune${id ? ` ${id.replace(/:/g, ' ')}` : ''} --help`
   const missing = err.args?.filter((a) => a.name)
   if (err.constructor.name === 'RequiredArgsError' && missing?.length) {
@@ -117,6 +117,13 @@ function parseErrorLine(err: ParseError, id: string | undefined): string {
   }
   const text = lines[0]?.startsWith('Parsing --') ? lines.join(': ') : lines.join('; ')
   // Another tool's flag, typed from habit: what mtune takes for it.
-  const habit = err.constructor.name === 'NonExistentFlagsError' ? err.flags?.map((f) => habitFor(id, f)).find(Boolean) : undefined
+  // Or one of mtune's short flags, typed as another tool's: its value then does not parse.
+  const valueOf = /^(?:Parsing (--[\w-]+): Expected an? \w+ but received|Flag (--[\w-]+) expects a value)/.exec(text)
+  const habit =
+    err.constructor.name === 'NonExistentFlagsError'
+      ? err.flags?.map((f) => habitFor(id, f)).find(Boolean)
+      : valueOf
+        ? shortHabitFor(id, valueOf[1] ?? valueOf[2], argv)
+        : undefined
   return `${text || 'invalid arguments'}; ${habit ? `${habit}; ` : ''}${help}`
 }

@@ -45,6 +45,20 @@ const HABITS: Record<string, Record<string, string>> = {
   },
 }
 
+/**
+ * mtune flags whose short form means something else elsewhere: said when the value given does
+ * not parse. `-c URL` is wget's and aria2c's continue, typed as mtune's connection count.
+ */
+const SHORT_HABITS: Record<string, Record<string, [short: string, habit: string]>> = {
+  pull: {'--connections': ['-c', "-c N is mtune's connection count; wget's and aria2c's -c (continue) is what mtune does by itself: run the same command again"]},
+}
+
+/** What to add when `flag`'s value did not parse and the user typed its short form (in argv). */
+export function shortHabitFor(command: string | undefined, flag: string, argv: string[]): string | undefined {
+  const entry = command ? SHORT_HABITS[command]?.[flag] : undefined
+  return entry && argv.includes(entry[0]) ? entry[1] : undefined
+}
+
 /** What mtune has for a flag another tool takes (a clause for the refusal's line), or undefined. `flag` as typed, a value after = included. */
 export function habitFor(command: string | undefined, flag: string): string | undefined {
   return command ? HABITS[command]?.[flag.replace(/=.*$/, '')] : undefined
