@@ -312,7 +312,7 @@ describe('pull engine', () => {
   it('refuses to start when the file cannot fit, before writing anything', async () => {
     const out = join(dir(), 'model.bin')
     const fake = await fakeSizeServer(100 * 1024 ** 4)
-    await rejects(run({url: fake, output: out}), 5, /not enough space in .*: 100 TiB still needed, .* free; free some space or choose another -o/)
+    await rejects(run({url: fake, output: out}), 5, /not enough space in .*: 100 TiB still needed, .* free; free some space, or choose another -o/)
     assert.ok(!existsSync(`${out}.part`) && !existsSync(`${out}.part.journal`))
   })
 

@@ -5,6 +5,7 @@ import {describe, it} from 'node:test'
 import {MtuneError} from '../src/lib/errors.js'
 import {dirError, fsFailure, makeDirs, makeDirsSync} from '../src/lib/fs-dirs.js'
 import {spaceShortfall} from '../src/lib/sources/run-plan.js'
+import {parseUrlList, urlListPlan} from '../src/lib/sources/url-list.js'
 import {tempDir} from './support/temp.js'
 
 describe('makeDirs: mkdir -p that ends', () => {
@@ -47,5 +48,12 @@ describe('makeDirs: mkdir -p that ends', () => {
       'not enough space in /home/u/.cache/huggingface/hub/models--o--m for hf://o/m@main: 10.0 GiB still needed, 4.0 GiB free; free some space, or pull it onto another disk: HF_HUB_CACHE=DIR (or HF_HOME), or --local-dir DIR',
     )
     assert.match(spaceShortfall({...plan, layout: 'ollama'}, 10, 0)?.message ?? '', /OLLAMA_MODELS=DIR$/)
+    assert.match(spaceShortfall({...plan, layout: 'directory'}, 10, 0)?.message ?? '', /another --local-dir$/)
+  })
+
+  it("a list's (pull -i) way elsewhere is its -o DIR/, not --local-dir", async () => {
+    const d = tempDir('list-space')
+    const list = await urlListPlan(parseUrlList('http://127.0.0.1:9/a.bin\n', 'urls.txt'), 'urls.txt', join(d, 'out'), false)
+    assert.match(spaceShortfall(list, 10, 0)?.message ?? '', /for urls\.txt \(1 URL\): .*; free some space, or pull the list onto another disk: -o DIR\/$/)
   })
 })

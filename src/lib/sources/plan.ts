@@ -1,3 +1,5 @@
+import type {Elsewhere} from '../transfer/pull-types.js'
+
 /**
  * Files of a plan pulled at once (run-plan.ts): the pull command also sizes its fetch threads
  * by it (thread-count.ts).
@@ -44,6 +46,8 @@ export interface Plan {
    */
   finish(files: PlannedFile[]): Promise<void>
   notes: string[]
+  /** How to put the files elsewhere, where the layout's own setting does not (a list's -o DIR). */
+  elsewhere?: Elsewhere
 }
 
 export function planTotals(plan: Plan): {files: number; bytes: number; presentFiles: number; presentBytes: number} {

@@ -8,6 +8,7 @@ import {ConnectionBudget} from '../transfer/connection-budget.js'
 import {SPACE_HEADROOM} from '../transfer/destination.js'
 import {TokenBucket} from '../transfer/token-bucket.js'
 import {pull, type Progress, type PullEvents, type PullResult} from '../transfer/engine.js'
+import type {Elsewhere} from '../transfer/pull-types.js'
 import {verifierFor} from './file-check.js'
 import {PARALLEL_FILES, type Plan, type PlannedFile} from './plan.js'
 
@@ -40,21 +41,21 @@ export interface FileResult {
   bytesFetched?: number
 }
 
-/** Where each layout's files go, and how to send them elsewhere. */
-const WHERE: Record<Plan['layout'], string> = {
-  'hf-cache': 'set HF_HOME (or HF_HUB_CACHE) to a directory you can write, or pull with --local-dir DIR',
-  ollama: 'set OLLAMA_MODELS to a directory you can write',
-  'modelscope-cache': 'set MODELSCOPE_CACHE to a directory you can write, or pull with --local-dir DIR',
-  directory: 'choose a --local-dir you can write',
+/** How to send each layout's files elsewhere: the setting that moves them (a URL's is -o). */
+const ELSEWHERE: Record<Plan['layout'], Elsewhere> = {
+  'hf-cache': {
+    full: 'pull it onto another disk: HF_HUB_CACHE=DIR (or HF_HOME), or --local-dir DIR',
+    unwritable: 'set HF_HOME (or HF_HUB_CACHE) to a directory you can write, or pull with --local-dir DIR',
+  },
+  ollama: {full: 'pull it onto another disk: OLLAMA_MODELS=DIR', unwritable: 'set OLLAMA_MODELS to a directory you can write'},
+  'modelscope-cache': {
+    full: 'pull it onto another disk: MODELSCOPE_CACHE=DIR, or --local-dir DIR',
+    unwritable: 'set MODELSCOPE_CACHE to a directory you can write, or pull with --local-dir DIR',
+  },
+  directory: {full: 'pull it onto another disk with another --local-dir', unwritable: 'choose a --local-dir you can write'},
 }
 
-/** How to put a layout's files on another disk, for a disk that is too full. */
-const ELSEWHERE: Record<Plan['layout'], string> = {
-  'hf-cache': 'pull it onto another disk: HF_HUB_CACHE=DIR (or HF_HOME), or --local-dir DIR',
-  ollama: 'pull it onto another disk: OLLAMA_MODELS=DIR',
-  'modelscope-cache': 'pull it onto another disk: MODELSCOPE_CACHE=DIR, or --local-dir DIR',
-  directory: 'pull it onto another disk with another --local-dir',
-}
+const elsewhereFor = (plan: Pick<Plan, 'layout' | 'elsewhere'>): Elsewhere => plan.elsewhere ?? ELSEWHERE[plan.layout]
 
 /**
  * The missing files of a plan against the free space where they go, before any of them starts:
@@ -71,13 +72,13 @@ async function checkPlanSpace(plan: Plan, files: PlannedFile[]): Promise<void> {
 }
 
 /** Pure: the line for a plan whose missing bytes do not fit in what is free, with its layout's way elsewhere. */
-export function spaceShortfall(plan: Pick<Plan, 'root' | 'source' | 'layout'>, needed: number, free: number): MtuneError | undefined {
+export function spaceShortfall(plan: Pick<Plan, 'root' | 'source' | 'layout' | 'elsewhere'>, needed: number, free: number): MtuneError | undefined {
   if (needed + SPACE_HEADROOM <= free) return undefined
-  return new MtuneError('no-space', `not enough space in ${plan.root} for ${plan.source}: ${formatBytes(needed)} still needed, ${formatBytes(free)} free; free some space, or ${ELSEWHERE[plan.layout]}`, ExitCode.localDisk)
+  return new MtuneError('no-space', `not enough space in ${plan.root} for ${plan.source}: ${formatBytes(needed)} still needed, ${formatBytes(free)} free; free some space, or ${elsewhereFor(plan).full}`, ExitCode.localDisk)
 }
 
 /** A directory of the plan's layout, or the line that says why not and which setting moves it. */
-const makeDirsFor = (plan: Plan, dir: string) => makeDirs(dir).catch((error: unknown) => Promise.reject(dirError(error, WHERE[plan.layout])))
+const makeDirsFor = (plan: Plan, dir: string) => makeDirs(dir).catch((error: unknown) => Promise.reject(dirError(error, elsewhereFor(plan).unwritable)))
 
 /**
  * Pull every missing file of a plan, several at once under one connection budget and one
@@ -123,7 +124,7 @@ export async function runPlan(plan: Plan, options: RunOptions, events: PullEvent
   }
   if (failure) throw failure
   // Links, refs, a manifest: a cache this user cannot write is said as such, with the setting that moves it.
-  await plan.finish(plan.files).catch((error: unknown) => Promise.reject(isFsRefusal(error) ? dirError(error, WHERE[plan.layout], 'write') : error))
+  await plan.finish(plan.files).catch((error: unknown) => Promise.reject(isFsRefusal(error) ? dirError(error, elsewhereFor(plan).unwritable, 'write') : error))
   return results
 }
 
@@ -148,6 +149,7 @@ async function pullOne(
         sha256: file.sha256,
         verify: verify && ((partPath) => verify(partPath)),
         headers: file.headers ?? plan.headers,
+        elsewhere: elsewhereFor(plan),
         force: true,
         budget: shared.budget,
         dispatcher: options.dispatcher,
@@ -166,9 +168,7 @@ async function pullOne(
     )
   } catch (error) {
     if (error instanceof MtuneError && !error.message.startsWith(file.name)) {
-      // The engine's way elsewhere is a URL's -o; a model's is its layout's setting.
-      const message = error.code === 'no-space' ? error.message.replace(/; free some space or choose another -o$/, `; free some space, or ${ELSEWHERE[plan.layout]}`) : error.message
-      throw new MtuneError(error.code, `${file.name}: ${message}`, error.exitCode, {cause: error})
+      throw new MtuneError(error.code, `${file.name}: ${error.message}`, error.exitCode, {cause: error})
     }
     throw error instanceof MtuneError ? error : new Error(`${file.name}: ${errorMessage(error)}`, {cause: error})
   }

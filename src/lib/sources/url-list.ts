@@ -109,7 +109,8 @@ export async function urlListPlan(entries: ListedUrl[], file: string, dir: strin
   if (taken.length) {
     throw new MtuneError('exists', `${fewNames(taken)} already ${taken.length === 1 ? 'exists' : 'exist'} in ${root} with nothing to check ${taken.length === 1 ? 'it' : 'them'} against: --force replaces ${taken.length === 1 ? 'it' : 'them'} (or give checksum=sha-256=HEX in the list, and a file that matches is kept)`, ExitCode.usage)
   }
-  return {source: `${file} (${entries.length} URL${entries.length === 1 ? '' : 's'})`, root, layout: 'directory', files, headers: {}, finish: async () => {}, notes: []}
+  const elsewhere = {full: 'pull the list onto another disk: -o DIR/', unwritable: 'choose an -o DIR/ you can write'}
+  return {source: `${file} (${entries.length} URL${entries.length === 1 ? '' : 's'})`, root, layout: 'directory', files, headers: {}, finish: async () => {}, notes: [], elsewhere}
 }
 
 /**

@@ -8,6 +8,7 @@ import {dirError, isFsRefusal, makeDirs, nearestExisting} from '../fs-dirs.js'
 import {downloadName, safeFilename} from '../net/http-range.js'
 import {redact} from '../net/request.js'
 import {formatBytes} from '../units.js'
+import {ANOTHER_OUTPUT, type Elsewhere} from './pull-types.js'
 
 export interface Destination {
   path: string
@@ -102,19 +103,20 @@ async function throughProc(path: string): Promise<boolean> {
  * aria2c -d, wget -P and pull --local-dir do: with `create`, once the server has answered (a
  * failed pull leaves no empty directory); before that, only whether it could be.
  */
-export async function ensureWritableDirectory(dest: Destination, options: {create: boolean}): Promise<void> {
+export async function ensureWritableDirectory(dest: Destination, options: {create: boolean; elsewhere?: Elsewhere}): Promise<void> {
+  const elsewhere = options.elsewhere ?? ANOTHER_OUTPUT
   const dir = dirname(dest.path)
   const {found} = nearestExisting(dir)
-  if (found && !found.directory) throw new MtuneError('no-directory', `cannot write ${dest.path}: ${found.path} is a file, not a directory; choose another -o`, ExitCode.localDisk)
+  if (found && !found.directory) throw new MtuneError('no-directory', `cannot write ${dest.path}: ${found.path} is a file, not a directory; ${elsewhere.unwritable}`, ExitCode.localDisk)
   const writable = found?.path ?? '/'
   try {
     await access(writable, constants.W_OK)
   } catch {
     const what = writable === dir ? dir : `${writable} (to make ${dir} in it)`
-    throw new MtuneError('not-writable', `cannot write to ${what}: permission denied; choose another -o or fix the directory's permissions`, ExitCode.localDisk)
+    throw new MtuneError('not-writable', `cannot write to ${what}: permission denied; ${elsewhere.unwritable}, or fix the directory's permissions`, ExitCode.localDisk)
   }
   if (options.create && writable !== dir) {
-    await makeDirs(dir).catch((error: unknown) => Promise.reject(isFsRefusal(error) ? dirError(error, 'choose another -o') : error))
+    await makeDirs(dir).catch((error: unknown) => Promise.reject(isFsRefusal(error) ? dirError(error, elsewhere.unwritable) : error))
   }
 }
 
@@ -132,14 +134,14 @@ export async function sha256File(path: string): Promise<string> {
 export const SPACE_HEADROOM = 16 * 1024 * 1024
 
 /** Refuse to start a pull that cannot fit: the bytes still missing against what statfs says is free. */
-export async function checkFreeSpace(dest: Destination, needed: number): Promise<void> {
+export async function checkFreeSpace(dest: Destination, needed: number, elsewhere: Elsewhere = ANOTHER_OUTPUT): Promise<void> {
   const fs = await statfs(dirname(dest.path)).catch(() => undefined)
   if (!fs) return
   const free = fs.bavail * fs.bsize
   if (needed + SPACE_HEADROOM > free) {
     throw new MtuneError(
       'no-space',
-      `not enough space in ${dirname(dest.path)}: ${formatBytes(needed)} still needed, ${formatBytes(free)} free; free some space or choose another -o`,
+      `not enough space in ${dirname(dest.path)}: ${formatBytes(needed)} still needed, ${formatBytes(free)} free; free some space, or ${elsewhere.full}`,
       ExitCode.localDisk,
     )
   }

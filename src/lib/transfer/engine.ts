@@ -51,7 +51,7 @@ export async function pull(options: PullOptions, events: PullEvents = {}): Promi
     }
     const guess = early ?? (await resolveDestination(options.output, undefined, url).then(place).catch(() => undefined))
     // Where the file goes is checked before the network is asked anything.
-    if (guess) await ensureWritableDirectory(guess, {create: false})
+    if (guess) await ensureWritableDirectory(guess, {create: false, elsewhere: options.elsewhere})
     for (let restart = 0; ; restart++) {
       const hole = guess && restart === 0 ? Journal.firstMissing(guess.journalPath, currentBootId()) : undefined
       const start = hole?.start ?? 0
@@ -76,7 +76,7 @@ export async function pull(options: PullOptions, events: PullEvents = {}): Promi
       }
       const done = early && expected ? undefined : await finished()
       if (done) return done
-      await ensureWritableDirectory(dest, {create: true})
+      await ensureWritableDirectory(dest, {create: true, elsewhere: options.elsewhere})
       // A directory just made had no room for the lock before; another pull may have made it too.
       const madeMeanwhile = lock ? undefined : await finished()
       if (madeMeanwhile) return madeMeanwhile

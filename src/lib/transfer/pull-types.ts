@@ -3,6 +3,16 @@ import type {ConnectionBudget} from './connection-budget.js'
 import type {OpenPartFile} from './part-file.js'
 import type {TokenBucket} from './token-bucket.js'
 
+/** What a refusal of the destination's place tells the user to do instead. */
+export interface Elsewhere {
+  /** For a disk without room for the file. */
+  full: string
+  /** For a directory that cannot be written (or made). */
+  unwritable: string
+}
+
+export const ANOTHER_OUTPUT: Elsewhere = {full: 'choose another -o', unwritable: 'choose another -o'}
+
 export interface PullOptions {
   url: string
   mirrors?: string[]
@@ -28,6 +38,11 @@ export interface PullOptions {
   maxRetries?: number
   /** Sent to the URL's own origin only (a token, say); never to a CDN or a mirror. */
   headers?: Record<string, string>
+  /**
+   * How to put the file elsewhere, for the lines that refuse this place: default "choose another
+   * -o". A model's layout is moved by its own setting (HF_HUB_CACHE, OLLAMA_MODELS, --local-dir).
+   */
+  elsewhere?: Elsewhere
   /** Where partial data lives; default: beside the destination, as DEST.part. */
   partPath?: string
   /** A further check of the complete part file before it is renamed into place. */

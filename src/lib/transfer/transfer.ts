@@ -196,7 +196,7 @@ export class Transfer {
         this.events.info?.(`resuming: ${formatBytes(this.resumedBytes)} of ${formatBytes(size)} already on disk`)
       }
       if (size !== undefined) {
-        await checkFreeSpace(this.setup.dest, size - this.resumedBytes).catch(async (error) => {
+        await checkFreeSpace(this.setup.dest, size - this.resumedBytes, this.options.elsewhere).catch(async (error) => {
           await partial.abandon()
           throw error
         })
