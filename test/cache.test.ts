@@ -12,6 +12,7 @@ import {nginxConfig} from '../src/lib/cache/config.js'
 import {defaultCacheDir} from '../src/lib/cache/flags.js'
 import {findNginx} from '../src/lib/cache/nginx.js'
 import {readInOrder} from '../src/lib/cache/warm.js'
+import {inTurn} from '../src/lib/cache/warm-source.js'
 import {DEFAULT_UPSTREAMS, diskNote, mergeSettings, parseListen, parseMinFree, type CacheOptions} from '../src/lib/cache/options.js'
 import {proxyWarning} from '../src/lib/cache/serve.js'
 import {addUp, modelOf} from '../src/lib/cache/status.js'
@@ -196,6 +197,31 @@ describe('mtune cache: the configuration', () => {
       readInOrder(10, 0, 3, async (i) => (i === 4 ? Promise.reject(new Error('reset')) : i), () => {}),
       /reset/,
     )
+  })
+
+  it('warm takes small files (one slice or less) several at a time, then each larger file alone', async () => {
+    const MiB8 = 8 * 1024 * 1024
+    const files = [{name: 'big-1', size: 3 * MiB8}, ...Array.from({length: 10}, (_, i) => ({name: `small-${i}`, size: 1000 + i})), {name: 'exactly-a-slice', size: MiB8}, {name: 'big-2', size: MiB8 + 1}]
+    const running = new Set<string>()
+    const overlaps: string[][] = []
+    const order: string[] = []
+    const out = await inTurn(files, 4, async (f) => {
+      running.add(f.name)
+      overlaps.push([...running])
+      // Each waits for the others started with it: nothing here depends on timing.
+      await new Promise((r) => setImmediate(r))
+      running.delete(f.name)
+      order.push(f.name)
+      return f.name.toUpperCase()
+    })
+    assert.deepEqual(out, files.map((f) => f.name.toUpperCase()), "results in the files' order")
+    assert.equal(Math.max(...overlaps.map((o) => o.length)), 4, 'four small files at once')
+    for (const o of overlaps) if (o.some((n) => n.startsWith('big'))) assert.equal(o.length, 1, `a larger file runs alone: ${o}`)
+    assert.deepEqual(order.slice(-2), ['big-1', 'big-2'], 'the larger files after the small ones, in order')
+    // A failure stops the small files not yet started.
+    let started = 0
+    await assert.rejects(inTurn(files, 2, async (f) => (started++, f.name === 'small-1' ? Promise.reject(new Error('refused')) : f.name)), /refused/)
+    assert.ok(started < files.length, `${started} started`)
   })
 
   it('reads --listen as HOST:PORT, [V6]:PORT or a bare PORT on loopback', () => {

@@ -8,7 +8,7 @@ import {resolvePlan} from '../sources/resolve.js'
 import {otherHub, theCache} from '../sources/through-cache.js'
 import {cachedForm} from '../sources/url-through-cache.js'
 import type {PullEvents} from '../transfer/pull-types.js'
-import {warmFile, type WarmedFile} from './warm.js'
+import {WARM_CHUNK, warmFile, type WarmedFile} from './warm.js'
 
 export interface WarmReport {
   source: string
@@ -58,8 +58,10 @@ async function filesToWarm(ref: SourceRef, cache: string, o: WarmOptions): Promi
 }
 
 /**
- * Reads every file of `ref` through `cache` once, in order, each over `connections`, checked
- * against its published digest; progress over the whole model.
+ * Reads every file of `ref` through `cache` once, checked against its published digest; progress
+ * over the whole model. Files of one slice or less (configs, tokenizers, small shards: one
+ * request each) go `connections` at a time, so that a model of many small files is not a round
+ * trip per file; then each larger file in turn over `connections` (warm.ts bounds its memory).
  */
 export async function warmSource(ref: SourceRef, cache: string, o: WarmOptions): Promise<WarmReport> {
   const started = performance.now()
@@ -73,11 +75,9 @@ export async function warmSource(ref: SourceRef, cache: string, o: WarmOptions):
     o.events.progress?.({size: total, done, rate, etaSeconds: total !== undefined && rate > 0 ? (total - done) / rate : undefined, connections: o.connections, elapsedMs: seconds * 1000})
   }
   const timer = setInterval(progress, 500)
-  const warmed: WarmedFile[] = []
+  let warmed: WarmedFile[] = []
   try {
-    for (const file of files) {
-      warmed.push(await warmFile(file, {dispatcher: o.dispatcher, headers, connections: o.connections, signal: o.signal, onBytes: (n) => (done += n)}))
-    }
+    warmed = await inTurn(files, o.connections, (f) => warmFile(f, {dispatcher: o.dispatcher, headers, connections: o.connections, signal: o.signal, onBytes: (n) => (done += n)}))
   } finally {
     clearInterval(timer)
   }
@@ -92,4 +92,26 @@ export async function warmSource(ref: SourceRef, cache: string, o: WarmOptions):
     seconds: (performance.now() - started) / 1000,
     intact: warmed.every((f) => f.verified !== false),
   }
+}
+
+/**
+ * Files of one slice or less `connections` at a time (one request each), then each larger file
+ * alone (it has `connections` of its own); the results in the files' order. The first failure
+ * stops what has not started.
+ */
+export async function inTurn<F extends {size?: number}, R>(files: F[], connections: number, warm: (file: F) => Promise<R>): Promise<R[]> {
+  const out: R[] = new Array(files.length)
+  const isSmall = (f: F) => f.size !== undefined && f.size <= WARM_CHUNK
+  const small = files.flatMap((f, i) => (isSmall(f) ? [i] : []))
+  let next = 0
+  let failed = false
+  const worker = async () => {
+    while (!failed && next < small.length) {
+      const i = small[next++]
+      out[i] = await warm(files[i]).catch((error: unknown) => Promise.reject((failed = true, error)))
+    }
+  }
+  await Promise.all(Array.from({length: Math.min(Math.max(1, connections), small.length)}, worker))
+  for (const [i, f] of files.entries()) if (!isSmall(f)) out[i] = await warm(f)
+  return out
 }
