@@ -1,12 +1,14 @@
 import assert from 'node:assert/strict'
 import {createHash} from 'node:crypto'
-import {appendFileSync, readdirSync, readFileSync, writeFileSync} from 'node:fs'
+import {appendFileSync, existsSync, openSync, readdirSync, readFileSync, writeFileSync} from 'node:fs'
+import {spawn} from 'node:child_process'
 import {basename, dirname, join} from 'node:path'
 import {describe, it} from 'node:test'
 import {open as openFile, rename, rm} from 'node:fs/promises'
 import {PrefixHasher} from '../src/lib/transfer/prefix-hasher.js'
 import {InlineHasher} from '../src/lib/transfer/inline-hasher.js'
 import {Journal, type FileIdentity, type JournalIo, type Loaded} from '../src/lib/transfer/journal.js'
+import {adoptPrefix, openedElsewhere} from '../src/lib/transfer/adopt.js'
 import {tempDir} from './support/temp.js'
 
 const identity: FileIdentity = {url: 'http://h/f', size: 1000, etag: '"e1"', lastModified: 'Thu, 01 Jan 2026 00:00:00 GMT', ranges: true}
@@ -239,5 +241,44 @@ describe('InlineHasher (small files, no worker)', () => {
     const path = join(tempDir('hash'), 'short.part')
     writeFileSync(path, Buffer.alloc(10))
     await assert.rejects(new InlineHasher(path).finish(100), /hashing failed: part file ended at 10 bytes, expected 100/)
+  })
+})
+
+describe("another client's partial download (adopt.ts)", () => {
+  it('is moved in when it is a start of the file, flushed; left alone when too long, sparse, or open in another process', async () => {
+    const d = tempDir('adopt')
+    const from = join(d, 'blob.incomplete')
+    const part = join(d, 'blob.part')
+    writeFileSync(from, Buffer.alloc(300_000, 7))
+    assert.deepEqual(await adoptPrefix(from, part, 1_000_000), {bytes: 300_000})
+    assert.ok(!existsSync(from) && readFileSync(part).length === 300_000)
+    // As long as the file: not a partial download.
+    writeFileSync(from, Buffer.alloc(1000, 7))
+    assert.match((await adoptPrefix(from, join(d, 'b.part'), 1000)).why ?? '', /not shorter than the file/)
+    // Holes: written out of order.
+    const sparse = await openFile(from, 'w')
+    await sparse.write(Buffer.from('end'), 0, 3, 10_000_000)
+    await sparse.close()
+    assert.match((await adoptPrefix(from, join(d, 'b.part'), 20_000_000)).why ?? '', /has holes/)
+    // Open in a running process: that download is still going.
+    writeFileSync(from, Buffer.alloc(1000, 7))
+    const holder = spawn('sleep', ['30'], {stdio: [openSync(from, 'r'), 'ignore', 'ignore']})
+    try {
+      assert.equal(await openedElsewhere(from), holder.pid)
+      assert.match((await adoptPrefix(from, join(d, 'b.part'), 5000)).why ?? '', new RegExp(`open in process ${holder.pid}: that download is still running`))
+      assert.ok(existsSync(from))
+    } finally {
+      holder.kill()
+    }
+    assert.deepEqual(await adoptPrefix(join(d, 'none'), join(d, 'b.part'), 5000), {bytes: 0}, 'nothing there: nothing said')
+  })
+
+  it('a journal seeded with it names its bytes durable', async () => {
+    const path = fresh()
+    const seeded = Journal.seeded(path, identity, 'boot-a', 400)
+    await seeded.journal.begin()
+    await seeded.journal.close()
+    const again = Journal.load(path, identity, 'boot-b')
+    assert.deepEqual(again.written.toArray(), [{start: 0, end: 400}], 'durable: trusted after a reboot too')
   })
 })

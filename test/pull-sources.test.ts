@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import {createHash} from 'node:crypto'
-import {existsSync, lstatSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, writeFileSync} from 'node:fs'
+import {existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {after, describe, it} from 'node:test'
 import {runCli, startCli} from './support/cli.js'
@@ -264,6 +264,38 @@ describe('mtune pull hf://', () => {
     rmSync(join(hfDir, 'download', 'config.json.metadata'))
     assert.equal((await runCli(['pull', 'hf://acme/tiny', '--local-dir', local], env)).code, 0)
     assert.ok(!existsSync(join(hfDir, 'download', 'config.json.metadata')))
+  })
+
+  it("takes over huggingface_hub's .incomplete files, in the cache and in a local dir; a bad one is caught and fetched again", async () => {
+    const {env, cdn, cache} = await hub([repo()])
+    const blobs = join(cache, 'blobs')
+    mkdirSync(blobs, {recursive: true})
+    const half = 5 * MiB
+    writeFileSync(join(blobs, `${sha256(weights)}.incomplete`), weights.subarray(0, half))
+    const r = await runCli(['pull', 'hf://acme/tiny', '--json'], env)
+    assert.equal(r.code, 0, r.stderr)
+    checkSnapshot(cache)
+    // The bytes already there were not asked for again: every range of the weights starts after
+    // them, but for the resume check's 64 KiB sample of their end (resume-check.ts).
+    const asked = cdn.mirror.requests.filter((q) => q.path.includes(sha256(weights))).map((q) => Number(/^bytes=(\d+)-/.exec(q.range ?? '')?.[1] ?? 0))
+    assert.ok(asked.length > 0 && Math.min(...asked) >= half - 64 * 1024, `ranges from ${asked.join(', ')}`)
+    assert.ok(!existsSync(join(blobs, `${sha256(weights)}.incomplete`)), 'taken over, not copied')
+    assert.deepEqual(readdirSync(blobs).filter((n) => !/^[0-9a-f]{40,64}$/.test(n)), [], 'no partial files left')
+    // A local dir: .cache/huggingface/download/PATH.ETAG.incomplete; and a start whose end is not
+    // the file's (a crash that left garbage) is found by the resume check and fetched again.
+    const local = join(dir(), 'tiny')
+    const download = join(local, '.cache', 'huggingface', 'download', 'sub')
+    mkdirSync(download, {recursive: true})
+    const bad = Buffer.from(shard.subarray(0, 2 * MiB))
+    bad.fill(0, bad.length - 1000)
+    writeFileSync(join(download, `shard.bin.${sha256(shard)}.incomplete`), bad)
+    const before = await runCli(['verify', 'hf://acme/tiny', '--local-dir', local], env)
+    assert.equal(before.code, 4, before.stdout + before.stderr)
+    assert.match(before.stdout, /✗ sub\/shard\.bin: interrupted \(another client's download of it was cut: mtune pull takes it over\)/)
+    const l = await runCli(['pull', 'hf://acme/tiny', '--local-dir', local], env)
+    assert.equal(l.code, 0, l.stderr)
+    assert.match(l.stderr, /taking over the partial download another client left: 2\.0 MiB in .*shard\.bin\.[0-9a-f]{64}\.incomplete/)
+    assert.ok(readFileSync(join(local, 'sub', 'shard.bin')).equals(shard), 'the bad bytes were replaced')
   })
 
   it('--dry-run prints the plan and writes nothing', async () => {

@@ -5,7 +5,7 @@ import {fsyncDirectory, writeFileDurably} from '../fs-atomic.js'
 import {makeDirs} from '../fs-dirs.js'
 import {apiGet, parseJson, type ApiAnswer, type ApiContext} from './api.js'
 import {fileMatches} from './file-check.js'
-import {writeDownloadMetadata} from './hf-local-dir.js'
+import {downloadMetadataPath, writeDownloadMetadata} from './hf-local-dir.js'
 import type {Plan, PlannedFile} from './plan.js'
 import {isHex, safeJoin, safeRelativePath} from './safe-names.js'
 import {hfHome} from './tokens.js'
@@ -110,7 +110,10 @@ export async function resolveHf(
     const size = s.lfs?.size ?? s.size
     const url = `${options.endpoint}/${kind === 'datasets' ? 'datasets/' : ''}${ref.repo}/resolve/${commit}/${encodePath(name)}`
     const dest = options.localDir ? safeJoin(options.localDir, name) : join(repoDir, 'blobs', sha256 ?? s.blobId!)
-    const file: PlannedFile = {name, url, size, sha256, gitSha1: sha256 ? undefined : s.blobId, dest, present: false}
+    // huggingface_hub's own partial download of this file, which a pull takes over (its etag is the blob's name).
+    const etag = sha256 ?? s.blobId!
+    const adopt = options.localDir ? `${downloadMetadataPath(options.localDir, name).replace(/\.metadata$/, '')}.${etag}.incomplete` : `${dest}.incomplete`
+    const file: PlannedFile = {name, url, size, sha256, gitSha1: sha256 ? undefined : s.blobId, dest, present: false, adopt}
     file.present = await fileMatches(file, Boolean(options.localDir))
     files.push(file)
   }

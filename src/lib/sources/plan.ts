@@ -27,6 +27,11 @@ export interface PlannedFile {
    * only a Hub file URL among them gets the Hub token. Sent to the file's URL's origin only.
    */
   headers?: Record<string, string>
+  /**
+   * Where the ecosystem's own client leaves this file half downloaded (huggingface_hub's
+   * `.incomplete`): taken over as the start of the pull when mtune has none of its own.
+   */
+  adopt?: string
 }
 
 /** What a source reference resolved to: the files, and how to finish the layout after them. */

@@ -60,13 +60,15 @@ const elsewhereFor = (plan: Pick<Plan, 'layout' | 'elsewhere'>): Elsewhere => pl
 /**
  * The missing files of a plan against the free space where they go, before any of them starts:
  * otherwise the first file to run out says "7 B still needed", for a model that needed gigabytes.
- * Bytes already in part files (an interrupted pull) are not needed again.
+ * Bytes already in part files (an interrupted pull, or the client's own `.incomplete` a pull takes
+ * over) are not needed again.
  */
 async function checkPlanSpace(plan: Plan, files: PlannedFile[]): Promise<void> {
   const fs = await statfs(plan.root).catch(() => undefined)
   if (!fs || files.some((f) => f.size === undefined)) return
   let needed = 0
-  for (const f of files) needed += Math.max(0, f.size! - ((await stat(f.partPath ?? `${f.dest}.part`).catch(() => undefined))?.size ?? 0))
+  const sizeOf = async (path: string | undefined) => (path ? (await stat(path).catch(() => undefined))?.size : undefined)
+  for (const f of files) needed += Math.max(0, f.size! - ((await sizeOf(f.partPath ?? `${f.dest}.part`)) ?? (await sizeOf(f.adopt)) ?? 0))
   const short = spaceShortfall(plan, needed, fs.bavail * fs.bsize)
   if (short) throw short
 }
@@ -150,6 +152,7 @@ async function pullOne(
         verify: verify && ((partPath) => verify(partPath)),
         headers: file.headers ?? plan.headers,
         elsewhere: elsewhereFor(plan),
+        adopt: file.adopt && file.size !== undefined ? {path: file.adopt, size: file.size} : undefined,
         force: true,
         budget: shared.budget,
         dispatcher: options.dispatcher,

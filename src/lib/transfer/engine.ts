@@ -9,6 +9,7 @@ import {redact} from '../net/request.js'
 import {backoffDelay, classifyNetworkError} from '../net/retry-policy.js'
 import {ensureWritableDirectory, fileDestination, fileExists, resolveDestination, sha256File, type Destination} from './destination.js'
 import {Journal, currentBootId} from './journal.js'
+import {adoptedHole} from './adopt.js'
 import {PullLock} from './pull-lock.js'
 import {parseOutput, parseSha256, parseTarget} from './validate.js'
 import {DEFAULTS, type PullEvents, type PullOptions, type PullResult} from './pull-types.js'
@@ -53,7 +54,7 @@ export async function pull(options: PullOptions, events: PullEvents = {}): Promi
     // Where the file goes is checked before the network is asked anything.
     if (guess) await ensureWritableDirectory(guess, {create: false, elsewhere: options.elsewhere})
     for (let restart = 0; ; restart++) {
-      const hole = guess && restart === 0 ? Journal.firstMissing(guess.journalPath, currentBootId()) : undefined
+      const hole = guess && restart === 0 ? (Journal.firstMissing(guess.journalPath, currentBootId()) ?? adoptedHole(guess, options.adopt)) : undefined
       const start = hole?.start ?? 0
       const length = Math.min(FIRST_PIECE, hole ? hole.end - hole.start : FIRST_PIECE)
       const probed = await probeWithRetries(dispatcher, url, options, events, start, length)

@@ -99,6 +99,15 @@ export class Journal {
   }
 
   /**
+   * A new journal for a part file whose first `prefix` bytes are already on disk, flushed (another
+   * client's partial download, adopt.ts): written durably by `begin`.
+   */
+  static seeded(path: string, identity: FileIdentity, bootId: string | undefined, prefix: number, io: JournalIo = defaultIo): Loaded {
+    const on = RangeSet.from([{start: 0, end: prefix}])
+    return {journal: new Journal(path, {v: 1, ...identity, bootId}, on.clone(), on.clone(), io), written: on.clone()}
+  }
+
+  /**
    * The first range a resumed download still needs, read before the server is asked, so that
    * the first request asks for exactly that.
    */

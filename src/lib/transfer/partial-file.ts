@@ -1,7 +1,10 @@
+import {existsSync} from 'node:fs'
 import {rename, rm} from 'node:fs/promises'
 import {dirname} from 'node:path'
 import {ExitCode, MtuneError, errorMessage} from '../errors.js'
 import {fsyncDirectory} from '../fs-atomic.js'
+import {formatBytes} from '../units.js'
+import {adoptPrefix} from './adopt.js'
 import {fileExists, type Destination} from './destination.js'
 import {Journal, currentBootId, type FileIdentity} from './journal.js'
 import {openPartFile, whenOpen, type OpenPartFile, type PartFile} from './part-file.js'
@@ -34,8 +37,22 @@ export class PartialFile {
     readonly kept: RangeSet,
   ) {}
 
-  /** What an earlier run left, per its journal; one that no longer fits the file, or whose part file is gone, is started over. */
-  static async load(dest: Destination, identity: FileIdentity, warn: (message: string) => void): Promise<PartialFile> {
+  /**
+   * What an earlier run left, per its journal; one that no longer fits the file, or whose part
+   * file is gone, is started over. With none, another client's start of the file (`adopt`,
+   * adopt.ts) is taken over where it can be.
+   */
+  static async load(dest: Destination, identity: FileIdentity, notes: {warn(message: string): void; info(message: string): void}, adopt?: string): Promise<PartialFile> {
+    const warn = (m: string) => notes.warn(m)
+    if (adopt && identity.ranges && identity.size !== undefined && !existsSync(dest.journalPath) && !existsSync(dest.partPath)) {
+      const taken = await adoptPrefix(adopt, dest.partPath, identity.size)
+      if (taken.why) notes.info(`not taking over another client's partial download: ${taken.why}`)
+      if (taken.bytes > 0) {
+        notes.info(`taking over the partial download another client left: ${formatBytes(taken.bytes)} in ${adopt}`)
+        const seeded = Journal.seeded(dest.journalPath, identity, currentBootId(), taken.bytes)
+        return new PartialFile(dest, seeded.journal, seeded.written)
+      }
+    }
     let loaded = Journal.load(dest.journalPath, identity, currentBootId())
     if (loaded.discarded) warn(`discarding the partial download: ${loaded.discarded}; starting over`)
     if (loaded.written.total > 0 && !(await fileExists(dest.partPath))) {

@@ -43,6 +43,12 @@ export interface PullOptions {
    * -o". A model's layout is moved by its own setting (HF_HUB_CACHE, OLLAMA_MODELS, --local-dir).
    */
   elsewhere?: Elsewhere
+  /**
+   * A start of this file another client left (huggingface_hub's `.incomplete`, written in
+   * order): moved in as the part file when this pull has no partial download of its own. `size`
+   * is the file's as its source publishes it, so that the first request asks for what follows.
+   */
+  adopt?: {path: string; size: number}
   /** Where partial data lives; default: beside the destination, as DEST.part. */
   partPath?: string
   /** A further check of the complete part file before it is renamed into place. */

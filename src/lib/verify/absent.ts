@@ -9,8 +9,9 @@ export const partOf = (f: PlannedFile): string => f.partPath ?? destinationFor(f
 
 /**
  * The files of the hub's listing that the disk lacks, sorted out before anything is hashed:
- * - a part file of mtune's own beside it: a pull was interrupted. Said as such (not "missing"),
- *   and kept: `mtune pull` or --repair resumes it;
+ * - a part file of mtune's own beside it (or huggingface_hub's `.incomplete`, which a pull takes
+ *   over): a pull was interrupted. Said as such (not "missing"), and kept: `mtune pull` or
+ *   --repair resumes it;
  * - nothing at all (no file, no link, no part): not pulled, when the user chose no files and
  *   something else of the model is here. `pull --include "*Q4_K_M*"` takes one quantisation of a
  *   repo that lists twenty; calling the other nineteen missing would send --repair after hundreds
@@ -29,6 +30,10 @@ export function sortOutAbsent(exp: Expectations, plan: Plan, chosen: boolean): {
     if (existsSync(e.path)) here++
     else if (f && existsSync(partOf(f))) {
       interrupted.push({name: e.name, path: partOf(f), kind: 'interrupted', detail: 'a pull was interrupted: mtune pull resumes it', resumes: true})
+      resumable.add(e.path)
+    } else if (f?.adopt && existsSync(f.adopt)) {
+      // huggingface_hub's download of it, cut: a pull takes it over (adopt.ts).
+      interrupted.push({name: e.name, path: f.adopt, kind: 'interrupted', detail: "another client's download of it was cut: mtune pull takes it over", resumes: true})
       resumable.add(e.path)
     } else if (e.link && lstatSync(e.link, {throwIfNoEntry: false})) here++
     // huggingface_hub's record in a --local-dir tree says it was fetched here: gone since, so missing.
