@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import {createHash} from 'node:crypto'
 import {appendFileSync, existsSync, openSync, readdirSync, readFileSync, writeFileSync} from 'node:fs'
 import {spawn} from 'node:child_process'
-import {basename, dirname, join} from 'node:path'
+import {basename, dirname, join, relative} from 'node:path'
 import {describe, it} from 'node:test'
 import {open as openFile, rename, rm} from 'node:fs/promises'
 import {PrefixHasher} from '../src/lib/transfer/prefix-hasher.js'
@@ -265,6 +265,7 @@ describe("another client's partial download (adopt.ts)", () => {
     const holder = spawn('sleep', ['30'], {stdio: [openSync(from, 'r'), 'ignore', 'ignore']})
     try {
       assert.equal(await openedElsewhere(from), holder.pid)
+      assert.equal(await openedElsewhere(relative(process.cwd(), from)), holder.pid, 'a relative path too (HF_HOME=./hf)')
       assert.match((await adoptPrefix(from, join(d, 'b.part'), 5000)).why ?? '', new RegExp(`open in process ${holder.pid}: that download is still running`))
       assert.ok(existsSync(from))
     } finally {

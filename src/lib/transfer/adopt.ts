@@ -1,6 +1,6 @@
 import {existsSync, statSync} from 'node:fs'
-import {lstat, open, readdir, readlink, rename} from 'node:fs/promises'
-import {join} from 'node:path'
+import {lstat, open, readdir, readlink, realpath, rename} from 'node:fs/promises'
+import {join, resolve} from 'node:path'
 
 /**
  * Another client's partial download of the same file, taken over as the start of a pull:
@@ -57,10 +57,12 @@ export function adoptedHole(dest: {partPath: string; journalPath: string}, adopt
 
 /** A process other than this one with `path` open (Linux's /proc/PID/fd links), or undefined; processes this user cannot see are skipped. */
 export async function openedElsewhere(path: string, proc = '/proc'): Promise<number | undefined> {
+  // The links name the file's real, absolute path; HF_HOME may be relative or go through a link.
+  const target = await realpath(path).catch(() => resolve(path))
   const pids = (await readdir(proc).catch(() => [] as string[])).filter((p) => /^\d+$/.test(p) && Number(p) !== process.pid)
   for (const pid of pids) {
     const fds = await readdir(join(proc, pid, 'fd')).catch(() => [] as string[])
-    for (const fd of fds) if ((await readlink(join(proc, pid, 'fd', fd)).catch(() => undefined)) === path) return Number(pid)
+    for (const fd of fds) if ((await readlink(join(proc, pid, 'fd', fd)).catch(() => undefined)) === target) return Number(pid)
   }
   return undefined
 }
