@@ -434,6 +434,16 @@ describe('mtune pull -i FILE (a list of URLs)', () => {
     }
     assert.match((await runCli(['pull', '-i', join(d, 'list.txt'), 'http://h/b.bin'])).stderr, /gives the URLs: put http:\/\/h\/b\.bin in it, or pull it alone without -i/)
     assert.match((await runCli(['pull', '-i', join(d, 'list.txt'), '--sha256', '1'.repeat(64)])).stderr, /--sha256 does not apply to -i: give each URL its digest in the list/)
+    // The same checks of sizes and flags as a single pull, before the list is read.
+    for (const [flags, said] of [
+      [['--chunk-size', '1K'], /^Error: --chunk-size 1K is too small: use 64K or more$/],
+      [['--limit-rate', '0'], /^Error: --limit-rate must be more than 0$/],
+      [['--tune'], /^Error: --tune does not apply to -i: a list holds plain URLs$/],
+    ] as const) {
+      const r = await runCli(['pull', '-i', join(d, 'list.txt'), ...flags])
+      assert.equal(r.code, 2, flags.join(' '))
+      assert.match(r.stderr.trim(), said)
+    }
     assert.match((await runCli(['pull', '-i', join(d, 'nope.txt')])).stderr, /cannot read .*nope\.txt \(ENOENT\): give the list's path, or - for standard input/)
     assert.match((await runCli(['pull'])).stderr.trim(), /^Error: missing SOURCE \(a URL, hf:\/\/ORG\/NAME, .*; or -i FILE, a list of URLs\); see mtune pull --help$/)
   })

@@ -51,6 +51,17 @@ async function urlCacheFor(ref: ReturnType<typeof parseSource>, cache: string | 
   return hubFileHeaders(ref.url) ? undefined : parseCacheUrl(cache)
 }
 
+/** --chunk-size and --limit-rate, parsed and checked: the same for a single pull and a list (-i). */
+function sizesOf(flags: {'chunk-size'?: string; 'limit-rate'?: string}): {chunkSize?: number; limitRate?: number} {
+  const chunkSize = flags['chunk-size'] ? parseSize(flags['chunk-size'], '--chunk-size') : undefined
+  const limitRate = flags['limit-rate'] ? parseRate(flags['limit-rate'], '--limit-rate') : undefined
+  if (chunkSize !== undefined && chunkSize < 64 * 1024) {
+    throw new MtuneError('bad-size', `--chunk-size ${flags['chunk-size']} is too small: use 64K or more`, ExitCode.usage)
+  }
+  if (limitRate === 0) throw new MtuneError('bad-size', '--limit-rate must be more than 0', ExitCode.usage)
+  return {chunkSize, limitRate}
+}
+
 /**
  * What a pull tells its user, through the reporter, secrets masked. --json prints nothing but its
  * document: what would have been warned goes into it (`warnings`), and --debug's lines go to stderr.
@@ -156,14 +167,9 @@ Exit codes: 0 done, 2 bad input, 3 the server refused or kept failing, 4 digest 
     // The cache for model sources; a plain URL goes through it only under one of its --origin prefixes (below).
     const cache = flags.cache && ref.kind !== 'url' ? parseCacheUrl(flags.cache) : undefined
     for (const url of [source, ...(ref.kind === 'url' ? [ref.url] : []), ...(mirrors ?? []), ...(flags.endpoint ?? []), ...proxyUrls()]) registerUrlSecrets(url)
-    const chunkSize = flags['chunk-size'] ? parseSize(flags['chunk-size'], '--chunk-size') : undefined
-    const limitRate = flags['limit-rate'] ? parseRate(flags['limit-rate'], '--limit-rate') : undefined
-    if (chunkSize !== undefined && chunkSize < 64 * 1024) {
-      throw new MtuneError('bad-size', `--chunk-size ${flags['chunk-size']} is too small: use 64K or more`, ExitCode.usage)
-    }
+    const {chunkSize, limitRate} = sizesOf(flags)
     // A model pull fetches several files at once (run-plan.ts), each fed by its own threads.
     const threads = flags.threads ?? defaultThreads(undefined, ref.kind === 'url' ? 1 : PARALLEL_FILES)
-    if (limitRate === 0) throw new MtuneError('bad-size', '--limit-rate must be more than 0', ExitCode.usage)
     if (ref.kind !== 'url') {
       for (const flag of ['output', 'sha256', 'force', ...(flags.auto ? [] : (['mirror'] as const))] as const) {
         if (flags[flag] !== undefined && flags[flag] !== false) {
@@ -303,9 +309,10 @@ Exit codes: 0 done, 2 bad input, 3 the server refused or kept failing, 4 digest 
    */
   private async pullList(file: string, source: string | undefined, flags: Interfaces.InferredFlags<typeof Pull.flags & typeof Pull.baseFlags>): Promise<object> {
     if (source !== undefined) throw usageError('bad-flag', `-i ${file} gives the URLs: put ${source} in it, or pull it alone without -i`)
-    for (const flag of ['sha256', 'mirror', 'auto', 'include', 'exclude', 'local-dir', 'endpoint', 'verify', 'insecure'] as const) {
+    for (const flag of ['sha256', 'mirror', 'auto', 'tune', 'include', 'exclude', 'local-dir', 'endpoint', 'verify', 'insecure'] as const) {
       if (flags[flag] !== undefined && flags[flag] !== false) throw usageError('bad-flag', `--${flag} does not apply to -i: ${flag === 'sha256' ? 'give each URL its digest in the list (an indented checksum=sha-256=HEX line, or HEX  URL)' : 'a list holds plain URLs'}`)
     }
+    const {chunkSize, limitRate} = sizesOf(flags)
     const json = this.jsonEnabled()
     const [{readFileSync}, {parseUrlList, urlListPlan, runUrlList}, core, {createDispatcher, closeDispatcher}] = await Promise.all([
       import('node:fs'),
@@ -329,8 +336,6 @@ Exit codes: 0 done, 2 bad input, 3 the server refused or kept failing, 4 digest 
       reporter.stop()
       return {...core.planJson(plan), dryRun: true}
     }
-    const limitRate = flags['limit-rate'] ? parseRate(flags['limit-rate'], '--limit-rate') : undefined
-    const chunkSize = flags['chunk-size'] ? parseSize(flags['chunk-size'], '--chunk-size') : undefined
     const done = await this.withSignals(reporter, async (signal) => {
       const dispatcher = createDispatcher({stallTimeoutMs: flags['stall-timeout'] * 1000})
       try {
