@@ -17,7 +17,6 @@ export interface CacheStatus extends Traffic {
   disk: {usedBytes: number; maxBytes: number | null; minFreeBytes: number | null; freeBytes: number | null}
 }
 
-
 export async function cacheStatus(dirArg: string): Promise<CacheStatus> {
   const dir = resolve(dirArg)
   const state = readState(dir)

@@ -108,7 +108,12 @@ export async function inTurn<F extends {size?: number}, R>(files: F[], connectio
   const worker = async () => {
     while (!failed && next < small.length) {
       const i = small[next++]
-      out[i] = await warm(files[i]).catch((error: unknown) => Promise.reject((failed = true, error)))
+      try {
+        out[i] = await warm(files[i])
+      } catch (error) {
+        failed = true
+        throw error
+      }
     }
   }
   await Promise.all(Array.from({length: Math.min(Math.max(1, connections), small.length)}, worker))

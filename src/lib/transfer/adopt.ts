@@ -1,4 +1,4 @@
-import {existsSync, statSync} from 'node:fs'
+import {existsSync, lstatSync} from 'node:fs'
 import {lstat, open, readdir, readlink, realpath, rename} from 'node:fs/promises'
 import {join, resolve} from 'node:path'
 
@@ -51,8 +51,9 @@ export async function adoptPrefix(from: string, partPath: string, size: number):
  */
 export function adoptedHole(dest: {partPath: string; journalPath: string}, adopt: {path: string; size: number} | undefined): {start: number; end: number} | undefined {
   if (!adopt || existsSync(dest.journalPath) || existsSync(dest.partPath)) return undefined
-  const bytes = statSync(adopt.path, {throwIfNoEntry: false})?.size ?? 0
-  return bytes > 0 && bytes < adopt.size ? {start: bytes, end: adopt.size} : undefined
+  // As adoptPrefix will judge it: a plain file, shorter than the file.
+  const info = lstatSync(adopt.path, {throwIfNoEntry: false})
+  return info?.isFile() && info.size > 0 && info.size < adopt.size ? {start: info.size, end: adopt.size} : undefined
 }
 
 /** A process other than this one with `path` open (Linux's /proc/PID/fd links), or undefined; processes this user cannot see are skipped. */

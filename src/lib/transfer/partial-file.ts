@@ -12,6 +12,8 @@ import {INLINE_HASH_MAX, InlineHasher} from './inline-hasher.js'
 import {PrefixHasher} from './prefix-hasher.js'
 import type {RangeSet} from './range-set.js'
 
+type Notes = {warn(message: string): void; info(message: string): void}
+
 /** Tell the hasher of a longer prefix only once it grew by this much, between ticks. */
 const HASH_STEP = 8 * 1024 * 1024
 
@@ -42,25 +44,28 @@ export class PartialFile {
    * file is gone, is started over. With none, another client's start of the file (`adopt`,
    * adopt.ts) is taken over where it can be.
    */
-  static async load(dest: Destination, identity: FileIdentity, notes: {warn(message: string): void; info(message: string): void}, adopt?: string): Promise<PartialFile> {
-    const warn = (m: string) => notes.warn(m)
-    if (adopt && identity.ranges && identity.size !== undefined && !existsSync(dest.journalPath) && !existsSync(dest.partPath)) {
-      const taken = await adoptPrefix(adopt, dest.partPath, identity.size)
-      if (taken.why) notes.info(`not taking over another client's partial download: ${taken.why}`)
-      if (taken.bytes > 0) {
-        notes.info(`taking over the partial download another client left: ${formatBytes(taken.bytes)} in ${adopt}`)
-        const seeded = Journal.seeded(dest.journalPath, identity, currentBootId(), taken.bytes)
-        return new PartialFile(dest, seeded.journal, seeded.written)
-      }
-    }
+  static async load(dest: Destination, identity: FileIdentity, notes: Notes, adopt?: string): Promise<PartialFile> {
+    const adopted = adopt ? await PartialFile.adopt(dest, identity, adopt, notes) : undefined
+    if (adopted) return adopted
     let loaded = Journal.load(dest.journalPath, identity, currentBootId())
-    if (loaded.discarded) warn(`discarding the partial download: ${loaded.discarded}; starting over`)
+    if (loaded.discarded) notes.warn(`discarding the partial download: ${loaded.discarded}; starting over`)
     if (loaded.written.total > 0 && !(await fileExists(dest.partPath))) {
-      warn('the partial file is gone: starting over')
+      notes.warn('the partial file is gone: starting over')
       await loaded.journal.remove()
       loaded = Journal.load(dest.journalPath, identity, currentBootId())
     }
     return new PartialFile(dest, loaded.journal, loaded.written)
+  }
+
+  /** Another client's start of the file moved in as the part file, when mtune has no partial download of its own there. */
+  private static async adopt(dest: Destination, identity: FileIdentity, from: string, notes: Notes): Promise<PartialFile | undefined> {
+    if (!identity.ranges || identity.size === undefined || existsSync(dest.journalPath) || existsSync(dest.partPath)) return undefined
+    const taken = await adoptPrefix(from, dest.partPath, identity.size)
+    if (taken.why) notes.info(`not taking over another client's partial download: ${taken.why}`)
+    if (!taken.bytes) return undefined
+    notes.info(`taking over the partial download another client left: ${formatBytes(taken.bytes)} in ${from}`)
+    const seeded = Journal.seeded(dest.journalPath, identity, currentBootId(), taken.bytes)
+    return new PartialFile(dest, seeded.journal, seeded.written)
   }
 
   get fresh(): boolean {
