@@ -8,7 +8,9 @@ import {open as openFile, rename, rm} from 'node:fs/promises'
 import {PrefixHasher} from '../src/lib/transfer/prefix-hasher.js'
 import {InlineHasher} from '../src/lib/transfer/inline-hasher.js'
 import {Journal, type FileIdentity, type JournalIo, type Loaded} from '../src/lib/transfer/journal.js'
-import {adoptPrefix, openedElsewhere} from '../src/lib/transfer/adopt.js'
+import {adoptLeftover, adoptedHole, judgeLeftover, openedElsewhere} from '../src/lib/transfer/adopt.js'
+import {RangeSet} from '../src/lib/transfer/range-set.js'
+import {plantOllamaPartial, type OllamaPart} from './support/ollama-partial.js'
 import {tempDir} from './support/temp.js'
 
 const identity: FileIdentity = {url: 'http://h/f', size: 1000, etag: '"e1"', lastModified: 'Thu, 01 Jan 2026 00:00:00 GMT', ranges: true}
@@ -245,41 +247,103 @@ describe('InlineHasher (small files, no worker)', () => {
 })
 
 describe("another client's partial download (adopt.ts)", () => {
-  it('is moved in when it is a start of the file, flushed; left alone when too long, sparse, or open in another process', async () => {
+  const appended = (path: string) => ({path, kind: 'appended' as const})
+  const held = async (path: string, part: string, size: number) => {
+    const r = await adoptLeftover(appended(path), part, size)
+    return {bytes: r.ranges.total, why: r.why}
+  }
+
+  it("huggingface_hub's: moved in when it is a start of the file, flushed; left alone when too long, sparse, or open in another process", async () => {
     const d = tempDir('adopt')
     const from = join(d, 'blob.incomplete')
     const part = join(d, 'blob.part')
     writeFileSync(from, Buffer.alloc(300_000, 7))
-    assert.deepEqual(await adoptPrefix(from, part, 1_000_000), {bytes: 300_000})
+    assert.deepEqual(await held(from, part, 1_000_000), {bytes: 300_000, why: undefined})
     assert.ok(!existsSync(from) && readFileSync(part).length === 300_000)
     // As long as the file: not a partial download.
     writeFileSync(from, Buffer.alloc(1000, 7))
-    assert.match((await adoptPrefix(from, join(d, 'b.part'), 1000)).why ?? '', /not shorter than the file/)
+    assert.match((await held(from, join(d, 'b.part'), 1000)).why ?? '', /not shorter than the file/)
     // Holes: written out of order.
     const sparse = await openFile(from, 'w')
     await sparse.write(Buffer.from('end'), 0, 3, 10_000_000)
     await sparse.close()
-    assert.match((await adoptPrefix(from, join(d, 'b.part'), 20_000_000)).why ?? '', /has holes/)
+    assert.match((await held(from, join(d, 'b.part'), 20_000_000)).why ?? '', /has holes/)
     // Open in a running process: that download is still going.
     writeFileSync(from, Buffer.alloc(1000, 7))
     const holder = spawn('sleep', ['30'], {stdio: [openSync(from, 'r'), 'ignore', 'ignore']})
     try {
       assert.equal(await openedElsewhere(from), holder.pid)
       assert.equal(await openedElsewhere(relative(process.cwd(), from)), holder.pid, 'a relative path too (HF_HOME=./hf)')
-      assert.match((await adoptPrefix(from, join(d, 'b.part'), 5000)).why ?? '', new RegExp(`open in process ${holder.pid}: that download is still running`))
+      assert.match((await held(from, join(d, 'b.part'), 5000)).why ?? '', new RegExp(`open in process ${holder.pid}: that download is still running`))
       assert.ok(existsSync(from))
     } finally {
       holder.kill()
     }
-    assert.deepEqual(await adoptPrefix(join(d, 'none'), join(d, 'b.part'), 5000), {bytes: 0}, 'nothing there: nothing said')
+    assert.deepEqual(await held(join(d, 'none'), join(d, 'b.part'), 5000), {bytes: 0, why: undefined}, 'nothing there: nothing said')
+  })
+
+  /** Ollama's partial download of a `size`-byte blob, as server/download.go leaves it. */
+  const ollamaLeftover = async (d: string, size: number, parts: OllamaPart[]) => ({path: await plantOllamaPartial(join(d, 'sha256-ab'), Buffer.alloc(size, 9), parts), kind: 'ollama' as const})
+
+  it("Ollama's: the parts its records call written, moved in with the records gone; the first request goes to the first hole", async () => {
+    const d = tempDir('adopt-ollama')
+    const size = 3_000_000
+    const leftover = await ollamaLeftover(d, size, [
+      {Offset: 0, Size: 1_000_000, Completed: 1_000_000},
+      {Offset: 1_000_000, Size: 1_000_000, Completed: 250_000},
+      {Offset: 2_000_000, Size: 1_000_000, Completed: 0},
+    ])
+    const dest = {partPath: join(d, 'mine.part'), journalPath: join(d, 'mine.part.journal')}
+    assert.deepEqual(adoptedHole(dest, {...leftover, size}), {start: 1_250_000, end: 3_000_000})
+    const taken = await adoptLeftover(leftover, dest.partPath, size)
+    assert.equal(taken.why, undefined)
+    assert.deepEqual(taken.ranges.toArray(), [{start: 0, end: 1_250_000}])
+    assert.deepEqual(readdirSync(d).sort(), ['mine.part'], "Ollama's file moved in, its records gone")
+    // Parts done out of order: each one's written bytes, holes between.
+    const e = tempDir('adopt-ollama')
+    const gaps = await ollamaLeftover(e, size, [
+      {Offset: 0, Size: 1_000_000, Completed: 100_000},
+      {Offset: 1_000_000, Size: 1_000_000, Completed: 1_000_000},
+      {Offset: 2_000_000, Size: 1_000_000, Completed: 500_000},
+    ])
+    assert.deepEqual(judgeLeftover(gaps, size).ranges.toArray(), [{start: 0, end: 100_000}, {start: 1_000_000, end: 2_500_000}])
+    assert.deepEqual(adoptedHole({partPath: join(e, 'x'), journalPath: join(e, 'y')}, {...gaps, size}), {start: 100_000, end: 1_000_000})
+  })
+
+  it("Ollama's: left alone when its records are not this file's, cannot be read, or claim bytes the file lacks", async () => {
+    const refused = async (size: number, parts: OllamaPart[], edit?: (path: string) => unknown) => {
+      const d = tempDir('adopt-ollama')
+      const leftover = await ollamaLeftover(d, size, parts)
+      await edit?.(leftover.path)
+      const judged = judgeLeftover(leftover, size)
+      assert.equal(judged.ranges.total, 0)
+      return judged.why ?? ''
+    }
+    const two = [{Offset: 0, Size: 500_000, Completed: 500_000}, {Offset: 500_000, Size: 500_000, Completed: 0}]
+    assert.match(await refused(2_000_000, two), /its parts add up to 1000000 bytes, not the file's 2000000: not this file's download/)
+    assert.match(await refused(1_000_000, [two[0], {Offset: 400_000, Size: 600_000, Completed: 0}]), /leave a gap or overlap at byte 500000/)
+    assert.match(await refused(1_000_000, two, (p) => writeFileSync(`${p}-1`, 'not json')), /its part record sha256-ab-partial-1 cannot be read/)
+    assert.match(await refused(1_000_000, two, (p) => writeFileSync(`${p}-1`, JSON.stringify({N: 1, Offset: 500_000, Size: 500_000, Completed: 600_000}))), /is not one Ollama writes/)
+    // The records say written, the file has holes there (recreated, or punched).
+    const emptied = async (p: string) => {
+      writeFileSync(p, '')
+      const f = await openFile(p, 'r+')
+      await f.truncate(1_000_000)
+      await f.close()
+    }
+    assert.match(await refused(1_000_000, two, emptied), /fewer than its parts record/)
+    // No records: nothing to go by, nothing said.
+    const d = tempDir('adopt-ollama')
+    writeFileSync(join(d, 'sha256-ab-partial'), Buffer.alloc(1000))
+    assert.deepEqual(judgeLeftover({path: join(d, 'sha256-ab-partial'), kind: 'ollama'}, 1000), {ranges: new RangeSet()})
   })
 
   it('a journal seeded with it names its bytes durable', async () => {
     const path = fresh()
-    const seeded = Journal.seeded(path, identity, 'boot-a', 400)
+    const seeded = Journal.seeded(path, identity, 'boot-a', RangeSet.from([{start: 0, end: 400}, {start: 600, end: 700}]))
     await seeded.journal.begin()
     await seeded.journal.close()
     const again = Journal.load(path, identity, 'boot-b')
-    assert.deepEqual(again.written.toArray(), [{start: 0, end: 400}], 'durable: trusted after a reboot too')
+    assert.deepEqual(again.written.toArray(), [{start: 0, end: 400}, {start: 600, end: 700}], 'durable: trusted after a reboot too')
   })
 })

@@ -6,6 +6,7 @@ import {after, describe, it} from 'node:test'
 import {runCli, startCli} from './support/cli.js'
 import {gitSha1, startCdn, startFakeHf, startFakeModelscope, startFakeOllama, type FakeCdn, type HubRepo} from './support/fake-hubs.js'
 import {makeContent} from './support/mirror-server.js'
+import {partsOf, plantOllamaPartial} from './support/ollama-partial.js'
 import {tempDir} from './support/temp.js'
 
 const MiB = 1024 * 1024
@@ -404,6 +405,31 @@ describe('mtune pull ollama://', () => {
     const bench = await runCli(['bench', '--mirror', `ollama://${host}/library/tiny:q4`, '--insecure', '--connections', '1', '--chunk-size', '1M', '--duration', '3', '--json'], {XDG_CACHE_HOME: dir()})
     assert.equal(bench.code, 0, bench.stderr)
     assert.equal(JSON.parse(bench.stdout).mirrors[0].ok, true)
+  })
+
+  it("takes over the partial download `ollama pull` left: only its holes are fetched, its records go", async () => {
+    const cdn: FakeCdn = await startCdn()
+    const cfg = Buffer.from('{"model_format":"gguf"}')
+    const model = makeContent(6 * MiB, 32)
+    const reg = await startFakeOllama([{namespace: 'library', model: 'cut', tag: 'latest', blobs: [cfg, model]}], cdn)
+    closers.push(() => cdn.close(), () => reg.close())
+    const models = dir()
+    const host = new URL(reg.origin).host
+    const blob = join(models, 'blobs', `sha256-${sha256(model)}`)
+    mkdirSync(join(models, 'blobs'))
+    // Three parts of 2 MiB, cut at 1 MiB, done, and at 0.5 MiB: [0, 1M) and [2M, 4.5M) are there.
+    await plantOllamaPartial(blob, model, partsOf(model.length, 2 * MiB, [1 * MiB, 2 * MiB, MiB / 2]))
+    const r = await runCli(['pull', `ollama://${host}/library/cut`, '--insecure'], {OLLAMA_MODELS: models})
+    assert.equal(r.code, 0, r.stderr)
+    assert.match(r.stderr, /taking over the partial download another client left: 3\.5 MiB in 2 pieces in .*sha256-[0-9a-f]{64}-partial/)
+    assert.ok(readFileSync(blob).equals(model))
+    assert.deepEqual(readdirSync(join(models, 'blobs')).sort(), [cfg, model].map((b) => `sha256-${sha256(b)}`).sort(), "Ollama's partial file and its records are gone")
+    // Nothing it held was asked for again, but for the resume check's 64 KiB sample of the end
+    // of the largest piece (resume-check.ts).
+    const held = [{start: 0, end: MiB}, {start: 2 * MiB, end: 4.5 * MiB - 64 * 1024}]
+    const asked = cdn.mirror.requests.filter((q) => q.path.includes(sha256(model))).map((q) => /^bytes=(\d+)-(\d+)$/.exec(q.range ?? 'whole file')!.slice(1).map(Number))
+    assert.ok(asked.length > 0)
+    for (const [start, last] of asked) assert.ok(held.every((h) => last < h.start || start >= h.end), `asked for ${start}-${last}, which was there`)
   })
 
   it('refuses a digest that is not sha256:<64 hex>, before writing anything', async () => {

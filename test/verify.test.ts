@@ -10,6 +10,7 @@ import {hashFiles} from '../src/lib/verify/hash-pool.js'
 import {runCli} from './support/cli.js'
 import {gitSha1, startCdn, startFakeHf, startFakeModelscope, startFakeOllama, type HubRepo} from './support/fake-hubs.js'
 import {makeContent} from './support/mirror-server.js'
+import {partsOf, plantOllamaPartial} from './support/ollama-partial.js'
 import {tempDir} from './support/temp.js'
 import {ggufFile, safetensorsFile, torchZip} from './support/weight-files.js'
 import {headerSize} from '../src/lib/verify/weight-headers.js'
@@ -350,14 +351,32 @@ describe('mtune verify ollama:// and files', () => {
     assert.equal(ok.code, 0, ok.stderr)
     assert.match(ok.stdout, /intact: 2 of 2 files match the manifest's digests/)
     flipByte(join(models, 'blobs', `sha256-${sha256(layer)}`), 100)
-    writeFileSync(join(models, 'blobs', `sha256-${'1'.repeat(64)}-partial`), 'x')
+    // Another model's pull, running or cut, in the store every model shares: a note, left alone.
+    const others = join(models, 'blobs', `sha256-${'1'.repeat(64)}-partial`)
+    writeFileSync(others, 'x')
+    // A partial download of a blob of this model that is complete: a leftover.
+    const stale = join(models, 'blobs', `sha256-${sha256(cfg)}-partial-0`)
+    writeFileSync(stale, '{}')
     const bad = await runCli(['verify', source], {OLLAMA_MODELS: models})
     assert.equal(bad.code, 4)
     assert.match(bad.stdout, /✗ sha256:[0-9a-f]{12} \(model\): corrupt/)
-    assert.match(bad.stdout, /left over/)
+    assert.match(bad.stdout, new RegExp(`sha256-${sha256(cfg)}-partial-0: left over`))
+    assert.match(bad.stdout, /1 partial file of other blobs in the store \(another model's pull, running or cut\): not this model's, left alone/)
     const fixed = await runCli(['verify', source, '--repair', '--insecure'], {OLLAMA_MODELS: models})
     assert.equal(fixed.code, 0, fixed.stdout + fixed.stderr)
     assert.match(fixed.stdout, /✗ sha256:[0-9a-f]{12} \(model\): corrupt[^]*✓ repaired: fetched 1 file: sha256:[0-9a-f]{12} \(model\)\n[^]*✓ intact/, 'what was wrong, then the repair')
+    assert.deepEqual([existsSync(others), existsSync(stale)], [true, false])
+    // A blob `ollama pull` was cut in the middle of: interrupted, and --repair takes it over.
+    const layerPath = join(models, 'blobs', `sha256-${sha256(layer)}`)
+    rmSync(layerPath)
+    await plantOllamaPartial(layerPath, layer, partsOf(layer.length, 2 * MiB, [2 * MiB, MiB, 0]))
+    const cut = await runCli(['verify', source], {OLLAMA_MODELS: models})
+    assert.equal(cut.code, 4)
+    assert.match(cut.stdout, /✗ sha256:[0-9a-f]{12} \(model\): interrupted \(ollama pull's download of it was cut: mtune pull takes it over\)/)
+    const before = cdn.mirror.bytesSent
+    const resumed = await runCli(['verify', source, '--repair', '--insecure'], {OLLAMA_MODELS: models})
+    assert.equal(resumed.code, 0, resumed.stdout + resumed.stderr)
+    assert.ok(cdn.mirror.bytesSent - before <= layer.length - 3 * MiB + 128 * 1024, `fetched ${cdn.mirror.bytesSent - before} bytes: what it held was kept`)
     const quiet = await runCli(['verify', source, '--quiet'], {OLLAMA_MODELS: models})
     assert.deepEqual([quiet.code, quiet.stdout], [0, ''], 'nothing at all when intact')
     assert.ok(readFileSync(join(models, 'blobs', `sha256-${sha256(layer)}`)).equals(layer))

@@ -112,8 +112,8 @@ export async function resolveHf(
     const dest = options.localDir ? safeJoin(options.localDir, name) : join(repoDir, 'blobs', sha256 ?? s.blobId!)
     // huggingface_hub's own partial download of this file, which a pull takes over (its etag is the blob's name).
     const etag = sha256 ?? s.blobId!
-    const adopt = options.localDir ? `${downloadMetadataPath(options.localDir, name).replace(/\.metadata$/, '')}.${etag}.incomplete` : `${dest}.incomplete`
-    const file: PlannedFile = {name, url, size, sha256, gitSha1: sha256 ? undefined : s.blobId, dest, present: false, adopt}
+    const incomplete = options.localDir ? `${downloadMetadataPath(options.localDir, name).replace(/\.metadata$/, '')}.${etag}.incomplete` : `${dest}.incomplete`
+    const file: PlannedFile = {name, url, size, sha256, gitSha1: sha256 ? undefined : s.blobId, dest, present: false, adopt: {path: incomplete, kind: 'appended'}}
     file.present = await fileMatches(file, Boolean(options.localDir))
     files.push(file)
   }

@@ -7,6 +7,7 @@ import {ExitCode, MtuneError} from '../errors.js'
 import {makeDirs} from '../fs-dirs.js'
 import {apiGet, parseJson, type ApiContext} from './api.js'
 import {fileMatches} from './file-check.js'
+import type {Leftover} from '../transfer/adopt.js'
 import type {Plan, PlannedFile} from './plan.js'
 import {parseSha256Digest} from './safe-names.js'
 import {setting} from '../env-settings.js'
@@ -22,6 +23,18 @@ interface Manifest {
 
 export function ollamaModelsDir(env = process.env): string {
   return setting(env, 'OLLAMA_MODELS') ?? join(homedir(), '.ollama', 'models')
+}
+
+/** mtune's own folder in a store, for part files and the manifest's temporary file. */
+const PARTIAL_DIR = '.mtune-partial'
+
+/**
+ * Where a blob goes in a store, where mtune keeps its partial download (outside blobs/, where
+ * `ollama serve` deletes what is not a digest), and where Ollama leaves its own (adopt.ts).
+ */
+export function blobPaths(models: string, hex: string): {dest: string; partPath: string; adopt: Leftover} {
+  const dest = join(models, 'blobs', `sha256-${hex}`)
+  return {dest, partPath: join(models, PARTIAL_DIR, `sha256-${hex}.part`), adopt: {path: `${dest}-partial`, kind: 'ollama'}}
 }
 
 /**
@@ -47,8 +60,7 @@ export async function resolveOllama(
   const layers = [...(manifest.config ? [manifest.config] : []), ...(manifest.layers ?? [])]
   if (layers.length === 0) throw new MtuneError('bad-answer', `${what}: the manifest names no blobs`, ExitCode.remote)
 
-  const blobs = join(options.modelsDir, 'blobs')
-  const partial = join(options.modelsDir, '.mtune-partial')
+  const partial = join(options.modelsDir, PARTIAL_DIR)
   const files: PlannedFile[] = []
   const seen = new Set<string>()
   for (const layer of layers) {
@@ -63,8 +75,7 @@ export async function resolveOllama(
       url: `${base}/blobs/${layer.digest}`,
       size: layer.size,
       sha256: hex,
-      dest: join(blobs, `sha256-${hex}`),
-      partPath: join(partial, `sha256-${hex}.part`),
+      ...blobPaths(options.modelsDir, hex),
       present: false,
     }
     file.present = await fileMatches(file, false)

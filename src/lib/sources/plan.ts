@@ -1,3 +1,4 @@
+import type {Leftover} from '../transfer/adopt.js'
 import type {Elsewhere} from '../transfer/pull-types.js'
 
 /**
@@ -29,9 +30,9 @@ export interface PlannedFile {
   headers?: Record<string, string>
   /**
    * Where the ecosystem's own client leaves this file half downloaded (huggingface_hub's
-   * `.incomplete`): taken over as the start of the pull when mtune has none of its own.
+   * `.incomplete`, Ollama's `-partial`): taken over by the pull when mtune has none of its own.
    */
-  adopt?: string
+  adopt?: Leftover
 }
 
 /** What a source reference resolved to: the files, and how to finish the layout after them. */

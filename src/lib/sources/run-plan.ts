@@ -5,6 +5,7 @@ import {ExitCode, MtuneError, errorMessage} from '../errors.js'
 import {formatBytes} from '../units.js'
 import {dirError, isFsRefusal, makeDirs} from '../fs-dirs.js'
 import {ConnectionBudget} from '../transfer/connection-budget.js'
+import {judgeLeftover} from '../transfer/adopt.js'
 import {SPACE_HEADROOM} from '../transfer/destination.js'
 import {TokenBucket} from '../transfer/token-bucket.js'
 import {pull, type Progress, type PullEvents, type PullResult} from '../transfer/engine.js'
@@ -67,8 +68,10 @@ async function checkPlanSpace(plan: Plan, files: PlannedFile[]): Promise<void> {
   const fs = await statfs(plan.root).catch(() => undefined)
   if (!fs || files.some((f) => f.size === undefined)) return
   let needed = 0
-  const sizeOf = async (path: string | undefined) => (path ? (await stat(path).catch(() => undefined))?.size : undefined)
-  for (const f of files) needed += Math.max(0, f.size! - ((await sizeOf(f.partPath ?? `${f.dest}.part`)) ?? (await sizeOf(f.adopt)) ?? 0))
+  const sizeOf = async (path: string) => (await stat(path).catch(() => undefined))?.size
+  // Another client's leftover counts as it will be taken over: the bytes it holds, if any.
+  const adoptable = (f: PlannedFile) => (f.adopt ? judgeLeftover(f.adopt, f.size!).ranges.total : 0)
+  for (const f of files) needed += Math.max(0, f.size! - ((await sizeOf(f.partPath ?? `${f.dest}.part`)) ?? adoptable(f)))
   const short = spaceShortfall(plan, needed, fs.bavail * fs.bsize)
   if (short) throw short
 }
@@ -152,7 +155,7 @@ async function pullOne(
         verify: verify && ((partPath) => verify(partPath)),
         headers: file.headers ?? plan.headers,
         elsewhere: elsewhereFor(plan),
-        adopt: file.adopt && file.size !== undefined ? {path: file.adopt, size: file.size} : undefined,
+        adopt: file.adopt && file.size !== undefined ? {...file.adopt, size: file.size} : undefined,
         force: true,
         budget: shared.budget,
         dispatcher: options.dispatcher,

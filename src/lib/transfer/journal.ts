@@ -99,11 +99,10 @@ export class Journal {
   }
 
   /**
-   * A new journal for a part file whose first `prefix` bytes are already on disk, flushed (another
-   * client's partial download, adopt.ts): written durably by `begin`.
+   * A new journal for a part file whose bytes `on` are already on disk, flushed (another client's
+   * partial download, adopt.ts): written durably by `begin`.
    */
-  static seeded(path: string, identity: FileIdentity, bootId: string | undefined, prefix: number, io: JournalIo = defaultIo): Loaded {
-    const on = RangeSet.from([{start: 0, end: prefix}])
+  static seeded(path: string, identity: FileIdentity, bootId: string | undefined, on: RangeSet, io: JournalIo = defaultIo): Loaded {
     return {journal: new Journal(path, {v: 1, ...identity, bootId}, on.clone(), on.clone(), io), written: on.clone()}
   }
 

@@ -4,7 +4,7 @@ import {dirname} from 'node:path'
 import {ExitCode, MtuneError, errorMessage} from '../errors.js'
 import {fsyncDirectory} from '../fs-atomic.js'
 import {formatBytes} from '../units.js'
-import {adoptPrefix} from './adopt.js'
+import {adoptLeftover, type Leftover} from './adopt.js'
 import {fileExists, type Destination} from './destination.js'
 import {Journal, currentBootId, type FileIdentity} from './journal.js'
 import {openPartFile, whenOpen, type OpenPartFile, type PartFile} from './part-file.js'
@@ -44,7 +44,7 @@ export class PartialFile {
    * file is gone, is started over. With none, another client's start of the file (`adopt`,
    * adopt.ts) is taken over where it can be.
    */
-  static async load(dest: Destination, identity: FileIdentity, notes: Notes, adopt?: string): Promise<PartialFile> {
+  static async load(dest: Destination, identity: FileIdentity, notes: Notes, adopt?: Leftover): Promise<PartialFile> {
     const adopted = adopt ? await PartialFile.adopt(dest, identity, adopt, notes) : undefined
     if (adopted) return adopted
     let loaded = Journal.load(dest.journalPath, identity, currentBootId())
@@ -58,13 +58,14 @@ export class PartialFile {
   }
 
   /** Another client's start of the file moved in as the part file, when mtune has no partial download of its own there. */
-  private static async adopt(dest: Destination, identity: FileIdentity, from: string, notes: Notes): Promise<PartialFile | undefined> {
+  private static async adopt(dest: Destination, identity: FileIdentity, from: Leftover, notes: Notes): Promise<PartialFile | undefined> {
     if (!identity.ranges || identity.size === undefined || existsSync(dest.journalPath) || existsSync(dest.partPath)) return undefined
-    const taken = await adoptPrefix(from, dest.partPath, identity.size)
+    const taken = await adoptLeftover(from, dest.partPath, identity.size)
     if (taken.why) notes.info(`not taking over another client's partial download: ${taken.why}`)
-    if (!taken.bytes) return undefined
-    notes.info(`taking over the partial download another client left: ${formatBytes(taken.bytes)} in ${from}`)
-    const seeded = Journal.seeded(dest.journalPath, identity, currentBootId(), taken.bytes)
+    if (!taken.ranges.total) return undefined
+    const pieces = taken.ranges.toArray().length
+    notes.info(`taking over the partial download another client left: ${formatBytes(taken.ranges.total)}${pieces > 1 ? ` in ${pieces} pieces` : ''} in ${from.path}`)
+    const seeded = Journal.seeded(dest.journalPath, identity, currentBootId(), taken.ranges)
     return new PartialFile(dest, seeded.journal, seeded.written)
   }
 

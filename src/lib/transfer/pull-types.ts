@@ -1,4 +1,5 @@
 import type {Dispatcher} from 'undici'
+import type {Leftover} from './adopt.js'
 import type {ConnectionBudget} from './connection-budget.js'
 import type {OpenPartFile} from './part-file.js'
 import type {TokenBucket} from './token-bucket.js'
@@ -44,11 +45,12 @@ export interface PullOptions {
    */
   elsewhere?: Elsewhere
   /**
-   * A start of this file another client left (huggingface_hub's `.incomplete`, written in
-   * order): moved in as the part file when this pull has no partial download of its own. `size`
-   * is the file's as its source publishes it, so that the first request asks for what follows.
+   * What another client left of this file (huggingface_hub's `.incomplete`, Ollama's
+   * `-partial`; adopt.ts): moved in as the part file when this pull has no partial download of
+   * its own. `size` is the file's as its source publishes it, so that the first request asks for
+   * its first hole.
    */
-  adopt?: {path: string; size: number}
+  adopt?: Leftover & {size: number}
   /** Where partial data lives; default: beside the destination, as DEST.part. */
   partPath?: string
   /** A further check of the complete part file before it is renamed into place. */

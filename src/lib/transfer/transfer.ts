@@ -180,7 +180,7 @@ export class Transfer {
   async run(): Promise<PullResult> {
     const {file} = this.setup.probed
     const identity = {url: redact(file.url), size: file.size, etag: file.etag, lastModified: file.lastModified, sha256: this.setup.expected, ranges: this.ranged}
-    const partial = await PartialFile.load(this.setup.dest, identity, {warn: (m) => this.events.warn?.(m), info: (m) => this.events.info?.(m)}, this.options.adopt?.path)
+    const partial = await PartialFile.load(this.setup.dest, identity, {warn: (m) => this.events.warn?.(m), info: (m) => this.events.info?.(m)}, this.options.adopt)
     this.partial = partial
     const fresh = partial.fresh
     this.resumedBytes = partial.kept.total

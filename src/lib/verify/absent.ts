@@ -31,9 +31,9 @@ export function sortOutAbsent(exp: Expectations, plan: Plan, chosen: boolean): {
     else if (f && existsSync(partOf(f))) {
       interrupted.push({name: e.name, path: partOf(f), kind: 'interrupted', detail: 'a pull was interrupted: mtune pull resumes it', resumes: true})
       resumable.add(e.path)
-    } else if (f?.adopt && existsSync(f.adopt)) {
+    } else if (f?.adopt && existsSync(f.adopt.path)) {
       // huggingface_hub's download of it, cut: a pull takes it over (adopt.ts).
-      interrupted.push({name: e.name, path: f.adopt, kind: 'interrupted', detail: "another client's download of it was cut: mtune pull takes it over", resumes: true})
+      interrupted.push({name: e.name, path: f.adopt.path, kind: 'interrupted', detail: "another client's download of it was cut: mtune pull takes it over", resumes: true})
       resumable.add(e.path)
     } else if (e.link && lstatSync(e.link, {throwIfNoEntry: false})) here++
     // huggingface_hub's record in a --local-dir tree says it was fetched here: gone since, so missing.

@@ -3,7 +3,7 @@ import {basename, dirname, join, relative, resolve} from 'node:path'
 import {ExitCode, MtuneError} from '../errors.js'
 import {hfCacheDir} from '../sources/hf.js'
 import {modelscopeCacheDir} from '../sources/modelscope.js'
-import {ollamaModelsDir, SYSTEM_STORE} from '../sources/ollama.js'
+import {blobPaths, ollamaModelsDir, SYSTEM_STORE} from '../sources/ollama.js'
 import type {Plan, PlannedFile} from '../sources/plan.js'
 import type {SourceRef} from '../sources/reference.js'
 
@@ -189,11 +189,6 @@ export function ollamaFromDisk(ref: Extract<SourceRef, {kind: 'ollama'}>, env = 
   const models = ollamaModelsDir(env)
   const manifestPath = join(models, 'manifests', ref.host, ref.namespace, ref.model, ref.tag)
   const out: Expectations = {kind: 'ollama', against: 'manifest', root: models, files: [], problems: [], notes: []}
-  for (const dir of [join(models, '.mtune-partial'), join(models, 'blobs')]) {
-    for (const path of walk(dir)) {
-      if (dir.endsWith('.mtune-partial') || /-partial(-\d+)?$/.test(path)) out.problems.push({name: relative(models, path), path, kind: 'incomplete', detail: 'a partial download left behind'})
-    }
-  }
   let manifest: {config?: {digest?: string; size?: number}; layers?: Array<{digest?: string; size?: number; mediaType?: string}>}
   try {
     manifest = JSON.parse(readFileSync(manifestPath, 'utf8'))
@@ -213,7 +208,38 @@ export function ollamaFromDisk(ref: Extract<SourceRef, {kind: 'ollama'}>, env = 
     const kind = (layer.mediaType ?? '').replace('application/vnd.ollama.image.', '')
     out.files.push({name: `sha256:${hex.slice(0, 12)}${kind ? ` (${kind})` : ''}`, path: join(models, 'blobs', `sha256-${hex}`), size: layer.size, sha256: hex})
   }
-  return out
+  return sortOutPartials(out, models)
+}
+
+/**
+ * Partial downloads in an Ollama store, which every model shares:
+ * - of a blob of this model that is not there: the pull was interrupted, mtune's own (resumed)
+ *   or `ollama pull`'s (taken over, adopt.ts). Said once, as the blob's state, and kept;
+ * - of a blob of this model that is there: a leftover, which --repair removes;
+ * - of any other blob: another model's pull, running or cut. Not this model's problem, and not
+ *   --repair's to delete: a note.
+ */
+function sortOutPartials(out: Expectations, models: string): Expectations {
+  const partials = [...walk(join(models, '.mtune-partial')), ...walk(join(models, 'blobs')).filter((p) => /-partial(-\d+)?$/.test(p))]
+  const claimed = new Set<string>()
+  const files: Expected[] = []
+  for (const f of out.files) {
+    const paths = blobPaths(models, f.sha256!)
+    const own = partials.filter((p) => p.startsWith(paths.partPath))
+    const theirs = partials.filter((p) => p.startsWith(paths.adopt.path))
+    for (const p of [...own, ...theirs]) claimed.add(p)
+    if (existsSync(f.path)) {
+      files.push(f)
+      for (const path of [...own, ...theirs]) out.problems.push({name: relative(models, path), path, kind: 'incomplete', detail: 'a partial download of a blob that is complete: left behind'})
+    } else if (own.includes(paths.partPath)) {
+      out.problems.push({name: f.name, path: paths.partPath, kind: 'interrupted', detail: 'a pull was interrupted: mtune pull resumes it', resumes: true})
+    } else if (theirs.includes(paths.adopt.path)) {
+      out.problems.push({name: f.name, path: paths.adopt.path, kind: 'interrupted', detail: "ollama pull's download of it was cut: mtune pull takes it over", resumes: true})
+    } else files.push(f)
+  }
+  const others = partials.filter((p) => !claimed.has(p)).length
+  if (others > 0) out.notes.push(`${others} partial file${others === 1 ? '' : 's'} of other blobs in the store (another model's pull, running or cut): not this model's, left alone`)
+  return {...out, files}
 }
 
 /** The ModelScope cache folder of a revision (as pull writes it). */
