@@ -296,6 +296,7 @@ describe('mtune pull hf://', () => {
     const l = await runCli(['pull', 'hf://acme/tiny', '--local-dir', local], env)
     assert.equal(l.code, 0, l.stderr)
     assert.match(l.stderr, /taking over the partial download another client left: 2\.0 MiB in .*shard\.bin\.[0-9a-f]{64}\.incomplete/)
+    assert.match(l.stderr, /the bytes taken over from .*shard\.bin\.[0-9a-f]{64}\.incomplete are not the server's \(at \d+\): starting over/, 'said as what it is, not as a file changed on the server')
     assert.ok(readFileSync(join(local, 'sub', 'shard.bin')).equals(shard), 'the bad bytes were replaced')
   })
 

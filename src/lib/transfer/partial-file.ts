@@ -37,6 +37,8 @@ export class PartialFile {
     private readonly journal: Journal,
     /** What an earlier run left on disk. */
     readonly kept: RangeSet,
+    /** Where `kept` came from when another client left it (adopt.ts). */
+    readonly adoptedFrom?: string,
   ) {}
 
   /**
@@ -66,7 +68,7 @@ export class PartialFile {
     const pieces = taken.ranges.toArray().length
     notes.info(`taking over the partial download another client left: ${formatBytes(taken.ranges.total)}${pieces > 1 ? ` in ${pieces} pieces` : ''} in ${from.path}`)
     const seeded = Journal.seeded(dest.journalPath, identity, currentBootId(), taken.ranges)
-    return new PartialFile(dest, seeded.journal, seeded.written)
+    return new PartialFile(dest, seeded.journal, seeded.written, from.path)
   }
 
   get fresh(): boolean {

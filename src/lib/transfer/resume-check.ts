@@ -9,8 +9,8 @@ const SAMPLE = 64 * 1024
  * Whether the bytes an earlier run kept are still the server's: a sample of them is fetched
  * again and compared with the part file. ETag and Last-Modified catch a changed file, but a
  * server may send neither, or keep them for new content; either way two versions must never
- * be stitched together. Resolves with how they differ, or undefined when they match or the
- * sample could not be had (the transfer's own checks still apply).
+ * be stitched together. Resolves with where the sample that differs starts, or undefined when
+ * they match or the sample could not be had (the transfer's own checks still apply).
  */
 export async function keptBytesDiffer(
   dispatcher: Dispatcher,
@@ -19,7 +19,7 @@ export async function keptBytesDiffer(
   partPath: string,
   kept: RangeSet,
   signal: AbortSignal,
-): Promise<string | undefined> {
+): Promise<number | undefined> {
   // The end of the largest range kept: the last bytes the earlier run wrote there.
   const largest = kept.toArray().sort((a, b) => b.end - b.start - (a.end - a.start))[0]
   if (!largest) return undefined
@@ -36,7 +36,7 @@ export async function keptBytesDiffer(
       await file.close()
     }
     if (theirs.length !== length || theirs.equals(ours)) return undefined
-    return `the bytes kept from the last run (at ${start}) are not the server's now, though its ETag/Last-Modified did not show the change`
+    return start
   } catch {
     return undefined
   }

@@ -17,6 +17,17 @@ export class FileChanged extends StartOver {
   }
 }
 
+/**
+ * The bytes on disk are not the server's (resume-check.ts): the file changed on the server without
+ * its ETag or Last-Modified showing it, or, for bytes taken over from another client (adopt.ts),
+ * that client left bad ones (a crash mid-write).
+ */
+export function keptBytesBad(at: number, adoptedFrom: string | undefined): StartOver {
+  return adoptedFrom
+    ? new StartOver(`the bytes taken over from ${adoptedFrom} are not the server's (at ${at})`, false)
+    : new FileChanged(`the bytes kept from the last run (at ${at}) are not the server's now, though its ETag/Last-Modified did not show the change`)
+}
+
 export const interrupted = () => new MtuneError('interrupted', 'interrupted: run the same command again to resume', ExitCode.interrupted)
 
 /** The local disk failed: full (free space, resume) or broken; what is on disk is kept either way. */

@@ -24,7 +24,7 @@ import {keptBytesDiffer} from './resume-check.js'
 import type {RangeSet} from './range-set.js'
 import {SegmentManager} from './segment-manager.js'
 import {SourcePool, newSource, type Source} from './source-pool.js'
-import {FileChanged, diskError, interrupted} from './transfer-errors.js'
+import {FileChanged, diskError, interrupted, keptBytesBad, type StartOver} from './transfer-errors.js'
 import {TokenBucket} from './token-bucket.js'
 import {DEFAULTS, type PullEvents, type PullOptions, type PullResult} from './pull-types.js'
 
@@ -80,8 +80,8 @@ export class Transfer {
   private lastCheckpoint = performance.now()
   private readonly trustedOrigin: string
   private readonly links: LinkRenewal
-  /** On resume: how the kept bytes differ from the server's, once known (undefined: they do not). */
-  private keptCheck?: Promise<string | undefined>
+  /** On resume: the start-over the kept bytes call for, once known (undefined: they are the server's). */
+  private keptCheck?: Promise<StartOver | undefined>
   private readonly checking = new AbortController()
 
   private readonly options: PullOptions
@@ -211,7 +211,7 @@ export class Transfer {
         () => this.fetcher.partReady(true),
         () => this.fetcher.partReady(false),
       )
-      if (!fresh && this.ranged) this.checkKept(partial.kept)
+      if (!fresh && this.ranged) this.checkKept(partial.kept, partial.adoptedFrom)
       const missing = size === undefined ? [{start: 0, end: Number.MAX_SAFE_INTEGER}] : partial.kept.missing(size)
       this.segments.reset(missing)
       this.ctx = {
@@ -244,9 +244,11 @@ export class Transfer {
   }
 
   /** Beside the transfer, so that it costs no time: a difference stops the pull, which starts over. */
-  private checkKept(kept: RangeSet): void {
-    this.keptCheck = keptBytesDiffer(this.setup.dispatcher, this.primary.target, this.primary.headers, this.setup.dest.partPath, kept, this.checking.signal)
-    void this.keptCheck.then((why) => why && this.fail(new FileChanged(why)))
+  private checkKept(kept: RangeSet, adoptedFrom: string | undefined): void {
+    const differs = keptBytesDiffer(this.setup.dispatcher, this.primary.target, this.primary.headers, this.setup.dest.partPath, kept, this.checking.signal)
+    const check = differs.then((at) => (at === undefined ? undefined : keptBytesBad(at, adoptedFrom)))
+    this.keptCheck = check
+    void check.then((bad) => bad && this.fail(bad))
   }
 
   private async download(opening: Promise<unknown>): Promise<void> {
@@ -365,8 +367,8 @@ export class Transfer {
     const size = this.partial.written.total
     if (this.size !== undefined && size !== this.size) throw new Error(`internal: ${size} of ${this.size} bytes written`)
     // A short remainder can be done before the check is: nothing is put in place unchecked.
-    const differs = await this.keptCheck
-    if (differs) throw new FileChanged(differs)
+    const bad = await this.keptCheck
+    if (bad) throw bad
     const digest = await this.partial.finish(this.setup.expected ? {sha256: this.setup.expected, from: this.setup.expectedFrom} : undefined, this.options.verify, (m) => this.debug(m))
     const seconds = (performance.now() - this.setup.started) / 1000
     const fetchedNow = this.received.total
