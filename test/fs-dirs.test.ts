@@ -2,9 +2,12 @@ import assert from 'node:assert/strict'
 import {statSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {describe, it} from 'node:test'
+import {open} from 'node:fs/promises'
 import {MtuneError} from '../src/lib/errors.js'
 import {dirError, fsFailure, makeDirs, makeDirsSync} from '../src/lib/fs-dirs.js'
 import {spaceShortfall} from '../src/lib/sources/run-plan.js'
+import {heldOnDisk, stillToWrite} from '../src/lib/sources/held.js'
+import type {PlannedFile} from '../src/lib/sources/plan.js'
 import {parseUrlList, urlListPlan} from '../src/lib/sources/url-list.js'
 import {tempDir} from './support/temp.js'
 
@@ -49,6 +52,27 @@ describe('makeDirs: mkdir -p that ends', () => {
     )
     assert.match(spaceShortfall({...plan, layout: 'ollama'}, 10, 0)?.message ?? '', /OLLAMA_MODELS=DIR$/)
     assert.match(spaceShortfall({...plan, layout: 'directory'}, 10, 0)?.message ?? '', /another --local-dir$/)
+  })
+
+  it('counts what partial downloads hold, not their length: mtune\'s part file is sparse at the full size', async () => {
+    const d = tempDir('held')
+    const MiB = 1024 * 1024
+    const file = (name: string, extra: Partial<PlannedFile> = {}): PlannedFile => ({name, url: 'http://h/' + name, size: 64 * MiB, dest: join(d, name), present: false, ...extra})
+    // An interrupted pull: 64 MiB long, 2 MiB of it written.
+    const part = await open(join(d, 'a.bin.part'), 'w')
+    await part.truncate(64 * MiB)
+    await part.write(Buffer.alloc(2 * MiB, 1), 0, 2 * MiB, 10 * MiB)
+    await part.close()
+    const a = file('a.bin')
+    assert.ok(heldOnDisk(a) >= 2 * MiB && heldOnDisk(a) < 3 * MiB, `${heldOnDisk(a)} bytes held`)
+    // huggingface_hub's .incomplete that a pull takes over: its bytes; one it would not: none.
+    writeFileSync(join(d, 'b.incomplete'), Buffer.alloc(5 * MiB, 1))
+    assert.equal(heldOnDisk(file('b.bin', {adopt: {path: join(d, 'b.incomplete'), kind: 'appended'}})), 5 * MiB)
+    assert.equal(heldOnDisk(file('c.bin', {size: 4 * MiB, adopt: {path: join(d, 'b.incomplete'), kind: 'appended'}})), 0, 'longer than the file: not taken over')
+    assert.equal(heldOnDisk(file('d.bin', {present: true})), 64 * MiB)
+    assert.equal(heldOnDisk(file('e.bin')), 0)
+    const left = stillToWrite([a, file('d.bin', {present: true}), file('e.bin')])
+    assert.ok(left > 125 * MiB && left <= 126 * MiB, `${left} bytes still to write`)
   })
 
   it("a list's (pull -i) way elsewhere is its -o DIR/, not --local-dir", async () => {

@@ -2,6 +2,7 @@ import {errorMessage} from '../errors.js'
 import {createDispatcher} from '../net/dispatcher.js'
 import {probe} from '../net/probe.js'
 import {planTotals} from '../sources/plan.js'
+import {planStillToWrite} from '../sources/held.js'
 import {hasScheme, parseSource} from '../sources/reference.js'
 import {resolveThroughCache} from '../sources/through-cache.js'
 import {parseCacheUrl} from '../sources/cache-endpoints.js'
@@ -68,7 +69,8 @@ export async function modelSize(source: string, options: {endpoint?: string; tim
     const plan = await resolveThroughCache(ref, {endpoint: options.endpoint}, envCache(), {dispatcher, signal, events: {}})
     const t = planTotals(plan)
     const advice = ref.kind !== 'ollama' && !choosesFiles({paths: pathsOf(ref), quant: ref.kind === 'hf' ? ref.quant : undefined}) ? weightNotes(plan.files.filter((f) => !f.present), plan.source) : []
-    return {size: t.bytes, missing: t.bytes - t.presentBytes, path: plan.root, ...(advice.length ? {advice} : {})}
+    // What a pull would still write: part files of an interrupted pull, and another client's it takes over, count as there.
+    return {size: t.bytes, missing: planStillToWrite(plan) ?? t.bytes - t.presentBytes, path: plan.root, ...(advice.length ? {advice} : {})}
   } catch (error) {
     // The deadline's own error says only "The operation was aborted".
     const why = signal.aborted ? `no answer within ${timeoutMs / 1000} s` : errorMessage(error)

@@ -1,16 +1,16 @@
-import {stat, statfs} from 'node:fs/promises'
+import {statfs} from 'node:fs/promises'
 import {dirname} from 'node:path'
 import type {Dispatcher} from 'undici'
 import {ExitCode, MtuneError, errorMessage} from '../errors.js'
 import {formatBytes} from '../units.js'
 import {dirError, isFsRefusal, makeDirs} from '../fs-dirs.js'
 import {ConnectionBudget} from '../transfer/connection-budget.js'
-import {judgeLeftover} from '../transfer/adopt.js'
 import {SPACE_HEADROOM} from '../transfer/destination.js'
 import {TokenBucket} from '../transfer/token-bucket.js'
 import {pull, type Progress, type PullEvents, type PullResult} from '../transfer/engine.js'
 import type {Elsewhere} from '../transfer/pull-types.js'
 import {verifierFor} from './file-check.js'
+import {stillToWrite} from './held.js'
 import {PARALLEL_FILES, type Plan, type PlannedFile} from './plan.js'
 
 export interface RunOptions {
@@ -61,18 +61,13 @@ const elsewhereFor = (plan: Pick<Plan, 'layout' | 'elsewhere'>): Elsewhere => pl
 /**
  * The missing files of a plan against the free space where they go, before any of them starts:
  * otherwise the first file to run out says "7 B still needed", for a model that needed gigabytes.
- * Bytes already in part files (an interrupted pull, or the client's own `.incomplete` a pull takes
- * over) are not needed again.
+ * Bytes already in part files (an interrupted pull, or another client's partial download a pull
+ * takes over) are not needed again (held.ts).
  */
 async function checkPlanSpace(plan: Plan, files: PlannedFile[]): Promise<void> {
   const fs = await statfs(plan.root).catch(() => undefined)
   if (!fs || files.some((f) => f.size === undefined)) return
-  let needed = 0
-  const sizeOf = async (path: string) => (await stat(path).catch(() => undefined))?.size
-  // Another client's leftover counts as it will be taken over: the bytes it holds, if any.
-  const adoptable = (f: PlannedFile) => (f.adopt ? judgeLeftover(f.adopt, f.size!).ranges.total : 0)
-  for (const f of files) needed += Math.max(0, f.size! - ((await sizeOf(f.partPath ?? `${f.dest}.part`)) ?? adoptable(f)))
-  const short = spaceShortfall(plan, needed, fs.bavail * fs.bsize)
+  const short = spaceShortfall(plan, stillToWrite(files), fs.bavail * fs.bsize)
   if (short) throw short
 }
 

@@ -1,11 +1,9 @@
 import {existsSync, lstatSync} from 'node:fs'
-import type {Plan, PlannedFile} from '../sources/plan.js'
+import type {Plan} from '../sources/plan.js'
 import {downloadMetadataPath} from '../sources/hf-local-dir.js'
-import {destinationFor} from '../transfer/destination.js'
+import {partOf} from '../sources/held.js'
 import type {Expectations, Problem} from './expect.js'
 
-/** Where a planned file's partial data lives while mtune pulls it (as run-plan gives the engine). */
-export const partOf = (f: PlannedFile): string => f.partPath ?? destinationFor(f.dest).partPath
 
 /**
  * The files of the hub's listing that the disk lacks, sorted out before anything is hashed:

@@ -1,0 +1,26 @@
+import {lstatSync} from 'node:fs'
+import {judgeLeftover} from '../transfer/adopt.js'
+import {destinationFor} from '../transfer/destination.js'
+import type {Plan, PlannedFile} from './plan.js'
+
+/** Where a planned file's partial data lives while mtune pulls it (as run-plan gives the engine). */
+export const partOf = (f: PlannedFile): string => f.partPath ?? destinationFor(f.dest).partPath
+
+/**
+ * Bytes of a planned file already on disk toward it, so that the space a pull needs is what it
+ * will still write: all of it when present; else what its partial download holds. mtune's part
+ * file has the file's full length from the start (sparse), so its blocks count, not its length;
+ * another client's leftover counts as a pull would take it over (adopt.ts).
+ */
+export function heldOnDisk(f: PlannedFile): number {
+  if (f.present) return f.size ?? 0
+  const part = lstatSync(partOf(f), {throwIfNoEntry: false})
+  if (part?.isFile()) return Math.min(f.size ?? Number.POSITIVE_INFINITY, part.blocks * 512)
+  return f.adopt && f.size !== undefined ? judgeLeftover(f.adopt, f.size).ranges.total : 0
+}
+
+/** What the files of a plan of known sizes still need written, in bytes. */
+export const stillToWrite = (files: PlannedFile[]): number => files.reduce((sum, f) => sum + Math.max(0, (f.size ?? 0) - heldOnDisk(f)), 0)
+
+/** The same for a whole plan; undefined when a size is unknown. */
+export const planStillToWrite = (plan: Plan): number | undefined => (plan.files.some((f) => f.size === undefined) ? undefined : stillToWrite(plan.files))
