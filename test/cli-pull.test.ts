@@ -4,12 +4,13 @@ import {once} from 'node:events'
 import {createServer} from 'node:http'
 import {createServer as createNetServer, type AddressInfo, type Socket} from 'node:net'
 import {existsSync, lstatSync, readFileSync, readdirSync, statSync, symlinkSync, writeFileSync} from 'node:fs'
-import {spawnSync} from 'node:child_process'
+import {spawn, spawnSync} from 'node:child_process'
 import {join} from 'node:path'
 import {after, describe, it} from 'node:test'
 import {BIN, hasStack, runCli, startCli} from './support/cli.js'
 import {makeContent, mirrors, sha256, startMirror} from './support/mirror-server.js'
 import {tempDir} from './support/temp.js'
+import {judgeLeftover} from '../src/lib/transfer/adopt.js'
 import {freePort} from './support/free-port.js'
 
 const MiB = 1024 * 1024
@@ -100,6 +101,41 @@ describe('mtune pull (CLI)', () => {
     assert.equal(sha256(readFileSync(out)), digest)
     // What the server sent in both runs: the file plus what was in flight at the kill.
     assert.ok(m.bytesSent <= content.length * 1.1, `fetched ${(m.bytesSent / content.length).toFixed(3)} x the file`)
+  })
+
+  it("takes over aria2c's partial download in the file's place; one aria2c is still writing is left to it", async () => {
+    const m = await mirror({linkRate: 4 * MiB})
+    const d = dir()
+    const out = join(d, 'model.bin')
+    const aria2 = spawn('aria2c', ['-x4', '-s4', '-k1M', '--auto-save-interval=1', '--console-log-level=error', '-d', d, '-o', 'model.bin', m.url], {stdio: 'ignore'})
+    const stopped = once(aria2, 'exit')
+    await until(() => m.bytesSent >= 2 * MiB, '2 MiB to reach aria2c')
+    const busy = await runCli(['pull', m.url, '-o', out])
+    assert.equal(busy.code, 2, busy.stderr)
+    assert.match(busy.stderr, new RegExp(`model\\.bin is aria2c's partial download \\(.*model\\.bin\\.aria2 beside it\\), and process ${aria2.pid} still has it open`))
+    // Stopped as a user stops it, with pieces finished: aria2c records them as it exits.
+    await until(() => m.bytesSent >= 12 * MiB, '12 MiB to reach aria2c')
+    aria2.kill('SIGINT')
+    await stopped
+    const kept = judgeLeftover({path: out, kind: 'aria2'}, content.length).ranges
+    assert.ok(kept.total >= MiB, `aria2c finished ${kept.total} bytes`)
+    const checked = await runCli(['verify', out, '--sha256', digest])
+    assert.equal(checked.code, 4)
+    assert.match(checked.stdout, /✗ model\.bin: interrupted \(aria2c's download of it was cut: mtune pull takes it over\)/, 'cut, not corrupt')
+    m.setOptions({linkRate: undefined})
+    const asked = m.requests.length
+    const r = await runCli(['pull', m.url, '-o', out, '--sha256', digest])
+    assert.equal(r.code, 0, r.stderr)
+    assert.match(r.stderr, /taking over the partial download another client left: .* in .*model\.bin\n/)
+    assert.equal(sha256(readFileSync(out)), digest)
+    assert.deepEqual(readdirSync(d), ['model.bin'], 'no control file, no partial files')
+    // What aria2c finished was not asked for again, but for the resume check's 64 KiB sample.
+    const inKept = (start: number, end: number) => kept.toArray().reduce((n, k) => n + Math.max(0, Math.min(k.end, end) - Math.max(k.start, start)), 0)
+    const again = m.requests.slice(asked).reduce((n, q) => {
+      const [start, last] = /^bytes=(\d+)-(\d+)$/.exec(q.range ?? 'whole file')!.slice(1).map(Number)
+      return n + inKept(start!, last! + 1)
+    }, 0)
+    assert.ok(again <= 64 * 1024, `${again} bytes aria2c had finished fetched again`)
   })
 
   it('stops on Ctrl-C with exit 130 and a line saying the same command resumes', async () => {

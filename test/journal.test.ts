@@ -8,8 +8,9 @@ import {open as openFile, rename, rm} from 'node:fs/promises'
 import {PrefixHasher} from '../src/lib/transfer/prefix-hasher.js'
 import {InlineHasher} from '../src/lib/transfer/inline-hasher.js'
 import {Journal, type FileIdentity, type JournalIo, type Loaded} from '../src/lib/transfer/journal.js'
-import {adoptLeftover, adoptedHole, judgeLeftover, openedElsewhere} from '../src/lib/transfer/adopt.js'
+import {adoptLeftover, adoptedHole, aria2Beside, judgeLeftover, openedElsewhere} from '../src/lib/transfer/adopt.js'
 import {RangeSet} from '../src/lib/transfer/range-set.js'
+import {aria2Control} from './support/aria2-control.js'
 import {plantOllamaPartial, type OllamaPart} from './support/ollama-partial.js'
 import {tempDir} from './support/temp.js'
 
@@ -320,7 +321,7 @@ describe("another client's partial download (adopt.ts)", () => {
       return judged.why ?? ''
     }
     const two = [{Offset: 0, Size: 500_000, Completed: 500_000}, {Offset: 500_000, Size: 500_000, Completed: 0}]
-    assert.match(await refused(2_000_000, two), /its parts add up to 1000000 bytes, not the file's 2000000: not this file's download/)
+    assert.match(await refused(2_000_000, two), /its parts add up to 1000000 bytes, not the file's 2000000, so they are not this file's download/)
     assert.match(await refused(1_000_000, [two[0], {Offset: 400_000, Size: 600_000, Completed: 0}]), /leave a gap or overlap at byte 500000/)
     assert.match(await refused(1_000_000, two, (p) => writeFileSync(`${p}-1`, 'not json')), /its part record sha256-ab-partial-1 cannot be read/)
     assert.match(await refused(1_000_000, two, (p) => writeFileSync(`${p}-1`, JSON.stringify({N: 1, Offset: 500_000, Size: 500_000, Completed: 600_000}))), /is not one Ollama writes/)
@@ -331,11 +332,45 @@ describe("another client's partial download (adopt.ts)", () => {
       await f.truncate(1_000_000)
       await f.close()
     }
-    assert.match(await refused(1_000_000, two, emptied), /fewer than its parts record/)
+    assert.match(await refused(1_000_000, two, emptied), /fewer than its records claim/)
     // No records: nothing to go by, nothing said.
     const d = tempDir('adopt-ollama')
     writeFileSync(join(d, 'sha256-ab-partial'), Buffer.alloc(1000))
     assert.deepEqual(judgeLeftover({path: join(d, 'sha256-ab-partial'), kind: 'ollama'}, 1000), {ranges: new RangeSet()})
+  })
+
+  it("aria2c's: the pieces its control file calls finished, moved in with the control file gone", async () => {
+    const d = tempDir('adopt-aria2')
+    const MiB = 1024 * 1024
+    const total = 3.5 * MiB
+    const path = join(d, 'model.bin')
+    // As aria2c allocates it: the full size at once.
+    writeFileSync(path, Buffer.alloc(total, 5))
+    writeFileSync(`${path}.aria2`, aria2Control(total, MiB, [0, 2, 3]))
+    const leftover = aria2Beside(path)!
+    assert.deepEqual(leftover, {path, kind: 'aria2'})
+    const judged = judgeLeftover(leftover, undefined)
+    assert.deepEqual([judged.ranges.toArray(), judged.size], [[{start: 0, end: MiB}, {start: 2 * MiB, end: total}], total], 'the last piece is the short one')
+    const dest = {partPath: join(d, 'model.bin.part'), journalPath: join(d, 'model.bin.part.journal')}
+    assert.deepEqual(adoptedHole(dest, leftover), {start: MiB, end: 2 * MiB}, 'its size from the control file, before the server says it')
+    const taken = await adoptLeftover(leftover, dest.partPath, total)
+    assert.deepEqual([taken.why, taken.ranges.total], [undefined, 2.5 * MiB])
+    assert.deepEqual(readdirSync(d), ['model.bin.part'], 'the file moved, its control file gone')
+    // Not this file, an old format, a torrent, an unreadable one: left alone, and said why.
+    const why = (control: Buffer, size: number | undefined = total) => {
+      writeFileSync(path, Buffer.alloc(total, 5))
+      writeFileSync(`${path}.aria2`, control)
+      return judgeLeftover({path, kind: 'aria2'}, size).why ?? ''
+    }
+    assert.match(why(aria2Control(total, MiB, [0]), 4 * MiB), /its control file is for a file of 3670016 bytes, not this one's 4194304/)
+    assert.match(why(aria2Control(total, MiB, [0], {version: 0})), /aria2c's version 0 format, which mtune does not read/)
+    assert.match(why(aria2Control(total, MiB, [0], {infoHash: Buffer.alloc(20, 1)})), /a BitTorrent download's/)
+    assert.match(why(Buffer.from('garbage')), /is not one aria2c writes/)
+    // Nothing finished: nothing kept, but the control file goes with the file all the same.
+    writeFileSync(path, Buffer.alloc(total, 5))
+    writeFileSync(`${path}.aria2`, aria2Control(total, MiB, []))
+    const none = await adoptLeftover({path, kind: 'aria2'}, join(d, 'other.part'), total)
+    assert.deepEqual([none.why, none.ranges.total, existsSync(`${path}.aria2`)], [undefined, 0, false])
   })
 
   it('a journal seeded with it names its bytes durable', async () => {

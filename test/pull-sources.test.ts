@@ -6,6 +6,7 @@ import {after, describe, it} from 'node:test'
 import {runCli, startCli} from './support/cli.js'
 import {gitSha1, startCdn, startFakeHf, startFakeModelscope, startFakeOllama, type FakeCdn, type HubRepo} from './support/fake-hubs.js'
 import {makeContent} from './support/mirror-server.js'
+import {aria2Control} from './support/aria2-control.js'
 import {partsOf, plantOllamaPartial} from './support/ollama-partial.js'
 import {tempDir} from './support/temp.js'
 
@@ -298,6 +299,30 @@ describe('mtune pull hf://', () => {
     assert.match(l.stderr, /taking over the partial download another client left: 2\.0 MiB in .*shard\.bin\.[0-9a-f]{64}\.incomplete/)
     assert.match(l.stderr, /the bytes taken over from .*shard\.bin\.[0-9a-f]{64}\.incomplete are not the server's \(at \d+\): starting over/, 'said as what it is, not as a file changed on the server')
     assert.ok(readFileSync(join(local, 'sub', 'shard.bin')).equals(shard), 'the bad bytes were replaced')
+  })
+
+  it("takes over aria2c's partial downloads in a --local-dir tree (hfd.sh's), which are not files found by size", async () => {
+    const {env, cdn} = await hub([repo()])
+    const local = join(dir(), 'tiny')
+    mkdirSync(join(local, 'sub'), {recursive: true})
+    // As aria2c leaves it: the full size at once, two of three 1 MiB pieces finished.
+    const path = join(local, 'sub', 'shard.bin')
+    const left = Buffer.alloc(shard.length)
+    shard.copy(left, 0, 0, MiB)
+    shard.copy(left, 2 * MiB, 2 * MiB)
+    writeFileSync(path, left)
+    writeFileSync(`${path}.aria2`, aria2Control(shard.length, MiB, [0, 2]))
+    const before = await runCli(['verify', 'hf://acme/tiny', '--local-dir', local], env)
+    assert.match(before.stdout, /✗ sub\/shard\.bin: interrupted \(aria2c's download of it was cut: mtune pull takes it over\)/)
+    const r = await runCli(['pull', 'hf://acme/tiny', '--local-dir', local], env)
+    assert.equal(r.code, 0, r.stderr)
+    assert.match(r.stderr, /taking over the partial download another client left: 2\.0 MiB in 2 pieces in .*sub\/shard\.bin\n/)
+    assert.ok(readFileSync(path).equals(shard), 'the pieces it had not finished were fetched, not taken as there')
+    assert.ok(!existsSync(`${path}.aria2`))
+    const asked = cdn.mirror.requests.filter((q) => q.path.includes(sha256(shard))).map((q) => /^bytes=(\d+)-(\d+)$/.exec(q.range ?? 'whole file')!.slice(1).map(Number))
+    // Only the middle piece, and the resume check's 64 KiB sample of the end of a piece kept.
+    const sample = (start: number, last: number) => last - start < 64 * 1024 && [MiB, 3 * MiB].includes(last + 1)
+    for (const [start, last] of asked) assert.ok((start >= MiB && last < 2 * MiB) || sample(start, last), `asked for ${start}-${last}`)
   })
 
   it('--dry-run prints the plan and writes nothing', async () => {

@@ -2,6 +2,7 @@ import {createHash} from 'node:crypto'
 import {createReadStream} from 'node:fs'
 import {stat} from 'node:fs/promises'
 import {ExitCode, MtuneError} from '../errors.js'
+import {aria2Beside} from '../transfer/adopt.js'
 import {sha256File} from '../transfer/destination.js'
 import type {PlannedFile} from './plan.js'
 
@@ -21,6 +22,8 @@ export async function gitBlobSha1(path: string): Promise<string> {
 export async function fileMatches(file: PlannedFile, hashContent: boolean): Promise<boolean> {
   const info = await stat(file.dest).catch(() => undefined)
   if (!info?.isFile() || (file.size !== undefined && info.size !== file.size)) return false
+  // aria2c's partial download (hfd.sh's, in a plain tree) has the full size from the start.
+  if (aria2Beside(file.dest)) return false
   if (!hashContent) return true
   if (file.sha256) return (await sha256File(file.dest)) === file.sha256
   if (file.gitSha1) return (await gitBlobSha1(file.dest)) === file.gitSha1

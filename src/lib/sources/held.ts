@@ -1,5 +1,5 @@
 import {lstatSync} from 'node:fs'
-import {judgeLeftover} from '../transfer/adopt.js'
+import {aria2Beside, judgeLeftover, type Leftover} from '../transfer/adopt.js'
 import {destinationFor} from '../transfer/destination.js'
 import type {Plan, PlannedFile} from './plan.js'
 
@@ -10,14 +10,19 @@ export const partOf = (f: PlannedFile): string => f.partPath ?? destinationFor(f
  * Bytes of a planned file already on disk toward it, so that the space a pull needs is what it
  * will still write: all of it when present; else what its partial download holds. mtune's part
  * file has the file's full length from the start (sparse), so its blocks count, not its length;
- * another client's leftover counts as a pull would take it over (adopt.ts).
+ * another client's leftover counts as a pull would take it over (adopt.ts). aria2c's in the file's
+ * own place is not present (file-check.ts), whatever its size.
  */
 export function heldOnDisk(f: PlannedFile): number {
   if (f.present) return f.size ?? 0
   const part = lstatSync(partOf(f), {throwIfNoEntry: false})
   if (part?.isFile()) return Math.min(f.size ?? Number.POSITIVE_INFINITY, part.blocks * 512)
-  return f.adopt && f.size !== undefined ? judgeLeftover(f.adopt, f.size).ranges.total : 0
+  const leftover = leftoverOf(f)
+  return leftover && f.size !== undefined ? judgeLeftover(leftover, f.size).ranges.total : 0
 }
+
+/** Another client's partial download of a planned file, as the engine finds it: aria2c's in the file's own place, else the one the source names. */
+export const leftoverOf = (f: PlannedFile): Leftover | undefined => aria2Beside(f.dest) ?? f.adopt
 
 /** What the files of a plan of known sizes still need written, in bytes. */
 export const stillToWrite = (files: PlannedFile[]): number => files.reduce((sum, f) => sum + Math.max(0, (f.size ?? 0) - heldOnDisk(f)), 0)

@@ -150,7 +150,7 @@ async function pullOne(
         verify: verify && ((partPath) => verify(partPath)),
         headers: file.headers ?? plan.headers,
         elsewhere: elsewhereFor(plan),
-        adopt: file.adopt && file.size !== undefined ? {...file.adopt, size: file.size} : undefined,
+        adopt: file.adopt && {...file.adopt, size: file.size},
         force: true,
         budget: shared.budget,
         dispatcher: options.dispatcher,

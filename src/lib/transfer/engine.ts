@@ -9,7 +9,7 @@ import {redact} from '../net/request.js'
 import {backoffDelay, classifyNetworkError} from '../net/retry-policy.js'
 import {ensureWritableDirectory, fileDestination, fileExists, resolveDestination, sha256File, type Destination} from './destination.js'
 import {Journal, currentBootId} from './journal.js'
-import {adoptedHole} from './adopt.js'
+import {adoptedHole, aria2Beside, judgeLeftover, openedElsewhere, type Leftover} from './adopt.js'
 import {PullLock} from './pull-lock.js'
 import {parseOutput, parseSha256, parseTarget} from './validate.js'
 import {DEFAULTS, type PullEvents, type PullOptions, type PullResult} from './pull-types.js'
@@ -32,6 +32,12 @@ export async function pull(options: PullOptions, events: PullEvents = {}): Promi
   const started = performance.now()
   const place = (dest: Destination): Destination =>
     options.partPath ? {...dest, partPath: options.partPath, journalPath: `${options.partPath}.journal`} : dest
+  // What another client left of this file to take over: aria2c's partial download in the file's
+  // own place, else the one the source names (huggingface_hub's, Ollama's).
+  const leftoverAt = (dest: Destination): PullOptions['adopt'] => {
+    const aria2 = aria2Beside(dest.path)
+    return aria2 ? {...aria2, size: options.adopt?.size} : options.adopt
+  }
   let lock: PullLock | undefined
   // Held from before the destination is looked at until it is in place: a second pull of the
   // same file waits, then finds it complete.
@@ -54,7 +60,7 @@ export async function pull(options: PullOptions, events: PullEvents = {}): Promi
     // Where the file goes is checked before the network is asked anything.
     if (guess) await ensureWritableDirectory(guess, {create: false, elsewhere: options.elsewhere})
     for (let restart = 0; ; restart++) {
-      const hole = guess && restart === 0 ? (Journal.firstMissing(guess.journalPath, currentBootId()) ?? adoptedHole(guess, options.adopt)) : undefined
+      const hole = guess && restart === 0 ? (Journal.firstMissing(guess.journalPath, currentBootId()) ?? adoptedHole(guess, leftoverAt(guess))) : undefined
       const start = hole?.start ?? 0
       const length = Math.min(FIRST_PIECE, hole ? hole.end - hole.start : FIRST_PIECE)
       const probed = await probeWithRetries(dispatcher, url, options, events, start, length)
@@ -87,7 +93,7 @@ export async function pull(options: PullOptions, events: PullEvents = {}): Promi
       try {
         // Named in a mismatch only where it came from the server: --sha256 or a model's listing speak for themselves.
         const expectedFrom = !expected && published ? "the server's X-Linked-Etag" : undefined
-        return await new Transfer({options, events, dispatcher, dest, probed, expected: want, expectedFrom, mirrors, started}).run()
+        return await new Transfer({options: {...options, adopt: leftoverAt(dest)}, events, dispatcher, dest, probed, expected: want, expectedFrom, mirrors, started}).run()
       } catch (error) {
         if (!(error instanceof StartOver)) throw error
         if (error.changed && restart >= MAX_RESTARTS) {
@@ -146,6 +152,8 @@ async function alreadyThere(
   serverSize?: number,
 ): Promise<PullResult | undefined> {
   if (!(await fileExists(dest.path))) return undefined
+  const aria2 = aria2Beside(dest.path)
+  if (aria2 && !(await fileExists(dest.journalPath))) return takingOver(dest, aria2, force, serverSize)
   if (expected) {
     const digest = await sha256File(dest.path)
     if (digest === expected) {
@@ -172,6 +180,20 @@ async function alreadyThere(
     }
   }
   if (!force) throw new MtuneError('exists', existsSaid(dest.path, (await stat(dest.path)).size, serverSize), ExitCode.usage)
+  return undefined
+}
+
+/**
+ * aria2c's partial download where the file goes (FILE.aria2 beside it) is neither this file nor
+ * another: the transfer takes it over (adopt.ts). One aria2c is still writing is refused, --force
+ * or not; one whose records cannot be gone by is replaced with --force only.
+ */
+async function takingOver(dest: Destination, aria2: Leftover, force: boolean | undefined, serverSize: number | undefined): Promise<undefined> {
+  const said = `${dest.path} is aria2c's partial download (${dest.path}.aria2 beside it)`
+  const holder = await openedElsewhere(dest.path)
+  if (holder) throw new MtuneError('exists', `${said}, and process ${holder} still has it open: let that download finish, or stop it and pull again`, ExitCode.usage)
+  const why = judgeLeftover(aria2, serverSize).why
+  if (why && !force) throw new MtuneError('exists', `${said}, which mtune does not take over: ${why}; finish it with aria2c -c, or pull it again with --force`, ExitCode.usage)
   return undefined
 }
 

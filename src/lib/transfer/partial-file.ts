@@ -63,7 +63,7 @@ export class PartialFile {
   private static async adopt(dest: Destination, identity: FileIdentity, from: Leftover, notes: Notes): Promise<PartialFile | undefined> {
     if (!identity.ranges || identity.size === undefined || existsSync(dest.journalPath) || existsSync(dest.partPath)) return undefined
     const taken = await adoptLeftover(from, dest.partPath, identity.size)
-    if (taken.why) notes.info(`not taking over another client's partial download: ${taken.why}`)
+    if (taken.why) notes.info(`not taking over the partial download another client left in ${from.path}: ${taken.why}`)
     if (!taken.ranges.total) return undefined
     const pieces = taken.ranges.toArray().length
     notes.info(`taking over the partial download another client left: ${formatBytes(taken.ranges.total)}${pieces > 1 ? ` in ${pieces} pieces` : ''} in ${from.path}`)

@@ -47,10 +47,10 @@ export interface PullOptions {
   /**
    * What another client left of this file (huggingface_hub's `.incomplete`, Ollama's
    * `-partial`; adopt.ts): moved in as the part file when this pull has no partial download of
-   * its own. `size` is the file's as its source publishes it, so that the first request asks for
-   * its first hole.
+   * its own; aria2c's partial download in the file's own place is found by the engine. `size`
+   * is the file's as its source publishes it, so that the first request asks for its first hole.
    */
-  adopt?: Leftover & {size: number}
+  adopt?: Leftover & {size?: number}
   /** Where partial data lives; default: beside the destination, as DEST.part. */
   partPath?: string
   /** A further check of the complete part file before it is renamed into place. */

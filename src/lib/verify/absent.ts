@@ -2,6 +2,7 @@ import {existsSync, lstatSync} from 'node:fs'
 import type {Plan} from '../sources/plan.js'
 import {downloadMetadataPath} from '../sources/hf-local-dir.js'
 import {partOf} from '../sources/held.js'
+import {aria2Beside} from '../transfer/adopt.js'
 import type {Expectations, Problem} from './expect.js'
 
 
@@ -49,4 +50,16 @@ export function sortOutAbsent(exp: Expectations, plan: Plan, chosen: boolean): {
     },
     notPulled: exp.files.filter((e) => notPulled.has(e.path)).map((e) => e.name),
   }
+}
+
+/**
+ * Files that are aria2c's partial downloads (FILE.aria2 beside them; hfd.sh's in a --local-dir
+ * tree): cut, not corrupt, though as long as the file. Not hashed; said once, and kept: a pull
+ * (or --repair) takes them over (adopt.ts).
+ */
+export function sortOutCut(exp: Expectations): Expectations {
+  const cut = exp.files.filter((e) => aria2Beside(e.path))
+  if (cut.length === 0) return exp
+  const problems: Problem[] = cut.map((e) => ({name: e.name, path: e.path, kind: 'interrupted', detail: "aria2c's download of it was cut: mtune pull takes it over", resumes: true}))
+  return {...exp, files: exp.files.filter((e) => !cut.includes(e)), problems: [...exp.problems, ...problems]}
 }

@@ -11,7 +11,7 @@ import {redact} from '../net/request.js'
 import {choosesFiles, pathsOf} from '../sources/select.js'
 import {runPlan} from '../sources/run-plan.js'
 import type {PullEvents} from '../transfer/engine.js'
-import {sortOutAbsent} from './absent.js'
+import {sortOutAbsent, sortOutCut} from './absent.js'
 import {plainFile, plainFiles} from './plain-file.js'
 import {cachedCommit, expectedOf, fromPlan, hfFromDisk, hfRepoDir, modelscopeSnapshot, ollamaFromDisk, type Expected, type Expectations, type Problem} from './expect.js'
 import {hashFiles} from './hash-pool.js'
@@ -181,7 +181,9 @@ async function expectations(target: string, ref: SourceRef, options: VerifyOptio
 export async function verify(target: string, ref: SourceRef | undefined, options: VerifyOptions): Promise<VerifyReport> {
   const started = performance.now()
   const plain = () => ((options.paths?.length ?? 0) > 1 ? plainFiles(options.paths!) : plainFile(target, options.sha256))
-  const {exp, plan, notPulled = [], resolvedAs}: Expecting = ref ? await expectations(target, ref, options) : {exp: plain(), plan: undefined}
+  const expecting: Expecting = ref ? await expectations(target, ref, options) : {exp: plain(), plan: undefined}
+  const {plan, notPulled = [], resolvedAs} = expecting
+  const exp = sortOutCut(expecting.exp)
   const {verdicts, bytes} = await check(exp.files, options)
   const summary = summarize(verdicts, exp.problems, bytes, (performance.now() - started) / 1000)
   const report: VerifyReport = {target, kind: exp.kind, against: exp.against, checksumList: exp.checksumList, root: exp.root, files: verdicts, problems: exp.problems, summary, intact: intact(summary), notes: exp.notes, ...(exp.fix ? {fix: exp.fix} : {}), notPulled}
