@@ -138,6 +138,37 @@ describe('mtune pull (CLI)', () => {
     assert.ok(again <= 64 * 1024, `${again} bytes aria2c had finished fetched again`)
   })
 
+  it('--continue keeps a shorter file another tool left as the start (wget -c, curl -C -); a wrong one is caught and fetched again', async () => {
+    const m = await mirror()
+    const d = dir()
+    const out = join(d, 'model.bin')
+    writeFileSync(out, content.subarray(0, 10 * MiB))
+    const r = await runCli(['pull', m.url, '-o', out, '--continue', '--sha256', digest])
+    assert.equal(r.code, 0, r.stderr)
+    assert.match(r.stderr, /taking over the partial download another client left: 10\.0 MiB in .*model\.bin\n/)
+    assert.equal(sha256(readFileSync(out)), digest)
+    assert.deepEqual(readdirSync(d), ['model.bin'])
+    // Every range asked starts after the start kept, but for the resume check's 64 KiB sample of its end.
+    const starts = m.requests.map((q) => Number(/^bytes=(\d+)-/.exec(q.range ?? 'whole file')![1]))
+    assert.ok(starts.every((s) => s >= 10 * MiB - 64 * 1024), `ranges from ${starts.join(', ')}`)
+    // A start that is not the file's (an older version, a crash's garbage): the sample sees it.
+    const bad = Buffer.from(content.subarray(0, 4 * MiB))
+    bad.fill(7, bad.length - 1000)
+    writeFileSync(out, bad)
+    const again = await runCli(['pull', m.url, '-o', out, '--continue'])
+    assert.equal(again.code, 0, again.stderr)
+    assert.match(again.stderr, /the bytes taken over from .*model\.bin are not the server's \(at \d+\): starting over/)
+    assert.equal(sha256(readFileSync(out)), digest)
+    // As long as the file: not a start, and the usual line (hashed with --sha256: found complete).
+    const complete = await runCli(['pull', m.url, '-o', out, '--continue'])
+    assert.equal(complete.code, 2)
+    assert.match(complete.stderr, /as large as the server's file/)
+    assert.equal((await runCli(['pull', m.url, '-o', out, '--continue', '--sha256', digest])).code, 0)
+    // Not for model sources or lists, which take over what their clients left by themselves.
+    assert.match((await runCli(['pull', 'hf://acme/tiny', '--continue'])).stderr, /--continue applies to URLs; a hf pull takes over by itself/)
+    assert.match((await runCli(['pull', '-i', join(d, 'list.txt'), '--continue'])).stderr, /--continue does not apply to -i/)
+  })
+
   it('stops on Ctrl-C with exit 130 and a line saying the same command resumes', async () => {
     const m = await mirror({linkRate: 16 * MiB})
     const out = join(dir(), 'model.bin')
@@ -208,7 +239,7 @@ describe('mtune pull (CLI)', () => {
           return ['pull', m.url, '-o', out]
         },
         2,
-        /already exists, 3 of the server's \d+ bytes: a download cut short by another tool\? mtune resumes only its own \(\S+model\.bin\.part\); --force pulls it again/,
+        /already exists, 3 of the server's \d+ bytes: a download another tool cut short \(wget, curl\)\? --continue keeps it as the file's start; --force pulls it again/,
       ],
       ['a missing file (404)', async () => ['pull', (await mirror({fault: () => ({status: 404})})).url, '-o', join(dir(), 'x')], 3, /not found \(404\)/],
       [
@@ -245,7 +276,7 @@ describe('mtune pull (CLI)', () => {
         [['pull', 'http://127.0.0.1:9/x', '--checksum=sha-256=ab'], /^Error: Nonexistent flag: --checksum=sha-256=ab; the digest is --sha256 HEX \(aria2c's --checksum=sha-256=HEX\); see mtune pull --help$/],
         [['pull', 'hf://a/b', '--revision', 'v2'], /^Error: Nonexistent flag: --revision; the revision goes in the source: hf:\/\/ORG\/NAME@REVISION; see mtune pull --help$/],
         // mtune's -c typed as wget's and aria2c's continue: its value does not parse.
-        [['pull', '-c', 'http://127.0.0.1:9/x'], /^Error: Parsing --connections: Expected an integer but received: http:\/\/127\.0\.0\.1:9\/x; -c N is mtune's connection count; wget's and aria2c's -c \(continue\) is what mtune does by itself: run the same command again; see mtune pull --help$/],
+        [['pull', '-c', 'http://127.0.0.1:9/x'], /^Error: Parsing --connections: Expected an integer but received: http:\/\/127\.0\.0\.1:9\/x; -c N is mtune's connection count; wget's -c \(continue\) is --continue, for a file another tool cut short \(mtune resumes its own, and aria2c's, by itself\); see mtune pull --help$/],
         [['pull', 'http://127.0.0.1:9/x', '-c'], /^Error: Flag --connections expects a value; -c N is mtune's connection count; .*; see mtune pull --help$/],
         [['pull', 'http://127.0.0.1:9/x', '--connections', 'x'], /^Error: Parsing --connections: Expected an integer but received: x; see mtune pull --help$/],
         [['verify', '-c', 'SHA256SUMS'], /^Error: Nonexistent flag: -c; mtune verify SHA256SUMS \(or its directory\) checks what it lists, as sha256sum -c does; see mtune verify --help$/],

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import {statSync, writeFileSync} from 'node:fs'
+import {mkdirSync, statSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {describe, it} from 'node:test'
 import {open} from 'node:fs/promises'
@@ -79,5 +79,13 @@ describe('makeDirs: mkdir -p that ends', () => {
     const d = tempDir('list-space')
     const list = await urlListPlan(parseUrlList('http://127.0.0.1:9/a.bin\n', 'urls.txt'), 'urls.txt', join(d, 'out'), false)
     assert.match(spaceShortfall(list, 10, 0)?.message ?? '', /for urls\.txt \(1 URL\): .*; free some space, or pull the list onto another disk: -o DIR\/$/)
+    // A file already there stops a list without --force, but aria2c's partial download (its
+    // control file beside it) is no file to keep or refuse: the pull takes it over.
+    mkdirSync(join(d, 'out'))
+    writeFileSync(join(d, 'out', 'a.bin'), 'aria2c')
+    await assert.rejects(urlListPlan(parseUrlList('http://127.0.0.1:9/a.bin\n', 'urls.txt'), 'urls.txt', join(d, 'out'), false), /a\.bin already exists/)
+    writeFileSync(join(d, 'out', 'a.bin.aria2'), '')
+    const taken = await urlListPlan(parseUrlList('http://127.0.0.1:9/a.bin\n', 'urls.txt'), 'urls.txt', join(d, 'out'), false)
+    assert.equal(taken.files[0]!.present, false)
   })
 })

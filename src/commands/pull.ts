@@ -143,6 +143,10 @@ Exit codes: 0 done, 2 bad input, 3 the server refused or kept failing, 4 digest 
     mirror: Flags.string({multiple: true, description: 'URLs: another URL of the same file; used at the same time, dropped if it fails or differs.'}),
     'limit-rate': Flags.string({description: 'Cap on the whole download, e.g. 50M (bytes/s) or 400Mbit.'}),
     force: Flags.boolean({char: 'f', description: 'URLs: replace an existing destination file.'}),
+    continue: Flags.boolean({
+      description:
+        "URLs: a shorter file already at the destination is another tool's download cut short (wget -c, curl -C -): keep it as the file's start and fetch the rest. mtune's own downloads, and aria2c's (FILE.aria2 beside it), resume without it.",
+    }),
     quiet: Flags.boolean({char: 'q', description: 'No progress and no messages; errors only.'}),
     'stall-timeout': Flags.integer({min: 1, default: 30, description: 'Seconds without a byte before a connection is retried.'}),
     retries: Flags.integer({min: 0, default: 10, description: 'Failed attempts in a row, with no progress in between, before giving up.'}),
@@ -171,6 +175,7 @@ Exit codes: 0 done, 2 bad input, 3 the server refused or kept failing, 4 digest 
     // A model pull fetches several files at once (run-plan.ts), each fed by its own threads.
     const threads = flags.threads ?? defaultThreads(undefined, ref.kind === 'url' ? 1 : PARALLEL_FILES)
     if (ref.kind !== 'url') {
+      if (flags.continue) throw usageError('bad-flag', `--continue applies to URLs; a ${ref.kind} pull takes over by itself what its own client (or aria2c) left unfinished`)
       for (const flag of ['output', 'sha256', 'force', ...(flags.auto ? [] : (['mirror'] as const))] as const) {
         if (flags[flag] !== undefined && flags[flag] !== false) {
           throw new MtuneError('bad-flag', `--${flag} applies to URLs only; for ${ref.kind} sources use --local-dir${ref.kind === 'ollama' ? ' (hf, modelscope) or OLLAMA_MODELS' : ''}`, ExitCode.usage)
@@ -215,6 +220,7 @@ Exit codes: 0 done, 2 bad input, 3 the server refused or kept failing, 4 digest 
             output: flags.output,
             sha256: flags.sha256,
             force: flags.force,
+            continue: flags.continue,
             tune: flags.tune,
             dryRun: flags['dry-run'],
             maxConnections: flags['max-connections'],
@@ -245,7 +251,7 @@ Exit codes: 0 done, 2 bad input, 3 the server refused or kept failing, 4 digest 
         const headers = hubFileHeaders(ref.url)
         if (headers) events.debug?.(`${new URL(ref.url).host} is the Hub: its file URL gets the Hub token, as hf:// would`)
         const from = (url: string, dispatcher?: Dispatcher) =>
-          pull({url, headers, mirrors, output: flags.output, connections: flags.connections, maxConnections: flags['max-connections'], chunkSize, sha256: flags.sha256, force: flags.force, dispatcher, ...common}, events)
+          pull({url, headers, mirrors, output: flags.output, connections: flags.connections, maxConnections: flags['max-connections'], chunkSize, sha256: flags.sha256, force: flags.force, continue: flags.continue, dispatcher, ...common}, events)
         const urlCache = await urlCacheFor(ref, flags.cache)
         let result: Awaited<ReturnType<typeof from>> & {via: 'cache' | 'origin'}
         if (urlCache) {
@@ -312,6 +318,8 @@ Exit codes: 0 done, 2 bad input, 3 the server refused or kept failing, 4 digest 
     for (const flag of ['sha256', 'mirror', 'auto', 'tune', 'include', 'exclude', 'local-dir', 'endpoint', 'verify', 'insecure'] as const) {
       if (flags[flag] !== undefined && flags[flag] !== false) throw usageError('bad-flag', `--${flag} does not apply to -i: ${flag === 'sha256' ? 'give each URL its digest in the list (an indented checksum=sha-256=HEX line, or HEX  URL)' : 'a list holds plain URLs'}`)
     }
+    // Which of a list's files to take as starts cannot be judged before each answers; one at a time it can.
+    if (flags.continue) throw usageError('bad-flag', `--continue does not apply to -i: continue a file another tool cut short on its own (mtune pull URL -o FILE --continue); aria2c's (FILE.aria2 beside it) are taken over in a list too`)
     const {chunkSize, limitRate} = sizesOf(flags)
     const json = this.jsonEnabled()
     const [{readFileSync}, {parseUrlList, urlListPlan, runUrlList}, core, {createDispatcher, closeDispatcher}] = await Promise.all([

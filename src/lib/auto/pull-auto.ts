@@ -35,6 +35,8 @@ export interface AutoOptions {
   output?: string
   sha256?: string
   force?: boolean
+  /** A shorter file at the destination is another tool's download cut short: taken over (PullOptions.continue). */
+  continue?: boolean
   tune?: boolean
   dryRun?: boolean
   maxConnections?: number
@@ -106,6 +108,7 @@ export async function pullAuto(ref: SourceRef, options: AutoOptions, r: SystemRe
           output: options.output,
           sha256: options.sha256,
           force: options.force,
+          continue: options.continue,
           connections: decision.connections,
           maxConnections: options.maxConnections,
           chunkSize: decision.chunkSize,

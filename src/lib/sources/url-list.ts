@@ -1,6 +1,7 @@
 import {existsSync, statSync} from 'node:fs'
 import {basename, resolve} from 'node:path'
 import {ExitCode, MtuneError, errorMessage, usageError} from '../errors.js'
+import {aria2Beside} from '../transfer/adopt.js'
 import type {PullEvents} from '../transfer/pull-types.js'
 import {probeCache} from './cache-probe.js'
 import {runPlan, type FileResult, type RunOptions} from './run-plan.js'
@@ -97,7 +98,8 @@ export async function urlListPlan(entries: ListedUrl[], file: string, dir: strin
       throw usageError('bad-url-list', `${file}, line ${e.line}: the name ${JSON.stringify(e.name)} would leave ${root}: give a plain one with out=NAME`)
     }
     let present = false
-    if (existsSync(dest)) {
+    // aria2c's partial download in its place is no file to keep or refuse: a pull takes it over (adopt.ts).
+    if (existsSync(dest) && !aria2Beside(dest)) {
       if (e.sha256 && (await sha256File(dest)) === e.sha256) present = true
       else if (!force) taken.push(e.name)
     }

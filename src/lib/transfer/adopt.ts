@@ -49,20 +49,22 @@ const SLACK = 4096 * 2
  * Left alone: a file that is not plausibly part of this one (too long, records that do not tile
  * the file) and one whose bytes are not all there (holes where it claims bytes). Synchronous:
  * the first request's range is chosen from it before anything is opened. Without `size` (a URL
- * not yet asked), only aria2c's, which records the file's size, can be judged.
+ * not yet asked), aria2c's is judged against the size its records give, and a start of the file
+ * is taken as one.
  */
 export function judgeLeftover(leftover: Leftover, size: number | undefined): Judged {
   const info = lstatSync(leftover.path, {throwIfNoEntry: false})
   if (!info?.isFile() || info.size === 0) return NOTHING
   const allocated = info.blocks * 512
   if (leftover.kind === 'aria2') return recorded(aria2Pieces(`${leftover.path}.aria2`, size), info.size, allocated)
-  if (size === undefined) return NOTHING
   if (leftover.kind === 'appended') {
-    if (info.size >= size) return {...NOTHING, why: `it is not shorter than the file (${info.size} of ${size} bytes), so not a partial download`}
+    // Without the file's size (a URL not yet asked), it cannot be told too long: the server's answer will.
+    if (size !== undefined && info.size >= size) return {...NOTHING, why: `it is not shorter than the file (${info.size} of ${size} bytes), so not a partial download`}
     // Written out of order, by a parallel downloader: not a start to build on.
     if (allocated < info.size - SLACK) return {...NOTHING, why: 'it has holes (written out of order), so not a start to build on'}
     return {ranges: RangeSet.from([{start: 0, end: info.size}])}
   }
+  if (size === undefined) return NOTHING
   return recorded(ollamaPieces(leftover.path, size), info.size, allocated)
 }
 
@@ -206,9 +208,9 @@ export async function adoptLeftover(leftover: Leftover, partPath: string, size: 
 export function adoptedHole(dest: {partPath: string; journalPath: string}, adopt: (Leftover & {size?: number}) | undefined): ByteRange | undefined {
   if (!adopt || existsSync(dest.journalPath) || existsSync(dest.partPath)) return undefined
   const judged = judgeLeftover(adopt, adopt.size)
-  // A URL's size is not known before the server is asked: aria2c's records give it.
-  const size = adopt.size ?? judged.size
-  return judged.ranges.total > 0 && size !== undefined ? judged.ranges.missing(size)[0] : undefined
+  // A URL's size is not known before the server is asked: aria2c's records give it; for a start
+  // of the file (--continue), what follows it is asked for, and the server's answer bounds it.
+  return judged.ranges.total > 0 ? judged.ranges.missing(adopt.size ?? judged.size ?? Number.MAX_SAFE_INTEGER)[0] : undefined
 }
 
 /** A process other than this one with `path` open (Linux's /proc/PID/fd links), or undefined; processes this user cannot see are skipped. */

@@ -1,3 +1,4 @@
+import {existsSync} from 'node:fs'
 import {rm, stat} from 'node:fs/promises'
 import {hostname} from 'node:os'
 import {setTimeout as sleep} from 'node:timers/promises'
@@ -36,8 +37,13 @@ export async function pull(options: PullOptions, events: PullEvents = {}): Promi
   // own place, else the one the source names (huggingface_hub's, Ollama's).
   const leftoverAt = (dest: Destination): PullOptions['adopt'] => {
     const aria2 = aria2Beside(dest.path)
-    return aria2 ? {...aria2, size: options.adopt?.size} : options.adopt
+    if (aria2) return {...aria2, size: options.adopt?.size}
+    // --continue: the file itself, as wget -c and curl -C - take it.
+    if (options.continue && existsSync(dest.path)) return {path: dest.path, kind: 'appended', size: options.adopt?.size}
+    return options.adopt
   }
+  const existing = (dest: Destination, want: string | undefined, serverSize?: number) =>
+    alreadyThere(dest, {expected: want, force: options.force, continuing: options.continue, url, started, serverSize})
   let lock: PullLock | undefined
   // Held from before the destination is looked at until it is in place: a second pull of the
   // same file waits, then finds it complete.
@@ -53,7 +59,8 @@ export async function pull(options: PullOptions, events: PullEvents = {}): Promi
     // the server's first answer, which may publish the digest and gives the size to compare.
     if (early) {
       await claim(early)
-      const done = expected ? await alreadyThere(early, expected, options.force, url, started) : undefined
+      // One to continue is judged once the server has said the file's size: a shorter one is not hashed.
+      const done = expected && !options.continue ? await existing(early, expected) : undefined
       if (done) return done
     }
     const guess = early ?? (await resolveDestination(options.output, undefined, url).then(place).catch(() => undefined))
@@ -74,14 +81,14 @@ export async function pull(options: PullOptions, events: PullEvents = {}): Promi
       // Held, then looked at: a pull that waited for another finds the file complete.
       const finished = async (): Promise<PullResult | undefined> => {
         await claim(dest)
-        const done = await alreadyThere(dest, want, options.force, url, started, probed.file.size).catch(async (error: unknown) => {
+        const done = await existing(dest, want, probed.file.size).catch(async (error: unknown) => {
           await probed.response?.body.dump().catch(() => {})
           throw error
         })
         if (done) await probed.response?.body.dump().catch(() => {})
         return done
       }
-      const done = early && expected ? undefined : await finished()
+      const done = early && expected && !options.continue ? undefined : await finished()
       if (done) return done
       await ensureWritableDirectory(dest, {create: true, elsewhere: options.elsewhere})
       // A directory just made had no room for the lock before; another pull may have made it too.
@@ -145,15 +152,15 @@ async function lockFor(dest: Destination, signal: AbortSignal | undefined, event
 /** An existing destination: done if it has the expected digest, refused without --force. */
 async function alreadyThere(
   dest: Destination,
-  expected: string | undefined,
-  force: boolean | undefined,
-  url: string,
-  started: number,
-  serverSize?: number,
+  how: {expected: string | undefined; force: boolean | undefined; continuing: boolean | undefined; url: string; started: number; serverSize?: number},
 ): Promise<PullResult | undefined> {
+  const {expected, force, url, started, serverSize} = how
   if (!(await fileExists(dest.path))) return undefined
+  const own = await fileExists(dest.journalPath)
   const aria2 = aria2Beside(dest.path)
-  if (aria2 && !(await fileExists(dest.journalPath))) return takingOver(dest, aria2, force, serverSize)
+  if (aria2 && !own) return takingOver(dest, aria2, force, serverSize)
+  // --continue: a shorter file is another tool's download cut short, which the transfer takes over.
+  if (how.continuing && !own && serverSize !== undefined && (await stat(dest.path)).size < serverSize) return undefined
   if (expected) {
     const digest = await sha256File(dest.path)
     if (digest === expected) {
@@ -205,7 +212,7 @@ async function takingOver(dest: Destination, aria2: Leftover, force: boolean | u
 export function existsSaid(path: string, size: number, serverSize?: number): string {
   if (serverSize === undefined) return `${path} already exists; use --force to replace it, or -o to choose another path`
   if (size === serverSize) return `${path} already exists, as large as the server's file (${size} bytes): likely this file. Check it: mtune verify ${path} --sha256 HEX; replace it: --force`
-  if (size < serverSize) return `${path} already exists, ${size} of the server's ${serverSize} bytes: a download cut short by another tool? mtune resumes only its own (${path}.part); --force pulls it again`
+  if (size < serverSize) return `${path} already exists, ${size} of the server's ${serverSize} bytes: a download another tool cut short (wget, curl)? --continue keeps it as the file's start; --force pulls it again`
   return `${path} already exists and is not the server's file (${size} bytes, not ${serverSize}); use --force to replace it, or -o to choose another path`
 }
 

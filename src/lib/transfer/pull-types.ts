@@ -34,6 +34,11 @@ export interface PullOptions {
   /** The --limit-rate bucket shared with other pulls running at the same time (a model's files). */
   limiter?: TokenBucket
   force?: boolean
+  /**
+   * A shorter file already at the destination is another tool's download cut short (wget -c,
+   * curl -C -): its bytes are taken as the file's start, and checked as resumed ones are.
+   */
+  continue?: boolean
   stallTimeoutMs?: number
   /** Failed attempts in a row, with no byte of progress, before giving up. */
   maxRetries?: number

@@ -22,8 +22,7 @@ const HABITS: Record<string, Record<string, string>> = {
     '-O': 'the destination is -o PATH (a file, or a directory ending in /)',
     '--output-document': 'the destination is -o PATH (a file, or a directory ending in /)',
     '--remote-name': 'the name comes from the server, else the URL, by default (-o DIR/ for another directory)',
-    '-C': 'mtune resumes its own downloads by itself: run the same command again',
-    '--continue': 'mtune resumes its own downloads by itself: run the same command again',
+    '-C': "mtune resumes its own downloads by itself (run the same command again); --continue takes over another tool's, as curl -C - does",
     '--max-download-limit': 'a cap is --limit-rate RATE',
     '--max-overall-download-limit': 'a cap is --limit-rate RATE',
     '--token': 'tokens come from HF_TOKEN (or HF_TOKEN_PATH, $HF_HOME/token) for the Hub, MODELSCOPE_API_TOKEN for ModelScope',
@@ -50,7 +49,7 @@ const HABITS: Record<string, Record<string, string>> = {
  * not parse. `-c URL` is wget's and aria2c's continue, typed as mtune's connection count.
  */
 const SHORT_HABITS: Record<string, Record<string, [short: string, habit: string]>> = {
-  pull: {'--connections': ['-c', "-c N is mtune's connection count; wget's and aria2c's -c (continue) is what mtune does by itself: run the same command again"]},
+  pull: {'--connections': ['-c', "-c N is mtune's connection count; wget's -c (continue) is --continue, for a file another tool cut short (mtune resumes its own, and aria2c's, by itself)"]},
 }
 
 /** What to add when `flag`'s value did not parse and the user typed its short form (in argv). */
