@@ -144,6 +144,7 @@ Exit codes: 0 done, 2 bad input, 3 the server refused or kept failing, 4 digest 
     'limit-rate': Flags.string({description: 'Cap on the whole download, e.g. 50M (bytes/s) or 400Mbit.'}),
     force: Flags.boolean({char: 'f', description: 'URLs: replace an existing destination file.'}),
     continue: Flags.boolean({
+      exclusive: ['force'],
       description:
         "URLs: a shorter file already at the destination is another tool's download cut short (wget -c, curl -C -): keep it as the file's start and fetch the rest. mtune's own downloads, and aria2c's (FILE.aria2 beside it), resume without it.",
     }),
