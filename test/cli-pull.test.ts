@@ -11,6 +11,7 @@ import {BIN, hasStack, runCli, startCli} from './support/cli.js'
 import {makeContent, mirrors, sha256, startMirror} from './support/mirror-server.js'
 import {tempDir} from './support/temp.js'
 import {judgeLeftover} from '../src/lib/transfer/adopt.js'
+import {aria2Control} from './support/aria2-control.js'
 import {freePort} from './support/free-port.js'
 
 const MiB = 1024 * 1024
@@ -136,6 +137,14 @@ describe('mtune pull (CLI)', () => {
       return n + inKept(start!, last! + 1)
     }, 0)
     assert.ok(again <= 64 * 1024, `${again} bytes aria2c had finished fetched again`)
+    // A control file that is another file's: refused, said why; --force replaces the file, and the
+    // control file goes with it (left, it would call the new file aria2c's).
+    writeFileSync(`${out}.aria2`, aria2Control(content.length * 2, MiB, [0]))
+    const other = await runCli(['pull', m.url, '-o', out])
+    assert.equal(other.code, 2)
+    assert.match(other.stderr, /which mtune does not take over: its control file is for a file of \d+ bytes, not this one's \d+; finish it with aria2c -c, or pull it again with --force/)
+    assert.equal((await runCli(['pull', m.url, '-o', out, '--force'])).code, 0)
+    assert.deepEqual(readdirSync(d), ['model.bin'])
   })
 
   it('--continue keeps a shorter file another tool left as the start (wget -c, curl -C -); a wrong one is caught and fetched again', async () => {

@@ -323,6 +323,13 @@ describe('mtune pull hf://', () => {
     // Only the middle piece, and the resume check's 64 KiB sample of the end of a piece kept.
     const sample = (start: number, last: number) => last - start < 64 * 1024 && [MiB, 3 * MiB].includes(last + 1)
     for (const [start, last] of asked) assert.ok((start >= MiB && last < 2 * MiB) || sample(start, last), `asked for ${start}-${last}`)
+    // verify --repair keeps it for the pull to take over, rather than deleting it as corrupt.
+    writeFileSync(path, left)
+    writeFileSync(`${path}.aria2`, aria2Control(shard.length, MiB, [0, 2]))
+    const repaired = await runCli(['verify', 'hf://acme/tiny', '--local-dir', local, '--repair'], env)
+    assert.equal(repaired.code, 0, repaired.stdout + repaired.stderr)
+    assert.match(repaired.stderr, /taking over the partial download another client left: 2\.0 MiB in 2 pieces/)
+    assert.ok(readFileSync(path).equals(shard) && !existsSync(`${path}.aria2`))
   })
 
   it('--dry-run prints the plan and writes nothing', async () => {

@@ -25,9 +25,9 @@ export interface Leftover {
   kind: 'appended' | 'ollama' | 'aria2'
 }
 
-/** aria2c's partial download at `path`: the file, with its control file beside it. */
+/** aria2c's partial download at `path`: the file, with its control file beside it (a control file alone describes nothing left). */
 export function aria2Beside(path: string): Leftover | undefined {
-  return existsSync(`${path}.aria2`) ? {path, kind: 'aria2'} : undefined
+  return existsSync(`${path}.aria2`) && existsSync(path) ? {path, kind: 'aria2'} : undefined
 }
 
 /** What a leftover holds of a file, judged without moving anything. */

@@ -100,7 +100,11 @@ export async function pull(options: PullOptions, events: PullEvents = {}): Promi
       try {
         // Named in a mismatch only where it came from the server: --sha256 or a model's listing speak for themselves.
         const expectedFrom = !expected && published ? "the server's X-Linked-Etag" : undefined
-        return await new Transfer({options: {...options, adopt: leftoverAt(dest)}, events, dispatcher, dest, probed, expected: want, expectedFrom, mirrors, started}).run()
+        const result = await new Transfer({options: {...options, adopt: leftoverAt(dest)}, events, dispatcher, dest, probed, expected: want, expectedFrom, mirrors, started}).run()
+        // An aria2c control file not taken over with its file (--force, or its file was gone)
+        // describes a download this one replaced: left, it would call the new file aria2c's.
+        await rm(`${dest.path}.aria2`, {force: true})
+        return result
       } catch (error) {
         if (!(error instanceof StartOver)) throw error
         if (error.changed && restart >= MAX_RESTARTS) {

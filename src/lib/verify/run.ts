@@ -205,7 +205,10 @@ export async function verify(target: string, ref: SourceRef | undefined, options
   // The same narrowing of a plan resolved again through a cache: its files land in the same places.
   const narrow = (p: Plan): Plan => ({...p, files: p.files.filter((f) => !skipped.has(f.name)).map((f) => ({...f, present: good.has(f.dest)}))})
   const {files} = narrow(plan)
-  for (const f of files) if (!f.present) rmSync(f.dest, {force: true})
+  // A corrupt file is fetched from scratch; one that is another client's download cut short
+  // (aria2c's, in the file's place) is kept for the pull to take over.
+  const kept = new Set(exp.problems.filter((p) => p.resumes).map((p) => p.path))
+  for (const f of files) if (!f.present && !kept.has(f.dest)) rmSync(f.dest, {force: true})
   // Named as the lines above them name them (an Ollama blob by its short digest and role).
   const shown = new Map(verdicts.map((v) => [v.path, v.name]))
   const names = files.filter((f) => !f.present).map((f) => shown.get(f.dest) ?? f.name)
