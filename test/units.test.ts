@@ -2,6 +2,8 @@ import assert from 'node:assert/strict'
 import {describe, it} from 'node:test'
 import {MtuneError} from '../src/lib/errors.js'
 import {formatBytes, formatDuration, formatElapsed, parseRate, parseSize} from '../src/lib/units.js'
+import {createReporter} from '../src/lib/ui/progress.js'
+import type {Progress} from '../src/lib/transfer/pull-types.js'
 
 describe('parseSize', () => {
   it('reads binary multiples the way aria2 and curl users type them', () => {
@@ -61,5 +63,22 @@ describe('formatting', () => {
     assert.equal(formatDuration(125), '2m05s')
     assert.equal(formatDuration(7300), '2h01m')
     assert.equal(formatDuration(Number.NaN), '--')
+  })
+})
+
+describe('progress lines when piped', () => {
+  it('name the connections, and once every byte is in and none is open, the check that follows', () => {
+    const lines: string[] = []
+    const stream = {write: (s: string) => lines.push(s)} as unknown as NodeJS.WriteStream
+    // A line at once, whenever the test runs (the interval counts from the process's start).
+    process.env.MTUNE_PROGRESS_INTERVAL_MS = '1'
+    const at = (p: Partial<Progress>) => {
+      createReporter('plain', stream).progress({size: 100 * 1024 * 1024, done: 0, rate: 1024 * 1024, connections: 0, elapsedMs: 1000, ...p})
+      return lines.at(-1)!.trim()
+    }
+    assert.match(at({done: 50 * 1024 * 1024, connections: 16, etaSeconds: 50}), /^progress 50\.0% 50\.0 MiB\/100 MiB .* connections 16$/)
+    assert.match(at({done: 100 * 1024 * 1024, etaSeconds: 0}), /^progress 100\.0% .* checking sha256$/, 'not "connections 0", which reads as a stall')
+    assert.match(at({done: 1024, connections: 0}), /connections 0$/, 'before the first connection opens')
+    assert.match(at({done: 100 * 1024 * 1024, unit: '3 files'}), /3 files$/)
   })
 })

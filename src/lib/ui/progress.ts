@@ -33,6 +33,15 @@ function summary(p: Progress): {percent: string; done: string; rate: string; lef
   }
 }
 
+/**
+ * What the pull is doing, after the rate: its connections, or once every byte is in and none is
+ * open, the flush and the digest check ("connections 0" read as a stall).
+ */
+function activity(p: Progress, connections: (n: number) => string): string {
+  if (p.unit) return p.unit
+  return p.size !== undefined && p.done >= p.size && p.connections === 0 ? 'checking sha256' : connections(p.connections)
+}
+
 class BarReporter implements Reporter {
   private readonly multi: cliProgress.MultiBar
   private bar?: cliProgress.SingleBar
@@ -54,7 +63,7 @@ class BarReporter implements Reporter {
   }
 
   progress(p: Progress): void {
-    const payload = {...summary(p), connections: p.unit ? p.unit : `${p.connections} conn`}
+    const payload = {...summary(p), connections: activity(p, (n) => `${n} conn`)}
     const total = p.size ?? Math.max(p.done, 1)
     if (!this.bar) this.bar = this.multi.create(total, p.done, payload)
     else {
@@ -86,7 +95,7 @@ class LineReporter implements Reporter {
     if (now - this.last < this.intervalMs) return
     this.last = now
     const s = summary(p)
-    this.stream.write(`progress ${s.percent ? s.percent + ' ' : ''}${s.done} ${s.rate} eta ${s.left} ${p.unit ?? `connections ${p.connections}`}\n`)
+    this.stream.write(`progress ${s.percent ? s.percent + ' ' : ''}${s.done} ${s.rate} eta ${s.left} ${activity(p, (n) => `connections ${n}`)}\n`)
   }
 
   info(message: string): void {
