@@ -274,6 +274,9 @@ describe('mtune pull hf://', () => {
     mkdirSync(blobs, {recursive: true})
     const half = 5 * MiB
     writeFileSync(join(blobs, `${sha256(weights)}.incomplete`), weights.subarray(0, half))
+    const plan = await runCli(['pull', 'hf://acme/tiny', '--dry-run'], env)
+    assert.match(plan.stderr, /: 4 files, 15\.0 MiB, 1 partly downloaded \(5\.0 MiB on disk, resumed\) -> /)
+    assert.match(plan.stderr, /^ {2}resumes {4}12\.0 MiB {2}model\.safetensors \(5\.0 MiB on disk\)$/m)
     const r = await runCli(['pull', 'hf://acme/tiny', '--json'], env)
     assert.equal(r.code, 0, r.stderr)
     checkSnapshot(cache)

@@ -22,13 +22,14 @@ const loadCore = async () => {
   return {...engine, ...progress, ...output}
 }
 const loadSources = async () => {
-  const [dispatcher, resolve, runPlan, throughCache] = await Promise.all([
+  const [dispatcher, resolve, runPlan, throughCache, held] = await Promise.all([
     import('../lib/net/dispatcher.js'),
     import('../lib/sources/resolve.js'),
     import('../lib/sources/run-plan.js'),
     import('../lib/sources/through-cache.js'),
+    import('../lib/sources/held.js'),
   ])
-  return {...dispatcher, ...resolve, ...runPlan, ...throughCache}
+  return {...dispatcher, ...resolve, ...runPlan, ...throughCache, ...held}
 }
 const loadAuto = async () => {
   const [auto, decide, reader, apply, tuneOutput] = await Promise.all([
@@ -269,14 +270,14 @@ Exit codes: 0 done, 2 bad input, 3 the server refused or kept failing, 4 digest 
         if (!json && !flags.quiet) this.log(describeResult(result))
         return result
       }
-      const {createDispatcher, closeDispatcher, resolvePlan, runPlan, pullThroughCache, cacheForPlan} = await loadSources()
+      const {createDispatcher, closeDispatcher, resolvePlan, runPlan, pullThroughCache, cacheForPlan, heldOnDisk} = await loadSources()
       const dispatcher = createDispatcher({stallTimeoutMs: common.stallTimeoutMs})
       try {
         const started = performance.now()
         const resolveOptions = {endpoint: flags.endpoint?.[0], include: flags.include, exclude: flags.exclude, files: repoFiles, localDir: flags['local-dir']}
         const showPlan = (plan: Plan) => {
           if (json || flags.quiet) return
-          reporter.info(describePlan(plan, flags['dry-run']))
+          reporter.info(describePlan(plan, flags['dry-run'], heldOnDisk))
           for (const note of plan.notes) reporter.info(note)
         }
         const runOptions = {dispatcher, maxConnections: flags['max-connections'], ...common}

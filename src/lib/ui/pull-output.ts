@@ -1,5 +1,5 @@
 import type {FileResult} from '../sources/run-plan.js'
-import {planTotals, type Plan} from '../sources/plan.js'
+import {planTotals, type Plan, type PlannedFile} from '../sources/plan.js'
 import type {PullResult} from '../transfer/engine.js'
 import {formatBytes, formatElapsed, formatRate} from '../units.js'
 import {mark} from './colors.js'
@@ -18,15 +18,23 @@ export function describeResult(r: PullResult): string {
 
 const plural = (n: number, noun: string) => `${n} ${noun}${n === 1 ? '' : 's'}`
 
-export function describePlan(plan: Plan, listFiles: boolean): string {
+/** `held`: bytes of a file not present already on disk in a partial download (sources/held.ts), which the pull resumes. */
+export function describePlan(plan: Plan, listFiles: boolean, held: (f: PlannedFile) => number = () => 0): string {
   const t = planTotals(plan)
+  const partly = plan.files.filter((f) => !f.present).map((f) => ({f, bytes: held(f)})).filter((h) => h.bytes > 0)
+  const heldBytes = partly.reduce((sum, h) => sum + h.bytes, 0)
   const lines = [
     // A list of URLs knows its sizes only once each answers.
     `${plan.source}${plan.version ? ` (${plan.version})` : ''}: ${plural(t.files, 'file')}${plan.files.some((f) => f.size === undefined) ? '' : `, ${formatBytes(t.bytes)}`}` +
-      `${t.presentFiles ? `, ${t.presentFiles} already present (${formatBytes(t.presentBytes)})` : ''} -> ${plan.root}`,
+      `${t.presentFiles ? `, ${t.presentFiles} already present (${formatBytes(t.presentBytes)})` : ''}` +
+      `${partly.length ? `, ${partly.length} partly downloaded (${formatBytes(heldBytes)} on disk, resumed)` : ''} -> ${plan.root}`,
   ]
   if (listFiles) {
-    for (const f of plan.files) lines.push(`  ${f.present ? 'present ' : 'to pull '} ${(f.size === undefined ? '?' : formatBytes(f.size)).padStart(10)}  ${f.name}`)
+    const on = new Map(partly.map((h) => [h.f, h.bytes]))
+    for (const f of plan.files) {
+      const bytes = on.get(f)
+      lines.push(`  ${f.present ? 'present ' : bytes ? 'resumes ' : 'to pull '} ${(f.size === undefined ? '?' : formatBytes(f.size)).padStart(10)}  ${f.name}${bytes ? ` (${formatBytes(bytes)} on disk)` : ''}`)
+    }
   }
   return lines.join('\n')
 }
