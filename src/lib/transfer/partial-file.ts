@@ -43,8 +43,8 @@ export class PartialFile {
 
   /**
    * What an earlier run left, per its journal; one that no longer fits the file, or whose part
-   * file is gone, is started over. With none, another client's start of the file (`adopt`,
-   * adopt.ts) is taken over where it can be.
+   * file is gone, is started over. With none, another client's partial download of the file
+   * (`adopt`, adopt.ts) is taken over where it can be.
    */
   static async load(dest: Destination, identity: FileIdentity, notes: Notes, adopt?: Leftover): Promise<PartialFile> {
     const adopted = adopt ? await PartialFile.adopt(dest, identity, adopt, notes) : undefined
@@ -59,7 +59,7 @@ export class PartialFile {
     return new PartialFile(dest, loaded.journal, loaded.written)
   }
 
-  /** Another client's start of the file moved in as the part file, when mtune has no partial download of its own there. */
+  /** Another client's partial download moved in as the part file, when mtune has none of its own there. */
   private static async adopt(dest: Destination, identity: FileIdentity, from: Leftover, notes: Notes): Promise<PartialFile | undefined> {
     if (!identity.ranges || identity.size === undefined || existsSync(dest.journalPath) || existsSync(dest.partPath)) return undefined
     const taken = await adoptLeftover(from, dest.partPath, identity.size)
