@@ -123,6 +123,13 @@ describe('mtune pull (CLI)', () => {
     const checked = await runCli(['verify', out, '--sha256', digest])
     assert.equal(checked.code, 4)
     assert.match(checked.stdout, /✗ model\.bin: interrupted \(aria2c's download of it was cut: mtune pull takes it over\)/, 'cut, not corrupt')
+    // A list's plan says so too, though its sizes come only with the answers.
+    const list = join(dir(), 'list.txt')
+    writeFileSync(list, `${m.url}\n`)
+    const listed = await runCli(['pull', '-i', list, '-o', `${d}/`, '--dry-run'])
+    assert.equal(listed.code, 0, listed.stderr)
+    assert.match(listed.stderr, /: 1 file, 1 partly downloaded \([\d.]+ MiB on disk, resumed\) -> /)
+    assert.match(listed.stderr, /^ {2}resumes +\? {2}model\.bin \([\d.]+ MiB on disk\)$/m)
     m.setOptions({linkRate: undefined})
     const asked = m.requests.length
     const r = await runCli(['pull', m.url, '-o', out, '--sha256', digest])

@@ -324,11 +324,12 @@ Exit codes: 0 done, 2 bad input, 3 the server refused or kept failing, 4 digest 
     if (flags.continue) throw usageError('bad-flag', `--continue does not apply to -i: continue a file another tool cut short on its own (mtune pull URL -o FILE --continue); aria2c's (FILE.aria2 beside it) are taken over in a list too`)
     const {chunkSize, limitRate} = sizesOf(flags)
     const json = this.jsonEnabled()
-    const [{readFileSync}, {parseUrlList, urlListPlan, runUrlList}, core, {createDispatcher, closeDispatcher}] = await Promise.all([
+    const [{readFileSync}, {parseUrlList, urlListPlan, runUrlList}, core, {createDispatcher, closeDispatcher}, {heldOnDisk}] = await Promise.all([
       import('node:fs'),
       import('../lib/sources/url-list.js'),
       loadCore(),
       import('../lib/net/dispatcher.js'),
+      import('../lib/sources/held.js'),
     ])
     let text: string
     try {
@@ -341,7 +342,7 @@ Exit codes: 0 done, 2 bad input, 3 the server refused or kept failing, 4 digest 
     const plan = await urlListPlan(entries, file === '-' ? 'standard input' : file, flags.output ?? '.', flags.force)
     const reporter = core.createReporter(json ? 'none' : core.progressMode(process.stderr, flags.quiet))
     const {events, warnings} = pullEvents(reporter, json, flags.debug)
-    if (!json && !flags.quiet) reporter.info(core.describePlan(plan, flags['dry-run']))
+    if (!json && !flags.quiet) reporter.info(core.describePlan(plan, flags['dry-run'], heldOnDisk))
     if (flags['dry-run']) {
       reporter.stop()
       return {...core.planJson(plan), dryRun: true}

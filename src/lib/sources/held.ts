@@ -17,8 +17,9 @@ export function heldOnDisk(f: PlannedFile): number {
   if (f.present) return f.size ?? 0
   const part = lstatSync(partOf(f), {throwIfNoEntry: false})
   if (part?.isFile()) return Math.min(f.size ?? Number.POSITIVE_INFINITY, part.blocks * 512)
+  // A list's file has no size before its URL answers: aria2c's records give one, and a start is one.
   const leftover = leftoverOf(f)
-  return leftover && f.size !== undefined ? judgeLeftover(leftover, f.size).ranges.total : 0
+  return leftover ? judgeLeftover(leftover, f.size).ranges.total : 0
 }
 
 /** Another client's partial download of a planned file, as the engine finds it: aria2c's in the file's own place, else the one the source names. */
