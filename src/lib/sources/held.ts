@@ -1,5 +1,5 @@
 import {lstatSync} from 'node:fs'
-import {aria2Beside, judgeLeftover, type Leftover} from '../transfer/adopt.js'
+import {judgeLeftover, leftoverAt} from '../transfer/adopt.js'
 import {destinationFor} from '../transfer/destination.js'
 import type {Plan, PlannedFile} from './plan.js'
 
@@ -18,12 +18,9 @@ export function heldOnDisk(f: PlannedFile): number {
   const part = lstatSync(partOf(f), {throwIfNoEntry: false})
   if (part?.isFile()) return Math.min(f.size ?? Number.POSITIVE_INFINITY, part.blocks * 512)
   // A list's file has no size before its URL answers: aria2c's records give one, and a start is one.
-  const leftover = leftoverOf(f)
+  const leftover = leftoverAt(f.dest, f.adopt)
   return leftover ? judgeLeftover(leftover, f.size).ranges.total : 0
 }
-
-/** Another client's partial download of a planned file, as the engine finds it: aria2c's in the file's own place, else the one the source names. */
-export const leftoverOf = (f: PlannedFile): Leftover | undefined => aria2Beside(f.dest) ?? f.adopt
 
 /** What the files of a plan of known sizes still need written, in bytes. */
 export const stillToWrite = (files: PlannedFile[]): number => files.reduce((sum, f) => sum + Math.max(0, (f.size ?? 0) - heldOnDisk(f)), 0)

@@ -14,7 +14,10 @@ import {safeJoin} from './safe-names.js'
  * is not vouched for. The metadata counts only while the file's mtime is no later than it.
  */
 /** Where huggingface_hub records a file of a --local-dir tree. */
-export const downloadMetadataPath = (localDir: string, name: string): string => `${safeJoin(join(localDir, '.cache', 'huggingface', 'download'), name)}.metadata`
+/** Where huggingface_hub keeps its record of a file of a --local-dir tree, and its partial download of it (PATH.ETAG.incomplete). */
+const downloadRecord = (localDir: string, name: string): string => safeJoin(join(localDir, '.cache', 'huggingface', 'download'), name)
+export const downloadMetadataPath = (localDir: string, name: string): string => `${downloadRecord(localDir, name)}.metadata`
+export const downloadIncompletePath = (localDir: string, name: string, etag: string): string => `${downloadRecord(localDir, name)}.${etag}.incomplete`
 
 export async function writeDownloadMetadata(localDir: string, commit: string, files: PlannedFile[]): Promise<void> {
   const fetched = files.filter((f) => !f.present && (f.sha256 ?? f.gitSha1))

@@ -5,7 +5,7 @@ import {fsyncDirectory, writeFileDurably} from '../fs-atomic.js'
 import {makeDirs} from '../fs-dirs.js'
 import {apiGet, parseJson, type ApiAnswer, type ApiContext} from './api.js'
 import {fileMatches} from './file-check.js'
-import {downloadMetadataPath, writeDownloadMetadata} from './hf-local-dir.js'
+import {downloadIncompletePath, writeDownloadMetadata} from './hf-local-dir.js'
 import type {Plan, PlannedFile} from './plan.js'
 import {isHex, safeJoin, safeRelativePath} from './safe-names.js'
 import {hfHome} from './tokens.js'
@@ -112,7 +112,7 @@ export async function resolveHf(
     const dest = options.localDir ? safeJoin(options.localDir, name) : join(repoDir, 'blobs', sha256 ?? s.blobId!)
     // huggingface_hub's own partial download of this file, which a pull takes over (its etag is the blob's name).
     const etag = sha256 ?? s.blobId!
-    const incomplete = options.localDir ? `${downloadMetadataPath(options.localDir, name).replace(/\.metadata$/, '')}.${etag}.incomplete` : `${dest}.incomplete`
+    const incomplete = options.localDir ? downloadIncompletePath(options.localDir, name, etag) : `${dest}.incomplete`
     const file: PlannedFile = {name, url, size, sha256, gitSha1: sha256 ? undefined : s.blobId, dest, present: false, adopt: {path: incomplete, kind: 'appended'}}
     file.present = await fileMatches(file, Boolean(options.localDir))
     files.push(file)

@@ -26,7 +26,7 @@ export function ollamaModelsDir(env = process.env): string {
 }
 
 /** mtune's own folder in a store, for part files and the manifest's temporary file. */
-const PARTIAL_DIR = '.mtune-partial'
+export const PARTIAL_DIR = '.mtune-partial'
 
 /**
  * Where a blob goes in a store, where mtune keeps its partial download (outside blobs/, where

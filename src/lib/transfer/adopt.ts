@@ -30,6 +30,15 @@ export function aria2Beside(path: string): Leftover | undefined {
   return existsSync(`${path}.aria2`) && existsSync(path) ? {path, kind: 'aria2'} : undefined
 }
 
+/**
+ * What another client left of the file at `path` for a pull to take over: aria2c's partial
+ * download in its place; with `continuing` (--continue), the file itself as a start, as wget -c
+ * and curl -C - take it; else the one its source names (`named`: huggingface_hub's, Ollama's).
+ */
+export function leftoverAt(path: string, named?: Leftover, continuing = false): Leftover | undefined {
+  return aria2Beside(path) ?? (continuing && existsSync(path) ? {path, kind: 'appended'} : named)
+}
+
 /** What a leftover holds of a file, judged without moving anything. */
 export interface Judged {
   ranges: RangeSet

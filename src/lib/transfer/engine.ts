@@ -1,4 +1,3 @@
-import {existsSync} from 'node:fs'
 import {rm, stat} from 'node:fs/promises'
 import {hostname} from 'node:os'
 import {setTimeout as sleep} from 'node:timers/promises'
@@ -10,7 +9,7 @@ import {redact} from '../net/request.js'
 import {backoffDelay, classifyNetworkError} from '../net/retry-policy.js'
 import {ensureWritableDirectory, fileDestination, fileExists, resolveDestination, sha256File, type Destination} from './destination.js'
 import {Journal, currentBootId} from './journal.js'
-import {adoptedHole, aria2Beside, judgeLeftover, openedElsewhere, type Leftover} from './adopt.js'
+import {adoptedHole, aria2Beside, judgeLeftover, leftoverAt, openedElsewhere, type Leftover} from './adopt.js'
 import {PullLock} from './pull-lock.js'
 import {parseOutput, parseSha256, parseTarget} from './validate.js'
 import {DEFAULTS, type PullEvents, type PullOptions, type PullResult} from './pull-types.js'
@@ -33,14 +32,10 @@ export async function pull(options: PullOptions, events: PullEvents = {}): Promi
   const started = performance.now()
   const place = (dest: Destination): Destination =>
     options.partPath ? {...dest, partPath: options.partPath, journalPath: `${options.partPath}.journal`} : dest
-  // What another client left of this file to take over: aria2c's partial download in the file's
-  // own place, else the one the source names (huggingface_hub's, Ollama's).
-  const leftoverAt = (dest: Destination): PullOptions['adopt'] => {
-    const aria2 = aria2Beside(dest.path)
-    if (aria2) return {...aria2, size: options.adopt?.size}
-    // --continue: the file itself, as wget -c and curl -C - take it.
-    if (options.continue && existsSync(dest.path)) return {path: dest.path, kind: 'appended', size: options.adopt?.size}
-    return options.adopt
+  // What another client left of this file to take over (adopt.ts), with the size its source gives.
+  const leftoverFor = (dest: Destination): PullOptions['adopt'] => {
+    const found = leftoverAt(dest.path, options.adopt, options.continue)
+    return found && {...found, size: options.adopt?.size}
   }
   const existing = (dest: Destination, want: string | undefined, serverSize?: number) =>
     alreadyThere(dest, {expected: want, force: options.force, continuing: options.continue, url, started, serverSize})
@@ -67,7 +62,7 @@ export async function pull(options: PullOptions, events: PullEvents = {}): Promi
     // Where the file goes is checked before the network is asked anything.
     if (guess) await ensureWritableDirectory(guess, {create: false, elsewhere: options.elsewhere})
     for (let restart = 0; ; restart++) {
-      const hole = guess && restart === 0 ? (Journal.firstMissing(guess.journalPath, currentBootId()) ?? adoptedHole(guess, leftoverAt(guess))) : undefined
+      const hole = guess && restart === 0 ? (Journal.firstMissing(guess.journalPath, currentBootId()) ?? adoptedHole(guess, leftoverFor(guess))) : undefined
       const start = hole?.start ?? 0
       const length = Math.min(FIRST_PIECE, hole ? hole.end - hole.start : FIRST_PIECE)
       const probed = await probeWithRetries(dispatcher, url, options, events, start, length)
@@ -100,7 +95,7 @@ export async function pull(options: PullOptions, events: PullEvents = {}): Promi
       try {
         // Named in a mismatch only where it came from the server: --sha256 or a model's listing speak for themselves.
         const expectedFrom = !expected && published ? "the server's X-Linked-Etag" : undefined
-        const result = await new Transfer({options: {...options, adopt: leftoverAt(dest)}, events, dispatcher, dest, probed, expected: want, expectedFrom, mirrors, started}).run()
+        const result = await new Transfer({options: {...options, adopt: leftoverFor(dest)}, events, dispatcher, dest, probed, expected: want, expectedFrom, mirrors, started}).run()
         // An aria2c control file not taken over with its file (--force, or its file was gone)
         // describes a download this one replaced: left, it would call the new file aria2c's.
         await rm(`${dest.path}.aria2`, {force: true})

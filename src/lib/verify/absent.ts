@@ -3,7 +3,7 @@ import type {Plan} from '../sources/plan.js'
 import {downloadMetadataPath} from '../sources/hf-local-dir.js'
 import {partOf} from '../sources/held.js'
 import {aria2Beside} from '../transfer/adopt.js'
-import type {Expectations, Problem} from './expect.js'
+import {interruptedAt, type Expectations, type Problem} from './expect.js'
 
 
 /**
@@ -28,11 +28,11 @@ export function sortOutAbsent(exp: Expectations, plan: Plan, chosen: boolean): {
     const f = byPath.get(e.path)
     if (existsSync(e.path)) here++
     else if (f && existsSync(partOf(f))) {
-      interrupted.push({name: e.name, path: partOf(f), kind: 'interrupted', detail: 'a pull was interrupted: mtune pull resumes it', resumes: true})
+      interrupted.push(interruptedAt(e.name, partOf(f)))
       resumable.add(e.path)
     } else if (f?.adopt && existsSync(f.adopt.path)) {
       // huggingface_hub's download of it, cut: a pull takes it over (adopt.ts).
-      interrupted.push({name: e.name, path: f.adopt.path, kind: 'interrupted', detail: "another client's download of it was cut: mtune pull takes it over", resumes: true})
+      interrupted.push(interruptedAt(e.name, f.adopt.path, "another client's"))
       resumable.add(e.path)
     } else if (e.link && lstatSync(e.link, {throwIfNoEntry: false})) here++
     // huggingface_hub's record in a --local-dir tree says it was fetched here: gone since, so missing.
@@ -60,6 +60,5 @@ export function sortOutAbsent(exp: Expectations, plan: Plan, chosen: boolean): {
 export function sortOutCut(exp: Expectations): Expectations {
   const cut = exp.files.filter((e) => aria2Beside(e.path))
   if (cut.length === 0) return exp
-  const problems: Problem[] = cut.map((e) => ({name: e.name, path: e.path, kind: 'interrupted', detail: "aria2c's download of it was cut: mtune pull takes it over", resumes: true}))
-  return {...exp, files: exp.files.filter((e) => !cut.includes(e)), problems: [...exp.problems, ...problems]}
+  return {...exp, files: exp.files.filter((e) => !cut.includes(e)), problems: [...exp.problems, ...cut.map((e) => interruptedAt(e.name, e.path, "aria2c's"))]}
 }

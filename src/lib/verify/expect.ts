@@ -3,7 +3,7 @@ import {basename, dirname, join, relative, resolve} from 'node:path'
 import {ExitCode, MtuneError} from '../errors.js'
 import {hfCacheDir} from '../sources/hf.js'
 import {modelscopeCacheDir} from '../sources/modelscope.js'
-import {blobPaths, ollamaModelsDir, SYSTEM_STORE} from '../sources/ollama.js'
+import {blobPaths, ollamaModelsDir, PARTIAL_DIR, SYSTEM_STORE} from '../sources/ollama.js'
 import type {Plan, PlannedFile} from '../sources/plan.js'
 import type {SourceRef} from '../sources/reference.js'
 
@@ -34,6 +34,18 @@ export interface Problem {
   /** mtune's own part file of a file being repaired: resumed by the repair, not deleted. */
   resumes?: boolean
 }
+
+/**
+ * A file whose pull was cut, kept for a pull (or --repair) to finish: from mtune's own part file,
+ * or, `whose` download it was, by taking that over (adopt.ts).
+ */
+export const interruptedAt = (name: string, path: string, whose?: string): Problem => ({
+  name,
+  path,
+  kind: 'interrupted',
+  detail: whose ? `${whose} download of it was cut: mtune pull takes it over` : 'a pull was interrupted: mtune pull resumes it',
+  resumes: true,
+})
 
 export interface Expectations {
   kind: 'hf' | 'ollama' | 'modelscope' | 'file'
@@ -206,7 +218,7 @@ export function ollamaFromDisk(ref: Extract<SourceRef, {kind: 'ollama'}>, env = 
     }
     if (out.files.some((f) => f.sha256 === hex)) continue
     const kind = (layer.mediaType ?? '').replace('application/vnd.ollama.image.', '')
-    out.files.push({name: `sha256:${hex.slice(0, 12)}${kind ? ` (${kind})` : ''}`, path: join(models, 'blobs', `sha256-${hex}`), size: layer.size, sha256: hex})
+    out.files.push({name: `sha256:${hex.slice(0, 12)}${kind ? ` (${kind})` : ''}`, path: blobPaths(models, hex).dest, size: layer.size, sha256: hex})
   }
   return sortOutPartials(out, models)
 }
@@ -220,7 +232,7 @@ export function ollamaFromDisk(ref: Extract<SourceRef, {kind: 'ollama'}>, env = 
  *   --repair's to delete: a note.
  */
 function sortOutPartials(out: Expectations, models: string): Expectations {
-  const partials = [...walk(join(models, '.mtune-partial')), ...walk(join(models, 'blobs')).filter((p) => /-partial(-\d+)?$/.test(p))]
+  const partials = [...walk(join(models, PARTIAL_DIR)), ...walk(join(models, 'blobs')).filter((p) => /-partial(-\d+)?$/.test(p))]
   const claimed = new Set<string>()
   const files: Expected[] = []
   for (const f of out.files) {
@@ -232,9 +244,9 @@ function sortOutPartials(out: Expectations, models: string): Expectations {
       files.push(f)
       for (const path of [...own, ...theirs]) out.problems.push({name: relative(models, path), path, kind: 'incomplete', detail: 'a partial download of a blob that is complete: left behind'})
     } else if (own.includes(paths.partPath)) {
-      out.problems.push({name: f.name, path: paths.partPath, kind: 'interrupted', detail: 'a pull was interrupted: mtune pull resumes it', resumes: true})
+      out.problems.push(interruptedAt(f.name, paths.partPath))
     } else if (theirs.includes(paths.adopt.path)) {
-      out.problems.push({name: f.name, path: paths.adopt.path, kind: 'interrupted', detail: "ollama pull's download of it was cut: mtune pull takes it over", resumes: true})
+      out.problems.push(interruptedAt(f.name, paths.adopt.path, "ollama pull's"))
     } else files.push(f)
   }
   const others = partials.filter((p) => !claimed.has(p)).length
