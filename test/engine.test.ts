@@ -357,6 +357,24 @@ describe('pull engine', () => {
     assert.ok(m.bytesSent - before <= content.length - result.resumedBytes + MiB, 'the second run fetched only what was missing')
   })
 
+  it('removes what no run can continue when a download without ranges stops, and says it starts over', async () => {
+    // A full disk: the part file could only be discarded by the next run, and is in the way now.
+    const m = await mirror({noLength: true, etag: false, lastModified: false})
+    const out = join(dir(), 'model.bin')
+    await rejects(run({url: m.url, output: out, openPartFile: diskFullAfter(8 * MiB)}), 5, /disk full while writing .*model\.bin\.part \(removed: it could not be continued\): free some space and run the same command again \(the server gives no size or no ranges, so the download starts over\)/)
+    assert.ok(!existsSync(`${out}.part`) && !existsSync(`${out}.part.journal`), 'nothing is left of a download that cannot be resumed')
+    // Interrupted: the same, and the line does not promise a resume.
+    const slow = await mirror({ignoreRange: true, linkRate: 8 * MiB})
+    const abort = new AbortController()
+    const pulling = run({url: slow.url, output: out, signal: abort.signal})
+    while (slow.bytesSent < 2 * MiB) await new Promise((r) => setTimeout(r, 20))
+    abort.abort()
+    await rejects(pulling, 130, /^interrupted: run the same command again \(the server gives no size or no ranges, so the download starts over\)$/)
+    assert.ok(!existsSync(`${out}.part`) && !existsSync(`${out}.part.journal`), 'nothing is left of a download that cannot be resumed')
+    const {result} = await run({url: slow.url, output: out})
+    assert.equal(result.sha256, digest)
+  })
+
   it('is interrupted cleanly by its abort signal and resumes where it stopped', async () => {
     const m = await mirror({linkRate: 8 * MiB})
     const out = join(dir(), 'model.bin')

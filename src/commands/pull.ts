@@ -370,8 +370,13 @@ Exit codes: 0 done, 2 bad input, 3 the server refused or kept failing, 4 digest 
     const abort = new AbortController()
     // Every file and connection of a pull listens to it (and a pull that falls back from a cache, twice).
     setMaxListeners(0, abort.signal)
-    const interrupted = (signal: NodeJS.Signals) =>
-      new MtuneError('interrupted', 'interrupted: run the same command again to resume', signal === 'SIGTERM' ? 143 : ExitCode.interrupted)
+    // The transfer's own line, where it has one, says whether the next run resumes.
+    const interrupted = (signal: NodeJS.Signals, said?: unknown) =>
+      new MtuneError(
+        'interrupted',
+        said instanceof MtuneError && said.code === 'interrupted' ? said.message : 'interrupted: run the same command again to resume',
+        signal === 'SIGTERM' ? 143 : ExitCode.interrupted,
+      )
     const interrupt = this.onInterrupt(
       abort,
       (signal) => {
@@ -385,7 +390,7 @@ Exit codes: 0 done, 2 bad input, 3 the server refused or kept failing, 4 digest 
     } catch (error) {
       reporter.stop()
       const signal = interrupt.signal()
-      if (signal && (abort.signal.aborted || (error instanceof MtuneError && error.exitCode === ExitCode.interrupted))) throw interrupted(signal)
+      if (signal && (abort.signal.aborted || (error instanceof MtuneError && error.exitCode === ExitCode.interrupted))) throw interrupted(signal, error)
       throw error
     } finally {
       interrupt.dispose()

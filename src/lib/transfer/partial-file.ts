@@ -85,6 +85,12 @@ export class PartialFile {
     if (this.fresh) await this.journal.remove()
   }
 
+  /** After close: bytes no run can continue (a download without ranges) go, journal and all. */
+  async discard(): Promise<void> {
+    await this.journal.remove()
+    await rm(this.dest.partPath, {force: true})
+  }
+
   /**
    * Journal, part file and hasher, made ready while the first requests wait for their first
    * byte: the requests go out without waiting on the disk, and their writes (through `writer`)

@@ -5,7 +5,7 @@ import {decideFailure, type FailureAction} from './failure-policy.js'
 import type {LinkRenewal} from './link-renewal.js'
 import {isDiskError} from './range-fetch.js'
 import type {SourcePool, Source} from './source-pool.js'
-import {FileChanged, StartOver} from './transfer-errors.js'
+import {FileChanged, StartOver, runAgain} from './transfer-errors.js'
 
 /** What recovery acts on and through. */
 export interface RecoveryContext {
@@ -91,7 +91,7 @@ export class Recovery {
       ctx.fail(
         new MtuneError(
           'retries',
-          `giving up after ${this.failuresSinceProgress} failed attempts in a row with no progress; last error: ${e.message}${where}. Run the same command again to resume`,
+          `giving up after ${this.failuresSinceProgress} failed attempts in a row with no progress; last error: ${e.message}${where}; ${runAgain(ctx.ranged)}`,
           ExitCode.remote,
           {cause: e},
         ),

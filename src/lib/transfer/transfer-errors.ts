@@ -28,14 +28,25 @@ export function keptBytesBad(at: number, adoptedFrom: string | undefined): Start
     : new FileChanged(`the bytes kept from the last run (at ${at}) are not the server's now, though its ETag/Last-Modified did not show the change`)
 }
 
-export const interrupted = () => new MtuneError('interrupted', 'interrupted: run the same command again to resume', ExitCode.interrupted)
+/**
+ * What the user does after a pull stopped. `resumes` false: the server sends no ranges (or no
+ * size), so the next run cannot continue what this one wrote, and the part file is removed.
+ */
+export const runAgain = (resumes = true) =>
+  resumes ? 'run the same command again to resume' : 'run the same command again (the server gives no size or no ranges, so the download starts over)'
 
-/** The local disk failed: full (free space, resume) or broken; what is on disk is kept either way. */
-export function diskError(error: unknown, partPath: string, onDisk: number, size?: number): MtuneError {
+export const interrupted = (resumes = true) => new MtuneError('interrupted', `interrupted: ${runAgain(resumes)}`, ExitCode.interrupted)
+
+/**
+ * The local disk failed: full (free space, resume) or broken. What is on disk is kept where the
+ * next run can continue it; otherwise it is removed (Transfer), which a full disk needs most.
+ */
+export function diskError(error: unknown, partPath: string, onDisk: number, size: number | undefined, resumes: boolean): MtuneError {
   const code = (error as {code?: string}).code
-  const kept = size ? ` (${formatBytes(onDisk)} of ${formatBytes(size)} are kept)` : ''
+  const kept = resumes && size ? ` (${formatBytes(onDisk)} of ${formatBytes(size)} are kept)` : resumes ? '' : ' (removed: it could not be continued)'
   if (code === 'ENOSPC' || code === 'EDQUOT') {
-    return new MtuneError('disk-full', `disk full while writing ${partPath}${kept}: free some space and run the same command again to resume`, ExitCode.localDisk, {cause: error})
+    const room = resumes || size === undefined ? 'free some space' : `free ${formatBytes(size)}`
+    return new MtuneError('disk-full', `disk full while writing ${partPath}${kept}: ${room} and ${runAgain(resumes)}`, ExitCode.localDisk, {cause: error})
   }
   return new MtuneError('disk-error', `cannot write ${partPath}: ${errorMessage(error)}${kept}`, ExitCode.localDisk, {cause: error})
 }

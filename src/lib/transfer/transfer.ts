@@ -24,7 +24,7 @@ import {keptBytesDiffer} from './resume-check.js'
 import type {RangeSet} from './range-set.js'
 import {SegmentManager} from './segment-manager.js'
 import {SourcePool, newSource, type Source} from './source-pool.js'
-import {FileChanged, diskError, interrupted, keptBytesBad, type StartOver} from './transfer-errors.js'
+import {FileChanged, type StartOver, diskError, interrupted, keptBytesBad, runAgain} from './transfer-errors.js'
 import {TokenBucket} from './token-bucket.js'
 import {DEFAULTS, type PullEvents, type PullOptions, type PullResult} from './pull-types.js'
 
@@ -185,6 +185,7 @@ export class Transfer {
     const fresh = partial.fresh
     this.resumedBytes = partial.kept.total
     const size = this.size
+    let done = false
     try {
       // Small files (a config.json) often come without ranges; that is worth saying only for big ones.
       if (!this.ranged && (size === undefined || size >= 8 * 1024 * 1024)) {
@@ -205,7 +206,7 @@ export class Transfer {
       this.debug(rangeRoute(this.setup.dispatcher, this.primary.target))
       // A hash that cannot be finished stops the pull now, not at the end; what is on disk is kept.
       const opening = partial.open(size, this.options.openPartFile, (e) =>
-        this.fail(new MtuneError('hash-failed', `${e.message}: the pull stopped; run the same command again to resume`, ExitCode.failure, {cause: e})),
+        this.fail(new MtuneError('hash-failed', `${e.message}: the pull stopped; ${runAgain(this.ranged)}`, ExitCode.failure, {cause: e})),
       )
       opening.then(
         () => this.fetcher.partReady(true),
@@ -228,9 +229,13 @@ export class Transfer {
         requestBytes: () => this.rates.requestBytes(this.slots.connections, performance.now()),
       }
       await this.download(opening)
-      return await this.finish()
+      const result = await this.finish()
+      done = true
+      return result
     } finally {
       await this.shutdown()
+      // Without ranges the next run cannot continue these bytes; on a full disk they are in the way.
+      if (!done && !this.ranged) await partial.discard()
     }
   }
 
@@ -255,7 +260,7 @@ export class Transfer {
     const settled = new Promise<void>((resolve, reject) => (this.settle = {resolve, reject}))
     // It may fail while the part file is still opening, before anyone awaits it.
     settled.catch(() => {})
-    const onAbort = () => this.fail(interrupted())
+    const onAbort = () => this.fail(interrupted(this.ranged))
     this.options.signal?.addEventListener('abort', onAbort, {once: true})
     if (this.options.signal?.aborted) onAbort()
     const timer = setInterval(() => this.tick(), TICK_MS)
@@ -405,6 +410,6 @@ export class Transfer {
   }
 
   private diskError(cause: unknown): MtuneError {
-    return diskError(cause, this.setup.dest.partPath, this.partial.written.total, this.size)
+    return diskError(cause, this.setup.dest.partPath, this.partial.written.total, this.size, this.ranged)
   }
 }
