@@ -225,6 +225,13 @@ describe('mtune pull hf://', () => {
     assert.match(doctor.stdout, /hf:\/\/acme\/tiny-GGUF: this repo holds 2 GGUF variants .*: hf:\/\/acme\/tiny-GGUF:Q4_K_M \(or --include '\*Q4_K_M\*'\)/)
     const oneFile = JSON.parse((await runCli(['doctor', 'disk', '--model', 'hf://acme/tiny-GGUF/tiny-Q4_K_M.gguf', '--json'], env)).stdout)
     assert.deepEqual([oneFile.model.size, oneFile.model.advice], [shard.length, []])
+    // RAM and VRAM hold one variant, not the repo: the largest is assumed, and said so.
+    const memory = JSON.parse((await runCli(['doctor', 'disk', 'memory', '--model', 'hf://acme/tiny-GGUF', '--json'], env)).stdout)
+    assert.deepEqual([memory.model.size, memory.model.loads], [shard.length + weights.length, weights.length])
+    assert.equal(memory.findings.find((f: {id: string}) => f.id === 'memory.ram').values.model.value, weights.length)
+    assert.match(memory.model.advice.at(-1), /^2 GGUF variants here and a runtime loads one: the largest \(Q8_0, 12\.0 MiB\) is assumed for RAM and VRAM; name the one to load, as hf:\/\/acme\/tiny-GGUF:QUANT/)
+    const chosen = JSON.parse((await runCli(['doctor', 'memory', '--model', 'hf://acme/tiny-GGUF:Q4_K_M', '--json'], env)).stdout)
+    assert.deepEqual([chosen.model.size, chosen.model.loads, chosen.model.advice], [shard.length, shard.length, []])
   })
 
   it('pulls a dataset into datasets--ORG--NAME', async () => {
@@ -241,6 +248,8 @@ describe('mtune pull hf://', () => {
     assert.ok(r.code === 0 || r.code === 1, r.stderr)
     const doc = JSON.parse(r.stdout)
     assert.equal(doc.model.size, weights.length + shard.length + config.length + tokenizer.length)
+    // A runtime loads the safetensors; the config, the tokenizer and the other checkpoint stay on disk.
+    assert.equal(doc.model.loads, weights.length)
     assert.equal(doc.path, cache)
     const offline = await runCli(['doctor', 'disk', '--model', 'hf://acme/tiny', '--json'], {...env, HF_ENDPOINT: 'http://127.0.0.1:9'})
     assert.match(JSON.parse(offline.stdout).model.note, /size unknown/)

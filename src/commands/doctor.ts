@@ -56,6 +56,7 @@ Exit codes: 0 when nothing fails (warnings do not fail), 1 when a check fails, 2
     if (bandwidthBps === 0) throw usageError('bad-rate', '--bandwidth must be more than 0')
     let size = flags.size ? parseSize(flags.size, '--size') : undefined
     let missing: number | undefined
+    let loads: number | undefined
     let path = flags.path
     let note: string | undefined
     let advice: string[] = []
@@ -64,13 +65,14 @@ Exit codes: 0 when nothing fails (warnings do not fail), 1 when a check fails, 2
       const m = await modelSize(flags.model, {endpoint: flags.endpoint, insecure: flags.insecure})
       size = m.size
       missing = m.missing
+      loads = m.loads
       path ??= m.path
       note = m.note
       advice = m.advice ?? []
     }
     path ??= process.cwd()
     const chosen = (groups.length ? groups : GROUPS) as Group[]
-    const facts = await gatherFacts(systemReader(), {path, size, missing, rttMs, bandwidthBps, groups: chosen})
+    const facts = await gatherFacts(systemReader(), {path, size, loads, missing, rttMs, bandwidthBps, groups: chosen})
     const findings = decide(facts, chosen, missing)
     const counts = tally(findings)
     process.exitCode = counts.fail > 0 ? 1 : 0
@@ -85,7 +87,7 @@ Exit codes: 0 when nothing fails (warnings do not fail), 1 when a check fails, 2
     return {
       version: 1,
       path: facts.disk.path,
-      model: flags.model ? {source: flags.model, size: size ?? null, missing: missing ?? null, note: note ?? null, advice} : null,
+      model: flags.model ? {source: flags.model, size: size ?? null, loads: loads ?? size ?? null, missing: missing ?? null, note: note ?? null, advice} : null,
       size: size ?? null,
       link: facts.link,
       summary: counts,

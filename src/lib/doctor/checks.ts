@@ -7,8 +7,10 @@ import {bytes, finding, type Finding, type Value} from './finding.js'
 
 /** Everything the checks decide from: gathered first, then judged by pure functions. */
 export interface DoctorFacts {
-  /** Bytes of the model, when known. */
+  /** Bytes of the model, when known: what a pull writes. */
   size?: number
+  /** What a runtime loads of it, for RAM and VRAM (a repo's safetensors, one of its GGUF variants); default size. */
+  loads?: number
   disk: DiskFacts
   block: BlockFacts
   memory: MemoryFacts
@@ -125,7 +127,8 @@ export function diskChecks(f: DoctorFacts, missing?: number): Finding[] {
 // ---------------------------------------------------------------- memory
 
 export function memoryChecks(f: DoctorFacts): Finding[] {
-  const {memory: m, size} = f
+  const {memory: m} = f
+  const size = f.loads ?? f.size
   const out: Finding[] = []
   if (m.totalBytes === undefined) out.push(finding('memory', 'ram', 'unknown', 'RAM', 'unknown (no /proc/meminfo)'))
   else {
@@ -149,7 +152,8 @@ export function memoryChecks(f: DoctorFacts): Finding[] {
 // ---------------------------------------------------------------- GPU
 
 export function gpuChecks(f: DoctorFacts): Finding[] {
-  const {gpus, size} = f
+  const {gpus} = f
+  const size = f.loads ?? f.size
   if (gpus.gpus.length === 0) {
     return [finding('gpu', 'devices', 'info', 'GPUs', `none found (${gpus.notes.join('; ') || 'no driver'}): inference would run on the CPU`)]
   }

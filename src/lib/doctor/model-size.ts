@@ -14,6 +14,8 @@ import {dirname, relative, resolve} from 'node:path'
 
 export interface ModelSize {
   size?: number
+  /** What a runtime loads of it (loadedWeights), for RAM and VRAM: a repo's safetensors, not its other formats too. */
+  loads?: number
   /** Bytes not yet on disk (a partly pulled model needs less space). */
   missing?: number
   /** Where `mtune pull` would write it. */
@@ -31,13 +33,13 @@ export interface ModelSize {
 function onDisk(path: string): ModelSize | undefined {
   const info = statOrNone(path)
   if (!info) return undefined
-  if (!info.isDirectory()) return {size: info.size, missing: 0, path: dirname(resolve(path))}
+  if (!info.isDirectory()) return {size: info.size, loads: info.size, missing: 0, path: dirname(resolve(path))}
   const files = filesUnder(resolve(path)).flatMap((p) => {
     const size = statOrNone(p)?.size
     return size === undefined ? [] : [{name: relative(resolve(path), p), size}]
   })
   const loaded = loadedWeights(files)
-  return {size: loaded.bytes, missing: 0, path: resolve(path), ...(loaded.note ? {advice: [loaded.note]} : {})}
+  return {size: loaded.bytes, loads: loaded.bytes, missing: 0, path: resolve(path), ...(loaded.note ? {advice: [loaded.note]} : {})}
 }
 
 /** MTUNE_CACHE as a pull reads it; one that is no URL is left out here (doctor env says what is wrong with it). */
@@ -69,8 +71,11 @@ export async function modelSize(source: string, options: {endpoint?: string; tim
     const plan = await resolveThroughCache(ref, {endpoint: options.endpoint}, envCache(), {dispatcher, signal, events: {}})
     const t = planTotals(plan)
     const advice = ref.kind !== 'ollama' && !choosesFiles({paths: pathsOf(ref), quant: ref.kind === 'hf' ? ref.quant : undefined}) ? weightNotes(plan.files.filter((f) => !f.present), plan.source) : []
+    // Memory and VRAM hold what a runtime loads, not every format and variant a repo publishes.
+    const loaded = ref.kind === 'ollama' ? {bytes: t.bytes} : loadedWeights(plan.files, plan.source)
+    if (loaded.note) advice.push(loaded.note)
     // What a pull would still write: part files of an interrupted pull, and another client's it takes over, count as there.
-    return {size: t.bytes, missing: planStillToWrite(plan) ?? t.bytes - t.presentBytes, path: plan.root, ...(advice.length ? {advice} : {})}
+    return {size: t.bytes, loads: loaded.bytes, missing: planStillToWrite(plan) ?? t.bytes - t.presentBytes, path: plan.root, ...(advice.length ? {advice} : {})}
   } catch (error) {
     // The deadline's own error says only "The operation was aborted".
     const why = signal.aborted ? `no answer within ${timeoutMs / 1000} s` : errorMessage(error)

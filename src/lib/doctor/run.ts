@@ -7,8 +7,10 @@ import {GROUPS, type Finding, type Group, type Status} from './finding.js'
 
 export interface DoctorOptions {
   path: string
-  /** The model's size, for RAM and VRAM. */
+  /** The model's size: what a pull writes. */
   size?: number
+  /** What a runtime loads of it, for RAM and VRAM (default size). */
+  loads?: number
   /** What is still to be downloaded, for disk space (default: size). */
   missing?: number
   rttMs?: number
@@ -87,6 +89,7 @@ export async function gatherFacts(r: SystemReader, options: DoctorOptions): Prom
   const gpus: GpuFacts = groups.has('gpu') ? await readGpus(r) : {gpus: [], notes: []}
   return {
     size: options.size,
+    loads: options.loads,
     disk,
     block: groups.has('io') ? readBlock(r, disk.mount) : {chain: [], disks: []},
     memory: await readMemoryAnywhere(r),

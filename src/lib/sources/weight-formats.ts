@@ -102,20 +102,20 @@ export function weightNotes(toPull: Sized[], source?: string): string[] {
 }
 
 /**
- * What a runtime loads from a folder of weights: its safetensors (other formats beside them are
- * skipped, as transformers and vLLM skip them), else one GGUF variant (the largest, said so, when
- * there are several) with its projector, else PyTorch checkpoints, else every file.
+ * What a runtime loads from a folder or repo of weights: its safetensors (other formats beside
+ * them are skipped, as transformers and vLLM skip them), else one GGUF variant (the largest,
+ * named in `note`, when there are several) with its projector, else PyTorch checkpoints, else
+ * every file. `source` (a repo's, hf://ORG/NAME@REV) words the note for a pull rather than a folder.
  */
-export function loadedWeights(files: Sized[]): {bytes: number; note?: string} {
+export function loadedWeights(files: Sized[], source?: string): {bytes: number; note?: string} {
   const safetensors = files.filter((f) => /\.safetensors$/i.test(f.name))
   if (safetensors.length) return {bytes: bytes(safetensors)}
   const {variants, projector} = ggufVariants(files)
   if (variants.size || projector.length) {
     const largest = [...variants.values()].sort((a, b) => bytes(b) - bytes(a))[0] ?? []
-    const note =
-      variants.size > 1
-        ? `${variants.size} GGUF variants here and a runtime loads one: the largest (${ggufVariant(largest[0]!.name) ?? largest[0]!.name}, ${formatBytes(bytes(largest))}) is assumed; give the one to load as --model PATH`
-        : undefined
+    const tag = ggufVariant(largest[0]!.name) ?? largest[0]!.name
+    const choose = source ? `name the one to load, as ${variantReference(source, 'QUANT')}` : 'give the one to load as --model PATH'
+    const note = variants.size > 1 ? `${variants.size} GGUF variants here and a runtime loads one: the largest (${tag}, ${formatBytes(bytes(largest))}) is assumed for RAM and VRAM; ${choose}` : undefined
     return {bytes: bytes(largest) + bytes(projector), ...(note ? {note} : {})}
   }
   const torch = files.filter((f) => /\.(bin|pt|pth)$/i.test(f.name))
