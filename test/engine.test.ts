@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
-import {existsSync, readFileSync, writeFileSync} from 'node:fs'
+import {execFileSync} from 'node:child_process'
+import {existsSync, mkdirSync, readFileSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {after, describe, it} from 'node:test'
 import {MtuneError} from '../src/lib/errors.js'
@@ -389,6 +390,23 @@ describe('pull engine', () => {
     assert.ok(result.resumedBytes >= 5 * MiB)
     assert.ok(messages.some((x) => /^resuming: /.test(x)))
     assert.ok(m.bytesSent <= content.length * 1.1, `fetched ${m.bytesSent} in all`)
+  })
+
+  it('says a read-only filesystem is one, not a permission to fix', async (t) => {
+    const mount = join(dir(), 'ro')
+    mkdirSync(mount)
+    try {
+      execFileSync('mount', ['-t', 'tmpfs', '-o', 'ro,size=1m', 'tmpfs', mount], {stdio: 'ignore'})
+    } catch {
+      t.skip('needs root and mount(8): a read-only tmpfs stands in for an image or snapshot')
+      return
+    }
+    try {
+      const m = await mirror()
+      await rejects(run({url: m.url, output: join(mount, 'sub', 'model.bin')}), 5, /^cannot write to .*ro \(to make .*ro\/sub in it\): it is on a read-only filesystem; choose another -o$/)
+    } finally {
+      execFileSync('umount', [mount])
+    }
   })
 
   it('rejects bad input before any request', async () => {

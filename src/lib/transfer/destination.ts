@@ -111,8 +111,10 @@ export async function ensureWritableDirectory(dest: Destination, options: {creat
   const writable = found?.path ?? '/'
   try {
     await access(writable, constants.W_OK)
-  } catch {
+  } catch (error) {
     const what = writable === dir ? dir : `${writable} (to make ${dir} in it)`
+    // Permissions can be fixed; a read-only mount (an image, a snapshot, a ro bind mount) cannot from here.
+    if ((error as NodeJS.ErrnoException).code === 'EROFS') throw new MtuneError('not-writable', `cannot write to ${what}: it is on a read-only filesystem; ${elsewhere.unwritable}`, ExitCode.localDisk)
     throw new MtuneError('not-writable', `cannot write to ${what}: permission denied; ${elsewhere.unwritable}, or fix the directory's permissions`, ExitCode.localDisk)
   }
   if (options.create && writable !== dir) {
