@@ -289,6 +289,8 @@ describe('mtune pull hf://', () => {
     const r = await runCli(['pull', 'hf://acme/tiny', '--json'], env)
     assert.equal(r.code, 0, r.stderr)
     checkSnapshot(cache)
+    const taken = JSON.parse(r.stdout).results.find((f: {name: string}) => f.name === 'model.safetensors')
+    assert.equal(taken.resumedBytes, half, 'the result says what was kept')
     // The bytes already there were not asked for again: every range of the weights starts after
     // them, but for the resume check's 64 KiB sample of their end (resume-check.ts).
     const asked = cdn.mirror.requests.filter((q) => q.path.includes(sha256(weights))).map((q) => Number(/^bytes=(\d+)-/.exec(q.range ?? '')?.[1] ?? 0))

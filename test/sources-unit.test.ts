@@ -18,6 +18,8 @@ import {parseSource} from '../src/lib/sources/reference.js'
 import {parseSha256Digest, safeJoin, safeRelativePath} from '../src/lib/sources/safe-names.js'
 import {renewalTime} from '../src/lib/transfer/source-pool.js'
 import {weightNotes} from '../src/lib/sources/weight-formats.js'
+import type {Plan} from '../src/lib/sources/plan.js'
+import {describeFiles} from '../src/lib/ui/pull-output.js'
 import {nearestPath} from '../src/lib/near-names.js'
 import {tempDir} from './support/temp.js'
 
@@ -365,5 +367,18 @@ describe('what a whole-repo pull would fetch that most users leave out', () => {
     ])
     assert.deepEqual(weightNotes([{name: 'model.safetensors', size: 100e6}, {name: 'pytorch_model.bin', size: 100e6}]), [], 'a small model: not worth a line')
     assert.deepEqual(weightNotes([{name: 'pytorch_model.bin', size: 8 * GB}]), [], 'no safetensors: the .bin is the model')
+  })
+})
+
+describe("a model pull's result line", () => {
+  it('says how much of what was pulled an earlier pull had left, so the time does not read as this run\'s rate', () => {
+    const MiB = 1024 * 1024
+    const plan = {source: 'hf://acme/tiny@main', root: '/models/acme', files: []} as unknown as Plan
+    const files = [
+      {name: 'a.safetensors', path: '/models/acme/a.safetensors', size: 10 * MiB, skipped: false, resumedBytes: 4 * MiB},
+      {name: 'b.safetensors', path: '/models/acme/b.safetensors', size: 2 * MiB, skipped: false, resumedBytes: 0},
+    ]
+    assert.match(describeFiles(plan, files, 1.5), /hf:\/\/acme\/tiny@main: 2 pulled \(12\.0 MiB in 1\.5s, 4\.0 MiB of it resumed from disk\), verified -> \/models\/acme$/)
+    assert.match(describeFiles(plan, files.slice(1), 1.5), /: 1 pulled \(2\.0 MiB in 1\.5s\), verified -> /)
   })
 })

@@ -40,6 +40,8 @@ export interface FileResult {
   skipped: boolean
   seconds?: number
   bytesFetched?: number
+  /** Bytes an earlier pull (or another client) had already written, which this one kept. */
+  resumedBytes?: number
 }
 
 /** How to send each layout's files elsewhere: the setting that moves them (a URL's is -o). */
@@ -109,7 +111,7 @@ export async function runPlan(plan: Plan, options: RunOptions, events: PullEvent
     for (let file = queue.shift(); file && !failure; file = queue.shift()) {
       try {
         const r = await pullOne(file, plan, options, {budget, limiter}, abort.signal, progress, events)
-        results.push({name: file.name, path: file.dest, size: r.size, sha256: r.sha256, skipped: false, seconds: r.seconds, bytesFetched: r.bytesFetched})
+        results.push({name: file.name, path: file.dest, size: r.size, sha256: r.sha256, skipped: false, seconds: r.seconds, bytesFetched: r.bytesFetched, resumedBytes: r.resumedBytes})
       } catch (error) {
         failure ??= error
         abort.abort()

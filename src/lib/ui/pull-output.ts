@@ -39,32 +39,37 @@ export function describePlan(plan: Plan, listFiles: boolean, held: (f: PlannedFi
   return lines.join('\n')
 }
 
+/** "60.0 MiB in 1.4s", and how much of it an interrupted pull had left: else the time reads as this run's rate. */
+function pulledWords(pulled: FileResult[], seconds: number): string {
+  const bytes = pulled.reduce((sum, r) => sum + r.size, 0)
+  const resumed = pulled.reduce((sum, r) => sum + (r.resumedBytes ?? 0), 0)
+  return `${formatBytes(bytes)} in ${formatElapsed(seconds)}${resumed > 0 ? `, ${formatBytes(resumed)} of it resumed from disk` : ''}`
+}
+
 /**
  * `rehashed`: pull --verify hashed the files already present too. `cache`: the rack cache the
  * bytes came through (a fallback to the origin has already said so in a warning).
  */
 export function describeFiles(plan: Plan, results: FileResult[], seconds: number, rehashed = false, cache?: string): string {
   const pulled = results.filter((r) => !r.skipped)
-  const bytes = pulled.reduce((sum, r) => sum + r.size, 0)
   const present = results.length - pulled.length
   if (pulled.length === 0) {
     return `${mark.ok()} ${plan.source}: already complete, ${present} file${present === 1 ? '' : 's'} present${rehashed ? ' and re-hashed: intact' : ' (found by size; --verify or mtune verify re-hashes them)'} -> ${plan.root}`
   }
   const presentWords = present === 0 ? '' : `, ${present} already present${rehashed ? ' (re-hashed)' : ''}`
   const through = cache ? ` through the cache at ${cache}` : ''
-  return `${mark.ok()} ${plan.source}: ${pulled.length} pulled (${formatBytes(bytes)} in ${formatElapsed(seconds)})${through}, verified${presentWords} -> ${plan.root}`
+  return `${mark.ok()} ${plan.source}: ${pulled.length} pulled (${pulledWords(pulled, seconds)})${through}, verified${presentWords} -> ${plan.root}`
 }
 
 /** A list's result (pull -i): what was pulled, and how many of them were checked against a digest the list gave. */
 export function describeList(plan: Plan, results: FileResult[], seconds: number, cache?: string): string {
   const pulled = results.filter((r) => !r.skipped)
-  const bytes = pulled.reduce((sum, r) => sum + r.size, 0)
   const present = results.length - pulled.length
   const digests = plan.files.filter((f) => f.sha256 && !f.present).length
   const checked = digests === pulled.length ? ', verified' : digests ? `, ${digests} verified against the list's digests` : ''
   const through = cache ? ` through the cache at ${cache}` : ''
   const kept = present ? `, ${present} already present (their digests match)` : ''
-  return `${mark.ok()} ${plan.source}: ${pulled.length} pulled (${formatBytes(bytes)} in ${formatElapsed(seconds)})${through}${checked}${kept} -> ${plan.root}`
+  return `${mark.ok()} ${plan.source}: ${pulled.length} pulled (${pulledWords(pulled, seconds)})${through}${checked}${kept} -> ${plan.root}`
 }
 
 /** The plan as JSON, stable and free of functions. */
