@@ -465,6 +465,24 @@ describe('mtune pull -i FILE (a list of URLs)', () => {
     assert.ok(!existsSync(join(out, 'bad.bin')))
   })
 
+  it('goes on with the other files when one fails on its own, as aria2c -i and wget -i do, and says which failed', async () => {
+    const small = makeContent(2 * MiB, 14)
+    const good = await startMirror({content: small, name: 'good.bin'})
+    after(() => good.close())
+    const d = dir()
+    const dead = `http://127.0.0.1:${await freePort()}/gone.bin`
+    writeFileSync(join(d, 'urls.txt'), [dead, good.url, `${good.url}?copy`, '  out=copy.bin', `${good.url}?bad`, `  checksum=sha-256=${'0'.repeat(64)}`, '  out=bad.bin', ''].join('\n'))
+    const r = await runCli(['pull', '-i', join(d, 'urls.txt'), '-o', join(d, 'out'), '--retries', '1'])
+    assert.equal(r.code, 3, 'the first failure\'s exit code: the server')
+    const said = r.stderr.trim().split('\n').at(-1)!
+    assert.match(said, /^Error: 2 files failed \(2 pulled and in place\): /)
+    assert.match(said, /gone\.bin: cannot download http:\/\/127\.0\.0\.1:\d+\/gone\.bin: connection refused/)
+    assert.match(said, /bad\.bin: sha256 mismatch/)
+    assert.match(r.stderr, /gone\.bin: .*going on with the other files/)
+    assert.deepEqual(readdirSync(join(d, 'out')).filter((n) => !n.endsWith('.lock')).sort(), ['copy.bin', 'good.bin'])
+    assert.ok(readFileSync(join(d, 'out', 'copy.bin')).equals(small))
+  })
+
   it('through a cache that fails part way, the list is pulled directly, keeping the files that came through it', async () => {
     const small = makeContent(2 * MiB, 13)
     const origin = await startMirror({content: small, name: 'b.bin', files: new Map([['a.bin', content]])})

@@ -351,7 +351,7 @@ Exit codes: 0 done, 2 bad input, 3 the server refused or kept failing, 4 digest 
       const dispatcher = createDispatcher({stallTimeoutMs: flags['stall-timeout'] * 1000})
       try {
         const started = performance.now()
-        const run = {dispatcher, maxConnections: flags['max-connections'], connections: flags.connections, chunkSize, stallTimeoutMs: flags['stall-timeout'] * 1000, maxRetries: flags.retries, limitRate, threads: flags.threads ?? defaultThreads(undefined, PARALLEL_FILES), signal}
+        const run = {dispatcher, maxConnections: flags['max-connections'], connections: flags.connections, chunkSize, stallTimeoutMs: flags['stall-timeout'] * 1000, maxRetries: flags.retries, limitRate, threads: flags.threads ?? defaultThreads(undefined, PARALLEL_FILES), signal, keepGoing: true}
         const cache = flags.cache ? parseCacheUrl(flags.cache) : undefined
         const {files, via} = await runUrlList(plan, cache, run, events)
         const seconds = (performance.now() - started) / 1000

@@ -30,6 +30,12 @@ export interface RunOptions {
   chunkSize?: number
   /** Other URLs of the same file (the same repo on other endpoints): failover without refetching. */
   mirrorsFor?: (file: PlannedFile) => string[]
+  /**
+   * A file that fails on its own (its server, its digest) does not stop the others; the failures
+   * are said together at the end. For lists of unrelated files (pull -i), as aria2c -i and wget -i
+   * go on; a model stays one unit.
+   */
+  keepGoing?: boolean
 }
 
 export interface FileResult {
@@ -106,6 +112,7 @@ export async function runPlan(plan: Plan, options: RunOptions, events: PullEvent
   options.signal?.addEventListener('abort', onAbort, {once: true})
   const progress = new ProgressSum(queue, events)
   let failure: unknown
+  const failed: Array<{file: PlannedFile; error: MtuneError}> = []
 
   const worker = async () => {
     for (let file = queue.shift(); file && !failure; file = queue.shift()) {
@@ -113,6 +120,11 @@ export async function runPlan(plan: Plan, options: RunOptions, events: PullEvent
         const r = await pullOne(file, plan, options, {budget, limiter}, abort.signal, progress, events)
         results.push({name: file.name, path: file.dest, size: r.size, sha256: r.sha256, skipped: false, seconds: r.seconds, bytesFetched: r.bytesFetched, resumedBytes: r.resumedBytes})
       } catch (error) {
+        if (options.keepGoing && fileOwn(error) && !abort.signal.aborted) {
+          failed.push({file, error})
+          events.warn?.(`${error.message}; going on with the other files`)
+          continue
+        }
         failure ??= error
         abort.abort()
       }
@@ -125,9 +137,32 @@ export async function runPlan(plan: Plan, options: RunOptions, events: PullEvent
     progress.stop()
   }
   if (failure) throw failure
+  if (failed.length) {
+    // In the list's order, whichever finished first: the exit code is the first failed file's.
+    const order = (f: PlannedFile) => plan.files.indexOf(f)
+    throw someFailed(failed.sort((a, b) => order(a.file) - order(b.file)).map((f) => f.error), results.filter((r) => !r.skipped).length)
+  }
   // Links, refs, a manifest: a cache this user cannot write is said as such, with the setting that moves it.
   await plan.finish(plan.files).catch((error: unknown) => Promise.reject(isFsRefusal(error) ? dirError(error, elsewhereFor(plan).unwritable, 'write') : error))
   return results
+}
+
+/** A failure of one file alone (its server, its digest, its name), not of the disk or the run (Ctrl-C). */
+function fileOwn(error: unknown): error is MtuneError {
+  return error instanceof MtuneError && error.exitCode !== ExitCode.localDisk && error.exitCode !== ExitCode.interrupted && error.exitCode !== 143
+}
+
+/** The files that failed, in one line, with the first one's exit code; those pulled are in place. */
+function someFailed(failed: MtuneError[], pulled: number): MtuneError {
+  const shown = failed.slice(0, 3).map((e) => e.message)
+  const more = failed.length > 3 ? `; and ${failed.length - 3} more` : ''
+  const n = failed.length
+  return new MtuneError(
+    failed[0].code,
+    `${n} file${n === 1 ? '' : 's'} failed${pulled ? ` (${pulled} pulled and in place)` : ''}: ${shown.join('; ')}${more}`,
+    failed[0].exitCode,
+    {cause: failed[0]},
+  )
 }
 
 async function pullOne(
