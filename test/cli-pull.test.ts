@@ -293,6 +293,9 @@ describe('mtune pull (CLI)', () => {
         [['pull', 'http://127.0.0.1:9/x', '-x', '16'], /^Error: Nonexistent flag: -x; connections are -c N \(to start with; the count adapts\) and --max-connections N; see mtune pull --help$/],
         [['pull', 'http://127.0.0.1:9/x', '--checksum=sha-256=ab'], /^Error: Nonexistent flag: --checksum=sha-256=ab; the digest is --sha256 HEX \(aria2c's --checksum=sha-256=HEX\); see mtune pull --help$/],
         [['pull', 'hf://a/b', '--revision', 'v2'], /^Error: Nonexistent flag: --revision; the revision goes in the source: hf:\/\/ORG\/NAME@REVISION; see mtune pull --help$/],
+        // oclif's own wording is "--force=true cannot also be provided when using --continue".
+        [['pull', 'http://127.0.0.1:9/x', '--continue', '--force'], /^Error: --force and --continue cannot be used together; see mtune pull --help$/],
+        [['doctor', '--size', '1G', '--model', 'hf://a/b'], /^Error: --model and --size cannot be used together; see mtune doctor --help$/],
         // mtune's -c typed as wget's and aria2c's continue: its value does not parse.
         [['pull', '-c', 'http://127.0.0.1:9/x'], /^Error: Parsing --connections: Expected an integer but received: http:\/\/127\.0\.0\.1:9\/x; -c N is mtune's connection count; wget's -c \(continue\) is --continue, for a file another tool cut short \(mtune resumes its own, and aria2c's, by itself\); see mtune pull --help$/],
         [['pull', 'http://127.0.0.1:9/x', '-c'], /^Error: Flag --connections expects a value; -c N is mtune's connection count; .*; see mtune pull --help$/],

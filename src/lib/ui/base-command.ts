@@ -115,7 +115,9 @@ function parseErrorLine(err: ParseError, id: string | undefined, argv: string[])
     if (line.startsWith('Note:') || line.startsWith('See more help')) break
     if (line !== '' && !/^The following errors? occurred:?$/.test(line)) lines.push(line)
   }
-  const text = lines[0]?.startsWith('Parsing --') ? lines.join(': ') : lines.join('; ')
+  // oclif words an exclusive pair as "--force=true cannot also be provided when using --continue".
+  const together = (line: string) => line.replace(/^(--[\w-]+)=.* cannot also be provided when using (--[\w-]+)$/, '$1 and $2 cannot be used together')
+  const text = lines[0]?.startsWith('Parsing --') ? lines.join(': ') : lines.map(together).join('; ')
   // Another tool's flag, typed from habit: what mtune takes for it.
   // Or one of mtune's short flags, typed as another tool's: its value then does not parse.
   const valueOf = /^(?:Parsing (--[\w-]+): Expected an? \w+ but received|Flag (--[\w-]+) expects a value)/.exec(text)
