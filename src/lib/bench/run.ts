@@ -115,7 +115,9 @@ export async function runBench(options: BenchOptions, r: SystemReader): Promise<
   for (const m of report.mirrors) say(m.ok ? `${m.url}: ${formatRate(m.throughputBps?.median ?? 0)} on one stream, first byte ${Math.round(m.ttfbMs?.median ?? 0)} ms` : `${m.url}: ${m.reason}`)
 
   const working = report.mirrors.filter((m) => m.ok && m.size)
-  const gridded = options.all ? working : working.slice(0, 1)
+  // A file under LINK_MIN_BYTES is one request however it is cut: a grid on it would time
+  // round trips and recommend connections and chunks for a file that has no use for them.
+  const gridded = (options.all ? working : working.slice(0, 1)).filter((m) => m.size! >= LINK_MIN_BYTES)
   const conns = options.connections ?? DEFAULT_CONNECTIONS
   const chunks = options.chunkSizes ?? DEFAULT_CHUNKS
   const diskReserve = options.disk ? Math.min(10_000, budgetMs * 0.15) : 0

@@ -85,7 +85,7 @@ export function renderBench(report: BenchReport, tty: boolean): string {
   }
   if (report.tooSmall) {
     const t = report.tooSmall
-    out.push(`${mark.info()} ${t.url} is ${formatBytes(t.size)}: too small to measure the link (${formatBytes(t.needed)} or more); not saved, so doctor, tune and pull --auto keep the last measurement`)
+    out.push(`${mark.info()} ${t.url} is ${formatBytes(t.size)}: too small to measure the link, connections or chunk sizes (${formatBytes(t.needed)} or more: a model's weights); not saved, so doctor, tune and pull --auto keep the last measurement`)
   }
   if (report.disk) {
     const d = report.disk
