@@ -29,7 +29,8 @@ const repo = (over: Partial<HubRepo> = {}): HubRepo => ({
   id: 'acme/secret',
   commit: COMMIT,
   files: [
-    {path: 'model.safetensors', content: makeContent(6 * MiB, 72), lfs: true},
+    // 8 MiB: bench measures connections and chunk sizes only on a file of at least that.
+    {path: 'model.safetensors', content: makeContent(8 * MiB, 72), lfs: true},
     {path: 'config.json', content: Buffer.from('{"a": 1}\n'), lfs: false},
   ],
   ...over,
