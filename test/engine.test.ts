@@ -376,6 +376,24 @@ describe('pull engine', () => {
     assert.equal(result.sha256, digest)
   })
 
+  it('says a presigned link that stops being accepted mid-pull has expired, and a fresh one resumes', async () => {
+    // An S3- or CDN-style link the user was given: accepted until the mirror has sent 4 MiB, then
+    // refused as an expired signature is. Nothing can renew it but the user.
+    let signature = 'first'
+    const m = await mirror({authorize: (req) => (new URL(req.url ?? '/', 'http://x').searchParams.get('X-Amz-Signature') !== signature || m.bytesSent >= 4 * MiB ? 403 : undefined)})
+    const out = join(dir(), 'model.bin')
+    const expired = await rejects(run({url: `${m.url}?X-Amz-Signature=first`, output: out}), 3, /^http:\/\/127\.0\.0\.1:\d+\/file\/model\.bin\?… was accepted when the pull started and is refused now \(403\): a signed link that expired during the pull; get a fresh link and pull it to the same place, which resumes what is on disk$/)
+    assert.equal(expired.code, 'link-expired')
+    assert.ok(existsSync(`${out}.part`), 'what was fetched is kept')
+    signature = 'second'
+    m.setOptions({authorize: (req) => (new URL(req.url ?? '/', 'http://x').searchParams.get('X-Amz-Signature') === signature ? undefined : 403)})
+    const {result} = await run({url: `${m.url}?X-Amz-Signature=second`, output: out})
+    assert.equal(result.sha256, digest)
+    assert.ok(result.resumedBytes > 0, 'the fresh link resumed the bytes the expired one served')
+    // A link refused from the start is not said to have expired.
+    await rejects(run({url: `${m.url}?X-Amz-Signature=never`, output: join(dir(), 'other.bin')}), 3, /^cannot download .*: access denied \(403\)/)
+  })
+
   it('is interrupted cleanly by its abort signal and resumes where it stopped', async () => {
     const m = await mirror({linkRate: 8 * MiB})
     const out = join(dir(), 'model.bin')

@@ -5,7 +5,7 @@ import {decideFailure, type FailureAction} from './failure-policy.js'
 import type {LinkRenewal} from './link-renewal.js'
 import {isDiskError} from './range-fetch.js'
 import type {SourcePool, Source} from './source-pool.js'
-import {FileChanged, StartOver, runAgain} from './transfer-errors.js'
+import {FileChanged, StartOver, refusedError, runAgain} from './transfer-errors.js'
 
 /** What recovery acts on and through. */
 export interface RecoveryContext {
@@ -110,7 +110,7 @@ export class Recovery {
           disk: () => ctx.diskError(e.details.cause ?? e),
           'not-resumable': () => new StartOver(`the download broke (${e.message}) and the server cannot continue it`, false),
           changed: () => new FileChanged(e.message),
-          refused: () => new MtuneError('remote', `cannot download ${redact(source.url)}: ${e.message}`, ExitCode.remote, {cause: e}),
+          refused: () => refusedError(source, e),
         }
         ctx.fail(errors[d.why]())
         return false

@@ -1,5 +1,8 @@
 import {ExitCode, MtuneError, errorMessage} from '../errors.js'
+import {redact} from '../net/request.js'
+import type {TransferError} from '../net/retry-policy.js'
 import {formatBytes} from '../units.js'
+import type {Source} from './source-pool.js'
 
 /** The whole file must be fetched again: it changed on the server, or a stream without ranges broke. */
 export class StartOver extends Error {
@@ -49,4 +52,23 @@ export function diskError(error: unknown, partPath: string, onDisk: number, size
     return new MtuneError('disk-full', `disk full while writing ${partPath}${kept}: ${room} and ${runAgain(resumes)}`, ExitCode.localDisk, {cause: error})
   }
   return new MtuneError('disk-error', `cannot write ${partPath}: ${errorMessage(error)}${kept}`, ExitCode.localDisk, {cause: error})
+}
+
+/**
+ * A source that refused the pull for good. A link given with a query (a presigned S3 or CDN URL)
+ * answered the probe, or the pull would not have started; refused now, its signature has expired.
+ * No one but the user can sign a new one, and the bytes on disk take a fresh link as they are (the
+ * journal knows a file by its size and validators, not its URL).
+ */
+export function refusedError(source: Source, e: TransferError): MtuneError {
+  const signedByUser = source.primary && source.target === source.url && new URL(source.url).search !== ''
+  if (signedByUser && e.status !== undefined && [401, 403, 410].includes(e.status)) {
+    return new MtuneError(
+      'link-expired',
+      `${redact(source.url)} was accepted when the pull started and is refused now (${e.status}): a signed link that expired during the pull; get a fresh link and pull it to the same place, which resumes what is on disk`,
+      ExitCode.remote,
+      {cause: e},
+    )
+  }
+  return new MtuneError('remote', `cannot download ${redact(source.url)}: ${e.message}`, ExitCode.remote, {cause: e})
 }
