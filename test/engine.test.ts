@@ -394,6 +394,26 @@ describe('pull engine', () => {
     await rejects(run({url: `${m.url}?X-Amz-Signature=never`, output: join(dir(), 'other.bin')}), 3, /^cannot download .*: access denied \(403\)/)
   })
 
+  it('warns, while there is time, that a presigned link will expire before the pull can finish', async () => {
+    // 16 MiB at 256 KiB/s needs about a minute; the link says it expires in 40 s.
+    const m = await mirror({linkRate: 256 * 1024})
+    const expires = Math.floor(Date.now() / 1000) + 40
+    const abort = new AbortController()
+    const warnings: string[] = []
+    const pulling = pull(
+      {url: `${m.url}?Expires=${expires}&Signature=abc`, output: join(dir(), 'model.bin'), connections: 4, chunkSize: 256 * 1024, signal: abort.signal},
+      {
+        warn: (w) => {
+          warnings.push(w)
+          if (/expires at/.test(w)) abort.abort()
+        },
+      },
+    )
+    await assert.rejects(pulling, /interrupted/)
+    const said = warnings.find((w) => /expires at/.test(w))
+    assert.match(said ?? warnings.join('\n'), /^http:\/\/127\.0\.0\.1:\d+\/file\/model\.bin\?… expires at \d\d:\d\d:\d\d UTC \(in \d+s\), before this pull can finish \(about (\d+m\d\d|\d+)s more at [\d.]+ KiB\/s\): what is fetched by then is kept; pull a fresh link to the same place to go on$/)
+  })
+
   it('is interrupted cleanly by its abort signal and resumes where it stopped', async () => {
     const m = await mirror({linkRate: 8 * MiB})
     const out = join(dir(), 'model.bin')

@@ -18,6 +18,7 @@ import {Meter} from './meter.js'
 import {checkMirror} from './mirror-check.js'
 import {PartialFile} from './partial-file.js'
 import {LinkRenewal} from './link-renewal.js'
+import {LinkDeadline} from './link-deadline.js'
 import {RateBook} from './rate-book.js'
 import {Recovery} from './recovery.js'
 import {keptBytesDiffer} from './resume-check.js'
@@ -80,6 +81,8 @@ export class Transfer {
   private lastCheckpoint = performance.now()
   private readonly trustedOrigin: string
   private readonly links: LinkRenewal
+  /** A presigned link given as the URL: warned about when it will expire before the pull is done. */
+  private readonly deadline?: LinkDeadline
   /** On resume: the start-over the kept bytes call for, once known (undefined: they are the server's). */
   private keptCheck?: Promise<StartOver | undefined>
   private readonly checking = new AbortController()
@@ -102,6 +105,7 @@ export class Transfer {
     setMaxListeners(0, this.halt.signal)
     const headers = headersFor(file.finalUrl, this.trustedOrigin, options.headers ?? {})
     this.primary = newSource(file.url, file.finalUrl, {etag: file.etag, lastModified: file.lastModified}, true, now, headers)
+    this.deadline = LinkDeadline.of(file.url, file.finalUrl)
     this.links = new LinkRenewal(dispatcher, this.trustedOrigin, options.headers ?? {}, {
       info: (m) => this.events.info?.(m),
       changed: (why) => this.fail(new FileChanged(why)),
@@ -290,8 +294,10 @@ export class Transfer {
     this.written.sample(now)
     for (const c of this.slots.connections) c.meter.sample(now)
     this.partial.hashOn()
-    this.emitProgress(now)
+    const {rate, left} = this.emitProgress(now)
     if (this.stopping) return
+    const late = this.deadline?.check(Date.now(), now - this.setup.started, left, rate)
+    if (late) this.events.warn?.(late)
     if (this.ranged) {
       this.ramp.tick(now)
       this.slots.replaceStragglers(now)
@@ -303,7 +309,7 @@ export class Transfer {
     else if (this.ranged && !this.segments.hasPending) this.partial.preflush()
   }
 
-  private emitProgress(now: number): void {
+  private emitProgress(now: number): {rate: number; left?: number} {
     const rate = this.written.rate(now, 3_000)
     const done = this.partial.written.total
     const left = this.size === undefined ? undefined : this.size - done
@@ -315,6 +321,7 @@ export class Transfer {
       connections: this.slots.connections.size,
       elapsedMs: now - this.setup.started,
     })
+    return {rate, left}
   }
 
   private checkpoint(now: number): void {
