@@ -147,6 +147,8 @@ describe('mtune bench (CLI)', () => {
     assert.deepEqual(report.tooSmall, {url: small.url, size: 64 * 1024, needed: 8 * MiB})
     assert.equal(report.savedTo, undefined)
     assert.deepEqual([report.grids, report.recommendation], [[], undefined], 'no connections x chunk sizes for a file of one request')
+    // Each of the 3 probes reserved up to 4 MiB, and a 64 KiB file could send no more than itself.
+    assert.ok(report.budget.usedBytes <= 3 * 64 * 1024, `used ${report.budget.usedBytes} bytes of the budget`)
     assert.equal(readFileSync(join(cache, 'mtune', 'bench.json'), 'utf8'), saved, 'the last measurement stays')
     const text = await runCli(['bench', '--mirror', small.url, '--connections', '1', '--chunk-size', '1M', '--duration', '1'], {XDG_CACHE_HOME: cache})
     assert.match(text.stdout, /is 64\.0 KiB: too small to measure the link, connections or chunk sizes \(8\.0 MiB or more: a model's weights\); not saved/)

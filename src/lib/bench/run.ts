@@ -98,6 +98,8 @@ export async function runBench(options: BenchOptions, r: SystemReader): Promise<
         const readBytes = budget.take(Math.max(64 * 1024, Math.min(4 * 1024 * 1024, Math.floor(maxBytes / (4 * probes * options.mirrors.length)))))
         if (readBytes === 0) break
         const s = await probeOnce(target, {readBytes, readMs: probeMs, timeoutMs: Math.max(1_000, Math.min(10_000, left())), signal: options.signal})
+        // A file smaller than the range asked for cannot have sent more than itself.
+        if (s.size !== undefined) budget.give(readBytes - Math.min(readBytes, s.size))
         samples.push(s)
         if (s.status === 429 || s.status === 503) {
           const wait = s.retryAfterMs ?? 1_000
