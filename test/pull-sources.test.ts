@@ -228,7 +228,9 @@ describe('mtune pull hf://', () => {
     // RAM and VRAM hold one variant, not the repo: the largest is assumed, and said so.
     const memory = JSON.parse((await runCli(['doctor', 'disk', 'memory', '--model', 'hf://acme/tiny-GGUF', '--json'], env)).stdout)
     assert.deepEqual([memory.model.size, memory.model.loads], [shard.length + weights.length, weights.length])
-    assert.equal(memory.findings.find((f: {id: string}) => f.id === 'memory.ram').values.model.value, weights.length)
+    const ram = memory.findings.find((f: {id: string}) => f.id === 'memory.ram')
+    assert.equal(ram.values.model.value, weights.length)
+    assert.match(ram.summary, /, model 12\.0 MiB loaded, of 15\.0 MiB pulled$/)
     assert.match(memory.model.advice.at(-1), /^2 GGUF variants here and a runtime loads one: the largest \(Q8_0, 12\.0 MiB\) is assumed for RAM and VRAM; name the one to load, as hf:\/\/acme\/tiny-GGUF:QUANT/)
     const chosen = JSON.parse((await runCli(['doctor', 'memory', '--model', 'hf://acme/tiny-GGUF:Q4_K_M', '--json'], env)).stdout)
     assert.deepEqual([chosen.model.size, chosen.model.loads, chosen.model.advice], [shard.length, shard.length, []])

@@ -126,6 +126,12 @@ export function diskChecks(f: DoctorFacts, missing?: number): Finding[] {
 
 // ---------------------------------------------------------------- memory
 
+/** What RAM and VRAM must hold, and, where the pull writes more (a repo's other formats and variants), that it is only part of it. */
+function loadedWords(f: DoctorFacts): string {
+  const loads = f.loads ?? f.size ?? 0
+  return f.size !== undefined && loads < f.size ? `${formatBytes(loads)} loaded, of ${formatBytes(f.size)} pulled` : formatBytes(loads)
+}
+
 export function memoryChecks(f: DoctorFacts): Finding[] {
   const {memory: m} = f
   const size = f.loads ?? f.size
@@ -137,10 +143,10 @@ export function memoryChecks(f: DoctorFacts): Finding[] {
     const mmap = "load it memory-mapped (Ollama's use_mmap, the default; llama.cpp without --no-mmap; safetensors are mmapped by default)"
     if (size === undefined) out.push(finding('memory', 'ram', 'info', 'RAM', `${summary} (model size unknown)`, values))
     else if (size > m.totalBytes) {
-      out.push(finding('memory', 'ram', 'warn', 'RAM', `${summary}: the model (${formatBytes(size)}) is larger than RAM`, values, {fix: `${mmap}; pages will be read from disk as needed, so keep it on fast storage`}))
+      out.push(finding('memory', 'ram', 'warn', 'RAM', `${summary}: the model (${loadedWords(f)}) is larger than RAM`, values, {fix: `${mmap}; pages will be read from disk as needed, so keep it on fast storage`}))
     } else if (size > m.totalBytes / 2) {
-      out.push(finding('memory', 'ram', 'warn', 'RAM', `${summary}: the model (${formatBytes(size)}) is more than half of RAM`, values, {fix: `${mmap}: loaders that copy it into allocated memory fail with "unable to allocate CPU buffer"`}))
-    } else out.push(finding('memory', 'ram', 'pass', 'RAM', `${summary}, model ${formatBytes(size)}`, values))
+      out.push(finding('memory', 'ram', 'warn', 'RAM', `${summary}: the model (${loadedWords(f)}) is more than half of RAM`, values, {fix: `${mmap}: loaders that copy it into allocated memory fail with "unable to allocate CPU buffer"`}))
+    } else out.push(finding('memory', 'ram', 'pass', 'RAM', `${summary}, model ${loadedWords(f)}`, values))
   }
   if (m.swapTotalBytes !== undefined) {
     const values = {total: bytes(m.swapTotalBytes), free: bytes(m.swapFreeBytes)}
@@ -176,13 +182,13 @@ export function gpuChecks(f: DoctorFacts): Finding[] {
   else if (size > total) {
     const off = size - total
     out.push(
-      finding('gpu', 'vram', 'warn', 'VRAM', `${summary}: the model (${formatBytes(size)}) does not fit; about ${pct(off, size)} of its layers would run on the CPU`, values, {
+      finding('gpu', 'vram', 'warn', 'VRAM', `${summary}: the model (${loadedWords(f)}) does not fit; about ${pct(off, size)} of its layers would run on the CPU`, values, {
         fix: 'use a smaller quantization or more GPUs; with offloading (llama.cpp -ngl, Ollama num_gpu) expect CPU speed for the offloaded part',
       }),
     )
   } else if (size > free) {
-    out.push(finding('gpu', 'vram', 'warn', 'VRAM', `${summary}: the model (${formatBytes(size)}) fits, but only ${formatBytes(free)} is free now`, values, {fix: 'stop what holds GPU memory (nvidia-smi lists the processes)'}))
-  } else out.push(finding('gpu', 'vram', 'pass', 'VRAM', `${summary}, model ${formatBytes(size)} fits (plus room for the KV cache: ${formatBytes(free - size)})`, values))
+    out.push(finding('gpu', 'vram', 'warn', 'VRAM', `${summary}: the model (${loadedWords(f)}) fits, but only ${formatBytes(free)} is free now`, values, {fix: 'stop what holds GPU memory (nvidia-smi lists the processes)'}))
+  } else out.push(finding('gpu', 'vram', 'pass', 'VRAM', `${summary}, model ${loadedWords(f)} fits (plus room for the KV cache: ${formatBytes(free - size)})`, values))
   return out
 }
 
