@@ -486,6 +486,19 @@ describe('mtune pull -i FILE (a list of URLs)', () => {
     assert.ok(readFileSync(join(d, 'out', 'copy.bin')).equals(small))
   })
 
+  it("shows a list's progress against the sum of its files' sizes, once their servers have said them", async () => {
+    // A list gives no sizes: each file's comes with its first answer. Before, the total stayed 0 B.
+    const slow = await startMirror({content: makeContent(4 * MiB, 15), name: 'one.bin', linkRate: 4 * MiB})
+    after(() => slow.close())
+    const d = dir()
+    writeFileSync(join(d, 'urls.txt'), `${slow.url}\n${slow.url}?again\n  out=two.bin\n`)
+    const r = await runCli(['pull', '-i', join(d, 'urls.txt'), '-o', join(d, 'out')], {MTUNE_PROGRESS_INTERVAL_MS: '100'})
+    assert.equal(r.code, 0, r.stderr)
+    const lines = r.stderr.split('\n').filter((l) => l.startsWith('progress '))
+    assert.ok(lines.some((l) => /^progress [\d.]+% [\d.]+ [KM]?i?B\/8\.0 MiB /.test(l)), lines.join('\n'))
+    assert.deepEqual(lines.filter((l) => /\/0 B /.test(l)), [], 'never a total of nothing')
+  })
+
   it('through a cache that fails part way, the list is pulled directly, keeping the files that came through it', async () => {
     const small = makeContent(2 * MiB, 13)
     const origin = await startMirror({content: small, name: 'b.bin', files: new Map([['a.bin', content]])})

@@ -122,6 +122,7 @@ export async function runPlan(plan: Plan, options: RunOptions, events: PullEvent
       } catch (error) {
         if (options.keepGoing && fileOwn(error) && !abort.signal.aborted) {
           failed.push({file, error})
+          progress.drop(file)
           events.warn?.(`${error.message}; going on with the other files`)
           continue
         }
@@ -215,12 +216,12 @@ async function pullOne(
 /** One progress line for the whole plan: the sum over its files. */
 class ProgressSum {
   private readonly latest = new Map<PlannedFile, Progress>()
-  private readonly total: number
+  private readonly files: Set<PlannedFile>
   private readonly started = performance.now()
   private timer?: NodeJS.Timeout
 
   constructor(files: PlannedFile[], private readonly events: PullEvents) {
-    this.total = files.reduce((sum, f) => sum + (f.size ?? 0), 0)
+    this.files = new Set(files)
     if (events.progress) this.timer = setInterval(() => this.emit(), 200)
   }
 
@@ -228,20 +229,35 @@ class ProgressSum {
     this.latest.set(file, p)
   }
 
+  /** A file that failed while the others go on (pull -i): out of the sum, so that it can end at 100%. */
+  drop(file: PlannedFile): void {
+    this.files.delete(file)
+    this.latest.delete(file)
+  }
+
+  /**
+   * The total is known once every file's size is: a list's files say theirs only when their
+   * servers answer, and until then the line shows bytes without a total, as a single pull does.
+   */
   private emit(): void {
     let done = 0
     let rate = 0
     let connections = 0
-    for (const p of this.latest.values()) {
+    let total: number | undefined = 0
+    for (const f of this.files) {
+      const p = this.latest.get(f)
+      const size = f.size ?? p?.size
+      total = size === undefined || total === undefined ? undefined : total + size
+      if (!p) continue
       done += p.done
       rate += p.rate
       connections += p.connections
     }
     this.events.progress?.({
-      size: this.total,
+      size: total,
       done,
       rate,
-      etaSeconds: rate > 0 ? (this.total - done) / rate : undefined,
+      etaSeconds: total !== undefined && rate > 0 ? (total - done) / rate : undefined,
       connections,
       elapsedMs: performance.now() - this.started,
     })
