@@ -1,5 +1,6 @@
 import {redact, signedUrlExpiry} from '../net/request.js'
 import {formatDuration, formatRate} from '../units.js'
+import {signedByUser, type Source} from './source-pool.js'
 
 /** A rate measured for less than this may be the ramp's, not the pull's. */
 const SETTLED_MS = 5_000
@@ -18,9 +19,9 @@ export class LinkDeadline {
   ) {}
 
   /** Undefined for a link without a stated expiry, or one mtune follows from a hub's redirect. */
-  static of(url: string, target: string): LinkDeadline | undefined {
-    const expiresAt = url === target ? signedUrlExpiry(url) : undefined
-    return expiresAt === undefined ? undefined : new LinkDeadline(url, expiresAt)
+  static of(source: Source): LinkDeadline | undefined {
+    const expiresAt = signedByUser(source) ? signedUrlExpiry(source.url) : undefined
+    return expiresAt === undefined ? undefined : new LinkDeadline(source.url, expiresAt)
   }
 
   /** The warning, once, when the bytes left at `rate` outlast the link. */

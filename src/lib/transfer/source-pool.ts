@@ -38,6 +38,12 @@ export interface SignedLink {
   readonly resolving?: Promise<boolean>
 }
 
+/**
+ * A link the user gave with its signature in it (a presigned S3 or CDN URL, not reached by a
+ * redirect): LinkRenewal has no URL to ask for a fresh one, so only the user can renew it.
+ */
+export const signedByUser = (s: Pick<Source, 'url' | 'target'>): boolean => s.target === s.url && new URL(s.url).search !== ''
+
 /** A source as its writers see it (the pool writes only its standing, LinkRenewal only its link). */
 export type WritableSource = {-readonly [K in keyof Source]: Source[K]}
 const own = (source: Source) => source as WritableSource

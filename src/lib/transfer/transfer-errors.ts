@@ -2,7 +2,7 @@ import {ExitCode, MtuneError, errorMessage} from '../errors.js'
 import {redact} from '../net/request.js'
 import type {TransferError} from '../net/retry-policy.js'
 import {formatBytes} from '../units.js'
-import type {Source} from './source-pool.js'
+import {signedByUser, type Source} from './source-pool.js'
 
 /** The whole file must be fetched again: it changed on the server, or a stream without ranges broke. */
 export class StartOver extends Error {
@@ -61,8 +61,7 @@ export function diskError(error: unknown, partPath: string, onDisk: number, size
  * journal knows a file by its size and validators, not its URL).
  */
 export function refusedError(source: Source, e: TransferError): MtuneError {
-  const signedByUser = source.primary && source.target === source.url && new URL(source.url).search !== ''
-  if (signedByUser && e.status !== undefined && [401, 403, 410].includes(e.status)) {
+  if (source.primary && signedByUser(source) && e.status !== undefined && [401, 403, 410].includes(e.status)) {
     return new MtuneError(
       'link-expired',
       `${redact(source.url)} was accepted when the pull started and is refused now (${e.status}): a signed link that expired during the pull; get a fresh link and pull it to the same place, which resumes what is on disk`,

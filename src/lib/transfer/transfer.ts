@@ -105,7 +105,7 @@ export class Transfer {
     setMaxListeners(0, this.halt.signal)
     const headers = headersFor(file.finalUrl, this.trustedOrigin, options.headers ?? {})
     this.primary = newSource(file.url, file.finalUrl, {etag: file.etag, lastModified: file.lastModified}, true, now, headers)
-    this.deadline = LinkDeadline.of(file.url, file.finalUrl)
+    this.deadline = LinkDeadline.of(this.primary)
     this.links = new LinkRenewal(dispatcher, this.trustedOrigin, options.headers ?? {}, {
       info: (m) => this.events.info?.(m),
       changed: (why) => this.fail(new FileChanged(why)),
