@@ -484,6 +484,20 @@ describe('mtune pull -i FILE (a list of URLs)', () => {
     assert.match(r.stderr, /gone\.bin: .*going on with the other files/)
     assert.deepEqual(readdirSync(join(d, 'out')).filter((n) => !n.endsWith('.lock')).sort(), ['copy.bin', 'good.bin'])
     assert.ok(readFileSync(join(d, 'out', 'copy.bin')).equals(small))
+    // With --json, the error document says what was pulled and what failed, so that a script can retry those.
+    const j = await runCli(['pull', '-i', join(d, 'urls.txt'), '-o', join(d, 'json'), '--retries', '1', '--json'])
+    assert.equal(j.code, 3, j.stderr)
+    const doc = JSON.parse(j.stdout)
+    assert.equal(doc.error.exitCode, 3)
+    assert.deepEqual(doc.results.map((x: {name: string; path: string; sha256: string}) => [x.name, x.path, x.sha256]).sort(), [
+      ['copy.bin', join(d, 'json', 'copy.bin'), sha256(small)],
+      ['good.bin', join(d, 'json', 'good.bin'), sha256(small)],
+    ])
+    assert.deepEqual(doc.failed.map((x: {name: string; url: string; code: string; exitCode: number}) => [x.name, x.url, x.code, x.exitCode]), [
+      ['gone.bin', dead, 'remote', 3],
+      ['bad.bin', `${good.url}?bad`, 'digest-mismatch', 4],
+    ])
+    assert.match(doc.failed[1].message, /sha256 mismatch/)
   })
 
   it("shows a list's progress against the sum of its files' sizes, once their servers have said them", async () => {

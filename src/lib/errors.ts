@@ -17,12 +17,15 @@ export const ExitCode = {
 export class MtuneError extends Error {
   readonly exitCode: number
   readonly code: string
+  /** With --json, beside the error: what was done before it (a list's files that were pulled). */
+  readonly details?: Record<string, unknown>
 
-  constructor(code: string, message: string, exitCode: number, options?: {cause?: unknown}) {
+  constructor(code: string, message: string, exitCode: number, options?: {cause?: unknown; details?: Record<string, unknown>}) {
     super(message, options)
     this.name = 'MtuneError'
     this.code = code
     this.exitCode = exitCode
+    if (options?.details) this.details = options.details
   }
 }
 

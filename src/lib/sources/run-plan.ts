@@ -141,7 +141,7 @@ export async function runPlan(plan: Plan, options: RunOptions, events: PullEvent
   if (failed.length) {
     // In the list's order, whichever finished first: the exit code is the first failed file's.
     const order = (f: PlannedFile) => plan.files.indexOf(f)
-    throw someFailed(failed.sort((a, b) => order(a.file) - order(b.file)).map((f) => f.error), results.filter((r) => !r.skipped).length)
+    throw someFailed(failed.sort((a, b) => order(a.file) - order(b.file)), results)
   }
   // Links, refs, a manifest: a cache this user cannot write is said as such, with the setting that moves it.
   await plan.finish(plan.files).catch((error: unknown) => Promise.reject(isFsRefusal(error) ? dirError(error, elsewhereFor(plan).unwritable, 'write') : error))
@@ -153,16 +153,28 @@ function fileOwn(error: unknown): error is MtuneError {
   return error instanceof MtuneError && error.exitCode !== ExitCode.localDisk && error.exitCode !== ExitCode.interrupted && error.exitCode !== 143
 }
 
-/** The files that failed, in one line, with the first one's exit code; those pulled are in place. */
-function someFailed(failed: MtuneError[], pulled: number): MtuneError {
-  const shown = failed.slice(0, 3).map((e) => e.message)
-  const more = failed.length > 3 ? `; and ${failed.length - 3} more` : ''
-  const n = failed.length
+/**
+ * The files that failed, in one line, with the first one's exit code; those pulled are in place.
+ * With --json, the error document also gives each file's result and each failure, as the
+ * document of a pull that succeeded gives its results: a script learns which to retry.
+ */
+function someFailed(failed: Array<{file: PlannedFile; error: MtuneError}>, results: FileResult[]): MtuneError {
+  const errors = failed.map((f) => f.error)
+  const pulled = results.filter((r) => !r.skipped).length
+  const shown = errors.slice(0, 3).map((e) => e.message)
+  const more = errors.length > 3 ? `; and ${errors.length - 3} more` : ''
+  const n = errors.length
   return new MtuneError(
-    failed[0].code,
+    errors[0].code,
     `${n} file${n === 1 ? '' : 's'} failed${pulled ? ` (${pulled} pulled and in place)` : ''}: ${shown.join('; ')}${more}`,
-    failed[0].exitCode,
-    {cause: failed[0]},
+    errors[0].exitCode,
+    {
+      cause: errors[0],
+      details: {
+        results,
+        failed: failed.map(({file, error}) => ({name: file.name, path: file.dest, url: file.url, code: error.code, message: error.message, exitCode: error.exitCode})),
+      },
+    },
   )
 }
 

@@ -63,7 +63,9 @@ export abstract class MtuneCommand extends Command {
 
   /** An MtuneError as its one line on stderr, or as the error document with --json. */
   private report(err: MtuneError): void {
-    if (this.jsonEnabled()) this.logJson({error: {code: err.code, message: mask(err.message), exitCode: err.exitCode}})
+    // Details go through the same mask as the line: they can hold URLs with their tokens.
+    const details = err.details ? (JSON.parse(mask(JSON.stringify(err.details))) as Record<string, unknown>) : {}
+    if (this.jsonEnabled()) this.logJson({error: {code: err.code, message: mask(err.message), exitCode: err.exitCode}, ...details})
     // Our own line, not oclif's: its pretty-printer wraps at 80 columns.
     else process.stderr.write(`${chalk.red('Error:')} ${mask(err.message)}\n`)
   }
