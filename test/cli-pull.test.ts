@@ -205,18 +205,33 @@ describe('mtune pull (CLI)', () => {
   })
 
   it('a second pull to the same file waits for the first, then finds it complete', async () => {
-    const m = await mirror({linkRate: 16 * MiB})
+    // The first crawls until the others are seen waiting on it, then finishes.
+    const m = await mirror({linkRate: 1 * MiB})
     const out = join(dir(), 'model.bin')
     const first = startCli(['pull', m.url, '-o', out, '--quiet'])
-    await until(() => m.bytesSent >= 4 * MiB, '4 MiB to be sent')
-    const second = startCli(['pull', m.url, '-o', out, '--sha256', digest])
-    const [a, b] = await Promise.all([first.done, second.done])
+    await until(() => m.bytesSent >= 1 * MiB, '1 MiB to be sent')
+    // With a digest, and without one (the same command run twice, or by hosts sharing the disk):
+    // the file the first put in place is this URL's. Another URL to the same path is not taken for it.
+    const waiters = [[m.url, '--sha256', digest], [m.url], [`${m.url}?other`]].map(([url, ...extra]) => startCli(['pull', url, '-o', out, ...extra]))
+    const said = waiters.map(({child}) => {
+      let text = ''
+      child.stderr!.on('data', (d) => (text += d))
+      return () => text
+    })
+    await until(() => said.every((s) => s().includes('waiting for another mtune')), 'the other three to wait')
+    m.setOptions({linkRate: 64 * MiB})
+    const [a, b, c, d] = await Promise.all([first.done, ...waiters.map((w) => w.done)])
     assert.equal(a.code, 0, a.stderr)
     assert.equal(b.code, 0, b.stderr)
-    assert.match(b.stderr, new RegExp(`waiting for another mtune \\(pid ${first.child.pid}\\) that is pulling to ${out}`))
-    assert.match(b.stdout, /is already complete/)
+    assert.match(b.stderr, new RegExp(`waiting for another mtune \\(pid \\d+\\) that is pulling to ${out}`))
+    assert.match(b.stdout, new RegExp(`^✓ ${out} is complete: another mtune pulled it from this URL while this one waited \\(32\\.0 MiB\\)\n  sha256 ${digest} \\(verified\\)$`, 'm'))
+    assert.equal(c.code, 0, c.stderr)
+    assert.match(c.stdout, new RegExp(`^✓ ${out} is complete: another mtune pulled it from this URL while this one waited \\(32\\.0 MiB\\)\n  sha256 ${digest}$`, 'm'))
+    assert.equal(d.code, 2, d.stderr)
+    assert.match(d.stderr, /already exists, as large as the server's file/)
     assert.equal(sha256(readFileSync(out)), digest)
-    assert.ok(m.bytesSent <= content.length * 1.1, `fetched ${(m.bytesSent / content.length).toFixed(3)} x the file: once`)
+    // Once, and the first answers of the two without a digest, asked before they waited (4 MiB at most each).
+    assert.ok(m.bytesSent <= content.length * 1.1 + 8 * MiB, `fetched ${(m.bytesSent / content.length).toFixed(3)} x the file: once`)
     for (const left of ['.part', '.part.journal', '.part.lock']) assert.ok(!existsSync(out + left), `no ${left} left`)
   })
 

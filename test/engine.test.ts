@@ -297,6 +297,20 @@ describe('pull engine', () => {
     assert.equal(m.requests.length, 0)
   })
 
+  it('a pull that waited on another of the same URL takes the file it put in place, hashed, not fetched', async () => {
+    const m = await mirror({linkRate: 1 * MiB})
+    const out = join(dir(), 'model.bin')
+    const first = run({url: m.url, output: out})
+    let waiting!: () => void
+    const waits = new Promise<void>((resolve) => (waiting = resolve))
+    const second = pull({url: m.url, output: out}, {info: (msg) => msg.startsWith('waiting for another mtune') && waiting()})
+    await waits
+    m.setOptions({linkRate: 64 * MiB})
+    const [{result: a}, b] = await Promise.all([first, second])
+    assert.equal(a.pulledByAnother, false)
+    assert.deepEqual([b.alreadyComplete, b.pulledByAnother, b.verified, b.sha256, b.bytesFetched, b.size], [true, true, false, digest, 0, content.length])
+  })
+
   it('refuses to overwrite without --force, and replaces with it', async () => {
     const m = await mirror()
     const out = join(dir(), 'model.bin')

@@ -3,7 +3,7 @@ import {existsSync, readFileSync, utimesSync, writeFileSync} from 'node:fs'
 import {hostname} from 'node:os'
 import {join} from 'node:path'
 import {describe, it} from 'node:test'
-import {PullLock, type LockHolder} from '../src/lib/transfer/pull-lock.js'
+import {PullLock, sourceId, type LockHolder} from '../src/lib/transfer/pull-lock.js'
 import {tempDir} from './support/temp.js'
 
 const part = () => join(tempDir('lock'), 'model.bin.part')
@@ -31,6 +31,25 @@ describe('PullLock', () => {
     assert.equal(JSON.parse(readFileSync(`${path}.lock`, 'utf8')).pid, process.pid)
     held.release()
     assert.ok(!existsSync(`${path}.lock`), 'released: no lock file left')
+  })
+
+  it('tells a waiter whether the pull it waited on fetched the same source, without writing the URL', async () => {
+    const path = part()
+    const url = 'https://cdn.example/model.bin?token=secret'
+    const first = await PullLock.acquire(path, {source: sourceId(url)})
+    assert.ok(!readFileSync(`${path}.lock`, 'utf8').includes('secret'), 'a digest of the URL, not the URL')
+    const same = PullLock.acquire(path, {source: sourceId(url)})
+    const other = PullLock.acquire(`${path}.x`, {source: sourceId(url)})
+    const elsewhere = await other
+    assert.equal(elsewhere.waitedOnSame, false, 'took it at once')
+    elsewhere.release()
+    setTimeout(() => first.release(), 300)
+    const second = await same
+    assert.equal(second.waitedOnSame, true)
+    setTimeout(() => second.release(), 300)
+    const third = await PullLock.acquire(path, {source: sourceId(`${url}&other`)})
+    assert.equal(third.waitedOnSame, false, 'waited on another URL')
+    third.release()
   })
 
   it('takes over at once from a holder of this host that no longer runs, or ran before a reboot', async () => {

@@ -10,7 +10,7 @@ import {backoffDelay, classifyNetworkError} from '../net/retry-policy.js'
 import {ensureWritableDirectory, fileDestination, fileExists, resolveDestination, sha256File, type Destination} from './destination.js'
 import {Journal, currentBootId} from './journal.js'
 import {adoptedHole, aria2Beside, judgeLeftover, leftoverAt, openedElsewhere, type Leftover} from './adopt.js'
-import {PullLock} from './pull-lock.js'
+import {PullLock, sourceId} from './pull-lock.js'
 import {parseOutput, parseSha256, parseTarget} from './validate.js'
 import {DEFAULTS, type PullEvents, type PullOptions, type PullResult} from './pull-types.js'
 import {Transfer} from './transfer.js'
@@ -37,15 +37,19 @@ export async function pull(options: PullOptions, events: PullEvents = {}): Promi
     const found = leftoverAt(dest.path, options.adopt, options.continue)
     return found && {...found, size: options.adopt?.size}
   }
-  const existing = (dest: Destination, want: string | undefined, serverSize?: number) =>
-    alreadyThere(dest, {expected: want, force: options.force, continuing: options.continue, url, started, serverSize})
   let lock: PullLock | undefined
+  // The file appeared while this pull waited on another that pulled the same URL there.
+  let handedOver = false
+  const existing = (dest: Destination, want: string | undefined, serverSize?: number) =>
+    alreadyThere(dest, {expected: want, force: options.force, continuing: options.continue, url, started, serverSize, handedOver}, events)
   // Held from before the destination is looked at until it is in place: a second pull of the
   // same file waits, then finds it complete.
   const claim = async (dest: Destination) => {
     if (lock?.partPath === dest.partPath) return
     lock?.release()
-    lock = await lockFor(dest, options.signal, events)
+    const before = await fileExists(dest.path)
+    lock = await lockFor(dest, sourceId(url), options.signal, events)
+    handedOver = Boolean(lock?.waitedOnSame) && !before
   }
   try {
     const fileDest = await fileDestination(options.output)
@@ -131,10 +135,11 @@ const webPage = (contentType: string | undefined, path: string) => /^\s*(text\/h
  * Undefined where no lock file can be made (a read-only or missing directory, a full disk):
  * nothing can be written there either, which the checks that follow report in their words.
  */
-async function lockFor(dest: Destination, signal: AbortSignal | undefined, events: PullEvents): Promise<PullLock | undefined> {
+async function lockFor(dest: Destination, source: string, signal: AbortSignal | undefined, events: PullEvents): Promise<PullLock | undefined> {
   try {
     return await PullLock.acquire(dest.partPath, {
       bootId: currentBootId(),
+      source,
       signal,
       onWait: (holder) =>
         events.info?.(
@@ -148,10 +153,14 @@ async function lockFor(dest: Destination, signal: AbortSignal | undefined, event
   }
 }
 
-/** An existing destination: done if it has the expected digest, refused without --force. */
+/**
+ * An existing destination: done if it has the expected digest, or if another mtune pulled this
+ * URL there (the server's size) while this one waited; refused without --force.
+ */
 async function alreadyThere(
   dest: Destination,
-  how: {expected: string | undefined; force: boolean | undefined; continuing: boolean | undefined; url: string; started: number; serverSize?: number},
+  how: {expected: string | undefined; force: boolean | undefined; continuing: boolean | undefined; url: string; started: number; serverSize?: number; handedOver: boolean},
+  events: PullEvents,
 ): Promise<PullResult | undefined> {
   const {expected, force, url, started, serverSize} = how
   if (!(await fileExists(dest.path))) return undefined
@@ -160,30 +169,24 @@ async function alreadyThere(
   if (aria2 && !own) return takingOver(dest, aria2, force, serverSize)
   // --continue: a shorter file is another tool's download cut short, which the transfer takes over.
   if (how.continuing && !own && serverSize !== undefined && (await stat(dest.path)).size < serverSize) return undefined
+  const complete = async (digest: string, pulledByAnother: boolean): Promise<PullResult> => {
+    const {size} = await stat(dest.path)
+    const seconds = (performance.now() - started) / 1000
+    const verified = expected !== undefined
+    return {url: redact(url), path: dest.path, size, sha256: digest, verified, alreadyComplete: true, pulledByAnother, seconds, averageRate: 0, connections: 0, retries: 0, bytesFetched: 0, resumedBytes: size, mirrors: []}
+  }
   if (expected) {
     const digest = await sha256File(dest.path)
-    if (digest === expected) {
-      const {size} = await stat(dest.path)
-      const seconds = (performance.now() - started) / 1000
-      return {
-        url: redact(url),
-        path: dest.path,
-        size,
-        sha256: digest,
-        verified: true,
-        alreadyComplete: true,
-        seconds,
-        averageRate: 0,
-        connections: 0,
-        retries: 0,
-        bytesFetched: 0,
-        resumedBytes: size,
-        mirrors: [],
-      }
-    }
+    if (digest === expected) return complete(digest, how.handedOver)
     if (!force) {
       throw new MtuneError('exists', `${dest.path} already exists with a different sha256; use --force to replace it`, ExitCode.usage)
     }
+  }
+  // The pull that held the lock put it in place (mtune renames only a finished, checked file);
+  // --force asks to replace a file that was there before, not one fetched from here just now.
+  if (how.handedOver && !expected && !own && serverSize !== undefined && (await stat(dest.path)).size === serverSize) {
+    events.info?.(`another mtune pulled ${dest.path} from this URL while this one waited: hashing it, not fetching it again`)
+    return complete(await sha256File(dest.path), true)
   }
   if (!force) throw new MtuneError('exists', existsSaid(dest.path, (await stat(dest.path)).size, serverSize), ExitCode.usage)
   return undefined

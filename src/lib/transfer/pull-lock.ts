@@ -1,4 +1,4 @@
-import {randomUUID} from 'node:crypto'
+import {createHash, randomUUID} from 'node:crypto'
 import {linkSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, utimesSync, writeFileSync} from 'node:fs'
 import {hostname} from 'node:os'
 import {setTimeout as sleep} from 'node:timers/promises'
@@ -29,6 +29,8 @@ export interface LockHolder {
   /** The pid namespace the pid belongs to (Linux). */
   pidns?: string
   token: string
+  /** A digest of what the holder pulls (its URL): never the URL, which can hold a token. */
+  source?: string
 }
 
 export interface LockOptions {
@@ -40,12 +42,26 @@ export interface LockOptions {
   alive?: (pid: number) => boolean
   /** This process's pid namespace; replaceable in tests. */
   pidns?: string
+  /** What this pull fetches, so that one waiting on it can tell it was the same (sourceId). */
+  source?: string
 }
+
+/** What goes into the lock for `source`: a digest, so that a token in a URL is not written to disk. */
+export const sourceId = (source: string): string => createHash('sha256').update(source).digest('hex')
 
 export class PullLock {
   private readonly refresh: NodeJS.Timeout
 
-  private constructor(readonly partPath: string, private readonly path: string, private readonly token: string) {
+  /**
+   * `waitedOnSame`: this pull waited on one that fetched the same source (and so may have put
+   * the file in place meanwhile), as against one that fetched another URL to the same path.
+   */
+  private constructor(
+    readonly partPath: string,
+    private readonly path: string,
+    private readonly token: string,
+    readonly waitedOnSame = false,
+  ) {
     this.refresh = setInterval(() => {
       const now = new Date()
       try {
@@ -60,11 +76,13 @@ export class PullLock {
   /** Waits until no other pull holds the lock of `partPath`, then holds it. */
   static async acquire(partPath: string, options: LockOptions = {}): Promise<PullLock> {
     const path = `${partPath}.lock`
-    const me: LockHolder = {pid: process.pid, host: hostname(), bootId: options.bootId, pidns: options.pidns ?? ownPidNamespace(), token: randomUUID()}
+    const me: LockHolder = {pid: process.pid, host: hostname(), bootId: options.bootId, pidns: options.pidns ?? ownPidNamespace(), token: randomUUID(), source: options.source}
     let waiting = false
+    let same = false
     for (;;) {
-      if (create(path, me)) return new PullLock(partPath, path, me.token)
+      if (create(path, me)) return new PullLock(partPath, path, me.token, same)
       const seen = inspect(path)
+      if (me.source && seen?.holder?.source === me.source) same = true
       if (seen && isStale(seen, me, options.alive ?? isAlive)) {
         takeOver(path, seen.ino)
         continue

@@ -104,6 +104,11 @@ export interface PullResult {
   /** The digest was checked against an expected one. */
   verified: boolean
   alreadyComplete: boolean
+  /**
+   * Already complete because another mtune pulled the same URL to the same path while this one
+   * waited for it (a script run twice, hosts sharing a filesystem): hashed here, not re-fetched.
+   */
+  pulledByAnother: boolean
   seconds: number
   averageRate: number
   /** Most connections open at once. */

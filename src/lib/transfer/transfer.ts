@@ -392,6 +392,7 @@ export class Transfer {
       sha256: digest,
       verified: Boolean(this.setup.expected),
       alreadyComplete: false,
+      pulledByAnother: false,
       seconds,
       averageRate: seconds > 0 ? (size - this.resumedBytes) / seconds : 0,
       connections: this.slots.peak,

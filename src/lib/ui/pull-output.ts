@@ -5,6 +5,9 @@ import {formatBytes, formatElapsed, formatRate} from '../units.js'
 import {mark} from './colors.js'
 
 export function describeResult(r: PullResult): string {
+  if (r.alreadyComplete && r.pulledByAnother) {
+    return `${mark.ok()} ${r.path} is complete: another mtune pulled it from this URL while this one waited (${formatBytes(r.size)})\n  sha256 ${r.sha256}${r.verified ? ' (verified)' : ''}`
+  }
   if (r.alreadyComplete) return `${mark.ok()} ${r.path} is already complete (${formatBytes(r.size)}, sha256 verified)`
   // An empty file needs no range request: "0 B/s, up to 0 connections" would read as a failure.
   const how = r.size === 0 ? 'an empty file' : `${formatRate(r.averageRate)}, up to ${plural(r.connections, 'connection')}, ${r.retries} ${r.retries === 1 ? 'retry' : 'retries'}`
