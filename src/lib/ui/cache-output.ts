@@ -1,7 +1,7 @@
 import type {CacheStatus} from '../cache/report.js'
 import type {ServeResult} from '../cache/serve.js'
 import type {WarmReport} from '../cache/warm-source.js'
-import {formatBytes, formatDuration} from '../units.js'
+import {formatBytes, formatElapsed} from '../units.js'
 import {mark} from './colors.js'
 
 export function renderServe(r: ServeResult): string {
@@ -67,7 +67,7 @@ export function renderWarm(r: WarmReport): string {
     return lines.join('\n')
   }
   lines.push(
-    `${mark.ok()} ${r.source}: ${r.files.length} file${r.files.length === 1 ? '' : 's'}, ${formatBytes(r.bytes)} in the cache at ${where}${share}; ${formatBytes(fetched)} fetched upstream in ${formatDuration(r.seconds)}${checked}`,
+    `${mark.ok()} ${r.source}: ${r.files.length} file${r.files.length === 1 ? '' : 's'}, ${formatBytes(r.bytes)} in the cache at ${where}${share}; ${formatBytes(fetched)} fetched upstream in ${formatElapsed(r.seconds)}${checked}`,
   )
   return lines.join('\n')
 }
