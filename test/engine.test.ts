@@ -192,6 +192,38 @@ describe('pull engine', () => {
     assert.ok(m.requests.filter((r) => r.ifRange).length >= 2, 'segment requests carry If-Range')
   })
 
+  it('takes copies behind a load balancer that differ only in their dates as one file, and resumes them so', async () => {
+    // Each connection reaches another backend, whose ETag and Last-Modified are its own: to
+    // If-Range that reads as a change on every other connection.
+    const m = await mirror({backends: [content, Buffer.from(content)], linkRate: 4 * MiB})
+    const out = join(dir(), 'model.bin')
+    const abort = new AbortController()
+    const messages: string[] = []
+    const pulling = pull({url: m.url, output: out, connections: 4, chunkSize: 256 * 1024, signal: abort.signal, random: () => 0.5}, {info: (x) => messages.push(x), warn: (x) => messages.push(x)})
+    while (m.bytesSent < 8 * MiB) await new Promise((r) => setTimeout(r, 20))
+    abort.abort()
+    await rejects(pulling, 130, /^interrupted/)
+    assert.ok(messages.some((x) => /^the server answers for this file under 2 ETags\/Last-Modified \("b[01]-v0-\d+", "b[01]-v0-\d+"\) with the same bytes, as load-balanced servers .*no digest was given to check it at the end \(--sha256\)$/.test(x)), messages.join('\n'))
+    assert.ok(!messages.some((x) => /starting over/.test(x)), messages.join('\n'))
+    // The next run knows, from the journal, and keeps what is on disk whichever backend it reaches first.
+    m.setOptions({linkRate: 64 * MiB})
+    const {result, messages: again} = await run({url: m.url, output: out})
+    assert.equal(result.sha256, digest)
+    assert.ok(result.resumedBytes >= 4 * MiB, `resumed ${result.resumedBytes}`)
+    assert.ok(again.some((x) => /^the last run found this server's copies of the file under more than one ETag\/Last-Modified/.test(x)), again.join('\n'))
+    assert.ok(!again.some((x) => /starting over|changed/.test(x)), again.join('\n'))
+  })
+
+  it('never stitches copies behind a load balancer that hold other bytes: says so and stops', async () => {
+    // A new version rolling out: one backend has it, the other not yet, at the same size.
+    const edited = Buffer.from(content)
+    edited.fill(7, 0, 100)
+    const m = await mirror({backends: [content, edited]})
+    const out = join(dir(), 'model.bin')
+    await rejects(run({url: m.url, output: out}), 4, /^the file kept changing on the server \(.*; its copies answer with other bytes under "b[01]-v0-\d+", "b[01]-v0-\d+": a new version rolling out behind a load balancer, or backends that disagree\); try again later$/)
+    assert.ok(!existsSync(out), 'nothing put in place')
+  })
+
   it('retries, keeping every byte, when a server ignores Range now and then but the file is the same', async () => {
     // Every 4th request gets a 200 with the whole file and the same ETag: an edge that ignored
     // the range, not a new version (RFC 9110 13.1.5).

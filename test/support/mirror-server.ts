@@ -69,6 +69,11 @@ export interface MirrorOptions {
   files?: Map<string, Buffer>
   /** A limit per client, as nginx's limit_conn: connections beyond it are reset at once. */
   maxConnections?: number
+  /**
+   * Copies behind a load balancer: connection i is served by backend i % n, from its own copy
+   * under its own dates (ETag and Last-Modified), as servers that copied the file without them.
+   */
+  backends?: Buffer[]
   /** A status to refuse the request with (a CDN checking signatures), or undefined. */
   authorize?: (req: IncomingMessage, name: string) => number | undefined
 }
@@ -183,9 +188,10 @@ export async function startMirror(initial: MirrorOptions): Promise<MirrorServer>
     }
     const version = options.changeAfter && fileRequests >= options.changeAfter.requests ? 1 : 0
     if (req.method === 'GET') fileRequests++
-    const content = other ?? (version === 1 ? options.changeAfter!.content : options.content)
-    const etag = `"v${version}-${content.length}"`
-    const lastModified = new Date(Date.UTC(2026, 0, 1 + version)).toUTCString()
+    const backend = options.backends && !other ? (conn?.index ?? 0) % options.backends.length : undefined
+    const content = other ?? (version === 1 ? options.changeAfter!.content : backend !== undefined ? options.backends![backend] : options.content)
+    const etag = backend === undefined ? `"v${version}-${content.length}"` : `"b${backend}-v${version}-${content.length}"`
+    const lastModified = new Date(Date.UTC(2026, 0, 1 + version, backend ?? 0)).toUTCString()
     const fault = options.fault?.(info)
 
     if (options.firstByteDelayMs) await sleep(options.firstByteDelayMs)

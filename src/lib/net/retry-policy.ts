@@ -15,7 +15,8 @@ export class TransferError extends Error {
   constructor(
     readonly kind: FailureKind,
     message: string,
-    readonly details: {status?: number; retryAfterMs?: number; cause?: unknown} = {},
+    /** validators: for 'changed', those of the answer that showed the change. */
+    readonly details: {status?: number; retryAfterMs?: number; cause?: unknown; validators?: {etag?: string; lastModified?: string}} = {},
   ) {
     super(message, {cause: details.cause})
     this.name = 'TransferError'

@@ -11,6 +11,7 @@ import {ensureWritableDirectory, fileDestination, fileExists, resolveDestination
 import {Journal, currentBootId} from './journal.js'
 import {adoptedHole, aria2Beside, judgeLeftover, leftoverAt, openedElsewhere, type Leftover} from './adopt.js'
 import {PullLock, sourceId} from './pull-lock.js'
+import {backendCopies} from './backend-copies.js'
 import {parseOutput, parseSha256, parseTarget} from './validate.js'
 import {DEFAULTS, type PullEvents, type PullOptions, type PullResult} from './pull-types.js'
 import {Transfer} from './transfer.js'
@@ -65,11 +66,20 @@ export async function pull(options: PullOptions, events: PullEvents = {}): Promi
     const guess = early ?? (await resolveDestination(options.output, undefined, url).then(place).catch(() => undefined))
     // Where the file goes is checked before the network is asked anything.
     if (guess) await ensureWritableDirectory(guess, {create: false, elsewhere: options.elsewhere})
+    // Validators that take turns over one file's copies are ignored from then on
+    // (backend-copies.ts): the file is checked by its size, a sample of the bytes kept, and its
+    // digest. As the run that left this journal found them, if it did.
+    let turns = guess ? Journal.validatorsTookTurns(guess.journalPath) : false
+    if (turns) events.info?.(`the last run found this server's copies of the file under more than one ETag/Last-Modified: going by size and a sample of the bytes kept`)
+    let keep = false
     for (let restart = 0; ; restart++) {
-      const hole = guess && restart === 0 ? (Journal.firstMissing(guess.journalPath, currentBootId()) ?? adoptedHole(guess, leftoverFor(guess))) : undefined
+      const resuming = restart === 0 || keep
+      keep = false
+      const hole = guess && resuming ? (Journal.firstMissing(guess.journalPath, currentBootId()) ?? adoptedHole(guess, leftoverFor(guess))) : undefined
       const start = hole?.start ?? 0
       const length = Math.min(FIRST_PIECE, hole ? hole.end - hole.start : FIRST_PIECE)
-      const probed = await probeWithRetries(dispatcher, url, options, events, start, length)
+      const answered = await probeWithRetries(dispatcher, url, options, events, start, length)
+      const probed = turns ? {...answered, file: {...answered.file, etag: undefined, lastModified: undefined}} : answered
       // The digest the server publishes (the Hub's X-Linked-Etag) checks a plain URL's file too.
       const published = probed.file.publishedSha256
       if (restart === 0 && published && expected && published !== expected) {
@@ -99,15 +109,33 @@ export async function pull(options: PullOptions, events: PullEvents = {}): Promi
       try {
         // Named in a mismatch only where it came from the server: --sha256 or a model's listing speak for themselves.
         const expectedFrom = !expected && published ? "the server's X-Linked-Etag" : undefined
-        const result = await new Transfer({options: {...options, adopt: leftoverFor(dest)}, events, dispatcher, dest, probed, expected: want, expectedFrom, mirrors, started}).run()
+        const result = await new Transfer({options: {...options, adopt: leftoverFor(dest)}, events, dispatcher, dest, probed, expected: want, expectedFrom, validatorsTakeTurns: turns, mirrors, started}).run()
         // An aria2c control file not taken over with its file (--force, or its file was gone)
         // describes a download this one replaced: left, it would call the new file aria2c's.
         await rm(`${dest.path}.aria2`, {force: true})
         return result
       } catch (error) {
         if (!(error instanceof StartOver)) throw error
+        // Not a new version where the server's copies hold the same bytes under other dates.
+        const copies = error.changed && error.now && !turns && probed.file.size !== undefined && probed.file.ranges
+          ? await backendCopies(dispatcher, url, options.headers ?? {}, probed.file.size, options.signal)
+          : undefined
+        if (copies) events.debug?.(`after "${error.message}": the server's copies are ${copies.verdict} (${copies.validators.join(', ')})`)
+        if (copies?.verdict === 'same') {
+          turns = true
+          keep = true
+          const check = want ? 'and its sha256 at the end' : 'no digest was given to check it at the end (--sha256)'
+          events.warn?.(
+            `the server answers for this file under ${copies.validators.length} ETags/Last-Modified (${copies.validators.join(', ')}) with the same bytes, as load-balanced servers whose copies differ only in their dates do: ` +
+              `taking them as one file, checked by its size, a sample of the bytes kept${want ? ' ' : '; '}${check}`,
+          )
+          continue
+        }
         if (error.changed && restart >= MAX_RESTARTS) {
-          throw new MtuneError('file-changing', `the file kept changing on the server (${error.message}); try again later`, ExitCode.integrity)
+          // Copies that differ while answering side by side: a file being replaced behind a load
+          // balancer, or backends that disagree. Said as such: waiting for the rollout is the fix.
+          const split = copies?.verdict === 'differ' ? `; its copies answer with other bytes under ${copies.validators.join(', ')}: a new version rolling out behind a load balancer, or backends that disagree` : ''
+          throw new MtuneError('file-changing', `the file kept changing on the server (${error.message}${split}); try again later`, ExitCode.integrity)
         }
         if (!error.changed && restart >= (options.maxRetries ?? DEFAULTS.maxRetries)) {
           throw new MtuneError('retries', `giving up: ${error.message}`, ExitCode.remote)

@@ -46,12 +46,12 @@ export type FromThread =
 
 export type WireError =
   | {disk: true; code: string; message: string}
-  | {disk: false; kind: FailureKind; message: string; status?: number; retryAfterMs?: number; usedSocket: boolean}
+  | {disk: false; kind: FailureKind; message: string; status?: number; retryAfterMs?: number; usedSocket: boolean; validators?: {etag?: string; lastModified?: string}}
 
 export function errorToWire(error: unknown): WireError {
   if (isDiskError(error)) return {disk: true, code: (error as {code: string}).code, message: (error as Error).message}
   const e = error instanceof TransferError ? error : new TransferError('transient', (error as Error)?.message ?? String(error))
-  return {disk: false, kind: e.kind, message: e.message, status: e.status, retryAfterMs: e.retryAfterMs, usedSocket: onUsedSocket(error)}
+  return {disk: false, kind: e.kind, message: e.message, status: e.status, retryAfterMs: e.retryAfterMs, usedSocket: onUsedSocket(error), validators: e.details.validators}
 }
 
 /** The error as the engine's failure policy reads it: the same kind, status, wait and socket fact. */
@@ -59,5 +59,5 @@ export function errorFromWire(w: WireError): Error {
   if (w.disk) return Object.assign(new Error(w.message), {code: w.code})
   // onUsedSocket looks for a socket that had read bytes.
   const cause = w.usedSocket ? {socket: {bytesRead: 1}} : undefined
-  return new TransferError(w.kind, w.message, {status: w.status, retryAfterMs: w.retryAfterMs, cause})
+  return new TransferError(w.kind, w.message, {status: w.status, retryAfterMs: w.retryAfterMs, cause, validators: w.validators})
 }

@@ -12,6 +12,8 @@ export interface FileIdentity {
   lastModified?: string
   sha256?: string
   ranges: boolean
+  /** The server's validators take turns (version-log.ts): none are kept, and the next run ignores them too. */
+  validatorsTakeTurns?: true
 }
 
 interface Header extends FileIdentity {
@@ -116,6 +118,12 @@ export class Journal {
     if (!parsed || !parsed.header.ranges || parsed.header.size === undefined) return undefined
     const trusted = bootId && parsed.header.bootId === bootId ? parsed.written : parsed.durable
     return trusted.missing(parsed.header.size)[0]
+  }
+
+  /** Whether the run that wrote this journal found the server's validators taking turns. */
+  static validatorsTookTurns(path: string): boolean {
+    if (!existsSync(path)) return false
+    return parse(readFileSync(path, 'utf8'))?.header.validatorsTakeTurns === true
   }
 
   /** Write the journal out (replacing one that was discarded); appends queued meanwhile follow it. */

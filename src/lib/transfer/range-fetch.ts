@@ -179,7 +179,7 @@ async function open(dispatcher: Dispatcher, req: RangeRequest, signal: AbortSign
       )
     }
     if (req.etag && h.etag && h.etag !== req.etag) {
-      throw await reject(new TransferError('changed', `its ETag changed (${req.etag} -> ${h.etag})`))
+      throw await reject(new TransferError('changed', `its ETag changed (${req.etag} -> ${h.etag})`, {validators: {etag: h.etag, lastModified: h['last-modified']}}))
     }
     return res.body
   }
@@ -189,7 +189,7 @@ async function open(dispatcher: Dispatcher, req: RangeRequest, signal: AbortSign
     throw await reject(
       same
         ? new TransferError('transient', 'the server ignored the Range header this time (200 with the same version of the file)', {status: 200})
-        : new TransferError('changed', 'the server sent the whole file to an If-Range request, so the file has changed'),
+        : new TransferError('changed', 'the server sent the whole file to an If-Range request, so the file has changed', {validators: {etag: h.etag, lastModified: h['last-modified']}}),
     )
   }
   if (res.statusCode === 416) throw await reject(new TransferError('changed', 'the requested range no longer exists (416)', {status: 416}))

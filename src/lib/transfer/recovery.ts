@@ -109,7 +109,7 @@ export class Recovery {
         const errors = {
           disk: () => ctx.diskError(e.details.cause ?? e),
           'not-resumable': () => new StartOver(`the download broke (${e.message}) and the server cannot continue it`, false),
-          changed: () => new FileChanged(e.message),
+          changed: () => new FileChanged(e.message, e.details.validators),
           refused: () => refusedError(source, e),
         }
         ctx.fail(errors[d.why]())

@@ -9,14 +9,16 @@ export class StartOver extends Error {
   constructor(
     message: string,
     readonly changed: boolean,
+    /** The validators of the answer that said so, where one did (version-log.ts). */
+    readonly now?: {etag?: string; lastModified?: string},
   ) {
     super(message)
   }
 }
 
 export class FileChanged extends StartOver {
-  constructor(message: string) {
-    super(message, true)
+  constructor(message: string, now?: {etag?: string; lastModified?: string}) {
+    super(message, true, now)
   }
 }
 

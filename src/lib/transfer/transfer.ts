@@ -45,6 +45,8 @@ export interface TransferSetup {
   /** The sha256 the file must have, and who said so (--sha256, the server), for the message when it has not. */
   expected?: string
   expectedFrom?: string
+  /** The server's validators take turns, so `probed` carries none (version-log.ts). */
+  validatorsTakeTurns?: boolean
   mirrors: string[]
   /** When the pull began (performance.now()). */
   started: number
@@ -183,7 +185,8 @@ export class Transfer {
 
   async run(): Promise<PullResult> {
     const {file} = this.setup.probed
-    const identity = {url: redact(file.url), size: file.size, etag: file.etag, lastModified: file.lastModified, sha256: this.setup.expected, ranges: this.ranged}
+    const turns = this.setup.validatorsTakeTurns ? {validatorsTakeTurns: true as const} : {}
+    const identity = {url: redact(file.url), size: file.size, etag: file.etag, lastModified: file.lastModified, sha256: this.setup.expected, ranges: this.ranged, ...turns}
     const partial = await PartialFile.load(this.setup.dest, identity, {warn: (m) => this.events.warn?.(m), info: (m) => this.events.info?.(m)}, this.options.adopt)
     this.partial = partial
     const fresh = partial.fresh
