@@ -2,6 +2,9 @@ import assert from 'node:assert/strict'
 import {createHash} from 'node:crypto'
 import {existsSync, mkdirSync, readFileSync, rmSync, truncateSync, unlinkSync, writeFileSync} from 'node:fs'
 import {dirname, join} from 'node:path'
+import {createServer} from 'node:http'
+import type {AddressInfo} from 'node:net'
+import {once} from 'node:events'
 import {after, describe, it} from 'node:test'
 import {downloadFileToCacheDir} from '@huggingface/hub'
 import {judge} from '../src/lib/verify/judge.js'
@@ -112,6 +115,16 @@ describe('mtune verify hf://', () => {
     assert.equal(airGapped.intact, true)
     assert.match(airGapped.notes.join('\n'), /HF_HUB_OFFLINE is set: checked against the disk alone/)
     assert.equal(hub.requests.length, asked)
+    // A hub that takes its time and then fails: the check goes by the disk, and "hashed in" is
+    // the hashing, not the wait (it once read "36 MiB hashed in 3.0 s, 12 MiB/s").
+    const slow = createServer((req, res) => void setTimeout(() => res.writeHead(404).end(), 1_500)).listen(0, '127.0.0.1')
+    after(() => slow.close())
+    await once(slow, 'listening')
+    const began = performance.now()
+    const late = JSON.parse((await runCli(['verify', 'hf://acme/checked', '--json'], {...env, HF_ENDPOINT: `http://127.0.0.1:${(slow.address() as AddressInfo).port}`})).stdout)
+    assert.ok(performance.now() - began >= 1_500)
+    assert.equal(late.against, 'disk')
+    assert.ok(late.summary.seconds < 1, `hashing ${late.summary.bytesHashed} bytes took ${late.summary.seconds} s`)
   })
 
   it('names each problem, exits 4, and --repair pulls exactly the bad files again', async () => {

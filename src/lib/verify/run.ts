@@ -179,13 +179,14 @@ async function expectations(target: string, ref: SourceRef, options: VerifyOptio
  * engine), then checked again.
  */
 export async function verify(target: string, ref: SourceRef | undefined, options: VerifyOptions): Promise<VerifyReport> {
-  const started = performance.now()
   const plain = () => ((options.paths?.length ?? 0) > 1 ? plainFiles(options.paths!) : plainFile(target, options.sha256))
   const expecting: Expecting = ref ? await expectations(target, ref, options) : {exp: plain(), plan: undefined}
   const {plan, notPulled = [], resolvedAs} = expecting
   const exp = sortOutCut(expecting.exp)
+  // Timed from here: "hashed in 3.0 s, 12 MiB/s" once counted a hub that did not answer.
+  const hashing = performance.now()
   const {verdicts, bytes} = await check(exp.files, options)
-  const summary = summarize(verdicts, exp.problems, bytes, (performance.now() - started) / 1000)
+  const summary = summarize(verdicts, exp.problems, bytes, (performance.now() - hashing) / 1000)
   const report: VerifyReport = {target, kind: exp.kind, against: exp.against, checksumList: exp.checksumList, root: exp.root, files: verdicts, problems: exp.problems, summary, intact: intact(summary), notes: exp.notes, ...(exp.fix ? {fix: exp.fix} : {}), notPulled}
   if (!options.repair || report.intact) return report
   const found = findings(verdicts, exp.problems)
