@@ -364,6 +364,9 @@ describe('mtune pull hf://', () => {
       [['pull', 'hf://acme/none'], {HF_TOKEN: ''}, /not found, or private: check the name, or give a token/],
       [['pull', 'hf://acme/open'], {HF_TOKEN: 'wrong-token'}, /the token was refused .*check HF_TOKEN/],
       [['pull', 'hf://acme/open@nope'], {}, /revision not found/],
+      // An HF_ENDPOINT left exported for a rack cache that has stopped: named, with what to do.
+      [['pull', 'hf://acme/open'], {HF_ENDPOINT: 'http://127.0.0.1:9'}, /^Error: cannot reach http:\/\/127\.0\.0\.1:9\/api\/models\/acme\/open\/revision\/main\?…: connection refused \(127\.0\.0\.1:9\), the endpoint from HF_ENDPOINT: check it \(a rack cache: mtune cache status on its host\), or unset it for huggingface\.co$/m],
+      [['pull', 'hf://acme/open', '--endpoint', 'http://127.0.0.1:9'], {}, /, the endpoint from --endpoint: check it \(a rack cache: mtune cache status on its host\), or leave it out for huggingface\.co$/m],
     ]
     for (const [args, extra, message] of cases) {
       const r = await runCli(args, {...env, ...extra})

@@ -1,5 +1,5 @@
-import {usageError} from '../errors.js'
-import {endpointUrl} from '../env-settings.js'
+import {ExitCode, MtuneError, usageError} from '../errors.js'
+import {endpointUrl, setting} from '../env-settings.js'
 import type {ApiContext} from './api.js'
 import {cacheEndpoints} from './cache-endpoints.js'
 import {hfEndpoint, resolveHf} from './hf.js'
@@ -46,7 +46,9 @@ export async function resolvePlan(ref: Exclude<SourceRef, {kind: 'url'}>, option
       const endpoint = options.cache ? cacheEndpoints(options.cache).hf : hfEndpoint(options.endpoint, env)
       const selection = {...options, paths: pathsOf(ref, options.files), quant: ref.quant}
       const listed = new Set<string>()
-      const plan = await resolveHf(ref, {endpoint, token, select: listing(selector(selection), listed), localDir: options.localDir, env}, {...ctx, headers: token ? {authorization: `Bearer ${token}`} : {}})
+      const plan = await resolveHf(ref, {endpoint, token, select: listing(selector(selection), listed), localDir: options.localDir, env}, {...ctx, headers: token ? {authorization: `Bearer ${token}`} : {}}).catch(
+        unreachable(options, env, 'HF_ENDPOINT', 'huggingface.co'),
+      )
       return selectionSaid(plan, selection, listed)
     }
     case 'modelscope': {
@@ -58,11 +60,26 @@ export async function resolvePlan(ref: Exclude<SourceRef, {kind: 'url'}>, option
           : modelscopeEndpoint(env)
       const selection = {...options, paths: pathsOf(ref, options.files)}
       const listed = new Set<string>()
-      const plan = await resolveModelscope(ref, {endpoint, token, localDir: options.localDir, select: listing(selector(selection), listed), env}, {...ctx, headers: token ? {authorization: `Bearer ${token}`} : {}})
+      const plan = await resolveModelscope(ref, {endpoint, token, localDir: options.localDir, select: listing(selector(selection), listed), env}, {...ctx, headers: token ? {authorization: `Bearer ${token}`} : {}}).catch(
+        unreachable(options, env, 'MODELSCOPE_ENDPOINT', 'modelscope.cn'),
+      )
       return selectionSaid(plan, selection, listed)
     }
     case 'ollama':
       return resolveOllama(ref, {modelsDir: ollamaModelsDir(env), via: options.cache && cacheEndpoints(options.cache).ollama}, {...ctx, headers: {}})
+  }
+}
+
+/**
+ * A hub endpoint that cannot be reached, named with the setting that chose it: an HF_ENDPOINT
+ * exported for a rack cache that has since stopped reads otherwise as the Hub being down.
+ */
+function unreachable(options: ResolveOptions, env: NodeJS.ProcessEnv, variable: string, otherwise: string) {
+  const chosenBy = options.cache ? undefined : options.endpoint !== undefined ? '--endpoint' : setting(env, variable) !== undefined ? variable : undefined
+  return (error: unknown): never => {
+    if (!chosenBy || !(error instanceof MtuneError) || error.exitCode !== ExitCode.remote || !/^cannot reach /.test(error.message)) throw error
+    const fix = chosenBy === '--endpoint' ? `leave it out for ${otherwise}` : `unset it for ${otherwise}`
+    throw new MtuneError(error.code, `${error.message}, the endpoint from ${chosenBy}: check it (a rack cache: mtune cache status on its host), or ${fix}`, error.exitCode, {cause: error})
   }
 }
 
