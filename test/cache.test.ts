@@ -296,6 +296,10 @@ describe('mtune cache serve, status, stop (real nginx)', needsNginx, () => {
     const again = await runCli(['cache', 'serve', '--dir', d, '--listen', `127.0.0.1:${port}`])
     assert.equal(again.code, 0, again.stderr)
     assert.match(again.stdout, new RegExp(`already running \\(nginx pid ${doc.pid}\\)`))
+    // Another --dir on its port (a typo, or a default dir): the cache already serving there is named.
+    const other = dir('nginx')
+    const taken = await runCli(['cache', 'serve', '--dir', other, '--listen', `127.0.0.1:${port}`])
+    assert.deepEqual([taken.code, taken.stderr.trim()], [7, `Error: cannot listen on 127.0.0.1:${port}: the mtune cache in ${d} (nginx pid ${doc.pid}) serves on that port: use it (mtune cache status --dir ${d}), or choose another port with --listen HOST:PORT`])
 
     const status = await runCli(['cache', 'status', '--dir', d, '--json'])
     assert.equal(status.code, 0, status.stderr)

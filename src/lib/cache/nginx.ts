@@ -1,5 +1,5 @@
 import {spawn} from 'node:child_process'
-import {accessSync, chmodSync, chownSync, constants, readFileSync, statSync} from 'node:fs'
+import {accessSync, chmodSync, chownSync, constants, readFileSync, readdirSync, statSync} from 'node:fs'
 import {createServer} from 'node:net'
 import {join} from 'node:path'
 import {ExitCode, MtuneError} from '../errors.js'
@@ -138,13 +138,46 @@ export function runningPid(dir: string): number | undefined {
   return pid
 }
 
+/**
+ * The mtune cache of this host that listens on `port`, found as its nginx master (`-p DIR`,
+ * nginxArgs) with DIR's state naming the port: a second serve with another --dir is told to
+ * use the one running rather than to pick another port blindly. Undefined without /proc.
+ */
+function cacheOnPort(port: number): {dir: string; pid: number} | undefined {
+  let pids: string[]
+  try {
+    pids = readdirSync('/proc').filter((name) => /^\d+$/.test(name))
+  } catch {
+    return undefined
+  }
+  for (const pid of pids) {
+    let args: string[]
+    try {
+      args = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')
+    } catch {
+      continue
+    }
+    if (!args[0]?.startsWith('nginx: master process')) continue
+    // The master rewrites its title into one string: "nginx: master process /usr/sbin/nginx -p DIR ...".
+    const words = args.join(' ').split(' ')
+    const dir = words[words.indexOf('-p') + 1]
+    if (!words.includes('-p') || !dir) continue
+    const state = readState(dir)
+    if (state && Number(state.listen.split(':').pop()) === port && runningPid(dir) === Number(pid)) return {dir, pid: Number(pid)}
+  }
+  return undefined
+}
+
 /** Fails with the port's owner in words when HOST:PORT cannot be bound. */
 export async function checkPortFree(listen: CacheOptions['listen']): Promise<void> {
   await new Promise<void>((resolve, reject) => {
     const server = createServer()
     server.once('error', (error: NodeJS.ErrnoException) => {
       const where = `${listen.host}:${listen.port}`
-      if (error.code === 'EADDRINUSE') reject(new MtuneError('port-in-use', `cannot listen on ${where}: the port is in use; choose another with --listen HOST:PORT`, ExitCode.service))
+      const owner = error.code === 'EADDRINUSE' ? cacheOnPort(listen.port) : undefined
+      if (owner) {
+        reject(new MtuneError('port-in-use', `cannot listen on ${where}: the mtune cache in ${owner.dir} (nginx pid ${owner.pid}) serves on that port: use it (mtune cache status --dir ${owner.dir}), or choose another port with --listen HOST:PORT`, ExitCode.service))
+      } else if (error.code === 'EADDRINUSE') reject(new MtuneError('port-in-use', `cannot listen on ${where}: the port is in use; choose another with --listen HOST:PORT`, ExitCode.service))
       else if (error.code === 'EACCES') reject(new MtuneError('port-denied', `cannot listen on ${where}: ports below 1024 need root; choose a port of 1024 or more with --listen`, ExitCode.service))
       else if (error.code === 'EADDRNOTAVAIL') reject(new MtuneError('bad-listen', `cannot listen on ${where}: this host has no such address; give one of its own with --listen`, ExitCode.usage))
       else reject(new MtuneError('port-error', `cannot listen on ${where}: ${error.message}`, ExitCode.service))
