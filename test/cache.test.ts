@@ -300,6 +300,14 @@ describe('mtune cache serve, status, stop (real nginx)', needsNginx, () => {
     const other = dir('nginx')
     const taken = await runCli(['cache', 'serve', '--dir', other, '--listen', `127.0.0.1:${port}`])
     assert.deepEqual([taken.code, taken.stderr.trim()], [7, `Error: cannot listen on 127.0.0.1:${port}: the mtune cache in ${d} (nginx pid ${doc.pid}) serves on that port: use it (mtune cache status --dir ${d}), or choose another port with --listen HOST:PORT`])
+    // status and stop in that other dir say where caches do run (other tests' caches may run too).
+    const elsewhere = await runCli(['cache', 'status', '--dir', other])
+    assert.equal(elsewhere.code, 1)
+    assert.match(elsewhere.stdout, new RegExp(`^✗ no cache in ${other}: start one with mtune cache serve --dir ${other}; (one runs|\\d+ run, one) in /`))
+    const stopOther = await runCli(['cache', 'stop', '--dir', other, '--json'])
+    const stopped = JSON.parse(stopOther.stdout)
+    assert.equal(stopped.stopped, false)
+    assert.ok(stopped.runningElsewhere.some((c: {dir: string; pid: number; listen: string}) => c.dir === d && c.pid === doc.pid && c.listen === `127.0.0.1:${port}`), stopOther.stdout)
 
     const status = await runCli(['cache', 'status', '--dir', d, '--json'])
     assert.equal(status.code, 0, status.stderr)
@@ -329,7 +337,9 @@ describe('mtune cache serve, status, stop (real nginx)', needsNginx, () => {
     assert.match(down.stdout, /not running/)
     const never = join(dir('nginx'), 'typo')
     const none = await runCli(['cache', 'status', '--dir', never])
-    assert.deepEqual([none.code, none.stdout.trim()], [1, `✗ no cache in ${never}: start one with mtune cache serve --dir ${never}`])
+    // Followed by where caches of this host do run, if any (other tests' may).
+    assert.equal(none.code, 1)
+    assert.match(none.stdout.trim(), new RegExp(`^✗ no cache in ${never}: start one with mtune cache serve --dir ${never}(; .* in /.*)?$`))
   })
 
   it('a second serve with other settings reloads the running nginx, keeping the rest of its settings and its cache', async () => {
@@ -516,7 +526,7 @@ describe('mtune cache warm (real nginx)', needsNginx, () => {
     const refusals: Array<[string[], Record<string, string>, RegExp]> = [
       [['http://127.0.0.1:9/x.gguf'], {MTUNE_CACHE: cache.url}, /is under none of the origins of the cache at .* \(it serves no plain mirror\): add one with mtune cache serve --origin NAME=URL-PREFIX/],
       [['ollama://127.0.0.1:9/library/tiny', '--insecure'], {MTUNE_CACHE: cache.url}, /serves the Ollama registry registry\.ollama\.ai, not 127\.0\.0\.1:9: it cannot hold this model/],
-      [['hf://acme/cached', '--dir', dir('no-cache')], {MTUNE_CACHE: ''}, /^Error: no cache is running in .*: give the cache with --cache URL/],
+      [['hf://acme/cached', '--dir', dir('no-cache')], {MTUNE_CACHE: ''}, /^Error: no cache is running in .*: give the cache with --cache URL.*; (one runs|\d+ run, one) in \/.*: mtune cache warm hf:\/\/acme\/cached --dir \//],
     ]
     for (const [args, env, said] of refusals) {
       const r = await runCli(['cache', 'warm', ...args], env)

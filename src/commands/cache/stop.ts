@@ -11,10 +11,12 @@ export default class CacheStop extends MtuneCommand {
 
   async run(): Promise<unknown> {
     const {flags} = await this.parse(CacheStop)
-    const [{resolve}, {stopNginx}] = await Promise.all([import('node:path'), import('../../lib/cache/nginx.js')])
+    const [{resolve}, {stopNginx, runningCaches}, {elsewhereWords}] = await Promise.all([import('node:path'), import('../../lib/cache/nginx.js'), import('../../lib/ui/cache-output.js')])
     const dir = resolve(flags.dir)
     const pid = await stopNginx(dir)
-    if (!this.jsonEnabled()) this.log(pid ? `✓ stopped the cache in ${dir} (nginx pid ${pid})` : `✓ no cache is running in ${dir}: nothing to stop`)
-    return {dir, stopped: Boolean(pid), pid: pid ?? null}
+    // Nothing here: a --dir mistyped, or root's default where the cache was started elsewhere.
+    const runningElsewhere = pid ? [] : runningCaches().filter((c) => c.dir !== dir)
+    if (!this.jsonEnabled()) this.log(pid ? `✓ stopped the cache in ${dir} (nginx pid ${pid})` : `✓ no cache is running in ${dir}: nothing to stop${elsewhereWords(runningElsewhere, 'stop')}`)
+    return {dir, stopped: Boolean(pid), pid: pid ?? null, runningElsewhere}
   }
 }

@@ -5,6 +5,7 @@ import {dirFlag} from '../../lib/cache/flags.js'
 import {filesAfter, parseSource} from '../../lib/sources/reference.js'
 import {MtuneCommand} from '../../lib/ui/base-command.js'
 import {INSECURE_ELSEWHERE} from '../../lib/ui/flag-habits.js'
+import {shellWord} from '../../lib/ui/shell-words.js'
 
 export default class CacheWarm extends MtuneCommand {
   static override summary = 'Read a model through the cache once, before the fleet pulls it: their pulls are then all hits.'
@@ -57,7 +58,7 @@ published, 130 interrupted (nothing is lost: what was read stays cached).`
       import('../../lib/ui/cache-output.js'),
       import('../../lib/sources/cache-endpoints.js'),
     ])
-    const cache = flags.cache ? parseCacheUrl(flags.cache) : await this.localCache(flags.dir)
+    const cache = flags.cache ? parseCacheUrl(flags.cache) : await this.localCache(flags.dir, args.source)
     const json = this.jsonEnabled()
     const reporter = createReporter(json ? 'none' : progressMode(process.stderr, flags.quiet))
     const abort = new AbortController()
@@ -93,16 +94,18 @@ published, 130 interrupted (nothing is lost: what was read stays cached).`
   }
 
   /** The cache running in DIR on this host, as this host reaches it (a wildcard listen address on loopback). */
-  private async localCache(dir: string): Promise<string> {
-    const [{readState, runningPid}, {cacheUrl}, {parseListen}, {resolve}] = await Promise.all([
+  private async localCache(dir: string, source: string): Promise<string> {
+    const [{readState, runningPid, runningCaches}, {cacheUrl}, {parseListen}, {resolve}, {elsewhereWords}] = await Promise.all([
       import('../../lib/cache/nginx.js'),
       import('../../lib/cache/config.js'),
       import('../../lib/cache/options.js'),
       import('node:path'),
+      import('../../lib/ui/cache-output.js'),
     ])
     const state = readState(resolve(dir))
     if (!state || !runningPid(resolve(dir))) {
-      throw usageError('no-cache', `no cache is running in ${resolve(dir)}: give the cache with --cache URL (or MTUNE_CACHE), or start one here with mtune cache serve`)
+      const others = elsewhereWords(runningCaches().filter((c) => c.dir !== resolve(dir)), `warm ${shellWord(source)}`)
+      throw usageError('no-cache', `no cache is running in ${resolve(dir)}: give the cache with --cache URL (or MTUNE_CACHE), or start one here with mtune cache serve${others}`)
     }
     return cacheUrl({listen: parseListen(state.listen)})
   }

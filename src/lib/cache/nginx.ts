@@ -139,34 +139,38 @@ export function runningPid(dir: string): number | undefined {
 }
 
 /**
- * The mtune cache of this host that listens on `port`, found as its nginx master (`-p DIR`,
- * nginxArgs) with DIR's state naming the port: a second serve with another --dir is told to
- * use the one running rather than to pick another port blindly. Undefined without /proc.
+ * The mtune caches running on this host, found as nginx masters started with `-p DIR`
+ * (nginxArgs) whose DIR holds a cache's state: a serve, status or stop given another --dir (a
+ * typo, or root's default) is pointed at the one running. Empty without /proc.
  */
-function cacheOnPort(port: number): {dir: string; pid: number} | undefined {
+export function runningCaches(): Array<{dir: string; pid: number; listen: string}> {
   let pids: string[]
   try {
     pids = readdirSync('/proc').filter((name) => /^\d+$/.test(name))
   } catch {
-    return undefined
+    return []
   }
+  const found: Array<{dir: string; pid: number; listen: string}> = []
   for (const pid of pids) {
-    let args: string[]
+    let title: string
     try {
-      args = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')
+      title = readFileSync(`/proc/${pid}/cmdline`, 'utf8')
     } catch {
       continue
     }
-    if (!args[0]?.startsWith('nginx: master process')) continue
     // The master rewrites its title into one string: "nginx: master process /usr/sbin/nginx -p DIR ...".
-    const words = args.join(' ').split(' ')
-    const dir = words[words.indexOf('-p') + 1]
-    if (!words.includes('-p') || !dir) continue
-    const state = readState(dir)
-    if (state && Number(state.listen.split(':').pop()) === port && runningPid(dir) === Number(pid)) return {dir, pid: Number(pid)}
+    if (!title.startsWith('nginx: master process')) continue
+    const words = title.split(/[\0 ]/)
+    const at = words.indexOf('-p')
+    const dir = at >= 0 ? words[at + 1] : undefined
+    const state = dir ? readState(dir) : undefined
+    if (dir && state && runningPid(dir) === Number(pid)) found.push({dir, pid: Number(pid), listen: state.listen})
   }
-  return undefined
+  return found
 }
+
+/** The mtune cache of this host that listens on `port`. */
+const cacheOnPort = (port: number) => runningCaches().find((c) => Number(c.listen.split(':').pop()) === port)
 
 /** Fails with the port's owner in words when HOST:PORT cannot be bound. */
 export async function checkPortFree(listen: CacheOptions['listen']): Promise<void> {

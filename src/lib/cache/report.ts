@@ -2,7 +2,7 @@ import {existsSync} from 'node:fs'
 import {resolve} from 'node:path'
 import {cacheUrl} from './config.js'
 import {parseListen} from './options.js'
-import {answers, paths, readState, runningPid, type CacheState} from './nginx.js'
+import {answers, paths, readState, runningCaches, runningPid, type CacheState} from './nginx.js'
 import {diskOf, diskUsed, readTraffic, type Traffic} from './status.js'
 
 export interface CacheStatus extends Traffic {
@@ -15,6 +15,8 @@ export interface CacheStatus extends Traffic {
   endpoints: CacheState['endpoints'] | null
   /** The cache's files, its --max-size, the space nginx keeps free on the disk (--min-free) and what is free now. */
   disk: {usedBytes: number; maxBytes: number | null; minFreeBytes: number | null; freeBytes: number | null}
+  /** Not running here: the caches that run on this host in other dirs (a typo, root's default dir). */
+  runningElsewhere: Array<{dir: string; pid: number; listen: string}>
 }
 
 export async function cacheStatus(dirArg: string): Promise<CacheStatus> {
@@ -34,5 +36,6 @@ export async function cacheStatus(dirArg: string): Promise<CacheStatus> {
     endpoints: state?.endpoints ?? null,
     disk: {usedBytes: diskUsed(paths(dir).cache), maxBytes: state?.maxSize ?? null, minFreeBytes: state?.minFreeBytes ?? null, freeBytes: existsSync(dir) ? (diskOf(dir)?.freeBytes ?? null) : null},
     ...traffic,
+    runningElsewhere: pid ? [] : runningCaches().filter((c) => c.dir !== dir),
   }
 }

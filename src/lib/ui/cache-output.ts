@@ -28,11 +28,19 @@ export function renderServe(r: ServeResult): string {
   return lines.join('\n')
 }
 
+/** Where other caches of this host run, after a line that found none where it looked: "" when none does. */
+export function elsewhereWords(others: Array<{dir: string; listen: string}>, command: string): string {
+  const [first] = others
+  if (!first) return ''
+  return `; ${others.length === 1 ? 'one runs' : `${others.length} run, one`} in ${first.dir} (${first.listen}): mtune cache ${command} --dir ${first.dir}`
+}
+
 export function renderStatus(s: CacheStatus): string {
   // A DIR that never held a cache (a typo, say): one line, not a table of zeros.
-  if (!s.running && !s.endpoints && s.requests === 0 && s.disk.usedBytes === 0) return `${mark.fail()} no cache in ${s.dir}: start one with mtune cache serve --dir ${s.dir}`
+  const elsewhere = elsewhereWords(s.runningElsewhere, 'status')
+  if (!s.running && !s.endpoints && s.requests === 0 && s.disk.usedBytes === 0) return `${mark.fail()} no cache in ${s.dir}: start one with mtune cache serve --dir ${s.dir}${elsewhere}`
   const lines = [
-    s.running ? `${mark.ok()} running (nginx pid ${s.pid})${s.answering ? '' : ', but not answering'} at ${s.url ?? '?'}` : `${mark.fail()} not running (${s.dir}); start it with mtune cache serve --dir ${s.dir}`,
+    s.running ? `${mark.ok()} running (nginx pid ${s.pid})${s.answering ? '' : ', but not answering'} at ${s.url ?? '?'}` : `${mark.fail()} not running (${s.dir}); start it with mtune cache serve --dir ${s.dir}${elsewhere}`,
   ]
   if (s.endpoints) lines.push(`  HF_ENDPOINT ${s.endpoints.hf}   Ollama ${s.endpoints.ollama}   ModelScope ${s.endpoints.modelscope}`)
   lines.push(`  disk       ${formatBytes(s.disk.usedBytes)}${s.disk.maxBytes ? ` of ${formatBytes(s.disk.maxBytes)} (--max-size; least recently used files go first beyond it)` : ''}`)
