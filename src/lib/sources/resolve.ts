@@ -12,6 +12,7 @@ import {ggufVariant, weightNotes} from './weight-formats.js'
 import {nearestPath} from '../near-names.js'
 import {fewNames} from '../units.js'
 import {hfToken, modelscopeToken} from './tokens.js'
+import {sudoNote} from './sudo-note.js'
 
 export interface ResolveOptions {
   endpoint?: string
@@ -49,7 +50,7 @@ export async function resolvePlan(ref: Exclude<SourceRef, {kind: 'url'}>, option
       const plan = await resolveHf(ref, {endpoint, token, select: listing(selector(selection), listed), localDir: options.localDir, env}, {...ctx, headers: token ? {authorization: `Bearer ${token}`} : {}}).catch(
         unreachable(options, env, 'HF_ENDPOINT', 'huggingface.co'),
       )
-      return selectionSaid(plan, selection, listed)
+      return withSudoNote(selectionSaid(plan, selection, listed), 'hf', options, env)
     }
     case 'modelscope': {
       const token = tokenFor('modelscope', options)
@@ -63,11 +64,17 @@ export async function resolvePlan(ref: Exclude<SourceRef, {kind: 'url'}>, option
       const plan = await resolveModelscope(ref, {endpoint, token, localDir: options.localDir, select: listing(selector(selection), listed), env}, {...ctx, headers: token ? {authorization: `Bearer ${token}`} : {}}).catch(
         unreachable(options, env, 'MODELSCOPE_ENDPOINT', 'modelscope.cn'),
       )
-      return selectionSaid(plan, selection, listed)
+      return withSudoNote(selectionSaid(plan, selection, listed), 'modelscope', options, env)
     }
     case 'ollama':
-      return resolveOllama(ref, {modelsDir: ollamaModelsDir(env), via: options.cache && cacheEndpoints(options.cache).ollama}, {...ctx, headers: {}})
+      return withSudoNote(await resolveOllama(ref, {modelsDir: ollamaModelsDir(env), via: options.cache && cacheEndpoints(options.cache).ollama}, {...ctx, headers: {}}), 'ollama', options, env)
   }
+}
+
+/** A plan into the default store of a pull run with sudo, with the note that says whose store that is. */
+function withSudoNote(plan: Plan, store: 'hf' | 'modelscope' | 'ollama', options: ResolveOptions, env: NodeJS.ProcessEnv): Plan {
+  const note = options.localDir ? undefined : sudoNote(store, plan.root, env)
+  return note ? {...plan, notes: [note, ...plan.notes]} : plan
 }
 
 /**
