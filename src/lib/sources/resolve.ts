@@ -82,11 +82,11 @@ function withSudoNote(plan: Plan, store: 'hf' | 'modelscope' | 'ollama', options
  * exported for a rack cache that has since stopped reads otherwise as the Hub being down.
  */
 function unreachable(options: ResolveOptions, env: NodeJS.ProcessEnv, variable: string, otherwise: string) {
-  const chosenBy = options.cache ? undefined : options.endpoint !== undefined ? '--endpoint' : setting(env, variable) !== undefined ? variable : undefined
+  // An endpoint given here (--endpoint, or a candidate of pull --auto) is in the command already.
+  const fromEnv = !options.cache && options.endpoint === undefined && setting(env, variable) !== undefined
   return (error: unknown): never => {
-    if (!chosenBy || !(error instanceof MtuneError) || error.exitCode !== ExitCode.remote || !/^cannot reach /.test(error.message)) throw error
-    const fix = chosenBy === '--endpoint' ? `leave it out for ${otherwise}` : `unset it for ${otherwise}`
-    throw new MtuneError(error.code, `${error.message}, the endpoint from ${chosenBy}: check it (a rack cache: mtune cache status on its host), or ${fix}`, error.exitCode, {cause: error})
+    if (!fromEnv || !(error instanceof MtuneError) || error.exitCode !== ExitCode.remote || !/^cannot reach /.test(error.message)) throw error
+    throw new MtuneError(error.code, `${error.message}, the endpoint from ${variable}: check it (a rack cache: mtune cache status on its host), or unset it for ${otherwise}`, error.exitCode, {cause: error})
   }
 }
 
