@@ -168,7 +168,11 @@ describe('mtune pull --auto hf://', () => {
     const slowCdn = await startCdn({perConnectionRate: 1 * MiB})
     const fastCdn = await startCdn({perConnectionRate: 4 * MiB})
     const slowHub = await startFakeHf([{id: 'acme/tiny', commit, files}], {cdn: slowCdn})
-    const fastHub = await startFakeHf([{id: 'acme/tiny', commit, files}], {cdn: fastCdn})
+    const ggufs = [
+      {path: 'tiny-Q4_K_M.gguf', content: makeContent(1 * MiB, 72), lfs: true},
+      {path: 'tiny-Q8_0.gguf', content: makeContent(2 * MiB, 73), lfs: true},
+    ]
+    const fastHub = await startFakeHf([{id: 'acme/tiny', commit, files}, {id: 'acme/tiny-GGUF', commit, files: ggufs}], {cdn: fastCdn})
     after(() => Promise.all([slowCdn, fastCdn, slowHub, fastHub].map((s) => s.close())))
     const home = dir()
     const r = await runCli(['pull', '--auto', 'hf://acme/tiny', '--endpoint', fastHub.origin, '--no-public-mirrors', '--budget', '3', '--json'], {
@@ -197,5 +201,10 @@ describe('mtune pull --auto hf://', () => {
     assert.equal(some.code, 0, some.stderr)
     assert.equal(JSON.parse(some.stdout).plan.layout, 'directory')
     assert.deepEqual(readdirSync(tree).filter((n) => n !== '.cache'), ['config.json'], 'the selected file alone (beside huggingface_hub\'s .cache/)')
+
+    // What the chosen plan has to say is said with --auto too, as without it.
+    const gguf = await runCli(['pull', '--auto', 'hf://acme/tiny-GGUF', '--no-public-mirrors', '--budget', '1', '--dry-run'], {...env(), HF_ENDPOINT: fastHub.origin, HF_HOME: home, HF_TOKEN: ''})
+    assert.equal(gguf.code, 0, gguf.stderr)
+    assert.match(gguf.stderr, /this repo holds 2 GGUF variants \(3\.0 MiB in all\) and a runtime loads one: hf:\/\/acme\/tiny-GGUF:Q4_K_M/)
   })
 })

@@ -90,6 +90,9 @@ export async function pullAuto(ref: SourceRef, options: AutoOptions, r: SystemRe
     const candidates = await findCandidates(ref, {mirrors, endpoints: options.endpoints, publicMirrors: options.publicMirrors, resolve, dispatcher, signal: options.signal})
     const decision = await decideAuto(options.source, candidates, {path: await outputDir(options.output), budgetMs: options.budgetMs, signal: options.signal, progress: events.info}, r)
     options.onDecision?.(decision)
+    // What the chosen plan has to say (a GGUF repo's variants, whose store it goes into), as a plain pull says it.
+    const chosenPlan = decision.chosen && candidates.find((c) => c.url !== undefined && shownUrl(c.url) === decision.chosen!.url)?.plan
+    for (const note of chosenPlan?.notes ?? []) events.info?.(note)
     if (options.dryRun) return {decision, dryRun: true}
     let tuning: TuneReport | undefined
     if (options.tune) {
