@@ -46,3 +46,16 @@ export async function backendCopies(dispatcher: Dispatcher, url: string, headers
   }
   return {verdict: eachTwice && validators.size >= 2 ? 'same' : 'unknown', validators: [...validators]}
 }
+
+/** The warning once copies are taken as one file. */
+export function sameCopiesSaid(copies: Copies, digest: boolean): string {
+  const check = digest ? ' and its sha256 at the end' : '; no digest was given to check it at the end (--sha256)'
+  return (
+    `the server answers for this file under ${copies.validators.length} ETags/Last-Modified (${copies.validators.join(', ')}) with the same bytes, as load-balanced servers whose copies differ only in their dates do: ` +
+    `taking them as one file, checked by its size, a sample of the bytes kept${check}`
+  )
+}
+
+/** Copies that differ while answering side by side: a rollout, which waiting out is the fix for. */
+export const differentCopiesSaid = (copies: Copies) =>
+  `its copies answer with other bytes under ${copies.validators.join(', ')}: a new version rolling out behind a load balancer, or backends that disagree`

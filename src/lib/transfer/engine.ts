@@ -11,7 +11,7 @@ import {ensureWritableDirectory, fileDestination, fileExists, resolveDestination
 import {Journal, currentBootId} from './journal.js'
 import {adoptedHole, aria2Beside, judgeLeftover, leftoverAt, openedElsewhere, type Leftover} from './adopt.js'
 import {PullLock, sourceId} from './pull-lock.js'
-import {backendCopies} from './backend-copies.js'
+import {backendCopies, differentCopiesSaid, sameCopiesSaid} from './backend-copies.js'
 import {parseOutput, parseSha256, parseTarget} from './validate.js'
 import {DEFAULTS, type PullEvents, type PullOptions, type PullResult} from './pull-types.js'
 import {Transfer} from './transfer.js'
@@ -124,17 +124,11 @@ export async function pull(options: PullOptions, events: PullEvents = {}): Promi
         if (copies?.verdict === 'same') {
           turns = true
           keep = true
-          const check = want ? 'and its sha256 at the end' : 'no digest was given to check it at the end (--sha256)'
-          events.warn?.(
-            `the server answers for this file under ${copies.validators.length} ETags/Last-Modified (${copies.validators.join(', ')}) with the same bytes, as load-balanced servers whose copies differ only in their dates do: ` +
-              `taking them as one file, checked by its size, a sample of the bytes kept${want ? ' ' : '; '}${check}`,
-          )
+          events.warn?.(sameCopiesSaid(copies, want !== undefined))
           continue
         }
         if (error.changed && restart >= MAX_RESTARTS) {
-          // Copies that differ while answering side by side: a file being replaced behind a load
-          // balancer, or backends that disagree. Said as such: waiting for the rollout is the fix.
-          const split = copies?.verdict === 'differ' ? `; its copies answer with other bytes under ${copies.validators.join(', ')}: a new version rolling out behind a load balancer, or backends that disagree` : ''
+          const split = copies?.verdict === 'differ' ? `; ${differentCopiesSaid(copies)}` : ''
           throw new MtuneError('file-changing', `the file kept changing on the server (${error.message}${split}); try again later`, ExitCode.integrity)
         }
         if (!error.changed && restart >= (options.maxRetries ?? DEFAULTS.maxRetries)) {
