@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict'
-import {readFileSync, writeFileSync} from 'node:fs'
+import {readFileSync, readdirSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {after, describe, it} from 'node:test'
 import {adviseGrid, bufferVerdict, rankMirrors, stat} from '../src/lib/bench/decide.js'
 import type {Cell} from '../src/lib/bench/grid.js'
 import {runBench, type BenchReport} from '../src/lib/bench/run.js'
+import {measureDiskWrite} from '../src/lib/bench/disk.js'
 import {renderBench} from '../src/lib/ui/bench-output.js'
 import {systemReader} from '../src/lib/system/reader.js'
 import {runCli, startCli} from './support/cli.js'
@@ -39,6 +40,19 @@ describe('bench decisions', () => {
     assert.equal(v.ok, false)
     assert.ok(Math.abs(v.perStreamCapBps! - 41_943_040) < 1)
     assert.equal(bufferVerdict(1.25e8, 10, 64 * MiB, 64 * MiB).ok, true)
+  })
+})
+
+describe('bench --disk', () => {
+  it('measures flushed sequential writes within its time, and leaves nothing behind', async () => {
+    const d = tempDir('disk')
+    const all = await measureDiskWrite(d, {bytes: 80 * 1024 * 1024, timeMs: 60_000})
+    assert.equal(all.bytes, 80 * 1024 * 1024)
+    assert.ok(all.throughputBps > 0)
+    // Flushed as it goes: a time limit is not overrun by one flush of everything the page cache took.
+    const capped = await measureDiskWrite(d, {bytes: 4 * 1024 ** 3, timeMs: 200})
+    assert.ok(capped.seconds < 2, `${capped.bytes} bytes in ${capped.seconds} s`)
+    assert.deepEqual(readdirSync(d), [])
   })
 })
 
