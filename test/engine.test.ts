@@ -212,6 +212,12 @@ describe('pull engine', () => {
     assert.ok(result.resumedBytes >= 4 * MiB, `resumed ${result.resumedBytes}`)
     assert.ok(again.some((x) => /^the last run found this server's copies of the file under more than one ETag\/Last-Modified/.test(x)), again.join('\n'))
     assert.ok(!again.some((x) => /starting over|changed/.test(x)), again.join('\n'))
+    // In one run, what the attempt before the check fetched is this run's: not said or counted as a resume.
+    const {result: fresh, messages: once} = await run({url: m.url, output: join(dir(), 'model.bin')})
+    assert.equal(fresh.sha256, digest)
+    assert.equal(fresh.resumedBytes, 0)
+    assert.ok(fresh.bytesFetched >= content.length, `fetched ${fresh.bytesFetched}`)
+    assert.ok(!once.some((x) => /resuming/.test(x)), once.join('\n'))
   })
 
   it('never stitches copies behind a load balancer that hold other bytes: says so and stops', async () => {

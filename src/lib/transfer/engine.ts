@@ -72,6 +72,8 @@ export async function pull(options: PullOptions, events: PullEvents = {}): Promi
     let turns = guess ? Journal.validatorsTookTurns(guess.journalPath) : false
     if (turns) events.info?.(`the last run found this server's copies of the file under more than one ETag/Last-Modified: going by size and a sample of the bytes kept`)
     let keep = false
+    // What attempts whose bytes were kept (keep) fetched, for the result's count.
+    let carriedOver: number | undefined
     for (let restart = 0; ; restart++) {
       const resuming = restart === 0 || keep
       keep = false
@@ -106,10 +108,12 @@ export async function pull(options: PullOptions, events: PullEvents = {}): Promi
       if (restart === 0 && webPage(probed.file.contentType, dest.path)) {
         events.warn?.(`${redact(url)} answers with a web page (${probed.file.contentType}), not a file: a login or error page, or a page about the file? Check the URL`)
       }
+      let transfer: Transfer | undefined
       try {
         // Named in a mismatch only where it came from the server: --sha256 or a model's listing speak for themselves.
         const expectedFrom = !expected && published ? "the server's X-Linked-Etag" : undefined
-        const result = await new Transfer({options: {...options, adopt: leftoverFor(dest)}, events, dispatcher, dest, probed, expected: want, expectedFrom, validatorsTakeTurns: turns, mirrors, started}).run()
+        transfer = new Transfer({options: {...options, adopt: leftoverFor(dest)}, events, dispatcher, dest, probed, expected: want, expectedFrom, validatorsTakeTurns: turns, carriedOver, mirrors, started})
+        const result = await transfer.run()
         // An aria2c control file not taken over with its file (--force, or its file was gone)
         // describes a download this one replaced: left, it would call the new file aria2c's.
         await rm(`${dest.path}.aria2`, {force: true})
@@ -124,6 +128,7 @@ export async function pull(options: PullOptions, events: PullEvents = {}): Promi
         if (copies?.verdict === 'same') {
           turns = true
           keep = true
+          carriedOver = (carriedOver ?? 0) + (transfer?.bytesFetched ?? 0)
           events.warn?.(sameCopiesSaid(copies, want !== undefined))
           continue
         }

@@ -45,8 +45,13 @@ export interface TransferSetup {
   /** The sha256 the file must have, and who said so (--sha256, the server), for the message when it has not. */
   expected?: string
   expectedFrom?: string
-  /** The server's validators take turns, so `probed` carries none (version-log.ts). */
+  /** The server's validators take turns, so `probed` carries none (backend-copies.ts). */
   validatorsTakeTurns?: boolean
+  /**
+   * Bytes an earlier attempt of this same pull fetched and left on disk for this one (kept when
+   * the copies check found no change): not a resume to speak of, and counted as fetched.
+   */
+  carriedOver?: number
   mirrors: string[]
   /** When the pull began (performance.now()). */
   started: number
@@ -76,6 +81,11 @@ export class Transfer {
   /** Where the connections' requests run: here, or in fetch threads. */
   private readonly fetcher: Fetcher
   private resumedBytes = 0
+
+  /** Bytes received from the network by this attempt, including any thrown away. */
+  get bytesFetched(): number {
+    return this.received.total
+  }
   private stopping = false
   private settle!: {resolve: () => void; reject: (e: unknown) => void}
   /** Aborted when the transfer stops (done, failed, Ctrl-C): no backoff or cooldown wait outlives it. */
@@ -190,7 +200,9 @@ export class Transfer {
     const partial = await PartialFile.load(this.setup.dest, identity, {warn: (m) => this.events.warn?.(m), info: (m) => this.events.info?.(m)}, this.options.adopt)
     this.partial = partial
     const fresh = partial.fresh
-    this.resumedBytes = partial.kept.total
+    // What this run's own earlier attempt left is this run's, not a resume.
+    const carried = this.setup.carriedOver !== undefined
+    this.resumedBytes = carried ? 0 : partial.kept.total
     const size = this.size
     let done = false
     try {
@@ -200,11 +212,11 @@ export class Transfer {
           `${file.size === undefined ? 'the server gives no size' : 'the server does not support ranges'}: downloading over one connection; an interrupted pull starts over`,
         )
       }
-      if (!fresh && size !== undefined) {
+      if (!fresh && size !== undefined && !carried) {
         this.events.info?.(`resuming: ${formatBytes(this.resumedBytes)} of ${formatBytes(size)} already on disk`)
       }
       if (size !== undefined) {
-        await checkFreeSpace(this.setup.dest, size - this.resumedBytes, this.options.elsewhere).catch(async (error) => {
+        await checkFreeSpace(this.setup.dest, size - partial.kept.total, this.options.elsewhere).catch(async (error) => {
           await partial.abandon()
           throw error
         })
@@ -386,7 +398,7 @@ export class Transfer {
     if (bad) throw bad
     const digest = await this.partial.finish(this.setup.expected ? {sha256: this.setup.expected, from: this.setup.expectedFrom} : undefined, this.options.verify, (m) => this.debug(m))
     const seconds = (performance.now() - this.setup.started) / 1000
-    const fetchedNow = this.received.total
+    const fetchedNow = this.bytesFetched + (this.setup.carriedOver ?? 0)
     this.emitProgress(performance.now())
     return {
       url: redact(this.setup.probed.file.url),
