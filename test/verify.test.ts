@@ -17,6 +17,7 @@ import {partsOf, plantOllamaPartial} from './support/ollama-partial.js'
 import {tempDir} from './support/temp.js'
 import {ggufFile, safetensorsFile, torchZip} from './support/weight-files.js'
 import {headerSize} from '../src/lib/verify/weight-headers.js'
+import {PullLock} from '../src/lib/transfer/pull-lock.js'
 
 const MiB = 1024 * 1024
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex')
@@ -250,6 +251,11 @@ describe('mtune verify hf://', () => {
     assert.equal(r.code, 4, r.stdout)
     assert.match(r.stdout, /✗ model\.safetensors: interrupted \(a pull was interrupted: mtune pull resumes it\)\n/)
     assert.doesNotMatch(r.stdout, /\.part/, 'named once, by its file')
+    // Checked while a pull is writing it (its lock held: here, by this process): said so.
+    const held = await PullLock.acquire(`${blob(weights)}.part`)
+    const during = await runCli(['verify', 'hf://acme/checked'], env)
+    held.release()
+    assert.match(during.stdout, new RegExp(`✗ model\\.safetensors: interrupted \\(being pulled now \\(mtune pid ${process.pid}\\): check again once it is done\\)\n`))
     const fixed = await runCli(['verify', 'hf://acme/checked', '--repair'], env)
     assert.equal(fixed.code, 0, fixed.stdout + fixed.stderr)
     assert.ok(readFileSync(blob(weights)).equals(weights))
@@ -465,7 +471,12 @@ describe('mtune verify ollama:// and files', () => {
     // Not there yet, but being pulled (or cut short): said as such, exit 4 as for a model.
     writeFileSync(join(d, 'coming.bin.part'), 'x')
     const coming = await runCli(['verify', join(d, 'coming.bin')])
-    assert.deepEqual([coming.code, coming.stderr.trim()], [4, `Error: ${join(d, 'coming.bin')} is not there yet: ${join(d, 'coming.bin')}.part is an mtune pull of it that is still running or was interrupted; the same mtune pull resumes it, and puts it in place once verified`])
+    assert.deepEqual([coming.code, coming.stderr.trim()], [4, `Error: ${join(d, 'coming.bin')} is not there yet: ${join(d, 'coming.bin')}.part is an mtune pull of it that was interrupted; the same mtune pull resumes it, and puts it in place once verified`])
+    // One a pull is writing now (it holds the part file's lock: here, this process) is said to be running.
+    const held = await PullLock.acquire(join(d, 'coming.bin.part'))
+    const running = await runCli(['verify', join(d, 'coming.bin')])
+    held.release()
+    assert.deepEqual([running.code, running.stderr.trim()], [4, `Error: ${join(d, 'coming.bin')} is not there yet: ${join(d, 'coming.bin')}.part is an mtune pull of it running now (pid ${process.pid}), which puts it in place once verified: check again once it is done`])
     const localFile = await runCli(['verify', 'hf://acme/x', '--local-dir', file])
     assert.deepEqual([localFile.code, localFile.stderr.trim()], [2, `Error: invalid --local-dir "${file}": it is a file; give the directory the model was pulled into`])
     const folder = await runCli(['verify', d])

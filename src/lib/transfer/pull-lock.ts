@@ -101,6 +101,19 @@ export class PullLock {
   }
 }
 
+/**
+ * The pull that holds the lock of `partPath` now, as a second pull would judge it: one of this
+ * host that still runs, or one elsewhere that keeps refreshing it. Undefined when none does
+ * (no lock, or a stale one). For mtune verify, which says "being pulled now" rather than
+ * "interrupted" of a file a pull is still writing.
+ */
+export function liveHolder(partPath: string, bootId?: string): LockHolder | undefined {
+  const seen = inspect(`${partPath}.lock`)
+  if (!seen?.holder) return undefined
+  const me: LockHolder = {pid: process.pid, host: hostname(), bootId, pidns: ownPidNamespace(), token: ''}
+  return isStale(seen, me, isAlive) ? undefined : seen.holder
+}
+
 /** Creates the lock unless one exists. */
 function create(path: string, me: LockHolder): boolean {
   const staged = `${path}.${me.token}`

@@ -6,6 +6,9 @@ import {modelscopeCacheDir} from '../sources/modelscope.js'
 import {blobPaths, ollamaModelsDir, PARTIAL_DIR, SYSTEM_STORE} from '../sources/ollama.js'
 import type {Plan, PlannedFile} from '../sources/plan.js'
 import type {SourceRef} from '../sources/reference.js'
+import {liveHolder} from '../transfer/pull-lock.js'
+import {currentBootId} from '../transfer/journal.js'
+import {hostname} from 'node:os'
 
 /**
  * What should be on disk, from the disk itself (blob names are digests; an Ollama manifest names
@@ -39,13 +42,18 @@ export interface Problem {
  * A file whose pull was cut, kept for a pull (or --repair) to finish: from mtune's own part file,
  * or, `whose` download it was, by taking that over (adopt.ts).
  */
-export const interruptedAt = (name: string, path: string, whose?: string): Problem => ({
-  name,
-  path,
-  kind: 'interrupted',
-  detail: whose ? `${whose} download of it was cut: mtune pull takes it over` : 'a pull was interrupted: mtune pull resumes it',
-  resumes: true,
-})
+export function interruptedAt(name: string, path: string, whose?: string, resumes = true): Problem {
+  // mtune's own part file may be one a pull is writing now: said so, not "interrupted".
+  const holder = whose ? undefined : liveHolder(path, currentBootId())
+  const pulling = holder && `being pulled now (mtune pid ${holder.pid}${holder.host === hostname() ? '' : ` on ${holder.host}`}): check again once it is done`
+  return {
+    name,
+    path,
+    kind: 'interrupted',
+    detail: pulling || (whose ? `${whose} download of it was cut: mtune pull takes it over` : 'a pull was interrupted: mtune pull resumes it'),
+    ...(resumes ? {resumes: true} : {}),
+  }
+}
 
 export interface Expectations {
   kind: 'hf' | 'ollama' | 'modelscope' | 'file'
@@ -108,7 +116,7 @@ function hfLeftovers(repoDir: string): Problem[] {
   const problems: Problem[] = []
   for (const path of walk(join(repoDir, 'blobs'))) {
     if (path.endsWith('.incomplete')) problems.push({name: `blobs/${basename(path)}`, path, kind: 'incomplete', detail: 'a partial download left behind'})
-    if (path.endsWith('.part')) problems.push({name: `blobs/${basename(path)}`, path, kind: 'interrupted', detail: 'a pull was interrupted: mtune pull resumes it'})
+    if (path.endsWith('.part')) problems.push(interruptedAt(`blobs/${basename(path)}`, path, undefined, false))
   }
   for (const path of walk(join(repoDir, 'refs'))) {
     const commit = readFileSync(path, 'utf8').trim()
