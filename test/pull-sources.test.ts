@@ -139,6 +139,34 @@ describe('mtune pull hf://', () => {
     assert.match(none.stderr, /^Error: no file of hf:\/\/acme\/tiny@main matches --include '\*\.gguf': list its files with mtune pull hf:\/\/acme\/tiny@main --dry-run$/m)
   })
 
+  it('with HF_HUB_OFFLINE, or no route to the Hub, takes the cache\'s snapshot as huggingface_hub does', async () => {
+    const {env, cache, hf} = await hub([repo()])
+    assert.equal((await runCli(['pull', 'hf://acme/tiny'], env)).code, 0)
+    const asked = hf.requests.length
+    // An init container that pulls on every start, on a cluster with no route to the Hub.
+    const offline = await runCli(['pull', 'hf://acme/tiny'], {...env, HF_HUB_OFFLINE: '1'})
+    assert.equal(offline.code, 0, offline.stderr)
+    assert.match(offline.stderr, /HF_HUB_OFFLINE is set: the cache's snapshot \(commit [0-9a-f]{12}, from the cache\) is taken as it is, the Hub not asked/)
+    assert.match(offline.stdout, /^✓ hf:\/\/acme\/tiny@main: already complete, 4 files present/m)
+    assert.equal(hf.requests.length, asked, 'the Hub was not asked')
+    const unreachable = await runCli(['pull', 'hf://acme/tiny', 'config.json', '--json'], {...env, HF_ENDPOINT: 'http://127.0.0.1:9'})
+    assert.equal(unreachable.code, 0, unreachable.stderr)
+    const doc = JSON.parse(unreachable.stdout)
+    assert.deepEqual(doc.results.map((r: {name: string; skipped: boolean}) => [r.name, r.skipped]), [['config.json', true]], 'the selection holds')
+    assert.match(doc.warnings.join('\n'), /^cannot reach http:\/\/127\.0\.0\.1:9\/.*: the cache's snapshot of hf:\/\/acme\/tiny@main \(commit [0-9a-f]{12}, from the cache\) is taken as it is/m)
+    // A bad file found offline cannot be fetched: said, exit 4.
+    writeFileSync(join(cache, 'blobs', sha256(weights)), Buffer.alloc(weights.length))
+    const bad = await runCli(['pull', 'hf://acme/tiny', '--verify'], {...env, HF_HUB_OFFLINE: '1'})
+    assert.equal(bad.code, 4, bad.stderr)
+    assert.match(bad.stderr, /^Error: model\.safetensors cannot be pulled again: HF_HUB_OFFLINE is set; unset it to fetch them from the Hub$/m)
+    // Nothing complete in the cache: offline, said so; unreachable, the Hub's error stands.
+    const none = await runCli(['pull', 'hf://acme/other'], {...env, HF_HUB_OFFLINE: '1'})
+    assert.equal(none.code, 3)
+    assert.match(none.stderr, /^Error: HF_HUB_OFFLINE is set and the Hugging Face cache \(.*\) has no complete snapshot of hf:\/\/acme\/other@main: unset HF_HUB_OFFLINE to pull it$/m)
+    const gone = await runCli(['pull', 'hf://acme/tiny'], {...env, HF_ENDPOINT: 'http://127.0.0.1:9'})
+    assert.equal(gone.code, 3, 'a dangling link: not complete, so the Hub was needed')
+  })
+
   it('writes nothing for a complete model (a shared cache may be read-only), and says what it cannot write', async () => {
     const {env, cache} = await hub([repo()])
     assert.equal((await runCli(['pull', 'hf://acme/tiny@v1'], env)).code, 0)

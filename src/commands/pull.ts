@@ -29,7 +29,8 @@ const loadSources = async () => {
     import('../lib/sources/through-cache.js'),
     import('../lib/sources/held.js'),
   ])
-  return {...dispatcher, ...resolve, ...runPlan, ...throughCache, ...held}
+  const {resolveOrCached} = await import('../lib/sources/hf-offline.js')
+  return {...dispatcher, ...resolve, ...runPlan, ...throughCache, ...held, resolveOrCached}
 }
 const loadAuto = async () => {
   const [auto, decide, reader, apply, tuneOutput] = await Promise.all([
@@ -270,7 +271,7 @@ Exit codes: 0 done, 2 bad input, 3 the server refused or kept failing, 4 digest 
         if (!json && !flags.quiet) this.log(describeResult(result))
         return result
       }
-      const {createDispatcher, closeDispatcher, resolvePlan, runPlan, pullThroughCache, cacheForPlan, heldOnDisk} = await loadSources()
+      const {createDispatcher, closeDispatcher, resolveOrCached, runPlan, pullThroughCache, cacheForPlan, heldOnDisk} = await loadSources()
       const dispatcher = createDispatcher({stallTimeoutMs: common.stallTimeoutMs})
       try {
         const started = performance.now()
@@ -288,7 +289,7 @@ Exit codes: 0 done, 2 bad input, 3 the server refused or kept failing, 4 digest 
           if (!json && !flags.quiet) this.log(describeFiles(plan, files, seconds, false, via === 'cache' ? shownUrl(cache).replace(/\/$/, '') : undefined))
           return {...planJson(plan), dryRun: false, seconds, results: files, via}
         }
-        const plan = await resolvePlan(ref, {...resolveOptions, cache: await cacheForPlan(ref, cache, resolveOptions.endpoint, dispatcher, events, signal)}, {dispatcher, signal, warn: events.warn})
+        const plan = await resolveOrCached(ref, {...resolveOptions, cache: await cacheForPlan(ref, cache, resolveOptions.endpoint, dispatcher, events, signal)}, {dispatcher, signal, warn: events.warn}, events)
         showPlan(plan)
         if (flags['dry-run']) {
           reporter.stop()

@@ -54,6 +54,11 @@ export interface Plan {
   notes: string[]
   /** How to put the files elsewhere, where the layout's own setting does not (a list's -o DIR). */
   elsewhere?: Elsewhere
+  /**
+   * Why none of its files can be fetched (a plan read from the cache alone, the Hub not to be
+   * asked or not answering): a file found bad then stops the pull with this, not with a request.
+   */
+  cannotFetch?: string
 }
 
 export function planTotals(plan: Plan): {files: number; bytes: number; presentFiles: number; presentBytes: number} {

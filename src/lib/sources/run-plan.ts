@@ -101,6 +101,9 @@ export async function runPlan(plan: Plan, options: RunOptions, events: PullEvent
   const byDest = new Map<string, PlannedFile>()
   for (const f of plan.files) if (!f.present && !byDest.has(f.dest)) byDest.set(f.dest, f)
   const queue = [...byDest.values()].sort((a, b) => (b.size ?? 0) - (a.size ?? 0))
+  if (queue.length > 0 && plan.cannotFetch) {
+    throw new MtuneError('cannot-fetch', `${queue.map((f) => f.name).join(', ')} cannot be pulled again: ${plan.cannotFetch}`, ExitCode.integrity)
+  }
   const budget = new ConnectionBudget(options.maxConnections ?? 64)
   // --limit-rate caps the whole model, as it does a single file: one bucket for the files at once.
   const limiter = options.limitRate ? new TokenBucket(options.limitRate) : undefined
