@@ -2,6 +2,9 @@ import assert from 'node:assert/strict'
 import {createHash} from 'node:crypto'
 import {existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
+import {createServer} from 'node:http'
+import {once} from 'node:events'
+import type {AddressInfo} from 'node:net'
 import {after, describe, it} from 'node:test'
 import {runCli, startCli} from './support/cli.js'
 import {gitSha1, startCdn, startFakeHf, startFakeModelscope, startFakeOllama, type FakeCdn, type HubRepo} from './support/fake-hubs.js'
@@ -154,6 +157,19 @@ describe('mtune pull hf://', () => {
     const doc = JSON.parse(unreachable.stdout)
     assert.deepEqual(doc.results.map((r: {name: string; skipped: boolean}) => [r.name, r.skipped]), [['config.json', true]], 'the selection holds')
     assert.match(doc.warnings.join('\n'), /^cannot reach http:\/\/127\.0\.0\.1:9\/.*: the cache's snapshot of hf:\/\/acme\/tiny@main \(commit [0-9a-f]{12}, from the cache\) is taken as it is/m)
+    // A Hub that answers 503 (an outage) is down too; one that refuses (not found) is not.
+    const outage = createServer((req, res) => void res.writeHead(503, {'retry-after': '0'}).end()).listen(0, '127.0.0.1')
+    closers.push(() => new Promise((r) => outage.close(() => r(undefined))))
+    await once(outage, 'listening')
+    const failing = await runCli(['pull', 'hf://acme/tiny'], {...env, HF_ENDPOINT: `http://127.0.0.1:${(outage.address() as AddressInfo).port}`})
+    assert.equal(failing.code, 0, failing.stderr)
+    assert.match(failing.stderr, /: HTTP 503: the cache's snapshot of hf:\/\/acme\/tiny@main/)
+    const gone404 = createServer((req, res) => void res.writeHead(404, {'x-error-code': 'RepoNotFound'}).end()).listen(0, '127.0.0.1')
+    closers.push(() => new Promise((r) => gone404.close(() => r(undefined))))
+    await once(gone404, 'listening')
+    const refused = await runCli(['pull', 'hf://acme/tiny'], {...env, HF_ENDPOINT: `http://127.0.0.1:${(gone404.address() as AddressInfo).port}`})
+    assert.equal(refused.code, 3, 'the Hub says no such repo: the cache does not answer for that')
+    assert.match(refused.stderr, /not found, or private/)
     // A bad file found offline cannot be fetched: said, exit 4.
     writeFileSync(join(cache, 'blobs', sha256(weights)), Buffer.alloc(weights.length))
     const bad = await runCli(['pull', 'hf://acme/tiny', '--verify'], {...env, HF_HUB_OFFLINE: '1'})

@@ -33,13 +33,23 @@ export async function resolveOrCached(ref: Exclude<SourceRef, {kind: 'url'}>, op
   try {
     return await resolvePlan(ref, options, ctx)
   } catch (error) {
-    if (!hf || !fromDisk || !(error instanceof MtuneError) || error.exitCode !== ExitCode.remote || !/^cannot reach /.test(error.message)) throw error
-    const cached = await fromDisk(`the Hub cannot be reached (${errorMessage(error)}); run the pull again when it answers`)
+    if (!hf || !fromDisk || !hubDown(error)) throw error
+    const cached = await fromDisk(`the Hub did not answer (${errorMessage(error)}); run the pull again when it does`)
     if (!cached) throw error
     events.warn?.(`${errorMessage(error)}: the cache's snapshot of ${sourceOf(hf)} (${cached.version}) is taken as it is, as huggingface_hub does offline`)
     return cached
   }
 }
+
+/**
+ * The Hub unreachable, failing (5xx) or still rate limiting after the waits: where
+ * huggingface_hub falls back to its cache. Not a refusal (gated, not found, a bad token), which
+ * the cache cannot answer for.
+ */
+const hubDown = (error: unknown): boolean =>
+  error instanceof MtuneError &&
+  error.exitCode === ExitCode.remote &&
+  (/^cannot reach /.test(error.message) || error.code === 'hf-rate-limited' || (error.code === 'hf-error' && /: HTTP 5\d\d\b/.test(error.message)))
 
 const sourceOf = (ref: HfRef) => `hf://${ref.repoType === 'dataset' ? 'datasets/' : ''}${ref.repo}@${ref.revision}`
 
