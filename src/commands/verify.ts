@@ -1,6 +1,5 @@
 import {Args, Flags} from '@oclif/core'
 import {setMaxListeners} from 'node:events'
-import {hostname} from 'node:os'
 import {statOrNone} from '../lib/fs-dirs.js'
 import {MtuneCommand} from '../lib/ui/base-command.js'
 import {ExitCode, MtuneError, usageError} from '../lib/errors.js'
@@ -84,10 +83,10 @@ Exit codes: 0 intact (or repaired), 2 bad input, 3 the hub's listing was needed 
     const absent = paths.find((path) => !existsSync(path) && !existsSync(`${path}.sha256`))
     // A pull writes PATH.part and renames it when verified: no PATH yet is a pull not finished.
     if (absent !== undefined && existsSync(`${absent}.part`)) {
-      const [{liveHolder}, {currentBootId}] = await Promise.all([import('../lib/transfer/pull-lock.js'), import('../lib/transfer/journal.js')])
+      const [{liveHolder, holderWords}, {currentBootId}] = await Promise.all([import('../lib/transfer/pull-lock.js'), import('../lib/transfer/journal.js')])
       const holder = liveHolder(`${absent}.part`, currentBootId())
       const how = holder
-        ? `is an mtune pull of it running now (pid ${holder.pid}${holder.host === hostname() ? '' : ` on ${holder.host}`}), which puts it in place once verified: check again once it is done`
+        ? `is an mtune pull of it running now (${holderWords(holder)}), which puts it in place once verified: check again once it is done`
         : 'is an mtune pull of it that was interrupted; the same mtune pull resumes it, and puts it in place once verified'
       throw new MtuneError('interrupted', `${absent} is not there yet: ${absent}.part ${how}`, ExitCode.integrity)
     }

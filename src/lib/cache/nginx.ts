@@ -5,7 +5,7 @@ import {join} from 'node:path'
 import {ExitCode, MtuneError} from '../errors.js'
 import {writeFileAtomic} from '../fs-atomic.js'
 import {makeDirsSync} from '../fs-dirs.js'
-import type {CacheOptions, CacheSettings} from './options.js'
+import {parseListen, type CacheOptions, type CacheSettings} from './options.js'
 
 /** MTUNE_NGINX when set (an nginx elsewhere, or none: a test); else PATH, then where nginx usually is. */
 export function findNginx(env = process.env): string | undefined {
@@ -170,7 +170,7 @@ export function runningCaches(): Array<{dir: string; pid: number; listen: string
 }
 
 /** The mtune cache of this host that listens on `port`. */
-const cacheOnPort = (port: number) => runningCaches().find((c) => Number(c.listen.split(':').pop()) === port)
+const cacheOnPort = (port: number) => runningCaches().find((c) => parseListen(c.listen).port === port)
 
 /** Fails with the port's owner in words when HOST:PORT cannot be bound. */
 export async function checkPortFree(listen: CacheOptions['listen']): Promise<void> {

@@ -19,6 +19,14 @@ export interface ApiAnswer {
   url: string
 }
 
+/**
+ * A hub that did not answer, or failed (5xx), as against one that said no (not found, gated, a
+ * refused token): what asking elsewhere (the origin behind a cache, the cache's own snapshot)
+ * can help with. From the words apiGet and the hubs' error lines use.
+ */
+export const hubDown = (error: unknown): boolean =>
+  error instanceof MtuneError && error.exitCode === ExitCode.remote && /HTTP 5\d\d|cannot reach|not answer/.test(error.message)
+
 /** Seconds to wait from `RateLimit: "...";r=0;t=<seconds>` (IETF draft, used by the Hub). */
 export function rateLimitReset(header: string | undefined): number | undefined {
   const t = header ? /(?:^|[;,\s])t=(\d+)/.exec(header) : null

@@ -2,7 +2,8 @@ import {statSync} from 'node:fs'
 import type {ApiContext} from './api.js'
 import {ExitCode, MtuneError, errorMessage} from '../errors.js'
 import {hfHubOffline} from '../env-settings.js'
-import {hfCacheDir} from './hf.js'
+import {hfCacheDir, hfSource} from './hf.js'
+import {hubDown} from './api.js'
 import type {Plan, PlannedFile} from './plan.js'
 import type {PullEvents} from '../transfer/pull-types.js'
 import type {SourceRef} from './reference.js'
@@ -22,10 +23,10 @@ export async function resolveOrCached(ref: Exclude<SourceRef, {kind: 'url'}>, op
   const env = options.env ?? process.env
   const hf = ref.kind === 'hf' && !options.localDir && !options.cache ? ref : undefined
   const fromDisk = hf && ((why: string) => cachedSnapshot(hf, options, env, why))
-  if (hf && fromDisk && hfHubOffline(env)) {
+  if (fromDisk && hfHubOffline(env)) {
     const cached = await fromDisk('HF_HUB_OFFLINE is set; unset it to fetch them from the Hub')
     if (!cached) {
-      throw new MtuneError('hf-offline', `HF_HUB_OFFLINE is set and the Hugging Face cache (${hfCacheDir(env)}) has no complete snapshot of ${sourceOf(hf)}: unset HF_HUB_OFFLINE to pull it`, ExitCode.remote)
+      throw new MtuneError('hf-offline', `HF_HUB_OFFLINE is set and the Hugging Face cache (${hfCacheDir(env)}) has no complete snapshot of ${hfSource(hf)}: unset HF_HUB_OFFLINE to pull it`, ExitCode.remote)
     }
     events.info?.(`HF_HUB_OFFLINE is set: the cache's snapshot (${cached.version}) is taken as it is, the Hub not asked, as huggingface_hub does`)
     return cached
@@ -33,10 +34,10 @@ export async function resolveOrCached(ref: Exclude<SourceRef, {kind: 'url'}>, op
   try {
     return await resolvePlan(ref, options, ctx)
   } catch (error) {
-    if (!hf || !fromDisk || !hubDown(error)) throw error
+    if (!fromDisk || !hubUnusable(error)) throw error
     const cached = await fromDisk(`the Hub did not answer (${errorMessage(error)}); run the pull again when it does`)
     if (!cached) throw error
-    events.warn?.(`${errorMessage(error)}: the cache's snapshot of ${sourceOf(hf)} (${cached.version}) is taken as it is, as huggingface_hub does offline`)
+    events.warn?.(`${errorMessage(error)}: the cache's snapshot of ${hfSource(hf)} (${cached.version}) is taken as it is, as huggingface_hub does offline`)
     return cached
   }
 }
@@ -46,12 +47,7 @@ export async function resolveOrCached(ref: Exclude<SourceRef, {kind: 'url'}>, op
  * huggingface_hub falls back to its cache. Not a refusal (gated, not found, a bad token), which
  * the cache cannot answer for.
  */
-const hubDown = (error: unknown): boolean =>
-  error instanceof MtuneError &&
-  error.exitCode === ExitCode.remote &&
-  (/^cannot reach /.test(error.message) || error.code === 'hf-rate-limited' || (error.code === 'hf-error' && /: HTTP 5\d\d\b/.test(error.message)))
-
-const sourceOf = (ref: HfRef) => `hf://${ref.repoType === 'dataset' ? 'datasets/' : ''}${ref.repo}@${ref.revision}`
+const hubUnusable = (error: unknown): boolean => hubDown(error) || (error instanceof MtuneError && error.code === 'hf-rate-limited')
 
 /**
  * The snapshot the revision names in the cache, its linked files (those the selection takes),
@@ -73,5 +69,5 @@ async function cachedSnapshot(ref: HfRef, options: ResolveOptions, env: NodeJS.P
     .filter((f) => f.link !== undefined && take(f.name))
     .map((f) => ({name: f.name, url: '', size: statSync(f.path).size, sha256: f.sha256, gitSha1: f.gitSha1, dest: f.path, present: true}))
   if (files.length === 0) return undefined
-  return {source: sourceOf(ref), version: `commit ${commit.slice(0, 12)}, from the cache`, root: disk.root, layout: 'hf-cache', files, headers: {}, notes: [], finish: async () => {}, cannotFetch}
+  return {source: hfSource(ref), version: `commit ${commit.slice(0, 12)}, from the cache`, root: disk.root, layout: 'hf-cache', files, headers: {}, notes: [], finish: async () => {}, cannotFetch}
 }

@@ -81,6 +81,10 @@ export function hfError(answer: ApiAnswer, what: string, hasToken: boolean): Mtu
 
 const encodePath = (path: string) => path.split('/').map(encodeURIComponent).join('/')
 
+/** A plan's source as the Hub's listing names it: hf://[datasets/]ORG/NAME@REV. */
+export const hfSource = (ref: {repoType: 'model' | 'dataset'; repo: string; revision: string}) =>
+  `hf://${ref.repoType === 'dataset' ? 'datasets/' : ''}${ref.repo}@${ref.revision}`
+
 /** hf://ORG/NAME@REV: the repo's files at one commit, laid out as the official client lays them. */
 export async function resolveHf(
   ref: {repoType: 'model' | 'dataset'; repo: string; revision: string},
@@ -88,7 +92,7 @@ export async function resolveHf(
   ctx: ApiContext,
 ): Promise<Plan> {
   const kind = ref.repoType === 'dataset' ? 'datasets' : 'models'
-  const what = `hf://${ref.repoType === 'dataset' ? 'datasets/' : ''}${ref.repo}@${ref.revision}`
+  const what = hfSource(ref)
   const answer = await apiGet(ctx, `${options.endpoint}/api/${kind}/${ref.repo}/revision/${encodeURIComponent(ref.revision)}?blobs=true`)
   if (answer.status !== 200) throw hfError(answer, what, Boolean(options.token))
   const info = parseJson<RepoInfo>(answer, what)

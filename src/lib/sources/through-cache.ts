@@ -4,6 +4,7 @@ import {proxyConfig, proxyFor} from '../net/proxy-env.js'
 import {redact} from '../net/request.js'
 import {DEFAULT_UPSTREAMS} from '../cache/options.js'
 import {cacheEndpoints} from './cache-endpoints.js'
+import {hubDown} from './api.js'
 import {probeCache, type CacheUpstreams} from './cache-probe.js'
 import type {PullEvents} from '../transfer/engine.js'
 import type {Plan} from './plan.js'
@@ -16,7 +17,7 @@ export const cacheCannotHelp = (error: unknown) =>
   error instanceof MtuneError && [ExitCode.interrupted, 143, ExitCode.usage, ExitCode.localDisk, ExitCode.permission].includes(error.exitCode as never)
 
 /** A hub's own verdict, passed on by the cache (not found, gated, token refused): the origin says the same. */
-const hubVerdict = (error: unknown) => error instanceof MtuneError && error.exitCode === ExitCode.remote && !/HTTP 5\d\d|cannot reach|not answer/.test(error.message)
+const hubVerdict = (error: unknown) => error instanceof MtuneError && error.exitCode === ExitCode.remote && !hubDown(error)
 
 export interface Pulled {
   plan: Plan

@@ -1,5 +1,4 @@
 import {rm, stat} from 'node:fs/promises'
-import {hostname} from 'node:os'
 import {setTimeout as sleep} from 'node:timers/promises'
 import type {Dispatcher} from 'undici'
 import {ExitCode, MtuneError, errorMessage} from '../errors.js'
@@ -10,7 +9,7 @@ import {backoffDelay, classifyNetworkError} from '../net/retry-policy.js'
 import {ensureWritableDirectory, fileDestination, fileExists, resolveDestination, sha256File, type Destination} from './destination.js'
 import {Journal, currentBootId} from './journal.js'
 import {adoptedHole, aria2Beside, judgeLeftover, leftoverAt, openedElsewhere, type Leftover} from './adopt.js'
-import {PullLock, sourceId} from './pull-lock.js'
+import {PullLock, holderWords, sourceId} from './pull-lock.js'
 import {backendCopies, differentCopiesSaid, sameCopiesSaid} from './backend-copies.js'
 import {parseOutput, parseSha256, parseTarget} from './validate.js'
 import {DEFAULTS, type PullEvents, type PullOptions, type PullResult} from './pull-types.js'
@@ -170,7 +169,7 @@ async function lockFor(dest: Destination, source: string, signal: AbortSignal | 
       signal,
       onWait: (holder) =>
         events.info?.(
-          `waiting for another mtune${holder ? ` (pid ${holder.pid}${holder.host === hostname() ? '' : ` on ${holder.host}`})` : ''} that is pulling to ${dest.path}`,
+          `waiting for another mtune${holder ? ` (${holderWords(holder)})` : ''} that is pulling to ${dest.path}`,
         ),
     })
   } catch (error) {

@@ -12,7 +12,7 @@ export interface FileIdentity {
   lastModified?: string
   sha256?: string
   ranges: boolean
-  /** The server's validators take turns (version-log.ts): none are kept, and the next run ignores them too. */
+  /** The server's validators take turns (backend-copies.ts): none are kept, and the next run ignores them too. */
   validatorsTakeTurns?: true
 }
 

@@ -76,7 +76,7 @@ export class PullLock {
   /** Waits until no other pull holds the lock of `partPath`, then holds it. */
   static async acquire(partPath: string, options: LockOptions = {}): Promise<PullLock> {
     const path = `${partPath}.lock`
-    const me: LockHolder = {pid: process.pid, host: hostname(), bootId: options.bootId, pidns: options.pidns ?? ownPidNamespace(), token: randomUUID(), source: options.source}
+    const me = thisProcess(options.bootId, options.pidns, options.source)
     let waiting = false
     let same = false
     for (;;) {
@@ -110,9 +110,21 @@ export class PullLock {
 export function liveHolder(partPath: string, bootId?: string): LockHolder | undefined {
   const seen = inspect(`${partPath}.lock`)
   if (!seen?.holder) return undefined
-  const me: LockHolder = {pid: process.pid, host: hostname(), bootId, pidns: ownPidNamespace(), token: ''}
-  return isStale(seen, me, isAlive) ? undefined : seen.holder
+  return isStale(seen, thisProcess(bootId), isAlive) ? undefined : seen.holder
 }
+
+/** A holder as a user reads it: its pid, and its host where that is not this one. */
+export const holderWords = (holder: LockHolder): string => `pid ${holder.pid}${holder.host === hostname() ? '' : ` on ${holder.host}`}`
+
+/** This process as a lock's holder. */
+const thisProcess = (bootId?: string, pidns = ownPidNamespace(), source?: string): LockHolder => ({
+  pid: process.pid,
+  host: hostname(),
+  bootId,
+  pidns,
+  token: randomUUID(),
+  source,
+})
 
 /** Creates the lock unless one exists. */
 function create(path: string, me: LockHolder): boolean {

@@ -9,7 +9,7 @@ export class StartOver extends Error {
   constructor(
     message: string,
     readonly changed: boolean,
-    /** The validators of the answer that said so, where one did (version-log.ts). */
+    /** The validators of the answer that said so, where one did (backend-copies.ts). */
     readonly now?: {etag?: string; lastModified?: string},
   ) {
     super(message)

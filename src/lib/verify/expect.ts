@@ -6,9 +6,8 @@ import {modelscopeCacheDir} from '../sources/modelscope.js'
 import {blobPaths, ollamaModelsDir, PARTIAL_DIR, SYSTEM_STORE} from '../sources/ollama.js'
 import type {Plan, PlannedFile} from '../sources/plan.js'
 import type {SourceRef} from '../sources/reference.js'
-import {liveHolder} from '../transfer/pull-lock.js'
+import {holderWords, liveHolder} from '../transfer/pull-lock.js'
 import {currentBootId} from '../transfer/journal.js'
-import {hostname} from 'node:os'
 
 /**
  * What should be on disk, from the disk itself (blob names are digests; an Ollama manifest names
@@ -45,7 +44,7 @@ export interface Problem {
 export function interruptedAt(name: string, path: string, whose?: string, resumes = true): Problem {
   // mtune's own part file may be one a pull is writing now: said so, not "interrupted".
   const holder = whose ? undefined : liveHolder(path, currentBootId())
-  const pulling = holder && `being pulled now (mtune pid ${holder.pid}${holder.host === hostname() ? '' : ` on ${holder.host}`}): check again once it is done`
+  const pulling = holder && `being pulled now (mtune ${holderWords(holder)}): check again once it is done`
   return {
     name,
     path,
