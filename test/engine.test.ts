@@ -339,10 +339,12 @@ describe('pull engine', () => {
     const m = await mirror({linkRate: 1 * MiB})
     const out = join(dir(), 'model.bin')
     const first = run({url: m.url, output: out})
+    // The second starts once the first holds the lock, so that it is the one that waits.
+    while (!existsSync(`${out}.part.lock`)) await new Promise((r) => setTimeout(r, 20))
     let waiting!: () => void
     const waits = new Promise<void>((resolve) => (waiting = resolve))
     const second = pull({url: m.url, output: out}, {info: (msg) => msg.startsWith('waiting for another mtune') && waiting()})
-    await waits
+    await Promise.race([waits, second.then(() => assert.fail('the second pull did not wait on the first'))])
     m.setOptions({linkRate: 64 * MiB})
     const [{result: a}, b] = await Promise.all([first, second])
     assert.equal(a.pulledByAnother, false)
