@@ -135,10 +135,16 @@ export async function sha256File(path: string): Promise<string> {
 /** Room kept free beside a pull: the journal, and a filesystem that is 100% full helps nobody. */
 export const SPACE_HEADROOM = 16 * 1024 * 1024
 
-/** Refuse to start a pull that cannot fit: the bytes still missing against what statfs says is free. */
-export async function checkFreeSpace(dest: Destination, needed: number, elsewhere: Elsewhere = ANOTHER_OUTPUT): Promise<void> {
+/**
+ * Refuse to start a pull that cannot fit: the bytes still to be written against what statfs says
+ * is free. What the part file holds on disk counts as written: the blocks a first run reserved
+ * (reserve-space.ts) are neither free nor needed again.
+ */
+export async function checkFreeSpace(dest: Destination, size: number, kept: number, elsewhere: Elsewhere = ANOTHER_OUTPUT): Promise<void> {
   const fs = await statfs(dirname(dest.path)).catch(() => undefined)
   if (!fs) return
+  const allocated = await stat(dest.partPath).then((s) => s.blocks * 512, () => 0)
+  const needed = bytesToWrite(size, kept, allocated)
   const free = fs.bavail * fs.bsize
   if (needed + SPACE_HEADROOM > free) {
     throw new MtuneError(
@@ -147,4 +153,18 @@ export async function checkFreeSpace(dest: Destination, needed: number, elsewher
       ExitCode.localDisk,
     )
   }
+}
+
+/** Pure: what a file of `size` still needs on disk, with `kept` bytes written and `allocated` held by its part file. */
+export const bytesToWrite = (size: number, kept: number, allocated: number): number => Math.max(0, size - Math.max(kept, Math.min(size, allocated)))
+
+/** The disk refused to reserve a fresh file's blocks (reserve-space.ts): it filled since the check. */
+export async function noRoomToReserve(dest: Destination, size: number, elsewhere: Elsewhere = ANOTHER_OUTPUT): Promise<MtuneError> {
+  const fs = await statfs(dirname(dest.path)).catch(() => undefined)
+  const free = fs ? `, ${formatBytes(fs.bavail * fs.bsize)} free now` : ''
+  return new MtuneError(
+    'no-space',
+    `not enough space in ${dirname(dest.path)}: the disk would not reserve the file's ${formatBytes(size)} (something else filled it since the check${free}); free some space, or ${elsewhere.full}`,
+    ExitCode.localDisk,
+  )
 }

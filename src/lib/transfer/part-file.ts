@@ -1,4 +1,6 @@
-import {open, type FileHandle} from 'node:fs/promises'
+import {open, rm, type FileHandle} from 'node:fs/promises'
+import {formatBytes} from '../units.js'
+import {RESERVE_FROM, reserveSpace} from './reserve-space.js'
 
 /** Where downloaded bytes go; an interface so tests can make the disk fail (ENOSPC). */
 export interface PartFile {
@@ -8,13 +10,36 @@ export interface PartFile {
   close(): Promise<void>
 }
 
-export type OpenPartFile = (path: string, size: number | undefined, fresh: boolean) => Promise<PartFile>
+/** `debug`: a line for --debug (whether the file's space was reserved). */
+export type OpenPartFile = (path: string, size: number | undefined, fresh: boolean, debug?: (line: string) => void) => Promise<PartFile>
 
-/** The temporary file beside the destination, written with positional writes. */
-export const openPartFile: OpenPartFile = async (path, size, fresh) => {
-  const handle: FileHandle = await open(path, fresh ? 'w+' : 'r+')
-  // Sparse until written; the free-space check has been done before.
-  if (fresh && size !== undefined) await handle.truncate(size)
+/**
+ * The temporary file beside the destination, written with positional writes. A fresh one has
+ * the file's length from the start and, when big, its blocks reserved (reserve-space.ts); a
+ * resumed one keeps what its first run reserved. `reserve`: tests make the disk full.
+ */
+export const partFileOpener =
+  (reserve = reserveSpace): OpenPartFile =>
+  async (path, size, fresh, debug) => {
+    const handle: FileHandle = await open(path, fresh ? 'w+' : 'r+')
+    if (fresh && size !== undefined) {
+      await handle.truncate(size)
+      if (size >= RESERVE_FROM) {
+        const reserved = await reserve(path, size).catch(async (error: unknown) => {
+          // The blocks allocated before the disk ran out go back at once, with the file.
+          await handle.close().catch(() => {})
+          await rm(path, {force: true})
+          throw error
+        })
+        debug?.(reserved.reserved ? `reserved ${formatBytes(size)} on disk for ${path}` : `not reserving space for ${path} (${reserved.why}): the file fills in as it arrives`)
+      }
+    }
+    return writerOn(handle)
+  }
+
+export const openPartFile: OpenPartFile = partFileOpener()
+
+function writerOn(handle: FileHandle): PartFile {
   return {
     async write(buffers, length, position) {
       // writev: network chunks go to disk as they came, without being copied together first.

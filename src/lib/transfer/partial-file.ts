@@ -5,14 +5,15 @@ import {ExitCode, MtuneError, errorMessage} from '../errors.js'
 import {fsyncDirectory} from '../fs-atomic.js'
 import {formatBytes} from '../units.js'
 import {adoptLeftover, type Leftover} from './adopt.js'
-import {fileExists, type Destination} from './destination.js'
+import {fileExists, noRoomToReserve, type Destination} from './destination.js'
+import type {Elsewhere} from './pull-types.js'
 import {Journal, currentBootId, type FileIdentity} from './journal.js'
 import {openPartFile, whenOpen, type OpenPartFile, type PartFile} from './part-file.js'
 import {INLINE_HASH_MAX, InlineHasher} from './inline-hasher.js'
 import {PrefixHasher} from './prefix-hasher.js'
 import type {RangeSet} from './range-set.js'
 
-type Notes = {warn(message: string): void; info(message: string): void}
+type Notes = {warn(message: string): void; info(message: string): void; debug?(message: string): void}
 
 /** Tell the hasher of a longer prefix only once it grew by this much, between ticks. */
 const HASH_STEP = 8 * 1024 * 1024
@@ -35,6 +36,7 @@ export class PartialFile {
   private constructor(
     private readonly dest: Destination,
     private readonly journal: Journal,
+    private readonly notes: Notes,
     /** What an earlier run left on disk. */
     readonly kept: RangeSet,
     /** Where `kept` came from when another client left it (adopt.ts). */
@@ -56,7 +58,7 @@ export class PartialFile {
       await loaded.journal.remove()
       loaded = Journal.load(dest.journalPath, identity, currentBootId())
     }
-    return new PartialFile(dest, loaded.journal, loaded.written)
+    return new PartialFile(dest, loaded.journal, notes, loaded.written)
   }
 
   /** Another client's partial download moved in as the part file, when mtune has none of its own there. */
@@ -68,7 +70,7 @@ export class PartialFile {
     const pieces = taken.ranges.toArray().length
     notes.info(`taking over the partial download another client left: ${formatBytes(taken.ranges.total)}${pieces > 1 ? ` in ${pieces} pieces` : ''} in ${from.path}`)
     const seeded = Journal.seeded(dest.journalPath, identity, currentBootId(), taken.ranges)
-    return new PartialFile(dest, seeded.journal, seeded.written, from.path)
+    return new PartialFile(dest, seeded.journal, notes, seeded.written, from.path)
   }
 
   get fresh(): boolean {
@@ -96,8 +98,8 @@ export class PartialFile {
    * byte: the requests go out without waiting on the disk, and their writes (through `writer`)
    * wait for it. `onHashFailure`: the hash cannot be finished; the pull should stop now.
    */
-  open(size: number | undefined, open: OpenPartFile | undefined, onHashFailure: (error: Error) => void): Promise<PartFile> {
-    this.opened = this.openNow(size, open ?? openPartFile, onHashFailure)
+  open(size: number | undefined, open: OpenPartFile | undefined, onHashFailure: (error: Error) => void, elsewhere?: Elsewhere): Promise<PartFile> {
+    this.opened = this.openNow(size, open ?? openPartFile, onHashFailure, elsewhere)
     this.settled = this.opened.catch(() => undefined)
     return this.opened
   }
@@ -113,15 +115,16 @@ export class PartialFile {
     return whenOpen(this.opened)
   }
 
-  private async openNow(size: number | undefined, open: OpenPartFile, onHashFailure: (error: Error) => void): Promise<PartFile> {
+  private async openNow(size: number | undefined, open: OpenPartFile, onHashFailure: (error: Error) => void, elsewhere?: Elsewhere): Promise<PartFile> {
     // One turn of the event loop first, so that the requests just started reach their sockets
     // before the journal's and the part file's opening take thread-pool turns.
     await new Promise((resolve) => setImmediate(resolve))
     const fresh = this.fresh
     const begun = this.journal.begin()
-    const part = await open(this.dest.partPath, size, fresh).catch(async (error) => {
+    const part = await open(this.dest.partPath, size, fresh, (line) => this.notes.debug?.(line)).catch(async (error) => {
       await begun.catch(() => {})
       if (fresh) await this.journal.remove()
+      if ((error as NodeJS.ErrnoException).code === 'ENOSPC' && size !== undefined) throw await noRoomToReserve(this.dest, size, elsewhere)
       throw new MtuneError('not-writable', `cannot create ${this.dest.partPath}: ${errorMessage(error)}`, ExitCode.localDisk, {cause: error})
     })
     await begun.catch(async (error) => {

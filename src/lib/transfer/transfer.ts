@@ -197,7 +197,7 @@ export class Transfer {
     const {file} = this.setup.probed
     const turns = this.setup.validatorsTakeTurns ? {validatorsTakeTurns: true as const} : {}
     const identity = {url: redact(file.url), size: file.size, etag: file.etag, lastModified: file.lastModified, sha256: this.setup.expected, ranges: this.ranged, ...turns}
-    const partial = await PartialFile.load(this.setup.dest, identity, {warn: (m) => this.events.warn?.(m), info: (m) => this.events.info?.(m)}, this.options.adopt)
+    const partial = await PartialFile.load(this.setup.dest, identity, {warn: (m) => this.events.warn?.(m), info: (m) => this.events.info?.(m), debug: (m) => this.debug(m)}, this.options.adopt)
     this.partial = partial
     const fresh = partial.fresh
     // What this run's own earlier attempt left is this run's, not a resume.
@@ -216,7 +216,7 @@ export class Transfer {
         this.events.info?.(`resuming: ${formatBytes(this.resumedBytes)} of ${formatBytes(size)} already on disk`)
       }
       if (size !== undefined) {
-        await checkFreeSpace(this.setup.dest, size - partial.kept.total, this.options.elsewhere).catch(async (error) => {
+        await checkFreeSpace(this.setup.dest, size, partial.kept.total, this.options.elsewhere).catch(async (error) => {
           await partial.abandon()
           throw error
         })
@@ -224,8 +224,11 @@ export class Transfer {
       if (this.fetcher.remote) this.debug(`requests run in ${this.options.threads} fetch thread(s)`)
       this.debug(rangeRoute(this.setup.dispatcher, this.primary.target))
       // A hash that cannot be finished stops the pull now, not at the end; what is on disk is kept.
-      const opening = partial.open(size, this.options.openPartFile, (e) =>
-        this.fail(new MtuneError('hash-failed', `${e.message}: the pull stopped; ${runAgain(this.ranged)}`, ExitCode.failure, {cause: e})),
+      const opening = partial.open(
+        size,
+        this.options.openPartFile,
+        (e) => this.fail(new MtuneError('hash-failed', `${e.message}: the pull stopped; ${runAgain(this.ranged)}`, ExitCode.failure, {cause: e})),
+        this.options.elsewhere,
       )
       opening.then(
         () => this.fetcher.partReady(true),

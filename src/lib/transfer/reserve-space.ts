@@ -1,0 +1,48 @@
+import {execFile} from 'node:child_process'
+
+/**
+ * Files from this size get their blocks reserved before the first write: below it a pull is
+ * over in moments, so there is little time for the disk to fill behind it, and a model's
+ * dozens of small files would each cost a process.
+ */
+export const RESERVE_FROM = 32 * 1024 * 1024
+
+export type Reserved = {reserved: true} | {reserved: false; why: string}
+
+/** What fallocate(1) said: its exit status and standard error, or that it could not be run. */
+export type FallocateRun = (args: string[]) => Promise<{exitCode: number; stderr: string} | {missing: true}>
+
+/**
+ * Reserve the blocks of a fresh part file up front, as aria2c's --file-allocation=falloc does.
+ * The free-space check before a pull is only a snapshot: a second pull to the same disk, a
+ * training job's checkpoints or logs can take the room while a 500 GB file arrives, and the
+ * pull then fails at 97%. Reserved, the disk says no at the start, and what the part file
+ * holds is the pull's. Node has no fallocate(2), so util-linux's command does it (no native
+ * addon to build); where it or the filesystem cannot (macOS, NFSv3, FUSE), the file stays
+ * sparse, as before. Mode 0 only allocates holes: bytes already written are kept.
+ *
+ * Rejects with an error whose code is ENOSPC when the disk has no room for the file. The caller
+ * must then give the blocks back (a fresh file: remove it): the kernel keeps what it allocated
+ * before it ran out, which would leave the disk full for everyone else.
+ */
+export async function reserveSpace(path: string, size: number, run: FallocateRun = fallocateCommand): Promise<Reserved> {
+  const outcome = await run(['--length', String(size), path])
+  if ('missing' in outcome) return {reserved: false, why: 'the fallocate command (util-linux) is not installed'}
+  if (outcome.exitCode === 0) return {reserved: true}
+  const said = outcome.stderr.trim().split('\n').at(-1)?.replace(/^fallocate:\s*/, '') ?? ''
+  if (/no space left|quota exceeded/i.test(said)) {
+    throw Object.assign(new Error(`ENOSPC: no space left on device, fallocate '${path}'`), {code: 'ENOSPC', syscall: 'fallocate', path})
+  }
+  return {reserved: false, why: said || `fallocate exited with ${outcome.exitCode}`}
+}
+
+/** fallocate(1) in the C locale, so that its errors can be read; a minute at most (a stuck NFS). */
+const fallocateCommand: FallocateRun = (args) =>
+  new Promise((resolve) => {
+    execFile('fallocate', args, {env: {...process.env, LC_ALL: 'C'}, timeout: 60_000}, (error, _stdout, stderr) => {
+      const failed = error as (Error & {code?: string | number; killed?: boolean}) | null
+      if (failed?.code === 'ENOENT' || failed?.code === 'EACCES') resolve({missing: true})
+      else if (failed?.killed) resolve({exitCode: -1, stderr: 'fallocate took more than a minute'})
+      else resolve({exitCode: failed ? (typeof failed.code === 'number' ? failed.code : 1) : 0, stderr: String(stderr)})
+    })
+  })
