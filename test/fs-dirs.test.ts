@@ -6,7 +6,8 @@ import {open} from 'node:fs/promises'
 import {MtuneError} from '../src/lib/errors.js'
 import {dirError, fsFailure, makeDirs, makeDirsSync} from '../src/lib/fs-dirs.js'
 import {spaceShortfall} from '../src/lib/sources/run-plan.js'
-import {heldOnDisk, stillToWrite} from '../src/lib/sources/held.js'
+import {downloadedOnDisk, heldOnDisk, stillToWrite} from '../src/lib/sources/held.js'
+import {Journal, currentBootId} from '../src/lib/transfer/journal.js'
 import type {PlannedFile} from '../src/lib/sources/plan.js'
 import {parseUrlList, urlListPlan} from '../src/lib/sources/url-list.js'
 import {tempDir} from './support/temp.js'
@@ -73,6 +74,23 @@ describe('makeDirs: mkdir -p that ends', () => {
     assert.equal(heldOnDisk(file('e.bin')), 0)
     const left = stillToWrite([a, file('d.bin', {present: true}), file('e.bin')])
     assert.ok(left > 125 * MiB && left <= 126 * MiB, `${left} bytes still to write`)
+  })
+
+  it("says what a reserved part file's journal records as downloaded, while counting its blocks as held", async () => {
+    const d = tempDir('held')
+    const MiB = 1024 * 1024
+    const f: PlannedFile = {name: 'a.bin', url: 'http://h/a.bin', size: 8 * MiB, dest: join(d, 'a.bin'), present: false}
+    // Its first run reserved the whole file (written out here, as on a filesystem without fallocate) and got 3 MiB.
+    writeFileSync(join(d, 'a.bin.part'), Buffer.alloc(8 * MiB))
+    const {journal} = Journal.load(join(d, 'a.bin.part.journal'), {url: f.url, size: f.size, ranges: true}, currentBootId())
+    await journal.begin()
+    journal.recordWritten(0, 3 * MiB)
+    await journal.checkpoint(async () => {})
+    await journal.close()
+    assert.equal(downloadedOnDisk(f), 3 * MiB, 'downloaded, as the journal says')
+    assert.equal(heldOnDisk(f), 8 * MiB, 'held: nothing more to find on the disk')
+    assert.equal(stillToWrite([f]), 0)
+    assert.equal(downloadedOnDisk({...f, name: 'b.bin', dest: join(d, 'b.bin')}), 0, 'no part file, no journal')
   })
 
   it("a list's (pull -i) way elsewhere is its -o DIR/, not --local-dir", async () => {

@@ -1,6 +1,7 @@
 import {lstatSync} from 'node:fs'
 import {judgeLeftover, leftoverAt} from '../transfer/adopt.js'
 import {destinationFor} from '../transfer/destination.js'
+import {Journal, currentBootId} from '../transfer/journal.js'
 import type {Plan, PlannedFile} from './plan.js'
 
 /** Where a planned file's partial data lives while mtune pulls it (as run-plan gives the engine). */
@@ -20,6 +21,17 @@ export function heldOnDisk(f: PlannedFile): number {
   // A list's file has no size before its URL answers: aria2c's records give one, and a start is one.
   const leftover = leftoverAt(f.dest, f.adopt)
   return leftover ? judgeLeftover(leftover, f.size).ranges.total : 0
+}
+
+/**
+ * Bytes of a planned file not present that a pull would keep, as said to the user ("partly
+ * downloaded"): mtune's journal says what was written, where the blocks would say the whole
+ * file once they were reserved (reserve-space.ts); else as heldOnDisk.
+ */
+export function downloadedOnDisk(f: PlannedFile): number {
+  if (f.present) return f.size ?? 0
+  const journaled = Journal.keptBytes(`${partOf(f)}.journal`, currentBootId())
+  return journaled ?? heldOnDisk(f)
 }
 
 /** What the files of a plan of known sizes still need written, in bytes. */

@@ -120,6 +120,14 @@ export class Journal {
     return trusted.missing(parsed.header.size)[0]
   }
 
+  /** The bytes a resume would keep, as the journal records them; undefined without a readable one. */
+  static keptBytes(path: string, bootId: string | undefined): number | undefined {
+    if (!existsSync(path)) return undefined
+    const parsed = parse(readFileSync(path, 'utf8'))
+    if (!parsed) return undefined
+    return (bootId && parsed.header.bootId === bootId ? parsed.written : parsed.durable).total
+  }
+
   /** Whether the run that wrote this journal found the server's validators taking turns. */
   static validatorsTookTurns(path: string): boolean {
     if (!existsSync(path)) return false
