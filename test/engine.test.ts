@@ -351,6 +351,22 @@ describe('pull engine', () => {
     assert.deepEqual([b.alreadyComplete, b.pulledByAnother, b.verified, b.sha256, b.bytesFetched, b.size], [true, true, false, digest, 0, content.length])
   })
 
+  it('a pull that waited on another of the same URL and sha256 takes the file it checked, not hashed again', async () => {
+    const m = await mirror({linkRate: 1 * MiB})
+    const out = join(dir(), 'model.bin')
+    const first = run({url: m.url, output: out, sha256: digest})
+    while (!existsSync(`${out}.part.lock`)) await new Promise((r) => setTimeout(r, 20))
+    let waiting!: () => void
+    const waits = new Promise<void>((resolve) => (waiting = resolve))
+    const said: string[] = []
+    const second = pull({url: m.url, output: out, sha256: digest}, {info: (msg) => (said.push(msg), msg.startsWith('waiting for another mtune') && waiting())})
+    await Promise.race([waits, second.then(() => assert.fail('the second pull did not wait on the first'))])
+    m.setOptions({linkRate: 64 * MiB})
+    const [, b] = await Promise.all([first, second])
+    assert.deepEqual([b.alreadyComplete, b.pulledByAnother, b.verified, b.sha256, b.bytesFetched], [true, true, true, digest, 0])
+    assert.ok(said.some((l) => /another mtune pulled .*model\.bin from this URL and checked its sha256 while this one waited: taking it as it is/.test(l)), said.join('\n'))
+  })
+
   it('refuses to overwrite without --force, and replaces with it', async () => {
     const m = await mirror()
     const out = join(dir(), 'model.bin')

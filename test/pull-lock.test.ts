@@ -52,6 +52,25 @@ describe('PullLock', () => {
     third.release()
   })
 
+  it('tells a waiter the sha256 the pull it waited on checks the file against, and only for the same source', async () => {
+    const path = part()
+    const source = sourceId('https://cdn.example/model.bin')
+    const digest = 'ab'.repeat(32)
+    for (const [holding, waiting, want] of [
+      [{source, sha256: digest}, {source, sha256: digest}, digest],
+      [{source, sha256: digest}, {source}, digest],
+      [{source}, {source, sha256: digest}, undefined],
+      [{source: sourceId('https://other.example/model.bin'), sha256: digest}, {source, sha256: digest}, undefined],
+    ] as const) {
+      const first = await PullLock.acquire(path, holding)
+      const second = PullLock.acquire(path, waiting)
+      setTimeout(() => first.release(), 300)
+      const held = await second
+      assert.equal(held.checkedBy, want, JSON.stringify({holding, waiting}))
+      held.release()
+    }
+  })
+
   it('takes over at once from a holder of this host that no longer runs, or ran before a reboot', async () => {
     for (const [why, h, alive] of [
       ['dead pid', holder(), false],

@@ -380,5 +380,9 @@ describe("a model pull's result line", () => {
     ]
     assert.match(describeFiles(plan, files, 1.5), /hf:\/\/acme\/tiny@main: 2 pulled \(12\.0 MiB in 1\.5s, 4\.0 MiB of it resumed from disk\), verified -> \/models\/acme$/)
     assert.match(describeFiles(plan, files.slice(1), 1.5), /: 1 pulled \(2\.0 MiB in 1\.5s\), verified -> /)
+    // Put in place by the pull this one waited on: neither fetched nor resumed here.
+    const handed = {name: 'c.safetensors', path: '/models/acme/c.safetensors', size: 8 * MiB, skipped: false, resumedBytes: 8 * MiB, pulledByAnother: true}
+    assert.match(describeFiles(plan, [...files.slice(1), handed], 1.5), /: 1 pulled \(2\.0 MiB in 1\.5s\), 1 by another mtune while this one waited, verified -> /)
+    assert.match(describeFiles(plan, [handed, handed], 1.5), /: 2 pulled by another mtune while this one waited, verified -> /)
   })
 })

@@ -48,6 +48,8 @@ export interface FileResult {
   bytesFetched?: number
   /** Bytes an earlier pull (or another client) had already written, which this one kept. */
   resumedBytes?: number
+  /** Put in place by another mtune that this one waited on (PullResult.pulledByAnother). */
+  pulledByAnother?: boolean
 }
 
 /** How to send each layout's files elsewhere: the setting that moves them (a URL's is -o). */
@@ -121,7 +123,7 @@ export async function runPlan(plan: Plan, options: RunOptions, events: PullEvent
     for (let file = queue.shift(); file && !failure; file = queue.shift()) {
       try {
         const r = await pullOne(file, plan, options, {budget, limiter}, abort.signal, progress, events)
-        results.push({name: file.name, path: file.dest, size: r.size, sha256: r.sha256, skipped: false, seconds: r.seconds, bytesFetched: r.bytesFetched, resumedBytes: r.resumedBytes})
+        results.push({name: file.name, path: file.dest, size: r.size, sha256: r.sha256, skipped: false, seconds: r.seconds, bytesFetched: r.bytesFetched, resumedBytes: r.resumedBytes, ...(r.pulledByAnother ? {pulledByAnother: true} : {})})
       } catch (error) {
         if (options.keepGoing && fileOwn(error) && !abort.signal.aborted) {
           failed.push({file, error})

@@ -40,16 +40,19 @@ export async function pull(options: PullOptions, events: PullEvents = {}): Promi
   let lock: PullLock | undefined
   // The file appeared while this pull waited on another that pulled the same URL there.
   let handedOver = false
+  // And the sha256 that pull checked it against, when it had one.
+  let checkedBy: string | undefined
   const existing = (dest: Destination, want: string | undefined, serverSize?: number) =>
-    alreadyThere(dest, {expected: want, force: options.force, continuing: options.continue, url, started, serverSize, handedOver}, events)
+    alreadyThere(dest, {expected: want, force: options.force, continuing: options.continue, url, started, serverSize, handedOver, checkedBy}, events)
   // Held from before the destination is looked at until it is in place: a second pull of the
   // same file waits, then finds it complete.
   const claim = async (dest: Destination) => {
     if (lock?.partPath === dest.partPath) return
     lock?.release()
     const before = await fileExists(dest.path)
-    lock = await lockFor(dest, sourceId(url), options.signal, events)
+    lock = await lockFor(dest, {source: sourceId(url), sha256: expected}, options.signal, events)
     handedOver = Boolean(lock?.waitedOnSame) && !before
+    checkedBy = handedOver ? lock?.checkedBy : undefined
   }
   try {
     const fileDest = await fileDestination(options.output)
@@ -161,11 +164,11 @@ const webPage = (contentType: string | undefined, path: string) => /^\s*(text\/h
  * Undefined where no lock file can be made (a read-only or missing directory, a full disk):
  * nothing can be written there either, which the checks that follow report in their words.
  */
-async function lockFor(dest: Destination, source: string, signal: AbortSignal | undefined, events: PullEvents): Promise<PullLock | undefined> {
+async function lockFor(dest: Destination, what: {source: string; sha256?: string}, signal: AbortSignal | undefined, events: PullEvents): Promise<PullLock | undefined> {
   try {
     return await PullLock.acquire(dest.partPath, {
       bootId: currentBootId(),
-      source,
+      ...what,
       signal,
       onWait: (holder) =>
         events.info?.(
@@ -185,7 +188,17 @@ async function lockFor(dest: Destination, source: string, signal: AbortSignal | 
  */
 async function alreadyThere(
   dest: Destination,
-  how: {expected: string | undefined; force: boolean | undefined; continuing: boolean | undefined; url: string; started: number; serverSize?: number; handedOver: boolean},
+  how: {
+    expected: string | undefined
+    force: boolean | undefined
+    continuing: boolean | undefined
+    url: string
+    started: number
+    serverSize?: number
+    handedOver: boolean
+    /** The sha256 the pull waited on checked the file against before putting it in place. */
+    checkedBy?: string
+  },
   events: PullEvents,
 ): Promise<PullResult | undefined> {
   const {expected, force, url, started, serverSize} = how
@@ -202,6 +215,13 @@ async function alreadyThere(
     return {url: redact(url), path: dest.path, size, sha256: digest, verified, alreadyComplete: true, pulledByAnother, seconds, averageRate: 0, connections: 0, retries: 0, bytesFetched: 0, resumedBytes: size, mirrors: []}
   }
   if (expected) {
+    // The holder pulled this URL for this digest, and mtune renames into place only what it
+    // checked: hashing it again would read the whole model once more on every waiter (eight ranks
+    // sharing an NFS cache read it eight times).
+    if (how.handedOver && how.checkedBy === expected && !own) {
+      events.info?.(`another mtune pulled ${dest.path} from this URL and checked its sha256 while this one waited: taking it as it is`)
+      return complete(expected, true)
+    }
     const digest = await sha256File(dest.path)
     if (digest === expected) return complete(digest, how.handedOver)
     if (!force) {

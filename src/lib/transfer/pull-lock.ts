@@ -31,6 +31,8 @@ export interface LockHolder {
   token: string
   /** A digest of what the holder pulls (its URL): never the URL, which can hold a token. */
   source?: string
+  /** The sha256 the holder checks the file against before putting it in place, when it has one. */
+  sha256?: string
 }
 
 export interface LockOptions {
@@ -44,6 +46,8 @@ export interface LockOptions {
   pidns?: string
   /** What this pull fetches, so that one waiting on it can tell it was the same (sourceId). */
   source?: string
+  /** The sha256 this pull checks the file against, for one waiting on it (LockHolder.sha256). */
+  sha256?: string
 }
 
 /** What goes into the lock for `source`: a digest, so that a token in a URL is not written to disk. */
@@ -55,12 +59,14 @@ export class PullLock {
   /**
    * `waitedOnSame`: this pull waited on one that fetched the same source (and so may have put
    * the file in place meanwhile), as against one that fetched another URL to the same path.
+   * `checkedBy`: the sha256 that one (every one, if several) checked the file against.
    */
   private constructor(
     readonly partPath: string,
     private readonly path: string,
     private readonly token: string,
     readonly waitedOnSame = false,
+    readonly checkedBy?: string,
   ) {
     this.refresh = setInterval(() => {
       const now = new Date()
@@ -76,13 +82,18 @@ export class PullLock {
   /** Waits until no other pull holds the lock of `partPath`, then holds it. */
   static async acquire(partPath: string, options: LockOptions = {}): Promise<PullLock> {
     const path = `${partPath}.lock`
-    const me = thisProcess(options.bootId, options.pidns, options.source)
+    const me = {...thisProcess(options.bootId, options.pidns, options.source), ...(options.sha256 ? {sha256: options.sha256} : {})}
     let waiting = false
     let same = false
+    let checkedBy: string | undefined
     for (;;) {
-      if (create(path, me)) return new PullLock(partPath, path, me.token, same)
+      if (create(path, me)) return new PullLock(partPath, path, me.token, same, checkedBy)
       const seen = inspect(path)
-      if (me.source && seen?.holder?.source === me.source) same = true
+      if (me.source && seen?.holder?.source === me.source) {
+        const digest = typeof seen.holder.sha256 === 'string' ? seen.holder.sha256 : undefined
+        checkedBy = !same || checkedBy === digest ? digest : undefined
+        same = true
+      }
       if (seen && isStale(seen, me, options.alive ?? isAlive)) {
         takeOver(path, seen.ino)
         continue

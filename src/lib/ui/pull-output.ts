@@ -21,7 +21,7 @@ export function describeResult(r: PullResult): string {
 
 const plural = (n: number, noun: string) => `${n} ${noun}${n === 1 ? '' : 's'}`
 
-/** `held`: bytes of a file not present already on disk in a partial download (sources/held.ts), which the pull resumes. */
+/** `held`: bytes of a file not present already downloaded by a partial download (sources/held.ts downloadedOnDisk), which the pull resumes. */
 export function describePlan(plan: Plan, listFiles: boolean, held: (f: PlannedFile) => number = () => 0): string {
   const t = planTotals(plan)
   const partly = plan.files.filter((f) => !f.present).map((f) => ({f, bytes: held(f)})).filter((h) => h.bytes > 0)
@@ -42,11 +42,20 @@ export function describePlan(plan: Plan, listFiles: boolean, held: (f: PlannedFi
   return lines.join('\n')
 }
 
-/** "60.0 MiB in 1.4s", and how much of it an interrupted pull had left: else the time reads as this run's rate. */
+/**
+ * "2 pulled (60.0 MiB in 1.4s)", with how much of it an interrupted pull had left (else the time
+ * reads as this run's rate), and the files another mtune put in place while this one waited
+ * (neither fetched nor resumed by this one).
+ */
 function pulledWords(pulled: FileResult[], seconds: number): string {
-  const bytes = pulled.reduce((sum, r) => sum + r.size, 0)
-  const resumed = pulled.reduce((sum, r) => sum + (r.resumedBytes ?? 0), 0)
-  return `${formatBytes(bytes)} in ${formatElapsed(seconds)}${resumed > 0 ? `, ${formatBytes(resumed)} of it resumed from disk` : ''}`
+  const own = pulled.filter((r) => !r.pulledByAnother)
+  const handed = pulled.length - own.length
+  const byAnother = `by another mtune while this one waited`
+  if (own.length === 0) return `${handed} pulled ${byAnother}`
+  const bytes = own.reduce((sum, r) => sum + r.size, 0)
+  const resumed = own.reduce((sum, r) => sum + (r.resumedBytes ?? 0), 0)
+  const words = `${own.length} pulled (${formatBytes(bytes)} in ${formatElapsed(seconds)}${resumed > 0 ? `, ${formatBytes(resumed)} of it resumed from disk` : ''})`
+  return handed ? `${words}, ${handed} ${byAnother}` : words
 }
 
 /**
@@ -61,7 +70,7 @@ export function describeFiles(plan: Plan, results: FileResult[], seconds: number
   }
   const presentWords = present === 0 ? '' : `, ${present} already present${rehashed ? ' (re-hashed)' : ''}`
   const through = cache ? ` through the cache at ${cache}` : ''
-  return `${mark.ok()} ${plan.source}: ${pulled.length} pulled (${pulledWords(pulled, seconds)})${through}, verified${presentWords} -> ${plan.root}`
+  return `${mark.ok()} ${plan.source}: ${pulledWords(pulled, seconds)}${through}, verified${presentWords} -> ${plan.root}`
 }
 
 /** A list's result (pull -i): what was pulled, and how many of them were checked against a digest the list gave. */
@@ -72,7 +81,7 @@ export function describeList(plan: Plan, results: FileResult[], seconds: number,
   const checked = digests === pulled.length ? ', verified' : digests ? `, ${digests} verified against the list's digests` : ''
   const through = cache ? ` through the cache at ${cache}` : ''
   const kept = present ? `, ${present} already present (their digests match)` : ''
-  return `${mark.ok()} ${plan.source}: ${pulled.length} pulled (${pulledWords(pulled, seconds)})${through}${checked}${kept} -> ${plan.root}`
+  return `${mark.ok()} ${plan.source}: ${pulledWords(pulled, seconds)}${through}${checked}${kept} -> ${plan.root}`
 }
 
 /** The plan as JSON, stable and free of functions. */
