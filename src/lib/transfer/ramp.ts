@@ -203,12 +203,16 @@ export class CpuHeadroom {
   private readonly all = new Meter(10_000)
   private active: number
   private own: number
-  private machine: {idle: number; all: number}
+  /**
+   * From the first tick on, not from the start: os.cpus() reads /proc/stat and /proc/cpuinfo
+   * (a millisecond or more on a server of many cores), and a dataset's small files, a
+   * transfer each, are over before their first tick.
+   */
+  private machine?: {idle: number; all: number}
 
   constructor(private readonly read: CpuReadings = cpuReadings) {
     this.active = read.loopActive()
     this.own = read.ownCpu()
-    this.machine = read.machine()
   }
 
   sample(now: number): void {
@@ -219,8 +223,10 @@ export class CpuHeadroom {
     this.ownCpu.add(own - this.own)
     this.own = own
     const machine = this.read.machine()
-    this.idle.add(Math.max(0, machine.idle - this.machine.idle))
-    this.all.add(Math.max(0, machine.all - this.machine.all))
+    if (this.machine) {
+      this.idle.add(Math.max(0, machine.idle - this.machine.idle))
+      this.all.add(Math.max(0, machine.all - this.machine.all))
+    }
     this.machine = machine
     for (const m of [this.loopBusy, this.ownCpu, this.idle, this.all]) m.sample(now)
   }
