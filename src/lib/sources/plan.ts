@@ -2,8 +2,8 @@ import type {Leftover} from '../transfer/adopt.js'
 import type {Elsewhere} from '../transfer/pull-types.js'
 
 /**
- * Files of a plan pulled at once (run-plan.ts): the pull command also sizes its fetch threads
- * by it (thread-count.ts).
+ * Big files of a plan pulled at once (run-plan.ts; small ones twice as many, file-slots.ts): the
+ * pull command also sizes its fetch threads by it (thread-count.ts).
  */
 export const PARALLEL_FILES = 4
 

@@ -7,17 +7,19 @@ import {dirError, isFsRefusal, makeDirs} from '../fs-dirs.js'
 import {ConnectionBudget} from '../transfer/connection-budget.js'
 import {SPACE_HEADROOM} from '../transfer/destination.js'
 import {TokenBucket} from '../transfer/token-bucket.js'
-import {pull, type Progress, type PullEvents, type PullResult} from '../transfer/engine.js'
+import {pull, type PullEvents, type PullResult} from '../transfer/engine.js'
 import type {Elsewhere} from '../transfer/pull-types.js'
 import {verifierFor} from './file-check.js'
 import {stillToWrite} from './held.js'
 import {PARALLEL_FILES, type Plan, type PlannedFile} from './plan.js'
+import {ProgressSum} from './progress-sum.js'
+import {runInSlots} from './file-slots.js'
 
 export interface RunOptions {
   dispatcher: Dispatcher
   /** Connections for the whole plan, shared by the files pulled at once. */
   maxConnections?: number
-  /** Files pulled at once. */
+  /** Big files pulled at once; small ones twice as many (file-slots.ts). */
   parallelFiles?: number
   stallTimeoutMs?: number
   maxRetries?: number
@@ -119,25 +121,25 @@ export async function runPlan(plan: Plan, options: RunOptions, events: PullEvent
   let failure: unknown
   const failed: Array<{file: PlannedFile; error: MtuneError}> = []
 
-  const worker = async () => {
-    for (let file = queue.shift(); file && !failure; file = queue.shift()) {
-      try {
-        const r = await pullOne(file, plan, options, {budget, limiter}, abort.signal, progress, events)
-        results.push({name: file.name, path: file.dest, size: r.size, sha256: r.sha256, skipped: false, seconds: r.seconds, bytesFetched: r.bytesFetched, resumedBytes: r.resumedBytes, ...(r.pulledByAnother ? {pulledByAnother: true} : {})})
-      } catch (error) {
-        if (options.keepGoing && fileOwn(error) && !abort.signal.aborted) {
-          failed.push({file, error})
-          progress.drop(file)
-          events.warn?.(`${error.message}; going on with the other files`)
-          continue
-        }
-        failure ??= error
-        abort.abort()
+  const pullNext = async (file: PlannedFile) => {
+    try {
+      progress.begin(file)
+      const r = await pullOne(file, plan, options, {budget, limiter}, abort.signal, progress, events)
+      progress.end(file, r.size, r.alreadyComplete ? 0 : r.size - r.resumedBytes)
+      results.push({name: file.name, path: file.dest, size: r.size, sha256: r.sha256, skipped: false, seconds: r.seconds, bytesFetched: r.bytesFetched, resumedBytes: r.resumedBytes, ...(r.pulledByAnother ? {pulledByAnother: true} : {})})
+    } catch (error) {
+      if (options.keepGoing && fileOwn(error) && !abort.signal.aborted) {
+        failed.push({file, error})
+        progress.drop(file)
+        events.warn?.(`${error.message}; going on with the other files`)
+        return
       }
+      failure ??= error
+      abort.abort()
     }
   }
   try {
-    await Promise.all(Array.from({length: Math.max(1, options.parallelFiles ?? PARALLEL_FILES)}, worker))
+    await runInSlots(queue, options.parallelFiles ?? PARALLEL_FILES, pullNext, () => failure !== undefined)
   } finally {
     options.signal?.removeEventListener('abort', onAbort)
     progress.stop()
@@ -227,61 +229,5 @@ async function pullOne(
       throw new MtuneError(error.code, `${file.name}: ${error.message}`, error.exitCode, {cause: error})
     }
     throw error instanceof MtuneError ? error : new Error(`${file.name}: ${errorMessage(error)}`, {cause: error})
-  }
-}
-
-/** One progress line for the whole plan: the sum over its files. */
-class ProgressSum {
-  private readonly latest = new Map<PlannedFile, Progress>()
-  private readonly files: Set<PlannedFile>
-  private readonly started = performance.now()
-  private timer?: NodeJS.Timeout
-
-  constructor(files: PlannedFile[], private readonly events: PullEvents) {
-    this.files = new Set(files)
-    if (events.progress) this.timer = setInterval(() => this.emit(), 200)
-  }
-
-  update(file: PlannedFile, p: Progress): void {
-    this.latest.set(file, p)
-  }
-
-  /** A file that failed while the others go on (pull -i): out of the sum, so that it can end at 100%. */
-  drop(file: PlannedFile): void {
-    this.files.delete(file)
-    this.latest.delete(file)
-  }
-
-  /**
-   * The total is known once every file's size is: a list's files say theirs only when their
-   * servers answer, and until then the line shows bytes without a total, as a single pull does.
-   */
-  private emit(): void {
-    let done = 0
-    let rate = 0
-    let connections = 0
-    let total: number | undefined = 0
-    for (const f of this.files) {
-      const p = this.latest.get(f)
-      const size = f.size ?? p?.size
-      total = size === undefined || total === undefined ? undefined : total + size
-      if (!p) continue
-      done += p.done
-      rate += p.rate
-      connections += p.connections
-    }
-    this.events.progress?.({
-      size: total,
-      done,
-      rate,
-      etaSeconds: total !== undefined && rate > 0 ? (total - done) / rate : undefined,
-      connections,
-      elapsedMs: performance.now() - this.started,
-    })
-  }
-
-  stop(): void {
-    if (this.timer) clearInterval(this.timer)
-    if (this.events.progress) this.emit()
   }
 }

@@ -84,6 +84,8 @@ export interface Progress {
   etaSeconds?: number
   connections: number
   elapsedMs: number
+  /** Bytes this attempt wrote (not those kept from an earlier run): what a sum over files takes its rate from. */
+  fetched?: number
   /** What `connections` counts, when not connections (verify: files being hashed). */
   unit?: string
 }

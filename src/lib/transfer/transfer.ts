@@ -338,6 +338,7 @@ export class Transfer {
       etaSeconds: left !== undefined && rate > 0 ? left / rate : undefined,
       connections: this.slots.connections.size,
       elapsedMs: now - this.setup.started,
+      fetched: this.written.total,
     })
     return {rate, left}
   }
