@@ -5,6 +5,7 @@ import {join} from 'node:path'
 import {after, describe, it} from 'node:test'
 import {MtuneError} from '../src/lib/errors.js'
 import {existsSaid, pull, type PullOptions} from '../src/lib/transfer/engine.js'
+import type {Progress} from '../src/lib/transfer/pull-types.js'
 import {openPartFile, type OpenPartFile} from '../src/lib/transfer/part-file.js'
 import {makeContent, mirrors, sha256} from './support/mirror-server.js'
 import {tempDir} from './support/temp.js'
@@ -359,8 +360,17 @@ describe('pull engine', () => {
     let waiting!: () => void
     const waits = new Promise<void>((resolve) => (waiting = resolve))
     const said: string[] = []
-    const second = pull({url: m.url, output: out, sha256: digest}, {info: (msg) => (said.push(msg), msg.startsWith('waiting for another mtune') && waiting())})
+    // While it waits, it shows the first one's progress (from its journal), not a line that stands still.
+    let progressed!: (p: Progress) => void
+    const shown = new Promise<Progress>((resolve) => (progressed = resolve))
+    const second = pull(
+      {url: m.url, output: out, sha256: digest},
+      {info: (msg) => (said.push(msg), msg.startsWith('waiting for another mtune') && waiting()), progress: (p) => p.done > 0 && progressed(p)},
+    )
     await Promise.race([waits, second.then(() => assert.fail('the second pull did not wait on the first'))])
+    const p = await Promise.race([shown, second.then(() => assert.fail('no progress was shown while waiting'))])
+    assert.equal(p.size, content.length)
+    assert.ok(p.done < content.length && p.connections === 0, JSON.stringify(p))
     m.setOptions({linkRate: 64 * MiB})
     const [, b] = await Promise.all([first, second])
     assert.deepEqual([b.alreadyComplete, b.pulledByAnother, b.verified, b.sha256, b.bytesFetched], [true, true, true, digest, 0])

@@ -3,7 +3,10 @@ import {existsSync, readFileSync, utimesSync, writeFileSync} from 'node:fs'
 import {hostname} from 'node:os'
 import {join} from 'node:path'
 import {describe, it} from 'node:test'
+import {HolderProgress} from '../src/lib/transfer/holder-progress.js'
+import {Journal} from '../src/lib/transfer/journal.js'
 import {PullLock, sourceId, type LockHolder} from '../src/lib/transfer/pull-lock.js'
+import type {Progress} from '../src/lib/transfer/pull-types.js'
 import {tempDir} from './support/temp.js'
 
 const part = () => join(tempDir('lock'), 'model.bin.part')
@@ -113,5 +116,42 @@ describe('PullLock', () => {
     plant(path, holder({token: 'successor'}))
     lock.release()
     assert.equal(JSON.parse(readFileSync(`${path}.lock`, 'utf8')).token, 'successor')
+  })
+})
+
+describe('the progress of the pull waited on', () => {
+  it('is read from its journal once a second, with the rate its bytes arrive at, and survives its starting over', async () => {
+    const path = join(tempDir('holder'), 'model.bin.part.journal')
+    const shown: Progress[] = []
+    const watch = new HolderProgress(path, 'boot-a', (p) => shown.push(p))
+    watch.look(0)
+    assert.equal(shown.length, 0, 'no journal yet: nothing to show')
+    const {journal} = Journal.load(path, {url: 'http://h/model.bin', size: 1000, ranges: true}, 'boot-a')
+    await journal.begin()
+    journal.recordWritten(0, 100)
+    await journal.flushed()
+    watch.look(1_000)
+    watch.look(1_500)
+    assert.equal(shown.length, 1, 'once a second')
+    assert.deepEqual([shown[0].size, shown[0].done, shown[0].fetched, shown[0].connections], [1000, 100, 0, 0])
+    journal.recordWritten(100, 600)
+    await journal.flushed()
+    watch.look(2_000)
+    assert.deepEqual([shown[1].done, shown[1].fetched, shown[1].rate], [600, 500, 500], '500 bytes in a second')
+    assert.equal(shown[1].etaSeconds, 0.8)
+    await journal.remove()
+    // The holder found the file changed and started over: what it writes from there counts on.
+    const again = Journal.load(path, {url: 'http://h/model.bin', size: 1000, ranges: true}, 'boot-a').journal
+    await again.begin()
+    again.recordWritten(0, 50)
+    await again.flushed()
+    watch.look(3_000)
+    watch.look(4_000)
+    assert.deepEqual([shown[2].done, shown[2].fetched, shown[3].fetched], [50, 500, 500])
+    again.recordWritten(50, 250)
+    await again.flushed()
+    watch.look(5_000)
+    assert.equal(shown[4].fetched, 700)
+    await again.close()
   })
 })

@@ -9,8 +9,8 @@ const RATE_WINDOW_MS = 3_000
  * One progress line for the whole plan: the sum over its files. The rate is the plan's own, the
  * bytes all its files wrote over the last seconds, not the sum of each file's rate: a dataset's
  * small files each finish before their first tick, so the sum of their rates was 0 B/s (no eta)
- * for the whole pull. Connections are those of the files under way, each at least one (its
- * first request) until it says otherwise.
+ * for the whole pull. Connections are those of the files under way, one (its first request)
+ * for a file that has not said yet (one that waits on another mtune says none).
  */
 export class ProgressSum {
   private readonly latest = new Map<PlannedFile, Progress>()
@@ -78,7 +78,7 @@ export class ProgressSum {
       if (p) done += p.done
     }
     let connections = 0
-    for (const f of this.underWay) connections += Math.max(1, this.latest.get(f)?.connections ?? 0)
+    for (const f of this.underWay) connections += this.latest.get(f)?.connections ?? 1
     this.fetched.sample(now)
     const rate = this.fetched.rate(now, RATE_WINDOW_MS)
     this.events.progress?.({

@@ -9,6 +9,7 @@ import {backoffDelay, classifyNetworkError} from '../net/retry-policy.js'
 import {ensureWritableDirectory, fileDestination, fileExists, resolveDestination, sha256File, type Destination} from './destination.js'
 import {Journal, currentBootId} from './journal.js'
 import {adoptedHole, aria2Beside, judgeLeftover, leftoverAt, openedElsewhere, type Leftover} from './adopt.js'
+import {HolderProgress} from './holder-progress.js'
 import {PullLock, holderWords, sourceId} from './pull-lock.js'
 import {backendCopies, differentCopiesSaid, sameCopiesSaid} from './backend-copies.js'
 import {parseOutput, parseSha256, parseTarget} from './validate.js'
@@ -165,15 +166,18 @@ const webPage = (contentType: string | undefined, path: string) => /^\s*(text\/h
  * nothing can be written there either, which the checks that follow report in their words.
  */
 async function lockFor(dest: Destination, what: {source: string; sha256?: string}, signal: AbortSignal | undefined, events: PullEvents): Promise<PullLock | undefined> {
+  const bootId = currentBootId()
+  const holders = events.progress && new HolderProgress(dest.journalPath, bootId, events.progress)
   try {
     return await PullLock.acquire(dest.partPath, {
-      bootId: currentBootId(),
+      bootId,
       ...what,
       signal,
       onWait: (holder) =>
         events.info?.(
           `waiting for another mtune${holder ? ` (${holderWords(holder)})` : ''} that is pulling to ${dest.path}`,
         ),
+      whileWaiting: () => holders?.look(),
     })
   } catch (error) {
     if (signal?.aborted) throw interrupted()

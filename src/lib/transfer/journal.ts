@@ -122,10 +122,19 @@ export class Journal {
 
   /** The bytes a resume would keep, as the journal records them; undefined without a readable one. */
   static keptBytes(path: string, bootId: string | undefined): number | undefined {
+    return Journal.peek(path, bootId)?.kept
+  }
+
+  /**
+   * What the journal says of its download now: the bytes written (from another host, the
+   * durable ones: its checkpoints) and the file's size. For a pull that waits on the one
+   * writing it, and for what a plan says is partly downloaded.
+   */
+  static peek(path: string, bootId: string | undefined): {kept: number; size?: number} | undefined {
     if (!existsSync(path)) return undefined
     const parsed = parse(readFileSync(path, 'utf8'))
     if (!parsed) return undefined
-    return (bootId && parsed.header.bootId === bootId ? parsed.written : parsed.durable).total
+    return {kept: (bootId && parsed.header.bootId === bootId ? parsed.written : parsed.durable).total, size: parsed.header.size}
   }
 
   /** Whether the run that wrote this journal found the server's validators taking turns. */

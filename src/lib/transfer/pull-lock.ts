@@ -40,6 +40,8 @@ export interface LockOptions {
   signal?: AbortSignal
   /** Called once when another pull holds the lock and this one starts waiting. */
   onWait?: (holder: LockHolder | undefined) => void
+  /** Called at each look at the lock while waiting (every POLL_MS): to show the holder's progress. */
+  whileWaiting?: () => void
   /** Whether a process of this host runs; replaceable in tests. */
   alive?: (pid: number) => boolean
   /** This process's pid namespace; replaceable in tests. */
@@ -102,6 +104,7 @@ export class PullLock {
         waiting = true
         options.onWait?.(seen?.holder)
       }
+      options.whileWaiting?.()
       await sleep(POLL_MS, undefined, {signal: options.signal})
     }
   }
