@@ -19,6 +19,14 @@ const closers: Array<() => Promise<void>> = []
 after(async () => Promise.all(closers.map((c) => c())))
 const dir = () => tempDir('src')
 
+async function until(condition: () => boolean, what: string, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!condition()) {
+    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`)
+    await new Promise((r) => setTimeout(r, 20))
+  }
+}
+
 const COMMIT = '0123456789abcdef0123456789abcdef01234567'
 const weights = makeContent(12 * MiB, 21)
 const shard = makeContent(3 * MiB, 22)
@@ -100,6 +108,26 @@ describe('mtune pull hf://', () => {
     const total = weights.length + shard.length + config.length + tokenizer.length
     // Twice the model would be 2x; what was cut in flight stays well below that.
     assert.ok(cdn.mirror.bytesSent < 1.5 * total, `the CDN sent ${(cdn.mirror.bytesSent / total).toFixed(2)} x the model`)
+  })
+
+  it('a pull that waits on another for files of the model says so once, and takes them from it', async () => {
+    const {env, cache, cdn} = await hub([repo()])
+    // The first crawls until the second is seen waiting on it.
+    cdn.mirror.setOptions({linkRate: 1 * MiB})
+    const first = startCli(['pull', 'hf://acme/tiny', '--quiet'], env)
+    await until(() => existsSync(join(cache, 'blobs', `${sha256(weights)}.part.lock`)), 'the first to hold the biggest file')
+    const second = startCli(['pull', 'hf://acme/tiny'], env)
+    let said = ''
+    second.child.stderr!.on('data', (d) => (said += d))
+    await until(() => said.includes('is pulling files of'), 'the second to wait')
+    cdn.mirror.setOptions({linkRate: undefined})
+    const [a, b] = await Promise.all([first.done, second.done])
+    assert.equal(a.code, 0, a.stderr)
+    assert.equal(b.code, 0, b.stderr)
+    assert.equal(b.stderr.match(/another mtune \(pid \d+\) is pulling files of hf:\/\/acme\/tiny@main: waiting for each of those, and taking it from that pull when it is done/g)?.length, 1, b.stderr)
+    assert.doesNotMatch(b.stderr, /waiting for another mtune|another mtune pulled/, 'not a line per file')
+    assert.match(b.stdout, /^✓ hf:\/\/acme\/tiny@main: (.*, )?[1-4] (pulled )?by another mtune while this one waited, verified/m)
+    checkSnapshot(cache)
   })
 
   it('--limit-rate caps the whole model, not each of the files pulled at once', async () => {

@@ -121,12 +121,22 @@ export async function runPlan(plan: Plan, options: RunOptions, events: PullEvent
   let failure: unknown
   const failed: Array<{file: PlannedFile; error: MtuneError}> = []
 
+  // Ranks of a job pulling one model wait on each other file by file: said once per mtune waited on.
+  const waitedOn = new Set<string>()
+  const waiting: PullEvents['waiting'] = (holder) => {
+    // One not known by name (its lock unreadable at that moment) is likely one already said.
+    if (holder === undefined ? waitedOn.size > 0 : waitedOn.has(holder)) return
+    waitedOn.add(holder ?? '')
+    events.info?.(`another mtune${holder ? ` (${holder})` : ''} is pulling files of ${plan.source}: waiting for each of those, and taking it from that pull when it is done`)
+  }
   const pullNext = async (file: PlannedFile) => {
     try {
       progress.begin(file)
-      const r = await pullOne(file, plan, options, {budget, limiter}, abort.signal, progress, events)
+      const r = await pullOne(file, plan, options, {budget, limiter, waiting}, abort.signal, progress, events)
       progress.end(file, r.size, r.alreadyComplete ? 0 : r.size - r.resumedBytes)
-      results.push({name: file.name, path: file.dest, size: r.size, sha256: r.sha256, skipped: false, seconds: r.seconds, bytesFetched: r.bytesFetched, resumedBytes: r.resumedBytes, ...(r.pulledByAnother ? {pulledByAnother: true} : {})})
+      // Found complete when its turn came (another pull put it there after the plan was made): present.
+      const present = r.alreadyComplete && !r.pulledByAnother
+      results.push({name: file.name, path: file.dest, size: r.size, sha256: r.sha256, skipped: present, seconds: r.seconds, bytesFetched: r.bytesFetched, resumedBytes: present ? 0 : r.resumedBytes, ...(r.pulledByAnother ? {pulledByAnother: true} : {})})
     } catch (error) {
       if (options.keepGoing && fileOwn(error) && !abort.signal.aborted) {
         failed.push({file, error})
@@ -189,7 +199,7 @@ async function pullOne(
   file: PlannedFile,
   plan: Plan,
   options: RunOptions,
-  shared: {budget: ConnectionBudget; limiter?: TokenBucket},
+  shared: {budget: ConnectionBudget; limiter?: TokenBucket; waiting: PullEvents['waiting']},
   signal: AbortSignal,
   progress: ProgressSum,
   events: PullEvents,
@@ -222,7 +232,7 @@ async function pullOne(
         threads: options.threads,
         signal,
       },
-      {info: events.info, warn: (m) => events.warn?.(`${file.name}: ${m}`), debug: events.debug, progress: (p) => progress.update(file, p)},
+      {info: events.info, warn: (m) => events.warn?.(`${file.name}: ${m}`), debug: events.debug, progress: (p) => progress.update(file, p), waiting: shared.waiting},
     )
   } catch (error) {
     if (error instanceof MtuneError && !error.message.startsWith(file.name)) {

@@ -174,9 +174,9 @@ async function lockFor(dest: Destination, what: {source: string; sha256?: string
       ...what,
       signal,
       onWait: (holder) =>
-        events.info?.(
-          `waiting for another mtune${holder ? ` (${holderWords(holder)})` : ''} that is pulling to ${dest.path}`,
-        ),
+        events.waiting
+          ? events.waiting(holder && holderWords(holder), dest.path)
+          : events.info?.(`waiting for another mtune${holder ? ` (${holderWords(holder)})` : ''} that is pulling to ${dest.path}`),
       whileWaiting: () => holders?.look(),
     })
   } catch (error) {
@@ -223,7 +223,7 @@ async function alreadyThere(
     // checked: hashing it again would read the whole model once more on every waiter (eight ranks
     // sharing an NFS cache read it eight times).
     if (how.handedOver && how.checkedBy === expected && !own) {
-      events.info?.(`another mtune pulled ${dest.path} from this URL and checked its sha256 while this one waited: taking it as it is`)
+      handedOverSaid(events)(`another mtune pulled ${dest.path} from this URL and checked its sha256 while this one waited: taking it as it is`)
       return complete(expected, true)
     }
     const digest = await sha256File(dest.path)
@@ -235,12 +235,15 @@ async function alreadyThere(
   // The pull that held the lock put it in place (mtune renames only a finished, checked file);
   // --force asks to replace a file that was there before, not one fetched from here just now.
   if (how.handedOver && !expected && !own && serverSize !== undefined && (await stat(dest.path)).size === serverSize) {
-    events.info?.(`another mtune pulled ${dest.path} from this URL while this one waited: hashing it, not fetching it again`)
+    handedOverSaid(events)(`another mtune pulled ${dest.path} from this URL while this one waited: hashing it, not fetching it again`)
     return complete(await sha256File(dest.path), true)
   }
   if (!force) throw new MtuneError('exists', existsSaid(dest.path, (await stat(dest.path)).size, serverSize), ExitCode.usage)
   return undefined
 }
+
+/** Where a file taken from the pull waited on is said: in a plan (events.waiting), its result line counts them. */
+const handedOverSaid = (events: PullEvents) => (message: string) => (events.waiting ? events.debug : events.info)?.(message)
 
 /**
  * aria2c's partial download where the file goes (FILE.aria2 beside it) is neither this file nor

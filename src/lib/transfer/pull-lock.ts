@@ -88,9 +88,13 @@ export class PullLock {
     let waiting = false
     let same = false
     let checkedBy: string | undefined
+    let vanished = 0
     for (;;) {
       if (create(path, me)) return new PullLock(partPath, path, me.token, same, checkedBy)
       const seen = inspect(path)
+      // Released between the two looks: try again at once rather than wait on no one (a few
+      // times: a lock path that stat cannot follow, a dangling link, would loop).
+      if (!seen && vanished++ < 3) continue
       if (me.source && seen?.holder?.source === me.source) {
         const digest = typeof seen.holder.sha256 === 'string' ? seen.holder.sha256 : undefined
         checkedBy = !same || checkedBy === digest ? digest : undefined

@@ -96,6 +96,12 @@ export interface PullEvents {
   progress?(progress: Progress): void
   /** Scheduling details for --debug. */
   debug?(message: string): void
+  /**
+   * Another mtune (`holder`, in words) holds this file and this pull waits for it. Given (a plan
+   * of many files), it is said once per holder by the caller, and the file taken from that pull
+   * goes to debug; without it, both are info lines of their own.
+   */
+  waiting?(holder: string | undefined, path: string): void
 }
 
 export interface PullResult {
