@@ -19,7 +19,7 @@ import {parseSha256Digest, safeJoin, safeRelativePath} from '../src/lib/sources/
 import {renewalTime} from '../src/lib/transfer/source-pool.js'
 import {weightNotes} from '../src/lib/sources/weight-formats.js'
 import type {Plan} from '../src/lib/sources/plan.js'
-import {describeFiles} from '../src/lib/ui/pull-output.js'
+import {describeFiles, describePlan} from '../src/lib/ui/pull-output.js'
 import {nearestPath} from '../src/lib/near-names.js'
 import {tempDir} from './support/temp.js'
 
@@ -367,6 +367,23 @@ describe('what a whole-repo pull would fetch that most users leave out', () => {
     ])
     assert.deepEqual(weightNotes([{name: 'model.safetensors', size: 100e6}, {name: 'pytorch_model.bin', size: 100e6}]), [], 'a small model: not worth a line')
     assert.deepEqual(weightNotes([{name: 'pytorch_model.bin', size: 8 * GB}]), [], 'no safetensors: the .bin is the model')
+  })
+})
+
+describe("a model pull's plan line", () => {
+  it('tells files it resumes from files another mtune is pulling now', () => {
+    const MiB = 1024 * 1024
+    const f = (name: string, present = false) => ({name, url: `http://h/${name}`, size: 8 * MiB, dest: `/m/${name}`, present})
+    const files = [f('a'), f('b'), f('c'), f('d', true)]
+    const plan = {source: 'hf://acme/tiny@main', root: '/m', files} as unknown as Plan
+    const held = (x: {name: string}) => ({a: 2 * MiB, b: 3 * MiB, c: 0})[x.name as 'a'] ?? 0
+    const busy = (x: {name: string}) => x.name === 'b'
+    const text = describePlan(plan, true, held, busy)
+    assert.match(text, /^hf:\/\/acme\/tiny@main: 4 files, 32\.0 MiB, 1 already present \(8\.0 MiB\), 1 partly downloaded \(2\.0 MiB on disk, resumed\), 1 being pulled by another mtune \(3\.0 MiB on disk so far\) -> \/m$/m)
+    assert.match(text, /^  resumes +8\.0 MiB  a \(2\.0 MiB on disk\)$/m)
+    assert.match(text, /^  pulling +8\.0 MiB  b \(3\.0 MiB on disk, another mtune is pulling it\)$/m)
+    assert.match(text, /^  to pull +8\.0 MiB  c$/m)
+    assert.match(text, /^  present +8\.0 MiB  d$/m)
   })
 })
 

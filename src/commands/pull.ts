@@ -271,14 +271,14 @@ Exit codes: 0 done, 2 bad input, 3 the server refused or kept failing, 4 digest 
         if (!json && !flags.quiet) this.log(describeResult(result))
         return result
       }
-      const {createDispatcher, closeDispatcher, resolveOrCached, runPlan, pullThroughCache, cacheForPlan, downloadedOnDisk} = await loadSources()
+      const {createDispatcher, closeDispatcher, resolveOrCached, runPlan, pullThroughCache, cacheForPlan, downloadedOnDisk, beingPulled} = await loadSources()
       const dispatcher = createDispatcher({stallTimeoutMs: common.stallTimeoutMs})
       try {
         const started = performance.now()
         const resolveOptions = {endpoint: flags.endpoint?.[0], include: flags.include, exclude: flags.exclude, files: repoFiles, localDir: flags['local-dir']}
         const showPlan = (plan: Plan) => {
           if (json || flags.quiet) return
-          reporter.info(describePlan(plan, flags['dry-run'], downloadedOnDisk))
+          reporter.info(describePlan(plan, flags['dry-run'], downloadedOnDisk, beingPulled))
           for (const note of plan.notes) reporter.info(note)
         }
         const runOptions = {dispatcher, maxConnections: flags['max-connections'], ...common}
@@ -325,7 +325,7 @@ Exit codes: 0 done, 2 bad input, 3 the server refused or kept failing, 4 digest 
     if (flags.continue) throw usageError('bad-flag', `--continue does not apply to -i: continue a file another tool cut short on its own (mtune pull URL -o FILE --continue); aria2c's (FILE.aria2 beside it) are taken over in a list too`)
     const {chunkSize, limitRate} = sizesOf(flags)
     const json = this.jsonEnabled()
-    const [{readFileSync}, {parseUrlList, urlListPlan, runUrlList}, core, {createDispatcher, closeDispatcher}, {downloadedOnDisk}] = await Promise.all([
+    const [{readFileSync}, {parseUrlList, urlListPlan, runUrlList}, core, {createDispatcher, closeDispatcher}, {downloadedOnDisk, beingPulled}] = await Promise.all([
       import('node:fs'),
       import('../lib/sources/url-list.js'),
       loadCore(),
@@ -343,7 +343,7 @@ Exit codes: 0 done, 2 bad input, 3 the server refused or kept failing, 4 digest 
     const plan = await urlListPlan(entries, file === '-' ? 'standard input' : file, flags.output ?? '.', flags.force)
     const reporter = core.createReporter(json ? 'none' : core.progressMode(process.stderr, flags.quiet))
     const {events, warnings} = pullEvents(reporter, json, flags.debug)
-    if (!json && !flags.quiet) reporter.info(core.describePlan(plan, flags['dry-run'], downloadedOnDisk))
+    if (!json && !flags.quiet) reporter.info(core.describePlan(plan, flags['dry-run'], downloadedOnDisk, beingPulled))
     if (flags['dry-run']) {
       reporter.stop()
       return {...core.planJson(plan), dryRun: true}

@@ -2,6 +2,7 @@ import {lstatSync} from 'node:fs'
 import {judgeLeftover, leftoverAt} from '../transfer/adopt.js'
 import {destinationFor} from '../transfer/destination.js'
 import {Journal, currentBootId} from '../transfer/journal.js'
+import {liveHolder} from '../transfer/pull-lock.js'
 import type {Plan, PlannedFile} from './plan.js'
 
 /** Where a planned file's partial data lives while mtune pulls it (as run-plan gives the engine). */
@@ -33,6 +34,9 @@ export function downloadedOnDisk(f: PlannedFile): number {
   const journaled = Journal.keptBytes(`${partOf(f)}.journal`, currentBootId())
   return journaled ?? heldOnDisk(f)
 }
+
+/** Another mtune is pulling this planned file now (its part file's lock has a live holder). */
+export const beingPulled = (f: PlannedFile): boolean => !f.present && liveHolder(partOf(f), currentBootId()) !== undefined
 
 /** What the files of a plan of known sizes still need written, in bytes. */
 export const stillToWrite = (files: PlannedFile[]): number => files.reduce((sum, f) => sum + Math.max(0, (f.size ?? 0) - heldOnDisk(f)), 0)

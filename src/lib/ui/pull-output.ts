@@ -21,22 +21,31 @@ export function describeResult(r: PullResult): string {
 
 const plural = (n: number, noun: string) => `${n} ${noun}${n === 1 ? '' : 's'}`
 
-/** `held`: bytes of a file not present already downloaded by a partial download (sources/held.ts downloadedOnDisk), which the pull resumes. */
-export function describePlan(plan: Plan, listFiles: boolean, held: (f: PlannedFile) => number = () => 0): string {
+/**
+ * `held`: bytes of a file not present already downloaded by a partial download (sources/held.ts
+ * downloadedOnDisk), which the pull resumes; `busy`: another mtune is pulling that file now (the
+ * ranks of a job), which this pull will wait for rather than resume.
+ */
+export function describePlan(plan: Plan, listFiles: boolean, held: (f: PlannedFile) => number = () => 0, busy: (f: PlannedFile) => boolean = () => false): string {
   const t = planTotals(plan)
-  const partly = plan.files.filter((f) => !f.present).map((f) => ({f, bytes: held(f)})).filter((h) => h.bytes > 0)
-  const heldBytes = partly.reduce((sum, h) => sum + h.bytes, 0)
+  const partial = plan.files.filter((f) => !f.present).map((f) => ({f, bytes: held(f), busy: busy(f)}))
+  const partly = partial.filter((h) => h.bytes > 0 && !h.busy)
+  const pulling = partial.filter((h) => h.busy)
+  const sum = (hs: typeof partial) => formatBytes(hs.reduce((total, h) => total + h.bytes, 0))
   const lines = [
     // A list of URLs knows its sizes only once each answers.
     `${plan.source}${plan.version ? ` (${plan.version})` : ''}: ${plural(t.files, 'file')}${plan.files.some((f) => f.size === undefined) ? '' : `, ${formatBytes(t.bytes)}`}` +
       `${t.presentFiles ? `, ${t.presentFiles} already present (${formatBytes(t.presentBytes)})` : ''}` +
-      `${partly.length ? `, ${partly.length} partly downloaded (${formatBytes(heldBytes)} on disk, resumed)` : ''} -> ${plan.root}`,
+      `${partly.length ? `, ${partly.length} partly downloaded (${sum(partly)} on disk, resumed)` : ''}` +
+      `${pulling.length ? `, ${pulling.length} being pulled by another mtune (${sum(pulling)} on disk so far)` : ''} -> ${plan.root}`,
   ]
   if (listFiles) {
-    const on = new Map(partly.map((h) => [h.f, h.bytes]))
+    const on = new Map(partial.map((h) => [h.f, h]))
     for (const f of plan.files) {
-      const bytes = on.get(f)
-      lines.push(`  ${f.present ? 'present ' : bytes ? 'resumes ' : 'to pull '} ${(f.size === undefined ? '?' : formatBytes(f.size)).padStart(10)}  ${f.name}${bytes ? ` (${formatBytes(bytes)} on disk)` : ''}`)
+      const h = on.get(f)
+      const label = f.present ? 'present ' : h?.busy ? 'pulling ' : h?.bytes ? 'resumes ' : 'to pull '
+      const note = h?.busy ? ` (${formatBytes(h.bytes)} on disk, another mtune is pulling it)` : h?.bytes ? ` (${formatBytes(h.bytes)} on disk)` : ''
+      lines.push(`  ${label} ${(f.size === undefined ? '?' : formatBytes(f.size)).padStart(10)}  ${f.name}${note}`)
     }
   }
   return lines.join('\n')
