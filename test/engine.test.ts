@@ -229,6 +229,11 @@ describe('pull engine', () => {
     const out = join(dir(), 'model.bin')
     await rejects(run({url: m.url, output: out}), 4, /^the file kept changing on the server \(.*; its copies answer with other bytes under "b[01]-v0-\d+", "b[01]-v0-\d+": a new version rolling out behind a load balancer, or backends that disagree\); try again later$/)
     assert.ok(!existsSync(out), 'nothing put in place')
+    // Copies that differ only at the end (an append, a copy cut short and padded) are told apart too.
+    const tail = Buffer.from(content)
+    tail.fill(7, tail.length - 100)
+    const t = await mirror({backends: [content, tail]})
+    await rejects(run({url: t.url, output: join(dir(), 'model.bin')}), 4, /its copies answer with other bytes/)
   })
 
   it('retries, keeping every byte, when a server ignores Range now and then but the file is the same', async () => {
