@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import {createHash} from 'node:crypto'
-import {existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, writeFileSync} from 'node:fs'
+import {chownSync, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {createServer} from 'node:http'
 import {once} from 'node:events'
@@ -530,6 +530,32 @@ describe('mtune pull ollama://', () => {
     const bench = await runCli(['bench', '--mirror', `ollama://${host}/library/tiny:q4`, '--insecure', '--connections', '1', '--chunk-size', '1M', '--duration', '3', '--json'], {XDG_CACHE_HOME: dir()})
     assert.equal(bench.code, 0, bench.stderr)
     assert.equal(JSON.parse(bench.stdout).mirrors[0].ok, true)
+  })
+
+  it("run as root into a store another user owns (the Ollama service's), gives what it made there to that user", async () => {
+    const cdn: FakeCdn = await startCdn()
+    const blobs = [Buffer.from('{"model_format":"gguf"}'), makeContent(2 * MiB, 33)]
+    const reg = await startFakeOllama([{namespace: 'library', model: 'tiny', tag: 'q4', blobs}], cdn)
+    closers.push(() => cdn.close(), () => reg.close())
+    const host = new URL(reg.origin).host
+    const root = process.getuid?.() === 0
+    // As the Ollama service's store: its models folder belongs to user ollama (here: nobody, 65534).
+    const models = join(dir(), 'models')
+    mkdirSync(models)
+    if (root) chownSync(models, 65534, 65534)
+    const r = await runCli(['pull', `ollama://${host}/library/tiny:q4`, '--insecure'], {OLLAMA_MODELS: models})
+    assert.equal(r.code, 0, r.stderr)
+    const made = [
+      join(models, 'blobs'),
+      ...blobs.map((b) => join(models, 'blobs', `sha256-${sha256(b)}`)),
+      join(models, 'manifests'),
+      join(models, 'manifests', host, 'library', 'tiny'),
+      join(models, 'manifests', host, 'library', 'tiny', 'q4'),
+    ]
+    const want = root ? 65534 : process.getuid?.()
+    for (const path of made) assert.equal(lstatSync(path).uid, want, path)
+    if (root) assert.match(r.stderr, /written as root where (nobody \()?uid 65534\)? owns .*models: what this pull made there is that user's/)
+    else assert.doesNotMatch(r.stderr, /written as root/)
   })
 
   it("takes over the partial download `ollama pull` left: only its holes are fetched, its records go", async () => {

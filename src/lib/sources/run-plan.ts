@@ -14,6 +14,7 @@ import {stillToWrite} from './held.js'
 import {PARALLEL_FILES, type Plan, type PlannedFile} from './plan.js'
 import {ProgressSum} from './progress-sum.js'
 import {runInSlots} from './file-slots.js'
+import {giveToOwner, ownerWords, storeOwner} from './store-owner.js'
 
 export interface RunOptions {
   dispatcher: Dispatcher
@@ -108,6 +109,18 @@ export async function runPlan(plan: Plan, options: RunOptions, events: PullEvent
   if (queue.length > 0 && plan.cannotFetch) {
     throw new MtuneError('cannot-fetch', `${queue.map((f) => f.name).join(', ')} cannot be pulled again: ${plan.cannotFetch}`, ExitCode.integrity)
   }
+  // Judged before anything is made there: root writing where another user owns the place.
+  const owner = storeOwner(plan.root)
+  try {
+    return await pullPlanFiles(plan, queue, results, options, events)
+  } finally {
+    const changed = owner ? giveToOwner(owner, plan.root) : 0
+    if (owner && changed) events.info?.(`written as root where ${ownerWords(owner.uid)} owns ${owner.top}: what this pull made there is that user's`)
+  }
+}
+
+/** The missing files of a plan (`queue`), then its links, refs or manifest. */
+async function pullPlanFiles(plan: Plan, queue: PlannedFile[], results: FileResult[], options: RunOptions, events: PullEvents): Promise<FileResult[]> {
   const budget = new ConnectionBudget(options.maxConnections ?? 64)
   // --limit-rate caps the whole model, as it does a single file: one bucket for the files at once.
   const limiter = options.limitRate ? new TokenBucket(options.limitRate) : undefined
