@@ -5,7 +5,7 @@ import {after, describe, it} from 'node:test'
 import {MtuneError} from '../src/lib/errors.js'
 import {bytesToWrite} from '../src/lib/transfer/destination.js'
 import {pull, type PullOptions} from '../src/lib/transfer/engine.js'
-import {partFileOpener} from '../src/lib/transfer/part-file.js'
+import {partFileOpener, takesMuchOfTheDisk} from '../src/lib/transfer/part-file.js'
 import {RESERVE_FROM, reserveSpace, type FallocateRun} from '../src/lib/transfer/reserve-space.js'
 import {makeContent, mirrors, sha256} from './support/mirror-server.js'
 import {tempDir} from './support/temp.js'
@@ -53,7 +53,7 @@ describe('reserving a pull’s space up front', () => {
       calls.push(args.join(' '))
       return {exitCode: 0, stderr: ''}
     }
-    const open = partFileOpener((path, size) => reserveSpace(path, size, counting))
+    const open = partFileOpener((path, size) => reserveSpace(path, size, counting), async () => ({much: true}))
     const dir = tempDir('reserve')
     await (await open(join(dir, 'small.part'), RESERVE_FROM - 1, true)).close()
     await (await open(join(dir, 'big.part'), RESERVE_FROM, true)).close()
@@ -69,11 +69,13 @@ describe('reserving a pull’s space up front', () => {
   })
 
   it('pulls into a reserved file, says so under --debug, and resumes it', async () => {
+    // A disk where the file is a good part of what is free.
+    const tight = partFileOpener(undefined, async () => ({much: true}))
     const m = await mirror({perConnectionRate: 16 * MiB})
     const out = join(tempDir('reserve'), 'model.bin')
     const abort = new AbortController()
     const said: string[] = []
-    const first = pull({url: m.url, output: out, connections: 4, chunkSize: MiB, signal: abort.signal}, {debug: (l) => said.push(l)})
+    const first = pull({url: m.url, output: out, connections: 4, chunkSize: MiB, signal: abort.signal, openPartFile: tight}, {debug: (l) => said.push(l)})
     while (m.bytesSent < 8 * MiB) await new Promise((r) => setTimeout(r, 20))
     abort.abort()
     await assert.rejects(first, MtuneError)
@@ -85,18 +87,34 @@ describe('reserving a pull’s space up front', () => {
     assert.ok(!existsSync(`${out}.part`))
   })
 
+  it('reserves where the file takes a good part of the free space, not where there is room to spare', async () => {
+    const path = join(tempDir('reserve'), 'x.part')
+    assert.equal((await takesMuchOfTheDisk(path, 1)).much, false)
+    assert.equal((await takesMuchOfTheDisk(path, Number.MAX_SAFE_INTEGER)).much, true)
+  })
+
   it('says reserved or why not under --debug', async () => {
     const m = await mirror()
     const out = join(tempDir('reserve'), 'model.bin')
     const {result, lines} = await run({url: m.url, output: out})
     assert.equal(result.sha256, sha256(content))
-    assert.ok(lines.some((l) => /\breserved 40\.0 MiB on disk for .*model\.bin\.part$|\bnot reserving space for .*model\.bin\.part \(.+\): the file fills in as it arrives$/.test(l)), lines.join('\n'))
+    assert.ok(lines.some((l) => /\breserved 40\.0 MiB on disk for .*model\.bin\.part$|\bnot reserving space for .*model\.bin\.part( \(.+\): the file fills in as it arrives|: 40\.0 MiB is under a quarter of the .+ free)$/.test(l)), lines.join('\n'))
+  })
+
+  it('tries once more when the disk ran out while reserving (two pulls reserving at once), and goes on', async () => {
+    const m = await mirror()
+    const out = join(tempDir('reserve'), 'model.bin')
+    let tries = 0
+    const oneRace: FallocateRun = async (args) => (++tries === 1 ? diskFull(args) : {exitCode: 0, stderr: ''})
+    const {result} = await run({url: m.url, output: out, openPartFile: partFileOpener((path, size) => reserveSpace(path, size, oneRace), async () => ({much: true}))})
+    assert.equal(result.sha256, sha256(content))
+    assert.equal(tries, 2)
   })
 
   it('fails at the start when the disk cannot hold the file, and gives back what it took', async () => {
     const m = await mirror()
     const out = join(tempDir('reserve'), 'model.bin')
-    const error = await run({url: m.url, output: out, openPartFile: partFileOpener((path, size) => reserveSpace(path, size, diskFull))}).then(
+    const error = await run({url: m.url, output: out, openPartFile: partFileOpener((path, size) => reserveSpace(path, size, diskFull), async () => ({much: true}))}).then(
       () => assert.fail('expected the pull to fail'),
       (e: unknown) => e,
     )
