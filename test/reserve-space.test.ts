@@ -5,8 +5,8 @@ import {after, describe, it} from 'node:test'
 import {MtuneError} from '../src/lib/errors.js'
 import {bytesToWrite} from '../src/lib/transfer/destination.js'
 import {pull, type PullOptions} from '../src/lib/transfer/engine.js'
-import {partFileOpener, takesMuchOfTheDisk} from '../src/lib/transfer/part-file.js'
-import {RESERVE_FROM, reserveSpace, type FallocateRun} from '../src/lib/transfer/reserve-space.js'
+import {partFileOpener, type OpenPartFile} from '../src/lib/transfer/part-file.js'
+import {RESERVE_FROM, reserveFor, reserveSpace, type FallocateRun} from '../src/lib/transfer/reserve-space.js'
 import {makeContent, mirrors, sha256} from './support/mirror-server.js'
 import {tempDir} from './support/temp.js'
 
@@ -19,6 +19,12 @@ const diskFull: FallocateRun = async ([, , path]) => {
   writeFileSync(path!, Buffer.alloc(MiB, 1), {flag: 'r+'})
   return {exitCode: 1, stderr: 'fallocate: fallocate failed: No space left on device\n'}
 }
+
+/** A disk where each fresh file takes a good part of the free space: its blocks are reserved, through `run`. */
+const tight =
+  (run?: FallocateRun): OpenPartFile =>
+  (path, size, fresh, o) =>
+    partFileOpener(run && ((p, s) => reserveSpace(p, s, run)))(path, size, fresh, {...o, reserve: true})
 
 async function run(options: PullOptions) {
   const lines: string[] = []
@@ -47,17 +53,17 @@ describe('reserving a pull’s space up front', () => {
     assert.deepEqual(await reserveSpace('/x', 1, async () => ({exitCode: 0, stderr: ''})), {reserved: true})
   })
 
-  it('reserves only fresh, big part files', async () => {
+  it('reserves a fresh part file when asked, never a resumed one', async () => {
     const calls: string[] = []
     const counting: FallocateRun = async (args) => {
       calls.push(args.join(' '))
       return {exitCode: 0, stderr: ''}
     }
-    const open = partFileOpener((path, size) => reserveSpace(path, size, counting), async () => ({much: true}))
+    const open = partFileOpener((path, size) => reserveSpace(path, size, counting))
     const dir = tempDir('reserve')
-    await (await open(join(dir, 'small.part'), RESERVE_FROM - 1, true)).close()
-    await (await open(join(dir, 'big.part'), RESERVE_FROM, true)).close()
-    await (await open(join(dir, 'big.part'), RESERVE_FROM, false)).close()
+    await (await open(join(dir, 'small.part'), RESERVE_FROM, true)).close()
+    await (await open(join(dir, 'big.part'), RESERVE_FROM, true, {reserve: true})).close()
+    await (await open(join(dir, 'big.part'), RESERVE_FROM, false, {reserve: true})).close()
     assert.deepEqual(calls, [`--length ${RESERVE_FROM} ${join(dir, 'big.part')}`])
   })
 
@@ -69,13 +75,11 @@ describe('reserving a pull’s space up front', () => {
   })
 
   it('pulls into a reserved file, says so under --debug, and resumes it', async () => {
-    // A disk where the file is a good part of what is free.
-    const tight = partFileOpener(undefined, async () => ({much: true}))
     const m = await mirror({perConnectionRate: 16 * MiB})
     const out = join(tempDir('reserve'), 'model.bin')
     const abort = new AbortController()
     const said: string[] = []
-    const first = pull({url: m.url, output: out, connections: 4, chunkSize: MiB, signal: abort.signal, openPartFile: tight}, {debug: (l) => said.push(l)})
+    const first = pull({url: m.url, output: out, connections: 4, chunkSize: MiB, signal: abort.signal, openPartFile: tight()}, {debug: (l) => said.push(l)})
     while (m.bytesSent < 8 * MiB) await new Promise((r) => setTimeout(r, 20))
     abort.abort()
     await assert.rejects(first, MtuneError)
@@ -87,10 +91,12 @@ describe('reserving a pull’s space up front', () => {
     assert.ok(!existsSync(`${out}.part`))
   })
 
-  it('reserves where the file takes a good part of the free space, not where there is room to spare', async () => {
-    const path = join(tempDir('reserve'), 'x.part')
-    assert.equal((await takesMuchOfTheDisk(path, 1)).much, false)
-    assert.equal((await takesMuchOfTheDisk(path, Number.MAX_SAFE_INTEGER)).much, true)
+  it('reserves big files where they take a good part of the free space, not where there is room to spare', () => {
+    const GiB = 1024 * MiB
+    assert.deepEqual(reserveFor(RESERVE_FROM - 1, 0), {reserve: false}, 'small files are over in moments')
+    assert.deepEqual(reserveFor(100 * GiB, 400 * GiB), {reserve: true}, 'a quarter of the free space')
+    assert.deepEqual(reserveFor(100 * GiB, undefined), {reserve: true}, 'free space not known')
+    assert.deepEqual(reserveFor(100 * GiB, 400 * GiB + 1), {reserve: false, why: '100 GiB is under a quarter of the 400 GiB free'})
   })
 
   it('says reserved or why not under --debug', async () => {
@@ -106,7 +112,7 @@ describe('reserving a pull’s space up front', () => {
     const out = join(tempDir('reserve'), 'model.bin')
     let tries = 0
     const oneRace: FallocateRun = async (args) => (++tries === 1 ? diskFull(args) : {exitCode: 0, stderr: ''})
-    const {result} = await run({url: m.url, output: out, openPartFile: partFileOpener((path, size) => reserveSpace(path, size, oneRace), async () => ({much: true}))})
+    const {result} = await run({url: m.url, output: out, openPartFile: tight(oneRace)})
     assert.equal(result.sha256, sha256(content))
     assert.equal(tries, 2)
   })
@@ -114,7 +120,7 @@ describe('reserving a pull’s space up front', () => {
   it('fails at the start when the disk cannot hold the file, and gives back what it took', async () => {
     const m = await mirror()
     const out = join(tempDir('reserve'), 'model.bin')
-    const error = await run({url: m.url, output: out, openPartFile: partFileOpener((path, size) => reserveSpace(path, size, diskFull), async () => ({much: true}))}).then(
+    const error = await run({url: m.url, output: out, openPartFile: tight(diskFull)}).then(
       () => assert.fail('expected the pull to fail'),
       (e: unknown) => e,
     )

@@ -31,7 +31,7 @@ export function heldOnDisk(f: PlannedFile): number {
  */
 export function downloadedOnDisk(f: PlannedFile): number {
   if (f.present) return f.size ?? 0
-  const journaled = Journal.keptBytes(`${partOf(f)}.journal`, currentBootId())
+  const journaled = Journal.peek(`${partOf(f)}.journal`, currentBootId())?.kept
   return journaled ?? heldOnDisk(f)
 }
 

@@ -138,11 +138,12 @@ export const SPACE_HEADROOM = 16 * 1024 * 1024
 /**
  * Refuse to start a pull that cannot fit: the bytes still to be written against what statfs says
  * is free. What the part file holds on disk counts as written: the blocks a first run reserved
- * (reserve-space.ts) are neither free nor needed again.
+ * (reserve-space.ts) are neither free nor needed again. Says what was free (nothing where statfs
+ * could not tell), for whether to reserve the file's blocks.
  */
-export async function checkFreeSpace(dest: Destination, size: number, kept: number, elsewhere: Elsewhere = ANOTHER_OUTPUT): Promise<void> {
+export async function checkFreeSpace(dest: Destination, size: number, kept: number, elsewhere: Elsewhere = ANOTHER_OUTPUT): Promise<{free?: number}> {
   const fs = await statfs(dirname(dest.path)).catch(() => undefined)
-  if (!fs) return
+  if (!fs) return {}
   const allocated = await stat(dest.partPath).then((s) => s.blocks * 512, () => 0)
   const needed = bytesToWrite(size, kept, allocated)
   const free = fs.bavail * fs.bsize
@@ -153,6 +154,7 @@ export async function checkFreeSpace(dest: Destination, size: number, kept: numb
       ExitCode.localDisk,
     )
   }
+  return {free}
 }
 
 /** Pure: what a file of `size` still needs on disk, with `kept` bytes written and `allocated` held by its part file. */

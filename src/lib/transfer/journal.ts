@@ -120,11 +120,6 @@ export class Journal {
     return trusted.missing(parsed.header.size)[0]
   }
 
-  /** The bytes a resume would keep, as the journal records them; undefined without a readable one. */
-  static keptBytes(path: string, bootId: string | undefined): number | undefined {
-    return Journal.peek(path, bootId)?.kept
-  }
-
   /**
    * What the journal says of its download now: the bytes written (from another host, the
    * durable ones: its checkpoints) and the file's size. For a pull that waits on the one

@@ -1,7 +1,6 @@
-import {open, rm, statfs, type FileHandle} from 'node:fs/promises'
-import {dirname} from 'node:path'
+import {open, rm, type FileHandle} from 'node:fs/promises'
 import {formatBytes} from '../units.js'
-import {RESERVE_FROM, reserveSpace} from './reserve-space.js'
+import {reserveSpace, type Reserved} from './reserve-space.js'
 
 /** Where downloaded bytes go; an interface so tests can make the disk fail (ENOSPC). */
 export interface PartFile {
@@ -11,61 +10,54 @@ export interface PartFile {
   close(): Promise<void>
 }
 
-/** `debug`: a line for --debug (whether the file's space was reserved). */
-export type OpenPartFile = (path: string, size: number | undefined, fresh: boolean, debug?: (line: string) => void) => Promise<PartFile>
-
 /**
- * Whether a file of `size` would take a good part of the free space where it goes: a quarter or
- * more. There, another writer could fill the disk under the pull, and its blocks are reserved.
- * Not below: reserving costs (the capped scenario of npm run bench, 512 MiB on a disk with 80 GB
- * free, went from 150.5-150.8 MiB/s to 133.8-151.1 with it, in 6 and 9 runs: whether the process
- * forked as the pull starts or ext4's converting its unwritten extents, not told apart), and
- * buys nothing on a disk with room to spare.
+ * `reserve`: reserve a fresh file's blocks (reserve-space.ts; the caller decides, beside its
+ * free-space check). `debug`: a line for --debug (whether they were).
  */
-export async function takesMuchOfTheDisk(path: string, size: number): Promise<{much: boolean; free?: number}> {
-  const fs = await statfs(dirname(path)).catch(() => undefined)
-  if (!fs) return {much: true}
-  const free = fs.bavail * fs.bsize
-  return {much: size * 4 >= free, free}
-}
+export type OpenPartFile = (path: string, size: number | undefined, fresh: boolean, o?: {reserve?: boolean; debug?: (line: string) => void}) => Promise<PartFile>
 
 /**
  * The temporary file beside the destination, written with positional writes. A fresh one has
- * the file's length from the start and, when big and a good part of the free space, its blocks
- * reserved (reserve-space.ts); a resumed one keeps what its first run reserved. `reserve` and
- * `much`: tests make the disk full, or tight.
+ * the file's length from the start and, when asked, its blocks reserved; a resumed one keeps
+ * what its first run reserved. `reserve`: tests make the disk full.
  */
 export const partFileOpener =
-  (reserve = reserveSpace, much = takesMuchOfTheDisk): OpenPartFile =>
-  async (path, size, fresh, debug) => {
+  (reserve = reserveSpace): OpenPartFile =>
+  async (path, size, fresh, o = {}) => {
     const handle: FileHandle = await open(path, fresh ? 'w+' : 'r+')
     if (fresh && size !== undefined) {
       await handle.truncate(size)
-      const tight = size >= RESERVE_FROM ? await much(path, size) : {much: false}
-      if (size >= RESERVE_FROM && !tight.much) debug?.(`not reserving space for ${path}: ${formatBytes(size)} is under a quarter of the ${formatBytes(tight.free ?? 0)} free`)
-      if (tight.much) {
-        const reserved = await reserve(path, size)
-          .catch(async (error: unknown) => {
-            // Two pulls reserving at once on a disk that holds one can both run out halfway:
-            // each gives its blocks back and tries once more after its own short wait, so that
-            // one of them gets the room.
-            if ((error as NodeJS.ErrnoException).code !== 'ENOSPC') throw error
-            await handle.truncate(0)
-            await new Promise((resolve) => setTimeout(resolve, 50 + Math.random() * 450))
-            await handle.truncate(size)
-            return reserve(path, size)
-          })
-          .catch(async (error: unknown) => {
-            // The blocks allocated before the disk ran out go back at once, with the file.
-            await handle.close().catch(() => {})
-            await rm(path, {force: true})
-            throw error
-          })
-        debug?.(reserved.reserved ? `reserved ${formatBytes(size)} on disk for ${path}` : `not reserving space for ${path} (${reserved.why}): the file fills in as it arrives`)
+      if (o.reserve) {
+        const reserved = await reserveOrGiveBack(handle, path, size, reserve)
+        o.debug?.(reserved.reserved ? `reserved ${formatBytes(size)} on disk for ${path}` : `not reserving space for ${path} (${reserved.why}): the file fills in as it arrives`)
       }
     }
     return writerOn(handle)
   }
+
+/**
+ * Reserve the file's blocks. Two pulls reserving at once on a disk that holds one can both run
+ * out halfway: each gives its blocks back and tries once more after its own short wait, so that
+ * one of them gets the room. Where the disk still has none, the blocks allocated before it ran
+ * out go back at once, with the file.
+ */
+async function reserveOrGiveBack(handle: FileHandle, path: string, size: number, reserve: typeof reserveSpace): Promise<Reserved> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await reserve(path, size)
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOSPC' && attempt === 1) {
+        await handle.truncate(0)
+        await new Promise((resolve) => setTimeout(resolve, 50 + Math.random() * 450))
+        await handle.truncate(size)
+        continue
+      }
+      await handle.close().catch(() => {})
+      await rm(path, {force: true})
+      throw error
+    }
+  }
+}
 
 export const openPartFile: OpenPartFile = partFileOpener()
 

@@ -11,9 +11,17 @@ import {Journal, currentBootId, type FileIdentity} from './journal.js'
 import {openPartFile, whenOpen, type OpenPartFile, type PartFile} from './part-file.js'
 import {INLINE_HASH_MAX, InlineHasher} from './inline-hasher.js'
 import {PrefixHasher} from './prefix-hasher.js'
+import {reserveFor} from './reserve-space.js'
 import type {RangeSet} from './range-set.js'
 
 type Notes = {warn(message: string): void; info(message: string): void; debug?(message: string): void}
+
+/**
+ * Where the part file goes, as the free-space check found it: `free` bytes (undefined: not known),
+ * for whether to reserve a fresh file's blocks; `open`: tests' disks; `elsewhere`: the fix a
+ * full disk's message offers.
+ */
+export type Room = {free?: number; open?: OpenPartFile; elsewhere?: Elsewhere}
 
 /** Tell the hasher of a longer prefix only once it grew by this much, between ticks. */
 const HASH_STEP = 8 * 1024 * 1024
@@ -98,8 +106,8 @@ export class PartialFile {
    * byte: the requests go out without waiting on the disk, and their writes (through `writer`)
    * wait for it. `onHashFailure`: the hash cannot be finished; the pull should stop now.
    */
-  open(size: number | undefined, open: OpenPartFile | undefined, onHashFailure: (error: Error) => void, elsewhere?: Elsewhere): Promise<PartFile> {
-    this.opened = this.openNow(size, open ?? openPartFile, onHashFailure, elsewhere)
+  open(size: number | undefined, room: Room, onHashFailure: (error: Error) => void): Promise<PartFile> {
+    this.opened = this.openNow(size, room, onHashFailure)
     this.settled = this.opened.catch(() => undefined)
     return this.opened
   }
@@ -115,16 +123,19 @@ export class PartialFile {
     return whenOpen(this.opened)
   }
 
-  private async openNow(size: number | undefined, open: OpenPartFile, onHashFailure: (error: Error) => void, elsewhere?: Elsewhere): Promise<PartFile> {
+  private async openNow(size: number | undefined, room: Room, onHashFailure: (error: Error) => void): Promise<PartFile> {
     // One turn of the event loop first, so that the requests just started reach their sockets
     // before the journal's and the part file's opening take thread-pool turns.
     await new Promise((resolve) => setImmediate(resolve))
     const fresh = this.fresh
     const begun = this.journal.begin()
-    const part = await open(this.dest.partPath, size, fresh, (line) => this.notes.debug?.(line)).catch(async (error) => {
+    const debug = (line: string) => this.notes.debug?.(line)
+    const {reserve, why} = fresh && size !== undefined ? reserveFor(size, room.free) : {reserve: false}
+    if (why) debug(`not reserving space for ${this.dest.partPath}: ${why}`)
+    const part = await (room.open ?? openPartFile)(this.dest.partPath, size, fresh, {reserve, debug}).catch(async (error) => {
       await begun.catch(() => {})
       if (fresh) await this.journal.remove()
-      if ((error as NodeJS.ErrnoException).code === 'ENOSPC' && size !== undefined) throw await noRoomToReserve(this.dest, size, elsewhere)
+      if ((error as NodeJS.ErrnoException).code === 'ENOSPC' && size !== undefined) throw await noRoomToReserve(this.dest, size, room.elsewhere)
       throw new MtuneError('not-writable', `cannot create ${this.dest.partPath}: ${errorMessage(error)}`, ExitCode.localDisk, {cause: error})
     })
     await begun.catch(async (error) => {

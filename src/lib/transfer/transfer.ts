@@ -215,20 +215,18 @@ export class Transfer {
       if (!fresh && size !== undefined && !carried) {
         this.events.info?.(`resuming: ${formatBytes(this.resumedBytes)} of ${formatBytes(size)} already on disk`)
       }
-      if (size !== undefined) {
-        await checkFreeSpace(this.setup.dest, size, partial.kept.total, this.options.elsewhere).catch(async (error) => {
-          await partial.abandon()
-          throw error
-        })
-      }
+      const room =
+        size === undefined
+          ? {}
+          : await checkFreeSpace(this.setup.dest, size, partial.kept.total, this.options.elsewhere).catch(async (error) => {
+              await partial.abandon()
+              throw error
+            })
       if (this.fetcher.remote) this.debug(`requests run in ${this.options.threads} fetch thread(s)`)
       this.debug(rangeRoute(this.setup.dispatcher, this.primary.target))
       // A hash that cannot be finished stops the pull now, not at the end; what is on disk is kept.
-      const opening = partial.open(
-        size,
-        this.options.openPartFile,
-        (e) => this.fail(new MtuneError('hash-failed', `${e.message}: the pull stopped; ${runAgain(this.ranged)}`, ExitCode.failure, {cause: e})),
-        this.options.elsewhere,
+      const opening = partial.open(size, {...room, open: this.options.openPartFile, elsewhere: this.options.elsewhere}, (e) =>
+        this.fail(new MtuneError('hash-failed', `${e.message}: the pull stopped; ${runAgain(this.ranged)}`, ExitCode.failure, {cause: e})),
       )
       opening.then(
         () => this.fetcher.partReady(true),
