@@ -269,6 +269,15 @@ describe('pull engine', () => {
     assert.ok(result.retries >= 1)
   })
 
+  it('takes a 206 for only the start of the range asked (a server that caps its answers), and asks for the rest', async () => {
+    const m = await mirror({maxRange: 1 * MiB + 12_345})
+    const {result} = await run({url: m.url, output: dir(), chunkSize: 4 * MiB, connections: 2, maxConnections: 2})
+    assert.equal(result.sha256, digest)
+    assert.equal(result.retries, 0, 'a short answer is not a failure')
+    const asked = m.requests.filter((r) => r.range).map((r) => Number(/^bytes=(\d+)-/.exec(r.range!)![1]))
+    assert.ok(asked.some((from) => from % (1 * MiB + 12_345) === 0 && from > 0), 'a request began where a capped answer ended')
+  })
+
   it('uses a good mirror beside the primary and drops one that serves other bytes', async () => {
     const primary = await mirror({perConnectionRate: 4 * MiB})
     const good = await mirror({perConnectionRate: 4 * MiB})

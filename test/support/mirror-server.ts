@@ -53,6 +53,8 @@ export interface MirrorOptions {
   /** Every `every`-th connection (1st, 1+every-th, ...) is held to `rate` bytes/s. */
   slowConnections?: {every: number; rate: number; offset?: number}
   ignoreRange?: boolean
+  /** Answer at most this many bytes to a range request (a 206 for the start of the range asked), as some servers cap a range. */
+  maxRange?: number
   /** No Content-Length and no range support: a chunked stream of unknown size. */
   noLength?: boolean
   etag?: boolean
@@ -220,6 +222,7 @@ export async function startMirror(initial: MirrorOptions): Promise<MirrorServer>
           start = Number(m[1])
           if (m[2] !== '') end = Math.min(total - 1, Number(m[2]))
         }
+        if (options.maxRange) end = Math.min(end, start + options.maxRange - 1)
         if (start >= total || start > end) {
           res.writeHead(416, {...headers, 'content-range': `bytes */${total}`}).end()
           return

@@ -61,8 +61,8 @@ const FLUSH_MS = 50
 
 /** Fetch [from, requestEnd) of `req.target`; returns the position reached (stopped: where it stopped). */
 export async function fetchRange(dispatcher: Dispatcher, req: RangeRequest, io: RangeIo, signal: AbortSignal): Promise<number> {
-  const body = await open(dispatcher, req, signal)
-  return streamBody(body, req, io, signal)
+  const {body, end} = await open(dispatcher, req, signal)
+  return streamBody(body, end < req.requestEnd ? {...req, requestEnd: end} : req, io, signal)
 }
 
 /**
@@ -148,8 +148,14 @@ export async function streamBody(body: ChunkStream, req: RangeRequest, io: Range
   return pos
 }
 
-/** Send the request and check its answer: a 206 for exactly the range, of the same version. */
-async function open(dispatcher: Dispatcher, req: RangeRequest, signal: AbortSignal): Promise<ChunkStream> {
+/**
+ * Send the request and check its answer: a 206 for the range, of the same version, and where it
+ * ends (exclusive). A 206 for only the start of the range is taken as it is (the connection asks
+ * for the rest next): some servers cap what one answer holds, and RFC 9110 lets them; curl and
+ * wget write what such an answer holds, where aria2c gives up on it. One that starts elsewhere,
+ * or runs past the range, is refused.
+ */
+async function open(dispatcher: Dispatcher, req: RangeRequest, signal: AbortSignal): Promise<{body: ChunkStream; end: number}> {
   const {from, requestEnd} = req
   const headers: Record<string, string> = {
     'user-agent': USER_AGENT,
@@ -173,7 +179,7 @@ async function open(dispatcher: Dispatcher, req: RangeRequest, signal: AbortSign
   }
   if (res.statusCode === 206) {
     const range = parseContentRange(h['content-range'])
-    if (!range || range.start !== from || range.end !== requestEnd - 1 || (range.total !== undefined && range.total !== req.size)) {
+    if (!range || range.start !== from || range.end > requestEnd - 1 || (range.total !== undefined && range.total !== req.size)) {
       throw await reject(
         new TransferError('bad-response', `Content-Range ${h['content-range'] ?? '(none)'} does not match the range asked for (bytes ${from}-${requestEnd - 1}/${req.size})`),
       )
@@ -181,7 +187,7 @@ async function open(dispatcher: Dispatcher, req: RangeRequest, signal: AbortSign
     if (req.etag && h.etag && h.etag !== req.etag) {
       throw await reject(new TransferError('changed', `its ETag changed (${req.etag} -> ${h.etag})`, {validators: {etag: h.etag, lastModified: h['last-modified']}}))
     }
-    return res.body
+    return {body: res.body, end: range.end + 1}
   }
   if (res.statusCode === 200) {
     if (!req.validator) throw await reject(new TransferError('bad-response', 'the server ignored the Range header (200 instead of 206)'))
