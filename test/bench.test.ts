@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import {readFileSync, readdirSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {after, describe, it} from 'node:test'
-import {adviseGrid, bufferVerdict, rankMirrors, stat} from '../src/lib/bench/decide.js'
+import {adviseGrid, answerCap, bufferVerdict, rankMirrors, stat} from '../src/lib/bench/decide.js'
 import type {Cell} from '../src/lib/bench/grid.js'
 import {runBench, type BenchReport} from '../src/lib/bench/run.js'
 import {measureDiskWrite} from '../src/lib/bench/disk.js'
@@ -26,6 +26,16 @@ describe('bench decisions', () => {
     assert.equal(a.connections, 4)
     assert.equal(a.chunkSize, 4 * MiB)
     assert.match(a.reason, /^4 x 4194304 reach 39, 96% of the best \(40\.5 at 16 x 1048576\); 2 connections reach only 19$/)
+  })
+
+  it('recommends no chunk larger than what the mirror answers of a range', () => {
+    const cells = [cell(2, MiB, 10), {...cell(2, 16 * MiB, 20), answeredAtMost: 4 * MiB}, cell(4, MiB, 12)]
+    assert.equal(answerCap(cells), 4 * MiB)
+    assert.equal(answerCap([cell(2, MiB, 10)]), undefined)
+    const a = adviseGrid(cells, fmt, fmt, answerCap(cells))!
+    assert.equal(a.chunkSize, 4 * MiB)
+    assert.match(a.reason, /; the mirror answers at most 4194304 of a range, so each 16777216 asked came as 4194304$/)
+    assert.equal(adviseGrid([cell(2, MiB, 10)], fmt, fmt, 4 * MiB)!.chunkSize, MiB, 'a smaller chunk is kept')
   })
 
   it('ranks working mirrors by one-stream speed, then first byte; failures last', () => {
@@ -92,6 +102,16 @@ describe('bench against test mirrors', () => {
     // The quickest handshake is the path's round trip; the others waited behind the probes beside them.
     const lead = report.mirrors.find((m) => m.url === fast.url)!
     assert.equal(report.link!.rttMs, Math.max(0.01, Math.round(lead.connectMs!.min * 100) / 100))
+  })
+
+  it('says when the mirror answers only the start of a range, and keeps the chunk to it', async () => {
+    const m = await mirror({maxRange: 2 * MiB})
+    const report = await runBench({mirrors: [m.url], connections: [1, 2], chunkSizes: [MiB, 8 * MiB], budgetMs: 4_000, maxBytes: 48 * MiB, save: false}, r)
+    const grid = report.grids[0]!
+    assert.equal(grid.answeredAtMost, 2 * MiB)
+    assert.ok(report.recommendation!.chunkSize <= 2 * MiB, report.recommendation!.reason)
+    assert.ok(m.bytesSent <= 48 * MiB)
+    assert.match(renderBench(report, false), /! this mirror answers at most 2\.0 MiB of a range per request: the chunk sizes above it measure 2\.0 MiB/)
   })
 
   it('stays within its time and byte budgets', async () => {

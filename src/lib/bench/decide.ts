@@ -80,11 +80,16 @@ export interface GridAdvice {
   reason: string
 }
 
+/** The most a mirror answered of a range when it answered less than asked (grid.ts), over a grid's cells. */
+export const answerCap = (cells: Cell[]): number | undefined =>
+  cells.reduce<number | undefined>((most, c) => (c.answeredAtMost === undefined ? most : Math.max(most ?? 0, c.answeredAtMost)), undefined)
+
 /**
  * The knee: the fewest connections whose best chunk size reaches 95% of the best cell. More
- * connections than that only cost the server.
+ * connections than that only cost the server. A mirror that answers at most `cap` bytes of a
+ * range gets no larger chunk: asked for more, it sends that much anyway.
  */
-export function adviseGrid(cells: Cell[], format: (bps: number) => string, size: (b: number) => string): GridAdvice | undefined {
+export function adviseGrid(cells: Cell[], format: (bps: number) => string, size: (b: number) => string, cap?: number): GridAdvice | undefined {
   const measured = cells.filter((c) => c.bytes > 0)
   if (measured.length === 0) return undefined
   const best = measured.reduce((a, b) => (b.throughputBps > a.throughputBps ? b : a))
@@ -98,10 +103,11 @@ export function adviseGrid(cells: Cell[], format: (bps: number) => string, size:
   const fewer = counts.filter((n) => n < knee.connections).map((n) => byCount.get(n)!)
   const prev = fewer[fewer.length - 1]
   const below = prev ? `; ${prev.connections} connection${prev.connections > 1 ? 's reach' : ' reaches'} only ${format(prev.throughputBps)}` : ''
+  const capped = cap !== undefined && knee.chunkSize > cap ? `; the mirror answers at most ${size(cap)} of a range, so each ${size(knee.chunkSize)} asked came as ${size(cap)}` : ''
   const reason =
     `${knee.connections} x ${size(knee.chunkSize)} reach ${format(knee.throughputBps)}, ${Math.round((knee.throughputBps / best.throughputBps) * 100)}% of the best ` +
-    `(${format(best.throughputBps)} at ${best.connections} x ${size(best.chunkSize)})${below}`
-  return {best, connections: knee.connections, chunkSize: knee.chunkSize, throughputBps: knee.throughputBps, reason}
+    `(${format(best.throughputBps)} at ${best.connections} x ${size(best.chunkSize)})${below}${capped}`
+  return {best, connections: knee.connections, chunkSize: capped ? cap! : knee.chunkSize, throughputBps: knee.throughputBps, reason}
 }
 
 export interface BufferVerdict {

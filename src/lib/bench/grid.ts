@@ -2,6 +2,7 @@ import {setMaxListeners} from 'node:events'
 import {USER_AGENT} from '../net/request.js'
 import {createDispatcher} from '../net/dispatcher.js'
 import {headersFor, withUserinfo, withoutUserinfo} from '../net/credentials.js'
+import {parseContentRange} from '../net/http-range.js'
 
 export interface Cell {
   connections: number
@@ -13,6 +14,12 @@ export interface Cell {
   errors: number
   /** The mirror answered 429/503: the cell stopped rather than hammer it. */
   throttled: boolean
+  /**
+   * The mirror answered a range with only its start (a 206 for fewer bytes than asked: a
+   * server that caps what one answer holds): the most it answered so. Absent when every
+   * answer held the range asked.
+   */
+  answeredAtMost?: number
 }
 
 /** What a request cut off may still have had in flight: both ends' socket buffers and the wire. */
@@ -74,6 +81,7 @@ export async function runCell(
       next += chunkSize * 7 + 4096
       cell.requests++
       let got = 0
+      let expected = length
       try {
         const res = await pool.request({
           origin: withoutUserinfo(target).origin,
@@ -92,6 +100,14 @@ export async function runCell(
           await res.body.dump().catch(() => {})
           continue
         }
+        const range = parseContentRange(res.headers['content-range'] as string | undefined)
+        const answered = range && range.start === start ? range.end - range.start + 1 : length
+        if (answered < length) {
+          // The rest of the range was never going to come: its bytes go back to the budget.
+          cell.answeredAtMost = Math.max(cell.answeredAtMost ?? 0, answered)
+          options.budget.give(length - answered)
+          expected = answered
+        }
         for await (const chunk of res.body) {
           got += (chunk as Buffer).length
           cell.bytes += (chunk as Buffer).length
@@ -102,7 +118,7 @@ export async function runCell(
         // Cut off by the cell's end (a slow link, a large chunk): the rest of the range cannot
         // have been sent, except what may sit in socket buffers or on the wire, which a strict
         // --max-bytes counts as sent. The rest goes back, for the cells after this one.
-        if (stop.aborted) options.budget.give(length - got - IN_FLIGHT_MARGIN)
+        if (stop.aborted) options.budget.give(expected - got - IN_FLIGHT_MARGIN)
       }
     }
   }

@@ -6,7 +6,7 @@ import {shownUrl} from '../net/credentials.js'
 import {readNetwork} from '../system/facts.js'
 import type {SystemReader} from '../system/reader.js'
 import {formatBytes, formatRate, sizeFlag} from '../units.js'
-import {adviseGrid, bottleneck, bufferVerdict, rankMirrors, summarizeMirror, type BufferVerdict, type GridAdvice, type MirrorSummary} from './decide.js'
+import {adviseGrid, answerCap, bottleneck, bufferVerdict, rankMirrors, summarizeMirror, type BufferVerdict, type GridAdvice, type MirrorSummary} from './decide.js'
 import {measureDiskWrite} from './disk.js'
 import {ByteBudget, runCell, type Cell} from './grid.js'
 import {benchResultsPath} from './link.js'
@@ -41,7 +41,8 @@ export interface BenchReport {
   measuredAt: string
   mirrors: MirrorSummary[]
   /** skipped: cells one round of whose requests (connections x chunk) needed more than their share of --max-bytes (`share`). */
-  grids: Array<{url: string; cells: Cell[]; skipped: Array<{connections: number; chunkSize: number; share: number}>; advice?: GridAdvice}>
+  /** answeredAtMost: the mirror answers at most this many bytes of a range (a 206 for its start). */
+  grids: Array<{url: string; cells: Cell[]; skipped: Array<{connections: number; chunkSize: number; share: number}>; answeredAtMost?: number; advice?: GridAdvice}>
   /** `command`: the pull to run, of what --mirror named (a model source stays one), with these settings. */
   recommendation?: {mirror: string; connections: number; chunkSize: number; throughputBps: number; reason: string; command: string}
   /** What doctor and tune size TCP buffers with. */
@@ -125,7 +126,13 @@ export async function runBench(options: BenchOptions, r: SystemReader): Promise<
   const diskReserve = options.disk ? Math.min(10_000, budgetMs * 0.15) : 0
   let cellsLeft = gridded.length * conns.length * chunks.length
   for (const m of gridded) {
-    const grid = {url: m.url, cells: [] as Cell[], skipped: [] as Array<{connections: number; chunkSize: number; share: number}>, advice: undefined as GridAdvice | undefined}
+    const grid = {
+      url: m.url,
+      cells: [] as Cell[],
+      skipped: [] as Array<{connections: number; chunkSize: number; share: number}>,
+      answeredAtMost: undefined as number | undefined,
+      advice: undefined as GridAdvice | undefined,
+    }
     report.grids.push(grid)
     for (const c of conns) {
       for (const k of chunks) {
@@ -151,7 +158,8 @@ export async function runBench(options: BenchOptions, r: SystemReader): Promise<
         if (cell.throttled) break
       }
     }
-    grid.advice = adviseGrid(grid.cells, formatRate, formatBytes)
+    grid.answeredAtMost = answerCap(grid.cells)
+    grid.advice = adviseGrid(grid.cells, formatRate, formatBytes, grid.answeredAtMost)
   }
 
   const withAdvice = report.grids.filter((g) => g.advice).sort((a, b) => b.advice!.throughputBps - a.advice!.throughputBps)

@@ -65,6 +65,9 @@ export function renderBench(report: BenchReport, tty: boolean): string {
       const [low, high] = [formatBytes(Math.min(...shares)), formatBytes(Math.max(...shares))]
       out.push(`  ${mark.warn()} not measured: ${cells}: one request on each connection needs more than the cell's share of --max-bytes (${low === high ? low : `${low}-${high}`}); a larger --max-bytes, or fewer --connections/--chunk-size, measures them`)
     }
+    if (g.answeredAtMost !== undefined) {
+      out.push(`  ${mark.warn()} this mirror answers at most ${formatBytes(g.answeredAtMost)} of a range per request: the chunk sizes above it measure ${formatBytes(g.answeredAtMost)} (mtune pull asks again for the rest)`)
+    }
   }
 
   out.push('')
