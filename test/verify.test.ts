@@ -12,7 +12,7 @@ import {parseChecksumList} from '../src/lib/verify/checksum-list.js'
 import {hashFiles} from '../src/lib/verify/hash-pool.js'
 import {runCli} from './support/cli.js'
 import {gitSha1, startCdn, startFakeHf, startFakeModelscope, startFakeOllama, type HubRepo} from './support/fake-hubs.js'
-import {makeContent} from './support/mirror-server.js'
+import {makeContent, startMirror} from './support/mirror-server.js'
 import {partsOf, plantOllamaPartial} from './support/ollama-partial.js'
 import {tempDir} from './support/temp.js'
 import {ggufFile, safetensorsFile, torchZip} from './support/weight-files.js'
@@ -494,6 +494,73 @@ describe('mtune verify ollama:// and files', () => {
     // The cache itself: what it holds, and how to check one of them.
     const root = await runCli(['verify', cache], {HF_HUB_CACHE: join(d, 'elsewhere')})
     assert.deepEqual([root.code, root.stderr.trim()], [2, `Error: ${cache} is the Hugging Face cache, holding datasets/acme/set-v2: check one with HF_HUB_CACHE=${cache} mtune verify hf://datasets/acme/set-v2`])
+  })
+
+  it('a file mtune pull put in place from a URL: against the sha256 it recorded, and --repair fetches it again', async () => {
+    const m = await startMirror({content: shard})
+    closers.push(() => m.close())
+    const d = dir()
+    const file = join(d, 'model.bin')
+    const xdg = {XDG_CACHE_HOME: dir('xdg')}
+    assert.equal((await runCli(['pull', m.url, '-o', file], xdg)).code, 0)
+    const good = await runCli(['verify', file], xdg)
+    assert.equal(good.code, 0, good.stderr)
+    assert.match(good.stdout, new RegExp(`model\\.bin: checked against the sha256 mtune pull found on \\d{4}-\\d\\d-\\d\\d, pulling it from ${m.url}\n`))
+    assert.match(good.stdout, /intact: 1 of 1 file matches the sha256 mtune pull recorded/)
+    assert.equal((await runCli(['verify', file])).code, 2, 'another home has no record of it: nothing to check against')
+    flipByte(file, 7)
+    const bad = await runCli(['verify', file, '--json'], xdg)
+    assert.equal(bad.code, 4)
+    assert.deepEqual([JSON.parse(bad.stdout).against, JSON.parse(bad.stdout).files[0].status], ['pulled', 'corrupt'])
+    assert.match((await runCli(['verify', file], xdg)).stdout, /fix: mtune verify \S*model\.bin --repair$/m)
+    const repaired = await runCli(['verify', file, '--repair'], xdg)
+    assert.equal(repaired.code, 0, repaired.stdout + repaired.stderr)
+    assert.match(repaired.stdout, /repaired: fetched 1 file: model\.bin/)
+    assert.equal(sha256(readFileSync(file)), sha256(shard))
+    // Gone altogether: missing, and fetched again.
+    unlinkSync(file)
+    assert.equal((await runCli(['verify', file], xdg)).code, 4)
+    assert.equal((await runCli(['verify', file, '--repair'], xdg)).code, 0)
+    assert.equal(sha256(readFileSync(file)), sha256(shard))
+  })
+
+  it("keeps neither a URL's password nor its query in the record, and a pull -i list's files are recorded too", async () => {
+    const m = await startMirror({content: shard, authorize: (req) => (req.headers.authorization === `Basic ${Buffer.from('joe:s3cret').toString('base64')}` ? undefined : 401)})
+    closers.push(() => m.close())
+    const d = dir()
+    const xdg = {XDG_CACHE_HOME: dir('xdg')}
+    const signed = m.url.replace('http://', 'http://joe:s3cret@') + '?X-Amz-Signature=deadbeef'
+    assert.equal((await runCli(['pull', signed, '-o', join(d, 'signed.bin')], xdg)).code, 0)
+    const record = readFileSync(join(xdg.XDG_CACHE_HOME, 'mtune', 'pulled.jsonl'), 'utf8')
+    assert.doesNotMatch(record, /s3cret|deadbeef|joe/)
+    flipByte(join(d, 'signed.bin'), 1)
+    const repair = await runCli(['verify', join(d, 'signed.bin'), '--repair'], xdg)
+    assert.equal(repair.code, 4)
+    assert.match(repair.stdout, /not repaired: pull it again with its whole URL \(its credentials and query were not recorded\): mtune pull URL -o \S*signed\.bin --sha256 [0-9a-f]{64} --force/)
+    // With a file whose whole URL is on record: that one is fetched again, the other said.
+    const open = await startMirror({content: shard})
+    closers.push(() => open.close())
+    assert.equal((await runCli(['pull', open.url, '-o', join(d, 'plain.bin')], xdg)).code, 0)
+    flipByte(join(d, 'plain.bin'), 1)
+    const both = await runCli(['verify', join(d, 'signed.bin'), join(d, 'plain.bin'), '--repair'], xdg)
+    assert.equal(both.code, 4)
+    assert.match(both.stdout, /^• 2 files checked against the sha256 mtune pull found when it pulled them$/m)
+    assert.match(both.stdout, /repaired: fetched 1 file: \S*plain\.bin\n/)
+    assert.match(both.stdout, /not repaired: \S*signed\.bin: pull it again with its whole URL \(its credentials and query were not recorded\): mtune pull URL -o \S*signed\.bin --sha256 [0-9a-f]{64} --force/)
+    assert.equal(sha256(readFileSync(join(d, 'plain.bin'))), sha256(shard))
+    // Credentials from ~/.netrc are the user's for that host still: the record's URL is whole, and --repair finds them again.
+    const netrc = join(dir('home'), '.netrc')
+    writeFileSync(netrc, `machine 127.0.0.1 login joe password s3cret\n`, {mode: 0o600})
+    assert.equal((await runCli(['pull', m.url, '-o', join(d, 'netrc.bin')], {...xdg, NETRC: netrc})).code, 0)
+    flipByte(join(d, 'netrc.bin'), 1)
+    const fromNetrc = await runCli(['verify', join(d, 'netrc.bin'), '--repair'], {...xdg, NETRC: netrc})
+    assert.equal(fromNetrc.code, 0, fromNetrc.stdout + fromNetrc.stderr)
+    const list = join(d, 'urls.txt')
+    writeFileSync(list, `${m.url.replace('http://', 'http://joe:s3cret@')}\n  out=listed.bin\n`)
+    assert.equal((await runCli(['pull', '-i', list, '-o', `${d}/`], xdg)).code, 0)
+    const listed = await runCli(['verify', join(d, 'listed.bin')], xdg)
+    assert.equal(listed.code, 0, listed.stderr)
+    assert.match(listed.stdout, /matches the sha256 mtune pull recorded/)
   })
 
   it("several PATHs, as a shell's glob gives them: each against its own digest, each file once", async () => {

@@ -18,8 +18,13 @@ import {parseRate, parseSize} from '../lib/units.js'
 
 // oclif imports every command to list them: each part loads only when this pull needs it.
 const loadCore = async () => {
-  const [engine, progress, output] = await Promise.all([import('../lib/transfer/engine.js'), import('../lib/ui/progress.js'), import('../lib/ui/pull-output.js')])
-  return {...engine, ...progress, ...output}
+  const [engine, progress, output, record] = await Promise.all([
+    import('../lib/transfer/engine.js'),
+    import('../lib/ui/progress.js'),
+    import('../lib/ui/pull-output.js'),
+    import('../lib/verify/pull-record.js'),
+  ])
+  return {...engine, ...progress, ...output, ...record}
 }
 const loadSources = async () => {
   const [dispatcher, resolve, runPlan, throughCache, held] = await Promise.all([
@@ -199,7 +204,7 @@ Exit codes: 0 done, 2 bad input, 3 the server refused or kept failing, 4 digest 
       for (const flag of ['tune'] as const) if (flags[flag]) throw new MtuneError('bad-flag', `--${flag} needs --auto`, ExitCode.usage)
       if ((flags.endpoint?.length ?? 0) > 1) throw new MtuneError('bad-flag', 'several --endpoint values need --auto (which measures them); give one', ExitCode.usage)
     }
-    const {createReporter, progressMode, pull, describeResult, describePlan, planJson, describeFiles} = await loadCore()
+    const {createReporter, progressMode, pull, describeResult, describePlan, planJson, describeFiles, rememberPull} = await loadCore()
     const reporter = createReporter(json ? 'none' : progressMode(process.stderr, flags.quiet))
     const {events, warnings} = pullEvents(reporter, json, flags.debug)
     const done = await this.withSignals(reporter, async (signal): Promise<object> => {
@@ -244,6 +249,7 @@ Exit codes: 0 done, 2 bad input, 3 the server refused or kept failing, 4 digest 
           events,
         )
         reporter.stop()
+        if (auto.result) rememberPull(auto.result, auto.result.url, events.debug)
         if (!json && !flags.quiet && auto.result) this.log(describeResult(auto.result))
         if (!json && !flags.quiet && auto.files && auto.plan) this.log(describeFiles(auto.plan, auto.files, auto.seconds ?? 0, flags.verify))
         return {...auto, plan: auto.plan && planJson(auto.plan)}
@@ -267,6 +273,8 @@ Exit codes: 0 done, 2 bad input, 3 the server refused or kept failing, 4 digest 
             await closeDispatcher(dispatcher)
           }
         } else result = {...(await from(ref.url)), via: 'origin'}
+        // For mtune verify FILE later: a URL has no published digest to check the file against.
+        rememberPull(result, ref.url, events.debug)
         reporter.stop()
         if (!json && !flags.quiet) this.log(describeResult(result))
         return result

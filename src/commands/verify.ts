@@ -1,6 +1,7 @@
 import {Args, Flags} from '@oclif/core'
 import {setMaxListeners} from 'node:events'
 import {statOrNone} from '../lib/fs-dirs.js'
+import {pulledRecordOf} from '../lib/verify/pull-record.js'
 import {MtuneCommand} from '../lib/ui/base-command.js'
 import {ExitCode, MtuneError, usageError} from '../lib/errors.js'
 import {filesAfter, hasScheme, parseSource, sourceText, type SourceRef} from '../lib/sources/reference.js'
@@ -80,7 +81,8 @@ Exit codes: 0 intact (or repaired), 2 bad input, 3 the hub's listing was needed 
     if (flags.insecure && ref?.kind !== 'ollama') throw usageError('bad-flag', INSECURE_ELSEWHERE)
     const files = ref ? filesAfter(ref, args.files, 'verify') : undefined
     const paths = ref ? [] : [args.source, ...(args.files ?? [])]
-    const absent = paths.find((path) => !existsSync(path) && !existsSync(`${path}.sha256`))
+    // A file with its digest beside it, or in mtune pull's record, is checked as missing (and --repair fetches it).
+    const absent = paths.find((path) => !existsSync(path) && !existsSync(`${path}.sha256`) && !pulledRecordOf(path))
     // A pull writes PATH.part and renames it when verified: no PATH yet is a pull not finished.
     if (absent !== undefined && existsSync(`${absent}.part`)) {
       const [{liveHolder, holderWords}, {currentBootId}] = await Promise.all([import('../lib/transfer/pull-lock.js'), import('../lib/transfer/journal.js')])

@@ -10,12 +10,17 @@ import {onHub} from './web-pages.js'
  * the URL win, as they are the user's choice for it.
  */
 export function hubFileHeaders(url: string, env: NodeJS.ProcessEnv = process.env): Record<string, string> | undefined {
-  const hub = onHub(url, env)
-  if (!hub) return undefined
+  if (!isHubFileUrl(url, env)) return undefined
   const {username, password} = new URL(url)
   if (username || password) return undefined
-  const parts = hub.parts[0] === 'datasets' ? hub.parts.slice(1) : hub.parts
-  if (parts.length < 5 || (parts[2] !== 'resolve' && parts[2] !== 'raw')) return undefined
   const token = hfToken(env)
   return token ? {authorization: `Bearer ${token}`} : undefined
+}
+
+/** A file URL of the Hub (or the HF_ENDPOINT mirror): `[datasets/]ORG/NAME/resolve|raw/REV/PATH`. Its query (`?download=true`) changes nothing served. */
+export function isHubFileUrl(url: string, env: NodeJS.ProcessEnv = process.env): boolean {
+  const hub = onHub(url, env)
+  if (!hub) return false
+  const parts = hub.parts[0] === 'datasets' ? hub.parts.slice(1) : hub.parts
+  return parts.length >= 5 && (parts[2] === 'resolve' || parts[2] === 'raw')
 }

@@ -12,6 +12,7 @@ import {fewNames} from '../units.js'
 import {sha256File} from '../transfer/destination.js'
 import type {Plan, PlannedFile} from './plan.js'
 import {safeJoin} from './safe-names.js'
+import {pulledFile, recordPulled} from '../verify/pull-record.js'
 
 /**
  * `mtune pull -i FILE`: a list of URLs, as aria2c -i and wget -i take one, pulled as one plan into
@@ -119,8 +120,33 @@ export async function urlListPlan(entries: ListedUrl[], file: string, dir: strin
  * The list pulled: through the cache where one is set and its origins cover some of the URLs
  * (as a single URL's pull goes), else directly. A cache that fails the pull leaves the list to be
  * pulled directly, with one warning; what came through it stays on disk and is resumed.
+ * The files pulled go into mtune's record, for mtune verify.
  */
 export async function runUrlList(plan: Plan, cache: string | undefined, run: RunOptions, events: PullEvents): Promise<{files: FileResult[]; via: 'cache' | 'origin'}> {
+  try {
+    const done = await pullList(plan, cache, run, events)
+    remember(plan, done.files, events)
+    return done
+  } catch (error) {
+    // The files of a list that did arrive are in place, and worth checking later all the same.
+    const results = error instanceof MtuneError ? error.details?.results : undefined
+    if (Array.isArray(results)) remember(plan, results as FileResult[], events)
+    throw error
+  }
+}
+
+/** The files pulled (not those kept), in mtune's record for verify (pull-record.ts), under the URLs the list gave. */
+function remember(plan: Plan, results: FileResult[], events: PullEvents): void {
+  const listed = new Map(plan.files.map((f) => [f.dest, f]))
+  const pulled = results.flatMap((r) => {
+    const f = listed.get(r.path)
+    return f && !r.skipped && r.sha256 ? [pulledFile(r.path, r.size, r.sha256, f.url, Boolean(f.sha256))] : []
+  })
+  const why = recordPulled(pulled)
+  if (why) events.debug?.(why)
+}
+
+async function pullList(plan: Plan, cache: string | undefined, run: RunOptions, events: PullEvents): Promise<{files: FileResult[]; via: 'cache' | 'origin'}> {
   const direct = async () => ({files: await runPlan(plan, run, events), via: 'origin' as const})
   if (!cache) return direct()
   // A file is renamed into place only once complete (and checked): those that appear during a

@@ -33,12 +33,14 @@ export function renderVerify(r: VerifyReport, quiet = false, again: Again = {ver
   for (const n of r.notes) lines.push(`${mark.info()} ${n}`)
   if (r.notPulled.length) lines.push(`${mark.info()} ${notPulled(r.notPulled)}; mtune pull ${again.pull.map(shellWord).join(' ')} fetches ${r.notPulled.length === 1 ? 'it' : 'them'}`)
   const s = r.summary
-  const against = {hub: "the hub's digests", disk: 'the digests in the blob names', manifest: 'the manifest\'s digests', sha256: 'the given sha256', list: `the digests in ${r.checksumList}`, each: 'the digests found for each (FILE.sha256, SHA256SUMS, blob names)', header: 'what their own headers say', record: "the digests huggingface_hub recorded"}[r.against]
+  const against = {hub: "the hub's digests", disk: 'the digests in the blob names', manifest: 'the manifest\'s digests', sha256: 'the given sha256', list: `the digests in ${r.checksumList}`, each: 'the digests found for each (FILE.sha256, SHA256SUMS, blob names)', header: 'what their own headers say', record: "the digests huggingface_hub recorded", pulled: 'the sha256 mtune pull recorded'}[r.against]
   const rate = s.seconds > 0 && s.bytesHashed > 0 ? `, ${formatRate(s.bytesHashed / s.seconds)}` : ''
   const counts = (['corrupt', 'truncated', 'missing', 'dangling', 'incomplete', 'interrupted', 'unreadable'] as const).filter((k) => s[k] > 0).map((k) => `${s[k]} ${WORDS[k]}`)
   if (r.repair) {
     if (!r.repair.attempted) lines.push(`${mark.warn()} not repaired: ${r.repair.reason}`)
     else lines.push(`${r.repair.intact ? mark.ok() : mark.fail()} ${repaired(r.repair)}`)
+    // Attempted for some files only: why not the others.
+    if (r.repair.attempted && r.repair.reason) lines.push(`${mark.warn()} not repaired: ${r.repair.reason}`)
   }
   // Sizes alone say complete, not intact: the bytes were not checked.
   const word = r.against === 'header' ? 'complete' : 'intact'
@@ -69,6 +71,8 @@ function repaired(r: {files: string[]; links: string[]; via?: string}): string {
 function fix(r: VerifyReport, again: Again): string {
   if (r.kind !== 'file') return `mtune verify ${again.verify.map(shellWord).join(' ')} --repair`
   if (r.fix) return r.fix
+  // Pulled from URLs mtune recorded whole: --repair fetches them there again.
+  if (r.against === 'pulled') return `mtune verify ${again.verify.map(shellWord).join(' ')} --repair`
   const bad = r.files.filter((f) => f.status !== 'ok')
   // The tree's repo is not recorded; its hub has the files.
   if (r.against === 'record') return `mtune verify hf://ORG/NAME --local-dir ${shellWord(r.target)} --repair (the repo it was pulled from)`

@@ -24,6 +24,10 @@ export interface Expected {
   gitSha1?: string
   /** For the HF cache: the snapshot link that must point at `path`. */
   link?: string
+  /** Where mtune pull fetched this plain file from (pull-record.ts): --repair fetches it there again. */
+  url?: string
+  /** What mtune pull did not record of the URL it came from (then there is no `url` to fetch again). */
+  withheld?: string[]
 }
 
 export type ProblemKind = 'corrupt' | 'truncated' | 'missing' | 'dangling' | 'incomplete' | 'interrupted' | 'unreadable'
@@ -57,7 +61,7 @@ export function interruptedAt(name: string, path: string, whose?: string, resume
 export interface Expectations {
   kind: 'hf' | 'ollama' | 'modelscope' | 'file'
   /** What the files are checked against. */
-  against: 'hub' | 'disk' | 'manifest' | 'sha256' | 'list' | 'each' | 'header' | 'record'
+  against: 'hub' | 'disk' | 'manifest' | 'sha256' | 'list' | 'each' | 'header' | 'record' | 'pulled'
   /** With `against: 'list'`: the checksum list (SHA256SUMS) the digests come from. */
   checksumList?: string
   /** Files of a model named by path (a blob): the command that repairs that model. */

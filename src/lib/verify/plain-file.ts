@@ -8,6 +8,8 @@ import {HEX64, type Expected, type Expectations} from './expect.js'
 import {addressedFile, hfCacheFolder, storeRoot} from './store-paths.js'
 import {byHeader, noDigest, weightTree} from './by-header.js'
 import {localDirRecord} from './local-dir-record.js'
+import {pulledRecordOf, type PulledFile} from './pull-record.js'
+import {shellWord} from '../ui/shell-words.js'
 
 /** The checksum list of each folder read so far (or that it has none). */
 type ListsRead = Map<string, ReturnType<typeof checksumListIn>>
@@ -67,6 +69,9 @@ export function plainFile(path: string, sha256?: string, lists: ListsRead = new 
     expected = list?.entries.find((e) => e.name === basename(full))?.sha256
     if (expected) checksumList = list!.path
   }
+  // What mtune pull recorded when it put the file here (from a URL, which publishes no digest).
+  const pulled = expected === undefined ? pulledRecordOf(full) : undefined
+  if (pulled) return fromPullRecord(full, path, pulled)
   // A blob named for its digest (the Ollama store's, the Hugging Face cache's, or a link to one).
   const addressed = expected === undefined && existsSync(full) ? addressedFile(full) : undefined
   if (addressed) {
@@ -87,6 +92,30 @@ export function plainFile(path: string, sha256?: string, lists: ListsRead = new 
 }
 
 const statOf = (path: string) => statSync(path, {throwIfNoEntry: false})
+
+/** The fix for a file whose URL mtune pull did not record whole: its `withheld` parts, to give again. */
+export const pullWithWholeUrl = (path: string, sha256: string, withheld: string[]): string =>
+  `pull it again with its whole URL (${withheld.length ? `its ${withheld.join(' and ')} ${withheld.length > 1 ? 'were' : 'was'}` : 'parts of it were'} not recorded): mtune pull URL -o ${path} --sha256 ${sha256} --force`
+
+/**
+ * A file mtune pull put in place from a URL, against the sha256 it found then. Its URL, where
+ * the record has all of it (no query or credentials left out), is what --repair fetches again.
+ */
+function fromPullRecord(full: string, shown: string, r: PulledFile): Expectations {
+  const whole = !r.withheld?.length
+  const url = r.withheld?.includes('query') ? `${r.url}?…` : r.url
+  const checked = r.checked ? ', which matched the digest it was checked against then' : ''
+  return {
+    kind: 'file',
+    against: 'pulled',
+    root: dirname(full),
+    files: [{name: basename(full), path: full, size: r.size, sha256: r.sha256, ...(whole ? {url: r.url} : {withheld: r.withheld})}],
+    problems: [],
+    notes: [`${basename(full)}: checked against the sha256 mtune pull found on ${r.at.slice(0, 10)}, pulling it from ${url}${checked}`],
+    // With the whole URL on record, --repair fetches it (the fix verify-output.ts names).
+    ...(whole ? {} : {fix: pullWithWholeUrl(shellWord(shown), r.sha256, r.withheld!)}),
+  }
+}
 
 /**
  * Several PATHs, as a shell's glob gives them (`mtune verify /models/*.gguf`): each checked
@@ -123,6 +152,9 @@ export function plainFiles(paths: string[]): Expectations {
   // One line for the files checked by size alone, one for those not checked at all.
   const sized = named.filter((e) => !algorithmOf(e) && e.size !== undefined).map((e) => e.name)
   const headerNotes = new Set(parts.filter((p) => p.against === 'header').flatMap((p) => p.notes))
+  // Many files from mtune pull's record: one line, not one each.
+  const pulled = parts.filter((p) => p.against === 'pulled')
+  if (pulled.length > 1) for (const p of pulled) p.notes = [`${pulled.length} files checked against the sha256 mtune pull found when it pulled them`]
   const notes = [
     ...new Set(parts.flatMap((p) => p.notes).filter((n) => !headerNotes.has(n))),
     ...(sized.length ? [noDigest(fewNames(sized))] : []),

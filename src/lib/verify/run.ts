@@ -13,6 +13,7 @@ import {runPlan} from '../sources/run-plan.js'
 import type {PullEvents} from '../transfer/engine.js'
 import {sortOutAbsent, sortOutCut} from './absent.js'
 import {plainFile, plainFiles} from './plain-file.js'
+import {leftBad, pullAgain} from './pull-again.js'
 import {cachedCommit, expectedOf, fromPlan, hfFromDisk, hfRepoDir, modelscopeSnapshot, ollamaFromDisk, type Expected, type Expectations, type Problem} from './expect.js'
 import {hashFiles} from './hash-pool.js'
 import {algorithmFor, intact, judge, summarize, type FileVerdict, type Summary} from './judge.js'
@@ -190,8 +191,15 @@ export async function verify(target: string, ref: SourceRef | undefined, options
   const report: VerifyReport = {target, kind: exp.kind, against: exp.against, checksumList: exp.checksumList, root: exp.root, files: verdicts, problems: exp.problems, summary, intact: intact(summary), notes: exp.notes, ...(exp.fix ? {fix: exp.fix} : {}), notPulled}
   if (!options.repair || report.intact) return report
   const found = findings(verdicts, exp.problems)
+  if (!plan && !ref && exp.files.some((f) => f.url)) {
+    // Plain files mtune pull put in place: fetched again from where they came.
+    const names = await pullAgain(exp.files, verdicts, {dispatcher: options.dispatcher, signal: options.signal}, options.events ?? {})
+    const again = await verify(target, ref, {...options, repair: false})
+    const reason = leftBad(exp.files, verdicts)
+    return {...again, repair: {attempted: true, files: names, links: [], intact: again.intact, found, ...(reason ? {reason} : {})}}
+  }
   if (!plan) {
-    report.repair = {attempted: false, files: [], links: [], intact: false, found, reason: ref ? 'the hub did not answer: nothing to fetch the files from' : exp.fix ? `a blob is fetched again with its model: ${exp.fix}` : 'a plain file has no source to fetch it from: pull it again with mtune pull URL --sha256 HEX'}
+    report.repair = {attempted: false, files: [], links: [], intact: false, found, reason: ref ? 'the hub did not answer: nothing to fetch the files from' : exp.against === 'pulled' && exp.fix ? exp.fix : exp.fix ? `a blob is fetched again with its model: ${exp.fix}` : 'a plain file has no source to fetch it from: pull it again with mtune pull URL --sha256 HEX'}
     return report
   }
   // Leftovers go (another download's, which this plan cannot resume); mtune's own part files of

@@ -1,0 +1,109 @@
+import {appendFileSync, existsSync, readFileSync, realpathSync} from 'node:fs'
+import {dirname, join, resolve} from 'node:path'
+import {errorMessage} from '../errors.js'
+import {mtuneCacheDir} from '../env-settings.js'
+import {makeDirsSync} from '../fs-dirs.js'
+import {isHubFileUrl} from '../sources/hub-files.js'
+import {withNetrc} from '../net/netrc.js'
+
+/**
+ * What mtune pull put in place from a URL, kept so that `mtune verify FILE` can later tell
+ * whether the file is still what came (a disk that rots, a tool that wrote into it, a copy cut
+ * short) and `--repair` can fetch it again: a URL has no published digest to check against, as
+ * a model's hub has. One JSON line per file in ~/.cache/mtune/pulled.jsonl (beside bench.json),
+ * each appended in one write, so that the lines of pulls running at once do not mix; the last
+ * line for a path is its record. The URL is kept without its user info and query: neither a
+ * password nor a signed link's signature is written to disk (`withheld` says which it had).
+ */
+export interface PulledFile {
+  /** The file, resolved (links followed). */
+  path: string
+  size: number
+  sha256: string
+  /** Where it came from, without user info and query. */
+  url: string
+  /**
+   * What the URL had that is not kept: its query (a signed link's, say) or credentials written
+   * into it (those of ~/.netrc are found there again). Then --repair cannot fetch it: the user
+   * pulls it again with the whole URL.
+   */
+  withheld?: Array<'credentials' | 'query'>
+  /** The digest was checked against one given or published (--sha256, a checksum= line, the Hub's). */
+  checked?: true
+  /** When it was put in place (ISO 8601). */
+  at: string
+}
+
+export const pullRecordPath = (env: NodeJS.ProcessEnv = process.env): string => join(mtuneCacheDir(env), 'pulled.jsonl')
+
+/** A file just put in place, as the record keeps it. */
+export function pulledFile(path: string, size: number, sha256: string, url: string, checked: boolean, at = new Date()): PulledFile {
+  const given = new URL(url)
+  const u = new URL(url)
+  u.username = ''
+  u.password = ''
+  u.search = ''
+  u.hash = ''
+  const withheld: NonNullable<PulledFile['withheld']> = []
+  const netrc = new URL(withNetrc(u.href))
+  if ((given.username || given.password) && (netrc.username !== given.username || netrc.password !== given.password)) withheld.push('credentials')
+  // The Hub's file URLs serve the same file without their `?download=true`.
+  if (given.search !== '' && !isHubFileUrl(url)) withheld.push('query')
+  return {path: realPath(path), size, sha256, url: u.href, ...(withheld.length ? {withheld} : {}), ...(checked ? {checked: true as const} : {}), at: at.toISOString()}
+}
+
+/** A single URL's pull, recorded; a line for --debug when it could not be. */
+export function rememberPull(result: {path: string; size: number; sha256: string; verified: boolean}, url: string, debug?: (line: string) => void): void {
+  const why = recordPulled([pulledFile(result.path, result.size, result.sha256, url, result.verified)])
+  if (why) debug?.(why)
+}
+
+const realPath = (path: string): string => {
+  try {
+    return realpathSync(path)
+  } catch {
+    return resolve(path)
+  }
+}
+
+/**
+ * Append the files to the record. Never fails the pull that calls it: a home that cannot be
+ * written costs only the later check. Returns why nothing was recorded, for --debug.
+ */
+export function recordPulled(files: PulledFile[], env: NodeJS.ProcessEnv = process.env): string | undefined {
+  if (files.length === 0) return undefined
+  const path = pullRecordPath(env)
+  try {
+    makeDirsSync(dirname(path))
+    appendFileSync(path, files.map((f) => `${JSON.stringify(f)}\n`).join(''), {mode: 0o600})
+    return undefined
+  } catch (error) {
+    return `could not record the pull in ${path} (${errorMessage(error)}): mtune verify will not know the file's sha256`
+  }
+}
+
+/** The last record of the file at `path` (links followed), if mtune pull put it there. */
+export function pulledRecordOf(path: string, env: NodeJS.ProcessEnv = process.env): PulledFile | undefined {
+  const record = pullRecordPath(env)
+  if (!existsSync(record)) return undefined
+  const real = realPath(path)
+  let text: string
+  try {
+    text = readFileSync(record, 'utf8')
+  } catch {
+    return undefined
+  }
+  const lines = text.split('\n')
+  for (let i = lines.length - 1; i >= 0; i--) {
+    const line = lines[i]!
+    // Cheap test first: the record may hold many thousands of lines.
+    if (!line.includes(JSON.stringify(real).slice(1, -1))) continue
+    try {
+      const f = JSON.parse(line) as PulledFile
+      if (f.path === real && /^[0-9a-f]{64}$/.test(f.sha256) && typeof f.url === 'string') return f
+    } catch {
+      // A line cut short (a full disk while appending): the ones before it still count.
+    }
+  }
+  return undefined
+}
