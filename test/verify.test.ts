@@ -563,6 +563,29 @@ describe('mtune verify ollama:// and files', () => {
     assert.match(listed.stdout, /matches the sha256 mtune pull recorded/)
   })
 
+  it('a directory a pull -i list filled: its files against what mtune pull recorded, and --repair', async () => {
+    const m = await startMirror({content: shard, files: new Map([['b.bin', weights]])})
+    closers.push(() => m.close())
+    const d = join(dir(), 'models')
+    const xdg = {XDG_CACHE_HOME: dir('xdg')}
+    const list = join(dir(), 'urls.txt')
+    writeFileSync(list, `${m.url}\n${m.url.replace(/model\.bin$/, 'b.bin')}\n`)
+    assert.equal((await runCli(['pull', '-i', list, '-o', `${d}/`], xdg)).code, 0)
+    writeFileSync(join(d, 'README.md'), 'notes\n')
+    const good = await runCli(['verify', d], xdg)
+    assert.equal(good.code, 0, good.stdout + good.stderr)
+    assert.match(good.stdout, new RegExp(`^• 2 files checked against the sha256 mtune pull found when it pulled them into ${d}\n• 1 file in it with no record, not checked\n`, 'm'))
+    flipByte(join(d, 'b.bin'), 3)
+    const bad = await runCli(['verify', d], xdg)
+    assert.equal(bad.code, 4)
+    assert.match(bad.stdout, /✗ b\.bin: corrupt/)
+    assert.match(bad.stdout, /fix: mtune verify \S+models --repair$/m)
+    const repaired = await runCli(['verify', d, '--repair'], xdg)
+    assert.equal(repaired.code, 0, repaired.stdout + repaired.stderr)
+    assert.match(repaired.stdout, /repaired: fetched 1 file: b\.bin/)
+    assert.equal(sha256(readFileSync(join(d, 'b.bin'))), sha256(weights))
+  })
+
   it("several PATHs, as a shell's glob gives them: each against its own digest, each file once", async () => {
     const d = dir()
     const other = makeContent(100_000, 9)

@@ -1,4 +1,4 @@
-import {existsSync, readFileSync, statSync} from 'node:fs'
+import {existsSync, readFileSync, realpathSync, statSync} from 'node:fs'
 import {basename, dirname, relative, resolve} from 'node:path'
 import {MtuneError, usageError} from '../errors.js'
 import {safeJoin} from '../sources/safe-names.js'
@@ -8,8 +8,9 @@ import {HEX64, type Expected, type Expectations} from './expect.js'
 import {addressedFile, hfCacheFolder, storeRoot} from './store-paths.js'
 import {byHeader, noDigest, weightTree} from './by-header.js'
 import {localDirRecord} from './local-dir-record.js'
-import {pulledRecordOf, type PulledFile} from './pull-record.js'
+import {pulledRecordOf, pulledRecordsUnder, type PulledFile} from './pull-record.js'
 import {shellWord} from '../ui/shell-words.js'
+import {filesUnder} from '../fs-dirs.js'
 
 /** The checksum list of each folder read so far (or that it has none). */
 type ListsRead = Map<string, ReturnType<typeof checksumListIn>>
@@ -38,6 +39,9 @@ export function plainFile(path: string, sha256?: string, lists: ListsRead = new 
     // A --local-dir tree's own record of what huggingface_hub (or mtune) fetched into it.
     const record = localDirRecord(full, path)
     if (record) return record
+    // Files mtune pull put in it from URLs (pull -i LIST -o DIR/).
+    const pulled = pulledRecordsUnder(full)
+    if (pulled.length) return fromPullRecords(full, path, pulled)
     // Weights with no digest anywhere: complete or cut short, by their own headers.
     const weights = weightTree(full)
     if (weights) return {...weights, notes: [...weights.notes, `for the bytes themselves, check it against its hub: mtune verify hf://ORG/NAME --local-dir ${path} (or modelscope://)`]}
@@ -71,7 +75,7 @@ export function plainFile(path: string, sha256?: string, lists: ListsRead = new 
   }
   // What mtune pull recorded when it put the file here (from a URL, which publishes no digest).
   const pulled = expected === undefined ? pulledRecordOf(full) : undefined
-  if (pulled) return fromPullRecord(full, path, pulled)
+  if (pulled) return fromPullRecords(dirname(full), path, [pulled], true)
   // A blob named for its digest (the Ollama store's, the Hugging Face cache's, or a link to one).
   const addressed = expected === undefined && existsSync(full) ? addressedFile(full) : undefined
   if (addressed) {
@@ -98,23 +102,30 @@ export const pullWithWholeUrl = (path: string, sha256: string, withheld: string[
   `pull it again with its whole URL (${withheld.length ? `its ${withheld.join(' and ')} ${withheld.length > 1 ? 'were' : 'was'}` : 'parts of it were'} not recorded): mtune pull URL -o ${path} --sha256 ${sha256} --force`
 
 /**
- * A file mtune pull put in place from a URL, against the sha256 it found then. Its URL, where
- * the record has all of it (no query or credentials left out), is what --repair fetches again.
+ * Files mtune pull put in place from URLs, against the sha256 it found then: `shown` is the file
+ * (one record) or the directory they are in. A URL the record has whole (no query or
+ * credentials left out) is what --repair fetches again.
  */
-function fromPullRecord(full: string, shown: string, r: PulledFile): Expectations {
-  const whole = !r.withheld?.length
-  const url = r.withheld?.includes('query') ? `${r.url}?…` : r.url
-  const checked = r.checked ? ', which matched the digest it was checked against then' : ''
-  return {
-    kind: 'file',
-    against: 'pulled',
-    root: dirname(full),
-    files: [{name: basename(full), path: full, size: r.size, sha256: r.sha256, ...(whole ? {url: r.url} : {withheld: r.withheld})}],
-    problems: [],
-    notes: [`${basename(full)}: checked against the sha256 mtune pull found on ${r.at.slice(0, 10)}, pulling it from ${url}${checked}`],
+function fromPullRecords(root: string, shown: string, records: PulledFile[], single = false): Expectations {
+  // Named from the directory as the record has it (links followed), or the file as given.
+  const real = realpathSync(root)
+  const files = records.map((r) => ({name: single ? basename(shown) : relative(real, r.path), path: r.path, size: r.size, sha256: r.sha256, ...(r.withheld?.length ? {withheld: r.withheld} : {url: r.url})}))
+  const one = single ? records[0] : undefined
+  if (one) {
+    const url = one.withheld?.includes('query') ? `${one.url}?…` : one.url
+    const checked = one.checked ? ', which matched the digest it was checked against then' : ''
+    const note = `${basename(shown)}: checked against the sha256 mtune pull found on ${one.at.slice(0, 10)}, pulling it from ${url}${checked}`
     // With the whole URL on record, --repair fetches it (the fix verify-output.ts names).
-    ...(whole ? {} : {fix: pullWithWholeUrl(shellWord(shown), r.sha256, r.withheld!)}),
+    const fix = one.withheld?.length ? {fix: pullWithWholeUrl(shellWord(shown), one.sha256, one.withheld)} : {}
+    return {kind: 'file', against: 'pulled', root, files, problems: [], notes: [note], ...fix}
   }
+  const recorded = new Set(records.map((r) => r.path))
+  const others = filesUnder(real).filter((p) => !recorded.has(p) && !/\.(part|journal|lock)$/.test(p)).length
+  const notes = [
+    `${records.length} file${records.length === 1 ? '' : 's'} checked against the sha256 mtune pull found when it pulled ${records.length === 1 ? 'it' : 'them'} into ${shown}`,
+    ...(others ? [`${others} file${others === 1 ? '' : 's'} in it with no record, not checked`] : []),
+  ]
+  return {kind: 'file', against: 'pulled', root, files, problems: [], notes}
 }
 
 /**

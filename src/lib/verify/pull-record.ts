@@ -1,5 +1,5 @@
 import {appendFileSync, existsSync, readFileSync, realpathSync} from 'node:fs'
-import {dirname, join, resolve} from 'node:path'
+import {dirname, join, resolve, sep} from 'node:path'
 import {errorMessage} from '../errors.js'
 import {mtuneCacheDir} from '../env-settings.js'
 import {makeDirsSync} from '../fs-dirs.js'
@@ -84,26 +84,35 @@ export function recordPulled(files: PulledFile[], env: NodeJS.ProcessEnv = proce
 
 /** The last record of the file at `path` (links followed), if mtune pull put it there. */
 export function pulledRecordOf(path: string, env: NodeJS.ProcessEnv = process.env): PulledFile | undefined {
-  const record = pullRecordPath(env)
-  if (!existsSync(record)) return undefined
   const real = realPath(path)
+  return readRecords(real, (p) => p === real, env).get(real)
+}
+
+/** The last record of each file under `dir` (at any depth) that is there now. */
+export function pulledRecordsUnder(dir: string, env: NodeJS.ProcessEnv = process.env): PulledFile[] {
+  const inside = realPath(dir) + sep
+  return [...readRecords(inside, (p) => p.startsWith(inside), env).values()].filter((f) => existsSync(f.path))
+}
+
+/** The records whose path `keep` takes, the last line for a path winning; lines without `needle` are not parsed. */
+function readRecords(needle: string, keep: (path: string) => boolean, env: NodeJS.ProcessEnv): Map<string, PulledFile> {
+  const found = new Map<string, PulledFile>()
   let text: string
   try {
-    text = readFileSync(record, 'utf8')
+    text = readFileSync(pullRecordPath(env), 'utf8')
   } catch {
-    return undefined
+    return found
   }
-  const lines = text.split('\n')
-  for (let i = lines.length - 1; i >= 0; i--) {
-    const line = lines[i]!
-    // Cheap test first: the record may hold many thousands of lines.
-    if (!line.includes(JSON.stringify(real).slice(1, -1))) continue
+  // As JSON writes it: the record may hold many thousands of lines, and most are not wanted.
+  const quoted = JSON.stringify(needle).slice(1, -1)
+  for (const line of text.split('\n')) {
+    if (!line.includes(quoted)) continue
     try {
       const f = JSON.parse(line) as PulledFile
-      if (f.path === real && /^[0-9a-f]{64}$/.test(f.sha256) && typeof f.url === 'string') return f
+      if (typeof f.path === 'string' && keep(f.path) && /^[0-9a-f]{64}$/.test(f.sha256) && typeof f.url === 'string') found.set(f.path, f)
     } catch {
-      // A line cut short (a full disk while appending): the ones before it still count.
+      // A line cut short (a full disk while appending): the others still count.
     }
   }
-  return undefined
+  return found
 }
