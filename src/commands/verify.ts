@@ -26,7 +26,8 @@ export default class Verify extends MtuneCommand {
   static override summary = 'Is the model on disk exactly what was published? Say what is not, and --repair it.'
   static override description = `SOURCE is hf://ORG/NAME[@REV][/PATH] (hf://datasets/... too), ollama://MODEL[:TAG] or modelscope://OWNER/NAME[@REV][/PATH], \
 found where mtune pull (and each ecosystem's own tools) put them; or a PATH, checked against --sha256, the PATH.sha256 beside it, \
-or its line in a SHA256SUMS beside it; or a directory, against the SHA256SUMS in it (as sha256sum -c). \
+or its line in a SHA256SUMS beside it, or the sha256 mtune pull recorded when it fetched it from a URL; \
+or a directory, against the SHA256SUMS in it (as sha256sum -c), or mtune pull's record of the files it put there. \
 Hugging Face: the snapshot's links and blobs (each blob's name is its digest) and, when the hub answers, its file list; \
 Ollama: the manifest and every blob it names; ModelScope: the hub's sha256s. Files are hashed on all cores.
 
@@ -52,7 +53,7 @@ Exit codes: 0 intact (or repaired), 2 bad input, 3 the hub's listing was needed 
   }
 
   static override flags = {
-    sha256: Flags.string({description: 'A PATH: its expected sha256 (default: PATH.sha256 beside it, else its line in a SHA256SUMS beside it).'}),
+    sha256: Flags.string({description: 'A PATH: its expected sha256 (default: PATH.sha256 beside it, else its line in a SHA256SUMS beside it, else what mtune pull recorded).'}),
     revision: Flags.string({description: 'hf:// and modelscope://: the revision to check (branch, tag or commit), instead of @REV.'}),
     'local-dir': Flags.string({description: 'hf:// and modelscope://: check a plain tree (as pull --local-dir writes it) against the hub\'s digests.'}),
     endpoint: Flags.string({description: 'hf:// and modelscope://: the hub endpoint (default: HF_ENDPOINT / MODELSCOPE_ENDPOINT).'}),
