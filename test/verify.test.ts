@@ -18,6 +18,7 @@ import {tempDir} from './support/temp.js'
 import {ggufFile, safetensorsFile, torchZip} from './support/weight-files.js'
 import {headerSize} from '../src/lib/verify/weight-headers.js'
 import {PullLock} from '../src/lib/transfer/pull-lock.js'
+import {bareUrl, unchangedSince} from '../src/lib/transfer/previous-pull.js'
 
 const MiB = 1024 * 1024
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex')
@@ -91,6 +92,21 @@ describe('verify: judging one file', () => {
     assert.equal(hb.digest, gitSha1(config))
     assert.equal(hc.error, 'ENOENT')
     assert.equal(seen, weights.length + config.length)
+  })
+})
+
+describe('a re-run of a pull: is the server\'s file the one pulled before?', () => {
+  const before = {url: 'https://h/f', size: 10, sha256: 'a'.repeat(64), at: '2026-12-01T00:00:00Z'}
+  it('goes by size and ETag, else Last-Modified, and takes no guess where the validators came and went', () => {
+    assert.equal(unchangedSince({...before, etag: '"x"'}, {size: 10, etag: '"x"'}), true)
+    assert.equal(unchangedSince({...before, etag: '"x"'}, {size: 10, etag: '"y"'}), false)
+    assert.equal(unchangedSince({...before, etag: '"x"'}, {size: 11, etag: '"x"'}), false)
+    assert.equal(unchangedSince({...before, lastModified: 'Mon'}, {size: 10, lastModified: 'Mon'}), true)
+    assert.equal(unchangedSince({...before, lastModified: 'Mon'}, {size: 10, lastModified: 'Tue'}), false)
+    assert.equal(unchangedSince(before, {size: 10}), true, 'a server with neither, then and now: its size')
+    assert.equal(unchangedSince(before, {size: 10, etag: '"x"'}), false)
+    assert.equal(unchangedSince({...before, etag: '"x"'}, {size: 10}), false)
+    assert.equal(bareUrl('https://u:p@h/f?X-Amz-Signature=s#frag'), 'https://h/f')
   })
 })
 
@@ -561,6 +577,38 @@ describe('mtune verify ollama:// and files', () => {
     const listed = await runCli(['verify', join(d, 'listed.bin')], xdg)
     assert.equal(listed.code, 0, listed.stderr)
     assert.match(listed.stdout, /matches the sha256 mtune pull recorded/)
+  })
+
+  it('a re-run of the same pull keeps the file it put in place, unless the file or the server\'s changed', async () => {
+    const m = await startMirror({content: shard})
+    closers.push(() => m.close())
+    const d = dir()
+    const file = join(d, 'model.bin')
+    const xdg = {XDG_CACHE_HOME: dir('xdg')}
+    assert.equal((await runCli(['pull', m.url, '-o', file], xdg)).code, 0)
+    const again = await runCli(['pull', m.url, '-o', file], xdg)
+    assert.equal(again.code, 0, again.stderr)
+    assert.match(again.stderr, /model\.bin is the file mtune pulled from this URL on \d{4}-\d\d-\d\d, and the server's is unchanged: kept/)
+    assert.equal(readFileSync(join(xdg.XDG_CACHE_HOME, 'mtune', 'pulled.jsonl'), 'utf8').trim().split('\n').length, 1, 'a re-run adds no line')
+    // Another user's pull, or another URL to the same place, is no earlier pull of this one.
+    assert.equal((await runCli(['pull', m.url, '-o', file])).code, 2)
+    assert.equal((await runCli(['pull', `${m.url}?x=1`.replace('model.bin', 'other.bin'), '-o', file], xdg)).code, 2)
+    // A list of the same URL into the same place is the same pull too.
+    const list = join(dir(), 'urls.txt')
+    writeFileSync(list, `${m.url}\n`)
+    const listed = await runCli(['pull', '-i', list, '-o', `${d}/`], xdg)
+    assert.equal(listed.code, 0, listed.stderr)
+    assert.match(listed.stdout, /already complete, 1 file present \(their digests match\)/)
+    flipByte(file, 9)
+    const broken = await runCli(['pull', m.url, '-o', file], xdg)
+    assert.deepEqual([broken.code, broken.stderr.trim()], [4, `Error: ${file} is no longer the file mtune pulled from this URL on ${new Date().toISOString().slice(0, 10)} (changed on disk since): mtune verify ${file} --repair fetches it again, or --force`])
+    assert.equal((await runCli(['pull', '-i', list, '-o', `${d}/`], xdg)).code, 4)
+    assert.equal((await runCli(['pull', m.url, '-o', file, '--force'], xdg)).code, 0)
+    // A new version on the server is no re-run: refused as any file in the way is.
+    m.setOptions({changeAfter: {requests: 0, content: makeContent(shard.length, 77)}})
+    const newer = await runCli(['pull', m.url, '-o', file], xdg)
+    assert.equal(newer.code, 2)
+    assert.match(newer.stderr, /already exists, as large as the server's file/)
   })
 
   it('a directory a pull -i list filled: its files against what mtune pull recorded, and --repair', async () => {

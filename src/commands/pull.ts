@@ -18,13 +18,14 @@ import {parseRate, parseSize} from '../lib/units.js'
 
 // oclif imports every command to list them: each part loads only when this pull needs it.
 const loadCore = async () => {
-  const [engine, progress, output, record] = await Promise.all([
+  const [engine, progress, output, record, previous] = await Promise.all([
     import('../lib/transfer/engine.js'),
     import('../lib/ui/progress.js'),
     import('../lib/ui/pull-output.js'),
     import('../lib/verify/pull-record.js'),
+    import('../lib/transfer/previous-pull.js'),
   ])
-  return {...engine, ...progress, ...output, ...record}
+  return {...engine, ...progress, ...output, ...record, ...previous}
 }
 const loadSources = async () => {
   const [dispatcher, resolve, runPlan, throughCache, held] = await Promise.all([
@@ -204,7 +205,7 @@ Exit codes: 0 done, 2 bad input, 3 the server refused or kept failing, 4 digest 
       for (const flag of ['tune'] as const) if (flags[flag]) throw new MtuneError('bad-flag', `--${flag} needs --auto`, ExitCode.usage)
       if ((flags.endpoint?.length ?? 0) > 1) throw new MtuneError('bad-flag', 'several --endpoint values need --auto (which measures them); give one', ExitCode.usage)
     }
-    const {createReporter, progressMode, pull, describeResult, describePlan, planJson, describeFiles, rememberPull} = await loadCore()
+    const {createReporter, progressMode, pull, describeResult, describePlan, planJson, describeFiles, rememberPull, pulledRecordOf, bareUrl} = await loadCore()
     const reporter = createReporter(json ? 'none' : progressMode(process.stderr, flags.quiet))
     const {events, warnings} = pullEvents(reporter, json, flags.debug)
     const done = await this.withSignals(reporter, async (signal): Promise<object> => {
@@ -259,8 +260,13 @@ Exit codes: 0 done, 2 bad input, 3 the server refused or kept failing, 4 digest 
         const {hubFileHeaders} = await import('../lib/sources/hub-files.js')
         const headers = hubFileHeaders(ref.url)
         if (headers) events.debug?.(`${new URL(ref.url).host} is the Hub: its file URL gets the Hub token, as hf:// would`)
+        // A re-run of this pull keeps the file it put in place, if unchanged (through a cache too).
+        const pulledBefore = (path: string) => {
+          const record = pulledRecordOf(path)
+          return record?.url === bareUrl(ref.url) ? record : undefined
+        }
         const from = (url: string, dispatcher?: Dispatcher) =>
-          pull({url, headers, mirrors, output: flags.output, connections: flags.connections, maxConnections: flags['max-connections'], chunkSize, sha256: flags.sha256, force: flags.force, continue: flags.continue, dispatcher, ...common}, events)
+          pull({url, headers, mirrors, output: flags.output, connections: flags.connections, maxConnections: flags['max-connections'], chunkSize, sha256: flags.sha256, force: flags.force, continue: flags.continue, pulledBefore, dispatcher, ...common}, events)
         const urlCache = await urlCacheFor(ref, flags.cache)
         let result: Awaited<ReturnType<typeof from>> & {via: 'cache' | 'origin'}
         if (urlCache) {

@@ -15,6 +15,7 @@ import {PARALLEL_FILES, type Plan, type PlannedFile} from './plan.js'
 import {ProgressSum} from './progress-sum.js'
 import {runInSlots} from './file-slots.js'
 import {giveToOwner, ownerWords, storeOwner} from './store-owner.js'
+import {validatorsOf} from '../transfer/previous-pull.js'
 
 export interface RunOptions {
   dispatcher: Dispatcher
@@ -46,6 +47,9 @@ export interface FileResult {
   path: string
   size: number
   sha256?: string
+  /** The server's validators, as it answered (a list's re-run tells an unchanged file by them). */
+  etag?: string
+  lastModified?: string
   skipped: boolean
   seconds?: number
   bytesFetched?: number
@@ -149,7 +153,7 @@ async function pullPlanFiles(plan: Plan, queue: PlannedFile[], results: FileResu
       progress.end(file, r.size, r.alreadyComplete ? 0 : r.size - r.resumedBytes)
       // Found complete when its turn came (another pull put it there after the plan was made): present.
       const present = r.alreadyComplete && !r.pulledByAnother
-      results.push({name: file.name, path: file.dest, size: r.size, sha256: r.sha256, skipped: present, seconds: r.seconds, bytesFetched: r.bytesFetched, resumedBytes: present ? 0 : r.resumedBytes, ...(r.pulledByAnother ? {pulledByAnother: true} : {})})
+      results.push({name: file.name, path: file.dest, size: r.size, sha256: r.sha256, ...validatorsOf(r), skipped: present, seconds: r.seconds, bytesFetched: r.bytesFetched, resumedBytes: present ? 0 : r.resumedBytes, ...(r.pulledByAnother ? {pulledByAnother: true} : {})})
     } catch (error) {
       if (options.keepGoing && fileOwn(error) && !abort.signal.aborted) {
         failed.push({file, error})

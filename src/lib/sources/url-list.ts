@@ -12,7 +12,8 @@ import {fewNames} from '../units.js'
 import {sha256File} from '../transfer/destination.js'
 import type {Plan, PlannedFile} from './plan.js'
 import {safeJoin} from './safe-names.js'
-import {pulledFile, recordPulled} from '../verify/pull-record.js'
+import {pulledFile, pulledRecordOf, recordPulled} from '../verify/pull-record.js'
+import {bareUrl} from '../transfer/previous-pull.js'
 
 /**
  * `mtune pull -i FILE`: a list of URLs, as aria2c -i and wget -i take one, pulled as one plan into
@@ -84,13 +85,15 @@ export function parseUrlList(text: string, file: string): ListedUrl[] {
 
 /**
  * The list as a plan into `dir`. A file already there is skipped when its digest is given and it
- * matches; any other file already there is refused (named) unless `force`, as a plain pull
- * refuses one.
+ * matches, or, with none given, when an earlier mtune pull of that URL put it there and it still
+ * has the sha256 recorded then (a re-run of the list); any other file already there is refused
+ * (named) unless `force`, as a plain pull refuses one.
  */
 export async function urlListPlan(entries: ListedUrl[], file: string, dir: string, force: boolean, env: NodeJS.ProcessEnv = process.env): Promise<Plan> {
   const root = resolve(dir)
   const files: PlannedFile[] = []
   const taken: string[] = []
+  const changed: string[] = []
   for (const e of entries) {
     let dest: string
     try {
@@ -101,13 +104,20 @@ export async function urlListPlan(entries: ListedUrl[], file: string, dir: strin
     let present = false
     // aria2c's partial download in its place is no file to keep or refuse: a pull takes it over (adopt.ts).
     if (existsSync(dest) && !aria2Beside(dest)) {
-      if (e.sha256 && (await sha256File(dest)) === e.sha256) present = true
-      else if (!force) taken.push(e.name)
+      // Without a digest in the list, the one an earlier mtune pull of this URL recorded there: a re-run keeps what it pulled.
+      const recorded = e.sha256 ? undefined : pulledRecordOf(dest, env)
+      const digest = e.sha256 ?? (recorded?.url === bareUrl(e.url) ? recorded.sha256 : undefined)
+      if (digest && (await sha256File(dest)) === digest) present = true
+      else if (!force) (digest && !e.sha256 ? changed : taken).push(e.name)
     }
     // Sizes come with the answers; a file kept has its own. A Hub file URL gets the Hub token, as
     // its single pull does (hub-files.ts).
     const headers = hubFileHeaders(e.url, env)
     files.push({name: e.name, url: e.url, dest, sha256: e.sha256, present, ...(present ? {size: statSync(dest).size} : {}), ...(headers ? {headers} : {})})
+  }
+  if (changed.length) {
+    const one = changed.length === 1
+    throw new MtuneError('exists', `${fewNames(changed)} in ${root} ${one ? 'is' : 'are'} no longer what mtune pulled from ${one ? 'its' : 'their'} URL${one ? '' : 's'} (changed on disk since): mtune verify ${root} --repair fetches ${one ? 'it' : 'them'} again, or --force`, ExitCode.integrity)
   }
   if (taken.length) {
     throw new MtuneError('exists', `${fewNames(taken)} already ${taken.length === 1 ? 'exists' : 'exist'} in ${root} with nothing to check ${taken.length === 1 ? 'it' : 'them'} against: --force replaces ${taken.length === 1 ? 'it' : 'them'} (or give checksum=sha-256=HEX in the list, and a file that matches is kept)`, ExitCode.usage)
@@ -140,7 +150,7 @@ function remember(plan: Plan, results: FileResult[], events: PullEvents): void {
   const listed = new Map(plan.files.map((f) => [f.dest, f]))
   const pulled = results.flatMap((r) => {
     const f = listed.get(r.path)
-    return f && !r.skipped && r.sha256 ? [pulledFile(r.path, r.size, r.sha256, f.url, Boolean(f.sha256))] : []
+    return f && !r.skipped && r.sha256 ? [pulledFile(r.path, r.size, r.sha256, f.url, Boolean(f.sha256), r)] : []
   })
   const why = recordPulled(pulled)
   if (why) events.debug?.(why)

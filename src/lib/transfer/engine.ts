@@ -13,7 +13,8 @@ import {HolderProgress} from './holder-progress.js'
 import {PullLock, holderWords, sourceId} from './pull-lock.js'
 import {backendCopies, differentCopiesSaid, sameCopiesSaid} from './backend-copies.js'
 import {parseOutput, parseSha256, parseTarget} from './validate.js'
-import {DEFAULTS, type PullEvents, type PullOptions, type PullResult} from './pull-types.js'
+import {DEFAULTS, type PulledBefore, type PullEvents, type PullOptions, type PullResult} from './pull-types.js'
+import {unchangedSince, validatorsOf} from './previous-pull.js'
 import {Transfer} from './transfer.js'
 import {StartOver, interrupted} from './transfer-errors.js'
 
@@ -43,8 +44,8 @@ export async function pull(options: PullOptions, events: PullEvents = {}): Promi
   let handedOver = false
   // And the sha256 that pull checked it against, when it had one.
   let checkedBy: string | undefined
-  const existing = (dest: Destination, want: string | undefined, serverSize?: number) =>
-    alreadyThere(dest, {expected: want, force: options.force, continuing: options.continue, url, started, serverSize, handedOver, checkedBy}, events)
+  const existing = (dest: Destination, want: string | undefined, server?: Probe['file']) =>
+    alreadyThere(dest, {expected: want, force: options.force, continuing: options.continue, url, started, server, handedOver, checkedBy, before: options.pulledBefore?.(dest.path)}, events)
   // Held from before the destination is looked at until it is in place: a second pull of the
   // same file waits, then finds it complete.
   const claim = async (dest: Destination) => {
@@ -95,7 +96,7 @@ export async function pull(options: PullOptions, events: PullEvents = {}): Promi
       // Held, then looked at: a pull that waited for another finds the file complete.
       const finished = async (): Promise<PullResult | undefined> => {
         await claim(dest)
-        const done = await existing(dest, want, probed.file.size).catch(async (error: unknown) => {
+        const done = await existing(dest, want, probed.file).catch(async (error: unknown) => {
           await probed.response?.body.dump().catch(() => {})
           throw error
         })
@@ -187,8 +188,9 @@ async function lockFor(dest: Destination, what: {source: string; sha256?: string
 }
 
 /**
- * An existing destination: done if it has the expected digest, or if another mtune pulled this
- * URL there (the server's size) while this one waited; refused without --force.
+ * An existing destination: done if it has the expected digest, if another mtune pulled this
+ * URL there (the server's size) while this one waited, or if an earlier mtune pull put it there
+ * from this URL and neither it nor the server's file changed since; refused without --force.
  */
 async function alreadyThere(
   dest: Destination,
@@ -198,14 +200,18 @@ async function alreadyThere(
     continuing: boolean | undefined
     url: string
     started: number
-    serverSize?: number
+    /** The server's file, as its first answer gave it (not yet asked: undefined). */
+    server?: Probe['file']
     handedOver: boolean
     /** The sha256 the pull waited on checked the file against before putting it in place. */
     checkedBy?: string
+    /** What an earlier mtune pull recorded of this file. */
+    before?: PulledBefore
   },
   events: PullEvents,
 ): Promise<PullResult | undefined> {
-  const {expected, force, url, started, serverSize} = how
+  const {expected, force, url, started, server, before} = how
+  const serverSize = server?.size
   if (!(await fileExists(dest.path))) return undefined
   const own = await fileExists(dest.journalPath)
   const aria2 = aria2Beside(dest.path)
@@ -216,7 +222,7 @@ async function alreadyThere(
     const {size} = await stat(dest.path)
     const seconds = (performance.now() - started) / 1000
     const verified = expected !== undefined
-    return {url: redact(url), path: dest.path, size, sha256: digest, verified, alreadyComplete: true, pulledByAnother, seconds, averageRate: 0, connections: 0, retries: 0, bytesFetched: 0, resumedBytes: size, mirrors: []}
+    return {url: redact(url), path: dest.path, size, sha256: digest, ...validatorsOf(server ?? {}), verified, alreadyComplete: true, pulledByAnother, seconds, averageRate: 0, connections: 0, retries: 0, bytesFetched: 0, resumedBytes: size, mirrors: []}
   }
   if (expected) {
     // The holder pulled this URL for this digest, and mtune renames into place only what it
@@ -237,6 +243,16 @@ async function alreadyThere(
   if (how.handedOver && !expected && !own && serverSize !== undefined && (await stat(dest.path)).size === serverSize) {
     handedOverSaid(events)(`another mtune pulled ${dest.path} from this URL while this one waited: hashing it, not fetching it again`)
     return complete(await sha256File(dest.path), true)
+  }
+  // A re-run of the same pull (a script, a job at every boot): the file it put here, if unchanged.
+  if (!force && !own && before && server && unchangedSince(before, server)) {
+    const when = before.at.slice(0, 10)
+    const digest = (await stat(dest.path)).size === before.size ? await sha256File(dest.path) : undefined
+    if (digest === before.sha256) {
+      events.info?.(`${dest.path} is the file mtune pulled from this URL on ${when}, and the server's is unchanged: kept (checked against the sha256 recorded then)`)
+      return complete(digest, false)
+    }
+    throw new MtuneError('exists', `${dest.path} is no longer the file mtune pulled from this URL on ${when} (changed on disk since): mtune verify ${dest.path} --repair fetches it again, or --force`, ExitCode.integrity)
   }
   if (!force) throw new MtuneError('exists', existsSaid(dest.path, (await stat(dest.path)).size, serverSize), ExitCode.usage)
   return undefined

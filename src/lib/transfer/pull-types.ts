@@ -39,6 +39,12 @@ export interface PullOptions {
    * curl -C -): its bytes are taken as the file's start, and checked as resumed ones are.
    */
   continue?: boolean
+  /**
+   * What an earlier mtune pull of the same URL recorded of the file now at `path`
+   * (verify/pull-record.ts): a re-run of that pull (a script, a job at every boot) keeps a file
+   * that is still what it fetched and unchanged on the server, rather than refusing it.
+   */
+  pulledBefore?: (path: string) => PulledBefore | undefined
   stallTimeoutMs?: number
   /** Failed attempts in a row, with no byte of progress, before giving up. */
   maxRetries?: number
@@ -77,6 +83,18 @@ export interface PullOptions {
   random?: () => number
 }
 
+/** An earlier pull of a file, as mtune recorded it (verify/pull-record.ts). */
+export interface PulledBefore {
+  /** The URL without user info and query. */
+  url: string
+  size: number
+  sha256: string
+  etag?: string
+  lastModified?: string
+  /** When (ISO 8601). */
+  at: string
+}
+
 export interface Progress {
   size?: number
   done: number
@@ -109,6 +127,9 @@ export interface PullResult {
   path: string
   size: number
   sha256: string
+  /** The server's validators for the file, as it answered: a re-run tells an unchanged file by them. */
+  etag?: string
+  lastModified?: string
   /** The digest was checked against an expected one. */
   verified: boolean
   alreadyComplete: boolean

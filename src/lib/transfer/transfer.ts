@@ -28,6 +28,7 @@ import {SourcePool, newSource, type Source} from './source-pool.js'
 import {FileChanged, type StartOver, diskError, interrupted, keptBytesBad, runAgain} from './transfer-errors.js'
 import {TokenBucket} from './token-bucket.js'
 import {DEFAULTS, type PullEvents, type PullOptions, type PullResult} from './pull-types.js'
+import {validatorsOf} from './previous-pull.js'
 
 const TICK_MS = 100
 const CHECKPOINT_MS = 1_000
@@ -407,6 +408,7 @@ export class Transfer {
       path: this.setup.dest.path,
       size,
       sha256: digest,
+      ...validatorsOf(this.setup.probed.file),
       verified: Boolean(this.setup.expected),
       alreadyComplete: false,
       pulledByAnother: false,

@@ -90,6 +90,7 @@ export function describeList(plan: Plan, results: FileResult[], seconds: number,
   const checked = digests === pulled.length ? ', verified' : digests ? `, ${digests} verified against the list's digests` : ''
   const through = cache ? ` through the cache at ${cache}` : ''
   const kept = present ? `, ${present} already present (their digests match)` : ''
+  if (pulled.length === 0) return `${mark.ok()} ${plan.source}: already complete, ${present} file${present === 1 ? '' : 's'} present (their digests match) -> ${plan.root}`
   return `${mark.ok()} ${plan.source}: ${pulledWords(pulled, seconds)}${through}${checked}${kept} -> ${plan.root}`
 }
 

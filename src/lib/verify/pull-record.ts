@@ -5,6 +5,7 @@ import {mtuneCacheDir} from '../env-settings.js'
 import {makeDirsSync} from '../fs-dirs.js'
 import {isHubFileUrl} from '../sources/hub-files.js'
 import {withNetrc} from '../net/netrc.js'
+import {bareUrl, validatorsOf} from '../transfer/previous-pull.js'
 
 /**
  * What mtune pull put in place from a URL, kept so that `mtune verify FILE` can later tell
@@ -30,31 +31,42 @@ export interface PulledFile {
   withheld?: Array<'credentials' | 'query'>
   /** The digest was checked against one given or published (--sha256, a checksum= line, the Hub's). */
   checked?: true
+  /** The server's validators then: a re-run of the pull keeps the file while they hold (transfer/previous-pull.ts). */
+  etag?: string
+  lastModified?: string
   /** When it was put in place (ISO 8601). */
   at: string
 }
 
 export const pullRecordPath = (env: NodeJS.ProcessEnv = process.env): string => join(mtuneCacheDir(env), 'pulled.jsonl')
 
-/** A file just put in place, as the record keeps it. */
-export function pulledFile(path: string, size: number, sha256: string, url: string, checked: boolean, at = new Date()): PulledFile {
+/** A file just put in place, as the record keeps it; `validators`: the server's, as it answered. */
+export function pulledFile(path: string, size: number, sha256: string, url: string, checked: boolean, validators: {etag?: string; lastModified?: string} = {}, at = new Date()): PulledFile {
   const given = new URL(url)
-  const u = new URL(url)
-  u.username = ''
-  u.password = ''
-  u.search = ''
-  u.hash = ''
+  const bare = bareUrl(url)
   const withheld: NonNullable<PulledFile['withheld']> = []
-  const netrc = new URL(withNetrc(u.href))
+  const netrc = new URL(withNetrc(bare))
   if ((given.username || given.password) && (netrc.username !== given.username || netrc.password !== given.password)) withheld.push('credentials')
   // The Hub's file URLs serve the same file without their `?download=true`.
   if (given.search !== '' && !isHubFileUrl(url)) withheld.push('query')
-  return {path: realPath(path), size, sha256, url: u.href, ...(withheld.length ? {withheld} : {}), ...(checked ? {checked: true as const} : {}), at: at.toISOString()}
+  return {
+    path: realPath(path),
+    size,
+    sha256,
+    url: bare,
+    ...(withheld.length ? {withheld} : {}),
+    ...(checked ? {checked: true as const} : {}),
+    ...validatorsOf(validators),
+    at: at.toISOString(),
+  }
 }
 
 /** A single URL's pull, recorded; a line for --debug when it could not be. */
-export function rememberPull(result: {path: string; size: number; sha256: string; verified: boolean}, url: string, debug?: (line: string) => void): void {
-  const why = recordPulled([pulledFile(result.path, result.size, result.sha256, url, result.verified)])
+export function rememberPull(result: {path: string; size: number; sha256: string; verified: boolean; alreadyComplete: boolean; etag?: string; lastModified?: string}, url: string, debug?: (line: string) => void): void {
+  // A re-run that kept the file adds no line: a job at every boot would grow the record forever.
+  const known = result.alreadyComplete ? pulledRecordOf(result.path) : undefined
+  if (known && known.sha256 === result.sha256 && known.url === bareUrl(url)) return
+  const why = recordPulled([pulledFile(result.path, result.size, result.sha256, url, result.verified, result)])
   if (why) debug?.(why)
 }
 
