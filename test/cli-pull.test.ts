@@ -178,7 +178,8 @@ describe('mtune pull (CLI)', () => {
     assert.match(again.stderr, /the bytes taken over from .*model\.bin are not the server's \(at \d+\): starting over/)
     assert.equal(sha256(readFileSync(out)), digest)
     // As long as the file: not a start, and the usual line (hashed with --sha256: found complete).
-    const complete = await runCli(['pull', m.url, '-o', out, '--continue'])
+    // In a home with no record of the pulls above (which would keep the file: a re-run).
+    const complete = await runCli(['pull', m.url, '-o', out, '--continue'], {XDG_CACHE_HOME: dir()})
     assert.equal(complete.code, 2)
     assert.match(complete.stderr, /as large as the server's file/)
     assert.equal((await runCli(['pull', m.url, '-o', out, '--continue', '--sha256', digest])).code, 0)
@@ -471,9 +472,15 @@ describe('mtune pull -i FILE (a list of URLs)', () => {
     assert.ok(readFileSync(join(out, 'copy.bin')).equals(content))
     assert.equal(doc.results.find((x: {name: string}) => x.name === 'copy.bin').sha256, digest, 'hashed all the same')
     // Again: the files with a digest that match are kept; one without is refused, as a plain pull refuses it.
-    const again = await runCli(['pull', '-i', list, '-o', out])
+    // A re-run: copy.bin too is what the first run pulled from its URL (mtune's record).
+    const rerun = await runCli(['pull', '-i', list, '-o', out])
+    assert.equal(rerun.code, 0, rerun.stderr)
+    assert.match(rerun.stdout, /already complete, 3 files present \(their digests match\)/)
+    // Another user's run, with no record of it: nothing to check it against.
+    const elsewhere = {XDG_CACHE_HOME: dir()}
+    const again = await runCli(['pull', '-i', list, '-o', out], elsewhere)
     assert.deepEqual([again.code, again.stderr.trim()], [2, `Error: copy.bin already exists in ${out} with nothing to check it against: --force replaces it (or give checksum=sha-256=HEX in the list, and a file that matches is kept)`])
-    const forced = await runCli(['pull', '-i', list, '-o', out, '--force'])
+    const forced = await runCli(['pull', '-i', list, '-o', out, '--force'], elsewhere)
     assert.equal(forced.code, 0, forced.stderr)
     assert.match(forced.stdout, /✓ \S*urls\.txt \(3 URLs\): 1 pulled \(32\.0 MiB in .*\), 2 already present \(their digests match\) -> /)
     // A digest the file does not have: exit 4, nothing kept under that name.

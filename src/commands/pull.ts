@@ -205,7 +205,7 @@ Exit codes: 0 done, 2 bad input, 3 the server refused or kept failing, 4 digest 
       for (const flag of ['tune'] as const) if (flags[flag]) throw new MtuneError('bad-flag', `--${flag} needs --auto`, ExitCode.usage)
       if ((flags.endpoint?.length ?? 0) > 1) throw new MtuneError('bad-flag', 'several --endpoint values need --auto (which measures them); give one', ExitCode.usage)
     }
-    const {createReporter, progressMode, pull, describeResult, describePlan, planJson, describeFiles, rememberPull, pulledRecordOf, bareUrl} = await loadCore()
+    const {createReporter, progressMode, pull, describeResult, describePlan, planJson, describeFiles, rememberPull, pulledRecordOf, urlId} = await loadCore()
     const reporter = createReporter(json ? 'none' : progressMode(process.stderr, flags.quiet))
     const {events, warnings} = pullEvents(reporter, json, flags.debug)
     const done = await this.withSignals(reporter, async (signal): Promise<object> => {
@@ -263,7 +263,7 @@ Exit codes: 0 done, 2 bad input, 3 the server refused or kept failing, 4 digest 
         // A re-run of this pull keeps the file it put in place, if unchanged (through a cache too).
         const pulledBefore = (path: string) => {
           const record = pulledRecordOf(path)
-          return record?.url === bareUrl(ref.url) ? record : undefined
+          return record?.urlId === urlId(ref.url) ? record : undefined
         }
         const from = (url: string, dispatcher?: Dispatcher) =>
           pull({url, headers, mirrors, output: flags.output, connections: flags.connections, maxConnections: flags['max-connections'], chunkSize, sha256: flags.sha256, force: flags.force, continue: flags.continue, pulledBefore, dispatcher, ...common}, events)

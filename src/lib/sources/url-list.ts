@@ -13,7 +13,7 @@ import {sha256File} from '../transfer/destination.js'
 import type {Plan, PlannedFile} from './plan.js'
 import {safeJoin} from './safe-names.js'
 import {pulledFile, pulledRecordOf, recordPulled} from '../verify/pull-record.js'
-import {bareUrl} from '../transfer/previous-pull.js'
+import {urlId} from '../transfer/previous-pull.js'
 
 /**
  * `mtune pull -i FILE`: a list of URLs, as aria2c -i and wget -i take one, pulled as one plan into
@@ -106,7 +106,7 @@ export async function urlListPlan(entries: ListedUrl[], file: string, dir: strin
     if (existsSync(dest) && !aria2Beside(dest)) {
       // Without a digest in the list, the one an earlier mtune pull of this URL recorded there: a re-run keeps what it pulled.
       const recorded = e.sha256 ? undefined : pulledRecordOf(dest, env)
-      const digest = e.sha256 ?? (recorded?.url === bareUrl(e.url) ? recorded.sha256 : undefined)
+      const digest = e.sha256 ?? (recorded?.urlId === urlId(e.url) ? recorded.sha256 : undefined)
       if (digest && (await sha256File(dest)) === digest) present = true
       else if (!force) (digest && !e.sha256 ? changed : taken).push(e.name)
     }

@@ -1,3 +1,4 @@
+import {createHash} from 'node:crypto'
 import type {PulledBefore} from './pull-types.js'
 
 /** The server's validators for a file, those it gave: what a result keeps to tell a re-run an unchanged file. */
@@ -14,6 +15,19 @@ export function bareUrl(url: string): string {
   u.search = ''
   u.hash = ''
   return u.href
+}
+
+/**
+ * What tells one URL from another in a record, query and all (`?file=a` and `?file=b` of one
+ * script are two files), without writing the query itself to disk: a digest of the URL without
+ * its user info and fragment. A signed link signed again is another URL, as it must be taken.
+ */
+export function urlId(url: string): string {
+  const u = new URL(url)
+  u.username = ''
+  u.password = ''
+  u.hash = ''
+  return createHash('sha256').update(u.href).digest('hex')
 }
 
 /**

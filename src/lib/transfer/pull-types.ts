@@ -87,6 +87,8 @@ export interface PullOptions {
 export interface PulledBefore {
   /** The URL without user info and query. */
   url: string
+  /** The whole URL's digest (previous-pull.ts urlId): what a re-run is matched by. */
+  urlId?: string
   size: number
   sha256: string
   etag?: string

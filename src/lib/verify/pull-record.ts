@@ -5,7 +5,7 @@ import {mtuneCacheDir} from '../env-settings.js'
 import {makeDirsSync} from '../fs-dirs.js'
 import {isHubFileUrl} from '../sources/hub-files.js'
 import {withNetrc} from '../net/netrc.js'
-import {bareUrl, validatorsOf} from '../transfer/previous-pull.js'
+import {bareUrl, urlId, validatorsOf} from '../transfer/previous-pull.js'
 
 /**
  * What mtune pull put in place from a URL, kept so that `mtune verify FILE` can later tell
@@ -23,6 +23,8 @@ export interface PulledFile {
   sha256: string
   /** Where it came from, without user info and query. */
   url: string
+  /** A digest of the whole URL, query included (transfer/previous-pull.ts): a re-run of the same pull is told by it. */
+  urlId: string
   /**
    * What the URL had that is not kept: its query (a signed link's, say) or credentials written
    * into it (those of ~/.netrc are found there again). Then --repair cannot fetch it: the user
@@ -54,6 +56,7 @@ export function pulledFile(path: string, size: number, sha256: string, url: stri
     size,
     sha256,
     url: bare,
+    urlId: urlId(url),
     ...(withheld.length ? {withheld} : {}),
     ...(checked ? {checked: true as const} : {}),
     ...validatorsOf(validators),
@@ -65,7 +68,7 @@ export function pulledFile(path: string, size: number, sha256: string, url: stri
 export function rememberPull(result: {path: string; size: number; sha256: string; verified: boolean; alreadyComplete: boolean; etag?: string; lastModified?: string}, url: string, debug?: (line: string) => void): void {
   // A re-run that kept the file adds no line: a job at every boot would grow the record forever.
   const known = result.alreadyComplete ? pulledRecordOf(result.path) : undefined
-  if (known && known.sha256 === result.sha256 && known.url === bareUrl(url)) return
+  if (known && known.sha256 === result.sha256 && known.urlId === urlId(url)) return
   const why = recordPulled([pulledFile(result.path, result.size, result.sha256, url, result.verified, result)])
   if (why) debug?.(why)
 }
