@@ -7,7 +7,7 @@ import {existsSync, lstatSync, readFileSync, readdirSync, statSync, symlinkSync,
 import {spawn, spawnSync} from 'node:child_process'
 import {join} from 'node:path'
 import {after, describe, it} from 'node:test'
-import {BIN, hasStack, runCli, startCli} from './support/cli.js'
+import {BIN, cliCacheHome, hasStack, runCli, startCli} from './support/cli.js'
 import {makeContent, mirrors, sha256, startMirror} from './support/mirror-server.js'
 import {tempDir} from './support/temp.js'
 import {judgeLeftover} from '../src/lib/transfer/adopt.js'
@@ -816,7 +816,7 @@ describe('mtune pull on a terminal', () => {
     // Asynchronously: the mirror serving it runs in this process.
     const {spawn} = await import('node:child_process')
     const child = spawn('script', ['-qec', `${process.execPath} ${BIN} pull ${m.url} -o ${out}`, '/dev/null'], {
-      env: {...process.env, NO_COLOR: '1', TERM: 'xterm'},
+      env: {...process.env, XDG_CACHE_HOME: cliCacheHome(), NO_COLOR: '1', TERM: 'xterm'},
       stdio: ['ignore', 'pipe', 'pipe'],
     })
     let screen = ''

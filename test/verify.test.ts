@@ -54,6 +54,17 @@ async function pulledHub() {
   return {cdn, hub, env, repoDir, blob: (b: Buffer) => join(repoDir, 'blobs', sha256(b)), link: (name: string) => join(repoDir, 'snapshots', COMMIT, name)}
 }
 
+/** `shard` pulled from a URL with the CLI, in a home of its own (where its record goes). */
+async function pulledFromUrl() {
+  const m = await startMirror({content: shard})
+  closers.push(() => m.close())
+  const d = dir()
+  const file = join(d, 'model.bin')
+  const xdg = {XDG_CACHE_HOME: dir('xdg')}
+  assert.equal((await runCli(['pull', m.url, '-o', file], xdg)).code, 0)
+  return {m, d, file, xdg}
+}
+
 const flipByte = (path: string, at: number) => {
   const b = readFileSync(path)
   b[at] ^= 0xff
@@ -513,12 +524,7 @@ describe('mtune verify ollama:// and files', () => {
   })
 
   it('a file mtune pull put in place from a URL: against the sha256 it recorded, and --repair fetches it again', async () => {
-    const m = await startMirror({content: shard})
-    closers.push(() => m.close())
-    const d = dir()
-    const file = join(d, 'model.bin')
-    const xdg = {XDG_CACHE_HOME: dir('xdg')}
-    assert.equal((await runCli(['pull', m.url, '-o', file], xdg)).code, 0)
+    const {m, file, xdg} = await pulledFromUrl()
     const good = await runCli(['verify', file], xdg)
     assert.equal(good.code, 0, good.stderr)
     assert.match(good.stdout, new RegExp(`model\\.bin: checked against the sha256 mtune pull found on \\d{4}-\\d\\d-\\d\\d, pulling it from ${m.url}\n`))
@@ -580,12 +586,7 @@ describe('mtune verify ollama:// and files', () => {
   })
 
   it('a re-run of the same pull keeps the file it put in place, unless the file or the server\'s changed', async () => {
-    const m = await startMirror({content: shard})
-    closers.push(() => m.close())
-    const d = dir()
-    const file = join(d, 'model.bin')
-    const xdg = {XDG_CACHE_HOME: dir('xdg')}
-    assert.equal((await runCli(['pull', m.url, '-o', file], xdg)).code, 0)
+    const {m, d, file, xdg} = await pulledFromUrl()
     const again = await runCli(['pull', m.url, '-o', file], xdg)
     assert.equal(again.code, 0, again.stderr)
     assert.match(again.stderr, /model\.bin is the file mtune pulled from this URL on \d{4}-\d\d-\d\d, and the server's is unchanged: kept/)
