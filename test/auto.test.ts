@@ -29,6 +29,12 @@ describe('mtune pull --auto', () => {
     assert.deepEqual(doc.decision.fallbacks.map((f: {url: string}) => f.url), [slow.url])
     assert.equal(doc.result.sha256, digest)
     assert.equal(sha256(readFileSync(join(out, 'model.bin'))), digest)
+    // Run again (a job at every boot): the file it pulled from the mirror it chose is kept, recorded under the URL given.
+    const cache = env()
+    assert.equal((await runCli(['pull', '--auto', slow.url, '--mirror', fast.url, '--no-public-mirrors', '--budget', '2', '-o', join(out, 'again.bin')], cache)).code, 0)
+    const again = await runCli(['pull', '--auto', slow.url, '--mirror', fast.url, '--no-public-mirrors', '--budget', '2', '-o', join(out, 'again.bin')], cache)
+    assert.equal(again.code, 0, again.stderr)
+    assert.match(again.stderr, /again\.bin is the file mtune pulled from this URL on .*: kept/)
   })
 
   it('decides on and pulls from mirrors that want the credentials in their URLs, showing none', async () => {

@@ -208,6 +208,12 @@ Exit codes: 0 done, 2 bad input, 3 the server refused or kept failing, 4 digest 
     const {createReporter, progressMode, pull, describeResult, describePlan, planJson, describeFiles, rememberPull, pulledRecordOf, urlId} = await loadCore()
     const reporter = createReporter(json ? 'none' : progressMode(process.stderr, flags.quiet))
     const {events, warnings} = pullEvents(reporter, json, flags.debug)
+    // A re-run of a URL's pull keeps the file it put in place, if unchanged (through a cache, or
+    // from the mirror --auto chose, too): the record goes by the URL given.
+    const pulledBefore = (path: string) => {
+      const record = pulledRecordOf(path)
+      return ref.kind === 'url' && record?.urlId === urlId(ref.url) ? record : undefined
+    }
     const done = await this.withSignals(reporter, async (signal): Promise<object> => {
       if (flags.auto) {
         const {pullAuto, describeDecision, systemReader, STATE_PATH, renderResults} = await loadAuto()
@@ -230,6 +236,7 @@ Exit codes: 0 done, 2 bad input, 3 the server refused or kept failing, 4 digest 
             sha256: flags.sha256,
             force: flags.force,
             continue: flags.continue,
+            pulledBefore,
             tune: flags.tune,
             dryRun: flags['dry-run'],
             maxConnections: flags['max-connections'],
@@ -250,7 +257,7 @@ Exit codes: 0 done, 2 bad input, 3 the server refused or kept failing, 4 digest 
           events,
         )
         reporter.stop()
-        if (auto.result) rememberPull(auto.result, auto.result.url, events.debug)
+        if (auto.result && ref.kind === 'url') rememberPull(auto.result, ref.url, events.debug)
         if (!json && !flags.quiet && auto.result) this.log(describeResult(auto.result))
         if (!json && !flags.quiet && auto.files && auto.plan) this.log(describeFiles(auto.plan, auto.files, auto.seconds ?? 0, flags.verify))
         return {...auto, plan: auto.plan && planJson(auto.plan)}
@@ -260,11 +267,6 @@ Exit codes: 0 done, 2 bad input, 3 the server refused or kept failing, 4 digest 
         const {hubFileHeaders} = await import('../lib/sources/hub-files.js')
         const headers = hubFileHeaders(ref.url)
         if (headers) events.debug?.(`${new URL(ref.url).host} is the Hub: its file URL gets the Hub token, as hf:// would`)
-        // A re-run of this pull keeps the file it put in place, if unchanged (through a cache too).
-        const pulledBefore = (path: string) => {
-          const record = pulledRecordOf(path)
-          return record?.urlId === urlId(ref.url) ? record : undefined
-        }
         const from = (url: string, dispatcher?: Dispatcher) =>
           pull({url, headers, mirrors, output: flags.output, connections: flags.connections, maxConnections: flags['max-connections'], chunkSize, sha256: flags.sha256, force: flags.force, continue: flags.continue, pulledBefore, dispatcher, ...common}, events)
         const urlCache = await urlCacheFor(ref, flags.cache)

@@ -7,7 +7,7 @@ import type {Plan} from '../sources/plan.js'
 import type {SourceRef} from '../sources/reference.js'
 import {runPlan, type FileResult} from '../sources/run-plan.js'
 import type {SystemReader} from '../system/reader.js'
-import {pull, type PullEvents, type PullResult} from '../transfer/engine.js'
+import {pull, type PullEvents, type PullOptions, type PullResult} from '../transfer/engine.js'
 import {fileWriter} from '../tune/apply.js'
 import {tune, type TuneReport} from '../tune/run.js'
 import {findCandidates} from './candidates.js'
@@ -37,6 +37,8 @@ export interface AutoOptions {
   force?: boolean
   /** A shorter file at the destination is another tool's download cut short: taken over (PullOptions.continue). */
   continue?: boolean
+  /** URLs: an earlier pull's record of the file, for a re-run (PullOptions.pulledBefore). */
+  pulledBefore?: PullOptions['pulledBefore']
   tune?: boolean
   dryRun?: boolean
   maxConnections?: number
@@ -112,6 +114,7 @@ export async function pullAuto(ref: SourceRef, options: AutoOptions, r: SystemRe
           sha256: options.sha256,
           force: options.force,
           continue: options.continue,
+          pulledBefore: options.pulledBefore,
           connections: decision.connections,
           maxConnections: options.maxConnections,
           chunkSize: decision.chunkSize,
