@@ -1,4 +1,5 @@
-import {createHash} from 'node:crypto'
+import {withoutUserinfo} from '../net/credentials.js'
+import {sourceId} from './pull-lock.js'
 import type {PulledBefore} from './pull-types.js'
 
 /** The server's validators for a file, those it gave: what a result keeps to tell a re-run an unchanged file. */
@@ -7,28 +8,26 @@ export const validatorsOf = (file: {etag?: string; lastModified?: string}): {eta
   ...(file.lastModified ? {lastModified: file.lastModified} : {}),
 })
 
+/** The URL that identifies a file: without user info (credentials.ts) and fragment, query kept. */
+const identifying = (url: string): URL => {
+  const u = new URL(withoutUserinfo(new URL(url)))
+  u.hash = ''
+  return u
+}
+
 /** A URL as a record keeps it: without user info, query and fragment (neither a password nor a signature goes to disk). */
 export function bareUrl(url: string): string {
-  const u = new URL(url)
-  u.username = ''
-  u.password = ''
+  const u = identifying(url)
   u.search = ''
-  u.hash = ''
   return u.href
 }
 
 /**
  * What tells one URL from another in a record, query and all (`?file=a` and `?file=b` of one
- * script are two files), without writing the query itself to disk: a digest of the URL without
- * its user info and fragment. A signed link signed again is another URL, as it must be taken.
+ * script are two files), without writing the query itself to disk: its digest, as the pull
+ * lock's source id. A signed link signed again is another URL, as it must be taken.
  */
-export function urlId(url: string): string {
-  const u = new URL(url)
-  u.username = ''
-  u.password = ''
-  u.hash = ''
-  return createHash('sha256').update(u.href).digest('hex')
-}
+export const urlId = (url: string): string => sourceId(identifying(url).href)
 
 /**
  * Pure: whether the server's file is still the one an earlier pull of the same URL fetched to

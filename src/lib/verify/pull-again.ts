@@ -5,7 +5,7 @@ import {withNetrc} from '../net/netrc.js'
 import {runPlan, type RunOptions} from '../sources/run-plan.js'
 import type {PullEvents} from '../transfer/pull-types.js'
 import type {Expected} from './expect.js'
-import type {FileVerdict} from './judge.js'
+import {isBad, type FileVerdict} from './judge.js'
 import {pullWithWholeUrl} from './plain-file.js'
 import {fewNames} from '../units.js'
 import {shellWord} from '../ui/shell-words.js'
@@ -36,7 +36,7 @@ export async function pullAgain(files: Expected[], verdicts: FileVerdict[], run:
   return names
 }
 
-const badPaths = (verdicts: FileVerdict[]) => new Set(verdicts.filter((v) => v.status !== 'ok' && v.status !== 'unchecked').map((v) => v.path))
+const badPaths = (verdicts: FileVerdict[]) => new Set(verdicts.filter(isBad).map((v) => v.path))
 
 /** Why the bad files pullAgain cannot fetch are left as they are (no whole URL on record), or undefined. */
 export function leftBad(files: Expected[], verdicts: FileVerdict[]): string | undefined {

@@ -16,7 +16,7 @@ import {plainFile, plainFiles} from './plain-file.js'
 import {leftBad, pullAgain} from './pull-again.js'
 import {cachedCommit, expectedOf, fromPlan, hfFromDisk, hfRepoDir, modelscopeSnapshot, ollamaFromDisk, type Expected, type Expectations, type Problem} from './expect.js'
 import {hashFiles} from './hash-pool.js'
-import {algorithmFor, intact, judge, summarize, type FileVerdict, type Summary} from './judge.js'
+import {algorithmFor, intact, isBad, judge, summarize, type FileVerdict, type Summary} from './judge.js'
 
 export interface VerifyOptions {
   sha256?: string
@@ -239,7 +239,7 @@ export async function verify(target: string, ref: SourceRef | undefined, options
 export async function recheckPresent(plan: Plan, options: {workers?: number; signal?: AbortSignal}): Promise<{rehashed: number; bad: FileVerdict[]}> {
   const present = plan.files.filter((f) => f.present)
   const {verdicts} = await check(present.map((f) => expectedOf(f)), options)
-  const bad = verdicts.filter((v) => v.status !== 'ok' && v.status !== 'unchecked')
+  const bad = verdicts.filter(isBad)
   for (const v of bad) {
     rmSync(v.path, {force: true})
     const f = plan.files.find((x) => x.dest === v.path)
