@@ -295,4 +295,12 @@ ${fatResult ? `\n${fatpipeSection(fatResult)}` : ''}${fleetResult ? `\n${fleetSe
   console.log(verdicts.join('\n'))
 }
 
-await main()
+// Every mtune the benchmark runs inherits a cache home of its own: their pulls' record for mtune
+// verify (pulled.jsonl) and any bench.json stay out of the user's ~/.cache.
+const cacheHome = mkdtempSync(join(tmpdir(), 'mtune-bench-xdg-'))
+process.env.XDG_CACHE_HOME = cacheHome
+try {
+  await main()
+} finally {
+  rmSync(cacheHome, {recursive: true, force: true})
+}
