@@ -1,5 +1,4 @@
 import {Args, Flags, type Interfaces} from '@oclif/core'
-import type {Dispatcher} from 'undici'
 import {setMaxListeners} from 'node:events'
 import {ExitCode, MtuneError, errorMessage, usageError} from '../lib/errors.js'
 import {proxyUrls} from '../lib/net/proxy-env.js'
@@ -13,30 +12,16 @@ import {defaultThreads} from '../lib/transfer/thread-count.js'
 import {MtuneCommand} from '../lib/ui/base-command.js'
 import type {Reporter} from '../lib/ui/progress.js'
 import {mask, registerUrlSecrets} from '../lib/ui/secrets.js'
-import {INSECURE_ELSEWHERE} from '../lib/ui/flag-habits.js'
-import {parseRate, parseSize} from '../lib/units.js'
+import {refuseListFlags, refuseMisplacedFlags, sizesOf} from '../lib/ui/pull-flags.js'
 
 // oclif imports every command to list them: each part loads only when this pull needs it.
 const loadCore = async () => {
-  const [engine, progress, output, record, previous] = await Promise.all([
-    import('../lib/transfer/engine.js'),
-    import('../lib/ui/progress.js'),
-    import('../lib/ui/pull-output.js'),
-    import('../lib/verify/pull-record.js'),
-    import('../lib/transfer/previous-pull.js'),
-  ])
-  return {...engine, ...progress, ...output, ...record, ...previous}
+  const [progress, output, pullUrl] = await Promise.all([import('../lib/ui/progress.js'), import('../lib/ui/pull-output.js'), import('../lib/sources/pull-url.js')])
+  return {...progress, ...output, ...pullUrl}
 }
-const loadSources = async () => {
-  const [dispatcher, resolve, runPlan, throughCache, held] = await Promise.all([
-    import('../lib/net/dispatcher.js'),
-    import('../lib/sources/resolve.js'),
-    import('../lib/sources/run-plan.js'),
-    import('../lib/sources/through-cache.js'),
-    import('../lib/sources/held.js'),
-  ])
-  const {resolveOrCached} = await import('../lib/sources/hf-offline.js')
-  return {...dispatcher, ...resolve, ...runPlan, ...throughCache, ...held, resolveOrCached}
+const loadModel = async () => {
+  const [pullModel, held] = await Promise.all([import('../lib/sources/pull-model.js'), import('../lib/sources/held.js')])
+  return {...pullModel, ...held}
 }
 const loadAuto = async () => {
   const [auto, decide, reader, apply, tuneOutput] = await Promise.all([
@@ -47,27 +32,6 @@ const loadAuto = async () => {
     import('../lib/ui/tune-output.js'),
   ])
   return {...auto, ...decide, ...reader, STATE_PATH: apply.STATE_PATH, ...tuneOutput}
-}
-
-/**
- * The cache a plain URL may go through (under one of its --origin mirrors): none for a URL with
- * credentials of its own or the Hub's token, which a shared cache must not serve to others.
- */
-async function urlCacheFor(ref: ReturnType<typeof parseSource>, cache: string | undefined): Promise<string | undefined> {
-  if (ref.kind !== 'url' || !cache || new URL(ref.url).username) return undefined
-  const {hubFileHeaders} = await import('../lib/sources/hub-files.js')
-  return hubFileHeaders(ref.url) ? undefined : parseCacheUrl(cache)
-}
-
-/** --chunk-size and --limit-rate, parsed and checked: the same for a single pull and a list (-i). */
-function sizesOf(flags: {'chunk-size'?: string; 'limit-rate'?: string}): {chunkSize?: number; limitRate?: number} {
-  const chunkSize = flags['chunk-size'] ? parseSize(flags['chunk-size'], '--chunk-size') : undefined
-  const limitRate = flags['limit-rate'] ? parseRate(flags['limit-rate'], '--limit-rate') : undefined
-  if (chunkSize !== undefined && chunkSize < 64 * 1024) {
-    throw new MtuneError('bad-size', `--chunk-size ${flags['chunk-size']} is too small: use 64K or more`, ExitCode.usage)
-  }
-  if (limitRate === 0) throw new MtuneError('bad-size', '--limit-rate must be more than 0', ExitCode.usage)
-  return {chunkSize, limitRate}
 }
 
 /**
@@ -177,44 +141,19 @@ Exit codes: 0 done, 2 bad input, 3 the server refused or kept failing, 4 digest 
     const ref = parsed.kind === 'url' ? {...parsed, url: withNetrc(parsed.url)} : parsed
     const mirrors = flags.mirror?.map((m) => withNetrc(m))
     const repoFiles = filesAfter(ref, files.length ? files : undefined, 'pull')
-    // The cache for model sources; a plain URL goes through it only under one of its --origin prefixes (below).
+    // The cache for model sources; a plain URL goes through it only under one of its --origin prefixes.
     const cache = flags.cache && ref.kind !== 'url' ? parseCacheUrl(flags.cache) : undefined
     for (const url of [source, ...(ref.kind === 'url' ? [ref.url] : []), ...(mirrors ?? []), ...(flags.endpoint ?? []), ...proxyUrls()]) registerUrlSecrets(url)
     const {chunkSize, limitRate} = sizesOf(flags)
+    refuseMisplacedFlags(ref.kind, flags)
     // A model pull fetches several files at once (run-plan.ts), each fed by its own threads.
     const threads = flags.threads ?? defaultThreads(undefined, ref.kind === 'url' ? 1 : PARALLEL_FILES)
-    if (ref.kind !== 'url') {
-      if (flags.continue) throw usageError('bad-flag', `--continue applies to URLs; a ${ref.kind} pull takes over by itself what its own client (or aria2c) left unfinished`)
-      for (const flag of ['output', 'sha256', 'force', ...(flags.auto ? [] : (['mirror'] as const))] as const) {
-        if (flags[flag] !== undefined && flags[flag] !== false) {
-          throw new MtuneError('bad-flag', `--${flag} applies to URLs only; for ${ref.kind} sources use --local-dir${ref.kind === 'ollama' ? ' (hf, modelscope) or OLLAMA_MODELS' : ''}`, ExitCode.usage)
-        }
-      }
-    }
-    if (ref.kind === 'url' || ref.kind === 'ollama') {
-      // Silently ignored, they would pull something else than asked: all of a model, or elsewhere.
-      for (const flag of ['include', 'exclude', 'local-dir', 'endpoint'] as const) {
-        if (flags[flag] !== undefined) {
-          throw usageError('bad-flag', `--${flag} applies to hf:// and modelscope:// sources${ref.kind === 'ollama' ? `: an Ollama model is all of its blobs, in OLLAMA_MODELS${flag === 'endpoint' ? ' (another registry: ollama://HOST/NS/MODEL)' : ''}` : ''}`)
-        }
-      }
-    }
-    if (flags.insecure && ref.kind !== 'ollama') throw usageError('bad-flag', INSECURE_ELSEWHERE)
-    if (ref.kind === 'url' && flags.verify) throw usageError('bad-flag', '--verify re-hashes the files of a model source; a URL\'s file is checked against --sha256 (an existing one too)')
-    if (!flags.auto) {
-      for (const flag of ['tune'] as const) if (flags[flag]) throw new MtuneError('bad-flag', `--${flag} needs --auto`, ExitCode.usage)
-      if ((flags.endpoint?.length ?? 0) > 1) throw new MtuneError('bad-flag', 'several --endpoint values need --auto (which measures them); give one', ExitCode.usage)
-    }
-    const {createReporter, progressMode, pull, describeResult, describePlan, planJson, describeFiles, rememberPull, pulledRecordOf, urlId} = await loadCore()
+    const {createReporter, progressMode, describeResult, describePlan, planJson, describeFiles, pullUrl, urlCacheFor} = await loadCore()
     const reporter = createReporter(json ? 'none' : progressMode(process.stderr, flags.quiet))
     const {events, warnings} = pullEvents(reporter, json, flags.debug)
-    // A re-run of a URL's pull keeps the file it put in place, if unchanged (through a cache, or
-    // from the mirror --auto chose, too): the record goes by the URL given.
-    const pulledBefore = (path: string) => {
-      const record = pulledRecordOf(path)
-      return ref.kind === 'url' && record?.urlId === urlId(ref.url) ? record : undefined
-    }
+    const say = !json && !flags.quiet
     const done = await this.withSignals(reporter, async (signal): Promise<object> => {
+      const common = {stallTimeoutMs: flags['stall-timeout'] * 1000, maxRetries: flags.retries, maxConnections: flags['max-connections'], limitRate, threads, signal}
       if (flags.auto) {
         const {pullAuto, describeDecision, systemReader, STATE_PATH, renderResults} = await loadAuto()
         const auto = await pullAuto(
@@ -227,7 +166,7 @@ Exit codes: 0 done, 2 bad input, 3 the server refused or kept failing, 4 digest 
             files: repoFiles,
             localDir: flags['local-dir'],
             verify: flags.verify,
-            urlCache: await urlCacheFor(ref, flags.cache),
+            urlCache: ref.kind === 'url' ? urlCacheFor(ref.url, flags.cache) : undefined,
             // The cache is a candidate the user chose (its hub endpoint); it gets the token, passed on to the hub.
             endpoints: [...(flags.endpoint ?? []), ...(cache && ref.kind !== 'ollama' ? [ref.kind === 'hf' ? cacheEndpoints(cache).hf : cacheEndpoints(cache).modelscope] : [])],
             publicMirrors: flags['public-mirrors'],
@@ -236,93 +175,44 @@ Exit codes: 0 done, 2 bad input, 3 the server refused or kept failing, 4 digest 
             sha256: flags.sha256,
             force: flags.force,
             continue: flags.continue,
-            pulledBefore,
             tune: flags.tune,
             dryRun: flags['dry-run'],
-            maxConnections: flags['max-connections'],
-            stallTimeoutMs: flags['stall-timeout'] * 1000,
-            maxRetries: flags.retries,
-            limitRate,
-            threads,
-            signal,
+            ...common,
             uid: process.getuid?.() ?? 0,
             onDecision: (d) => {
-              if (!json && !flags.quiet) for (const line of describeDecision(d)) reporter.info(line)
+              if (say) for (const line of describeDecision(d)) reporter.info(line)
             },
             onTune: (t) => {
-              if (!json && !flags.quiet) reporter.info(renderResults(t, STATE_PATH))
+              if (say) reporter.info(renderResults(t, STATE_PATH))
             },
           },
           systemReader(),
           events,
         )
         reporter.stop()
-        if (auto.result && ref.kind === 'url') rememberPull(auto.result, ref.url, events.debug)
-        if (!json && !flags.quiet && auto.result) this.log(describeResult(auto.result))
-        if (!json && !flags.quiet && auto.files && auto.plan) this.log(describeFiles(auto.plan, auto.files, auto.seconds ?? 0, flags.verify))
+        if (say && auto.result) this.log(describeResult(auto.result))
+        if (say && auto.files && auto.plan) this.log(describeFiles(auto.plan, auto.files, auto.seconds ?? 0, flags.verify))
         return {...auto, plan: auto.plan && planJson(auto.plan)}
       }
-      const common = {stallTimeoutMs: flags['stall-timeout'] * 1000, maxRetries: flags.retries, limitRate, threads, signal}
       if (ref.kind === 'url') {
-        const {hubFileHeaders} = await import('../lib/sources/hub-files.js')
-        const headers = hubFileHeaders(ref.url)
-        if (headers) events.debug?.(`${new URL(ref.url).host} is the Hub: its file URL gets the Hub token, as hf:// would`)
-        const from = (url: string, dispatcher?: Dispatcher) =>
-          pull({url, headers, mirrors, output: flags.output, connections: flags.connections, maxConnections: flags['max-connections'], chunkSize, sha256: flags.sha256, force: flags.force, continue: flags.continue, pulledBefore, dispatcher, ...common}, events)
-        const urlCache = await urlCacheFor(ref, flags.cache)
-        let result: Awaited<ReturnType<typeof from>> & {via: 'cache' | 'origin'}
-        if (urlCache) {
-          const [{createDispatcher, closeDispatcher}, {pullUrlThroughCache}] = await Promise.all([import('../lib/net/dispatcher.js'), import('../lib/sources/url-through-cache.js')])
-          const dispatcher = createDispatcher({stallTimeoutMs: common.stallTimeoutMs})
-          try {
-            // The pool that asked the cache's page pulls too.
-            result = await pullUrlThroughCache(ref.url, urlCache, dispatcher, signal, events, (url) => from(url, dispatcher))
-          } finally {
-            await closeDispatcher(dispatcher)
-          }
-        } else result = {...(await from(ref.url)), via: 'origin'}
-        // For mtune verify FILE later: a URL has no published digest to check the file against.
-        rememberPull(result, ref.url, events.debug)
+        const result = await pullUrl(ref.url, {mirrors, output: flags.output, connections: flags.connections, chunkSize, sha256: flags.sha256, force: flags.force, continue: flags.continue, cache: flags.cache, ...common}, events)
         reporter.stop()
-        if (!json && !flags.quiet) this.log(describeResult(result))
+        if (say) this.log(describeResult(result))
         return result
       }
-      const {createDispatcher, closeDispatcher, resolveOrCached, runPlan, pullThroughCache, cacheForPlan, downloadedOnDisk, beingPulled} = await loadSources()
-      const dispatcher = createDispatcher({stallTimeoutMs: common.stallTimeoutMs})
-      try {
-        const started = performance.now()
-        const resolveOptions = {endpoint: flags.endpoint?.[0], include: flags.include, exclude: flags.exclude, files: repoFiles, localDir: flags['local-dir']}
-        const showPlan = (plan: Plan) => {
-          if (json || flags.quiet) return
-          reporter.info(describePlan(plan, flags['dry-run'], downloadedOnDisk, beingPulled))
-          for (const note of plan.notes) reporter.info(note)
-        }
-        const runOptions = {dispatcher, maxConnections: flags['max-connections'], ...common}
-        if (cache && !flags['dry-run'] && !flags.verify) {
-          const {plan, files, via} = await pullThroughCache(ref, cache, resolveOptions, runOptions, events, showPlan)
-          const seconds = (performance.now() - started) / 1000
-          reporter.stop()
-          if (!json && !flags.quiet) this.log(describeFiles(plan, files, seconds, false, via === 'cache' ? shownUrl(cache).replace(/\/$/, '') : undefined))
-          return {...planJson(plan), dryRun: false, seconds, results: files, via}
-        }
-        const plan = await resolveOrCached(ref, {...resolveOptions, cache: await cacheForPlan(ref, cache, resolveOptions.endpoint, dispatcher, events, signal)}, {dispatcher, signal, warn: events.warn}, events)
-        showPlan(plan)
-        if (flags['dry-run']) {
-          reporter.stop()
-          return {...planJson(plan), dryRun: true}
-        }
-        if (flags.verify) {
-          const {rehashPresent} = await import('../lib/verify/run.js')
-          await rehashPresent(plan, signal, events)
-        }
-        const files = await runPlan(plan, runOptions, events)
-        const seconds = (performance.now() - started) / 1000
-        reporter.stop()
-        if (!json && !flags.quiet) this.log(describeFiles(plan, files, seconds, flags.verify))
-        return {...planJson(plan), dryRun: false, seconds, results: files, via: 'origin'}
-      } finally {
-        await closeDispatcher(dispatcher)
+      const {pullModel, downloadedOnDisk, beingPulled} = await loadModel()
+      const showPlan = (plan: Plan) => {
+        if (!say) return
+        reporter.info(describePlan(plan, flags['dry-run'], downloadedOnDisk, beingPulled))
+        for (const note of plan.notes) reporter.info(note)
       }
+      const resolve = {endpoint: flags.endpoint?.[0], include: flags.include, exclude: flags.exclude, files: repoFiles, localDir: flags['local-dir']}
+      const pulled = await pullModel(ref, {resolve, run: common, cache, dryRun: flags['dry-run'], verify: flags.verify}, events, showPlan)
+      reporter.stop()
+      // A dry run: the plan, and nothing fetched.
+      if (!pulled.files) return {...planJson(pulled.plan), dryRun: true}
+      if (say) this.log(describeFiles(pulled.plan, pulled.files, pulled.seconds, flags.verify, pulled.via === 'cache' ? shownUrl(cache!).replace(/\/$/, '') : undefined))
+      return {...planJson(pulled.plan), dryRun: false, seconds: pulled.seconds, results: pulled.files, via: pulled.via}
     })
     return {...done, warnings}
   }
@@ -333,19 +223,13 @@ Exit codes: 0 done, 2 bad input, 3 the server refused or kept failing, 4 digest 
    * where MTUNE_CACHE covers them.
    */
   private async pullList(file: string, source: string | undefined, flags: Interfaces.InferredFlags<typeof Pull.flags & typeof Pull.baseFlags>): Promise<object> {
-    if (source !== undefined) throw usageError('bad-flag', `-i ${file} gives the URLs: put ${source} in it, or pull it alone without -i`)
-    for (const flag of ['sha256', 'mirror', 'auto', 'tune', 'include', 'exclude', 'local-dir', 'endpoint', 'verify', 'insecure'] as const) {
-      if (flags[flag] !== undefined && flags[flag] !== false) throw usageError('bad-flag', `--${flag} does not apply to -i: ${flag === 'sha256' ? 'give each URL its digest in the list (an indented checksum=sha-256=HEX line, or HEX  URL)' : 'a list holds plain URLs'}`)
-    }
-    // Which of a list's files to take as starts cannot be judged before each answers; one at a time it can.
-    if (flags.continue) throw usageError('bad-flag', `--continue does not apply to -i: continue a file another tool cut short on its own (mtune pull URL -o FILE --continue); aria2c's (FILE.aria2 beside it) are taken over in a list too`)
+    refuseListFlags(file, source, flags)
     const {chunkSize, limitRate} = sizesOf(flags)
     const json = this.jsonEnabled()
-    const [{readFileSync}, {parseUrlList, urlListPlan, runUrlList}, core, {createDispatcher, closeDispatcher}, {downloadedOnDisk, beingPulled}] = await Promise.all([
+    const [{readFileSync}, {parseUrlList, urlListPlan, runUrlList}, core, {downloadedOnDisk, beingPulled}] = await Promise.all([
       import('node:fs'),
       import('../lib/sources/url-list.js'),
       loadCore(),
-      import('../lib/net/dispatcher.js'),
       import('../lib/sources/held.js'),
     ])
     let text: string
@@ -365,19 +249,12 @@ Exit codes: 0 done, 2 bad input, 3 the server refused or kept failing, 4 digest 
       return {...core.planJson(plan), dryRun: true}
     }
     const done = await this.withSignals(reporter, async (signal) => {
-      const dispatcher = createDispatcher({stallTimeoutMs: flags['stall-timeout'] * 1000})
-      try {
-        const started = performance.now()
-        const run = {dispatcher, maxConnections: flags['max-connections'], connections: flags.connections, chunkSize, stallTimeoutMs: flags['stall-timeout'] * 1000, maxRetries: flags.retries, limitRate, threads: flags.threads ?? defaultThreads(undefined, PARALLEL_FILES), signal, keepGoing: true}
-        const cache = flags.cache ? parseCacheUrl(flags.cache) : undefined
-        const {files, via} = await runUrlList(plan, cache, run, events)
-        const seconds = (performance.now() - started) / 1000
-        reporter.stop()
-        if (!json && !flags.quiet) this.log(core.describeList(plan, files, seconds, via === 'cache' ? shownUrl(cache!).replace(/\/$/, '') : undefined))
-        return {...core.planJson(plan), dryRun: false, seconds, results: files, via}
-      } finally {
-        await closeDispatcher(dispatcher)
-      }
+      const run = {maxConnections: flags['max-connections'], connections: flags.connections, chunkSize, stallTimeoutMs: flags['stall-timeout'] * 1000, maxRetries: flags.retries, limitRate, threads: flags.threads ?? defaultThreads(undefined, PARALLEL_FILES), signal, keepGoing: true}
+      const cache = flags.cache ? parseCacheUrl(flags.cache) : undefined
+      const {files, via, seconds} = await runUrlList(plan, cache, run, events)
+      reporter.stop()
+      if (!json && !flags.quiet) this.log(core.describeList(plan, files, seconds, via === 'cache' ? shownUrl(cache!).replace(/\/$/, '') : undefined))
+      return {...core.planJson(plan), dryRun: false, seconds, results: files, via}
     })
     return {...done, warnings}
   }

@@ -5,11 +5,13 @@ import {createDispatcher} from '../net/dispatcher.js'
 import {shownUrl} from '../net/credentials.js'
 import type {Plan} from '../sources/plan.js'
 import type {SourceRef} from '../sources/reference.js'
+import {pulledBeforeOf} from '../sources/pull-url.js'
 import {runPlan, type FileResult} from '../sources/run-plan.js'
 import type {SystemReader} from '../system/reader.js'
-import {pull, type PullEvents, type PullOptions, type PullResult} from '../transfer/engine.js'
+import {pull, type PullEvents, type PullResult} from '../transfer/engine.js'
 import {fileWriter} from '../tune/apply.js'
 import {tune, type TuneReport} from '../tune/run.js'
+import {rememberPull} from '../verify/pull-record.js'
 import {findCandidates} from './candidates.js'
 import {decideAuto, type AutoDecision} from './decide.js'
 
@@ -37,8 +39,6 @@ export interface AutoOptions {
   force?: boolean
   /** A shorter file at the destination is another tool's download cut short: taken over (PullOptions.continue). */
   continue?: boolean
-  /** URLs: an earlier pull's record of the file, for a re-run (PullOptions.pulledBefore). */
-  pulledBefore?: PullOptions['pulledBefore']
   tune?: boolean
   dryRun?: boolean
   maxConnections?: number
@@ -114,7 +114,8 @@ export async function pullAuto(ref: SourceRef, options: AutoOptions, r: SystemRe
           sha256: options.sha256,
           force: options.force,
           continue: options.continue,
-          pulledBefore: options.pulledBefore,
+          // A re-run keeps the file an earlier pull of this URL put in place, whichever mirror either chose.
+          pulledBefore: pulledBeforeOf(ref.url),
           connections: decision.connections,
           maxConnections: options.maxConnections,
           chunkSize: decision.chunkSize,
@@ -122,6 +123,8 @@ export async function pullAuto(ref: SourceRef, options: AutoOptions, r: SystemRe
         },
         events,
       )
+      // Recorded under the URL given, not the mirror chosen: what verify and a re-run know it by.
+      rememberPull(result, ref.url, events.debug)
       return {decision, dryRun: false, tuning, result}
     }
     const started = performance.now()

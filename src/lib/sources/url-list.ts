@@ -2,7 +2,8 @@ import {existsSync, statSync} from 'node:fs'
 import {basename, resolve} from 'node:path'
 import {ExitCode, MtuneError, errorMessage, usageError} from '../errors.js'
 import {aria2Beside} from '../transfer/adopt.js'
-import type {PullEvents} from '../transfer/pull-types.js'
+import {DEFAULTS, type PullEvents} from '../transfer/pull-types.js'
+import {closeDispatcher, createDispatcher} from '../net/dispatcher.js'
 import {probeCache} from './cache-probe.js'
 import {runPlan, type FileResult, type RunOptions} from './run-plan.js'
 import {cacheCannotHelp, theCache} from './through-cache.js'
@@ -132,16 +133,20 @@ export async function urlListPlan(entries: ListedUrl[], file: string, dir: strin
  * pulled directly, with one warning; what came through it stays on disk and is resumed.
  * The files pulled go into mtune's record, for mtune verify.
  */
-export async function runUrlList(plan: Plan, cache: string | undefined, run: RunOptions, events: PullEvents): Promise<{files: FileResult[]; via: 'cache' | 'origin'}> {
+export async function runUrlList(plan: Plan, cache: string | undefined, options: Omit<RunOptions, 'dispatcher'>, events: PullEvents): Promise<{files: FileResult[]; via: 'cache' | 'origin'; seconds: number}> {
+  const started = performance.now()
+  const dispatcher = createDispatcher({stallTimeoutMs: options.stallTimeoutMs ?? DEFAULTS.stallTimeoutMs})
   try {
-    const done = await pullList(plan, cache, run, events)
+    const done = await pullList(plan, cache, {...options, dispatcher}, events)
     remember(plan, done.files, events)
-    return done
+    return {...done, seconds: (performance.now() - started) / 1000}
   } catch (error) {
     // The files of a list that did arrive are in place, and worth checking later all the same.
     const results = error instanceof MtuneError ? error.details?.results : undefined
     if (Array.isArray(results)) remember(plan, results as FileResult[], events)
     throw error
+  } finally {
+    await closeDispatcher(dispatcher)
   }
 }
 

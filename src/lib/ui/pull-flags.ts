@@ -1,0 +1,74 @@
+import {ExitCode, MtuneError, usageError} from '../errors.js'
+import type {SourceRef} from '../sources/reference.js'
+import {parseRate, parseSize} from '../units.js'
+import {INSECURE_ELSEWHERE} from './flag-habits.js'
+
+/**
+ * Which of `mtune pull`'s flags go with which source, checked before anything is asked of a
+ * server. A flag that does not apply is refused with a line saying what does, never ignored: a
+ * pull that silently dropped --include or -o would fetch something else than asked, or elsewhere.
+ */
+export interface PullFlags {
+  output?: string
+  sha256?: string
+  force?: boolean
+  continue?: boolean
+  mirror?: string[]
+  auto?: boolean
+  tune?: boolean
+  include?: string[]
+  exclude?: string[]
+  'local-dir'?: string
+  endpoint?: string[]
+  verify?: boolean
+  insecure?: boolean
+  'chunk-size'?: string
+  'limit-rate'?: string
+}
+
+/** The flags that do not fit a pull of this kind of source: one line and exit 2 for the first. */
+export function refuseMisplacedFlags(kind: SourceRef['kind'], flags: PullFlags): void {
+  if (kind !== 'url') {
+    if (flags.continue) throw usageError('bad-flag', `--continue applies to URLs; a ${kind} pull takes over by itself what its own client (or aria2c) left unfinished`)
+    for (const flag of ['output', 'sha256', 'force', ...(flags.auto ? [] : (['mirror'] as const))] as const) {
+      if (flags[flag] !== undefined && flags[flag] !== false) {
+        throw new MtuneError('bad-flag', `--${flag} applies to URLs only; for ${kind} sources use --local-dir${kind === 'ollama' ? ' (hf, modelscope) or OLLAMA_MODELS' : ''}`, ExitCode.usage)
+      }
+    }
+  }
+  if (kind === 'url' || kind === 'ollama') {
+    // Silently ignored, they would pull something else than asked: all of a model, or elsewhere.
+    for (const flag of ['include', 'exclude', 'local-dir', 'endpoint'] as const) {
+      if (flags[flag] !== undefined) {
+        throw usageError('bad-flag', `--${flag} applies to hf:// and modelscope:// sources${kind === 'ollama' ? `: an Ollama model is all of its blobs, in OLLAMA_MODELS${flag === 'endpoint' ? ' (another registry: ollama://HOST/NS/MODEL)' : ''}` : ''}`)
+      }
+    }
+  }
+  if (flags.insecure && kind !== 'ollama') throw usageError('bad-flag', INSECURE_ELSEWHERE)
+  if (kind === 'url' && flags.verify) throw usageError('bad-flag', '--verify re-hashes the files of a model source; a URL\'s file is checked against --sha256 (an existing one too)')
+  if (!flags.auto) {
+    if (flags.tune) throw new MtuneError('bad-flag', '--tune needs --auto', ExitCode.usage)
+    if ((flags.endpoint?.length ?? 0) > 1) throw new MtuneError('bad-flag', 'several --endpoint values need --auto (which measures them); give one', ExitCode.usage)
+  }
+}
+
+/** The flags that do not fit `pull -i FILE`, whose list gives the URLs (and their digests). */
+export function refuseListFlags(file: string, source: string | undefined, flags: PullFlags): void {
+  if (source !== undefined) throw usageError('bad-flag', `-i ${file} gives the URLs: put ${source} in it, or pull it alone without -i`)
+  for (const flag of ['sha256', 'mirror', 'auto', 'tune', 'include', 'exclude', 'local-dir', 'endpoint', 'verify', 'insecure'] as const) {
+    if (flags[flag] !== undefined && flags[flag] !== false) throw usageError('bad-flag', `--${flag} does not apply to -i: ${flag === 'sha256' ? 'give each URL its digest in the list (an indented checksum=sha-256=HEX line, or HEX  URL)' : 'a list holds plain URLs'}`)
+  }
+  // Which of a list's files to take as starts cannot be judged before each answers; one at a time it can.
+  if (flags.continue) throw usageError('bad-flag', `--continue does not apply to -i: continue a file another tool cut short on its own (mtune pull URL -o FILE --continue); aria2c's (FILE.aria2 beside it) are taken over in a list too`)
+}
+
+/** --chunk-size and --limit-rate, parsed and checked: the same for a single pull and a list (-i). */
+export function sizesOf(flags: Pick<PullFlags, 'chunk-size' | 'limit-rate'>): {chunkSize?: number; limitRate?: number} {
+  const chunkSize = flags['chunk-size'] ? parseSize(flags['chunk-size'], '--chunk-size') : undefined
+  const limitRate = flags['limit-rate'] ? parseRate(flags['limit-rate'], '--limit-rate') : undefined
+  if (chunkSize !== undefined && chunkSize < 64 * 1024) {
+    throw new MtuneError('bad-size', `--chunk-size ${flags['chunk-size']} is too small: use 64K or more`, ExitCode.usage)
+  }
+  if (limitRate === 0) throw new MtuneError('bad-size', '--limit-rate must be more than 0', ExitCode.usage)
+  return {chunkSize, limitRate}
+}

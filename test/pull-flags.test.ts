@@ -1,0 +1,69 @@
+import assert from 'node:assert/strict'
+import {describe, it} from 'node:test'
+import {ExitCode, MtuneError} from '../src/lib/errors.js'
+import {refuseListFlags, refuseMisplacedFlags, sizesOf, type PullFlags} from '../src/lib/ui/pull-flags.js'
+
+/** The line a pull with these flags is refused with, or undefined where it goes ahead. */
+function refusal(check: () => void): string | undefined {
+  try {
+    check()
+    return undefined
+  } catch (error) {
+    assert.ok(error instanceof MtuneError, `a usage error, not ${String(error)}`)
+    assert.equal(error.exitCode, ExitCode.usage)
+    return error.message
+  }
+}
+
+describe('which pull flags go with which source', () => {
+  const kinds = ['url', 'hf', 'ollama', 'modelscope'] as const
+  // Each flag that fits only some kinds of source, with the kinds it fits (and the refusal's start).
+  const cases: Array<[PullFlags, ReadonlyArray<(typeof kinds)[number]>, RegExp]> = [
+    [{output: '/models/'}, ['url'], /^--output applies to URLs only/],
+    [{sha256: 'a'.repeat(64)}, ['url'], /^--sha256 applies to URLs only/],
+    [{force: true}, ['url'], /^--force applies to URLs only/],
+    [{continue: true}, ['url'], /^--continue applies to URLs/],
+    [{mirror: ['https://m.example/f']}, ['url'], /^--mirror applies to URLs only/],
+    [{include: ['*.json']}, ['hf', 'modelscope'], /^--include applies to hf:\/\/ and modelscope:\/\//],
+    [{exclude: ['*.bin']}, ['hf', 'modelscope'], /^--exclude applies to hf:\/\/ and modelscope:\/\//],
+    [{'local-dir': './m'}, ['hf', 'modelscope'], /^--local-dir applies to hf:\/\/ and modelscope:\/\//],
+    [{endpoint: ['https://hf-mirror.com']}, ['hf', 'modelscope'], /^--endpoint applies to hf:\/\/ and modelscope:\/\//],
+    [{insecure: true}, ['ollama'], /^--insecure applies to ollama:\/\//],
+    [{verify: true}, ['hf', 'ollama', 'modelscope'], /^--verify re-hashes the files of a model source/],
+  ]
+  for (const [flags, fits, refused] of cases) {
+    it(`${Object.keys(flags)[0]}: ${fits.join(', ')} only`, () => {
+      for (const kind of kinds) {
+        const line = refusal(() => refuseMisplacedFlags(kind, flags))
+        if (fits.includes(kind)) assert.equal(line, undefined, `${kind} takes it`)
+        else assert.match(line ?? 'taken', refused, `${kind} refuses it`)
+      }
+    })
+  }
+
+  it('says where an Ollama model goes instead, since it has neither -o nor --local-dir', () => {
+    assert.match(refusal(() => refuseMisplacedFlags('ollama', {output: '/m'})) ?? '', /use --local-dir \(hf, modelscope\) or OLLAMA_MODELS$/)
+    assert.match(refusal(() => refuseMisplacedFlags('ollama', {endpoint: ['https://r.example']})) ?? '', /another registry: ollama:\/\/HOST\/NS\/MODEL/)
+  })
+
+  it('--auto takes mirrors for models and several endpoints; --tune and several endpoints need it', () => {
+    assert.equal(refusal(() => refuseMisplacedFlags('hf', {auto: true, mirror: ['https://m.example'], endpoint: ['https://a.example', 'https://b.example'], tune: true})), undefined)
+    assert.equal(refusal(() => refuseMisplacedFlags('hf', {tune: true})), '--tune needs --auto')
+    assert.match(refusal(() => refuseMisplacedFlags('hf', {endpoint: ['https://a.example', 'https://b.example']})) ?? '', /^several --endpoint values need --auto/)
+  })
+
+  it('-i FILE gives the URLs: a SOURCE beside it, or a flag a list cannot use, is refused', () => {
+    assert.equal(refusal(() => refuseListFlags('urls.txt', undefined, {output: 'out/', force: true})), undefined)
+    assert.match(refusal(() => refuseListFlags('urls.txt', 'https://x.example/a', {})) ?? '', /^-i urls\.txt gives the URLs: put https:\/\/x\.example\/a in it/)
+    assert.match(refusal(() => refuseListFlags('urls.txt', undefined, {sha256: 'a'.repeat(64)})) ?? '', /checksum=sha-256=HEX/)
+    assert.match(refusal(() => refuseListFlags('urls.txt', undefined, {auto: true})) ?? '', /^--auto does not apply to -i/)
+    assert.match(refusal(() => refuseListFlags('urls.txt', undefined, {continue: true})) ?? '', /^--continue does not apply to -i/)
+  })
+
+  it('reads --chunk-size and --limit-rate, and refuses the ones no pull can use', () => {
+    assert.deepEqual(sizesOf({'chunk-size': '16M', 'limit-rate': '400Mbit'}), {chunkSize: 16 * 1024 ** 2, limitRate: 50_000_000})
+    assert.deepEqual(sizesOf({}), {chunkSize: undefined, limitRate: undefined})
+    assert.match(refusal(() => sizesOf({'chunk-size': '1K'})) ?? '', /too small: use 64K or more/)
+    assert.equal(refusal(() => sizesOf({'limit-rate': '0'})), '--limit-rate must be more than 0')
+  })
+})
