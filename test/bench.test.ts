@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import {readFileSync, readdirSync, writeFileSync} from 'node:fs'
+import {chownSync, lstatSync, readFileSync, readdirSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {after, describe, it} from 'node:test'
 import {adviseGrid, answerCap, bufferVerdict, rankMirrors, stat} from '../src/lib/bench/decide.js'
@@ -155,13 +155,18 @@ describe('bench against test mirrors', () => {
 })
 
 describe('mtune bench (CLI)', () => {
-  it('saves its results, which doctor then uses for the buffer check', async () => {
+  it("saves its results, which doctor then uses for the buffer check; as root in another user's cache folder, as theirs", async () => {
     const m = await mirror({perConnectionRate: 4 * MiB})
-    const cache = tempDir('xdg')
+    // A cache folder another user owns (sudo -E mtune bench in the user's home): what is made in it is that user's.
+    const home = tempDir('home')
+    const root = process.getuid?.() === 0
+    if (root) chownSync(home, 65534, 65534)
+    const cache = join(home, '.cache')
     const b = await runCli(['bench', '--mirror', m.url, '--connections', '1,2', '--chunk-size', '1M', '--duration', '3', '--json'], {XDG_CACHE_HOME: cache})
     assert.equal(b.code, 0, b.stderr)
     const report = JSON.parse(b.stdout)
     assert.equal(report.savedTo, join(cache, 'mtune', 'bench.json'))
+    for (const path of [cache, join(cache, 'mtune'), report.savedTo]) assert.equal(lstatSync(path).uid, root ? 65534 : process.getuid?.(), path)
     assert.deepEqual(JSON.parse(readFileSync(report.savedTo, 'utf8')).link, report.link)
     const d = await runCli(['doctor', 'network', '--json'], {XDG_CACHE_HOME: cache})
     assert.equal(JSON.parse(d.stdout).link.source, 'bench')

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import {createHash} from 'node:crypto'
-import {existsSync, mkdirSync, readFileSync, rmSync, truncateSync, unlinkSync, writeFileSync} from 'node:fs'
+import {chownSync, existsSync, lstatSync, mkdirSync, readFileSync, rmSync, truncateSync, unlinkSync, writeFileSync} from 'node:fs'
 import {dirname, join} from 'node:path'
 import {createServer} from 'node:http'
 import type {AddressInfo} from 'node:net'
@@ -583,6 +583,20 @@ describe('mtune verify ollama:// and files', () => {
     const listed = await runCli(['verify', join(d, 'listed.bin')], xdg)
     assert.equal(listed.code, 0, listed.stderr)
     assert.match(listed.stdout, /matches the sha256 mtune pull recorded/)
+  })
+
+  it("run as root with another user's home (sudo -E), leaves the record, and the folders it made for it, to that user", async () => {
+    const m = await startMirror({content: shard})
+    closers.push(() => m.close())
+    const root = process.getuid?.() === 0
+    // The user's home, with no ~/.cache yet: everything below it is made by this pull.
+    const home = dir('home')
+    if (root) chownSync(home, 65534, 65534)
+    const file = join(dir(), 'model.bin')
+    assert.equal((await runCli(['pull', m.url, '-o', file], {XDG_CACHE_HOME: '', HOME: home})).code, 0)
+    const want = root ? 65534 : process.getuid?.()
+    for (const path of [join(home, '.cache'), join(home, '.cache', 'mtune'), join(home, '.cache', 'mtune', 'pulled.jsonl')]) assert.equal(lstatSync(path).uid, want, path)
+    assert.equal(lstatSync(join(home, '.cache', 'mtune', 'pulled.jsonl')).mode & 0o777, 0o600)
   })
 
   it('a re-run of the same pull keeps the file it put in place, unless the file or the server\'s changed', async () => {

@@ -1,5 +1,4 @@
 import {writeFileSync} from 'node:fs'
-import {dirname} from 'node:path'
 import {setTimeout as sleep} from 'node:timers/promises'
 import {errorMessage} from '../errors.js'
 import {shownUrl} from '../net/credentials.js'
@@ -10,7 +9,7 @@ import {adviseGrid, answerCap, bottleneck, bufferVerdict, rankMirrors, summarize
 import {measureDiskWrite} from './disk.js'
 import {ByteBudget, runCell, type Cell} from './grid.js'
 import {benchResultsPath} from './link.js'
-import {makeDirsSync} from '../fs-dirs.js'
+import {writeOwnFile} from '../own-files.js'
 import {probeOnce, type BenchTarget, type ProbeSample} from './probe.js'
 import {shellLine} from '../ui/shell-words.js'
 
@@ -197,8 +196,7 @@ export async function runBench(options: BenchOptions, r: SystemReader): Promise<
   if (options.save !== false && report.mirrors.some((m) => m.ok) && !report.tooSmall) {
     const path = benchResultsPath(options.env)
     try {
-      makeDirsSync(dirname(path))
-      writeFileSync(path, JSON.stringify(report, null, 2) + '\n')
+      writeOwnFile(path, () => writeFileSync(path, JSON.stringify(report, null, 2) + '\n'))
       report.savedTo = path
     } catch (error) {
       // A read-only home is no reason to lose the measurements: they are printed anyway, and

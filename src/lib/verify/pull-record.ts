@@ -1,8 +1,8 @@
 import {appendFileSync, existsSync, readFileSync, realpathSync} from 'node:fs'
-import {dirname, join, resolve, sep} from 'node:path'
+import {join, resolve, sep} from 'node:path'
 import {errorMessage} from '../errors.js'
 import {mtuneCacheDir} from '../env-settings.js'
-import {makeDirsSync} from '../fs-dirs.js'
+import {writeOwnFile} from '../own-files.js'
 import {isHubFileUrl} from '../sources/hub-files.js'
 import {withNetrc} from '../net/netrc.js'
 import {bareUrl, urlId, validatorsOf} from '../transfer/previous-pull.js'
@@ -89,8 +89,7 @@ export function recordPulled(files: PulledFile[], env: NodeJS.ProcessEnv = proce
   if (files.length === 0) return undefined
   const path = pullRecordPath(env)
   try {
-    makeDirsSync(dirname(path))
-    appendFileSync(path, files.map((f) => `${JSON.stringify(f)}\n`).join(''), {mode: 0o600})
+    writeOwnFile(path, () => appendFileSync(path, files.map((f) => `${JSON.stringify(f)}\n`).join(''), {mode: 0o600}))
     return undefined
   } catch (error) {
     return `could not record the pull in ${path} (${errorMessage(error)}): mtune verify will not know the file's sha256`
