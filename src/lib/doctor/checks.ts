@@ -82,7 +82,7 @@ export function diskChecks(f: DoctorFacts, missing?: number): Finding[] {
     const needs = !partly ? `model needs ${formatBytes(size)}` : size === 0 ? `the model (${formatBytes(f.size!)}) is on disk already` : `model needs ${formatBytes(size)} more of its ${formatBytes(f.size!)}`
     const summary = `${formatBytes(disk.freeBytes)} free on ${where}, ${needs}`
     if (disk.freeBytes < size) {
-      out.push(finding('disk', 'space', 'fail', 'Free space', `${summary}: ${formatBytes(size - disk.freeBytes)} short`, values, {fix: `free ${formatBytes(size + spare - disk.freeBytes)} on that filesystem, or pull elsewhere (--path for doctor; -o, --local-dir or the cache variables for pull)`}))
+      out.push(finding('disk', 'space', 'fail', 'Free space', `${summary}: ${formatBytes(size - disk.freeBytes)} short`, values, {fix: `free ${formatBytes(size + spare - disk.freeBytes)} on that filesystem (what is short, and ${formatBytes(spare)} to spare: filesystems slow down and fail when nearly full), or pull elsewhere (--path for doctor; -o, --local-dir or the cache variables for pull)`}))
     } else if (disk.freeBytes < size + spare) {
       out.push(finding('disk', 'space', 'warn', 'Free space', `${summary}: less than ${formatBytes(spare)} would be left`, values, {fix: `free about ${formatBytes(size + spare - disk.freeBytes)} more: filesystems slow down and fail when nearly full`}))
     } else out.push(finding('disk', 'space', 'pass', 'Free space', `${summary}${size > 0 ? ' (pulls write in place: no temporary copy)' : ''}`, values))
