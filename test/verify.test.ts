@@ -626,6 +626,19 @@ describe('mtune verify ollama:// and files', () => {
     assert.match(newer.stderr, /already exists, as large as the server's file/)
   })
 
+  it('a re-run against a server that names no version (no ETag, no Last-Modified) goes by its size, and says so', async () => {
+    const m = await startMirror({content: shard, etag: false, lastModified: false})
+    closers.push(() => m.close())
+    const file = join(dir(), 'model.bin')
+    const xdg = {XDG_CACHE_HOME: dir('xdg')}
+    assert.equal((await runCli(['pull', m.url, '-o', file], xdg)).code, 0)
+    const again = await runCli(['pull', m.url, '-o', file], xdg)
+    assert.equal(again.code, 0, again.stderr)
+    assert.match(again.stderr, /model\.bin is the file mtune pulled from this URL on \S+, and the server's has the same size \(it names no version: no ETag or Last-Modified\): kept/)
+    m.setOptions({changeAfter: {requests: 0, content: makeContent(shard.length + 1, 78)}})
+    assert.equal((await runCli(['pull', m.url, '-o', file], xdg)).code, 2, 'another size is another file')
+  })
+
   it('a directory a pull -i list filled: its files against what mtune pull recorded, and --repair', async () => {
     const m = await startMirror({content: shard, files: new Map([['b.bin', weights]])})
     closers.push(() => m.close())

@@ -249,7 +249,9 @@ async function alreadyThere(
     const when = before.at.slice(0, 10)
     const digest = (await stat(dest.path)).size === before.size ? await sha256File(dest.path) : undefined
     if (digest === before.sha256) {
-      events.info?.(`${dest.path} is the file mtune pulled from this URL on ${when}, and the server's is unchanged: kept (checked against the sha256 recorded then)`)
+      // Without a validator the size is all there is to go by (aria2c -c's rule): said as such.
+      const same = before.etag || before.lastModified ? 'is unchanged' : 'has the same size (it names no version: no ETag or Last-Modified)'
+      events.info?.(`${dest.path} is the file mtune pulled from this URL on ${when}, and the server's ${same}: kept (checked against the sha256 recorded then)`)
       return complete(digest, false)
     }
     throw new MtuneError('exists', `${dest.path} is no longer the file mtune pulled from this URL on ${when} (changed on disk since): mtune verify ${dest.path} --repair fetches it again, or --force`, ExitCode.integrity)
