@@ -142,6 +142,17 @@ describe('pull engine', () => {
     assert.ok(messages.some((x) => /rate limited \(429\).*waiting 1\.0s/.test(x)), messages.join('\n'))
   })
 
+  it("waits as a RateLimit header says when there is no Retry-After (the Hub's 429s), at the first request and later", async () => {
+    const rateLimit = '"resolvers";r=0;t=2'
+    const m = await mirror({fault: (r) => (r.index === 0 || r.index === 2 ? {status: 429, rateLimit} : undefined)})
+    const started = performance.now()
+    const {result, messages} = await run({url: m.url, output: dir()})
+    assert.equal(result.sha256, digest)
+    assert.ok(performance.now() - started >= 3_800, 'waited twice for the reset it named')
+    assert.ok(messages.some((x) => /rate limited \(429\).*; retrying in 2\.0s/.test(x)), messages.join('\n'))
+    assert.ok(messages.some((x) => /rate limited \(429\).*waiting 2\.0s/.test(x)), messages.join('\n'))
+  })
+
   it('holds at the connections a server lets through when it resets the ones beyond its limit', async () => {
     // 4 connections at 2 MiB/s: the pull takes about two seconds, in which a client that kept
     // opening connections beyond the limit would have dozens reset.

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import {checkServerIdentity} from 'node:tls'
 import {describe, it} from 'node:test'
 import {dispositionFilename, downloadName, ifRangeValidator, parseContentRange, safeFilename, sameVersion, unsatisfiedLength} from '../src/lib/net/http-range.js'
-import {MAX_SERVER_WAIT_MS, TransferError, backoffDelay, cappedWait, classifyNetworkError, classifyStatus, onUsedSocket, parseRetryAfter} from '../src/lib/net/retry-policy.js'
+import {MAX_SERVER_WAIT_MS, TransferError, backoffDelay, cappedWait, classifyNetworkError, classifyStatus, onUsedSocket, parseRetryAfter, serverWait} from '../src/lib/net/retry-policy.js'
 import {ConnectionController} from '../src/lib/transfer/connection-controller.js'
 import {SOURCE_FAILURE_LIMIT, decideFailure, type FailureFacts} from '../src/lib/transfer/failure-policy.js'
 import {CpuHeadroom, FirstStepUp, StepInEffect} from '../src/lib/transfer/ramp.js'
@@ -124,6 +124,16 @@ describe('retry policy', () => {
     const now = Date.parse('2026-01-01T00:00:00Z')
     assert.equal(parseRetryAfter('Thu, 01 Jan 2026 00:00:10 GMT', now), 10_000)
     assert.equal(parseRetryAfter('soon'), undefined)
+  })
+
+  it("takes a server's wait from Retry-After, else from a RateLimit header's reset (the Hub's)", () => {
+    assert.equal(serverWait({'retry-after': '3', ratelimit: '"api";r=0;t=55'}), 3000, 'Retry-After wins')
+    assert.equal(serverWait({ratelimit: '"resolvers";r=0;t=55'}), 55_000)
+    assert.equal(serverWait({ratelimit: ['"api";r=0;t=7']}), 7000)
+    assert.equal(serverWait({ratelimit: 'limit=100, remaining=0, reset=30'}), 30_000, "the earlier draft's form")
+    assert.equal(serverWait({'ratelimit-reset': '12'}), 12_000, "the earlier drafts' own header")
+    assert.equal(serverWait({'retry-after': 'soon', ratelimit: 'remaining=0'}), undefined, 'nothing readable: the backoff decides')
+    assert.equal(serverWait({}), undefined)
   })
 
   it('backs off exponentially with bounded jitter, and never sooner than Retry-After', () => {

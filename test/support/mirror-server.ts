@@ -23,7 +23,7 @@ export function sha256(data: Buffer): string {
 }
 
 export type Fault =
-  | {status: number; retryAfter?: string}
+  | {status: number; retryAfter?: string; rateLimit?: string} // rateLimit: a RateLimit header, as the Hub sends on its 429s
   | {reset: number} // destroy the socket after this many body bytes
   | {truncate: number} // end the response cleanly, short of what was promised
   | {stall: number} // stop sending after this many bytes and keep the socket open
@@ -198,7 +198,7 @@ export async function startMirror(initial: MirrorOptions): Promise<MirrorServer>
 
     if (options.firstByteDelayMs) await sleep(options.firstByteDelayMs)
     if (fault && 'status' in fault) {
-      res.writeHead(fault.status, fault.retryAfter ? {'retry-after': fault.retryAfter} : {}).end(`status ${fault.status}`)
+      res.writeHead(fault.status, {...(fault.retryAfter ? {'retry-after': fault.retryAfter} : {}), ...(fault.rateLimit ? {ratelimit: fault.rateLimit} : {})}).end(`status ${fault.status}`)
       return
     }
     const headers: Record<string, string> = {'content-type': options.contentType ?? 'application/octet-stream'}

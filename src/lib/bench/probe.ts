@@ -1,6 +1,6 @@
 import {get} from '../net/request.js'
 import {parseContentRange} from '../net/http-range.js'
-import {TransferError, classifyNetworkError, parseRetryAfter} from '../net/retry-policy.js'
+import {TransferError, classifyNetworkError, serverWait} from '../net/retry-policy.js'
 import {timedDispatcher} from './connect-timings.js'
 import {forwardingProxy, proxyConfig, proxyFor} from '../net/proxy-env.js'
 
@@ -86,7 +86,7 @@ export async function probeOnce(
     sample.ttfbMs = answered - Math.max(sent, tunnel?.readyAt ?? forward?.readyAt ?? hop?.readyAt ?? sent)
     const h = res.headers
     if (res.status === 429 || res.status === 503) {
-      sample.retryAfterMs = parseRetryAfter(h['retry-after'])
+      sample.retryAfterMs = serverWait(h)
       sample.error = {stage: 'http', message: `HTTP ${res.status} (rate limited)`}
     } else if (res.status === 200) {
       sample.error = {stage: 'range', message: 'no range support (200 to a Range request)'}

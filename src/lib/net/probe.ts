@@ -1,6 +1,6 @@
 import type {Dispatcher} from 'undici'
 import {dispositionFilename, parseContentRange, unsatisfiedLength} from './http-range.js'
-import {TransferError, classifyStatus, describeAnswer, parseRetryAfter} from './retry-policy.js'
+import {TransferError, classifyStatus, describeAnswer, serverWait} from './retry-policy.js'
 import {get, type Response} from './request.js'
 import {headersFor} from './credentials.js'
 import {forwardingProxy} from './proxy-env.js'
@@ -93,7 +93,7 @@ export async function probe(
   }
   throw new TransferError(classifyStatus(response.status), describeAnswer(response.status, response.url, forwardingProxy(response.url)), {
     status: response.status,
-    retryAfterMs: parseRetryAfter(h['retry-after']),
+    retryAfterMs: serverWait(h),
   })
 }
 

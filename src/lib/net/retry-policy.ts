@@ -68,6 +68,28 @@ export function parseRetryAfter(value: string | undefined, now = Date.now()): nu
 }
 
 /**
+ * Seconds to the reset of a RateLimit header, as a delay in ms: the IETF draft's
+ * `"POLICY";r=REMAINING;t=SECONDS`, or its earlier `limit=N, remaining=0, reset=SECONDS`. The Hub
+ * sends the first on its 429s, to /api/ and to /resolve/ (file downloads) alike, and often no
+ * Retry-After: a dataset of thousands of files meets its per-5-minutes quota.
+ */
+export function rateLimitReset(header: string | undefined): number | undefined {
+  const t = header ? /(?:^|[;,\s])(?:t|reset)=(\d+)/.exec(header) : null
+  return t ? Number(t[1]) * 1000 : undefined
+}
+
+/**
+ * How long a refusing server asked to be left alone, in ms: Retry-After, else a RateLimit
+ * header's reset (or the earlier drafts' RateLimit-Reset, in seconds). The one reading of both for every path (the hubs' APIs, the probe, each range
+ * request, bench): a wait guessed shorter than the server's spends the retries on refusals.
+ */
+export function serverWait(headers: Record<string, string | string[] | undefined>, now = Date.now()): number | undefined {
+  const one = (value: string | string[] | undefined) => (Array.isArray(value) ? value[0] : value)
+  const reset = one(headers['ratelimit-reset'])?.trim()
+  return parseRetryAfter(one(headers['retry-after']), now) ?? rateLimitReset(one(headers.ratelimit)) ?? (reset && /^\d+$/.test(reset) ? Number(reset) * 1000 : undefined)
+}
+
+/**
  * The longest a server's Retry-After (or RateLimit reset) is obeyed in one go: a CDN asking for
  * an hour is asked again after this, rather than leaving a pull silent for an hour.
  */

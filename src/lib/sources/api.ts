@@ -2,7 +2,7 @@ import {setTimeout as sleep} from 'node:timers/promises'
 import type {Dispatcher} from 'undici'
 import {ExitCode, MtuneError} from '../errors.js'
 import {get, redact} from '../net/request.js'
-import {backoffDelay, cappedWait, parseRetryAfter} from '../net/retry-policy.js'
+import {backoffDelay, cappedWait, serverWait} from '../net/retry-policy.js'
 
 export interface ApiContext {
   dispatcher: Dispatcher
@@ -27,12 +27,6 @@ export interface ApiAnswer {
 export const hubDown = (error: unknown): boolean =>
   error instanceof MtuneError && error.exitCode === ExitCode.remote && /HTTP 5\d\d|cannot reach|not answer/.test(error.message)
 
-/** Seconds to wait from `RateLimit: "...";r=0;t=<seconds>` (IETF draft, used by the Hub). */
-export function rateLimitReset(header: string | undefined): number | undefined {
-  const t = header ? /(?:^|[;,\s])t=(\d+)/.exec(header) : null
-  return t ? Number(t[1]) * 1000 : undefined
-}
-
 /**
  * GET an API document. 429 and 5xx are waited out (Retry-After or RateLimit, said aloud),
  * a few times; every other answer is returned for the caller to interpret.
@@ -50,7 +44,7 @@ export async function apiGet(ctx: ApiContext, url: string, accept = 'application
     const body = Buffer.from(await res.body.arrayBuffer())
     const retryable = res.status === 429 || res.status === 408 || res.status >= 500
     if (!retryable || attempt >= 5) return {status: res.status, headers: res.headers, body, url: res.url}
-    const asked = parseRetryAfter(res.headers['retry-after']) ?? rateLimitReset(res.headers.ratelimit)
+    const asked = serverWait(res.headers)
     // The engine's schedule (retry-policy.ts), or what the server asked for, capped.
     const wait = cappedWait(asked ?? backoffDelay(attempt + 1, Math.random))
     ctx.warn?.(`${res.status === 429 ? 'rate limited' : `HTTP ${res.status}`} by ${new URL(url).host}: waiting ${wait.words}${asked === undefined ? '' : ' as it asked'}`)

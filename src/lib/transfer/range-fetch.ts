@@ -4,7 +4,7 @@ import {requestBody} from '../net/dispatcher.js'
 import {parseContentRange, rangeHeader, sameVersion} from '../net/http-range.js'
 import {USER_AGENT} from '../net/request.js'
 import {withUserinfo} from '../net/credentials.js'
-import {TransferError, classifyNetworkError, classifyStatus, describeAnswer, parseRetryAfter} from '../net/retry-policy.js'
+import {TransferError, classifyNetworkError, classifyStatus, describeAnswer, serverWait} from '../net/retry-policy.js'
 import {forwardingProxy} from '../net/proxy-env.js'
 import type {PartFile} from './part-file.js'
 import type {TokenBucket} from './token-bucket.js'
@@ -202,7 +202,7 @@ async function open(dispatcher: Dispatcher, req: RangeRequest, signal: AbortSign
   throw await reject(
     new TransferError(classifyStatus(res.statusCode), describeAnswer(res.statusCode, req.target, forwardingProxy(req.target)), {
       status: res.statusCode,
-      retryAfterMs: parseRetryAfter(h['retry-after']),
+      retryAfterMs: serverWait(h),
     }),
   )
 }
