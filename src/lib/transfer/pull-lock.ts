@@ -132,12 +132,12 @@ export function liveHolder(partPath: string, bootId?: string): LockHolder | unde
 }
 
 /** A holder as a user reads it: its pid, and its host where that is not this one. */
-export const holderWords = (holder: LockHolder): string => `pid ${holder.pid}${holder.host === hostname() ? '' : ` on ${holder.host}`}`
+export const holderWords = (holder: LockHolder): string => `pid ${holder.pid}${holder.host === ownHost() ? '' : ` on ${holder.host}`}`
 
 /** This process as a lock's holder. */
 const thisProcess = (bootId?: string, pidns = ownPidNamespace(), source?: string): LockHolder => ({
   pid: process.pid,
-  host: hostname(),
+  host: ownHost(),
   bootId,
   pidns,
   token: randomUUID(),
@@ -198,12 +198,23 @@ function isStale(seen: Seen, me: LockHolder, alive: (pid: number) => boolean): b
 }
 
 function ownPidNamespace(): string | undefined {
-  try {
-    return readlinkSync('/proc/self/ns/pid')
-  } catch {
-    return undefined
+  if (pidNamespace === null) {
+    try {
+      pidNamespace = readlinkSync('/proc/self/ns/pid')
+    } catch {
+      pidNamespace = undefined
+    }
   }
+  return pidNamespace
 }
+
+/**
+ * Read once per process, as the host name, for every lock of a pull: a lock per file, and a
+ * dataset has thousands (each was a readlink and a uname).
+ */
+let pidNamespace: string | undefined | null = null
+const ownHost = (): string => (host ??= hostname())
+let host: string | undefined
 
 /**
  * Removes a stale lock, unless another process took it over since it was judged: the lock is
