@@ -7,11 +7,7 @@ import type {ResolveOptions} from './resolve.js'
 import {runPlan, type FileResult, type RunOptions} from './run-plan.js'
 import {cacheForPlan, pullThroughCache} from './through-cache.js'
 
-/**
- * `mtune pull hf://|ollama://|modelscope://`: the model's plan, resolved (offline from the cache
- * where the hub cannot be reached), then pulled, through the rack cache where one is set. The
- * plan is handed to `onPlan` as soon as it is known, before any byte is fetched.
- */
+/** How `mtune pull hf://|ollama://|modelscope://` was asked to pull a model. */
 export interface ModelPull {
   resolve: Pick<ResolveOptions, 'endpoint' | 'include' | 'exclude' | 'files' | 'localDir'>
   run: Omit<RunOptions, 'dispatcher'>
@@ -32,6 +28,11 @@ export interface ModelPulled {
   via: 'cache' | 'origin'
 }
 
+/**
+ * The model's plan, resolved (offline from the cache where the hub cannot be reached), then
+ * pulled, through the rack cache where one is set. The plan is handed to `onPlan` as soon as it
+ * is known, before any byte is fetched.
+ */
 export async function pullModel(ref: Exclude<SourceRef, {kind: 'url'}>, o: ModelPull, events: PullEvents, onPlan: (plan: Plan) => void): Promise<ModelPulled> {
   const dispatcher = createDispatcher({stallTimeoutMs: o.run.stallTimeoutMs ?? DEFAULTS.stallTimeoutMs})
   try {

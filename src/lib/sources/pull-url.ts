@@ -22,7 +22,7 @@ export async function pullUrl(url: string, options: UrlPull, events: PullEvents)
   const {cache, ...rest} = options
   const headers = hubFileHeaders(url)
   if (headers) events.debug?.(`${new URL(url).host} is the Hub: its file URL gets the Hub token, as hf:// would`)
-  const from = (from: string, dispatcher?: PullOptions['dispatcher']) => pull({...rest, url: from, headers, pulledBefore: pulledBeforeOf(url), dispatcher}, events)
+  const from = (target: string, dispatcher?: PullOptions['dispatcher']) => pull({...rest, url: target, headers, pulledBefore: pulledBeforeOf(url), dispatcher}, events)
   const through = urlCacheFor(url, cache)
   let result: PullResult & UrlRoute
   if (through) {
