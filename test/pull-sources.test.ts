@@ -87,6 +87,11 @@ describe('mtune pull hf://', () => {
     assert.equal(out.results.length, 4)
     assert.equal(cdn.authSeen, 0, 'the token never reached the CDN')
     assert.ok(hf.requests.every((q) => q.authorization === 'Bearer hf_secret_token'), 'the hub got the token on every request')
+    // The small files came as the Hub sends them: a relative redirect into its /api/resolve-cache/, token and all.
+    assert.deepEqual(hf.requests.filter((q) => q.path.startsWith('/api/resolve-cache/')).map((q) => q.path.split('?')[0]).sort(), [
+      `/api/resolve-cache/models/acme/tiny/${COMMIT}/config.json`,
+      `/api/resolve-cache/models/acme/tiny/${COMMIT}/tok/tokenizer.json`,
+    ])
     assert.doesNotMatch(r.stdout + r.stderr, /hf_secret_token/)
   })
 

@@ -125,8 +125,23 @@ export interface HubRepo {
   xet?: boolean
 }
 
-/** A fake Hugging Face Hub: /api/.../revision/REV?blobs=true and /resolve/ with CDN redirects. */
-export async function startFakeHf(repos: HubRepo[], options: {token?: string; cdn: FakeCdn; rateLimitFirst?: number}) {
+/** A small file straight from the hub, ranges honoured (huggingface.js asks bytes=0-0 for the size). */
+function smallFile(req: IncomingMessage, res: ServerResponse, headers: Record<string, string>, file: HubFile): void {
+  const range = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? '')
+  const total = file.content.length
+  if (range && Number(range[1]) < total) {
+    const start = Number(range[1])
+    const end = Math.min(total - 1, range[2] === '' ? total - 1 : Number(range[2]))
+    res.writeHead(206, {...headers, 'content-range': `bytes ${start}-${end}/${total}`, 'content-length': String(end - start + 1), 'accept-ranges': 'bytes'}).end(file.content.subarray(start, end + 1))
+  } else res.writeHead(200, {...headers, 'content-length': String(total), 'accept-ranges': 'bytes'}).end(file.content)
+}
+
+/**
+ * A fake Hugging Face Hub: /api/.../revision/REV?blobs=true, and /resolve/ with CDN redirects for
+ * LFS files and, as the Hub does, redirects into its /api/resolve-cache/ for small ones
+ * (`directSmallFiles`: answered at /resolve/ itself, as the Hub did before).
+ */
+export async function startFakeHf(repos: HubRepo[], options: {token?: string; cdn: FakeCdn; rateLimitFirst?: number; directSmallFiles?: boolean}) {
   let limited = options.rateLimitFirst ?? 0
   for (const repo of repos) for (const f of repo.files) if (f.lfs) options.cdn.add(sha256(f.content), f.content)
 
@@ -235,16 +250,27 @@ export async function startFakeHf(repos: HubRepo[], options: {token?: string; cd
           return
         }
         res.writeHead(302, {...headers, ...linked, ...xet, location: options.cdn.sign(sha256(file.content))}).end()
+      } else if (options.directSmallFiles) {
+        smallFile(req, res, headers, file)
       } else {
-        // Small files straight from the hub, ranges honoured (huggingface.js asks bytes=0-0 for the size).
-        const range = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? '')
-        const total = file.content.length
-        if (range && Number(range[1]) < total) {
-          const start = Number(range[1])
-          const end = Math.min(total - 1, range[2] === '' ? total - 1 : Number(range[2]))
-          res.writeHead(206, {...headers, 'content-range': `bytes ${start}-${end}/${total}`, 'content-length': String(end - start + 1), 'accept-ranges': 'bytes'}).end(file.content.subarray(start, end + 1))
-        } else res.writeHead(200, {...headers, 'content-length': String(total), 'accept-ranges': 'bytes'}).end(file.content)
+        // As the Hub answers a small file now: a 307 with a relative Location into its own
+        // /api/resolve-cache/, with the file's commit and git sha1 on the redirect.
+        const cached = `/api/resolve-cache/${resolve[1] ? 'datasets' : 'models'}/${repo!.id}/${commit}/${resolve[4]}?${encodeURIComponent(url.pathname)}=&etag=${encodeURIComponent(headers.etag)}`
+        res.writeHead(307, {...headers, location: cached}).end()
       }
+      return
+    }
+    const resolveCache = /^\/api\/resolve-cache\/(models|datasets)\/([^/]+\/[^/]+)\/([0-9a-f]{40})\/(.+)$/.exec(url.pathname)
+    if (resolveCache) {
+      const repo = find(resolveCache[1] === 'datasets' ? 'dataset' : 'model', resolveCache[2])
+      if (denied(req, repo, res)) return
+      const path = resolveCache[4].split('/').map(decodeURIComponent).join('/')
+      const file = commitOf(repo!, resolveCache[3]) ? repo!.files.find((f) => f.path === path && !f.lfs) : undefined
+      if (!file) {
+        res.writeHead(404, {'x-error-code': 'EntryNotFound'}).end()
+        return
+      }
+      smallFile(req, res, {'x-repo-commit': resolveCache[3], etag: `"${gitSha1(file.content)}"`}, file)
       return
     }
     res.writeHead(404).end()
