@@ -80,13 +80,13 @@ export function rateLimitReset(header: string | undefined): number | undefined {
 
 /**
  * How long a refusing server asked to be left alone, in ms: Retry-After, else a RateLimit
- * header's reset (or the earlier drafts' RateLimit-Reset, in seconds). The one reading of both for every path (the hubs' APIs, the probe, each range
- * request, bench): a wait guessed shorter than the server's spends the retries on refusals.
+ * header's reset, else the earlier drafts' RateLimit-Reset (delta-seconds, as Retry-After's).
+ * The one reading of them for every path (the hubs' APIs, the probe, each range request, bench):
+ * a wait guessed shorter than the server's spends the retries on refusals.
  */
 export function serverWait(headers: Record<string, string | string[] | undefined>, now = Date.now()): number | undefined {
   const one = (value: string | string[] | undefined) => (Array.isArray(value) ? value[0] : value)
-  const reset = one(headers['ratelimit-reset'])?.trim()
-  return parseRetryAfter(one(headers['retry-after']), now) ?? rateLimitReset(one(headers.ratelimit)) ?? (reset && /^\d+$/.test(reset) ? Number(reset) * 1000 : undefined)
+  return parseRetryAfter(one(headers['retry-after']), now) ?? rateLimitReset(one(headers.ratelimit)) ?? parseRetryAfter(one(headers['ratelimit-reset']), now)
 }
 
 /**

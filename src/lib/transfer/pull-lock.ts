@@ -197,6 +197,10 @@ function isStale(seen: Seen, me: LockHolder, alive: (pid: number) => boolean): b
   return !alive(holder.pid)
 }
 
+/**
+ * This process's pid namespace and host name, read once per process: a pull takes a lock per
+ * file, and a dataset has thousands (each was a readlink and a uname).
+ */
 function ownPidNamespace(): string | undefined {
   if (pidNamespace === null) {
     try {
@@ -208,10 +212,6 @@ function ownPidNamespace(): string | undefined {
   return pidNamespace
 }
 
-/**
- * Read once per process, as the host name, for every lock of a pull: a lock per file, and a
- * dataset has thousands (each was a readlink and a uname).
- */
 let pidNamespace: string | undefined | null = null
 const ownHost = (): string => (host ??= hostname())
 let host: string | undefined

@@ -15,10 +15,10 @@ export interface FileVerdict {
   linkOnly?: boolean
 }
 
-/** What hashing needs to be done for a file: sha256, git blob sha1, or nothing (size only). */
 /** A file found bad: corrupt, cut short, missing, a dangling link or unreadable (what a repair fetches again). */
 export const isBad = (v: FileVerdict): boolean => v.status !== 'ok' && v.status !== 'unchecked'
 
+/** What hashing needs to be done for a file: sha256, git blob sha1, or nothing (size only). */
 export const algorithmFor = (e: Expected): 'sha256' | 'git-sha1' | undefined => (e.sha256 ? 'sha256' : e.gitSha1 ? 'git-sha1' : undefined)
 
 /**
