@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import {createHash} from 'node:crypto'
-import {chownSync, existsSync, lstatSync, mkdirSync, readFileSync, rmSync, truncateSync, unlinkSync, writeFileSync} from 'node:fs'
+import {chownSync, existsSync, lstatSync, mkdirSync, readFileSync, rmSync, symlinkSync, truncateSync, unlinkSync, writeFileSync} from 'node:fs'
 import {dirname, join} from 'node:path'
 import {createServer} from 'node:http'
 import type {AddressInfo} from 'node:net'
@@ -19,6 +19,7 @@ import {ggufFile, safetensorsFile, torchZip} from './support/weight-files.js'
 import {headerSize} from '../src/lib/verify/weight-headers.js'
 import {PullLock} from '../src/lib/transfer/pull-lock.js'
 import {bareUrl, unchangedSince} from '../src/lib/transfer/previous-pull.js'
+import {pulledFile, pulledRecordsIn, recordPulled} from '../src/lib/verify/pull-record.js'
 
 const MiB = 1024 * 1024
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex')
@@ -118,6 +119,23 @@ describe('a re-run of a pull: is the server\'s file the one pulled before?', () 
     assert.equal(unchangedSince(before, {size: 10, etag: '"x"'}), false)
     assert.equal(unchangedSince({...before, etag: '"x"'}, {size: 10}), false)
     assert.equal(bareUrl('https://u:p@h/f?X-Amz-Signature=s#frag'), 'https://h/f')
+  })
+
+  it("finds a list's files in the record read once, the last line for a file winning, also through links", () => {
+    const env = {XDG_CACHE_HOME: dir('xdg')}
+    const d = dir()
+    const away = dir()
+    mkdirSync(join(d, 'sub'))
+    symlinkSync(away, join(d, 'out'))
+    symlinkSync(join(d, 'sub'), join(d, 'in'))
+    for (const f of [join(d, 'a'), join(d, 'sub', 'b'), join(away, 'c')]) writeFileSync(f, 'x')
+    const line = (path: string, digit: string) => pulledFile(path, 1, digit.repeat(64), `https://h/${digit}`, false)
+    recordPulled([line(join(d, 'a'), 'a'), line(join(d, 'sub', 'b'), 'b'), line(join(away, 'c'), 'c'), line(join(d, 'a'), 'd')], env)
+    const recordOf = pulledRecordsIn(d, env)
+    assert.equal(recordOf(join(d, 'a'))?.sha256, 'd'.repeat(64))
+    assert.equal(recordOf(join(d, 'in', 'b'))?.sha256, 'b'.repeat(64))
+    assert.equal(recordOf(join(d, 'out', 'c'))?.sha256, 'c'.repeat(64), 'a link that leads out of the list\'s directory')
+    assert.equal(recordOf(join(d, 'none')), undefined)
   })
 })
 

@@ -1,17 +1,14 @@
 import {createHash} from 'node:crypto'
-import {createReadStream} from 'node:fs'
 import {stat} from 'node:fs/promises'
 import {ExitCode, MtuneError} from '../errors.js'
 import {aria2Beside} from '../transfer/adopt.js'
-import {sha256File} from '../transfer/destination.js'
+import {digestFile, sha256File} from '../transfer/destination.js'
 import type {PlannedFile} from './plan.js'
 
 /** The git blob id of a file: sha1("blob <size>\0" + content). */
 export async function gitBlobSha1(path: string): Promise<string> {
   const {size} = await stat(path)
-  const hash = createHash('sha1').update(`blob ${size}\0`)
-  for await (const chunk of createReadStream(path, {highWaterMark: 1024 * 1024})) hash.update(chunk as Buffer)
-  return hash.digest('hex')
+  return digestFile(path, createHash('sha1').update(`blob ${size}\0`))
 }
 
 /**

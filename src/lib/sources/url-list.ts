@@ -13,7 +13,7 @@ import {fewNames} from '../units.js'
 import {sha256File} from '../transfer/destination.js'
 import type {Plan, PlannedFile} from './plan.js'
 import {safeJoin} from './safe-names.js'
-import {pulledFile, pulledRecordOf, recordPulled} from '../verify/pull-record.js'
+import {pulledFile, pulledRecordsIn, recordPulled, type PulledFile} from '../verify/pull-record.js'
 import {urlId} from '../transfer/previous-pull.js'
 
 /**
@@ -95,6 +95,9 @@ export async function urlListPlan(entries: ListedUrl[], file: string, dir: strin
   const files: PlannedFile[] = []
   const taken: string[] = []
   const changed: string[] = []
+  // Read when the first file is found there, once for the whole list.
+  let records: ((path: string) => PulledFile | undefined) | undefined
+  const recordOf = (path: string) => (records ??= pulledRecordsIn(root, env))(path)
   for (const e of entries) {
     let dest: string
     try {
@@ -106,7 +109,7 @@ export async function urlListPlan(entries: ListedUrl[], file: string, dir: strin
     // aria2c's partial download in its place is no file to keep or refuse: a pull takes it over (adopt.ts).
     if (existsSync(dest) && !aria2Beside(dest)) {
       // Without a digest in the list, the one an earlier mtune pull of this URL recorded there: a re-run keeps what it pulled.
-      const recorded = e.sha256 ? undefined : pulledRecordOf(dest, env)
+      const recorded = e.sha256 ? undefined : recordOf(dest)
       const digest = e.sha256 ?? (recorded?.urlId === urlId(e.url) ? recorded.sha256 : undefined)
       if (digest && (await sha256File(dest)) === digest) present = true
       else if (!force) (digest && !e.sha256 ? changed : taken).push(e.name)

@@ -108,6 +108,20 @@ export function pulledRecordsUnder(dir: string, env: NodeJS.ProcessEnv = process
   return [...readRecords(inside, (p) => p.startsWith(inside), env).values()].filter((f) => existsSync(f.path))
 }
 
+/**
+ * pulledRecordOf for many files under `dir`, the record read once: a list of thousands of URLs
+ * asked it per file, each time reading a record that grows with every pull.
+ */
+export function pulledRecordsIn(dir: string, env: NodeJS.ProcessEnv = process.env): (path: string) => PulledFile | undefined {
+  const inside = realPath(dir) + sep
+  const found = readRecords(inside, (p) => p.startsWith(inside), env)
+  return (path) => {
+    const real = realPath(path)
+    // A link inside `dir` may lead out of it.
+    return real.startsWith(inside) ? found.get(real) : pulledRecordOf(path, env)
+  }
+}
+
 /** The records whose path `keep` takes, the last line for a path winning; lines without `needle` are not parsed. */
 function readRecords(needle: string, keep: (path: string) => boolean, env: NodeJS.ProcessEnv): Map<string, PulledFile> {
   const found = new Map<string, PulledFile>()
