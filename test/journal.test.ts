@@ -59,11 +59,44 @@ describe('Journal', () => {
     const order: string[] = []
     await journal.checkpoint(async () => {
       order.push('datasync')
-      assert.doesNotMatch(readFileSync(path, 'utf8'), /^D /m, 'no D line before the data is synced')
+      assert.doesNotMatch(existsSync(path) ? readFileSync(path, 'utf8') : '', /^D /m, 'no D line before the data is synced')
     })
     order.push('done')
     assert.match(readFileSync(path, 'utf8'), /^D 0 10$/m)
     assert.deepEqual(order, ['datasync', 'done'])
+  })
+
+  it('is first written by the first write that leaves the file incomplete, and never for a file that came whole in one', async () => {
+    const ops: string[] = []
+    const io: JournalIo = {
+      open: async (p, flags) => (ops.push(`open ${basename(p)} ${flags}`), openFile(p, flags)),
+      rename: async (a, b) => (ops.push('rename'), rename(a, b)),
+      rm: async (p) => (ops.push('rm'), rm(p, {force: true})),
+      syncDirectory: async () => {},
+    }
+    const whole = fresh()
+    const one = await open(whole, identity, 'boot-a', io)
+    one.journal.recordWritten(0, 1000)
+    await one.journal.flushed()
+    await one.journal.remove()
+    assert.deepEqual(ops, [], 'nothing written, nothing removed')
+    assert.ok(!existsSync(whole))
+    // In parts: journaled at the first, that range in it, so that a kill right after resumes it.
+    const parts = fresh()
+    const two = await open(parts, identity, 'boot-a', io)
+    assert.ok(!existsSync(parts))
+    two.journal.recordWritten(0, 400)
+    await two.journal.flushed()
+    assert.deepEqual(Journal.firstMissing(parts, 'boot-a'), {start: 400, end: 1000})
+    two.journal.recordWritten(400, 1000)
+    await two.journal.flushed()
+    assert.deepEqual((await open(parts, identity, 'boot-a')).written.toArray(), [{start: 0, end: 1000}])
+    await two.journal.remove()
+    assert.ok(!existsSync(parts))
+    // A size not known: journaled from the start, as before.
+    const unknown = fresh()
+    await open(unknown, {...identity, size: undefined}, 'boot-a')
+    assert.ok(existsSync(unknown))
   })
 
   it('ignores a torn last line and ranges beyond the file', async () => {
@@ -170,9 +203,12 @@ describe('Journal', () => {
       syncDirectory: async () => {},
     }
     const {journal} = await open(path, identity, 'boot-a', io)
+    // The first write is in the journal as it is first written; the next is an append.
     journal.recordWritten(0, 10)
+    await journal.flushed()
+    journal.recordWritten(10, 20)
     await assert.rejects(journal.flushed(), /ENOSPC/)
-    assert.throws(() => journal.recordWritten(10, 20), /ENOSPC/)
+    assert.throws(() => journal.recordWritten(20, 30), /ENOSPC/)
     await assert.rejects(journal.checkpoint(async () => {}), /ENOSPC/)
     await journal.remove()
   })

@@ -67,6 +67,8 @@ export class Journal {
   private appendQueued = false
   private tail: Promise<void> = Promise.resolve()
   private error?: Error
+  /** Not written yet (see begin): the first write that leaves the file incomplete writes it. */
+  private deferred = false
 
   private constructor(
     readonly path: string,
@@ -74,6 +76,8 @@ export class Journal {
     written: RangeSet,
     durable: RangeSet,
     private readonly io: JournalIo,
+    /** A journal of this path is on disk (found, or written since): remove has one to remove. */
+    private onDisk: boolean,
   ) {
     this.written = written
     this.durable = durable
@@ -92,12 +96,12 @@ export class Journal {
       if (!why && parsed) {
         const sameBoot = Boolean(bootId && parsed.header.bootId === bootId)
         const written = sameBoot ? parsed.written : parsed.durable.clone()
-        const journal = new Journal(path, header, written, parsed.durable.clone(), io)
+        const journal = new Journal(path, header, written, parsed.durable.clone(), io, true)
         return {journal, written: written.clone()}
       }
       discarded = why
     }
-    return {journal: new Journal(path, header, new RangeSet(), new RangeSet(), io), written: new RangeSet(), discarded}
+    return {journal: new Journal(path, header, new RangeSet(), new RangeSet(), io, discarded !== undefined), written: new RangeSet(), discarded}
   }
 
   /**
@@ -105,7 +109,7 @@ export class Journal {
    * partial download, adopt.ts): written durably by `begin`.
    */
   static seeded(path: string, identity: FileIdentity, bootId: string | undefined, on: RangeSet, io: JournalIo = defaultIo): Loaded {
-    return {journal: new Journal(path, {v: 1, ...identity, bootId}, on.clone(), on.clone(), io), written: on.clone()}
+    return {journal: new Journal(path, {v: 1, ...identity, bootId}, on.clone(), on.clone(), io, false), written: on.clone()}
   }
 
   /**
@@ -140,6 +144,14 @@ export class Journal {
 
   /** Write the journal out (replacing one that was discarded); appends queued meanwhile follow it. */
   async begin(): Promise<void> {
+    // A fresh download of known size waits for its first write: a file that arrives whole in it
+    // (a dataset's small files, thousands of them) has nothing to resume, and goes straight to
+    // its hash and rename, so its journal would only be written and removed (seven operations
+    // of the thread pool per file). One that does not is journaled right then, that range in it.
+    if (!this.handle && !this.onDisk && this.written.total === 0 && this.header.size !== undefined) {
+      this.deferred = true
+      return
+    }
     await this.enqueue(async () => {
       // With nothing durable yet to protect, losing this journal to a crash only means starting
       // over, as without it: no fsyncs for it (two per file, which a dataset of many small
@@ -153,6 +165,12 @@ export class Journal {
   recordWritten(start: number, end: number): void {
     if (this.error) throw this.error
     this.written.add(start, end)
+    if (this.deferred) {
+      if (this.written.total === this.header.size) return
+      this.deferred = false
+      void this.enqueue(() => this.rewrite(false))
+      return
+    }
     this.pending.push(`W ${start} ${end}\n`)
     if (this.appendQueued) return
     this.appendQueued = true
@@ -192,7 +210,8 @@ export class Journal {
   remove(): Promise<void> {
     return this.enqueue(async () => {
       await this.closeHandle()
-      await this.io.rm(this.path)
+      if (this.onDisk) await this.io.rm(this.path)
+      this.onDisk = false
     }, true)
   }
 
@@ -229,6 +248,8 @@ export class Journal {
     }
     await handle.close()
     await this.io.rename(tmp, this.path)
+    this.onDisk = true
+    this.deferred = false
     if (durably) await this.io.syncDirectory(dirname(this.path))
     await this.handle?.close().catch(() => {})
     this.handle = await this.io.open(this.path, 'a')
