@@ -26,6 +26,7 @@ describe("a model's files at once", () => {
       most.weight = Math.max(most.weight, bigs * 2 + smalls)
       await new Promise<void>((resolve) => gates.push(resolve))
       running = running.filter((r) => r !== f)
+      return f.size
     }
     const all = [...big, ...unknown, ...small]
     const done = runInSlots(all, 4, run, () => false)
@@ -41,12 +42,40 @@ describe("a model's files at once", () => {
     assert.equal(most.weight, 8, 'a mix stays within the same room')
   })
 
+  it("weighs a list's files of unknown size as the last of them that ended: big at first, then as they turn out", async () => {
+    // Each file's running count at its start, the files ending oldest first.
+    const atOnce = async (sizes: number[]): Promise<number[]> => {
+      const list = sizes.map((_, i) => file(`url-${i}`))
+      const seen: number[] = []
+      let running = 0
+      const gates: Array<() => void> = []
+      const done = runInSlots(list, 4, async (f) => {
+        seen.push(++running)
+        await new Promise<void>((resolve) => gates.push(resolve))
+        running--
+        return sizes[list.indexOf(f)]
+      }, () => false)
+      while (seen.length < list.length || running > 0) {
+        await new Promise((r) => setImmediate(r))
+        gates.shift()?.()
+      }
+      await done
+      return seen
+    }
+    const small = await atOnce(Array(30).fill(20_000))
+    assert.deepEqual(small.slice(0, 5), [1, 2, 3, 4, 4], 'four at first, as big files; the fifth once one ended')
+    assert.equal(Math.max(...small), 8, 'eight once small ones ended')
+    const shards = await atOnce(Array(12).fill(SMALL_FILE))
+    assert.equal(Math.max(...shards), 4, 'a list of big files stays at four')
+  })
+
   it('starts nothing more once stopped', async () => {
     const seen: string[] = []
     let stop = false
     await runInSlots([file('a', 1), file('b', 1), file('c', 1)], 1, async (f) => {
       seen.push(f.name)
       stop = true
+      return f.size
     }, () => stop)
     assert.ok(seen.length < 3, seen.join())
   })

@@ -154,15 +154,17 @@ async function pullPlanFiles(plan: Plan, queue: PlannedFile[], results: FileResu
       // Found complete when its turn came (another pull put it there after the plan was made): present.
       const present = r.alreadyComplete && !r.pulledByAnother
       results.push({name: file.name, path: file.dest, size: r.size, sha256: r.sha256, ...validatorsOf(r), skipped: present, seconds: r.seconds, bytesFetched: r.bytesFetched, resumedBytes: present ? 0 : r.resumedBytes, ...(r.pulledByAnother ? {pulledByAnother: true} : {})})
+      return r.size
     } catch (error) {
       if (options.keepGoing && fileOwn(error) && !abort.signal.aborted) {
         failed.push({file, error})
         progress.drop(file)
         events.warn?.(`${error.message}; going on with the other files`)
-        return
+        return undefined
       }
       failure ??= error
       abort.abort()
+      return undefined
     }
   }
   try {
