@@ -485,6 +485,35 @@ describe('mtune pull hf://', () => {
     assert.ok(!existsSync(join(base, 'escape.txt')) && !existsSync(join(base, 'home', 'escape.txt')))
   })
 
+  it("lists a repo of more files than the Hub's siblings list holds from its tree, page by page, on the endpoint given", async () => {
+    const many = Array.from({length: 1204}, (_, i) => ({path: `data/part-${String(i).padStart(4, '0')}.json`, content: Buffer.from(`{"row": ${i}}`), lfs: false}))
+    const files = [...many, {path: 'model.safetensors', content: shard, lfs: true}]
+    const cdn = await startCdn()
+    // The Hub truncates siblings for large repos; its tree's Link headers name huggingface.co
+    // itself, which a mirror passes through: the pages are asked of the endpoint (no network here).
+    const hf = await startFakeHf([repo({id: 'acme/many', type: 'dataset', files, siblingsCap: 1001})], {cdn, treePage: 500, treeLinkOrigin: 'https://huggingface.co'})
+    closers.push(() => cdn.close(), () => hf.close())
+    const home = dir()
+    const env = {HF_ENDPOINT: hf.origin, HF_HOME: home, HF_HUB_CACHE: join(home, 'hub'), HF_TOKEN: ''}
+    const plan = await runCli(['pull', 'hf://datasets/acme/many', '--dry-run', '--json'], env)
+    assert.equal(plan.code, 0, plan.stderr)
+    assert.equal(JSON.parse(plan.stdout).files.length, 1205)
+    const trees = hf.requests.map((r) => r.path).filter((p) => p.includes('/tree/'))
+    assert.deepEqual(trees.length, 3, 'three pages of 500 entries, folders among them')
+    assert.ok(trees.every((r) => r.includes(`/api/datasets/acme/many/tree/${COMMIT}?recursive=true`)), 'at the commit the revision named')
+    // The last files, beyond what siblings listed, pulled and in the snapshot.
+    const last = await runCli(['pull', 'hf://datasets/acme/many', '--include', 'data/part-120*', '--include', '*.safetensors', '--json'], env)
+    assert.equal(last.code, 0, last.stderr)
+    const snapshot = join(home, 'hub', 'datasets--acme--many', 'snapshots', COMMIT)
+    assert.equal(readFileSync(join(snapshot, 'data', 'part-1203.json'), 'utf8'), '{"row": 1203}')
+    assert.ok(readFileSync(join(snapshot, 'model.safetensors')).equals(shard))
+    // A repo whose revision lists no siblings at all: its tree too.
+    const none = await startFakeHf([repo({siblingsCap: 0})], {cdn})
+    closers.push(() => none.close())
+    const small = await runCli(['pull', 'hf://acme/tiny', '--dry-run', '--json'], {...env, HF_ENDPOINT: none.origin})
+    assert.deepEqual(JSON.parse(small.stdout).files.map((f: {name: string}) => f.name).sort(), ['config.json', 'model.safetensors', 'sub/shard.bin', 'tok/tokenizer.json'])
+  })
+
   it('resumes an interrupted multi-file pull file by file and within files', async () => {
     const {env, cache, cdn} = await hub([repo()], {rate: 4 * MiB})
     const first = startCli(['pull', 'hf://acme/tiny', '-c', '2', '--max-connections', '4'], env)

@@ -7,6 +7,7 @@ import {MtuneError} from '../src/lib/errors.js'
 import {headersFor} from '../src/lib/net/credentials.js'
 import {signedUrlExpiry} from '../src/lib/net/request.js'
 import {hfCacheDir, hfEndpoint, hfError} from '../src/lib/sources/hf.js'
+import {nextPage} from '../src/lib/sources/hf-tree.js'
 import {modelscopeCacheDir, modelscopeEndpoint} from '../src/lib/sources/modelscope.js'
 import {ollamaModelsDir} from '../src/lib/sources/ollama.js'
 import {hfToken, modelscopeToken} from '../src/lib/sources/tokens.js'
@@ -198,6 +199,22 @@ describe("the Hub's error answers", () => {
       assert.match(error.message, message)
       assert.equal(error.exitCode, 3)
     }
+  })
+})
+
+describe("the Hub's tree listing, page after page", () => {
+  it('asks the next page of the endpoint given, whatever host its Link names', () => {
+    const hub = 'https://huggingface.co'
+    const link = '<https://huggingface.co/api/datasets/a/b/tree/c?recursive=true&cursor=ZXh0>; rel="next"'
+    assert.equal(nextPage(link, hub), 'https://huggingface.co/api/datasets/a/b/tree/c?recursive=true&cursor=ZXh0')
+    // A mirror or an mtune cache passing the Hub's own link through: the token stays with them.
+    assert.equal(nextPage(link, 'http://cache.rack:8080'), 'http://cache.rack:8080/api/datasets/a/b/tree/c?recursive=true&cursor=ZXh0')
+    assert.equal(nextPage(link, 'https://mirror.example/hf/'), 'https://mirror.example/hf/api/datasets/a/b/tree/c?recursive=true&cursor=ZXh0')
+    assert.equal(nextPage('</hf/api/models/a/b/tree/c?cursor=2>; rel=next', 'https://mirror.example/hf'), 'https://mirror.example/hf/api/models/a/b/tree/c?cursor=2')
+    assert.equal(nextPage(['<https://h/x>; rel="prev"', `${link.replace('ZXh0', 'bmV4')}`], hub), 'https://huggingface.co/api/datasets/a/b/tree/c?recursive=true&cursor=bmV4')
+    assert.equal(nextPage('<https://h/api/x>; rel="prev"', hub), undefined, 'the last page')
+    assert.equal(nextPage(undefined, hub), undefined)
+    assert.throws(() => nextPage('<https://elsewhere/login?next=1>; rel="next"', hub), (e: MtuneError) => e.exitCode === 3 && /not in its API: \/login/.test(e.message))
   })
 })
 

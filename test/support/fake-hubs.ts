@@ -123,6 +123,11 @@ export interface HubRepo {
    * (under /xet/ on the hub) only count what reaches them.
    */
   xet?: boolean
+  /**
+   * The revision's `siblings` list stops after this many files, as the Hub's does for large
+   * repos; the tree listing (/api/.../tree/REV?recursive=true, paged) has them all.
+   */
+  siblingsCap?: number
 }
 
 /** A small file straight from the hub, ranges honoured (huggingface.js asks bytes=0-0 for the size). */
@@ -141,7 +146,7 @@ function smallFile(req: IncomingMessage, res: ServerResponse, headers: Record<st
  * LFS files and, as the Hub does, redirects into its /api/resolve-cache/ for small ones
  * (`directSmallFiles`: answered at /resolve/ itself, as the Hub did before).
  */
-export async function startFakeHf(repos: HubRepo[], options: {token?: string; cdn: FakeCdn; rateLimitFirst?: number; directSmallFiles?: boolean}) {
+export async function startFakeHf(repos: HubRepo[], options: {token?: string; cdn: FakeCdn; rateLimitFirst?: number; directSmallFiles?: boolean; treePage?: number; treeLinkOrigin?: string}) {
   let limited = options.rateLimitFirst ?? 0
   for (const repo of repos) for (const f of repo.files) if (f.lfs) options.cdn.add(sha256(f.content), f.content)
 
@@ -215,7 +220,30 @@ export async function startFakeHf(repos: HubRepo[], options: {token?: string; cd
         ...(f.lfs ? {lfs: {sha256: sha256(f.content), size: f.content.length, pointerSize: 134}} : {}),
       }))
       for (const name of repo!.extraNames ?? []) siblings.push({rfilename: name, size: 1, blobId: 'a'.repeat(40)})
-      res.writeHead(200, {'content-type': 'application/json'}).end(JSON.stringify({id: repo!.id, sha: commit, siblings}))
+      res.writeHead(200, {'content-type': 'application/json'}).end(JSON.stringify({id: repo!.id, sha: commit, siblings: siblings.slice(0, repo!.siblingsCap)}))
+      return
+    }
+    // The tree, its folders too, `treePage` entries a page (the Hub's: 1,000), the next page in
+    // an absolute Link header (on `treeLinkOrigin`: a mirror passing the Hub's links through).
+    const tree = /^\/api\/(models|datasets)\/(.+)\/tree\/([^/]+)$/.exec(url.pathname)
+    if (tree) {
+      const repo = find(tree[1] === 'datasets' ? 'dataset' : 'model', tree[2])
+      if (denied(req, repo, res)) return
+      const commit = commitOf(repo!, decodeURIComponent(tree[3]))
+      if (!commit) {
+        res.writeHead(404, {'x-error-code': 'RevisionNotFound', 'x-error-message': 'Invalid rev id'}).end()
+        return
+      }
+      const folders = new Set(repo!.files.flatMap((f) => f.path.split('/').slice(0, -1).map((_, i, parts) => parts.slice(0, i + 1).join('/'))))
+      const entries = [
+        ...[...folders].map((path) => ({type: 'directory', path, oid: 'f'.repeat(40), size: 0})),
+        ...repo!.files.map((f) => ({type: 'file', path: f.path, oid: gitSha1(f.content), size: f.content.length, ...(f.lfs ? {lfs: {oid: sha256(f.content), size: f.content.length, pointerSize: 134}} : {})})),
+      ].sort((a, b) => (a.path < b.path ? -1 : 1))
+      const page = options.treePage ?? 1000
+      const from = Number(url.searchParams.get('cursor') ?? 0)
+      const headers: Record<string, string> = {'content-type': 'application/json'}
+      if (from + page < entries.length) headers.link = `<${options.treeLinkOrigin ?? origin()}${url.pathname}?recursive=true&cursor=${from + page}>; rel="next"`
+      res.writeHead(200, headers).end(JSON.stringify(entries.slice(from, from + page)))
       return
     }
     if (url.pathname.startsWith('/xet/')) {

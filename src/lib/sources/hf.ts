@@ -5,6 +5,7 @@ import {fsyncDirectory, writeFileDurably} from '../fs-atomic.js'
 import {makeDirs} from '../fs-dirs.js'
 import {apiGet, parseJson, type ApiAnswer, type ApiContext} from './api.js'
 import {fileMatches} from './file-check.js'
+import {SIBLINGS_TRUSTED, listTree, type Sibling} from './hf-tree.js'
 import {downloadIncompletePath, writeDownloadMetadata} from './hf-local-dir.js'
 import type {Plan, PlannedFile} from './plan.js'
 import {isHex, safeJoin, safeRelativePath} from './safe-names.js'
@@ -19,13 +20,6 @@ export interface HfOptions {
   /** A plain tree instead of the cache. */
   localDir?: string
   env?: NodeJS.ProcessEnv
-}
-
-interface Sibling {
-  rfilename: string
-  size?: number
-  blobId?: string
-  lfs?: {sha256?: string; size?: number}
 }
 
 interface RepoInfo {
@@ -98,7 +92,9 @@ export async function resolveHf(
   const info = parseJson<RepoInfo>(answer, what)
   if (!isHex(info.sha, 40)) throw new MtuneError('bad-answer', `${what}: the Hub gave no commit hash`, ExitCode.remote)
   const commit = info.sha
-  const siblings = (info.siblings ?? []).filter((s) => options.select(s.rfilename))
+  const listed = info.siblings ?? []
+  const all = listed.length > 0 && listed.length <= SIBLINGS_TRUSTED ? listed : await listTree(ctx, options.endpoint, kind, ref.repo, commit, what)
+  const siblings = all.filter((s) => options.select(s.rfilename))
 
   const repoDir = join(hfCacheDir(options.env), `${kind}--${ref.repo.replace('/', '--')}`)
   const files: PlannedFile[] = []
