@@ -171,6 +171,15 @@ export async function startFakeHf(repos: HubRepo[], options: {token?: string; cd
   const xetRequests: string[] = []
   const origin = () => server.origin
   const commitOf = (repo: HubRepo, rev: string) => (rev === repo.commit ? rev : {main: repo.commit, ...repo.refs}[rev])
+  /** The repo and the commit REV names, as the Hub answers for them; undefined once it said no (401, 404). */
+  const repoAt = (req: IncomingMessage, res: ServerResponse, kind: string, id: string, rev: string): {repo: HubRepo; commit: string} | undefined => {
+    const repo = find(kind === 'datasets' || kind === 'datasets/' ? 'dataset' : 'model', id)
+    if (denied(req, repo, res)) return undefined
+    const commit = commitOf(repo!, decodeURIComponent(rev))
+    if (commit) return {repo: repo!, commit}
+    res.writeHead(404, {'x-error-code': 'RevisionNotFound', 'x-error-message': 'Invalid rev id'}).end()
+    return undefined
+  }
 
   const server = await serve(async (req, res, url) => {
     // What huggingface.js asks before downloading into the cache (downloadFileToCacheDir).
@@ -178,15 +187,11 @@ export async function startFakeHf(repos: HubRepo[], options: {token?: string; cd
     if (pathsInfo && req.method === 'POST') {
       let body = ''
       for await (const chunk of req) body += chunk
-      const repo = find(pathsInfo[1] === 'datasets' ? 'dataset' : 'model', pathsInfo[2])
-      if (denied(req, repo, res)) return
-      const commit = commitOf(repo!, decodeURIComponent(pathsInfo[3]))
-      if (!commit) {
-        res.writeHead(404, {'x-error-code': 'RevisionNotFound'}).end()
-        return
-      }
+      const at = repoAt(req, res, pathsInfo[1], pathsInfo[2], pathsInfo[3])
+      if (!at) return
+      const {repo, commit} = at
       const wanted = (JSON.parse(body || '{}') as {paths?: string[]}).paths ?? []
-      const entries = repo!.files
+      const entries = repo.files
         .filter((f) => wanted.includes(f.path))
         .map((f) => ({
           type: 'file',
@@ -206,38 +211,30 @@ export async function startFakeHf(repos: HubRepo[], options: {token?: string; cd
         res.writeHead(429, {'retry-after': '1'}).end()
         return
       }
-      const repo = find(api[1] === 'datasets' ? 'dataset' : 'model', api[2])
-      if (denied(req, repo, res)) return
-      const commit = commitOf(repo!, decodeURIComponent(api[3]))
-      if (!commit) {
-        res.writeHead(404, {'x-error-code': 'RevisionNotFound', 'x-error-message': 'Invalid rev id'}).end()
-        return
-      }
-      const siblings = repo!.files.map((f) => ({
+      const at = repoAt(req, res, api[1], api[2], api[3])
+      if (!at) return
+      const {repo, commit} = at
+      const siblings = repo.files.map((f) => ({
         rfilename: f.path,
         size: f.content.length,
         blobId: gitSha1(f.content),
         ...(f.lfs ? {lfs: {sha256: sha256(f.content), size: f.content.length, pointerSize: 134}} : {}),
       }))
-      for (const name of repo!.extraNames ?? []) siblings.push({rfilename: name, size: 1, blobId: 'a'.repeat(40)})
-      res.writeHead(200, {'content-type': 'application/json'}).end(JSON.stringify({id: repo!.id, sha: commit, siblings: siblings.slice(0, repo!.siblingsCap)}))
+      for (const name of repo.extraNames ?? []) siblings.push({rfilename: name, size: 1, blobId: 'a'.repeat(40)})
+      res.writeHead(200, {'content-type': 'application/json'}).end(JSON.stringify({id: repo.id, sha: commit, siblings: siblings.slice(0, repo.siblingsCap)}))
       return
     }
     // The tree, its folders too, `treePage` entries a page (the Hub's: 1,000), the next page in
     // an absolute Link header (on `treeLinkOrigin`: a mirror passing the Hub's links through).
     const tree = /^\/api\/(models|datasets)\/(.+)\/tree\/([^/]+)$/.exec(url.pathname)
     if (tree) {
-      const repo = find(tree[1] === 'datasets' ? 'dataset' : 'model', tree[2])
-      if (denied(req, repo, res)) return
-      const commit = commitOf(repo!, decodeURIComponent(tree[3]))
-      if (!commit) {
-        res.writeHead(404, {'x-error-code': 'RevisionNotFound', 'x-error-message': 'Invalid rev id'}).end()
-        return
-      }
-      const folders = new Set(repo!.files.flatMap((f) => f.path.split('/').slice(0, -1).map((_, i, parts) => parts.slice(0, i + 1).join('/'))))
+      const at = repoAt(req, res, tree[1], tree[2], tree[3])
+      if (!at) return
+      const {repo} = at
+      const folders = new Set(repo.files.flatMap((f) => f.path.split('/').slice(0, -1).map((_, i, parts) => parts.slice(0, i + 1).join('/'))))
       const entries = [
         ...[...folders].map((path) => ({type: 'directory', path, oid: 'f'.repeat(40), size: 0})),
-        ...repo!.files.map((f) => ({type: 'file', path: f.path, oid: gitSha1(f.content), size: f.content.length, ...(f.lfs ? {lfs: {oid: sha256(f.content), size: f.content.length, pointerSize: 134}} : {})})),
+        ...repo.files.map((f) => ({type: 'file', path: f.path, oid: gitSha1(f.content), size: f.content.length, ...(f.lfs ? {lfs: {oid: sha256(f.content), size: f.content.length, pointerSize: 134}} : {})})),
       ].sort((a, b) => (a.path < b.path ? -1 : 1))
       const page = options.treePage ?? 1000
       const from = Number(url.searchParams.get('cursor') ?? 0)
@@ -254,15 +251,11 @@ export async function startFakeHf(repos: HubRepo[], options: {token?: string; cd
     // REV is a commit, or a branch or tag (then X-Repo-Commit says which commit it is).
     const resolve = /^\/(datasets\/)?([^/]+\/[^/]+)\/resolve\/([^/]+)\/(.+)$/.exec(url.pathname)
     if (resolve) {
-      const repo = find(resolve[1] ? 'dataset' : 'model', resolve[2])
-      if (denied(req, repo, res)) return
-      const commit = commitOf(repo!, decodeURIComponent(resolve[3]))
-      if (!commit) {
-        res.writeHead(404, {'x-error-code': 'RevisionNotFound', 'x-error-message': 'Invalid rev id'}).end()
-        return
-      }
+      const at = repoAt(req, res, resolve[1] ?? '', resolve[2], resolve[3])
+      if (!at) return
+      const {repo, commit} = at
       const path = resolve[4].split('/').map(decodeURIComponent).join('/')
-      const file = repo!.files.find((f) => f.path === path)
+      const file = repo.files.find((f) => f.path === path)
       if (!file) {
         res.writeHead(404, {'x-error-code': 'EntryNotFound'}).end()
         return
@@ -270,10 +263,10 @@ export async function startFakeHf(repos: HubRepo[], options: {token?: string; cd
       const headers: Record<string, string> = {'x-repo-commit': commit, etag: `"${file.lfs ? sha256(file.content) : gitSha1(file.content)}"`}
       if (file.lfs) {
         const linked = {'x-linked-etag': `"${sha256(file.content)}"`, 'x-linked-size': String(file.content.length)}
-        const xet = repo!.xet
+        const xet = repo.xet
           ? {'x-xet-hash': sha256(file.content), link: `<${origin()}/xet/auth>; rel="xet-auth", <${origin()}/xet/reconstruction/${sha256(file.content)}>; rel="xet-reconstruction-info"`}
           : {}
-        if (repo!.xet && /application\/vnd\.xet-fileinfo\+json/.test(req.headers.accept ?? '')) {
+        if (repo.xet && /application\/vnd\.xet-fileinfo\+json/.test(req.headers.accept ?? '')) {
           res.writeHead(200, {...headers, ...linked, ...xet, 'content-type': 'application/vnd.xet-fileinfo+json'}).end(JSON.stringify({hash: sha256(file.content), size: file.content.length}))
           return
         }
@@ -283,7 +276,7 @@ export async function startFakeHf(repos: HubRepo[], options: {token?: string; cd
       } else {
         // As the Hub answers a small file now: a 307 with a relative Location into its own
         // /api/resolve-cache/, with the file's commit and git sha1 on the redirect.
-        const cached = `/api/resolve-cache/${resolve[1] ? 'datasets' : 'models'}/${repo!.id}/${commit}/${resolve[4]}?${encodeURIComponent(url.pathname)}=&etag=${encodeURIComponent(headers.etag)}`
+        const cached = `/api/resolve-cache/${resolve[1] ? 'datasets' : 'models'}/${repo.id}/${commit}/${resolve[4]}?${encodeURIComponent(url.pathname)}=&etag=${encodeURIComponent(headers.etag)}`
         res.writeHead(307, {...headers, location: cached}).end()
       }
       return
