@@ -512,6 +512,11 @@ describe('mtune pull hf://', () => {
     closers.push(() => none.close())
     const small = await runCli(['pull', 'hf://acme/tiny', '--dry-run', '--json'], {...env, HF_ENDPOINT: none.origin})
     assert.deepEqual(JSON.parse(small.stdout).files.map((f: {name: string}) => f.name).sort(), ['config.json', 'model.safetensors', 'sub/shard.bin', 'tok/tokenizer.json'])
+    // A listing the Hub refuses is said as its other answers are, not taken as an empty repo.
+    const refused = await startFakeHf([repo({siblingsCap: 0})], {cdn, treeRefused: true})
+    closers.push(() => refused.close())
+    const gone = await runCli(['pull', 'hf://acme/tiny', '--dry-run'], {...env, HF_ENDPOINT: refused.origin})
+    assert.deepEqual([gone.code, gone.stderr.trim()], [3, 'Error: revision not found: hf://acme/tiny@main; check the branch, tag or commit after @'])
   })
 
   it('resumes an interrupted multi-file pull file by file and within files', async () => {

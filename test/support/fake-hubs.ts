@@ -146,7 +146,7 @@ function smallFile(req: IncomingMessage, res: ServerResponse, headers: Record<st
  * LFS files and, as the Hub does, redirects into its /api/resolve-cache/ for small ones
  * (`directSmallFiles`: answered at /resolve/ itself, as the Hub did before).
  */
-export async function startFakeHf(repos: HubRepo[], options: {token?: string; cdn: FakeCdn; rateLimitFirst?: number; directSmallFiles?: boolean; treePage?: number; treeLinkOrigin?: string}) {
+export async function startFakeHf(repos: HubRepo[], options: {token?: string; cdn: FakeCdn; rateLimitFirst?: number; directSmallFiles?: boolean; treePage?: number; treeLinkOrigin?: string; treeRefused?: boolean}) {
   let limited = options.rateLimitFirst ?? 0
   for (const repo of repos) for (const f of repo.files) if (f.lfs) options.cdn.add(sha256(f.content), f.content)
 
@@ -231,6 +231,11 @@ export async function startFakeHf(repos: HubRepo[], options: {token?: string; cd
       const at = repoAt(req, res, tree[1], tree[2], tree[3])
       if (!at) return
       const {repo} = at
+      // The commit gone between the revision's answer and the tree's (a force-push).
+      if (options.treeRefused) {
+        res.writeHead(404, {'x-error-code': 'RevisionNotFound', 'x-error-message': 'Invalid rev id'}).end()
+        return
+      }
       const folders = new Set(repo.files.flatMap((f) => f.path.split('/').slice(0, -1).map((_, i, parts) => parts.slice(0, i + 1).join('/'))))
       const entries = [
         ...[...folders].map((path) => ({type: 'directory', path, oid: 'f'.repeat(40), size: 0})),

@@ -1,5 +1,5 @@
 import {ExitCode, MtuneError} from '../errors.js'
-import {apiGet, parseJson, type ApiContext} from './api.js'
+import {apiGet, parseJson, type ApiAnswer, type ApiContext} from './api.js'
 
 /** A file of a Hub repo, as the revision's `siblings` list names it. */
 export interface Sibling {
@@ -31,9 +31,11 @@ interface TreeEntry {
 
 /**
  * Every file of the repo at `commit`, from the tree listing, page after page (its `Link: <...>;
- * rel="next"` header), in the shape of the siblings list.
+ * rel="next"` header), in the shape of the siblings list. `refused`: the error for an answer
+ * other than 200, as the Hub's errors are said (hf.ts).
  */
-export async function listTree(ctx: ApiContext, endpoint: string, kind: 'models' | 'datasets', repo: string, commit: string, what: string): Promise<Sibling[]> {
+export async function listTree(ctx: ApiContext, at: {endpoint: string; kind: 'models' | 'datasets'; repo: string; commit: string; what: string}, refused: (answer: ApiAnswer) => MtuneError): Promise<Sibling[]> {
+  const {endpoint, kind, repo, commit, what} = at
   const files: Sibling[] = []
   const seen = new Set<string>()
   let url: string | undefined = `${endpoint}/api/${kind}/${repo}/tree/${commit}?recursive=true`
@@ -41,7 +43,7 @@ export async function listTree(ctx: ApiContext, endpoint: string, kind: 'models'
     if (seen.has(url) || seen.size >= MAX_PAGES) throw new MtuneError('bad-answer', `${what}: the Hub's file listing does not end (page ${seen.size + 1})`, ExitCode.remote)
     seen.add(url)
     const answer = await apiGet(ctx, url)
-    if (answer.status !== 200) throw new MtuneError('bad-answer', `${what}: the Hub's file listing answered HTTP ${answer.status}`, ExitCode.remote)
+    if (answer.status !== 200) throw refused(answer)
     const entries = parseJson<TreeEntry[]>(answer, what)
     if (!Array.isArray(entries)) throw new MtuneError('bad-answer', `${what}: the Hub's file listing is not a list`, ExitCode.remote)
     for (const e of entries) {

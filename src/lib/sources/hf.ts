@@ -93,7 +93,7 @@ export async function resolveHf(
   if (!isHex(info.sha, 40)) throw new MtuneError('bad-answer', `${what}: the Hub gave no commit hash`, ExitCode.remote)
   const commit = info.sha
   const listed = info.siblings ?? []
-  const all = listed.length > 0 && listed.length <= SIBLINGS_TRUSTED ? listed : await listTree(ctx, options.endpoint, kind, ref.repo, commit, what)
+  const all = listed.length > 0 && listed.length <= SIBLINGS_TRUSTED ? listed : await listTree(ctx, {endpoint: options.endpoint, kind, repo: ref.repo, commit, what}, (refused) => hfError(refused, what, Boolean(options.token)))
   const siblings = all.filter((s) => options.select(s.rfilename))
 
   const repoDir = join(hfCacheDir(options.env), `${kind}--${ref.repo.replace('/', '--')}`)
