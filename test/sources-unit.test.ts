@@ -214,7 +214,7 @@ describe("the Hub's tree listing, page after page", () => {
     assert.equal(nextPage(['<https://h/x>; rel="prev"', `${link.replace('ZXh0', 'bmV4')}`], hub), 'https://huggingface.co/api/datasets/a/b/tree/c?recursive=true&cursor=bmV4')
     assert.equal(nextPage('<https://h/api/x>; rel="prev"', hub), undefined, 'the last page')
     assert.equal(nextPage(undefined, hub), undefined)
-    assert.throws(() => nextPage('<https://elsewhere/login?next=1>; rel="next"', hub), (e: MtuneError) => e.exitCode === 3 && /not in its API: \/login/.test(e.message))
+    assert.throws(() => nextPage('<https://elsewhere/login?next=1>; rel="next"', hub), (e: MtuneError) => e.exitCode === 3 && /not in its API \(\/login\); check the endpoint/.test(e.message))
   })
 })
 

@@ -167,13 +167,15 @@ export async function startFakeHf(repos: HubRepo[], options: {token?: string; cd
     }
     return false
   }
+  /** An API path's `models` or `datasets`. */
+  const typeOf = (kind: string): 'model' | 'dataset' => (kind === 'datasets' ? 'dataset' : 'model')
   const find = (type: string, id: string) => repos.find((r) => (r.type ?? 'model') === type && r.id === id)
   const xetRequests: string[] = []
   const origin = () => server.origin
   const commitOf = (repo: HubRepo, rev: string) => (rev === repo.commit ? rev : {main: repo.commit, ...repo.refs}[rev])
   /** The repo and the commit REV names, as the Hub answers for them; undefined once it said no (401, 404). */
-  const repoAt = (req: IncomingMessage, res: ServerResponse, kind: string, id: string, rev: string): {repo: HubRepo; commit: string} | undefined => {
-    const repo = find(kind === 'datasets' || kind === 'datasets/' ? 'dataset' : 'model', id)
+  const repoAt = (req: IncomingMessage, res: ServerResponse, type: 'model' | 'dataset', id: string, rev: string): {repo: HubRepo; commit: string} | undefined => {
+    const repo = find(type, id)
     if (denied(req, repo, res)) return undefined
     const commit = commitOf(repo!, decodeURIComponent(rev))
     if (commit) return {repo: repo!, commit}
@@ -187,7 +189,7 @@ export async function startFakeHf(repos: HubRepo[], options: {token?: string; cd
     if (pathsInfo && req.method === 'POST') {
       let body = ''
       for await (const chunk of req) body += chunk
-      const at = repoAt(req, res, pathsInfo[1], pathsInfo[2], pathsInfo[3])
+      const at = repoAt(req, res, typeOf(pathsInfo[1]), pathsInfo[2], pathsInfo[3])
       if (!at) return
       const {repo, commit} = at
       const wanted = (JSON.parse(body || '{}') as {paths?: string[]}).paths ?? []
@@ -211,7 +213,7 @@ export async function startFakeHf(repos: HubRepo[], options: {token?: string; cd
         res.writeHead(429, {'retry-after': '1'}).end()
         return
       }
-      const at = repoAt(req, res, api[1], api[2], api[3])
+      const at = repoAt(req, res, typeOf(api[1]), api[2], api[3])
       if (!at) return
       const {repo, commit} = at
       const siblings = repo.files.map((f) => ({
@@ -228,7 +230,7 @@ export async function startFakeHf(repos: HubRepo[], options: {token?: string; cd
     // an absolute Link header (on `treeLinkOrigin`: a mirror passing the Hub's links through).
     const tree = /^\/api\/(models|datasets)\/(.+)\/tree\/([^/]+)$/.exec(url.pathname)
     if (tree) {
-      const at = repoAt(req, res, tree[1], tree[2], tree[3])
+      const at = repoAt(req, res, typeOf(tree[1]), tree[2], tree[3])
       if (!at) return
       const {repo} = at
       // The commit gone between the revision's answer and the tree's (a force-push).
@@ -256,7 +258,7 @@ export async function startFakeHf(repos: HubRepo[], options: {token?: string; cd
     // REV is a commit, or a branch or tag (then X-Repo-Commit says which commit it is).
     const resolve = /^\/(datasets\/)?([^/]+\/[^/]+)\/resolve\/([^/]+)\/(.+)$/.exec(url.pathname)
     if (resolve) {
-      const at = repoAt(req, res, resolve[1] ?? '', resolve[2], resolve[3])
+      const at = repoAt(req, res, resolve[1] ? 'dataset' : 'model', resolve[2], resolve[3])
       if (!at) return
       const {repo, commit} = at
       const path = resolve[4].split('/').map(decodeURIComponent).join('/')
@@ -288,7 +290,7 @@ export async function startFakeHf(repos: HubRepo[], options: {token?: string; cd
     }
     const resolveCache = /^\/api\/resolve-cache\/(models|datasets)\/([^/]+\/[^/]+)\/([0-9a-f]{40})\/(.+)$/.exec(url.pathname)
     if (resolveCache) {
-      const repo = find(resolveCache[1] === 'datasets' ? 'dataset' : 'model', resolveCache[2])
+      const repo = find(typeOf(resolveCache[1]), resolveCache[2])
       if (denied(req, repo, res)) return
       const path = resolveCache[4].split('/').map(decodeURIComponent).join('/')
       const file = commitOf(repo!, resolveCache[3]) ? repo!.files.find((f) => f.path === path && !f.lfs) : undefined

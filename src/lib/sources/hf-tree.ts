@@ -40,7 +40,7 @@ export async function listTree(ctx: ApiContext, at: {endpoint: string; kind: 'mo
   const seen = new Set<string>()
   let url: string | undefined = `${endpoint}/api/${kind}/${repo}/tree/${commit}?recursive=true`
   while (url) {
-    if (seen.has(url) || seen.size >= MAX_PAGES) throw new MtuneError('bad-answer', `${what}: the Hub's file listing does not end (page ${seen.size + 1})`, ExitCode.remote)
+    if (seen.has(url) || seen.size >= MAX_PAGES) throw new MtuneError('bad-answer', `${what}: the Hub's file listing does not end (page ${seen.size + 1}); try again later`, ExitCode.remote)
     seen.add(url)
     const answer = await apiGet(ctx, url)
     if (answer.status !== 200) throw refused(answer)
@@ -69,6 +69,6 @@ export function nextPage(link: string | string[] | undefined, endpoint: string):
   if (next.origin === base.origin && next.pathname.startsWith(`${base.pathname.replace(/\/$/, '')}/api/`)) return next.href
   const at = next.pathname.indexOf('/api/')
   // Stopping here would pull a part of the repo as if it were the whole.
-  if (at < 0) throw new MtuneError('bad-answer', `the Hub's file listing names a next page that is not in its API: ${next.pathname}`, ExitCode.remote)
+  if (at < 0) throw new MtuneError('bad-answer', `the Hub's file listing names a next page that is not in its API (${next.pathname}); check the endpoint (--endpoint, HF_ENDPOINT)`, ExitCode.remote)
   return `${endpoint.replace(/\/$/, '')}${next.pathname.slice(at)}${next.search}`
 }

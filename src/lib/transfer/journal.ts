@@ -148,7 +148,7 @@ export class Journal {
     // (a dataset's small files, thousands of them) has nothing to resume, and goes straight to
     // its hash and rename, so its journal would only be written and removed (seven operations
     // of the thread pool per file). One that does not is journaled right then, that range in it.
-    if (!this.handle && !this.onDisk && this.written.total === 0 && this.header.size !== undefined) {
+    if (!this.onDisk && this.written.total === 0 && this.header.size !== undefined) {
       this.deferred = true
       return
     }

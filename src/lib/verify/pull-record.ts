@@ -104,8 +104,7 @@ export function pulledRecordOf(path: string, env: NodeJS.ProcessEnv = process.en
 
 /** The last record of each file under `dir` (at any depth) that is there now. */
 export function pulledRecordsUnder(dir: string, env: NodeJS.ProcessEnv = process.env): PulledFile[] {
-  const inside = realPath(dir) + sep
-  return [...readRecords(inside, (p) => p.startsWith(inside), env).values()].filter((f) => existsSync(f.path))
+  return [...recordsInside(dir, env).found.values()].filter((f) => existsSync(f.path))
 }
 
 /**
@@ -113,13 +112,18 @@ export function pulledRecordsUnder(dir: string, env: NodeJS.ProcessEnv = process
  * asked it per file, each time reading a record that grows with every pull.
  */
 export function pulledRecordsIn(dir: string, env: NodeJS.ProcessEnv = process.env): (path: string) => PulledFile | undefined {
-  const inside = realPath(dir) + sep
-  const found = readRecords(inside, (p) => p.startsWith(inside), env)
+  const {inside, found} = recordsInside(dir, env)
   return (path) => {
     const real = realPath(path)
     // A link inside `dir` may lead out of it.
     return real.startsWith(inside) ? found.get(real) : pulledRecordOf(path, env)
   }
+}
+
+/** The last record of each file under `dir` (links followed), by path; `inside`: that directory with its separator. */
+function recordsInside(dir: string, env: NodeJS.ProcessEnv): {inside: string; found: Map<string, PulledFile>} {
+  const inside = realPath(dir) + sep
+  return {inside, found: readRecords(inside, (p) => p.startsWith(inside), env)}
 }
 
 /** The records whose path `keep` takes, the last line for a path winning; lines without `needle` are not parsed. */
