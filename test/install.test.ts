@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import {execFile} from 'node:child_process'
-import {readdirSync} from 'node:fs'
+import {readdirSync, readFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {promisify} from 'node:util'
 import {describe, it} from 'node:test'
@@ -24,6 +24,9 @@ describe('installing mtune as docs/RUNBOOK.md says', () => {
     assert.match(stdout, /^mtune\/\d+\.\d+\.\d+ /)
     const help = await run(join(prefix, 'bin', 'mtune'), ['pull', '--help'], {cwd: work})
     assert.match(help.stdout, /--sha256/)
+    // The package carries oclif's manifest, so that a run loads only its own command's files.
+    const manifest = JSON.parse(readFileSync(join(prefix, 'lib', 'node_modules', 'mtune', 'oclif.manifest.json'), 'utf8'))
+    for (const id of ['pull', 'verify', 'doctor', 'bench', 'tune', 'cache:serve', 'cache:warm']) assert.ok(manifest.commands[id], `the manifest lacks ${id}`)
   })
 })
 
