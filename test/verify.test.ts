@@ -678,6 +678,22 @@ describe('mtune verify ollama:// and files', () => {
     assert.equal(repaired.code, 0, repaired.stdout + repaired.stderr)
     assert.match(repaired.stdout, /repaired: fetched 1 file: b\.bin/)
     assert.equal(sha256(readFileSync(join(d, 'b.bin'))), sha256(weights))
+    // A shard gone from beside the others is missing, and --repair fetches it again.
+    rmSync(join(d, 'b.bin'))
+    const gone = await runCli(['verify', d, '--json'], xdg)
+    assert.equal(gone.code, 4, gone.stdout)
+    const report = JSON.parse(gone.stdout)
+    assert.deepEqual(report.files.map((f: {name: string; status: string}) => `${f.name} ${f.status}`).sort(), ['b.bin missing', 'model.bin ok'])
+    const back = await runCli(['verify', d, '--repair'], xdg)
+    assert.equal(back.code, 0, back.stdout + back.stderr)
+    assert.match(back.stdout, /repaired: fetched 1 file: b\.bin/)
+    assert.equal(sha256(readFileSync(join(d, 'b.bin'))), sha256(weights))
+    // With every recorded file gone, the folder is no longer those pulls': nothing recorded to check.
+    rmSync(join(d, 'b.bin'))
+    rmSync(join(d, 'model.bin'))
+    const emptied = await runCli(['verify', d], xdg)
+    assert.equal(emptied.code, 2, emptied.stdout)
+    assert.match(emptied.stderr, /is a directory: give a file/)
   })
 
   it("several PATHs, as a shell's glob gives them: each against its own digest, each file once", async () => {

@@ -102,9 +102,14 @@ export function pulledRecordOf(path: string, env: NodeJS.ProcessEnv = process.en
   return readRecords(real, (p) => p === real, env).get(real)
 }
 
-/** The last record of each file under `dir` (at any depth) that is there now. */
+/**
+ * The last record of each file under `dir` (at any depth), those there now and those gone; no
+ * record at all when none is there any more: a folder whose files were all removed is no longer
+ * that pull's, and a shard gone from beside the others is missing.
+ */
 export function pulledRecordsUnder(dir: string, env: NodeJS.ProcessEnv = process.env): PulledFile[] {
-  return [...recordsInside(dir, env).found.values()].filter((f) => existsSync(f.path))
+  const records = [...recordsInside(dir, env).found.values()]
+  return records.some((f) => existsSync(f.path)) ? records : []
 }
 
 /**
