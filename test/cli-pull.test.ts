@@ -67,6 +67,27 @@ describe('mtune pull (CLI)', () => {
     assert.doesNotMatch(page.stderr, /web page/)
   })
 
+  it('says when the server compresses the file though asked not to, and saves it as sent', async () => {
+    const {gzipSync} = await import('node:zlib')
+    const body = gzipSync(Buffer.from('{"hidden_size": 4096}\n'.repeat(200)))
+    // A bucket object stored with Content-Encoding: gzip is served so, whatever was asked.
+    const server = createServer((req, res) => void res.writeHead(200, {'content-encoding': 'gzip', 'content-length': body.length, 'content-type': 'application/json'}).end(body))
+    server.listen(0, '127.0.0.1')
+    await once(server, 'listening')
+    try {
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/config.json`
+      const out = join(dir(), 'config.json')
+      const r = await runCli(['pull', url, '-o', out])
+      assert.equal(r.code, 0, r.stderr)
+      assert.match(r.stderr, /config\.json sends the file compressed \(Content-Encoding: gzip\) though mtune asked for it as is: it is saved as sent, compressed/)
+      assert.ok(readFileSync(out).equals(body), 'the bytes as sent, as curl and wget save them')
+      const doc = JSON.parse((await runCli(['pull', url, '-o', join(dir(), 'config.json'), '--json'])).stdout)
+      assert.match(doc.warnings.join('\n'), /Content-Encoding: gzip/)
+    } finally {
+      server.close()
+    }
+  })
+
   it('prints plain progress lines when piped, and the sha256 at the end', async () => {
     const m = await mirror({linkRate: 24 * MiB})
     const r = await runCli(['pull', m.url, '-o', join(dir(), 'model.bin')])

@@ -19,10 +19,22 @@ export interface RemoteFile {
   /** As the server labels it: text/html for a file is a login page or an error page, most likely. */
   contentType?: string
   /**
+   * A Content-Encoding other than identity, though identity was asked for (a bucket object
+   * stored with `Content-Encoding: gzip`, a server that compresses regardless): the bytes are
+   * saved as sent, compressed, as curl and wget save them; the user is told.
+   */
+  contentEncoding?: string
+  /**
    * The sha256 the server publishes for the file: the Hugging Face Hub's X-Linked-Etag on its
    * answer for an LFS file (the redirect to its CDN), as its mirrors and an mtune cache pass on.
    */
   publishedSha256?: string
+}
+
+/** The Content-Encoding a body has beyond identity, if any. */
+const encodedAs = (value: string | undefined): string | undefined => {
+  const codings = (value ?? '').split(',').map((c) => c.trim().toLowerCase()).filter((c) => c && c !== 'identity')
+  return codings.length ? codings.join(', ') : undefined
 }
 
 /** X-Linked-Etag's value when it is a sha256 ("…" or W/"…" around 64 hex digits); a git sha1 is no digest of the file. */
@@ -66,6 +78,7 @@ export async function probe(
     lastModified: h['last-modified'],
     filename: dispositionFilename(h['content-disposition']),
     contentType: h['content-type'],
+    ...(encodedAs(h['content-encoding']) ? {contentEncoding: encodedAs(h['content-encoding'])} : {}),
     ...(published ? {publishedSha256: published} : {}),
   }
 

@@ -112,6 +112,9 @@ export async function pull(options: PullOptions, events: PullEvents = {}): Promi
       if (restart === 0 && webPage(probed.file.contentType, dest.path)) {
         events.warn?.(`${redact(url)} answers with a web page (${probed.file.contentType}), not a file: a login or error page, or a page about the file? Check the URL`)
       }
+      if (restart === 0 && probed.file.contentEncoding) {
+        events.warn?.(`${redact(url)} sends the file compressed (Content-Encoding: ${probed.file.contentEncoding}) though mtune asked for it as is: it is saved as sent, compressed, as curl and wget save it`)
+      }
       let transfer: Transfer | undefined
       try {
         // Named in a mismatch only where it came from the server: --sha256 or a model's listing speak for themselves.
