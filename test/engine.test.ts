@@ -76,6 +76,10 @@ describe('pull engine', () => {
     const {result} = await run({url: m.url, output: out, sha256: `sha256:${digest.toUpperCase()}`})
     assert.equal(result.path, join(out, 'weights.safetensors'))
     assert.equal(result.verified, true)
+    // A server's name for a hidden file (-o ~/ and .bash_profile) is saved visible.
+    const hidden = await mirror({contentDisposition: 'attachment; filename="../.bash_profile"'})
+    const home = dir()
+    assert.equal((await run({url: hidden.url, output: home})).result.path, join(home, 'bash_profile'))
   })
 
   it('grows the connection count while a per-connection cap limits throughput', async () => {

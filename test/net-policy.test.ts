@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import {checkServerIdentity} from 'node:tls'
 import {describe, it} from 'node:test'
-import {dispositionFilename, downloadName, ifRangeValidator, parseContentRange, safeFilename, sameVersion, unsatisfiedLength} from '../src/lib/net/http-range.js'
+import {dispositionFilename, downloadName, ifRangeValidator, parseContentRange, safeFilename, sameVersion, serverFilename, unsatisfiedLength} from '../src/lib/net/http-range.js'
 import {MAX_SERVER_WAIT_MS, TransferError, backoffDelay, cappedWait, classifyNetworkError, classifyStatus, onUsedSocket, parseRetryAfter, serverWait} from '../src/lib/net/retry-policy.js'
 import {ConnectionController} from '../src/lib/transfer/connection-controller.js'
 import {SOURCE_FAILURE_LIMIT, decideFailure, type FailureFacts} from '../src/lib/transfer/failure-policy.js'
@@ -38,6 +38,11 @@ describe('HTTP range facts', () => {
     assert.equal(safeFilename('..'), undefined)
     assert.equal(safeFilename('a\\b\u0000c'), 'bc')
     assert.equal(safeFilename('x'.repeat(300)), undefined)
+    // A name the server chose never makes a hidden file (~/.bash_profile): as browsers save it.
+    assert.equal(serverFilename('.bash_profile'), 'bash_profile')
+    assert.equal(serverFilename('../../.ssh/..authorized_keys'), 'authorized_keys')
+    assert.equal(serverFilename(' . .'), undefined)
+    assert.equal(serverFilename('model.v2.gguf'), 'model.v2.gguf')
   })
 
   it('names a redirected download after the URL given, unless that names no file and the redirect does', () => {
@@ -49,6 +54,8 @@ describe('HTTP range facts', () => {
     assert.equal(name('https://site/latest/model.gguf', 'https://cdn/v3/model-v3.gguf'), 'model.gguf', 'as curl -O and wget')
     assert.equal(name('https://site/', 'https://cdn/file.bin'), 'file.bin')
     assert.equal(name('https://site/x.bin', 'https://site/x.bin'), 'x.bin')
+    assert.equal(name('https://site/download', 'https://evil/.bash_profile'), 'bash_profile', "a redirect's name is the server's")
+    assert.equal(name('https://site/.env-example', 'https://site/.env-example'), '.env-example', "the user's own URL names it as typed")
   })
 })
 

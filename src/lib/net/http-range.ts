@@ -86,7 +86,8 @@ export function urlFilename(url: URL): string | undefined {
  */
 export function downloadName(given: URL, landed: URL): string | undefined {
   const asked = urlFilename(given)
-  const final = urlFilename(landed)
+  // Where a redirect led is the server's choice, not the user's.
+  const final = landed.href === given.href ? asked : serverFilename(urlFilename(landed))
   if (!asked || !final) return asked ?? final
   const hasExtension = /\.[A-Za-z0-9]{1,12}$/.test(asked)
   const digest = /^(sha256[:-])?[0-9a-f]{32,}$/i.test(final)
@@ -101,4 +102,14 @@ export function safeFilename(name: string | undefined): string | undefined {
   const cleaned = base.replace(/[\u0000-\u001f\u007f]/g, '').trim()
   if (!cleaned || cleaned === '.' || cleaned === '..' || Buffer.byteLength(cleaned) > 255) return undefined
   return cleaned
+}
+
+/**
+ * A name the server chose (Content-Disposition, or where a redirect led), made safe and visible:
+ * without leading dots, as browsers save it. Taken as it came, `-o ~/` and a hostile server's
+ * `.bash_profile` would be code run at the next login (wget's CVE-2010-2252). A name in the URL
+ * the user typed is theirs, and kept.
+ */
+export function serverFilename(name: string | undefined): string | undefined {
+  return safeFilename(name)?.replace(/^[.\s]+/, '') || undefined
 }

@@ -4,7 +4,7 @@ import {access, constants, lstat, open, readlink, realpath, stat, statfs} from '
 import {basename, dirname, join, resolve} from 'node:path'
 import {ExitCode, MtuneError} from '../errors.js'
 import {dirError, isFsRefusal, makeDirs, nearestExisting} from '../fs-dirs.js'
-import {downloadName, safeFilename} from '../net/http-range.js'
+import {downloadName, safeFilename, serverFilename} from '../net/http-range.js'
 import {redact} from '../net/request.js'
 import {formatBytes} from '../units.js'
 import {ANOTHER_OUTPUT, type Elsewhere} from './pull-types.js'
@@ -26,7 +26,7 @@ export async function resolveDestination(output: string | undefined, suggested: 
   const target = resolve(output ?? '.')
   const info = await stat(target).catch(() => undefined)
   if (info?.isDirectory() || (output ?? '').endsWith('/')) {
-    const name = safeFilename(suggested) ?? safeFilename(downloadName(new URL(url), new URL(finalUrl)))
+    const name = serverFilename(suggested) ?? safeFilename(downloadName(new URL(url), new URL(finalUrl)))
     if (!name) throw new MtuneError('no-filename', `cannot tell a file name from ${redact(url)}: give one with -o PATH`, ExitCode.usage)
     const path = join(target, name)
     return checkedDestination(path, await stat(path).catch(() => undefined))
