@@ -92,21 +92,30 @@ export async function fatpipe(sizeMiB = 2048, runs = 3): Promise<FatResult | und
       result.pageCachePerGiB.push(await pageCacheCost(sizeMiB))
       const url = `${scheme}://127.0.0.1:${scheme === 'http' ? http : https}/model.bin`
       const rows = tools.map((tool) => ({scheme, tool, measures: [] as FatMeasure[]}))
+      const pull = async (tool: FatTool, run: string): Promise<FatMeasure> => {
+        const out = mkdtempSync(join(tmpdir(), 'mtune-fat-out-'))
+        const file = join(out, 'model.bin')
+        const argv = tool.startsWith('mtune')
+          ? [bin, 'pull', url, '-o', file, '--json', ...(tool.startsWith('mtune --threads') ? tool.split(' ').slice(1) : [])]
+          : tool === 'aria2c'
+            ? ['aria2c', '-x16', '-s16', '-k1M', '--file-allocation=none', '--allow-overwrite=true', '-q', `--ca-certificate=${cert}`, '-d', out, '-o', 'model.bin', url]
+            : ['curl', '-sS', '--cacert', cert, '-o', file, url]
+        await settle()
+        const t = await timed(argv, {NODE_EXTRA_CA_CERTS: cert, ...(tool === 'mtune, undici client' ? {MTUNE_HTTP_CLIENT: 'undici'} : {})})
+        const ok = t.code === 0 && spawnSync('sha256sum', [file], {encoding: 'utf8'}).stdout.startsWith(digest)
+        console.log(`fatpipe ${scheme} ${tool} ${run}: ${ok ? 'ok' : 'FAILED'} ${(sizeMiB / t.seconds).toFixed(0)} MiB/s, cpu ${t.cpu.toFixed(2)} s (sys ${t.sys.toFixed(2)}), rss ${t.rssMB.toFixed(0)} MB`)
+        rmSync(out, {recursive: true, force: true})
+        return {seconds: t.seconds, cpu: t.cpu, sys: t.sys, rssMB: t.rssMB, ok}
+      }
+      // Not counted: the first pulls of a bench cost more system time, whichever tool ran them
+      // (2026-12-03: 4.25, 4.27, 4.04, 3.04 s for the first four, then 1.6-2.5 s; aria2c's
+      // steady at 2.0), and mtune always ran first. One pull of each tool before the first scheme.
+      if (scheme === 'http') for (const row of rows) await pull(row.tool, 'warm-up')
       for (let i = 0; i < runs; i++) {
-        for (const row of rows) {
-          const out = mkdtempSync(join(tmpdir(), 'mtune-fat-out-'))
-          const file = join(out, 'model.bin')
-          const argv = row.tool.startsWith('mtune')
-            ? [bin, 'pull', url, '-o', file, '--json', ...(row.tool.startsWith('mtune --threads') ? row.tool.split(' ').slice(1) : [])]
-            : row.tool === 'aria2c'
-              ? ['aria2c', '-x16', '-s16', '-k1M', '--file-allocation=none', '--allow-overwrite=true', '-q', `--ca-certificate=${cert}`, '-d', out, '-o', 'model.bin', url]
-              : ['curl', '-sS', '--cacert', cert, '-o', file, url]
-          await settle()
-          const t = await timed(argv, {NODE_EXTRA_CA_CERTS: cert, ...(row.tool === 'mtune, undici client' ? {MTUNE_HTTP_CLIENT: 'undici'} : {})})
-          const ok = t.code === 0 && spawnSync('sha256sum', [file], {encoding: 'utf8'}).stdout.startsWith(digest)
-          row.measures.push({seconds: t.seconds, cpu: t.cpu, sys: t.sys, rssMB: t.rssMB, ok})
-          console.log(`fatpipe ${scheme} ${row.tool} run ${i + 1}: ${ok ? 'ok' : 'FAILED'} ${(sizeMiB / t.seconds).toFixed(0)} MiB/s, cpu ${t.cpu.toFixed(2)} s (sys ${t.sys.toFixed(2)}), rss ${t.rssMB.toFixed(0)} MB`)
-          rmSync(out, {recursive: true, force: true})
+        // Each run in another order, so that no tool always follows the same one.
+        for (let k = 0; k < rows.length; k++) {
+          const row = rows[(k + i * 2) % rows.length]
+          row.measures.push(await pull(row.tool, `run ${i + 1}`))
         }
       }
       result.rows.push(...rows)
@@ -190,7 +199,7 @@ mtune (\`pull URL -o FILE\`, sha256 always) against \`aria2c -x16 -s16 -k1M\` (n
 curl (one stream). "mtune" is its default here (${r.defaultThreads} fetch threads on ${r.cores} cores: 2 for one file,
 none below 4 cores); the \`--threads N\` rows are throughput against thread count (0: every request on
 the main thread); "mtune, undici client" sends the range requests through undici instead of
-mtune's own client (\`MTUNE_HTTP_CLIENT=undici\`). Medians of ${r.runs} runs, the tools alternating; every run
+mtune's own client (\`MTUNE_HTTP_CLIENT=undici\`). Medians of ${r.runs} runs, the tools alternating (each run in another order, after one pull of each not counted); every run
 starts after \`sync\` and a ${SETTLE_MS / 1000} s pause (why: SETTLE_MS in bench/fatpipe.ts, and below). CPU from GNU
 time, the client's process alone (every thread of mtune's, the hash included); "sys" is the
 range of system seconds over the runs. sha256 alone costs ${r.hashPerGiB.toFixed(2)} CPU s per GiB on this machine
