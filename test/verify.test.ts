@@ -688,6 +688,18 @@ describe('mtune verify ollama:// and files', () => {
     assert.equal(back.code, 0, back.stdout + back.stderr)
     assert.match(back.stdout, /repaired: fetched 1 file: b\.bin/)
     assert.equal(sha256(readFileSync(join(d, 'b.bin'))), sha256(weights))
+    // Gone with its part file there (a pull of it again, cut): interrupted, and --repair resumes it.
+    rmSync(join(d, 'b.bin'))
+    writeFileSync(join(d, 'b.bin.part'), weights.subarray(0, 1000))
+    const cut = await runCli(['verify', d], xdg)
+    assert.equal(cut.code, 4, cut.stdout)
+    assert.match(cut.stdout, /✗ b\.bin: interrupted \(a pull was interrupted: mtune pull resumes it\)/)
+    assert.doesNotMatch(cut.stdout, /missing/)
+    const resumed = await runCli(['verify', d, '--repair'], xdg)
+    assert.equal(resumed.code, 0, resumed.stdout + resumed.stderr)
+    assert.match(resumed.stdout, /repaired: fetched 1 file: b\.bin/)
+    assert.equal(sha256(readFileSync(join(d, 'b.bin'))), sha256(weights))
+    assert.ok(!existsSync(join(d, 'b.bin.part')))
     // With every recorded file gone, the folder is no longer those pulls': nothing recorded to check.
     rmSync(join(d, 'b.bin'))
     rmSync(join(d, 'model.bin'))

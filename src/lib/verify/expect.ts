@@ -70,6 +70,8 @@ export interface Expectations {
   files: Expected[]
   /** Found without hashing. */
   problems: Problem[]
+  /** Files recorded with their URL whose pull was cut (a problem each): --repair fetches them there, resuming. */
+  resume?: Expected[]
   notes: string[]
 }
 

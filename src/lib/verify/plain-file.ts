@@ -4,7 +4,7 @@ import {MtuneError, usageError} from '../errors.js'
 import {safeJoin} from '../sources/safe-names.js'
 import {fewNames} from '../units.js'
 import {CHECKSUM_LISTS, checksumListIn, parseChecksumList, type ListedDigest} from './checksum-list.js'
-import {HEX64, type Expected, type Expectations} from './expect.js'
+import {HEX64, interruptedAt, type Expected, type Expectations} from './expect.js'
 import {addressedFile, hfCacheFolder, storeRoot} from './store-paths.js'
 import {byHeader, noDigest, weightTree} from './by-header.js'
 import {localDirRecord} from './local-dir-record.js'
@@ -109,7 +109,11 @@ export const pullWithWholeUrl = (path: string, sha256: string, withheld: string[
 function fromPullRecords(root: string, shown: string, records: PulledFile[], single = false): Expectations {
   // Named from the directory as the record has it (links followed), or the file as given.
   const real = realpathSync(root)
-  const files = records.map((r) => ({name: single ? basename(shown) : relative(real, r.path), path: r.path, size: r.size, sha256: r.sha256, ...(r.withheld?.length ? {withheld: r.withheld} : {url: r.url})}))
+  const all = records.map((r) => ({name: single ? basename(shown) : relative(real, r.path), path: r.path, size: r.size, sha256: r.sha256, ...(r.withheld?.length ? {withheld: r.withheld} : {url: r.url})}))
+  // Gone, with its part file there: a pull of it again, cut or running now. Said so rather than
+  // missing, and resumed by --repair.
+  const cut = single ? [] : all.filter((f) => !existsSync(f.path) && existsSync(`${f.path}.part`))
+  const files = all.filter((f) => !cut.includes(f))
   const one = single ? records[0] : undefined
   if (one) {
     const url = one.withheld?.includes('query') ? `${one.url}?…` : one.url
@@ -125,7 +129,8 @@ function fromPullRecords(root: string, shown: string, records: PulledFile[], sin
     `${records.length} file${records.length === 1 ? '' : 's'} checked against the sha256 mtune pull found when it pulled ${records.length === 1 ? 'it' : 'them'} into ${shown}`,
     ...(others ? [`${others} file${others === 1 ? '' : 's'} in it with no record, not checked`] : []),
   ]
-  return {kind: 'file', against: 'pulled', root, files, problems: [], notes}
+  const problems = cut.map((f) => interruptedAt(f.name, `${f.path}.part`))
+  return {kind: 'file', against: 'pulled', root, files, problems, ...(cut.length ? {resume: cut} : {}), notes}
 }
 
 /**
@@ -178,6 +183,7 @@ export function plainFiles(paths: string[]): Expectations {
     root: process.cwd(),
     files: named,
     problems: parts.flatMap((p) => p.problems.map((q) => ({...q, name: shownPath(q.path)}))),
+    ...(parts.some((p) => p.resume?.length) ? {resume: parts.flatMap((p) => p.resume ?? [])} : {}),
     notes,
     fix: fixes.size === 1 ? [...fixes][0] : undefined,
   }

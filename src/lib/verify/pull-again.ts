@@ -13,12 +13,13 @@ import {shellWord} from '../ui/shell-words.js'
 /**
  * --repair for plain files that mtune pull recorded (pull-record.ts): each bad one fetched again
  * from its URL and checked against the sha256 on record, as `pull -i` pulls a list (one plan per
- * directory, so that a plan's root is the files' own folder). The bad file stays in place until
- * a good one replaces it. Returns the names of the files fetched: none when no bad file has a
+ * directory, so that a plan's root is the files' own folder), and each `cut` one (its part file
+ * there, the file not), which the pull resumes. The bad file stays in place until a good one
+ * replaces it. Returns the names of the files fetched: none when no bad file has a
  * URL on record.
  */
-export async function pullAgain(files: Expected[], verdicts: FileVerdict[], run: RunOptions, events: PullEvents): Promise<string[]> {
-  const bad = badPaths(verdicts)
+export async function pullAgain(files: Expected[], verdicts: FileVerdict[], run: RunOptions, events: PullEvents, cut: string[] = []): Promise<string[]> {
+  const bad = new Set([...badPaths(verdicts), ...cut])
   const byDir = new Map<string, PlannedFile[]>()
   for (const f of files) {
     if (!f.url || !bad.has(f.path)) continue
@@ -39,8 +40,8 @@ export async function pullAgain(files: Expected[], verdicts: FileVerdict[], run:
 const badPaths = (verdicts: FileVerdict[]) => new Set(verdicts.filter(isBad).map((v) => v.path))
 
 /** Why the bad files pullAgain cannot fetch are left as they are (no whole URL on record), or undefined. */
-export function leftBad(files: Expected[], verdicts: FileVerdict[]): string | undefined {
-  const bad = badPaths(verdicts)
+export function leftBad(files: Expected[], verdicts: FileVerdict[], cut: string[] = []): string | undefined {
+  const bad = new Set([...badPaths(verdicts), ...cut])
   const left = files.filter((f) => bad.has(f.path) && !f.url)
   if (!left.length) return undefined
   const one = left.length === 1 ? left[0] : undefined

@@ -191,11 +191,12 @@ export async function verify(target: string, ref: SourceRef | undefined, options
   const report: VerifyReport = {target, kind: exp.kind, against: exp.against, checksumList: exp.checksumList, root: exp.root, files: verdicts, problems: exp.problems, summary, intact: intact(summary), notes: exp.notes, ...(exp.fix ? {fix: exp.fix} : {}), notPulled}
   if (!options.repair || report.intact) return report
   const found = findings(verdicts, exp.problems)
-  if (!plan && !ref && exp.files.some((f) => f.url)) {
-    // Plain files mtune pull put in place: fetched again from where they came.
-    const names = await pullAgain(exp.files, verdicts, {dispatcher: options.dispatcher, signal: options.signal}, options.events ?? {})
+  const resume = (exp.resume ?? []).filter((f) => f.url)
+  if (!plan && !ref && (exp.files.some((f) => f.url) || resume.length)) {
+    // Plain files mtune pull put in place: fetched again from where they came (a cut one resumed).
+    const names = await pullAgain([...exp.files, ...resume], verdicts, {dispatcher: options.dispatcher, signal: options.signal}, options.events ?? {}, resume.map((f) => f.path))
     const again = await verify(target, ref, {...options, repair: false})
-    const reason = leftBad(exp.files, verdicts)
+    const reason = leftBad([...exp.files, ...(exp.resume ?? [])], verdicts, (exp.resume ?? []).map((f) => f.path))
     return {...again, repair: {attempted: true, files: names, links: [], intact: again.intact, found, ...(reason ? {reason} : {})}}
   }
   if (!plan) {
