@@ -71,6 +71,7 @@ export async function probe(
   const response = await get(dispatcher, url, {...headers, range, 'accept-encoding': 'identity'}, signal)
   const h = response.headers
   const published = linkedSha256((response.redirectedBy ?? h)['x-linked-etag'])
+  const encoding = encodedAs(h['content-encoding'])
   const base = {
     url,
     finalUrl: response.url,
@@ -78,7 +79,7 @@ export async function probe(
     lastModified: h['last-modified'],
     filename: dispositionFilename(h['content-disposition']),
     contentType: h['content-type'],
-    ...(encodedAs(h['content-encoding']) ? {contentEncoding: encodedAs(h['content-encoding'])} : {}),
+    ...(encoding ? {contentEncoding: encoding} : {}),
     ...(published ? {publishedSha256: published} : {}),
   }
 

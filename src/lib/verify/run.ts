@@ -191,12 +191,13 @@ export async function verify(target: string, ref: SourceRef | undefined, options
   const report: VerifyReport = {target, kind: exp.kind, against: exp.against, checksumList: exp.checksumList, root: exp.root, files: verdicts, problems: exp.problems, summary, intact: intact(summary), notes: exp.notes, ...(exp.fix ? {fix: exp.fix} : {}), notPulled}
   if (!options.repair || report.intact) return report
   const found = findings(verdicts, exp.problems)
-  const resume = (exp.resume ?? []).filter((f) => f.url)
-  if (!plan && !ref && (exp.files.some((f) => f.url) || resume.length)) {
+  const recorded = [...exp.files, ...(exp.resume ?? [])]
+  if (!plan && !ref && recorded.some((f) => f.url)) {
     // Plain files mtune pull put in place: fetched again from where they came (a cut one resumed).
-    const names = await pullAgain([...exp.files, ...resume], verdicts, {dispatcher: options.dispatcher, signal: options.signal}, options.events ?? {}, resume.map((f) => f.path))
+    const cut = (exp.resume ?? []).map((f) => f.path)
+    const names = await pullAgain(recorded, verdicts, {dispatcher: options.dispatcher, signal: options.signal}, options.events ?? {}, cut)
     const again = await verify(target, ref, {...options, repair: false})
-    const reason = leftBad([...exp.files, ...(exp.resume ?? [])], verdicts, (exp.resume ?? []).map((f) => f.path))
+    const reason = leftBad(recorded, verdicts, cut)
     return {...again, repair: {attempted: true, files: names, links: [], intact: again.intact, found, ...(reason ? {reason} : {})}}
   }
   if (!plan) {
