@@ -492,6 +492,12 @@ describe('mtune pull -i FILE (a list of URLs)', () => {
     assert.ok(readFileSync(join(out, 'shard-2.bin')).equals(small))
     assert.ok(readFileSync(join(out, 'copy.bin')).equals(content))
     assert.equal(doc.results.find((x: {name: string}) => x.name === 'copy.bin').sha256, digest, 'hashed all the same')
+    // The same list saved by a Windows editor (a byte order mark, CRLF): read as it is meant.
+    const windows = join(d, 'urls-windows.txt')
+    writeFileSync(windows, `\uFEFF${a.url}\r\n  out=win.bin\r\n`)
+    const dry = await runCli(['pull', '-i', windows, '-o', `${out}/`, '--dry-run', '--json'])
+    assert.equal(dry.code, 0, dry.stderr)
+    assert.deepEqual(JSON.parse(dry.stdout).files.map((f: {name: string}) => f.name), ['win.bin'])
     // Again: the files with a digest that match are kept; one without is refused, as a plain pull refuses it.
     // A re-run: copy.bin too is what the first run pulled from its URL (mtune's record).
     const rerun = await runCli(['pull', '-i', list, '-o', out])

@@ -9,6 +9,7 @@ import {after, describe, it} from 'node:test'
 import {downloadFileToCacheDir} from '@huggingface/hub'
 import {judge} from '../src/lib/verify/judge.js'
 import {parseChecksumList} from '../src/lib/verify/checksum-list.js'
+import {decodeText} from '../src/lib/text-file.js'
 import {hashFiles} from '../src/lib/verify/hash-pool.js'
 import {runCli} from './support/cli.js'
 import {gitSha1, startCdn, startFakeHf, startFakeModelscope, startFakeOllama, type HubRepo} from './support/fake-hubs.js'
@@ -397,6 +398,22 @@ describe('verify: checksum lists as sha256sum writes them', () => {
       {name: 'tok.json', sha256: a},
       {name: 'crlf.bin', sha256: a},
     ])
+  })
+
+  it("reads a list written on Windows: a byte order mark before UTF-8, or UTF-16 (PowerShell 5's >)", async () => {
+    const a = 'a'.repeat(64)
+    const line = `${a}  model.gguf\r\n`
+    const utf16be = Buffer.from(line, 'utf16le').swap16()
+    for (const bytes of [Buffer.from(`\uFEFF${line}`), Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(line, 'utf16le')]), Buffer.concat([Buffer.from([0xfe, 0xff]), utf16be]), Buffer.from(line)]) {
+      assert.deepEqual(parseChecksumList(decodeText(bytes)), [{name: 'model.gguf', sha256: a}], bytes.subarray(0, 2).toString('hex'))
+    }
+    // Through the CLI: a folder's SHA256SUMS with a BOM checks its first file.
+    const d = dir()
+    writeFileSync(join(d, 'model.gguf'), shard)
+    writeFileSync(join(d, 'SHA256SUMS'), `\uFEFF${sha256(shard)}  model.gguf\r\n`)
+    const r = await runCli(['verify', d])
+    assert.equal(r.code, 0, r.stdout + r.stderr)
+    assert.match(r.stdout, /intact: 1 of 1 file matches/)
   })
 })
 

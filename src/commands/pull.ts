@@ -226,15 +226,15 @@ Exit codes: 0 done, 2 bad input, 3 the server refused or kept failing, 4 digest 
     refuseListFlags(file, source, flags)
     const {chunkSize, limitRate} = sizesOf(flags)
     const json = this.jsonEnabled()
-    const [{readFileSync}, {parseUrlList, urlListPlan, runUrlList}, core, {downloadedOnDisk, beingPulled}] = await Promise.all([
-      import('node:fs'),
+    const [{readText}, {parseUrlList, urlListPlan, runUrlList}, core, {downloadedOnDisk, beingPulled}] = await Promise.all([
+      import('../lib/text-file.js'),
       import('../lib/sources/url-list.js'),
       loadCore(),
       import('../lib/sources/held.js'),
     ])
     let text: string
     try {
-      text = readFileSync(file === '-' ? 0 : file, 'utf8')
+      text = readText(file === '-' ? 0 : file)
     } catch (error) {
       throw usageError('bad-url-list', `cannot read ${file} (${(error as NodeJS.ErrnoException).code ?? errorMessage(error)}): give the list's path, or - for standard input`)
     }

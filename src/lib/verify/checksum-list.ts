@@ -1,5 +1,6 @@
-import {existsSync, readFileSync, statSync} from 'node:fs'
+import {existsSync, statSync} from 'node:fs'
 import {join} from 'node:path'
+import {readText} from '../text-file.js'
 
 /**
  * The checksum lists that mirrors and release pages publish beside their files, as
@@ -39,7 +40,7 @@ export function checksumListIn(dir: string): {path: string; entries: ListedDiges
   for (const name of CHECKSUM_LISTS) {
     const path = join(dir, name)
     if (!existsSync(path) || !statSync(path).isFile()) continue
-    return {path, entries: parseChecksumList(readFileSync(path, 'utf8'))}
+    return {path, entries: parseChecksumList(readText(path))}
   }
   return undefined
 }

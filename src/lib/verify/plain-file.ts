@@ -1,4 +1,4 @@
-import {existsSync, readFileSync, realpathSync, statSync} from 'node:fs'
+import {existsSync, realpathSync, statSync} from 'node:fs'
 import {basename, dirname, relative, resolve} from 'node:path'
 import {MtuneError, usageError} from '../errors.js'
 import {safeJoin} from '../sources/safe-names.js'
@@ -10,6 +10,7 @@ import {byHeader, noDigest, weightTree} from './by-header.js'
 import {localDirRecord} from './local-dir-record.js'
 import {pulledRecordOf, pulledRecordsUnder, type PulledFile} from './pull-record.js'
 import {shellWord} from '../ui/shell-words.js'
+import {readText} from '../text-file.js'
 import {filesUnder} from '../fs-dirs.js'
 
 /** The checksum list of each folder read so far (or that it has none). */
@@ -52,19 +53,19 @@ export function plainFile(path: string, sha256?: string, lists: ListsRead = new 
   }
   // The list itself, as `sha256sum -c SHA256SUMS` is given it: what it names.
   if (sha256 === undefined && CHECKSUM_LISTS.includes(basename(full)) && existsSync(full)) {
-    return listedFiles(dirname(full), {path: full, entries: parseChecksumList(readFileSync(full, 'utf8'))})
+    return listedFiles(dirname(full), {path: full, entries: parseChecksumList(readText(full))})
   }
   // FILE.sha256 itself (`sha256sum -c FILE.sha256`): the files its lines name, or for a bare
   // digest, FILE.
   if (sha256 === undefined && full.endsWith('.sha256') && statOf(full)?.isFile()) {
-    const entries = parseChecksumList(readFileSync(full, 'utf8'))
+    const entries = parseChecksumList(readText(full))
     return entries.length ? listedFiles(dirname(full), {path: full, entries}) : plainFile(full.slice(0, -'.sha256'.length), undefined, lists)
   }
   let expected = sha256?.replace(/^sha256:/i, '').toLowerCase()
   let checksumList: string | undefined
   if (expected === undefined) {
     const beside = `${full}.sha256`
-    const text = existsSync(beside) ? readFileSync(beside, 'utf8') : undefined
+    const text = existsSync(beside) ? readText(beside) : undefined
     expected = text ? /^\s*\\?([0-9a-fA-F]{64})\b/.exec(text)?.[1]?.toLowerCase() : undefined
     if (text !== undefined && !expected) throw usageError('bad-digest', `${beside} holds no sha256 (sha256sum's format: HEX  NAME): fix it or give --sha256 HEX`)
   }
