@@ -37,6 +37,7 @@ describe('HTTP range facts', () => {
     assert.equal(safeFilename('../../etc/passwd'), 'passwd')
     assert.equal(safeFilename('..'), undefined)
     assert.equal(safeFilename('a\\b\u0000c'), 'bc')
+    assert.equal(safeFilename('model\u009b2J\u202egguf.exe'), 'model2Jgguf.exe', 'no C1 control (CSI), no bidi override')
     assert.equal(safeFilename('x'.repeat(300)), undefined)
     // A name the server chose never makes a hidden file (~/.bash_profile): as browsers save it.
     assert.equal(serverFilename('.bash_profile'), 'bash_profile')

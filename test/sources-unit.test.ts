@@ -299,6 +299,11 @@ describe('names and digests from servers', () => {
     for (const bad of ['/etc/passwd', '../x', 'a/../../x', 'a\\b', 'a\u0000b', 'a//b', './a', `${'x'.repeat(256)}`, '']) {
       assert.throws(() => safeRelativePath(bad), (e: unknown) => e instanceof MtuneError && /refusing the file name/.test(e.message), JSON.stringify(bad))
     }
+    // A terminal's CSI (C1 U+009B) is refused, and the refusal prints it escaped, bidi marks too.
+    assert.throws(
+      () => safeRelativePath('a\u009b2J\u202eb'),
+      (e: unknown) => e instanceof MtuneError && e.message === 'refusing the file name "a\\u009b2J\\u202eb" from the server: it contains control characters',
+    )
   })
 
   it('takes only sha256:<64 hex> digests', () => {

@@ -1,8 +1,10 @@
 import {isAbsolute, join, relative, sep} from 'node:path'
 import {ExitCode, MtuneError} from '../errors.js'
 
-const unsafe = (name: string, why: string) =>
-  new MtuneError('unsafe-name', `refusing the file name ${JSON.stringify(name)} from the server: ${why}`, ExitCode.remote)
+/** A name as the error shows it: quoted, with every control character and bidirectional mark escaped, so that printing it is safe. */
+const quoted = (name: string) => JSON.stringify(name).replace(/[\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)
+
+const unsafe = (name: string, why: string) => new MtuneError('unsafe-name', `refusing the file name ${quoted(name)} from the server: ${why}`, ExitCode.remote)
 
 /**
  * A file name from a server's listing, checked before it becomes a path: relative, no `..`,
@@ -16,7 +18,7 @@ export function safeRelativePath(name: string): string {
   const parts = name.split('/')
   if (parts.some((p) => p === '..' || p === '.' || p === '')) throw unsafe(name, 'it has an empty, "." or ".." component')
   // eslint-disable-next-line no-control-regex
-  if (/[\u0000-\u001f]/.test(name)) throw unsafe(name, 'it contains control characters')
+  if (/[\u0000-\u001f\u007f-\u009f]/.test(name)) throw unsafe(name, 'it contains control characters')
   if (parts.some((p) => Buffer.byteLength(p) > 255) || Buffer.byteLength(name) > 4096) throw unsafe(name, 'it is too long')
   return name
 }
