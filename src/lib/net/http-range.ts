@@ -94,14 +94,19 @@ export function downloadName(given: URL, landed: URL): string | undefined {
   return hasExtension || digest ? asked : final
 }
 
-/** A server-suggested name made safe to create in a directory, or undefined if nothing is left. */
+/**
+ * What a name from a server must not carry to a terminal: control characters (C0, DEL and C1:
+ * U+009B is a terminal's CSI) and bidirectional marks (U+202E before `fdp.exe` shows it as
+ * `exe.pdf`). For String.replace only (global: a test() would keep its lastIndex).
+ */
+// eslint-disable-next-line no-control-regex
+export const UNPRINTABLE = /[\u0000-\u001f\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069]/g
+
+/** A server-suggested name made safe to create in a directory (and to print), or undefined if nothing is left. */
 export function safeFilename(name: string | undefined): string | undefined {
   if (!name) return undefined
   const base = name.split(/[/\\]/).pop() ?? ''
-  // Control characters (C0, DEL and C1: U+009B is a terminal's CSI) and the bidirectional
-  // marks (U+202E before `fdp.exe` shows it as `exe.pdf`): the name is printed, and listed later.
-  // eslint-disable-next-line no-control-regex
-  const cleaned = base.replace(/[\u0000-\u001f\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, '').trim()
+  const cleaned = base.replace(UNPRINTABLE, '').trim()
   if (!cleaned || cleaned === '.' || cleaned === '..' || Buffer.byteLength(cleaned) > 255) return undefined
   return cleaned
 }

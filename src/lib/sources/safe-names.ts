@@ -1,8 +1,9 @@
 import {isAbsolute, join, relative, sep} from 'node:path'
 import {ExitCode, MtuneError} from '../errors.js'
+import {UNPRINTABLE} from '../net/http-range.js'
 
-/** A name as the error shows it: quoted, with every control character and bidirectional mark escaped, so that printing it is safe. */
-const quoted = (name: string) => JSON.stringify(name).replace(/[\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)
+/** A name as the error shows it: quoted, and with what is unprintable escaped (JSON escapes C0 alone). */
+const quoted = (name: string) => JSON.stringify(name).replace(UNPRINTABLE, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)
 
 const unsafe = (name: string, why: string) => new MtuneError('unsafe-name', `refusing the file name ${quoted(name)} from the server: ${why}`, ExitCode.remote)
 

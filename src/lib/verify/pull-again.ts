@@ -19,7 +19,7 @@ import {shellWord} from '../ui/shell-words.js'
  * URL on record.
  */
 export async function pullAgain(files: Expected[], verdicts: FileVerdict[], run: RunOptions, events: PullEvents, cut: string[] = []): Promise<string[]> {
-  const bad = new Set([...badPaths(verdicts), ...cut])
+  const bad = badPaths(verdicts, cut)
   const byDir = new Map<string, PlannedFile[]>()
   for (const f of files) {
     if (!f.url || !bad.has(f.path)) continue
@@ -37,11 +37,12 @@ export async function pullAgain(files: Expected[], verdicts: FileVerdict[], run:
   return names
 }
 
-const badPaths = (verdicts: FileVerdict[]) => new Set(verdicts.filter(isBad).map((v) => v.path))
+/** The files found bad, and those whose pull was cut. */
+const badPaths = (verdicts: FileVerdict[], cut: string[]) => new Set([...verdicts.filter(isBad).map((v) => v.path), ...cut])
 
 /** Why the bad files pullAgain cannot fetch are left as they are (no whole URL on record), or undefined. */
 export function leftBad(files: Expected[], verdicts: FileVerdict[], cut: string[] = []): string | undefined {
-  const bad = new Set([...badPaths(verdicts), ...cut])
+  const bad = badPaths(verdicts, cut)
   const left = files.filter((f) => bad.has(f.path) && !f.url)
   if (!left.length) return undefined
   const one = left.length === 1 ? left[0] : undefined
