@@ -4,8 +4,10 @@ import {chmodSync, mkdirSync, readFileSync, statfsSync, writeFileSync} from 'nod
 import {createServer, type AddressInfo, type Socket} from 'node:net'
 import {join} from 'node:path'
 import {describe, it} from 'node:test'
+import {doctorArgs} from '../src/lib/doctor/args.js'
 import {headroom, type DoctorFacts} from '../src/lib/doctor/checks.js'
 import type {Finding} from '../src/lib/doctor/finding.js'
+import type {MtuneError} from '../src/lib/errors.js'
 import {modelSize} from '../src/lib/doctor/model-size.js'
 import {decide, gatherFacts} from '../src/lib/doctor/run.js'
 import {readBlock, readDisk, readGpus} from '../src/lib/system/facts.js'
@@ -243,6 +245,25 @@ describe('the size of a model on disk (doctor --model PATH)', () => {
     const doc = JSON.parse(r.stdout)
     assert.deepEqual([doc.model.size, doc.model.missing, doc.path], [3000, 0, join(d, 'hf')])
     assert.match(doc.findings.find((f: {id: string}) => f.id === 'disk.space').summary, /the model \(2\.9 KiB\) is on disk already/)
+    // The model given as pull and verify take their SOURCE, among the checks.
+    const positional = JSON.parse((await runCli(['doctor', 'disk', join(d, 'hf'), 'memory', '--json'])).stdout)
+    assert.deepEqual([positional.model.source, positional.model.size, positional.path], [join(d, 'hf'), 3000, join(d, 'hf')])
+    assert.deepEqual([...new Set(positional.findings.map((f: {group: string}) => f.group))].sort(), ['disk', 'memory'])
+  })
+
+  it('takes a model among the checks, as pull takes its SOURCE, and says what it cannot take', () => {
+    const here = new Set(['/models/llama', 'disk'])
+    const exists = (p: string) => here.has(p)
+    assert.deepEqual(doctorArgs(['hf://Qwen/Qwen2.5-7B', 'GPU'], {exists}), {groups: ['gpu'], model: 'hf://Qwen/Qwen2.5-7B'})
+    assert.deepEqual(doctorArgs(['/models/llama'], {exists}), {groups: [], model: '/models/llama'})
+    assert.deepEqual(doctorArgs(['disk'], {exists, model: 'ollama://llama3'}), {groups: ['disk'], model: 'ollama://llama3'}, 'a group name stays a group, even where a folder has its name')
+    assert.deepEqual(doctorArgs([], {exists, size: '70G'}), {groups: [], model: undefined})
+    const refused = (args: string[], o: {model?: string; size?: string}, message: RegExp) =>
+      assert.throws(() => doctorArgs(args, {exists, ...o}), (e: MtuneError) => e.exitCode === 2 && message.test(e.message))
+    refused(['disks'], {}, /^unknown check "disks": choose from disk, memory, gpu, network, io, env, or give a model as a URL, hf:\/\/, ollama:\/\/, modelscope:\/\/ or a path that exists$/)
+    refused(['hf://a/b', 'hf://c/d'], {}, /one model at a time, not 2 \(hf:\/\/a\/b, hf:\/\/c\/d\)/)
+    refused(['hf://a/b'], {model: 'hf://c/d'}, /two models given: "hf:\/\/a\/b" and --model hf:\/\/c\/d/)
+    refused(['hf://a/b'], {size: '70G'}, /a model \("hf:\/\/a\/b"\) and --size given/)
   })
 })
 

@@ -1,6 +1,8 @@
 import {INSECURE_ELSEWHERE} from '../lib/ui/flag-habits.js'
 import {Args, Flags} from '@oclif/core'
 import {usageError} from '../lib/errors.js'
+import {existsSync} from 'node:fs'
+import {doctorArgs} from '../lib/doctor/args.js'
 import {GROUPS, type Group} from '../lib/doctor/finding.js'
 import {MtuneCommand} from '../lib/ui/base-command.js'
 import {mark} from '../lib/ui/colors.js'
@@ -9,13 +11,15 @@ import {parseBandwidth, parseRtt, parseSize} from '../lib/units.js'
 export default class Doctor extends MtuneCommand {
   static override summary = 'Check that this machine is ready for a model: disk, RAM, GPU memory, network stack, disk I/O.'
   static override description = `One line per check with a mark, and a fix for every problem. CHECK selects groups: \
-${GROUPS.join(' ')} (default: all).
+${GROUPS.join(' ')} (default: all). A model may be given among them as pull takes it (a URL, hf://, ollama://, \
+modelscope://, or a path on disk), the same as --model.
 
 Exit codes: 0 when nothing fails (warnings do not fail), 1 when a check fails, 2 on bad input.`
 
   static override examples = [
     '<%= config.bin %> doctor --size 70G --path /models',
-    '<%= config.bin %> doctor --model hf://Qwen/Qwen2.5-72B-Instruct',
+    '<%= config.bin %> doctor hf://Qwen/Qwen2.5-72B-Instruct',
+    '<%= config.bin %> doctor disk memory --model /models/llama-3-8b',
     '<%= config.bin %> doctor network --bandwidth 10Gbit --rtt 80',
     '<%= config.bin %> doctor --json > inventory.json',
   ]
@@ -24,7 +28,7 @@ Exit codes: 0 when nothing fails (warnings do not fail), 1 when a check fails, 2
   static override strict = false
 
   static override args = {
-    check: Args.string({description: `groups to check: ${GROUPS.join(', ')}`, required: false}),
+    check: Args.string({description: `groups to check: ${GROUPS.join(', ')}; or the model (as --model)`, required: false}),
   }
 
   static override flags = {
@@ -47,10 +51,7 @@ Exit codes: 0 when nothing fails (warnings do not fail), 1 when a check fails, 2
       import('../lib/system/reader.js'),
       import('../lib/ui/doctor-output.js'),
     ])
-    const groups = (argv as string[]).map((g) => g.toLowerCase())
-    for (const g of groups) {
-      if (!GROUPS.includes(g as Group)) throw usageError('bad-check', `unknown check "${g}": choose from ${GROUPS.join(', ')}`)
-    }
+    const {groups, model} = doctorArgs(argv as string[], {model: flags.model, size: flags.size, exists: existsSync})
     const rttMs = flags.rtt === undefined ? undefined : parseRtt(flags.rtt)
     const bandwidthBps = flags.bandwidth === undefined ? undefined : parseBandwidth(flags.bandwidth)
     if (bandwidthBps === 0) throw usageError('bad-rate', '--bandwidth must be more than 0')
@@ -60,9 +61,9 @@ Exit codes: 0 when nothing fails (warnings do not fail), 1 when a check fails, 2
     let path = flags.path
     let note: string | undefined
     let advice: string[] = []
-    if (flags.insecure && !/^ollama:\/\//i.test(flags.model ?? '')) throw usageError('bad-flag', INSECURE_ELSEWHERE)
-    if (flags.model) {
-      const m = await modelSize(flags.model, {endpoint: flags.endpoint, insecure: flags.insecure})
+    if (flags.insecure && !/^ollama:\/\//i.test(model ?? '')) throw usageError('bad-flag', INSECURE_ELSEWHERE)
+    if (model) {
+      const m = await modelSize(model, {endpoint: flags.endpoint, insecure: flags.insecure})
       size = m.size
       missing = m.missing
       loads = m.loads
@@ -77,17 +78,17 @@ Exit codes: 0 when nothing fails (warnings do not fail), 1 when a check fails, 2
     const counts = tally(findings)
     process.exitCode = counts.fail > 0 ? 1 : 0
     if (!this.jsonEnabled()) {
-      if (note) this.log(`${mark.info()} ${flags.model}: ${note}; the size-based checks are skipped`)
+      if (note) this.log(`${mark.info()} ${model}: ${note}; the size-based checks are skipped`)
       this.log(renderFindings(findings, flags.verbose))
       // The size checked is the whole repo's; most pulls of such a repo take far less.
-      for (const a of advice) this.log(`${mark.info()} ${flags.model}: ${a}`)
+      for (const a of advice) this.log(`${mark.info()} ${model}: ${a}`)
       this.log('')
       this.log(summaryLine(counts))
     }
     return {
       version: 1,
       path: facts.disk.path,
-      model: flags.model ? {source: flags.model, size: size ?? null, loads: loads ?? size ?? null, missing: missing ?? null, note: note ?? null, advice} : null,
+      model: model ? {source: model, size: size ?? null, loads: loads ?? size ?? null, missing: missing ?? null, note: note ?? null, advice} : null,
       size: size ?? null,
       link: facts.link,
       summary: counts,
