@@ -47,8 +47,9 @@ export function renderVerify(r: VerifyReport, quiet = false, again: Again = {ver
   const head = r.intact ? `${mark.ok()} ${chalk.bold(word)}:` : `${mark.fail()} ${chalk.bold(`not ${word}`)}: ${counts.join(', ')};`
   // Sizes from headers hash nothing: no "0 B hashed".
   const hashed = r.against === 'header' && s.bytesHashed === 0 ? '' : `; ${formatBytes(s.bytesHashed)} hashed in ${s.seconds.toFixed(1)} s${rate}`
-  // A file whose header is not its format's is a problem (nothing to size it by), but still one of the files.
-  const files = s.files + (r.against === 'header' ? r.problems.filter((p) => p.kind === 'corrupt' || p.kind === 'truncated').length : 0)
+  // A file whose header is not its format's is a problem (nothing to size it by), but still one of
+  // the files; so is one whose pull was interrupted (not there yet: nothing hashed).
+  const files = s.files + s.interrupted + (r.against === 'header' ? r.problems.filter((p) => p.kind === 'corrupt' || p.kind === 'truncated').length : 0)
   lines.push(`${head} ${s.ok} of ${files} file${files === 1 ? '' : 's'} ${files === 1 ? 'matches' : 'match'} ${against}${hashed}${s.unchecked ? `; ${s.unchecked} with nothing to check against` : ''}`)
   if (!r.intact && !r.repair) lines.push(`  fix: ${fix(r, again)}`)
   return lines.join('\n')

@@ -113,8 +113,10 @@ function fromPullRecords(root: string, shown: string, records: PulledFile[], sin
   const all = records.map((r) => ({name: single ? basename(shown) : relative(real, r.path), path: r.path, size: r.size, sha256: r.sha256, ...(r.withheld?.length ? {withheld: r.withheld} : {url: r.url})}))
   // Gone, with its part file there: a pull of it again, cut or running now. Said so rather than
   // missing, and resumed by --repair.
-  const cut = single ? [] : all.filter((f) => !existsSync(f.path) && existsSync(`${f.path}.part`))
+  const cut = all.filter((f) => !existsSync(f.path) && existsSync(`${f.path}.part`))
   const files = all.filter((f) => !cut.includes(f))
+  const problems = cut.map((f) => interruptedAt(f.name, `${f.path}.part`))
+  const resume = cut.length ? {resume: cut} : {}
   const one = single ? records[0] : undefined
   if (one) {
     const url = one.withheld?.includes('query') ? `${one.url}?…` : one.url
@@ -122,7 +124,7 @@ function fromPullRecords(root: string, shown: string, records: PulledFile[], sin
     const note = `${basename(shown)}: checked against the sha256 mtune pull found on ${one.at.slice(0, 10)}, pulling it from ${url}${checked}`
     // With the whole URL on record, --repair fetches it (the fix verify-output.ts names).
     const fix = one.withheld?.length ? {fix: pullWithWholeUrl(shellWord(shown), one.sha256, one.withheld)} : {}
-    return {kind: 'file', against: 'pulled', root, files, problems: [], notes: [note], ...fix}
+    return {kind: 'file', against: 'pulled', root, files, problems, ...resume, notes: [note], ...fix}
   }
   const recorded = new Set(records.map((r) => r.path))
   const others = filesUnder(real).filter((p) => !recorded.has(p) && !/\.(part|journal|lock)$/.test(p)).length
@@ -130,8 +132,7 @@ function fromPullRecords(root: string, shown: string, records: PulledFile[], sin
     `${records.length} file${records.length === 1 ? '' : 's'} checked against the sha256 mtune pull found when it pulled ${records.length === 1 ? 'it' : 'them'} into ${shown}`,
     ...(others ? [`${others} file${others === 1 ? '' : 's'} in it with no record, not checked`] : []),
   ]
-  const problems = cut.map((f) => interruptedAt(f.name, `${f.path}.part`))
-  return {kind: 'file', against: 'pulled', root, files, problems, ...(cut.length ? {resume: cut} : {}), notes}
+  return {kind: 'file', against: 'pulled', root, files, problems, ...resume, notes}
 }
 
 /**
