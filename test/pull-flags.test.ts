@@ -65,5 +65,8 @@ describe('which pull flags go with which source', () => {
     assert.deepEqual(sizesOf({}), {chunkSize: undefined, limitRate: undefined})
     assert.match(refusal(() => sizesOf({'chunk-size': '1K'})) ?? '', /too small: use 64K or more/)
     assert.equal(refusal(() => sizesOf({'limit-rate': '0'})), '--limit-rate must be more than 0')
+    assert.equal(refusal(() => sizesOf({'limit-rate': '5'})), '--limit-rate 5 is 5 bytes/s, too slow for any download: give a unit, e.g. 5M (MiB/s) or 5Mbit')
+    assert.match(refusal(() => sizesOf({'limit-rate': '800B/s'})) ?? '', /^--limit-rate 800B\/s is 800 bytes\/s, too slow for any download: give a unit, e.g. 800M \(MiB\/s\)/)
+    assert.deepEqual(sizesOf({'limit-rate': '1K'}), {chunkSize: undefined, limitRate: 1024})
   })
 })

@@ -70,5 +70,11 @@ export function sizesOf(flags: Pick<PullFlags, 'chunk-size' | 'limit-rate'>): {c
     throw new MtuneError('bad-size', `--chunk-size ${flags['chunk-size']} is too small: use 64K or more`, ExitCode.usage)
   }
   if (limitRate === 0) throw new MtuneError('bad-size', '--limit-rate must be more than 0', ExitCode.usage)
+  // Bytes per second without a unit, as curl and wget read it: `--limit-rate 5` is 5 B/s, a
+  // 10 GB model in 63 years. Below 1 KiB/s it is a unit left out, not a cap anyone means.
+  if (limitRate !== undefined && limitRate < 1024) {
+    const n = flags['limit-rate']!.trim().replace(/\D+$/, '')
+    throw new MtuneError('bad-size', `--limit-rate ${flags['limit-rate']} is ${limitRate} bytes/s, too slow for any download: give a unit, e.g. ${n}M (MiB/s) or ${n}Mbit`, ExitCode.usage)
+  }
   return {chunkSize, limitRate}
 }
