@@ -140,6 +140,8 @@ describe('mtune cache: the configuration', () => {
     assert.match(unknown, /# --min-free 5%: the size of the disk under \/srv\/cache is unknown/)
     assert.throws(() => parseMinFree('60%'), /--min-free 60% would keep most of the disk empty/)
     assert.throws(() => parseMinFree('lots'), /--min-free/)
+    assert.throws(() => parseMinFree('5'), /--min-free 5: 5% of the disk or 5G\? give the unit \(0 for none\)$/)
+    assert.equal(parseMinFree('5%'), '5%')
     // 100 GiB asked, 80 GiB free and 10 GiB cached: the disk is the limit, and min_free holds it.
     const fmt = (n: number) => `${Math.round(n / 1024 ** 3)}G`
     assert.equal(

@@ -127,6 +127,8 @@ export function parseMinFree(value: string): string {
     if (Number(pct[1]) > 50) throw usageError('bad-size', `--min-free ${value} would keep most of the disk empty: give at most 50%, or a size such as 100G`)
     return `${Number(pct[1])}%`
   }
+  // The default is a share (5%): a bare 5 is far likelier that, or 5G, than 5 bytes kept free.
+  if (/^\d+(\.\d+)?$/.test(v) && Number(v) !== 0) throw usageError('bad-size', `--min-free ${value}: ${v}% of the disk or ${v}G? give the unit (0 for none)`)
   return String(parseSize(v, '--min-free'))
 }
 
