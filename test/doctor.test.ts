@@ -265,6 +265,11 @@ describe('the size of a model on disk (doctor --model PATH)', () => {
     refused(['hf://a/b'], {model: 'hf://c/d'}, /two models given: "hf:\/\/a\/b" and --model hf:\/\/c\/d/)
     refused(['hf://a/b'], {size: '70G'}, /a model \("hf:\/\/a\/b"\) and --size given/)
   })
+
+  it('refuses a --size with its unit left out, which would pass every check', async () => {
+    const r = await runCli(['doctor', 'disk', '--size', '70'])
+    assert.deepEqual([r.code, r.stderr.trim()], [2, 'Error: --size 70 is 70 bytes, too small for a model: give a unit, e.g. 70G'])
+  })
 })
 
 describe('size-based checks at their boundaries', () => {

@@ -56,6 +56,10 @@ Exit codes: 0 when nothing fails (warnings do not fail), 1 when a check fails, 2
     const bandwidthBps = flags.bandwidth === undefined ? undefined : parseBandwidth(flags.bandwidth)
     if (bandwidthBps === 0) throw usageError('bad-rate', '--bandwidth must be more than 0')
     let size = flags.size ? parseSize(flags.size, '--size') : undefined
+    // A size in bytes without a unit: `--size 70` passed every check for a 70 B model where 70G was meant.
+    if (size !== undefined && size < 1024 * 1024) {
+      throw usageError('bad-size', `--size ${flags.size} is ${size} bytes, too small for a model: give a unit, e.g. ${flags.size!.trim().replace(/\D+$/, '')}G`)
+    }
     let missing: number | undefined
     let loads: number | undefined
     let path = flags.path
