@@ -325,6 +325,10 @@ describe('mtune pull (CLI)', () => {
       const cases: [string[], RegExp][] = [
         [['pull'], /^Error: missing SOURCE \(.*\); see mtune pull --help$/],
         [['pull', 'http://127.0.0.1:9/x', '--no-such-flag'], /^Error: Nonexistent flag: --no-such-flag; see mtune pull --help$/],
+        // A typo of one of the command's own flags (or a global one): the nearest.
+        [['pull', 'http://127.0.0.1:9/x', '--max-connection', '8'], /^Error: Nonexistent flag: --max-connection; did you mean --max-connections\?; see mtune pull --help$/],
+        [['verify', 'x', '--repiar'], /^Error: Nonexistent flag: --repiar; did you mean --repair\?; see mtune verify --help$/],
+        [['doctor', '--jsn'], /^Error: Nonexistent flag: --jsn; did you mean --json\?; see mtune doctor --help$/],
         [['pull', 'http://127.0.0.1:9/x', '-c', '0'], /^Error: Parsing --connections: Expected an integer .*; see mtune pull --help$/],
         // Another tool's flag, typed from habit: what mtune has for it, on the same line.
         [['pull', 'http://127.0.0.1:9/x', '-x', '16'], /^Error: Nonexistent flag: -x; connections are -c N \(to start with; the count adapts\) and --max-connections N; see mtune pull --help$/],

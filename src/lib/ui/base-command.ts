@@ -1,4 +1,5 @@
 import {habitFor, shortHabitFor} from './flag-habits.js'
+import {closeEnough, editDistance} from '../near-names.js'
 import {Command, Errors, Flags} from '@oclif/core'
 import {ExitCode, MtuneError, usageError} from '../errors.js'
 import {fsFailure} from '../fs-dirs.js'
@@ -83,7 +84,11 @@ export abstract class MtuneCommand extends Command {
     // The parser's errors (unknown flag, missing argument) come with a usage screen and notes;
     // like ours, they get one line, with the way to the help.
     if (err instanceof Errors.ExitError) return super.catch(err)
-    if (isParseError(err)) return this.catch(usageError('usage', parseErrorLine(err, this.id, this.argv)))
+    if (isParseError(err)) {
+      const ctor = this.constructor as typeof Command
+      const flags = [...Object.keys({...ctor.baseFlags, ...ctor.flags}), ...(ctor.enableJsonFlag ? ['json'] : [])]
+      return this.catch(usageError('usage', parseErrorLine(err, this.id, this.argv, flags)))
+    }
     if (err.oclif?.exit !== undefined) return super.catch(err)
     const disk = fsFailure(err)
     if (disk) return this.catch(disk)
@@ -104,7 +109,7 @@ function isParseError(err: Error & {oclif?: {exit?: number}}): boolean {
 }
 
 /** One line from the parser's error: what it says, without its headings, notes and pointers to help. */
-function parseErrorLine(err: ParseError, id: string | undefined, argv: string[]): string {
+function parseErrorLine(err: ParseError, id: string | undefined, argv: string[], flags: string[] = []): string {
   const help = `see mtune${id ? ` ${id.replace(/:/g, ' ')}` : ''} --help`
   const missing = err.args?.filter((a) => a.name)
   if (err.constructor.name === 'RequiredArgsError' && missing?.length) {
@@ -125,9 +130,18 @@ function parseErrorLine(err: ParseError, id: string | undefined, argv: string[])
   const valueOf = /^(?:Parsing (--[\w-]+): Expected an? \w+ but received|Flag (--[\w-]+) expects a value)/.exec(text)
   const habit =
     err.constructor.name === 'NonExistentFlagsError'
-      ? err.flags?.map((f) => habitFor(id, f)).find(Boolean)
+      ? (err.flags?.map((f) => habitFor(id, f)).find(Boolean) ?? err.flags?.map((f) => nearestFlag(f, flags)).find(Boolean))
       : valueOf
         ? shortHabitFor(id, valueOf[1] ?? valueOf[2], argv)
         : undefined
   return `${text || 'invalid arguments'}; ${habit ? `${habit}; ` : ''}${help}`
+}
+
+/** A typo of one of the command's own flags (`--sizee`, `--inclde`): "did you mean --size?". */
+export function nearestFlag(typed: string, flags: string[]): string | undefined {
+  const name = typed.replace(/=.*$/, '').replace(/^-+/, '')
+  if (name.length < 3) return undefined
+  const scored = flags.map((f) => ({f, d: editDistance(name, f)})).filter((s) => closeEnough(name, s.d))
+  scored.sort((a, b) => a.d - b.d || a.f.localeCompare(b.f))
+  return scored[0] && `did you mean --${scored[0].f}?`
 }
