@@ -266,9 +266,12 @@ describe('the size of a model on disk (doctor --model PATH)', () => {
     refused(['hf://a/b'], {size: '70G'}, /a model \("hf:\/\/a\/b"\) and --size given/)
   })
 
-  it('refuses a --size with its unit left out, which would pass every check', async () => {
+  it('refuses a --size with its unit left out, which would pass every check, and an --endpoint with no hub model', async () => {
     const r = await runCli(['doctor', 'disk', '--size', '70'])
     assert.deepEqual([r.code, r.stderr.trim()], [2, 'Error: --size 70 is 70 bytes, too small for a model: give a unit, e.g. 70G'])
+    // Nor is --endpoint left to mean nothing.
+    const alone = await runCli(['doctor', 'disk', '--size', '70G', '--endpoint', 'https://hf-mirror.com'])
+    assert.deepEqual([alone.code, alone.stderr.trim()], [2, 'Error: --endpoint is the hub an hf:// or modelscope:// model is looked up on, and no model was given: mtune doctor hf://ORG/NAME --endpoint https://hf-mirror.com'])
   })
 })
 

@@ -34,12 +34,12 @@ Exit codes: 0 when nothing fails (warnings do not fail), 1 when a check fails, 2
   static override flags = {
     size: Flags.string({description: 'The model size, e.g. 70G.', exclusive: ['model']}),
     model: Flags.string({description: 'A URL or hf://, ollama://, modelscope:// source whose size is looked up, or a model on disk (a file or folder): what a runtime loads of it.'}),
-    endpoint: Flags.string({description: 'With --model: the hub endpoint (default: HF_ENDPOINT / MODELSCOPE_ENDPOINT).'}),
+    endpoint: Flags.string({description: 'An hf:// or modelscope:// model (SOURCE or --model): its hub endpoint (default: HF_ENDPOINT / MODELSCOPE_ENDPOINT).'}),
     path: Flags.string({description: 'Where the model will be written (default: where mtune pull would write it).'}),
     rtt: Flags.string({description: 'Round-trip time to the mirror, for the TCP buffer check: 80 (ms), 80ms or 0.08s.'}),
     bandwidth: Flags.string({description: 'Bandwidth to the mirror, e.g. 10Gbit, 400Mbps or 1.25GB/s.'}),
     verbose: Flags.boolean({char: 'v', description: 'Show every measured value and every fix.'}),
-    insecure: Flags.boolean({description: 'With an ollama:// --model: talk plain http to the registry.'}),
+    insecure: Flags.boolean({description: 'With an ollama:// model (SOURCE or --model): talk plain http to the registry.'}),
   }
 
   async run(): Promise<unknown> {
@@ -66,6 +66,9 @@ Exit codes: 0 when nothing fails (warnings do not fail), 1 when a check fails, 2
     let note: string | undefined
     let advice: string[] = []
     if (flags.insecure && !/^ollama:\/\//i.test(model ?? '')) throw usageError('bad-flag', INSECURE_ELSEWHERE)
+    if (flags.endpoint !== undefined && !/^(hf|modelscope):\/\//i.test(model ?? '')) {
+      throw usageError('bad-flag', `--endpoint is the hub an hf:// or modelscope:// model is looked up on, and ${model ? `${model} is not one` : 'no model was given'}: mtune doctor hf://ORG/NAME --endpoint ${flags.endpoint}`)
+    }
     if (model) {
       const m = await modelSize(model, {endpoint: flags.endpoint, insecure: flags.insecure})
       size = m.size
