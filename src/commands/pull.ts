@@ -107,7 +107,7 @@ Exit codes: 0 done, 2 bad input, 3 the server refused or kept failing, 4 digest 
     insecure: Flags.boolean({description: 'ollama://: talk plain http to the registry.'}),
     verify: Flags.boolean({description: 'hf://, ollama://, modelscope://: re-hash the files already present (found by size) and pull again any that are bad.'}),
     cache: Flags.string({env: 'MTUNE_CACHE', description: 'An mtune cache (its URL, as mtune cache serve prints it) to pull through: hf://, ollama://, modelscope://, and URLs under its --origin mirrors; the origin stays the fallback. Files land where they would without it.'}),
-    'dry-run': Flags.boolean({description: 'Print the plan (model sources) or the --auto decision, and write nothing.'}),
+    'dry-run': Flags.boolean({description: 'Print the plan (a model\'s files; a URL\'s size and destination, from one request of one byte) or the --auto decision, and write nothing.'}),
     connections: Flags.integer({char: 'c', min: 1, max: 256, description: 'Connections to start with; more are added while throughput grows, fewer when this machine\'s CPU is the limit. [default: 16]'}),
     'max-connections': Flags.integer({min: 1, max: 256, description: 'Most connections open at once (for a model: over all its files). [default: 64]'}),
     'chunk-size': Flags.string({description: 'How much one request asks for, e.g. 4M or 16M, as mtune bench measures it. [default: adapted to 40 first-byte waits, 0.25-3 s of a connection]'}),
@@ -148,7 +148,7 @@ Exit codes: 0 done, 2 bad input, 3 the server refused or kept failing, 4 digest 
     refuseMisplacedFlags(ref.kind, flags)
     // A model pull fetches several files at once (run-plan.ts), each fed by its own threads.
     const threads = flags.threads ?? defaultThreads(undefined, ref.kind === 'url' ? 1 : PARALLEL_FILES)
-    const {createReporter, progressMode, describeResult, describePlan, planJson, describeFiles, pullUrl, urlCacheFor} = await loadCore()
+    const {createReporter, progressMode, describeResult, describePlan, planJson, describeFiles, describeUrlDryRun, pullUrl, urlCacheFor} = await loadCore()
     const reporter = createReporter(json ? 'none' : progressMode(process.stderr, flags.quiet))
     const {events, warnings} = pullEvents(reporter, json, flags.debug)
     const say = !json && !flags.quiet
@@ -193,6 +193,13 @@ Exit codes: 0 done, 2 bad input, 3 the server refused or kept failing, 4 digest 
         if (say && auto.result) this.log(describeResult(auto.result))
         if (say && auto.files && auto.plan) this.log(describeFiles(auto.plan, auto.files, auto.seconds ?? 0, flags.verify))
         return {...auto, plan: auto.plan && planJson(auto.plan)}
+      }
+      if (ref.kind === 'url' && flags['dry-run']) {
+        const {urlDryRun} = await import('../lib/sources/url-dry-run.js')
+        const plan = await urlDryRun(ref.url, {output: flags.output, sha256: flags.sha256, continue: flags.continue, cache: flags.cache, stallTimeoutMs: common.stallTimeoutMs, signal})
+        if (say) reporter.info(describeUrlDryRun(plan, flags.force))
+        reporter.stop()
+        return plan
       }
       if (ref.kind === 'url') {
         const result = await pullUrl(ref.url, {mirrors, output: flags.output, connections: flags.connections, chunkSize, sha256: flags.sha256, force: flags.force, continue: flags.continue, cache: flags.cache, ...common}, events)

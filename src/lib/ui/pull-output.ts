@@ -1,6 +1,7 @@
 import type {FileResult} from '../sources/run-plan.js'
 import {planTotals, type Plan, type PlannedFile} from '../sources/plan.js'
 import type {PullResult} from '../transfer/engine.js'
+import type {UrlDryRun} from '../sources/url-dry-run.js'
 import {formatBytes, formatElapsed, formatRate} from '../units.js'
 import {mark} from './colors.js'
 
@@ -107,4 +108,34 @@ export function planJson(plan: Plan) {
     notes: plan.notes,
     files: plan.files.map((f) => ({name: f.name, path: f.dest, size: f.size, sha256: f.sha256, gitSha1: f.gitSha1, present: f.present})),
   }
+}
+
+/**
+ * `pull URL --dry-run`, in the words of a model's plan: the file and where it goes, then what
+ * is there already and what the pull would do with it. `force`: an existing file is replaced.
+ */
+export function describeUrlDryRun(d: UrlDryRun, force = false): string {
+  const size = d.size === null ? 'size not given' : formatBytes(d.size)
+  const how = d.ranges ? 'ranges answered' : 'no ranges: one stream, started again if cut'
+  const lines = [`${d.url}${d.cache ? ` (through the cache at ${d.cache})` : ''}: ${size}, ${how} -> ${d.path}`]
+  if (d.finalUrl) lines.push(`  from ${d.finalUrl}`)
+  if (d.publishedSha256) lines.push(`  checked against the sha256 the server publishes, ${d.publishedSha256}`)
+  const on = d.onDisk
+  if (on.state === 'part') {
+    lines.push(on.holder ? `  another mtune is pulling it now (${on.holder}, ${formatBytes(on.bytes)} on disk): this pull would wait for it` : `  ${formatBytes(on.bytes)} of it on disk from a pull that was cut: resumed`)
+  } else if (on.state === 'leftover') {
+    lines.push(on.of === 'aria2c' ? `  aria2c's download of it is there (${formatBytes(on.bytes)}): taken over` : `  ${formatBytes(on.bytes)} there: kept as the file's start (--continue)`)
+  } else if (on.state === 'file') {
+    const there = `  a file of ${formatBytes(on.bytes)} is there`
+    lines.push(
+      force
+        ? `${there}: replaced (--force)`
+        : on.pulledAt
+          ? `${there}, pulled from this URL by mtune on ${on.pulledAt.slice(0, 10)}: kept if it still has that pull's sha256`
+          : `${there}: kept if it checks against --sha256 or a digest the server publishes, else refused without --force`,
+    )
+  }
+  if (d.freeBytes !== null) lines.push(`  ${formatBytes(d.freeBytes)} free there`)
+  lines.push(`  nothing written (--dry-run)`)
+  return lines.join('\n')
 }
