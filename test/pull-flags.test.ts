@@ -49,6 +49,10 @@ describe('which pull flags go with which source', () => {
   it('--auto takes mirrors for models and several endpoints; --tune and several endpoints need it', () => {
     assert.equal(refusal(() => refuseMisplacedFlags('hf', {auto: true, mirror: ['https://m.example'], endpoint: ['https://a.example', 'https://b.example'], tune: true})), undefined)
     assert.equal(refusal(() => refuseMisplacedFlags('hf', {tune: true})), '--tune needs --auto')
+    // --auto's own settings, without it, would have been ignored in silence.
+    assert.equal(refusal(() => refuseMisplacedFlags('url', {budget: 5})), '--budget is the time --auto measures for: give --auto too, or leave it out')
+    assert.equal(refusal(() => refuseMisplacedFlags('hf', {'public-mirrors': false})), '--no-public-mirrors says which candidates --auto measures: give --auto too, or leave it out')
+    assert.equal(refusal(() => refuseMisplacedFlags('hf', {auto: true, budget: 5, 'public-mirrors': false})), undefined)
     assert.match(refusal(() => refuseMisplacedFlags('hf', {endpoint: ['https://a.example', 'https://b.example']})) ?? '', /^several --endpoint values need --auto/)
   })
 

@@ -16,6 +16,8 @@ export interface PullFlags {
   mirror?: string[]
   auto?: boolean
   tune?: boolean
+  budget?: number
+  'public-mirrors'?: boolean
   include?: string[]
   exclude?: string[]
   'local-dir'?: string
@@ -48,6 +50,9 @@ export function refuseMisplacedFlags(kind: SourceRef['kind'], flags: PullFlags):
   if (kind === 'url' && flags.verify) throw usageError('bad-flag', '--verify re-hashes the files of a model source; a URL\'s file is checked against --sha256 (an existing one too)')
   if (!flags.auto) {
     if (flags.tune) throw new MtuneError('bad-flag', '--tune needs --auto', ExitCode.usage)
+    // Ignored, they would say the pull measured what it did not.
+    if (flags.budget !== undefined) throw usageError('bad-flag', '--budget is the time --auto measures for: give --auto too, or leave it out')
+    if (flags['public-mirrors'] !== undefined) throw usageError('bad-flag', `--${flags['public-mirrors'] ? '' : 'no-'}public-mirrors says which candidates --auto measures: give --auto too, or leave it out`)
     if ((flags.endpoint?.length ?? 0) > 1) throw new MtuneError('bad-flag', 'several --endpoint values need --auto (which measures them); give one', ExitCode.usage)
   }
 }
@@ -55,7 +60,7 @@ export function refuseMisplacedFlags(kind: SourceRef['kind'], flags: PullFlags):
 /** The flags that do not fit `pull -i FILE`, whose list gives the URLs (and their digests). */
 export function refuseListFlags(file: string, source: string | undefined, flags: PullFlags): void {
   if (source !== undefined) throw usageError('bad-flag', `-i ${file} gives the URLs: put ${source} in it, or pull it alone without -i`)
-  for (const flag of ['sha256', 'mirror', 'auto', 'tune', 'include', 'exclude', 'local-dir', 'endpoint', 'verify', 'insecure'] as const) {
+  for (const flag of ['sha256', 'mirror', 'auto', 'tune', 'budget', 'public-mirrors', 'include', 'exclude', 'local-dir', 'endpoint', 'verify', 'insecure'] as const) {
     if (flags[flag] !== undefined && flags[flag] !== false) throw usageError('bad-flag', `--${flag} does not apply to -i: ${flag === 'sha256' ? 'give each URL its digest in the list (an indented checksum=sha-256=HEX line, or HEX  URL)' : 'a list holds plain URLs'}`)
   }
   // Which of a list's files to take as starts cannot be judged before each answers; one at a time it can.
