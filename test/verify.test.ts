@@ -522,6 +522,18 @@ describe('mtune verify ollama:// and files', () => {
     assert.match(none.stderr, /nothing to check .* against: give --sha256 HEX, or put model\.bin\.sha256 beside it/)
     writeFileSync(`${file}.sha256`, `${sha256(shard)}  model.bin\n`)
     assert.equal((await runCli(['verify', file])).code, 0)
+    // A hub repo's flags are refused for a file, not ignored: the check would not be the one asked for.
+    for (const [flags, said] of [
+      [['--revision', 'v2'], 'Error: --revision applies to an hf:// or modelscope:// repo, not to a file PATH'],
+      [['--offline'], 'Error: --offline applies to hf:// (its blobs are named by their digests): a file PATH is checked on disk alone anyway'],
+      [['--local-dir', d], 'Error: --local-dir applies to an hf:// or modelscope:// repo, not to a file PATH'],
+    ] as const) {
+      const r = await runCli(['verify', file, ...flags])
+      assert.deepEqual([r.code, r.stderr.trim()], [2, said])
+    }
+    assert.match((await runCli(['verify', 'ollama://llama3', '--local-dir', d])).stderr, /--local-dir applies to an hf:\/\/ or modelscope:\/\/ repo, not to an Ollama model/)
+    assert.match((await runCli(['verify', 'modelscope://a/b', '--offline'])).stderr, /ModelScope's cache names files by path, so the hub's digests are needed/)
+    assert.match((await runCli(['verify', 'hf://a/b', '--local-dir', d, '--offline'])).stderr, /--offline with --local-dir: give the directory alone \(mtune verify .*\), which is checked offline/)
     flipByte(file, 7)
     const bad = await runCli(['verify', file, '--json'])
     assert.equal(bad.code, 4)

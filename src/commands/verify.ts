@@ -99,6 +99,18 @@ Exit codes: 0 intact (or repaired), 2 bad input, 3 the hub's listing was needed 
     if (paths.some(hasScheme)) throw usageError('extra-argument', 'one model source per verify, and no PATH beside it: run mtune verify once for each')
     if (ref && flags.sha256) throw new MtuneError('bad-flag', '--sha256 applies to a file PATH; model sources carry their own digests', ExitCode.usage)
     if (paths.length > 1 && flags.sha256) throw usageError('bad-flag', `--sha256 is one file's digest, and ${paths.length} PATHs were given: give one, or put FILE.sha256 beside each`)
+    // Flags for a hub's repo, ignored in silence elsewhere: a check that is not the one asked for.
+    const hub = ref?.kind === 'hf' || ref?.kind === 'modelscope'
+    const what = ref ? 'an Ollama model (its source names its registry and tag)' : 'a file PATH'
+    for (const flag of ['revision', 'local-dir', 'endpoint'] as const) {
+      if (flags[flag] !== undefined && !hub) throw usageError('bad-flag', `--${flag} applies to an hf:// or modelscope:// repo, not to ${what}`)
+    }
+    if (flags.offline && ref?.kind !== 'hf') {
+      throw usageError('bad-flag', `--offline applies to hf:// (its blobs are named by their digests): ${ref?.kind === 'modelscope' ? "ModelScope's cache names files by path, so the hub's digests are needed" : `${ref ? 'an Ollama model' : 'a file PATH'} is checked on disk alone anyway`}`)
+    }
+    if (flags.offline && flags['local-dir'] !== undefined) {
+      throw usageError('bad-flag', `--offline with --local-dir: give the directory alone (mtune verify ${flags['local-dir']}), which is checked offline against the record of what was fetched into it`)
+    }
     if ((flags.include || flags.exclude) && ref?.kind !== 'hf' && ref?.kind !== 'modelscope') {
       throw usageError('bad-flag', `--include and --exclude choose files of an hf:// or modelscope:// repo, not of ${ref ? 'an Ollama model (all its blobs are needed)' : 'a file PATH'}`)
     }
