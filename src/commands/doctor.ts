@@ -6,7 +6,7 @@ import {doctorArgs} from '../lib/doctor/args.js'
 import {GROUPS, type Group} from '../lib/doctor/finding.js'
 import {MtuneCommand} from '../lib/ui/base-command.js'
 import {mark} from '../lib/ui/colors.js'
-import {parseBandwidth, parseRtt, parseSize} from '../lib/units.js'
+import {numberTyped, parseBandwidth, parseRtt, parseSize} from '../lib/units.js'
 
 export default class Doctor extends MtuneCommand {
   static override summary = 'Check that this machine is ready for a model: disk, RAM, GPU memory, network stack, disk I/O.'
@@ -58,7 +58,7 @@ Exit codes: 0 when nothing fails (warnings do not fail), 1 when a check fails, 2
     let size = flags.size ? parseSize(flags.size, '--size') : undefined
     // A size in bytes without a unit: `--size 70` passed every check for a 70 B model where 70G was meant.
     if (size !== undefined && size < 1024 * 1024) {
-      throw usageError('bad-size', `--size ${flags.size} is ${size} bytes, too small for a model: give a unit, e.g. ${flags.size!.trim().replace(/\D+$/, '')}G`)
+      throw usageError('bad-size', `--size ${flags.size} is ${size} bytes, too small for a model: give a unit, e.g. ${numberTyped(flags.size!)}G`)
     }
     let missing: number | undefined
     let loads: number | undefined

@@ -22,6 +22,9 @@ export function sizeFlag(bytes: number): string {
   return String(bytes)
 }
 
+/** The number a size or rate was typed with, its unit dropped: for "give a unit, e.g. 70G". */
+export const numberTyped = (input: string): string => input.trim().replace(/\D+$/, '')
+
 export function parseRate(input: string, what = 'rate'): number {
   return parseQuantity(input.trim().replace(/(\/s|ps)$/, ''), what, true)
 }

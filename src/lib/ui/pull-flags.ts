@@ -1,6 +1,6 @@
 import {ExitCode, MtuneError, usageError} from '../errors.js'
 import type {SourceRef} from '../sources/reference.js'
-import {parseRate, parseSize} from '../units.js'
+import {numberTyped, parseRate, parseSize} from '../units.js'
 import {INSECURE_ELSEWHERE} from './flag-habits.js'
 
 /**
@@ -78,7 +78,7 @@ export function sizesOf(flags: Pick<PullFlags, 'chunk-size' | 'limit-rate'>): {c
   // Bytes per second without a unit, as curl and wget read it: `--limit-rate 5` is 5 B/s, a
   // 10 GB model in 63 years. Below 1 KiB/s it is a unit left out, not a cap anyone means.
   if (limitRate !== undefined && limitRate < 1024) {
-    const n = flags['limit-rate']!.trim().replace(/\D+$/, '')
+    const n = numberTyped(flags['limit-rate']!)
     throw new MtuneError('bad-size', `--limit-rate ${flags['limit-rate']} is ${limitRate} bytes/s, too slow for any download: give a unit, e.g. ${n}M (MiB/s) or ${n}Mbit`, ExitCode.usage)
   }
   return {chunkSize, limitRate}
