@@ -218,13 +218,15 @@ describe('mtune bench (CLI)', () => {
     assert.match(b.stdout, new RegExp(`Not saved to ${blocked}/mtune/bench\\.json \\(ENOTDIR\\): doctor, tune and pull --auto will not see these results`))
     assert.match(b.stdout, /Connections x chunk size on/)
     assert.match(b.stdout, /Recommended: (1 connection|[2-9] connections) x [\d.]+ MiB chunks/)
-    for (const bad of [['--connections', '1,x'], ['--chunk-size', '1Q'], ['--max-bytes', '10K'], ['--disk', join(tempDir('xdg'), 'missing')]]) {
+    for (const bad of [['--connections', '1,x'], ['--chunk-size', '1Q'], ['--max-bytes', '10K'], ['--disk', join(tempDir('xdg'), 'missing')], ['--endpoint', 'https://hf-mirror.com']]) {
       const e = await runCli(['bench', '--mirror', m.url, ...bad])
       assert.equal(e.code, 2, `${bad.join(' ')}: ${e.stderr}`)
     }
     const requests = m.requests.length
     const disk = await runCli(['bench', '--mirror', m.url, '--disk', '/nonexistent-mtune-dir'])
     assert.match(disk.stderr, /invalid --disk "\/nonexistent-mtune-dir": no such directory/)
+    // An endpoint lists an hf:// mirror: with none among the mirrors it would mean nothing.
+    assert.match((await runCli(['bench', '--mirror', m.url, '--endpoint', 'https://hf-mirror.com'])).stderr, /--endpoint gives more hubs to list an hf:\/\/ mirror on, and no --mirror is one/)
     assert.equal(m.requests.length, requests, 'refused before any measuring')
   })
 

@@ -47,6 +47,10 @@ Exit codes: 0 measured, 2 bad input, 3 no mirror answered, 130 interrupted (what
     for (const url of [...flags.mirror, ...(flags.endpoint ?? []), ...proxyUrls()]) registerUrlSecrets(url)
     // A mistyped endpoint is bad input (exit 2), not one more "not measured" among the others.
     for (const e of flags.endpoint ?? []) endpointUrl(e, '--endpoint')
+    // Only an hf:// mirror is listed on each endpoint: for the others they were ignored in silence.
+    if (flags.endpoint?.length && !flags.mirror.some((m) => /^hf:\/\//i.test(m))) {
+      throw usageError('bad-flag', `--endpoint gives more hubs to list an hf:// mirror on, and no --mirror is one: add --mirror hf://ORG/NAME, or give the endpoint's file URL as a --mirror`)
+    }
     // Loaded here, not at the top: oclif imports every command to list them.
     const [{runBench}, {expandMirrors}, {systemReader}, {renderBench}] = await Promise.all([
       import('../lib/bench/run.js'),
