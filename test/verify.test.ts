@@ -142,7 +142,11 @@ describe('a re-run of a pull: is the server\'s file the one pulled before?', () 
 
 describe('mtune verify hf://', () => {
   it('an intact pull is intact, online and offline, with a stable --json document', async () => {
-    const {env, hub} = await pulledHub()
+    const {env, hub, repoDir} = await pulledHub()
+    // Its folder in the cache, as `cd` there and `mtune verify .` give it: the same check, said so.
+    const viaFolder = await runCli(['verify', '.'], env, {cwd: join(repoDir, 'snapshots', COMMIT)})
+    assert.equal(viaFolder.code, 0, viaFolder.stderr)
+    assert.match(viaFolder.stdout, new RegExp(`^• \\. is the Hugging Face cache's copy of acme/checked: checked as mtune verify hf://acme/checked --revision ${COMMIT}\n✓ intact: 3 of 3 files match the hub's digests`))
     const r = await runCli(['verify', 'hf://acme/checked', '--json'], env)
     assert.equal(r.code, 0, r.stderr)
     const doc = JSON.parse(r.stdout)
@@ -560,11 +564,15 @@ describe('mtune verify ollama:// and files', () => {
     const cache = join(d, 'hub')
     const snapshot = join(cache, 'datasets--acme--set-v2', 'snapshots', COMMIT)
     mkdirSync(snapshot, {recursive: true})
-    const cached = await runCli(['verify', snapshot], {HF_HUB_CACHE: join(d, 'elsewhere')})
-    assert.equal(cached.code, 2)
-    assert.equal(cached.stderr.trim(), `Error: ${snapshot} is a directory: the Hugging Face cache's copy of datasets/acme/set-v2; check it with: HF_HUB_CACHE=${cache} mtune verify hf://datasets/acme/set-v2 --revision ${COMMIT}`)
-    const here = await runCli(['verify', join(cache, 'datasets--acme--set-v2')], {HF_HUB_CACHE: cache})
-    assert.match(here.stderr, /check it with: mtune verify hf:\/\/datasets\/acme\/set-v2$/m, 'no HF_HUB_CACHE= where it is the cache already')
+    const cached = JSON.parse((await runCli(['verify', snapshot, '--offline', '--json'], {HF_HUB_CACHE: join(d, 'elsewhere')})).stdout)
+    assert.equal(cached.notes[0], `${snapshot} is the Hugging Face cache's copy of datasets/acme/set-v2: checked as HF_HUB_CACHE=${cache} mtune verify hf://datasets/acme/set-v2 --revision ${COMMIT}`)
+    assert.equal(cached.root, join(cache, 'datasets--acme--set-v2'), 'in the cache it is in')
+    const here = JSON.parse((await runCli(['verify', join(cache, 'datasets--acme--set-v2'), '--offline', '--json'], {HF_HUB_CACHE: cache})).stdout)
+    assert.equal(here.notes[0], `${join(cache, 'datasets--acme--set-v2')} is the Hugging Face cache's copy of datasets/acme/set-v2: checked as mtune verify hf://datasets/acme/set-v2`, 'no HF_HUB_CACHE= where it is the cache already')
+    // Deeper folders are not a repo's copy: the command for it.
+    mkdirSync(join(snapshot, 'sub'))
+    const deeper = await runCli(['verify', join(snapshot, 'sub')], {HF_HUB_CACHE: cache})
+    assert.deepEqual([deeper.code, deeper.stderr.trim()], [2, `Error: ${join(snapshot, 'sub')} is a directory: the Hugging Face cache's copy of datasets/acme/set-v2; check it with: mtune verify hf://datasets/acme/set-v2 --revision ${COMMIT}`])
     // The cache itself: what it holds, and how to check one of them.
     const root = await runCli(['verify', cache], {HF_HUB_CACHE: join(d, 'elsewhere')})
     assert.deepEqual([root.code, root.stderr.trim()], [2, `Error: ${cache} is the Hugging Face cache, holding datasets/acme/set-v2: check one with HF_HUB_CACHE=${cache} mtune verify hf://datasets/acme/set-v2`])

@@ -69,16 +69,26 @@ Exit codes: 0 intact (or repaired), 2 bad input, 3 the hub's listing was needed 
 
   async run(): Promise<unknown> {
     const {args, flags} = await this.parse(Verify)
-    const [{verify}, {createDispatcher}, {createReporter, progressMode}, {renderVerify}, {existsSync}, {parseCacheUrl}] = await Promise.all([
+    const [{verify}, {createDispatcher}, {createReporter, progressMode}, {renderVerify}, {existsSync}, {parseCacheUrl}, {hfCacheCopy}, {hfCacheDir}, {resolve}] = await Promise.all([
       import('../lib/verify/run.js'),
       import('../lib/net/dispatcher.js'),
       import('../lib/ui/progress.js'),
       import('../lib/ui/verify-output.js'),
       import('node:fs'),
       import('../lib/sources/cache-endpoints.js'),
+      import('../lib/verify/store-paths.js'),
+      import('../lib/sources/hf.js'),
+      import('node:path'),
     ])
     const isSource = hasScheme(args.source)
-    const ref = isSource ? parseSource(args.source, {insecure: flags.insecure}) : undefined
+    // A folder of the Hugging Face cache (`cd` into it, then `mtune verify .`) is a repo's copy:
+    // checked as its source is, at the snapshot's revision, in the cache it is in.
+    const copy = isSource || args.files?.length ? undefined : hfCacheCopy(args.source)
+    // Another cache than this user's: the hub's files are looked for, and repaired, in it.
+    const otherCache = copy && resolve(copy.cache) !== resolve(hfCacheDir()) ? `HF_HUB_CACHE=${copy.cache} ` : ''
+    if (copy && otherCache) process.env.HF_HUB_CACHE = copy.cache
+    const ref = isSource ? parseSource(args.source, {insecure: flags.insecure}) : copy ? parseSource(copy.source) : undefined
+    if (copy && flags.revision === undefined && copy.revision) flags.revision = copy.revision
     if (flags.insecure && ref?.kind !== 'ollama') throw usageError('bad-flag', INSECURE_ELSEWHERE)
     const files = ref ? filesAfter(ref, args.files, 'verify') : undefined
     const paths = ref ? [] : [args.source, ...(args.files ?? [])]
@@ -155,6 +165,7 @@ Exit codes: 0 intact (or repaired), 2 bad input, 3 the hub's listing was needed 
         },
       })
       reporter.stop()
+      if (copy) report.notes.unshift(`${args.source} is the Hugging Face cache's copy of ${copy.source.slice('hf://'.length)}: checked as ${otherCache}mtune verify ${copy.source}${flags.revision ? ` --revision ${flags.revision}` : ''}`)
       const shown = json ? '' : renderVerify(report, flags.quiet, again(ref ? [args.source, ...(files ?? [])] : paths, ref, flags))
       // --quiet on an intact model prints nothing at all, as sha256sum --quiet does.
       if (shown) this.log(shown)

@@ -1,4 +1,4 @@
-import {readFileSync, readdirSync, realpathSync} from 'node:fs'
+import {readFileSync, readdirSync, realpathSync, statSync} from 'node:fs'
 import {basename, dirname, join, relative, resolve} from 'node:path'
 import {hfCacheDir} from '../sources/hf.js'
 import {ollamaModelsDir} from '../sources/ollama.js'
@@ -26,6 +26,21 @@ export function hfCacheFolder(path: string): {repo: string; command: string} | u
   const revision = parts[at + 1] === 'snapshots' && parts[at + 2] ? ` --revision ${parts[at + 2]}` : ''
   const env = resolve(hfCacheDir()) === cache ? '' : `HF_HUB_CACHE=${cache} `
   return {repo, command: `${env}mtune verify hf://${repo}${revision}`}
+}
+
+/**
+ * A folder of the Hugging Face cache that is one repo's copy: the repo's own folder, or one of
+ * its snapshots (whose name is the revision), where `cd` into the cache leads. What `mtune verify
+ * DIR` checks as the repo's source, in the cache it is in.
+ */
+export function hfCacheCopy(path: string): {source: string; revision?: string; cache: string} | undefined {
+  const full = resolve(path)
+  if (!statSync(full, {throwIfNoEntry: false})?.isDirectory()) return undefined
+  const parts = full.split('/')
+  const at = parts.findIndex((p) => /^(models|datasets)--[^-].*--./.test(p))
+  const below = at < 0 ? [] : parts.slice(at + 1)
+  if (at < 0 || !(below.length === 0 || (below.length === 2 && below[0] === 'snapshots'))) return undefined
+  return {source: `hf://${hfCacheFolder(full)!.repo}`, ...(below.length ? {revision: below[1]} : {}), cache: parts.slice(0, at).join('/') || '/'}
 }
 
 /**
