@@ -88,7 +88,8 @@ Exit codes: 0 intact (or repaired), 2 bad input, 3 the hub's listing was needed 
     const otherCache = copy && resolve(copy.cache) !== resolve(hfCacheDir()) ? `HF_HUB_CACHE=${copy.cache} ` : ''
     if (copy && otherCache) process.env.HF_HUB_CACHE = copy.cache
     const ref = isSource ? parseSource(args.source, {insecure: flags.insecure}) : copy ? parseSource(copy.source) : undefined
-    if (copy && flags.revision === undefined && copy.revision) flags.revision = copy.revision
+    // The snapshot's revision, not one the user gave: the fix line repeats only what was typed.
+    const revision = flags.revision ?? copy?.revision
     if (flags.insecure && ref?.kind !== 'ollama') throw usageError('bad-flag', INSECURE_ELSEWHERE)
     const files = ref ? filesAfter(ref, args.files, 'verify') : undefined
     const paths = ref ? [] : [args.source, ...(args.files ?? [])]
@@ -148,7 +149,7 @@ Exit codes: 0 intact (or repaired), 2 bad input, 3 the hub's listing was needed 
         files,
         include: flags.include,
         exclude: flags.exclude,
-        revision: flags.revision,
+        revision,
         localDir: flags['local-dir'],
         endpoint: flags.endpoint,
         repair: flags.repair,
@@ -165,8 +166,11 @@ Exit codes: 0 intact (or repaired), 2 bad input, 3 the hub's listing was needed 
         },
       })
       reporter.stop()
-      if (copy) report.notes.unshift(`${args.source} is the Hugging Face cache's copy of ${copy.source.slice('hf://'.length)}: checked as ${otherCache}mtune verify ${copy.source}${flags.revision ? ` --revision ${flags.revision}` : ''}`)
-      const shown = json ? '' : renderVerify(report, flags.quiet, again(ref ? [args.source, ...(files ?? [])] : paths, ref, flags))
+      if (copy) report.notes.unshift(`${args.source} is the Hugging Face cache's copy of ${copy.source.slice('hf://'.length)}: checked as ${otherCache}mtune verify ${copy.source}${revision ? ` --revision ${revision}` : ''}`)
+      const fixes = again(ref ? [args.source, ...(files ?? [])] : paths, ref, flags)
+      // A cache folder is verified again as it was given (the folder), but pulled as its source.
+      if (copy) fixes.pull = again([copy.source], ref, {...flags, revision}).pull
+      const shown = json ? '' : renderVerify(report, flags.quiet, fixes)
       // --quiet on an intact model prints nothing at all, as sha256sum --quiet does.
       if (shown) this.log(shown)
       if (!report.intact) process.exitCode = ExitCode.integrity
