@@ -508,6 +508,11 @@ describe('mtune verify ollama:// and files', () => {
     assert.equal(JSON.parse(bad.stdout).files.find((f: {name: string}) => f.name === 'model.bin').status, 'corrupt')
     const fixed = await runCli(['verify', 'modelscope://owner/tiny', '--repair'], env)
     assert.equal(fixed.code, 0, fixed.stdout + fixed.stderr)
+    // Its snapshot folder, reached with cd, from another user's setting: the same check, in that cache.
+    const snapshot = join(env.MODELSCOPE_CACHE, 'models', 'owner--tiny', 'snapshots', 'master')
+    const viaFolder = await runCli(['verify', '.'], {...env, MODELSCOPE_CACHE: dir('elsewhere')}, {cwd: snapshot})
+    assert.equal(viaFolder.code, 0, viaFolder.stdout + viaFolder.stderr)
+    assert.match(viaFolder.stdout, new RegExp(`^• \\. is the ModelScope cache's copy of owner/tiny: checked as MODELSCOPE_CACHE=${env.MODELSCOPE_CACHE} mtune verify modelscope://owner/tiny --revision master\n✓ intact: 2 of 2 files match the hub's digests`))
     const offline = await runCli(['verify', 'modelscope://owner/tiny'], {...env, MODELSCOPE_ENDPOINT: 'http://127.0.0.1:9'})
     assert.equal(offline.code, 3)
     assert.match(offline.stderr, /ModelScope's file list \(with the digests\) did not come/)

@@ -69,7 +69,7 @@ Exit codes: 0 intact (or repaired), 2 bad input, 3 the hub's listing was needed 
 
   async run(): Promise<unknown> {
     const {args, flags} = await this.parse(Verify)
-    const [{verify}, {createDispatcher}, {createReporter, progressMode}, {renderVerify}, {existsSync}, {parseCacheUrl}, {hfCacheCopy}, {hfCacheDir}, {resolve}] = await Promise.all([
+    const [{verify}, {createDispatcher}, {createReporter, progressMode}, {renderVerify}, {existsSync}, {parseCacheUrl}, {cacheCopy}, {hfCacheDir}, {modelscopeCacheDir}, {resolve}] = await Promise.all([
       import('../lib/verify/run.js'),
       import('../lib/net/dispatcher.js'),
       import('../lib/ui/progress.js'),
@@ -78,15 +78,17 @@ Exit codes: 0 intact (or repaired), 2 bad input, 3 the hub's listing was needed 
       import('../lib/sources/cache-endpoints.js'),
       import('../lib/verify/store-paths.js'),
       import('../lib/sources/hf.js'),
+      import('../lib/sources/modelscope.js'),
       import('node:path'),
     ])
     const isSource = hasScheme(args.source)
-    // A folder of the Hugging Face cache (`cd` into it, then `mtune verify .`) is a repo's copy:
-    // checked as its source is, at the snapshot's revision, in the cache it is in.
-    const copy = isSource || args.files?.length ? undefined : hfCacheCopy(args.source)
+    // A folder of a hub's cache (`cd` into it, then `mtune verify .`) is a repo's copy: checked
+    // as its source is, at the snapshot's revision, in the cache it is in.
+    const copy = isSource || args.files?.length ? undefined : cacheCopy(args.source)
     // Another cache than this user's: the hub's files are looked for, and repaired, in it.
-    const otherCache = copy && resolve(copy.cache) !== resolve(hfCacheDir()) ? `HF_HUB_CACHE=${copy.cache} ` : ''
-    if (copy && otherCache) process.env.HF_HUB_CACHE = copy.cache
+    const usual = copy?.cacheVar === 'HF_HUB_CACHE' ? hfCacheDir() : modelscopeCacheDir()
+    const otherCache = copy && resolve(copy.cache) !== resolve(usual) ? `${copy.cacheVar}=${copy.cache} ` : ''
+    if (copy && otherCache) process.env[copy.cacheVar] = copy.cache
     const ref = isSource ? parseSource(args.source, {insecure: flags.insecure}) : copy ? parseSource(copy.source) : undefined
     // The snapshot's revision, not one the user gave: the fix line repeats only what was typed.
     const revision = flags.revision ?? copy?.revision
@@ -166,7 +168,7 @@ Exit codes: 0 intact (or repaired), 2 bad input, 3 the hub's listing was needed 
         },
       })
       reporter.stop()
-      if (copy) report.notes.unshift(`${args.source} is the Hugging Face cache's copy of ${copy.source.slice('hf://'.length)}: checked as ${otherCache}mtune verify ${copy.source}${revision ? ` --revision ${revision}` : ''}`)
+      if (copy) report.notes.unshift(`${args.source} is the ${copy.cacheVar === 'HF_HUB_CACHE' ? 'Hugging Face' : 'ModelScope'} cache's copy of ${copy.source.replace(/^\w+:\/\//, '')}: checked as ${otherCache}mtune verify ${copy.source}${revision ? ` --revision ${revision}` : ''}`)
       const fixes = again(ref ? [args.source, ...(files ?? [])] : paths, ref, flags)
       // A cache folder is verified again as it was given (the folder), but pulled as its source.
       if (copy) fixes.pull = again([copy.source], ref, {...flags, revision}).pull

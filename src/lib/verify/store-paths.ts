@@ -29,18 +29,31 @@ export function hfCacheFolder(path: string): {repo: string; command: string} | u
 }
 
 /**
- * A folder of the Hugging Face cache that is one repo's copy: the repo's own folder, or one of
- * its snapshots (whose name is the revision), where `cd` into the cache leads. What `mtune verify
- * DIR` checks as the repo's source, in the cache it is in.
+ * A folder of a hub's cache that is one repo's copy, where `cd` into the cache leads: the
+ * Hugging Face cache's `models--ORG--NAME` or the ModelScope cache's `models/OWNER--NAME` (as
+ * pull writes them), or one of its `snapshots/REV` (whose name is the revision). What `mtune
+ * verify DIR` checks as the repo's source, in the cache it is in (`cacheVar` names the
+ * variable that points there).
  */
-export function hfCacheCopy(path: string): {source: string; revision?: string; cache: string} | undefined {
+export function cacheCopy(path: string): {source: string; revision?: string; cache: string; cacheVar: 'HF_HUB_CACHE' | 'MODELSCOPE_CACHE'} | undefined {
   const full = resolve(path)
   if (!statSync(full, {throwIfNoEntry: false})?.isDirectory()) return undefined
   const parts = full.split('/')
-  const at = parts.findIndex((p) => /^(models|datasets)--[^-].*--./.test(p))
-  const below = at < 0 ? [] : parts.slice(at + 1)
-  if (at < 0 || !(below.length === 0 || (below.length === 2 && below[0] === 'snapshots'))) return undefined
-  return {source: `hf://${hfCacheFolder(full)!.repo}`, ...(below.length ? {revision: below[1]} : {}), cache: parts.slice(0, at).join('/') || '/'}
+  // The repo's folder, then nothing or snapshots/REV below it.
+  const copyBelow = (at: number) => {
+    const below = parts.slice(at + 1)
+    return below.length === 0 || (below.length === 2 && below[0] === 'snapshots') ? {...(below.length ? {revision: below[1]} : {})} : undefined
+  }
+  const hf = parts.findIndex((p) => /^(models|datasets)--[^-].*--./.test(p))
+  if (hf >= 0) {
+    const rev = copyBelow(hf)
+    return rev && {source: `hf://${hfCacheFolder(full)!.repo}`, ...rev, cache: parts.slice(0, hf).join('/') || '/', cacheVar: 'HF_HUB_CACHE'}
+  }
+  const ms = parts.findIndex((p, i) => i > 0 && parts[i - 1] === 'models' && /^[^-].*?--./.test(p))
+  if (ms < 0 || !statSync(join(parts.slice(0, ms + 1).join('/'), 'snapshots'), {throwIfNoEntry: false})?.isDirectory()) return undefined
+  const rev = copyBelow(ms)
+  const [owner, ...name] = parts[ms]!.split('--')
+  return rev && {source: `modelscope://${owner}/${name.join('--')}`, ...rev, cache: parts.slice(0, ms - 1).join('/') || '/', cacheVar: 'MODELSCOPE_CACHE'}
 }
 
 /**
