@@ -560,6 +560,8 @@ describe('pull engine', () => {
     await rejects(pull({url: 'not a url'}), 2, /invalid URL "not a url"/)
     await rejects(pull({url: 'ftp://host/file'}), 2, /unsupported scheme "ftp"/)
     await rejects(pull({url: 'http://127.0.0.1:9/x', sha256: 'xyz'}), 2, /invalid sha256 "xyz": expected 64 hexadecimal/)
+    // A line copied whole from SHA256SUMS: the digest to give, alone.
+    await rejects(pull({url: 'http://127.0.0.1:9/x', sha256: `${'AB'.repeat(32)}  model.gguf`}), 2, new RegExp(`that is a sha256sum line; give its digest alone: --sha256 ${'ab'.repeat(32)}$`))
     await rejects(pull({url: 'http://127.0.0.1:9/x', mirrors: ['file:///etc/passwd']}), 2, /unsupported scheme "file" in --mirror URL/)
   })
 })

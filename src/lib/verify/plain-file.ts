@@ -11,6 +11,7 @@ import {localDirRecord} from './local-dir-record.js'
 import {pulledRecordOf, pulledRecordsUnder, type PulledFile} from './pull-record.js'
 import {shellWord} from '../ui/shell-words.js'
 import {readText} from '../text-file.js'
+import {sha256LineHint} from '../transfer/validate.js'
 import {filesUnder} from '../fs-dirs.js'
 
 /** The checksum list of each folder read so far (or that it has none). */
@@ -91,7 +92,7 @@ export function plainFile(path: string, sha256?: string, lists: ListsRead = new 
       `nothing to check ${path} against: give --sha256 HEX, or put ${basename(full)}.sha256 beside it (sha256sum ${basename(full)} > ${basename(full)}.sha256), or the publisher's SHA256SUMS that lists it`,
     )
   }
-  if (!HEX64.test(expected)) throw usageError('bad-digest', `invalid --sha256 "${sha256}": 64 hex digits expected`)
+  if (!HEX64.test(expected)) throw usageError('bad-digest', `invalid --sha256 "${sha256}": ${sha256LineHint(sha256 ?? '') ?? '64 hex digits expected'}`)
   const files = [{name: basename(full), path: full, sha256: expected}]
   return {kind: 'file', against: checksumList ? 'list' : 'sha256', checksumList, root: dirname(full), files, problems: [], notes: []}
 }
