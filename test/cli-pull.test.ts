@@ -146,13 +146,13 @@ describe('mtune pull (CLI)', () => {
     const checked = await runCli(['verify', out, '--sha256', digest])
     assert.equal(checked.code, 4)
     assert.match(checked.stdout, /✗ model\.bin: interrupted \(aria2c's download of it was cut: mtune pull takes it over\)/, 'cut, not corrupt')
-    // A list's plan says so too, though its sizes come only with the answers.
+    // A list's plan says so too, with the size its dry run asked the server for.
     const list = join(dir(), 'list.txt')
     writeFileSync(list, `${m.url}\n`)
     const listed = await runCli(['pull', '-i', list, '-o', `${d}/`, '--dry-run'])
     assert.equal(listed.code, 0, listed.stderr)
-    assert.match(listed.stderr, /: 1 file, 1 partly downloaded \([\d.]+ MiB on disk, resumed\) -> /)
-    assert.match(listed.stderr, /^ {2}resumes +\? {2}model\.bin \([\d.]+ MiB on disk\)$/m)
+    assert.match(listed.stderr, /: 1 file, 32\.0 MiB, 1 partly downloaded \([\d.]+ MiB on disk, resumed\) -> /)
+    assert.match(listed.stderr, /^ {2}resumes +32\.0 MiB {2}model\.bin \([\d.]+ MiB on disk\)$/m)
     m.setOptions({linkRate: undefined})
     const asked = m.requests.length
     const r = await runCli(['pull', m.url, '-o', out, '--sha256', digest])
@@ -534,7 +534,13 @@ describe('mtune pull -i FILE (a list of URLs)', () => {
     writeFileSync(windows, `\uFEFF${a.url}\r\n  out=win.bin\r\n`)
     const dry = await runCli(['pull', '-i', windows, '-o', `${out}/`, '--dry-run', '--json'])
     assert.equal(dry.code, 0, dry.stderr)
-    assert.deepEqual(JSON.parse(dry.stdout).files.map((f: {name: string}) => f.name), ['win.bin'])
+    assert.deepEqual(JSON.parse(dry.stdout).files.map((f: {name: string; size: number}) => [f.name, f.size]), [['win.bin', content.length]], 'its size asked of its server')
+    // A URL that does not answer is said, and the dry run goes on with the others, as the pull would.
+    writeFileSync(windows, `${b.url}\n${a.url.replace(/\/file\/.*$/, '/elsewhere/gone.bin')}\n`)
+    const gone = await runCli(['pull', '-i', windows, '-o', join(d, 'fresh') + '/', '--dry-run'])
+    assert.equal(gone.code, 0, gone.stderr)
+    assert.match(gone.stderr, /to pull +3\.0 MiB {2}shard-2\.bin\n {2}to pull +\? {2}gone\.bin\n! gone\.bin: http:\/\/127\.0\.0\.1:\d+\/elsewhere\/gone\.bin did not answer as a file \(not found \(404\)/)
+    assert.ok(!existsSync(join(d, 'fresh')), 'nothing written')
     // Again: the files with a digest that match are kept; one without is refused, as a plain pull refuses it.
     // A re-run: copy.bin too is what the first run pulled from its URL (mtune's record).
     const rerun = await runCli(['pull', '-i', list, '-o', out])

@@ -233,7 +233,7 @@ Exit codes: 0 done, 2 bad input, 3 the server refused or kept failing, 4 digest 
     refuseListFlags(file, source, flags)
     const {chunkSize, limitRate} = sizesOf(flags)
     const json = this.jsonEnabled()
-    const [{readText}, {parseUrlList, urlListPlan, runUrlList}, core, {downloadedOnDisk, beingPulled}] = await Promise.all([
+    const [{readText}, {parseUrlList, urlListPlan, listSizes, runUrlList}, core, {downloadedOnDisk, beingPulled}] = await Promise.all([
       import('../lib/text-file.js'),
       import('../lib/sources/url-list.js'),
       loadCore(),
@@ -247,10 +247,13 @@ Exit codes: 0 done, 2 bad input, 3 the server refused or kept failing, 4 digest 
     }
     const entries = parseUrlList(text, file === '-' ? 'standard input' : file).map((e) => ({...e, url: withNetrc(e.url)}))
     for (const e of entries) registerUrlSecrets(e.url)
-    const plan = await urlListPlan(entries, file === '-' ? 'standard input' : file, flags.output ?? '.', flags.force)
+    const listed = await urlListPlan(entries, file === '-' ? 'standard input' : file, flags.output ?? '.', flags.force)
+    // A dry run asks each server the size of its file (one byte), as a single URL's does.
+    const plan = flags['dry-run'] ? await listSizes(listed, flags['stall-timeout'] * 1000) : listed
     const reporter = core.createReporter(json ? 'none' : core.progressMode(process.stderr, flags.quiet))
     const {events, warnings} = pullEvents(reporter, json, flags.debug)
     if (!json && !flags.quiet) reporter.info(core.describePlan(plan, flags['dry-run'], downloadedOnDisk, beingPulled))
+    if (!json && !flags.quiet) for (const note of plan.notes) reporter.warn(note)
     if (flags['dry-run']) {
       reporter.stop()
       return {...core.planJson(plan), dryRun: true}

@@ -4,6 +4,9 @@ import {ExitCode, MtuneError, errorMessage, usageError} from '../errors.js'
 import {aria2Beside} from '../transfer/adopt.js'
 import {DEFAULTS, type PullEvents} from '../transfer/pull-types.js'
 import {closeDispatcher, createDispatcher} from '../net/dispatcher.js'
+import {probe} from '../net/probe.js'
+import {redact} from '../net/request.js'
+import {classifyNetworkError} from '../net/retry-policy.js'
 import {probeCache} from './cache-probe.js'
 import {runPlan, type FileResult, type RunOptions} from './run-plan.js'
 import {cacheCannotHelp, theCache} from './through-cache.js'
@@ -128,6 +131,37 @@ export async function urlListPlan(entries: ListedUrl[], file: string, dir: strin
   }
   const elsewhere = {full: 'pull the list onto another disk: -o DIR/', unwritable: 'choose an -o DIR/ you can write'}
   return {source: `${file} (${entries.length} URL${entries.length === 1 ? '' : 's'})`, root, layout: 'directory', files, headers: {}, finish: async () => {}, notes: [], elsewhere}
+}
+
+/**
+ * `pull -i LIST --dry-run`: each file not there yet asked for one byte (eight at a time), so the
+ * plan shows its size and the list's total, as a single URL's dry run does. A URL that does not
+ * answer is said in a note with the reason (the pull would go on without it) and keeps no size.
+ */
+export async function listSizes(plan: Plan, stallTimeoutMs = DEFAULTS.stallTimeoutMs): Promise<Plan> {
+  const dispatcher = createDispatcher({stallTimeoutMs})
+  const wanted = plan.files.filter((f) => !f.present && f.size === undefined)
+  const failed = new Map<PlannedFile, string>()
+  const sized = new Map<PlannedFile, number>()
+  let next = 0
+  const ask = async () => {
+    while (next < wanted.length) {
+      const f = wanted[next++]!
+      try {
+        const probed = await probe(dispatcher, f.url, f.headers ?? {}, undefined, 0, 1)
+        await probed.response?.body.dump().catch(() => {})
+        if (probed.file.size !== undefined) sized.set(f, probed.file.size)
+      } catch (error) {
+        failed.set(f, `${f.name}: ${redact(f.url)} did not answer as a file (${classifyNetworkError(error).message}): the pull would go on without it`)
+      }
+    }
+  }
+  try {
+    await Promise.all(Array.from({length: Math.min(8, wanted.length)}, ask))
+  } finally {
+    await closeDispatcher(dispatcher)
+  }
+  return {...plan, files: plan.files.map((f) => (sized.has(f) ? {...f, size: sized.get(f)} : f)), notes: [...plan.notes, ...wanted.flatMap((f) => failed.get(f) ?? [])]}
 }
 
 /**
