@@ -526,6 +526,9 @@ describe('mtune verify ollama:// and files', () => {
     const file = join(d, 'model.bin')
     writeFileSync(file, shard)
     assert.equal((await runCli(['verify', file, '--sha256', sha256(shard)])).code, 0)
+    // A digest is read as pull reads it: a whole sha256sum line pasted is said to be one.
+    const line = await runCli(['verify', file, '--sha256', `${sha256(shard)}  model.bin`])
+    assert.deepEqual([line.code, line.stderr.trim()], [2, `Error: invalid sha256 "${sha256(shard)}  model.bin": that is a sha256sum line; give its digest alone: --sha256 ${sha256(shard)}`])
     const none = await runCli(['verify', file])
     assert.equal(none.code, 2)
     assert.match(none.stderr, /nothing to check .* against: give --sha256 HEX, or put model\.bin\.sha256 beside it/)

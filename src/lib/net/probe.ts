@@ -125,3 +125,14 @@ async function headSize(dispatcher: Dispatcher, url: string, grantedOrigin: stri
     return undefined
   }
 }
+
+/**
+ * What a server says of a file from one byte of it, for a dry run: its size, name, range support
+ * and published digest, the answer's body let go (a server that ignores the range sends no more
+ * than the dump's limit before the connection is closed).
+ */
+export async function peekFile(dispatcher: Dispatcher, url: string, headers: Record<string, string>, signal?: AbortSignal): Promise<RemoteFile> {
+  const probed = await probe(dispatcher, url, headers, signal, 0, 1)
+  await probed.response?.body.dump().catch(() => {})
+  return probed.file
+}

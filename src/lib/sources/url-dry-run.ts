@@ -1,7 +1,7 @@
 import {lstat} from 'node:fs/promises'
 import {ExitCode, MtuneError} from '../errors.js'
 import {closeDispatcher, createDispatcher} from '../net/dispatcher.js'
-import {probe} from '../net/probe.js'
+import {peekFile} from '../net/probe.js'
 import {redact} from '../net/request.js'
 import {classifyNetworkError} from '../net/retry-policy.js'
 import {aria2Beside, judgeLeftover, leftoverAt} from '../transfer/adopt.js'
@@ -62,17 +62,12 @@ export async function urlDryRun(
     const through = urlCacheFor(url, o.cache)
     const routed = through ? (await routeThroughCache(url, through, dispatcher, o.signal)).routed : undefined
     const target = routed?.url ?? url
-    let probed
-    try {
-      probed = await probe(dispatcher, target, hubFileHeaders(url) ?? {}, o.signal, 0, 1)
-    } catch (error) {
+    const file = await peekFile(dispatcher, target, hubFileHeaders(url) ?? {}, o.signal).catch((error: unknown) => {
       throw new MtuneError('remote', `cannot download ${redact(url)}: ${classifyNetworkError(error).message}`, ExitCode.remote, {cause: error})
-    }
-    await probed.response?.body.dump().catch(() => {})
-    const file = probed.file
+    })
     const dest = (await fileDestination(o.output)) ?? (await resolveDestination(o.output, file.filename, url, file.finalUrl))
     const onDisk = await onDiskAt(dest.path, dest.partPath, dest.journalPath, file.size, o.continue, pulledBeforeOf(url))
-    const kept = onDisk.state === 'file' ? 0 : 'bytes' in onDisk ? onDisk.bytes : 0
+    const kept = onDisk.state === 'part' || onDisk.state === 'leftover' ? onDisk.bytes : 0
     const room = file.size === undefined || onDisk.state === 'file' ? {} : await checkFreeSpace(dest, file.size, kept)
     return {
       dryRun: true,

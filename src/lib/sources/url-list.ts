@@ -4,7 +4,7 @@ import {ExitCode, MtuneError, errorMessage, usageError} from '../errors.js'
 import {aria2Beside} from '../transfer/adopt.js'
 import {DEFAULTS, type PullEvents} from '../transfer/pull-types.js'
 import {closeDispatcher, createDispatcher} from '../net/dispatcher.js'
-import {probe} from '../net/probe.js'
+import {peekFile} from '../net/probe.js'
 import {redact} from '../net/request.js'
 import {classifyNetworkError} from '../net/retry-policy.js'
 import {probeCache} from './cache-probe.js'
@@ -148,9 +148,8 @@ export async function listSizes(plan: Plan, stallTimeoutMs = DEFAULTS.stallTimeo
     while (next < wanted.length) {
       const f = wanted[next++]!
       try {
-        const probed = await probe(dispatcher, f.url, f.headers ?? {}, undefined, 0, 1)
-        await probed.response?.body.dump().catch(() => {})
-        if (probed.file.size !== undefined) sized.set(f, probed.file.size)
+        const {size} = await peekFile(dispatcher, f.url, f.headers ?? {})
+        if (size !== undefined) sized.set(f, size)
       } catch (error) {
         failed.set(f, `${f.name}: ${redact(f.url)} did not answer as a file (${classifyNetworkError(error).message}): the pull would go on without it`)
       }

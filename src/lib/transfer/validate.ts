@@ -24,13 +24,13 @@ export function parseOutput(output: string | undefined): string | undefined {
   return output
 }
 
-/** A sha256 given by the user: 64 hex digits, optionally prefixed `sha256:`. */
 /** A line copied whole from SHA256SUMS or sha256sum's output, given as a digest: its first word is the one. */
-export function sha256LineHint(input: string): string | undefined {
+function sha256LineHint(input: string): string | undefined {
   const line = /^\s*([0-9a-fA-F]{64})\s+\*?\S/.exec(input)
   return line ? `that is a sha256sum line; give its digest alone: --sha256 ${line[1]!.toLowerCase()}` : undefined
 }
 
+/** A sha256 given by the user (pull's and verify's --sha256): 64 hex digits, optionally prefixed `sha256:`. */
 export function parseSha256(input: string): string {
   const hex = input.trim().replace(/^sha256:/i, '').toLowerCase()
   if (!/^[0-9a-f]{64}$/.test(hex)) {

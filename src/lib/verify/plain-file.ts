@@ -4,14 +4,14 @@ import {MtuneError, usageError} from '../errors.js'
 import {safeJoin} from '../sources/safe-names.js'
 import {fewNames} from '../units.js'
 import {CHECKSUM_LISTS, checksumListIn, parseChecksumList, type ListedDigest} from './checksum-list.js'
-import {HEX64, interruptedAt, type Expected, type Expectations} from './expect.js'
+import {interruptedAt, type Expected, type Expectations} from './expect.js'
 import {addressedFile, hfCacheFolder, storeRoot} from './store-paths.js'
 import {byHeader, noDigest, weightTree} from './by-header.js'
 import {localDirRecord} from './local-dir-record.js'
 import {pulledRecordOf, pulledRecordsUnder, type PulledFile} from './pull-record.js'
 import {shellWord} from '../ui/shell-words.js'
 import {readText} from '../text-file.js'
-import {sha256LineHint} from '../transfer/validate.js'
+import {parseSha256} from '../transfer/validate.js'
 import {filesUnder} from '../fs-dirs.js'
 
 /** The checksum list of each folder read so far (or that it has none). */
@@ -62,7 +62,7 @@ export function plainFile(path: string, sha256?: string, lists: ListsRead = new 
     const entries = parseChecksumList(readText(full))
     return entries.length ? listedFiles(dirname(full), {path: full, entries}) : plainFile(full.slice(0, -'.sha256'.length), undefined, lists)
   }
-  let expected = sha256?.replace(/^sha256:/i, '').toLowerCase()
+  let expected = sha256 === undefined ? undefined : parseSha256(sha256)
   let checksumList: string | undefined
   if (expected === undefined) {
     const beside = `${full}.sha256`
@@ -92,7 +92,6 @@ export function plainFile(path: string, sha256?: string, lists: ListsRead = new 
       `nothing to check ${path} against: give --sha256 HEX, or put ${basename(full)}.sha256 beside it (sha256sum ${basename(full)} > ${basename(full)}.sha256), or the publisher's SHA256SUMS that lists it`,
     )
   }
-  if (!HEX64.test(expected)) throw usageError('bad-digest', `invalid --sha256 "${sha256}": ${sha256LineHint(sha256 ?? '') ?? '64 hex digits expected'}`)
   const files = [{name: basename(full), path: full, sha256: expected}]
   return {kind: 'file', against: checksumList ? 'list' : 'sha256', checksumList, root: dirname(full), files, problems: [], notes: []}
 }

@@ -10,6 +10,9 @@ import {HEX40, HEX64, ollamaName, walk} from './expect.js'
  * cache or the Ollama store and ask `mtune verify` about what they see there.
  */
 
+/** A repo's folder in the Hugging Face cache: models--ORG--NAME (datasets--, for a dataset). */
+const HF_REPO_FOLDER = /^(models|datasets)--[^-].*--./
+
 /**
  * A folder or file of the Hugging Face cache (`models--ORG--NAME`, one of its snapshots, or a
  * file in one): the repo it holds, and the command that checks it (with HF_HUB_CACHE when that
@@ -18,7 +21,7 @@ import {HEX40, HEX64, ollamaName, walk} from './expect.js'
  */
 export function hfCacheFolder(path: string): {repo: string; command: string} | undefined {
   const parts = path.split('/')
-  const at = parts.findIndex((p) => /^(models|datasets)--[^-].*--./.test(p))
+  const at = parts.findIndex((p) => HF_REPO_FOLDER.test(p))
   if (at < 0) return undefined
   const [kind, org, ...name] = parts[at]!.split('--')
   const repo = `${kind === 'datasets' ? 'datasets/' : ''}${org}/${name.join('--')}`
@@ -44,7 +47,7 @@ export function cacheCopy(path: string): {source: string; revision?: string; cac
     const below = parts.slice(at + 1)
     return below.length === 0 || (below.length === 2 && below[0] === 'snapshots') ? {...(below.length ? {revision: below[1]} : {})} : undefined
   }
-  const hf = parts.findIndex((p) => /^(models|datasets)--[^-].*--./.test(p))
+  const hf = parts.findIndex((p) => HF_REPO_FOLDER.test(p))
   if (hf >= 0) {
     const rev = copyBelow(hf)
     return rev && {source: `hf://${hfCacheFolder(full)!.repo}`, ...rev, cache: parts.slice(0, hf).join('/') || '/', cacheVar: 'HF_HUB_CACHE'}
@@ -67,7 +70,7 @@ export function storeRoot(dir: string): string | undefined {
   } catch {
     return undefined
   }
-  const repos = names.filter((n) => /^(models|datasets)--[^-].*--./.test(n)).map((n) => hfCacheFolder(join(dir, n))!.repo)
+  const repos = names.filter((n) => HF_REPO_FOLDER.test(n)).map((n) => hfCacheFolder(join(dir, n))!.repo)
   if (repos.length) {
     const env = resolve(hfCacheDir()) === resolve(dir) ? '' : `HF_HUB_CACHE=${dir} `
     return `the Hugging Face cache, holding ${fewNames(repos, 3)}: check one with ${env}mtune verify hf://${repos[0]}`
