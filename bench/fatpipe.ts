@@ -333,7 +333,12 @@ The spread of system time between identical runs (4 to 13 s when issue 17 was fi
 causes, both in the machine and not the tool: a run's 2 GiB still being written back during
 the next one (hence \`sync\`), and the balloon's free page reporting (hence the pause): the
 same 2 GiB written with 1 MiB sequential writes cost 0.5 s of system time right after another
-file was deleted and 2.0-2.8 s eight seconds later.
+file was deleted and 2.0-2.8 s eight seconds later. With \`sync\` and the pause it stays bimodal
+(2026-12-03): perf profiles of two identical 2 GiB pulls minutes apart spent 1.59 s and 0.24 s
+copying into the page cache (\`copy_folio_from_iter_atomic\`, in libuv's write threads), and
+\`dd if=/dev/zero bs=1M\` of 2 GiB cost 0.27, 0.82 and 1.43 s of system time in three runs,
+whichever program writes: as the balloon's page reporting would make it (pages handed back to
+the host cost a fault there when written again), not anything a client controls.
 
 Fewer connections while mtune's event loop is the limit (connection-controller.ts): with the
 loop busy 80% of the time, the ramp halves the count, not below 8, and keeps the cut if
@@ -400,5 +405,9 @@ Measured before, and still in force:
 - left alone, within noise: the checkpoint's fdatasync every second against every 5 s; the V8
   flags in bin/run.js against Node's defaults (peak RSS 20-40 MB higher without them); libuv's
   thread pool at 2 threads instead of 4; one write at a time per part file (less system time,
-  more user time, the same in all).
+  more user time, the same in all; measured again 2026-12-03: 1.95 against 2.08 s of system
+  time, 2.68 against 2.53 of user, medians of 5 interleaved); V8 without TurboFan (\`--no-opt\`,
+  4.40 CPU s for the 2 GiB pull over HTTP against 4.51 with the flags of bin/run.js alone) and
+  with one GC thread (\`--single-threaded-gc\`, 4.44), medians of 4 interleaved, aria2c's 2.73 in
+  the same set: within the spread (4.27-5.1).
 `
