@@ -108,6 +108,13 @@ describe('pull engine', () => {
     assert.ok(result.connections <= 5, `stayed at 4 (peak ${result.connections})`)
   })
 
+  it('still grows under a --limit-rate that the path does not reach', async () => {
+    const m = await mirror({perConnectionRate: 2 * MiB})
+    const {result} = await run({url: m.url, output: dir(), limitRate: 64 * MiB, connections: 2, maxConnections: 12})
+    assert.equal(result.sha256, digest)
+    assert.ok(result.connections > 2, `grew beyond the initial 2 (peak ${result.connections})`)
+  })
+
   it('follows a redirect once, then asks the final URL directly', async () => {
     const m = await mirror()
     const {result} = await run({url: m.redirectUrl, output: join(dir(), 'x.bin')})

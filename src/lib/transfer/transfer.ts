@@ -133,11 +133,12 @@ export class Transfer {
         const now = performance.now()
         // Held back by --limit-rate, more connections cannot gain anything and only cost the
         // server: a 10 MiB/s pull grew to 40 connections on the noise of the cap's bursts.
-        const capped = this.ctx?.limiter?.binding(now, JUDGE_WINDOW_MS) ?? false
+        const throughput = this.received.rate(now, JUDGE_WINDOW_MS)
+        const capped = this.ctx?.limiter?.binding(now, JUDGE_WINDOW_MS, throughput) ?? false
         return {
           connections: this.slots.connections,
           received: this.received.total,
-          throughput: this.received.rate(now, JUDGE_WINDOW_MS),
+          throughput,
           room: !capped && (this.segments.hasPending || this.segments.largestAvailable >= this.minSplit),
         }
       },
