@@ -235,6 +235,11 @@ describe('which hub a cache serves', () => {
     )
     assert.match(otherHub(ref('ollama://hf.co/bartowski/Llama-3.2-1B-Instruct-GGUF:Q4_K_M'), cache, undefined) ?? '', /not hf\.co/)
     assert.equal(otherHub(ref('ollama://registry.corp:5000/team/model'), cache, {...serves, ollama: 'https://registry.corp:5000'}), undefined)
+    // The cache serves the same host over plain HTTP: the line names the schemes, and --insecure.
+    assert.equal(
+      otherHub(ref('ollama://registry.corp:5000/team/model'), cache, {...serves, ollama: 'http://registry.corp:5000'}),
+      'serves the Ollama registry http://registry.corp:5000, not https://registry.corp:5000: pulling from registry.corp:5000 directly (--insecure names the one it serves)',
+    )
   })
 
   it('sends hf:// and modelscope:// through it unless --endpoint names another hub than its own (or the cache itself)', () => {
@@ -243,6 +248,7 @@ describe('which hub a cache serves', () => {
     assert.equal(otherHub(ref('hf://org/name'), cache, serves, 'https://www.huggingface.co'), undefined)
     assert.equal(otherHub(ref('hf://team/private'), cache, serves, 'https://hub.corp'), 'serves the Hugging Face hub huggingface.co, not hub.corp: pulling from hub.corp directly')
     assert.equal(otherHub(ref('hf://org/name'), cache, {...serves, hf: 'https://hf-mirror.com'}, 'https://hf-mirror.com/'), undefined)
+    assert.match(otherHub(ref('hf://org/name'), cache, serves, 'https://huggingface.co/api-mirror') ?? '', /serves the Hugging Face hub https:\/\/huggingface\.co, not https:\/\/huggingface\.co\/api-mirror: /)
     assert.equal(otherHub(ref('modelscope://qwen/tiny'), cache, serves, 'https://modelscope.cn'), undefined, 'modelscope.cn is www.modelscope.cn')
     assert.equal(otherHub(ref('modelscope://qwen/tiny'), cache, serves, `${cache}/-/modelscope`), undefined)
     assert.match(otherHub(ref('modelscope://qwen/tiny'), cache, serves, 'https://www.modelscope.ai') ?? '', /serves the ModelScope hub www\.modelscope\.cn, not www\.modelscope\.ai/)

@@ -103,7 +103,12 @@ export function otherHub(ref: Exclude<SourceRef, {kind: 'url'}>, cache: string, 
   if ([serves, ...itself].some((hub) => sameHub(hub, named))) return undefined
   const what = {hf: 'Hugging Face hub', ollama: 'Ollama registry', modelscope: 'ModelScope hub'}[ref.kind]
   const host = new URL(named).host
-  return `serves the ${what} ${new URL(serves).host}, not ${host}: pulling from ${host} directly`
+  // The same host on another scheme or path (an Ollama registry over plain HTTP, asked without
+  // --insecure) is told apart by the whole URL: "serves 10.0.0.5:5000, not 10.0.0.5:5000" was not.
+  const sameHost = new URL(serves).host.toLowerCase() === host.toLowerCase()
+  const shown = (url: string) => (sameHost ? redact(url).replace(/\/+$/, '') : new URL(url).host)
+  const insecure = sameHost && ref.kind === 'ollama' && new URL(serves).protocol === 'http:' ? ' (--insecure names the one it serves)' : ''
+  return `serves the ${what} ${shown(serves)}, not ${shown(named)}: pulling from ${host} directly${insecure}`
 }
 
 /** One hub: the same origin and path, whatever the case, a trailing slash or a www. in front. */
