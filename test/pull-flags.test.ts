@@ -31,6 +31,17 @@ describe('which pull flags go with which source', () => {
     [{insecure: true}, ['ollama'], /^--insecure applies to ollama:\/\//],
     [{verify: true}, ['hf', 'ollama', 'modelscope'], /^--verify re-hashes the files of a model source/],
   ]
+  it('--mirror with --auto: measured for hf:// and modelscope://; an Ollama model has one registry, named in it', () => {
+    for (const kind of ['url', 'hf', 'modelscope'] as const) assert.equal(refusal(() => refuseMisplacedFlags(kind, {mirror: ['https://m.example/'], auto: true})), undefined, kind)
+    assert.match(refusal(() => refuseMisplacedFlags('ollama', {mirror: ['https://m.example/'], auto: true})) ?? 'taken', /^--mirror applies to URLs only; an Ollama model's registry is part of its name \(ollama:\/\/HOST\/NAMESPACE\/MODEL\)$/)
+  })
+
+  it('says what does the same for a model as a URL-only flag does for a file', () => {
+    assert.match(refusal(() => refuseMisplacedFlags('hf', {output: 'm/'})) ?? '', /an hf:\/\/ model goes into its cache, or into a plain tree with --local-dir DIR$/)
+    assert.match(refusal(() => refuseMisplacedFlags('modelscope', {force: true})) ?? '', /--verify re-hashes them and pulls again any that do not$/)
+    assert.match(refusal(() => refuseMisplacedFlags('ollama', {sha256: 'a'.repeat(64)})) ?? '', /checked against the digests its hub publishes$/)
+  })
+
   for (const [flags, fits, refused] of cases) {
     it(`${Object.keys(flags)[0]}: ${fits.join(', ')} only`, () => {
       for (const kind of kinds) {
@@ -42,8 +53,8 @@ describe('which pull flags go with which source', () => {
   }
 
   it('says where an Ollama model goes instead, since it has neither -o nor --local-dir', () => {
-    assert.match(refusal(() => refuseMisplacedFlags('ollama', {output: '/m'})) ?? '', /use --local-dir \(hf, modelscope\) or OLLAMA_MODELS$/)
-    assert.match(refusal(() => refuseMisplacedFlags('ollama', {endpoint: ['https://r.example']})) ?? '', /another registry: ollama:\/\/HOST\/NS\/MODEL/)
+    assert.match(refusal(() => refuseMisplacedFlags('ollama', {output: '/m'})) ?? '', /; an Ollama model goes into OLLAMA_MODELS \(set it to choose where\)$/)
+    assert.match(refusal(() => refuseMisplacedFlags('ollama', {endpoint: ['https://r.example']})) ?? '', /another registry: ollama:\/\/HOST\/NAMESPACE\/MODEL/)
   })
 
   it('--auto takes mirrors for models and several endpoints; --tune and several endpoints need it', () => {

@@ -28,13 +28,29 @@ export interface PullFlags {
   'limit-rate'?: string
 }
 
+/** What does for a model what a URL-only flag does for a file. */
+function forModels(flag: 'output' | 'sha256' | 'force' | 'mirror', kind: Exclude<SourceRef['kind'], 'url'>): string {
+  const ollama = kind === 'ollama'
+  switch (flag) {
+    case 'output':
+      return ollama ? 'an Ollama model goes into OLLAMA_MODELS (set it to choose where)' : `${kind === 'hf' ? 'an' : 'a'} ${kind}:// model goes into its cache, or into a plain tree with --local-dir DIR`
+    case 'sha256':
+      return "a model's files are checked against the digests its hub publishes"
+    case 'force':
+      return "a model's files already there are kept only when they match its hub's digests; --verify re-hashes them and pulls again any that do not"
+    case 'mirror':
+      return ollama ? "an Ollama model's registry is part of its name (ollama://HOST/NAMESPACE/MODEL)" : 'another hub or mirror is --endpoint URL; with --auto, --mirror names candidates to measure'
+  }
+}
+
 /** The flags that do not fit a pull of this kind of source: one line and exit 2 for the first. */
 export function refuseMisplacedFlags(kind: SourceRef['kind'], flags: PullFlags): void {
   if (kind !== 'url') {
     if (flags.continue) throw usageError('bad-flag', `--continue applies to URLs; a ${kind} pull takes over by itself what its own client (or aria2c) left unfinished`)
-    for (const flag of ['output', 'sha256', 'force', ...(flags.auto ? [] : (['mirror'] as const))] as const) {
+    // --auto measures an hf:// or modelscope:// model's --mirror hubs; an Ollama model has one registry, in its name.
+    for (const flag of ['output', 'sha256', 'force', ...(flags.auto && kind !== 'ollama' ? [] : (['mirror'] as const))] as const) {
       if (flags[flag] !== undefined && flags[flag] !== false) {
-        throw new MtuneError('bad-flag', `--${flag} applies to URLs only; for ${kind} sources use --local-dir${kind === 'ollama' ? ' (hf, modelscope) or OLLAMA_MODELS' : ''}`, ExitCode.usage)
+        throw new MtuneError('bad-flag', `--${flag} applies to URLs only; ${forModels(flag, kind)}`, ExitCode.usage)
       }
     }
   }
@@ -42,7 +58,7 @@ export function refuseMisplacedFlags(kind: SourceRef['kind'], flags: PullFlags):
     // Silently ignored, they would pull something else than asked: all of a model, or elsewhere.
     for (const flag of ['include', 'exclude', 'local-dir', 'endpoint'] as const) {
       if (flags[flag] !== undefined) {
-        throw usageError('bad-flag', `--${flag} applies to hf:// and modelscope:// sources${kind === 'ollama' ? `: an Ollama model is all of its blobs, in OLLAMA_MODELS${flag === 'endpoint' ? ' (another registry: ollama://HOST/NS/MODEL)' : ''}` : ''}`)
+        throw usageError('bad-flag', `--${flag} applies to hf:// and modelscope:// sources${kind === 'ollama' ? `: an Ollama model is all of its blobs, in OLLAMA_MODELS${flag === 'endpoint' ? ' (another registry: ollama://HOST/NAMESPACE/MODEL)' : ''}` : ''}`)
       }
     }
   }
