@@ -546,6 +546,10 @@ describe('mtune cache warm (real nginx)', needsNginx, () => {
     closers.push(() => registry.close(), () => cdn.close(), () => mirror.close())
     const cache = await serve(['--ollama-upstream', registry.origin, '--origin', `files=${mirror.origin}/file`])
     const host = new URL(registry.origin).host
+    // Without --insecure the name is https://HOST: the line tells the two apart, and names the flag.
+    const tls = await runCli(['cache', 'warm', `ollama://${host}/library/tiny`], {MTUNE_CACHE: cache.url})
+    assert.equal(tls.code, 2, tls.stderr)
+    assert.match(tls.stderr, new RegExp(`serves the Ollama registry http://${host}, not https://${host}: it cannot hold this model \\(--insecure names the one it serves\\)$`, 'm'))
     const o = await runCli(['cache', 'warm', `ollama://${host}/library/tiny`, '--insecure', '--json'], {MTUNE_CACHE: cache.url})
     assert.equal(o.code, 0, o.stderr)
     assert.deepEqual([JSON.parse(o.stdout).intact, JSON.parse(o.stdout).files.every((f: {verified: boolean}) => f.verified)], [true, true])

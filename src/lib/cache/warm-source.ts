@@ -5,7 +5,7 @@ import {probeCache} from '../sources/cache-probe.js'
 import type {PlannedFile} from '../sources/plan.js'
 import type {SourceRef} from '../sources/reference.js'
 import {resolvePlan} from '../sources/resolve.js'
-import {otherHub, theCache} from '../sources/through-cache.js'
+import {hubMismatch, theCache} from '../sources/through-cache.js'
 import {cachedForm} from '../sources/url-through-cache.js'
 import type {PullEvents} from '../transfer/pull-types.js'
 import {WARM_CHUNK, warmFile, type WarmedFile} from './warm.js'
@@ -50,8 +50,8 @@ async function filesToWarm(ref: SourceRef, cache: string, o: WarmOptions): Promi
     }
     return {source: ref.url, files: [{name: basename(new URL(ref.url).pathname) || ref.url, url: routed.url}], headers: {}}
   }
-  const elsewhere = otherHub(ref, cache, probe.upstreams)
-  if (elsewhere) throw usageError('other-hub', `${theCache(cache)} ${elsewhere.replace(/: pulling from .*$/, '')}: it cannot hold this model`)
+  const elsewhere = hubMismatch(ref, cache, probe.upstreams)
+  if (elsewhere) throw usageError('other-hub', `${theCache(cache)} ${elsewhere.mismatch}: it cannot hold this model${elsewhere.hint}`)
   const plan = await resolvePlan(ref, {include: o.include, exclude: o.exclude, files: o.files, cache}, {dispatcher: o.dispatcher, signal: o.signal, warn: o.events.warn})
   // All of the model, whatever this host has on disk: the cache is for the others.
   return {source: plan.source, version: plan.version, files: plan.files, headers: plan.headers}

@@ -96,6 +96,17 @@ export const theCache = (cache: string) => `the cache at ${redact(cache).replace
  * fallback behind the cache. The cache itself, as an endpoint, is its hub.
  */
 export function otherHub(ref: Exclude<SourceRef, {kind: 'url'}>, cache: string, upstreams: CacheUpstreams | undefined, endpoint?: string): string | undefined {
+  const other = hubMismatch(ref, cache, upstreams, endpoint)
+  return other && `${other.mismatch}: pulling from ${other.host} directly${other.hint}`
+}
+
+/** Why the cache cannot serve `ref` (otherHub), in parts a caller words its own way. */
+export function hubMismatch(
+  ref: Exclude<SourceRef, {kind: 'url'}>,
+  cache: string,
+  upstreams: CacheUpstreams | undefined,
+  endpoint?: string,
+): {mismatch: string; host: string; hint: string} | undefined {
   const named = ref.kind === 'ollama' ? `${ref.scheme}://${ref.host}` : endpoint
   if (named === undefined) return undefined
   const serves = upstreams?.[ref.kind] ?? DEFAULT_UPSTREAMS[ref.kind]
@@ -107,8 +118,8 @@ export function otherHub(ref: Exclude<SourceRef, {kind: 'url'}>, cache: string, 
   // --insecure) is told apart by the whole URL: "serves 10.0.0.5:5000, not 10.0.0.5:5000" was not.
   const sameHost = new URL(serves).host.toLowerCase() === host.toLowerCase()
   const shown = (url: string) => (sameHost ? redact(url).replace(/\/+$/, '') : new URL(url).host)
-  const insecure = sameHost && ref.kind === 'ollama' && new URL(serves).protocol === 'http:' ? ' (--insecure names the one it serves)' : ''
-  return `serves the ${what} ${shown(serves)}, not ${shown(named)}: pulling from ${host} directly${insecure}`
+  const hint = sameHost && ref.kind === 'ollama' && new URL(serves).protocol === 'http:' ? ' (--insecure names the one it serves)' : ''
+  return {mismatch: `serves the ${what} ${shown(serves)}, not ${shown(named)}`, host, hint}
 }
 
 /** One hub: the same origin and path, whatever the case, a trailing slash or a www. in front. */
