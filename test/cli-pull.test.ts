@@ -275,6 +275,8 @@ describe('mtune pull (CLI)', () => {
       ['a bad rate', async () => ['pull', 'http://127.0.0.1:9/x', '--limit-rate', 'fast'], 2, /invalid --limit-rate "fast"/],
       ['a bad digest', async () => ['pull', 'http://127.0.0.1:9/x', '--sha256', 'abc'], 2, /invalid sha256 "abc"/],
       ['standard output as the destination', async () => ['pull', 'http://127.0.0.1:9/x', '-o', '-'], 2, /-o - \(standard output\) is not supported.*give a file or directory path/],
+      // statfs says /proc has no free blocks: it said "not enough space", as if a disk were full.
+      ['a kernel filesystem as the destination', async () => ['pull', 'http://127.0.0.1:9/x', '-o', '/proc/mtune-test/x.bin'], 5, /^Error: cannot write to \/proc: it is a kernel filesystem, not a disk; choose another -o$/m],
       [
         'a destination under a file',
         async () => {

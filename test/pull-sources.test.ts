@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import {createHash} from 'node:crypto'
 import {chownSync, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, writeFileSync} from 'node:fs'
-import {join} from 'node:path'
+import {dirname, join} from 'node:path'
 import {createServer} from 'node:http'
 import {once} from 'node:events'
 import type {AddressInfo} from 'node:net'
@@ -100,6 +100,20 @@ describe('mtune pull hf://', () => {
     const r = await runCli(['pull', 'hf://acme/tiny'], {...env, HF_HOME: '/proc/mtune-no-such-dir', HF_HUB_CACHE: ''})
     assert.equal(r.code, 5, r.stderr)
     assert.match(r.stderr, /cannot create \/proc\/mtune-no-such-dir \(directories cannot be made there\): set HF_HOME \(or HF_HUB_CACHE\) to a directory you can write, or pull with --local-dir DIR/)
+    assert.equal(cdn.mirror.requests.length, 0)
+  })
+
+  it('a model larger than the disk is one line and exit 5, with nothing made and nothing fetched', async () => {
+    const huge = repo({files: [{path: 'model.safetensors', content: weights, lfs: true, listedSize: 2 ** 50}]})
+    const {env, cdn} = await hub([huge])
+    const r = await runCli(['pull', 'hf://acme/tiny'], env)
+    assert.equal(r.code, 5, r.stderr)
+    assert.match(r.stderr, /^Error: not enough space in \S+models--acme--tiny for hf:\/\/acme\/tiny@main: 1024 TiB still needed, .* free; free some space, or pull it onto another disk: HF_HUB_CACHE=DIR/m)
+    assert.ok(!existsSync(env.HF_HUB_CACHE), 'the cache was not made for a model that does not fit')
+    const local = join(dir(), 'new', 'tree')
+    const l = await runCli(['pull', 'hf://acme/tiny', '--local-dir', local], env)
+    assert.equal(l.code, 5, l.stderr)
+    assert.ok(!existsSync(dirname(local)), '--local-dir was not made either')
     assert.equal(cdn.mirror.requests.length, 0)
   })
 

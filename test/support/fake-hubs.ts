@@ -104,7 +104,11 @@ export interface HubFile {
   content: Buffer
   /** LFS files are served from the CDN and listed with a sha256. */
   lfs: boolean
+  /** The size the listings give, where it is not the content's: a model larger than any test disk. */
+  listedSize?: number
 }
+
+const listedSize = (f: HubFile) => f.listedSize ?? f.content.length
 
 export interface HubRepo {
   id: string
@@ -199,8 +203,8 @@ export async function startFakeHf(repos: HubRepo[], options: {token?: string; cd
           type: 'file',
           path: f.path,
           oid: gitSha1(f.content),
-          size: f.content.length,
-          ...(f.lfs ? {lfs: {oid: sha256(f.content), size: f.content.length, pointerSize: 134}} : {}),
+          size: listedSize(f),
+          ...(f.lfs ? {lfs: {oid: sha256(f.content), size: listedSize(f), pointerSize: 134}} : {}),
           lastCommit: {id: commit, title: 'upload', date: '2026-01-01T00:00:00.000Z'},
         }))
       res.writeHead(200, {'content-type': 'application/json'}).end(JSON.stringify(entries))
@@ -218,9 +222,9 @@ export async function startFakeHf(repos: HubRepo[], options: {token?: string; cd
       const {repo, commit} = at
       const siblings = repo.files.map((f) => ({
         rfilename: f.path,
-        size: f.content.length,
+        size: listedSize(f),
         blobId: gitSha1(f.content),
-        ...(f.lfs ? {lfs: {sha256: sha256(f.content), size: f.content.length, pointerSize: 134}} : {}),
+        ...(f.lfs ? {lfs: {sha256: sha256(f.content), size: listedSize(f), pointerSize: 134}} : {}),
       }))
       for (const name of repo.extraNames ?? []) siblings.push({rfilename: name, size: 1, blobId: 'a'.repeat(40)})
       res.writeHead(200, {'content-type': 'application/json'}).end(JSON.stringify({id: repo.id, sha: commit, siblings: siblings.slice(0, repo.siblingsCap)}))
@@ -241,7 +245,7 @@ export async function startFakeHf(repos: HubRepo[], options: {token?: string; cd
       const folders = new Set(repo.files.flatMap((f) => f.path.split('/').slice(0, -1).map((_, i, parts) => parts.slice(0, i + 1).join('/'))))
       const entries = [
         ...[...folders].map((path) => ({type: 'directory', path, oid: 'f'.repeat(40), size: 0})),
-        ...repo.files.map((f) => ({type: 'file', path: f.path, oid: gitSha1(f.content), size: f.content.length, ...(f.lfs ? {lfs: {oid: sha256(f.content), size: f.content.length, pointerSize: 134}} : {})})),
+        ...repo.files.map((f) => ({type: 'file', path: f.path, oid: gitSha1(f.content), size: listedSize(f), ...(f.lfs ? {lfs: {oid: sha256(f.content), size: listedSize(f), pointerSize: 134}} : {})})),
       ].sort((a, b) => (a.path < b.path ? -1 : 1))
       const page = options.treePage ?? 1000
       const from = Number(url.searchParams.get('cursor') ?? 0)

@@ -3,7 +3,7 @@ import {dirname} from 'node:path'
 import type {Dispatcher} from 'undici'
 import {ExitCode, MtuneError, errorMessage} from '../errors.js'
 import {formatBytes} from '../units.js'
-import {dirError, isFsRefusal, makeDirs} from '../fs-dirs.js'
+import {dirError, isFsRefusal, makeDirs, nearestExisting} from '../fs-dirs.js'
 import {ConnectionBudget} from '../transfer/connection-budget.js'
 import {SPACE_HEADROOM} from '../transfer/destination.js'
 import {TokenBucket} from '../transfer/token-bucket.js'
@@ -82,8 +82,10 @@ const elsewhereFor = (plan: Pick<Plan, 'layout' | 'elsewhere'>): Elsewhere => pl
  * takes over) are not needed again (held.ts).
  */
 async function checkPlanSpace(plan: Plan, files: PlannedFile[]): Promise<void> {
-  const fs = await statfs(plan.root).catch(() => undefined)
-  if (!fs || files.some((f) => f.size === undefined)) return
+  const there = nearestExisting(plan.root).found
+  const fs = there?.directory ? await statfs(there.path).catch(() => undefined) : undefined
+  // No blocks at all: /proc, /sys, where nothing can be made; making the folders says so.
+  if (!fs || fs.blocks === 0 || files.some((f) => f.size === undefined)) return
   const short = spaceShortfall(plan, stillToWrite(files), fs.bavail * fs.bsize)
   if (short) throw short
 }
@@ -128,9 +130,10 @@ async function pullPlanFiles(plan: Plan, queue: PlannedFile[], results: FileResu
   const budget = new ConnectionBudget(options.maxConnections ?? 64)
   // --limit-rate caps the whole model, as it does a single file: one bucket for the files at once.
   const limiter = options.limitRate ? new TokenBucket(options.limitRate) : undefined
+  // The space first, on the nearest folder there is: a model that does not fit leaves nothing made.
+  await checkPlanSpace(plan, queue)
   // Made before any request: a cache that cannot be created is said as such, with the setting that moves it.
   if (queue.length > 0) await makeDirsFor(plan, plan.root)
-  await checkPlanSpace(plan, queue)
   const abort = new AbortController()
   const onAbort = () => abort.abort()
   options.signal?.addEventListener('abort', onAbort, {once: true})

@@ -86,11 +86,14 @@ async function refuseSpecial(path: string, info: Stats | undefined): Promise<voi
   )
 }
 
-/** Whether `path`, or a link it leads through, lies in /proc (a file descriptor, not a file). */
+/** A process's descriptors in /proc, as /dev/fd and /dev/stdout lead to them. */
+const PROC_FD = /^\/proc\/(?:self|thread-self|\d+)(?:\/task\/\d+)?\/fd$/
+
+/** Whether `path`, or a link it leads through, is a file descriptor in /proc (not a file). Elsewhere in /proc is ensureWritableDirectory's. */
 async function throughProc(path: string): Promise<boolean> {
   let at = path
   for (let hop = 0; hop < 8; hop++) {
-    if ((await realpath(dirname(at)).catch(() => dirname(at))).startsWith('/proc/')) return true
+    if (PROC_FD.test(await realpath(dirname(at)).catch(() => dirname(at)))) return true
     if (!(await lstat(at).catch(() => undefined))?.isSymbolicLink()) return false
     at = resolve(dirname(at), await readlink(at))
   }
@@ -115,6 +118,10 @@ export async function ensureWritableDirectory(dest: Destination, options: {creat
     // Permissions can be fixed; a read-only mount (an image, a snapshot, a ro bind mount) cannot from here.
     if ((error as NodeJS.ErrnoException).code === 'EROFS') throw new MtuneError('not-writable', `cannot write to ${what}: it is on a read-only filesystem; ${elsewhere.unwritable}`, ExitCode.localDisk)
     throw new MtuneError('not-writable', `cannot write to ${what}: permission denied; ${elsewhere.unwritable}, or fix the directory's permissions`, ExitCode.localDisk)
+  }
+  // /proc and /sys take root's writes of their own files only: statfs says they have no blocks.
+  if ((await statfs(writable).catch(() => undefined))?.blocks === 0) {
+    throw new MtuneError('not-writable', `cannot write to ${writable}: it is a kernel filesystem, not a disk; ${elsewhere.unwritable}`, ExitCode.localDisk)
   }
   if (options.create && writable !== dir) {
     await makeDirs(dir).catch((error: unknown) => Promise.reject(isFsRefusal(error) ? dirError(error, elsewhere.unwritable) : error))
@@ -160,7 +167,8 @@ export const SPACE_HEADROOM = 16 * 1024 * 1024
  */
 export async function checkFreeSpace(dest: Destination, size: number, kept: number, elsewhere: Elsewhere = ANOTHER_OUTPUT): Promise<{free?: number}> {
   const fs = await statfs(dirname(dest.path)).catch(() => undefined)
-  if (!fs) return {}
+  // No blocks at all (/proc, /sys): not a disk that is full; opening the file there says what it is.
+  if (!fs || fs.blocks === 0) return {}
   const allocated = await stat(dest.partPath).then((s) => s.blocks * 512, () => 0)
   const needed = bytesToWrite(size, kept, allocated)
   const free = fs.bavail * fs.bsize
