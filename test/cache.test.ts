@@ -386,6 +386,7 @@ describe('mtune cache serve, status, stop (real nginx)', needsNginx, () => {
       [['--listen', 'nonsense'], {}, 2, /invalid --listen "nonsense"/],
       [['--max-size', '10M'], {}, 2, /--max-size 10M is too small/],
       [['--origin', 'no-equals-sign'], {}, 2, /invalid --origin "no-equals-sign": use NAME=URL/],
+      [['--origin', 'm=http://a.example/x', '--origin', 'm=http://b.example/y'], {}, 2, /^Error: --origin m is given twice \(http:\/\/a\.example\/x and http:\/\/b\.example\/y\): give each mirror its own NAME$/m],
       [[], {MTUNE_NGINX: '/nonexistent/nginx'}, 7, /nginx is not installed: install it \(Debian\/Ubuntu: sudo apt-get install -y nginx/],
     ]
     for (const [args, env, code, message] of cases) {

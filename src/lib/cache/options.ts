@@ -110,6 +110,18 @@ export function parseOrigin(value: string): [string, string] {
   return [m[1], url.href.replace(/\/+$/, '')]
 }
 
+/** Every --origin: a NAME given twice for two URLs is refused, since one would have won in silence. */
+export function parseOrigins(values: string[]): Record<string, string> {
+  const origins: Record<string, string> = {}
+  for (const value of values) {
+    const [name, url] = parseOrigin(value)
+    const before = origins[name]
+    if (before !== undefined && before !== url) throw usageError('bad-origin', `--origin ${name} is given twice (${before} and ${url}): give each mirror its own NAME`)
+    origins[name] = url
+  }
+  return origins
+}
+
 export function parseMaxSize(value: string): number {
   const bytes = parseSize(value, '--max-size')
   if (bytes < 64 * 1024 * 1024) throw usageError('bad-size', `--max-size ${value} is too small for a model cache: use 1G or more`)
