@@ -13,7 +13,7 @@ import {defaultCacheDir} from '../src/lib/cache/flags.js'
 import {findNginx} from '../src/lib/cache/nginx.js'
 import {readInOrder} from '../src/lib/cache/warm.js'
 import {inTurn} from '../src/lib/cache/warm-source.js'
-import {DEFAULT_UPSTREAMS, diskNote, mergeSettings, parseListen, parseMinFree, type CacheOptions} from '../src/lib/cache/options.js'
+import {DEFAULT_UPSTREAMS, diskNote, mergeSettings, parseCdnHost, parseListen, parseMinFree, type CacheOptions} from '../src/lib/cache/options.js'
 import {proxyWarning} from '../src/lib/cache/serve.js'
 import {addUp, modelOf} from '../src/lib/cache/status.js'
 import {runCli, startCli} from './support/cli.js'
@@ -157,6 +157,20 @@ describe('mtune cache: the configuration', () => {
     assert.match(text, /"~\(\^\|\\\\\.\)hf\\\\\.co\$" 1;/)
     assert.match(text, /"~\(\^\|\\\\\.\)cdn\\\\\.example\\\\\.net\$" 1;/)
     assert.match(block('location ^~ /-/cdn/'), /if \(\$mtune_cdn_allowed = 0\) \{\n\s+return 403/)
+  })
+
+  it('takes a --cdn-host as a host name, refusing what would never match a redirect (a URL, a port, a typo)', () => {
+    assert.deepEqual(['cdn.example.net', '*.Example.net', '.example.net', '10.0.0.9'].map(parseCdnHost), ['cdn.example.net', '*.example.net', '.example.net', '10.0.0.9'])
+    const refused = (v: string) => {
+      try {
+        parseCdnHost(v)
+      } catch (error) {
+        return (error as Error).message
+      }
+      return 'taken'
+    }
+    assert.match(refused('https://cdn.example.net/files'), /, not a URL: --cdn-host cdn\.example\.net$/)
+    for (const v of ['cdn.example.net:443', 'a..b', '-x.example.net', 'cdn example']) assert.match(refused(v), /^invalid --cdn-host ".*": give a host name/, v)
   })
 
   it('says at serve that nginx will not use the proxy this host is set to go out through', () => {

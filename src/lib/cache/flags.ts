@@ -1,7 +1,7 @@
 import {Flags} from '@oclif/core'
 import {join, resolve} from 'node:path'
 import {mtuneCacheDir} from '../env-settings.js'
-import {DEFAULT_LISTEN, DEFAULT_MAX_SIZE, DEFAULT_MIN_FREE, DEFAULT_UPSTREAMS, parseListen, parseMaxSize, parseMinFree, parseOrigins, parseUpstream, type CacheOptions, type SettingName} from './options.js'
+import {DEFAULT_LISTEN, DEFAULT_MAX_SIZE, DEFAULT_MIN_FREE, DEFAULT_UPSTREAMS, parseCdnHost, parseListen, parseMaxSize, parseMinFree, parseOrigins, parseUpstream, type CacheOptions, type SettingName} from './options.js'
 
 /**
  * Where a cache lives when --dir is not given: the system's cache directory for root (a service),
@@ -57,7 +57,7 @@ export function optionsFromFlags(f: CacheFlagValues): Omit<CacheOptions, 'resolv
     origins: parseOrigins(f.origin ?? []),
     maxSize: parseMaxSize(f['max-size']),
     minFree: parseMinFree(f['min-free']),
-    cdnHosts: (f['cdn-host'] ?? []).map((h) => h.trim().toLowerCase()).filter(Boolean),
+    cdnHosts: [...new Set((f['cdn-host'] ?? []).filter((h) => h.trim()).map(parseCdnHost))],
   }
 }
 

@@ -110,6 +110,22 @@ export function parseOrigin(value: string): [string, string] {
   return [m[1], url.href.replace(/\/+$/, '')]
 }
 
+/** A DNS name or an IPv4 address: labels of letters, digits and inner hyphens. */
+const HOST_NAME = /^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$/
+
+/**
+ * --cdn-host: a domain the hubs redirect to, matched as a suffix (cdn.example.com covers
+ * eu.cdn.example.com; *.cdn.example.com and .cdn.example.com say the same). A URL, a port or a
+ * typo never matches a redirect's host name, and the cache refused that CDN with a 403.
+ */
+export function parseCdnHost(value: string): string {
+  const v = value.trim().toLowerCase()
+  const fix = 'give a host name, e.g. --cdn-host cdn.example.com (its subdomains are included)'
+  if (URL.canParse(v) && /^[a-z][a-z0-9+.-]*:\/\//.test(v)) throw usageError('bad-cdn-host', `invalid --cdn-host "${value}": ${fix}, not a URL: --cdn-host ${new URL(v).hostname}`)
+  if (!HOST_NAME.test(v.replace(/^\*?\./, ''))) throw usageError('bad-cdn-host', `invalid --cdn-host "${value}": ${fix}`)
+  return v
+}
+
 /** Every --origin: a NAME given twice for two URLs is refused, since one would have won in silence. */
 export function parseOrigins(values: string[]): Record<string, string> {
   const origins: Record<string, string> = {}
