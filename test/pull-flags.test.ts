@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import {describe, it} from 'node:test'
 import {ExitCode, MtuneError} from '../src/lib/errors.js'
-import {refuseListFlags, refuseMisplacedFlags, sizesOf, type PullFlags} from '../src/lib/ui/pull-flags.js'
+import {refuseConnectionCounts, refuseListFlags, refuseMisplacedFlags, sizesOf, type PullFlags} from '../src/lib/ui/pull-flags.js'
 
 /** The line a pull with these flags is refused with, or undefined where it goes ahead. */
 function refusal(check: () => void): string | undefined {
@@ -40,6 +40,12 @@ describe('which pull flags go with which source', () => {
     assert.match(refusal(() => refuseMisplacedFlags('hf', {output: 'm/'})) ?? '', /an hf:\/\/ model goes into its cache, or into a plain tree with --local-dir DIR$/)
     assert.match(refusal(() => refuseMisplacedFlags('modelscope', {force: true})) ?? '', /--verify re-hashes them and pulls again any that do not$/)
     assert.match(refusal(() => refuseMisplacedFlags('ollama', {sha256: 'a'.repeat(64)})) ?? '', /checked against the digests its hub publishes$/)
+  })
+
+  it('-c above --max-connections is refused: the ceiling was raised to it in silence', () => {
+    assert.equal(refusal(() => refuseConnectionCounts({connections: 8, 'max-connections': 8})), undefined)
+    assert.equal(refusal(() => refuseConnectionCounts({connections: 8})), undefined)
+    assert.equal(refusal(() => refuseConnectionCounts({connections: 8, 'max-connections': 2})), '--connections 8 is more than --max-connections 2: the pull starts with -c and grows up to --max-connections; give -c 2 or less')
   })
 
   for (const [flags, fits, refused] of cases) {

@@ -12,7 +12,7 @@ import {defaultThreads} from '../lib/transfer/thread-count.js'
 import {MtuneCommand} from '../lib/ui/base-command.js'
 import type {Reporter} from '../lib/ui/progress.js'
 import {mask, registerUrlSecrets} from '../lib/ui/secrets.js'
-import {refuseListFlags, refuseMisplacedFlags, sizesOf} from '../lib/ui/pull-flags.js'
+import {refuseConnectionCounts, refuseListFlags, refuseMisplacedFlags, sizesOf} from '../lib/ui/pull-flags.js'
 
 // oclif imports every command to list them: each part loads only when this pull needs it.
 const loadCore = async () => {
@@ -145,6 +145,7 @@ Exit codes: 0 done, 2 bad input, 3 the server refused or kept failing, 4 digest 
     const cache = flags.cache && ref.kind !== 'url' ? parseCacheUrl(flags.cache) : undefined
     for (const url of [source, ...(ref.kind === 'url' ? [ref.url] : []), ...(mirrors ?? []), ...(flags.endpoint ?? []), ...proxyUrls()]) registerUrlSecrets(url)
     const {chunkSize, limitRate} = sizesOf(flags)
+    refuseConnectionCounts(flags)
     refuseMisplacedFlags(ref.kind, flags)
     // A model pull fetches several files at once (run-plan.ts), each fed by its own threads.
     const threads = flags.threads ?? defaultThreads(undefined, ref.kind === 'url' ? 1 : PARALLEL_FILES)
@@ -232,6 +233,7 @@ Exit codes: 0 done, 2 bad input, 3 the server refused or kept failing, 4 digest 
   private async pullList(file: string, source: string | undefined, flags: Interfaces.InferredFlags<typeof Pull.flags & typeof Pull.baseFlags>): Promise<object> {
     refuseListFlags(file, source, flags)
     const {chunkSize, limitRate} = sizesOf(flags)
+    refuseConnectionCounts(flags)
     const json = this.jsonEnabled()
     const [{readText}, {parseUrlList, urlListPlan, listSizes, runUrlList}, core, {downloadedOnDisk, beingPulled}] = await Promise.all([
       import('../lib/text-file.js'),

@@ -83,6 +83,14 @@ export function refuseListFlags(file: string, source: string | undefined, flags:
   if (flags.continue) throw usageError('bad-flag', `--continue does not apply to -i: continue a file another tool cut short on its own (mtune pull URL -o FILE --continue); aria2c's (FILE.aria2 beside it) are taken over in a list too`)
 }
 
+/** -c above --max-connections: the engine took the larger as the ceiling, so --max-connections was ignored. */
+export function refuseConnectionCounts(flags: {connections?: number; 'max-connections'?: number}): void {
+  const {connections, 'max-connections': max} = flags
+  if (connections !== undefined && max !== undefined && connections > max) {
+    throw usageError('bad-flag', `--connections ${connections} is more than --max-connections ${max}: the pull starts with -c and grows up to --max-connections; give -c ${max} or less`)
+  }
+}
+
 /** --chunk-size and --limit-rate, parsed and checked: the same for a single pull and a list (-i). */
 export function sizesOf(flags: Pick<PullFlags, 'chunk-size' | 'limit-rate'>): {chunkSize?: number; limitRate?: number} {
   const chunkSize = flags['chunk-size'] ? parseSize(flags['chunk-size'], '--chunk-size') : undefined
