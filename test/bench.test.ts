@@ -218,11 +218,23 @@ describe('mtune bench (CLI)', () => {
     assert.match(b.stdout, new RegExp(`Not saved to ${blocked}/mtune/bench\\.json \\(ENOTDIR\\): doctor, tune and pull --auto will not see these results`))
     assert.match(b.stdout, /Connections x chunk size on/)
     assert.match(b.stdout, /Recommended: (1 connection|[2-9] connections) x [\d.]+ MiB chunks/)
-    for (const bad of [['--connections', '1,x'], ['--chunk-size', '1Q'], ['--max-bytes', '10K'], ['--disk', join(tempDir('xdg'), 'missing')], ['--endpoint', 'https://hf-mirror.com']]) {
+    const requests = m.requests.length
+    const bads: Array<[string[], RegExp]> = [
+      [['--connections', '1,x'], /invalid --connections "x" in "1,x": give a comma-separated list, each a count from 1 to 256/],
+      [['--connections', '0'], /each a count from 1 to 256/],
+      [['--chunk-size', '1Q'], /invalid --chunk-size "1Q"/],
+      // A request per kilobyte measures the server's patience, not the path: as pull's, 64K or more.
+      [['--chunk-size', '4M,1K'], /invalid --chunk-size "1K" in "4M,1K": give a comma-separated list, each a size of 64K or more/],
+      [['--max-bytes', '10K'], /--max-bytes 10K is too small/],
+      [['--disk', join(tempDir('xdg'), 'missing')], /no such directory/],
+      // statfs says /proc has no blocks: it ended in "unexpected error: ENOENT" after the probes.
+      [['--disk', '/proc'], /^Error: invalid --disk "\/proc": a kernel filesystem, not a disk; give the directory models will be written to$/m],
+    ]
+    for (const [bad, said] of bads) {
       const e = await runCli(['bench', '--mirror', m.url, ...bad])
       assert.equal(e.code, 2, `${bad.join(' ')}: ${e.stderr}`)
+      assert.match(e.stderr, said, bad.join(' '))
     }
-    const requests = m.requests.length
     const disk = await runCli(['bench', '--mirror', m.url, '--disk', '/nonexistent-mtune-dir'])
     assert.match(disk.stderr, /invalid --disk "\/nonexistent-mtune-dir": no such directory/)
     // An endpoint lists an hf:// mirror: with none among the mirrors it would mean nothing.

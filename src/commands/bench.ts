@@ -61,11 +61,13 @@ Exit codes: 0 measured, 2 bad input, 3 no mirror answered, 130 interrupted (what
     const list = (text: string | undefined, what: string, parse: (s: string) => number) =>
       text === undefined ? undefined : text.split(',').map((s) => s.trim()).filter(Boolean).map((s) => {
         const v = parse(s)
-        if (!(v > 0)) throw usageError('bad-list', `invalid ${what} "${s}" in "${text}": give a comma-separated list, e.g. ${what === '--connections' ? '1,4,16' : '1M,16M'}`)
+        const each = what === '--connections' ? 'each a count from 1 to 256, e.g. 1,4,16' : 'each a size of 64K or more, e.g. 1M,16M'
+        if (!(v > 0)) throw usageError('bad-list', `invalid ${what} "${s}" in "${text}": give a comma-separated list, ${each}`)
         return v
       })
     const connections = list(flags.connections, '--connections', (s) => (/^\d+$/.test(s) && Number(s) <= 256 ? Number(s) : Number.NaN))
-    const chunkSizes = list(flags['chunk-size'], '--chunk-size', (s) => parseSize(s, '--chunk-size'))
+    // As pull's --chunk-size: a request per few bytes measures the server's patience, not the path.
+    const chunkSizes = list(flags['chunk-size'], '--chunk-size', (s) => (parseSize(s, '--chunk-size') >= 64 * 1024 ? parseSize(s, '--chunk-size') : Number.NaN))
     const maxBytes = parseSize(flags['max-bytes'], '--max-bytes')
     if (maxBytes < 1024 * 1024) throw usageError('bad-size', `--max-bytes ${flags['max-bytes']} is too small: use 1M or more`)
     if (flags.disk) (await import('../lib/bench/disk.js')).checkDiskDir(flags.disk)

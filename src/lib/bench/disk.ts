@@ -1,4 +1,4 @@
-import {accessSync, constants} from 'node:fs'
+import {accessSync, constants, statfsSync} from 'node:fs'
 import {open, rm} from 'node:fs/promises'
 import {join} from 'node:path'
 import {ExitCode, MtuneError, usageError} from '../errors.js'
@@ -9,10 +9,13 @@ export function checkDiskDir(dir: string): void {
   const info = statOrNone(dir)
   if (!info) throw usageError('bad-disk', `invalid --disk "${dir}": no such directory; give the directory models will be written to`)
   if (!info.isDirectory()) throw usageError('bad-disk', `invalid --disk "${dir}": not a directory; give the directory models will be written to`)
+  // statfs gives /proc and /sys no blocks: root may write there, but no file can be made.
+  if (statfsSync(dir).blocks === 0) throw usageError('bad-disk', `invalid --disk "${dir}": a kernel filesystem, not a disk; give the directory models will be written to`)
   try {
     accessSync(dir, constants.W_OK)
-  } catch {
-    throw new MtuneError('not-writable', `cannot measure --disk ${dir}: it is not writable by this user; give a directory you can write`, ExitCode.localDisk)
+  } catch (error) {
+    const why = (error as NodeJS.ErrnoException).code === 'EROFS' ? 'it is on a read-only filesystem' : 'it is not writable by this user'
+    throw new MtuneError('not-writable', `cannot measure --disk ${dir}: ${why}; give a directory you can write`, ExitCode.localDisk)
   }
 }
 
