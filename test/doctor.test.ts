@@ -136,6 +136,13 @@ describe('disk: a --path not made yet', () => {
     assert.equal(refused.status, 'fail')
     assert.match(refused.summary, /^\/data is not writable by this user \(\/data\/models\/new does not exist yet/)
   })
+
+  it('fails a kernel filesystem (--path /proc/...), which root may open but no model can be written to', () => {
+    const facts = baseFacts({disk: {...baseFacts().disk, path: '/proc/models', directory: '/proc', writable: true, mount: {fsType: 'proc', mountPoint: '/proc', source: 'proc', majorMinor: '0:22'}}})
+    const findings = decide(facts, ['disk'])
+    assert.deepEqual([byId(findings, 'disk.filesystem').status, byId(findings, 'disk.filesystem').summary], ['fail', 'proc on /proc: a kernel filesystem, not a disk'])
+    assert.equal(byId(findings, 'disk.writable').status, 'fail', 'writable by access(2), as root, all the same')
+  })
 })
 
 describe('env: proxy reachable', () => {

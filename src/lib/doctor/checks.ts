@@ -65,6 +65,8 @@ const pct = (part: number, whole: number) => `${Math.round((part / whole) * 100)
 export const headroom = (size: number) => Math.max(GiB, Math.ceil(size * 0.05))
 
 const NETWORK_FS = /^(nfs4?|cifs|smb3|ceph|glusterfs|9p|virtiofs|fuse\.(sshfs|s3fs|gcsfuse|rclone|juicefs))$/
+/** The kernel's own filesystems: root may open their files, but no model can be written there. */
+const KERNEL_FS = /^(proc|sysfs|devpts|debugfs|tracefs|securityfs|cgroup2?|bpf|configfs|pstore|efivarfs|mqueue|fusectl|binfmt_misc|autofs|nsfs|rpc_pipefs)$/
 
 /** @param missing what a pull would still fetch, where part of the model is on disk already */
 export function diskChecks(f: DoctorFacts, missing?: number): Finding[] {
@@ -93,7 +95,9 @@ export function diskChecks(f: DoctorFacts, missing?: number): Finding[] {
   else {
     const values = {type: {value: fsType}, mountPoint: {value: disk.mount!.mountPoint}, source: {value: disk.mount!.source}}
     const summary = `${fsType} on ${disk.mount!.mountPoint}`
-    if (NETWORK_FS.test(fsType)) {
+    if (KERNEL_FS.test(fsType)) {
+      out.push(finding('disk', 'filesystem', 'fail', 'Filesystem', `${summary}: a kernel filesystem, not a disk`, values, {fix: '--path names the directory the model goes to, on a disk'}))
+    } else if (NETWORK_FS.test(fsType)) {
       out.push(finding('disk', 'filesystem', 'warn', 'Filesystem', `${summary}: a network filesystem`, values, {fix: 'pull to a local disk (NVMe if you have one) and load from there; network filesystems are slow and fragile for multi-GB writes and mmap'}))
     } else if (fsType === 'overlay') {
       out.push(finding('disk', 'filesystem', 'warn', 'Filesystem', `${summary}: a container's overlay`, values, {fix: 'mount a volume for models (docker run -v /models:/models): data in the overlay disappears with the container and writes are slower'}))
@@ -104,7 +108,9 @@ export function diskChecks(f: DoctorFacts, missing?: number): Finding[] {
 
   // A --path not made yet is judged by the directory it would be created in: say which.
   const created = disk.path !== where ? ` (${disk.path} does not exist yet: it would be created there)` : ''
-  if (disk.fileInTheWay) {
+  if (fsType && KERNEL_FS.test(fsType)) {
+    out.push(finding('disk', 'writable', 'fail', 'Writable', `no file can be made in ${where}${created}: a kernel filesystem`, {}, {fix: '--path names the directory the model goes to, on a disk'}))
+  } else if (disk.fileInTheWay) {
     out.push(finding('disk', 'writable', 'fail', 'Writable', `${disk.fileInTheWay} is a file, not a directory: nothing can be written to ${disk.path}`, {}, {fix: '--path names the directory the model goes to'}))
   } else out.push(
     disk.writable
