@@ -67,7 +67,10 @@ Exit codes: 0 measured, 2 bad input, 3 no mirror answered, 130 interrupted (what
       })
     const connections = list(flags.connections, '--connections', (s) => (/^\d+$/.test(s) && Number(s) <= 256 ? Number(s) : Number.NaN))
     // As pull's --chunk-size: a request per few bytes measures the server's patience, not the path.
-    const chunkSizes = list(flags['chunk-size'], '--chunk-size', (s) => (parseSize(s, '--chunk-size') >= 64 * 1024 ? parseSize(s, '--chunk-size') : Number.NaN))
+    const chunkSizes = list(flags['chunk-size'], '--chunk-size', (s) => {
+      const bytes = parseSize(s, '--chunk-size')
+      return bytes >= 64 * 1024 ? bytes : Number.NaN
+    })
     const maxBytes = parseSize(flags['max-bytes'], '--max-bytes')
     if (maxBytes < 1024 * 1024) throw usageError('bad-size', `--max-bytes ${flags['max-bytes']} is too small: use 1M or more`)
     if (flags.disk) (await import('../lib/bench/disk.js')).checkDiskDir(flags.disk)
