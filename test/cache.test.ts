@@ -54,6 +54,15 @@ interface Served {
   endpoints: {hf: string; modelscope: string; ollama: string; origins: Record<string, string>}
 }
 
+/** Whether `pid` is a live nginx (a zombie's command line is empty). */
+function isNginx(pid: number): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('nginx')
+  } catch {
+    return false
+  }
+}
+
 /** mtune cache serve on a free loopback port, stopped after the tests. */
 async function serve(args: string[] = []): Promise<Served> {
   const d = dir('nginx')
@@ -296,6 +305,37 @@ describe('mtune cache: the configuration', () => {
 })
 
 describe('mtune cache serve, status, stop (real nginx)', needsNginx, () => {
+  it('a master killed outright leaves its workers serving: status says so, serve ends them and starts again, stop ends them', async () => {
+    const cache = await serve()
+    const port = new URL(cache.url).port
+    const killMaster = async () => {
+      const {pid} = JSON.parse((await runCli(['cache', 'status', '--dir', cache.dir, '--json'])).stdout)
+      process.kill(pid, 'SIGKILL')
+      const deadline = Date.now() + 30_000
+      while (isNginx(pid)) {
+        assert.ok(Date.now() < deadline, 'the master died')
+        await new Promise((r) => setTimeout(r, 20))
+      }
+    }
+    await killMaster()
+    const status = await runCli(['cache', 'status', '--dir', cache.dir, '--json'])
+    const s = JSON.parse(status.stdout)
+    assert.equal(s.running, false)
+    assert.ok(s.leftover.length >= 1, status.stdout)
+    assert.match((await runCli(['cache', 'status', '--dir', cache.dir])).stdout, /^✗ not running \(.*\): its nginx master died, and left processes running \(pids [\d, ]+\); mtune cache serve --dir \S+ ends them and starts it again$/m)
+    // The same port: taken by the leftover workers until serve ends them.
+    const again = await runCli(['cache', 'serve', '--dir', cache.dir, '--listen', `127.0.0.1:${port}`])
+    assert.equal(again.code, 0, again.stderr)
+    assert.match(again.stderr, new RegExp(`^• ended the nginx processes the last master left running when it died \\(pids ${s.leftover.join(', ')}\\)$`, 'm'))
+    assert.ok(s.leftover.every((pid: number) => !isNginx(pid)), 'the leftover workers are gone')
+    await killMaster()
+    const stop = await runCli(['cache', 'stop', '--dir', cache.dir, '--json'])
+    const stopped = JSON.parse(stop.stdout)
+    assert.deepEqual([stopped.stopped, stopped.pid], [true, null])
+    assert.ok(stopped.leftover.length >= 1 && stopped.leftover.every((pid: number) => !isNginx(pid)), stop.stdout)
+    assert.equal(JSON.parse((await runCli(['cache', 'status', '--dir', cache.dir, '--json'])).stdout).leftover.length, 0)
+  })
+
   it('starts, says what clients use, reports status, refuses a second start, stops harmlessly twice', async () => {
     const d = dir('nginx')
     const port = await freePort()

@@ -36,6 +36,7 @@ would not start (or reload).`
     const action = result.alreadyRunning ? 'already-running' : result.reloaded ? 'reloaded' : 'started'
     const doc = {url: result.state.url, dir: result.state.dir, pid: result.pid, action, endpoints: result.state.endpoints}
     if (!this.jsonEnabled()) {
+      if (result.leftover) process.stderr.write(`• ${result.leftover}\n`)
       for (const warning of [result.exposure, result.proxied, result.disk]) if (warning) process.stderr.write(`! ${warning}\n`)
       this.log(renderServe(result))
     }

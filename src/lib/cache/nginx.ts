@@ -1,5 +1,5 @@
 import {spawn} from 'node:child_process'
-import {accessSync, chmodSync, chownSync, constants, readFileSync, readdirSync, statSync} from 'node:fs'
+import {accessSync, chmodSync, chownSync, constants, readFileSync, readdirSync, readlinkSync, statSync} from 'node:fs'
 import {createServer} from 'node:net'
 import {join} from 'node:path'
 import {ExitCode, MtuneError} from '../errors.js'
@@ -144,20 +144,9 @@ export function runningPid(dir: string): number | undefined {
  * typo, or root's default) is pointed at the one running. Empty without /proc.
  */
 export function runningCaches(): Array<{dir: string; pid: number; listen: string}> {
-  let pids: string[]
-  try {
-    pids = readdirSync('/proc').filter((name) => /^\d+$/.test(name))
-  } catch {
-    return []
-  }
   const found: Array<{dir: string; pid: number; listen: string}> = []
-  for (const pid of pids) {
-    let title: string
-    try {
-      title = readFileSync(`/proc/${pid}/cmdline`, 'utf8')
-    } catch {
-      continue
-    }
+  for (const pid of procPids()) {
+    const title = titleOf(pid)
     // The master rewrites its title into one string: "nginx: master process /usr/sbin/nginx -p DIR ...".
     if (!title.startsWith('nginx: master process')) continue
     const words = title.split(/[\0 ]/)
@@ -270,23 +259,82 @@ async function mtunePage(base: string, timeoutMs = 2_000): Promise<string | unde
 export async function stopNginx(dir: string, graceMs = 10_000): Promise<number | undefined> {
   const pid = runningPid(dir)
   if (!pid) return undefined
+  await endProcesses([pid], graceMs)
+  return pid
+}
+
+/**
+ * DIR's nginx workers (and cache manager) still running without their master. A master that
+ * dies without its workers (kill -9, the OOM killer) leaves them serving on the cache's port:
+ * serve then found the port in use, and status said "not running" while they answered. They
+ * are told by their standard error, DIR's error log (nginxArgs), and a parent that is no nginx
+ * master. Empty without /proc, and for another user's processes, whose descriptors cannot be read.
+ */
+export function leftoverWorkers(dir: string): number[] {
+  const errorLog = paths(dir).errorLog
+  const found: number[] = []
+  for (const pid of procPids()) {
+    try {
+      const title = titleOf(pid)
+      if (!title.startsWith('nginx: ') || title.startsWith('nginx: master')) continue
+      if (readlinkSync(`/proc/${pid}/fd/2`) !== errorLog) continue
+      // The parent's pid follows the command, which is in parentheses and may hold spaces.
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1])
+      if (ppid > 1 && titleOf(ppid).startsWith('nginx: master')) continue
+      found.push(pid)
+    } catch {
+      // Gone meanwhile, or another user's.
+    }
+  }
+  return found
+}
+
+/** End DIR's leftover workers (leftoverWorkers) as stop ends a master; their pids. */
+export async function endLeftoverWorkers(dir: string, graceMs = 10_000): Promise<number[]> {
+  const pids = leftoverWorkers(dir)
+  if (pids.length > 0) await endProcesses(pids, graceMs)
+  return pids
+}
+
+function titleOf(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8')
+  } catch {
+    return ''
+  }
+}
+
+function procPids(): number[] {
+  try {
+    return readdirSync('/proc').filter((name) => /^\d+$/.test(name)).map(Number)
+  } catch {
+    return []
+  }
+}
+
+/** QUIT (requests in flight finish), then TERM for any still there after `graceMs`. */
+async function endProcesses(pids: number[], graceMs: number): Promise<void> {
+  const alive = (pid: number) => {
+    try {
+      process.kill(pid, 0)
+      return true
+    } catch {
+      return false
+    }
+  }
   const gone = async (ms: number) => {
     const until = Date.now() + ms
     while (Date.now() < until) {
-      try {
-        process.kill(pid, 0)
-      } catch {
-        return true
-      }
+      if (!pids.some(alive)) return true
       await new Promise((r) => setTimeout(r, 50))
     }
     return false
   }
-  process.kill(pid, 'SIGQUIT')
+  for (const pid of pids) process.kill(pid, 'SIGQUIT')
   if (!(await gone(graceMs))) {
-    process.kill(pid, 'SIGTERM')
+    for (const pid of pids.filter(alive)) process.kill(pid, 'SIGTERM')
     await gone(5_000)
   }
-  return pid
 }
 

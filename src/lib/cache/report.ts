@@ -2,7 +2,7 @@ import {existsSync} from 'node:fs'
 import {resolve} from 'node:path'
 import {cacheUrl} from './config.js'
 import {parseListen} from './options.js'
-import {answers, paths, readState, runningCaches, runningPid, type CacheState} from './nginx.js'
+import {answers, leftoverWorkers, paths, readState, runningCaches, runningPid, type CacheState} from './nginx.js'
 import {diskOf, diskUsed, readTraffic, type Traffic} from './status.js'
 
 export interface CacheStatus extends Traffic {
@@ -17,6 +17,8 @@ export interface CacheStatus extends Traffic {
   disk: {usedBytes: number; maxBytes: number | null; minFreeBytes: number | null; freeBytes: number | null}
   /** Not running here: the caches that run on this host in other dirs (a typo, root's default dir). */
   runningElsewhere: Array<{dir: string; pid: number; listen: string}>
+  /** Not running: nginx processes its master left running when it died (nginx.ts leftoverWorkers). */
+  leftover: number[]
 }
 
 export async function cacheStatus(dirArg: string): Promise<CacheStatus> {
@@ -37,5 +39,6 @@ export async function cacheStatus(dirArg: string): Promise<CacheStatus> {
     disk: {usedBytes: diskUsed(paths(dir).cache), maxBytes: state?.maxSize ?? null, minFreeBytes: state?.minFreeBytes ?? null, freeBytes: existsSync(dir) ? (diskOf(dir)?.freeBytes ?? null) : null},
     ...traffic,
     runningElsewhere: pid ? [] : runningCaches().filter((c) => c.dir !== dir),
+    leftover: pid ? [] : leftoverWorkers(dir),
   }
 }

@@ -4,7 +4,7 @@ import {writeFileAtomic} from '../fs-atomic.js'
 import {proxyConfig, proxyFor, type ProxyConfig} from '../net/proxy-env.js'
 import {cacheEndpoints} from '../sources/cache-endpoints.js'
 import {cacheUrl, generationOf, nginxConfig} from './config.js'
-import {checkPortFree, paths, prepareDir, readState, reloadNginx, requireNginx, runningPid, startNginx, testConfig, workerUser, writeState, type CacheState} from './nginx.js'
+import {checkPortFree, endLeftoverWorkers, paths, prepareDir, readState, reloadNginx, requireNginx, runningPid, startNginx, testConfig, workerUser, writeState, type CacheState} from './nginx.js'
 import {diskNote, isLoopback, mergeSettings, minFreeOf, resolversFrom, settingsOf, type CacheOptions, type SettingName} from './options.js'
 import {diskOf, diskUsed} from './status.js'
 import {formatBytes} from '../units.js'
@@ -51,6 +51,8 @@ export interface ServeResult {
   proxied?: string
   /** Said when --max-size is more than the disk can give: --min-free is then the limit that holds. */
   disk?: string
+  /** Said when nginx processes a dead master had left running in this --dir were ended first. */
+  leftover?: string
 }
 
 /**
@@ -109,6 +111,8 @@ export async function serve(options: CacheOptions, given: ReadonlySet<SettingNam
   }
   const o = options
   const config = nginxConfig(o)
+  // A master that died left its workers on the port: they are this cache's, ended before starting anew.
+  const ended = await endLeftoverWorkers(o.dir)
   await checkPortFree(o.listen)
   const user = workerUser()
   prepareDir(o.dir, user)
@@ -117,7 +121,8 @@ export async function serve(options: CacheOptions, given: ReadonlySet<SettingNam
   const pid = await startNginx(nginx, o.dir, cacheUrl(o))
   const state = stateOf(o, new Date().toISOString())
   writeState(o.dir, state)
-  return {state, pid, alreadyRunning: false, exposure: exposureOf(o), proxied: proxyWarning(o), disk: diskOfCache(o, given)}
+  const leftover = ended.length > 0 ? `ended the nginx processes the last master left running when it died (pids ${ended.join(', ')})` : undefined
+  return {state, pid, alreadyRunning: false, exposure: exposureOf(o), proxied: proxyWarning(o), disk: diskOfCache(o, given), leftover}
 }
 
 /**

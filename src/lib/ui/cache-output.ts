@@ -40,7 +40,11 @@ export function renderStatus(s: CacheStatus): string {
   const elsewhere = elsewhereWords(s.runningElsewhere, 'status')
   if (!s.running && !s.endpoints && s.requests === 0 && s.disk.usedBytes === 0) return `${mark.fail()} no cache in ${s.dir}: start one with mtune cache serve --dir ${s.dir}${elsewhere}`
   const lines = [
-    s.running ? `${mark.ok()} running (nginx pid ${s.pid})${s.answering ? '' : ', but not answering'} at ${s.url ?? '?'}` : `${mark.fail()} not running (${s.dir}); start it with mtune cache serve --dir ${s.dir}${elsewhere}`,
+    s.running
+      ? `${mark.ok()} running (nginx pid ${s.pid})${s.answering ? '' : ', but not answering'} at ${s.url ?? '?'}`
+      : s.leftover.length
+        ? `${mark.fail()} not running (${s.dir}): its nginx master died, and left processes running (pids ${s.leftover.join(', ')}); mtune cache serve --dir ${s.dir} ends them and starts it again`
+        : `${mark.fail()} not running (${s.dir}); start it with mtune cache serve --dir ${s.dir}${elsewhere}`,
   ]
   if (s.endpoints) lines.push(`  HF_ENDPOINT ${s.endpoints.hf}   Ollama ${s.endpoints.ollama}   ModelScope ${s.endpoints.modelscope}`)
   lines.push(`  disk       ${formatBytes(s.disk.usedBytes)}${s.disk.maxBytes ? ` of ${formatBytes(s.disk.maxBytes)} (--max-size; least recently used files go first beyond it)` : ''}`)
