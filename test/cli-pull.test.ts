@@ -648,6 +648,7 @@ describe('mtune pull -i FILE (a list of URLs)', () => {
       ['hf://org/name\n', 'line 1: hf://org/name: only http:// and https:// URLs are pulled from a list'],
       ['not a url\n', 'line 1: "not a url" is not a URL'],
       ['http://h/a.bin\nhttp://g/a.bin\n', "line 2: a.bin is already the name of line 1's file: give one of them another with out=NAME"],
+      ['http://h/a.bin\n\nhttp://h/a.bin\n', 'line 3: the same URL as line 1: list each file once'],
       ['http://h/\n', 'line 1: http://h/ names no file: give it one with an indented out=NAME line below it'],
       ['http://h/a.bin\n  out=../a.bin\n', 'line 1: the name "../a.bin" would leave'],
       ['# nothing\n\n', 'lists no URL: one per line (# for comments)'],

@@ -78,11 +78,12 @@ export function parseUrlList(text: string, file: string): ListedUrl[] {
   }
   if (!out.length) throw usageError('bad-url-list', `${file} lists no URL: one per line (# for comments)`)
   for (const e of out) if (!e.name) throw bad(e.line, `${e.url} names no file: give it one with an indented out=NAME line below it`)
-  const byName = new Map<string, number>()
+  const byName = new Map<string, {line: number; url: string}>()
   for (const e of out) {
     const first = byName.get(e.name)
-    if (first !== undefined) throw bad(e.line, `${e.name} is already the name of line ${first}'s file: give one of them another with out=NAME`)
-    byName.set(e.name, e.line)
+    if (first?.url === e.url) throw bad(e.line, `the same URL as line ${first.line}: list each file once`)
+    if (first !== undefined) throw bad(e.line, `${e.name} is already the name of line ${first.line}'s file: give one of them another with out=NAME`)
+    byName.set(e.name, {line: e.line, url: e.url})
   }
   return out
 }
