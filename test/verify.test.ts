@@ -521,6 +521,35 @@ describe('mtune verify ollama:// and files', () => {
     assert.match(never.stderr, /^Error: modelscope:\/\/owner\/tiny@v2 is not in the ModelScope cache \(.*owner--tiny\/snapshots\/v2\): pull it first/)
   })
 
+  it("a tree pull --local-dir put a ModelScope model into is checked as its source, from mtune's record (the tree has none)", async () => {
+    const cdn = await startCdn()
+    const files = [
+      {path: 'model.bin', content: shard},
+      {path: 'configuration.json', content: config},
+    ]
+    const ms = await startFakeModelscope([{id: 'owner/tiny', revision: 'master', files}], cdn)
+    closers.push(() => ms.close(), () => cdn.close())
+    // The hub only through --endpoint, as a user of modelscope.ai gives it: the record keeps it.
+    const env = {MODELSCOPE_ENDPOINT: 'http://127.0.0.1:9', MODELSCOPE_CACHE: dir('modelscope'), XDG_CACHE_HOME: dir('xdg')}
+    const tree = join(dir('tree'), 'tiny')
+    const pulled = await runCli(['pull', 'modelscope://owner/tiny', '--local-dir', tree, '--endpoint', ms.origin], env)
+    assert.equal(pulled.code, 0, pulled.stderr)
+    // Pulled again, it adds no second record.
+    assert.equal((await runCli(['pull', 'modelscope://owner/tiny', '--local-dir', tree, '--endpoint', ms.origin], env)).code, 0)
+    assert.equal(readFileSync(join(env.XDG_CACHE_HOME, 'mtune', 'pulled.jsonl'), 'utf8').trim().split('\n').length, 1)
+    const ok = await runCli(['verify', '.'], env, {cwd: tree})
+    assert.equal(ok.code, 0, ok.stdout + ok.stderr)
+    assert.match(ok.stdout, new RegExp(`^• \\. holds modelscope://owner/tiny@master, which mtune pull put there: checked as mtune verify modelscope://owner/tiny --revision master --local-dir \\. --endpoint ${ms.origin}\n✓ intact: 2 of 2 files match the hub's digests`))
+    flipByte(join(tree, 'model.bin'), 3)
+    const bad = await runCli(['verify', tree], env)
+    assert.equal(bad.code, 4, bad.stdout)
+    assert.match(bad.stdout, /✗ model\.bin: corrupt/)
+    assert.match(bad.stdout, new RegExp(`fix: mtune verify ${tree} --repair`))
+    const fixed = await runCli(['verify', tree, '--repair'], env)
+    assert.equal(fixed.code, 0, fixed.stdout + fixed.stderr)
+    assert.ok(readFileSync(join(tree, 'model.bin')).equals(shard))
+  })
+
   it('a plain file against --sha256 or the FILE.sha256 beside it', async () => {
     const d = dir()
     const file = join(d, 'model.bin')

@@ -1,7 +1,7 @@
 import {Args, Flags} from '@oclif/core'
 import {setMaxListeners} from 'node:events'
 import {statOrNone} from '../lib/fs-dirs.js'
-import {pulledRecordOf} from '../lib/verify/pull-record.js'
+import {modelDirRecord, pulledRecordOf} from '../lib/verify/pull-record.js'
 import {MtuneCommand} from '../lib/ui/base-command.js'
 import {ExitCode, MtuneError, usageError} from '../lib/errors.js'
 import {filesAfter, hasScheme, parseSource, sourceText, type SourceRef} from '../lib/sources/reference.js'
@@ -27,7 +27,8 @@ export default class Verify extends MtuneCommand {
   static override description = `SOURCE is hf://ORG/NAME[@REV][/PATH] (hf://datasets/... too), ollama://MODEL[:TAG] or modelscope://OWNER/NAME[@REV][/PATH], \
 found where mtune pull (and each ecosystem's own tools) put them; or a PATH, checked against --sha256, the PATH.sha256 beside it, \
 or its line in a SHA256SUMS beside it, or the sha256 mtune pull recorded when it fetched it from a URL; \
-or a directory, against the SHA256SUMS in it (as sha256sum -c), or mtune pull's record of the files it put there. \
+or a directory, against the SHA256SUMS in it (as sha256sum -c), or mtune pull's record of the files it put there \
+(a ModelScope model pulled there with --local-dir is checked as its source). \
 Hugging Face: the snapshot's links and blobs (each blob's name is its digest) and, when the hub answers, its file list; \
 Ollama: the manifest and every blob it names; ModelScope: the hub's sha256s. Files are hashed on all cores.
 
@@ -89,9 +90,13 @@ Exit codes: 0 intact (or repaired), 2 bad input, 3 the hub's listing was needed 
     const usual = copy?.cacheVar === 'HF_HUB_CACHE' ? hfCacheDir() : modelscopeCacheDir()
     const otherCache = copy && resolve(copy.cache) !== resolve(usual) ? `${copy.cacheVar}=${copy.cache} ` : ''
     if (copy && otherCache) process.env[copy.cacheVar] = copy.cache
-    const ref = isSource ? parseSource(args.source, {insecure: flags.insecure}) : copy ? parseSource(copy.source) : undefined
+    // A tree pull --local-dir put a ModelScope model into holds no record of it: mtune's own says which.
+    const tree = isSource || copy || args.files?.length || !statOrNone(args.source)?.isDirectory() ? undefined : modelDirRecord(args.source)
+    const ref = isSource ? parseSource(args.source, {insecure: flags.insecure}) : copy ? parseSource(copy.source) : tree ? parseSource(tree.model) : undefined
     // The snapshot's revision, not one the user gave: the fix line repeats only what was typed.
-    const revision = flags.revision ?? copy?.revision
+    const revision = flags.revision ?? copy?.revision ?? tree?.revision
+    const localDir = flags['local-dir'] ?? (tree ? args.source : undefined)
+    const endpoint = flags.endpoint ?? tree?.endpoint
     if (flags.insecure && ref?.kind !== 'ollama') throw usageError('bad-flag', INSECURE_ELSEWHERE)
     const files = ref ? filesAfter(ref, args.files, 'verify') : undefined
     const paths = ref ? [] : [args.source, ...(args.files ?? [])]
@@ -127,7 +132,6 @@ Exit codes: 0 intact (or repaired), 2 bad input, 3 the hub's listing was needed 
     if ((flags.include || flags.exclude) && ref?.kind !== 'hf' && ref?.kind !== 'modelscope') {
       throw usageError('bad-flag', `--include and --exclude choose files of an hf:// or modelscope:// repo, not of ${ref ? 'an Ollama model (all its blobs are needed)' : 'a file PATH'}`)
     }
-    const localDir = flags['local-dir']
     if (localDir && statOrNone(localDir)?.isDirectory() === false) {
       throw usageError('bad-local-dir', `invalid --local-dir "${localDir}": it is a file; give the directory the model was pulled into`)
     }
@@ -152,8 +156,8 @@ Exit codes: 0 intact (or repaired), 2 bad input, 3 the hub's listing was needed 
         include: flags.include,
         exclude: flags.exclude,
         revision,
-        localDir: flags['local-dir'],
-        endpoint: flags.endpoint,
+        localDir,
+        endpoint,
         repair: flags.repair,
         cache: flags.cache && !flags.offline && ref ? parseCacheUrl(flags.cache) : undefined,
         online: !flags.offline,
@@ -169,9 +173,14 @@ Exit codes: 0 intact (or repaired), 2 bad input, 3 the hub's listing was needed 
       })
       reporter.stop()
       if (copy) report.notes.unshift(`${args.source} is the ${copy.cacheVar === 'HF_HUB_CACHE' ? 'Hugging Face' : 'ModelScope'} cache's copy of ${copy.source.replace(/^\w+:\/\//, '')}: checked as ${otherCache}mtune verify ${copy.source}${revision ? ` --revision ${revision}` : ''}`)
+      if (tree) {
+        const as = again([tree.model], ref, {...flags, revision, 'local-dir': args.source, endpoint}).verify.join(' ')
+        report.notes.unshift(`${args.source} holds ${tree.model}@${tree.revision}, which mtune pull put there: checked as mtune verify ${as}`)
+      }
       const fixes = again(ref ? [args.source, ...(files ?? [])] : paths, ref, flags)
-      // A cache folder is verified again as it was given (the folder), but pulled as its source.
+      // A cache folder or a pulled tree is verified again as it was given (the folder), but pulled as its source.
       if (copy) fixes.pull = again([copy.source], ref, {...flags, revision}).pull
+      if (tree) fixes.pull = again([tree.model], ref, {...flags, revision, 'local-dir': args.source, endpoint}).pull
       const shown = json ? '' : renderVerify(report, flags.quiet, fixes)
       // --quiet on an intact model prints nothing at all, as sha256sum --quiet does.
       if (shown) this.log(shown)

@@ -5,6 +5,7 @@ import {apiGet, parseJson, type ApiContext} from './api.js'
 import {fileMatches} from './file-check.js'
 import type {Plan, PlannedFile} from './plan.js'
 import {isHex, safeJoin, safeRelativePath} from './safe-names.js'
+import {rememberModelDir} from '../verify/pull-record.js'
 import {endpointUrl, setting} from '../env-settings.js'
 
 interface FilesAnswer {
@@ -25,7 +26,7 @@ export function modelscopeCacheDir(env = process.env): string {
 /** modelscope://OWNER/NAME@REV into models/OWNER--NAME/snapshots/REV/PATH, or a plain tree. */
 export async function resolveModelscope(
   ref: {repo: string; revision: string},
-  options: {endpoint: string; token?: string; localDir?: string; select: (name: string) => boolean; env?: NodeJS.ProcessEnv},
+  options: {endpoint: string; token?: string; localDir?: string; select: (name: string) => boolean; env?: NodeJS.ProcessEnv; givenEndpoint?: string},
   ctx: ApiContext,
 ): Promise<Plan> {
   const what = `modelscope://${ref.repo}@${ref.revision}`
@@ -65,6 +66,9 @@ export async function resolveModelscope(
     files,
     headers: options.token ? {authorization: `Bearer ${options.token}`} : {},
     notes: files.some((f) => !f.sha256) ? ['some files have no sha256 in the listing: they are checked by size only'] : [],
-    finish: async () => {},
+    // A plain tree holds no record of its source: mtune's own lets `mtune verify DIR` check it.
+    finish: async () => {
+      if (options.localDir) rememberModelDir(root, `modelscope://${ref.repo}`, ref.revision, options.givenEndpoint, options.env)
+    },
   }
 }

@@ -61,7 +61,7 @@ export async function resolvePlan(ref: Exclude<SourceRef, {kind: 'url'}>, option
           : modelscopeEndpoint(env)
       const selection = {...options, paths: pathsOf(ref, options.files)}
       const listed = new Set<string>()
-      const plan = await resolveModelscope(ref, {endpoint, token, localDir: options.localDir, select: listing(selector(selection), listed), env}, {...ctx, headers: token ? {authorization: `Bearer ${token}`} : {}}).catch(
+      const plan = await resolveModelscope(ref, {endpoint, token, localDir: options.localDir, select: listing(selector(selection), listed), env, givenEndpoint: options.endpoint}, {...ctx, headers: token ? {authorization: `Bearer ${token}`} : {}}).catch(
         unreachable(options, env, 'MODELSCOPE_ENDPOINT', 'modelscope.cn'),
       )
       return withSudoNote(selectionSaid(plan, selection, listed), 'modelscope', options, env)

@@ -153,3 +153,58 @@ function readRecords(needle: string, keep: (path: string) => boolean, env: NodeJ
   }
   return found
 }
+
+/**
+ * A model pulled into a plain tree (pull --local-dir) where nothing else says what it is:
+ * ModelScope leaves no record in the tree, as huggingface_hub's .cache/huggingface does, so
+ * `mtune verify DIR` had nothing to check it against. Kept in the same file, one line per
+ * tree: `verify DIR` checks it as its source, at that revision, on that endpoint.
+ */
+export interface PulledModelDir {
+  /** The tree, resolved (links followed). */
+  dir: string
+  /** modelscope://OWNER/NAME, without the revision. */
+  model: string
+  revision: string
+  /** The --endpoint it was pulled from, where one was given. */
+  endpoint?: string
+  at: string
+}
+
+/** Record a model's tree, unless the same record is the last one for it; why it could not be, for --debug. */
+export function rememberModelDir(dir: string, model: string, revision: string, endpoint?: string, env: NodeJS.ProcessEnv = process.env): string | undefined {
+  const real = realPath(dir)
+  const known = modelDirRecord(real, env)
+  if (known && known.model === model && known.revision === revision && known.endpoint === endpoint) return undefined
+  const line: PulledModelDir = {dir: real, model, revision, ...(endpoint ? {endpoint} : {}), at: new Date().toISOString()}
+  const path = pullRecordPath(env)
+  try {
+    writeOwnFile(path, () => appendFileSync(path, `${JSON.stringify(line)}\n`, {mode: 0o600}))
+    return undefined
+  } catch (error) {
+    return `could not record the pull in ${path} (${errorMessage(error)}): mtune verify ${real} will not know its source`
+  }
+}
+
+/** The last record of the model pulled into `dir` (pull --local-dir), if mtune pull put one there. */
+export function modelDirRecord(dir: string, env: NodeJS.ProcessEnv = process.env): PulledModelDir | undefined {
+  const real = realPath(dir)
+  let text: string
+  try {
+    text = readFileSync(pullRecordPath(env), 'utf8')
+  } catch {
+    return undefined
+  }
+  const quoted = `"dir":${JSON.stringify(real)}`
+  let found: PulledModelDir | undefined
+  for (const line of text.split('\n')) {
+    if (!line.includes(quoted)) continue
+    try {
+      const m = JSON.parse(line) as PulledModelDir
+      if (m.dir === real && typeof m.model === 'string' && /^modelscope:\/\/[^/@\s]+\/[^/@\s]+$/.test(m.model) && typeof m.revision === 'string') found = m
+    } catch {
+      // A line cut short: the others still count.
+    }
+  }
+  return found
+}
