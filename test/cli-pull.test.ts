@@ -351,6 +351,8 @@ describe('mtune pull (CLI)', () => {
         [['pul', 'http://127.0.0.1:9/x'], /^Error: unknown command "pul": did you mean mtune pull\? mtune --help lists the commands$/],
         [['cache', 'sevre', '--dir', '/tmp/x'], /^Error: unknown command "cache sevre": did you mean mtune cache serve\? mtune --help/],
         [['frobnicate'], /^Error: unknown command "frobnicate": mtune --help lists the commands$/],
+        // Sharing "cache " with "cache stop" made "foo" a typo of "stop": the differing words are judged.
+        [['cache', 'foo'], /^Error: unknown command "cache foo": mtune --help lists the commands$/],
         [['help', 'pul'], /^Error: unknown command "pul": did you mean mtune pull\? mtune --help lists the commands$/],
       ]
       for (const [argv, line] of cases) {

@@ -29,12 +29,24 @@ const hook: Hook<'command_not_found'> = async function (options) {
   })
   // A topic typed right ("cache" of "cache sevre") is no answer: the command under it is.
   const nearest = scored.filter((s) => s.d > 0).sort((a, b) => a.d - b.d || b.name.length - a.name.length)[0]
-  const close = nearest !== undefined && closeEnough(nearest.said, nearest.d)
-  const typed = close ? nearest.said : words[0]
+  // Judged on the words that differ: "cache foo" is not a typo of "cache stop" for sharing "cache ".
+  const close = nearest !== undefined && closeEnough(afterCommonWords(nearest.said, nearest.name), nearest.d)
+  // Under a topic typed right (cache), the unknown command is its next word too.
+  const topic = options.config.topics.some((t) => t.name === words[0]) && words.length > 1
+  const typed = close ? nearest.said : words.slice(0, topic ? 2 : 1).join(' ')
   const message = `unknown command "${typed}": ${close ? `did you mean mtune ${nearest.name}? ` : ''}mtune --help lists the commands`
   if (options.argv?.includes('--json')) process.stdout.write(`${JSON.stringify({error: {code: 'unknown-command', message, exitCode: ExitCode.usage}}, null, 2)}\n`)
   else process.stderr.write(`Error: ${message}\n`)
   process.exit(ExitCode.usage)
+}
+
+/** `said` without the leading words it has in common with `name`. */
+function afterCommonWords(said: string, name: string): string {
+  const a = said.split(' ')
+  const b = name.split(' ')
+  let i = 0
+  while (i < a.length - 1 && a[i] === b[i]) i++
+  return a.slice(i).join(' ')
 }
 
 export default hook
