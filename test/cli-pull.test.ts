@@ -331,6 +331,8 @@ describe('mtune pull (CLI)', () => {
         [['pull', 'http://127.0.0.1:9/x', '--max-connection', '8'], /^Error: Nonexistent flag: --max-connection; did you mean --max-connections\?; see mtune pull --help$/],
         [['verify', 'x', '--repiar'], /^Error: Nonexistent flag: --repiar; did you mean --repair\?; see mtune verify --help$/],
         [['doctor', '--jsn'], /^Error: Nonexistent flag: --jsn; did you mean --json\?; see mtune doctor --help$/],
+        // The start of one flag is that flag (it was "--auto", two letters off "--out").
+        [['pull', 'http://127.0.0.1:9/x', '--out', 'x'], /^Error: Nonexistent flag: --out; did you mean --output\?; see mtune pull --help$/],
         [['pull', 'http://127.0.0.1:9/x', '-c', '0'], /^Error: Parsing --connections: Expected an integer .*; see mtune pull --help$/],
         // Another tool's flag, typed from habit: what mtune has for it, on the same line.
         [['pull', 'http://127.0.0.1:9/x', '-x', '16'], /^Error: Nonexistent flag: -x; connections are -c N \(to start with; the count adapts\) and --max-connections N; see mtune pull --help$/],

@@ -141,6 +141,9 @@ function parseErrorLine(err: ParseError, id: string | undefined, argv: string[],
 export function nearestFlag(typed: string, flags: string[]): string | undefined {
   const name = typed.replace(/=.*$/, '').replace(/^-+/, '')
   if (name.length < 3) return undefined
+  // The start of one flag (--out, --conn, as GNU getopt would take them): that flag, not a typo's neighbour (--auto).
+  const started = flags.filter((f) => f.startsWith(name))
+  if (started.length === 1) return `did you mean --${started[0]}?`
   const scored = flags.map((f) => ({f, d: editDistance(name, f)})).filter((s) => closeEnough(name, s.d))
   scored.sort((a, b) => a.d - b.d || a.f.localeCompare(b.f))
   return scored[0] && `did you mean --${scored[0].f}?`
