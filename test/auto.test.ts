@@ -37,6 +37,15 @@ describe('mtune pull --auto', () => {
     assert.match(again.stderr, /again\.bin is the file mtune pulled from this URL on .*: kept/)
   })
 
+  it('takes a --mirror that is the URL itself as one candidate, as a plain pull does', async () => {
+    const m = await mirror()
+    const r = await runCli(['pull', '--auto', m.url, '--mirror', m.url, '--no-public-mirrors', '--budget', '1', '--dry-run', '--json'], env())
+    assert.equal(r.code, 0, r.stderr)
+    const doc = JSON.parse(r.stdout)
+    assert.equal(doc.decision.candidates.length, 1, JSON.stringify(doc.decision.candidates))
+    assert.deepEqual(doc.decision.fallbacks, [], 'not its own failover')
+  })
+
   it('decides on and pulls from mirrors that want the credentials in their URLs, showing none', async () => {
     const basic = (pair: string) => `Basic ${Buffer.from(pair).toString('base64')}`
     const a = await mirror({perConnectionRate: 2 * MiB, authorize: (req) => (req.headers.authorization === basic('a:pw-one') ? undefined : 401)})

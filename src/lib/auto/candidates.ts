@@ -71,7 +71,8 @@ export async function findCandidates(
   // URL credentials are the URL's own (credentials.ts): each URL carries its own to its origin,
   // and a Hub file URL the Hub token, as in a plain pull (hub-files.ts).
   if (ref.kind === 'url') {
-    return [ref.url, ...options.mirrors].map((url) => {
+    // A --mirror that is the URL itself (or given twice) is one candidate, as a plain pull takes it (engine.ts).
+    return [...new Set([ref.url, ...options.mirrors].map((u) => (URL.canParse(u) ? new URL(u).href : u)))].map((url) => {
       const headers = hubFileHeaders(url, env)
       return {label: shownUrl(url), url, ok: true, token: Boolean(headers), ...(headers ? {headers} : {})}
     })
