@@ -275,6 +275,10 @@ describe('mtune verify hf://', () => {
     assert.equal(r.code, 0, r.stdout + r.stderr)
     assert.match(r.stdout, /2 files of the revision were not pulled here, so not checked: model\.safetensors, sub\/shard\.bin; mtune pull hf:\/\/acme\/checked fetches them/)
     assert.match(r.stdout, /✓ intact: 1 of 1 file matches the hub's digests/)
+    // Its folder, checked by another user whose cache is elsewhere: the pull that fetches the rest goes into this cache.
+    const folder = await runCli(['verify', join(env.HF_HUB_CACHE, 'models--acme--checked')], {...env, HF_HUB_CACHE: join(dir('other'), 'hub')})
+    assert.equal(folder.code, 0, folder.stdout + folder.stderr)
+    assert.match(folder.stdout, new RegExp(`not pulled here, so not checked: model\\.safetensors, sub/shard\\.bin; HF_HUB_CACHE=${env.HF_HUB_CACHE} mtune pull hf://acme/checked fetches them`))
     const requests = cdn.mirror.requests.length
     const repaired = await runCli(['verify', 'hf://acme/checked', '--repair', '--json'], env)
     assert.equal(repaired.code, 0, repaired.stderr)

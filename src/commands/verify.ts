@@ -179,7 +179,7 @@ Exit codes: 0 intact (or repaired), 2 bad input, 3 the hub's listing was needed 
       }
       const fixes = again(ref ? [args.source, ...(files ?? [])] : paths, ref, flags)
       // A cache folder or a pulled tree is verified again as it was given (the folder), but pulled as its source.
-      if (copy) fixes.pull = again([copy.source], ref, {...flags, revision}).pull
+      if (copy) Object.assign(fixes, {pull: again([copy.source], ref, {...flags, revision}).pull, pullEnv: otherCache || undefined})
       if (tree) fixes.pull = again([tree.model], ref, {...flags, revision, 'local-dir': args.source, endpoint}).pull
       const shown = json ? '' : renderVerify(report, flags.quiet, fixes)
       // --quiet on an intact model prints nothing at all, as sha256sum --quiet does.

@@ -18,6 +18,8 @@ const WORDS: Record<string, string> = {
 export interface Again {
   verify: string[]
   pull: string[]
+  /** Set before `mtune pull` (`HF_HUB_CACHE=DIR `): a cache folder of another cache than the user's is pulled into that one. */
+  pullEnv?: string
 }
 
 /**
@@ -31,7 +33,7 @@ export function renderVerify(r: VerifyReport, quiet = false, again: Again = {ver
   // After a repair the report is the check that followed it: what was wrong comes first.
   const lines = [...(r.repair?.attempted ? r.repair.found.map(line) : []), ...now]
   for (const n of r.notes) lines.push(`${mark.info()} ${n}`)
-  if (r.notPulled.length) lines.push(`${mark.info()} ${notPulled(r.notPulled)}; mtune pull ${again.pull.map(shellWord).join(' ')} fetches ${r.notPulled.length === 1 ? 'it' : 'them'}`)
+  if (r.notPulled.length) lines.push(`${mark.info()} ${notPulled(r.notPulled)}; ${again.pullEnv ?? ''}mtune pull ${again.pull.map(shellWord).join(' ')} fetches ${r.notPulled.length === 1 ? 'it' : 'them'}`)
   const s = r.summary
   const against = {hub: "the hub's digests", disk: 'the digests in the blob names', manifest: 'the manifest\'s digests', sha256: 'the given sha256', list: `the digests in ${r.checksumList}`, each: 'the digests found for each (FILE.sha256, SHA256SUMS, blob names)', header: 'what their own headers say', record: "the digests huggingface_hub recorded", pulled: 'the sha256 mtune pull recorded'}[r.against]
   const rate = s.seconds > 0 && s.bytesHashed > 0 ? `, ${formatRate(s.bytesHashed / s.seconds)}` : ''
