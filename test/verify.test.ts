@@ -493,7 +493,8 @@ describe('mtune verify ollama:// and files', () => {
     )
   })
 
-  it('modelscope:// against the hub\'s sha256s; says so when the listing does not come', async () => {
+  /** A ModelScope hub with owner/tiny (model.bin and configuration.json) at master. */
+  async function modelscopeTiny() {
     const cdn = await startCdn()
     const files = [
       {path: 'model.bin', content: shard},
@@ -501,6 +502,11 @@ describe('mtune verify ollama:// and files', () => {
     ]
     const ms = await startFakeModelscope([{id: 'owner/tiny', revision: 'master', files}], cdn)
     closers.push(() => ms.close(), () => cdn.close())
+    return ms
+  }
+
+  it('modelscope:// against the hub\'s sha256s; says so when the listing does not come', async () => {
+    const ms = await modelscopeTiny()
     const env = {MODELSCOPE_ENDPOINT: ms.origin, MODELSCOPE_CACHE: dir('modelscope')}
     assert.equal((await runCli(['pull', 'modelscope://owner/tiny'], env)).code, 0)
     const ok = await runCli(['verify', 'modelscope://owner/tiny'], env)
@@ -526,13 +532,7 @@ describe('mtune verify ollama:// and files', () => {
   })
 
   it("a tree pull --local-dir put a ModelScope model into is checked as its source, from mtune's record (the tree has none)", async () => {
-    const cdn = await startCdn()
-    const files = [
-      {path: 'model.bin', content: shard},
-      {path: 'configuration.json', content: config},
-    ]
-    const ms = await startFakeModelscope([{id: 'owner/tiny', revision: 'master', files}], cdn)
-    closers.push(() => ms.close(), () => cdn.close())
+    const ms = await modelscopeTiny()
     // The hub only through --endpoint, as a user of modelscope.ai gives it: the record keeps it.
     const env = {MODELSCOPE_ENDPOINT: 'http://127.0.0.1:9', MODELSCOPE_CACHE: dir('modelscope'), XDG_CACHE_HOME: dir('xdg')}
     const tree = join(dir('tree'), 'tiny')
