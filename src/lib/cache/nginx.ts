@@ -278,9 +278,7 @@ export function leftoverWorkers(dir: string): number[] {
       const title = titleOf(pid)
       if (!title.startsWith('nginx: ') || title.startsWith('nginx: master')) continue
       if (readlinkSync(`/proc/${pid}/fd/2`) !== errorLog) continue
-      // The parent's pid follows the command, which is in parentheses and may hold spaces.
-      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1])
+      const ppid = procStat(pid)?.ppid ?? 0
       if (ppid > 1 && titleOf(ppid).startsWith('nginx: master')) continue
       found.push(pid)
     } catch {
@@ -295,6 +293,18 @@ export async function endLeftoverWorkers(dir: string, graceMs = 10_000): Promise
   const pids = leftoverWorkers(dir)
   if (pids.length > 0) await endProcesses(pids, graceMs)
   return pids
+}
+
+/** The process's state letter (R, S, Z...) and parent from /proc; undefined where they cannot be read. */
+function procStat(pid: number): {state: string; ppid: number} | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    // After the command, which is in parentheses and may hold spaces.
+    const [state, ppid] = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    return {state: state!, ppid: Number(ppid)}
+  } catch {
+    return undefined
+  }
 }
 
 function titleOf(pid: number): string {
@@ -318,9 +328,18 @@ async function endProcesses(pids: number[], graceMs: number): Promise<void> {
   const alive = (pid: number) => {
     try {
       process.kill(pid, 0)
-      return true
     } catch {
       return false
+    }
+    // A zombie is gone too: a container's init may never reap the workers that lost their master.
+    return procStat(pid)?.state !== 'Z'
+  }
+  // One that ended between being found and being told (ESRCH) needs nothing more.
+  const signal = (pid: number, name: NodeJS.Signals) => {
+    try {
+      process.kill(pid, name)
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ESRCH') throw error
     }
   }
   const gone = async (ms: number) => {
@@ -331,9 +350,9 @@ async function endProcesses(pids: number[], graceMs: number): Promise<void> {
     }
     return false
   }
-  for (const pid of pids) process.kill(pid, 'SIGQUIT')
+  for (const pid of pids) signal(pid, 'SIGQUIT')
   if (!(await gone(graceMs))) {
-    for (const pid of pids.filter(alive)) process.kill(pid, 'SIGTERM')
+    for (const pid of pids.filter(alive)) signal(pid, 'SIGTERM')
     await gone(5_000)
   }
 }
