@@ -137,6 +137,12 @@ describe('disk: a --path not made yet', () => {
     assert.match(refused.summary, /^\/data is not writable by this user \(\/data\/models\/new does not exist yet/)
   })
 
+  it("says what is loaded of what is pulled only where the two read apart (not a repo's few KB of configs)", () => {
+    const ram = (size: number, loads: number) => byId(decide(baseFacts({size, loads}), ['memory']), 'memory.ram').summary
+    assert.match(ram(6 * 1024 ** 2 + 14, 6 * 1024 ** 2), /, model 6\.0 MiB$/)
+    assert.match(ram(15 * 1024 ** 2, 12 * 1024 ** 2), /, model 12\.0 MiB loaded, of 15\.0 MiB pulled$/)
+  })
+
   it('fails a kernel filesystem (--path /proc/...), which root may open but no model can be written to', () => {
     const facts = baseFacts({disk: {...baseFacts().disk, path: '/proc/models', directory: '/proc', writable: true, mount: {fsType: 'proc', mountPoint: '/proc', source: 'proc', majorMinor: '0:22'}}})
     const findings = decide(facts, ['disk'])

@@ -135,7 +135,8 @@ export function diskChecks(f: DoctorFacts, missing?: number): Finding[] {
 /** What RAM and VRAM must hold, and, where the pull writes more (a repo's other formats and variants), that it is only part of it. */
 function loadedWords(f: DoctorFacts): string {
   const loads = f.loads ?? f.size ?? 0
-  return f.size !== undefined && loads < f.size ? `${formatBytes(loads)} loaded, of ${formatBytes(f.size)} pulled` : formatBytes(loads)
+  // Only where the two read apart: a repo's few KB of configs made "6.0 MiB loaded, of 6.0 MiB pulled".
+  return f.size !== undefined && formatBytes(loads) !== formatBytes(f.size) ? `${formatBytes(loads)} loaded, of ${formatBytes(f.size)} pulled` : formatBytes(loads)
 }
 
 export function memoryChecks(f: DoctorFacts): Finding[] {
