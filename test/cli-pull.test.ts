@@ -275,6 +275,9 @@ describe('mtune pull (CLI)', () => {
       ['a bad rate', async () => ['pull', 'http://127.0.0.1:9/x', '--limit-rate', 'fast'], 2, /invalid --limit-rate "fast"/],
       ['a bad digest', async () => ['pull', 'http://127.0.0.1:9/x', '--sha256', 'abc'], 2, /invalid sha256 "abc"/],
       ['standard output as the destination', async () => ['pull', 'http://127.0.0.1:9/x', '-o', '-'], 2, /-o - \(standard output\) is not supported.*give a file or directory path/],
+      // "$DIR" unset in a script: the current directory (or, for --local-dir, the cache) in silence.
+      ['an empty path', async () => ['pull', 'hf://acme/x', '--local-dir', ''], 2, /^Error: --local-dir is empty \(a variable not set\?\): give a path, or leave the flag out$/m],
+      ['an empty path, any command', async () => ['cache', 'status', '--dir', ''], 2, /^Error: --dir is empty/m],
       // statfs says /proc has no free blocks: it said "not enough space", as if a disk were full.
       ['a kernel filesystem as the destination', async () => ['pull', 'http://127.0.0.1:9/x', '-o', '/proc/mtune-test/x.bin'], 5, /^Error: cannot write to \/proc: it is a kernel filesystem, not a disk; choose another -o$/m],
       [

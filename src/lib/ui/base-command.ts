@@ -1,6 +1,6 @@
 import {habitFor, shortHabitFor} from './flag-habits.js'
 import {closeEnough, editDistance} from '../near-names.js'
-import {Command, Errors, Flags} from '@oclif/core'
+import {Command, Errors, Flags, type Interfaces} from '@oclif/core'
 import {ExitCode, MtuneError, usageError} from '../errors.js'
 import {fsFailure} from '../fs-dirs.js'
 import {chalk} from './colors.js'
@@ -20,6 +20,21 @@ export const INTERRUPT_GRACE_MS = 2_000
 export abstract class MtuneCommand extends Command {
   static override baseFlags = {
     debug: Flags.boolean({description: 'Print stack traces and request details when something fails.', helpGroup: 'GLOBAL'}),
+  }
+
+  /**
+   * oclif's parse, then one check every command shares: a path flag given empty (`--local-dir
+   * "$DIR"` with DIR unset in a script) meant the current directory, or the default place (the
+   * cache for --local-dir), in silence.
+   */
+  // The constraints are oclif's FlagOutput and ArgOutput, which it does not export.
+  protected override async parse<F extends {[name: string]: any}, B extends {[name: string]: any}, A extends {[name: string]: any}>(
+    options?: Interfaces.Input<F, B, A>,
+    argv?: string[],
+  ): Promise<Interfaces.ParserOutput<F, B, A>> {
+    const parsed = await super.parse(options, argv)
+    refuseEmptyPaths(parsed.flags as Record<string, unknown>)
+    return parsed
   }
 
   protected get debugEnabled(): boolean {
@@ -135,6 +150,16 @@ function parseErrorLine(err: ParseError, id: string | undefined, argv: string[],
         ? shortHabitFor(id, valueOf[1] ?? valueOf[2], argv)
         : undefined
   return `${text || 'invalid arguments'}; ${habit ? `${habit}; ` : ''}${help}`
+}
+
+/** The flags that name a place on disk, in every command that has them. */
+const PATH_FLAGS = ['output', 'local-dir', 'path', 'dir', 'disk', 'input-file'] as const
+
+/** An empty path flag, refused with the flag's name: one line, exit 2. */
+export function refuseEmptyPaths(flags: Record<string, unknown>): void {
+  for (const name of PATH_FLAGS) {
+    if (flags[name] === '') throw usageError('empty-path', `--${name} is empty (a variable not set?): give a path, or leave the flag out`)
+  }
 }
 
 /** A typo of one of the command's own flags (`--sizee`, `--inclde`): "did you mean --size?". */
