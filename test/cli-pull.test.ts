@@ -278,6 +278,8 @@ describe('mtune pull (CLI)', () => {
       // "$DIR" unset in a script: the current directory (or, for --local-dir, the cache) in silence.
       ['an empty path', async () => ['pull', 'hf://acme/x', '--local-dir', ''], 2, /^Error: --local-dir is empty \(a variable not set\?\): give a path, or leave the flag out$/m],
       ['an empty path, any command', async () => ['cache', 'status', '--dir', ''], 2, /^Error: --dir is empty/m],
+      ['an empty value: a cap that would have been left off', async () => ['pull', 'http://127.0.0.1:9/x', '--limit-rate', ''], 2, /^Error: --limit-rate is empty \(a variable not set\?\): give a value, or leave the flag out$/m],
+      ['an empty glob among others', async () => ['pull', 'hf://acme/x', '--include', '*.json', '--include', ''], 2, /^Error: --include is empty/m],
       // statfs says /proc has no free blocks: it said "not enough space", as if a disk were full.
       ['a kernel filesystem as the destination', async () => ['pull', 'http://127.0.0.1:9/x', '-o', '/proc/mtune-test/x.bin'], 5, /^Error: cannot write to \/proc: it is a kernel filesystem, not a disk; choose another -o$/m],
       [

@@ -23,9 +23,8 @@ export abstract class MtuneCommand extends Command {
   }
 
   /**
-   * oclif's parse, then one check every command shares: a path flag given empty (`--local-dir
-   * "$DIR"` with DIR unset in a script) meant the current directory, or the default place (the
-   * cache for --local-dir), in silence.
+   * oclif's parse, then one check every command shares: a flag given empty (`--local-dir "$DIR"`
+   * with DIR unset in a script) meant the flag left out, in silence (refuseEmptyFlags).
    */
   // The constraints are oclif's FlagOutput and ArgOutput, which it does not export.
   protected override async parse<F extends {[name: string]: any}, B extends {[name: string]: any}, A extends {[name: string]: any}>(
@@ -33,7 +32,7 @@ export abstract class MtuneCommand extends Command {
     argv?: string[],
   ): Promise<Interfaces.ParserOutput<F, B, A>> {
     const parsed = await super.parse(options, argv)
-    refuseEmptyPaths(parsed.flags as Record<string, unknown>)
+    refuseEmptyFlags(parsed.flags as Record<string, unknown>)
     return parsed
   }
 
@@ -153,12 +152,19 @@ function parseErrorLine(err: ParseError, id: string | undefined, argv: string[],
 }
 
 /** The flags that name a place on disk, in every command that has them. */
-const PATH_FLAGS = ['output', 'local-dir', 'path', 'dir', 'disk', 'input-file'] as const
+const PATH_FLAGS = new Set(['output', 'local-dir', 'path', 'dir', 'disk', 'input-file'])
+/** Where empty says something: no cache (MTUNE_CACHE=, as scripts turn it off), no extra CDN hosts. */
+const EMPTY_MEANS_NONE = new Set(['cache', 'cdn-host'])
 
-/** An empty path flag, refused with the flag's name: one line, exit 2. */
-export function refuseEmptyPaths(flags: Record<string, unknown>): void {
-  for (const name of PATH_FLAGS) {
-    if (flags[name] === '') throw usageError('empty-path', `--${name} is empty (a variable not set?): give a path, or leave the flag out`)
+/**
+ * A flag given empty, refused with its name: one line, exit 2. `--limit-rate "$RATE"` with RATE
+ * unset pulled uncapped, `--local-dir ""` into the cache, `doctor --model ""` without the model.
+ */
+export function refuseEmptyFlags(flags: Record<string, unknown>): void {
+  for (const [name, value] of Object.entries(flags)) {
+    if (EMPTY_MEANS_NONE.has(name)) continue
+    if (value !== '' && !(Array.isArray(value) && value.includes(''))) continue
+    throw usageError('empty-flag', `--${name} is empty (a variable not set?): give ${PATH_FLAGS.has(name) ? 'a path' : 'a value'}, or leave the flag out`)
   }
 }
 
