@@ -8,6 +8,7 @@ import {MtuneCommand} from '../lib/ui/base-command.js'
 import {mark} from '../lib/ui/colors.js'
 import {registerUrlSecrets} from '../lib/ui/secrets.js'
 import {parseSize} from '../lib/units.js'
+import {MIN_CHUNK_SIZE} from '../lib/transfer/pull-types.js'
 
 export default class Bench extends MtuneCommand {
   static override summary = 'Measure mirrors, connection counts and chunk sizes, and recommend the fastest settings.'
@@ -66,10 +67,9 @@ Exit codes: 0 measured, 2 bad input, 3 no mirror answered, 130 interrupted (what
         return v
       })
     const connections = list(flags.connections, '--connections', (s) => (/^\d+$/.test(s) && Number(s) <= 256 ? Number(s) : Number.NaN))
-    // As pull's --chunk-size: a request per few bytes measures the server's patience, not the path.
     const chunkSizes = list(flags['chunk-size'], '--chunk-size', (s) => {
       const bytes = parseSize(s, '--chunk-size')
-      return bytes >= 64 * 1024 ? bytes : Number.NaN
+      return bytes >= MIN_CHUNK_SIZE ? bytes : Number.NaN
     })
     const maxBytes = parseSize(flags['max-bytes'], '--max-bytes')
     if (maxBytes < 1024 * 1024) throw usageError('bad-size', `--max-bytes ${flags['max-bytes']} is too small: use 1M or more`)

@@ -1,4 +1,4 @@
-import {mkdirSync, readdirSync, statSync, type Stats} from 'node:fs'
+import {mkdirSync, readdirSync, statSync, statfsSync, type Stats} from 'node:fs'
 import {mkdir} from 'node:fs/promises'
 import {dirname, join, resolve} from 'node:path'
 import {ExitCode, MtuneError} from './errors.js'
@@ -40,6 +40,18 @@ export function nearestExisting(path: string): {found?: {path: string; directory
     if (info) return {found: {path: dir, directory: info.isDirectory()}, missing}
     missing.unshift(dir)
     if (dirname(dir) === dir) return {missing}
+  }
+}
+
+/**
+ * /proc, /sys and the kernel's other filesystems, which statfs gives no blocks: root may open
+ * their files, but no file of ours can be made there (and "0 free" is no full disk).
+ */
+export function onKernelFilesystem(path: string): boolean {
+  try {
+    return statfsSync(path).blocks === 0
+  } catch {
+    return false
   }
 }
 

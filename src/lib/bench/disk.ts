@@ -1,16 +1,15 @@
-import {accessSync, constants, statfsSync} from 'node:fs'
+import {accessSync, constants} from 'node:fs'
 import {open, rm} from 'node:fs/promises'
 import {join} from 'node:path'
 import {ExitCode, MtuneError, usageError} from '../errors.js'
-import {statOrNone} from '../fs-dirs.js'
+import {onKernelFilesystem, statOrNone} from '../fs-dirs.js'
 
 /** --disk checked before the bench spends its budget: a directory this user can write. */
 export function checkDiskDir(dir: string): void {
   const info = statOrNone(dir)
   if (!info) throw usageError('bad-disk', `invalid --disk "${dir}": no such directory; give the directory models will be written to`)
   if (!info.isDirectory()) throw usageError('bad-disk', `invalid --disk "${dir}": not a directory; give the directory models will be written to`)
-  // statfs gives /proc and /sys no blocks: root may write there, but no file can be made.
-  if (statfsSync(dir).blocks === 0) throw usageError('bad-disk', `invalid --disk "${dir}": a kernel filesystem, not a disk; give the directory models will be written to`)
+  if (onKernelFilesystem(dir)) throw usageError('bad-disk', `invalid --disk "${dir}": a kernel filesystem, not a disk; give the directory models will be written to`)
   try {
     accessSync(dir, constants.W_OK)
   } catch (error) {

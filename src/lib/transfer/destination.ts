@@ -3,7 +3,7 @@ import type {Stats} from 'node:fs'
 import {access, constants, lstat, open, readlink, realpath, stat, statfs} from 'node:fs/promises'
 import {basename, dirname, join, resolve} from 'node:path'
 import {ExitCode, MtuneError} from '../errors.js'
-import {dirError, isFsRefusal, makeDirs, nearestExisting} from '../fs-dirs.js'
+import {dirError, isFsRefusal, makeDirs, nearestExisting, onKernelFilesystem} from '../fs-dirs.js'
 import {downloadName, safeFilename, serverFilename} from '../net/http-range.js'
 import {redact} from '../net/request.js'
 import {formatBytes} from '../units.js'
@@ -119,8 +119,7 @@ export async function ensureWritableDirectory(dest: Destination, options: {creat
     if ((error as NodeJS.ErrnoException).code === 'EROFS') throw new MtuneError('not-writable', `cannot write to ${what}: it is on a read-only filesystem; ${elsewhere.unwritable}`, ExitCode.localDisk)
     throw new MtuneError('not-writable', `cannot write to ${what}: permission denied; ${elsewhere.unwritable}, or fix the directory's permissions`, ExitCode.localDisk)
   }
-  // /proc and /sys take root's writes of their own files only: statfs says they have no blocks.
-  if ((await statfs(writable).catch(() => undefined))?.blocks === 0) {
+  if (onKernelFilesystem(writable)) {
     throw new MtuneError('not-writable', `cannot write to ${writable}: it is a kernel filesystem, not a disk; ${elsewhere.unwritable}`, ExitCode.localDisk)
   }
   if (options.create && writable !== dir) {

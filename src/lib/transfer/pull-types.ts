@@ -153,4 +153,7 @@ export interface PullResult {
 }
 
 
+/** The smallest --chunk-size a pull (and bench's grid) takes: a request per few bytes measures the server's patience, not the path. */
+export const MIN_CHUNK_SIZE = 64 * 1024
+
 export const DEFAULTS = {connections: 16, maxConnections: 64, chunkSize: 1024 * 1024, stallTimeoutMs: 30_000, maxRetries: 10}

@@ -27,7 +27,7 @@ import {SegmentManager} from './segment-manager.js'
 import {SourcePool, newSource, type Source} from './source-pool.js'
 import {FileChanged, type StartOver, diskError, interrupted, keptBytesBad, runAgain} from './transfer-errors.js'
 import {TokenBucket} from './token-bucket.js'
-import {DEFAULTS, type PullEvents, type PullOptions, type PullResult} from './pull-types.js'
+import {DEFAULTS, MIN_CHUNK_SIZE, type PullEvents, type PullOptions, type PullResult} from './pull-types.js'
 import {validatorsOf} from './previous-pull.js'
 
 const TICK_MS = 100
@@ -111,7 +111,7 @@ export class Transfer {
     const now = performance.now()
     this.size = file.size
     this.ranged = file.ranges && file.size !== undefined
-    this.minSplit = Math.max(64 * 1024, Math.min(DEFAULTS.chunkSize, options.chunkSize ?? DEFAULTS.chunkSize))
+    this.minSplit = Math.max(MIN_CHUNK_SIZE, Math.min(DEFAULTS.chunkSize, options.chunkSize ?? DEFAULTS.chunkSize))
     this.rates = new RateBook(this.minSplit, options.chunkSize)
     this.trustedOrigin = new URL(file.url).origin
     // Every waiting connection slot listens to it.

@@ -2,6 +2,7 @@ import {ExitCode, MtuneError, usageError} from '../errors.js'
 import type {SourceRef} from '../sources/reference.js'
 import {numberTyped, parseRate, parseSize} from '../units.js'
 import {INSECURE_ELSEWHERE} from './flag-habits.js'
+import {MIN_CHUNK_SIZE} from '../transfer/pull-types.js'
 
 /**
  * Which of `mtune pull`'s flags go with which source, checked before anything is asked of a
@@ -95,7 +96,7 @@ export function refuseConnectionCounts(flags: {connections?: number; 'max-connec
 export function sizesOf(flags: Pick<PullFlags, 'chunk-size' | 'limit-rate'>): {chunkSize?: number; limitRate?: number} {
   const chunkSize = flags['chunk-size'] ? parseSize(flags['chunk-size'], '--chunk-size') : undefined
   const limitRate = flags['limit-rate'] ? parseRate(flags['limit-rate'], '--limit-rate') : undefined
-  if (chunkSize !== undefined && chunkSize < 64 * 1024) {
+  if (chunkSize !== undefined && chunkSize < MIN_CHUNK_SIZE) {
     throw new MtuneError('bad-size', `--chunk-size ${flags['chunk-size']} is too small: use 64K or more`, ExitCode.usage)
   }
   if (limitRate === 0) throw new MtuneError('bad-size', '--limit-rate must be more than 0', ExitCode.usage)

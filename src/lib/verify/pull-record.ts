@@ -134,24 +134,34 @@ function recordsInside(dir: string, env: NodeJS.ProcessEnv): {inside: string; fo
 /** The records whose path `keep` takes, the last line for a path winning; lines without `needle` are not parsed. */
 function readRecords(needle: string, keep: (path: string) => boolean, env: NodeJS.ProcessEnv): Map<string, PulledFile> {
   const found = new Map<string, PulledFile>()
-  let text: string
-  try {
-    text = readFileSync(pullRecordPath(env), 'utf8')
-  } catch {
-    return found
-  }
-  // As JSON writes it: the record may hold many thousands of lines, and most are not wanted.
-  const quoted = JSON.stringify(needle).slice(1, -1)
-  for (const line of text.split('\n')) {
-    if (!line.includes(quoted)) continue
-    try {
-      const f = JSON.parse(line) as PulledFile
-      if (typeof f.path === 'string' && keep(f.path) && /^[0-9a-f]{64}$/.test(f.sha256) && typeof f.url === 'string') found.set(f.path, f)
-    } catch {
-      // A line cut short (a full disk while appending): the others still count.
-    }
+  for (const f of linesWith(JSON.stringify(needle).slice(1, -1), env) as PulledFile[]) {
+    if (typeof f.path === 'string' && keep(f.path) && /^[0-9a-f]{64}$/.test(f.sha256) && typeof f.url === 'string') found.set(f.path, f)
   }
   return found
+}
+
+/**
+ * The record's lines that hold `text` (as JSON writes it), parsed, in order: the record may hold
+ * many thousands of lines, and most are not wanted. A line cut short (a full disk while
+ * appending) is left out; the others still count.
+ */
+function linesWith(text: string, env: NodeJS.ProcessEnv): unknown[] {
+  let all: string
+  try {
+    all = readFileSync(pullRecordPath(env), 'utf8')
+  } catch {
+    return []
+  }
+  const out: unknown[] = []
+  for (const line of all.split('\n')) {
+    if (!line.includes(text)) continue
+    try {
+      out.push(JSON.parse(line))
+    } catch {
+      // Cut short.
+    }
+  }
+  return out
 }
 
 /**
@@ -189,22 +199,9 @@ export function rememberModelDir(dir: string, model: string, revision: string, e
 /** The last record of the model pulled into `dir` (pull --local-dir), if mtune pull put one there. */
 export function modelDirRecord(dir: string, env: NodeJS.ProcessEnv = process.env): PulledModelDir | undefined {
   const real = realPath(dir)
-  let text: string
-  try {
-    text = readFileSync(pullRecordPath(env), 'utf8')
-  } catch {
-    return undefined
-  }
-  const quoted = `"dir":${JSON.stringify(real)}`
   let found: PulledModelDir | undefined
-  for (const line of text.split('\n')) {
-    if (!line.includes(quoted)) continue
-    try {
-      const m = JSON.parse(line) as PulledModelDir
-      if (m.dir === real && typeof m.model === 'string' && /^modelscope:\/\/[^/@\s]+\/[^/@\s]+$/.test(m.model) && typeof m.revision === 'string') found = m
-    } catch {
-      // A line cut short: the others still count.
-    }
+  for (const m of linesWith(`"dir":${JSON.stringify(real)}`, env) as PulledModelDir[]) {
+    if (m.dir === real && typeof m.model === 'string' && /^modelscope:\/\/[^/@\s]+\/[^/@\s]+$/.test(m.model) && typeof m.revision === 'string') found = m
   }
   return found
 }
