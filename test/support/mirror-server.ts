@@ -76,6 +76,11 @@ export interface MirrorOptions {
    * under its own dates (ETag and Last-Modified), as servers that copied the file without them.
    */
   backends?: Buffer[]
+  /**
+   * How `backends` are taken: per connection (above: an L4 balancer, or a sticky one), or per
+   * request, request i by backend i % n (an L7 balancer such as nginx's upstream round robin).
+   */
+  balance?: 'connection' | 'request'
   /** A status to refuse the request with (a CDN checking signatures), or undefined. */
   authorize?: (req: IncomingMessage, name: string) => number | undefined
 }
@@ -190,7 +195,7 @@ export async function startMirror(initial: MirrorOptions): Promise<MirrorServer>
     }
     const version = options.changeAfter && fileRequests >= options.changeAfter.requests ? 1 : 0
     if (req.method === 'GET') fileRequests++
-    const backend = options.backends && !other ? (conn?.index ?? 0) % options.backends.length : undefined
+    const backend = options.backends && !other ? (options.balance === 'request' ? info.index : (conn?.index ?? 0)) % options.backends.length : undefined
     const content = other ?? (version === 1 ? options.changeAfter!.content : backend !== undefined ? options.backends![backend] : options.content)
     const etag = backend === undefined ? `"v${version}-${content.length}"` : `"b${backend}-v${version}-${content.length}"`
     const lastModified = new Date(Date.UTC(2026, 0, 1 + version, backend ?? 0)).toUTCString()
