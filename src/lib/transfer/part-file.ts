@@ -61,33 +61,17 @@ async function reserveOrGiveBack(handle: FileHandle, path: string, size: number,
 
 export const openPartFile: OpenPartFile = partFileOpener()
 
-/**
- * Writes go out one at a time per handle. The kernel serialises buffered writes to one file anyway
- * (ext4, XFS and btrfs hold the inode's lock for each), so several in flight from libuv's four
- * threads only wait on each other, spinning on that lock. It costs most where writing into the
- * page cache is slow: 2 GiB from nginx on loopback, in a phase where this VM's writes cost 1.5-2
- * CPU s per GiB, spent 3.5% of the pull's CPU in rwsem_spin_on_owner, and the pull with one
- * writer took 10-37% less CPU at the same wall time (3 interleaved pairs, 2026-12-03); where
- * writes were cheap, neither CPU nor wall time moved (4 pairs). Another file (the next shard of
- * a model) has its own handle and writes beside it.
- */
 function writerOn(handle: FileHandle): PartFile {
-  let last: Promise<unknown> = Promise.resolve()
-  const writeAll = async (buffers: Buffer[], length: number, position: number) => {
-    // writev: network chunks go to disk as they came, without being copied together first.
-    let pending = slice(buffers, 0, length)
-    let done = 0
-    while (done < length) {
-      const {bytesWritten} = await handle.writev(pending, position + done)
-      done += bytesWritten
-      if (done < length) pending = slice(buffers, done, length)
-    }
-  }
   return {
-    write(buffers, length, position) {
-      const written = last.then(() => writeAll(buffers, length, position))
-      last = written.catch(() => {})
-      return written
+    async write(buffers, length, position) {
+      // writev: network chunks go to disk as they came, without being copied together first.
+      let pending = slice(buffers, 0, length)
+      let done = 0
+      while (done < length) {
+        const {bytesWritten} = await handle.writev(pending, position + done)
+        done += bytesWritten
+        if (done < length) pending = slice(buffers, done, length)
+      }
     },
     datasync: () => handle.datasync(),
     close: () => handle.close(),
