@@ -406,7 +406,12 @@ Measured before, and still in force:
   flags in bin/run.js against Node's defaults (peak RSS 20-40 MB higher without them); libuv's
   thread pool at 2 threads instead of 4; one write at a time per part file (less system time,
   more user time, the same in all; measured again 2026-12-03: 1.95 against 2.08 s of system
-  time, 2.68 against 2.53 of user, medians of 5 interleaved); V8 without TurboFan (\`--no-opt\`,
+  time, 2.68 against 2.53 of user, medians of 5 interleaved; and once more after the 8 s pause:
+  4.02-4.20 against 3.36-3.61 s wall, no CPU saved, 4 runs each, as the next write waits for the
+  busy event loop to see the last one end); the journal's appends batched over 25 ms (a pull
+  that makes 4,700 writes already appends only about 350 times, those waiting while one is in
+  flight going out together: the same CPU and 3.38 against 3.65 s wall over 6 interleaved
+  runs each, more than 220 fewer pool operations can explain, so taken for noise); V8 without TurboFan (\`--no-opt\`,
   4.40 CPU s for the 2 GiB pull over HTTP against 4.51 with the flags of bin/run.js alone) and
   with one GC thread (\`--single-threaded-gc\`, 4.44), medians of 4 interleaved, aria2c's 2.73 in
   the same set: within the spread (4.27-5.1).
