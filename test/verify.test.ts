@@ -552,6 +552,13 @@ describe('mtune verify ollama:// and files', () => {
     const fixed = await runCli(['verify', tree, '--repair'], env)
     assert.equal(fixed.code, 0, fixed.stdout + fixed.stderr)
     assert.ok(readFileSync(join(tree, 'model.bin')).equals(shard))
+    // A record that cannot be written does not fail the pull; --debug says what it costs.
+    const blocked = join(dir('xdg'), 'a-file')
+    writeFileSync(blocked, '')
+    const other = join(dir('tree'), 'tiny')
+    const unrecorded = await runCli(['pull', 'modelscope://owner/tiny', '--local-dir', other, '--endpoint', ms.origin, '--debug'], {...env, XDG_CACHE_HOME: blocked})
+    assert.equal(unrecorded.code, 0, unrecorded.stderr)
+    assert.match(unrecorded.stderr, new RegExp(`could not record the pull in ${blocked}/mtune/pulled\\.jsonl \\(.*\\): mtune verify ${other} will not know its source`))
   })
 
   it('a plain file against --sha256 or the FILE.sha256 beside it', async () => {

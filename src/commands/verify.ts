@@ -173,14 +173,12 @@ Exit codes: 0 intact (or repaired), 2 bad input, 3 the hub's listing was needed 
       })
       reporter.stop()
       if (copy) report.notes.unshift(`${args.source} is the ${copy.cacheVar === 'HF_HUB_CACHE' ? 'Hugging Face' : 'ModelScope'} cache's copy of ${copy.source.replace(/^\w+:\/\//, '')}: checked as ${otherCache}mtune verify ${copy.source}${revision ? ` --revision ${revision}` : ''}`)
-      if (tree) {
-        const as = again([tree.model], ref, {...flags, revision, 'local-dir': args.source, endpoint}).verify.join(' ')
-        report.notes.unshift(`${args.source} holds ${tree.model}@${tree.revision}, which mtune pull put there: checked as mtune verify ${as}`)
-      }
+      const asTree = tree && again([tree.model], ref, {...flags, revision, 'local-dir': args.source, endpoint})
+      if (tree && asTree) report.notes.unshift(`${args.source} holds ${tree.model}@${tree.revision}, which mtune pull put there: checked as mtune verify ${asTree.verify.join(' ')}`)
       const fixes = again(ref ? [args.source, ...(files ?? [])] : paths, ref, flags)
       // A cache folder or a pulled tree is verified again as it was given (the folder), but pulled as its source.
       if (copy) Object.assign(fixes, {pull: again([copy.source], ref, {...flags, revision}).pull, pullEnv: otherCache || undefined})
-      if (tree) fixes.pull = again([tree.model], ref, {...flags, revision, 'local-dir': args.source, endpoint}).pull
+      if (asTree) fixes.pull = asTree.pull
       const shown = json ? '' : renderVerify(report, flags.quiet, fixes)
       // --quiet on an intact model prints nothing at all, as sha256sum --quiet does.
       if (shown) this.log(shown)

@@ -10,6 +10,8 @@ export interface ApiContext {
   signal?: AbortSignal
   /** Told when mtune waits for a rate limit. */
   warn?(message: string): void
+  /** --debug's lines. */
+  debug?(line: string): void
 }
 
 export interface ApiAnswer {

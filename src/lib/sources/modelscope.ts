@@ -68,7 +68,8 @@ export async function resolveModelscope(
     notes: files.some((f) => !f.sha256) ? ['some files have no sha256 in the listing: they are checked by size only'] : [],
     // A plain tree holds no record of its source: mtune's own lets `mtune verify DIR` check it.
     finish: async () => {
-      if (options.localDir) rememberModelDir(root, `modelscope://${ref.repo}`, ref.revision, options.givenEndpoint, options.env)
+      const why = options.localDir ? rememberModelDir(root, `modelscope://${ref.repo}`, ref.revision, options.givenEndpoint, options.env) : undefined
+      if (why) ctx.debug?.(why)
     },
   }
 }

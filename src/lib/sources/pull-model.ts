@@ -45,7 +45,7 @@ export async function pullModel(ref: Exclude<SourceRef, {kind: 'url'}>, o: Model
       return {plan, files, seconds: seconds(), via}
     }
     const cache = await cacheForPlan(ref, o.cache, o.resolve.endpoint, dispatcher, events, o.run.signal)
-    const plan = await resolveOrCached(ref, {...o.resolve, cache}, {dispatcher, signal: o.run.signal, warn: events.warn}, events)
+    const plan = await resolveOrCached(ref, {...o.resolve, cache}, {dispatcher, signal: o.run.signal, warn: events.warn, debug: events.debug}, events)
     onPlan(plan)
     if (o.dryRun) return {plan, seconds: seconds(), via: 'origin'}
     if (o.verify) {

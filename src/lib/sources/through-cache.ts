@@ -42,7 +42,7 @@ export async function pullThroughCache(
   /** The part of the plan to pull (verify --repair: the bad files only), whichever way it was resolved. */
   narrow: (plan: Plan) => Plan = (plan) => plan,
 ): Promise<Pulled> {
-  const ctx = {dispatcher: run.dispatcher, signal: run.signal, warn: events.warn}
+  const ctx = {dispatcher: run.dispatcher, signal: run.signal, warn: events.warn, debug: events.debug}
   // A rack cache reached through the site's proxy is a common reason it does not answer.
   const proxy = proxyFor(cache, proxyConfig())
   const viaProxy = proxy ? ` (through the proxy ${new URL(proxy).host}: add ${new URL(cache).hostname} to NO_PROXY)` : ''
@@ -162,7 +162,7 @@ export async function resolveThroughCache(
   cache: string | undefined,
   ctx: {dispatcher: Dispatcher; signal?: AbortSignal; events: PullEvents},
 ): Promise<Plan> {
-  const api = {dispatcher: ctx.dispatcher, signal: ctx.signal, warn: ctx.events.warn}
+  const api = {dispatcher: ctx.dispatcher, signal: ctx.signal, warn: ctx.events.warn, debug: ctx.events.debug}
   const via = await cacheForPlan(ref, cache, resolve.endpoint, ctx.dispatcher, ctx.events, ctx.signal)
   if (via) {
     try {

@@ -86,13 +86,17 @@ const realPath = (path: string): string => {
  * written costs only the later check. Returns why nothing was recorded, for --debug.
  */
 export function recordPulled(files: PulledFile[], env: NodeJS.ProcessEnv = process.env): string | undefined {
-  if (files.length === 0) return undefined
+  return files.length === 0 ? undefined : appendRecord(files, "mtune verify will not know the file's sha256", env)
+}
+
+/** Lines appended to the record, as its owner; why they could not be, with what that costs. */
+function appendRecord(lines: object[], lost: string, env: NodeJS.ProcessEnv): string | undefined {
   const path = pullRecordPath(env)
   try {
-    writeOwnFile(path, () => appendFileSync(path, files.map((f) => `${JSON.stringify(f)}\n`).join(''), {mode: 0o600}))
+    writeOwnFile(path, () => appendFileSync(path, lines.map((l) => `${JSON.stringify(l)}\n`).join(''), {mode: 0o600}))
     return undefined
   } catch (error) {
-    return `could not record the pull in ${path} (${errorMessage(error)}): mtune verify will not know the file's sha256`
+    return `could not record the pull in ${path} (${errorMessage(error)}): ${lost}`
   }
 }
 
@@ -187,13 +191,7 @@ export function rememberModelDir(dir: string, model: string, revision: string, e
   const known = modelDirRecord(real, env)
   if (known && known.model === model && known.revision === revision && known.endpoint === endpoint) return undefined
   const line: PulledModelDir = {dir: real, model, revision, ...(endpoint ? {endpoint} : {}), at: new Date().toISOString()}
-  const path = pullRecordPath(env)
-  try {
-    writeOwnFile(path, () => appendFileSync(path, `${JSON.stringify(line)}\n`, {mode: 0o600}))
-    return undefined
-  } catch (error) {
-    return `could not record the pull in ${path} (${errorMessage(error)}): mtune verify ${real} will not know its source`
-  }
+  return appendRecord([line], `mtune verify ${real} will not know its source`, env)
 }
 
 /** The last record of the model pulled into `dir` (pull --local-dir), if mtune pull put one there. */
