@@ -360,32 +360,40 @@ the undone first step (32 -> 8 at 0.7 s, judged against the rate 16 reached befo
 against 4.07 s over HTTP (medians of 6, interleaved), not worth a second path.
 
 Per thread (bench/thread-cpu.ts: each thread's CPU read from /proc every 20 ms during one 2 GiB
-pull after the pause; 2026-12-01, medians of 5 runs, 3 with 4 fetch threads). CPU s per GiB,
-the main thread's start-up (0.44 s, what a 1 KB pull costs it) taken out; a fetch thread's own
-start-up stays in its figure:
+pull after the pause; 2026-12-03, with the writes made by the thread that received the bytes,
+below; medians of 5 runs, 3 with 4 fetch threads). CPU s per GiB, the main thread's start-up
+(0.39-0.40 s, what a 1 KB pull costs it) taken out; a fetch thread's own start-up stays in its
+figure. "libuv's pool" is what is left there: the journal's appends and the part file's opening.
 
-| scheme | fetch threads | main | fetch threads, all | hash worker | libuv's pool (writes) | V8's threads | wall s |
+| scheme | fetch threads | main | fetch threads, all | hash worker | libuv's pool | V8's threads | wall s |
 |---|---|---|---|---|---|---|---|
-| http | 0 | 0.63 | | 1.02 | 0.69 | 0.18 | 3.45 |
-| http | 2 | 0.12 | 0.84 | 0.96 | 0.69 | 0.29 | 3.73 |
-| http | 4 | 0.12 | 1.19 | 1.00 | 0.74 | 0.32 | 3.99 |
-| https | 0 | 1.27 | | 1.00 | 0.71 | 0.19 | 4.95 |
-| https | 2 | 0.08 | 1.30 | 0.92 | 0.65 | 0.29 | 4.87 |
-| https | 4 | 0.09 | 1.81 | 1.00 | 0.63 | 0.43 | 5.64 |
+| http | 0 | 0.79 | | 0.79 | 0.05 | 0.14 | 3.47 |
+| http | 2 | 0.11 | 1.02 | 0.77 | 0.05 | 0.20 | 3.49 |
+| http | 4 | 0.08 | 1.18 | 0.76 | 0.04 | 0.27 | 3.62 |
+| https | 0 | 1.30 | | 0.78 | 0.04 | 0.15 | 4.41 |
+| https | 2 | 0.09 | 1.43 | 0.76 | 0.04 | 0.23 | 4.44 |
+| https | 4 | 0.10 | 1.74 | 0.76 | 0.04 | 0.37 | 5.12 |
+
+The same table on 2026-12-01, when libuv's pool made the writes (and the host was in a slower
+phase: the hash worker took 0.92-1.02): http 0.63 main, 1.02 hash, 0.69 pool, 0.18 V8, 3.45 s;
+https 1.27, 1.00, 0.71, 0.19, 4.95 s (no fetch threads); with 2 fetch threads 0.84 (http) and
+1.30 (https) for the fetch threads, 0.65-0.69 for the pool. The writes cost the thread that now
+makes them much less than they cost the pool: 0.16 CPU s per GiB more on the main thread over
+HTTP, against 0.69 in the pool.
 
 What that predicts for a machine with more cores. This is a projection from these costs, not a
 measurement (no such machine was lent): it assumes cores as fast as these, no contention for
 memory bandwidth or the kernel's locks, and a server, NIC and disk that keep up. A thread busy
 all the time moves 1 / (its CPU s per GiB) GiB/s, so a pull goes as fast as its busiest thread:
-- one file: the hash worker (about 1 CPU s per GiB, sha256 0.78 of it) caps it near 1 GiB/s
-  (8.6 Gbit/s) however many cores there are, since a file's sha256 is one sequence and so one
-  core. Over HTTP the main thread alone (0.63) stays under that cap; over HTTPS it does not
-  (1.27: about 0.8 GiB/s), and two fetch threads (0.65 each) lift the pull to the hash's 1 GiB/s;
+- one file: the hash worker (about 0.8 CPU s per GiB, sha256 0.62 of it) caps it near 1.3 GiB/s
+  (11 Gbit/s) however many cores there are, since a file's sha256 is one sequence and so one
+  core. Over HTTP the main thread alone (0.79, its writes included) is about at that cap; over
+  HTTPS it is not (1.30: about 0.77 GiB/s), and two fetch threads (0.72 each, their writes
+  included) lift the pull to the hash's 1.3 GiB/s;
 - a sharded model, four files at once (16 cores then get four fetch threads, one per file): four
-  hashes make about 4 GiB/s; four fetch threads, at 0.30 (HTTP) and 0.45 (HTTPS) CPU s per GiB
-  of the whole each, 3.4 and 2.2 GiB/s; libuv's four pool threads, 0.7 between them, 5.7 GiB/s.
-  With every request on the main thread the whole model stays at 1.6 GiB/s over HTTP and 0.8
-  over HTTPS;
+  hashes make about 5 GiB/s; four fetch threads, at 0.30 (HTTP) and 0.44 (HTTPS) CPU s per GiB
+  of the whole each, their writes included, 3.4 and 2.3 GiB/s. With every request on the main
+  thread the whole model stays at 1.3 GiB/s over HTTP and 0.77 over HTTPS;
 - aria2c does everything on one thread: at 1.30-1.76 (HTTP) and 2.00-2.22 (HTTPS) CPU s per GiB
   (its writes included, no checksum; the two full runs of 2026-12-01) that is about 0.6-0.8 and
   0.45-0.5 GiB/s, however many cores.
@@ -403,8 +411,8 @@ Measured before, and still in force:
   cores. On more cores they are what lets a pull use more than one; no machine with more was
   lent to measure it;
 - left alone, within noise: the checkpoint's fdatasync every second against every 5 s; the V8
-  flags in bin/run.js against Node's defaults (peak RSS 20-40 MB higher without them); libuv's
-  thread pool at 2 threads instead of 4; one write at a time per part file (less system time,
+  flags in bin/run.js against Node's defaults (peak RSS 20-40 MB higher without them); while
+  libuv's pool made the writes, the pool at 2 threads instead of 4 and one write at a time per part file (less system time,
   more user time, the same in all; measured again 2026-12-03: 1.95 against 2.08 s of system
   time, 2.68 against 2.53 of user, medians of 5 interleaved; and once more after the 8 s pause:
   4.02-4.20 against 3.36-3.61 s wall, no CPU saved, 4 runs each, as the next write waits for the
@@ -424,4 +432,23 @@ the main thread's 4 s inside those writev calls, which only queue the work: on t
 another thread is dear. In a fast phase (aria2c 3.1 CPU s for the 2 GiB), mtune without its
 sha256 and its re-read of the part file (1.4 s together) cost about what aria2c does (3.2 s); the ratio left
 is the hash, which aria2c is not asked for here.
+
+Writes made by the thread that received the bytes (write-gate.ts, 2026-12-03). Each write into
+the page cache takes the kernel about 0.1 ms (medians 0.09-0.10 ms, 99th percentile 1.3 ms, a
+handful per pull 7-35 ms: timed in two pulls), less than handing it to the pool costs. Written
+directly with a synchronous writev, the 2 GiB pull over HTTP made 2,600 futex calls instead of
+19,000 (perf, one pull each, the same 4,180 pwritev calls). Interleaved after the pause, 5 runs
+each of the build before and after, aria2c beside them (CPU s for the 2 GiB, GNU time): HTTP
+4.06 against 4.62 (aria2c 3.01: 1.35x against 1.53x), wall 3.40 against 3.76 s (aria2c 5.14),
+peak RSS 97 against 129 MB; HTTPS (4 runs: a fifth overlapped another measurement and was
+dropped) 5.03 against 5.63 (aria2c 3.65: 1.38x against 1.54x), wall 4.3 against 4.7 s (aria2c
+5.2-5.8), peak RSS 98 against 118 MB. The CPU saved was there in every run; a first set of 5
+pairs, in a slower phase, gave 4.75 against 5.48 CPU s, and the wall time 2 runs in 5 slower
+(5.4 against 4.5 and 4.0 s): there, with the copy into the page cache dear, the pool's thread
+had been copying on the second core while the main thread read sockets. aria2c writes on its one
+thread too. A write blocks the thread for long only where the kernel makes the writer sleep:
+dirty-page throttling on a disk slower than the network, a network or FUSE filesystem waiting
+for its server. The gate sends the writes back to the pool once the writes that slept (over 2
+ms) add up to 250 ms within a second, for 1 s, doubling to 16 s while each try sleeps again, so
+that such a disk costs the loop at most a quarter of a second now and then.
 `

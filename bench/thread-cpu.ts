@@ -12,7 +12,8 @@ import {fileURLToPath} from 'node:url'
  * utime and stime are read from /proc/PID/task every 20 ms, so a thread is known by its last
  * reading before it ended (up to 20 ms of it lost). Node names every thread "node", so they are
  * listed by thread id, which is their order of creation: the main thread, V8's platform threads,
- * libuv's pool (the file writes: system time only), then worker threads as the pull starts them
+ * libuv's pool (the journal's appends, and the file writes when write-gate.ts sends them there:
+ * system time only), then worker threads as the pull starts them
  * (fetch threads, then the hash worker).
  */
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..')

@@ -1,6 +1,8 @@
+import {writevSync} from 'node:fs'
 import {open, rm, type FileHandle} from 'node:fs/promises'
 import {formatBytes} from '../units.js'
 import {reserveSpace, type Reserved} from './reserve-space.js'
+import {writeGate, type WriteGate} from './write-gate.js'
 
 /** Where downloaded bytes go; an interface so tests can make the disk fail (ENOSPC). */
 export interface PartFile {
@@ -32,7 +34,8 @@ export const partFileOpener =
         o.debug?.(reserved.reserved ? `reserved ${formatBytes(size)} on disk for ${path}` : `not reserving space for ${path} (${reserved.why}): the file fills in as it arrives`)
       }
     }
-    return writerOn(handle)
+    const pooled = o.debug && ((forMs: number, sleptMs: number) => o.debug!(`writes to ${path} slept ${Math.round(sleptMs)} ms in the kernel within a second (a disk or filesystem slower than the network): through the thread pool for ${forMs / 1000} s`))
+    return writerOn(handle, writeGate(pooled || undefined))
   }
 
 /**
@@ -61,15 +64,27 @@ async function reserveOrGiveBack(handle: FileHandle, path: string, size: number,
 
 export const openPartFile: OpenPartFile = partFileOpener()
 
-function writerOn(handle: FileHandle): PartFile {
+/**
+ * `gate`: whether each write is made directly or through the pool (write-gate.ts); one per
+ * handle, so per file and per thread, as each thread writes its own requests' bytes.
+ */
+export function writerOn(handle: FileHandle, gate: WriteGate = writeGate(), writeDirect: typeof writevSync = writevSync): PartFile {
+  const writeOnce = async (buffers: Buffer[], position: number): Promise<number> => {
+    if (!gate.direct()) return (await handle.writev(buffers, position)).bytesWritten
+    const started = performance.now()
+    try {
+      return writeDirect(handle.fd, buffers, position)
+    } finally {
+      gate.took(performance.now() - started)
+    }
+  }
   return {
     async write(buffers, length, position) {
       // writev: network chunks go to disk as they came, without being copied together first.
       let pending = slice(buffers, 0, length)
       let done = 0
       while (done < length) {
-        const {bytesWritten} = await handle.writev(pending, position + done)
-        done += bytesWritten
+        done += await writeOnce(pending, position + done)
         if (done < length) pending = slice(buffers, done, length)
       }
     },

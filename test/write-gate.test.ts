@@ -1,0 +1,136 @@
+import assert from 'node:assert/strict'
+import {readFileSync, writevSync} from 'node:fs'
+import {open} from 'node:fs/promises'
+import {join} from 'node:path'
+import {describe, it} from 'node:test'
+import {writerOn} from '../src/lib/transfer/part-file.js'
+import {POOL_MAX_MS, POOL_MIN_MS, SLEEP_BUDGET_MS, WINDOW_MS, writeGate, type WriteGate} from '../src/lib/transfer/write-gate.js'
+import {tempDir} from './support/temp.js'
+
+/** A gate on a clock the test moves, recording when it sends writes to the pool. */
+function gateAt() {
+  let t = 0
+  const pooled: Array<{at: number; forMs: number}> = []
+  const gate = writeGate((forMs) => pooled.push({at: t, forMs}), () => t)
+  return {gate, pooled, advance: (ms: number) => (t += ms), now: () => t}
+}
+
+describe('write gate', () => {
+  it('keeps writing directly while writes only copy, however many, and brief kernel sleeps now and then', () => {
+    const {gate, pooled, advance} = gateAt()
+    // 10 s of a fat pipe: 1,300 writes a second of about 0.1-1.5 ms, and a 35 ms one each second.
+    for (let s = 0; s < 10; s++) {
+      for (let i = 0; i < 1300; i++) {
+        assert.equal(gate.direct(), true)
+        gate.took(i === 500 ? 35 : i % 10 === 0 ? 1.5 : 0.1)
+        advance(WINDOW_MS / 1300)
+      }
+    }
+    assert.deepEqual(pooled, [])
+  })
+
+  it('sends writes to the pool once they sleep too long within a second, and tries directly again after', () => {
+    const {gate, pooled, advance, now} = gateAt()
+    // Dirty-page throttling: each write sleeps 40 ms.
+    let writes = 0
+    let last = 0
+    while (gate.direct()) {
+      last = now()
+      gate.took(40)
+      advance(40)
+      writes++
+    }
+    assert.equal(writes, Math.floor(SLEEP_BUDGET_MS / 40) + 1, 'the budget of sleep, then the pool')
+    assert.deepEqual(pooled, [{at: last, forMs: POOL_MIN_MS}])
+    advance(last + POOL_MIN_MS - 1 - now())
+    assert.equal(gate.direct(), false)
+    advance(1)
+    assert.equal(gate.direct(), true, 'tries directly again')
+  })
+
+  it('stays in the pool longer each time trying directly sleeps again, up to a bound, and short again after a good second', () => {
+    const {gate, pooled, advance} = gateAt()
+    const sleepUntilPooled = () => {
+      while (gate.direct()) gate.took(SLEEP_BUDGET_MS + 1)
+    }
+    const waitOut = () => {
+      while (!gate.direct()) advance(100)
+    }
+    for (let i = 0; i < 7; i++) {
+      sleepUntilPooled()
+      waitOut()
+    }
+    assert.deepEqual(
+      pooled.map((p) => p.forMs),
+      [1, 2, 4, 8, 16, 32, 64].map((k) => Math.min(k * POOL_MIN_MS, POOL_MAX_MS)),
+    )
+    assert.equal(pooled.at(-1)!.forMs, POOL_MAX_MS)
+    // A whole second of quick direct writes: the next fall-back is the short one.
+    for (let i = 0; i <= 10; i++) {
+      gate.took(0.2)
+      advance(WINDOW_MS / 10)
+    }
+    sleepUntilPooled()
+    assert.equal(pooled.at(-1)!.forMs, POOL_MIN_MS)
+  })
+
+  it('one write that sleeps past the budget on its own sends the writes to the pool (a filesystem waiting on its server)', () => {
+    const {gate, pooled} = gateAt()
+    gate.took(5000)
+    assert.equal(gate.direct(), false)
+    assert.equal(pooled.length, 1)
+  })
+})
+
+describe('part file writer', () => {
+  const fixed = (direct: boolean): WriteGate & {took: (ms: number) => void; times: number[]} => {
+    const times: number[] = []
+    return {direct: () => direct, took: (ms) => times.push(ms), times}
+  }
+
+  it('writes directly what the gate lets through, timing each write, and finishes short writes at the right place', async () => {
+    const dir = tempDir('write-gate')
+    const path = join(dir, 'f.part')
+    const handle = await open(path, 'w+')
+    const gate = fixed(true)
+    let calls = 0
+    // The kernel may write less than asked: 3 bytes at a time here.
+    const short: typeof writevSync = (fd, buffers, position) => {
+      calls++
+      const first = Buffer.concat(buffers as Buffer[]).subarray(0, 3)
+      return writevSync(fd, [first], position ?? undefined)
+    }
+    const part = writerOn(handle, gate, short)
+    await part.write([Buffer.from('abcd'), Buffer.from('efgh'), Buffer.from('ignored')], 8, 2)
+    await part.close()
+    assert.equal(readFileSync(path).subarray(2).toString(), 'abcdefgh')
+    assert.equal(calls, 3)
+    assert.equal(gate.times.length, 3)
+    assert.ok(gate.times.every((ms) => ms >= 0))
+  })
+
+  it('writes through the pool, never directly, while the gate says so', async () => {
+    const dir = tempDir('write-gate')
+    const path = join(dir, 'f.part')
+    const handle = await open(path, 'w+')
+    const gate = fixed(false)
+    const part = writerOn(handle, gate, () => assert.fail('wrote directly'))
+    await part.write([Buffer.from('hello '), Buffer.from('world')], 11, 0)
+    await part.close()
+    assert.equal(readFileSync(path, 'utf8'), 'hello world')
+    assert.deepEqual(gate.times, [])
+  })
+
+  it('a direct write that fails (a full disk) fails the write, as one through the pool does', async () => {
+    const dir = tempDir('write-gate')
+    const handle = await open(join(dir, 'f.part'), 'w+')
+    const full: typeof writevSync = () => {
+      throw Object.assign(new Error('ENOSPC: no space left on device, write'), {code: 'ENOSPC'})
+    }
+    const gate = fixed(true)
+    const part = writerOn(handle, gate, full)
+    await assert.rejects(part.write([Buffer.from('x')], 1, 0), {code: 'ENOSPC'})
+    assert.equal(gate.times.length, 1, 'the failed write was timed too')
+    await part.close()
+  })
+})
