@@ -454,7 +454,10 @@ that such a disk costs the loop at most a quarter of a second now and then. Chec
 device written back at 50 MB/s (blkio's throttle, the device's dirty pages held to 1% by its
 strict limit), 512 MiB over HTTP: the gate sent the writes to the pool at 0.5, 1.8, 4.1 and 8.5 s
 (for 1, 2, 4 and 8 s), and the pull took 10.92 s against the build before's 10.89 (11.10 against
-11.12 with 2 fetch threads): the disk's pace either way. The full run of 2026-12-03 after this
+11.12 with 2 fetch threads): the disk's pace either way. The pull then says once that the disk
+sets its pace, and adds no connections for 20 s after each time the writes went to the pool: a
+step's gain there is the noise of the writes' waits (one such pull with 2 fetch threads had
+grown to 64 connections; 16 in each of 3 runs since, at the same 47.7-48.7 MiB/s). The full run of 2026-12-03 after this
 change met both CPU targets: 1.50x over HTTP, on the edge, in a run where aria2c's CPU plus
 sha256 alone came to 1.42x, and 1.37x over HTTPS. The run before it (06d0c11) gave 1.70x and
 1.51x with aria2c at 2.13 CPU s per GiB over HTTP; here aria2c took 1.46, a faster phase, in

@@ -1,10 +1,12 @@
 import assert from 'node:assert/strict'
 import {readFileSync, writevSync} from 'node:fs'
 import {open} from 'node:fs/promises'
-import {join} from 'node:path'
-import {describe, it} from 'node:test'
-import {writerOn} from '../src/lib/transfer/part-file.js'
+import {dirname, join} from 'node:path'
+import {after, describe, it} from 'node:test'
+import {pull} from '../src/lib/transfer/engine.js'
+import {partFileOpener, writerOn} from '../src/lib/transfer/part-file.js'
 import {POOL_MAX_MS, POOL_MIN_MS, SLEEP_BUDGET_MS, WINDOW_MS, writeGate, type WriteGate} from '../src/lib/transfer/write-gate.js'
+import {makeContent, mirrors, sha256} from './support/mirror-server.js'
 import {tempDir} from './support/temp.js'
 
 /** A gate on a clock the test moves, recording when it sends writes to the pool. */
@@ -132,5 +134,61 @@ describe('part file writer', () => {
     await assert.rejects(part.write([Buffer.from('x')], 1, 0), {code: 'ENOSPC'})
     assert.equal(gate.times.length, 1, 'the failed write was timed too')
     await part.close()
+  })
+})
+
+describe('a pull onto a disk slower than the network', () => {
+  const content = makeContent(8 * 1024 * 1024, 21)
+  const mirror = mirrors(content, after)
+
+  it('says once that the disk sets the pace, writes through the pool meanwhile, and the file is intact', async () => {
+    const m = await mirror()
+    const out = join(tempDir('write-gate'), 'model.bin')
+    // Each direct write sleeps 300 ms in the "kernel", as under dirty-page throttling.
+    const asleep = new Int32Array(new SharedArrayBuffer(4))
+    let direct = 0
+    const throttled: typeof writevSync = (fd, buffers, position) => {
+      direct++
+      Atomics.wait(asleep, 0, 0, 300)
+      return writevSync(fd, buffers, position ?? undefined)
+    }
+    const info: string[] = []
+    const debug: string[] = []
+    const result = await pull(
+      {url: m.url, output: out, connections: 4, chunkSize: 1024 * 1024, stallTimeoutMs: 30_000, threads: 0, openPartFile: partFileOpener(undefined, throttled)},
+      {info: (l) => info.push(l), warn: (l) => info.push(l), debug: (l) => debug.push(l)},
+    )
+    assert.equal(result.sha256, sha256(content))
+    const said = info.filter((l) => /wait for its disk/.test(l))
+    assert.equal(said.length, 1, info.join('\n'))
+    assert.ok(said[0]!.startsWith(`writes to ${dirname(out)} `), said[0])
+    assert.ok(debug.some((l) => /slept \d+ ms in the kernel within a second .*through the thread pool for 1 s/.test(l)), debug.join('\n'))
+    // The pull did not write directly throughout: most writes went through the pool.
+    assert.ok(direct < 8, `${direct} direct writes`)
+  })
+
+  it('adds no connections while the disk sets the pace, where more would have raised the network rate', async () => {
+    // 2 MiB/s a connection: from 2 connections, each added one raises the rate, and the ramp adds them.
+    const m = await mirror({perConnectionRate: 2 * 1024 * 1024})
+    const pullWith = async (writeDirect: typeof writevSync) => {
+      const info: string[] = []
+      const result = await pull(
+        {url: m.url, output: join(tempDir('write-gate'), 'model.bin'), connections: 2, maxConnections: 16, chunkSize: 1024 * 1024, threads: 0, openPartFile: partFileOpener(undefined, writeDirect)},
+        {info: (l) => info.push(l)},
+      )
+      assert.equal(result.sha256, sha256(content))
+      return {connections: result.connections, slow: info.some((l) => /wait for its disk/.test(l))}
+    }
+    const asleep = new Int32Array(new SharedArrayBuffer(4))
+    const throttled: typeof writevSync = (fd, buffers, position) => {
+      Atomics.wait(asleep, 0, 0, 300)
+      return writevSync(fd, buffers, position ?? undefined)
+    }
+    const fast = await pullWith(writevSync)
+    assert.equal(fast.slow, false)
+    assert.ok(fast.connections > 2, `the ramp adds connections on this path (${fast.connections})`)
+    const slow = await pullWith(throttled)
+    assert.equal(slow.slow, true)
+    assert.equal(slow.connections, 2)
   })
 })

@@ -16,6 +16,7 @@ import {ProgressSum} from './progress-sum.js'
 import {runInSlots} from './file-slots.js'
 import {giveToOwner, ownerWords, storeOwner} from './store-owner.js'
 import {validatorsOf} from '../transfer/previous-pull.js'
+import {slowDiskNote} from '../transfer/write-gate.js'
 
 export interface RunOptions {
   dispatcher: Dispatcher
@@ -149,10 +150,17 @@ async function pullPlanFiles(plan: Plan, queue: PlannedFile[], results: FileResu
     waitedOn.add(holder ?? '')
     events.info?.(`another mtune${holder ? ` (${holder})` : ''} is pulling files of ${plan.source}: waiting for each of those, and taking it from that pull when it is done`)
   }
+  // Files pulled side by side write to one disk: when it is slower than the network, said once.
+  let slowSaid = false
+  const slowDisk: PullEvents['slowDisk'] = (dir) => {
+    if (slowSaid) return
+    slowSaid = true
+    events.info?.(slowDiskNote(dir))
+  }
   const pullNext = async (file: PlannedFile) => {
     try {
       progress.begin(file)
-      const r = await pullOne(file, plan, options, {budget, limiter, waiting}, abort.signal, progress, events)
+      const r = await pullOne(file, plan, options, {budget, limiter, waiting, slowDisk}, abort.signal, progress, events)
       progress.end(file, r.size, r.alreadyComplete ? 0 : r.size - r.resumedBytes)
       // Found complete when its turn came (another pull put it there after the plan was made): present.
       const present = r.alreadyComplete && !r.pulledByAnother
@@ -221,7 +229,7 @@ async function pullOne(
   file: PlannedFile,
   plan: Plan,
   options: RunOptions,
-  shared: {budget: ConnectionBudget; limiter?: TokenBucket; waiting: PullEvents['waiting']},
+  shared: {budget: ConnectionBudget; limiter?: TokenBucket; waiting: PullEvents['waiting']; slowDisk: PullEvents['slowDisk']},
   signal: AbortSignal,
   progress: ProgressSum,
   events: PullEvents,
@@ -254,7 +262,7 @@ async function pullOne(
         threads: options.threads,
         signal,
       },
-      {info: events.info, warn: (m) => events.warn?.(`${file.name}: ${m}`), debug: events.debug, progress: (p) => progress.update(file, p), waiting: shared.waiting},
+      {info: events.info, warn: (m) => events.warn?.(`${file.name}: ${m}`), debug: events.debug, progress: (p) => progress.update(file, p), waiting: shared.waiting, slowDisk: shared.slowDisk},
     )
   } catch (error) {
     if (error instanceof MtuneError && !error.message.startsWith(file.name)) {

@@ -51,7 +51,7 @@ function entryFor(path: string): {part: Promise<PartFile>; ready(ok: boolean): v
     let ready!: (ok: boolean) => void
     const part = new Promise<boolean>((resolve) => (ready = resolve)).then((ok) => {
       if (!ok) throw new Error(`the part file ${path} could not be opened`)
-      return openPartFile(path, undefined, false)
+      return openPartFile(path, undefined, false, {slow: () => post({t: 'slow', path})})
     })
     part.catch(() => {})
     entry = {part, ready}

@@ -49,7 +49,11 @@ class FetchThread {
   private readonly closing = new Map<string, () => void>()
   private dead = false
 
-  constructor(stallTimeoutMs: number, onExit: (thread: FetchThread) => void) {
+  constructor(
+    stallTimeoutMs: number,
+    onExit: (thread: FetchThread) => void,
+    private readonly onSlow: (path: string) => void,
+  ) {
     this.worker = new Worker(new URL('./fetch-thread.js', import.meta.url), {workerData: {stallTimeoutMs}})
     this.worker.on('message', (m: FromThread) => this.receive(m))
     const die = (error: Error) => {
@@ -95,6 +99,10 @@ class FetchThread {
   }
 
   private receive(m: FromThread): void {
+    if (m.t === 'slow') {
+      this.onSlow(m.path)
+      return
+    }
     if (m.t === 'closed') {
       this.closing.get(m.path)?.()
       this.closing.delete(m.path)
@@ -132,6 +140,8 @@ class FetchThreadPool {
   private nextId = 1
   /** Part files open now, and whether they could be: a thread started later learns of them too. */
   private readonly ready = new Map<string, boolean>()
+  /** Who is told when a part file's writes wait on the disk, by part file (its transfer). */
+  readonly slow = new Map<string, () => void>()
 
   constructor(
     public size: number,
@@ -163,6 +173,7 @@ class FetchThreadPool {
 
   async closePart(path: string): Promise<void> {
     this.ready.delete(path)
+    this.slow.delete(path)
     await Promise.all([...this.threads.values()].map((thread) => thread.close(path)))
   }
 
@@ -171,9 +182,13 @@ class FetchThreadPool {
     const index = lane % this.size
     let thread = this.threads.get(index)
     if (!thread) {
-      const started = new FetchThread(this.stallTimeoutMs, (dead) => {
-        if (this.threads.get(index) === dead) this.threads.delete(index)
-      })
+      const started = new FetchThread(
+        this.stallTimeoutMs,
+        (dead) => {
+          if (this.threads.get(index) === dead) this.threads.delete(index)
+        },
+        (path) => this.slow.get(path)?.(),
+      )
       for (const [path, ok] of this.ready) started.post({t: 'part', path, ok})
       this.threads.set(index, started)
       thread = started
@@ -187,12 +202,14 @@ const pools = new Map<number, FetchThreadPool>()
 /**
  * A transfer's requests in `threads` fetch threads, writing to `partPath`. The pool is the
  * process's (one per stall timeout, which is each thread's dispatcher's); it grows, never
- * shrinks, when a pull asks for more threads.
+ * shrinks, when a pull asks for more threads. `slow`: told when the threads' writes to
+ * `partPath` wait on the disk.
  */
-export function threadFetcher(threads: number, stallTimeoutMs: number, partPath: string): Fetcher {
+export function threadFetcher(threads: number, stallTimeoutMs: number, partPath: string, slow?: () => void): Fetcher {
   let pool = pools.get(stallTimeoutMs)
   if (!pool) pools.set(stallTimeoutMs, (pool = new FetchThreadPool(threads, stallTimeoutMs)))
   pool.size = Math.max(pool.size, threads)
+  if (slow) pool.slow.set(partPath, slow)
   const p = pool
   return {
     remote: true,

@@ -43,6 +43,8 @@ export type FromThread =
   | {t: 'progress'; id: number; received: number; written: number[]}
   | {t: 'end'; id: number; pos: number; error?: WireError}
   | {t: 'closed'; path: string}
+  /** The thread's writes to the part file wait on the disk (write-gate.ts sent them to the pool). */
+  | {t: 'slow'; path: string}
 
 export type WireError =
   | {disk: true; code: string; message: string}

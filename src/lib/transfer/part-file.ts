@@ -14,17 +14,19 @@ export interface PartFile {
 
 /**
  * `reserve`: reserve a fresh file's blocks (reserve-space.ts; the caller decides, beside its
- * free-space check). `debug`: a line for --debug (whether they were).
+ * free-space check). `debug`: a line for --debug (whether they were, and when writes go to the
+ * pool). `slow`: told each time the writes wait on the disk so long that they go to the pool.
  */
-export type OpenPartFile = (path: string, size: number | undefined, fresh: boolean, o?: {reserve?: boolean; debug?: (line: string) => void}) => Promise<PartFile>
+export type OpenPartFile = (path: string, size: number | undefined, fresh: boolean, o?: {reserve?: boolean; debug?: (line: string) => void; slow?: () => void}) => Promise<PartFile>
 
 /**
  * The temporary file beside the destination, written with positional writes. A fresh one has
  * the file's length from the start and, when asked, its blocks reserved; a resumed one keeps
- * what its first run reserved. `reserve`: tests make the disk full.
+ * what its first run reserved. `reserve`: tests make the disk full; `writeDirect`: tests make
+ * the disk slow.
  */
 export const partFileOpener =
-  (reserve = reserveSpace): OpenPartFile =>
+  (reserve = reserveSpace, writeDirect: typeof writevSync = writevSync): OpenPartFile =>
   async (path, size, fresh, o = {}) => {
     const handle: FileHandle = await open(path, fresh ? 'w+' : 'r+')
     if (fresh && size !== undefined) {
@@ -34,8 +36,11 @@ export const partFileOpener =
         o.debug?.(reserved.reserved ? `reserved ${formatBytes(size)} on disk for ${path}` : `not reserving space for ${path} (${reserved.why}): the file fills in as it arrives`)
       }
     }
-    const pooled = o.debug && ((forMs: number, sleptMs: number) => o.debug!(`writes to ${path} slept ${Math.round(sleptMs)} ms in the kernel within a second (a disk or filesystem slower than the network): through the thread pool for ${forMs / 1000} s`))
-    return writerOn(handle, writeGate(pooled || undefined))
+    const pooled = (forMs: number, sleptMs: number) => {
+      o.debug?.(`writes to ${path} slept ${Math.round(sleptMs)} ms in the kernel within a second (a disk or filesystem slower than the network): through the thread pool for ${forMs / 1000} s`)
+      o.slow?.()
+    }
+    return writerOn(handle, writeGate(pooled), writeDirect)
   }
 
 /**

@@ -14,7 +14,8 @@ import {PrefixHasher} from './prefix-hasher.js'
 import {reserveFor} from './reserve-space.js'
 import type {RangeSet} from './range-set.js'
 
-type Notes = {warn(message: string): void; info(message: string): void; debug?(message: string): void}
+/** `slow`: the part file's writes wait on the disk (write-gate.ts). */
+type Notes = {warn(message: string): void; info(message: string): void; debug?(message: string): void; slow?(): void}
 
 /**
  * Where the part file goes, as the free-space check found it: `free` bytes (undefined: not known),
@@ -132,7 +133,7 @@ export class PartialFile {
     const debug = (line: string) => this.notes.debug?.(line)
     const {reserve, why} = fresh && size !== undefined ? reserveFor(size, room.free) : {reserve: false}
     if (why) debug(`not reserving space for ${this.dest.partPath}: ${why}`)
-    const part = await (room.open ?? openPartFile)(this.dest.partPath, size, fresh, {reserve, debug}).catch(async (error) => {
+    const part = await (room.open ?? openPartFile)(this.dest.partPath, size, fresh, {reserve, debug, slow: () => this.notes.slow?.()}).catch(async (error) => {
       await begun.catch(() => {})
       if (fresh) await this.journal.remove()
       if ((error as NodeJS.ErrnoException).code === 'ENOSPC' && size !== undefined) throw await noRoomToReserve(this.dest, size, room.elsewhere)

@@ -122,6 +122,12 @@ export interface PullEvents {
    * goes to debug; without it, both are info lines of their own.
    */
   waiting?(holder: string | undefined, path: string): void
+  /**
+   * The pull's writes wait for the disk under `dir` (write-gate.ts): the disk, slower than the
+   * network, sets the pace. Given (a plan of many files), it is said once per plan by the caller;
+   * without it, an info line once per file.
+   */
+  slowDisk?(dir: string): void
 }
 
 export interface PullResult {

@@ -1,4 +1,5 @@
 import {setMaxListeners} from 'node:events'
+import {dirname} from 'node:path'
 import {setTimeout as sleep} from 'node:timers/promises'
 import type {Dispatcher} from 'undici'
 import {ExitCode, MtuneError} from '../errors.js'
@@ -29,11 +30,17 @@ import {FileChanged, type StartOver, diskError, interrupted, keptBytesBad, runAg
 import {TokenBucket} from './token-bucket.js'
 import {DEFAULTS, MIN_CHUNK_SIZE, type PullEvents, type PullOptions, type PullResult} from './pull-types.js'
 import {validatorsOf} from './previous-pull.js'
+import {POOL_MAX_MS, slowDiskNote} from './write-gate.js'
 
 const TICK_MS = 100
 const CHECKPOINT_MS = 1_000
 /** Files smaller than this are fetched on the main thread: a fetch thread's start costs more. */
 const THREADS_FROM = 64 * 1024 * 1024
+/**
+ * How long after the writes last waited on the disk no connections are added: longer than the
+ * write gate's longest spell in the pool (POOL_MAX_MS) and the second it then tries directly.
+ */
+const DISK_PACE_MS = POOL_MAX_MS + 4_000
 
 /** What one attempt at the file starts from. */
 export interface TransferSetup {
@@ -102,6 +109,9 @@ export class Transfer {
 
   private readonly options: PullOptions
   private readonly events: PullEvents
+  private slowDiskSaid = false
+  /** When the part file's writes last waited on the disk (write-gate.ts). */
+  private slowDiskAt = -Infinity
 
   constructor(private readonly setup: TransferSetup) {
     const {options, events, dispatcher, dest, probed} = setup
@@ -135,11 +145,14 @@ export class Transfer {
         // server: a 10 MiB/s pull grew to 40 connections on the noise of the cap's bursts.
         const throughput = this.received.rate(now, JUDGE_WINDOW_MS)
         const capped = this.ctx?.limiter?.binding(now, JUDGE_WINDOW_MS, throughput) ?? false
+        // Nor while the disk sets the pace: a step's gain would be the noise of its writes'
+        // waits (a pull onto a disk at 50 MB/s once grew to 64 connections).
+        const diskBound = now - this.slowDiskAt < DISK_PACE_MS
         return {
           connections: this.slots.connections,
           received: this.received.total,
           throughput,
-          room: !capped && (this.segments.hasPending || this.segments.largestAvailable >= this.minSplit),
+          room: !capped && !diskBound && (this.segments.hasPending || this.segments.largestAvailable >= this.minSplit),
         }
       },
       {
@@ -164,7 +177,7 @@ export class Transfer {
       diskError: (cause) => this.diskError(cause),
     })
     this.segments = new SegmentManager([], this.minSplit, (segment) => this.slots.cut(segment))
-    this.fetcher = this.usesThreads() ? threadFetcher(options.threads!, options.stallTimeoutMs ?? DEFAULTS.stallTimeoutMs, dest.partPath) : inlineFetcher(dispatcher)
+    this.fetcher = this.usesThreads() ? threadFetcher(options.threads!, options.stallTimeoutMs ?? DEFAULTS.stallTimeoutMs, dest.partPath, () => this.slowDisk()) : inlineFetcher(dispatcher)
     this.slots = new Slots({
       segments: this.segments,
       sources: this.sources,
@@ -199,7 +212,7 @@ export class Transfer {
     const {file} = this.setup.probed
     const turns = this.setup.validatorsTakeTurns ? {validatorsTakeTurns: true as const} : {}
     const identity = {url: redact(file.url), size: file.size, etag: file.etag, lastModified: file.lastModified, sha256: this.setup.expected, ranges: this.ranged, ...turns}
-    const partial = await PartialFile.load(this.setup.dest, identity, {warn: (m) => this.events.warn?.(m), info: (m) => this.events.info?.(m), debug: (m) => this.debug(m)}, this.options.adopt)
+    const partial = await PartialFile.load(this.setup.dest, identity, {warn: (m) => this.events.warn?.(m), info: (m) => this.events.info?.(m), debug: (m) => this.debug(m), slow: () => this.slowDisk()}, this.options.adopt)
     this.partial = partial
     const fresh = partial.fresh
     // What this run's own earlier attempt left is this run's, not a resume.
@@ -370,6 +383,19 @@ export class Transfer {
         }
       })
     }
+  }
+
+  /**
+   * The disk, not the network, sets the pace: said once (a plan of many files says it once for
+   * all), and no connections are added for DISK_PACE_MS after each time.
+   */
+  private slowDisk(): void {
+    this.slowDiskAt = performance.now()
+    if (this.slowDiskSaid) return
+    this.slowDiskSaid = true
+    const dir = dirname(this.setup.dest.partPath)
+    if (this.events.slowDisk) this.events.slowDisk(dir)
+    else this.events.info?.(slowDiskNote(dir))
   }
 
   private debug(message: string): void {
