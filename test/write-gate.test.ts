@@ -167,6 +167,24 @@ describe('a pull onto a disk slower than the network', () => {
     assert.ok(direct < 8, `${direct} direct writes`)
   })
 
+  it('says it once per pull, also when the pull starts over (the file changed on the server)', async () => {
+    const changed = makeContent(8 * 1024 * 1024, 22)
+    const m = await mirror({changeAfter: {requests: 2, content: changed}})
+    const asleep = new Int32Array(new SharedArrayBuffer(4))
+    const throttled: typeof writevSync = (fd, buffers, position) => {
+      Atomics.wait(asleep, 0, 0, 300)
+      return writevSync(fd, buffers, position ?? undefined)
+    }
+    const info: string[] = []
+    const result = await pull(
+      {url: m.url, output: join(tempDir('write-gate'), 'model.bin'), connections: 4, chunkSize: 1024 * 1024, threads: 0, openPartFile: partFileOpener(undefined, throttled)},
+      {info: (l) => info.push(l), warn: (l) => info.push(l)},
+    )
+    assert.equal(result.sha256, sha256(changed))
+    assert.ok(info.some((l) => /starting over/.test(l)), info.join('\n'))
+    assert.equal(info.filter((l) => /wait for its disk/.test(l)).length, 1, info.join('\n'))
+  })
+
   it('adds no connections while the disk sets the pace, where more would have raised the network rate', async () => {
     // 2 MiB/s a connection: from 2 connections, each added one raises the rate, and the ramp adds them.
     const m = await mirror({perConnectionRate: 2 * 1024 * 1024})

@@ -16,7 +16,7 @@ import {ProgressSum} from './progress-sum.js'
 import {runInSlots} from './file-slots.js'
 import {giveToOwner, ownerWords, storeOwner} from './store-owner.js'
 import {validatorsOf} from '../transfer/previous-pull.js'
-import {slowDiskNote} from '../transfer/write-gate.js'
+import {saysSlowDiskOnce} from '../transfer/write-gate.js'
 
 export interface RunOptions {
   dispatcher: Dispatcher
@@ -151,12 +151,7 @@ async function pullPlanFiles(plan: Plan, queue: PlannedFile[], results: FileResu
     events.info?.(`another mtune${holder ? ` (${holder})` : ''} is pulling files of ${plan.source}: waiting for each of those, and taking it from that pull when it is done`)
   }
   // Files pulled side by side write to one disk: when it is slower than the network, said once.
-  let slowSaid = false
-  const slowDisk: PullEvents['slowDisk'] = (dir) => {
-    if (slowSaid) return
-    slowSaid = true
-    events.info?.(slowDiskNote(dir))
-  }
+  const slowDisk = saysSlowDiskOnce(events.info)
   const pullNext = async (file: PlannedFile) => {
     try {
       progress.begin(file)

@@ -16,6 +16,7 @@ import {parseOutput, parseSha256, parseTarget} from './validate.js'
 import {DEFAULTS, type PulledBefore, type PullEvents, type PullOptions, type PullResult} from './pull-types.js'
 import {unchangedSince, validatorsOf} from './previous-pull.js'
 import {Transfer} from './transfer.js'
+import {saysSlowDiskOnce} from './write-gate.js'
 import {StartOver, interrupted} from './transfer-errors.js'
 
 export type {Progress, PullEvents, PullOptions, PullResult} from './pull-types.js'
@@ -39,6 +40,8 @@ export async function pull(options: PullOptions, events: PullEvents = {}): Promi
     const found = leftoverAt(dest.path, options.adopt, options.continue)
     return found && {...found, size: options.adopt?.size}
   }
+  // A slow disk is said once per pull, however many attempts meet it (a plan says it once for all its files).
+  const slowDisk = events.slowDisk ?? saysSlowDiskOnce(events.info)
   let lock: PullLock | undefined
   // The file appeared while this pull waited on another that pulled the same URL there.
   let handedOver = false
@@ -119,7 +122,7 @@ export async function pull(options: PullOptions, events: PullEvents = {}): Promi
       try {
         // Named in a mismatch only where it came from the server: --sha256 or a model's listing speak for themselves.
         const expectedFrom = !expected && published ? "the server's X-Linked-Etag" : undefined
-        transfer = new Transfer({options: {...options, adopt: leftoverFor(dest)}, events, dispatcher, dest, probed, expected: want, expectedFrom, validatorsTakeTurns: turns, carriedOver, mirrors, started})
+        transfer = new Transfer({options: {...options, adopt: leftoverFor(dest)}, events: {...events, slowDisk}, dispatcher, dest, probed, expected: want, expectedFrom, validatorsTakeTurns: turns, carriedOver, mirrors, started})
         const result = await transfer.run()
         // An aria2c control file not taken over with its file (--force, or its file was gone)
         // describes a download this one replaced: left, it would call the new file aria2c's.

@@ -124,8 +124,8 @@ export interface PullEvents {
   waiting?(holder: string | undefined, path: string): void
   /**
    * The pull's writes wait for the disk under `dir` (write-gate.ts): the disk, slower than the
-   * network, sets the pace. Given (a plan of many files), it is said once per plan by the caller;
-   * without it, an info line once per file.
+   * network, sets the pace. Told each time; given (a plan of many files), it is said once per
+   * plan by the caller; without it, an info line once per pull.
    */
   slowDisk?(dir: string): void
 }

@@ -30,7 +30,7 @@ import {FileChanged, type StartOver, diskError, interrupted, keptBytesBad, runAg
 import {TokenBucket} from './token-bucket.js'
 import {DEFAULTS, MIN_CHUNK_SIZE, type PullEvents, type PullOptions, type PullResult} from './pull-types.js'
 import {validatorsOf} from './previous-pull.js'
-import {POOL_MAX_MS, slowDiskNote} from './write-gate.js'
+import {POOL_MAX_MS} from './write-gate.js'
 
 const TICK_MS = 100
 const CHECKPOINT_MS = 1_000
@@ -109,7 +109,6 @@ export class Transfer {
 
   private readonly options: PullOptions
   private readonly events: PullEvents
-  private slowDiskSaid = false
   /** When the part file's writes last waited on the disk (write-gate.ts). */
   private slowDiskAt = -Infinity
 
@@ -386,16 +385,12 @@ export class Transfer {
   }
 
   /**
-   * The disk, not the network, sets the pace: said once (a plan of many files says it once for
-   * all), and no connections are added for DISK_PACE_MS after each time.
+   * The disk, not the network, sets the pace: told each time (the pull says it once), and no
+   * connections are added for DISK_PACE_MS after.
    */
   private slowDisk(): void {
     this.slowDiskAt = performance.now()
-    if (this.slowDiskSaid) return
-    this.slowDiskSaid = true
-    const dir = dirname(this.setup.dest.partPath)
-    if (this.events.slowDisk) this.events.slowDisk(dir)
-    else this.events.info?.(slowDiskNote(dir))
+    this.events.slowDisk?.(dirname(this.setup.dest.partPath))
   }
 
   private debug(message: string): void {

@@ -28,9 +28,14 @@ export const WINDOW_MS = 1000
 export const POOL_MIN_MS = 1000
 export const POOL_MAX_MS = 16_000
 
-/** What a pull says (once) when its writes wait on the disk: the disk, not the network, sets its pace. */
-export function slowDiskNote(dir: string): string {
-  return `writes to ${dir} wait for its disk: slower than the network here, the disk sets the pace of this pull`
+/** What a pull says, once, when its writes wait on the disk: the disk, not the network, sets its pace. */
+export function saysSlowDiskOnce(info: ((message: string) => void) | undefined): (dir: string) => void {
+  let said = false
+  return (dir) => {
+    if (said) return
+    said = true
+    info?.(`writes to ${dir} wait for its disk: slower than the network here, the disk sets the pace of this pull`)
+  }
 }
 
 /** `pooled`: told each time writes go to the pool, and for how long (for --debug). */
