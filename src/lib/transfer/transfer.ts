@@ -37,8 +37,9 @@ const CHECKPOINT_MS = 1_000
 /** Files smaller than this are fetched on the main thread: a fetch thread's start costs more. */
 const THREADS_FROM = 64 * 1024 * 1024
 /**
- * How long after the writes last waited on the disk no connections are added: longer than the
- * write gate's longest spell in the pool (POOL_MAX_MS) and the second it then tries directly.
+ * How long after the writes last waited on the disk no connections are added: the write gate's
+ * longest spell in the pool (POOL_MAX_MS), then its second of writing directly that sends them
+ * back there, with room to spare.
  */
 const DISK_PACE_MS = POOL_MAX_MS + 4_000
 

@@ -5,8 +5,8 @@
  * Into the page cache a write of a few hundred KiB takes about 0.1 ms, and handing it to the
  * pool costs more than that: a wake-up of a pool thread, its wait, and the callback back on the
  * loop, about 4,400 hand-offs per 2 GiB. Measured on a 2 GiB pull from nginx on loopback
- * (docs/BENCHMARKS.md), writing directly saved about 0.3 CPU s per GiB and 30 MB of peak RSS
- * (no slab waits on the pool). Writing directly only blocks the thread briefly while the kernel
+ * (docs/BENCHMARKS.md), writing directly saved about 0.3 CPU s per GiB and 20-30 MB of peak
+ * RSS. Writing directly only blocks the thread briefly while the kernel
  * copies; it blocks it for long where the kernel makes the writer sleep: dirty-page throttling
  * on a disk slower than the network, a network or FUSE filesystem waiting for its server. There
  * the pool's threads wait instead and the loop keeps reading the sockets, so writes go back to
